@@ -1,0 +1,1 @@
+"""Embedded PostgreSQL used when no database is configured."""

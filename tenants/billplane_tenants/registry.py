@@ -1,0 +1,134 @@
+"""Tenants and their API keys, stored in the control schema.
+
+The clear API key exists only in the value returned by :meth:`TenantRegistry.issue_key`; the
+database keeps a display prefix and a peppered HMAC digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane_tenants.control import ApiKey, Tenant
+from billplane_tenants.keys import display_prefix, key_digest, new_key
+from billplane_tenants.naming import schema_for_slug
+from billplane_tenants.provisioning import SchemaProvisioner
+
+_DUPLICATE_SCHEMA = "42P06"
+
+
+class TenantExistsError(Exception):
+    """A tenant (or a schema) with this slug already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly issued API key: the only object that ever holds the clear key."""
+
+    id: int
+    prefix: str
+    key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """Who an API key belongs to, as the request pipeline needs it."""
+
+    key_id: int
+    tenant_id: int
+    slug: str
+    schema_name: str
+    status: str
+
+
+class TenantRegistry:
+    def __init__(self, provisioner: SchemaProvisioner, pepper: bytes) -> None:
+        self.provisioner = provisioner
+        self._pepper = pepper
+
+    async def create(self, session: AsyncSession, slug: str, name: str) -> tuple[Tenant, IssuedKey]:
+        """Create the tenant row, its schema at head and its first key, in the caller's transaction."""
+        schema = schema_for_slug(slug)
+        tenant = Tenant(slug=slug, name=name, schema_name=schema)
+        session.add(tenant)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+                connection = await session.connection()
+                tenant.schema_revision = await self.provisioner.create_schema(connection, schema)
+                tenant.migration_status = "ok"
+                tenant.migrated_at = datetime.now(UTC)
+        except IntegrityError as exc:
+            raise TenantExistsError(f"a tenant with slug {slug!r} already exists") from exc
+        except DBAPIError as exc:
+            if getattr(exc.orig, "pgcode", None) == _DUPLICATE_SCHEMA or _DUPLICATE_SCHEMA in str(exc.orig):
+                raise TenantExistsError(f"schema {schema!r} already exists") from exc
+            raise
+        await session.flush()
+        await session.refresh(tenant)
+        return tenant, await self.issue_key(session, tenant)
+
+    async def get(self, session: AsyncSession, slug: str) -> Tenant | None:
+        result = await session.execute(select(Tenant).where(Tenant.slug == slug))
+        return result.scalar_one_or_none()
+
+    async def page(self, session: AsyncSession, *, after_id: int | None, limit: int) -> list[Tenant]:
+        """Tenants in id order after ``after_id`` (keyset pagination: stable under inserts)."""
+        query = select(Tenant).order_by(Tenant.id).limit(limit)
+        if after_id is not None:
+            query = query.where(Tenant.id > after_id)
+        return list((await session.execute(query)).scalars())
+
+    async def all(self, session: AsyncSession) -> list[Tenant]:
+        return list((await session.execute(select(Tenant).order_by(Tenant.id))).scalars())
+
+    async def set_status(self, session: AsyncSession, tenant: Tenant, status: str) -> Tenant:
+        tenant.status = status
+        await session.flush()
+        await session.refresh(tenant)
+        return tenant
+
+    async def delete(self, session: AsyncSession, tenant: Tenant) -> None:
+        """Drop the tenant's schema and its control rows, in the caller's transaction."""
+        await self.provisioner.drop_schema(await session.connection(), tenant.schema_name)
+        await session.delete(tenant)
+        await session.flush()
+
+    async def issue_key(self, session: AsyncSession, tenant: Tenant) -> IssuedKey:
+        key = new_key()
+        row = ApiKey(tenant_id=tenant.id, prefix=display_prefix(key), digest=key_digest(self._pepper, key))
+        session.add(row)
+        await session.flush()
+        await session.refresh(row)
+        return IssuedKey(id=row.id, prefix=row.prefix, key=key, created_at=row.created_at)
+
+    async def keys(self, session: AsyncSession, tenant: Tenant) -> list[ApiKey]:
+        query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id)
+        return list((await session.execute(query)).scalars())
+
+    async def revoke_key(self, session: AsyncSession, tenant: Tenant, key_id: int) -> ApiKey | None:
+        """Revoke one of ``tenant``'s keys; a key of another tenant is treated as unknown."""
+        result = await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant.id)
+            .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
+            .returning(ApiKey)
+        )
+        return result.scalar_one_or_none()
+
+    async def resolve_key(self, session: AsyncSession, key: str) -> KeyPrincipal | None:
+        """The live key's owner, or None for an unknown or revoked key."""
+        query = (
+            select(ApiKey.id, Tenant.id, Tenant.slug, Tenant.schema_name, Tenant.status)
+            .join(Tenant, Tenant.id == ApiKey.tenant_id)
+            .where(ApiKey.digest == key_digest(self._pepper, key), ApiKey.revoked_at.is_(None))
+        )
+        row = (await session.execute(query)).one_or_none()
+        if row is None:
+            return None
+        return KeyPrincipal(key_id=row[0], tenant_id=row[1], slug=row[2], schema_name=row[3], status=row[4])
