@@ -43,9 +43,7 @@ class Tenant(ControlBase):
     __tablename__ = "tenants"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
-        CheckConstraint(
-            "migration_status IS NULL OR migration_status IN ('ok', 'failed')", name="migration_status"
-        ),
+        CheckConstraint("migration_status IS NULL OR migration_status IN ('ok', 'failed')", name="migration_status"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
@@ -102,9 +100,7 @@ class TenantMigration(ControlBase):
     run_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey(f"{CONTROL_SCHEMA}.migration_runs.id", ondelete="CASCADE"), index=True
     )
-    tenant_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey(f"{CONTROL_SCHEMA}.tenants.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{CONTROL_SCHEMA}.tenants.id", ondelete="CASCADE"))
     from_revision: Mapped[str | None] = mapped_column(Text)
     to_revision: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text)

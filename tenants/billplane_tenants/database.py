@@ -98,9 +98,7 @@ class Database:
                 },
             },
         )
-        self._sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, sync_session_class=ScopedSession
-        )
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

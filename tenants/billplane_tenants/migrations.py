@@ -128,8 +128,7 @@ class TenantMigrator:
         for start in range(0, len(ordered), _REVISION_BATCH):
             batch = ordered[start : start + _REVISION_BATCH]
             union = " UNION ALL ".join(
-                f"SELECT '{schema}' AS s, version_num FROM {quoted_schema(schema)}.{VERSION_TABLE}"
-                for schema in batch
+                f"SELECT '{schema}' AS s, version_num FROM {quoted_schema(schema)}.{VERSION_TABLE}" for schema in batch
             )
             for schema, version in connection.execute(text(union)):
                 found[schema] = version

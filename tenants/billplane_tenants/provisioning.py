@@ -76,9 +76,7 @@ class SchemaProvisioner:
         driver = raw.driver_connection
         assert driver is not None, "a checked-out connection always has a driver connection"
         await driver.execute(self.ddl_script)
-        await connection.execute(
-            text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": self.head}
-        )
+        await connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": self.head})
         await unscope(connection)
         return self.head
 

@@ -1,0 +1,31 @@
+# Everyday targets. Each installs uv with pip if it is missing and syncs the locked environment,
+# so they work on a fresh machine with python3, pip and make.
+PYTHON ?= python3
+UV = $(PYTHON) -m uv
+CHECKED = platform tenants tests bench migrations
+
+.PHONY: run test lint typecheck pytest sync uv clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+sync: uv
+	@$(UV) sync --locked --quiet
+
+run: sync
+	$(UV) run billplane dev
+
+lint: sync
+	$(UV) run ruff check $(CHECKED)
+	$(UV) run ruff format --check $(CHECKED)
+
+typecheck: sync
+	$(UV) run mypy platform/billplane tenants/billplane_tenants tests bench
+
+pytest: sync
+	$(UV) run pytest -n 2
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .billplane .mypy_cache .ruff_cache

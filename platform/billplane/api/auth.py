@@ -1,0 +1,88 @@
+"""Bearer authentication: the operator's admin key and tenants' API keys.
+
+Tenant keys resolve through a small in-process cache keyed by the key's digest (never the clear
+key). Entries live ``auth_cache_seconds``; this process drops them at once when an operator
+suspends a tenant or revokes a key, and other processes see the change within that bound.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from billplane_tenants import KeyPrincipal
+from billplane_tenants.keys import key_digest
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from billplane.runtime import Runtime
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billplane"'}
+_MAX_CACHED_KEYS = 10_000
+
+
+def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization")
+    if not header:
+        raise NotAuthorizedException("missing Authorization header: send 'Bearer <key>'", headers=_CHALLENGE)
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise NotAuthorizedException("malformed Authorization header: send 'Bearer <key>'", headers=_CHALLENGE)
+    return token
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Guard for /v1/admin: only the operator key passes; tenant keys are simply not it."""
+    token = bearer_token(connection)
+    expected = runtime_of(connection).settings.security.admin_key
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise NotAuthorizedException("invalid admin key", headers=_CHALLENGE)
+
+
+class KeyCache:
+    def __init__(self, pepper: bytes, ttl_seconds: float) -> None:
+        self._pepper = pepper
+        self._ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, KeyPrincipal]] = {}
+
+    async def resolve(self, runtime: Runtime, key: str) -> KeyPrincipal | None:
+        digest = key_digest(self._pepper, key)
+        now = time.monotonic()
+        cached = self._entries.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with runtime.database.control_session() as session:
+            principal = await runtime.registry.resolve_key(session, key)
+        if principal is None:
+            self._entries.pop(digest, None)
+            return None
+        if len(self._entries) >= _MAX_CACHED_KEYS:
+            self._entries.clear()  # crude but bounded; a refill costs one indexed lookup per key
+        self._entries[digest] = (now + self._ttl, principal)
+        return principal
+
+    def invalidate_tenant(self, tenant_id: int) -> None:
+        stale = [digest for digest, (_, principal) in self._entries.items() if principal.tenant_id == tenant_id]
+        for digest in stale:
+            del self._entries[digest]
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
+    """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended."""
+    key = bearer_token(request)
+    cache: KeyCache = request.app.state.key_cache
+    principal = await cache.resolve(runtime_of(request), key)
+    if principal is None:
+        raise NotAuthorizedException("unknown or revoked API key", headers=_CHALLENGE)
+    if principal.status != "active":
+        raise PermissionDeniedException("this tenant is suspended")
+    return principal

@@ -1,0 +1,109 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Each problem has ``type`` (about:blank: the status says it all), ``title``, ``status``, ``detail``,
+a machine-readable ``code`` and, for invalid input, ``errors``: one entry per field at fault with
+its path and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("billplane.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+# msgspec reports a missing or unknown field on the object itself; the field's name is in the text.
+_NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)`")
+
+
+class ConflictError(HTTPException):
+    status_code = 409
+
+
+class ServiceUnavailableError(HTTPException):
+    status_code = 503
+
+
+class InvalidFieldError(HTTPException):
+    """Input that parsed but is not acceptable; names the field so clients can show it."""
+
+    status_code = HTTP_422_UNPROCESSABLE_ENTITY
+
+    def __init__(self, field: str, message: str, *, source: str = "body") -> None:
+        super().__init__(detail=f"{field}: {message}")
+        self.errors = [{"field": field, "source": source, "message": message}]
+
+
+def problem(
+    status: int, detail: str, *, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": _CODES.get(status, "error"),
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(extra: Any) -> list[dict[str, str]]:
+    errors = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        field = str(item.get("key", ""))
+        named = _NAMED_FIELD.search(message)
+        if named and field in {"data", ""}:
+            field = named.group(1)
+        errors.append({"field": field, "source": str(item.get("source", "body")), "message": message})
+    return errors
+
+
+def _validation_handler(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    errors = _field_errors(exc.extra)
+    if not errors:  # the body is not JSON at all: nothing field-shaped to point at
+        return problem(400, exc.detail)
+    fields = ", ".join(error["field"] for error in errors)
+    return problem(HTTP_422_UNPROCESSABLE_ENTITY, f"invalid fields: {fields}", errors=errors)
+
+
+def _http_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    errors = getattr(exc, "errors", None)
+    return problem(exc.status_code, exc.detail, errors=errors, headers=exc.headers)
+
+
+def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # The client learns nothing about internals; the log has the traceback.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: _validation_handler,
+    HTTPException: _http_handler,
+    Exception: _unexpected_handler,
+}

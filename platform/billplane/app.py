@@ -1,0 +1,59 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from billplane_tenants import derive_pepper
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from billplane.api.auth import KeyCache, provide_principal
+from billplane.api.problems import EXCEPTION_HANDLERS
+from billplane.api.sessions import provide_tenant_session
+from billplane.health.controller import health
+from billplane.runtime import Runtime
+from billplane.settings import Settings, get_settings
+from billplane.tenancy.admin_controller import TenantAdminController
+from billplane.tenancy.tenant_controller import CurrentTenantController
+
+MAX_BODY_BYTES = 1_048_576
+
+
+def openapi_config() -> OpenAPIConfig:
+    bearer = "Authorization: Bearer <key>"
+    return OpenAPIConfig(
+        title="billplane",
+        version=version("billplane"),
+        description="Multi-tenant billing platform. Tenant routes take a tenant API key; /v1/admin the operator key.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer", description=f"Tenant API key. {bearer}"),
+                "adminKey": SecurityScheme(type="http", scheme="bearer", description=f"Operator key. {bearer}"),
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    runtime = Runtime.from_settings(settings)
+    key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
+    return Litestar(
+        route_handlers=[health, TenantAdminController, CurrentTenantController],
+        dependencies={
+            "principal": Provide(provide_principal),
+            "tenant_session": Provide(provide_tenant_session),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(),
+        state=State({"runtime": runtime, "key_cache": key_cache}),
+        on_shutdown=[runtime.close],
+        request_max_body_size=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,1 @@
+"""The `billplane` command line."""

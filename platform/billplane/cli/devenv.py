@@ -1,0 +1,81 @@
+"""The developer's local setup: an embedded PostgreSQL and generated keys under `.billplane/`.
+
+Everything lives in that one git-ignored folder, so `make run` changes nothing else on the machine
+and a second start prints the same keys.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+from pathlib import Path
+
+from billplane.embedded.postgres import EmbeddedPostgres
+
+HOME_VARIABLE = "BILLPLANE_HOME"
+
+
+class DevEnvironment:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.postgres_dir = home / "postgres"
+        self.postgres = EmbeddedPostgres(self.postgres_dir)
+        self._secrets_file = home / "dev-secrets.json"
+
+    @classmethod
+    def at(cls, cwd: Path) -> DevEnvironment:
+        home = Path(os.environ.get(HOME_VARIABLE) or cwd / ".billplane").resolve()
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(home)
+
+    @classmethod
+    def existing(cls, cwd: Path) -> DevEnvironment | None:
+        home = Path(os.environ.get(HOME_VARIABLE) or cwd / ".billplane").resolve()
+        return cls(home) if (home / "postgres").is_dir() else None
+
+    def secrets(self) -> dict[str, str]:
+        """The admin key, secret key and demo key of this checkout, generated on first use."""
+        stored: dict[str, str] = {}
+        if self._secrets_file.exists():
+            stored = json.loads(self._secrets_file.read_text())
+        changed = False
+        for name in ("admin_key", "secret_key"):
+            if name not in stored:
+                stored[name] = secrets.token_urlsafe(32)
+                changed = True
+        if changed:
+            self._write(stored)
+        return stored
+
+    def remember(self, name: str, value: str) -> None:
+        stored = self.secrets()
+        stored[name] = value
+        self._write(stored)
+
+    def _write(self, stored: dict[str, str]) -> None:
+        # Created 0600 before anything is written, so the keys are never world-readable.
+        descriptor = os.open(self._secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(stored, handle, indent=2)
+
+    def start_database(self, *, stop_at_exit: bool) -> list[str]:
+        """Start the embedded server; return the notes it has for the operator."""
+        already_running = (self.postgres_dir / "pgdata" / "postmaster.pid").exists()
+        self.postgres.start()
+        if stop_at_exit and not already_running:
+            atexit.register(self.postgres.stop)
+        return self.postgres.notes
+
+    def environment(self, database_url: str | None = None) -> dict[str, str]:
+        """Environment variables that point billplane at this checkout's database and keys."""
+        if database_url is None:
+            self.start_database(stop_at_exit=True)
+            database_url = self.postgres.url
+        stored = self.secrets()
+        return {
+            "BILLPLANE_DATABASE_URL": database_url,
+            "BILLPLANE_ADMIN_KEY": stored["admin_key"],
+            "BILLPLANE_SECRET_KEY": stored["secret_key"],
+        }

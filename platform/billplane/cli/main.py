@@ -1,0 +1,66 @@
+"""Entry point of the `billplane` command."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from billplane.app import create_app
+from billplane.cli.context import run_with_runtime, settings_for_cli
+from billplane.cli.dev import dev
+from billplane.cli.tenants import tenants
+from billplane.db.paths import control_scripts
+from billplane.runtime import Runtime
+from billplane_tenants.migrations import upgrade_control
+
+
+@click.group()
+@click.version_option(package_name="billplane")
+def cli() -> None:
+    """billplane: self-hosted multi-tenant billing."""
+
+
+@cli.command()
+@click.option("--host", help="Interface to bind (default: BILLPLANE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: BILLPLANE_PORT or 8000).")
+@click.option("--workers", type=int, help="Worker processes (default: BILLPLANE_WORKERS or 1).")
+def run(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API with the database named by BILLPLANE_DATABASE_URL."""
+    settings = settings_for_cli(serving=True)
+    run_with_runtime(settings, _check_database)
+    workers = workers or settings.server.workers
+    uvicorn.run(
+        "billplane.app:create_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+
+
+async def _check_database(runtime: Runtime) -> None:
+    async with runtime.database.engine.connect():
+        pass
+
+
+@cli.group()
+def db() -> None:
+    """The shared control schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Upgrade the control schema to the newest revision (tenant schemas: `tenants migrate`)."""
+
+    async def work(runtime: Runtime) -> None:
+        await upgrade_control(runtime.database, str(control_scripts()))
+
+    run_with_runtime(settings_for_cli(serving=False), work)
+    click.echo("control schema is at head")
+
+
+cli.add_command(dev)
+cli.add_command(tenants)

@@ -1,0 +1,1 @@
+"""Liveness and readiness for operators and orchestrators."""

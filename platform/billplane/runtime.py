@@ -1,0 +1,35 @@
+"""The long-lived objects one billplane process shares: database, tenant registry, migrator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
+
+from billplane.db.paths import tenant_scripts
+from billplane.db.tenant_models import tenant_metadata
+from billplane.settings import Settings
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    database: Database
+    provisioner: SchemaProvisioner
+    registry: TenantRegistry
+    migrator: TenantMigrator
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        database = Database(
+            settings.database.url,
+            pool_size=settings.database.pool_size,
+            max_overflow=settings.database.max_overflow,
+        )
+        provisioner = SchemaProvisioner(tenant_metadata, tenant_scripts())
+        registry = TenantRegistry(provisioner, derive_pepper(settings.security.secret_key))
+        migrator = TenantMigrator(database, provisioner.scripts)
+        return cls(settings, database, provisioner, registry, migrator)
+
+    async def close(self) -> None:
+        await self.database.dispose()

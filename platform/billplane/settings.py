@@ -1,0 +1,119 @@
+"""Settings from the environment, validated once at start with every problem listed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+import msgspec
+
+from billplane_tenants import normalize_url
+
+MIN_KEY_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable billplane; the message says what to fix."""
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+    pool_size: int = 5
+    max_overflow: int = 5
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+
+class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
+    secret_key: str
+    # None outside the API server (migrations, CLI): then no request can pass as the operator.
+    admin_key: str | None = None
+    # How long a resolved API key is trusted before the control schema is asked again: the bound
+    # on how late another process sees a revocation or suspension.
+    auth_cache_seconds: float = 5.0
+
+    def __repr__(self) -> str:  # never print secrets, even in a traceback or a debugger
+        return "SecuritySettings(admin_key=***, secret_key=***)"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseSettings
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    security: SecuritySettings
+
+
+# Environment variable -> (group, field). The configuration reference in docs/ lists the same.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "BILLPLANE_DATABASE_URL": ("database", "url"),
+    "BILLPLANE_DB_POOL_SIZE": ("database", "pool_size"),
+    "BILLPLANE_DB_MAX_OVERFLOW": ("database", "max_overflow"),
+    "BILLPLANE_HOST": ("server", "host"),
+    "BILLPLANE_PORT": ("server", "port"),
+    "BILLPLANE_WORKERS": ("server", "workers"),
+    "BILLPLANE_ADMIN_KEY": ("security", "admin_key"),
+    "BILLPLANE_SECRET_KEY": ("security", "secret_key"),
+    "BILLPLANE_AUTH_CACHE_SECONDS": ("security", "auth_cache_seconds"),
+}
+_INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
+_REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
+_REQUIRED_TO_SERVE = ("BILLPLANE_ADMIN_KEY",)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = True) -> Settings:
+    """Settings from ``environ`` (default: the process environment).
+
+    ``serving=False`` is for commands that never answer requests (migrations, tenant admin from
+    the shell): they do not need the operator's admin key.
+    """
+    env = os.environ if environ is None else environ
+    required = _REQUIRED + (_REQUIRED_TO_SERVE if serving else ())
+    problems = [f"{name} is not set" for name in required if not env.get(name)]
+    groups: dict[str, dict[str, object]] = {"database": {}, "server": {}, "security": {}}
+    for name, (group, field) in ENVIRONMENT.items():
+        raw = env.get(name)
+        if not raw:
+            continue
+        try:
+            groups[group][field] = _convert(field, raw)
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    problems += _check(groups)
+    if problems:
+        raise SettingsError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return msgspec.convert(groups, Settings)
+
+
+def _convert(field: str, raw: str) -> object:
+    if field == "url":
+        return normalize_url(raw)
+    if field in _INTEGERS:
+        return int(raw)
+    if field == "auth_cache_seconds":
+        return float(raw)
+    return raw
+
+
+def _check(groups: dict[str, dict[str, object]]) -> list[str]:
+    problems = []
+    for field in ("admin_key", "secret_key"):
+        value = groups["security"].get(field)
+        if isinstance(value, str) and len(value) < MIN_KEY_LENGTH:
+            problems.append(f"BILLPLANE_{field.upper()} must be at least {MIN_KEY_LENGTH} characters")
+    port = groups["server"].get("port")
+    if isinstance(port, int) and not 0 < port < 65536:  # noqa: PLR2004 - the TCP port range
+        problems.append("BILLPLANE_PORT must be between 1 and 65535")
+    for field in ("pool_size", "workers"):
+        value = groups["database"].get(field, groups["server"].get(field))
+        if isinstance(value, int) and value < 1:
+            problems.append(f"{field} must be at least 1")
+    return problems
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,89 @@
+"""API shapes for tenants and their keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from billplane_tenants import SLUG_PATTERN, ApiKey, IssuedKey, Tenant
+
+Slug = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SLUG_PATTERN,
+        description="Lowercase letter, then 1-39 of a-z, 0-9 and _. Names the tenant's schema; cannot change.",
+        examples=["acme"],
+    ),
+]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, examples=["Acme Inc."])]
+
+
+class TenantCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    slug: Slug
+    name: Name
+
+
+class TenantOut(msgspec.Struct, kw_only=True):
+    id: int
+    slug: str
+    name: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    schema_revision: str | None
+    migration_status: str | None
+    migration_error: str | None
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        return cls(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            status=tenant.status,
+            created_at=tenant.created_at,
+            updated_at=tenant.updated_at,
+            schema_revision=tenant.schema_revision,
+            migration_status=tenant.migration_status,
+            migration_error=tenant.migration_error,
+        )
+
+
+class ApiKeyOut(msgspec.Struct, kw_only=True):
+    id: int
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(id=key.id, prefix=key.prefix, created_at=key.created_at, revoked_at=key.revoked_at)
+
+
+class IssuedKeyOut(msgspec.Struct, kw_only=True):
+    """A new key. ``key`` is shown this once and never stored: keep it now."""
+
+    id: int
+    prefix: str
+    key: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, issued: IssuedKey) -> IssuedKeyOut:
+        return cls(id=issued.id, prefix=issued.prefix, key=issued.key, created_at=issued.created_at)
+
+
+class TenantCreated(msgspec.Struct, kw_only=True):
+    tenant: TenantOut
+    api_key: IssuedKeyOut
+
+
+class CurrentTenant(msgspec.Struct, kw_only=True):
+    """The tenant that owns the calling API key."""
+
+    id: int
+    slug: str
+    name: str
+    status: str
+    created_at: datetime

@@ -1,0 +1,59 @@
+"""Operator actions on tenants; never commits (the request owns the transaction)."""
+
+from __future__ import annotations
+
+from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
+from litestar.exceptions import NotFoundException
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.auth import KeyCache
+from billplane.api.pagination import next_cursor
+from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.runtime import Runtime
+
+
+class TenantAdminService:
+    def __init__(self, runtime: Runtime, session: AsyncSession, key_cache: KeyCache) -> None:
+        self._registry = runtime.registry
+        self._session = session
+        self._keys = key_cache
+
+    async def create(self, slug: str, name: str) -> tuple[Tenant, IssuedKey]:
+        try:
+            return await self._registry.create(self._session, slug, name)
+        except InvalidSlugError as exc:
+            raise InvalidFieldError("slug", str(exc)) from exc
+        except TenantExistsError as exc:
+            raise ConflictError(str(exc)) from exc
+
+    async def get(self, slug: str) -> Tenant:
+        tenant = await self._registry.get(self._session, slug)
+        if tenant is None:
+            raise NotFoundException(f"no tenant with slug {slug!r}")
+        return tenant
+
+    async def page(self, after_id: int | None, limit: int) -> tuple[list[Tenant], str | None]:
+        rows = await self._registry.page(self._session, after_id=after_id, limit=limit + 1)
+        return rows[:limit], next_cursor([row.id for row in rows], limit)
+
+    async def set_status(self, slug: str, status: str) -> Tenant:
+        tenant = await self._registry.set_status(self._session, await self.get(slug), status)
+        self._keys.invalidate_tenant(tenant.id)
+        return tenant
+
+    async def delete(self, slug: str) -> None:
+        tenant = await self.get(slug)
+        await self._registry.delete(self._session, tenant)
+        self._keys.invalidate_tenant(tenant.id)
+
+    async def issue_key(self, slug: str) -> IssuedKey:
+        return await self._registry.issue_key(self._session, await self.get(slug))
+
+    async def keys(self, slug: str) -> list[ApiKey]:
+        return await self._registry.keys(self._session, await self.get(slug))
+
+    async def revoke_key(self, slug: str, key_id: int) -> None:
+        tenant = await self.get(slug)
+        if await self._registry.revoke_key(self._session, tenant, key_id) is None:
+            raise NotFoundException(f"tenant {slug!r} has no API key {key_id}")
+        self._keys.invalidate_tenant(tenant.id)
