@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg 0.32 ships no type hints
+import asyncpg
 import sqlalchemy
 from sqlalchemy import BigInteger, DateTime, Identity, Text, event, func, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
@@ -94,9 +94,7 @@ class Customer(Base):
     email: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # --------------------------------------------------------------------------
@@ -207,9 +205,7 @@ async def drop_database(admin_url: URL, name: str) -> None:
         await conn.close()
 
 
-async def create_tenant_schemas(
-    url: URL, schemas: Sequence[str], rows: int, batch: int, workers: int
-) -> None:
+async def create_tenant_schemas(url: URL, schemas: Sequence[str], rows: int, batch: int, workers: int) -> None:
     """Create the schemas in batches of `batch` per transaction on `workers`
     parallel connections; one transaction per batch keeps commits (fsyncs) few
     while staying well inside the shared lock table."""
@@ -233,10 +229,7 @@ async def create_tenant_schemas(
                     await conn.execute(ddl)
                 done += len(names)
                 if done % 200 < len(names) or done == len(schemas):
-                    log(
-                        f"  {done}/{len(schemas)} schemas "
-                        f"({time.perf_counter() - started:.1f} s)"
-                    )
+                    log(f"  {done}/{len(schemas)} schemas ({time.perf_counter() - started:.1f} s)")
         finally:
             await conn.close()
 
@@ -268,9 +261,7 @@ class TenantScopedSession(Session):
 
 
 @event.listens_for(TenantScopedSession, "after_begin")
-def scope_transaction_to_tenant(
-    session: Session, transaction: SessionTransaction, connection: Connection
-) -> None:
+def scope_transaction_to_tenant(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     """Runs on the session's connection right after BEGIN, before any query.
 
     is_local=true makes the setting die with the transaction, so a pooled
@@ -281,9 +272,7 @@ def scope_transaction_to_tenant(
     if schema is None:
         return
     quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
-    connection.execute(
-        text("SELECT set_config('search_path', :path, true)"), {"path": quoted}
-    )
+    connection.execute(text("SELECT set_config('search_path', :path, true)"), {"path": quoted})
 
 
 def make_engine(mechanism: str, url: URL, pool_size: int) -> AsyncEngine:
@@ -294,9 +283,7 @@ def make_engine(mechanism: str, url: URL, pool_size: int) -> AsyncEngine:
         # The cache size is a DBAPI argument of SQLAlchemy's asyncpg adapter;
         # 2.1 takes it from the URL query (coerced to int) or from connect_args.
         url = url.update_query_dict({"prepared_statement_cache_size": "0"})
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, connect_args=connect_args
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, connect_args=connect_args)
 
 
 async def statement_cache_size(engine: AsyncEngine) -> int | None:
@@ -314,9 +301,7 @@ Lookup = Callable[[str, int], Awaitable[Customer | None]]
 def make_lookup(mechanism: str, engine: AsyncEngine) -> Lookup:
     """Return `lookup(schema, customer_id)`: one transaction, one PK lookup."""
     if mechanism in ("A", "C"):
-        scoped = async_sessionmaker(
-            engine, sync_session_class=TenantScopedSession, expire_on_commit=False
-        )
+        scoped = async_sessionmaker(engine, sync_session_class=TenantScopedSession, expire_on_commit=False)
 
         async def lookup_search_path(schema: str, cid: int) -> Customer | None:
             async with (
@@ -332,9 +317,7 @@ def make_lookup(mechanism: str, engine: AsyncEngine) -> Lookup:
     async def lookup_translate_map(schema: str, cid: int) -> Customer | None:
         async with plain() as session, session.begin():
             # Options apply when the session first procures its connection.
-            await session.connection(
-                execution_options={"schema_translate_map": {None: schema}}
-            )
+            await session.connection(execution_options={"schema_translate_map": {None: schema}})
             return await session.get(Customer, cid)
 
     return lookup_translate_map
@@ -463,9 +446,7 @@ async def run_throughput(
         await engine.dispose()
 
 
-async def run_divergent(
-    mechanism: str, url: URL, schemas: Sequence[str], args: argparse.Namespace
-) -> LoadResult:
+async def run_divergent(mechanism: str, url: URL, schemas: Sequence[str], args: argparse.Namespace) -> LoadResult:
     # A small pool, so both tenants' requests certainly share every connection.
     engine = make_engine(mechanism, url, min(args.pool_size, 4))
     try:
@@ -495,17 +476,13 @@ async def check_semantics(mechanism: str, url: URL, schema: str) -> dict[str, st
     engine = make_engine(mechanism, url, 1)
     lookup = make_lookup(mechanism, engine)
     if mechanism in ("A", "C"):
-        scoped_factory = async_sessionmaker(
-            engine, sync_session_class=TenantScopedSession
-        )
+        scoped_factory = async_sessionmaker(engine, sync_session_class=TenantScopedSession)
     else:
         scoped_factory = async_sessionmaker(engine)
 
     async def open_scoped(session: AsyncSession) -> None:
         if mechanism == "B":
-            await session.connection(
-                execution_options={"schema_translate_map": {None: schema}}
-            )
+            await session.connection(execution_options={"schema_translate_map": {None: schema}})
 
     async def orm_scoped() -> str:
         customer = await lookup(schema, 1)
@@ -522,9 +499,7 @@ async def check_semantics(mechanism: str, url: URL, schema: str) -> dict[str, st
             session.begin(),
         ):
             await open_scoped(session)
-            email = await session.scalar(
-                text("SELECT email FROM customers WHERE id = 1")
-            )
+            email = await session.scalar(text("SELECT email FROM customers WHERE id = 1"))
             return "ok" if str(email).endswith(f"@{schema}.example") else "WRONG"
 
     async def inspector() -> str:
@@ -533,9 +508,7 @@ async def check_semantics(mechanism: str, url: URL, schema: str) -> dict[str, st
             session.begin(),
         ):
             await open_scoped(session)
-            columns = await session.run_sync(
-                lambda s: inspect(s.connection()).get_columns("customers")
-            )
+            columns = await session.run_sync(lambda s: inspect(s.connection()).get_columns("customers"))
             return f"ok ({len(columns)} columns)"
 
     async def default_path() -> str:
@@ -592,13 +565,7 @@ def divergent_table(results: dict[str, LoadResult]) -> str:
     for mechanism, r in results.items():
         total = r.ops
         errors = sum(r.errors.values())
-        kinds = (
-            "; ".join(
-                f"{name} x{count} ({r.first_error[name]})"
-                for name, count in r.errors.items()
-            )
-            or "none"
-        )
+        kinds = "; ".join(f"{name} x{count} ({r.first_error[name]})" for name, count in r.errors.items()) or "none"
         lines.append(
             f"| {mechanism}: {MECHANISMS[mechanism]} | {total} "
             f"| {errors} ({100 * errors / max(total, 1):.1f} %) | {kinds} "
@@ -614,10 +581,7 @@ def semantics_table(results: dict[str, dict[str, str]]) -> str:
         "| Check | " + " | ".join(mechanisms) + " |",
         "|---|" + "---|" * len(mechanisms),
     ]
-    for check in checks:
-        lines.append(
-            f"| {check} | " + " | ".join(results[m][check] for m in mechanisms) + " |"
-        )
+    lines.extend(f"| {check} | " + " | ".join(results[m][check] for m in mechanisms) + " |" for check in checks)
     return "\n".join(lines)
 
 
@@ -647,24 +611,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[1, 100],
         help="tenant counts for C; empty string skips C (default 1,100)",
     )
-    p.add_argument(
-        "--duration", type=float, default=5.0, help="measured seconds per run"
-    )
-    p.add_argument(
-        "--warmup", type=float, default=2.0, help="unmeasured seconds per run"
-    )
-    p.add_argument(
-        "--repeat", type=int, default=3, help="runs per configuration (median)"
-    )
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per run")
+    p.add_argument("--repeat", type=int, default=3, help="runs per configuration (median)")
     p.add_argument("--tasks", type=int, default=8, help="concurrent asyncio tasks")
     p.add_argument("--pool-size", type=int, default=8)
-    p.add_argument(
-        "--customers", type=int, default=100, help="customer rows per tenant"
-    )
+    p.add_argument("--customers", type=int, default=100, help="customer rows per tenant")
     p.add_argument("--divergent-requests", type=int, default=4000)
-    p.add_argument(
-        "--setup-batch", type=int, default=10, help="schemas per DDL transaction"
-    )
+    p.add_argument("--setup-batch", type=int, default=10, help="schemas per DDL transaction")
     p.add_argument("--setup-workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
@@ -677,15 +631,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def benchmark(args: argparse.Namespace, admin_url: URL, bench_url: URL) -> None:
+async def benchmark(args: argparse.Namespace, bench_url: URL) -> None:
     wall_start = time.perf_counter()
     tenant_count = max(args.tenants + args.c_tenants)
     schemas = [tenant_schema(i) for i in range(1, tenant_count + 1)]
     divergent = ["tenant_div_1", "tenant_div_2"]
 
-    log(
-        f"creating {tenant_count} + 2 tenant schemas x 12 tables in {bench_url.database}"
-    )
+    log(f"creating {tenant_count} + 2 tenant schemas x 12 tables in {bench_url.database}")
     setup_start = time.perf_counter()
     await create_tenant_schemas(
         bench_url,
@@ -712,9 +664,7 @@ async def benchmark(args: argparse.Namespace, admin_url: URL, bench_url: URL) ->
     for rep in range(args.repeat):
         # Interleave repeats across configurations so drift hits all alike.
         for index, config in enumerate(configs):
-            result = await run_throughput(
-                config, bench_url, schemas, args, seed=args.seed + 100 * rep + index
-            )
+            result = await run_throughput(config, bench_url, schemas, args, seed=args.seed + 100 * rep + index)
             config.runs.append(result)
             log(
                 f"run {rep + 1}/{args.repeat} {config.mechanism} N={config.tenants}: "
@@ -723,9 +673,7 @@ async def benchmark(args: argparse.Namespace, admin_url: URL, bench_url: URL) ->
             )
 
     log("divergent-schema case")
-    divergent_results = {
-        m: await run_divergent(m, bench_url, divergent, args) for m in ("A", "B", "C")
-    }
+    divergent_results = {m: await run_divergent(m, bench_url, divergent, args) for m in ("A", "B", "C")}
     log("semantics checks")
     semantics = {m: await check_semantics(m, bench_url, schemas[0]) for m in ("A", "B")}
 
@@ -769,7 +717,7 @@ async def main(args: argparse.Namespace) -> None:
     await create_database(admin_url, bench_db)
     try:
         async with asyncio.timeout(args.time_limit):
-            await benchmark(args, admin_url, bench_url)
+            await benchmark(args, bench_url)
     finally:
         log(f"dropping {bench_db}")
         await drop_database(admin_url, bench_db)

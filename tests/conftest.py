@@ -17,8 +17,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from billplane_tenants import Database
-from billplane_tenants.migrations import upgrade_control
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
@@ -28,16 +26,20 @@ from billplane.db.paths import control_scripts
 from billplane.embedded.postgres import EmbeddedPostgres
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
+from billplane_tenants import Database
+from billplane_tenants.migrations import upgrade_control
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "test-admin-key-" + "a" * 32
 SECRET_KEY = "test-secret-key-" + "b" * 32
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run every `async def` test on anyio; marked before anyio's own collector looks for it."""
+    is_test = isinstance(collector, pytest.Module | pytest.Class) and collector.istestfunction(obj, name)
+    if is_test and inspect.iscoroutinefunction(obj):
+        pytest.mark.anyio(obj)
 
 
 @pytest.fixture(scope="session")

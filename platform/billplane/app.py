@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from billplane_tenants import derive_pepper
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -20,6 +19,7 @@ from billplane.runtime import Runtime
 from billplane.settings import Settings, get_settings
 from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
+from billplane_tenants import derive_pepper
 
 MAX_BODY_BYTES = 1_048_576
 

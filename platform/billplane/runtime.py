@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
-
 from billplane.db.paths import tenant_scripts
 from billplane.db.tenant_models import tenant_metadata
 from billplane.settings import Settings
+from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
 
 
 @dataclass(slots=True)

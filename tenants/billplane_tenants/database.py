@@ -35,7 +35,7 @@ _UNSCOPE = text(f"SELECT set_config('search_path', '{UNSCOPED_SEARCH_PATH}', tru
 def normalize_url(url: str) -> str:
     """Accept the usual ``postgres://`` / ``postgresql://`` spellings and pin the asyncpg driver."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
+    if parsed.get_backend_name() not in {"postgres", "postgresql"}:
         msg = f"billplane needs PostgreSQL, got a {parsed.get_backend_name()!r} URL"
         raise ValueError(msg)
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)

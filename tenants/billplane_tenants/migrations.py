@@ -130,8 +130,7 @@ class TenantMigrator:
             union = " UNION ALL ".join(
                 f"SELECT '{schema}' AS s, version_num FROM {quoted_schema(schema)}.{VERSION_TABLE}" for schema in batch
             )
-            for schema, version in connection.execute(text(union)):
-                found[schema] = version
+            found.update(dict(connection.execute(text(union)).all()))
         return found
 
     def _migrate(

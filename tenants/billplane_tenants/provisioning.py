@@ -74,7 +74,8 @@ class SchemaProvisioner:
         # strings without parameters that way); it joins the caller's open transaction.
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
-        assert driver is not None, "a checked-out connection always has a driver connection"
+        if driver is None:  # only a closed connection has none
+            raise RuntimeError("the connection was closed during provisioning")
         await driver.execute(self.ddl_script)
         await connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": self.head})
         await unscope(connection)

@@ -55,9 +55,11 @@ class TenantRegistry:
         """Create the tenant row, its schema at head and its first key, in the caller's transaction."""
         schema = schema_for_slug(slug)
         tenant = Tenant(slug=slug, name=name, schema_name=schema)
-        session.add(tenant)
         try:
+            # Added inside the savepoint: if it rolls back, the row leaves the session too, so a
+            # caller that catches the error and commits cannot insert a tenant without a schema.
             async with session.begin_nested():
+                session.add(tenant)
                 await session.flush()
                 connection = await session.connection()
                 tenant.schema_revision = await self.provisioner.create_schema(connection, schema)

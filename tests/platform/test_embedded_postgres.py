@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped, unused-ignore]  # asyncpg 0.32 ships no type hints
 import pytest
 
 from billplane.embedded import postgres as embedded
@@ -26,14 +26,10 @@ from billplane.embedded.postgres import (
     find_bin_dirs,
 )
 
-pytestmark = [
-    pytest.mark.skipif(
-        not find_bin_dirs(),
-        reason="no PostgreSQL binaries found (neither the pgserver package, pg_config "
-        "--bindir nor /usr/lib/postgresql/*/bin)",
-    ),
-    pytest.mark.timeout(120),
-]
+pytestmark = pytest.mark.skipif(
+    not find_bin_dirs(),
+    reason="no PostgreSQL binaries: neither pgserver, pg_config --bindir nor /usr/lib/postgresql/*/bin",
+)
 
 IS_ROOT = os.geteuid() == 0
 URL_RE = re.compile(r"^postgresql\+asyncpg://billplane:(?P<password>[^@]+)@127\.0\.0\.1:(?P<port>\d+)/billplane$")

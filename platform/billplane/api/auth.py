@@ -11,14 +11,14 @@ import hmac
 import time
 from typing import Any
 
-from billplane_tenants import KeyPrincipal
-from billplane_tenants.keys import key_digest
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from billplane.runtime import Runtime
+from billplane_tenants import KeyPrincipal
+from billplane_tenants.keys import key_digest
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billplane"'}
 _MAX_CACHED_KEYS = 10_000

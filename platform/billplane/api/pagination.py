@@ -11,7 +11,6 @@ import binascii
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-
 from litestar.params import QueryParameter
 
 from billplane.api.problems import InvalidFieldError

@@ -98,7 +98,7 @@ def _http_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Respo
 
 def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # The client learns nothing about internals; the log has the traceback.
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from billplane_tenants import KeyPrincipal
 from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import runtime_of
+from billplane_tenants import KeyPrincipal
 
 
 async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:

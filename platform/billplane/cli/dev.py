@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 import uvicorn
-from billplane_tenants import Tenant
 
 from billplane.app import create_app
 from billplane.cli.context import run_with_runtime
@@ -15,6 +14,7 @@ from billplane.cli.devenv import DevEnvironment
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
 from billplane.settings import SettingsError, load_settings
+from billplane_tenants import Tenant
 from billplane_tenants.migrations import upgrade_control
 
 DEMO_SLUG = "demo"

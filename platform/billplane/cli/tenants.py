@@ -6,10 +6,10 @@ import sys
 from typing import Any
 
 import click
-from billplane_tenants import InvalidSlugError, RunReport, TenantExistsError, TenantOutcome, TenantPlan
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.runtime import Runtime
+from billplane_tenants import InvalidSlugError, RunReport, TenantExistsError, TenantOutcome, TenantPlan
 
 
 @click.group()

@@ -530,8 +530,8 @@ class EmbeddedPostgres:
         # Taking over (and, as root, chowning) an unrelated directory by mistake would be bad.
         if foreign and not (self._data_dir / _PGDATA).is_dir():
             raise EmbeddedPostgresError(
-                f"{self._data_dir} is not empty ({', '.join(foreign[:5])}...) and holds no embedded "
-                "PostgreSQL cluster; point billplane at an empty or new directory."
+                f"{self._data_dir} is not empty (it holds {', '.join(foreign[:5])}) and holds no "
+                "embedded PostgreSQL cluster; point billplane at an empty or new directory."
             )
 
     @contextlib.contextmanager

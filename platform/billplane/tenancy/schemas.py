@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+
 from billplane_tenants import SLUG_PATTERN, ApiKey, IssuedKey, Tenant
 
 Slug = Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
 from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,6 +9,7 @@ from billplane.api.auth import KeyCache
 from billplane.api.pagination import next_cursor
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.runtime import Runtime
+from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
 
 
 class TenantAdminService:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from billplane_tenants import KeyPrincipal
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
 from billplane.api.auth import runtime_of
 from billplane.tenancy.schemas import CurrentTenant
+from billplane_tenants import KeyPrincipal
 
 
 class CurrentTenantController(Controller):

@@ -1,0 +1,96 @@
+"""Tenant isolation over every tenant route, taken from the app's route table.
+
+Two tenants get identical data. Every tenant route is called with tenant A's key, with path
+parameters naming tenant B's objects; A must never read B's rows (B's marker never appears) nor
+change them (B's schema content is byte-for-byte the same afterwards). Routes added later are
+covered automatically; a route with a path parameter this file cannot fill fails until a sample is
+added to PATH_SAMPLES.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.app import create_app
+from billplane.audit.models import AuditEvent
+from billplane.db.tenant_models import tenant_metadata
+from billplane.runtime import Runtime
+from billplane.settings import DatabaseSettings, SecuritySettings, Settings
+from tests.conftest import CreatedTenant, create_tenant
+
+NOT_TENANT_ROUTES = re.compile(r"^/(v1/admin|health|schema|swagger)(/|$)")
+# Path parameter name -> how to name tenant B's object of that kind (B's row id, or similar).
+PATH_SAMPLES: dict[str, Callable[[CreatedTenant], str]] = {}
+
+
+def tenant_routes() -> list[tuple[str, str]]:
+    # Building the app opens no connection, so the route table is known at collection time.
+    settings = Settings(
+        database=DatabaseSettings(url="postgresql://collect@127.0.0.1:1/none"),
+        security=SecuritySettings(admin_key="x" * 32, secret_key="y" * 32),
+    )
+    routes = []
+    for route in create_app(settings).routes:
+        if isinstance(route, HTTPRoute) and not NOT_TENANT_ROUTES.match(route.path):
+            routes += [
+                (str(method), route.path) for method in sorted(route.methods) if method not in {"HEAD", "OPTIONS"}
+            ]
+    return routes
+
+
+def test_the_route_table_has_tenant_routes() -> None:
+    assert ("GET", "/v1/tenant") in tenant_routes()
+
+
+async def _seed(runtime: Runtime, tenant: CreatedTenant) -> None:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        session.add_all(AuditEvent(actor="seed", action=f"seed.{i}", data={"n": i}) for i in range(3))
+        session.add(AuditEvent(actor="seed", action="marker", data={"owner": tenant.slug}))
+
+
+async def _content(runtime: Runtime, tenant: CreatedTenant) -> str:
+    parts = []
+    async with runtime.database.transaction() as connection:
+        for table in tenant_metadata.sorted_tables:
+            rows = await connection.execute(
+                text(f'SELECT to_jsonb(t)::text FROM "{tenant.schema}".{table.name} t ORDER BY 1')
+            )
+            parts.append(f"{table.name}: {json.dumps(list(rows.scalars()))}")
+    return "\n".join(parts)
+
+
+def _fill(path: str, owner: CreatedTenant) -> str:
+    def sample(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in PATH_SAMPLES:
+            pytest.fail(f"add a PATH_SAMPLES entry for {{{name}}} so the isolation test covers {path}")
+        return PATH_SAMPLES[name](owner)
+
+    return re.sub(r"\{(\w+)(?::\w+)?\}", sample, path)
+
+
+@pytest.mark.parametrize(("http_method", "path"), tenant_routes())
+async def test_tenant_route_never_crosses_tenants(
+    http_method: str, path: str, client: AsyncTestClient[Litestar], admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    mine, theirs = await create_tenant(client, admin_headers, "iso"), await create_tenant(client, admin_headers, "iso")
+    for tenant in (mine, theirs):
+        await _seed(runtime, tenant)
+    before = await _content(runtime, theirs)
+
+    body: dict[str, object] | None = {} if http_method in {"POST", "PUT", "PATCH"} else None
+    response = await client.request(http_method, _fill(path, theirs), headers=mine.headers, json=body)
+
+    assert response.status_code < 500, response.text
+    assert theirs.slug not in response.text
+    assert await _content(runtime, theirs) == before
+    if "{" in path:  # naming another tenant's object must look exactly like naming nothing
+        assert response.status_code == 404

@@ -1,0 +1,42 @@
+"""Settings are validated at start, every problem listed, secrets never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from billplane.settings import SettingsError, load_settings
+
+GOOD = {
+    "BILLPLANE_DATABASE_URL": "postgres://u:p@db:5432/billing",
+    "BILLPLANE_ADMIN_KEY": "a" * 40,
+    "BILLPLANE_SECRET_KEY": "s" * 40,
+}
+
+
+def test_valid_environment() -> None:
+    settings = load_settings(GOOD | {"BILLPLANE_PORT": "9000", "BILLPLANE_WORKERS": "2"})
+    assert settings.database.url == "postgresql+asyncpg://u:p@db:5432/billing"
+    assert (settings.server.port, settings.server.workers) == (9000, 2)
+    assert "a" * 40 not in repr(settings)
+    assert "s" * 40 not in repr(settings)
+
+
+def test_every_problem_is_listed() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"BILLPLANE_ADMIN_KEY": "short", "BILLPLANE_PORT": "http"})
+    message = str(caught.value)
+    for expected in ["BILLPLANE_DATABASE_URL is not set", "BILLPLANE_SECRET_KEY is not set", "at least 32", "PORT"]:
+        assert expected in message
+    assert "short" not in message
+
+
+def test_admin_key_is_needed_only_to_serve() -> None:
+    without_admin = {key: value for key, value in GOOD.items() if key != "BILLPLANE_ADMIN_KEY"}
+    with pytest.raises(SettingsError, match="BILLPLANE_ADMIN_KEY"):
+        load_settings(without_admin)
+    assert load_settings(without_admin, serving=False).security.admin_key is None
+
+
+def test_non_postgres_urls_are_refused() -> None:
+    with pytest.raises(SettingsError, match="PostgreSQL"):
+        load_settings(GOOD | {"BILLPLANE_DATABASE_URL": "mysql://u@h/db"})
