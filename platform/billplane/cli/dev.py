@@ -12,6 +12,7 @@ from billplane.app import create_app
 from billplane.cli.context import run_with_runtime
 from billplane.cli.devenv import DevEnvironment
 from billplane.db.paths import control_scripts
+from billplane.embedded.postgres import EmbeddedPostgresError
 from billplane.runtime import Runtime
 from billplane.settings import SettingsError, load_settings
 from billplane_tenants import Tenant
@@ -34,7 +35,11 @@ def dev(host: str, port: int) -> None:
     external_url = os.environ.get("BILLPLANE_DATABASE_URL")
     if external_url is None:
         click.echo("Starting the embedded PostgreSQL in " + str(environment.postgres_dir))
-        for note in environment.start_database(stop_at_exit=True):
+        try:
+            notes = environment.start_database(stop_at_exit=True)
+        except EmbeddedPostgresError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for note in notes:
             click.echo(f"  note: {note}")
     env = {**os.environ, **environment.environment(external_url)}
     try:

@@ -27,7 +27,10 @@ class DevEnvironment:
     @classmethod
     def at(cls, cwd: Path) -> DevEnvironment:
         home = Path(os.environ.get(HOME_VARIABLE) or cwd / ".billplane").resolve()
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # 0711: others may pass through (the embedded server's account, when started as root) but
+        # not list it; the secrets file inside is 0600 and the database folder belongs to its server.
+        home.mkdir(mode=0o711, parents=True, exist_ok=True)
+        home.chmod(0o711)
         return cls(home)
 
     @classmethod

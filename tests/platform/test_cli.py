@@ -1,0 +1,102 @@
+"""The `billplane` command line against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+
+from billplane.cli.main import cli
+from billplane.runtime import Runtime
+from billplane.settings import Settings
+from tests.conftest import SECRET_KEY, unique_slug
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def run(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    monkeypatch.setenv("BILLPLANE_DATABASE_URL", database_url)
+    monkeypatch.setenv("BILLPLANE_SECRET_KEY", SECRET_KEY)
+    monkeypatch.delenv("BILLPLANE_ADMIN_KEY", raising=False)  # not needed outside the server
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def _sql(settings: Settings, statement: str) -> None:
+    async def execute() -> None:
+        runtime = Runtime.from_settings(settings)
+        try:
+            async with runtime.database.transaction() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await runtime.close()
+
+    asyncio.run(execute())
+
+
+def test_tenant_lifecycle(run: Invoke) -> None:
+    slug = unique_slug("cli")
+    created = run("tenants", "create", slug, "--name", "From the shell")
+    assert created.exit_code == 0, created.output
+    assert re.search(r"API key \(shown once, keep it now\): bpk_\S{40,}", created.output)
+    assert re.search(rf"^{slug}\s+active\s+tenant_\d+", run("tenants", "list").output, re.MULTILINE)
+    assert run("tenants", "suspend", slug).exit_code == 0
+    assert re.search(rf"^{slug}\s+suspended", run("tenants", "list").output, re.MULTILINE)
+    assert run("tenants", "resume", slug).exit_code == 0
+    duplicate = run("tenants", "create", slug)
+    assert duplicate.exit_code != 0
+    assert "already exists" in duplicate.output
+    assert run("tenants", "delete", slug, "--yes").exit_code == 0
+    assert slug not in run("tenants", "list").output
+
+
+def test_invalid_slug_is_refused(run: Invoke) -> None:
+    result = run("tenants", "create", "Robert'); DROP TABLE tenants;--")
+    assert result.exit_code != 0
+    assert "slug must match" in result.output
+
+
+def test_migrate_reports_a_failing_tenant_and_exits_non_zero(run: Invoke, settings: Settings) -> None:
+    healthy, broken, emptied = (unique_slug("cli") for _ in range(3))
+    for slug in (healthy, broken, emptied):
+        assert run("tenants", "create", slug).exit_code == 0
+    _sql(settings, f"UPDATE \"tenant_{broken}\".alembic_version SET version_num = 'no_such_revision'")
+    _sql(settings, f'DROP TABLE "tenant_{emptied}".audit_log, "tenant_{emptied}".alembic_version')
+    selection = [arg for slug in (healthy, broken, emptied) for arg in ("--tenant", slug)]
+
+    dry = run("tenants", "migrate", "--dry-run", *selection)
+    assert dry.exit_code == 0
+    assert f"{emptied}: (unstamped) -> tenant_" in dry.output
+    assert healthy not in dry.output
+
+    result = run("tenants", "migrate", *selection)
+    assert result.exit_code == 1
+    assert "1 upgraded, 1 already current, 1 failed" in result.output
+    assert f"FAILED {broken} at no_such_revision" in result.stderr
+    assert "Migrating tenants" in result.stderr
+    listing = run("tenants", "list").output
+    assert re.search(rf"^{broken}\s+active\s+\S+\s+failed", listing, re.MULTILINE)
+    assert re.search(rf"^{emptied}\s+active\s+tenant_\d+\s+ok", listing, re.MULTILINE)
+
+
+def test_db_upgrade_is_idempotent(run: Invoke) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    assert "control schema is at head" in run("db", "upgrade").output
+
+
+def test_missing_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("BILLPLANE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BILLPLANE_SECRET_KEY", raising=False)
+    monkeypatch.setenv("BILLPLANE_HOME", str(tmp_path))  # no embedded database to fall back on
+    result = CliRunner().invoke(cli, ["tenants", "list"])
+    assert result.exit_code != 0
+    assert "BILLPLANE_DATABASE_URL is not set" in result.output
