@@ -154,3 +154,11 @@ async def test_revoking_another_tenants_key_is_404(client: Client, admin_headers
     response = await client.delete(f"/v1/admin/tenants/{first.slug}/api-keys/{second.key_id}", headers=admin_headers)
     assert response.status_code == 404
     assert (await client.get("/v1/tenant", headers=second.headers)).status_code == 200
+
+
+async def test_body_over_one_mebibyte_is_413(client: Client, admin_headers: dict[str, str]) -> None:
+    huge = {"slug": unique_slug(), "name": "x" * (1024 * 1024)}
+    response = await client.post("/v1/admin/tenants", json=huge, headers=admin_headers)
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await client.get(f"/v1/admin/tenants/{huge['slug']}", headers=admin_headers)).status_code == 404

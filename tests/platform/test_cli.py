@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -100,3 +101,16 @@ def test_missing_configuration_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     result = CliRunner().invoke(cli, ["tenants", "list"])
     assert result.exit_code != 0
     assert "BILLPLANE_DATABASE_URL is not set" in result.output
+
+
+def test_run_with_the_database_down_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("BILLPLANE_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{port}/none")
+    monkeypatch.setenv("BILLPLANE_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("BILLPLANE_ADMIN_KEY", SECRET_KEY)
+    result = CliRunner().invoke(cli, ["run"])
+    assert result.exit_code == 2
+    assert f"cannot reach the database at 127.0.0.1:{port}/none" in result.output
+    assert "Traceback" not in result.output

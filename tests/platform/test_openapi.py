@@ -14,6 +14,7 @@ async def test_schema_is_served_with_operation_ids_and_docs(client: AsyncTestCli
         assert operation.get("operationId"), operation
         assert operation.get("description") or operation.get("summary"), operation["operationId"]
     assert len({op["operationId"] for op in operations}) == len(operations)
-    page = await client.get("/schema")
-    assert page.status_code == 200
-    assert "text/html" in page.headers["content-type"]
+    for page in ("/schema", "/schema/swagger"):
+        response = await client.get(page)
+        assert response.status_code == 200, page
+        assert "text/html" in response.headers["content-type"]
