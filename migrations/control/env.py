@@ -8,6 +8,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection, text
 
+import billplane.idempotency.models  # noqa: F401 - registers the operator idempotency table
 from billplane_tenants import CONTROL_SCHEMA, ControlBase, Database
 
 config = context.config

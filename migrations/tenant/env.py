@@ -28,6 +28,10 @@ def run_on(connection: Connection, schema: str) -> None:
         target_metadata=tenant_metadata,
         version_table_schema=schema,
         compare_type=True,
+        # The version table is alembic's own, not a model: never propose to drop it.
+        include_object=lambda _obj, name, type_, _reflected, _compare: (
+            not (type_ == "table" and name == "alembic_version")
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

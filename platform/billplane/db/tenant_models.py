@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 from billplane.audit.models import AuditEvent
+from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
+from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.base import TenantBase
+from billplane.idempotency.models import IdempotencyKey
+from billplane.invoices.models import Invoice, InvoiceLine
+from billplane.payments.models import Payment, PaymentMethod, Refund
+from billplane.subscriptions.models import Subscription, UsageRecord
 
 tenant_metadata = TenantBase.metadata
 
-__all__ = ["AuditEvent", "tenant_metadata"]
+__all__ = [
+    "AuditEvent",
+    "Customer",
+    "IdempotencyKey",
+    "Invoice",
+    "InvoiceLine",
+    "Payment",
+    "PaymentMethod",
+    "Plan",
+    "PlanFeature",
+    "PricingTier",
+    "Product",
+    "ProviderCustomer",
+    "Refund",
+    "Subscription",
+    "UsageRecord",
+    "tenant_metadata",
+]

@@ -1,0 +1,1 @@
+"""The tenant's catalog: products and the plans (prices) they are sold at."""

@@ -1,0 +1,1 @@
+"""Customers of a tenant, and their identities at payment providers."""

@@ -1,0 +1,47 @@
+"""Customer and ProviderCustomer rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.db.base import TenantBase
+from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+
+
+class Customer(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+    __tablename__ = "customers"
+    __table_args__ = (
+        # external_id is the tenant's own key for the customer: unique among live customers.
+        Index(
+            "uq_customers_external_id_live",
+            "external_id",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND external_id IS NOT NULL"),
+        ),
+        Index("ix_customers_email_lower", text("lower(email)")),
+    )
+
+    email: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str | None] = mapped_column(Text)
+    # Deleted customers are kept (invoices and payments point at them) but are gone from the API.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProviderCustomer(IdMixin, TimestampsMixin, TenantBase):
+    """The customer's identity at one provider account (a Stripe customer id, say)."""
+
+    __tablename__ = "provider_customers"
+    __table_args__ = (
+        UniqueConstraint("provider_account_id", "provider_customer_id"),
+        UniqueConstraint("customer_id", "provider_account_id"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"))
+    provider: Mapped[str] = mapped_column(Text)
+    # Provider accounts live in the control schema; no foreign key crosses schemas (Citus).
+    provider_account_id: Mapped[int] = mapped_column(BigInteger)
+    provider_customer_id: Mapped[str] = mapped_column(Text)

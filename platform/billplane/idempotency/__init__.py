@@ -1,0 +1,1 @@
+"""Idempotency-Key on every POST: the first response is stored and replayed (Stripe semantics)."""

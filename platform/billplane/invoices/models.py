@@ -1,0 +1,65 @@
+"""Invoice and InvoiceLine rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Numeric, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billplane.db.base import TenantBase
+from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+
+INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+
+
+class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(f"status IN {INVOICE_STATUSES!r}", name="status"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+        CheckConstraint("amount_paid >= 0 AND amount_paid <= total", name="amount_paid"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"), index=True)
+    # Gapless per-tenant number, assigned when the invoice is finalized.
+    number: Mapped[str | None] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text, server_default="draft")
+    currency: Mapped[str] = mapped_column(Text)
+    subtotal: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    amount_paid: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.id", lazy="selectin")
+
+    @property
+    def amount_due(self) -> int:
+        return self.total - self.amount_paid
+
+
+class InvoiceLine(IdMixin, TenantBase):
+    """One amount on an invoice, with what explains it: quantity, tier, unit price and period."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),)
+
+    invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"))
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    unit_amount: Mapped[Decimal] = mapped_column(Numeric(38, 12))
+    tier: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    proration: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,1 @@
+"""Payments, refunds and stored payment methods (provider tokens only)."""

@@ -1,0 +1,79 @@
+"""Payment, Refund and PaymentMethod rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billplane.db.base import TenantBase
+from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
+REFUND_STATUSES = ("pending", "succeeded", "failed")
+
+
+class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(f"status IN {PAYMENT_STATUSES!r}", name="status"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+        CheckConstraint("amount >= 0", name="amount"),
+        # Never refund more than was paid: enforced by the database, not only by the service.
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunded_amount"),
+        UniqueConstraint("provider_account_id", "provider_payment_id"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoices.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(Text)
+    provider_account_id: Mapped[int | None] = mapped_column(BigInteger)
+    provider_payment_id: Mapped[str | None] = mapped_column(Text)
+    failure_code: Mapped[str | None] = mapped_column(Text)
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+    refunds: Mapped[list[Refund]] = relationship(order_by="Refund.id", lazy="selectin")
+
+
+class Refund(IdMixin, TimestampsMixin, TenantBase):
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint(f"status IN {REFUND_STATUSES!r}", name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+    )
+
+    payment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("payments.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    provider_refund_id: Mapped[str | None] = mapped_column(Text)
+
+
+class PaymentMethod(IdMixin, TimestampsMixin, TenantBase):
+    """A provider's token for a card or account. Never a card number: only brand, last 4, expiry."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        CheckConstraint("last4 IS NULL OR last4 ~ '^[0-9]{4}$'", name="last4"),
+        CheckConstraint("exp_month IS NULL OR exp_month BETWEEN 1 AND 12", name="exp_month"),
+        UniqueConstraint("provider_account_id", "provider_payment_method_id", name="uq_payment_methods_provider_token"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    provider: Mapped[str] = mapped_column(Text)
+    provider_account_id: Mapped[int] = mapped_column(BigInteger)
+    provider_payment_method_id: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(Text, server_default="card")
+    brand: Mapped[str | None] = mapped_column(Text)
+    last4: Mapped[str | None] = mapped_column(Text)
+    exp_month: Mapped[int | None] = mapped_column(Integer)
+    exp_year: Mapped[int | None] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Subscriptions of customers to plans, and the usage reported against them."""

@@ -1,0 +1,53 @@
+"""Subscription and UsageRecord rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billplane.db.base import TenantBase
+from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+
+SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused", "canceled", "unpaid", "incomplete")
+# A customer with a subscription in one of these states cannot be deleted.
+LIVE_STATUSES = ("trialing", "active", "past_due", "paused", "unpaid", "incomplete")
+
+
+class Subscription(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(f"status IN {SUBSCRIPTION_STATUSES!r}", name="status"),
+        CheckConstraint("quantity >= 1", name="quantity"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("plans.id"), index=True)
+    provider: Mapped[str | None] = mapped_column(Text)
+    provider_account_id: Mapped[int | None] = mapped_column(BigInteger)
+    provider_subscription_id: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    current_period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trial_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trial_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UsageRecord(IdMixin, TenantBase):
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        # A retried report of the same event is recognised, never counted twice.
+        Index("uq_usage_records_subscription_id_client_event_id", "subscription_id", "client_event_id", unique=True),
+        Index(None, "subscription_id", "timestamp"),
+        CheckConstraint("quantity >= 0", name="quantity"),
+    )
+
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    client_event_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
