@@ -13,8 +13,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from billplane.api.auth import KeyCache, provide_principal
 from billplane.api.problems import EXCEPTION_HANDLERS
+from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
 from billplane.health.controller import health
+from billplane.idempotency.store import IdempotentReplayError, replay_handler
 from billplane.runtime import Runtime
 from billplane.settings import Settings, get_settings
 from billplane.tenancy.admin_controller import TenantAdminController
@@ -51,7 +53,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "principal": Provide(provide_principal),
             "tenant_session": Provide(provide_tenant_session),
         },
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplayError: replay_handler},
+        response_class=CapturingResponse,
         openapi_config=openapi_config(),
         state=State({"runtime": runtime, "key_cache": key_cache}),
         on_shutdown=[runtime.close],

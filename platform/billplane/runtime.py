@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from billplane.db.paths import tenant_scripts
 from billplane.db.tenant_models import tenant_metadata
+from billplane.idempotency.sealing import ResponseSealer
 from billplane.settings import Settings
 from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
 
@@ -17,6 +18,7 @@ class Runtime:
     provisioner: SchemaProvisioner
     registry: TenantRegistry
     migrator: TenantMigrator
+    sealer: ResponseSealer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -28,7 +30,8 @@ class Runtime:
         provisioner = SchemaProvisioner(tenant_metadata, tenant_scripts())
         registry = TenantRegistry(provisioner, derive_pepper(settings.security.secret_key))
         migrator = TenantMigrator(database, provisioner.scripts)
-        return cls(settings, database, provisioner, registry, migrator)
+        sealer = ResponseSealer(settings.security.secret_key)
+        return cls(settings, database, provisioner, registry, migrator, sealer)
 
     async def close(self) -> None:
         await self.database.dispose()

@@ -71,7 +71,8 @@ def test_migrate_reports_a_failing_tenant_and_exits_non_zero(run: Invoke, settin
     for slug in (healthy, broken, emptied):
         assert run("tenants", "create", slug).exit_code == 0
     _sql(settings, f"UPDATE \"tenant_{broken}\".alembic_version SET version_num = 'no_such_revision'")
-    _sql(settings, f'DROP TABLE "tenant_{emptied}".audit_log, "tenant_{emptied}".alembic_version')
+    _sql(settings, f'DROP SCHEMA "tenant_{emptied}" CASCADE')
+    _sql(settings, f'CREATE SCHEMA "tenant_{emptied}"')
     selection = [arg for slug in (healthy, broken, emptied) for arg in ("--tenant", slug)]
 
     dry = run("tenants", "migrate", "--dry-run", *selection)

@@ -1,7 +1,8 @@
 """Request-scoped database sessions: the transaction belongs to the request.
 
 Litestar closes these generators before the response is sent, throwing in any exception the
-handler raised, so the request commits once on success and rolls back on any error.
+handler raised, so the request commits once on success and rolls back on any error. They also
+apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction.
 """
 
 from __future__ import annotations
@@ -14,16 +15,39 @@ from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import runtime_of
+from billplane.api.responses import CAPTURE_STATE_KEY
+from billplane.idempotency import store
+from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
 from billplane_tenants import KeyPrincipal
+
+ADMIN_SCOPE = "admin"
+
+
+async def _store_first_response(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    model: type[store.KeyModel],
+    pending: store.PendingKey | None,
+) -> None:
+    if pending is None:
+        return
+    captured = request.state.get(CAPTURE_STATE_KEY)
+    if captured is None:
+        raise RuntimeError("the response was not captured; is CapturingResponse the app's response class?")
+    await store.finish(session, model, pending, captured, runtime_of(request).sealer)
 
 
 async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
     async with runtime_of(request).database.control_session() as session:
+        pending = await store.begin(session, AdminIdempotencyKey, ADMIN_SCOPE, request, runtime_of(request).sealer)
         yield session
+        await _store_first_response(request, session, AdminIdempotencyKey, pending)
 
 
 async def provide_tenant_session(
     request: Request[Any, Any, Any], principal: NamedDependency[KeyPrincipal]
 ) -> AsyncGenerator[AsyncSession, None]:
     async with runtime_of(request).database.tenant_session(principal.schema_name) as session:
+        pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
         yield session
+        await _store_first_response(request, session, IdempotencyKey, pending)
