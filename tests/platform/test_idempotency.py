@@ -50,7 +50,8 @@ async def test_a_key_still_in_flight_is_409(
 ) -> None:
     key, body = unique_slug("key"), {"slug": unique_slug(), "name": "Busy"}
     # Another request holding the key looks, to the database, like this lock held elsewhere.
-    holder = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    holder = await asyncpg.connect(dsn)
     try:
         await holder.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", f"admin:{key}")
         busy = await client.post(TENANTS, json=body, headers=_with_key(admin_headers, key))
