@@ -15,6 +15,7 @@ from billplane.api.auth import KeyCache, provide_principal
 from billplane.api.problems import EXCEPTION_HANDLERS
 from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
+from billplane.customers.controller import CustomerController
 from billplane.health.controller import health
 from billplane.idempotency.store import IdempotentReplayError, replay_handler
 from billplane.runtime import Runtime
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = Runtime.from_settings(settings)
     key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
     return Litestar(
-        route_handlers=[health, TenantAdminController, CurrentTenantController],
+        route_handlers=[health, TenantAdminController, CurrentTenantController, CustomerController],
         dependencies={
             "principal": Provide(provide_principal),
             "tenant_session": Provide(provide_tenant_session),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from litestar import Litestar
@@ -27,8 +27,19 @@ from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
 
 NOT_TENANT_ROUTES = re.compile(r"^/(v1/admin|health|schema|swagger)(/|$)")
-# Path parameter name -> how to name tenant B's object of that kind (B's row id, or similar).
-PATH_SAMPLES: dict[str, Callable[[CreatedTenant], str]] = {}
+Client = AsyncTestClient[Litestar]
+
+
+async def _their_customer(client: Client, theirs: CreatedTenant) -> str:
+    response = await client.post("/v1/customers", json={"name": theirs.slug}, headers=theirs.headers)
+    return str(response.json()["id"])
+
+
+# Path parameter name -> how to make an object of that kind that only tenant B has, returning its id.
+# Both tenants hold the same seed rows, so this object's id exists in B alone.
+PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
+    "customer_id": _their_customer,
+}
 
 
 def tenant_routes() -> list[tuple[str, str]]:
@@ -50,10 +61,11 @@ def test_the_route_table_has_tenant_routes() -> None:
     assert ("GET", "/v1/tenant") in tenant_routes()
 
 
-async def _seed(runtime: Runtime, tenant: CreatedTenant) -> None:
+async def _seed(client: Client, runtime: Runtime, tenant: CreatedTenant) -> None:
     async with runtime.database.tenant_session(tenant.schema) as session:
         session.add_all(AuditEvent(actor="seed", action=f"seed.{i}", data={"n": i}) for i in range(3))
-        session.add(AuditEvent(actor="seed", action="marker", data={"owner": tenant.slug}))
+    for i in range(3):
+        await client.post("/v1/customers", json={"name": f"seed {i}", "external_id": f"s{i}"}, headers=tenant.headers)
 
 
 async def _content(runtime: Runtime, tenant: CreatedTenant) -> str:
@@ -67,14 +79,14 @@ async def _content(runtime: Runtime, tenant: CreatedTenant) -> str:
     return "\n".join(parts)
 
 
-def _fill(path: str, owner: CreatedTenant) -> str:
-    def sample(match: re.Match[str]) -> str:
-        name = match.group(1)
+async def _fill(path: str, client: Client, owner: CreatedTenant) -> str:
+    filled = path
+    for name in re.findall(r"\{(\w+)(?::\w+)?\}", path):
         if name not in PATH_SAMPLES:
             pytest.fail(f"add a PATH_SAMPLES entry for {{{name}}} so the isolation test covers {path}")
-        return PATH_SAMPLES[name](owner)
-
-    return re.sub(r"\{(\w+)(?::\w+)?\}", sample, path)
+        value = await PATH_SAMPLES[name](client, owner)
+        filled = re.sub(rf"\{{{name}(?::\w+)?\}}", value, filled)
+    return filled
 
 
 @pytest.mark.parametrize(("http_method", "path"), tenant_routes())
@@ -83,11 +95,12 @@ async def test_tenant_route_never_crosses_tenants(
 ) -> None:
     mine, theirs = await create_tenant(client, admin_headers, "iso"), await create_tenant(client, admin_headers, "iso")
     for tenant in (mine, theirs):
-        await _seed(runtime, tenant)
+        await _seed(client, runtime, tenant)
+    target = await _fill(path, client, theirs)
     before = await _content(runtime, theirs)
 
     body: dict[str, object] | None = {} if http_method in {"POST", "PUT", "PATCH"} else None
-    response = await client.request(http_method, _fill(path, theirs), headers=mine.headers, json=body)
+    response = await client.request(http_method, target, headers=mine.headers, json=body)
 
     assert response.status_code < 500, response.text
     assert theirs.slug not in response.text

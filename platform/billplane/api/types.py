@@ -1,0 +1,43 @@
+"""Field types shared by request and response schemas (validated by msgspec at the edge)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from billplane.api.problems import InvalidFieldError
+from billplane.money.currencies import UnknownCurrencyError, normalize_currency
+
+# Metadata: free-form string pairs the tenant attaches to an object (Stripe's limits).
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, msgspec.Meta(max_length=500)]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    msgspec.Meta(
+        max_length=50,
+        description="Up to 50 string pairs; keys up to 40 characters, values up to 500. Replaced whole on update.",
+        examples=[{"crm_id": "A-1042"}],
+    ),
+]
+
+# Minor units (cents for USD, yen for JPY, fils for KWD): an integer, never a float.
+Amount = Annotated[int, msgspec.Meta(ge=0, le=999_999_999_999, description="Integer minor units.", examples=[1999])]
+CurrencyCode = Annotated[
+    str,
+    msgspec.Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code, any case; stored upper-case.", examples=["USD"]),
+]
+Email = Annotated[
+    str,
+    msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["ada@example.com"]),
+]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+LongText = Annotated[str, msgspec.Meta(max_length=5000)]
+
+
+def checked_currency(code: str, field: str = "currency") -> str:
+    """The upper-case code if it is an active ISO 4217 currency, else a 422 naming ``field``."""
+    try:
+        return normalize_currency(code)
+    except UnknownCurrencyError as exc:
+        raise InvalidFieldError(field, str(exc)) from exc

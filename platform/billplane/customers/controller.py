@@ -1,0 +1,71 @@
+"""/v1/customers"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
+from billplane.customers.repository import CustomerFilters, CustomerRepository
+from billplane.customers.schemas import Customer, CustomerCreate, CustomerUpdate
+from billplane.customers.service import CustomerService
+
+
+async def provide_customer_service(tenant_session: NamedDependency[AsyncSession]) -> CustomerService:
+    return CustomerService(CustomerRepository(session=tenant_session))
+
+
+class CustomerController(Controller):
+    path = "/v1/customers"
+    tags = ["customers"]
+    security = [{"apiKey": []}]
+    dependencies = {"customers": Provide(provide_customer_service)}
+
+    @post("/", operation_id="createCustomer", status_code=201)
+    async def create_customer(
+        self, data: JSONBody[CustomerCreate], customers: NamedDependency[CustomerService]
+    ) -> Customer:
+        """Create a customer. `external_id`, if given, must be unique among the tenant's customers."""
+        return Customer.of(await customers.create(data))
+
+    @get("/{customer_id:int}", operation_id="getCustomer")
+    async def get_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> Customer:
+        """One customer by id; 404 if it does not exist, was deleted, or belongs to another tenant."""
+        return Customer.of(await customers.get(customer_id))
+
+    @patch("/{customer_id:int}", operation_id="updateCustomer")
+    async def update_customer(
+        self,
+        customer_id: FromPath[int],
+        data: JSONBody[CustomerUpdate],
+        customers: NamedDependency[CustomerService],
+    ) -> Customer:
+        """Change the fields sent; `null` clears one. `metadata` is replaced whole."""
+        return Customer.of(await customers.update(customer_id, data))
+
+    @delete("/{customer_id:int}", operation_id="deleteCustomer", status_code=204)
+    async def delete_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> None:
+        """Delete a customer: 409 while it has live subscriptions. Its invoices and payments are kept."""
+        await customers.delete(customer_id)
+
+    @get("/", operation_id="listCustomers")
+    async def list_customers(
+        self,
+        *,
+        customers: NamedDependency[CustomerService],
+        email: Annotated[str | None, QueryParameter(description="Exact email, any case.")] = None,
+        external_id: Annotated[str | None, QueryParameter()] = None,
+        created_gte: Annotated[datetime | None, QueryParameter(description="Created at or after.")] = None,
+        created_lt: Annotated[datetime | None, QueryParameter(description="Created before.")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[Customer]:
+        """List customers, oldest first, filtered by email, external id or creation time."""
+        filters = CustomerFilters(email, external_id, created_gte, created_lt)
+        rows, next_cursor = await customers.page(filters, after=decode_cursor(cursor), limit=limit)
+        return Page(data=[Customer.of(row) for row in rows], next_cursor=next_cursor)

@@ -1,0 +1,61 @@
+"""All SQL for customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, exists, func, select
+
+from billplane.customers.models import Customer
+from billplane.db.repository import TenantRepository
+from billplane.subscriptions.models import LIVE_STATUSES, Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilters:
+    email: str | None = None
+    external_id: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+class CustomerRepository(TenantRepository[Customer]):
+    model_type = Customer
+
+    async def get_live(self, customer_id: int) -> Customer | None:
+        query = select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def get_by_email(self, email: str) -> list[Customer]:
+        """Live customers with this email, any case (emails are not unique: people share them)."""
+        query = (
+            select(Customer)
+            .where(func.lower(Customer.email) == email.lower(), Customer.deleted_at.is_(None))
+            .order_by(Customer.id)
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def external_id_taken(self, external_id: str, *, other_than: int | None = None) -> bool:
+        query = select(Customer.id).where(Customer.external_id == external_id, Customer.deleted_at.is_(None))
+        if other_than is not None:
+            query = query.where(Customer.id != other_than)
+        return (await self.session.execute(query.limit(1))).first() is not None
+
+    async def page_live(self, filters: CustomerFilters, *, after: int | None, limit: int) -> list[Customer]:
+        where: list[ColumnElement[bool]] = [Customer.deleted_at.is_(None)]
+        if filters.email is not None:
+            where.append(func.lower(Customer.email) == filters.email.lower())  # the lower(email) index
+        if filters.external_id is not None:
+            where.append(Customer.external_id == filters.external_id)
+        if filters.created_gte is not None:
+            where.append(Customer.created_at >= filters.created_gte)
+        if filters.created_lt is not None:
+            where.append(Customer.created_at < filters.created_lt)
+        return await self.page(*where, after=after, limit=limit)
+
+    async def has_live_subscriptions(self, customer_id: int) -> bool:
+        live = select(Subscription.id).where(
+            Subscription.customer_id == customer_id, Subscription.status.in_(LIVE_STATUSES)
+        )
+        return bool(await self.session.scalar(select(exists(live))))

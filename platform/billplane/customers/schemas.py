@@ -1,0 +1,55 @@
+"""API shapes for customers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from billplane.api.types import Email, Metadata, ShortText
+from billplane.customers.models import Customer as CustomerRow
+
+
+class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: Email | None = None
+    name: ShortText | None = None
+    # The tenant's own id for this customer: unique among live customers.
+    external_id: ShortText | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields sent change; `null` clears a field."""
+
+    email: Email | msgspec.UnsetType | None = msgspec.UNSET
+    name: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    external_id: ShortText | msgspec.UnsetType | None = msgspec.UNSET
+    metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            field: value for field in self.__struct_fields__ if (value := getattr(self, field)) is not msgspec.UNSET
+        }
+
+
+class Customer(msgspec.Struct, kw_only=True):
+    id: int
+    email: str | None
+    name: str | None
+    external_id: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: CustomerRow) -> Customer:
+        return cls(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            external_id=row.external_id,
+            metadata=row.metadata_,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

@@ -1,0 +1,55 @@
+"""Customer rules. Never commits: the request owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar.exceptions import NotFoundException
+
+from billplane.api.pagination import next_cursor
+from billplane.api.problems import ConflictError
+from billplane.customers.models import Customer
+from billplane.customers.repository import CustomerFilters, CustomerRepository
+from billplane.customers.schemas import CustomerCreate, CustomerUpdate
+
+
+class CustomerService:
+    def __init__(self, repository: CustomerRepository) -> None:
+        self.repository = repository
+
+    async def create(self, data: CustomerCreate) -> Customer:
+        if data.external_id is not None and await self.repository.external_id_taken(data.external_id):
+            raise ConflictError(f"a customer with external_id {data.external_id!r} already exists")
+        customer = Customer(email=data.email, name=data.name, external_id=data.external_id, metadata_=data.metadata)
+        return await self.repository.add(customer)
+
+    async def get(self, customer_id: int) -> Customer:
+        customer = await self.repository.get_live(customer_id)
+        if customer is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no customer {customer_id}")
+        return customer
+
+    async def update(self, customer_id: int, data: CustomerUpdate) -> Customer:
+        customer = await self.get(customer_id)
+        changes = data.changes()
+        external_id = changes.get("external_id")
+        if external_id is not None and await self.repository.external_id_taken(external_id, other_than=customer_id):
+            raise ConflictError(f"a customer with external_id {external_id!r} already exists")
+        for field, value in changes.items():
+            setattr(customer, "metadata_" if field == "metadata" else field, value)
+        return await self.repository.update(customer)
+
+    async def delete(self, customer_id: int) -> None:
+        """Delete a customer without live subscriptions; its invoices and payments keep pointing at it."""
+        customer = await self.get(customer_id)
+        if await self.repository.has_live_subscriptions(customer_id):
+            raise ConflictError("the customer has live subscriptions: cancel them first")
+        customer.deleted_at = datetime.now(UTC)
+        customer.external_id = None  # frees the tenant's id for a new customer
+        await self.repository.update(customer)
+
+    async def page(
+        self, filters: CustomerFilters, *, after: int | None, limit: int
+    ) -> tuple[list[Customer], str | None]:
+        rows = await self.repository.page_live(filters, after=after, limit=limit)
+        return rows[:limit], next_cursor([row.id for row in rows], limit)
