@@ -10,21 +10,31 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ControllerRouterHandler
 
 from billplane.api.auth import KeyCache, provide_principal
 from billplane.api.problems import EXCEPTION_HANDLERS
 from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
-from billplane.customers.controller import CustomerController
+from billplane.catalog.routes import ROUTES as CATALOG_ROUTES
+from billplane.customers.routes import ROUTES as CUSTOMER_ROUTES
 from billplane.health.controller import health
 from billplane.idempotency.store import IdempotentReplayError, replay_handler
+from billplane.invoices.routes import ROUTES as INVOICE_ROUTES
+from billplane.payments.routes import ROUTES as PAYMENT_ROUTES
 from billplane.runtime import Runtime
 from billplane.settings import Settings, get_settings
+from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
 from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
 from billplane_tenants import derive_pepper
 
 MAX_BODY_BYTES = 1_048_576
+
+
+def tenant_routes() -> list[ControllerRouterHandler]:
+    """Every domain's tenant API, each listed in the domain's own `routes` module."""
+    return [*CUSTOMER_ROUTES, *CATALOG_ROUTES, *SUBSCRIPTION_ROUTES, *INVOICE_ROUTES, *PAYMENT_ROUTES]
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -49,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = Runtime.from_settings(settings)
     key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
     return Litestar(
-        route_handlers=[health, TenantAdminController, CurrentTenantController, CustomerController],
+        route_handlers=[health, TenantAdminController, CurrentTenantController, *tenant_routes()],
         dependencies={
             "principal": Provide(provide_principal),
             "tenant_session": Provide(provide_tenant_session),

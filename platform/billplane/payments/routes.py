@@ -1,0 +1,7 @@
+"""The route handlers this domain adds to the app."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+ROUTES: list[ControllerRouterHandler] = []
