@@ -115,3 +115,29 @@ def test_run_with_the_database_down_is_a_clear_error(monkeypatch: pytest.MonkeyP
     assert result.exit_code == 2
     assert f"cannot reach the database at 127.0.0.1:{port}/none" in result.output
     assert "Traceback" not in result.output
+
+
+def test_idempotency_purge_removes_only_expired_records(run: Invoke, settings: Settings) -> None:
+    slug = unique_slug("cli")
+    assert run("tenants", "create", slug).exit_code == 0
+    schema = f"tenant_{slug}"
+    for key, age in [("old", "2 days"), ("young", "-1 hour")]:
+        _sql(
+            settings,
+            f'INSERT INTO "{schema}".idempotency_keys (key, fingerprint, method, path, response_status, '
+            f"response_content_type, response_body, expires_at) VALUES ('{key}', 'f', 'POST', '/v1/customers', "
+            f"201, 'application/json', '\\x00', now() - interval '{age}')",
+        )
+    result = run("idempotency", "purge")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"removed [1-9]\d* expired idempotency records", result.output)
+
+    async def remaining() -> list[str]:
+        runtime = Runtime.from_settings(settings)
+        try:
+            async with runtime.database.tenant_session(schema) as session:
+                return list((await session.execute(text("SELECT key FROM idempotency_keys"))).scalars())
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(remaining()) == ["young"]

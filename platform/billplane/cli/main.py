@@ -8,6 +8,7 @@ import uvicorn
 from billplane.app import create_app
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.cli.dev import dev
+from billplane.cli.idempotency import idempotency
 from billplane.cli.tenants import tenants
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
@@ -64,3 +65,4 @@ def db_upgrade() -> None:
 
 cli.add_command(dev)
 cli.add_command(tenants)
+cli.add_command(idempotency)

@@ -1,0 +1,84 @@
+"""Every POST route honours Idempotency-Key: taken from the app's route table, so new routes are
+covered automatically. A POST route without a sample request below fails until one is added."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+
+from billplane.app import create_app
+from billplane.settings import DatabaseSettings, SecuritySettings, Settings
+from tests.conftest import CreatedTenant, create_tenant, unique_slug
+
+Client = AsyncTestClient[Litestar]
+# (path, body) for a valid first request, made with the tenant's key (or the admin key under /v1/admin).
+Sample = Callable[[Client, CreatedTenant], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+async def _new_tenant(_client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return "/v1/admin/tenants", {"slug": unique_slug("idem"), "name": "Idem"}
+
+
+async def _new_customer(_client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return "/v1/customers", {"email": "idem@example.com", "metadata": {"k": "v"}}
+
+
+def _samples() -> dict[str, Sample]:
+    async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+        return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
+
+    def admin_action(name: str) -> Sample:
+        return lambda client, tenant: action(name, client, tenant)
+
+    return {
+        "/v1/admin/tenants": _new_tenant,
+        "/v1/admin/tenants/{slug:str}/suspend": admin_action("suspend"),
+        "/v1/admin/tenants/{slug:str}/resume": admin_action("resume"),
+        "/v1/admin/tenants/{slug:str}/api-keys": admin_action("api-keys"),
+        "/v1/customers": _new_customer,
+    }
+
+
+SAMPLES = _samples()
+
+
+def post_routes() -> list[str]:
+    settings = Settings(
+        database=DatabaseSettings(url="postgresql://collect@127.0.0.1:1/none"),
+        security=SecuritySettings(admin_key="x" * 32, secret_key="y" * 32),
+    )
+    return [
+        route.path
+        for route in create_app(settings).routes
+        if isinstance(route, HTTPRoute) and "POST" in route.methods and not re.match(r"^/schema", route.path)
+    ]
+
+
+def test_there_are_post_routes_to_check() -> None:
+    assert {"/v1/admin/tenants", "/v1/customers"} <= set(post_routes())
+
+
+@pytest.mark.parametrize("route", post_routes())
+async def test_post_route_replays_its_first_response(route: str, client: Client, admin_headers: dict[str, str]) -> None:
+    if route not in SAMPLES:
+        pytest.fail(f"add a SAMPLES entry for POST {route} so its Idempotency-Key handling is tested")
+    tenant = await create_tenant(client, admin_headers, "idem")
+    path, body = await SAMPLES[route](client, tenant)
+    auth = admin_headers if path.startswith("/v1/admin") else tenant.headers
+    headers = auth | {"Idempotency-Key": unique_slug("key")}
+
+    first = await client.post(path, json=body, headers=headers)
+    again = await client.post(path, json=body, headers=headers)
+    mismatch = await client.post(path, json=body | {"unexpected_difference": 1}, headers=headers)
+
+    assert 200 <= first.status_code < 300, first.text
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert mismatch.status_code == 422
+    assert mismatch.json()["errors"][0]["field"] == "Idempotency-Key"
