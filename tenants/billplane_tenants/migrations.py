@@ -131,6 +131,9 @@ class TenantMigrator:
                 f"SELECT '{schema}' AS s, version_num FROM {quoted_schema(schema)}.{VERSION_TABLE}" for schema in batch
             )
             found.update(dict(connection.execute(text(union)).all()))
+            # A read holds a lock on every table it touched until its transaction ends: end it per
+            # batch, or 10,000 tenants would need 10,000 locks at once (max_locks_per_transaction).
+            connection.rollback()
         return found
 
     def _migrate(
