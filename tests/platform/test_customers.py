@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 from litestar import Litestar
@@ -142,3 +143,19 @@ async def test_ids_of_another_tenant_are_404_like_unknown_ids(client: Client, ad
     assert crossed.status_code == unknown.status_code == 404
     assert crossed.json().keys() == unknown.json().keys()
     assert crossed.json()["code"] == unknown.json()["code"]
+
+
+async def test_ids_and_cursors_beyond_bigint_are_refused_cleanly(client: Client, admin_headers: dict[str, str]) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    huge = 2**63
+    assert (await client.get(f"/v1/customers/{huge}", headers=tenant.headers)).status_code == 404
+    forged = base64.urlsafe_b64encode(f"[{huge}]".encode()).decode().rstrip("=")
+    response = await client.get("/v1/customers", params={"cursor": forged}, headers=tenant.headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {
+        "field": "cursor",
+        "source": "query",
+        "message": "not a cursor returned by this API",
+    }
+    bad_limit = await client.get("/v1/customers", params={"limit": "0"}, headers=tenant.headers)
+    assert bad_limit.json()["errors"][0]["source"] == "query"

@@ -25,6 +25,7 @@ from billplane.db.tenant_models import tenant_metadata
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import their_invoice, their_payment, their_subscription
 
 NOT_TENANT_ROUTES = re.compile(r"^/(v1/admin|health|schema|swagger)(/|$)")
 Client = AsyncTestClient[Litestar]
@@ -39,6 +40,9 @@ async def _their_customer(client: Client, theirs: CreatedTenant) -> str:
 # Both tenants hold the same seed rows, so this object's id exists in B alone.
 PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "customer_id": _their_customer,
+    "subscription_id": their_subscription,
+    "invoice_id": their_invoice,
+    "payment_id": their_payment,
 }
 
 

@@ -14,6 +14,7 @@ import msgspec
 from litestar.params import QueryParameter
 
 from billplane.api.problems import InvalidFieldError
+from billplane.db.mixins import MAX_ID
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
 
 class _Cursor(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    after: int
+    after: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 
 
 def encode_cursor(after: int) -> str:

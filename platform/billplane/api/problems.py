@@ -79,7 +79,9 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
         named = _NAMED_FIELD.search(message)
         if named and field in {"data", ""}:
             field = named.group(1)
-        errors.append({"field": field, "source": str(item.get("source", "body")), "message": message})
+        source = item.get("source", "body")
+        source = getattr(source, "value", source)  # Litestar reports query errors with an enum
+        errors.append({"field": field, "source": str(source), "message": message})
     return errors
 
 

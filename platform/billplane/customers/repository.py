@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, exists, func, select
 
 from billplane.customers.models import Customer
+from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 
@@ -24,6 +25,8 @@ class CustomerRepository(TenantRepository[Customer]):
     model_type = Customer
 
     async def get_live(self, customer_id: int) -> Customer | None:
+        if not 1 <= customer_id <= MAX_ID:
+            return None
         query = select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
         return (await self.session.execute(query)).scalar_one_or_none()
 

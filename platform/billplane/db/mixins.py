@@ -9,6 +9,9 @@ from sqlalchemy import BigInteger, DateTime, Identity, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+# Ids are BIGINT: a larger number names no row (and asyncpg refuses to send it at all).
+MAX_ID = 2**63 - 1
+
 
 class IdMixin:
     # BIGINT identities: 64-bit ids (Citus-compatible), assigned by the database per row.

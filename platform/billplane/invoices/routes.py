@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-ROUTES: list[ControllerRouterHandler] = []
+from billplane.invoices.controller import InvoiceController
+
+ROUTES: list[ControllerRouterHandler] = [InvoiceController]

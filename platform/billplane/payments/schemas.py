@@ -1,0 +1,79 @@
+"""API shapes for payments and refunds (read-only until the billing engine writes them).
+
+Amounts are integer minor units of `currency`; no float is involved anywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from billplane.payments.models import Payment as PaymentRow
+from billplane.payments.models import Refund as RefundRow
+
+
+class Refund(msgspec.Struct, kw_only=True):
+    id: int
+    amount: int
+    currency: str
+    # One of REFUND_STATUSES: pending, succeeded, failed.
+    status: str
+    reason: str | None
+    provider_refund_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: RefundRow) -> Refund:
+        return cls(
+            id=row.id,
+            amount=row.amount,
+            currency=row.currency,
+            status=row.status,
+            reason=row.reason,
+            provider_refund_id=row.provider_refund_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class Payment(msgspec.Struct, kw_only=True):
+    id: int
+    customer_id: int
+    invoice_id: int | None
+    amount: int
+    currency: str
+    # One of PAYMENT_STATUSES: pending, succeeded, failed, canceled.
+    status: str
+    # The provider that moved the money and its id for this payment there.
+    provider: str | None
+    provider_payment_id: str | None
+    failure_code: str | None
+    failure_message: str | None
+    # How much of `amount` has been refunded; never more than `amount`.
+    refunded_amount: int
+    refunds: list[Refund]
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: PaymentRow) -> Payment:
+        return cls(
+            id=row.id,
+            customer_id=row.customer_id,
+            invoice_id=row.invoice_id,
+            amount=row.amount,
+            currency=row.currency,
+            status=row.status,
+            provider=row.provider,
+            provider_payment_id=row.provider_payment_id,
+            failure_code=row.failure_code,
+            failure_message=row.failure_message,
+            refunded_amount=row.refunded_amount,
+            refunds=[Refund.of(refund) for refund in row.refunds],
+            metadata=row.metadata_,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

@@ -1,0 +1,51 @@
+"""API shapes for subscriptions (read-only until the billing engine writes them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from billplane.subscriptions.models import Subscription as SubscriptionRow
+
+
+class Subscription(msgspec.Struct, kw_only=True):
+    id: int
+    customer_id: int
+    plan_id: int
+    # One of SUBSCRIPTION_STATUSES: trialing, active, past_due, paused, canceled, unpaid, incomplete.
+    status: str
+    quantity: int
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    trial_start: datetime | None
+    trial_end: datetime | None
+    # The provider that mirrors this subscription (None while billplane alone bills it) and its id there.
+    provider: str | None
+    provider_subscription_id: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: SubscriptionRow) -> Subscription:
+        return cls(
+            id=row.id,
+            customer_id=row.customer_id,
+            plan_id=row.plan_id,
+            status=row.status,
+            quantity=row.quantity,
+            current_period_start=row.current_period_start,
+            current_period_end=row.current_period_end,
+            cancel_at_period_end=row.cancel_at_period_end,
+            canceled_at=row.canceled_at,
+            trial_start=row.trial_start,
+            trial_end=row.trial_end,
+            provider=row.provider,
+            provider_subscription_id=row.provider_subscription_id,
+            metadata=row.metadata_,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

@@ -1,0 +1,32 @@
+"""Subscription reads. Never commits: the request owns the transaction.
+
+Subscriptions are written by the billing engine; the tenant API only reads them for now.
+"""
+
+from __future__ import annotations
+
+from litestar.exceptions import NotFoundException
+
+from billplane.api.pagination import next_cursor
+from billplane.api.problems import InvalidFieldError
+from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
+from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
+
+
+class SubscriptionService:
+    def __init__(self, repository: SubscriptionRepository) -> None:
+        self.repository = repository
+
+    async def get(self, subscription_id: int) -> Subscription:
+        subscription = await self.repository.find(subscription_id)
+        if subscription is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no subscription {subscription_id}")
+        return subscription
+
+    async def page(
+        self, filters: SubscriptionFilters, *, after: int | None, limit: int
+    ) -> tuple[list[Subscription], str | None]:
+        if filters.status is not None and filters.status not in SUBSCRIPTION_STATUSES:
+            raise InvalidFieldError("status", f"must be one of {', '.join(SUBSCRIPTION_STATUSES)}", source="query")
+        rows = await self.repository.page_matching(filters, after=after, limit=limit)
+        return rows[:limit], next_cursor([row.id for row in rows], limit)
