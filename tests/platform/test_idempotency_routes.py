@@ -29,6 +29,24 @@ async def _new_customer(_client: Client, _tenant: CreatedTenant) -> tuple[str, d
     return "/v1/customers", {"email": "idem@example.com", "metadata": {"k": "v"}}
 
 
+async def _new_product(_client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return "/v1/products", {"name": "Idem", "metadata": {"k": "v"}}
+
+
+async def _new_plan(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    product = await client.post("/v1/products", json={"name": "Idem"}, headers=tenant.headers)
+    assert product.status_code == 201, product.text
+    tiers = [{"up_to": 10, "unit_amount_decimal": "0.125"}, {"up_to": None, "unit_amount": 1}]
+    return "/v1/plans", {
+        "product_id": product.json()["id"],
+        "name": "Idem",
+        "pricing_model": "tiered",
+        "currency": "usd",
+        "billing_interval": "month",
+        "tiers": tiers,
+    }
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -42,6 +60,8 @@ def _samples() -> dict[str, Sample]:
         "/v1/admin/tenants/{slug:str}/resume": admin_action("resume"),
         "/v1/admin/tenants/{slug:str}/api-keys": admin_action("api-keys"),
         "/v1/customers": _new_customer,
+        "/v1/products": _new_product,
+        "/v1/plans": _new_plan,
     }
 
 

@@ -36,10 +36,34 @@ async def _their_customer(client: Client, theirs: CreatedTenant) -> str:
     return str(response.json()["id"])
 
 
+async def _their_product(client: Client, theirs: CreatedTenant) -> str:
+    response = await client.post("/v1/products", json={"name": theirs.slug}, headers=theirs.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _their_plan(client: Client, theirs: CreatedTenant) -> str:
+    # Tiered, with a feature, so a leaked delete or update would show in pricing_tiers and plan_features too.
+    body = {
+        "product_id": int(await _their_product(client, theirs)),
+        "name": theirs.slug,
+        "pricing_model": "tiered",
+        "currency": "USD",
+        "billing_interval": "month",
+        "tiers": [{"up_to": 10, "unit_amount_decimal": "0.5"}, {"up_to": None, "unit_amount": 1}],
+        "features": [{"key": "seats", "limit": 5}],
+    }
+    response = await client.post("/v1/plans", json=body, headers=theirs.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 # Path parameter name -> how to make an object of that kind that only tenant B has, returning its id.
 # Both tenants hold the same seed rows, so this object's id exists in B alone.
 PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "customer_id": _their_customer,
+    "product_id": _their_product,
+    "plan_id": _their_plan,
     "subscription_id": their_subscription,
     "invoice_id": their_invoice,
     "payment_id": their_payment,

@@ -54,6 +54,33 @@ class InvalidFieldError(HTTPException):
         self.errors = [{"field": field, "source": source, "message": message}]
 
 
+class InvalidFieldsError(HTTPException):
+    """Several fields at fault; rendered like `InvalidFieldError`, with one `errors` entry per field."""
+
+    status_code = HTTP_422_UNPROCESSABLE_ENTITY
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail="invalid fields: " + ", ".join(error["field"] for error in errors))
+        self.errors = errors
+
+
+class FieldErrors:
+    """Collects field errors so that one response names every field at fault."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.errors.append({"field": field, "source": "body", "message": message})
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            error = self.errors[0]
+            raise InvalidFieldError(error["field"], error["message"])
+        if self.errors:
+            raise InvalidFieldsError(self.errors)
+
+
 def problem(
     status: int, detail: str, *, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None
 ) -> Response[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 Litestar closes these generators before the response is sent, throwing in any exception the
 handler raised, so the request commits once on success and rolls back on any error. They also
-apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction.
+apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction, and refuse
+JSON floats in bodies (billplane.api.strict_json) once the caller is authenticated.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import runtime_of
 from billplane.api.responses import CAPTURE_STATE_KEY
+from billplane.api.strict_json import refuse_json_floats
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
 from billplane_tenants import KeyPrincipal
@@ -38,6 +40,7 @@ async def _store_first_response(
 
 
 async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
+    await refuse_json_floats(request)
     async with runtime_of(request).database.control_session() as session:
         pending = await store.begin(session, AdminIdempotencyKey, ADMIN_SCOPE, request, runtime_of(request).sealer)
         yield session
@@ -47,6 +50,7 @@ async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGener
 async def provide_tenant_session(
     request: Request[Any, Any, Any], principal: NamedDependency[KeyPrincipal]
 ) -> AsyncGenerator[AsyncSession, None]:
+    await refuse_json_floats(request)
     async with runtime_of(request).database.tenant_session(principal.schema_name) as session:
         pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
         yield session

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-ROUTES: list[ControllerRouterHandler] = []
+from billplane.catalog.controller import PlanController, ProductController
+
+ROUTES: list[ControllerRouterHandler] = [ProductController, PlanController]

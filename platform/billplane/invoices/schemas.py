@@ -9,24 +9,12 @@ rounded (once, half-even); no float is involved anywhere.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 import msgspec
 
 from billplane.invoices.models import Invoice as InvoiceRow
 from billplane.invoices.models import InvoiceLine as InvoiceLineRow
-
-
-def decimal_string(value: Decimal) -> str:
-    """Exact plain notation, no exponent and no trailing zeros: 0.125000000000 -> "0.125", 1E+3 -> "1000"."""
-    if value.is_zero():
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def whole_or_none(value: Decimal) -> int | None:
-    return int(value) if value == value.to_integral_value() else None
+from billplane.money.decimals import decimal_text, whole_or_none
 
 
 class InvoiceLine(msgspec.Struct, kw_only=True):
@@ -53,7 +41,7 @@ class InvoiceLine(msgspec.Struct, kw_only=True):
             plan_id=row.plan_id,
             quantity=row.quantity,
             unit_amount=whole_or_none(row.unit_amount),
-            unit_amount_decimal=decimal_string(row.unit_amount),
+            unit_amount_decimal=decimal_text(row.unit_amount),
             tier=row.tier,
             amount=row.amount,
             currency=row.currency,

@@ -1,0 +1,131 @@
+"""/v1/products and /v1/plans"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
+from billplane.catalog.repository import PlanFilters, PlanRepository, ProductFilters, ProductRepository
+from billplane.catalog.schemas import (
+    Plan,
+    PlanCreate,
+    PlanUpdate,
+    Product,
+    ProductCreate,
+    ProductUpdate,
+)
+from billplane.catalog.service import PlanService, ProductService
+from billplane.db.mixins import MAX_ID
+
+
+async def provide_product_service(tenant_session: NamedDependency[AsyncSession]) -> ProductService:
+    return ProductService(ProductRepository(session=tenant_session))
+
+
+async def provide_plan_service(tenant_session: NamedDependency[AsyncSession]) -> PlanService:
+    return PlanService(PlanRepository(session=tenant_session), ProductRepository(session=tenant_session))
+
+
+class ProductController(Controller):
+    path = "/v1/products"
+    tags = ["catalog"]
+    security = [{"apiKey": []}]
+    dependencies = {"products": Provide(provide_product_service)}
+
+    @post("/", operation_id="createProduct", status_code=201)
+    async def create_product(self, data: JSONBody[ProductCreate], products: NamedDependency[ProductService]) -> Product:
+        """Create a product: what the tenant sells. Its prices are plans."""
+        return Product.of(await products.create(data))
+
+    @get("/{product_id:int}", operation_id="getProduct")
+    async def get_product(self, product_id: FromPath[int], products: NamedDependency[ProductService]) -> Product:
+        """One product by id; 404 if it does not exist or belongs to another tenant."""
+        return Product.of(await products.get(product_id))
+
+    @patch("/{product_id:int}", operation_id="updateProduct")
+    async def update_product(
+        self,
+        product_id: FromPath[int],
+        data: JSONBody[ProductUpdate],
+        products: NamedDependency[ProductService],
+    ) -> Product:
+        """Change the fields sent. `active=false` archives the product: its plans keep working, no new ones."""
+        return Product.of(await products.update(product_id, data))
+
+    @delete("/{product_id:int}", operation_id="deleteProduct", status_code=204)
+    async def delete_product(self, product_id: FromPath[int], products: NamedDependency[ProductService]) -> None:
+        """Delete a product that no plan names; otherwise 409: archive it instead."""
+        await products.delete(product_id)
+
+    @get("/", operation_id="listProducts")
+    async def list_products(
+        self,
+        *,
+        products: NamedDependency[ProductService],
+        active: Annotated[bool | None, QueryParameter(description="Only active (true) or archived (false).")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[Product]:
+        """List products, oldest first, optionally only active or only archived ones."""
+        rows, next_cursor = await products.page(ProductFilters(active), after=decode_cursor(cursor), limit=limit)
+        return Page(data=[Product.of(row) for row in rows], next_cursor=next_cursor)
+
+
+class PlanController(Controller):
+    path = "/v1/plans"
+    tags = ["catalog"]
+    security = [{"apiKey": []}]
+    dependencies = {"plans": Provide(provide_plan_service)}
+
+    @post("/", operation_id="createPlan", status_code=201)
+    async def create_plan(self, data: JSONBody[PlanCreate], plans: NamedDependency[PlanService]) -> Plan:
+        """Create a plan (a price) for an active product.
+
+        `flat` and `per_seat` take `amount`; `tiered` (graduated) and `volume` take `tiers`, ascending,
+        the last one open-ended; `package` takes `amount` per `package_size` units; `metered` takes
+        `amount` per unit and `usage_aggregation` (sum, max or last; sum by default). Every field at
+        fault is named in `errors`. Money is never a JSON float: `1000.0` is refused.
+        """
+        return Plan.of(await plans.create(data))
+
+    @get("/{plan_id:int}", operation_id="getPlan")
+    async def get_plan(self, plan_id: FromPath[int], plans: NamedDependency[PlanService]) -> Plan:
+        """One plan with its tiers and features; 404 if it does not exist or belongs to another tenant."""
+        return Plan.of(await plans.get(plan_id))
+
+    @patch("/{plan_id:int}", operation_id="updatePlan")
+    async def update_plan(
+        self,
+        plan_id: FromPath[int],
+        data: JSONBody[PlanUpdate],
+        plans: NamedDependency[PlanService],
+    ) -> Plan:
+        """Change the fields sent. Price fields change only while no subscription uses the plan (else 409:
+        create a new plan instead); any change to them re-checks the whole price. `tiers` is replaced whole.
+        """
+        return Plan.of(await plans.update(plan_id, data))
+
+    @delete("/{plan_id:int}", operation_id="deletePlan", status_code=204)
+    async def delete_plan(self, plan_id: FromPath[int], plans: NamedDependency[PlanService]) -> None:
+        """Delete a plan no subscription or invoice line names; otherwise 409: archive it instead."""
+        await plans.delete(plan_id)
+
+    @get("/", operation_id="listPlans")
+    async def list_plans(
+        self,
+        *,
+        plans: NamedDependency[PlanService],
+        product_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="Plans of this product.")] = None,
+        active: Annotated[bool | None, QueryParameter(description="Only active (true) or archived (false).")] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[Plan]:
+        """List plans, oldest first, optionally of one product and only active or only archived ones."""
+        filters = PlanFilters(product_id, active)
+        rows, next_cursor = await plans.page(filters, after=decode_cursor(cursor), limit=limit)
+        return Page(data=[Plan.of(row) for row in rows], next_cursor=next_cursor)

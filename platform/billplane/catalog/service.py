@@ -1,0 +1,191 @@
+"""Product and plan rules. Never commits: the request owns the transaction."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from litestar.exceptions import NotFoundException
+
+from billplane.api.pagination import next_cursor
+from billplane.api.problems import ConflictError, FieldErrors
+from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
+from billplane.catalog.repository import Lock, PlanFilters, PlanRepository, ProductFilters, ProductRepository
+from billplane.catalog.schemas import (
+    PlanCreate,
+    PlanUpdate,
+    PricingTierCreate,
+    ProductCreate,
+    ProductUpdate,
+)
+from billplane.catalog.validation import (
+    TERM_FIELDS,
+    PlanTerms,
+    ProposedTerms,
+    TierTerms,
+    check_features,
+    checked_terms,
+)
+from billplane.money.decimals import decimal_text
+
+
+class ProductService:
+    def __init__(self, repository: ProductRepository) -> None:
+        self.repository = repository
+
+    async def create(self, data: ProductCreate) -> Product:
+        product = Product(name=data.name, description=data.description, active=data.active, metadata_=data.metadata)
+        return await self.repository.add(product)
+
+    async def get(self, product_id: int, *, lock: Lock = None) -> Product:
+        product = await self.repository.find(product_id, lock=lock)
+        if product is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no product {product_id}")
+        return product
+
+    async def update(self, product_id: int, data: ProductUpdate) -> Product:
+        """`active=false` archives: existing plans keep working, new plans cannot be made on it."""
+        product = await self.get(product_id)
+        for field, value in data.changes().items():
+            setattr(product, "metadata_" if field == "metadata" else field, value)
+        return await self.repository.update(product)
+
+    async def delete(self, product_id: int) -> None:
+        # FOR UPDATE: a plan being created on this product right now waits for us, or we see it.
+        product = await self.get(product_id, lock="update")
+        if await self.repository.has_plans(product_id):
+            raise ConflictError("the product has plans: archive it instead (PATCH active=false)")
+        await self.repository.remove(product)
+
+    async def page(self, filters: ProductFilters, *, after: int | None, limit: int) -> tuple[list[Product], str | None]:
+        rows = await self.repository.page_filtered(filters, after=after, limit=limit)
+        return rows[:limit], next_cursor([row.id for row in rows], limit)
+
+
+class PlanService:
+    def __init__(self, repository: PlanRepository, products: ProductRepository) -> None:
+        self.repository = repository
+        self.products = products
+
+    async def create(self, data: PlanCreate) -> Plan:
+        errors = FieldErrors()
+        # FOR SHARE: the product cannot be archived or deleted until this plan is committed.
+        product = await self.products.find(data.product_id, lock="share")
+        if product is None:
+            errors.add("product_id", "no such product")
+        elif not product.active:
+            errors.add("product_id", "the product is archived: new plans cannot be made on it")
+        proposed = ProposedTerms(
+            pricing_model=data.pricing_model,
+            amount=data.amount,
+            currency=data.currency,
+            billing_interval=data.billing_interval,
+            interval_count=data.interval_count,
+            package_size=data.package_size,
+            usage_aggregation=data.usage_aggregation,
+            tiers=data.tiers,
+        )
+        terms = checked_terms(proposed, errors)
+        check_features(data.features, errors)
+        errors.raise_any()
+        plan = Plan(
+            product_id=data.product_id,
+            name=data.name,
+            description=data.description,
+            trial_period_days=data.trial_period_days,
+            active=data.active,
+            metadata_=data.metadata,
+            tiers=_tier_rows(terms.tiers),
+            features=[PlanFeature(key=item.key, value=item.value, limit=item.limit) for item in data.features],
+        )
+        _set_terms(plan, terms)
+        return await self.repository.add(plan)
+
+    async def get(self, plan_id: int, *, lock: Lock = None) -> Plan:
+        plan = await self.repository.find(plan_id, lock=lock)
+        if plan is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no plan {plan_id}")
+        return plan
+
+    async def update(self, plan_id: int, data: PlanUpdate) -> Plan:
+        """Name, description, active and metadata always change; the price only while nobody uses the plan."""
+        changes = data.changes()
+        price_changes = {field: value for field, value in changes.items() if field in TERM_FIELDS}
+        # FOR UPDATE: a subscription being made on this plan right now waits for us, or we see it.
+        plan = await self.get(plan_id, lock="update" if price_changes else None)
+        if price_changes:
+            errors = FieldErrors()
+            terms = checked_terms(replace(_proposed_of(plan), **price_changes), errors)
+            errors.raise_any()
+            current = _terms_of(plan)
+            if terms != current:  # sending the price it already has is not a change
+                if await self.repository.has_subscriptions(plan_id):
+                    raise ConflictError("the plan is in use; create a new plan instead")
+                _set_terms(plan, terms)
+                if terms.tiers != current.tiers:
+                    await self.repository.replace_tiers(plan, _tier_rows(terms.tiers))
+        for field, value in changes.items():
+            if field not in TERM_FIELDS:
+                setattr(plan, "metadata_" if field == "metadata" else field, value)
+        return await self.repository.update(plan)
+
+    async def delete(self, plan_id: int) -> None:
+        plan = await self.get(plan_id, lock="update")
+        if await self.repository.is_referenced(plan_id):
+            raise ConflictError(
+                "the plan is used by subscriptions or invoices: archive it instead (PATCH active=false)"
+            )
+        await self.repository.remove(plan)
+
+    async def page(self, filters: PlanFilters, *, after: int | None, limit: int) -> tuple[list[Plan], str | None]:
+        rows = await self.repository.page_filtered(filters, after=after, limit=limit)
+        return rows[:limit], next_cursor([row.id for row in rows], limit)
+
+
+def _tier_rows(tiers: tuple[TierTerms, ...]) -> list[PricingTier]:
+    return [
+        PricingTier(position=position, up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+        for position, tier in enumerate(tiers)
+    ]
+
+
+def _set_terms(plan: Plan, terms: PlanTerms) -> None:
+    plan.pricing_model = terms.pricing_model
+    plan.amount = terms.amount
+    plan.currency = terms.currency
+    plan.billing_interval = terms.billing_interval
+    plan.interval_count = terms.interval_count
+    plan.package_size = terms.package_size
+    plan.usage_aggregation = terms.usage_aggregation
+
+
+def _terms_of(plan: Plan) -> PlanTerms:
+    return PlanTerms(
+        pricing_model=plan.pricing_model,
+        amount=plan.amount,
+        currency=plan.currency,
+        billing_interval=plan.billing_interval,
+        interval_count=plan.interval_count,
+        package_size=plan.package_size,
+        usage_aggregation=plan.usage_aggregation,
+        tiers=tuple(TierTerms(tier.up_to, tier.unit_amount, tier.flat_amount) for tier in plan.tiers),
+    )
+
+
+def _proposed_of(plan: Plan) -> ProposedTerms:
+    """The plan's stored price as a request would state it, for a PATCH to be applied to and checked."""
+    tiers = [
+        PricingTierCreate(
+            up_to=tier.up_to, unit_amount_decimal=decimal_text(tier.unit_amount), flat_amount=tier.flat_amount
+        )
+        for tier in plan.tiers
+    ]
+    return ProposedTerms(
+        pricing_model=plan.pricing_model,
+        amount=plan.amount,
+        currency=plan.currency,
+        billing_interval=plan.billing_interval,
+        interval_count=plan.interval_count,
+        package_size=plan.package_size,
+        usage_aggregation=plan.usage_aggregation,
+        tiers=tiers or None,
+    )
