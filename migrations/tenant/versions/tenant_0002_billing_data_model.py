@@ -134,7 +134,18 @@ def upgrade() -> None:
         sa.CheckConstraint("interval_count >= 1", name=op.f("ck_plans_interval_count")),
         sa.CheckConstraint("package_size IS NULL OR package_size >= 1", name=op.f("ck_plans_package_size")),
         sa.CheckConstraint(
-            "trial_period_days IS NULL OR trial_period_days >= 0", name=op.f("ck_plans_trial_period_days")
+            "trial_period_days IS NULL OR trial_period_days BETWEEN 0 AND 730", name=op.f("ck_plans_trial_period_days")
+        ),
+        sa.CheckConstraint(
+            "(pricing_model IN ('flat', 'per_seat', 'package', 'metered')) = (amount IS NOT NULL)",
+            name=op.f("ck_plans_amount_by_model"),
+        ),
+        sa.CheckConstraint(
+            "(pricing_model = 'package') = (package_size IS NOT NULL)", name=op.f("ck_plans_package_size_by_model")
+        ),
+        sa.CheckConstraint(
+            "(pricing_model = 'metered') = (usage_aggregation IS NOT NULL)",
+            name=op.f("ck_plans_usage_aggregation_by_model"),
         ),
         sa.ForeignKeyConstraint(["product_id"], ["products.id"], name=op.f("fk_plans_product_id_products")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plans")),
@@ -174,6 +185,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plan_features")),
         sa.UniqueConstraint("plan_id", "key", name=op.f("uq_plan_features_plan_id_key")),
+        sa.CheckConstraint('"limit" IS NULL OR "limit" >= 0', name=op.f("ck_plan_features_limit")),
     )
     op.create_table(
         "pricing_tiers",
@@ -308,6 +320,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_lines")),
     )
     op.create_index(op.f("ix_invoice_lines_invoice_id"), "invoice_lines", ["invoice_id"], unique=False)
+    op.create_index(op.f("ix_invoice_lines_plan_id"), "invoice_lines", ["plan_id"], unique=False)
     op.create_table(
         "payments",
         sa.Column("customer_id", sa.BigInteger(), nullable=False),
@@ -370,6 +383,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_payments_invoice_id"), table_name="payments")
     op.drop_index(op.f("ix_payments_customer_id"), table_name="payments")
     op.drop_table("payments")
+    op.drop_index(op.f("ix_invoice_lines_plan_id"), table_name="invoice_lines")
     op.drop_index(op.f("ix_invoice_lines_invoice_id"), table_name="invoice_lines")
     op.drop_table("invoice_lines")
     op.drop_index("uq_usage_records_subscription_id_client_event_id", table_name="usage_records")

@@ -42,7 +42,17 @@ class Plan(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
         CheckConstraint("amount IS NULL OR amount >= 0", name="amount"),
         CheckConstraint("interval_count >= 1", name="interval_count"),
         CheckConstraint("package_size IS NULL OR package_size >= 1", name="package_size"),
-        CheckConstraint("trial_period_days IS NULL OR trial_period_days >= 0", name="trial_period_days"),
+        CheckConstraint("trial_period_days IS NULL OR trial_period_days BETWEEN 0 AND 730", name="trial_period_days"),
+        # The pricing-model rules the API enforces, kept by the database too: no writer (the
+        # billing engine, a fix by hand) can store a plan whose price cannot be computed.
+        CheckConstraint(
+            "(pricing_model IN ('flat', 'per_seat', 'package', 'metered')) = (amount IS NOT NULL)",
+            name="amount_by_model",
+        ),
+        CheckConstraint("(pricing_model = 'package') = (package_size IS NOT NULL)", name="package_size_by_model"),
+        CheckConstraint(
+            "(pricing_model = 'metered') = (usage_aggregation IS NOT NULL)", name="usage_aggregation_by_model"
+        ),
     )
 
     product_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("products.id"), index=True)
@@ -89,7 +99,10 @@ class PlanFeature(IdMixin, TenantBase):
     """An entitlement a plan grants: a flag or text value, or a numeric limit."""
 
     __tablename__ = "plan_features"
-    __table_args__ = (UniqueConstraint("plan_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("plan_id", "key"),
+        CheckConstraint('"limit" IS NULL OR "limit" >= 0', name="limit"),
+    )
 
     plan_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("plans.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(Text)

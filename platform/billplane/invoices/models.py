@@ -52,7 +52,8 @@ class InvoiceLine(IdMixin, TenantBase):
     __table_args__ = (CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),)
 
     invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
-    plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"))
+    # Indexed: deleting a plan checks for lines that name it.
+    plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"), index=True)
     description: Mapped[str] = mapped_column(Text)
     quantity: Mapped[int] = mapped_column(BigInteger)
     unit_amount: Mapped[Decimal] = mapped_column(Numeric(38, 12))
