@@ -5,6 +5,8 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from tests.conftest import create_tenant
+
 
 async def test_schema_is_served_with_operation_ids_and_docs(client: AsyncTestClient[Litestar]) -> None:
     document = (await client.get("/schema/openapi.json")).json()
@@ -18,3 +20,23 @@ async def test_schema_is_served_with_operation_ids_and_docs(client: AsyncTestCli
         response = await client.get(page)
         assert response.status_code == 200, page
         assert "text/html" in response.headers["content-type"]
+
+
+async def test_every_request_body_has_an_example_that_works(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str]
+) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    tenant = await create_tenant(client, admin_headers)
+    product = (await client.post("/v1/products", json={"name": "P"}, headers=tenant.headers)).json()
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            if "requestBody" not in operation:
+                continue
+            examples = operation["requestBody"]["content"]["application/json"]["schema"].get("examples")
+            assert examples, f"{method.upper()} {path} has no example body"
+            if method != "post" or "{" in path:
+                continue
+            body = examples[0] | ({"product_id": product["id"]} if "product_id" in examples[0] else {})
+            headers = admin_headers if path.startswith("/v1/admin") else tenant.headers
+            response = await client.post(path, json=body, headers=headers)
+            assert response.status_code == 201, (path, response.text)

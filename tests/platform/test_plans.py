@@ -245,7 +245,11 @@ INVALID: list[tuple[str, Body, str]] = [
     ("only the last tier is open", {"pricing_model": "tiered", "tiers": _tiers(None, None)}, "tiers[0].up_to"),
     ("the last tier is open", {"pricing_model": "tiered", "tiers": _tiers(10, 20)}, "tiers[1].up_to"),
     ("up_to is at least 1", {"pricing_model": "tiered", "tiers": _tiers(0, None)}, "tiers[0].up_to"),
-    ("up_to must be sent", {"pricing_model": "tiered", "tiers": [{"unit_amount": 1}]}, "tiers[0]"),
+    (
+        "an omitted up_to is open-ended, so only the last may omit it",
+        {"pricing_model": "tiered", "tiers": [{"unit_amount": 1}, {"up_to": None, "unit_amount": 1}]},
+        "tiers[0].up_to",
+    ),
     (
         "a tier needs a unit price",
         {"pricing_model": "tiered", "tiers": [{"up_to": 10, "flat_amount": 5}, {"up_to": None, "unit_amount": 1}]},

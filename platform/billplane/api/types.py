@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+from litestar.enums import RequestEncodingType
+from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg
 
 from billplane.api.problems import InvalidFieldError
 from billplane.money.currencies import UnknownCurrencyError, normalize_currency
@@ -41,3 +44,8 @@ def checked_currency(code: str, field: str = "currency") -> str:
         return normalize_currency(code)
     except UnknownCurrencyError as exc:
         raise InvalidFieldError(field, str(exc)) from exc
+
+
+def example_body(summary: str, value: dict[str, Any]) -> BodyKwarg:
+    """A JSON body marker carrying one whole example, shown on the interactive API page."""
+    return BodyKwarg(media_type=RequestEncodingType.JSON, examples=[Example(summary=summary, value=value)])

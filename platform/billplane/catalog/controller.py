@@ -6,18 +6,18 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.catalog.repository import PlanFilters, PlanRepository, ProductFilters, ProductRepository
 from billplane.catalog.schemas import (
     Plan,
-    PlanCreate,
-    PlanUpdate,
+    PlanCreateBody,
+    PlanUpdateBody,
     Product,
-    ProductCreate,
-    ProductUpdate,
+    ProductCreateBody,
+    ProductUpdateBody,
 )
 from billplane.catalog.service import PlanService, ProductService
 from billplane.db.mixins import MAX_ID
@@ -38,7 +38,7 @@ class ProductController(Controller):
     dependencies = {"products": Provide(provide_product_service)}
 
     @post("/", operation_id="createProduct", status_code=201)
-    async def create_product(self, data: JSONBody[ProductCreate], products: NamedDependency[ProductService]) -> Product:
+    async def create_product(self, data: ProductCreateBody, products: NamedDependency[ProductService]) -> Product:
         """Create a product: what the tenant sells. Its prices are plans."""
         return Product.of(await products.create(data))
 
@@ -51,7 +51,7 @@ class ProductController(Controller):
     async def update_product(
         self,
         product_id: FromPath[int],
-        data: JSONBody[ProductUpdate],
+        data: ProductUpdateBody,
         products: NamedDependency[ProductService],
     ) -> Product:
         """Change the fields sent. `active=false` archives the product: its plans keep working, no new ones."""
@@ -83,7 +83,7 @@ class PlanController(Controller):
     dependencies = {"plans": Provide(provide_plan_service)}
 
     @post("/", operation_id="createPlan", status_code=201)
-    async def create_plan(self, data: JSONBody[PlanCreate], plans: NamedDependency[PlanService]) -> Plan:
+    async def create_plan(self, data: PlanCreateBody, plans: NamedDependency[PlanService]) -> Plan:
         """Create a plan (a price) for an active product.
 
         `flat` and `per_seat` take `amount`; `tiered` (graduated) and `volume` take `tiers`, ascending,
@@ -102,7 +102,7 @@ class PlanController(Controller):
     async def update_plan(
         self,
         plan_id: FromPath[int],
-        data: JSONBody[PlanUpdate],
+        data: PlanUpdateBody,
         plans: NamedDependency[PlanService],
     ) -> Plan:
         """Change the fields sent. Price fields change only while no subscription uses the plan (else 409:

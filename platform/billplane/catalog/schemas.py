@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from billplane.api.types import Amount, CurrencyCode, LongText, Metadata, ShortText
+from billplane.api.types import Amount, CurrencyCode, LongText, Metadata, ShortText, example_body
 from billplane.catalog.models import Plan as PlanRow
 from billplane.catalog.models import PlanFeature as PlanFeatureRow
 from billplane.catalog.models import PricingTier as PricingTierRow
@@ -91,9 +91,12 @@ class Product(msgspec.Struct, kw_only=True):
 
 
 class PricingTierCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """One tier: exactly one of `unit_amount` (whole minor units) or `unit_amount_decimal`."""
+    """One tier: exactly one of `unit_amount` (whole minor units) or `unit_amount_decimal`.
 
-    up_to: UpTo | None
+    `up_to` null or omitted: the open-ended last tier.
+    """
+
+    up_to: UpTo | None = None
     unit_amount: Amount | None = None
     unit_amount_decimal: DecimalAmount | None = None
     flat_amount: Amount = 0
@@ -222,3 +225,32 @@ class Plan(msgspec.Struct, kw_only=True):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+ProductCreateBody = Annotated[
+    ProductCreate, example_body("A product", {"name": "Analytics", "description": "Dashboards and exports"})
+]
+ProductUpdateBody = Annotated[ProductUpdate, example_body("Archive a product", {"active": False})]
+PlanCreateBody = Annotated[
+    PlanCreate,
+    example_body(
+        "Graduated API pricing with a free allowance",
+        {
+            "product_id": 1,
+            "name": "API calls",
+            "pricing_model": "tiered",
+            "currency": "usd",
+            "billing_interval": "month",
+            "trial_period_days": 14,
+            "tiers": [
+                {"up_to": 1000, "unit_amount": 0},
+                {"up_to": 100000, "unit_amount_decimal": "0.5"},
+                {"up_to": None, "unit_amount_decimal": "0.25"},
+            ],
+            "features": [{"key": "seats", "limit": 5}, {"key": "sso", "value": "true"}],
+        },
+    ),
+]
+PlanUpdateBody = Annotated[
+    PlanUpdate, example_body("Rename and archive", {"name": "API calls (2025)", "active": False})
+]

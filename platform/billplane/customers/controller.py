@@ -7,12 +7,12 @@ from typing import Annotated
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.customers.repository import CustomerFilters, CustomerRepository
-from billplane.customers.schemas import Customer, CustomerCreate, CustomerUpdate
+from billplane.customers.schemas import Customer, CustomerCreateBody, CustomerUpdateBody
 from billplane.customers.service import CustomerService
 
 
@@ -27,9 +27,7 @@ class CustomerController(Controller):
     dependencies = {"customers": Provide(provide_customer_service)}
 
     @post("/", operation_id="createCustomer", status_code=201)
-    async def create_customer(
-        self, data: JSONBody[CustomerCreate], customers: NamedDependency[CustomerService]
-    ) -> Customer:
+    async def create_customer(self, data: CustomerCreateBody, customers: NamedDependency[CustomerService]) -> Customer:
         """Create a customer. `external_id`, if given, must be unique among the tenant's customers."""
         return Customer.of(await customers.create(data))
 
@@ -42,7 +40,7 @@ class CustomerController(Controller):
     async def update_customer(
         self,
         customer_id: FromPath[int],
-        data: JSONBody[CustomerUpdate],
+        data: CustomerUpdateBody,
         customers: NamedDependency[CustomerService],
     ) -> Customer:
         """Change the fields sent; `null` clears one. `metadata` is replaced whole."""

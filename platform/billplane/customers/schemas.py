@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from billplane.api.types import Email, Metadata, ShortText
+from billplane.api.types import Email, Metadata, ShortText, example_body
 from billplane.customers.models import Customer as CustomerRow
 
 
@@ -53,3 +53,15 @@ class Customer(msgspec.Struct, kw_only=True):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+CustomerCreateBody = Annotated[
+    CustomerCreate,
+    example_body(
+        "A customer",
+        {"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "user_1042", "metadata": {"plan": "pro"}},
+    ),
+]
+CustomerUpdateBody = Annotated[
+    CustomerUpdate, example_body("Change the name, clear the external id", {"name": "Ada King", "external_id": None})
+]

@@ -6,13 +6,13 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import require_admin, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import provide_control_session
-from billplane.tenancy.schemas import ApiKeyOut, IssuedKeyOut, TenantCreate, TenantCreated, TenantOut
+from billplane.tenancy.schemas import ApiKeyOut, IssuedKeyOut, TenantCreateBody, TenantCreated, TenantOut
 from billplane.tenancy.service import TenantAdminService
 
 
@@ -34,7 +34,7 @@ class TenantAdminController(Controller):
 
     @post("/", operation_id="adminCreateTenant", status_code=201)
     async def create_tenant(
-        self, data: JSONBody[TenantCreate], service: NamedDependency[TenantAdminService]
+        self, data: TenantCreateBody, service: NamedDependency[TenantAdminService]
     ) -> TenantCreated:
         """Create a tenant: its schema at the current revision and its first API key (shown once)."""
         tenant, key = await service.create(data.slug, data.name)

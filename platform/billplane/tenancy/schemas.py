@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from billplane.api.types import example_body
 from billplane_tenants import SLUG_PATTERN, ApiKey, IssuedKey, Tenant
 
 Slug = Annotated[
@@ -88,3 +89,6 @@ class CurrentTenant(msgspec.Struct, kw_only=True):
     name: str
     status: str
     created_at: datetime
+
+
+TenantCreateBody = Annotated[TenantCreate, example_body("A new tenant", {"slug": "acme", "name": "Acme Inc."})]
