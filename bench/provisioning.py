@@ -11,9 +11,9 @@ once, in an order that rotates with i, so drift and catalog growth hit all of th
 
 Each of them runs on two tenant tracks:
 
-- "1 rev": the real tenant track (``migrations/tenant``) and the real models;
-- "51 revs": a scratch copy of the track plus ``--extra-revisions`` revisions, each adding one
-  nullable text column to ``audit_log``, with a copy of the models that has those columns.
+- "real": the real tenant track (``migrations/tenant``) and the real models;
+- "long": a scratch copy of the track plus ``--extra-revisions`` (default 50) revisions, each
+  adding one nullable text column to ``audit_log``, with a copy of the models that has them.
 
 Provisioning must cost the same on both (it never replays history). For contrast, a tenant is
 also built by running the whole chain: ``TenantMigrator.migrate([slug])`` on an empty schema.
@@ -37,6 +37,7 @@ import shlex
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +74,10 @@ BENCH_SECRET = "bench-secret-key-" + "x" * 32
 MEDIAN_TARGET_MS = 150.0
 RATIO_TARGET = 1.5
 EDGE = 50  # tenants in the "first N" and "last N" windows
+REPO = Path(__file__).resolve().parent.parent
+RELATIONS_IN_SCHEMA = (
+    "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1"
+)
 
 EXTRA_REVISION = '''"""bench: history filler {index}"""
 import sqlalchemy as sa
@@ -166,12 +171,12 @@ def metadata_with_columns(columns: Sequence[str]) -> MetaData:
     return metadata
 
 
-def make_track(name: str, database: Database, metadata: MetaData, script_location: Path) -> Track:
+def make_track(kind: str, database: Database, metadata: MetaData, script_location: Path) -> Track:
     provisioner = SchemaProvisioner(metadata, script_location)
     registry = TenantRegistry(provisioner, derive_pepper(BENCH_SECRET))
     migrator = TenantMigrator(database, provisioner.scripts)
     revisions = sum(1 for _ in provisioner.scripts.walk_revisions())
-    return Track(name, revisions, provisioner, registry, migrator)
+    return Track(f"{kind}, {revisions} revisions", revisions, provisioner, registry, migrator)
 
 
 # -- the three ways to create a tenant -------------------------------------------------------------
@@ -375,12 +380,33 @@ def history_table(series: Sequence[Series], tracks: Sequence[Track], chains: dic
     return "\n".join(lines)
 
 
+def pressure() -> str:
+    """Load and I/O pressure, so a reader can tell a quiet run from a disturbed one."""
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    io_file = Path("/proc/pressure/io")
+    io = io_file.read_text().splitlines()[0] if io_file.exists() else "n/a"
+    return f"load {load}; io pressure {io}"
+
+
 async def server_version(url: URL) -> str:
     connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        return str(await connection.fetchval("SHOW server_version"))
+        version = await connection.fetchval("SHOW server_version")
+        # Reported because catalog statistics (and so plans on pg_class) depend on it.
+        autovacuum = await connection.fetchval("SHOW autovacuum")
+        return f"{version} (autovacuum {autovacuum})"
     finally:
         await connection.close()
+
+
+def code_version() -> str:
+    """The commit measured: the tenant schema changes over time, so numbers belong to a commit."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+
+    dirty = " with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -401,14 +427,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def benchmark(args: argparse.Namespace, url: URL, scratch: Path) -> None:
     started = time.perf_counter()
+    before = pressure()
     database = Database(url.render_as_string(hide_password=False), pool_size=2, max_overflow=0)
     raw = await asyncpg.connect(asyncpg_dsn(url))
     try:
         long_track = scratch / "tenant"
         extra_columns = write_long_track(long_track, args.extra_revisions)
         tracks = [
-            make_track("1 rev", database, tenant_metadata, tenant_scripts()),
-            make_track(f"{args.extra_revisions + 1} revs", database, metadata_with_columns(extra_columns), long_track),
+            make_track("real", database, tenant_metadata, tenant_scripts()),
+            make_track("long", database, metadata_with_columns(extra_columns), long_track),
         ]
         series = [Series(track, method) for track in tracks for method in METHODS]
         log(f"provisioning {args.tenants} + 1 tenants x {len(series)} series")
@@ -428,6 +455,13 @@ async def benchmark(args: argparse.Namespace, url: URL, scratch: Path) -> None:
             f"{platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, alembic {alembic.__version__}, "
             f"asyncpg {asyncpg.__version__}; run time {time.perf_counter() - started:.0f} s"
         )
+        sample = f"tenant_{label_for(tracks[0], METHODS[0], 1)}"
+        relations = await raw.fetchval(RELATIONS_IN_SCHEMA, sample)
+        print(
+            f"- code: {code_version()}; tenant track head {tracks[0].provisioner.head}: "
+            f"{len(tenant_metadata.tables)} tenant tables, {relations} relations per tenant schema"
+        )
+        print(f"- before: {before}; after: {pressure()}")
         print("- command: " + shlex.join(["uv", "run", "python", *sys.argv]))
     finally:
         await raw.close()

@@ -68,6 +68,8 @@ async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:
     """Bring every schema to head and make sure `demo` exists with a key we can print."""
     await upgrade_control(runtime.database, str(control_scripts()))
     report = await runtime.migrator.migrate()
+    if report.upgraded:
+        click.echo(f"  upgraded {len(report.upgraded)} tenant schema(s) to {report.head}")
     for outcome in report.failed:
         click.echo(f"  warning: tenant {outcome.slug} did not migrate: {outcome.error}", err=True)
     async with runtime.database.control_session() as session:
