@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Protocol, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
@@ -49,6 +49,15 @@ def decode_cursor(cursor: str | None) -> int | None:
         raise InvalidFieldError("cursor", "not a cursor returned by this API", source="query") from exc
 
 
-def next_cursor(keys: list[int], limit: int) -> str | None:
-    """Fetch ``limit + 1`` rows; a next page exists only when the extra row came back."""
-    return encode_cursor(keys[limit - 1]) if len(keys) > limit else None
+class _Keyed(Protocol):
+    id: int
+
+
+KeyedT = TypeVar("KeyedT", bound=_Keyed)
+
+
+def page_of(rows: list[KeyedT], limit: int) -> tuple[list[KeyedT], str | None]:
+    """Rows fetched as ``limit + 1``: the page, and a cursor only when the extra row came back."""
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1].id)
+    return rows, None

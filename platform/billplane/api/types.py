@@ -38,6 +38,14 @@ ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 LongText = Annotated[str, msgspec.Meta(max_length=5000)]
 
 
+class Patch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A PATCH body: fields left out stay as they are (UNSET); `null` clears a nullable field."""
+
+    def changes(self) -> dict[str, Any]:
+        values = {field: getattr(self, field) for field in self.__struct_fields__}
+        return {field: value for field, value in values.items() if value is not msgspec.UNSET}
+
+
 def checked_currency(code: str, field: str = "currency") -> str:
     """The upper-case code if it is an active ISO 4217 currency, else a 422 naming ``field``."""
     try:

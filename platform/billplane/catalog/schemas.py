@@ -7,11 +7,11 @@ units that may be fractional (`unit_amount_decimal`). No field is a float.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from billplane.api.types import Amount, CurrencyCode, LongText, Metadata, ShortText, example_body
+from billplane.api.types import Amount, CurrencyCode, LongText, Metadata, Patch, ShortText, example_body
 from billplane.catalog.models import Plan as PlanRow
 from billplane.catalog.models import PlanFeature as PlanFeatureRow
 from billplane.catalog.models import PricingTier as PricingTierRow
@@ -54,18 +54,13 @@ class ProductCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: Metadata = msgspec.field(default_factory=dict)
 
 
-class ProductUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ProductUpdate(Patch):
     """Only the fields sent change; `null` clears `description`. `active=false` archives the product."""
 
     name: ShortText | msgspec.UnsetType = msgspec.UNSET
     description: LongText | msgspec.UnsetType | None = msgspec.UNSET
     active: bool | msgspec.UnsetType = msgspec.UNSET
     metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
-
-    def changes(self) -> dict[str, Any]:
-        return {
-            field: value for field in self.__struct_fields__ if (value := getattr(self, field)) is not msgspec.UNSET
-        }
 
 
 class Product(msgspec.Struct, kw_only=True):
@@ -131,7 +126,7 @@ class PlanCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     features: Features = msgspec.field(default_factory=list)
 
 
-class PlanUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class PlanUpdate(Patch):
     """Only the fields sent change; `null` clears a field. Price fields change only while no subscription
     uses the plan, and any change to them re-checks the whole price: when `pricing_model` changes, send
     `null` for the fields the new model does not take (`amount`, `tiers`, `package_size`, ...).
@@ -149,11 +144,6 @@ class PlanUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     package_size: PackageSize | msgspec.UnsetType | None = msgspec.UNSET
     usage_aggregation: UsageAggregation | msgspec.UnsetType | None = msgspec.UNSET
     tiers: Tiers | msgspec.UnsetType | None = msgspec.UNSET
-
-    def changes(self) -> dict[str, Any]:
-        return {
-            field: value for field in self.__struct_fields__ if (value := getattr(self, field)) is not msgspec.UNSET
-        }
 
 
 class PricingTier(msgspec.Struct, kw_only=True):

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from litestar.exceptions import NotFoundException
 
-from billplane.api.pagination import next_cursor
+from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, FieldErrors
 from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
 from billplane.catalog.repository import Lock, PlanFilters, PlanRepository, ProductFilters, ProductRepository
@@ -58,7 +58,7 @@ class ProductService:
 
     async def page(self, filters: ProductFilters, *, after: int | None, limit: int) -> tuple[list[Product], str | None]:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)
 
 
 class PlanService:
@@ -138,7 +138,7 @@ class PlanService:
 
     async def page(self, filters: PlanFilters, *, after: int | None, limit: int) -> tuple[list[Plan], str | None]:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)
 
 
 def _tier_rows(tiers: tuple[TierTerms, ...]) -> list[PricingTier]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
-from billplane.api.types import Email, Metadata, ShortText, example_body
+from billplane.api.types import Email, Metadata, Patch, ShortText, example_body
 from billplane.customers.models import Customer as CustomerRow
 
 
@@ -19,18 +19,13 @@ class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metadata: Metadata = msgspec.field(default_factory=dict)
 
 
-class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class CustomerUpdate(Patch):
     """Only the fields sent change; `null` clears a field."""
 
     email: Email | msgspec.UnsetType | None = msgspec.UNSET
     name: ShortText | msgspec.UnsetType | None = msgspec.UNSET
     external_id: ShortText | msgspec.UnsetType | None = msgspec.UNSET
     metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
-
-    def changes(self) -> dict[str, Any]:
-        return {
-            field: value for field in self.__struct_fields__ if (value := getattr(self, field)) is not msgspec.UNSET
-        }
 
 
 class Customer(msgspec.Struct, kw_only=True):

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from litestar.exceptions import NotFoundException
 
-from billplane.api.pagination import next_cursor
+from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError
 from billplane.customers.models import Customer
 from billplane.customers.repository import CustomerFilters, CustomerRepository
@@ -52,4 +52,4 @@ class CustomerService:
         self, filters: CustomerFilters, *, after: int | None, limit: int
     ) -> tuple[list[Customer], str | None]:
         rows = await self.repository.page_live(filters, after=after, limit=limit)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from litestar.exceptions import NotFoundException
 
-from billplane.api.pagination import next_cursor
+from billplane.api.pagination import page_of
 from billplane.api.problems import InvalidFieldError
 from billplane.invoices.models import INVOICE_STATUSES, Invoice
 from billplane.invoices.repository import InvoiceFilters, InvoiceRepository
@@ -27,4 +27,4 @@ class InvoiceService:
         if filters.status is not None and filters.status not in INVOICE_STATUSES:
             raise InvalidFieldError("status", f"must be one of {', '.join(INVOICE_STATUSES)}", source="query")
         rows = await self.repository.page_matching(filters, after=after, limit=limit)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from litestar.exceptions import NotFoundException
 
-from billplane.api.pagination import next_cursor
+from billplane.api.pagination import page_of
 from billplane.api.problems import InvalidFieldError
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
@@ -29,4 +29,4 @@ class SubscriptionService:
         if filters.status is not None and filters.status not in SUBSCRIPTION_STATUSES:
             raise InvalidFieldError("status", f"must be one of {', '.join(SUBSCRIPTION_STATUSES)}", source="query")
         rows = await self.repository.page_matching(filters, after=after, limit=limit)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)

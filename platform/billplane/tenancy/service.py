@@ -6,7 +6,7 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import KeyCache
-from billplane.api.pagination import next_cursor
+from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.runtime import Runtime
 from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
@@ -34,7 +34,7 @@ class TenantAdminService:
 
     async def page(self, after_id: int | None, limit: int) -> tuple[list[Tenant], str | None]:
         rows = await self._registry.page(self._session, after_id=after_id, limit=limit + 1)
-        return rows[:limit], next_cursor([row.id for row in rows], limit)
+        return page_of(rows, limit)
 
     async def set_status(self, slug: str, status: str) -> Tenant:
         tenant = await self._registry.set_status(self._session, await self.get(slug), status)
