@@ -24,11 +24,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import NullPool
 
 from billplane_tenants.naming import UNSCOPED_SEARCH_PATH, validate_schema_name
 
 TENANT_SCHEMA_KEY = "billplane_tenant_schema"
 _SET_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
+_LOCK_AND_SET_SEARCH_PATH = text(
+    "SELECT pg_advisory_xact_lock(:namespace, :key), set_config('search_path', :schema, true)"
+)
 _UNSCOPE = text(f"SELECT set_config('search_path', '{UNSCOPED_SEARCH_PATH}', true)")
 
 
@@ -41,9 +45,16 @@ def normalize_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def scope_connection(connection: Connection, schema: str) -> None:
-    """Point the current transaction of ``connection`` at one tenant's schema."""
-    connection.execute(_SET_SEARCH_PATH, {"schema": validate_schema_name(schema)})
+def scope_connection(connection: Connection, schema: str, *, lock: tuple[int, int] | None = None) -> None:
+    """Point the current transaction of ``connection`` at one tenant's schema.
+
+    ``lock``: also take this transaction-scoped advisory lock first, in the same round trip.
+    """
+    if lock is None:
+        connection.execute(_SET_SEARCH_PATH, {"schema": validate_schema_name(schema)})
+    else:
+        parameters = {"schema": validate_schema_name(schema), "namespace": lock[0], "key": lock[1]}
+        connection.execute(_LOCK_AND_SET_SEARCH_PATH, parameters)
 
 
 async def scope(connection: AsyncConnection, schema: str) -> None:
@@ -82,6 +93,10 @@ class Database:
         application_name: str = "billplane",
     ) -> None:
         self.url = normalize_url(url)
+        connect_args: dict[str, Any] = {
+            "prepared_statement_cache_size": 0,
+            "server_settings": {"search_path": UNSCOPED_SEARCH_PATH, "application_name": application_name},
+        }
         # Small pools, recycled: one backend that touches many tenant schemas keeps a relcache
         # entry per relation (~4 KB each, FACTS.md), so long-lived connections grow without bound.
         self.engine: AsyncEngine = create_async_engine(
@@ -90,14 +105,9 @@ class Database:
             max_overflow=max_overflow,
             pool_recycle=pool_recycle_seconds,
             pool_pre_ping=True,
-            connect_args={
-                "prepared_statement_cache_size": 0,
-                "server_settings": {
-                    "search_path": UNSCOPED_SEARCH_PATH,
-                    "application_name": application_name,
-                },
-            },
+            connect_args=connect_args,
         )
+        self._connect_args = connect_args
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
     async def dispose(self) -> None:
@@ -121,6 +131,22 @@ class Database:
         """One transaction that can reach only the control schema."""
         async with self.session() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def dedicated_connection(self, *, statement_cache_size: int) -> AsyncIterator[AsyncConnection]:
+        """A connection of its own, outside the pool, with a prepared-statement cache.
+
+        For the migration fan-out only: it runs each revision's statements against schemas that
+        all have that revision's shape, so cached statements never meet a different shape. Request
+        sessions never use it (their tenants' schemas may differ, mid-migration).
+        """
+        connect_args = {**self._connect_args, "prepared_statement_cache_size": statement_cache_size}
+        engine = create_async_engine(self.url, poolclass=NullPool, connect_args=connect_args)
+        try:
+            async with engine.connect() as connection:
+                yield connection
+        finally:
+            await engine.dispose()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

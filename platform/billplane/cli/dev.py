@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 import click
-import uvicorn
 
-from billplane.app import create_app
 from billplane.cli.context import run_with_runtime
 from billplane.cli.devenv import DevEnvironment
 from billplane.db.paths import control_scripts
@@ -48,6 +46,11 @@ def dev(host: str, port: int) -> None:
         raise click.ClickException(str(exc)) from exc
 
     demo_key = run_with_runtime(settings, lambda runtime: _prepare(runtime, environment))
+    # Imported here: the web stack costs about a second to import, which no other command needs.
+    import uvicorn  # noqa: PLC0415
+
+    from billplane.app import create_app  # noqa: PLC0415
+
     base = f"http://{host}:{port}"
     click.echo(
         f"""

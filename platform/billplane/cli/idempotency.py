@@ -6,7 +6,7 @@ import click
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
-from billplane.idempotency.store import purge_expired
+from billplane.idempotency.repository import purge_expired
 from billplane.runtime import Runtime
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import click
-import uvicorn
 
-from billplane.app import create_app
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.cli.dev import dev
 from billplane.cli.idempotency import idempotency
@@ -27,6 +25,11 @@ def cli() -> None:
 @click.option("--workers", type=int, help="Worker processes (default: BILLPLANE_WORKERS or 1).")
 def run(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API with the database named by BILLPLANE_DATABASE_URL."""
+    # Imported here: the web stack costs about a second to import, which no other command needs.
+    import uvicorn  # noqa: PLC0415
+
+    from billplane.app import create_app  # noqa: PLC0415
+
     settings = settings_for_cli(serving=True)
     run_with_runtime(settings, _check_database)
     workers = workers or settings.server.workers

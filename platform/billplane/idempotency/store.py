@@ -136,8 +136,3 @@ async def finish(
 
 def replay_handler(_request: Request[Any, Any, Any], exc: IdempotentReplayError) -> Response[bytes]:
     return Response(exc.body, status_code=exc.status, media_type=exc.content_type, headers={REPLAYED_HEADER: "true"})
-
-
-async def purge_expired(session: AsyncSession, model: type[KeyModel]) -> int:
-    result = await session.execute(delete(model).where(model.expires_at < func.now()))
-    return int(result.rowcount)  # type: ignore[attr-defined]
