@@ -3,8 +3,13 @@
 Alembic's ``op`` and ``context`` proxies are process-global, so two upgrades running at once in
 one process execute each other's DDL (FACTS.md). Instead of one ``alembic upgrade`` per tenant
 (~0.4-1 s each: a new process, env.py, a re-read of every revision file) this module loads the
-revision graph once and drives a MigrationContext per tenant on one dedicated connection whose
-statement cache is on (every revision's statements meet schemas of that revision's shape only).
+revision graph once and renders, with alembic's offline mode, the SQL that takes a schema from
+each revision found to the head; each tenant then gets that SQL as one script, in one round trip,
+behind its advisory lock, its scope and a guard that it is still at the planned revision.
+PostgreSQL runs a multi-statement script as one implicit transaction, so a failure leaves the
+tenant untouched. Revisions that cannot be rendered offline (a data migration reading rows) run
+online instead: a MigrationContext per tenant on the same dedicated connection, whose statement
+cache is on (every revision's statements meet schemas of that revision's shape only).
 
 Each tenant's DDL and its version stamp commit together, so a crash leaves every tenant either
 migrated or untouched, and a rerun resumes. The tenant's own version table is the truth; the
@@ -14,6 +19,8 @@ and reconciled from the version tables at the start of every run.
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +29,16 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy.util import await_only
 
 from billplane_tenants.control import MigrationRun, Tenant, TenantMigration
 from billplane_tenants.database import Database, scope_connection
-from billplane_tenants.naming import quoted_schema
+from billplane_tenants.naming import quoted_schema, validate_schema_name
 from billplane_tenants.provisioning import VERSION_TABLE
 
 # Namespace for pg_advisory_xact_lock(int, int): two concurrent runs never migrate one tenant twice.
 _LOCK_NAMESPACE = 0x6270
+_REVISION_ID = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _REVISION_BATCH = 500
 _RECORD_BATCH = 200
 _STATEMENT_CACHE_SIZE = 500
@@ -86,6 +95,7 @@ class TenantMigrator:
     def __init__(self, database: Database, scripts: ScriptDirectory) -> None:
         self._database = database
         self._scripts = scripts
+        self._scripts_by_start: dict[str | None, str | None] = {}
 
     @property
     def head(self) -> str:
@@ -213,12 +223,40 @@ class TenantMigrator:
 
     def _upgrade_one(self, connection: Connection, plan: TenantPlan) -> TenantOutcome:
         try:
-            with connection.begin():
-                scope_connection(connection, plan.schema_name, lock=(_LOCK_NAMESPACE, plan.tenant_id))
-                self._run_alembic(connection, plan)
+            script = self._rendered(plan.current)
+            if script is None:
+                with connection.begin():
+                    scope_connection(connection, plan.schema_name, lock=(_LOCK_NAMESPACE, plan.tenant_id))
+                    self._run_alembic(connection, plan)
+            else:
+                self._run_script(connection, plan, script)
         except Exception as exc:  # one tenant's failure is reported, never fatal to the run
             return TenantOutcome(plan.slug, plan.current, plan.current, _describe(exc))
         return TenantOutcome(plan.slug, plan.current, self.head)
+
+    def _rendered(self, current: str | None) -> str | None:
+        """The SQL from ``current`` to head, rendered once per revision; None if it cannot be."""
+        if current not in self._scripts_by_start:
+            self._scripts_by_start[current] = _render_offline(self._scripts, current, self.head)
+        return self._scripts_by_start[current]
+
+    def _run_script(self, connection: Connection, plan: TenantPlan, script: str) -> None:
+        expected = "IS NOT NULL" if plan.current is None else f"IS DISTINCT FROM '{_checked_revision(plan.current)}'"
+        version = (
+            "to_regclass('alembic_version')" if plan.current is None else "(SELECT version_num FROM alembic_version)"
+        )
+        preamble = (
+            f"SELECT pg_advisory_xact_lock({_LOCK_NAMESPACE}, {int(plan.tenant_id)});\n"
+            f"SELECT set_config('search_path', '{validate_schema_name(plan.schema_name)}', true);\n"
+            f"DO $guard$ BEGIN IF {version} {expected} THEN "
+            "RAISE EXCEPTION 'the schema is no longer at the planned revision; rerun the migration'; "
+            "END IF; END $guard$;\n"
+        )
+        # One simple-protocol query: PostgreSQL runs it as a single implicit transaction.
+        driver = connection.connection.driver_connection
+        if driver is None:
+            raise RuntimeError("the migration connection was closed")
+        await_only(driver.execute(preamble + script))
 
     def _run_alembic(self, connection: Connection, plan: TenantPlan) -> None:
         """Upgrade the scoped schema to head; alembic re-reads the version under the lock."""
@@ -271,6 +309,39 @@ class TenantMigrator:
                 ),
                 rows,
             )
+
+
+def _render_offline(scripts: ScriptDirectory, current: str | None, head: str) -> str | None:
+    """The upgrade from ``current`` to ``head`` as SQL text (alembic offline mode), or None."""
+
+    def upgrade(revision: Any, _context: MigrationContext) -> Any:
+        return scripts._upgrade_revs(head, revision)  # noqa: SLF001 - alembic's own upgrade path
+
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql",
+        opts={
+            "as_sql": True,
+            "output_buffer": buffer,
+            "starting_rev": current,
+            "destination_rev": head,
+            "fn": upgrade,
+            "literal_binds": True,
+            "transactional_ddl": False,
+        },
+    )
+    try:
+        with Operations.context(context):
+            context.run_migrations()
+    except Exception:  # a revision that needs a live connection: such tenants migrate online
+        return None
+    return buffer.getvalue()
+
+
+def _checked_revision(revision: str) -> str:
+    if not _REVISION_ID.fullmatch(revision):
+        raise ValueError(f"unexpected revision id {revision!r}")
+    return revision
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
+from billplane.audit.models import AuditEvent
 from billplane.db.paths import tenant_scripts
 from billplane.runtime import Runtime
 from billplane_tenants import TenantMigrator
@@ -133,3 +134,52 @@ async def test_multiple_heads_are_refused(runtime: Runtime, tmp_path: Path) -> N
     (Path(scripts.dir) / "versions" / "tenant_9002_branch.py").write_text(branch.format(head=head))
     with pytest.raises(RuntimeError, match="exactly one head"):
         await TenantMigrator(runtime.database, ScriptDirectory(scripts.dir)).migrate([])
+
+
+DATA_REVISION = '''"""backfill from a query: needs a live connection, so it cannot be rendered offline"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "tenant_9002"
+down_revision = "tenant_9001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    rows = op.get_bind().execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one()
+    op.execute(sa.text("UPDATE audit_log SET note = :rows").bindparams(rows=str(rows)))
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+async def test_a_revision_that_reads_data_runs_online(runtime: Runtime, tmp_path: Path) -> None:
+    scripts = scripts_with_new_revision(tmp_path)
+    (Path(scripts.dir) / "versions" / "tenant_9002_backfill.py").write_text(DATA_REVISION)
+    slugs = await _tenants(runtime, 2)
+    async with runtime.database.tenant_session(f"tenant_{slugs[1]}") as session:
+        session.add(AuditEvent(actor="x", action="y"))
+    report = await TenantMigrator(runtime.database, ScriptDirectory(scripts.dir)).migrate(slugs)
+    assert [outcome.slug for outcome in report.upgraded] == slugs, report.failed
+    # The first tenant has no audit rows to update; the second's one row records its own count.
+    for slug, expected in zip(slugs, [[], ["1"]], strict=True):
+        async with runtime.database.transaction() as connection:
+            notes = await connection.execute(text(f'SELECT DISTINCT note FROM "tenant_{slug}".audit_log'))
+            assert list(notes.scalars()) == expected
+        assert await _control_status(runtime, slug) == ("tenant_9002", "ok", None)
+
+
+async def test_a_stale_plan_changes_nothing(runtime: Runtime, migrator: TenantMigrator) -> None:
+    """The guard in each tenant's script: the schema must still be at the revision planned."""
+    (slug,) = await _tenants(runtime, 1)
+    (plan,) = await migrator.plan([slug])
+    async with runtime.database.transaction() as connection:  # someone moved it meanwhile
+        await connection.execute(text(f"UPDATE \"tenant_{slug}\".alembic_version SET version_num = 'tenant_0001'"))
+    async with runtime.database.dedicated_connection(statement_cache_size=0) as connection:
+        outcome = await connection.run_sync(migrator._upgrade_one, plan)  # noqa: SLF001 - the guard itself
+    assert outcome.error is not None
+    assert "no longer at the planned revision" in outcome.error
+    assert "note" not in await _columns(runtime, slug)
