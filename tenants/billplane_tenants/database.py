@@ -33,7 +33,6 @@ _SET_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
 _LOCK_AND_SET_SEARCH_PATH = text(
     "SELECT pg_advisory_xact_lock(:namespace, :key), set_config('search_path', :schema, true)"
 )
-_UNSCOPE = text(f"SELECT set_config('search_path', '{UNSCOPED_SEARCH_PATH}', true)")
 
 
 def normalize_url(url: str) -> str:
@@ -57,14 +56,19 @@ def scope_connection(connection: Connection, schema: str, *, lock: tuple[int, in
         connection.execute(_LOCK_AND_SET_SEARCH_PATH, parameters)
 
 
-async def scope(connection: AsyncConnection, schema: str) -> None:
-    """Async form of :func:`scope_connection`."""
-    await connection.execute(_SET_SEARCH_PATH, {"schema": validate_schema_name(schema)})
+def scoped_script(schema: str, body: str, *, lock: tuple[int, int] | None = None) -> str:
+    """``body`` as one SQL script run in ``schema``'s scope (after taking ``lock``), then unscoped.
 
-
-async def unscope(connection: AsyncConnection) -> None:
-    """Return the current transaction to the fail-closed search_path."""
-    await connection.execute(_UNSCOPE)
+    For DDL sent in one simple-protocol round trip (provisioning, the migration fan-out); the
+    schema name is validated, never interpolated raw.
+    """
+    lines = [f"SELECT pg_advisory_xact_lock({int(lock[0])}, {int(lock[1])});"] if lock else []
+    lines += [
+        f"SELECT set_config('search_path', '{validate_schema_name(schema)}', true);",
+        body,
+        f"SELECT set_config('search_path', '{UNSCOPED_SEARCH_PATH}', true);",
+    ]
+    return "\n".join(lines)
 
 
 class ScopedSession(Session):

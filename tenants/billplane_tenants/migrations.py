@@ -32,8 +32,8 @@ from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.util import await_only
 
 from billplane_tenants.control import MigrationRun, Tenant, TenantMigration
-from billplane_tenants.database import Database, scope_connection
-from billplane_tenants.naming import quoted_schema, validate_schema_name
+from billplane_tenants.database import Database, scope_connection, scoped_script
+from billplane_tenants.naming import quoted_schema
 from billplane_tenants.provisioning import VERSION_TABLE
 
 # Namespace for pg_advisory_xact_lock(int, int): two concurrent runs never migrate one tenant twice.
@@ -245,9 +245,7 @@ class TenantMigrator:
         version = (
             "to_regclass('alembic_version')" if plan.current is None else "(SELECT version_num FROM alembic_version)"
         )
-        preamble = (
-            f"SELECT pg_advisory_xact_lock({_LOCK_NAMESPACE}, {int(plan.tenant_id)});\n"
-            f"SELECT set_config('search_path', '{validate_schema_name(plan.schema_name)}', true);\n"
+        guard = (
             f"DO $guard$ BEGIN IF {version} {expected} THEN "
             "RAISE EXCEPTION 'the schema is no longer at the planned revision; rerun the migration'; "
             "END IF; END $guard$;\n"
@@ -256,7 +254,8 @@ class TenantMigrator:
         driver = connection.connection.driver_connection
         if driver is None:
             raise RuntimeError("the migration connection was closed")
-        await_only(driver.execute(preamble + script))
+        lock = (_LOCK_NAMESPACE, plan.tenant_id)
+        await_only(driver.execute(scoped_script(plan.schema_name, guard + script, lock=lock)))
 
     def _run_alembic(self, connection: Connection, plan: TenantPlan) -> None:
         """Upgrade the scoped schema to head; alembic re-reads the version under the lock."""

@@ -7,6 +7,7 @@ track's head, so provisioning costs the same however long the migration history 
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, create_mock_engine, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from billplane_tenants.database import scope, unscope
+from billplane_tenants.database import scoped_script
 from billplane_tenants.naming import quoted_schema
 
 VERSION_TABLE = "alembic_version"
+_REVISION_ID = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_DUPLICATE_SCHEMA = "42P06"
+
+
+class SchemaExistsError(Exception):
+    """The tenant's schema name is taken (by an earlier tenant, or a schema made by hand)."""
 
 
 def _version_table(metadata: MetaData) -> Table:
@@ -68,17 +75,22 @@ class SchemaProvisioner:
 
     async def create_schema(self, connection: AsyncConnection, schema: str) -> str:
         """Create ``schema`` with every tenant table, inside the caller's transaction; return the head."""
-        await connection.execute(text(f"CREATE SCHEMA {quoted_schema(schema)}"))
-        await scope(connection, schema)
-        # One simple-protocol round trip for the whole script (asyncpg runs multi-statement
-        # strings without parameters that way); it joins the caller's open transaction.
+        if not _REVISION_ID.fullmatch(self.head):
+            raise RuntimeError(f"unexpected head revision id {self.head!r}")
+        stamp = f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{self.head}');"
+        script = f"CREATE SCHEMA {quoted_schema(schema)};\n" + scoped_script(schema, f"{self.ddl_script}\n{stamp}")
+        # One simple-protocol round trip for everything (asyncpg sends a multi-statement string
+        # without parameters that way); it joins the caller's open transaction.
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         if driver is None:  # only a closed connection has none
             raise RuntimeError("the connection was closed during provisioning")
-        await driver.execute(self.ddl_script)
-        await connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": self.head})
-        await unscope(connection)
+        try:
+            await driver.execute(script)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) == _DUPLICATE_SCHEMA:
+                raise SchemaExistsError(f"schema {schema!r} already exists") from exc
+            raise
         return self.head
 
     async def drop_schema(self, connection: AsyncConnection, schema: str) -> None:

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane_tenants.control import ApiKey, Tenant
 from billplane_tenants.keys import display_prefix, key_digest, new_key
 from billplane_tenants.naming import schema_for_slug
-from billplane_tenants.provisioning import SchemaProvisioner
-
-_DUPLICATE_SCHEMA = "42P06"
+from billplane_tenants.provisioning import SchemaExistsError, SchemaProvisioner
 
 
 class TenantExistsError(Exception):
@@ -67,10 +65,8 @@ class TenantRegistry:
                 tenant.migrated_at = datetime.now(UTC)
         except IntegrityError as exc:
             raise TenantExistsError(f"a tenant with slug {slug!r} already exists") from exc
-        except DBAPIError as exc:
-            if getattr(exc.orig, "pgcode", None) == _DUPLICATE_SCHEMA or _DUPLICATE_SCHEMA in str(exc.orig):
-                raise TenantExistsError(f"schema {schema!r} already exists") from exc
-            raise
+        except SchemaExistsError as exc:
+            raise TenantExistsError(str(exc)) from exc
         await session.flush()
         await session.refresh(tenant)
         return tenant, await self.issue_key(session, tenant)
