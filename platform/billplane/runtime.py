@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from billplane.db.paths import tenant_scripts
 from billplane.db.tenant_models import tenant_metadata
 from billplane.idempotency.sealing import ResponseSealer
+from billplane.plugins.host import PluginHost
 from billplane.settings import Settings
 from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
 
@@ -19,6 +20,7 @@ class Runtime:
     registry: TenantRegistry
     migrator: TenantMigrator
     sealer: ResponseSealer
+    plugins: PluginHost
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -31,7 +33,8 @@ class Runtime:
         registry = TenantRegistry(provisioner, derive_pepper(settings.security.secret_key))
         migrator = TenantMigrator(database, provisioner.scripts)
         sealer = ResponseSealer(settings.security.secret_key)
-        return cls(settings, database, provisioner, registry, migrator, sealer)
+        plugins = PluginHost.discover(settings.providers.allowlist)
+        return cls(settings, database, provisioner, registry, migrator, sealer, plugins)
 
     async def close(self) -> None:
         await self.database.dispose()

@@ -41,10 +41,16 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
         return "SecuritySettings(admin_key=***, secret_key=***)"
 
 
+class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Provider names this process may load; None: every installed provider distribution.
+    allowlist: frozenset[str] | None = None
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     security: SecuritySettings
+    providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
 
 
 # Environment variable -> (group, field). The configuration reference in docs/ lists the same.
@@ -58,6 +64,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_ADMIN_KEY": ("security", "admin_key"),
     "BILLPLANE_SECRET_KEY": ("security", "secret_key"),
     "BILLPLANE_AUTH_CACHE_SECONDS": ("security", "auth_cache_seconds"),
+    "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
 }
 _INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
 _REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
@@ -73,7 +80,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
     env = os.environ if environ is None else environ
     required = _REQUIRED + (_REQUIRED_TO_SERVE if serving else ())
     problems = [f"{name} is not set" for name in required if not env.get(name)]
-    groups: dict[str, dict[str, object]] = {"database": {}, "server": {}, "security": {}}
+    groups: dict[str, dict[str, object]] = {"database": {}, "server": {}, "security": {}, "providers": {}}
     for name, (group, field) in ENVIRONMENT.items():
         raw = env.get(name)
         if not raw:
@@ -95,6 +102,8 @@ def _convert(field: str, raw: str) -> object:
         return int(raw)
     if field == "auth_cache_seconds":
         return float(raw)
+    if field == "allowlist":  # comma-separated provider names
+        return sorted({name.strip() for name in raw.split(",") if name.strip()})
     return raw
 
 

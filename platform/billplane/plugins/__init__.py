@@ -1,0 +1,68 @@
+"""billplane's public plugin API: everything a provider distribution imports from billplane.
+
+A provider package implements ``billplane_register_providers`` (marked with ``hookimpl``), and
+registers a ``ProviderPlugin`` whose ``create_adapter`` returns an object honouring
+``ProviderAdapter``. See docs/plugins/writing-a-provider.md.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from billplane.plugins.contract import (
+    AdapterContext,
+    Capability,
+    ChargeRequest,
+    ChargeResult,
+    CustomerData,
+    PriceData,
+    ProductData,
+    ProviderAdapter,
+    ProviderEvent,
+    ProviderPlugin,
+    ProviderRef,
+    ProviderSubscription,
+    RefundRequest,
+    RefundResult,
+    SubscriptionChange,
+    SubscriptionData,
+    TierData,
+)
+from billplane.plugins.errors import (
+    InvalidCredentialsError,
+    ProviderError,
+    RetryableProviderError,
+    UnknownProviderError,
+    UnsupportedOperationError,
+    WebhookVerificationError,
+)
+from billplane.plugins.hookspecs import PROJECT
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = [
+    "AdapterContext",
+    "Capability",
+    "ChargeRequest",
+    "ChargeResult",
+    "CustomerData",
+    "InvalidCredentialsError",
+    "PriceData",
+    "ProductData",
+    "ProviderAdapter",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderPlugin",
+    "ProviderRef",
+    "ProviderSubscription",
+    "RefundRequest",
+    "RefundResult",
+    "RetryableProviderError",
+    "SubscriptionChange",
+    "SubscriptionData",
+    "TierData",
+    "UnknownProviderError",
+    "UnsupportedOperationError",
+    "WebhookVerificationError",
+    "hookimpl",
+]

@@ -1,0 +1,260 @@
+"""The adapter contract: what billplane asks of a payment provider, in msgspec value types.
+
+billplane owns the billing state; a provider moves money and mirrors that state. Every method
+that changes something at the provider takes an ``idempotency_key`` chosen by billplane (derived
+from the outbox row that asked for the call), which the adapter must pass on to the provider
+(Stripe ``Idempotency-Key``, PayPal ``PayPal-Request-Id``) so that a retried call never creates a
+second object or a second charge. Money is integer minor units plus an ISO 4217 code; fractional
+tier prices are ``Decimal`` in minor units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+
+Mode = Literal["test", "live"]
+PricingModel = Literal["flat", "per_seat", "tiered", "volume", "package", "metered"]
+BillingInterval = Literal["day", "week", "month", "year"]
+SubscriptionStatus = Literal["trialing", "active", "past_due", "paused", "canceled", "unpaid", "incomplete"]
+ProrationPolicy = Literal["immediate", "period_end", "none"]
+ChargeStatus = Literal["succeeded", "pending", "failed"]
+RefundStatus = Literal["succeeded", "pending", "failed"]
+
+
+class Capability(StrEnum):
+    """What a provider can do; billplane never asks an adapter for what it did not declare."""
+
+    CUSTOMERS = "customers"
+    CATALOG = "catalog"
+    SUBSCRIPTIONS = "subscriptions"
+    PAUSE = "pause"
+    CHARGES = "charges"
+    REFUNDS = "refunds"
+    WEBHOOKS = "webhooks"
+
+
+class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one adapter instance may use: one tenant's one provider account.
+
+    ``credentials`` is an instance of the plugin's ``credentials_type``, already validated and
+    decrypted. ``options`` holds the plugin's operator settings (``BILLPLANE_PROVIDER_<NAME>_<KEY>``
+    environment variables, keys lower-case), such as an API base URL for a local fake.
+    """
+
+    tenant_id: int
+    account_id: int
+    mode: Mode
+    credentials: msgspec.Struct
+    webhook_secret: str | None = None
+    options: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class ProviderRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The id an object has at the provider."""
+
+    provider_id: str
+
+
+class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
+    customer_id: int
+    email: str | None
+    name: str | None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ProductData(msgspec.Struct, frozen=True, kw_only=True):
+    product_id: int
+    name: str
+    description: str | None = None
+    active: bool = True
+
+
+class TierData(msgspec.Struct, frozen=True, kw_only=True):
+    up_to: int | None
+    unit_amount: Decimal
+    flat_amount: int = 0
+
+
+class PriceData(msgspec.Struct, frozen=True, kw_only=True):
+    """A billplane plan as a provider price; ``amount`` for flat/per_seat/package/metered."""
+
+    plan_id: int
+    provider_product_id: str
+    pricing_model: PricingModel
+    currency: str
+    billing_interval: BillingInterval
+    interval_count: int = 1
+    amount: int | None = None
+    tiers: list[TierData] = msgspec.field(default_factory=list)
+    package_size: int | None = None
+    usage_aggregation: Literal["sum", "max", "last"] | None = None
+    trial_period_days: int | None = None
+
+
+class SubscriptionData(msgspec.Struct, frozen=True, kw_only=True):
+    subscription_id: int
+    provider_customer_id: str
+    provider_price_id: str
+    quantity: int = 1
+    trial_end: datetime | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class SubscriptionChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A plan or quantity change; ``None`` leaves that part as it is."""
+
+    provider_price_id: str | None = None
+    quantity: int | None = None
+    proration: ProrationPolicy = "immediate"
+
+
+class ProviderSubscription(msgspec.Struct, frozen=True, kw_only=True):
+    provider_id: str
+    status: SubscriptionStatus
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+
+
+class ChargeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    payment_id: int
+    amount: int
+    currency: str
+    payment_method: str
+    provider_customer_id: str | None = None
+    description: str | None = None
+
+
+class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
+    provider_payment_id: str
+    status: ChargeStatus
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    refund_id: int
+    provider_payment_id: str
+    amount: int
+    currency: str
+    reason: str | None = None
+
+
+class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
+    provider_refund_id: str
+    status: RefundStatus
+    failure_message: str | None = None
+
+
+EventType = Literal[
+    "customer.updated",
+    "customer.deleted",
+    "subscription.updated",
+    "subscription.canceled",
+    "payment.succeeded",
+    "payment.failed",
+    "refund.updated",
+]
+
+
+class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One verified webhook event, normalized.
+
+    ``event_id`` is the provider's own id (billplane stores each once per account).
+    ``occurred_at`` orders events per object: one older than what was already applied to that
+    object is ignored. The payload matching the type is set: ``subscription`` for
+    ``subscription.*``, ``payment`` for ``payment.*``, ``refund`` for ``refund.*``.
+    """
+
+    event_id: str
+    type: EventType
+    occurred_at: datetime
+    provider_object_id: str
+    subscription: ProviderSubscription | None = None
+    payment: ChargeResult | None = None
+    refund: RefundResult | None = None
+
+
+@runtime_checkable
+class ProviderAdapter(Protocol):
+    """One tenant's connection to one provider account. Methods raise the errors in ``errors``."""
+
+    async def check_credentials(self) -> None:
+        """Make one harmless call with the credentials; raise ``InvalidCredentialsError`` if refused."""
+
+    async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
+        """Create the customer at the provider (the same key returns the same object)."""
+
+    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:
+        """Mirror a change of email, name or metadata."""
+
+    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+        """Delete (or archive) the customer at the provider; a customer already gone is not an error."""
+
+    async def ensure_product(self, product: ProductData, *, idempotency_key: str) -> ProviderRef:
+        """Create the product at the provider."""
+
+    async def ensure_price(self, price: PriceData, *, idempotency_key: str) -> ProviderRef:
+        """Create the price/plan; ``UnsupportedOperationError`` for a pricing model the provider lacks."""
+
+    async def create_subscription(
+        self, subscription: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        """Start a subscription for a provider customer on a provider price."""
+
+    async def update_subscription(
+        self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        """Change plan or quantity with the given proration policy."""
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> ProviderSubscription:
+        """Cancel now, or at the end of the current period."""
+
+    async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        """Pause collection; ``UnsupportedOperationError`` without the ``pause`` capability."""
+
+    async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        """Resume a paused subscription."""
+
+    async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
+        """Charge a stored payment method; a decline is a ``failed`` result, not an exception."""
+
+    async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        """Refund all or part of a payment."""
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        """Verify the signature with the account's webhook secret and normalize the events.
+
+        Raise ``WebhookVerificationError`` for a bad signature, an old timestamp or a malformed
+        body. Header names are lower-case. Must not call the network.
+        """
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderPlugin:
+    """What a provider distribution registers through ``billplane_register_providers``.
+
+    ``name``: lower-case, ``[a-z][a-z0-9_]{1,31}``, unique among installed providers; it is the
+    ``provider`` field of the API. ``credentials_type``: a msgspec Struct (use
+    ``forbid_unknown_fields=True``) that tenants' credentials are validated against; fields named
+    in ``secret_fields`` are masked to their last 4 characters when shown.
+    """
+
+    name: str
+    version: str
+    description: str
+    capabilities: frozenset[Capability]
+    pricing_models: frozenset[str]
+    credentials_type: type[msgspec.Struct]
+    create_adapter: Callable[[AdapterContext], ProviderAdapter]
+    secret_fields: frozenset[str] = field(default_factory=frozenset)
