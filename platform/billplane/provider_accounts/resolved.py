@@ -1,0 +1,32 @@
+"""The seam between provider accounts and the code that calls providers (sync, webhooks).
+
+Code that calls a provider never reads credentials itself: it asks an ``AccountSource`` for a
+``ResolvedAccount``, which carries a ready adapter built from that one tenant's decrypted
+credentials (never a process-global API key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from billplane.plugins.contract import Mode, ProviderAdapter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedAccount:
+    id: int
+    tenant_id: int
+    tenant_schema: str
+    provider: str
+    mode: Mode
+    is_default: bool
+    adapter: ProviderAdapter
+
+
+class AccountSource(Protocol):
+    async def account(self, account_id: int) -> ResolvedAccount | None:
+        """The account with this id (any tenant), or None if it does not exist or was deleted."""
+
+    async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
+        """The tenant's default account of each provider: where new objects are mirrored."""
