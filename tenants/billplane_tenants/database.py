@@ -6,6 +6,11 @@ transaction and is safe behind a transaction-mode pooler. Every connection start
 search_path naming a schema that does not exist, so a query that escaped scoping finds no tenant
 table and fails closed. The asyncpg prepared-statement cache is off because cached statements break
 when two tenants' schemas differ (a rolling migration); see docs/adr/0001-tenant-scoping.md.
+
+Round trips are what a request pays for most (ADR 0001, second addendum), so the scope costs none of its own: the
+session marks the connection, and the transaction's ``BEGIN`` carries the ``set_config`` in the same
+simple-protocol message. Statements are unnamed, so none needs a ``Close`` afterwards, and a
+checkout is checked for a closed socket instead of pinged.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+import asyncpg
+from sqlalchemy import Connection, event, exc, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -24,11 +31,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from billplane_tenants.naming import UNSCOPED_SEARCH_PATH, validate_schema_name
 
 TENANT_SCHEMA_KEY = "billplane_tenant_schema"
+READER_KEY = "billplane_single_read"
+_MAX_READER_ENGINES = 4096
 _SET_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
 _LOCK_AND_SET_SEARCH_PATH = text(
     "SELECT pg_advisory_xact_lock(:namespace, :key), set_config('search_path', :schema, true)"
@@ -56,6 +65,42 @@ def scope_connection(connection: Connection, schema: str, *, lock: tuple[int, in
         connection.execute(_LOCK_AND_SET_SEARCH_PATH, parameters)
 
 
+def _begin_scoped(begin: str, schema: str) -> str:
+    return f"{begin.rstrip().rstrip(';')}; SELECT set_config('search_path', '{validate_schema_name(schema)}', true);"
+
+
+class ScopingConnection(asyncpg.Connection):  # type: ignore[misc] # asyncpg ships no types
+    """An asyncpg connection whose next ``BEGIN`` also scopes the transaction it opens.
+
+    ``scope_next_transaction`` only marks the connection; the SQL goes out with the ``BEGIN``
+    that SQLAlchemy's asyncpg adapter sends lazily before the transaction's first statement, so
+    the scope is one round trip fewer (and no prepared statement) per transaction.
+    """
+
+    __slots__ = ("_billplane_scope",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._billplane_scope: str | None = None
+
+    def scope_next_transaction(self, schema: str | None) -> None:
+        self._billplane_scope = None if schema is None else validate_schema_name(schema)
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:  # noqa: ASYNC109 - asyncpg's signature
+        schema = self._billplane_scope
+        if schema is not None and not args and query.lstrip()[:5].upper() == "BEGIN":
+            self._billplane_scope = None
+            query = _begin_scoped(query, schema)
+        result: str = await super().execute(query, *args, timeout=timeout)
+        return result
+
+
+def _unnamed_statement() -> str:
+    # An unnamed statement is replaced by the next one, so it never needs a Close round trip; with
+    # the statement cache off nothing is reused anyway. It also suits transaction-mode poolers.
+    return ""
+
+
 def scoped_script(schema: str, body: str, *, lock: tuple[int, int] | None = None) -> str:
     """``body`` as one SQL script run in ``schema``'s scope (after taking ``lock``), then unscoped.
 
@@ -80,8 +125,51 @@ def _scope_new_transaction(session: Session, _tx: SessionTransaction, connection
     # Runs for every transaction the session begins, so a commit in the middle of a request
     # cannot silently continue unscoped: the next transaction is scoped again.
     schema = session.info.get(TENANT_SCHEMA_KEY)
-    if schema is not None:
+    driver = connection.connection.driver_connection
+    if isinstance(driver, ScopingConnection) and not driver.is_in_transaction():
+        # Always written, None included: a mark can never outlive the session that made it.
+        driver.scope_next_transaction(schema)
+    elif schema is not None:
         scope_connection(connection, schema)
+
+
+class SingleReadError(RuntimeError):
+    """A reader session was asked for more than one statement, or to write."""
+
+
+@event.listens_for(ScopedSession, "do_orm_execute")
+def _one_statement_per_reader(state: Any) -> None:
+    info = state.session.info
+    if READER_KEY in info:
+        if info[READER_KEY]:
+            raise SingleReadError("a reader session runs exactly one statement: use a tenant session")
+        info[READER_KEY] = True
+        if not state.is_select:
+            raise SingleReadError("a reader session only reads: use a tenant session")
+
+
+@event.listens_for(ScopedSession, "before_flush")
+def _readers_never_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if READER_KEY in session.info:
+        raise SingleReadError("a reader session only reads: use a tenant session")
+
+
+def _refuse_closed_connection(
+    dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    # Instead of a pre-ping (three round trips with SQLAlchemy's asyncpg adapter): a connection
+    # whose server went away (restart, terminated backend) has a closed socket; the pool then
+    # retries the checkout with a fresh connection. A server that vanishes silently is caught on
+    # first use: SQLAlchemy invalidates the pool on a disconnect error.
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise exc.DisconnectionError("the connection was closed by the server")
+
+
+def _forget_scope(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if isinstance(driver, ScopingConnection):
+        driver.scope_next_transaction(None)
 
 
 class Database:
@@ -91,14 +179,16 @@ class Database:
         self,
         url: str,
         *,
-        pool_size: int = 5,
-        max_overflow: int = 5,
+        pool_size: int = 10,
+        max_overflow: int = 0,
         pool_recycle_seconds: int = 1800,
         application_name: str = "billplane",
     ) -> None:
         self.url = normalize_url(url)
         connect_args: dict[str, Any] = {
             "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unnamed_statement,
+            "connection_class": ScopingConnection,
             "server_settings": {"search_path": UNSCOPED_SEARCH_PATH, "application_name": application_name},
         }
         # Small pools, recycled: one backend that touches many tenant schemas keeps a relcache
@@ -108,11 +198,13 @@ class Database:
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_recycle=pool_recycle_seconds,
-            pool_pre_ping=True,
             connect_args=connect_args,
         )
+        event.listen(self.engine.sync_engine.pool, "checkout", _refuse_closed_connection)
+        event.listen(self.engine.sync_engine.pool, "checkin", _forget_scope)
         self._connect_args = connect_args
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=ScopedSession)
+        self._reader_engines: dict[str, AsyncEngine] = {}
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -129,6 +221,25 @@ class Database:
         """One transaction scoped to a tenant: committed on success, rolled back on error."""
         async with self.session(tenant_schema) as session, session.begin():
             yield session
+
+    def reader(self, tenant_schema: str) -> AsyncSession:
+        """A session for ONE read-only statement in a tenant's schema, outside any transaction.
+
+        A single statement sees one snapshot by itself, so it needs no BEGIN and no COMMIT: the
+        schema is written into the statement (``schema_translate_map``) and the statement runs in
+        PostgreSQL's implicit transaction, two round trips instead of four. The connection's
+        search_path stays the fail-closed default, so ``text()`` SQL finds no tenant table. A
+        second statement, or any write, raises ``SingleReadError``: those need ``tenant_session``.
+        No statement is cached, so divergent tenant schemas cannot break one another (ADR 0001).
+        """
+        schema = validate_schema_name(tenant_schema)
+        engine = self._reader_engines.get(schema)
+        if engine is None:
+            if len(self._reader_engines) >= _MAX_READER_ENGINES:
+                self._reader_engines.clear()  # bounded; a proxy costs microseconds to rebuild
+            engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", schema_translate_map={None: schema})
+            self._reader_engines[schema] = engine
+        return self._sessions(bind=engine, info={READER_KEY: False})
 
     @asynccontextmanager
     async def control_session(self) -> AsyncIterator[AsyncSession]:

@@ -25,7 +25,8 @@ def new_key() -> str:
 
 
 def key_digest(pepper: bytes, key: str) -> str:
-    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: the one-shot C path, a few times faster than hmac.new (it runs per request).
+    return hmac.digest(pepper, key.encode(), "sha256").hex()
 
 
 def display_prefix(key: str) -> str:
