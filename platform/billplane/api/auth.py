@@ -22,6 +22,7 @@ from billplane_tenants.keys import key_digest
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billplane"'}
 _MAX_CACHED_KEYS = 10_000
+_PRINCIPAL_STATE_KEY = "billplane_principal"
 
 
 def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
@@ -76,8 +77,11 @@ class KeyCache:
             del self._entries[digest]
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
+async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
     """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended."""
+    principal: KeyPrincipal | None = request.scope["state"].get(_PRINCIPAL_STATE_KEY)
+    if principal is not None:
+        return principal
     key = bearer_token(request)
     cache: KeyCache = request.app.state.key_cache
     principal = await cache.resolve(runtime_of(request), key)
@@ -85,4 +89,10 @@ async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
         raise NotAuthorizedException("unknown or revoked API key", headers=_CHALLENGE)
     if principal.status != "active":
         raise PermissionDeniedException("this tenant is suspended")
+    request.scope["state"][_PRINCIPAL_STATE_KEY] = principal
     return principal
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
+    """The `principal` dependency: see ``authenticate``."""
+    return await authenticate(request)

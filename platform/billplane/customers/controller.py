@@ -11,13 +11,14 @@ from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
-from billplane.customers.repository import CustomerFilters, CustomerRepository
+from billplane.api.sessions import READ_ONE
+from billplane.customers.repository import CustomerFilters
 from billplane.customers.schemas import Customer, CustomerCreateBody, CustomerUpdateBody
 from billplane.customers.service import CustomerService
 
 
 async def provide_customer_service(tenant_session: NamedDependency[AsyncSession]) -> CustomerService:
-    return CustomerService(CustomerRepository(session=tenant_session))
+    return CustomerService(tenant_session)
 
 
 class CustomerController(Controller):
@@ -31,10 +32,10 @@ class CustomerController(Controller):
         """Create a customer. `external_id`, if given, must be unique among the tenant's customers."""
         return Customer.of(await customers.create(data))
 
-    @get("/{customer_id:int}", operation_id="getCustomer")
+    @get("/{customer_id:int}", operation_id="getCustomer", opt=READ_ONE)
     async def get_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> Customer:
         """One customer by id; 404 if it does not exist, was deleted, or belongs to another tenant."""
-        return Customer.of(await customers.get(customer_id))
+        return Customer.of(await customers.read(customer_id))
 
     @patch("/{customer_id:int}", operation_id="updateCustomer")
     async def update_customer(
@@ -51,7 +52,7 @@ class CustomerController(Controller):
         """Delete a customer: 409 while it has live subscriptions. Its invoices and payments are kept."""
         await customers.delete(customer_id)
 
-    @get("/", operation_id="listCustomers")
+    @get("/", operation_id="listCustomers", opt=READ_ONE)
     async def list_customers(
         self,
         *,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+from sqlalchemy import Row
 
 from billplane.api.types import Email, Metadata, Patch, ShortText, example_body
 from billplane.customers.models import Customer as CustomerRow
@@ -38,7 +39,8 @@ class Customer(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: CustomerRow) -> Customer:
+    def of(cls, row: CustomerRow | Row[Any]) -> Customer:
+        """From the entity or from a row of its columns (``record_columns``): same attribute names."""
         return cls(
             id=row.id,
             email=row.email,

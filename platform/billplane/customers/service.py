@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
 
 from litestar.exceptions import NotFoundException
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError
 from billplane.customers.models import Customer
-from billplane.customers.repository import CustomerFilters, CustomerRepository
+from billplane.customers.repository import CustomerFilters, CustomerReads, CustomerRepository
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
 
 
 class CustomerService:
-    def __init__(self, repository: CustomerRepository) -> None:
-        self.repository = repository
+    def __init__(self, session: AsyncSession) -> None:
+        self.reads = CustomerReads(session)
+        self._session = session
+
+    @cached_property
+    def repository(self) -> CustomerRepository:
+        # Built on first use: reads never need it.
+        return CustomerRepository(session=self._session)
 
     async def create(self, data: CustomerCreate) -> Customer:
         if data.external_id is not None and await self.repository.external_id_taken(data.external_id):
             raise ConflictError(f"a customer with external_id {data.external_id!r} already exists")
         customer = Customer(email=data.email, name=data.name, external_id=data.external_id, metadata_=data.metadata)
         return await self.repository.add(customer)
+
+    async def read(self, customer_id: int) -> Row[Any]:
+        """A customer to show: a read-only row; 404 like ``get``."""
+        record = await self.reads.live(customer_id)
+        if record is None:
+            raise NotFoundException(f"no customer {customer_id}")
+        return record
 
     async def get(self, customer_id: int) -> Customer:
         customer = await self.repository.get_live(customer_id)
@@ -50,6 +67,6 @@ class CustomerService:
 
     async def page(
         self, filters: CustomerFilters, *, after: int | None, limit: int
-    ) -> tuple[list[Customer], str | None]:
-        rows = await self.repository.page_live(filters, after=after, limit=limit)
+    ) -> tuple[list[Row[Any]], str | None]:
+        rows = await self.reads.page_live(filters, after=after, limit=limit)
         return page_of(rows, limit)
