@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
+from functools import cache
 
 import httpx
 
@@ -20,6 +22,11 @@ logger = logging.getLogger("billplane_sandbox")
 
 ATTEMPTS = 3
 _background: set[asyncio.Task[None]] = set()
+
+
+@cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()  # once per process: loading CA certificates is slow
 
 
 def endpoint(webhook_url: str | None, account_id: int) -> str | None:
@@ -34,7 +41,7 @@ def endpoint(webhook_url: str | None, account_id: int) -> str | None:
 async def deliver(url: str, webhook: SignedWebhook, *, retry_delay: float = 0.5) -> bool:
     """POST once, retrying a network error or a 5xx/429 answer; True when the receiver took it."""
     headers = {**webhook.headers, "content-type": "application/json"}
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    async with httpx.AsyncClient(timeout=10.0, verify=_tls()) as client:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = await client.post(url, content=webhook.body, headers=headers)
