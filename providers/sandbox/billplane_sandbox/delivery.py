@@ -14,8 +14,6 @@ import ssl
 from collections.abc import Callable
 from functools import cache
 
-import httpx
-
 from billplane_sandbox.events import SignedWebhook
 
 logger = logging.getLogger("billplane_sandbox")
@@ -40,6 +38,10 @@ def endpoint(webhook_url: str | None, account_id: int) -> str | None:
 
 async def deliver(url: str, webhook: SignedWebhook, *, retry_delay: float = 0.5) -> bool:
     """POST once, retrying a network error or a 5xx/429 answer; True when the receiver took it."""
+    # Imported here: httpx costs ~0.3 s to import, which every billplane process that discovers
+    # the sandbox (every CLI command) would pay although almost none of them sends a webhook.
+    import httpx  # noqa: PLC0415
+
     headers = {**webhook.headers, "content-type": "application/json"}
     async with httpx.AsyncClient(timeout=10.0, verify=_tls()) as client:
         for attempt in range(1, ATTEMPTS + 1):
