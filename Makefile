@@ -2,7 +2,8 @@
 # so they work on a fresh machine with python3, pip and make.
 PYTHON ?= python3
 UV = $(PYTHON) -m uv
-CHECKED = platform tenants tests bench migrations
+CHECKED = platform tenants tests bench migrations providers docs/examples
+EXAMPLE = docs/examples/billplane-example-provider
 
 .PHONY: run test lint typecheck pytest sync uv clean
 
@@ -19,8 +20,11 @@ lint: sync
 	$(UV) run ruff check $(CHECKED)
 	$(UV) run ruff format --check $(CHECKED)
 
+# The example plugin in docs/examples is a project of its own (with its own tests package), so it
+# is type-checked in a second run.
 typecheck: sync
-	$(UV) run mypy platform/billplane tenants/billplane_tenants tests bench
+	MYPYPATH=providers/sandbox $(UV) run mypy platform/billplane tenants/billplane_tenants providers/sandbox/billplane_sandbox tests bench
+	MYPYPATH=$(EXAMPLE) $(UV) run mypy --cache-dir .mypy_cache/example $(EXAMPLE)/billplane_example $(EXAMPLE)/tests
 
 pytest: sync
 	$(UV) run pytest -n 2

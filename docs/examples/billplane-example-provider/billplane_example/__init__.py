@@ -1,0 +1,1 @@
+"""A billplane provider plugin for Example Pay, a fictional payment API: an example to copy."""

@@ -1,0 +1,264 @@
+"""Checks that every declared capability works, idempotently, against the provider's fake."""
+
+# ruff: noqa: S101 - pytest reports assertions, with these messages, as check failures
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import get_args
+
+import pytest
+
+from billplane.plugins import (
+    Capability,
+    ChargeResult,
+    ProviderAdapter,
+    ProviderPlugin,
+    ProviderRef,
+    ProviderSubscription,
+    RefundResult,
+    SubscriptionChange,
+    UnsupportedOperationError,
+)
+from billplane.plugins.contract import PricingModel, SubscriptionStatus
+from billplane.testing import samples
+from billplane.testing.capabilities import require
+from billplane.testing.samples import PRICING_MODELS
+
+NewKey = Callable[[], str]
+
+
+def _ref(value: object, what: str) -> str:
+    assert isinstance(value, ProviderRef), f"{what} must return a ProviderRef, not {type(value).__name__}"
+    assert value.provider_id, f"{what} returned an empty provider id"
+    return value.provider_id
+
+
+def _subscription(value: object, what: str) -> ProviderSubscription:
+    assert isinstance(value, ProviderSubscription), f"{what} must return a ProviderSubscription"
+    assert value.status in get_args(SubscriptionStatus), f"{what} returned the unknown status {value.status!r}"
+    return value
+
+
+def _first_model(plugin: ProviderPlugin) -> PricingModel:
+    return "flat" if "flat" in plugin.pricing_models else next(m for m in PRICING_MODELS if m in plugin.pricing_models)
+
+
+async def _customer(adapter: ProviderAdapter, new_key: NewKey) -> str:
+    return _ref(await adapter.ensure_customer(samples.customer(), idempotency_key=new_key()), "ensure_customer")
+
+
+async def _price(adapter: ProviderAdapter, plugin: ProviderPlugin, new_key: NewKey, currency: str) -> str:
+    product = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+    price = samples.price(_first_model(plugin), product, currency)
+    return _ref(await adapter.ensure_price(price, idempotency_key=new_key()), "ensure_price")
+
+
+class CustomerChecks:
+    @pytest.mark.anyio
+    async def test_customer_is_idempotent(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey
+    ) -> None:
+        require(provider_plugin, Capability.CUSTOMERS)
+        key = new_key()
+        first = _ref(await adapter.ensure_customer(samples.customer(), idempotency_key=key), "ensure_customer")
+        again = _ref(await adapter.ensure_customer(samples.customer(), idempotency_key=key), "ensure_customer")
+        other = _ref(await adapter.ensure_customer(samples.customer(), idempotency_key=new_key()), "ensure_customer")
+        assert first == again, "the same idempotency key must return the same customer"
+        assert first != other, "a different idempotency key must create a different customer"
+
+    @pytest.mark.anyio
+    async def test_customer_update_and_delete(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey
+    ) -> None:
+        require(provider_plugin, Capability.CUSTOMERS)
+        customer = await _customer(adapter, new_key)
+        await adapter.update_customer(customer, samples.customer(), idempotency_key=new_key())
+        await adapter.delete_customer(customer, idempotency_key=new_key())
+        await adapter.delete_customer(customer, idempotency_key=new_key())  # already gone: not an error
+
+
+class CatalogChecks:
+    @pytest.mark.anyio
+    async def test_product_is_idempotent(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey
+    ) -> None:
+        require(provider_plugin, Capability.CATALOG)
+        key = new_key()
+        first = _ref(await adapter.ensure_product(samples.product(), idempotency_key=key), "ensure_product")
+        again = _ref(await adapter.ensure_product(samples.product(), idempotency_key=key), "ensure_product")
+        other = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+        assert first == again, "the same idempotency key must return the same product"
+        assert first != other, "a different idempotency key must create a different product"
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("model", PRICING_MODELS)
+    async def test_price_of_each_pricing_model(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        model: PricingModel,
+    ) -> None:
+        require(provider_plugin, Capability.CATALOG)
+        product = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+        price = samples.price(model, product, currency)
+        if model in provider_plugin.pricing_models:
+            _ref(await adapter.ensure_price(price, idempotency_key=new_key()), f"ensure_price({model})")
+            return
+        with pytest.raises(UnsupportedOperationError) as caught:
+            await adapter.ensure_price(price, idempotency_key=new_key())
+        assert caught.value.reason, "say why the pricing model is unsupported"
+
+    @pytest.mark.anyio
+    async def test_price_is_idempotent(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.CATALOG)
+        product = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+        price = samples.price(_first_model(provider_plugin), product, currency)
+        key = new_key()
+        first = _ref(await adapter.ensure_price(price, idempotency_key=key), "ensure_price")
+        again = _ref(await adapter.ensure_price(price, idempotency_key=key), "ensure_price")
+        other = _ref(await adapter.ensure_price(price, idempotency_key=new_key()), "ensure_price")
+        assert first == again, "the same idempotency key must return the same price"
+        assert first != other, "a different idempotency key must create a different price"
+
+
+class SubscriptionChecks:
+    @pytest.mark.anyio
+    async def test_subscription_is_idempotent(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.SUBSCRIPTIONS)
+        data = samples.subscription(
+            await _customer(adapter, new_key), await _price(adapter, provider_plugin, new_key, currency)
+        )
+        key = new_key()
+        first = _subscription(await adapter.create_subscription(data, idempotency_key=key), "create_subscription")
+        again = _subscription(await adapter.create_subscription(data, idempotency_key=key), "create_subscription")
+        other = _subscription(await adapter.create_subscription(data, idempotency_key=new_key()), "create_subscription")
+        assert first.provider_id == again.provider_id, "the same idempotency key must return the same subscription"
+        assert first.provider_id != other.provider_id, (
+            "a different idempotency key must create a different subscription"
+        )
+        assert first.status in {"active", "trialing", "incomplete"}, f"a new subscription is not {first.status!r}"
+
+    @pytest.mark.anyio
+    async def test_subscription_update_and_cancel(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.SUBSCRIPTIONS)
+        data = samples.subscription(
+            await _customer(adapter, new_key), await _price(adapter, provider_plugin, new_key, currency)
+        )
+        created = _subscription(
+            await adapter.create_subscription(data, idempotency_key=new_key()), "create_subscription"
+        )
+        sub = created.provider_id
+        updated = _subscription(
+            await adapter.update_subscription(sub, SubscriptionChange(quantity=2), idempotency_key=new_key()),
+            "update_subscription",
+        )
+        assert updated.provider_id == sub, "update_subscription must answer for the same subscription"
+        later = _subscription(
+            await adapter.cancel_subscription(sub, at_period_end=True, idempotency_key=new_key()), "cancel_subscription"
+        )
+        assert later.cancel_at_period_end or later.status == "canceled", "cancel at period end was not recorded"
+        now = _subscription(
+            await adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=new_key()),
+            "cancel_subscription",
+        )
+        assert now.status == "canceled", f"a subscription canceled now is 'canceled', not {now.status!r}"
+
+    @pytest.mark.anyio
+    async def test_pause_and_resume(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.PAUSE)
+        data = samples.subscription(
+            await _customer(adapter, new_key), await _price(adapter, provider_plugin, new_key, currency)
+        )
+        sub = _subscription(await adapter.create_subscription(data, idempotency_key=new_key()), "create_subscription")
+        paused = _subscription(await adapter.pause_subscription(sub.provider_id, idempotency_key=new_key()), "pause")
+        assert paused.status == "paused", f"a paused subscription is 'paused', not {paused.status!r}"
+        resumed = _subscription(await adapter.resume_subscription(sub.provider_id, idempotency_key=new_key()), "resume")
+        assert resumed.status not in {"paused", "canceled"}, f"a resumed subscription is not {resumed.status!r}"
+
+
+class PaymentChecks:
+    async def _charge(
+        self, plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, method: str, currency: str
+    ) -> ChargeResult:
+        customer = await _customer(adapter, new_key) if Capability.CUSTOMERS in plugin.capabilities else None
+        result = await adapter.charge(samples.charge(method, currency, customer), idempotency_key=new_key())
+        assert isinstance(result, ChargeResult), "charge must return a ChargeResult"
+        assert result.provider_payment_id, "charge returned an empty provider payment id"
+        return result
+
+    @pytest.mark.anyio
+    async def test_charge_succeeds(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.CHARGES)
+        result = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        assert result.status == "succeeded", f"succeeding_payment_method was charged with status {result.status!r}"
+
+    @pytest.mark.anyio
+    async def test_charge_is_idempotent(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.CHARGES)
+        key = new_key()
+        request = samples.charge(succeeding_payment_method, currency)
+        first = await adapter.charge(request, idempotency_key=key)
+        again = await adapter.charge(request, idempotency_key=key)
+        other = await adapter.charge(request, idempotency_key=new_key())
+        assert first.provider_payment_id == again.provider_payment_id, "the same key must not charge twice"
+        assert first.provider_payment_id != other.provider_payment_id, "a different key must make a new charge"
+
+    @pytest.mark.anyio
+    async def test_decline_is_a_failed_result(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        declining_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.CHARGES)
+        result = await self._charge(provider_plugin, adapter, new_key, declining_payment_method, currency)
+        assert result.status == "failed", f"a declined charge is 'failed', not {result.status!r}"
+        assert result.failure_code, "a declined charge says why in failure_code"
+
+    @pytest.mark.anyio
+    async def test_refund(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.REFUNDS)
+        payment = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        request = samples.refund(payment.provider_payment_id, currency)
+        key = new_key()
+        first = await adapter.refund(request, idempotency_key=key)
+        assert isinstance(first, RefundResult), "refund must return a RefundResult"
+        assert first.status in {"succeeded", "pending"}, f"a partial refund of a paid charge is not {first.status!r}"
+        again = await adapter.refund(request, idempotency_key=key)
+        other = await adapter.refund(request, idempotency_key=new_key())
+        assert first.provider_refund_id == again.provider_refund_id, "the same key must not refund twice"
+        assert first.provider_refund_id != other.provider_refund_id, "a different key must make a new refund"

@@ -1,0 +1,213 @@
+"""The sandbox adapter: answers like a payment processor, computed from the request alone.
+
+Nothing is stored and nothing leaves the process (except the optional webhook of a pending
+payment), so any number of processes answer alike: provider ids derive from the account and the
+idempotency key (``ids``), and what a later call needs travels inside the ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from billplane.plugins import (
+    AdapterContext,
+    ChargeRequest,
+    ChargeResult,
+    CustomerData,
+    InvalidCredentialsError,
+    PriceData,
+    ProductData,
+    ProviderError,
+    ProviderEvent,
+    ProviderRef,
+    ProviderSubscription,
+    RefundRequest,
+    RefundResult,
+    SubscriptionChange,
+    SubscriptionData,
+)
+from billplane_sandbox import delivery, events
+from billplane_sandbox.catalog import check_currency, check_metadata, check_price
+from billplane_sandbox.credentials import SandboxCredentials, key_problem
+from billplane_sandbox.ids import make_id, parse_id
+from billplane_sandbox.payment_methods import BY_CODE, PAYMENT_METHODS, SandboxPaymentMethod
+from billplane_sandbox.signing import verify
+from billplane_sandbox.subscriptions import interval_param, price_interval, state, subscription_params
+from billplane_sandbox.wire import decode, normalize
+
+DEFAULT_PENDING_DELAY = 2.0
+
+
+def pending_delay(options: Mapping[str, str]) -> float:
+    raw = options.get("pending_delay_seconds")
+    if raw is None:
+        return DEFAULT_PENDING_DELAY
+    try:
+        delay = float(raw)
+    except ValueError:
+        delay = -1.0
+    if not delay >= 0:  # also refuses NaN
+        raise ValueError("BILLPLANE_PROVIDER_SANDBOX_PENDING_DELAY_SECONDS must be a number of seconds, 0 or more")
+    return delay
+
+
+class SandboxAdapter:
+    """One account's sandbox. Construct it through the plugin (``create_adapter``)."""
+
+    def __init__(self, context: AdapterContext, credentials: SandboxCredentials) -> None:
+        self._account = context.account_id
+        self._api_key = credentials.api_key
+        self._webhook_secret = context.webhook_secret
+        self._webhook_endpoint = delivery.endpoint(context.options.get("webhook_url"), context.account_id)
+        self._pending_delay = pending_delay(context.options)
+
+    def _authorize(self, idempotency_key: str | None = None) -> None:
+        # A processor refuses every call made with a bad key, not only the credentials check.
+        if problem := key_problem(self._api_key):
+            raise InvalidCredentialsError(problem)
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise ProviderError(
+                "an idempotency key is required on every call that changes something", code="invalid_request"
+            )
+
+    async def check_credentials(self) -> None:
+        self._authorize()
+
+    async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
+        self._authorize(idempotency_key)
+        check_metadata(customer.metadata)
+        return ProviderRef(provider_id=make_id(self._account, "cus", idempotency_key))
+
+    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:
+        self._authorize(idempotency_key)
+        parse_id(self._account, "cus", provider_customer_id)
+        check_metadata(customer.metadata)
+
+    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+        self._authorize(idempotency_key)
+        parse_id(self._account, "cus", provider_customer_id)
+
+    async def ensure_product(self, product: ProductData, *, idempotency_key: str) -> ProviderRef:
+        self._authorize(idempotency_key)
+        if not product.name.strip():
+            raise ProviderError("a product needs a name", code="invalid_request")
+        return ProviderRef(provider_id=make_id(self._account, "prod", idempotency_key))
+
+    async def ensure_price(self, price: PriceData, *, idempotency_key: str) -> ProviderRef:
+        self._authorize(idempotency_key)
+        parse_id(self._account, "prod", price.provider_product_id)
+        check_price(price)
+        interval = interval_param(price.billing_interval, price.interval_count)
+        return ProviderRef(provider_id=make_id(self._account, "price", idempotency_key, interval))
+
+    async def create_subscription(
+        self, subscription: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        parse_id(self._account, "cus", subscription.provider_customer_id)
+        interval = price_interval(self._account, subscription.provider_price_id)
+        _check_quantity(subscription.quantity)
+        params = subscription_params(interval, subscription.trial_end, datetime.now(UTC))
+        provider_id = make_id(self._account, "sub", idempotency_key, *params)
+        return state(self._account, provider_id)
+
+    async def update_subscription(
+        self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        interval = None
+        if change.provider_price_id is not None:
+            interval = price_interval(self._account, change.provider_price_id)
+        if change.quantity is not None:
+            _check_quantity(change.quantity)
+        return state(self._account, provider_subscription_id, interval=interval)
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        if at_period_end:
+            return state(self._account, provider_subscription_id, cancel_at_period_end=True)
+        return state(self._account, provider_subscription_id, canceled=True)
+
+    async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        return state(self._account, provider_subscription_id, status="paused")
+
+    async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        return state(self._account, provider_subscription_id)
+
+    async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
+        self._authorize(idempotency_key)
+        method = PAYMENT_METHODS.get(request.payment_method)
+        if method is None:
+            known = ", ".join(sorted(PAYMENT_METHODS))
+            raise ProviderError(
+                f"no such payment method: {request.payment_method!r}; the sandbox's test payment methods are {known}",
+                code="resource_missing",
+            )
+        if request.amount < 1:
+            raise ProviderError("a charge's amount must be at least 1 minor unit", code="invalid_request")
+        check_currency(request.currency)
+        if request.provider_customer_id is not None:
+            parse_id(self._account, "cus", request.provider_customer_id)
+        params = (str(request.amount), request.currency.lower(), method.code)
+        provider_id = make_id(self._account, "pay", idempotency_key, *params)
+        if method.immediate == "pending":
+            self._settle_later(provider_id, method)
+        return ChargeResult(
+            provider_payment_id=provider_id,
+            status=method.immediate,
+            failure_code=method.failure_code if method.immediate == "failed" else None,
+            failure_message=method.failure_message if method.immediate == "failed" else None,
+        )
+
+    def _settle_later(self, provider_payment_id: str, method: SandboxPaymentMethod) -> None:
+        if self._webhook_endpoint is None or not self._webhook_secret:
+            return  # documented: without a webhook URL (and secret) the outcome is never sent
+        secret = self._webhook_secret
+        # The same payment always settles with the same event id: billplane stores it once.
+        event_id = "evt_" + hashlib.sha256(f"settle\x00{provider_payment_id}".encode()).hexdigest()[:24]
+
+        def build() -> events.SignedWebhook:
+            if method.final == "succeeded":
+                event = events.payment_succeeded(provider_payment_id, event_id=event_id)
+            else:
+                event = events.payment_failed(
+                    provider_payment_id,
+                    failure_code=method.failure_code or "payment_failed",
+                    failure_message=method.failure_message,
+                    event_id=event_id,
+                )
+            return events.sign(event, secret)
+
+        delivery.in_background(self._pending_delay, self._webhook_endpoint, build)
+
+    async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        self._authorize(idempotency_key)
+        params = parse_id(self._account, "pay", request.provider_payment_id)
+        amount, currency, code = params if len(params) == 3 else ("0", "", "")  # noqa: PLR2004 - id layout
+        method = BY_CODE.get(code)
+        if method is None or not amount.isdigit():
+            raise ProviderError(f"no such payment: {request.provider_payment_id!r}", code="resource_missing")
+        if method.final != "succeeded":
+            raise ProviderError("the payment did not succeed: there is nothing to refund", code="charge_not_refundable")
+        if request.currency.lower() != currency:
+            raise ProviderError(f"the payment is in {currency.upper()}, not {request.currency}", code="invalid_request")
+        if not 0 < request.amount <= int(amount):
+            raise ProviderError(
+                f"a refund's amount must be between 1 and the payment's {amount} minor units", code="invalid_request"
+            )
+        return RefundResult(provider_refund_id=make_id(self._account, "re", idempotency_key), status="succeeded")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        verify(self._webhook_secret, headers, body)
+        return [normalize(decode(body))]
+
+
+def _check_quantity(quantity: int) -> None:
+    if quantity < 1:
+        raise ProviderError("a subscription's quantity must be at least 1", code="invalid_request")

@@ -1,0 +1,156 @@
+"""Sandbox webhooks: Standard Webhooks signatures, verified and normalized into ProviderEvents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+from billplane_sandbox import events
+from billplane_sandbox.signing import signature
+from billplane_sandbox.wire import SandboxEvent
+
+from billplane.plugins import ChargeResult, ProviderSubscription, RefundResult, WebhookVerificationError
+from tests.providers.sandbox.conftest import WEBHOOK_SECRET, MakeAdapter
+
+WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+START, END = WHEN, WHEN + timedelta(days=31)
+Payload = ProviderSubscription | ChargeResult | RefundResult | None
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        (
+            events.subscription_updated(
+                "sbx_sub_1", "past_due", current_period_start=START, current_period_end=END, occurred_at=WHEN
+            ),
+            ProviderSubscription(
+                provider_id="sbx_sub_1", status="past_due", current_period_start=START, current_period_end=END
+            ),
+        ),
+        (
+            events.subscription_canceled("sbx_sub_1", occurred_at=WHEN),
+            ProviderSubscription(provider_id="sbx_sub_1", status="canceled", canceled_at=WHEN),
+        ),
+        (
+            events.payment_succeeded("sbx_pay_1", occurred_at=WHEN),
+            ChargeResult(provider_payment_id="sbx_pay_1", status="succeeded"),
+        ),
+        (
+            events.payment_failed(
+                "sbx_pay_1", failure_code="insufficient_funds", failure_message="No", occurred_at=WHEN
+            ),
+            ChargeResult(
+                provider_payment_id="sbx_pay_1",
+                status="failed",
+                failure_code="insufficient_funds",
+                failure_message="No",
+            ),
+        ),
+        (
+            events.refund_updated("sbx_re_1", "failed", failure_message="Closed account.", occurred_at=WHEN),
+            RefundResult(provider_refund_id="sbx_re_1", status="failed", failure_message="Closed account."),
+        ),
+        (events.customer_updated("sbx_cus_1", occurred_at=WHEN), None),
+        (events.customer_deleted("sbx_cus_1", occurred_at=WHEN), None),
+    ],
+    ids=lambda value: getattr(value, "type", ""),
+)
+def test_every_event_kind_is_normalized(make_adapter: MakeAdapter, event: SandboxEvent, payload: Payload) -> None:
+    webhook = events.sign(event, WEBHOOK_SECRET)
+    assert webhook.headers["webhook-id"] == event.id
+    [parsed] = make_adapter().parse_webhook(webhook.headers, webhook.body)
+    assert (parsed.event_id, parsed.type, parsed.occurred_at) == (event.id, event.type, WHEN)
+    assert parsed.provider_object_id == event.data.id
+    assert parsed.subscription == (payload if isinstance(payload, ProviderSubscription) else None)
+    assert parsed.payment == (payload if isinstance(payload, ChargeResult) else None)
+    assert parsed.refund == (payload if isinstance(payload, RefundResult) else None)
+
+
+def test_event_ids_are_new_unless_given() -> None:
+    assert events.payment_succeeded("p").id != events.payment_succeeded("p").id
+    assert events.payment_succeeded("p", event_id="evt_fixed").id == "evt_fixed"
+
+
+def test_a_rotated_secret_is_accepted_beside_the_old_one(make_adapter: MakeAdapter) -> None:
+    webhook = events.sign(events.payment_succeeded("sbx_pay_1"), WEBHOOK_SECRET)
+    headers = dict(webhook.headers)
+    stamp = int(headers["webhook-timestamp"])
+    old = signature("whsec_old", headers["webhook-id"], stamp, webhook.body)
+    headers["webhook-signature"] = f"{old} {headers['webhook-signature']}"
+    assert make_adapter().parse_webhook(headers, webhook.body)
+    headers["webhook-signature"] = old
+    with pytest.raises(WebhookVerificationError, match="no webhook signature matches"):
+        make_adapter().parse_webhook(headers, webhook.body)
+
+
+@pytest.mark.parametrize("minutes", [-4, 4])
+def test_timestamps_within_five_minutes_are_accepted(make_adapter: MakeAdapter, minutes: int) -> None:
+    when = datetime.now(UTC) + timedelta(minutes=minutes)
+    webhook = events.sign(events.payment_succeeded("sbx_pay_1"), WEBHOOK_SECRET, timestamp=when)
+    assert make_adapter().parse_webhook(webhook.headers, webhook.body)
+
+
+@pytest.mark.parametrize(("minutes", "message"), [(-6, "too old"), (6, "in the future")])
+def test_older_or_later_timestamps_are_refused(make_adapter: MakeAdapter, minutes: int, message: str) -> None:
+    when = datetime.now(UTC) + timedelta(minutes=minutes)
+    webhook = events.sign(events.payment_succeeded("sbx_pay_1"), WEBHOOK_SECRET, timestamp=when)
+    with pytest.raises(WebhookVerificationError, match=message):
+        make_adapter().parse_webhook(webhook.headers, webhook.body)
+
+
+def _signed(body: bytes, msg_id: str = "evt_1") -> dict[str, str]:
+    stamp = int(datetime.now(UTC).timestamp())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signature(WEBHOOK_SECRET, msg_id, stamp, body),
+    }
+
+
+def _event(type_: str, created: str, data: dict[str, str]) -> bytes:
+    return msgspec.json.encode({"id": "evt_1", "type": type_, "created": created, "data": data})
+
+
+UTC_NOON = "2025-01-01T12:00:00Z"
+PAYMENT = {"object": "payment", "id": "p", "status": "succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not json", "malformed"),
+        (b"[]", "malformed"),
+        (_event("payment.refunded", UTC_NOON, PAYMENT), "malformed"),
+        (_event("payment.succeeded", "2025-01-01T12:00:00", PAYMENT), "malformed"),  # no time zone
+        (_event("payment.succeeded", UTC_NOON, {**PAYMENT, "object": "refund"}), "cannot carry a refund"),
+        (_event("payment.succeeded", UTC_NOON, {**PAYMENT, "status": "on_fire"}), "malformed"),
+    ],
+)
+def test_a_signed_but_malformed_body_is_refused(make_adapter: MakeAdapter, body: bytes, message: str) -> None:
+    with pytest.raises(WebhookVerificationError, match=message):
+        make_adapter().parse_webhook(_signed(body), body)
+
+
+def test_headers_are_required_and_checked(make_adapter: MakeAdapter) -> None:
+    webhook = events.sign(events.payment_succeeded("sbx_pay_1"), WEBHOOK_SECRET)
+    for missing in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        headers = {name: value for name, value in webhook.headers.items() if name != missing}
+        with pytest.raises(WebhookVerificationError, match="headers are required"):
+            make_adapter().parse_webhook(headers, webhook.body)
+    with pytest.raises(WebhookVerificationError, match="not a number"):
+        make_adapter().parse_webhook({**webhook.headers, "webhook-timestamp": "soon"}, webhook.body)
+    other_id = {**webhook.headers, "webhook-id": "evt_other"}
+    with pytest.raises(WebhookVerificationError, match="no webhook signature matches"):
+        make_adapter().parse_webhook(other_id, webhook.body)
+    capitalized = {name.title(): value for name, value in webhook.headers.items()}
+    assert make_adapter().parse_webhook(capitalized, webhook.body)
+
+
+def test_an_account_without_a_webhook_secret_verifies_nothing(make_adapter: MakeAdapter) -> None:
+    webhook = events.sign(events.payment_succeeded("sbx_pay_1"), WEBHOOK_SECRET)
+    with pytest.raises(WebhookVerificationError, match="no webhook secret"):
+        make_adapter(webhook_secret=None).parse_webhook(webhook.headers, webhook.body)
