@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar.exceptions import NotFoundException
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from billplane.api.pagination import page_of
@@ -70,7 +70,7 @@ class ProviderAccountService:
             is_default=is_default,
             credentials_hint=credentials_hint(plugin, credentials),
             webhook_secret_hint=None if data.webhook_secret is None else mask(data.webhook_secret),
-            last_checked_at=datetime.now(UTC),
+            last_checked_at=func.now(),  # the database's clock, like created_at
         )
         self.vault.seal_into(account, opened)
         return await self._written(self.repository.add(account))
@@ -133,7 +133,7 @@ class ProviderAccountService:
             if reason is not None:
                 raise InvalidFieldError("credentials", reason)
             account.credentials_hint = credentials_hint(plugin, typed)
-            account.last_checked_at = datetime.now(UTC)
+            account.last_checked_at = func.now()
             account.last_check_error = None
         account.webhook_secret_hint = None if webhook_secret is None else mask(webhook_secret)
         # Both sealed again, under the current key: a write also completes a pending rotation.
@@ -143,7 +143,7 @@ class ProviderAccountService:
         """Ask the provider again; the outcome is recorded on the account either way (a 200)."""
         account = await self.get(account_id, for_update=True)
         account.last_check_error = await self._check_reason(account)
-        account.last_checked_at = datetime.now(UTC)
+        account.last_checked_at = func.now()
         return await self.repository.save(account)
 
     async def _check_reason(self, account: ProviderAccount) -> str | None:
