@@ -2,8 +2,9 @@
 
 Its credentials are an ``api_key`` (a secret field) and a ``region``. ``check_credentials``
 accepts keys starting with ``accept`` (``good_``), answers with a transient error while ``down``
-is set, and refuses anything else with a message that echoes the key, as a careless provider
-would: billplane must scrub it. Every adapter it builds is recorded in ``contexts``.
+is set, raises outside the contract while ``broken`` is set, and refuses anything else with a
+message that echoes the key, as a careless provider would: billplane must scrub it. Every
+adapter it builds is recorded in ``contexts``.
 """
 
 # ruff: noqa: ARG002 - the operations it does not support take the contract's parameters and use none
@@ -53,6 +54,8 @@ class FakeAdapter:
     async def check_credentials(self) -> None:
         credentials = self.context.credentials
         assert isinstance(credentials, FakeCredentials)
+        if self._provider.broken:
+            raise RuntimeError(f"unexpected state for {credentials.api_key}")
         if self._provider.down:
             raise RetryableProviderError("the fake provider is down", retry_after=2.5)
         if not credentials.api_key.startswith(self._provider.accept):
@@ -112,6 +115,7 @@ class FakeProvider:
     name: str = "fake"
     accept: str = "good_"
     down: bool = False
+    broken: bool = False
     contexts: list[AdapterContext] = field(default_factory=list)
 
     def plugin(self) -> ProviderPlugin:

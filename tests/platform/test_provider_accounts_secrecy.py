@@ -110,6 +110,23 @@ async def test_secrets_appear_in_no_response_log_row_or_stored_response(
     assert _leaks(runtime.sealer.open(tenant.schema, key, sealed)) == []  # the stored response, opened
 
 
+async def test_a_plugin_failing_outside_the_contract_is_logged_without_its_message(
+    client: Client, admin_headers: dict[str, str], fake: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    fake.broken = True
+    response = await client.post(PATH, json=good_body(credentials={"api_key": KEY}), headers=tenant.headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0] == {
+        "field": "credentials",
+        "source": "body",
+        "message": "the fake provider failed while checking the credentials (RuntimeError)",
+    }
+    assert "the fake provider's credentials check raised RuntimeError" in caplog.text
+    assert _leaks(caplog.text) == []
+    assert (await client.get(PATH, headers=tenant.headers)).json()["data"] == []
+
+
 def test_objects_holding_secrets_do_not_print_them() -> None:
     create = ProviderAccountCreate(
         provider="fake", mode="live", credentials={"api_key": KEY}, webhook_secret=WEBHOOK_SECRET
