@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -18,9 +20,11 @@ from sqlalchemy import Connection, text
 from billplane.cli.dev import WEBHOOK_ENTRY, ensure_sandbox_account
 from billplane.cli.devenv import DevEnvironment
 from billplane.plugins import ProviderAdapter, UnknownProviderError
+from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.provider_accounts.source import DatabaseAccountSource
+from billplane.provider_accounts.vault import CredentialsUnavailableError
 from billplane.runtime import Runtime
 from billplane_tenants import CONTROL_SCHEMA, ControlBase
 from tests.conftest import CreatedTenant, create_tenant
@@ -28,6 +32,11 @@ from tests.platform.provider_accounts_fake import FakeAdapter, FakeCredentials, 
 
 Client = AsyncTestClient[Litestar]
 PATH = "/v1/provider-accounts"
+
+
+class StricterCredentials(msgspec.Struct, forbid_unknown_fields=True):
+    api_key: Literal["sk_live_only"]
+    region: str = "eu"
 
 
 @pytest.fixture
@@ -102,6 +111,21 @@ async def test_default_accounts_are_the_tenants_default_of_each_provider(
     with pytest.raises(UnknownProviderError):
         await source.account(gone_default["id"])
     assert await source.default_accounts(999_999_999) == []
+
+
+async def test_stored_credentials_that_no_longer_fit_the_provider_are_unavailable_not_echoed(
+    client: Client, admin_headers: dict[str, str], fake: FakeProvider, runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    created = await _account(client, tenant, credentials={"api_key": "good_fits_today_1234"})
+    host = PluginHost()  # the fake plugin upgraded, with a stricter credentials schema
+    host.register(replace(FakeProvider().plugin(), credentials_type=StricterCredentials))
+    runtime.plugins = host
+
+    with pytest.raises(CredentialsUnavailableError) as caught:
+        await DatabaseAccountSource(runtime).account(created["id"])
+    assert "no longer fit the fake provider's schema" in str(caught.value)
+    assert "good_fits_today_1234" not in str(caught.value)
 
 
 async def test_deleting_a_tenant_deletes_its_accounts(
