@@ -8,7 +8,9 @@ import os
 from alembic import context
 from sqlalchemy import Connection, text
 
-import billplane.idempotency.models  # noqa: F401 - registers the operator idempotency table
+# Imported for their side effect: each registers its control tables on ControlBase.metadata.
+import billplane.idempotency.models
+import billplane.provider_accounts.models  # noqa: F401
 from billplane_tenants import CONTROL_SCHEMA, ControlBase, Database
 
 config = context.config

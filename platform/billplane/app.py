@@ -22,6 +22,7 @@ from billplane.health.controller import health
 from billplane.idempotency.store import IdempotentReplayError, replay_handler
 from billplane.invoices.routes import ROUTES as INVOICE_ROUTES
 from billplane.payments.routes import ROUTES as PAYMENT_ROUTES
+from billplane.provider_accounts.routes import ROUTES as PROVIDER_ACCOUNT_ROUTES
 from billplane.runtime import Runtime
 from billplane.settings import Settings, get_settings
 from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
@@ -34,7 +35,14 @@ MAX_BODY_BYTES = 1_048_576
 
 def tenant_routes() -> list[ControllerRouterHandler]:
     """Every domain's tenant API, each listed in the domain's own `routes` module."""
-    return [*CUSTOMER_ROUTES, *CATALOG_ROUTES, *SUBSCRIPTION_ROUTES, *INVOICE_ROUTES, *PAYMENT_ROUTES]
+    return [
+        *CUSTOMER_ROUTES,
+        *CATALOG_ROUTES,
+        *SUBSCRIPTION_ROUTES,
+        *INVOICE_ROUTES,
+        *PAYMENT_ROUTES,
+        *PROVIDER_ACCOUNT_ROUTES,
+    ]
 
 
 def openapi_config() -> OpenAPIConfig:

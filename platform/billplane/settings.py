@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import msgspec
 
+from billplane.secrets.keys import KeyConfigError, parse_keys
 from billplane_tenants import normalize_url
 
 MIN_KEY_LENGTH = 32
@@ -38,9 +39,12 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a resolved API key is trusted before the control schema is asked again: the bound
     # on how late another process sees a revocation or suspension.
     auth_cache_seconds: float = 5.0
+    # "kid:base64key,..." (first = current) for secrets stored encrypted; None: one key derived
+    # from secret_key. Parsed into a key ring by billplane.secrets.keys.key_ring.
+    encryption_keys: str | None = None
 
     def __repr__(self) -> str:  # never print secrets, even in a traceback or a debugger
-        return "SecuritySettings(admin_key=***, secret_key=***)"
+        return "SecuritySettings(admin_key=***, secret_key=***, encryption_keys=***)"
 
 
 class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +70,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_ADMIN_KEY": ("security", "admin_key"),
     "BILLPLANE_SECRET_KEY": ("security", "secret_key"),
     "BILLPLANE_AUTH_CACHE_SECONDS": ("security", "auth_cache_seconds"),
+    "BILLPLANE_ENCRYPTION_KEYS": ("security", "encryption_keys"),
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
 }
 _INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
@@ -115,6 +120,12 @@ def _check(groups: dict[str, dict[str, object]]) -> list[str]:
         value = groups["security"].get(field)
         if isinstance(value, str) and len(value) < MIN_KEY_LENGTH:
             problems.append(f"BILLPLANE_{field.upper()} must be at least {MIN_KEY_LENGTH} characters")
+    encryption_keys = groups["security"].get("encryption_keys")
+    if isinstance(encryption_keys, str):
+        try:
+            parse_keys(encryption_keys)
+        except KeyConfigError as exc:  # its messages name entries and key ids, never key material
+            problems += [f"BILLPLANE_ENCRYPTION_KEYS: {problem}" for problem in exc.problems]
     port = groups["server"].get("port")
     if isinstance(port, int) and not 0 < port < 65536:  # noqa: PLR2004 - the TCP port range
         problems.append("BILLPLANE_PORT must be between 1 and 65535")

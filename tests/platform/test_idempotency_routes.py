@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from billplane.app import create_app
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
+from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 Client = AsyncTestClient[Litestar]
 # (path, body) for a valid first request, made with the tenant's key (or the admin key under /v1/admin).
@@ -47,6 +48,18 @@ async def _new_plan(client: Client, tenant: CreatedTenant) -> tuple[str, dict[st
     }
 
 
+async def _new_provider_account(client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    FakeProvider().install(client.app)
+    return "/v1/provider-accounts", good_body(webhook_secret="whsec_idempotent_0000")
+
+
+async def _check_provider_account(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    path, body = await _new_provider_account(client, tenant)
+    account = await client.post(path, json=body, headers=tenant.headers)
+    assert account.status_code == 201, account.text
+    return f"/v1/provider-accounts/{account.json()['id']}/check", {}
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -62,6 +75,8 @@ def _samples() -> dict[str, Sample]:
         "/v1/customers": _new_customer,
         "/v1/products": _new_product,
         "/v1/plans": _new_plan,
+        "/v1/provider-accounts": _new_provider_account,
+        "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
     }
 
 

@@ -26,6 +26,7 @@ from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import their_invoice, their_payment, their_subscription
+from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 NOT_TENANT_ROUTES = re.compile(r"^/(v1/admin|health|schema|swagger)(/|$)")
 Client = AsyncTestClient[Litestar]
@@ -58,6 +59,15 @@ async def _their_plan(client: Client, theirs: CreatedTenant) -> str:
     return str(response.json()["id"])
 
 
+async def _their_provider_account(client: Client, theirs: CreatedTenant) -> str:
+    # Accounts live in the control schema: test_provider_accounts.py checks B's rows there too.
+    FakeProvider().install(client.app)
+    body = good_body(label=theirs.slug, webhook_secret=f"whsec_{theirs.slug}")
+    response = await client.post("/v1/provider-accounts", json=body, headers=theirs.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 # Path parameter name -> how to make an object of that kind that only tenant B has, returning its id.
 # Both tenants hold the same seed rows, so this object's id exists in B alone.
 PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
@@ -67,6 +77,7 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "subscription_id": their_subscription,
     "invoice_id": their_invoice,
     "payment_id": their_payment,
+    "account_id": _their_provider_account,
 }
 
 

@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import create_tenant
+from tests.platform.provider_accounts_fake import FakeProvider
 
 
 async def test_schema_is_served_with_operation_ids_and_docs(client: AsyncTestClient[Litestar]) -> None:
@@ -28,6 +29,8 @@ async def test_every_request_body_has_an_example_that_works(
     document = (await client.get("/schema/openapi.json")).json()
     tenant = await create_tenant(client, admin_headers)
     product = (await client.post("/v1/products", json={"name": "P"}, headers=tenant.headers)).json()
+    # The provider-account example names `sandbox`: a stand-in where that distribution is not installed.
+    FakeProvider(name="sandbox", accept="sk_sandbox_").install(client.app)
     for path, methods in document["paths"].items():
         for method, operation in methods.items():
             if "requestBody" not in operation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import click
@@ -17,6 +18,9 @@ from billplane_tenants import Tenant
 from billplane_tenants.migrations import upgrade_control
 
 DEMO_SLUG = "demo"
+SANDBOX = "sandbox"
+SANDBOX_DEMO_API_KEY = "sk_sandbox_demo"  # the sandbox simulates a processor: no real secret
+WEBHOOK_ENTRY = "demo_sandbox_webhook_secret"  # where dev-secrets.json keeps it
 
 
 @click.command()
@@ -75,16 +79,67 @@ async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:
         click.echo(f"  upgraded {len(report.upgraded)} tenant schema(s) to {report.head}")
     for outcome in report.failed:
         click.echo(f"  warning: tenant {outcome.slug} did not migrate: {outcome.error}", err=True)
+    demo, key = await _demo_tenant(runtime, environment)
+    await ensure_sandbox_account(runtime, environment, demo.id)
+    return key
+
+
+async def _demo_tenant(runtime: Runtime, environment: DevEnvironment) -> tuple[Tenant, str]:
     async with runtime.database.control_session() as session:
         demo: Tenant | None = await runtime.registry.get(session, DEMO_SLUG)
         if demo is None:
             demo, issued = await runtime.registry.create(session, DEMO_SLUG, "Demo")
             environment.remember("demo_key", issued.key)
-            return issued.key
+            return demo, issued.key
         known = environment.secrets().get("demo_key")
         if known is not None and await runtime.registry.resolve_key(session, known) is not None:
-            return known
+            return demo, known
         # The stored key was revoked or lost: issue another rather than print nothing usable.
         issued = await runtime.registry.issue_key(session, demo)
         environment.remember("demo_key", issued.key)
-        return issued.key
+        return demo, issued.key
+
+
+async def ensure_sandbox_account(runtime: Runtime, environment: DevEnvironment, tenant_id: int) -> int | None:
+    """Give the demo tenant a default `sandbox` account in test mode, once; the id if one was made.
+
+    Skipped when the sandbox provider is not installed. Its webhook secret is generated once and
+    kept in dev-secrets.json beside the demo key, so the same secret signs sandbox webhooks after
+    a restart. A failure is a warning: `make run` still starts.
+    """
+    if SANDBOX not in runtime.plugins.names():
+        return None
+    # Imported here: the service speaks HTTP errors, and the web stack is slow to import (see above).
+    from litestar.exceptions import HTTPException  # noqa: PLC0415
+
+    from billplane.provider_accounts.repository import ProviderAccountRepository  # noqa: PLC0415
+    from billplane.provider_accounts.schemas import ProviderAccountCreate  # noqa: PLC0415
+    from billplane.provider_accounts.service import ProviderAccountService  # noqa: PLC0415
+    from billplane.provider_accounts.vault import AccountVault  # noqa: PLC0415
+
+    webhook_secret = environment.secrets().get(WEBHOOK_ENTRY)
+    if webhook_secret is None:
+        webhook_secret = "whsec_" + secrets.token_urlsafe(24)
+        environment.remember(WEBHOOK_ENTRY, webhook_secret)
+    request = ProviderAccountCreate(
+        provider=SANDBOX,
+        mode="test",
+        label="Sandbox (demo)",
+        credentials={"api_key": SANDBOX_DEMO_API_KEY},
+        webhook_secret=webhook_secret,
+        is_default=True,
+    )
+    try:
+        async with runtime.database.control_session() as session:
+            repository = ProviderAccountRepository(session, tenant_id)
+            if await repository.has_live_account(SANDBOX):
+                return None
+            service = ProviderAccountService(
+                repository, plugins=runtime.plugins, vault=AccountVault.from_settings(runtime.settings)
+            )
+            account = await service.create(request)
+    except HTTPException as exc:
+        click.echo(f"  warning: the demo tenant got no sandbox account: {exc.detail}", err=True)
+        return None
+    click.echo(f"  demo tenant: sandbox account {account.id} (test mode, default); webhook secret in dev-secrets.json")
+    return account.id

@@ -8,6 +8,7 @@ from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.cli.dev import dev
 from billplane.cli.idempotency import idempotency
 from billplane.cli.providers import providers
+from billplane.cli.secrets import secrets
 from billplane.cli.tenants import tenants
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
@@ -71,3 +72,4 @@ cli.add_command(dev)
 cli.add_command(tenants)
 cli.add_command(idempotency)
 cli.add_command(providers)
+cli.add_command(secrets)

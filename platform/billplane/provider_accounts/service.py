@@ -1,0 +1,186 @@
+"""Provider account rules. Never commits: the request owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import msgspec
+from litestar.exceptions import NotFoundException
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+
+from billplane.api.pagination import page_of
+from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.plugins.contract import ProviderPlugin
+from billplane.plugins.errors import UnknownProviderError
+from billplane.plugins.host import PluginHost
+from billplane.provider_accounts.checks import refusal, validated_credentials
+from billplane.provider_accounts.masking import credentials_hint, mask, secret_strings
+from billplane.provider_accounts.models import ProviderAccount
+from billplane.provider_accounts.repository import ProviderAccountRepository
+from billplane.provider_accounts.schemas import ProviderAccountCreate, ProviderAccountUpdate
+from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError, OpenedSecrets
+
+_DEFAULT_INDEX = "uq_provider_accounts_default"
+
+
+class ProviderAccountService:
+    def __init__(self, repository: ProviderAccountRepository, *, plugins: PluginHost, vault: AccountVault) -> None:
+        self.repository = repository
+        self.plugins = plugins
+        self.vault = vault
+
+    @property
+    def tenant_id(self) -> int:
+        return self.repository.tenant_id
+
+    async def create(self, data: ProviderAccountCreate) -> ProviderAccount:
+        plugin = self._plugin(data.provider)
+        secrets = secret_strings(data.credentials, data.webhook_secret)
+        credentials = validated_credentials(plugin, data.credentials, secrets)
+        if isinstance(data.is_default, bool):
+            is_default = data.is_default
+        else:  # the tenant's first account of a provider is where its objects go, unless told otherwise
+            is_default = not await self.repository.has_live_account(plugin.name)
+        if is_default and await self.repository.default_id(plugin.name) is not None:
+            raise ConflictError(
+                f"the tenant already has a default {plugin.name} account: send is_default false, "
+                "or make this one the default later with PATCH"
+            )
+        account_id = await self.repository.next_id()
+        opened = OpenedSecrets(credentials=msgspec.to_builtins(credentials), webhook_secret=data.webhook_secret)
+        reason = await refusal(
+            self.plugins,
+            plugin,
+            tenant_id=self.tenant_id,
+            account_id=account_id,
+            mode=data.mode,
+            opened=opened,
+            secrets=secrets,
+        )
+        if reason is not None:
+            raise InvalidFieldError("credentials", reason)
+        account = ProviderAccount(
+            id=account_id,
+            tenant_id=self.tenant_id,
+            provider=plugin.name,
+            mode=data.mode,
+            label=data.label,
+            is_default=is_default,
+            credentials_hint=credentials_hint(plugin, credentials),
+            webhook_secret_hint=None if data.webhook_secret is None else mask(data.webhook_secret),
+            last_checked_at=func.now(),  # the database's clock, like created_at
+        )
+        self.vault.seal_into(account, opened)
+        return await self._written(self.repository.add(account))
+
+    async def get(self, account_id: int, *, for_update: bool = False) -> ProviderAccount:
+        account = await self.repository.get_live(account_id, for_update=for_update)
+        if account is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no provider account {account_id}")
+        return account
+
+    async def page(
+        self, *, provider: str | None, after: int | None, limit: int
+    ) -> tuple[list[ProviderAccount], str | None]:
+        rows = await self.repository.page_live(provider=provider, after=after, limit=limit)
+        return page_of(rows, limit)
+
+    async def update(self, account_id: int, data: ProviderAccountUpdate) -> ProviderAccount:
+        account = await self.get(account_id, for_update=True)
+        changes = data.changes()
+        if "credentials" in changes or "webhook_secret" in changes:
+            await self._replace_secrets(account, changes)
+        if "label" in changes:
+            account.label = changes["label"]
+        if changes.get("is_default") is True and not account.is_default:
+            # In one transaction: the old default is unset before this one is set (the partial index).
+            await self.repository.unset_default(account.provider, other_than=account.id)
+            account.is_default = True
+        elif changes.get("is_default") is False:
+            account.is_default = False
+        return await self._written(self.repository.save(account))
+
+    async def _replace_secrets(self, account: ProviderAccount, changes: dict[str, Any]) -> None:
+        plugin = self._plugin(account.provider, field="credentials")
+        if "credentials" in changes and "webhook_secret" in changes:
+            kept = OpenedSecrets(credentials={}, webhook_secret=None)  # nothing stored is needed
+        else:
+            try:
+                kept = self.vault.open(account)
+            except CredentialsUnavailableError:
+                raise ConflictError(
+                    "the account's stored secrets cannot be read (their encryption key is gone): "
+                    "send both credentials and webhook_secret"
+                ) from None
+        webhook_secret: str | None = changes.get("webhook_secret", kept.webhook_secret)
+        credentials = kept.credentials
+        if "credentials" in changes:
+            secrets = secret_strings(changes["credentials"], webhook_secret)
+            typed = validated_credentials(plugin, changes["credentials"], secrets)
+            credentials = msgspec.to_builtins(typed)
+            opened = OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret)
+            reason = await refusal(
+                self.plugins,
+                plugin,
+                tenant_id=self.tenant_id,
+                account_id=account.id,
+                mode=account.mode,
+                opened=opened,
+                secrets=secrets,
+            )
+            if reason is not None:
+                raise InvalidFieldError("credentials", reason)
+            account.credentials_hint = credentials_hint(plugin, typed)
+            account.last_checked_at = func.now()
+            account.last_check_error = None
+        account.webhook_secret_hint = None if webhook_secret is None else mask(webhook_secret)
+        # Both sealed again, under the current key: a write also completes a pending rotation.
+        self.vault.seal_into(account, OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret))
+
+    async def check(self, account_id: int) -> ProviderAccount:
+        """Ask the provider again; the outcome is recorded on the account either way (a 200)."""
+        account = await self.get(account_id, for_update=True)
+        account.last_check_error = await self._check_reason(account)
+        account.last_checked_at = func.now()
+        return await self.repository.save(account)
+
+    async def _check_reason(self, account: ProviderAccount) -> str | None:
+        try:
+            plugin = self.plugins.get(account.provider)
+        except UnknownProviderError:
+            return f"the {account.provider} provider is not installed in this billplane"
+        try:
+            opened = self.vault.open(account)
+        except CredentialsUnavailableError:
+            return "the stored credentials cannot be read (their encryption key is gone): send them again"
+        return await refusal(
+            self.plugins,
+            plugin,
+            tenant_id=self.tenant_id,
+            account_id=account.id,
+            mode=account.mode,
+            opened=opened,
+            secrets=secret_strings(opened.credentials, opened.webhook_secret),
+        )
+
+    async def delete(self, account_id: int) -> None:
+        account = await self.get(account_id, for_update=True)
+        if await self.repository.used_by_live_subscriptions(account.id):
+            raise ConflictError("live subscriptions use this account: cancel or move them first")
+        await self.repository.mark_deleted(account)
+
+    def _plugin(self, name: str, *, field: str = "provider") -> ProviderPlugin:
+        try:
+            return self.plugins.get(name)
+        except UnknownProviderError as exc:
+            raise InvalidFieldError(field, str(exc)) from None
+
+    async def _written(self, write: Awaitable[ProviderAccount]) -> ProviderAccount:
+        try:
+            return await write
+        except IntegrityError as exc:
+            if _DEFAULT_INDEX in str(exc.orig):  # a concurrent request made another default first
+                raise ConflictError("another default account of this provider was set at the same time") from None
+            raise

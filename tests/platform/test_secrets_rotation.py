@@ -1,0 +1,218 @@
+"""`billplane secrets rotate`: every account's secrets move to the current key, idempotently and
+resumably, after which the old keys can be removed. Runs on a database of its own, so the counts
+it reports are exactly this test's accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from billplane.cli.main import cli
+from billplane.db.paths import control_scripts
+from billplane.provider_accounts.repository import ProviderAccountRepository
+from billplane.provider_accounts.rotation import rotate
+from billplane.provider_accounts.schemas import ProviderAccountCreate
+from billplane.provider_accounts.service import ProviderAccountService
+from billplane.provider_accounts.source import DatabaseAccountSource
+from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError
+from billplane.runtime import Runtime
+from billplane.settings import DatabaseSettings, SecuritySettings, Settings
+from billplane_tenants import Database
+from billplane_tenants.migrations import upgrade_control
+from tests.conftest import SECRET_KEY, unique_slug
+from tests.platform.provider_accounts_fake import FakeCredentials, FakeProvider
+
+T = TypeVar("T")
+KEYS = {name: f"{name}:{base64.b64encode(secrets.token_bytes(32)).decode()}" for name in ("k1", "k2", "k3", "kx")}
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(_dsn(server_url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def own_database(server_url: str) -> Iterator[str]:
+    name = f"billplane_rotation_{secrets.token_hex(4)}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    async def upgrade() -> None:
+        database = Database(url)
+        try:
+            await upgrade_control(database, str(control_scripts()))
+        finally:
+            await database.dispose()
+
+    asyncio.run(upgrade())
+    yield url
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _settings(url: str, *keys: str) -> Settings:
+    encryption_keys = ",".join(KEYS[key] for key in keys) or None
+    security = SecuritySettings(secret_key=SECRET_KEY, encryption_keys=encryption_keys)
+    return Settings(database=DatabaseSettings(url=url, pool_size=2, max_overflow=0), security=security)
+
+
+def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def main() -> T:
+        runtime = Runtime.from_settings(settings)
+        FakeProvider().install(runtime.plugins)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+def _create_accounts(settings: Settings, count: int) -> dict[int, str]:
+    """``count`` accounts of a new tenant, sealed under the settings' current key: {id: api key}."""
+
+    async def work(runtime: Runtime) -> dict[int, str]:
+        created = {}
+        async with runtime.database.control_session() as session:
+            tenant, _ = await runtime.registry.create(session, unique_slug("rot"), "Rotation")
+            service = ProviderAccountService(
+                ProviderAccountRepository(session, tenant.id),
+                plugins=runtime.plugins,
+                vault=AccountVault.from_settings(runtime.settings),
+            )
+            for number in range(count):
+                api_key = f"good_{tenant.slug}_{number}"
+                request = ProviderAccountCreate(
+                    provider="fake", mode="live", credentials={"api_key": api_key}, webhook_secret=f"whsec_{number}_x"
+                )
+                created[(await service.create(request)).id] = api_key
+        return created
+
+    return _with_runtime(settings, work)
+
+
+def _key_ids(settings: Settings) -> dict[str, int]:
+    async def work(runtime: Runtime) -> dict[str, int]:
+        async with runtime.database.control_session() as session:
+            rows = await session.execute(
+                text("SELECT credentials_key_id, count(*) FROM control.provider_accounts GROUP BY 1")
+            )
+            return {str(key_id): int(count) for key_id, count in rows.all()}
+
+    return _with_runtime(settings, work)
+
+
+def _resolved_keys(settings: Settings, ids: list[int]) -> dict[int, Any]:
+    """What each account's adapter gets: its api key and webhook secret, or the error opening it."""
+
+    async def work(runtime: Runtime) -> dict[int, Any]:
+        source = DatabaseAccountSource(runtime)
+        found: dict[int, Any] = {}
+        for account_id in ids:
+            try:
+                resolved = await source.account(account_id)
+            except CredentialsUnavailableError:
+                found[account_id] = "unreadable"
+                continue
+            assert resolved is not None
+            context = resolved.adapter.context  # type: ignore[attr-defined]
+            assert isinstance(context.credentials, FakeCredentials)
+            found[account_id] = context.credentials.api_key
+        return found
+
+    return _with_runtime(settings, work)
+
+
+def _rotate_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *args: str) -> Result:
+    monkeypatch.setenv("BILLPLANE_DATABASE_URL", settings.database.url)
+    monkeypatch.setenv("BILLPLANE_SECRET_KEY", SECRET_KEY)
+    if settings.security.encryption_keys:
+        monkeypatch.setenv("BILLPLANE_ENCRYPTION_KEYS", settings.security.encryption_keys)
+    else:
+        monkeypatch.delenv("BILLPLANE_ENCRYPTION_KEYS", raising=False)
+    return CliRunner().invoke(cli, ["secrets", "rotate", *args], catch_exceptions=False)
+
+
+def test_rotation_moves_every_account_to_the_current_key_and_frees_the_old_ones(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    derived_only, old, rotating, new_only = (
+        _settings(own_database),
+        _settings(own_database, "k1"),
+        _settings(own_database, "k2", "k1"),
+        _settings(own_database, "k2"),
+    )
+    sealed_by_k1 = _create_accounts(old, 2) | _create_accounts(old, 1)
+    accounts = _create_accounts(derived_only, 1) | sealed_by_k1
+    assert _key_ids(old) == {"s0": 1, "k1": 3}
+    assert set(_resolved_keys(new_only, list(sealed_by_k1)).values()) == {"unreadable"}  # k1 is needed yet
+
+    first = _rotate_cli(monkeypatch, rotating)
+    assert first.exit_code == 0, first.output
+    assert "current key k2: re-encrypted 4 account(s) (3 from k1, 1 from s0), 0 already current, 0 failed" in (
+        first.output
+    )
+    again = _rotate_cli(monkeypatch, rotating)
+    assert "re-encrypted 0 account(s), 4 already current, 0 failed" in again.output
+
+    assert _key_ids(new_only) == {"k2": 4}
+    assert _resolved_keys(new_only, list(accounts)) == accounts  # k1 removed: everything still opens
+    assert set(_resolved_keys(old, list(accounts)).values()) == {"unreadable"}
+
+
+def test_an_interrupted_rotation_resumes_and_unreadable_accounts_are_reported(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, rotating = _settings(own_database, "k2"), _settings(own_database, "k3", "k2")
+    accounts = _create_accounts(old, 3)
+    stranded = _create_accounts(_settings(own_database, "kx"), 1)  # its key is about to be lost
+
+    class CrashError(Exception):
+        pass
+
+    def crash(_done: int) -> None:
+        raise CrashError
+
+    async def interrupted(runtime: Runtime) -> None:
+        with pytest.raises(CrashError):
+            await rotate(runtime.database, AccountVault.from_settings(runtime.settings), batch_size=2, on_batch=crash)
+
+    _with_runtime(rotating, interrupted)
+    assert _key_ids(rotating) == {"k3": 2, "k2": 1, "kx": 1}  # the first batch committed, the rest waits
+
+    resumed = _rotate_cli(monkeypatch, rotating, "--batch-size", "2")
+    assert resumed.exit_code == 1
+    assert "re-encrypted 1 account(s) (1 from k2), 2 already current, 1 failed" in resumed.output
+    [stranded_id] = stranded
+    assert f"FAILED account {stranded_id}: provider account {stranded_id}: key 'kx' is not in" in resumed.stderr
+    assert _key_ids(rotating) == {"k3": 3, "kx": 1}
+    assert _resolved_keys(_settings(own_database, "k3"), list(accounts)) == accounts
+
+    recovered = _rotate_cli(monkeypatch, _settings(own_database, "k3", "kx"))  # the lost key found again
+    assert recovered.exit_code == 0, recovered.output
+    assert "re-encrypted 1 account(s) (1 from kx), 3 already current, 0 failed" in recovered.output
+
+
+def test_generate_key_prints_an_entry_for_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = CliRunner().invoke(cli, ["secrets", "generate-key", "2026_11"])
+    assert result.exit_code == 0
+    key_id, _, material = result.output.strip().partition(":")
+    assert key_id == "2026_11"
+    assert len(base64.b64decode(material)) == 32
+    refused = CliRunner().invoke(cli, ["secrets", "generate-key", "s0"])
+    assert refused.exit_code != 0
