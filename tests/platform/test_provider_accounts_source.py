@@ -180,6 +180,7 @@ async def test_the_demo_tenant_gets_one_sandbox_account(
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "demo")
     environment = DevEnvironment(tmp_path)
+    runtime.plugins = PluginHost()  # as if the sandbox distribution were not installed
     assert await ensure_sandbox_account(runtime, environment, tenant.id) is None  # no sandbox installed: skipped
     assert WEBHOOK_ENTRY not in environment.secrets()
 
@@ -208,6 +209,19 @@ async def test_a_demo_sandbox_that_refuses_is_a_warning_not_a_crash(
     client: Client, admin_headers: dict[str, str], runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "demo")
+    runtime.plugins = PluginHost()  # replaced by a sandbox that refuses the demo's key
     FakeProvider(name="sandbox", accept="sk_other_").install(runtime.plugins)
     assert await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id) is None
     assert "warning: the demo tenant got no sandbox account" in capsys.readouterr().err
+
+
+async def test_the_demo_account_passes_the_real_sandbox(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, tmp_path: Path
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "demo")
+    assert "sandbox" in runtime.plugins.names()  # the built-in distribution, found by its entry point
+    account_id = await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id)
+    assert account_id is not None
+    resolved = await DatabaseAccountSource(runtime).account(account_id)
+    assert resolved is not None
+    await resolved.adapter.check_credentials()
