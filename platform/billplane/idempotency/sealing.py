@@ -24,6 +24,8 @@ class UnreadableResponseError(Exception):
 class ResponseSealer:
     def __init__(self, secret_key: str) -> None:
         self._master = hmac.new(secret_key.encode(), b"billplane idempotency v1", hashlib.sha256).digest()
+        # Keys the request fingerprints, so a stored fingerprint reveals nothing about a body.
+        self.fingerprint_key = hmac.new(self._master, b"request fingerprint", hashlib.sha256).digest()
 
     def _cipher(self, scope: str, key: str) -> tuple[AESGCM, bytes]:
         context = f"{scope}\x00{key}".encode()

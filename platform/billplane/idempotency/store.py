@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,8 +64,10 @@ class CapturedResponse:
     body: bytes
 
 
-async def fingerprint(request: Request[Any, Any, Any]) -> str:
-    digest = hashlib.sha256()
+async def fingerprint(request: Request[Any, Any, Any], sealer: ResponseSealer) -> str:
+    # Keyed: a body can hold a secret (provider credentials), and an unkeyed hash of a short
+    # secret could be guessed offline from a copy of the database.
+    digest = hmac.new(sealer.fingerprint_key, digestmod=hashlib.sha256)
     for part in (request.method, request.url.path, str(sorted(request.query_params.multi_items()))):
         digest.update(part.encode())
         digest.update(b"\n")
@@ -88,7 +91,7 @@ async def begin(
     lock = func.pg_try_advisory_xact_lock(func.hashtextextended(f"{scope}:{key}", 0))
     if not await session.scalar(select(lock)):
         raise ConflictError("a request with this Idempotency-Key is still in progress; retry later")
-    pending = PendingKey(scope, key, await fingerprint(request), request.method, request.url.path)
+    pending = PendingKey(scope, key, await fingerprint(request, sealer), request.method, request.url.path)
     stored = await session.scalar(select(model).where(model.key == key))
     if stored is not None and stored.expires_at > datetime.now(UTC):
         if stored.fingerprint != pending.fingerprint:

@@ -55,6 +55,9 @@ class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
     webhook_secret: str | None = None
     options: Mapping[str, str] = msgspec.field(default_factory=dict)
 
+    def __repr__(self) -> str:  # never print credentials or the secret, even in a traceback
+        return f"AdapterContext(tenant_id={self.tenant_id}, account_id={self.account_id}, mode={self.mode!r}, ...)"
+
 
 class ProviderRef(msgspec.Struct, frozen=True, kw_only=True):
     """The id an object has at the provider."""
