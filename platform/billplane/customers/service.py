@@ -11,17 +11,23 @@ from billplane.api.problems import ConflictError
 from billplane.customers.models import Customer
 from billplane.customers.repository import CustomerFilters, CustomerRepository
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
+from billplane.sync.service import SyncService
 
 
 class CustomerService:
-    def __init__(self, repository: CustomerRepository) -> None:
+    def __init__(self, repository: CustomerRepository, sync: SyncService) -> None:
         self.repository = repository
+        self.sync_service = sync
 
     async def create(self, data: CustomerCreate) -> Customer:
         if data.external_id is not None and await self.repository.external_id_taken(data.external_id):
             raise ConflictError(f"a customer with external_id {data.external_id!r} already exists")
         customer = Customer(email=data.email, name=data.name, external_id=data.external_id, metadata_=data.metadata)
-        return await self.repository.add(customer)
+        accounts = await self.sync_service.before_customer_insert(customer)
+        customer = await self.repository.add(customer)
+        # Same transaction: the customer and its provider work commit together or not at all.
+        await self.sync_service.customer_created(customer, accounts)
+        return customer
 
     async def get(self, customer_id: int) -> Customer:
         customer = await self.repository.get_live(customer_id)
@@ -37,6 +43,7 @@ class CustomerService:
             raise ConflictError(f"a customer with external_id {external_id!r} already exists")
         for field, value in changes.items():
             setattr(customer, "metadata_" if field == "metadata" else field, value)
+        await self.sync_service.customer_changed(customer, set(changes))
         return await self.repository.update(customer)
 
     async def delete(self, customer_id: int) -> None:
@@ -46,7 +53,14 @@ class CustomerService:
             raise ConflictError("the customer has live subscriptions: cancel them first")
         customer.deleted_at = datetime.now(UTC)
         customer.external_id = None  # frees the tenant's id for a new customer
+        await self.sync_service.customer_deleted(customer)
         await self.repository.update(customer)
+
+    async def sync(self, customer_id: int) -> Customer:
+        """Retry failed provider work, hurry waiting work, mirror to accounts that lack the customer."""
+        customer = await self.get(customer_id)
+        await self.sync_service.sync_customer(customer)
+        return await self.repository.update(customer)
 
     async def page(
         self, filters: CustomerFilters, *, after: int | None, limit: int
