@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
-from billplane.sync.queue import SYNC_QUEUE
+from billplane.sync.queue import APPLY_EVENT, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from billplane.webhooks.apply import EventApplier
 
 logger = logging.getLogger("billplane.sync")
-blueprint = procrastinate.Blueprint()
 CONTEXT_KEY = "billplane"
 
 
@@ -36,22 +35,24 @@ def _services(context: JobContext) -> WorkerServices:
     return services
 
 
-@blueprint.task(name="perform_outbox", queue=SYNC_QUEUE, pass_context=True)
-async def perform_outbox(context: JobContext, tenant_id: int, schema: str, outbox_id: int) -> None:
-    outcome = await _services(context).performer.perform(OutboxRef(tenant_id, schema, outbox_id))
-    logger.debug("outbox row %s of %s: %s", outbox_id, schema, outcome)
+def register_tasks(app: procrastinate.App) -> None:
+    """Declare billplane's tasks on one procrastinate App (one per JobQueue, so one per runtime:
+    a shared Blueprint cannot serve several Apps in one process, it renames its tasks in place)."""
 
+    @app.task(name=PERFORM_OUTBOX, queue=SYNC_QUEUE, pass_context=True)
+    async def perform_outbox(context: JobContext, tenant_id: int, schema: str, outbox_id: int) -> None:
+        outcome = await _services(context).performer.perform(OutboxRef(tenant_id, schema, outbox_id))
+        logger.debug("outbox row %s of %s: %s", outbox_id, schema, outcome)
 
-@blueprint.task(name="apply_event", queue=SYNC_QUEUE, pass_context=True)
-async def apply_event(context: JobContext, tenant_id: int, schema: str, event_id: int) -> None:
-    outcome = await _services(context).applier.apply(EventRef(tenant_id, schema, event_id))
-    logger.debug("provider event %s of %s: %s", event_id, schema, outcome)
+    @app.task(name=APPLY_EVENT, queue=SYNC_QUEUE, pass_context=True)
+    async def apply_event(context: JobContext, tenant_id: int, schema: str, event_id: int) -> None:
+        outcome = await _services(context).applier.apply(EventRef(tenant_id, schema, event_id))
+        logger.debug("provider event %s of %s: %s", event_id, schema, outcome)
 
-
-@blueprint.periodic(cron="* * * * *", periodic_id="sweep")
-@blueprint.task(name="sweep", queue=SYNC_QUEUE, pass_context=True, queueing_lock="sweep")
-async def sweep(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
-    await _services(context).sweeper.sweep()
+    @app.periodic(cron="* * * * *", periodic_id="sweep")
+    @app.task(name=SWEEP, queue=SYNC_QUEUE, pass_context=True, queueing_lock=SWEEP)
+    async def sweep(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).sweeper.sweep()
 
 
 def additional_context(services: WorkerServices) -> dict[str, Any]:

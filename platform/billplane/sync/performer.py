@@ -88,7 +88,7 @@ class OutboxPerformer:
             at = await outbox.retry_later(row, delay=delay, error=error, count=count)
             await outbox.refresh_object(row.object_type, row.object_id)
         try:
-            await self.queue.defer(ref, at=at)
+            await self.queue.defer(ref, at=at, lock=False)
         except Exception:  # the row is due at `at` anyway: the sweep defers it then
             logger.exception("could not schedule the retry of outbox row %s of %s", row.id, ref.schema)
 
@@ -102,7 +102,8 @@ class OutboxPerformer:
         """Rows of the same object queued behind this one may run now."""
         async with self.database.tenant_session(ref.schema) as session:
             following = await OutboxRepository(session).next_for_object(row)
-        self.queue.ring(OutboxRef(ref.tenant_id, ref.schema, outbox_id) for outbox_id in following)
+        for outbox_id in following:  # deferred before this job ends, so a draining worker sees it
+            await self.queue.defer(OutboxRef(ref.tenant_id, ref.schema, outbox_id))
 
 
 def _operation(kind: str) -> Operation:

@@ -44,7 +44,7 @@ class JobQueue:
     """One process's handle on the queue: deferring jobs, and the procrastinate App workers run."""
 
     def __init__(self, database_url: str, *, max_connections: int = 4) -> None:
-        from billplane.sync.jobs import blueprint  # noqa: PLC0415 - the tasks import this module
+        from billplane.sync.jobs import register_tasks  # noqa: PLC0415 - the tasks import this module
 
         connector = procrastinate.PsycopgConnector(
             conninfo=procrastinate_conninfo(database_url),
@@ -55,7 +55,7 @@ class JobQueue:
             max_size=max_connections,
         )
         self.app = procrastinate.App(connector=connector)
-        self.app.add_tasks_from(blueprint, namespace="billplane")
+        register_tasks(self.app)
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._waiting: deque[JobRef] = deque()
@@ -103,10 +103,15 @@ class JobQueue:
         for name, arguments in by_task.items():
             await self.app.tasks[name].batch_defer_async(*arguments)
 
-    async def defer(self, ref: JobRef, *, at: datetime | None = None) -> bool:
-        """Defer one job unless an identical one is already waiting; False if one was."""
+    async def defer(self, ref: JobRef, *, at: datetime | None = None, lock: bool = True) -> bool:
+        """Defer one job; with ``lock``, not if one for the same row is already waiting (False then).
+
+        Scheduled retries go without the lock: a job waiting for a later time must not stop the
+        sweep from queueing the row once something (a manual sync) made it due sooner.
+        """
         await self.open()
-        deferrer = self.app.tasks[_task_name(ref)].configure(queueing_lock=ref.queueing_lock, schedule_at=at)
+        lock_name = ref.queueing_lock if lock else None
+        deferrer = self.app.tasks[_task_name(ref)].configure(queueing_lock=lock_name, schedule_at=at)
         try:
             await deferrer.defer_async(**ref.job_args())
         except procrastinate_errors.AlreadyEnqueued:
