@@ -67,5 +67,6 @@ _PROVIDER_ID_FIELDS = func.jsonb_build_object(
 Customer.provider_ids = column_property(  # type: ignore[assignment]
     select(func.coalesce(func.jsonb_agg(_PROVIDER_ID_FIELDS), text("'[]'::jsonb"), type_=JSONB))
     .where(ProviderCustomer.customer_id == Customer.id)
+    .correlate_except(ProviderCustomer)  # also when the outer query joins provider_customers
     .scalar_subquery()
 )
