@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from importlib.metadata import version
 
 from litestar import Litestar
@@ -28,9 +31,11 @@ from billplane.settings import Settings, get_settings
 from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
 from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
+from billplane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from billplane_tenants import derive_pepper
 
 MAX_BODY_BYTES = 1_048_576
+logger = logging.getLogger("billplane")
 
 
 def tenant_routes() -> list[ControllerRouterHandler]:
@@ -62,12 +67,39 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+class InProcessWorker:
+    """A sync worker beside the API (``billplane run``), stopped gracefully before the runtime closes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from billplane.sync.worker import run_worker  # noqa: PLC0415 - only API processes with a worker
+
+        self.task = asyncio.create_task(run_worker(self.runtime, name="billplane-in-process"))
+        self.task.add_done_callback(_report_worker_exit)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def _report_worker_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the in-process sync worker stopped", exc_info=task.exception())
+
+
+def create_app(settings: Settings | None = None, *, worker: bool = False) -> Litestar:
+    """The API; with ``worker=True`` also a sync worker in this process (``billplane run``)."""
     settings = settings or get_settings()
     runtime = Runtime.from_settings(settings)
     key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
+    in_process = InProcessWorker(runtime) if worker else None
     return Litestar(
-        route_handlers=[health, TenantAdminController, CurrentTenantController, *tenant_routes()],
+        route_handlers=[health, TenantAdminController, CurrentTenantController, *tenant_routes(), *WEBHOOK_ROUTES],
         dependencies={
             "principal": Provide(provide_principal),
             "tenant_session": Provide(provide_tenant_session),
@@ -76,6 +108,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         response_class=CapturingResponse,
         openapi_config=openapi_config(),
         state=State({"runtime": runtime, "key_cache": key_cache}),
-        on_shutdown=[runtime.close],
+        on_startup=[in_process.start] if in_process else [],
+        on_shutdown=[in_process.stop, runtime.close] if in_process else [runtime.close],
         request_max_body_size=MAX_BODY_BYTES,
     )
+
+
+def create_app_with_worker() -> Litestar:
+    """Factory for ``billplane run --workers N``: each server process runs its own sync worker."""
+    return create_app(worker=True)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from billplane.db.paths import tenant_scripts
 from billplane.db.tenant_models import tenant_metadata
 from billplane.idempotency.sealing import ResponseSealer
 from billplane.plugins.host import PluginHost
+from billplane.provider_accounts.resolved import AccountSource
 from billplane.settings import Settings
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.options import SyncOptions
+from billplane.sync.queue import JobQueue
 from billplane_tenants import Database, SchemaProvisioner, TenantMigrator, TenantRegistry, derive_pepper
 
 
@@ -21,6 +25,12 @@ class Runtime:
     migrator: TenantMigrator
     sealer: ResponseSealer
     plugins: PluginHost
+    # The job queue (provider sync, webhook events); opens its connections on first use.
+    jobs: JobQueue
+    # Where provider accounts and their adapters come from; None: no provider is ever called.
+    accounts: AccountSource | None = None
+    default_accounts: DefaultAccountCache = field(default_factory=DefaultAccountCache)
+    sync_options: SyncOptions = field(default_factory=SyncOptions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -34,7 +44,14 @@ class Runtime:
         migrator = TenantMigrator(database, provisioner.scripts)
         sealer = ResponseSealer(settings.security.secret_key)
         plugins = PluginHost.discover(settings.providers.allowlist)
-        return cls(settings, database, provisioner, registry, migrator, sealer, plugins)
+        jobs = JobQueue(settings.database.url)
+        runtime = cls(settings, database, provisioner, registry, migrator, sealer, plugins, jobs)
+        # Imported here: the account source needs this module's Runtime type.
+        from billplane.provider_accounts.source import DatabaseAccountSource  # noqa: PLC0415
+
+        runtime.accounts = DatabaseAccountSource(runtime)
+        return runtime
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.database.dispose()

@@ -93,6 +93,14 @@ async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
     return principal
 
 
+def principal_of(request: Request[Any, Any, Any]) -> KeyPrincipal:
+    """The principal ``authenticate`` already resolved for this request (tenant routes only)."""
+    principal: KeyPrincipal | None = request.scope["state"].get(_PRINCIPAL_STATE_KEY)
+    if principal is None:
+        raise RuntimeError("the request was not authenticated: ask for tenant_session first")
+    return principal
+
+
 async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
     """The `principal` dependency: see ``authenticate``."""
     return await authenticate(request)

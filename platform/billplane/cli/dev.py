@@ -68,7 +68,8 @@ Try:
 Stop with Ctrl-C.
 """
     )
-    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools")
+    # With the in-process sync worker, as `billplane run` does by default.
+    uvicorn.run(create_app(settings, worker=True), host=host, port=port, loop="uvloop", http="httptools")
 
 
 async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:

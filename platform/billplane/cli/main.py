@@ -10,6 +10,7 @@ from billplane.cli.idempotency import idempotency
 from billplane.cli.providers import providers
 from billplane.cli.secrets import secrets
 from billplane.cli.tenants import tenants
+from billplane.cli.worker import worker
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
 from billplane_tenants.migrations import upgrade_control
@@ -25,7 +26,14 @@ def cli() -> None:
 @click.option("--host", help="Interface to bind (default: BILLPLANE_HOST or 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default: BILLPLANE_PORT or 8000).")
 @click.option("--workers", type=int, help="Worker processes (default: BILLPLANE_WORKERS or 1).")
-def run(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option(
+    "--worker/--no-worker",
+    "sync_worker",
+    default=True,
+    show_default=True,
+    help="Run a provider sync worker inside each server process (else run `billplane worker` apart).",
+)
+def run(host: str | None, port: int | None, workers: int | None, *, sync_worker: bool) -> None:
     """Serve the API with the database named by BILLPLANE_DATABASE_URL."""
     # Imported here: the web stack costs about a second to import, which no other command needs.
     import uvicorn  # noqa: PLC0415
@@ -35,8 +43,9 @@ def run(host: str | None, port: int | None, workers: int | None) -> None:
     settings = settings_for_cli(serving=True)
     run_with_runtime(settings, _check_database)
     workers = workers or settings.server.workers
+    factory = "billplane.app:create_app_with_worker" if sync_worker else "billplane.app:create_app"
     uvicorn.run(
-        "billplane.app:create_app" if workers > 1 else create_app(settings),
+        factory if workers > 1 else create_app(settings, worker=sync_worker),
         factory=workers > 1,
         host=host or settings.server.host,
         port=port or settings.server.port,
@@ -73,3 +82,4 @@ cli.add_command(tenants)
 cli.add_command(idempotency)
 cli.add_command(providers)
 cli.add_command(secrets)
+cli.add_command(worker)

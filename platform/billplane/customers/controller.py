@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.api.auth import principal_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import READ_ONE
 from billplane.customers.repository import CustomerFilters
 from billplane.customers.schemas import Customer, CustomerCreateBody, CustomerUpdateBody
 from billplane.customers.service import CustomerService
+from billplane.sync.dependencies import sync_service_for
 
 
-async def provide_customer_service(tenant_session: NamedDependency[AsyncSession]) -> CustomerService:
-    return CustomerService(tenant_session)
+async def provide_customer_service(
+    request: Request[Any, Any, Any], tenant_session: NamedDependency[AsyncSession]
+) -> CustomerService:
+    # The sync service is built only when a write asks for it: reads need neither it nor the
+    # principal dependency.
+    return CustomerService(tenant_session, lambda: sync_service_for(request, tenant_session, principal_of(request)))
 
 
 class CustomerController(Controller):
@@ -51,6 +57,16 @@ class CustomerController(Controller):
     async def delete_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> None:
         """Delete a customer: 409 while it has live subscriptions. Its invoices and payments are kept."""
         await customers.delete(customer_id)
+
+    @post("/{customer_id:int}/sync", operation_id="syncCustomer", status_code=202)
+    async def sync_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> Customer:
+        """Mirror the customer to the tenant's provider accounts again, now.
+
+        Failed provider work is retried (with new idempotency keys), waiting work skips its
+        backoff, and default accounts that lack the customer get it. Answers at once (202) with
+        the customer; watch `sync_status` and `last_sync_error`.
+        """
+        return Customer.of(await customers.sync(customer_id))
 
     @get("/", operation_id="listCustomers", opt=READ_ONE)
     async def list_customers(

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 
 from billplane.api.types import Email, Metadata, Patch, ShortText, example_body
 from billplane.customers.models import Customer as CustomerRow
+from billplane.sync.schemas import ProviderId
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -35,6 +36,12 @@ class Customer(msgspec.Struct, kw_only=True):
     name: str | None
     external_id: str | None
     metadata: dict[str, str]
+    # Mirroring to provider accounts: none (no account), pending, synced, or failed with the
+    # provider's message in last_sync_error (POST /v1/customers/{id}/sync retries).
+    sync_status: str
+    last_sync_error: str | None
+    synced_at: datetime | None
+    provider_ids: list[ProviderId]
     created_at: datetime
     updated_at: datetime
 
@@ -47,6 +54,17 @@ class Customer(msgspec.Struct, kw_only=True):
             name=row.name,
             external_id=row.external_id,
             metadata=row.metadata_,
+            sync_status=row.sync_status,
+            last_sync_error=row.last_sync_error,
+            synced_at=row.synced_at,
+            provider_ids=[
+                ProviderId(
+                    provider=ref["provider"],
+                    provider_account_id=ref["provider_account_id"],
+                    id=ref["provider_customer_id"],
+                )
+                for ref in row.provider_ids
+            ],
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

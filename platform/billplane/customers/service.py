@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -15,23 +16,33 @@ from billplane.api.problems import ConflictError
 from billplane.customers.models import Customer
 from billplane.customers.repository import CustomerFilters, CustomerReads, CustomerRepository
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
+from billplane.sync.service import SyncService
 
 
 class CustomerService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, sync: Callable[[], SyncService]) -> None:
         self.reads = CustomerReads(session)
         self._session = session
+        self._sync = sync
 
     @cached_property
     def repository(self) -> CustomerRepository:
         # Built on first use: reads never need it.
         return CustomerRepository(session=self._session)
 
+    @cached_property
+    def sync_service(self) -> SyncService:
+        return self._sync()
+
     async def create(self, data: CustomerCreate) -> Customer:
         if data.external_id is not None and await self.repository.external_id_taken(data.external_id):
             raise ConflictError(f"a customer with external_id {data.external_id!r} already exists")
         customer = Customer(email=data.email, name=data.name, external_id=data.external_id, metadata_=data.metadata)
-        return await self.repository.add(customer)
+        accounts = await self.sync_service.before_customer_insert(customer)
+        customer = await self.repository.add(customer)
+        # Same transaction: the customer and its provider work commit together or not at all.
+        await self.sync_service.customer_created(customer, accounts)
+        return customer
 
     async def read(self, customer_id: int) -> Row[Any]:
         """A customer to show: a read-only row; 404 like ``get``."""
@@ -54,6 +65,7 @@ class CustomerService:
             raise ConflictError(f"a customer with external_id {external_id!r} already exists")
         for field, value in changes.items():
             setattr(customer, "metadata_" if field == "metadata" else field, value)
+        await self.sync_service.customer_changed(customer, set(changes))
         return await self.repository.update(customer)
 
     async def delete(self, customer_id: int) -> None:
@@ -63,7 +75,14 @@ class CustomerService:
             raise ConflictError("the customer has live subscriptions: cancel them first")
         customer.deleted_at = datetime.now(UTC)
         customer.external_id = None  # frees the tenant's id for a new customer
+        await self.sync_service.customer_deleted(customer)
         await self.repository.update(customer)
+
+    async def sync(self, customer_id: int) -> Customer:
+        """Retry failed provider work, hurry waiting work, mirror to accounts that lack the customer."""
+        customer = await self.get(customer_id)
+        await self.sync_service.sync_customer(customer)
+        return await self.repository.update(customer)
 
     async def page(
         self, filters: CustomerFilters, *, after: int | None, limit: int

@@ -10,6 +10,8 @@ from billplane.idempotency.models import IdempotencyKey
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.payments.models import Payment, PaymentMethod, Refund
 from billplane.subscriptions.models import Subscription, UsageRecord
+from billplane.sync.models import OutboxEntry, ProviderPlan
+from billplane.webhooks.models import StoredEvent
 
 tenant_metadata = TenantBase.metadata
 
@@ -19,6 +21,7 @@ __all__ = [
     "IdempotencyKey",
     "Invoice",
     "InvoiceLine",
+    "OutboxEntry",
     "Payment",
     "PaymentMethod",
     "Plan",
@@ -26,7 +29,9 @@ __all__ = [
     "PricingTier",
     "Product",
     "ProviderCustomer",
+    "ProviderPlan",
     "Refund",
+    "StoredEvent",
     "Subscription",
     "UsageRecord",
     "tenant_metadata",

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import runtime_of
@@ -24,6 +25,16 @@ async def provide_provider_account_service(
     principal: NamedDependency[KeyPrincipal],
 ) -> ProviderAccountService:
     runtime = runtime_of(request)
+    if request.method != "GET":
+        # This process mirrors new objects to the default accounts it has cached: forget them as
+        # soon as the change commits (other processes within the cache's few seconds).
+        tenant_id = principal.tenant_id
+        event.listen(
+            tenant_session.sync_session,
+            "after_commit",
+            lambda _session: runtime.default_accounts.invalidate(tenant_id),
+            once=True,
+        )
     return ProviderAccountService(
         ProviderAccountRepository(tenant_session, principal.tenant_id),
         plugins=runtime.plugins,

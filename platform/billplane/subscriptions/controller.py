@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +15,17 @@ from billplane.subscriptions.models import SUBSCRIPTION_STATUSES
 from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
 from billplane.subscriptions.schemas import Subscription
 from billplane.subscriptions.service import SubscriptionService
+from billplane.sync.dependencies import sync_service_for
+from billplane_tenants import KeyPrincipal
 
 
-async def provide_subscription_service(tenant_session: NamedDependency[AsyncSession]) -> SubscriptionService:
-    return SubscriptionService(SubscriptionRepository(session=tenant_session))
+async def provide_subscription_service(
+    request: Request[Any, Any, Any],
+    tenant_session: NamedDependency[AsyncSession],
+    principal: NamedDependency[KeyPrincipal],
+) -> SubscriptionService:
+    sync = sync_service_for(request, tenant_session, principal)
+    return SubscriptionService(SubscriptionRepository(session=tenant_session), sync)
 
 
 class SubscriptionController(Controller):
@@ -33,6 +40,18 @@ class SubscriptionController(Controller):
     ) -> Subscription:
         """One subscription by id; 404 if it does not exist or belongs to another tenant."""
         return Subscription.of(await subscriptions.get(subscription_id))
+
+    @post("/{subscription_id:int}/sync", operation_id="syncSubscription", status_code=202)
+    async def sync_subscription(
+        self, subscription_id: FromPath[int], subscriptions: NamedDependency[SubscriptionService]
+    ) -> Subscription:
+        """Mirror the subscription to its provider account again, now.
+
+        Creates it at its account (or the tenant's default account) if it is not there yet,
+        retries failed provider work with new idempotency keys and skips the backoff of waiting
+        work. Answers at once (202) with the subscription; watch `sync_status`.
+        """
+        return Subscription.of(await subscriptions.sync(subscription_id))
 
     @get("/", operation_id="listSubscriptions")
     async def list_subscriptions(

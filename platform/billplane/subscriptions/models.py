@@ -9,17 +9,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+from billplane.sync.columns import SyncStateMixin
 
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused", "canceled", "unpaid", "incomplete")
 # A customer with a subscription in one of these states cannot be deleted.
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused", "unpaid", "incomplete")
 
 
-class Subscription(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBase):
     __tablename__ = "subscriptions"
     __table_args__ = (
         CheckConstraint(f"status IN {SUBSCRIPTION_STATUSES!r}", name="status"),
         CheckConstraint("quantity >= 1", name="quantity"),
+        # Inbound provider events name the subscription by its provider id.
+        Index(None, "provider_account_id", "provider_subscription_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)

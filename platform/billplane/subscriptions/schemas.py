@@ -24,7 +24,13 @@ class Subscription(msgspec.Struct, kw_only=True):
     trial_end: datetime | None
     # The provider that mirrors this subscription (None while billplane alone bills it) and its id there.
     provider: str | None
+    provider_account_id: int | None
     provider_subscription_id: str | None
+    # Mirroring to the provider: none, pending, synced, or failed with last_sync_error
+    # (POST /v1/subscriptions/{id}/sync retries).
+    sync_status: str
+    last_sync_error: str | None
+    synced_at: datetime | None
     metadata: dict[str, str]
     created_at: datetime
     updated_at: datetime
@@ -44,7 +50,11 @@ class Subscription(msgspec.Struct, kw_only=True):
             trial_start=row.trial_start,
             trial_end=row.trial_end,
             provider=row.provider,
+            provider_account_id=row.provider_account_id,
             provider_subscription_id=row.provider_subscription_id,
+            sync_status=row.sync_status,
+            last_sync_error=row.last_sync_error,
+            synced_at=row.synced_at,
             metadata=row.metadata_,
             created_at=row.created_at,
             updated_at=row.updated_at,

@@ -1,0 +1,54 @@
+"""One attempt at one outbox row: the account to call, the key to send, the transactions to use."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.provider_accounts.resolved import ResolvedAccount
+from billplane.sync import faults
+from billplane.sync.models import OutboxEntry
+from billplane.sync.refs import OutboxRef, idempotency_key
+from billplane.sync.repository import OutboxRepository
+from billplane_tenants import Database
+
+
+class NotReadyError(Exception):
+    """The row depends on work not done yet (another row); look again soon, not counted as a failure."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Attempt:
+    ref: OutboxRef
+    row: OutboxEntry
+    account: ResolvedAccount
+    database: Database
+    finished: bool = False
+
+    def key(self, step: str | None = None) -> str:
+        return idempotency_key(self.ref.tenant_id, self.row.id, step)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short transaction before (or between) provider calls; never held across one."""
+        async with self.database.tenant_session(self.ref.schema) as session:
+            yield session
+
+    @asynccontextmanager
+    async def finish(self, *, called: bool = True) -> AsyncIterator[AsyncSession]:
+        """The one transaction that records the provider's answer and marks the row done.
+
+        A crash before it commits leaves the row pending (its lease runs out, it is retried
+        with the same idempotency key, the provider answers with the object it already made).
+        """
+        if called:
+            faults.checkpoint(faults.AFTER_PROVIDER_CALL)
+        async with self.database.tenant_session(self.ref.schema) as session:
+            yield session
+            outbox = OutboxRepository(session)
+            await outbox.finish(self.row)
+            await outbox.refresh_object(self.row.object_type, self.row.object_id)
+        self.finished = True

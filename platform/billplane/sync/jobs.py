@@ -1,0 +1,59 @@
+"""The procrastinate tasks. Each only says which row to look at; the row says what to do."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+from procrastinate import JobContext
+
+from billplane.sync.queue import APPLY_EVENT, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
+from billplane.sync.refs import EventRef, OutboxRef
+
+if TYPE_CHECKING:
+    from billplane.sync.performer import OutboxPerformer
+    from billplane.sync.sweep import Sweeper
+    from billplane.webhooks.apply import EventApplier
+
+logger = logging.getLogger("billplane.sync")
+CONTEXT_KEY = "billplane"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerServices:
+    """What the tasks of one worker use; handed to procrastinate as additional context."""
+
+    performer: OutboxPerformer
+    applier: EventApplier
+    sweeper: Sweeper
+
+
+def _services(context: JobContext) -> WorkerServices:
+    services: WorkerServices = context.additional_context[CONTEXT_KEY]
+    return services
+
+
+def register_tasks(app: procrastinate.App) -> None:
+    """Declare billplane's tasks on one procrastinate App (one per JobQueue, so one per runtime:
+    a shared Blueprint cannot serve several Apps in one process, it renames its tasks in place)."""
+
+    @app.task(name=PERFORM_OUTBOX, queue=SYNC_QUEUE, pass_context=True)
+    async def perform_outbox(context: JobContext, tenant_id: int, schema: str, outbox_id: int) -> None:
+        outcome = await _services(context).performer.perform(OutboxRef(tenant_id, schema, outbox_id))
+        logger.debug("outbox row %s of %s: %s", outbox_id, schema, outcome)
+
+    @app.task(name=APPLY_EVENT, queue=SYNC_QUEUE, pass_context=True)
+    async def apply_event(context: JobContext, tenant_id: int, schema: str, event_id: int) -> None:
+        outcome = await _services(context).applier.apply(EventRef(tenant_id, schema, event_id))
+        logger.debug("provider event %s of %s: %s", event_id, schema, outcome)
+
+    @app.periodic(cron="* * * * *", periodic_id="sweep")
+    @app.task(name=SWEEP, queue=SYNC_QUEUE, pass_context=True, queueing_lock=SWEEP)
+    async def sweep(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).sweeper.sweep()
+
+
+def additional_context(services: WorkerServices) -> dict[str, Any]:
+    return {CONTEXT_KEY: services}

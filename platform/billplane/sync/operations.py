@@ -1,0 +1,203 @@
+"""What each outbox kind asks of the provider, and how its answer is recorded locally.
+
+Each operation reads what it needs in a short transaction, calls the adapter outside any
+transaction, and records the answer in ``attempt.finish()``. Preparatory calls (a subscription
+needs its plan at the provider) use step keys derived from the same row and record their result
+at once, so a retry resumes where the last attempt stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.catalog.models import Plan, Product
+from billplane.customers.models import Customer, ProviderCustomer
+from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
+from billplane.plugins.errors import ProviderError
+from billplane.subscriptions.models import Subscription
+from billplane.sync.attempt import Attempt, NotReadyError
+from billplane.sync.models import OutboxEntry, ProviderPlan
+
+Operation = Callable[[Attempt], Awaitable[None]]
+
+
+async def provider_customer_id(session: AsyncSession, customer_id: int, account_id: int) -> str | None:
+    query = select(ProviderCustomer.provider_customer_id).where(
+        ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _record_customer(session: AsyncSession, attempt: Attempt, customer_id: int, provider_id: str) -> None:
+    values = {
+        "customer_id": customer_id,
+        "provider": attempt.account.provider,
+        "provider_account_id": attempt.account.id,
+        "provider_customer_id": provider_id,
+    }
+    statement = insert(ProviderCustomer).values(values)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["customer_id", "provider_account_id"]))
+
+
+def _customer_data(customer: Customer) -> CustomerData:
+    metadata = {str(key): str(value) for key, value in customer.metadata_.items()}
+    return CustomerData(customer_id=customer.id, email=customer.email, name=customer.name, metadata=metadata)
+
+
+async def ensure_customer(attempt: Attempt) -> None:
+    async with attempt.read() as session:
+        customer = await session.get(Customer, attempt.row.object_id)
+        known = await provider_customer_id(session, attempt.row.object_id, attempt.account.id)
+    if customer is None or customer.deleted_at is not None or known is not None:
+        async with attempt.finish(called=False):
+            return
+    created = await attempt.account.adapter.ensure_customer(_customer_data(customer), idempotency_key=attempt.key())
+    async with attempt.finish() as session:
+        await _record_customer(session, attempt, customer.id, created.provider_id)
+
+
+async def update_customer(attempt: Attempt) -> None:
+    async with attempt.read() as session:
+        customer = await session.get(Customer, attempt.row.object_id)
+        known = await provider_customer_id(session, attempt.row.object_id, attempt.account.id)
+    # Not at the provider (its create failed or is superseded): a later create sends the current state.
+    if customer is None or known is None:
+        async with attempt.finish(called=False):
+            return
+    await attempt.account.adapter.update_customer(known, _customer_data(customer), idempotency_key=attempt.key())
+    async with attempt.finish():
+        pass
+
+
+async def delete_customer(attempt: Attempt) -> None:
+    async with attempt.read() as session:
+        known = await provider_customer_id(session, attempt.row.object_id, attempt.account.id)
+    if known is None:
+        async with attempt.finish(called=False):
+            return
+    await attempt.account.adapter.delete_customer(known, idempotency_key=attempt.key())
+    async with attempt.finish():
+        pass
+
+
+def _price_data(plan: Plan, provider_product_id: str) -> PriceData:
+    tiers = [
+        TierData(up_to=tier.up_to, unit_amount=Decimal(tier.unit_amount), flat_amount=tier.flat_amount)
+        for tier in plan.tiers
+    ]
+    aggregation: Any = plan.usage_aggregation
+    return PriceData(
+        plan_id=plan.id,
+        provider_product_id=provider_product_id,
+        pricing_model=plan.pricing_model,  # type: ignore[arg-type]
+        currency=plan.currency,
+        billing_interval=plan.billing_interval,  # type: ignore[arg-type]
+        interval_count=plan.interval_count,
+        amount=plan.amount,
+        tiers=tiers,
+        package_size=plan.package_size,
+        usage_aggregation=aggregation,
+        trial_period_days=plan.trial_period_days,
+    )
+
+
+async def _provider_price(attempt: Attempt, plan_id: int) -> str:
+    """The plan's price id at the account, creating product and price there on first need."""
+    account = attempt.account
+    async with attempt.read() as session:
+        mapped = await session.scalar(
+            select(ProviderPlan).where(ProviderPlan.plan_id == plan_id, ProviderPlan.provider_account_id == account.id)
+        )
+        if mapped is not None:
+            return mapped.provider_price_id
+        plan = await session.get(Plan, plan_id)
+        if plan is None:
+            raise ProviderError(f"plan {plan_id} does not exist")
+        product = await session.get(Product, plan.product_id)
+        sibling = await session.scalar(
+            select(ProviderPlan.provider_product_id)
+            .join(Plan, Plan.id == ProviderPlan.plan_id)
+            .where(Plan.product_id == plan.product_id, ProviderPlan.provider_account_id == account.id)
+            .limit(1)
+        )
+    if sibling is None:
+        assert product is not None  # plans.product_id is a foreign key  # noqa: S101
+        data = ProductData(
+            product_id=product.id, name=product.name, description=product.description, active=product.active
+        )
+        sibling = (await account.adapter.ensure_product(data, idempotency_key=attempt.key("product"))).provider_id
+    price = await account.adapter.ensure_price(_price_data(plan, sibling), idempotency_key=attempt.key("price"))
+    async with attempt.read() as session:
+        values = {
+            "plan_id": plan_id,
+            "provider": account.provider,
+            "provider_account_id": account.id,
+            "provider_product_id": sibling,
+            "provider_price_id": price.provider_id,
+        }
+        statement = insert(ProviderPlan).values(values)
+        await session.execute(statement.on_conflict_do_nothing(index_elements=["plan_id", "provider_account_id"]))
+        stored = await session.scalar(
+            select(ProviderPlan.provider_price_id).where(
+                ProviderPlan.plan_id == plan_id, ProviderPlan.provider_account_id == account.id
+            )
+        )
+    return stored or price.provider_id
+
+
+async def _customer_waiting(session: AsyncSession, customer_id: int, account_id: int) -> bool:
+    query = select(OutboxEntry.id).where(
+        OutboxEntry.kind == "customer.ensure",
+        OutboxEntry.object_id == customer_id,
+        OutboxEntry.provider_account_id == account_id,
+        OutboxEntry.status == "pending",
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def create_subscription(attempt: Attempt) -> None:
+    async with attempt.read() as session:
+        subscription = await session.get(Subscription, attempt.row.object_id)
+        if subscription is None or subscription.provider_subscription_id is not None:
+            customer_id = None
+        else:
+            customer_id = subscription.customer_id
+            customer = await provider_customer_id(session, customer_id, attempt.account.id)
+            waiting = customer is None and await _customer_waiting(session, customer_id, attempt.account.id)
+    if subscription is None or customer_id is None:
+        async with attempt.finish(called=False):
+            return
+    if customer is None:
+        if waiting:
+            raise NotReadyError("waiting for the customer to be created at the provider")
+        raise ProviderError("the customer is not at this provider account: sync the customer first")
+    price = await _provider_price(attempt, subscription.plan_id)
+    data = SubscriptionData(
+        subscription_id=subscription.id,
+        provider_customer_id=customer,
+        provider_price_id=price,
+        quantity=subscription.quantity,
+        trial_end=subscription.trial_end,
+        metadata={str(key): str(value) for key, value in subscription.metadata_.items()},
+    )
+    created = await attempt.account.adapter.create_subscription(data, idempotency_key=attempt.key())
+    async with attempt.finish() as session:
+        row = await session.get(Subscription, subscription.id)
+        if row is not None:
+            row.provider = attempt.account.provider
+            row.provider_account_id = attempt.account.id
+            row.provider_subscription_id = created.provider_id
+
+
+OPERATIONS: dict[str, Operation] = {
+    "customer.ensure": ensure_customer,
+    "customer.update": update_customer,
+    "customer.delete": delete_customer,
+    "subscription.create": create_subscription,
+}

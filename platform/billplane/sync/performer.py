@@ -1,0 +1,117 @@
+"""Performs one outbox row: claim, call the provider with the row's key, record, in that order."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from billplane.plugins.errors import ProviderError, RetryableProviderError
+from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
+from billplane.sync.attempt import Attempt, NotReadyError
+from billplane.sync.backoff import retry_delay
+from billplane.sync.models import OutboxEntry
+from billplane.sync.operations import OPERATIONS, Operation
+from billplane.sync.options import SyncOptions
+from billplane.sync.queue import JobQueue
+from billplane.sync.refs import OutboxRef
+from billplane.sync.repository import OutboxRepository
+from billplane_tenants import Database
+
+logger = logging.getLogger("billplane.sync")
+
+
+class MissingAccountSourceError(Exception):
+    """This process was started without provider accounts: it cannot call any provider."""
+
+
+@dataclass(slots=True)
+class OutboxPerformer:
+    database: Database
+    accounts: AccountSource | None
+    queue: JobQueue
+    options: SyncOptions
+
+    async def perform(self, ref: OutboxRef) -> str:
+        """Attempt the row once; returns what happened: done, retry, waiting, failed or skipped."""
+        async with self.database.tenant_session(ref.schema) as session:
+            row = await OutboxRepository(session).claim(ref.outbox_id, lease_seconds=self.options.lease_seconds)
+        if row is None:  # done, failed, not due (another worker holds it), or behind an older row
+            return "skipped"
+        outcome = await self._attempt(ref, row)
+        if outcome in {"done", "failed"}:
+            await self._ring_next(ref, row)
+        return outcome
+
+    async def _attempt(self, ref: OutboxRef, row: OutboxEntry) -> str:
+        try:
+            attempt = Attempt(ref=ref, row=row, account=await self._account(ref, row), database=self.database)
+            await _operation(row.kind)(attempt)
+        except NotReadyError as exc:
+            await self._later(ref, row, delay=self.options.not_ready_delay, error=str(exc), count=False)
+            return "waiting"
+        except MissingAccountSourceError as exc:
+            logger.warning("outbox row %s of %s left pending: %s", row.id, ref.schema, exc)
+            await self._later(ref, row, delay=self.options.lease_seconds, error=str(exc), count=False)
+            return "waiting"
+        except RetryableProviderError as exc:
+            return await self._retry_or_fail(ref, row, _describe(exc), exc.retry_after)
+        except ProviderError as exc:
+            await self._fail(ref, row, _describe(exc))
+            return "failed"
+        except Exception as exc:  # a bug or a network error the adapter did not classify: retry, bounded
+            logger.exception("outbox row %s of %s raised; will retry", row.id, ref.schema)
+            return await self._retry_or_fail(ref, row, f"{type(exc).__name__}: {exc}", None)
+        return "done"
+
+    async def _account(self, ref: OutboxRef, row: OutboxEntry) -> ResolvedAccount:
+        if self.accounts is None:
+            raise MissingAccountSourceError("no provider account source is configured in this process")
+        account = await self.accounts.account(row.provider_account_id)
+        if account is None:
+            raise ProviderError(f"provider account {row.provider_account_id} no longer exists")
+        if account.tenant_id != ref.tenant_id or account.tenant_schema != ref.schema:
+            raise ProviderError(f"provider account {row.provider_account_id} belongs to another tenant")
+        return account
+
+    async def _retry_or_fail(self, ref: OutboxRef, row: OutboxEntry, error: str, retry_after: float | None) -> str:
+        attempts = row.attempts + 1
+        if attempts >= self.options.max_attempts:
+            await self._fail(ref, row, f"gave up after {attempts} attempts: {error}")
+            return "failed"
+        delay = retry_delay(attempts, base=self.options.base_delay, cap=self.options.max_delay, retry_after=retry_after)
+        await self._later(ref, row, delay=delay, error=error, count=True)
+        return "retry"
+
+    async def _later(self, ref: OutboxRef, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> None:
+        async with self.database.tenant_session(ref.schema) as session:
+            outbox = OutboxRepository(session)
+            at = await outbox.retry_later(row, delay=delay, error=error, count=count)
+            await outbox.refresh_object(row.object_type, row.object_id)
+        try:
+            await self.queue.defer(ref, at=at, lock=False)
+        except Exception:  # the row is due at `at` anyway: the sweep defers it then
+            logger.exception("could not schedule the retry of outbox row %s of %s", row.id, ref.schema)
+
+    async def _fail(self, ref: OutboxRef, row: OutboxEntry, error: str) -> None:
+        async with self.database.tenant_session(ref.schema) as session:
+            outbox = OutboxRepository(session)
+            await outbox.fail(row, error)
+            await outbox.refresh_object(row.object_type, row.object_id)
+
+    async def _ring_next(self, ref: OutboxRef, row: OutboxEntry) -> None:
+        """Rows of the same object queued behind this one may run now."""
+        async with self.database.tenant_session(ref.schema) as session:
+            following = await OutboxRepository(session).next_for_object(row)
+        for outbox_id in following:  # deferred before this job ends, so a draining worker sees it
+            await self.queue.defer(OutboxRef(ref.tenant_id, ref.schema, outbox_id))
+
+
+def _operation(kind: str) -> Operation:
+    operation = OPERATIONS.get(kind)
+    if operation is None:
+        raise ProviderError(f"billplane cannot perform outbox rows of kind {kind!r}")
+    return operation
+
+
+def _describe(exc: ProviderError) -> str:
+    return f"{exc.message} ({exc.code})" if exc.code else exc.message

@@ -1,0 +1,122 @@
+"""The job queue: procrastinate on billplane's own PostgreSQL, in the ``billplane_jobs`` schema.
+
+Jobs only say "look at outbox row N of schema S" (or "at stored event N"): the outbox is the truth,
+so a lost, duplicated or late job costs a little time, never correctness. After a transaction
+that wrote outbox rows commits, their jobs are handed to ``ring`` (no I/O in the request) and
+deferred in batches by a background task; the periodic sweep finds any row whose job was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as procrastinate_errors
+from sqlalchemy.engine import make_url
+
+from billplane.sync.refs import EventRef, JobRef, OutboxRef
+
+JOBS_SCHEMA = "billplane_jobs"  # created by control_0004
+SYNC_QUEUE = "provider_sync"
+PERFORM_OUTBOX = "billplane.perform_outbox"
+APPLY_EVENT = "billplane.apply_event"
+SWEEP = "billplane.sweep"
+_BATCH = 500
+
+logger = logging.getLogger("billplane.sync")
+
+
+def procrastinate_conninfo(database_url: str) -> str:
+    """libpq's spelling of billplane's SQLAlchemy URL (psycopg, not asyncpg, talks to the queue)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _task_name(ref: JobRef) -> str:
+    return PERFORM_OUTBOX if isinstance(ref, OutboxRef) else APPLY_EVENT
+
+
+class JobQueue:
+    """One process's handle on the queue: deferring jobs, and the procrastinate App workers run."""
+
+    def __init__(self, database_url: str, *, max_connections: int = 4) -> None:
+        from billplane.sync.jobs import register_tasks  # noqa: PLC0415 - the tasks import this module
+
+        connector = procrastinate.PsycopgConnector(
+            conninfo=procrastinate_conninfo(database_url),
+            # The queue's objects live in their own schema; this search_path is session-wide on
+            # the queue's own connections, which never touch tenant data.
+            kwargs={"options": f"-c search_path={JOBS_SCHEMA}", "application_name": "billplane-jobs"},
+            min_size=1,
+            max_size=max_connections,
+        )
+        self.app = procrastinate.App(connector=connector)
+        register_tasks(self.app)
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._waiting: deque[JobRef] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        async with self._open_lock:
+            if not self._opened:
+                await self.app.open_async()
+                self._opened = True
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._opened:
+            await self.app.close_async()
+            self._opened = False
+
+    def ring(self, refs: Iterable[JobRef]) -> None:
+        """Queue jobs for deferral soon (after a commit): no I/O here, safe in any callback."""
+        self._waiting.extend(refs)
+        if self._waiting and (self._drainer is None or self._drainer.done()):
+            try:
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            except RuntimeError:  # no loop (a synchronous caller): the sweep will find the rows
+                self._waiting.clear()
+
+    async def flush(self) -> None:
+        """Wait until every rung job is deferred (tests, shutdown)."""
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = [self._waiting.popleft() for _ in range(min(_BATCH, len(self._waiting)))]
+            try:
+                await self.open()
+                await self._defer_batch(batch)
+            except Exception:  # the rows are committed: the sweep defers them later
+                logger.exception("could not defer %d sync jobs; the sweep will retry them", len(batch))
+
+    async def _defer_batch(self, batch: list[JobRef]) -> None:
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for ref in batch:
+            by_task.setdefault(_task_name(ref), []).append(ref.job_args())
+        for name, arguments in by_task.items():
+            await self.app.tasks[name].batch_defer_async(*arguments)
+
+    async def defer(self, ref: JobRef, *, at: datetime | None = None, lock: bool = True) -> bool:
+        """Defer one job; with ``lock``, not if one for the same row is already waiting (False then).
+
+        Scheduled retries go without the lock: a job waiting for a later time must not stop the
+        sweep from queueing the row once something (a manual sync) made it due sooner.
+        """
+        await self.open()
+        lock_name = ref.queueing_lock if lock else None
+        deferrer = self.app.tasks[_task_name(ref)].configure(queueing_lock=lock_name, schedule_at=at)
+        try:
+            await deferrer.defer_async(**ref.job_args())
+        except procrastinate_errors.AlreadyEnqueued:
+            return False
+        return True
+
+
+__all__ = ["APPLY_EVENT", "JOBS_SCHEMA", "PERFORM_OUTBOX", "SWEEP", "SYNC_QUEUE", "EventRef", "JobQueue", "OutboxRef"]

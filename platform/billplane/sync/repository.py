@@ -1,0 +1,161 @@
+"""All SQL for the outbox and for the sync state it drives on customers and subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from billplane.customers.models import Customer
+from billplane.subscriptions.models import Subscription
+from billplane.sync.models import OutboxEntry
+
+OBJECT_MODELS: dict[str, type[Customer | Subscription]] = {"customer": Customer, "subscription": Subscription}
+_ERROR_LIMIT = 2000
+
+
+def _same_object(kind: str) -> str:
+    return kind.partition(".")[0] + ".%"
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, kind: str, object_id: int, account_ids: Iterable[int]) -> list[OutboxEntry]:
+        rows = [OutboxEntry(kind=kind, object_id=object_id, provider_account_id=account) for account in account_ids]
+        if rows:
+            self.session.add_all(rows)
+            await self.session.flush()
+        return rows
+
+    async def claim(self, outbox_id: int, *, lease_seconds: float) -> OutboxEntry | None:
+        """Take a due row for one attempt, pushing it a lease ahead; None if not due or waiting.
+
+        Rows of one object at one account run in id order: a row waits while an older one is
+        pending (an update never overtakes the create it depends on).
+        """
+        older = aliased(OutboxEntry)
+        waiting = exists().where(
+            older.object_id == OutboxEntry.object_id,
+            older.provider_account_id == OutboxEntry.provider_account_id,
+            older.kind.like(func.concat(func.split_part(OutboxEntry.kind, ".", 1), ".%")),
+            older.id < OutboxEntry.id,
+            older.status == "pending",
+        )
+        statement = (
+            update(OutboxEntry)
+            .where(
+                OutboxEntry.id == outbox_id,
+                OutboxEntry.status == "pending",
+                OutboxEntry.next_attempt_at <= func.now(),
+                ~waiting,
+            )
+            .values(next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds))
+            .returning(OutboxEntry)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get(self, outbox_id: int) -> OutboxEntry | None:
+        return await self.session.get(OutboxEntry, outbox_id)
+
+    async def finish(self, row: OutboxEntry) -> None:
+        await self._set(row.id, status="done", done_at=func.now(), last_error=None)
+
+    async def retry_later(self, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> datetime:
+        """Give the row back for another attempt in ``delay`` seconds; returns when that is."""
+        values: dict[str, object] = {
+            "next_attempt_at": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
+            "last_error": None if error is None else error[:_ERROR_LIMIT],
+        }
+        if count:
+            values["attempts"] = OutboxEntry.attempts + 1
+        statement = (
+            update(OutboxEntry).where(OutboxEntry.id == row.id).values(values).returning(OutboxEntry.next_attempt_at)
+        )
+        return (await self.session.execute(statement.execution_options(synchronize_session=False))).scalar_one()
+
+    async def fail(self, row: OutboxEntry, error: str) -> None:
+        await self._set(
+            row.id,
+            status="failed",
+            done_at=func.now(),
+            last_error=error[:_ERROR_LIMIT],
+            attempts=OutboxEntry.attempts + 1,
+        )
+
+    async def _set(self, outbox_id: int, **values: object) -> None:
+        statement = update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(values)
+        await self.session.execute(statement.execution_options(synchronize_session=False))
+
+    async def next_for_object(self, row: OutboxEntry) -> list[int]:
+        """Pending rows of the same object and account queued behind ``row``."""
+        query = select(OutboxEntry.id).where(
+            OutboxEntry.object_id == row.object_id,
+            OutboxEntry.provider_account_id == row.provider_account_id,
+            OutboxEntry.kind.like(_same_object(row.kind)),
+            OutboxEntry.id > row.id,
+            OutboxEntry.status == "pending",
+        )
+        return list((await self.session.execute(query.order_by(OutboxEntry.id).limit(1))).scalars())
+
+    async def latest_per_kind(self, object_type: str, object_id: int) -> list[OutboxEntry]:
+        """The newest row of each (kind, account) of one object: what decides its sync status.
+
+        A newer row supersedes an older one of the same kind (a manual sync after a failure, a
+        second update that carries the whole current state).
+        """
+        query = (
+            select(OutboxEntry)
+            .where(OutboxEntry.object_id == object_id, OutboxEntry.kind.like(f"{object_type}.%"))
+            .order_by(OutboxEntry.kind, OutboxEntry.provider_account_id, OutboxEntry.id.desc())
+            .ext(distinct_on(OutboxEntry.kind, OutboxEntry.provider_account_id))
+        )
+        return list((await self.session.execute(query)).scalars())
+
+    async def failed_for_object(self, object_type: str, object_id: int) -> Sequence[OutboxEntry]:
+        latest = await self.latest_per_kind(object_type, object_id)
+        return [row for row in latest if row.status == "failed"]
+
+    async def pending_for_object(self, object_type: str, object_id: int) -> list[OutboxEntry]:
+        latest = await self.latest_per_kind(object_type, object_id)
+        return [row for row in latest if row.status == "pending"]
+
+    async def wake(self, object_type: str, object_id: int) -> list[int]:
+        """Make the object's pending rows due now (a manual sync: skip backoff and leases)."""
+        statement = (
+            update(OutboxEntry)
+            .where(
+                and_(OutboxEntry.object_id == object_id, OutboxEntry.kind.like(f"{object_type}.%")),
+                OutboxEntry.status == "pending",
+            )
+            .values(next_attempt_at=func.now())
+            .returning(OutboxEntry.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def refresh_object(self, object_type: str, object_id: int) -> None:
+        """Derive the object's sync_status, last_sync_error and synced_at from its outbox rows."""
+        model = OBJECT_MODELS[object_type]
+        latest = await self.latest_per_kind(object_type, object_id)
+        statuses = {row.status for row in latest}
+        errors = sorted((row for row in latest if row.last_error), key=lambda row: row.id)
+        values: dict[str, object]
+        if not latest:
+            values = {"sync_status": "none", "last_sync_error": None}
+        elif "pending" in statuses:
+            # While retrying, the last transient error is shown too: "why is this taking so long".
+            values = {"sync_status": "pending", "last_sync_error": errors[-1].last_error if errors else None}
+        elif "failed" in statuses:
+            failed = [row for row in errors if row.status == "failed"]
+            values = {"sync_status": "failed", "last_sync_error": failed[-1].last_error if failed else None}
+        else:
+            values = {"sync_status": "synced", "last_sync_error": None, "synced_at": func.now()}
+        statement = update(model).where(model.id == object_id).values(values)
+        await self.session.execute(statement.execution_options(synchronize_session=False))

@@ -1,0 +1,101 @@
+"""Which outbox rows a local change needs. Never commits: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from billplane.customers.models import Customer
+from billplane.subscriptions.models import Subscription
+from billplane.sync.writer import OutboxWriter
+
+# Customer fields a provider mirrors; a change of external_id alone needs no provider call.
+MIRRORED_CUSTOMER_FIELDS = frozenset({"email", "name", "metadata"})
+
+
+class SyncService:
+    def __init__(self, writer: OutboxWriter) -> None:
+        self.writer = writer
+        self.outbox = writer.repository
+
+    async def before_customer_insert(self, customer: Customer) -> tuple[int, ...]:
+        """The accounts a new customer goes to; marks it pending so the insert carries the status."""
+        accounts = await self.writer.default_account_ids()
+        if accounts:
+            customer.sync_status = "pending"
+        return accounts
+
+    async def customer_created(self, customer: Customer, accounts: tuple[int, ...]) -> None:
+        await self.writer.write("customer.ensure", customer.id, accounts)
+
+    async def customer_changed(self, customer: Customer, fields: set[str]) -> None:
+        if fields & MIRRORED_CUSTOMER_FIELDS:
+            await self._to_known_accounts(customer, "customer.update")
+
+    async def customer_deleted(self, customer: Customer) -> None:
+        await self._to_known_accounts(customer, "customer.delete")
+
+    async def _to_known_accounts(self, customer: Customer, kind: str) -> None:
+        """Rows for every account that has the customer or is about to (a pending create)."""
+        accounts = {int(ref["provider_account_id"]) for ref in customer.provider_ids}
+        if customer.sync_status == "pending":  # else no create can be pending: spare the query
+            accounts |= {
+                row.provider_account_id
+                for row in await self.outbox.pending_for_object("customer", customer.id)
+                if row.kind == "customer.ensure"
+            }
+        if accounts:
+            customer.sync_status = "pending"
+            await self.writer.write(kind, customer.id, sorted(accounts))
+
+    async def sync_customer(self, customer: Customer) -> bool:
+        """A manual sync: retry what failed, hurry what waits, and create it where it is missing.
+
+        Failed rows are retried as new rows (new idempotency keys: a provider may have stored the
+        failed answer under the old one). Returns whether anything was queued.
+        """
+        queued = await self._retry_failed("customer", customer.id)
+        mapped = {int(ref["provider_account_id"]) for ref in customer.provider_ids}
+        latest = await self.outbox.latest_per_kind("customer", customer.id)
+        ensured = {row.provider_account_id for row in latest if row.kind == "customer.ensure"}
+        if customer.deleted_at is None:
+            missing = [a for a in await self.writer.default_account_ids() if a not in mapped and a not in ensured]
+            queued |= bool(await self.writer.write("customer.ensure", customer.id, missing))
+        if queued:
+            customer.sync_status = "pending"
+        return queued
+
+    async def sync_subscription(self, subscription: Subscription) -> bool:
+        """Mirror a subscription to its account (or the tenant's default): the service-level entry
+        point the billing engine calls after creating one, and what the manual sync route runs."""
+        queued = await self._retry_failed("subscription", subscription.id)
+        if subscription.provider_subscription_id is None and not queued:
+            latest = await self.outbox.latest_per_kind("subscription", subscription.id)
+            if not any(row.kind == "subscription.create" for row in latest):
+                queued = await self._create_subscription(subscription)
+        if queued:
+            subscription.sync_status = "pending"
+        return queued
+
+    async def _create_subscription(self, subscription: Subscription) -> bool:
+        account = subscription.provider_account_id
+        if account is None:
+            defaults = await self.writer.default_account_ids()
+            if not defaults:
+                return False
+            account = defaults[0]
+        # The provider subscription needs the customer there first: queue that too if nobody has.
+        customer = await self.writer.session.get(Customer, subscription.customer_id)
+        if customer is not None:
+            mapped = {int(ref["provider_account_id"]) for ref in customer.provider_ids}
+            pending = await self.outbox.pending_for_object("customer", customer.id)
+            if account not in mapped and not any(row.provider_account_id == account for row in pending):
+                await self.writer.write("customer.ensure", customer.id, [account])
+                customer.sync_status = "pending"
+        await self.writer.write("subscription.create", subscription.id, [account])
+        return True
+
+    async def _retry_failed(self, object_type: str, object_id: int) -> bool:
+        failed = await self.outbox.failed_for_object(object_type, object_id)
+        woken = await self.outbox.wake(object_type, object_id)
+        self.writer.ring(woken)
+        for row in failed:
+            await self.writer.write(row.kind, object_id, [row.provider_account_id])
+        return bool(failed or woken)

@@ -1,0 +1,43 @@
+"""Writing outbox rows in the caller's transaction, with their jobs rung once it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.provider_accounts.resolved import AccountSource
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.doorbell import ring_after_commit
+from billplane.sync.models import OutboxEntry
+from billplane.sync.queue import JobQueue
+from billplane.sync.refs import OutboxRef
+from billplane.sync.repository import OutboxRepository
+
+
+@dataclass(slots=True)
+class OutboxWriter:
+    session: AsyncSession
+    tenant_id: int
+    schema: str
+    queue: JobQueue
+    accounts: AccountSource | None
+    defaults: DefaultAccountCache
+
+    @property
+    def repository(self) -> OutboxRepository:
+        return OutboxRepository(self.session)
+
+    async def default_account_ids(self) -> tuple[int, ...]:
+        return await self.defaults.ids(self.accounts, self.tenant_id)
+
+    async def write(self, kind: str, object_id: int, account_ids: Iterable[int]) -> list[OutboxEntry]:
+        rows = await self.repository.add(kind, object_id, account_ids)
+        self.ring([row.id for row in rows])
+        return rows
+
+    def ring(self, outbox_ids: Iterable[int]) -> None:
+        refs = [OutboxRef(self.tenant_id, self.schema, outbox_id) for outbox_id in outbox_ids]
+        if refs:
+            ring_after_commit(self.session, self.queue, refs)

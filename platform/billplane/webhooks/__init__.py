@@ -1,0 +1,1 @@
+"""Inbound provider webhooks: verified, stored once per event, applied asynchronously."""
