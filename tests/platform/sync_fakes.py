@@ -288,6 +288,9 @@ class StaticAccounts:
         row = self.rows.get(account_id)
         return None if row is None else self._resolved(row)
 
+    async def default_account_ids(self, _session: Any, tenant_id: int) -> tuple[int, ...]:
+        return tuple(account.id for account in await self.default_accounts(tenant_id))
+
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         self.default_lookups += 1
         return [self._resolved(row) for row in self.rows.values() if row.tenant_id == tenant_id and row.is_default]

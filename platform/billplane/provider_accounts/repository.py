@@ -66,6 +66,15 @@ class ProviderAccountRepository:
         )
         return await self.session.scalar(query)
 
+    async def default_ids(self) -> tuple[int, ...]:
+        """Ids of the tenant's default accounts (one per provider), in id order."""
+        query = (
+            select(ProviderAccount.id)
+            .where(ProviderAccount.tenant_id == self.tenant_id, ProviderAccount.is_default, _LIVE)
+            .order_by(ProviderAccount.id)
+        )
+        return tuple(await self.session.scalars(query))
+
     async def unset_default(self, provider: str, *, other_than: int) -> None:
         await self.session.execute(
             update(ProviderAccount)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from billplane.plugins.contract import Mode, ProviderAdapter
 
 
@@ -30,3 +32,10 @@ class AccountSource(Protocol):
 
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         """The tenant's default account of each provider: where new objects are mirrored."""
+
+    async def default_account_ids(self, session: AsyncSession, tenant_id: int) -> tuple[int, ...]:
+        """Just the ids of ``default_accounts``, in id order, read through the caller's session.
+
+        A request asks this while it holds its own connection: taking a second one from a fixed
+        pool could deadlock under load, and building adapters would be wasted work.
+        """

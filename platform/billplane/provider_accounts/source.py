@@ -10,12 +10,13 @@ import logging
 from typing import cast
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.plugins.contract import Mode
 from billplane.plugins.errors import UnknownProviderError
 from billplane.provider_accounts.masking import redact, secret_strings
 from billplane.provider_accounts.models import ProviderAccount
-from billplane.provider_accounts.repository import AccountLookup
+from billplane.provider_accounts.repository import AccountLookup, ProviderAccountRepository
 from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError
 from billplane.runtime import Runtime
@@ -38,6 +39,9 @@ class DatabaseAccountSource:
         async with self._runtime.database.control_session() as session:
             found = await AccountLookup(session).live_with_schema(account_id)
         return None if found is None else self._resolve(*found)
+
+    async def default_account_ids(self, session: AsyncSession, tenant_id: int) -> tuple[int, ...]:
+        return await ProviderAccountRepository(session, tenant_id).default_ids()
 
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         """The tenant's default account of each provider, skipping (and logging) providers not installed here.

@@ -30,7 +30,7 @@ class OutboxWriter:
         return OutboxRepository(self.session)
 
     async def default_account_ids(self) -> tuple[int, ...]:
-        return await self.defaults.ids(self.accounts, self.tenant_id)
+        return await self.defaults.ids(self.accounts, self.session, self.tenant_id)
 
     async def write(self, kind: str, object_id: int, account_ids: Iterable[int]) -> list[OutboxEntry]:
         rows = await self.repository.add(kind, object_id, account_ids)
