@@ -68,6 +68,9 @@ Try:
 Stop with Ctrl-C.
 """
     )
+    # The sandbox settles pending payments with signed webhooks to this very server, through the
+    # real inbound path, unless the developer pointed it elsewhere.
+    os.environ.setdefault("BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL", base)
     # With the in-process sync worker, as `billplane run` does by default.
     uvicorn.run(create_app(settings, worker=True), host=host, port=port, loop="uvloop", http="httptools")
 
