@@ -33,6 +33,7 @@ from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
 from billplane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from billplane_tenants import derive_pepper
+from billplane_tenants.announcements import ChangeListener
 
 MAX_BODY_BYTES = 1_048_576
 logger = logging.getLogger("billplane")
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
     settings = settings or get_settings()
     runtime = Runtime.from_settings(settings)
     key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
+    changes = ChangeListener(settings.database.url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear)
+    key_cache.listening = lambda: changes.listening
     in_process = InProcessWorker(runtime) if worker else None
     return Litestar(
         route_handlers=[health, TenantAdminController, CurrentTenantController, *tenant_routes(), *WEBHOOK_ROUTES],
@@ -108,8 +111,8 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         response_class=CapturingResponse,
         openapi_config=openapi_config(),
         state=State({"runtime": runtime, "key_cache": key_cache}),
-        on_startup=[in_process.start] if in_process else [],
-        on_shutdown=[in_process.stop, runtime.close] if in_process else [runtime.close],
+        on_startup=[changes.start, *([in_process.start] if in_process else [])],
+        on_shutdown=[changes.stop, *([in_process.stop] if in_process else []), runtime.close],
         request_max_body_size=MAX_BODY_BYTES,
     )
 

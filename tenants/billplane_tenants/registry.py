@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane_tenants.announcements import announce_change
 from billplane_tenants.control import ApiKey, Tenant
 from billplane_tenants.keys import display_prefix, key_digest, new_key
 from billplane_tenants.naming import schema_for_slug
@@ -87,6 +88,7 @@ class TenantRegistry:
 
     async def set_status(self, session: AsyncSession, tenant: Tenant, status: str) -> Tenant:
         tenant.status = status
+        await announce_change(session, tenant.id)
         await session.flush()
         await session.refresh(tenant)
         return tenant
@@ -94,6 +96,7 @@ class TenantRegistry:
     async def delete(self, session: AsyncSession, tenant: Tenant) -> None:
         """Drop the tenant's schema and its control rows, in the caller's transaction."""
         await self.provisioner.drop_schema(await session.connection(), tenant.schema_name)
+        await announce_change(session, tenant.id)
         await session.delete(tenant)
         await session.flush()
 
@@ -117,7 +120,10 @@ class TenantRegistry:
             .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
             .returning(ApiKey)
         )
-        return result.scalar_one_or_none()
+        revoked = result.scalar_one_or_none()
+        if revoked is not None:
+            await announce_change(session, tenant.id)
+        return revoked
 
     async def resolve_key(self, session: AsyncSession, key: str) -> KeyPrincipal | None:
         """The live key's owner, or None for an unknown or revoked key."""

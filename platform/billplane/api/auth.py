@@ -1,14 +1,18 @@
 """Bearer authentication: the operator's admin key and tenants' API keys.
 
 Tenant keys resolve through a small in-process cache keyed by the key's digest (never the clear
-key). Entries live ``auth_cache_seconds``; this process drops them at once when an operator
-suspends a tenant or revokes a key, and other processes see the change within that bound.
+key). Revocations, suspensions and deletions are announced to every process when they commit
+(``billplane_tenants.announcements``), and each process drops that tenant's entries at once; so
+while this process is listening, entries may live ``LISTENING_TTL_SECONDS``. While it is not
+(starting, or its listening connection was lost, which also empties the cache), entries live only
+``auth_cache_seconds``: the bound on how late a change is seen without announcements.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request
@@ -49,11 +53,20 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _handler: Base
         raise NotAuthorizedException("invalid admin key", headers=_CHALLENGE)
 
 
+LISTENING_TTL_SECONDS = 300.0
+
+
 class KeyCache:
     def __init__(self, pepper: bytes, ttl_seconds: float) -> None:
         self._pepper = pepper
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, KeyPrincipal]] = {}
+        # Set by the app while its change listener is connected: announcements then keep entries
+        # honest, and a resolved key is trusted for LISTENING_TTL_SECONDS.
+        self.listening: Callable[[], bool] = lambda: False
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     async def resolve(self, runtime: Runtime, key: str) -> KeyPrincipal | None:
         digest = key_digest(self._pepper, key)
@@ -68,7 +81,8 @@ class KeyCache:
             return None
         if len(self._entries) >= _MAX_CACHED_KEYS:
             self._entries.clear()  # crude but bounded; a refill costs one indexed lookup per key
-        self._entries[digest] = (now + self._ttl, principal)
+        ttl = LISTENING_TTL_SECONDS if self.listening() else self._ttl
+        self._entries[digest] = (now + ttl, principal)
         return principal
 
     def invalidate_tenant(self, tenant_id: int) -> None:

@@ -1,0 +1,99 @@
+"""Key and tenant changes announced to every process, so API-key caches can live long.
+
+A revoked key, a suspended, resumed or deleted tenant is announced with ``pg_notify`` in the
+transaction that makes the change: PostgreSQL delivers it when (and only if) that transaction
+commits. ``ChangeListener`` keeps one connection of its own LISTENing and tells its callback which
+tenant changed. While it is not listening (starting, reconnecting), callers must not trust a cache
+for longer than their short bound; ``listening`` says which bound applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CHANNEL = "billplane_key_changes"
+APPLICATION_NAME = "billplane-keys"
+_HEARTBEAT_SECONDS = 15.0
+_MAX_BACKOFF_SECONDS = 30.0
+
+logger = logging.getLogger("billplane.tenants")
+
+
+async def announce_change(session: AsyncSession, tenant_id: int) -> None:
+    """Tell every listening process, once the caller's transaction commits, that ``tenant_id`` changed."""
+    await session.execute(select(func.pg_notify(CHANNEL, str(tenant_id))))
+
+
+class ChangeListener:
+    """One LISTEN connection per process; ``on_change(tenant_id)`` runs for every announcement.
+
+    ``on_lost()`` runs whenever the connection is lost (announcements may have been missed): the
+    caller drops whatever it cached. The listener reconnects with backoff until ``stop``.
+    """
+
+    def __init__(self, url: str, on_change: Callable[[int], None], on_lost: Callable[[], None]) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._on_change = on_change
+        self._on_lost = on_lost
+        self._task: asyncio.Task[None] | None = None
+        self.listening = False
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._lost()
+
+    def _lost(self) -> None:
+        if self.listening:
+            self.listening = False
+            self._on_lost()
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self._on_change(int(payload))
+        except ValueError:
+            logger.warning("ignored a malformed key-change announcement")
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            connection = None
+            closed = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, server_settings={"application_name": APPLICATION_NAME})
+                connection.add_termination_listener(lambda _connection, event=closed: event.set())
+                await connection.add_listener(CHANNEL, self._notified)
+                self.listening = True
+                backoff = 0.5
+                while not closed.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), _HEARTBEAT_SECONDS)
+                        break
+                    # A partition that never closes the socket would otherwise go unnoticed.
+                    await connection.fetchval("SELECT 1", timeout=_HEARTBEAT_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("key-change listener lost its connection (%s); retrying", type(exc).__name__)
+            finally:
+                self._lost()
+                if connection is not None and not connection.is_closed():
+                    connection.terminate()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)

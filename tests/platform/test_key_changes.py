@@ -1,0 +1,105 @@
+"""A revocation or suspension made through one process reaches every other process's key cache.
+
+Each process caches resolved API keys; the other process here trusts its cache for a minute when
+it hears nothing, so only the announcement can make it refuse the key in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.app import create_app
+from billplane.runtime import Runtime
+from billplane.settings import Settings
+from billplane_tenants.announcements import APPLICATION_NAME
+from tests.conftest import create_tenant
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def other(settings: Settings) -> AsyncIterator[Client]:
+    """A second API process on the same database, with a cache that would keep a key for 60 s."""
+    patient = Settings(
+        database=settings.database,
+        security=type(settings.security)(
+            admin_key=settings.security.admin_key, secret_key=settings.security.secret_key, auth_cache_seconds=60.0
+        ),
+    )
+    app = create_app(patient)
+    async with AsyncTestClient(app) as client:
+        for _ in range(100):  # the listener connects in the background at start-up
+            if app.state.key_cache.listening():
+                break
+            await asyncio.sleep(0.02)
+        assert app.state.key_cache.listening()
+        yield client
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], *, within: float = 3.0) -> bool:
+    for _ in range(int(within / 0.05)):
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_revoked_key_is_refused_by_another_process(
+    client: Client, other: Client, admin_headers: dict[str, str]
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    assert (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 200  # now cached there
+    revoked = await client.delete(f"/v1/admin/tenants/{tenant.slug}/api-keys/{tenant.key_id}", headers=admin_headers)
+    assert revoked.status_code == 204
+
+    async def refused() -> bool:
+        return (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 401
+
+    assert await _eventually(refused)
+
+
+async def test_a_suspension_reaches_another_process_and_so_does_the_resume(
+    client: Client, other: Client, admin_headers: dict[str, str]
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    assert (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 200
+    assert (await client.post(f"/v1/admin/tenants/{tenant.slug}/suspend", headers=admin_headers)).status_code == 200
+
+    async def status_is(expected: int) -> bool:
+        return (await other.get("/v1/tenant", headers=tenant.headers)).status_code == expected
+
+    assert await _eventually(lambda: status_is(403))
+    assert (await client.post(f"/v1/admin/tenants/{tenant.slug}/resume", headers=admin_headers)).status_code == 200
+    assert await _eventually(lambda: status_is(200))
+
+
+async def test_a_lost_listener_empties_the_cache_and_comes_back(
+    other: Client, client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    cache = other.app.state.key_cache
+    assert (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 200
+    assert cache._entries  # noqa: SLF001 - the cache's own state is what this test is about
+    async with runtime.database.transaction() as connection:
+        terminated = await connection.scalar(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": APPLICATION_NAME},
+        )
+    assert terminated >= 1
+
+    async def emptied() -> bool:
+        return not cache._entries  # noqa: SLF001
+
+    # Announcements may have been missed while disconnected: nothing cached may be trusted.
+    assert await _eventually(emptied)
+
+    async def listening_again() -> bool:
+        return bool(cache.listening())
+
+    assert await _eventually(listening_again)
