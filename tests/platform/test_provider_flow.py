@@ -158,6 +158,35 @@ async def test_a_connected_sandbox_account_mirrors_a_customer_once(
     assert mirrored == [{"provider_customer_id": provider_id["id"]}]
 
 
+async def test_a_customer_deleted_at_the_sandbox_is_created_there_again_by_a_manual_sync(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flow")
+    account = await connect_sandbox(client, tenant, "whsec_again_0123456789")
+    customer = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()
+    await drain(worker)
+    path = f"/v1/customers/{customer['id']}"
+    [first] = (await client.get(path, headers=tenant.headers)).json()["provider_ids"]
+
+    deleted = events.sign(events.customer_deleted(first["id"]), "whsec_again_0123456789")
+    assert (await post_webhook(client, account["id"], deleted)).json() == {"received": 1, "duplicates": 0}
+    await drain(worker)
+    assert (await client.get(path, headers=tenant.headers)).json()["provider_ids"] == []
+
+    synced = await client.post(f"{path}/sync", headers=tenant.headers)
+    assert synced.status_code == 202, synced.text
+    assert synced.json()["sync_status"] == "pending"  # something was queued
+    await drain(worker)
+    again = (await client.get(path, headers=tenant.headers)).json()
+    [second] = again["provider_ids"]
+    assert again["sync_status"] == "synced"
+    assert second["provider_account_id"] == account["id"]
+    assert second["id"].startswith("sbx_cus_")
+    assert second["id"] != first["id"]  # a new outbox row, a new key: a new customer at the provider
+    ensures = await rows(worker, tenant, "SELECT kind, status FROM outbox ORDER BY id")
+    assert ensures == [{"kind": "customer.ensure", "status": "done"}] * 2
+
+
 async def subscription_at(runtime: Runtime, tenant: CreatedTenant, account_id: int, provider_id: str) -> int:
     """A local subscription mirrored at the tenant's sandbox account as ``provider_id``."""
     async with runtime.database.tenant_session(tenant.schema) as session:
