@@ -203,8 +203,8 @@ async def subscription_at(runtime: Runtime, tenant: CreatedTenant, account_id: i
 
 
 async def post_webhook(client: Client, account_id: int, webhook: events.SignedWebhook) -> Any:
-    headers = {**webhook.headers, "content-type": "application/json"}
-    return await client.post(f"/v1/webhooks/sandbox/{account_id}", content=webhook.body, headers=headers)
+    """Exactly as docs/plugins/sandbox.md shows it: the signed body with the sandbox's own headers."""
+    return await client.post(f"/v1/webhooks/sandbox/{account_id}", content=webhook.body, headers=webhook.headers)
 
 
 async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay_in_their_tenant(
