@@ -24,6 +24,7 @@ from typing import cast
 import asyncpg
 import httpx
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.app import create_app
 from billplane.db.paths import control_scripts
@@ -92,6 +93,9 @@ class OneAccount:
 
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         return [self.resolved] if tenant_id == self.resolved.tenant_id else []
+
+    async def default_account_ids(self, _session: AsyncSession, tenant_id: int) -> tuple[int, ...]:
+        return tuple(account.id for account in await self.default_accounts(tenant_id))
 
 
 def _ignore(_refs: Iterable[object]) -> None:

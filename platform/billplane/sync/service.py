@@ -54,7 +54,9 @@ class SyncService:
         queued = await self._retry_failed("customer", customer.id)
         mapped = {int(ref["provider_account_id"]) for ref in customer.provider_ids}
         latest = await self.outbox.latest_per_kind("customer", customer.id)
-        ensured = {row.provider_account_id for row in latest if row.kind == "customer.ensure"}
+        # A create still under way; a done one whose mapping is gone (the customer was deleted at the
+        # provider) does not count: the customer is missing there again.
+        ensured = {row.provider_account_id for row in latest if row.kind == "customer.ensure" and row.status != "done"}
         if customer.deleted_at is None:
             missing = [a for a in await self.writer.default_account_ids() if a not in mapped and a not in ensured]
             queued |= bool(await self.writer.write("customer.ensure", customer.id, missing))

@@ -1,0 +1,372 @@
+"""End to end with the real parts: the installed `sandbox` provider, accounts stored through the API
+and resolved by `DatabaseAccountSource`, the real job queue and worker, the real webhook endpoint.
+
+Nothing here is faked. The one wrapper (`counting_host`) is the real sandbox adapter with a tally
+of its `ensure_customer` calls, because the sandbox keeps no state that could be asked afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from billplane_sandbox import delivery, events, payment_methods
+from billplane_sandbox.adapter import SandboxAdapter
+from billplane_sandbox.credentials import SandboxCredentials
+from billplane_sandbox.plugin import PLUGIN
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.app import create_app
+from billplane.plugins import AdapterContext, ChargeRequest, CustomerData, ProviderAdapter, ProviderRef
+from billplane.plugins.host import PluginHost
+from billplane.runtime import Runtime
+from billplane.settings import Settings
+from tests.conftest import ADMIN_KEY, CreatedTenant, create_tenant, unique_slug
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import clear_jobs, drain, wait_for_jobs
+
+Client = AsyncTestClient[Litestar]
+ACCOUNTS = "/v1/provider-accounts"
+API_KEY = "sk_sandbox_e2e_0123456789"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def worker(runtime: Runtime) -> Runtime:
+    """A runtime on the test's loop that runs the real worker, with the real `DatabaseAccountSource`."""
+    await clear_jobs(runtime)
+    return runtime
+
+
+def counting_host(calls: list[str]) -> PluginHost:
+    """A plugin host whose `sandbox` is the real adapter, noting each `ensure_customer` idempotency key."""
+
+    class CountingSandbox(SandboxAdapter):
+        async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
+            calls.append(idempotency_key)
+            return await super().ensure_customer(customer, idempotency_key=idempotency_key)
+
+    def create_adapter(context: AdapterContext) -> ProviderAdapter:
+        assert isinstance(context.credentials, SandboxCredentials)
+        return CountingSandbox(context, context.credentials)
+
+    host = PluginHost(["sandbox"])
+    host.register(dataclasses.replace(PLUGIN, create_adapter=create_adapter))
+    return host
+
+
+async def connect_sandbox(client: Client, tenant: CreatedTenant, webhook_secret: str) -> dict[str, Any]:
+    body = {
+        "provider": "sandbox",
+        "mode": "test",
+        "credentials": {"api_key": API_KEY},
+        "webhook_secret": webhook_secret,
+    }
+    response = await client.post(ACCOUNTS, json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    account: dict[str, Any] = response.json()
+    return account
+
+
+async def queued_for(runtime: Runtime, tenant: CreatedTenant, count: int, task: str) -> None:
+    """Wait until the app's doorbell has deferred ``count`` jobs of ``task`` for this tenant (after its response)."""
+    with anyio.fail_after(5):
+        while True:
+            jobs = await wait_for_jobs(runtime, 0)
+            if sum(job["task"] == task and job["schema"] == tenant.schema for job in jobs) >= count:
+                return
+            await anyio.sleep(0.02)
+
+
+async def stored_accounts(runtime: Runtime, tenant: CreatedTenant) -> int:
+    async with runtime.database.control_session() as session:
+        count = await session.scalar(
+            text("SELECT count(*) FROM control.provider_accounts WHERE tenant_id = :tenant"), {"tenant": tenant.id}
+        )
+    return int(count or 0)
+
+
+async def rows(runtime: Runtime, tenant: CreatedTenant, query: str, **binds: object) -> list[dict[str, Any]]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        result = await session.execute(text(query), binds)
+        return [dict(row._mapping) for row in result]  # noqa: SLF001 - SQLAlchemy's public row mapping
+
+
+async def test_a_connected_sandbox_account_mirrors_a_customer_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flow")
+
+    bad_key = {"provider": "sandbox", "mode": "test", "credentials": {"api_key": "sk_live_x"}, "webhook_secret": "w"}
+    refused = await client.post(ACCOUNTS, json=bad_key, headers=tenant.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    [error] = refused.json()["errors"]
+    assert error["field"] == "credentials"
+    assert "sk_sandbox_" in error["message"]  # the sandbox's own reason
+    assert "sk_live_x" not in refused.text  # never echoed
+    assert await stored_accounts(worker, tenant) == 0
+
+    account = await connect_sandbox(client, tenant, "whsec_flow_0123456789")
+    assert (account["provider"], account["mode"], account["is_default"]) == ("sandbox", "test", True)
+    assert account["credentials_hint"] == {"api_key": "...6789"}
+    assert account["webhook_secret_set"] is True
+    assert API_KEY not in json.dumps(account)
+    assert "whsec_flow_0123456789" not in json.dumps(account)
+
+    created = await client.post("/v1/customers", json={"email": "grace@example.com"}, headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    assert (customer["sync_status"], customer["provider_ids"]) == ("pending", [])
+
+    calls: list[str] = []
+    worker.plugins = counting_host(calls)
+    await queued_for(worker, tenant, 1, "billplane.perform_outbox")  # the app's doorbell, after its commit
+    await drain(worker, sweep=False)
+    path = f"/v1/customers/{customer['id']}"
+    synced = (await client.get(path, headers=tenant.headers)).json()
+    assert (synced["sync_status"], synced["last_sync_error"]) == ("synced", None)
+    [provider_id] = synced["provider_ids"]
+    assert (provider_id["provider"], provider_id["provider_account_id"]) == ("sandbox", account["id"])
+    assert provider_id["id"].startswith("sbx_cus_")
+    [outbox_row] = await rows(worker, tenant, "SELECT id, status FROM outbox")
+    assert calls == [f"billplane-{tenant.id}-{outbox_row['id']}"]
+
+    # The worker again (sweep included), and a manual sync with nothing to do: no new provider call.
+    await drain(worker)
+    resynced = await client.post(f"{path}/sync", headers=tenant.headers)
+    assert resynced.status_code == 202, resynced.text
+    await drain(worker)
+    again = (await client.get(path, headers=tenant.headers)).json()
+    assert (again["sync_status"], again["provider_ids"]) == ("synced", [provider_id])
+    assert calls == [f"billplane-{tenant.id}-{outbox_row['id']}"]
+    assert await rows(worker, tenant, "SELECT id, status FROM outbox") == [outbox_row | {"status": "done"}]
+    mirrored = await rows(worker, tenant, "SELECT provider_customer_id FROM provider_customers")
+    assert mirrored == [{"provider_customer_id": provider_id["id"]}]
+
+
+async def test_a_customer_deleted_at_the_sandbox_is_created_there_again_by_a_manual_sync(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flow")
+    account = await connect_sandbox(client, tenant, "whsec_again_0123456789")
+    customer = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()
+    await drain(worker)
+    path = f"/v1/customers/{customer['id']}"
+    [first] = (await client.get(path, headers=tenant.headers)).json()["provider_ids"]
+
+    deleted = events.sign(events.customer_deleted(first["id"]), "whsec_again_0123456789")
+    assert (await post_webhook(client, account["id"], deleted)).json() == {"received": 1, "duplicates": 0}
+    await drain(worker)
+    assert (await client.get(path, headers=tenant.headers)).json()["provider_ids"] == []
+
+    synced = await client.post(f"{path}/sync", headers=tenant.headers)
+    assert synced.status_code == 202, synced.text
+    assert synced.json()["sync_status"] == "pending"  # something was queued
+    await drain(worker)
+    again = (await client.get(path, headers=tenant.headers)).json()
+    [second] = again["provider_ids"]
+    assert again["sync_status"] == "synced"
+    assert second["provider_account_id"] == account["id"]
+    assert second["id"].startswith("sbx_cus_")
+    assert second["id"] != first["id"]  # a new outbox row, a new key: a new customer at the provider
+    ensures = await rows(worker, tenant, "SELECT kind, status FROM outbox ORDER BY id")
+    assert ensures == [{"kind": "customer.ensure", "status": "done"}] * 2
+
+
+async def subscription_at(runtime: Runtime, tenant: CreatedTenant, account_id: int, provider_id: str) -> int:
+    """A local subscription mirrored at the tenant's sandbox account as ``provider_id``."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
+            billing_interval="month",
+        )  # fmt: skip
+        return await insert(
+            session, "subscriptions", customer_id=customer, plan_id=plan, status="active", provider="sandbox",
+            provider_account_id=account_id, provider_subscription_id=provider_id,
+        )  # fmt: skip
+
+
+async def post_webhook(client: Client, account_id: int, webhook: events.SignedWebhook) -> Any:
+    """Exactly as docs/plugins/sandbox.md shows it: the signed body with the sandbox's own headers."""
+    return await client.post(f"/v1/webhooks/sandbox/{account_id}", content=webhook.body, headers=webhook.headers)
+
+
+async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay_in_their_tenant(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    mine, theirs = (
+        await create_tenant(client, admin_headers, "flow"),
+        await create_tenant(client, admin_headers, "flow"),
+    )
+    my_secret, their_secret = "whsec_mine_0123456789", "whsec_theirs_0123456789"
+    my_account = (await connect_sandbox(client, mine, my_secret))["id"]
+    their_account = (await connect_sandbox(client, theirs, their_secret))["id"]
+    shared_id = "sbx_sub_same_everywhere"  # the same provider id at both accounts: the account decides
+    my_subscription = await subscription_at(worker, mine, my_account, shared_id)
+    their_subscription = await subscription_at(worker, theirs, their_account, shared_id)
+    subscriptions = "SELECT status, provider_event_at FROM subscriptions WHERE id = :id"
+    stored = "SELECT event_id, type, status, detail, raw_body, applied_at FROM provider_events ORDER BY id"
+
+    past_due = events.sign(events.subscription_updated(shared_id, "past_due", occurred_at=T0), my_secret)
+    first = await post_webhook(client, my_account, past_due)
+    assert (first.status_code, first.json()) == (200, {"received": 1, "duplicates": 0})
+    [received] = await rows(worker, mine, stored)
+    assert (received["status"], received["raw_body"]) == ("received", past_due.body)
+    assert await rows(worker, mine, subscriptions, id=my_subscription) == [
+        {"status": "active", "provider_event_at": None}
+    ]
+
+    await queued_for(worker, mine, 1, "billplane.apply_event")
+    await drain(worker, sweep=False)
+    assert await rows(worker, mine, subscriptions, id=my_subscription) == [
+        {"status": "past_due", "provider_event_at": T0}
+    ]
+    [applied] = await rows(worker, mine, stored)
+    assert (applied["status"], applied["detail"]) == ("applied", None)
+
+    # The same delivery again: a 200 duplicate that stores and changes nothing.
+    duplicate = await post_webhook(client, my_account, past_due)
+    assert (duplicate.status_code, duplicate.json()) == (200, {"received": 0, "duplicates": 1})
+    await drain(worker)
+    assert await rows(worker, mine, stored) == [applied]
+
+    # An older event of the same subscription, delivered late: stored, then ignored by the watermark.
+    late = events.sign(
+        events.subscription_updated(shared_id, "active", occurred_at=T0 - timedelta(minutes=1)), my_secret
+    )
+    assert (await post_webhook(client, my_account, late)).json() == {"received": 1, "duplicates": 0}
+    await drain(worker)
+    assert await rows(worker, mine, subscriptions, id=my_subscription) == [
+        {"status": "past_due", "provider_event_at": T0}
+    ]
+    ignored = (await rows(worker, mine, stored))[-1]
+    assert (ignored["event_id"], ignored["status"]) == (json.loads(late.body)["id"], "ignored")
+    assert ignored["detail"] == "older than the last event applied to this subscription"
+
+    # Tampered: the body changed after signing, a signature from another secret, my event at their account.
+    canceled = events.sign(events.subscription_canceled(shared_id, occurred_at=T0 + timedelta(hours=1)), my_secret)
+    forged_body = events.SignedWebhook(past_due.headers, past_due.body.replace(b"past_due", b"canceled"))
+    wrong_secret = events.sign(events.subscription_canceled(shared_id), "whsec_someone_else")
+    for account_id, webhook in [(my_account, forged_body), (my_account, wrong_secret), (their_account, canceled)]:
+        refused = await post_webhook(client, account_id, webhook)
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    await drain(worker)
+    assert len(await rows(worker, mine, stored)) == 2
+    assert await rows(worker, mine, subscriptions, id=my_subscription) == [
+        {"status": "past_due", "provider_event_at": T0}
+    ]
+
+    # Their subscription has the same provider id, at their own account: nothing reached it.
+    assert await rows(worker, theirs, stored) == []
+    assert await rows(worker, theirs, subscriptions, id=their_subscription) == [
+        {"status": "active", "provider_event_at": None}
+    ]
+
+
+@asynccontextmanager
+async def serving(app: Litestar, sock: socket.socket) -> AsyncIterator[None]:
+    """The app behind uvicorn on ``sock`` (a bound loopback socket), in a thread, stopped at the end."""
+    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", http="h11", lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="billplane-e2e-server")
+    thread.start()
+    try:
+        with anyio.fail_after(15):
+            while not server.started:
+                assert thread.is_alive(), "the server thread died while starting"
+                await anyio.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        await anyio.to_thread.run_sync(thread.join, 15)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+async def test_the_sandbox_delivers_a_pending_outcome_to_billplanes_own_endpoint(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="billplane_sandbox")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        # Operator options are set before anything reads them, as a deployment would set them.
+        monkeypatch.setenv("BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL", base)
+        monkeypatch.setenv("BILLPLANE_PROVIDER_SANDBOX_PENDING_DELAY_SECONDS", "0")
+        app = create_app(settings)
+        worker = Runtime.from_settings(settings)
+        try:
+            await clear_jobs(worker)
+            async with serving(app, sock), httpx.AsyncClient(base_url=base, timeout=10) as http:
+                await check_delivery(http, worker)
+        finally:
+            await worker.close()
+    assert [record.getMessage() for record in caplog.records if record.name == "billplane_sandbox"] == []
+
+
+async def check_delivery(http: httpx.AsyncClient, worker: Runtime) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    created = await http.post("/v1/admin/tenants", json={"slug": unique_slug("flow"), "name": "Flow"}, headers=admin)
+    assert created.status_code == 201, created.text
+    tenant_body, key = created.json()["tenant"], created.json()["api_key"]
+    tenant = CreatedTenant(tenant_body["id"], tenant_body["slug"], key["key"], key["id"])
+    body = {"provider": "sandbox", "mode": "test", "credentials": {"api_key": API_KEY}, "webhook_secret": "whsec_dl_1"}
+    connected = await http.post(ACCOUNTS, json=body, headers=tenant.headers)
+    assert connected.status_code == 201, connected.text
+    account_id = connected.json()["id"]
+
+    # Charge as the billing engine will: through the account's own adapter, resolved from the database.
+    assert worker.accounts is not None
+    account = await worker.accounts.account(account_id)
+    assert account is not None
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+    request = ChargeRequest(payment_id=1, amount=1999, currency="USD", payment_method=payment_methods.PENDING_SUCCEEDS)
+    charged = await account.adapter.charge(request, idempotency_key=f"billplane-{tenant.id}-charge-1")
+    assert charged.status == "pending"
+    # The payment as the engine will have recorded it, pending, before any outcome is applied.
+    async with worker.database.tenant_session(tenant.schema) as session:
+        payment = await insert(
+            session, "payments", customer_id=customer, status="pending", amount=1999, currency="USD",
+            provider="sandbox", provider_account_id=account_id, provider_payment_id=charged.provider_payment_id,
+        )  # fmt: skip
+    # A retried charge (same key) settles with the same event; a charge billplane never recorded fails later.
+    retried = await account.adapter.charge(request, idempotency_key=f"billplane-{tenant.id}-charge-1")
+    assert retried.provider_payment_id == charged.provider_payment_id
+    failing = ChargeRequest(payment_id=2, amount=500, currency="USD", payment_method=payment_methods.PENDING_FAILS)
+    unknown = await account.adapter.charge(failing, idempotency_key=f"billplane-{tenant.id}-charge-2")
+    # Three POSTs from this loop; the sandbox logs a warning for any not answered 2xx (none, below).
+    await delivery.wait_for_deliveries()
+
+    stored = await rows(
+        worker, tenant, "SELECT event_id, type, provider_object_id, status, detail, raw_body FROM provider_events "
+        "ORDER BY provider_object_id = :paid DESC", paid=charged.provider_payment_id,
+    )  # fmt: skip
+    assert [(row["type"], row["provider_object_id"], row["status"]) for row in stored] == [
+        ("payment.succeeded", charged.provider_payment_id, "received"),
+        ("payment.failed", unknown.provider_payment_id, "received"),
+    ]
+    await queued_for(worker, tenant, 2, "billplane.apply_event")  # deferred by the served app itself
+    await drain(worker, sweep=False)
+    outcomes = await rows(worker, tenant, "SELECT provider_object_id, status, detail FROM provider_events ORDER BY id")
+    assert {row["provider_object_id"]: (row["status"], row["detail"]) for row in outcomes} == {
+        charged.provider_payment_id: ("applied", None),
+        unknown.provider_payment_id: ("ignored", "no local payment has this provider id at this account"),
+    }
+    shown = await http.get(f"/v1/payments/{payment}", headers=tenant.headers)
+    assert (shown.json()["status"], shown.json()["provider_payment_id"]) == ("succeeded", charged.provider_payment_id)
