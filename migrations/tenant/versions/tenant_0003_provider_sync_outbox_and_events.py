@@ -87,6 +87,22 @@ def upgrade() -> None:
     op.add_column("customers", sa.Column("last_sync_error", sa.Text(), nullable=True))
     op.add_column("customers", sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("customers", sa.Column("provider_event_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "customers",
+        sa.Column(
+            "provider_ids",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'[]'::jsonb"),
+            nullable=False,
+        ),
+    )
+    # provider_customers had no writer before this revision; copy whatever a script put there.
+    op.execute(
+        "UPDATE customers SET provider_ids = ids.list FROM ("
+        " SELECT customer_id, jsonb_agg(jsonb_build_object('provider', provider, 'provider_account_id',"
+        " provider_account_id, 'provider_customer_id', provider_customer_id) ORDER BY provider_account_id) AS list"
+        " FROM provider_customers GROUP BY customer_id) AS ids WHERE ids.customer_id = customers.id"
+    )
     op.add_column("subscriptions", sa.Column("sync_status", sa.Text(), server_default="none", nullable=False))
     op.add_column("subscriptions", sa.Column("last_sync_error", sa.Text(), nullable=True))
     op.add_column("subscriptions", sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True))
@@ -112,6 +128,7 @@ def downgrade() -> None:
     op.drop_column("subscriptions", "synced_at")
     op.drop_column("subscriptions", "last_sync_error")
     op.drop_column("subscriptions", "sync_status")
+    op.drop_column("customers", "provider_ids")
     op.drop_column("customers", "provider_event_at")
     op.drop_column("customers", "synced_at")
     op.drop_column("customers", "last_sync_error")

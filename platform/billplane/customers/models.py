@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Text, UniqueConstraint, func, select, text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 from billplane.sync.columns import SyncStateMixin
+
+_AFTER_SYNC_COLUMNS = 11  # added by tenant_0003 after the sync columns (sort_order 10)
 
 
 class Customer(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBase):
@@ -33,9 +35,14 @@ class Customer(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBa
     # Deleted customers are kept (invoices and payments point at them) but are gone from the API.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    if TYPE_CHECKING:
-        # The customer's ids at provider accounts, read in the same SELECT (mapped below).
-        provider_ids: list[dict[str, Any]]
+    # The customer's ids at provider accounts ([{provider, provider_account_id,
+    # provider_customer_id}]), kept equal to its provider_customers rows by the only two writers
+    # (sync records an id, a provider's customer.deleted event forgets one). A copy, so that a
+    # GET reads one table: the correlated subquery it replaces doubled the relations PostgreSQL
+    # must open per request, which is what a request for a rarely seen tenant pays for.
+    provider_ids: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb"), sort_order=_AFTER_SYNC_COLUMNS
+    )
 
 
 class ProviderCustomer(IdMixin, TimestampsMixin, TenantBase):
@@ -52,21 +59,3 @@ class ProviderCustomer(IdMixin, TimestampsMixin, TenantBase):
     # Provider accounts live in the control schema; no foreign key crosses schemas (Citus).
     provider_account_id: Mapped[int] = mapped_column(BigInteger)
     provider_customer_id: Mapped[str] = mapped_column(Text)
-
-
-# A correlated subquery rather than a relationship: a customer's provider ids cost no extra round
-# trip (the unique (customer_id, provider_account_id) index serves it).
-_PROVIDER_ID_FIELDS = func.jsonb_build_object(
-    "provider",
-    ProviderCustomer.provider,
-    "provider_account_id",
-    ProviderCustomer.provider_account_id,
-    "provider_customer_id",
-    ProviderCustomer.provider_customer_id,
-)
-Customer.provider_ids = column_property(  # type: ignore[assignment]
-    select(func.coalesce(func.jsonb_agg(_PROVIDER_ID_FIELDS), text("'[]'::jsonb"), type_=JSONB))
-    .where(ProviderCustomer.customer_id == Customer.id)
-    .correlate_except(ProviderCustomer)  # also when the outer query joins provider_customers
-    .scalar_subquery()
-)

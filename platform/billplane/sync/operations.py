@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.catalog.models import Plan, Product
+from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
 from billplane.plugins.errors import ProviderError
@@ -35,14 +36,7 @@ async def provider_customer_id(session: AsyncSession, customer_id: int, account_
 
 
 async def _record_customer(session: AsyncSession, attempt: Attempt, customer_id: int, provider_id: str) -> None:
-    values = {
-        "customer_id": customer_id,
-        "provider": attempt.account.provider,
-        "provider_account_id": attempt.account.id,
-        "provider_customer_id": provider_id,
-    }
-    statement = insert(ProviderCustomer).values(values)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["customer_id", "provider_account_id"]))
+    await provider_ids.record(session, customer_id, attempt.account.provider, attempt.account.id, provider_id)
 
 
 def _customer_data(customer: Customer) -> CustomerData:

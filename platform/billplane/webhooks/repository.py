@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.payments.models import Payment
 from billplane.plugins.contract import ProviderEvent
@@ -75,12 +76,7 @@ class EventRepository:
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def forget_provider_customer(self, account_id: int, provider_customer_id: str) -> None:
-        await self.session.execute(
-            delete(ProviderCustomer).where(
-                ProviderCustomer.provider_account_id == account_id,
-                ProviderCustomer.provider_customer_id == provider_customer_id,
-            )
-        )
+        await provider_ids.forget(self.session, account_id, provider_customer_id)
 
     async def payment(self, account_id: int, provider_payment_id: str) -> Payment | None:
         query = (
