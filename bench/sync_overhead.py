@@ -452,9 +452,10 @@ def report(
         f"| with an account >= {TARGET:.2f} x without | {medians['synced'] / medians['plain']:.3f} | "
         f"{', '.join(f'{ratio:.3f}' for ratio in ratios)} | {median_ratio:.3f} | {verdict} |"
     )
+    shared = " (the worker's too: it connects with the same application_name)" if args.worker else ""
     print(
-        "\nCPU per request: the server's processes, and its PostgreSQL backends alive at the end of each run;"
-        " medians over the rounds."
+        "\nCPU per request: the server's processes, and its PostgreSQL backends alive at the end of each run"
+        f"{shared}; medians over the rounds."
     )
     print(
         f"\nChecked after the runs: plain tenant {counts['plain'][0]:,} customers, 0 outbox rows; synced tenant "

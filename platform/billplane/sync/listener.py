@@ -39,6 +39,9 @@ def asyncpg_dsn(database_url: str) -> str:
 @dataclass(slots=True, kw_only=True)
 class ListenerOptions:
     batch: int = 200  # tenants per due-rows query
+    # Rest between two passes over notified tenants: a stream of creates then costs a few passes
+    # a second (each covers every tenant heard meanwhile), not one per notification.
+    pause: float = 0.05
     first_backoff: float = 0.5  # seconds before the first reconnect; doubles up to max_backoff
     max_backoff: float = 30.0
     # How often an idle connection is checked with a query: a peer that vanished without closing
@@ -87,6 +90,7 @@ class OutboxListener:
             while not lost.is_set():
                 if await self._wait(lost):
                     await self._drain()
+                    await asyncio.sleep(self.options.pause)
                 elif not lost.is_set():
                     await connection.fetchval("SELECT 1", timeout=self.options.connect_timeout)
             logger.warning("outbox listener: connection lost; reconnecting")
