@@ -566,7 +566,17 @@ def server_command(kind: str, workers: int, port: int) -> list[str]:
             raise SystemExit(f"{script} not found: run with `uv run` from the repository")
         # --no-worker: the API alone, as deployments that scale run it (workers in their own
         # processes); an in-process sync worker's periodic sweep would otherwise share the cores.
-        return [str(script), "run", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-worker"]
+        return [
+            str(script),
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-worker",
+        ]
     return [sys.executable, str(CEILING_APP), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
 
 
