@@ -86,8 +86,8 @@ _CREATE = _create_statement()  # built once, like _LIVE_RECORD
 async def create_customer(session: AsyncSession, values: Mapping[str, Any], outbox: Mapping[str, Any]) -> Row[Any]:
     """Insert a customer (``email``, ``name``, ``external_id``, ``metadata``) and queue its mirroring.
 
-    ``outbox``: ``SyncService.created_object_params()``. One statement, one round trip's worth
-    of SQL, whether the tenant has no provider account or several.
+    ``outbox``: ``SyncService.created_object_params()``. One statement, the same SQL whether the
+    tenant has no provider account or several.
     """
     try:
         row: Row[Any] = (await session.execute(_CREATE, {**values, **outbox})).one()

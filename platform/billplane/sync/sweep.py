@@ -34,7 +34,7 @@ class Sweeper:
     database: Database
     queue: JobQueue
     options: SyncOptions
-    # Work younger than this is left alone: its own job was deferred moments ago.
+    # Work younger than this is left alone: its own job (or a create's notification) is on its way.
     grace_seconds: float = 10.0
 
     async def due(self, *, grace_seconds: float | None = None) -> list[JobRef]:
