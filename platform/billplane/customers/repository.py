@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, bindparam, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records, record_columns
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
+from billplane.sync.repository import with_outbox_rows
+
+# The partial unique index that keeps external_id unique among live customers.
+EXTERNAL_ID_INDEX = "uq_customers_external_id_live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +47,55 @@ class CustomerFilters:
 _LIVE_RECORD = select(*record_columns(Customer)).where(
     Customer.id == bindparam("customer_id"), Customer.deleted_at.is_(None)
 )
+
+
+class ExternalIdTakenError(Exception):
+    """Another live customer has this external_id (the unique index said so, not a pre-check)."""
+
+
+def _create_statement() -> Select[Any]:
+    """``INSERT INTO customers ... RETURNING`` with its outbox rows and notification, as one statement.
+
+    The final SELECT labels the new row's columns with the model's attribute names (like
+    ``record_columns``), so ``Customer.of`` answers it; a new customer has no provider ids yet.
+    """
+    table = cast("Table", Customer.__table__)
+    created = (
+        insert(table)
+        .values(
+            email=bindparam("email", type_=Text),
+            name=bindparam("name", type_=Text),
+            external_id=bindparam("external_id", type_=Text),
+            metadata=bindparam("metadata", type_=JSONB),
+        )
+        .returning(*table.c)
+    )
+    queued = with_outbox_rows(created, "customer.ensure")
+    columns: list[Any] = []
+    for attribute in inspect(Customer).column_attrs:
+        if attribute.key == "provider_ids":
+            columns.append(literal_column("'[]'::jsonb", JSONB).label(attribute.key))
+        else:
+            columns.append(queued.created.c[attribute.columns[0].name].label(attribute.key))
+    return select(*columns, queued.notified)
+
+
+_CREATE = _create_statement()  # built once, like _LIVE_RECORD
+
+
+async def create_customer(session: AsyncSession, values: Mapping[str, Any], outbox: Mapping[str, Any]) -> Row[Any]:
+    """Insert a customer (``email``, ``name``, ``external_id``, ``metadata``) and queue its mirroring.
+
+    ``outbox``: ``SyncService.created_object_params()``. One statement, the same SQL whether the
+    tenant has no provider account or several.
+    """
+    try:
+        row: Row[Any] = (await session.execute(_CREATE, {**values, **outbox})).one()
+    except IntegrityError as exc:
+        if getattr(exc.driver_exception, "constraint_name", None) == EXTERNAL_ID_INDEX:
+            raise ExternalIdTakenError(values["external_id"]) from exc
+        raise
+    return row
 
 
 class CustomerReads:

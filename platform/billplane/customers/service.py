@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError
 from billplane.customers.models import Customer
-from billplane.customers.repository import CustomerFilters, CustomerReads, CustomerRepository
+from billplane.customers.repository import (
+    CustomerFilters,
+    CustomerReads,
+    CustomerRepository,
+    ExternalIdTakenError,
+    create_customer,
+)
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
 from billplane.sync.service import SyncService
 
@@ -34,15 +40,16 @@ class CustomerService:
     def sync_service(self) -> SyncService:
         return self._sync()
 
-    async def create(self, data: CustomerCreate) -> Customer:
-        if data.external_id is not None and await self.repository.external_id_taken(data.external_id):
-            raise ConflictError(f"a customer with external_id {data.external_id!r} already exists")
-        customer = Customer(email=data.email, name=data.name, external_id=data.external_id, metadata_=data.metadata)
-        accounts = await self.sync_service.before_customer_insert(customer)
-        customer = await self.repository.add(customer)
-        # Same transaction: the customer and its provider work commit together or not at all.
-        await self.sync_service.customer_created(customer, accounts)
-        return customer
+    async def create(self, data: CustomerCreate) -> Row[Any]:
+        """The new customer as a row. It and its outbox rows are one statement: they commit together
+        or not at all, and a create costs the same with provider accounts as without."""
+        values = {"email": data.email, "name": data.name, "external_id": data.external_id, "metadata": data.metadata}
+        try:
+            return await create_customer(self._session, values, await self.sync_service.created_object_params())
+        except ExternalIdTakenError:
+            # No pre-check: the unique index decides, also between two concurrent creates. The
+            # failed statement aborted the transaction; the request rolls it back.
+            raise ConflictError(f"a customer with external_id {data.external_id!r} already exists") from None
 
     async def read(self, customer_id: int) -> Row[Any]:
         """A customer to show: a read-only row; 404 like ``get``."""

@@ -5,6 +5,9 @@ deferred for a transaction that rolled back would look for a row that never exis
 register their jobs on the session, and these listeners hand them to the queue on commit or drop
 them on rollback. The hand-off does no I/O (``JobQueue.ring``); if the process dies before the jobs
 reach the queue, the sweep finds the rows.
+
+Creates do not come here: their single INSERT statement notifies the workers itself
+(``billplane.sync.channel``), so the API process does no queue work for them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The job queue: procrastinate on billplane's own PostgreSQL, in the ``billplane_jobs`` schema.
 
 Jobs only say "look at outbox row N of schema S" (or "at stored event N"): the outbox is the truth,
-so a lost, duplicated or late job costs a little time, never correctness. After a transaction
-that wrote outbox rows commits, their jobs are handed to ``ring`` (no I/O in the request) and
-deferred in batches by a background task; the periodic sweep finds any row whose job was lost.
+so a lost, duplicated or late job costs a little time, never correctness. Rows queued by a create
+are announced with NOTIFY, and a worker's outbox listener defers their jobs (``defer_missing``).
+After any other transaction that wrote outbox rows (or stored provider events) commits, their
+jobs are handed to ``ring`` (no I/O in the request) and deferred in batches by a background
+task. The periodic sweep finds any row whose job was lost.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +29,8 @@ PERFORM_OUTBOX = "billplane.perform_outbox"
 APPLY_EVENT = "billplane.apply_event"
 SWEEP = "billplane.sweep"
 _BATCH = 500
+# Queueing locks of jobs waiting to run (procrastinate keeps them unique among 'todo' jobs, by index).
+_WAITING_LOCKS = "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(locks)s)"
 
 logger = logging.getLogger("billplane.sync")
 
@@ -60,6 +64,11 @@ class JobQueue:
         self._open_lock = asyncio.Lock()
         self._waiting: deque[JobRef] = deque()
         self._drainer: asyncio.Task[None] | None = None
+
+    @property
+    def opened(self) -> bool:
+        """Whether this process has opened the queue's connections (an API that only creates never does)."""
+        return self._opened
 
     async def open(self) -> None:
         async with self._open_lock:
@@ -117,6 +126,26 @@ class JobQueue:
         except procrastinate_errors.AlreadyEnqueued:
             return False
         return True
+
+    async def defer_missing(self, refs: Sequence[JobRef]) -> int:
+        """``defer`` (with the lock) each ref that has no job waiting; returns how many were deferred.
+
+        One query finds the refs that already have a waiting job, so a sweep over a backlog does
+        not pay a failed insert for each of them.
+        """
+        if not refs:
+            return 0
+        await self.open()
+        locks = [ref.queueing_lock for ref in refs]
+        waiting = {
+            row["queueing_lock"]
+            for row in await self.app.connector.execute_query_all_async(_WAITING_LOCKS, locks=locks)
+        }
+        deferred = 0
+        for ref in refs:
+            if ref.queueing_lock not in waiting:
+                deferred += await self.defer(ref)
+        return deferred
 
 
 __all__ = ["APPLY_EVENT", "JOBS_SCHEMA", "PERFORM_OUTBOX", "SWEEP", "SYNC_QUEUE", "EventRef", "JobQueue", "OutboxRef"]

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+from typing import cast as typed
 
-from sqlalchemy import and_, exists, func, select, update
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Label,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.dml import ReturningInsert
 
 from billplane.customers.models import Customer
 from billplane.subscriptions.models import Subscription
-from billplane.sync.models import OutboxEntry
+from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
+from billplane.sync.models import OUTBOX_KINDS, OutboxEntry
 
 OBJECT_MODELS: dict[str, type[Customer | Subscription]] = {"customer": Customer, "subscription": Subscription}
 _ERROR_LIMIT = 2000
@@ -20,6 +41,64 @@ _ERROR_LIMIT = 2000
 
 def _same_object(kind: str) -> str:
     return kind.partition(".")[0] + ".%"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedInsert:
+    """An INSERT into a mirrored table that also queues its outbox rows and notifies the workers.
+
+    ``created`` is the INSERT as a CTE (its RETURNING columns); the caller's final SELECT reads
+    from it and must also select ``notified``: PostgreSQL runs a data-modifying CTE whatever
+    happens, but a plain SELECT CTE (the NOTIFY) only when something references it.
+    """
+
+    created: CTE
+    notified: Label[int]
+
+
+def with_outbox_rows(created: ReturningInsert[Any], kind: str) -> QueuedInsert:
+    """Wrap ``INSERT ... RETURNING id, ...`` of a mirrored table into one statement that also
+    writes one ``kind`` outbox row per account and sends the outbox notification if it wrote any.
+
+    The accounts are a bound array, so the SQL text is the same for 0, 1 or many accounts.
+    Execute it with ``queued_insert_params``. The new row's ``sync_status`` is set here too.
+    """
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
+    accounts_type = ARRAY(BigInteger)
+    new = created.values(sync_status=bindparam("outbox_sync_status", type_=Text)).cte("new")
+    accounts = (
+        func.unnest(cast(bindparam("outbox_accounts", type_=accounts_type), accounts_type))
+        .table_valued("id")
+        .render_derived(name="a")
+    )
+    outbox = typed("Table", OutboxEntry.__table__)
+    queued = (
+        insert(outbox)
+        .from_select(
+            ["kind", "object_id", "provider_account_id"],
+            select(literal(kind, Text), new.c.id, accounts.c.id).select_from(new).join(accounts, true()),
+        )
+        .returning(outbox.c.id)
+        .cte("queued")
+    )
+    notified = (
+        select(func.pg_notify(OUTBOX_CHANNEL, bindparam("outbox_notify", type_=Text)).label("sent"))
+        .select_from(queued)
+        .limit(1)
+        .cte("notified")
+    )
+    return QueuedInsert(new, select(func.count()).select_from(notified).scalar_subquery().label("notified"))
+
+
+def queued_insert_params(tenant_id: int, schema: str, account_ids: Iterable[int]) -> dict[str, Any]:
+    """The parameters ``with_outbox_rows`` binds, beside the INSERT's own."""
+    accounts = [int(account) for account in account_ids]
+    return {
+        "outbox_accounts": accounts,
+        "outbox_sync_status": "pending" if accounts else "none",
+        "outbox_notify": notify_payload(tenant_id, schema),
+    }
 
 
 class OutboxRepository:

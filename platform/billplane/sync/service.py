@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from billplane.customers.models import Customer
 from billplane.subscriptions.models import Subscription
 from billplane.sync.writer import OutboxWriter
@@ -15,15 +17,10 @@ class SyncService:
         self.writer = writer
         self.outbox = writer.repository
 
-    async def before_customer_insert(self, customer: Customer) -> tuple[int, ...]:
-        """The accounts a new customer goes to; marks it pending so the insert carries the status."""
-        accounts = await self.writer.default_account_ids()
-        if accounts:
-            customer.sync_status = "pending"
-        return accounts
-
-    async def customer_created(self, customer: Customer, accounts: tuple[int, ...]) -> None:
-        await self.writer.write("customer.ensure", customer.id, accounts)
+    async def created_object_params(self) -> dict[str, Any]:
+        """For the one statement that creates a mirrored object (``with_outbox_rows``): its outbox
+        rows go to the tenant's default accounts, and its sync status says whether there are any."""
+        return await self.writer.insert_params()
 
     async def customer_changed(self, customer: Customer, fields: set[str]) -> None:
         if fields & MIRRORED_CUSTOMER_FIELDS:

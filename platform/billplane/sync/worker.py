@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from billplane.runtime import Runtime
 from billplane.sync.jobs import WorkerServices, additional_context
+from billplane.sync.listener import OutboxListener, asyncpg_dsn
 from billplane.sync.performer import OutboxPerformer
 from billplane.sync.queue import SYNC_QUEUE
 from billplane.sync.sweep import Sweeper
@@ -24,17 +28,30 @@ async def run_worker(
 ) -> None:
     """Run jobs until cancelled (``wait=True``) or until none is left (``wait=False``, tests, cron).
 
-    Cancelling the task stops the worker gracefully: running jobs finish first. A job cut short
-    harder than that (SIGKILL) leaves its outbox row pending, and the sweep retries it.
+    A waiting worker also runs the outbox listener: it defers the jobs of rows that creates
+    queued (they notify instead of deferring in the API process). Cancelling the task stops the
+    worker gracefully: running jobs finish first. A job cut short harder than that (SIGKILL)
+    leaves its outbox row pending, and the sweep retries it.
     """
     await runtime.jobs.open()
-    await runtime.jobs.app.run_worker_async(
-        queues=[SYNC_QUEUE],
-        name=name,
-        wait=wait,
-        concurrency=runtime.sync_options.concurrency,
-        install_signal_handlers=install_signal_handlers,
-        additional_context=additional_context(worker_services(runtime)),
-        delete_jobs="successful",
-        listen_notify=wait,
-    )
+    services = worker_services(runtime)
+    listening: asyncio.Task[None] | None = None
+    if wait:
+        listener = OutboxListener(asyncpg_dsn(runtime.database.url), services.sweeper, runtime.jobs)
+        listening = asyncio.create_task(listener.run(), name=f"{name}-outbox-listener")
+    try:
+        await runtime.jobs.app.run_worker_async(
+            queues=[SYNC_QUEUE],
+            name=name,
+            wait=wait,
+            concurrency=runtime.sync_options.concurrency,
+            install_signal_handlers=install_signal_handlers,
+            additional_context=additional_context(services),
+            delete_jobs="successful",
+            listen_notify=wait,
+        )
+    finally:
+        if listening is not None:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening

@@ -1,9 +1,14 @@
-"""Writing outbox rows in the caller's transaction, with their jobs rung once it commits."""
+"""Writing outbox rows in the caller's transaction.
+
+Creates queue their rows inside the INSERT itself (``with_outbox_rows``: the workers hear of them
+through NOTIFY). Every other write adds rows here, and their jobs are rung once it commits.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +18,7 @@ from billplane.sync.doorbell import ring_after_commit
 from billplane.sync.models import OutboxEntry
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef
-from billplane.sync.repository import OutboxRepository
+from billplane.sync.repository import OutboxRepository, queued_insert_params
 
 
 @dataclass(slots=True)
@@ -31,6 +36,10 @@ class OutboxWriter:
 
     async def default_account_ids(self) -> tuple[int, ...]:
         return await self.defaults.ids(self.accounts, self.session, self.tenant_id)
+
+    async def insert_params(self) -> dict[str, Any]:
+        """Parameters of an INSERT wrapped by ``with_outbox_rows``: its rows go to the default accounts."""
+        return queued_insert_params(self.tenant_id, self.schema, await self.default_account_ids())
 
     async def write(self, kind: str, object_id: int, account_ids: Iterable[int]) -> list[OutboxEntry]:
         rows = await self.repository.add(kind, object_id, account_ids)

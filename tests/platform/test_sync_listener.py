@@ -1,0 +1,188 @@
+"""The workers' outbox listener: a create's notification becomes a job, once, and it survives a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.runtime import Runtime
+from billplane.sync.channel import OUTBOX_CHANNEL
+from billplane.sync.listener import APPLICATION_NAME, ListenerOptions, OutboxListener, asyncpg_dsn
+from billplane.sync.options import SyncOptions
+from billplane.sync.sweep import Sweeper
+from billplane.sync.worker import run_worker
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, clear_jobs, register_fakes
+
+Client = AsyncTestClient[Litestar]
+FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
+
+
+@pytest.fixture
+def fake() -> FakeState:
+    return FakeState()
+
+
+@pytest.fixture
+def accounts(app: Litestar, fake: FakeState) -> StaticAccounts:
+    app_runtime: Runtime = app.state.runtime
+    register_fakes(app_runtime.plugins, fake)
+    accounts = StaticAccounts(app_runtime.plugins)
+    app_runtime.accounts = accounts
+    return accounts
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, accounts: StaticAccounts) -> Runtime:
+    runtime.accounts = accounts
+    runtime.sync_options = FAST
+    await clear_jobs(runtime)
+    return runtime
+
+
+@pytest.fixture
+async def listener(worker: Runtime) -> AsyncIterator[OutboxListener]:
+    """A listener on the test's loop, with no worker running: what it defers stays in the queue."""
+    options = ListenerOptions(first_backoff=0.05, max_backoff=0.2)
+    listening = OutboxListener(
+        asyncpg_dsn(worker.database.url), Sweeper(worker.database, worker.jobs, FAST), worker.jobs, options
+    )
+    task = asyncio.create_task(listening.run())
+    try:
+        with anyio.fail_after(10):
+            await listening.listening.wait()
+        yield listening
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def jobs_of(runtime: Runtime, schema: str) -> list[int]:
+    """Outbox ids of the jobs waiting for one tenant (other tests' tenants share the queue)."""
+    async with runtime.database.transaction() as connection:
+        result = await connection.execute(
+            text(
+                "SELECT (args->>'outbox_id')::bigint FROM billplane_jobs.procrastinate_jobs "
+                "WHERE status = 'todo' AND args->>'schema' = :schema ORDER BY 1"
+            ),
+            {"schema": schema},
+        )
+        return [int(row[0]) for row in result]
+
+
+async def wait_for_jobs_of(runtime: Runtime, schema: str, count: int, *, within: float = 5.0) -> list[int]:
+    with anyio.fail_after(within):
+        while True:
+            found = await jobs_of(runtime, schema)
+            if len(found) >= count:
+                return found
+            await anyio.sleep(0.02)
+
+
+async def tenant_with_account(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, account_id: int
+) -> CreatedTenant:
+    tenant = await create_tenant(client, admin_headers, "listen")
+    accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    return tenant
+
+
+async def notify(runtime: Runtime, payload: str) -> None:
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": OUTBOX_CHANNEL, "payload": payload}
+        )
+
+
+async def test_the_listener_defers_a_job_for_each_created_customer_once(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, listener: OutboxListener
+) -> None:
+    tenant = await tenant_with_account(client, admin_headers, accounts, 801)
+
+    assert (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).status_code == 201
+    assert await wait_for_jobs_of(worker, tenant.schema, 1) == [1]
+    # A second create notifies again: its row gets a job, the first row's waiting job is not doubled.
+    assert (await client.post("/v1/customers", json={"name": "Bob"}, headers=tenant.headers)).status_code == 201
+    assert await wait_for_jobs_of(worker, tenant.schema, 2) == [1, 2]
+    await notify(worker, f"{tenant.id}:{tenant.schema}")
+    await notify(worker, "not a tenant")  # ignored; the listener keeps going
+    assert (await client.post("/v1/customers", json={"name": "Cy"}, headers=tenant.headers)).status_code == 201
+    assert await wait_for_jobs_of(worker, tenant.schema, 3) == [1, 2, 3]
+    app_runtime: Runtime = client.app.state.runtime
+    assert not app_runtime.jobs.opened  # the API itself did no queue work
+
+
+async def test_a_notification_must_name_an_active_tenant_and_its_own_schema(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, listener: OutboxListener
+) -> None:
+    tenant = await tenant_with_account(client, admin_headers, accounts, 811)
+    other = await create_tenant(client, admin_headers, "listen")
+    async with worker.database.tenant_session(tenant.schema) as session:  # a row nobody announced
+        customer = await session.scalar(text("INSERT INTO customers (name) VALUES ('Quiet') RETURNING id"))
+        await session.execute(
+            text("INSERT INTO outbox (kind, object_id, provider_account_id) VALUES ('customer.ensure', :c, 811)"),
+            {"c": customer},
+        )
+
+    await notify(worker, f"{other.id}:{tenant.schema}")  # another tenant's id with this schema
+    await notify(worker, f"{other.id}:{other.schema}")  # a real pair with nothing due
+    await notify(worker, f"{tenant.id}:{tenant.schema}")
+
+    assert await wait_for_jobs_of(worker, tenant.schema, 1) == [1]
+    assert await jobs_of(worker, other.schema) == []
+
+
+async def test_the_listener_reconnects_after_losing_its_connection(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, listener: OutboxListener
+) -> None:
+    tenant = await tenant_with_account(client, admin_headers, accounts, 821)
+    connection = await asyncpg.connect(asyncpg_dsn(worker.database.url))
+    try:
+        killed = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND datname = current_database()",
+            APPLICATION_NAME,
+        )
+    finally:
+        await connection.close()
+    assert killed == 1
+
+    with anyio.fail_after(10):
+        while True:  # a second connection, listening again
+            if listener.connections == 2 and listener.listening.is_set():
+                break
+            await anyio.sleep(0.02)
+    assert (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).status_code == 201
+    assert await wait_for_jobs_of(worker, tenant.schema, 1) == [1]
+
+
+async def test_a_waiting_worker_mirrors_a_new_customer_through_the_listener(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    tenant = await tenant_with_account(client, admin_headers, accounts, 831)
+    running = asyncio.create_task(run_worker(worker, wait=True, name="test-listener-worker"))
+    try:
+        for name in ("Ada", "Bob"):
+            created = (await client.post("/v1/customers", json={"name": name}, headers=tenant.headers)).json()
+            # The second create runs after the worker's catch-up sweep, and the periodic sweep
+            # leaves rows younger than 10 s alone: only the listener can queue it this soon.
+            with anyio.fail_after(5):
+                while True:
+                    shown = await client.get(f"/v1/customers/{created['id']}", headers=tenant.headers)
+                    if shown.json()["sync_status"] == "synced":
+                        break
+                    await anyio.sleep(0.05)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert sorted(fake.creations) == [f"billplane-{tenant.id}-1", f"billplane-{tenant.id}-2"]
