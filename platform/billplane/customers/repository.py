@@ -18,7 +18,6 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
-    literal_column,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -57,7 +56,7 @@ def _create_statement() -> Select[Any]:
     """``INSERT INTO customers ... RETURNING`` with its outbox rows and notification, as one statement.
 
     The final SELECT labels the new row's columns with the model's attribute names (like
-    ``record_columns``), so ``Customer.of`` answers it; a new customer has no provider ids yet.
+    ``record_columns``), so ``Customer.of`` answers it (a new customer's ``provider_ids`` is ``[]``).
     """
     table = cast("Table", Customer.__table__)
     created = (
@@ -71,12 +70,9 @@ def _create_statement() -> Select[Any]:
         .returning(*table.c)
     )
     queued = with_outbox_rows(created, "customer.ensure")
-    columns: list[Any] = []
-    for attribute in inspect(Customer).column_attrs:
-        if attribute.key == "provider_ids":
-            columns.append(literal_column("'[]'::jsonb", JSONB).label(attribute.key))
-        else:
-            columns.append(queued.created.c[attribute.columns[0].name].label(attribute.key))
+    columns = [
+        queued.created.c[attribute.columns[0].name].label(attribute.key) for attribute in inspect(Customer).column_attrs
+    ]
     return select(*columns, queued.notified)
 
 
