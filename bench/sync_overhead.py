@@ -56,7 +56,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.app import create_app
 from billplane.db.paths import control_scripts
@@ -215,9 +214,6 @@ def started(name: str, command: list[str], env: dict[str, str], scratch: Path) -
         yield handle
     finally:
         stop(handle)
-
-    async def default_account_ids(self, _session: AsyncSession, tenant_id: int) -> tuple[int, ...]:
-        return tuple(account.id for account in await self.default_accounts(tenant_id))
 
 
 def stop(handle: Process) -> None:
