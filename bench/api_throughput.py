@@ -76,6 +76,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
+from billplane.api.auth import LISTENING_TTL_SECONDS
 from billplane.app import create_app
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
@@ -1104,8 +1105,10 @@ async def environment(url: URL, fixture: Fixture, args: argparse.Namespace, seco
         f"{len(fixture.single_ids)}; others {args.min_customers}-{args.max_customers}), database {size} "
         f"after the run; setup {fixture.setup_seconds:.0f} s; whole run {seconds:.0f} s"
     )
+    pool = DatabaseSettings(url="postgresql://unused")
     lines.append(
-        f"- billplane settings: defaults (pool 5 + 5 overflow per worker, auth cache {cache_seconds:g} s); "
+        f"- billplane settings: defaults (pool {pool.pool_size} + {pool.max_overflow} overflow per worker, key cache"
+        f" {LISTENING_TTL_SECONDS:g} s while listening for key changes, else {cache_seconds:g} s); "
         f"code: commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
     )
     lines.append(f"- load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
