@@ -15,11 +15,13 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import procrastinate
-from procrastinate import exceptions as procrastinate_errors
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import procrastinate
 
 from billplane.sync.refs import EventRef, JobRef, OutboxRef
 
@@ -48,22 +50,32 @@ class JobQueue:
     """One process's handle on the queue: deferring jobs, and the procrastinate App workers run."""
 
     def __init__(self, database_url: str, *, max_connections: int = 4) -> None:
-        from billplane.sync.jobs import register_tasks  # noqa: PLC0415 - the tasks import this module
-
-        connector = procrastinate.PsycopgConnector(
-            conninfo=procrastinate_conninfo(database_url),
-            # The queue's objects live in their own schema; this search_path is session-wide on
-            # the queue's own connections, which never touch tenant data.
-            kwargs={"options": f"-c search_path={JOBS_SCHEMA}", "application_name": "billplane-jobs"},
-            min_size=1,
-            max_size=max_connections,
-        )
-        self.app = procrastinate.App(connector=connector)
-        register_tasks(self.app)
+        self._database_url = database_url
+        self._max_connections = max_connections
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._waiting: deque[JobRef] = deque()
         self._drainer: asyncio.Task[None] | None = None
+
+    @cached_property
+    def app(self) -> procrastinate.App:
+        """The procrastinate App, built on first use: commands that never queue (migrations, the
+        CLI's tenant admin) do not pay for importing procrastinate and psycopg at start-up."""
+        import procrastinate  # noqa: PLC0415 - see the docstring
+
+        from billplane.sync.jobs import register_tasks  # noqa: PLC0415 - the tasks import this module
+
+        connector = procrastinate.PsycopgConnector(
+            conninfo=procrastinate_conninfo(self._database_url),
+            # The queue's objects live in their own schema; this search_path is session-wide on
+            # the queue's own connections, which never touch tenant data.
+            kwargs={"options": f"-c search_path={JOBS_SCHEMA}", "application_name": "billplane-jobs"},
+            min_size=1,
+            max_size=self._max_connections,
+        )
+        app = procrastinate.App(connector=connector)
+        register_tasks(app)
+        return app
 
     @property
     def opened(self) -> bool:
@@ -118,12 +130,14 @@ class JobQueue:
         Scheduled retries go without the lock: a job waiting for a later time must not stop the
         sweep from queueing the row once something (a manual sync) made it due sooner.
         """
+        from procrastinate.exceptions import AlreadyEnqueued  # noqa: PLC0415 - procrastinate loads lazily
+
         await self.open()
         lock_name = ref.queueing_lock if lock else None
         deferrer = self.app.tasks[_task_name(ref)].configure(queueing_lock=lock_name, schedule_at=at)
         try:
             await deferrer.defer_async(**ref.job_args())
-        except procrastinate_errors.AlreadyEnqueued:
+        except AlreadyEnqueued:
             return False
         return True
 
