@@ -110,7 +110,13 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplayError: replay_handler},
         response_class=CapturingResponse,
         openapi_config=openapi_config(),
-        state=State({"runtime": runtime, "key_cache": key_cache}),
+        state=State(
+            {
+                "runtime": runtime,
+                "key_cache": key_cache,
+                "connection_gate": asyncio.Semaphore(settings.database.pool_size + settings.database.max_overflow),
+            }
+        ),
         on_startup=[changes.start, *([in_process.start] if in_process else [])],
         on_shutdown=[changes.stop, *([in_process.stop] if in_process else []), runtime.close],
         request_max_body_size=MAX_BODY_BYTES,
