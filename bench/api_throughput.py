@@ -46,12 +46,10 @@ import json
 import os
 import platform
 import random
-import resource
 import secrets
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,8 +58,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -78,14 +76,20 @@ from sqlalchemy.engine import URL, make_url
 
 from billplane.api.auth import LISTENING_TTL_SECONDS
 from billplane.app import create_app
-from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
-from billplane_tenants import Database
-from billplane_tenants.migrations import upgrade_control
+from support import (
+    asyncpg_dsn,
+    children_cpu,
+    free_port,
+    group_pids,
+    log,
+    process_cpu,
+    throwaway_database,
+    url_text,
+)
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 WRK_SCRIPT = BENCH_DIR / "wrk" / "requests.lua"
@@ -100,10 +104,6 @@ GET_TARGET = 1.0  # billplane GET, 1 tenant, at least the plain-SQLAlchemy ceili
 SPREAD_TARGET = 0.8  # billplane GET over all tenants, at least 80 % of 1 tenant
 STATS_SETTLE_SECONDS = 1.3  # PostgreSQL 15 backends flush their statistics at most once a second
 POST_BODY = {"name": "Bench Customer", "email": "bench@example.com", "metadata": {"source": "wrk"}}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- scenarios -----------------------------------------------------------------------------------
@@ -190,44 +190,6 @@ class Fixture:
 
 
 # -- throwaway database --------------------------------------------------------------------------
-
-
-def asyncpg_dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def url_text(url: URL) -> str:
-    return url.render_as_string(hide_password=False)
-
-
-async def admin_execute(admin_url: URL, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def throwaway_database(admin_url: URL) -> AsyncIterator[URL]:
-    """A new database with the control schema at head, dropped on the way out whatever happens."""
-    if admin_url.host not in LOOPBACK_HOSTS:
-        raise SystemExit(f"refusing a non-loopback host: {admin_url.host!r}")
-    name = f"bench_api_{secrets.token_hex(4)}"
-    url = admin_url.set(drivername="postgresql+asyncpg", database=name)
-    log(f"creating database {name}")
-    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        database = Database(url_text(url), pool_size=1, max_overflow=0)
-        try:
-            await upgrade_control(database, str(control_scripts()))
-        finally:
-            await database.dispose()
-        yield url
-    finally:
-        log(f"dropping {name}")
-        # FORCE: a server that did not stop in time may still hold connections to it.
-        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def bench_settings(url: URL, *, pool_size: int = 5, max_overflow: int = 5) -> Settings:
@@ -538,13 +500,6 @@ async def _count_round_trips(proxy: CountingProxy, url: URL, fixture: Fixture) -
 # -- servers ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
     name: str
@@ -657,33 +612,6 @@ async def check_scenario(server: Server, scenario: Scenario, fixture: Fixture) -
 
 
 # -- CPU and PostgreSQL accounting -----------------------------------------------------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on (the name may hold spaces)
-
-
-def process_cpu(pid: int) -> float:
-    fields = _stat_fields(pid)
-    if fields is None:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-
-def group_pids(group: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[2]) == group:  # pgrp
-                pids.append(int(entry.name))
-    return pids
 
 
 @dataclass(frozen=True)
@@ -808,11 +736,6 @@ def machine_ticks() -> tuple[int, int]:
 
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / max(after[1] - before[1], 1)
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def measure(
@@ -1201,7 +1124,7 @@ async def main(args: argparse.Namespace) -> None:
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with throwaway_database(make_url(args.database_url)) as url:
+    async with throwaway_database(make_url(args.database_url), "bench_api") as url:
         with tempfile.TemporaryDirectory(prefix="bench_api_") as scratch:
             async with asyncio.timeout(args.time_limit):
                 await benchmark(args, url, Path(scratch))

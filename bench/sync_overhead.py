@@ -35,12 +35,9 @@ import asyncio
 import json
 import os
 import platform
-import resource
-import secrets
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,8 +45,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,14 +55,20 @@ import httpx
 from sqlalchemy.engine import URL, make_url
 
 from billplane.app import create_app
-from billplane.db.paths import control_scripts
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
-from billplane_tenants import Database
-from billplane_tenants.migrations import upgrade_control
 from billplane_tenants.naming import quoted_schema, schema_for_slug
+from support import (
+    asyncpg_dsn,
+    children_cpu,
+    free_port,
+    group_pids,
+    log,
+    process_cpu,
+    throwaway_database,
+    url_text,
+)
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 WRK_SCRIPT = BENCH_DIR / "wrk" / "requests.lua"
@@ -74,52 +77,9 @@ BENCH_ADMIN = "bench-admin-key-" + "a" * 32
 TARGET = 0.95  # with an account, at least 95 % of the throughput without
 CASES = ("plain", "synced")
 LABELS = {"plain": "no provider account", "synced": "one default provider account (sandbox)"}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def asyncpg_dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def url_text(url: URL) -> str:
-    return url.render_as_string(hide_password=False)
 
 
 # -- throwaway database and tenants ---------------------------------------------------------------
-
-
-async def admin_execute(admin_url: URL, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@asynccontextmanager
-async def throwaway_database(admin_url: URL) -> AsyncIterator[URL]:
-    """A new database with the control schema at head, dropped on the way out whatever happens."""
-    if admin_url.host not in LOOPBACK_HOSTS:
-        raise SystemExit(f"refusing a non-loopback host: {admin_url.host!r}")
-    name = f"bench_sync_{secrets.token_hex(4)}"
-    url = admin_url.set(drivername="postgresql+asyncpg", database=name)
-    log(f"creating database {name}")
-    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
-    try:
-        database = Database(url_text(url), pool_size=1, max_overflow=0)
-        try:
-            await upgrade_control(database, str(control_scripts()))
-        finally:
-            await database.dispose()
-        yield url
-    finally:
-        log(f"dropping {name}")
-        # FORCE: a server that did not stop in time may still hold connections to it.
-        await admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)
@@ -158,13 +118,6 @@ async def create_tenants(url: URL) -> dict[str, Tenant]:
 
 
 # -- processes --------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_environment(url: URL) -> dict[str, str]:
@@ -263,29 +216,6 @@ async def check_create(port: int, tenant: Tenant, expected_status: str) -> None:
 # -- CPU accounting -------------------------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on (the name may hold spaces)
-
-
-def process_cpu(pid: int) -> float:
-    fields = _stat_fields(pid)
-    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def group_pids(group: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[2]) == group:  # pgrp
-                pids.append(int(entry.name))
-    return pids
-
-
 async def cpu_snapshot(monitor: asyncpg.Connection, group: int) -> tuple[float, dict[int, float]]:
     """CPU seconds of the server's processes, and of each of its PostgreSQL backends."""
     backends = await monitor.fetch(
@@ -347,11 +277,6 @@ async def run_wrk(args: argparse.Namespace, port: int, pairs: Path, seconds: flo
             result: dict[str, float] = json.loads(line.removeprefix("BENCH_RESULT "))
             return result
     raise RuntimeError(f"no BENCH_RESULT line in wrk output:\n{text}")
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -563,7 +488,7 @@ async def main(args: argparse.Namespace) -> None:
     task = asyncio.current_task()
     if task is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    async with throwaway_database(make_url(args.database_url)) as url:
+    async with throwaway_database(make_url(args.database_url), "bench_sync") as url:
         with tempfile.TemporaryDirectory(prefix="bench_sync_") as scratch:
             async with asyncio.timeout(args.time_limit):
                 await benchmark(args, url, Path(scratch))
