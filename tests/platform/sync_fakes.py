@@ -45,10 +45,15 @@ from billplane.plugins import (
 )
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import ResolvedAccount
+from billplane.sync.options import SyncOptions
 
 PROVIDER = "fake"
 SIGNATURE_HEADER = "x-fake-signature"
 _PREFIXES = {"ensure_customer": "cus", "ensure_product": "prod", "ensure_price": "price", "create_subscription": "sub"}
+
+
+# Retries in tens of milliseconds, and few of them: what the sync tests wait for.
+FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
 
 
 class FakeCredentials(msgspec.Struct, forbid_unknown_fields=True):

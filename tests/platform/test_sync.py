@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
-from billplane.sync.options import SyncOptions
 from billplane.sync.sweep import Sweeper
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.sync_fakes import (
+    FAST,
     AccountRow,
     FakeState,
     StaticAccounts,
-    clear_jobs,
     drain,
-    register_fakes,
     wait_for_jobs,
 )
 
 Client = AsyncTestClient[Litestar]
-FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
-
-
-@pytest.fixture
-def fake() -> FakeState:
-    return FakeState()
-
-
-@pytest.fixture
-def accounts(app: Litestar, fake: FakeState) -> StaticAccounts:
-    """The fake provider and an AccountSource, shared by the app and the test's worker runtime."""
-    app_runtime: Runtime = app.state.runtime
-    register_fakes(app_runtime.plugins, fake)
-    accounts = StaticAccounts(app_runtime.plugins)
-    app_runtime.accounts = accounts
-    return accounts
-
-
-@pytest.fixture
-async def worker(runtime: Runtime, accounts: StaticAccounts) -> Runtime:
-    """A second runtime on the test's loop that runs the worker (the app's lives in the client's thread)."""
-    runtime.accounts = accounts
-    runtime.sync_options = FAST
-    await clear_jobs(runtime)
-    return runtime
 
 
 async def work(runtime: Runtime, *, sweep: bool = True) -> None:

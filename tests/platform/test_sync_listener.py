@@ -16,36 +16,12 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from billplane.sync.channel import OUTBOX_CHANNEL
 from billplane.sync.listener import APPLICATION_NAME, ListenerOptions, OutboxListener, asyncpg_dsn
-from billplane.sync.options import SyncOptions
 from billplane.sync.sweep import Sweeper
 from billplane.sync.worker import run_worker
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, clear_jobs, register_fakes
+from tests.platform.sync_fakes import FAST, AccountRow, FakeState, StaticAccounts
 
 Client = AsyncTestClient[Litestar]
-FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
-
-
-@pytest.fixture
-def fake() -> FakeState:
-    return FakeState()
-
-
-@pytest.fixture
-def accounts(app: Litestar, fake: FakeState) -> StaticAccounts:
-    app_runtime: Runtime = app.state.runtime
-    register_fakes(app_runtime.plugins, fake)
-    accounts = StaticAccounts(app_runtime.plugins)
-    app_runtime.accounts = accounts
-    return accounts
-
-
-@pytest.fixture
-async def worker(runtime: Runtime, accounts: StaticAccounts) -> Runtime:
-    runtime.accounts = accounts
-    runtime.sync_options = FAST
-    await clear_jobs(runtime)
-    return runtime
 
 
 @pytest.fixture
