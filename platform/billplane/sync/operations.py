@@ -162,8 +162,12 @@ async def create_subscription(attempt: Attempt) -> None:
             customer_id = None
         else:
             customer_id = subscription.customer_id
+            # Waiting first, the mapping second: the customer's row is marked done in the same
+            # commit that records its provider id, so a row seen not waiting any more has its id
+            # visible to the next statement (read committed). The other order could see neither,
+            # if that commit landed in between, and fail a subscription that only had to wait.
+            waiting = await _customer_waiting(session, customer_id, attempt.account.id)
             customer = await provider_customer_id(session, customer_id, attempt.account.id)
-            waiting = customer is None and await _customer_waiting(session, customer_id, attempt.account.id)
     if subscription is None or customer_id is None:
         async with attempt.finish(called=False):
             return
