@@ -23,7 +23,7 @@ lint: sync
 # The example plugin in docs/examples is a project of its own (with its own tests package), so it
 # is type-checked in a second run.
 typecheck: sync
-	MYPYPATH=providers/sandbox $(UV) run mypy platform/billplane tenants/billplane_tenants providers/sandbox/billplane_sandbox tests bench
+	MYPYPATH=providers/sandbox:providers/stripe:providers/paypal $(UV) run mypy platform/billplane tenants/billplane_tenants providers/sandbox/billplane_sandbox providers/stripe/billplane_stripe providers/paypal/billplane_paypal tests bench
 	MYPYPATH=$(EXAMPLE) $(UV) run mypy --cache-dir .mypy_cache/example $(EXAMPLE)/billplane_example $(EXAMPLE)/tests
 
 pytest: sync

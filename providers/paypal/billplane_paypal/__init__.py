@@ -1,0 +1,1 @@
+"""billplane's Paypal provider plugin (distribution `billplane-paypal`)."""

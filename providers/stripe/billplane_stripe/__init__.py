@@ -1,0 +1,1 @@
+"""billplane's Stripe provider plugin (distribution `billplane-stripe`)."""
