@@ -37,6 +37,7 @@ from billplane.plugins import (
     SubscriptionChange,
     SubscriptionData,
     UnsupportedOperationError,
+    UsageReport,
 )
 from billplane.plugins.host import PluginHost
 
@@ -106,7 +107,10 @@ class FakeAdapter:
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         raise self._unsupported("refund")
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
+        raise self._unsupported("report_usage")
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         raise self._unsupported("parse_webhook")
 
 

@@ -40,6 +40,7 @@ from billplane.plugins import (
     RetryableProviderError,
     SubscriptionChange,
     SubscriptionData,
+    UsageReport,
     WebhookVerificationError,
     hookimpl,
 )
@@ -210,7 +211,10 @@ class FakeAdapter:
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         raise NotImplementedError
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
+        raise NotImplementedError
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         secret = self.context.webhook_secret
         if secret is None or not hmac.compare_digest(headers.get(SIGNATURE_HEADER, ""), sign(secret, body)):
             raise WebhookVerificationError("bad signature")

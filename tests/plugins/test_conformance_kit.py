@@ -71,7 +71,10 @@ class BrokenAdapter:
     def refund(self, request, *, idempotency_key):  # not a coroutine
         return RefundResult(provider_refund_id="re_" + idempotency_key, status="succeeded")
 
-    def parse_webhook(self, headers, body):
+    async def report_usage(self, usage, *, idempotency_key):
+        raise UnsupportedOperationError("report_usage", "no usage")
+
+    async def parse_webhook(self, headers, body):
         return []  # verifies nothing, finds nothing
 
 
@@ -151,7 +154,7 @@ def test_the_kit_reports_every_broken_rule(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == len(EXPECTED_FAILURES)
     assert outcomes["passed"] > 0  # the rules the broken provider keeps still pass
-    assert outcomes["skipped"] == 3  # subscriptions and pause are not declared
+    assert outcomes["skipped"] == 4  # subscriptions, pause and usage are not declared
     output = result.stdout.str()
     for reason in (
         "pause_subscription returned instead of raising",

@@ -44,7 +44,7 @@ def adapter_methods() -> list[str]:
 def test_the_lists_are_not_empty() -> None:
     assert hook_names() == ["billplane_register_providers"]
     assert "parse_webhook" in adapter_methods()
-    assert len(adapter_methods()) == 14
+    assert len(adapter_methods()) == 15
 
 
 @pytest.mark.parametrize("name", hook_names())

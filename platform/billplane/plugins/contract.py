@@ -26,6 +26,7 @@ SubscriptionStatus = Literal["trialing", "active", "past_due", "paused", "cancel
 ProrationPolicy = Literal["immediate", "period_end", "none"]
 ChargeStatus = Literal["succeeded", "pending", "failed"]
 RefundStatus = Literal["succeeded", "pending", "failed"]
+InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 
 
 class Capability(StrEnum):
@@ -38,6 +39,7 @@ class Capability(StrEnum):
     CHARGES = "charges"
     REFUNDS = "refunds"
     WEBHOOKS = "webhooks"
+    USAGE = "usage"  # metered usage is reported to the provider, which bills it (``report_usage``)
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,12 +104,17 @@ class PriceData(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SubscriptionData(msgspec.Struct, frozen=True, kw_only=True):
+    """A subscription to start. ``return_url``/``cancel_url``: where a provider that needs the
+    customer's approval (PayPal) sends the customer back afterwards; ``None`` uses the adapter's default."""
+
     subscription_id: int
     provider_customer_id: str
     provider_price_id: str
     quantity: int = 1
     trial_end: datetime | None = None
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    return_url: str | None = None
+    cancel_url: str | None = None
 
 
 class SubscriptionChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,29 +125,66 @@ class SubscriptionChange(msgspec.Struct, frozen=True, kw_only=True):
     proration: ProrationPolicy = "immediate"
 
 
+class NextAction(msgspec.Struct, frozen=True, kw_only=True):
+    """What the customer must do before the subscription starts, such as approving it at PayPal.
+
+    billplane shows it on the subscription (``next_action``) for the tenant to forward.
+    """
+
+    type: Literal["redirect"]
+    url: str
+
+
 class ProviderSubscription(msgspec.Struct, frozen=True, kw_only=True):
+    """A subscription as the provider sees it. ``incomplete`` with a ``next_action``: waiting for
+    the customer (billplane expires it after a while, see docs/concepts/sync.md)."""
+
     provider_id: str
     status: SubscriptionStatus
     current_period_start: datetime | None = None
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
     canceled_at: datetime | None = None
+    trial_end: datetime | None = None
+    quantity: int | None = None
+    next_action: NextAction | None = None
 
 
 class ChargeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Charge ``amount`` off-session.
+
+    ``payment_method``: the provider's token; ``None`` charges the customer's default payment
+    method at the provider. ``provider_invoice_id``: pay this open invoice at the provider instead
+    of a one-off amount (``amount`` is then what billplane expects it to be). ``provider_subscription_id``:
+    collect the subscription's outstanding balance (providers without invoices, such as PayPal).
+    """
+
     payment_id: int
     amount: int
     currency: str
-    payment_method: str
+    payment_method: str | None = None
     provider_customer_id: str | None = None
     description: str | None = None
+    provider_invoice_id: str | None = None
+    provider_subscription_id: str | None = None
 
 
 class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A charge's outcome. ``failure_code``: the provider's decline code when it gave one.
+
+    In webhook events of payments billplane did not start (a provider-billed subscription's
+    renewal), ``amount``, ``currency`` and the provider ids let billplane record the payment.
+    """
+
     provider_payment_id: str
     status: ChargeStatus
     failure_code: str | None = None
     failure_message: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    provider_customer_id: str | None = None
+    provider_invoice_id: str | None = None
+    provider_subscription_id: str | None = None
 
 
 class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,16 +196,60 @@ class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A refund's outcome; in webhook events also the refunded payment, amount and currency."""
+
     provider_refund_id: str
     status: RefundStatus
+    failure_message: str | None = None
+    provider_payment_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+
+
+class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One usage record of a metered subscription, for a provider that bills usage itself.
+
+    ``usage_record_id`` is unique per tenant and never reused: the provider must count a report
+    with the same id once (Stripe: the meter event ``identifier``), whatever the idempotency key.
+    """
+
+    usage_record_id: int
+    plan_id: int
+    provider_subscription_id: str
+    provider_customer_id: str
+    provider_price_id: str
+    quantity: int
+    timestamp: datetime
+
+
+class ProviderInvoice(msgspec.Struct, frozen=True, kw_only=True):
+    """An invoice the provider issued for a subscription it bills (amounts in minor units)."""
+
+    provider_id: str
+    status: InvoiceStatus
+    currency: str
+    total: int
+    amount_paid: int = 0
+    amount_due: int = 0
+    provider_customer_id: str | None = None
+    provider_subscription_id: str | None = None
+    provider_payment_id: str | None = None
+    number: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    failure_code: str | None = None
     failure_message: str | None = None
 
 
 EventType = Literal[
+    "customer.created",
     "customer.updated",
     "customer.deleted",
     "subscription.updated",
     "subscription.canceled",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
     "payment.succeeded",
     "payment.failed",
     "refund.updated",
@@ -174,14 +262,17 @@ class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``event_id`` is the provider's own id (billplane stores each once per account).
     ``occurred_at`` orders events per object: one older than what was already applied to that
     object is ignored. The payload matching the type is set: ``subscription`` for
-    ``subscription.*``, ``payment`` for ``payment.*``, ``refund`` for ``refund.*``.
+    ``subscription.*``, ``invoice`` for ``invoice.*``, ``payment`` for ``payment.*``, ``refund``
+    for ``refund.*``. ``provider_type`` is the provider's own name for the event, kept for people.
     """
 
     event_id: str
     type: EventType
     occurred_at: datetime
     provider_object_id: str
+    provider_type: str | None = None
     subscription: ProviderSubscription | None = None
+    invoice: ProviderInvoice | None = None
     payment: ChargeResult | None = None
     refund: RefundResult | None = None
 
@@ -235,11 +326,18 @@ class ProviderAdapter(Protocol):
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         """Refund all or part of a payment."""
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
-        """Verify the signature with the account's webhook secret and normalize the events.
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
+        """Report metered usage; ``UnsupportedOperationError`` without the ``usage`` capability."""
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        """Verify the webhook with the account's webhook secret and normalize the events.
 
         Raise ``WebhookVerificationError`` for a bad signature, an old timestamp or a malformed
-        body. Header names are lower-case. Must not call the network.
+        body (billplane answers 400 and stores nothing). Header names are lower-case. Verify
+        locally when the provider's scheme allows it; a provider that verifies by asking its own
+        API (PayPal's ``verify-webhook-signature``) may call it, with a short timeout, and raise
+        ``RetryableProviderError`` when it cannot be reached (billplane answers 503 so that the
+        provider delivers again). Event types the adapter does not map are left out of the list.
         """
 
 

@@ -43,6 +43,10 @@ OPERATIONS: dict[str, tuple[Capability, Call]] = {
     "resume_subscription": (Capability.PAUSE, lambda a, key: a.resume_subscription(_ID, idempotency_key=key)),
     "charge": (Capability.CHARGES, lambda a, key: a.charge(samples.charge("pm_unknown", "USD"), idempotency_key=key)),
     "refund": (Capability.REFUNDS, lambda a, key: a.refund(samples.refund(_ID, "USD"), idempotency_key=key)),
+    "report_usage": (
+        Capability.USAGE,
+        lambda a, key: a.report_usage(samples.usage(_ID, _ID, _ID), idempotency_key=key),
+    ),
 }
 
 # Capabilities that cannot be exercised (or make no sense) without another one.
@@ -50,6 +54,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.SUBSCRIPTIONS: frozenset({Capability.CUSTOMERS, Capability.CATALOG}),
     Capability.PAUSE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.REFUNDS: frozenset({Capability.CHARGES}),
+    Capability.USAGE: frozenset({Capability.SUBSCRIPTIONS}),
 }
 
 

@@ -131,9 +131,7 @@ class AdapterShapeChecks:
                 problems.append(f"{name} is missing")
                 continue
             is_coroutine = inspect.iscoroutinefunction(method)
-            if name == "parse_webhook" and is_coroutine:
-                problems.append("parse_webhook must be a plain method (it runs while the webhook request waits)")
-            elif name != "parse_webhook" and not is_coroutine:
+            if not is_coroutine:
                 problems.append(f"{name} must be a coroutine function (async def)")
             problems += _signature_problems(name, expected, inspect.signature(method))
         assert not problems, "the adapter does not honour ProviderAdapter:\n  " + "\n  ".join(problems)
@@ -174,7 +172,7 @@ class AdapterShapeChecks:
                 problems.append(f"{name} returned instead of raising")
         if Capability.WEBHOOKS not in provider_plugin.capabilities:
             try:
-                adapter.parse_webhook({}, b"{}")
+                await adapter.parse_webhook({}, b"{}")
             except UnsupportedOperationError:
                 pass
             except Exception as exc:

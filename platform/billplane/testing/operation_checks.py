@@ -187,6 +187,28 @@ class SubscriptionChecks:
         assert resumed.status not in {"paused", "canceled"}, f"a resumed subscription is not {resumed.status!r}"
 
 
+class UsageChecks:
+    @pytest.mark.anyio
+    async def test_usage_report_is_counted_once(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.USAGE)
+        customer = await _customer(adapter, new_key)
+        product = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+        price = _ref(
+            await adapter.ensure_price(samples.price("metered", product, currency), idempotency_key=new_key()),
+            "ensure_price",
+        )
+        created = _subscription(
+            await adapter.create_subscription(samples.subscription(customer, price), idempotency_key=new_key()),
+            "create_subscription",
+        )
+        usage = samples.usage(created.provider_id, customer, price)
+        # A retry after a crash comes with a new key: the usage record id alone must dedupe it.
+        assert await adapter.report_usage(usage, idempotency_key=new_key()) is None
+        assert await adapter.report_usage(usage, idempotency_key=new_key()) is None
+
+
 class PaymentChecks:
     async def _charge(
         self, plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, method: str, currency: str

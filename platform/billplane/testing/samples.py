@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import get_args
 
@@ -13,6 +14,7 @@ from billplane.plugins import (
     RefundRequest,
     SubscriptionData,
     TierData,
+    UsageReport,
 )
 from billplane.plugins.contract import PricingModel
 
@@ -64,6 +66,18 @@ def charge(payment_method: str, currency: str, provider_customer_id: str | None 
         payment_method=payment_method,
         provider_customer_id=provider_customer_id,
         description="billplane conformance charge",
+    )
+
+
+def usage(provider_subscription_id: str, provider_customer_id: str, provider_price_id: str) -> UsageReport:
+    return UsageReport(
+        usage_record_id=1,
+        plan_id=1,
+        provider_subscription_id=provider_subscription_id,
+        provider_customer_id=provider_customer_id,
+        provider_price_id=provider_price_id,
+        quantity=7,
+        timestamp=datetime.now(UTC).replace(microsecond=0),
     )
 
 

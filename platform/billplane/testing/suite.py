@@ -5,12 +5,25 @@ from __future__ import annotations
 import pytest
 
 from billplane.testing.metadata_checks import AdapterShapeChecks, MetadataChecks
-from billplane.testing.operation_checks import CatalogChecks, CustomerChecks, PaymentChecks, SubscriptionChecks
+from billplane.testing.operation_checks import (
+    CatalogChecks,
+    CustomerChecks,
+    PaymentChecks,
+    SubscriptionChecks,
+    UsageChecks,
+)
 from billplane.testing.webhook_checks import WebhookChecks
 
 
 class ConformanceSuite(
-    MetadataChecks, AdapterShapeChecks, CustomerChecks, CatalogChecks, SubscriptionChecks, PaymentChecks, WebhookChecks
+    MetadataChecks,
+    AdapterShapeChecks,
+    CustomerChecks,
+    CatalogChecks,
+    SubscriptionChecks,
+    UsageChecks,
+    PaymentChecks,
+    WebhookChecks,
 ):
     """Every contract check of the kit. Checks of a capability the plugin does not declare are skipped
     (and ``test_undeclared_operations_are_unsupported`` checks that those operations refuse)."""

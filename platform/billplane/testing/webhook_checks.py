@@ -41,7 +41,7 @@ class WebhookChecks:
         build_webhook: WebhookBuilder,
     ) -> None:
         headers, body = build_webhook(_secret(provider_plugin, adapter_context), datetime.now(UTC))
-        events = adapter.parse_webhook(_lower(headers), body)
+        events = await adapter.parse_webhook(_lower(headers), body)
         assert isinstance(events, list), "parse_webhook must return a list"
         assert events, "a valid webhook from build_webhook must yield at least one event"
         assert all(isinstance(event, ProviderEvent) for event in events), "parse_webhook returns ProviderEvents"
@@ -57,7 +57,7 @@ class WebhookChecks:
     ) -> None:
         headers, body = build_webhook(_secret(provider_plugin, adapter_context), datetime.now(UTC))
         with pytest.raises(WebhookVerificationError):
-            adapter.parse_webhook(_lower(headers), body + b" ")  # still valid JSON: only the signature can tell
+            await adapter.parse_webhook(_lower(headers), body + b" ")  # still valid JSON: only the signature can tell
 
     @pytest.mark.anyio
     async def test_wrong_secret_is_rejected(
@@ -69,7 +69,7 @@ class WebhookChecks:
     ) -> None:
         headers, body = build_webhook(_secret(provider_plugin, adapter_context) + "-not-this-one", datetime.now(UTC))
         with pytest.raises(WebhookVerificationError):
-            adapter.parse_webhook(_lower(headers), body)
+            await adapter.parse_webhook(_lower(headers), body)
 
     @pytest.mark.anyio
     async def test_old_webhook_is_rejected(
@@ -85,7 +85,7 @@ class WebhookChecks:
             pytest.skip("webhook_tolerance is None: the provider's webhooks carry no timestamp")
         headers, body = build_webhook(secret, datetime.now(UTC) - webhook_tolerance - timedelta(minutes=1))
         with pytest.raises(WebhookVerificationError):
-            adapter.parse_webhook(_lower(headers), body)
+            await adapter.parse_webhook(_lower(headers), body)
 
     @pytest.mark.anyio
     async def test_unsigned_webhook_is_rejected(
@@ -97,4 +97,4 @@ class WebhookChecks:
     ) -> None:
         _, body = build_webhook(_secret(provider_plugin, adapter_context), datetime.now(UTC))
         with pytest.raises(WebhookVerificationError):
-            adapter.parse_webhook({}, body)
+            await adapter.parse_webhook({}, body)

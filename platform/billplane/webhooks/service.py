@@ -11,10 +11,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
 
 from billplane.db.mixins import MAX_ID
-from billplane.plugins.errors import WebhookVerificationError
+from billplane.plugins.errors import RetryableProviderError, WebhookVerificationError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 from billplane.sync.doorbell import ring_after_commit
 from billplane.sync.queue import JobQueue
@@ -47,10 +47,15 @@ class WebhookReceiver:
 
     async def receive(self, account: ResolvedAccount, headers: Mapping[str, str], body: bytes) -> WebhookReceipt:
         try:
-            events = account.adapter.parse_webhook(headers, body)
+            events = await account.adapter.parse_webhook(headers, body)
         except WebhookVerificationError as exc:
             logger.warning("webhook for %s account %s did not verify: %s", account.provider, account.id, exc.message)
             raise WebhookRejectedError(f"the webhook did not verify: {exc.message}") from exc
+        except RetryableProviderError as exc:
+            # The provider's verification service is unreachable: a 5xx makes the provider deliver
+            # the event again later, which a 400 would not.
+            logger.warning("webhook for %s account %s not verified yet: %s", account.provider, account.id, exc.message)
+            raise ServiceUnavailableException(f"the webhook could not be verified now: {exc.message}") from exc
         async with self.database.tenant_session(account.tenant_schema) as session:
             new, duplicates = await EventRepository(session).store(account.provider, account.id, events, body)
             refs = [EventRef(account.tenant_id, account.tenant_schema, event_id) for event_id in new]

@@ -27,6 +27,8 @@ from billplane.plugins import (
     RefundResult,
     SubscriptionChange,
     SubscriptionData,
+    UnsupportedOperationError,
+    UsageReport,
 )
 from billplane_sandbox import delivery, events
 from billplane_sandbox.catalog import check_currency, check_metadata, check_price
@@ -142,6 +144,11 @@ class SandboxAdapter:
 
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         self._authorize(idempotency_key)
+        if request.payment_method is None:
+            raise ProviderError(
+                "the sandbox keeps no default payment methods: name one of its test payment methods",
+                code="payment_method_required",
+            )
         method = PAYMENT_METHODS.get(request.payment_method)
         if method is None:
             known = ", ".join(sorted(PAYMENT_METHODS))
@@ -203,7 +210,10 @@ class SandboxAdapter:
             )
         return RefundResult(provider_refund_id=make_id(self._account, "re", idempotency_key), status="succeeded")
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:  # noqa: ARG002 - refused
+        raise UnsupportedOperationError("usage reporting", "billplane bills sandbox accounts' usage itself")
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         verify(self._webhook_secret, headers, body)
         return [normalize(decode(body))]
 

@@ -20,7 +20,8 @@ PLUGIN = ProviderPlugin(
     name="sandbox",
     version=version("billplane-sandbox"),
     description="A payment processor simulated locally: test payment methods, signed webhooks, no network.",
-    capabilities=frozenset(Capability),
+    # Usage is billed by billplane itself for sandbox accounts: nothing to report to a processor.
+    capabilities=frozenset(Capability) - {Capability.USAGE},
     pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),
     credentials_type=SandboxCredentials,
     create_adapter=create_adapter,

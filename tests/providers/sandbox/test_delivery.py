@@ -68,7 +68,7 @@ async def test_a_pending_payment_settles_by_a_signed_webhook(
     [(path, headers, body, _)] = receiver.requests
     assert path == "/v1/webhooks/sandbox/12"
     assert headers["content-type"] == "application/json"
-    [event] = adapter.parse_webhook(headers, body)  # signed with the account's webhook secret
+    [event] = await adapter.parse_webhook(headers, body)  # signed with the account's webhook secret
     assert event.type == f"payment.{status}"
     assert event.provider_object_id == pending.provider_payment_id
     assert event.payment is not None

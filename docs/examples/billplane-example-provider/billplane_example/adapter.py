@@ -32,6 +32,7 @@ from billplane.plugins import (
     SubscriptionChange,
     SubscriptionData,
     UnsupportedOperationError,
+    UsageReport,
     WebhookVerificationError,
 )
 
@@ -146,6 +147,9 @@ class ExamplePayAdapter:
     async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         raise UnsupportedOperationError("subscriptions", "Example Pay has none")
 
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
+        raise UnsupportedOperationError("usage reporting", "Example Pay has no subscriptions to meter")
+
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         body = {
             "amount": request.amount,
@@ -167,7 +171,7 @@ class ExamplePayAdapter:
         refund = await self._call("POST", "/v1/refunds", key=idempotency_key, body=body)
         return RefundResult(provider_refund_id=refund["id"], status=refund["status"])
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         webhooks.verify(self._webhook_secret, headers, body)  # before anything in the body is trusted
         try:
             event = msgspec.json.decode(body, type=_Event)
