@@ -56,6 +56,9 @@ class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
     credentials: msgspec.Struct
     webhook_secret: str | None = None
     options: Mapping[str, str] = msgspec.field(default_factory=dict)
+    # The secret replaced by the last change of webhook_secret, for a day: webhooks signed with
+    # either verify while the provider's side of a rotation catches up.
+    previous_webhook_secret: str | None = None
 
     def __repr__(self) -> str:  # never print credentials or the secret, even in a traceback
         return f"AdapterContext(tenant_id={self.tenant_id}, account_id={self.account_id}, mode={self.mode!r}, ...)"
