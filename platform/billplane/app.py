@@ -32,6 +32,7 @@ from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
 from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
 from billplane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
+from billplane.webhooks.routes import TENANT_ROUTES as PROVIDER_EVENT_ROUTES
 from billplane_tenants import derive_pepper
 from billplane_tenants.announcements import ChangeListener
 
@@ -48,6 +49,7 @@ def tenant_routes() -> list[ControllerRouterHandler]:
         *INVOICE_ROUTES,
         *PAYMENT_ROUTES,
         *PROVIDER_ACCOUNT_ROUTES,
+        *PROVIDER_EVENT_ROUTES,
     ]
 
 

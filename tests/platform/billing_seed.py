@@ -181,3 +181,22 @@ async def their_payment(client: Client, theirs: CreatedTenant) -> str:
             session, "refunds", payment_id=paid, amount=50, currency="USD", status="succeeded", reason=theirs.slug
         )
         return str(paid)
+
+
+async def their_provider_event(client: Client, theirs: CreatedTenant) -> str:
+    async with _their_session(client, theirs) as session:
+        event = {"event_id": f"evt_{theirs.slug}", "type": "customer.updated", "provider_type": theirs.slug}
+        row = await session.scalar(
+            text(
+                "INSERT INTO provider_events (provider, provider_account_id, event_id, type, provider_object_id,"
+                " occurred_at, raw_body, event, status, detail) VALUES ('sandbox', 1, :event_id, 'customer.updated',"
+                " :slug, now(), :body, CAST(:event AS jsonb), 'ignored', :slug) RETURNING id"
+            ),
+            {
+                "event_id": f"evt_{theirs.slug}",
+                "slug": theirs.slug,
+                "body": theirs.slug.encode(),
+                "event": json.dumps(event),
+            },
+        )
+        return str(row)

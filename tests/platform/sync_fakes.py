@@ -49,6 +49,8 @@ from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.sync.options import SyncOptions
 
 PROVIDER = "fake"
+UNREACHABLE_HEADER = "x-fake-verifier-down"
+UNREACHABLE_HEADER = "x-fake-verifier-down"
 SIGNATURE_HEADER = "x-fake-signature"
 _PREFIXES = {"ensure_customer": "cus", "ensure_product": "prod", "ensure_price": "price", "create_subscription": "sub"}
 
@@ -215,6 +217,8 @@ class FakeAdapter:
         raise NotImplementedError
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        if UNREACHABLE_HEADER in headers:  # as a provider whose verification API is down
+            raise RetryableProviderError("the verification service did not answer")
         secret = self.context.webhook_secret
         if secret is None or not hmac.compare_digest(headers.get(SIGNATURE_HEADER, ""), sign(secret, body)):
             raise WebhookVerificationError("bad signature")

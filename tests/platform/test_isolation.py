@@ -25,7 +25,7 @@ from billplane.db.tenant_models import tenant_metadata
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import their_invoice, their_payment, their_subscription
+from tests.platform.billing_seed import their_invoice, their_payment, their_provider_event, their_subscription
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 # Webhooks take no tenant key: the provider's signature for one account authenticates them (their
@@ -80,6 +80,7 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "invoice_id": their_invoice,
     "payment_id": their_payment,
     "account_id": _their_provider_account,
+    "provider_event_id": their_provider_event,
 }
 
 

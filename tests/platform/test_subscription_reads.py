@@ -30,6 +30,7 @@ async def test_get_subscription(client: Client, admin_headers: dict[str, str], r
         "provider": None,
         "provider_account_id": None,
         "provider_subscription_id": None,
+        "next_action": None,
         "sync_status": "none",
         "last_sync_error": None,
         "synced_at": None,

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Numeric, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+_ADDED_BY_0004 = 20  # appended by tenant_0004: provisioned tables keep the migrated column order
 
 
 class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
@@ -20,6 +32,8 @@ class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
         CheckConstraint(f"status IN {INVOICE_STATUSES!r}", name="status"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
         CheckConstraint("amount_paid >= 0 AND amount_paid <= total", name="amount_paid"),
+        # Invoices a provider issued (a subscription it bills) are mirrored here once each.
+        UniqueConstraint("provider_account_id", "provider_invoice_id"),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
@@ -37,6 +51,11 @@ class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    provider: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
+    provider_account_id: Mapped[int | None] = mapped_column(BigInteger, sort_order=_ADDED_BY_0004)
+    provider_invoice_id: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
+    # Watermark, as on mirrored objects: the newest provider event applied to this invoice.
+    provider_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0004)
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.id", lazy="selectin")
 

@@ -11,7 +11,19 @@ from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 from billplane.sync.columns import SyncStateMixin
 
-SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused", "canceled", "unpaid", "incomplete")
+_ADDED_BY_0004 = 20  # after tenant_0003's sync columns, as the migration appends them
+
+# incomplete_expired: left incomplete (an approval that never came) past the expiry window.
+SUBSCRIPTION_STATUSES = (
+    "trialing",
+    "active",
+    "past_due",
+    "paused",
+    "canceled",
+    "unpaid",
+    "incomplete",
+    "incomplete_expired",
+)
 # A customer with a subscription in one of these states cannot be deleted.
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused", "unpaid", "incomplete")
 
@@ -38,6 +50,9 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     trial_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     trial_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the customer must do before it starts (redirect to PayPal's approval page), while incomplete.
+    next_action_type: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
+    next_action_url: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
 
 
 class UsageRecord(IdMixin, TenantBase):

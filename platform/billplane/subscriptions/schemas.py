@@ -9,11 +9,19 @@ import msgspec
 from billplane.subscriptions.models import Subscription as SubscriptionRow
 
 
+class NextAction(msgspec.Struct, kw_only=True):
+    """What the customer must do before the subscription starts: open `url` (PayPal's approval page)."""
+
+    type: str
+    url: str
+
+
 class Subscription(msgspec.Struct, kw_only=True):
     id: int
     customer_id: int
     plan_id: int
-    # One of SUBSCRIPTION_STATUSES: trialing, active, past_due, paused, canceled, unpaid, incomplete.
+    # One of SUBSCRIPTION_STATUSES: trialing, active, past_due, paused, canceled, unpaid, incomplete,
+    # incomplete_expired (left incomplete past BILLPLANE_INCOMPLETE_EXPIRY_HOURS).
     status: str
     quantity: int
     current_period_start: datetime | None
@@ -26,6 +34,8 @@ class Subscription(msgspec.Struct, kw_only=True):
     provider: str | None
     provider_account_id: int | None
     provider_subscription_id: str | None
+    # Set while incomplete when the provider needs the customer first: forward `url` to the customer.
+    next_action: NextAction | None
     # Mirroring to the provider: none, pending, synced, or failed with last_sync_error
     # (POST /v1/subscriptions/{id}/sync retries).
     sync_status: str
@@ -52,6 +62,9 @@ class Subscription(msgspec.Struct, kw_only=True):
             provider=row.provider,
             provider_account_id=row.provider_account_id,
             provider_subscription_id=row.provider_subscription_id,
+            next_action=None
+            if row.next_action_type is None or row.next_action_url is None
+            else NextAction(type=row.next_action_type, url=row.next_action_url),
             sync_status=row.sync_status,
             last_sync_error=row.last_sync_error,
             synced_at=row.synced_at,

@@ -24,6 +24,7 @@ from billplane.plugins.errors import ProviderError
 from billplane.subscriptions.models import Subscription
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.models import OutboxEntry, ProviderPlan
+from billplane.webhooks import provider_state
 
 Operation = Callable[[Attempt], Awaitable[None]]
 
@@ -191,6 +192,7 @@ async def create_subscription(attempt: Attempt) -> None:
             row.provider = attempt.account.provider
             row.provider_account_id = attempt.account.id
             row.provider_subscription_id = created.provider_id
+            provider_state.record_created(row, created)
 
 
 OPERATIONS: dict[str, Operation] = {

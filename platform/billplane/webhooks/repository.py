@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
-from billplane.payments.models import Payment
+from billplane.db.mixins import MAX_ID
+from billplane.invoices.models import Invoice
+from billplane.payments.models import Payment, Refund
 from billplane.plugins.contract import ProviderEvent
 from billplane.subscriptions.models import Subscription
 from billplane.webhooks.models import StoredEvent
@@ -46,6 +48,22 @@ class EventRepository:
         )
         new = list((await self.session.execute(statement)).scalars())
         return new, len(events) - len(new)
+
+    async def find(self, event_id: int) -> StoredEvent | None:
+        return await self.session.get(StoredEvent, event_id) if 1 <= event_id <= MAX_ID else None
+
+    async def page(
+        self, *, status: str | None, provider_account_id: int | None, after: int | None, limit: int
+    ) -> list[StoredEvent]:
+        """Up to ``limit + 1`` events in id order after ``after`` (the extra one says a next page exists)."""
+        query = select(StoredEvent).order_by(StoredEvent.id).limit(limit + 1)
+        if status is not None:
+            query = query.where(StoredEvent.status == status)
+        if provider_account_id is not None:
+            query = query.where(StoredEvent.provider_account_id == provider_account_id)
+        if after is not None:
+            query = query.where(StoredEvent.id > after)
+        return list((await self.session.execute(query)).scalars())
 
     async def lock(self, event_id: int) -> StoredEvent | None:
         """The stored event, locked: two jobs for one event apply it once."""
@@ -85,3 +103,38 @@ class EventRepository:
             .with_for_update()
         )
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def invoice(self, account_id: int, provider_invoice_id: str) -> Invoice | None:
+        query = (
+            select(Invoice)
+            .where(Invoice.provider_account_id == account_id, Invoice.provider_invoice_id == provider_invoice_id)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def refund(self, account_id: int, provider_refund_id: str) -> Refund | None:
+        query = (
+            select(Refund)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(Payment.provider_account_id == account_id, Refund.provider_refund_id == provider_refund_id)
+            .with_for_update(of=Refund)
+        )
+        return (await self.session.execute(query)).scalars().first()
+
+    async def customer_id_at(self, account_id: int, provider_customer_id: str) -> int | None:
+        query = select(ProviderCustomer.customer_id).where(
+            ProviderCustomer.provider_account_id == account_id,
+            ProviderCustomer.provider_customer_id == provider_customer_id,
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def release_refunded(self, refund: Refund) -> None:
+        payment = await self.session.get(Payment, refund.payment_id, with_for_update=True)
+        if payment is not None:
+            payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
+
+    def add(self, row: Invoice | Payment | Refund) -> None:
+        self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()

@@ -1,0 +1,60 @@
+"""/v1/provider-events: what the tenant's providers reported, and what billplane did with it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from billplane.db.mixins import MAX_ID
+from billplane.webhooks.event_schemas import ProviderEventRecord
+from billplane.webhooks.models import EVENT_STATUSES
+from billplane.webhooks.repository import EventRepository
+
+
+class ProviderEventController(Controller):
+    path = "/v1/provider-events"
+    tags = ["provider events"]
+    security = [{"apiKey": []}]
+
+    @get("/{provider_event_id:int}", operation_id="getProviderEvent")
+    async def get_provider_event(
+        self, provider_event_id: FromPath[int], tenant_session: NamedDependency[AsyncSession]
+    ) -> ProviderEventRecord:
+        """One received provider event; 404 if it does not exist or belongs to another tenant."""
+        row = await EventRepository(tenant_session).find(provider_event_id)
+        if row is None:
+            raise NotFoundException(f"no provider event {provider_event_id}")
+        return ProviderEventRecord.of(row)
+
+    @get("/", operation_id="listProviderEvents")
+    async def list_provider_events(
+        self,
+        *,
+        tenant_session: NamedDependency[AsyncSession],
+        status: Annotated[
+            str | None,
+            QueryParameter(enum=EVENT_STATUSES, description="received, applied, or ignored (with the reason)."),
+        ] = None,
+        provider_account_id: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="From this provider account only.")
+        ] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[ProviderEventRecord]:
+        """List received provider events, oldest first.
+
+        Every verified webhook event is kept. `ignored` ones changed nothing, and `detail` says
+        why: older than what was already applied, about an object billplane does not know (for
+        example a subscription created directly at the provider), or of a type billplane does not act on.
+        """
+        found = await EventRepository(tenant_session).page(
+            status=status, provider_account_id=provider_account_id, after=decode_cursor(cursor), limit=limit
+        )
+        rows, next_cursor = page_of(found, limit)
+        return Page(data=[ProviderEventRecord.of(row) for row in rows], next_cursor=next_cursor)

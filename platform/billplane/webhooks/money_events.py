@@ -1,0 +1,155 @@
+"""Appliers for events about invoices, payments and refunds a provider reports.
+
+A provider that bills a subscription itself (Stripe) issues its own invoices and collects them:
+billplane mirrors each invoice once per (account, provider invoice id) and records payments and
+refunds it did not start, when the event says whose they are. Settled money only moves forward:
+a succeeded payment or refund never goes back to failed, whatever order events arrive in.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from billplane.invoices.models import Invoice
+from billplane.payments.models import Payment, Refund
+from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
+from billplane.webhooks import provider_state
+from billplane.webhooks.models import StoredEvent
+from billplane.webhooks.object_events import Outcome, stale
+from billplane.webhooks.repository import EventRepository
+
+
+async def _owner(
+    events: EventRepository, account_id: int, subscription_id: str | None, customer_id: str | None
+) -> tuple[int, int | None] | None:
+    """(customer id, subscription id) of what the provider names, or None if billplane knows neither."""
+    if subscription_id is not None:
+        subscription = await events.subscription(account_id, subscription_id)
+        if subscription is not None:
+            return subscription.customer_id, subscription.id
+    if customer_id is not None:
+        local = await events.customer_id_at(account_id, customer_id)
+        if local is not None:
+            return local, None
+    return None
+
+
+async def invoice_changed(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
+    state = event.invoice
+    if state is None:
+        return "ignored", "the event carries no invoice"
+    account = row.provider_account_id
+    invoice = await events.invoice(account, event.provider_object_id)
+    if invoice is None:
+        owner = await _owner(events, account, state.provider_subscription_id, state.provider_customer_id)
+        if owner is None:
+            return "ignored", "the invoice's subscription and customer are unknown at this account"
+        invoice = Invoice(
+            customer_id=owner[0],
+            subscription_id=owner[1],
+            currency=state.currency,
+            status=state.status,
+            provider=row.provider,
+            provider_account_id=account,
+            provider_invoice_id=event.provider_object_id,
+        )
+        events.add(invoice)
+    elif stale(invoice, event):
+        return "ignored", "older than the last event applied to this invoice"
+    provider_state.record_invoice(invoice, state, event.occurred_at)
+    invoice.provider_event_at = event.occurred_at
+    if event.type == "invoice.payment_failed" and state.provider_payment_id is not None:
+        await events.flush()  # the invoice's id, for the payment
+        failure = ChargeResult(
+            provider_payment_id=state.provider_payment_id,
+            status="failed",
+            failure_code=state.failure_code,
+            failure_message=state.failure_message,
+            amount=state.amount_due or state.total,
+            currency=state.currency,
+        )
+        await _record_payment(events, row, failure, invoice.customer_id, invoice.id)
+    return "applied", None
+
+
+async def _record_payment(
+    events: EventRepository, row: StoredEvent, result: ChargeResult, customer_id: int, invoice_id: int | None
+) -> Outcome:
+    payment = await events.payment(row.provider_account_id, result.provider_payment_id)
+    if payment is None:
+        if result.amount is None or result.currency is None:
+            return "ignored", "an unknown payment without its amount and currency"
+        payment = Payment(
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            amount=result.amount,
+            currency=result.currency,
+            status=result.status,
+            provider=row.provider,
+            provider_account_id=row.provider_account_id,
+            provider_payment_id=result.provider_payment_id,
+        )
+        events.add(payment)
+    elif payment.status == "succeeded" or (payment.status == "failed" and result.status != "succeeded"):
+        # A provider may retry a failed payment and succeed (Stripe reuses the payment intent);
+        # nothing turns a success back.
+        return "ignored", f"the payment is already {payment.status}"
+    payment.status = result.status
+    payment.failure_code = result.failure_code if result.status == "failed" else None
+    payment.failure_message = result.failure_message if result.status == "failed" else None
+    return "applied", None
+
+
+async def payment_settled(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
+    status: ChargeStatus = "succeeded" if event.type == "payment.succeeded" else "failed"
+    reported = event.payment or ChargeResult(provider_payment_id=event.provider_object_id, status=status)
+    result = msgspec.structs.replace(reported, status=status)  # the event type is what settled it
+    known = await events.payment(row.provider_account_id, result.provider_payment_id)
+    if known is not None:
+        return await _record_payment(events, row, result, known.customer_id, known.invoice_id)
+    invoice = None
+    if result.provider_invoice_id is not None:
+        invoice = await events.invoice(row.provider_account_id, result.provider_invoice_id)
+    if invoice is not None:
+        return await _record_payment(events, row, result, invoice.customer_id, invoice.id)
+    owner = await _owner(events, row.provider_account_id, result.provider_subscription_id, result.provider_customer_id)
+    if owner is None:
+        return "ignored", "no local payment, invoice, subscription or customer matches this payment"
+    return await _record_payment(events, row, result, owner[0], None)
+
+
+async def refund_changed(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
+    result = event.refund
+    if result is None:
+        return "ignored", "the event carries no refund"
+    refund = await events.refund(row.provider_account_id, result.provider_refund_id)
+    if refund is not None:
+        if refund.status != "pending":
+            return "ignored", f"the refund is already {refund.status}"
+        if result.status == "failed":
+            await events.release_refunded(refund)  # a pending refund counted against the payment
+        refund.status = result.status
+        return "applied", None
+    return await _new_refund(events, row, result)
+
+
+async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:
+    if result.provider_payment_id is None or result.amount is None:
+        return "ignored", "an unknown refund without its payment and amount"
+    payment = await events.payment(row.provider_account_id, result.provider_payment_id)
+    if payment is None:
+        return "ignored", "the refunded payment is unknown at this account"
+    if result.status != "failed" and payment.refunded_amount + result.amount > payment.amount:
+        return "ignored", "the refund would exceed what was paid; check the payment at the provider"
+    events.add(
+        Refund(
+            payment_id=payment.id,
+            amount=result.amount,
+            currency=result.currency or payment.currency,
+            status=result.status,
+            provider_refund_id=result.provider_refund_id,
+        )
+    )
+    if result.status != "failed":
+        payment.refunded_amount += result.amount
+    return "applied", None

@@ -1,0 +1,58 @@
+"""Copying a provider's view of a subscription or invoice onto the local row.
+
+Used both for the answer to billplane's own call (a subscription just created, which may wait for
+the customer's approval) and for webhook events. Only what the provider reported is written: a
+field it left out keeps its local value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from billplane.invoices.models import Invoice
+from billplane.plugins.contract import ProviderInvoice, ProviderSubscription
+from billplane.subscriptions.models import Subscription
+
+
+def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
+    row.status = state.status
+    row.cancel_at_period_end = state.cancel_at_period_end
+    row.canceled_at = state.canceled_at
+    if state.current_period_start is not None:
+        row.current_period_start = state.current_period_start
+    if state.current_period_end is not None:
+        row.current_period_end = state.current_period_end
+    if state.trial_end is not None:
+        row.trial_end = state.trial_end
+    if state.quantity is not None:
+        row.quantity = state.quantity
+    # A next action only means something while the customer has not acted yet.
+    action = state.next_action if state.status == "incomplete" else None
+    row.next_action_type = None if action is None else action.type
+    row.next_action_url = None if action is None else action.url
+
+
+def record_created(row: Subscription, created: ProviderSubscription) -> None:
+    """The provider's answer to the create call; a later webhook may already have said more."""
+    if row.provider_event_at is None:
+        record_subscription(row, created)
+
+
+def record_invoice(row: Invoice, state: ProviderInvoice, at: datetime) -> None:
+    """``number`` stays billplane's own (gapless, per tenant); the provider's number is not copied."""
+    row.status = state.status
+    row.currency = state.currency
+    row.total = max(state.total, 0)
+    row.subtotal = row.total
+    # The database refuses amount_paid above the total: a malformed event must not stop the queue.
+    row.amount_paid = min(max(state.amount_paid, 0), row.total)
+    if state.status != "draft" and row.finalized_at is None:
+        row.finalized_at = at
+    if state.status == "paid" and row.paid_at is None:
+        row.paid_at = at
+    if state.status == "void" and row.voided_at is None:
+        row.voided_at = at
+    if state.period_start is not None:
+        row.period_start = state.period_start
+    if state.period_end is not None:
+        row.period_end = state.period_end

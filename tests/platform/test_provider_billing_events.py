@@ -1,0 +1,170 @@
+"""Provider-billed state from webhooks: invoices, payments, refunds, next actions, unknown objects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import UNREACHABLE_HEADER, StaticAccounts, drain
+from tests.platform.test_webhooks import (
+    T0,
+    Client,
+    deliver,
+    event,
+    stored,
+    tenant_with_subscription,
+)
+
+
+def invoice(status: str, *, total: int = 1500, paid: int = 0, **more: Any) -> dict[str, Any]:
+    state = {
+        "provider_id": "in_1",
+        "status": status,
+        "currency": "USD",
+        "total": total,
+        "amount_paid": paid,
+        "amount_due": total - paid,
+        "provider_subscription_id": "sub_1",
+        "provider_customer_id": "cus_1",
+    }
+    return {"invoice": state | more}
+
+
+async def rows(runtime: Runtime, tenant: CreatedTenant, query: str) -> list[dict[str, Any]]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        return [dict(row._mapping) for row in await session.execute(text(query))]  # noqa: SLF001
+
+
+async def test_a_provider_invoice_is_mirrored_and_a_decline_keeps_it_open(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 601)
+    declined = invoice("open", provider_payment_id="pi_1", failure_code="insufficient_funds", failure_message="No.")
+    await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
+    await deliver(client, account, [event("evt_2", "invoice.payment_failed", "in_1", T0 + timedelta(1), **declined)])
+    await drain(worker)
+
+    [mirrored] = await rows(worker, tenant, "SELECT * FROM invoices")
+    assert (mirrored["subscription_id"], mirrored["status"], mirrored["total"]) == (subscription, "open", 1500)
+    assert (mirrored["provider"], mirrored["provider_account_id"], mirrored["provider_invoice_id"]) == (
+        "fake",
+        account.id,
+        "in_1",
+    )
+    assert mirrored["number"] is None  # numbers stay billplane's own, gapless
+    [failed] = await rows(worker, tenant, "SELECT * FROM payments")
+    assert (failed["status"], failed["failure_code"], failed["amount"]) == ("failed", "insufficient_funds", 1500)
+    assert failed["invoice_id"] == mirrored["id"]
+
+    # The provider retries the same payment and it succeeds; then the invoice is paid.
+    retried = {"payment": {"provider_payment_id": "pi_1", "status": "succeeded", "provider_invoice_id": "in_1"}}
+    paid = invoice("paid", paid=1500)
+    await deliver(client, account, [event("evt_3", "payment.succeeded", "pi_1", T0 + timedelta(2), **retried)])
+    await deliver(client, account, [event("evt_4", "invoice.paid", "in_1", T0 + timedelta(3), **paid)])
+    # A late copy of the finalization must not reopen it.
+    await deliver(client, account, [event("evt_0", "invoice.finalized", "in_1", T0 - timedelta(1), **invoice("open"))])
+    await drain(worker)
+
+    [settled] = await rows(worker, tenant, "SELECT status, failure_code FROM payments")
+    assert settled == {"status": "succeeded", "failure_code": None}
+    [mirrored] = await rows(worker, tenant, "SELECT status, amount_paid, paid_at FROM invoices")
+    assert (mirrored["status"], mirrored["amount_paid"]) == ("paid", 1500)
+    assert mirrored["paid_at"] is not None
+    outcomes = {row["event_id"]: (row["status"], row["detail"]) for row in await stored(worker, tenant)}
+    assert outcomes["evt_0"] == ("ignored", "older than the last event applied to this invoice")
+
+    # And a failure arriving after the success changes nothing.
+    late = {"payment": {"provider_payment_id": "pi_1", "status": "failed", "failure_code": "expired_card"}}
+    await deliver(client, account, [event("evt_5", "payment.failed", "pi_1", T0 + timedelta(4), **late)])
+    await drain(worker)
+    assert await rows(worker, tenant, "SELECT status FROM payments") == [{"status": "succeeded"}]
+
+
+async def test_objects_billplane_does_not_know_are_stored_acknowledged_and_reported(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 602)
+    stranger = invoice("open", provider_subscription_id="sub_made_at_the_provider", provider_customer_id="cus_x")
+    response = await deliver(client, account, [event("evt_1", "invoice.finalized", "in_9", T0, **stranger)])
+    assert response.status_code == 200
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id FROM invoices") == []
+    listed = await client.get("/v1/provider-events", params={"status": "ignored"}, headers=tenant.headers)
+    assert listed.status_code == 200, listed.text
+    [shown] = listed.json()["data"]
+    assert (shown["event_id"], shown["type"], shown["status"]) == ("evt_1", "invoice.finalized", "ignored")
+    assert shown["detail"] == "the invoice's subscription and customer are unknown at this account"
+    assert "raw_body" not in shown
+    one = await client.get(f"/v1/provider-events/{shown['id']}", headers=tenant.headers)
+    assert one.json() == shown
+    applied = await client.get("/v1/provider-events", params={"status": "applied"}, headers=tenant.headers)
+    assert applied.json()["data"] == []
+
+
+async def test_refunds_made_at_the_provider_are_recorded_up_to_the_amount_paid(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 603)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        await insert(
+            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
+            provider="fake", provider_account_id=account.id, provider_payment_id="pi_7",
+        )  # fmt: skip
+
+    def refund(refund_id: str, amount: int) -> dict[str, Any]:
+        body = {"provider_refund_id": refund_id, "status": "succeeded", "provider_payment_id": "pi_7"}
+        return {"refund": body | {"amount": amount, "currency": "USD"}}
+
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **refund("re_1", 600))])
+    await deliver(client, account, [event("evt_2", "refund.updated", "re_2", T0, **refund("re_2", 500))])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT provider_refund_id, amount FROM refunds") == [
+        {"provider_refund_id": "re_1", "amount": 600}
+    ]
+    assert await rows(worker, tenant, "SELECT refunded_amount FROM payments") == [{"refunded_amount": 600}]
+    outcomes = {row["event_id"]: row["detail"] for row in await stored(worker, tenant)}
+    assert outcomes["evt_2"] == "the refund would exceed what was paid; check the payment at the provider"
+
+
+async def test_a_subscription_waiting_for_approval_shows_its_next_action_until_it_starts(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 604)
+    waiting = {
+        "subscription": {
+            "provider_id": "sub_1",
+            "status": "incomplete",
+            "next_action": {"type": "redirect", "url": "https://approve.example/sub_1"},
+        }
+    }
+    started = {"subscription": {"provider_id": "sub_1", "status": "active", "quantity": 3}}
+    await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", T0, **waiting)])
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["status"], shown["next_action"]) == (
+        "incomplete",
+        {"type": "redirect", "url": "https://approve.example/sub_1"},
+    )
+
+    await deliver(client, account, [event("evt_2", "subscription.updated", "sub_1", T0 + timedelta(1), **started)])
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["status"], shown["quantity"], shown["next_action"]) == ("active", 3, None)
+
+
+async def test_an_unreachable_verifier_is_503_so_the_provider_delivers_again(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 605)
+    response = await client.post(f"/v1/webhooks/fake/{account.id}", content=b"[]", headers={UNREACHABLE_HEADER: "1"})
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await stored(worker, tenant) == []
