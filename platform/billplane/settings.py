@@ -50,6 +50,9 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
 class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Provider names this process may load; None: every installed provider distribution.
     allowlist: frozenset[str] | None = None
+    # A subscription still incomplete (waiting for the customer's approval) this long after it
+    # was created becomes incomplete_expired and is canceled at its provider; 23 h as at Stripe.
+    incomplete_expiry_hours: float = 23.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +75,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_AUTH_CACHE_SECONDS": ("security", "auth_cache_seconds"),
     "BILLPLANE_ENCRYPTION_KEYS": ("security", "encryption_keys"),
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
+    "BILLPLANE_INCOMPLETE_EXPIRY_HOURS": ("providers", "incomplete_expiry_hours"),
 }
 _INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
 _REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
@@ -109,6 +113,11 @@ def _convert(field: str, raw: str) -> object:
         return int(raw)
     if field == "auth_cache_seconds":
         return float(raw)
+    if field == "incomplete_expiry_hours":
+        hours = float(raw)
+        if not hours > 0:  # also refuses nan
+            raise ValueError("must be a positive number of hours")
+        return hours
     if field == "allowlist":  # comma-separated provider names
         return sorted({name.strip() for name in raw.split(",") if name.strip()})
     return raw

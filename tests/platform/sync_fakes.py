@@ -199,7 +199,9 @@ class FakeAdapter:
     async def cancel_subscription(
         self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
     ) -> ProviderSubscription:
-        raise NotImplementedError
+        data = {"provider_id": provider_subscription_id, "at_period_end": at_period_end}
+        await self._call("cancel_subscription", idempotency_key, data)
+        return ProviderSubscription(provider_id=provider_subscription_id, status="canceled")
 
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         raise NotImplementedError

@@ -26,6 +26,7 @@ SUBSCRIPTION_STATUSES = (
 )
 # A customer with a subscription in one of these states cannot be deleted.
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused", "unpaid", "incomplete")
+ENDED_STATUSES = ("canceled", "incomplete_expired")
 
 
 class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBase):

@@ -19,7 +19,7 @@ def sync_service_for(request: Request[Any, Any, Any], session: AsyncSession, pri
     writer = OutboxWriter(
         session, principal.tenant_id, principal.schema_name, runtime.jobs, runtime.accounts, runtime.default_accounts
     )
-    return SyncService(writer)
+    return SyncService(writer, runtime.plugins)
 
 
 async def provide_sync_service(

@@ -13,6 +13,7 @@ from billplane.sync.queue import APPLY_EVENT, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
 if TYPE_CHECKING:
+    from billplane.sync.expiry import IncompleteExpiry
     from billplane.sync.performer import OutboxPerformer
     from billplane.sync.sweep import Sweeper
     from billplane.webhooks.apply import EventApplier
@@ -28,6 +29,7 @@ class WorkerServices:
     performer: OutboxPerformer
     applier: EventApplier
     sweeper: Sweeper
+    expiry: IncompleteExpiry
 
 
 def _services(context: JobContext) -> WorkerServices:
@@ -52,7 +54,9 @@ def register_tasks(app: procrastinate.App) -> None:
     @app.periodic(cron="* * * * *", periodic_id="sweep")
     @app.task(name=SWEEP, queue=SYNC_QUEUE, pass_context=True, queueing_lock=SWEEP)
     async def sweep(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
-        await _services(context).sweeper.sweep()
+        services = _services(context)
+        await services.sweeper.sweep()
+        await services.expiry.expire()
 
 
 def additional_context(services: WorkerServices) -> dict[str, Any]:

@@ -27,6 +27,7 @@ OUTBOX_KINDS = (
     "customer.update",
     "customer.delete",
     "subscription.create",
+    "subscription.cancel",
 )
 
 

@@ -21,6 +21,7 @@ from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
 from billplane.plugins.errors import ProviderError
+from billplane.subscriptions.models import ENDED_STATUSES as ENDED
 from billplane.subscriptions.models import Subscription
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.models import OutboxEntry, ProviderPlan
@@ -159,7 +160,8 @@ async def _customer_waiting(session: AsyncSession, customer_id: int, account_id:
 async def create_subscription(attempt: Attempt) -> None:
     async with attempt.read() as session:
         subscription = await session.get(Subscription, attempt.row.object_id)
-        if subscription is None or subscription.provider_subscription_id is not None:
+        # Ended before it reached the provider (expired, canceled): nothing to create there.
+        if subscription is None or subscription.provider_subscription_id is not None or subscription.status in ENDED:
             customer_id = None
         else:
             customer_id = subscription.customer_id
@@ -195,9 +197,27 @@ async def create_subscription(attempt: Attempt) -> None:
             provider_state.record_created(row, created)
 
 
+async def cancel_subscription(attempt: Attempt) -> None:
+    """Cancel at the provider now: billplane already ended it locally (an approval that never came)."""
+    async with attempt.read() as session:
+        subscription = await session.get(Subscription, attempt.row.object_id)
+    if (
+        subscription is None
+        or subscription.provider_subscription_id is None
+        or subscription.provider_account_id != attempt.account.id
+    ):
+        async with attempt.finish(called=False):
+            return
+    provider_id = subscription.provider_subscription_id
+    await attempt.account.adapter.cancel_subscription(provider_id, at_period_end=False, idempotency_key=attempt.key())
+    async with attempt.finish():
+        pass  # the local status stays what billplane decided (canceled or incomplete_expired)
+
+
 OPERATIONS: dict[str, Operation] = {
     "customer.ensure": ensure_customer,
     "customer.update": update_customer,
     "customer.delete": delete_customer,
     "subscription.create": create_subscription,
+    "subscription.cancel": cancel_subscription,
 }

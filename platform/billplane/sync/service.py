@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from billplane.api.problems import InvalidFieldError
+from billplane.catalog.models import Plan
 from billplane.customers.models import Customer
+from billplane.plugins.errors import UnknownProviderError
+from billplane.plugins.host import PluginHost
+from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.subscriptions.models import Subscription
 from billplane.sync.writer import OutboxWriter
 
@@ -13,9 +18,10 @@ MIRRORED_CUSTOMER_FIELDS = frozenset({"email", "name", "metadata"})
 
 
 class SyncService:
-    def __init__(self, writer: OutboxWriter) -> None:
+    def __init__(self, writer: OutboxWriter, plugins: PluginHost | None = None) -> None:
         self.writer = writer
         self.outbox = writer.repository
+        self.plugins = plugins
 
     async def created_object_params(self) -> dict[str, Any]:
         """For the one statement that creates a mirrored object (``with_outbox_rows``): its outbox
@@ -80,6 +86,7 @@ class SyncService:
             if not defaults:
                 return False
             account = defaults[0]
+        await self.refuse_unsupported_plan(account, subscription.plan_id)
         # The provider subscription needs the customer there first: queue that too if nobody has.
         customer = await self.writer.session.get(Customer, subscription.customer_id)
         if customer is not None:
@@ -90,6 +97,27 @@ class SyncService:
                 customer.sync_status = "pending"
         await self.writer.write("subscription.create", subscription.id, [account])
         return True
+
+    async def refuse_unsupported_plan(self, account_id: int, plan_id: int) -> None:
+        """422 naming ``plan_id`` when the account's provider cannot bill the plan's pricing model
+        (PayPal has no metered or package pricing): refused before anything is queued."""
+        if self.plugins is None:
+            return
+        account = await ProviderAccountRepository(self.writer.session, self.writer.tenant_id).get_live(account_id)
+        plan = await self.writer.session.get(Plan, plan_id)
+        if account is None or plan is None:
+            return  # the sync itself reports a missing account or plan
+        try:
+            plugin = self.plugins.get(account.provider)
+        except UnknownProviderError:
+            return
+        if plan.pricing_model not in plugin.pricing_models:
+            supported = ", ".join(sorted(plugin.pricing_models)) or "none"
+            raise InvalidFieldError(
+                "plan_id",
+                f"{account.provider} accounts cannot bill {plan.pricing_model} plans (account {account.id} "
+                f"supports: {supported})",
+            )
 
     async def _retry_failed(self, object_type: str, object_id: int) -> bool:
         failed = await self.outbox.failed_for_object(object_type, object_id)

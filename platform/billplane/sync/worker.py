@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from billplane.runtime import Runtime
+from billplane.sync.expiry import IncompleteExpiry
 from billplane.sync.jobs import WorkerServices, additional_context
 from billplane.sync.listener import OutboxListener, asyncpg_dsn
 from billplane.sync.performer import OutboxPerformer
@@ -20,6 +21,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
         performer=OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options),
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
+        expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
     )
 
 

@@ -34,6 +34,9 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         return "ignored", "no local subscription has this provider id at this account"
     if stale(subscription, event):
         return "ignored", "older than the last event applied to this subscription"
+    if subscription.status == "incomplete_expired":
+        # The customer approved too late: billplane already gave up and canceled it at the provider.
+        return "ignored", "the subscription expired before it started"
     state = event.subscription
     if state is not None:
         provider_state.record_subscription(subscription, state)
