@@ -225,3 +225,37 @@ async def test_the_demo_account_passes_the_real_sandbox(
     resolved = await DatabaseAccountSource(runtime).account(account_id)
     assert resolved is not None
     await resolved.adapter.check_credentials()
+
+
+async def test_a_replaced_webhook_secret_is_still_accepted_for_a_day(
+    client: Client, admin_headers: dict[str, str], fake: FakeProvider, runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    created = await _account(client, tenant, webhook_secret="whsec_old_1111")
+    source: AccountSource = DatabaseAccountSource(runtime)
+
+    def secrets(resolved: Any) -> tuple[str | None, str | None]:
+        assert isinstance(resolved.adapter, FakeAdapter)
+        return resolved.adapter.context.webhook_secret, resolved.adapter.context.previous_webhook_secret
+
+    assert secrets(await source.account(created["id"])) == ("whsec_old_1111", None)
+    patched = await client.patch(
+        f"{PATH}/{created['id']}", json={"webhook_secret": "whsec_new_2222"}, headers=tenant.headers
+    )
+    assert patched.status_code == 200, patched.text
+    assert "whsec_old_1111" not in patched.text
+    assert secrets(await source.account(created["id"])) == ("whsec_new_2222", "whsec_old_1111")
+
+    # Sending the same secret again does not forget the one before it.
+    await client.patch(f"{PATH}/{created['id']}", json={"webhook_secret": "whsec_new_2222"}, headers=tenant.headers)
+    assert secrets(await source.account(created["id"])) == ("whsec_new_2222", "whsec_old_1111")
+
+    async with runtime.database.control_session() as session:
+        await session.execute(
+            text(
+                "UPDATE control.provider_accounts SET previous_webhook_secret_until = now() - interval '1 second'"
+                " WHERE id = :id"
+            ),
+            {"id": created["id"]},
+        )
+    assert secrets(await source.account(created["id"])) == ("whsec_new_2222", None)

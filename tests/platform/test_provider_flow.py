@@ -366,7 +366,10 @@ async def check_delivery(http: httpx.AsyncClient, worker: Runtime) -> None:
     outcomes = await rows(worker, tenant, "SELECT provider_object_id, status, detail FROM provider_events ORDER BY id")
     assert {row["provider_object_id"]: (row["status"], row["detail"]) for row in outcomes} == {
         charged.provider_payment_id: ("applied", None),
-        unknown.provider_payment_id: ("ignored", "no local payment, invoice, subscription or customer matches this payment"),
+        unknown.provider_payment_id: (
+            "ignored",
+            "no local payment, invoice, subscription or customer matches this payment",
+        ),
     }
     shown = await http.get(f"/v1/payments/{payment}", headers=tenant.headers)
     assert (shown.json()["status"], shown.json()["provider_payment_id"]) == ("succeeded", charged.provider_payment_id)

@@ -89,6 +89,7 @@ class PluginHost:
         mode: str,
         credentials: object,
         webhook_secret: str | None = None,
+        previous_webhook_secret: str | None = None,
     ) -> ProviderAdapter:
         """A new adapter for one tenant's account; ``credentials`` as stored (a dict or the Struct)."""
         import msgspec  # noqa: PLC0415 - keeps this module's import light for the CLI
@@ -102,5 +103,6 @@ class PluginHost:
             credentials=typed,
             webhook_secret=webhook_secret,
             options=self.options(name),
+            previous_webhook_secret=previous_webhook_secret,
         )
         return provider.create_adapter(context)

@@ -78,6 +78,9 @@ class ProviderAccount(ControlBase):
     )
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_check_error: Mapped[str | None] = mapped_column(Text)
+    # The webhook secret the last change replaced, accepted beside the new one until then.
+    previous_webhook_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_webhook_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:  # ciphertexts and hints stay out of logs and tracebacks
         return f"ProviderAccount(id={self.id!r}, tenant_id={self.tenant_id!r}, provider={self.provider!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,6 +24,8 @@ from billplane.provider_accounts.schemas import ProviderAccountCreate, ProviderA
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError, OpenedSecrets
 
 _DEFAULT_INDEX = "uq_provider_accounts_default"
+# Stripe keeps signing with a rolled secret for up to 24 hours; PayPal has no secret to roll.
+PREVIOUS_SECRET_ACCEPTED = timedelta(hours=24)
 
 
 class ProviderAccountService:
@@ -105,7 +108,10 @@ class ProviderAccountService:
     async def _replace_secrets(self, account: ProviderAccount, changes: dict[str, Any]) -> None:
         plugin = self._plugin(account.provider, field="credentials")
         if "credentials" in changes and "webhook_secret" in changes:
-            kept = OpenedSecrets(credentials={}, webhook_secret=None)  # nothing stored is needed
+            try:  # only the old webhook secret is needed, to keep accepting it for a while
+                kept = self.vault.open(account)
+            except CredentialsUnavailableError:
+                kept = OpenedSecrets(credentials={}, webhook_secret=None)
         else:
             try:
                 kept = self.vault.open(account)
@@ -136,8 +142,16 @@ class ProviderAccountService:
             account.last_checked_at = func.now()
             account.last_check_error = None
         account.webhook_secret_hint = None if webhook_secret is None else mask(webhook_secret)
-        # Both sealed again, under the current key: a write also completes a pending rotation.
-        self.vault.seal_into(account, OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret))
+        previous = kept.previous_webhook_secret
+        if "webhook_secret" in changes and kept.webhook_secret not in {None, webhook_secret}:
+            # The provider may still sign with the old secret for a while: accept both for a day.
+            previous = kept.webhook_secret
+            account.previous_webhook_secret_until = datetime.now(UTC) + PREVIOUS_SECRET_ACCEPTED
+        # All sealed again, under the current key: a write also completes a pending rotation.
+        self.vault.seal_into(
+            account,
+            OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret, previous_webhook_secret=previous),
+        )
 
     async def check(self, account_id: int) -> ProviderAccount:
         """Ask the provider again; the outcome is recorded on the account either way (a 200)."""

@@ -74,9 +74,12 @@ class DatabaseAccountSource:
                 mode=account.mode,
                 credentials=opened.credentials,
                 webhook_secret=opened.webhook_secret,
+                previous_webhook_secret=opened.previous_webhook_secret,
             )
         except msgspec.ValidationError as exc:  # the plugin's schema changed since they were stored
-            reason = redact(str(exc), secret_strings(opened.credentials, opened.webhook_secret))
+            reason = redact(
+                str(exc), secret_strings(opened.credentials, opened.webhook_secret, opened.previous_webhook_secret)
+            )
             message = f"the stored credentials no longer fit the {account.provider} provider's schema: {reason}"
             raise CredentialsUnavailableError(account.id, message) from None
         return ResolvedAccount(

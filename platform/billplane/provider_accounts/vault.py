@@ -9,6 +9,7 @@ always sealed under the same key (``credentials_key_id``), so rotation moves the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -18,7 +19,7 @@ from billplane.secrets.box import Sealed, SecretBox, UnreadableSecretError
 from billplane.secrets.keys import key_ring
 from billplane.settings import Settings
 
-Purpose = Literal["credentials", "webhook_secret"]
+Purpose = Literal["credentials", "webhook_secret", "previous_webhook_secret"]
 _CONTEXT = b"billplane/provider-account/v1"
 
 
@@ -36,9 +37,11 @@ class OpenedSecrets:
 
     credentials: dict[str, Any] = field(repr=False)
     webhook_secret: str | None = field(repr=False)
+    # Only while still accepted (``previous_webhook_secret_until`` not passed).
+    previous_webhook_secret: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        return "OpenedSecrets(credentials=***, webhook_secret=***)"
+        return "OpenedSecrets(credentials=***, webhook_secret=***, previous_webhook_secret=***)"
 
 
 def associated_data(purpose: Purpose, tenant_id: int, account_id: int) -> bytes:
@@ -73,6 +76,15 @@ class AccountVault:
                 secrets.webhook_secret.encode(), associated_data("webhook_secret", row.tenant_id, row.id)
             )
             row.webhook_secret_ciphertext = webhook.blob
+        row.previous_webhook_secret_ciphertext = None
+        if secrets.previous_webhook_secret is not None:
+            previous = self.box.seal(
+                secrets.previous_webhook_secret.encode(),
+                associated_data("previous_webhook_secret", row.tenant_id, row.id),
+            )
+            row.previous_webhook_secret_ciphertext = previous.blob
+        else:
+            row.previous_webhook_secret_until = None
 
     def open(self, row: ProviderAccount) -> OpenedSecrets:
         if row.credentials_ciphertext is None or row.credentials_key_id is None:
@@ -88,7 +100,14 @@ class AccountVault:
                     Sealed(row.credentials_key_id, row.webhook_secret_ciphertext),
                     associated_data("webhook_secret", row.tenant_id, row.id),
                 ).decode()
+            previous = None
+            until = row.previous_webhook_secret_until
+            if row.previous_webhook_secret_ciphertext is not None and until is not None and until > datetime.now(UTC):
+                previous = self.box.open(
+                    Sealed(row.credentials_key_id, row.previous_webhook_secret_ciphertext),
+                    associated_data("previous_webhook_secret", row.tenant_id, row.id),
+                ).decode()
         except UnreadableSecretError as exc:
             raise CredentialsUnavailableError(row.id, str(exc)) from None
         credentials: dict[str, Any] = msgspec.json.decode(raw)
-        return OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret)
+        return OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret, previous_webhook_secret=previous)
