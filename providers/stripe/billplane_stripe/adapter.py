@@ -62,12 +62,6 @@ class StripeAdapter:
     def __repr__(self) -> str:
         return f"StripeAdapter(account_id={self._context.account_id}, mode={self._context.mode!r})"
 
-    async def aclose(self) -> None:
-        http_client = getattr(self._client._requestor, "_client", None)  # noqa: SLF001 - the SDK offers no close
-        close = getattr(http_client, "close_async", None)
-        if close is not None:
-            await close()
-
     # -- account ---------------------------------------------------------------------------
 
     async def check_credentials(self) -> None:
