@@ -260,11 +260,18 @@ class StripeAdapter:
         return payments.refund_result(_plain(created))
 
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
-        async with stripe_errors():
+        try:
             await self._client.v1.billing.meter_events.create_async(
                 _sdk(meter_events.meter_event_params(self._context.tenant_id, usage)),
                 _options(idempotency_key),
             )
+        except stripe.InvalidRequestError as error:
+            # Stripe keeps the first event of an identifier; should it refuse the repeat rather
+            # than drop it, the usage is counted all the same, which is what billplane asked.
+            if not meter_events.is_duplicate(error.code, error_body(error)):
+                raise translate(error) from error
+        except stripe.StripeError as error:
+            raise translate(error) from error
 
     # -- webhooks --------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class PerCallHTTPXClient(stripe.HTTPXClient):
         try:
             async with httpx.AsyncClient(verify=_tls()) as client:
                 response = await client.request(*args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - the SDK turns any failure into APIConnectionError
+        except Exception as error:
             self._handle_request_error(error)
         return response.content, response.status_code, response.headers
 

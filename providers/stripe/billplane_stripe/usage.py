@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from billplane.plugins import UsageReport
@@ -20,3 +21,10 @@ def meter_event_params(tenant_id: int, usage: UsageReport) -> dict[str, Any]:
         "timestamp": int(usage.timestamp.timestamp()),
         "payload": {CUSTOMER_KEY: usage.provider_customer_id, VALUE_KEY: str(usage.quantity)},
     }
+
+
+def is_duplicate(code: str | None, error: Mapping[str, Any]) -> bool:
+    """Whether Stripe refused a meter event only because its identifier was already counted."""
+    return code == "resource_already_exists" or (
+        error.get("param") == "identifier" and "already" in str(error.get("message", ""))
+    )

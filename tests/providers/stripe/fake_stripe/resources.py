@@ -381,7 +381,9 @@ def _payment_method(store: Store, params: Params) -> str:
     return str(method)
 
 
-def _intent(store: Store, amount: int, currency: str, customer: str | None, method: str, **extra: Any) -> dict:
+def _intent(
+    store: Store, amount: int, currency: str, customer: str | None, method: str, **extra: Any
+) -> dict[str, Any]:
     intent = fixture(
         "payment_intent",
         id=new_id("pi"),
@@ -401,7 +403,9 @@ def _intent(store: Store, amount: int, currency: str, customer: str | None, meth
         error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
         intent.update(status="requires_payment_method", last_payment_error=error, latest_charge=None)
         store.payment_intents[intent["id"]] = intent
-        raise StripeFailure(402, "card_error", message, code="card_declined", decline_code=decline, payment_intent=intent)
+        raise StripeFailure(
+            402, "card_error", message, code="card_declined", decline_code=decline, payment_intent=intent
+        )
     intent.update(status="succeeded", amount_received=amount, latest_charge=new_id("ch"))
     store.payment_intents[intent["id"]] = intent
     return intent

@@ -10,11 +10,10 @@ import re
 import sys
 import types
 import typing
-
-import typing_extensions
 from functools import cache
 from typing import Any, ForwardRef, Literal, Union, get_args, get_origin
 
+import typing_extensions
 from stripe._request_options import RequestOptions
 from stripe.params import PriceCreateParams
 from stripe.params.billing import MeterCreateParams, MeterEventCreateParams, MeterListParams

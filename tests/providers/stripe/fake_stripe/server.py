@@ -74,7 +74,9 @@ class FakeStripe:
 
     # -- test hooks ------------------------------------------------------------------------
 
-    def fail_next(self, status: int, *, retry_after: str | None = None, path: str | None = None, times: int = 1) -> None:
+    def fail_next(
+        self, status: int, *, retry_after: str | None = None, path: str | None = None, times: int = 1
+    ) -> None:
         self.faults.append(Fault(status=status, retry_after=retry_after, path=path, times=times))
 
     def delay_next(self, seconds: float, *, path: str | None = None) -> None:
@@ -125,13 +127,16 @@ class FakeStripe:
         template = op.template if op else None
         if template is None and (method, path) in sdk_params.OPERATIONS:
             template = path
-        status, extra, payload = self._answer(method, path, template, query, form, headers, key)
+        status, extra, payload = self._answer(
+            method=method, path=path, template=template, query=query, form=form, headers=headers, key=key
+        )
         with self._lock:
             self.requests.append(Recorded(method, path, template, query, form, key, status))
         return status, extra, payload
 
     def _answer(
         self,
+        *,
         method: str,
         path: str,
         template: str | None,
@@ -158,7 +163,9 @@ class FakeStripe:
                 extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 kind = "rate_limit_error" if fault.status == 429 else "api_error"
                 code = "rate_limit" if fault.status == 429 else None
-                failure = StripeFailure(fault.status, kind, f"Injected {fault.status}", **({"code": code} if code else {}))
+                failure = StripeFailure(
+                    fault.status, kind, f"Injected {fault.status}", **({"code": code} if code else {})
+                )
                 status, headers_out, payload = _error(failure)
                 return status, {**headers_out, **extra}, payload
         fingerprint = hashlib.sha256(repr((method, path, sorted(form))).encode()).hexdigest()

@@ -73,18 +73,8 @@ class Spec:
         kind = schema.get("type")
         if not path:
             return _leaf(schema, kind, value)
-        head, rest = path[0], path[1:]
-        if kind == "array" or "items" in schema:
-            return head.isdigit() and self.accepts(schema.get("items", {}), rest, value)
-        if kind == "object" or "properties" in schema:
-            properties = schema.get("properties", {})
-            if head in properties:
-                return self.accepts(properties[head], rest, value)
-            extra = schema.get("additionalProperties")
-            if isinstance(extra, dict):
-                return self.accepts(extra, rest, value)
-            return extra is True
-        return False
+        child = _child(schema, kind, path[0])
+        return child is True or (isinstance(child, dict) and self.accepts(child, path[1:], value))
 
     def check(self, method: str, path: str, query: list[tuple[str, str]], form: list[tuple[str, str]]) -> list[str]:
         """Every way this request differs from the spec (empty when it is valid)."""
@@ -100,11 +90,25 @@ class Spec:
                 problems.append(f"{method} {op.template}: invalid query parameter {key}={value!r}")
         if form and op.body_schema is None:
             problems.append(f"{method} {op.template}: takes no form parameters, got {[k for k, _ in form]}")
+        body = op.body_schema or {}
         for key, value in form if op.body_schema is not None else []:
             segments = split_key(key)
-            if segments is None or not self.accepts(op.body_schema, segments, value):
+            if segments is None or not self.accepts(body, segments, value):
                 problems.append(f"{method} {op.template}: unknown or invalid parameter {key}={value!r}")
         return problems
+
+
+def _child(schema: dict[str, Any], kind: object, segment: str) -> dict[str, Any] | bool:
+    """The schema of ``segment`` below ``schema``; True for any value, False for none."""
+    if kind == "array" or "items" in schema:
+        return schema.get("items", {}) if segment.isdigit() else False
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        if segment in properties:
+            return dict(properties[segment])
+        extra = schema.get("additionalProperties", False)
+        return extra if isinstance(extra, dict | bool) else False
+    return False
 
 
 def _leaf(schema: dict[str, Any], kind: object, value: str) -> bool:
