@@ -36,20 +36,21 @@ def error_body(error: stripe.StripeError) -> dict[str, Any]:
 def translate(error: stripe.StripeError, *, credentials_check: bool = False) -> ProviderError:
     """The billplane error for a Stripe failure (card errors are handled by the charge itself)."""
     message = _message(error)
+    code = error.code or error_body(error).get("code")
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
         if credentials_check:
-            return InvalidCredentialsError(message, code=error.code)
+            return InvalidCredentialsError(message, code=code)
         # A key revoked after it was connected: nothing a retry can fix until the tenant acts.
-        return ProviderError(message, code=error.code or "authentication_failed")
+        return ProviderError(message, code=code or "authentication_failed")
     if isinstance(error, stripe.RateLimitError | stripe.APIConnectionError):
-        return RetryableProviderError(message, retry_after=_retry_after(error), code=error.code)
+        return RetryableProviderError(message, retry_after=_retry_after(error), code=code)
     status = error.http_status or 0
     if isinstance(error, stripe.APIError) or status >= 500 or status == 429:  # noqa: PLR2004 - HTTP statuses
-        return RetryableProviderError(message, retry_after=_retry_after(error), code=error.code)
+        return RetryableProviderError(message, retry_after=_retry_after(error), code=code)
     if isinstance(error, stripe.IdempotencyError):
         # The same key with other parameters: a bug on our side, never fixed by retrying.
-        return ProviderError(message, code=error.code or "idempotency_key_in_use")
-    return ProviderError(message, code=error.code)
+        return ProviderError(message, code=code or "idempotency_key_in_use")
+    return ProviderError(message, code=code)
 
 
 @asynccontextmanager

@@ -66,7 +66,8 @@ def verify(body: bytes, headers: Mapping[str, str], secrets: list[str]) -> Mappi
         except stripe.SignatureVerificationError as error:
             last = error
             continue
-        except ValueError:
+        except (ValueError, TypeError, AttributeError, KeyError):
+            # Signed, but not an event the SDK can build: JSON that is no object, or no JSON at all.
             raise WebhookVerificationError("the webhook body is not a JSON event", code="malformed_body") from None
         event = json.loads(payload)
         if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
