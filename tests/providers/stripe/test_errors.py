@@ -37,7 +37,7 @@ async def test_revoked_key_fails_the_check_with_stripes_message(make_adapter: Ma
 
 @pytest.mark.parametrize(
     ("key", "mode"),
-    [(SECRET_KEY, "live"), ("sk_live_abc", "test"), ("pk_test_abc", "test"), ("sk_test_", "test"), ("", "live")],
+    [("sk_test_abc", "live"), ("sk_live_abc", "test"), ("pk_test_abc", "test"), ("sk_test_", "test"), ("", "live")],
 )
 async def test_key_of_the_wrong_mode_is_refused_without_a_call(
     make_adapter: MakeAdapter, fake_stripe: FakeStripe, key: str, mode: str

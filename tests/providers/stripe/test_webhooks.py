@@ -85,7 +85,9 @@ async def test_the_previous_secret_is_accepted_during_rotation(make_adapter: Mak
         await without.parse_webhook(headers, body)
 
 
-@pytest.mark.parametrize("order", [[WEBHOOK_SECRET, "whsec_other"], ["whsec_other", WEBHOOK_SECRET]])
+@pytest.mark.parametrize(
+    "order", [[WEBHOOK_SECRET, "whsec_other"], ["whsec_other", WEBHOOK_SECRET]], ids=["ours-first", "ours-second"]
+)
 async def test_a_header_with_two_signatures(stripe_adapter: StripeAdapter, order: list[str]) -> None:
     headers, body, _ = _signed("payment_intent.succeeded", _intent(), secrets=order)
     assert headers["stripe-signature"].count("v1=") == 2
