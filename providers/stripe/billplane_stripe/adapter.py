@@ -73,21 +73,27 @@ class StripeAdapter:
 
     # -- customers -------------------------------------------------------------------------
 
-    def _customer_params(self, customer: CustomerData) -> Params:
+    def _customer_params(self, customer: CustomerData, *, update: bool) -> Params:
         metadata = {**customer.metadata, "billplane_customer_id": str(customer.customer_id)}
-        return {"email": customer.email or "", "name": customer.name or "", "metadata": metadata}
+        params: Params = {"metadata": metadata}
+        for field, value in (("email", customer.email), ("name", customer.name)):
+            if value is not None:
+                params[field] = value
+            elif update:
+                params[field] = ""  # Stripe's way of clearing a field
+        return params
 
     async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
         async with stripe_errors():
             created = await self._client.v1.customers.create_async(
-                _sdk(self._customer_params(customer)), _options(idempotency_key)
+                _sdk(self._customer_params(customer, update=False)), _options(idempotency_key)
             )
         return ProviderRef(provider_id=created.id)
 
     async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:
         async with stripe_errors():
             await self._client.v1.customers.update_async(
-                provider_customer_id, _sdk(self._customer_params(customer)), _options(idempotency_key)
+                provider_customer_id, _sdk(self._customer_params(customer, update=True)), _options(idempotency_key)
             )
 
     async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
