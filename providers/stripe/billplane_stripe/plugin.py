@@ -1,12 +1,33 @@
-"""The entry point (``billplane.providers: stripe``): registers nothing until the adapter lands."""
+"""The entry point (``billplane.providers: stripe``): registers the Stripe provider with billplane."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import version
 
-from billplane.plugins import ProviderPlugin, hookimpl
+from billplane.plugins import AdapterContext, Capability, ProviderAdapter, ProviderPlugin, hookimpl
+from billplane_stripe.adapter import StripeAdapter
+from billplane_stripe.credentials import StripeCredentials
+
+
+def create_adapter(context: AdapterContext) -> ProviderAdapter:
+    if not isinstance(context.credentials, StripeCredentials):
+        raise TypeError(f"stripe credentials must be StripeCredentials, not {type(context.credentials).__name__}")
+    return StripeAdapter(context, context.credentials)
+
+
+PLUGIN = ProviderPlugin(
+    name="stripe",
+    version=version("billplane-stripe"),
+    description="Stripe: customers, products and prices, subscriptions, metered usage, payments, refunds, webhooks.",
+    capabilities=frozenset(Capability),
+    pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),
+    credentials_type=StripeCredentials,
+    create_adapter=create_adapter,
+    secret_fields=frozenset({"secret_key"}),
+)
 
 
 @hookimpl
 def billplane_register_providers(register: Callable[[ProviderPlugin], None]) -> None:
-    del register  # the adapter is being built (issue tracker); nothing to register yet
+    register(PLUGIN)

@@ -1,0 +1,287 @@
+"""The Stripe adapter: one tenant's Stripe account, through its own ``StripeClient``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from billplane.plugins import (
+    AdapterContext,
+    ChargeRequest,
+    ChargeResult,
+    CustomerData,
+    InvalidCredentialsError,
+    PriceData,
+    ProductData,
+    ProviderError,
+    ProviderEvent,
+    ProviderRef,
+    ProviderSubscription,
+    RefundRequest,
+    RefundResult,
+    SubscriptionChange,
+    SubscriptionData,
+    UsageReport,
+)
+from billplane_stripe import catalog, payments, subscriptions, webhooks
+from billplane_stripe import usage as meter_events
+from billplane_stripe.client import build_client
+from billplane_stripe.credentials import StripeCredentials, key_problem
+from billplane_stripe.errors import error_body, stripe_errors, translate
+
+Params = dict[str, Any]
+
+
+def _options(idempotency_key: str, step: str | None = None) -> Any:
+    # A call made of several POSTs gives each its own key, derived from billplane's, so that a
+    # retry replays every step instead of colliding with the first one's parameters.
+    return {"idempotency_key": idempotency_key if step is None else f"{idempotency_key}:{step}"}
+
+
+def _sdk(params: Params) -> Any:
+    # Parameters are built as plain dicts; the test suite checks each one against Stripe's OpenAPI
+    # spec (and the SDK's declared types for Billing Meters), which is stricter than the TypedDicts.
+    return params
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    result = obj.to_dict()
+    if not isinstance(result, dict):
+        raise ProviderError("Stripe answered with something that is not an object", code="unexpected_response")
+    return result
+
+
+class StripeAdapter:
+    def __init__(self, context: AdapterContext, credentials: StripeCredentials) -> None:
+        self._context = context
+        self._credentials = credentials
+        self._client = build_client(credentials.secret_key, context.options)
+
+    def __repr__(self) -> str:
+        return f"StripeAdapter(account_id={self._context.account_id}, mode={self._context.mode!r})"
+
+    # -- account ---------------------------------------------------------------------------
+
+    async def check_credentials(self) -> None:
+        problem = key_problem(self._credentials.secret_key, self._context.mode)
+        if problem:
+            raise InvalidCredentialsError(problem, code="key_format")
+        async with stripe_errors(credentials_check=True):
+            await self._client.v1.balance.retrieve_async()
+
+    # -- customers -------------------------------------------------------------------------
+
+    def _customer_params(self, customer: CustomerData, *, update: bool) -> Params:
+        metadata = {**customer.metadata, "billplane_customer_id": str(customer.customer_id)}
+        params: Params = {"metadata": metadata}
+        for field, value in (("email", customer.email), ("name", customer.name)):
+            if value is not None:
+                params[field] = value
+            elif update:
+                params[field] = ""  # Stripe's way of clearing a field
+        return params
+
+    async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
+        async with stripe_errors():
+            created = await self._client.v1.customers.create_async(
+                _sdk(self._customer_params(customer, update=False)), _options(idempotency_key)
+            )
+        return ProviderRef(provider_id=created.id)
+
+    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:
+        async with stripe_errors():
+            await self._client.v1.customers.update_async(
+                provider_customer_id, _sdk(self._customer_params(customer, update=True)), _options(idempotency_key)
+            )
+
+    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:
+        del idempotency_key  # Stripe ignores keys on DELETE; deleting twice is handled below
+        try:
+            await self._client.v1.customers.delete_async(provider_customer_id)
+        except stripe.InvalidRequestError as error:
+            if error.code != "resource_missing":
+                raise translate(error) from error
+        except stripe.StripeError as error:
+            raise translate(error) from error
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    async def ensure_product(self, product: ProductData, *, idempotency_key: str) -> ProviderRef:
+        params: Params = {
+            "name": product.name,
+            "active": product.active,
+            "metadata": {"billplane_product_id": str(product.product_id)},
+        }
+        if product.description:
+            params["description"] = product.description
+        async with stripe_errors():
+            created = await self._client.v1.products.create_async(_sdk(params), _options(idempotency_key))
+        return ProviderRef(provider_id=created.id)
+
+    async def _meter(self, price: PriceData, idempotency_key: str) -> str:
+        """The plan's Billing Meter: found by its event name, or created."""
+        params = catalog.meter_params(self._context.tenant_id, price)
+        listed = await self._client.v1.billing.meters.list_async({"status": "active", "limit": 100})
+        async for meter in listed.auto_paging_iter():
+            if meter.event_name == params["event_name"]:
+                return meter.id
+        created = await self._client.v1.billing.meters.create_async(_sdk(params), _options(idempotency_key, "meter"))
+        return created.id
+
+    async def ensure_price(self, price: PriceData, *, idempotency_key: str) -> ProviderRef:
+        meter_id = None
+        async with stripe_errors():
+            if price.pricing_model == "metered":
+                meter_id = await self._meter(price, idempotency_key)
+            params = catalog.price_params(price, meter_id=meter_id)
+            created = await self._client.v1.prices.create_async(_sdk(params), _options(idempotency_key))
+        return ProviderRef(provider_id=created.id)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    async def _price_is_metered(self, price_id: str) -> bool:
+        return subscriptions.is_metered(_plain(await self._client.v1.prices.retrieve_async(price_id)))
+
+    async def create_subscription(
+        self, subscription: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        async with stripe_errors():
+            metered = await self._price_is_metered(subscription.provider_price_id)
+            params: Params = {
+                "customer": subscription.provider_customer_id,
+                "items": [
+                    subscriptions.item_params(subscription.provider_price_id, subscription.quantity, metered=metered)
+                ],
+                "metadata": {
+                    **subscription.metadata,
+                    "billplane_subscription_id": str(subscription.subscription_id),
+                    "billplane_tenant_id": str(self._context.tenant_id),
+                },
+            }
+            if subscription.trial_end is not None:
+                params["trial_end"] = int(subscription.trial_end.timestamp())
+            created = await self._client.v1.subscriptions.create_async(_sdk(params), _options(idempotency_key))
+        return subscriptions.to_provider(_plain(created))
+
+    async def update_subscription(
+        self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        behavior = subscriptions.proration_behavior(change.proration)
+        async with stripe_errors():
+            current = _plain(await self._client.v1.subscriptions.retrieve_async(provider_subscription_id))
+            item = subscriptions.first_item(current)
+            if item is None:
+                raise ProviderError("the Stripe subscription has no item to change", code="no_subscription_item")
+            price_id = change.provider_price_id or str(item["price"]["id"])
+            quantity = change.quantity if change.quantity is not None else item.get("quantity") or 1
+            metered = await self._price_is_metered(price_id)
+            item_change = {"id": item["id"], **subscriptions.item_params(price_id, quantity, metered=metered)}
+            updated = await self._client.v1.subscriptions.update_async(
+                provider_subscription_id,
+                _sdk({"items": [item_change], "proration_behavior": behavior}),
+                _options(idempotency_key),
+            )
+        return subscriptions.to_provider(_plain(updated))
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> ProviderSubscription:
+        async with stripe_errors():
+            if at_period_end:
+                updated = await self._client.v1.subscriptions.update_async(
+                    provider_subscription_id, {"cancel_at_period_end": True}, _options(idempotency_key)
+                )
+                return subscriptions.to_provider(_plain(updated))
+            current = _plain(await self._client.v1.subscriptions.retrieve_async(provider_subscription_id))
+            if current.get("status") in {"canceled", "incomplete_expired"}:
+                return subscriptions.to_provider(current)  # a retry after Stripe already canceled it
+            canceled = await self._client.v1.subscriptions.cancel_async(provider_subscription_id)
+        return subscriptions.to_provider(_plain(canceled))
+
+    async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        # void: invoices of the paused period are voided, so nothing is owed for it on resume.
+        params: Params = {"pause_collection": {"behavior": "void"}}
+        async with stripe_errors():
+            updated = await self._client.v1.subscriptions.update_async(
+                provider_subscription_id,
+                _sdk(params),
+                _options(idempotency_key),
+            )
+        return subscriptions.to_provider(_plain(updated))
+
+    async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        async with stripe_errors():
+            updated = await self._client.v1.subscriptions.update_async(
+                provider_subscription_id, {"pause_collection": ""}, _options(idempotency_key)
+            )
+        return subscriptions.to_provider(_plain(updated))
+
+    # -- money -----------------------------------------------------------------------------
+
+    async def _default_payment_method(self, customer_id: str) -> str:
+        customer = _plain(await self._client.v1.customers.retrieve_async(customer_id))
+        settings = customer.get("invoice_settings")
+        method = settings.get("default_payment_method") if isinstance(settings, Mapping) else None
+        if isinstance(method, Mapping):
+            method = method.get("id")
+        if not isinstance(method, str) or not method:
+            raise ProviderError(
+                "the Stripe customer has no default payment method (invoice_settings.default_payment_method)",
+                code="no_default_payment_method",
+            )
+        return method
+
+    async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
+        try:
+            if request.provider_invoice_id:
+                invoice = await self._client.v1.invoices.pay_async(
+                    request.provider_invoice_id,
+                    {"off_session": True, "expand": ["payments"]},
+                    _options(idempotency_key),
+                )
+                return payments.charge_from_invoice(_plain(invoice))
+            method = request.payment_method
+            if method is None:
+                if not request.provider_customer_id:
+                    raise ProviderError("a charge needs a payment method or a customer", code="no_payment_method")
+                method = await self._default_payment_method(request.provider_customer_id)
+            params = payments.payment_intent_params(request, method, request.provider_customer_id)
+            intent = await self._client.v1.payment_intents.create_async(_sdk(params), _options(idempotency_key))
+            return payments.charge_from_payment_intent(_plain(intent))
+        except stripe.CardError as error:
+            # The invoice stays open and billplane's dunning takes over from the failed payment.
+            fallback = request.provider_invoice_id or f"declined:{idempotency_key}"
+            return payments.declined(error_body(error), request, fallback)
+        except stripe.StripeError as error:
+            raise translate(error) from error
+
+    async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        async with stripe_errors():
+            created = await self._client.v1.refunds.create_async(
+                _sdk(payments.refund_params(request)),
+                _options(idempotency_key),
+            )
+        return payments.refund_result(_plain(created))
+
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
+        try:
+            await self._client.v1.billing.meter_events.create_async(
+                _sdk(meter_events.meter_event_params(self._context.tenant_id, usage)),
+                _options(idempotency_key),
+            )
+        except stripe.InvalidRequestError as error:
+            # Stripe keeps the first event of an identifier; should it refuse the repeat rather
+            # than drop it, the usage is counted all the same, which is what billplane asked.
+            if not meter_events.is_duplicate(error.code, error_body(error)):
+                raise translate(error) from error
+        except stripe.StripeError as error:
+            raise translate(error) from error
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        secrets = [s for s in (self._context.webhook_secret, self._context.previous_webhook_secret) if s]
+        event = webhooks.verify(body, headers, secrets)
+        return webhooks.normalize(event)

@@ -1,0 +1,191 @@
+"""PaymentIntents, invoices and refunds to and from billplane's payment types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from billplane.plugins import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeStatus,
+    InvoiceStatus,
+    ProviderInvoice,
+    RefundRequest,
+    RefundResult,
+    RefundStatus,
+)
+from billplane_stripe.subscriptions import timestamp
+
+# With off_session=true Stripe answers a payment that needs the customer with a card error, so
+# requires_action is rare; it still means the money did not move.
+_CHARGE_STATUSES: dict[str, ChargeStatus] = {
+    "succeeded": "succeeded",
+    "processing": "pending",
+    "requires_capture": "pending",
+}
+_REFUND_STATUSES: dict[str, RefundStatus] = {
+    "succeeded": "succeeded",
+    "pending": "pending",
+    "requires_action": "pending",
+    "failed": "failed",
+    "canceled": "failed",
+}
+_INVOICE_STATUSES: set[str] = {"draft", "open", "paid", "void", "uncollectible"}
+_REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+def _id(value: object) -> str | None:
+    """An id field that may be expanded into its object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _upper(value: object) -> str | None:
+    return value.upper() if isinstance(value, str) else None
+
+
+def payment_intent_params(request: ChargeRequest, payment_method: str, customer: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "amount": request.amount,
+        "currency": request.currency.lower(),
+        "payment_method": payment_method,
+        "confirm": True,
+        "off_session": True,
+        "metadata": {"billplane_payment_id": str(request.payment_id)},
+    }
+    if customer:
+        params["customer"] = customer
+    if request.description:
+        params["description"] = request.description
+    return params
+
+
+def failure_code(error: Mapping[str, Any]) -> str | None:
+    """Stripe's most precise reason: the issuer's decline code, else the error code."""
+    code = error.get("decline_code") or error.get("code")
+    return str(code) if code else None
+
+
+def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
+    raw = str(intent.get("status"))
+    status: ChargeStatus = _CHARGE_STATUSES.get(raw, "failed")
+    last_error = intent.get("last_payment_error")
+    error = last_error if isinstance(last_error, Mapping) else {}
+    code = failure_code(error) if status == "failed" else None
+    if status == "failed" and code is None:
+        code = raw  # requires_payment_method / requires_action / canceled: still a reason
+    return ChargeResult(
+        provider_payment_id=str(intent["id"]),
+        status=status,
+        failure_code=code,
+        failure_message=str(error["message"]) if status == "failed" and error.get("message") else None,
+        amount=_int(intent.get("amount")),
+        currency=_upper(intent.get("currency")),
+        provider_customer_id=_id(intent.get("customer")),
+        provider_invoice_id=_id(intent.get("invoice")),
+    )
+
+
+def invoice_payment_intent(invoice: Mapping[str, Any]) -> str | None:
+    """The PaymentIntent that paid an invoice: ``payment_intent`` before API 2025-03-31, ``payments`` after."""
+    direct = _id(invoice.get("payment_intent"))
+    if direct:
+        return direct
+    payments = invoice.get("payments")
+    data = payments.get("data") if isinstance(payments, Mapping) else None
+    for entry in data if isinstance(data, list) else []:
+        payment = entry.get("payment") if isinstance(entry, Mapping) else None
+        found = _id(payment.get("payment_intent")) if isinstance(payment, Mapping) else None
+        if found:
+            return found
+    return None
+
+
+def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
+    direct = _id(invoice.get("subscription"))
+    if direct:
+        return direct
+    parent = invoice.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    return _id(details.get("subscription")) if isinstance(details, Mapping) else None
+
+
+def charge_from_invoice(invoice: Mapping[str, Any]) -> ChargeResult:
+    paid = invoice.get("status") == "paid"
+    return ChargeResult(
+        provider_payment_id=invoice_payment_intent(invoice) or str(invoice["id"]),
+        status="succeeded" if paid else "pending",
+        amount=_int(invoice.get("amount_paid")) if paid else _int(invoice.get("amount_due")),
+        currency=_upper(invoice.get("currency")),
+        provider_customer_id=_id(invoice.get("customer")),
+        provider_invoice_id=str(invoice["id"]),
+        provider_subscription_id=invoice_subscription(invoice),
+    )
+
+
+def declined(error: Mapping[str, Any], request: ChargeRequest, fallback_id: str) -> ChargeResult:
+    """A card error as a failed charge: the PaymentIntent Stripe made for it, or ``fallback_id``."""
+    intent = error.get("payment_intent")
+    charge = error.get("charge")
+    return ChargeResult(
+        provider_payment_id=_id(intent) or _id(charge) or fallback_id,
+        status="failed",
+        failure_code=failure_code(error) or "card_declined",
+        failure_message=str(error.get("message") or "the card was declined"),
+        amount=request.amount,
+        currency=request.currency.upper(),
+        provider_customer_id=request.provider_customer_id,
+        provider_invoice_id=request.provider_invoice_id,
+    )
+
+
+def refund_params(request: RefundRequest) -> dict[str, Any]:
+    target = "charge" if request.provider_payment_id.startswith(("ch_", "py_")) else "payment_intent"
+    params: dict[str, Any] = {
+        target: request.provider_payment_id,
+        "amount": request.amount,
+        "metadata": {"billplane_refund_id": str(request.refund_id)},
+    }
+    if request.reason in _REFUND_REASONS:
+        params["reason"] = request.reason
+    elif request.reason:
+        params["metadata"]["billplane_reason"] = request.reason[:500]  # Stripe's metadata value limit
+    return params
+
+
+def refund_result(refund: Mapping[str, Any]) -> RefundResult:
+    status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
+    reason = refund.get("failure_reason")
+    return RefundResult(
+        provider_refund_id=str(refund["id"]),
+        status=status,
+        failure_message=str(reason) if status == "failed" and reason else None,
+        provider_payment_id=_id(refund.get("payment_intent")) or _id(refund.get("charge")),
+        amount=_int(refund.get("amount")),
+        currency=_upper(refund.get("currency")),
+    )
+
+
+def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice:
+    raw = str(invoice.get("status"))
+    status: InvoiceStatus = raw if raw in _INVOICE_STATUSES else "open"  # type: ignore[assignment]
+    return ProviderInvoice(
+        provider_id=str(invoice["id"]),
+        status=status,
+        currency=_upper(invoice.get("currency")) or "",
+        total=_int(invoice.get("total")) or 0,
+        amount_paid=_int(invoice.get("amount_paid")) or 0,
+        amount_due=_int(invoice.get("amount_due")) or 0,
+        provider_customer_id=_id(invoice.get("customer")),
+        provider_subscription_id=invoice_subscription(invoice),
+        provider_payment_id=invoice_payment_intent(invoice),
+        number=invoice.get("number") if isinstance(invoice.get("number"), str) else None,
+        period_start=timestamp(invoice.get("period_start")),
+        period_end=timestamp(invoice.get("period_end")),
+    )

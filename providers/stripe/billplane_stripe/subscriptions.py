@@ -1,0 +1,82 @@
+"""Stripe Subscriptions to and from billplane's view of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from billplane.plugins import ProrationPolicy, ProviderSubscription, SubscriptionStatus, UnsupportedOperationError
+
+_STATUSES: dict[str, SubscriptionStatus] = {
+    "trialing": "trialing",
+    "active": "active",
+    "past_due": "past_due",
+    "paused": "paused",
+    "canceled": "canceled",
+    "unpaid": "unpaid",
+    "incomplete": "incomplete",
+    # Stripe gave up on the first payment: the subscription will never start.
+    "incomplete_expired": "canceled",
+}
+
+# immediate: the difference is invoiced and collected now, as billplane's own engine does.
+_PRORATION = {"immediate": "always_invoice", "none": "none"}
+
+
+def timestamp(value: object) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def first_item(subscription: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    items = subscription.get("items")
+    data = items.get("data") if isinstance(items, Mapping) else None
+    return data[0] if isinstance(data, list) and data and isinstance(data[0], Mapping) else None
+
+
+def status(subscription: Mapping[str, Any]) -> SubscriptionStatus:
+    raw = str(subscription.get("status"))
+    mapped = _STATUSES.get(raw, "incomplete")
+    if subscription.get("pause_collection") and mapped not in {"canceled", "incomplete"}:
+        return "paused"
+    return mapped
+
+
+def to_provider(subscription: Mapping[str, Any]) -> ProviderSubscription:
+    """billplane's view of a Stripe Subscription object (an API answer or a webhook's ``data.object``)."""
+    item = first_item(subscription) or {}
+    # API versions since 2025-03-31 keep the period on the item; older ones on the subscription.
+    start = subscription.get("current_period_start", item.get("current_period_start"))
+    end = subscription.get("current_period_end", item.get("current_period_end"))
+    quantity = item.get("quantity")
+    return ProviderSubscription(
+        provider_id=str(subscription["id"]),
+        status=status(subscription),
+        current_period_start=timestamp(start),
+        current_period_end=timestamp(end),
+        cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
+        canceled_at=timestamp(subscription.get("canceled_at")),
+        trial_end=timestamp(subscription.get("trial_end")),
+        quantity=quantity if isinstance(quantity, int) else None,
+    )
+
+
+def is_metered(price: Mapping[str, Any]) -> bool:
+    recurring = price.get("recurring")
+    return isinstance(recurring, Mapping) and recurring.get("usage_type") == "metered"
+
+
+def item_params(price_id: str, quantity: int, *, metered: bool) -> dict[str, Any]:
+    # Stripe refuses a quantity on a metered item: usage, not seats, is what it bills.
+    return {"price": price_id} if metered else {"price": price_id, "quantity": quantity}
+
+
+def proration_behavior(policy: ProrationPolicy) -> str:
+    behavior = _PRORATION.get(policy)
+    if behavior is None:
+        raise UnsupportedOperationError(
+            "a plan or quantity change with proration 'period_end'",
+            "billplane-stripe changes a Stripe subscription at once; use 'immediate' or 'none', "
+            "or schedule the change in billplane for the period's end",
+        )
+    return behavior

@@ -1,0 +1,499 @@
+"""What the fake Stripe does with each operation it implements: a small, stateful Stripe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import StripeFailure, invalid, missing
+from .objects import fixture, list_of, new_id, now
+
+Params = dict[str, Any]
+Handler = Callable[["Store", dict[str, str], Params], dict[str, Any]]
+
+# Stripe's test payment methods (https://docs.stripe.com/testing) that the fake knows.
+SUCCEEDS = "pm_card_visa"
+DECLINES = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
+MONTH = 30 * 24 * 3600
+
+
+def _bool(value: object) -> bool:
+    return value == "true"
+
+
+def _int(params: Params, name: str) -> int | None:
+    value = params.get(name)
+    return None if value is None else int(value)
+
+
+class Store:
+    """The fake account's objects, by id."""
+
+    def __init__(self) -> None:
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.products: dict[str, dict[str, Any]] = {}
+        self.prices: dict[str, dict[str, Any]] = {}
+        self.meters: dict[str, dict[str, Any]] = {}
+        self.meter_events: dict[str, dict[str, Any]] = {}  # by identifier: Stripe counts one per identifier
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.payment_intents: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.duplicate_identifier_error = False  # answer a repeated meter event identifier with an error
+
+    # -- test helpers ----------------------------------------------------------------------
+
+    def usage_total(self, event_name: str, customer: str) -> int:
+        return sum(
+            int(event["payload"]["value"])
+            for event in self.meter_events.values()
+            if event["event_name"] == event_name and event["payload"].get("stripe_customer_id") == customer
+        )
+
+    def open_invoice(self, customer: str, amount: int, currency: str = "usd") -> str:
+        invoice_id = new_id("in")
+        self.invoices[invoice_id] = fixture(
+            "invoice",
+            id=invoice_id,
+            customer=customer,
+            status="open",
+            currency=currency,
+            total=amount,
+            subtotal=amount,
+            amount_due=amount,
+            amount_paid=0,
+            amount_remaining=amount,
+            subscription=None,
+            parent=None,
+            payments=None,
+        )
+        return invoice_id
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def customer(self, customer_id: str, param: str = "customer") -> dict[str, Any]:
+        customer = self.customers.get(customer_id)
+        if customer is None or customer.get("deleted"):
+            raise missing("customer", customer_id, param)
+        return customer
+
+    def price(self, price_id: str, param: str = "price") -> dict[str, Any]:
+        price = self.prices.get(price_id)
+        if price is None:
+            raise missing("price", price_id, param)
+        return price
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]:
+        subscription = self.subscriptions.get(subscription_id)
+        if subscription is None:
+            raise missing("subscription", subscription_id)
+        return subscription
+
+
+def balance(_store: Store, _path: dict[str, str], _params: Params) -> dict[str, Any]:
+    return fixture("balance")
+
+
+# -- customers -------------------------------------------------------------------------------
+
+
+def _apply_customer(customer: dict[str, Any], params: Params) -> None:
+    for field in ("email", "name", "description"):
+        if field in params:
+            customer[field] = params[field] or None
+    if "metadata" in params:
+        customer["metadata"] = {**customer.get("metadata", {}), **(params["metadata"] or {})}
+    settings = params.get("invoice_settings") or {}
+    method = settings.get("default_payment_method") or params.get("payment_method")
+    if method:
+        customer["invoice_settings"] = {**customer["invoice_settings"], "default_payment_method": method}
+
+
+def create_customer(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    customer = fixture("customer", id=new_id("cus"), created=now(), metadata={}, discount=None)
+    _apply_customer(customer, params)
+    store.customers[customer["id"]] = customer
+    return customer
+
+
+def update_customer(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    customer = store.customer(path["customer"])
+    _apply_customer(customer, params)
+    return customer
+
+
+def retrieve_customer(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    customer = store.customers.get(path["customer"])
+    if customer is None:
+        raise missing("customer", path["customer"])
+    return customer
+
+
+def delete_customer(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    store.customer(path["customer"])  # deleting twice: Stripe answers 404 resource_missing
+    gone = {"id": path["customer"], "object": "customer", "deleted": True}
+    store.customers[path["customer"]] = gone
+    return gone
+
+
+# -- catalog ---------------------------------------------------------------------------------
+
+
+def create_product(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    if not params.get("name"):
+        raise invalid("Missing required param: name.", code="parameter_missing", param="name")
+    product = fixture(
+        "product",
+        id=new_id("prod"),
+        name=params["name"],
+        description=params.get("description"),
+        active=params.get("active", "true") == "true",
+        metadata=params.get("metadata") or {},
+        default_price=None,
+        created=now(),
+    )
+    store.products[product["id"]] = product
+    return product
+
+
+def _check_price(store: Store, params: Params) -> None:
+    if params.get("product") not in store.products:
+        raise missing("product", str(params.get("product")), "product")
+    recurring = params.get("recurring") or {}
+    tiered = params.get("billing_scheme") == "tiered"
+    if tiered and (not params.get("tiers") or "tiers_mode" not in params):
+        raise invalid("Tiered prices need tiers and tiers_mode.", param="tiers")
+    if tiered and ("unit_amount" in params or "transform_quantity" in params):
+        raise invalid("Tiered prices cannot have unit_amount or transform_quantity.", param="unit_amount")
+    if tiered and params["tiers"][-1].get("up_to") != "inf":
+        raise invalid("The last tier must have up_to=inf.", param="tiers")
+    if not tiered and "unit_amount" not in params and "unit_amount_decimal" not in params:
+        raise invalid("Missing required param: unit_amount.", code="parameter_missing", param="unit_amount")
+    if recurring.get("usage_type") == "metered":
+        meter = store.meters.get(recurring.get("meter", ""))
+        if meter is None or meter["status"] != "active":
+            raise invalid("Metered prices require an active meter.", param="recurring[meter]")
+    elif "meter" in recurring:
+        raise invalid("Only metered prices can have a meter.", param="recurring[meter]")
+
+
+def create_price(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    _check_price(store, params)
+    recurring = params.get("recurring") or {}
+    tiers = params.get("tiers")
+    price = fixture(
+        "price",
+        id=new_id("price"),
+        product=params["product"],
+        currency=params["currency"],
+        created=now(),
+        metadata=params.get("metadata") or {},
+        billing_scheme=params.get("billing_scheme", "per_unit"),
+        tiers_mode=params.get("tiers_mode"),
+        unit_amount=_int(params, "unit_amount"),
+        unit_amount_decimal=params.get("unit_amount"),
+        transform_quantity=params.get("transform_quantity"),
+        recurring={
+            "interval": recurring["interval"],
+            "interval_count": int(recurring.get("interval_count", 1)),
+            "meter": recurring.get("meter"),
+            "usage_type": recurring.get("usage_type", "licensed"),
+            "trial_period_days": None,
+        },
+    )
+    if tiers is not None:
+        price["tiers"] = tiers
+    store.prices[price["id"]] = price
+    return price
+
+
+def retrieve_price(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    return store.price(path["price"])
+
+
+# -- meters ----------------------------------------------------------------------------------
+
+
+def create_meter(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    name = params.get("event_name")
+    if any(m["event_name"] == name and m["status"] == "active" for m in store.meters.values()):
+        raise invalid(f"An active meter with event_name '{name}' already exists.", param="event_name")
+    meter = fixture(
+        "billing.meter",
+        id=new_id("mtr"),
+        event_name=name,
+        display_name=params.get("display_name"),
+        default_aggregation=params.get("default_aggregation"),
+        customer_mapping=params.get("customer_mapping") or {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+        value_settings=params.get("value_settings") or {"event_payload_key": "value"},
+        created=now(),
+        updated=now(),
+    )
+    store.meters[meter["id"]] = meter
+    return meter
+
+
+def list_meters(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    meters = [m for m in store.meters.values() if params.get("status") in {None, m["status"]}]
+    limit = int(params.get("limit", 10))
+    after = params.get("starting_after")
+    if after:
+        ids = [m["id"] for m in meters]
+        meters = meters[ids.index(after) + 1 :] if after in ids else []
+    return list_of(meters[:limit], "/v1/billing/meters", has_more=len(meters) > limit)
+
+
+def create_meter_event(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    name = params.get("event_name")
+    meter = next((m for m in store.meters.values() if m["event_name"] == name and m["status"] == "active"), None)
+    if meter is None:
+        raise invalid(f"No active meter with event_name '{name}'.", param="event_name")
+    payload = params.get("payload") or {}
+    customer_key = meter["customer_mapping"]["event_payload_key"]
+    value_key = meter["value_settings"]["event_payload_key"]
+    store.customer(str(payload.get(customer_key)), f"payload[{customer_key}]")
+    if not str(payload.get(value_key, "")).isdigit():
+        raise invalid("The meter event value must be a whole number.", param=f"payload[{value_key}]")
+    identifier = params.get("identifier") or new_id("mev")
+    if identifier in store.meter_events:
+        if store.duplicate_identifier_error:
+            raise invalid(
+                f"An event with identifier '{identifier}' already exists.",
+                code="resource_already_exists",
+                param="identifier",
+            )
+        return store.meter_events[identifier]  # counted once, whatever the idempotency key
+    event = fixture(
+        "billing.meter_event",
+        event_name=name,
+        identifier=identifier,
+        payload=payload,
+        timestamp=int(params.get("timestamp", now())),
+        created=now(),
+    )
+    store.meter_events[identifier] = event
+    return event
+
+
+# -- subscriptions ---------------------------------------------------------------------------
+
+
+def _item(store: Store, subscription_id: str, spec: Params, start: int) -> dict[str, Any]:
+    price = store.price(str(spec.get("price")), "items[0][price]")
+    metered = price["recurring"]["usage_type"] == "metered"
+    if metered and "quantity" in spec:
+        raise invalid("Quantity should not be specified where usage_type is `metered`.", param="items[0][quantity]")
+    return {
+        "id": new_id("si"),
+        "object": "subscription_item",
+        "created": start,
+        "metadata": {},
+        "price": price,
+        "quantity": None if metered else int(spec.get("quantity", 1)),
+        "subscription": subscription_id,
+        "tax_rates": [],
+        "discounts": [],
+        "current_period_start": start,
+        "current_period_end": start + MONTH,
+    }
+
+
+def create_subscription(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    store.customer(str(params.get("customer")))
+    items = params.get("items")
+    if not isinstance(items, list) or not items:
+        raise invalid("Missing required param: items.", code="parameter_missing", param="items")
+    subscription_id = new_id("sub")
+    start = now()
+    trial_end = _int(params, "trial_end")
+    subscription = fixture(
+        "subscription",
+        id=subscription_id,
+        customer=params["customer"],
+        status="trialing" if trial_end else "active",
+        created=start,
+        start_date=start,
+        billing_cycle_anchor=trial_end or start,
+        cancel_at=None,
+        cancel_at_period_end=False,
+        canceled_at=None,
+        ended_at=None,
+        trial_start=start if trial_end else None,
+        trial_end=trial_end,
+        pause_collection=None,
+        pending_update=None,
+        metadata=params.get("metadata") or {},
+        items=list_of(
+            [_item(store, subscription_id, spec, start) for spec in items],
+            f"/v1/subscription_items?subscription={subscription_id}",
+        ),
+    )
+    store.subscriptions[subscription_id] = subscription
+    return subscription
+
+
+def retrieve_subscription(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    return store.subscription(path["subscription_exposed_id"])
+
+
+def update_subscription(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    subscription = store.subscription(path["subscription_exposed_id"])
+    if subscription["status"] == "canceled":
+        raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
+    for change in params.get("items") or []:
+        current = next((i for i in subscription["items"]["data"] if i["id"] == change.get("id")), None)
+        if current is None:
+            raise invalid("The subscription item does not belong to this subscription.", param="items[0][id]")
+        replaced = _item(store, subscription["id"], change, current["current_period_start"])
+        current.update(price=replaced["price"], quantity=replaced["quantity"])
+    if "cancel_at_period_end" in params:
+        subscription["cancel_at_period_end"] = _bool(params["cancel_at_period_end"])
+    if "pause_collection" in params:
+        pause = params["pause_collection"]
+        subscription["pause_collection"] = {"behavior": pause["behavior"], "resumes_at": None} if pause else None
+    if "metadata" in params:
+        subscription["metadata"] = {**subscription["metadata"], **(params["metadata"] or {})}
+    return subscription
+
+
+def cancel_subscription(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    subscription = store.subscription(path["subscription_exposed_id"])
+    if subscription["status"] == "canceled":
+        raise invalid("This subscription has already been canceled.", code="resource_missing", status=404)
+    subscription.update(status="canceled", canceled_at=now(), ended_at=now())
+    return subscription
+
+
+# -- payments --------------------------------------------------------------------------------
+
+
+def _payment_method(store: Store, params: Params) -> str:
+    method = params.get("payment_method")
+    if method is None and params.get("customer"):
+        method = store.customer(params["customer"])["invoice_settings"].get("default_payment_method")
+    if method is None:
+        raise invalid("You must provide a payment method.", code="payment_method_required", param="payment_method")
+    if method != SUCCEEDS and method not in DECLINES:
+        raise missing("PaymentMethod", method, "payment_method")
+    return str(method)
+
+
+def _intent(
+    store: Store, amount: int, currency: str, customer: str | None, method: str, **extra: Any
+) -> dict[str, Any]:
+    intent = fixture(
+        "payment_intent",
+        id=new_id("pi"),
+        amount=amount,
+        currency=currency,
+        customer=customer,
+        payment_method=method,
+        created=now(),
+        canceled_at=None,
+        last_payment_error=None,
+        **{"metadata": {}, **extra},
+    )
+    intent["client_secret"] = f"{intent['id']}_secret_fake"
+    decline = DECLINES.get(method)
+    if decline is not None:
+        message = "Your card was declined."
+        error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
+        intent.update(status="requires_payment_method", last_payment_error=error, latest_charge=None)
+        store.payment_intents[intent["id"]] = intent
+        raise StripeFailure(
+            402, "card_error", message, code="card_declined", decline_code=decline, payment_intent=intent
+        )
+    intent.update(status="succeeded", amount_received=amount, latest_charge=new_id("ch"))
+    store.payment_intents[intent["id"]] = intent
+    return intent
+
+
+def create_payment_intent(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    if params.get("off_session") == "true" and params.get("confirm") != "true":
+        raise invalid("off_session can only be used with confirm=true.", param="off_session")
+    if params.get("customer"):
+        store.customer(params["customer"])
+    method = _payment_method(store, params)
+    return _intent(
+        store,
+        int(params["amount"]),
+        params["currency"],
+        params.get("customer"),
+        method,
+        description=params.get("description"),
+        metadata=params.get("metadata") or {},
+    )
+
+
+def pay_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    invoice = store.invoices.get(path["invoice"])
+    if invoice is None:
+        raise missing("invoice", path["invoice"], "invoice")
+    if invoice["status"] != "open":
+        raise invalid("Invoice is already paid.", code="invoice_not_open")
+    method = _payment_method(store, {"customer": invoice["customer"], **params})
+    intent = _intent(store, invoice["amount_due"], invoice["currency"], invoice["customer"], method)
+    invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
+    payment = {"object": "invoice_payment", "payment": {"type": "payment_intent", "payment_intent": intent["id"]}}
+    invoice["_payments"] = [payment]
+    answer = {key: value for key, value in invoice.items() if not key.startswith("_")}
+    if "payments" in (params.get("expand") or []):  # includable only when expanded, as at Stripe
+        answer["payments"] = list_of(invoice["_payments"], f"/v1/invoices/{invoice['id']}/payments")
+    return answer
+
+
+def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    intent_id = params.get("payment_intent")
+    intent = store.payment_intents.get(str(intent_id))
+    if intent is None or intent["status"] != "succeeded":
+        raise missing("payment_intent", str(intent_id), "payment_intent")
+    refunded = sum(r["amount"] for r in store.refunds.values() if r["payment_intent"] == intent["id"])
+    remaining = intent["amount"] - refunded
+    amount = int(params.get("amount", remaining))
+    if remaining <= 0:
+        raise invalid(f"Charge {intent['latest_charge']} has already been refunded.", code="charge_already_refunded")
+    if amount > remaining:
+        raise invalid(
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
+            code="amount_too_large",
+            param="amount",
+        )
+    refund = fixture(
+        "refund",
+        id=new_id("re"),
+        amount=amount,
+        currency=intent["currency"],
+        charge=intent["latest_charge"],
+        payment_intent=intent["id"],
+        reason=params.get("reason"),
+        metadata=params.get("metadata") or {},
+        status="succeeded",
+        created=now(),
+    )
+    store.refunds[refund["id"]] = refund
+    return refund
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/v1/balance"): balance,
+    ("POST", "/v1/customers"): create_customer,
+    ("GET", "/v1/customers/{customer}"): retrieve_customer,
+    ("POST", "/v1/customers/{customer}"): update_customer,
+    ("DELETE", "/v1/customers/{customer}"): delete_customer,
+    ("POST", "/v1/products"): create_product,
+    ("POST", "/v1/prices"): create_price,
+    ("GET", "/v1/prices/{price}"): retrieve_price,
+    ("POST", "/v1/billing/meters"): create_meter,
+    ("GET", "/v1/billing/meters"): list_meters,
+    ("POST", "/v1/billing/meter_events"): create_meter_event,
+    ("POST", "/v1/subscriptions"): create_subscription,
+    ("GET", "/v1/subscriptions/{subscription_exposed_id}"): retrieve_subscription,
+    ("POST", "/v1/subscriptions/{subscription_exposed_id}"): update_subscription,
+    ("DELETE", "/v1/subscriptions/{subscription_exposed_id}"): cancel_subscription,
+    ("POST", "/v1/payment_intents"): create_payment_intent,
+    ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
+    ("POST", "/v1/refunds"): create_refund,
+}

@@ -1,0 +1,84 @@
+"""The fake's checker can fail: unknown paths, parameters and values are caught, not answered."""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+from billplane_stripe.client import PerCallHTTPXClient
+
+from tests.providers.stripe.conftest import SECRET_KEY
+from tests.providers.stripe.fake_stripe import sdk_params
+from tests.providers.stripe.fake_stripe.server import FakeStripe
+from tests.providers.stripe.fake_stripe.spec import stripe_spec
+
+pytestmark = pytest.mark.anyio
+
+
+def _client(fake: FakeStripe) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        SECRET_KEY,
+        base_addresses={"api": fake.url},
+        max_network_retries=0,
+        http_client=PerCallHTTPXClient(timeout=5),
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form", "problem"),
+    [
+        ("POST", "/v1/customers", [("email", "a@example.com"), ("nickname", "x")], "nickname"),
+        ("POST", "/v1/prices", [("recurring[interval]", "fortnight")], "fortnight"),
+        ("POST", "/v1/prices", [("recurring[usage_kind]", "metered")], "usage_kind"),
+        ("POST", "/v1/prices", [("unit_amount", "twelve")], "twelve"),
+        ("POST", "/v1/subscriptions/sub_1", [("pause_collection[behavior]", "forever")], "forever"),
+        ("POST", "/v1/subscriptions/sub_1", [("cancel_at_period_end", "yes")], "yes"),
+        ("POST", "/v1/payment_intents", [("amount", "1"), ("items[0][price]", "x")], "items"),
+        ("POST", "/v1/customers/cus_1/teleport", [], "no such operation"),
+        ("PUT", "/v1/customers", [], "no such operation"),
+    ],
+)
+def test_the_spec_check_catches(method: str, path: str, form: list[tuple[str, str]], problem: str) -> None:
+    problems = stripe_spec().check(method, path, [], form)
+    assert problems
+    assert problem in problems[0]
+
+
+def test_a_valid_request_passes() -> None:
+    form = [("currency", "usd"), ("product", "prod_1"), ("unit_amount", "5"), ("recurring[interval]", "month")]
+    assert stripe_spec().check("POST", "/v1/prices", [], form) == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "form"),
+    [
+        (sdk_params.OPERATIONS[("POST", "/v1/billing/meters")], [("event_name", "e"), ("aggregation", "sum")]),
+        (sdk_params.OPERATIONS[("POST", "/v1/billing/meters")], [("customer_mapping[type]", "by_email")]),
+        (sdk_params.OPERATIONS[("POST", "/v1/billing/meter_events")], [("timestamp", "yesterday")]),
+        (sdk_params.OPERATIONS[("POST", "/v1/billing/meter_events")], [("idempotency_key", "k")]),
+    ],
+)
+def test_the_sdk_type_check_catches(typed: type, form: list[tuple[str, str]]) -> None:
+    assert sdk_params.check(typed, "POST", "/v1/billing/x", form)
+
+
+def test_only_declared_additions_pass_beside_the_spec(fake_stripe: FakeStripe) -> None:
+    base = [("currency", "usd"), ("product", "p"), ("recurring[interval]", "month")]
+    assert fake_stripe._check("POST", "/v1/prices", [], [*base, ("recurring[meter]", "mtr_1")]) == []  # noqa: SLF001
+    assert fake_stripe._check("POST", "/v1/prices", [], [*base, ("recurring[meters]", "m")])  # noqa: SLF001
+
+
+async def test_an_unknown_parameter_sent_over_http_is_recorded_and_refused(fake_stripe: FakeStripe) -> None:
+    client = _client(fake_stripe)
+    with pytest.raises(stripe.InvalidRequestError, match="favourite_colour"):
+        await client.v1.customers.create_async({"favourite_colour": "green"})  # type: ignore[arg-type]
+    assert fake_stripe.violations == ["POST /v1/customers: unknown or invalid parameter favourite_colour='green'"]
+    assert not fake_stripe.store.customers
+    fake_stripe.violations.clear()  # caught as intended: the fixture's own check must not fail this test
+
+
+async def test_an_unimplemented_operation_is_a_violation(fake_stripe: FakeStripe) -> None:
+    client = _client(fake_stripe)
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.coupons.create_async({"percent_off": 10.0})
+    assert fake_stripe.violations == ["the fake Stripe does not implement POST /v1/coupons"]
+    fake_stripe.violations.clear()

@@ -1,0 +1,148 @@
+"""Subscriptions at Stripe: items, quantities, trials, changes, cancellations, pause and resume."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from billplane_stripe import subscriptions
+from billplane_stripe.adapter import StripeAdapter
+
+from billplane.plugins import ProviderError, SubscriptionChange, SubscriptionData, UnsupportedOperationError
+from tests.providers.stripe import helpers
+from tests.providers.stripe.fake_stripe.server import FakeStripe
+
+pytestmark = pytest.mark.anyio
+SUB = "/v1/subscriptions/{subscription_exposed_id}"
+
+
+async def test_create_with_quantity_and_trial(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+    customer = await helpers.customer(stripe_adapter)
+    price = await helpers.price(stripe_adapter)
+    trial_end = datetime.now(UTC).replace(microsecond=0) + timedelta(days=14)
+    data = SubscriptionData(
+        subscription_id=9,
+        provider_customer_id=customer,
+        provider_price_id=price,
+        quantity=4,
+        trial_end=trial_end,
+        metadata={"origin": "test"},
+    )
+    created = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", "/v1/subscriptions").params == {
+        "customer": customer,
+        "items": [{"price": price, "quantity": "4"}],
+        "metadata": {"origin": "test", "billplane_subscription_id": "9", "billplane_tenant_id": "7"},
+        "trial_end": str(int(trial_end.timestamp())),
+    }
+    assert created.status == "trialing"
+    assert created.trial_end == trial_end
+    assert created.quantity == 4
+    assert created.current_period_start is not None
+    assert created.current_period_end is not None
+    assert created.current_period_end > created.current_period_start
+
+
+async def test_a_metered_item_has_no_quantity(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+    await helpers.subscription(stripe_adapter, "metered")
+    (item,) = fake_stripe.last("POST", "/v1/subscriptions").params["items"]
+    assert "quantity" not in item
+
+
+@pytest.mark.parametrize(("policy", "behavior"), [("immediate", "always_invoice"), ("none", "none")])
+async def test_quantity_change_with_proration(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe, policy: str, behavior: str
+) -> None:
+    sub = await helpers.subscription(stripe_adapter)
+    item = fake_stripe.store.subscriptions[sub]["items"]["data"][0]
+    updated = await stripe_adapter.update_subscription(
+        sub,
+        SubscriptionChange(quantity=7, proration=policy),  # type: ignore[arg-type]
+        idempotency_key=helpers.key(),
+    )
+    assert fake_stripe.last("POST", SUB).params == {
+        "items": [{"id": item["id"], "price": item["price"]["id"], "quantity": "7"}],
+        "proration_behavior": behavior,
+    }
+    assert updated.quantity == 7
+
+
+async def test_plan_change_keeps_the_quantity(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+    sub = await helpers.subscription(stripe_adapter, quantity=3)
+    other = await helpers.price(stripe_adapter, "flat")
+    await stripe_adapter.update_subscription(
+        sub, SubscriptionChange(provider_price_id=other), idempotency_key=helpers.key()
+    )
+    (item,) = fake_stripe.last("POST", SUB).params["items"]
+    assert (item["price"], item["quantity"]) == (other, "3")
+    assert fake_stripe.store.subscriptions[sub]["items"]["data"][0]["price"]["id"] == other
+
+
+async def test_period_end_changes_are_unsupported_and_send_nothing(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    sub = await helpers.subscription(stripe_adapter)
+    sent = len(fake_stripe.requests)
+    with pytest.raises(UnsupportedOperationError, match="period_end"):
+        await stripe_adapter.update_subscription(
+            sub, SubscriptionChange(quantity=2, proration="period_end"), idempotency_key=helpers.key()
+        )
+    assert len(fake_stripe.requests) == sent
+
+
+async def test_cancel_at_period_end_then_now(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+    sub = await helpers.subscription(stripe_adapter)
+    later = await stripe_adapter.cancel_subscription(sub, at_period_end=True, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", SUB).params == {"cancel_at_period_end": "true"}
+    assert (later.status, later.cancel_at_period_end) == ("active", True)
+    now = await stripe_adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=helpers.key())
+    assert fake_stripe.last("DELETE", SUB).path == f"/v1/subscriptions/{sub}"
+    assert now.status == "canceled"
+    assert now.canceled_at is not None
+    again = await stripe_adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=helpers.key())
+    assert again.status == "canceled"
+    assert len([r for r in fake_stripe.requests if r.method == "DELETE"]) == 1
+
+
+async def test_pause_and_resume(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+    sub = await helpers.subscription(stripe_adapter)
+    paused = await stripe_adapter.pause_subscription(sub, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", SUB).form == [("pause_collection[behavior]", "void")]
+    assert paused.status == "paused"
+    resumed = await stripe_adapter.resume_subscription(sub, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", SUB).form == [("pause_collection", "")]
+    assert resumed.status == "active"
+
+
+async def test_an_unknown_subscription_is_stripes_error(stripe_adapter: StripeAdapter) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await stripe_adapter.pause_subscription("sub_missing", idempotency_key=helpers.key())
+    assert caught.value.code == "resource_missing"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"status": "incomplete_expired"}, "canceled"),
+        ({"status": "paused"}, "paused"),
+        ({"status": "active", "pause_collection": {"behavior": "void"}}, "paused"),
+        ({"status": "past_due", "pause_collection": {"behavior": "keep_as_draft"}}, "paused"),
+        ({"status": "canceled", "pause_collection": {"behavior": "void"}}, "canceled"),
+        ({"status": "trialing"}, "trialing"),
+        ({"status": "past_due"}, "past_due"),
+        ({"status": "unpaid"}, "unpaid"),
+        ({"status": "incomplete"}, "incomplete"),
+    ],
+)
+def test_status_mapping(fields: dict[str, object], expected: str) -> None:
+    assert subscriptions.status({"pause_collection": None, **fields}) == expected
+
+
+def test_period_of_an_older_api_version_is_read_from_the_subscription() -> None:
+    start, end = 1_700_000_000, 1_702_592_000
+    sub = subscriptions.to_provider(
+        {"id": "sub_1", "status": "active", "current_period_start": start, "current_period_end": end, "items": {}}
+    )
+    assert sub.current_period_start == datetime.fromtimestamp(start, UTC)
+    assert sub.current_period_end == datetime.fromtimestamp(end, UTC)
+    assert sub.quantity is None

@@ -1,0 +1,266 @@
+"""Stripe webhooks: verified with the account's secret(s), each applied event type mapped."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from billplane_stripe.adapter import StripeAdapter
+from billplane_stripe.webhooks import MAPPED
+
+from billplane.plugins import ProviderEvent, WebhookVerificationError
+from tests.providers.stripe.conftest import PREVIOUS_WEBHOOK_SECRET, WEBHOOK_SECRET, MakeAdapter
+from tests.providers.stripe.fake_stripe import events, objects
+
+pytestmark = pytest.mark.anyio
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _signed(
+    type_: str, obj: dict[str, Any], *, secrets: list[str] | None = None, at: datetime = NOW
+) -> tuple[dict[str, str], bytes, dict[str, Any]]:
+    payload = events.event(type_, obj, created=int(at.timestamp()))
+    headers, body = events.sign(payload, secrets or [WEBHOOK_SECRET], at)
+    return _headers(headers), body, payload
+
+
+async def _parse(adapter: StripeAdapter, type_: str, obj: dict[str, Any]) -> list[ProviderEvent]:
+    headers, body, _ = _signed(type_, obj)
+    return await adapter.parse_webhook(headers, body)
+
+
+def _intent(**fields: Any) -> dict[str, Any]:
+    return objects.fixture("payment_intent", id="pi_1", amount=4200, currency="eur", customer="cus_1", **fields)
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+async def test_a_valid_webhook_is_one_event(stripe_adapter: StripeAdapter) -> None:
+    headers, body, payload = _signed("payment_intent.succeeded", _intent(status="succeeded"))
+    (event,) = await stripe_adapter.parse_webhook(headers, body)
+    assert event.event_id == payload["id"]
+    assert event.occurred_at == NOW
+    assert event.occurred_at.tzinfo is not None
+    assert (event.provider_object_id, event.provider_type) == ("pi_1", "payment_intent.succeeded")
+
+
+async def test_tampered_body_is_rejected(stripe_adapter: StripeAdapter) -> None:
+    headers, body, _ = _signed("payment_intent.succeeded", _intent(status="succeeded"))
+    tampered = body.replace(b'"amount": 4200', b'"amount": 1')
+    assert tampered != body
+    with pytest.raises(WebhookVerificationError):
+        await stripe_adapter.parse_webhook(headers, tampered)
+
+
+async def test_wrong_secret_is_rejected(stripe_adapter: StripeAdapter) -> None:
+    headers, body, _ = _signed("payment_intent.succeeded", _intent(), secrets=["whsec_someone_else"])
+    with pytest.raises(WebhookVerificationError) as caught:
+        await stripe_adapter.parse_webhook(headers, body)
+    assert WEBHOOK_SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(("age", "verdict"), [(timedelta(minutes=4), "accepted"), (timedelta(minutes=6), "too old")])
+async def test_timestamp_tolerance(stripe_adapter: StripeAdapter, age: timedelta, verdict: str) -> None:
+    headers, body, _ = _signed("payment_intent.succeeded", _intent(), at=datetime.now(UTC) - age)
+    if verdict == "accepted":
+        assert await stripe_adapter.parse_webhook(headers, body)
+    else:
+        with pytest.raises(WebhookVerificationError, match="tolerance"):
+            await stripe_adapter.parse_webhook(headers, body)
+
+
+async def test_the_previous_secret_is_accepted_during_rotation(make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter(previous_webhook_secret=PREVIOUS_WEBHOOK_SECRET)
+    headers, body, _ = _signed("payment_intent.succeeded", _intent(), secrets=[PREVIOUS_WEBHOOK_SECRET])
+    assert await adapter.parse_webhook(headers, body)
+    without = make_adapter()
+    with pytest.raises(WebhookVerificationError):
+        await without.parse_webhook(headers, body)
+
+
+@pytest.mark.parametrize(
+    "order", [[WEBHOOK_SECRET, "whsec_other"], ["whsec_other", WEBHOOK_SECRET]], ids=["ours-first", "ours-second"]
+)
+async def test_a_header_with_two_signatures(stripe_adapter: StripeAdapter, order: list[str]) -> None:
+    headers, body, _ = _signed("payment_intent.succeeded", _intent(), secrets=order)
+    assert headers["stripe-signature"].count("v1=") == 2
+    assert await stripe_adapter.parse_webhook(headers, body)
+
+
+async def test_missing_signature_or_secret(stripe_adapter: StripeAdapter, make_adapter: MakeAdapter) -> None:
+    headers, body, _ = _signed("payment_intent.succeeded", _intent())
+    with pytest.raises(WebhookVerificationError, match="missing"):
+        await stripe_adapter.parse_webhook({}, body)
+    with pytest.raises(WebhookVerificationError, match="no webhook signing secret"):
+        await make_adapter(webhook_secret=None).parse_webhook(headers, body)
+
+
+async def test_a_signed_body_that_is_no_event_is_rejected(stripe_adapter: StripeAdapter) -> None:
+    for body in (b"not json", b"[1, 2]", json.dumps({"id": "evt_1", "type": "x"}).encode()):
+        headers, _ = events.sign({}, [WEBHOOK_SECRET], NOW)
+        signature = events.signature(body, WEBHOOK_SECRET, int(NOW.timestamp()))
+        headers = {"stripe-signature": f"t={int(NOW.timestamp())},v1={signature}"}
+        with pytest.raises(WebhookVerificationError):
+            await stripe_adapter.parse_webhook(headers, body)
+
+
+# -- mapping ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "billplane_type"),
+    [
+        ("customer.created", "customer.created"),
+        ("customer.updated", "customer.updated"),
+        ("customer.deleted", "customer.deleted"),
+    ],
+)
+async def test_customer_events(stripe_adapter: StripeAdapter, stripe_type: str, billplane_type: str) -> None:
+    (event,) = await _parse(stripe_adapter, stripe_type, objects.fixture("customer", id="cus_9"))
+    assert (event.type, event.provider_object_id) == (billplane_type, "cus_9")
+
+
+def _subscription(**fields: Any) -> dict[str, Any]:
+    sub = objects.fixture(
+        "subscription", id="sub_9", status="active", pause_collection=None, cancel_at_period_end=False
+    )
+    sub["items"]["data"][0].update(quantity=3, current_period_start=1_800_000_000, current_period_end=1_802_592_000)
+    sub.update(fields)
+    return sub
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "billplane_type", "fields", "status"),
+    [
+        ("customer.subscription.created", "subscription.updated", {"status": "trialing"}, "trialing"),
+        ("customer.subscription.updated", "subscription.updated", {"status": "past_due"}, "past_due"),
+        ("customer.subscription.paused", "subscription.updated", {"status": "paused"}, "paused"),
+        ("customer.subscription.resumed", "subscription.updated", {}, "active"),
+        ("customer.subscription.deleted", "subscription.canceled", {"status": "canceled"}, "canceled"),
+        ("customer.subscription.updated", "subscription.updated", {"pause_collection": {"behavior": "void"}}, "paused"),
+    ],
+)
+async def test_subscription_events(
+    stripe_adapter: StripeAdapter, stripe_type: str, billplane_type: str, fields: dict[str, Any], status: str
+) -> None:
+    (event,) = await _parse(stripe_adapter, stripe_type, _subscription(**fields))
+    assert (event.type, event.provider_object_id) == (billplane_type, "sub_9")
+    assert event.subscription is not None
+    assert event.subscription.status == status
+    assert event.subscription.quantity == 3
+    assert event.subscription.current_period_end == datetime.fromtimestamp(1_802_592_000, UTC)
+
+
+@pytest.mark.parametrize("stripe_type", ["invoice.finalized", "invoice.paid", "invoice.payment_failed"])
+async def test_invoice_events(stripe_adapter: StripeAdapter, stripe_type: str) -> None:
+    invoice = objects.fixture(
+        "invoice",
+        id="in_9",
+        status="paid" if stripe_type == "invoice.paid" else "open",
+        total=4200,
+        amount_due=4200,
+        amount_paid=4200 if stripe_type == "invoice.paid" else 0,
+        number="BP-0009",
+        subscription=None,
+        parent={"type": "subscription_details", "subscription_details": {"subscription": "sub_9", "metadata": {}}},
+        payments={"object": "list", "data": [{"payment": {"type": "payment_intent", "payment_intent": "pi_9"}}]},
+    )
+    (event,) = await _parse(stripe_adapter, stripe_type, invoice)
+    assert (event.type, event.provider_object_id) == (stripe_type, "in_9")
+    assert event.invoice is not None
+    assert (event.invoice.total, event.invoice.currency, event.invoice.number) == (4200, "USD", "BP-0009")
+    assert event.invoice.provider_subscription_id == "sub_9"
+    assert event.invoice.provider_payment_id == "pi_9"
+    assert event.invoice.provider_customer_id == invoice["customer"]
+    assert event.invoice.status == ("paid" if stripe_type == "invoice.paid" else "open")
+
+
+async def test_an_older_invoice_shape_names_its_subscription_and_payment(stripe_adapter: StripeAdapter) -> None:
+    invoice = objects.fixture("invoice", id="in_8", status="paid", subscription="sub_8", payment_intent="pi_8")
+    (event,) = await _parse(stripe_adapter, "invoice.paid", invoice)
+    assert event.invoice is not None
+    assert (event.invoice.provider_subscription_id, event.invoice.provider_payment_id) == ("sub_8", "pi_8")
+
+
+async def test_payment_succeeded(stripe_adapter: StripeAdapter) -> None:
+    (event,) = await _parse(stripe_adapter, "payment_intent.succeeded", _intent(status="succeeded", invoice="in_9"))
+    assert event.type == "payment.succeeded"
+    assert event.payment is not None
+    assert (event.payment.status, event.payment.amount, event.payment.currency) == ("succeeded", 4200, "EUR")
+    assert (event.payment.provider_customer_id, event.payment.provider_invoice_id) == ("cus_1", "in_9")
+
+
+async def test_payment_failed_carries_the_decline_code(stripe_adapter: StripeAdapter) -> None:
+    error = {"type": "card_error", "code": "card_declined", "decline_code": "expired_card", "message": "Expired."}
+    (event,) = await _parse(
+        stripe_adapter,
+        "payment_intent.payment_failed",
+        _intent(status="requires_payment_method", last_payment_error=error),
+    )
+    assert event.type == "payment.failed"
+    assert event.payment is not None
+    assert (event.payment.status, event.payment.failure_code, event.payment.failure_message) == (
+        "failed",
+        "expired_card",
+        "Expired.",
+    )
+
+
+async def test_charge_refunded_maps_each_refund(stripe_adapter: StripeAdapter) -> None:
+    refund = objects.fixture("refund", id="re_9", amount=500, payment_intent="pi_9", status="succeeded")
+    charge = objects.fixture("charge", id="ch_9", refunds={"object": "list", "data": [refund]})
+    (event,) = await _parse(stripe_adapter, "charge.refunded", charge)
+    assert (event.type, event.provider_object_id, event.provider_type) == ("refund.updated", "re_9", "charge.refunded")
+    assert event.refund is not None
+    assert (event.refund.status, event.refund.amount, event.refund.provider_payment_id) == ("succeeded", 500, "pi_9")
+
+
+async def test_charge_refunded_without_its_refunds_yields_nothing(stripe_adapter: StripeAdapter) -> None:
+    charge = objects.fixture("charge", id="ch_9")
+    charge.pop("refunds", None)
+    assert await _parse(stripe_adapter, "charge.refunded", charge) == []
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "status", "expected"),
+    [
+        ("refund.created", "pending", "pending"),
+        ("refund.updated", "succeeded", "succeeded"),
+        ("refund.failed", "failed", "failed"),
+    ],
+)
+async def test_refund_events(stripe_adapter: StripeAdapter, stripe_type: str, status: str, expected: str) -> None:
+    refund = objects.fixture("refund", id="re_7", status=status, failure_reason="lost_or_stolen_card")
+    (event,) = await _parse(stripe_adapter, stripe_type, refund)
+    assert event.refund is not None
+    assert (event.type, event.refund.status) == ("refund.updated", expected)
+    assert event.refund.failure_message == ("lost_or_stolen_card" if expected == "failed" else None)
+
+
+async def test_unmapped_types_are_left_out(stripe_adapter: StripeAdapter) -> None:
+    assert await _parse(stripe_adapter, "plan.created", objects.fixture("plan")) == []
+    assert "plan.created" not in MAPPED
+
+
+def test_every_event_type_of_the_brief_is_mapped() -> None:
+    assert {
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.finalized",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "charge.refunded",
+    } <= MAPPED
