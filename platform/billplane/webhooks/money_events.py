@@ -11,12 +11,18 @@ from __future__ import annotations
 import msgspec
 
 from billplane.invoices.models import Invoice
+from billplane.money.currencies import EXPONENTS
 from billplane.payments.models import Payment, Refund
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.object_events import Outcome, stale
 from billplane.webhooks.repository import EventRepository
+
+
+def is_currency(code: str | None) -> bool:
+    # The tables check the code's shape: an event failing it would stop its job, not only itself.
+    return code is not None and code in EXPONENTS
 
 
 async def _owner(
@@ -38,6 +44,8 @@ async def invoice_changed(events: EventRepository, row: StoredEvent, event: Prov
     state = event.invoice
     if state is None:
         return "ignored", "the event carries no invoice"
+    if not is_currency(state.currency):
+        return "ignored", f"the invoice's currency {state.currency!r} is not an ISO 4217 code"
     account = row.provider_account_id
     invoice = await events.invoice(account, event.provider_object_id)
     if invoice is None:
@@ -77,8 +85,8 @@ async def _record_payment(
 ) -> Outcome:
     payment = await events.payment(row.provider_account_id, result.provider_payment_id)
     if payment is None:
-        if result.amount is None or result.currency is None:
-            return "ignored", "an unknown payment without its amount and currency"
+        if result.amount is None or result.amount < 0 or not is_currency(result.currency):
+            return "ignored", "an unknown payment without a valid amount and currency"
         payment = Payment(
             customer_id=customer_id,
             invoice_id=invoice_id,
@@ -134,7 +142,7 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
 
 
 async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:
-    if result.provider_payment_id is None or result.amount is None:
+    if result.provider_payment_id is None or result.amount is None or result.amount <= 0:
         return "ignored", "an unknown refund without its payment and amount"
     payment = await events.payment(row.provider_account_id, result.provider_payment_id)
     if payment is None:
