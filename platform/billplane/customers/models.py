@@ -14,6 +14,7 @@ from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 from billplane.sync.columns import SyncStateMixin
 
 _AFTER_SYNC_COLUMNS = 11  # added by tenant_0003 after the sync columns (sort_order 10)
+_ADDED_BY_0005 = 30
 
 
 class Customer(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBase):
@@ -42,6 +43,10 @@ class Customer(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, TenantBa
     # must open per request, which is what a request for a rarely seen tenant pays for.
     provider_ids: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb"), sort_order=_AFTER_SYNC_COLUMNS
+    )
+    # Test-mode customers attached to a test clock live on its time (billing runs, trials, dunning).
+    test_clock_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("test_clocks.id"), index=True, sort_order=_ADDED_BY_0005
     )
 
 

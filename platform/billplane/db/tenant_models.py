@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from billplane.audit.models import AuditEvent
+from billplane.billing.models import BillingSettings, InvoiceCounter, TestClock
 from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.base import TenantBase
+from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
 from billplane.idempotency.models import IdempotencyKey
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.payments.models import Payment, PaymentMethod, Refund
@@ -17,9 +19,12 @@ tenant_metadata = TenantBase.metadata
 
 __all__ = [
     "AuditEvent",
+    "BillingSettings",
     "Customer",
+    "Event",
     "IdempotencyKey",
     "Invoice",
+    "InvoiceCounter",
     "InvoiceLine",
     "OutboxEntry",
     "Payment",
@@ -33,6 +38,9 @@ __all__ = [
     "Refund",
     "StoredEvent",
     "Subscription",
+    "TestClock",
     "UsageRecord",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "tenant_metadata",
 ]

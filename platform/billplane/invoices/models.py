@@ -11,11 +11,13 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -24,6 +26,8 @@ from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 
 INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
 _ADDED_BY_0004 = 20  # appended by tenant_0004: provisioned tables keep the migrated column order
+_ADDED_BY_0005 = 30
+BILLING_REASONS = ("subscription_create", "subscription_cycle", "subscription_update", "manual")
 
 
 class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
@@ -34,6 +38,16 @@ class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
         CheckConstraint("amount_paid >= 0 AND amount_paid <= total", name="amount_paid"),
         # Invoices a provider issued (a subscription it bills) are mirrored here once each.
         UniqueConstraint("provider_account_id", "provider_invoice_id"),
+        CheckConstraint(f"billing_reason IN {BILLING_REASONS!r}", name="billing_reason"),
+        # Each period of a subscription is billed once, by a unique constraint, not by hope.
+        Index(
+            "uq_invoices_subscription_cycle",
+            "subscription_id",
+            "period_start",
+            unique=True,
+            postgresql_where=text("billing_reason = 'subscription_cycle'"),
+        ),
+        Index("ix_invoices_payment_due", "next_payment_attempt_at", postgresql_where=text("status = 'open'")),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
@@ -56,6 +70,10 @@ class Invoice(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     provider_invoice_id: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
     # Watermark, as on mirrored objects: the newest provider event applied to this invoice.
     provider_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0004)
+    billing_reason: Mapped[str] = mapped_column(Text, server_default="manual", sort_order=_ADDED_BY_0005)
+    # Payment attempts so far and when dunning tries again (None: no retry scheduled).
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=_ADDED_BY_0005)
+    next_payment_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0005)
 
     lines: Mapped[list[InvoiceLine]] = relationship(order_by="InvoiceLine.id", lazy="selectin")
 

@@ -12,6 +12,7 @@ from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 from billplane.sync.columns import SyncStateMixin
 
 _ADDED_BY_0004 = 20  # after tenant_0003's sync columns, as the migration appends them
+_ADDED_BY_0005 = 30
 
 # incomplete_expired: left incomplete (an approval that never came) past the expiry window.
 SUBSCRIPTION_STATUSES = (
@@ -54,6 +55,17 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     # What the customer must do before it starts (redirect to PayPal's approval page), while incomplete.
     next_action_type: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
     next_action_url: Mapped[str | None] = mapped_column(Text, sort_order=_ADDED_BY_0004)
+    # The payment method invoices are charged to (None: the customer's default one).
+    payment_method_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("payment_methods.id"), sort_order=_ADDED_BY_0005
+    )
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0005)
+    # A pause with an end: the billing run resumes it then.
+    resume_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0005)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0005)
+    # A change chosen to take effect at the period's end (proration at_period_end).
+    pending_plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"), sort_order=_ADDED_BY_0005)
+    pending_quantity: Mapped[int | None] = mapped_column(Integer, sort_order=_ADDED_BY_0005)
 
 
 class UsageRecord(IdMixin, TenantBase):

@@ -1,0 +1,1 @@
+"""The billing engine: pricing, billing runs, invoices' lifecycle, dunning and test clocks."""
