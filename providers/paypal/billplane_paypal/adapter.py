@@ -80,8 +80,8 @@ class PayPalAdapter:
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
         return ProviderRef(provider_id=f"billplane-customer-{customer.customer_id}-{digest}")
 
-    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:
-        return None
+    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:  # noqa: ARG002
+        return None  # nothing is kept at PayPal to update
 
     async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:  # noqa: ARG002
         return None  # nothing is kept at PayPal to delete
