@@ -209,15 +209,21 @@ class PayPalAdapter:
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         fields = webhooks.transmission(headers, datetime.now(UTC))
         webhooks.check_body(body)
-        answer = await self._client.call(
-            "POST",
-            "/v1/notifications/verify-webhook-signature",
-            # A new id every time: a request id replays its first answer, and a replayed SUCCESS
-            # would let a forged body ride on a genuine delivery's headers.
-            request_id=str(uuid.uuid4()),
-            content=webhooks.verify_request(fields, self._webhook_id, body),
-            seconds=VERIFY_TIMEOUT,
-        )
+        try:
+            answer = await self._client.call(
+                "POST",
+                "/v1/notifications/verify-webhook-signature",
+                # A new id every time: a request id replays its first answer, and a replayed SUCCESS
+                # would let a forged body ride on a genuine delivery's headers.
+                request_id=str(uuid.uuid4()),
+                content=webhooks.verify_request(fields, self._webhook_id, body),
+                seconds=VERIFY_TIMEOUT,
+            )
+        except RetryableProviderError:
+            raise  # PayPal unreachable: billplane answers 503 and PayPal delivers again
+        except ProviderError as exc:
+            # PayPal would not even check it (malformed headers, unknown webhook id): unverified.
+            raise WebhookVerificationError(f"PayPal refused to verify the webhook: {exc.message}") from None
         if answer.get("verification_status") != "SUCCESS":
             raise WebhookVerificationError("PayPal did not verify the webhook's signature")
         return events.normalize(body)
