@@ -38,7 +38,7 @@ from billplane.plugins import (
 from billplane.plugins.contract import RefundStatus
 from billplane_paypal import catalog, events, subscriptions, webhooks
 from billplane_paypal.client import DEFAULT_TIMEOUT, Json, PayPalClient
-from billplane_paypal.credentials import LIVE_API, SANDBOX_API, PayPalCredentials
+from billplane_paypal.credentials import PayPalCredentials, api_base
 from billplane_paypal.money import to_minor, to_value
 
 # verify-webhook-signature runs while PayPal waits for billplane's answer: fail fast (billplane
@@ -65,8 +65,8 @@ class PayPalAdapter:
     def __init__(self, context: AdapterContext, credentials: PayPalCredentials) -> None:
         self._options = context.options
         self._webhook_id = credentials.webhook_id
-        base = context.options.get("api_base") or (LIVE_API if context.mode == "live" else SANDBOX_API)
-        self._client = PayPalClient(base, credentials, timeout=_timeout(context.options))
+        self.api_base = api_base(context.mode, context.options)
+        self._client = PayPalClient(self.api_base, credentials, timeout=_timeout(context.options))
 
     def __repr__(self) -> str:
         return f"PayPalAdapter({self._client!r})"

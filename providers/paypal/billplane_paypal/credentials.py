@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 SANDBOX_API = "https://api-m.sandbox.paypal.com"
@@ -21,3 +23,9 @@ class PayPalCredentials(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 SECRET_FIELDS = frozenset({"client_secret"})
+
+
+def api_base(mode: str, options: Mapping[str, str]) -> str:
+    """PayPal's sandbox for test accounts, its live API for live ones; the operator option
+    ``BILLPLANE_PROVIDER_PAYPAL_API_BASE`` overrides both (for a local fake)."""
+    return options.get("api_base") or (LIVE_API if mode == "live" else SANDBOX_API)
