@@ -14,7 +14,7 @@ CAPTURE_ID = "2GG279541U471931P"
 
 
 def _time(at: datetime | None) -> str:
-    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    return (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _envelope(event_type: str, resource_type: str, resource: Json, at: datetime | None, version: str) -> Json:
