@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -51,6 +52,12 @@ _REFUND_STATUSES: dict[str, RefundStatus] = {
     "CANCELLED": "failed",
 }
 _FINISHED = frozenset({"CANCELLED", "EXPIRED"})
+
+
+def _id(value: str) -> str:
+    """An id as one path segment: a payment method token comes from the tenant's request, and
+    ``../`` in it must not reach another endpoint."""
+    return quote(value, safe="")
 
 
 def _timeout(options: Mapping[str, str]) -> float:
@@ -98,7 +105,7 @@ class PayPalAdapter:
         return ProviderRef(provider_id=str(created["id"]))
 
     async def _get_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
-        body = await self._client.call("GET", f"/v1/billing/subscriptions/{provider_subscription_id}")
+        body = await self._client.call("GET", f"/v1/billing/subscriptions/{_id(provider_subscription_id)}")
         return subscriptions.from_paypal(body)
 
     async def create_subscription(
@@ -118,7 +125,7 @@ class PayPalAdapter:
     ) -> ProviderSubscription:
         revised = await self._client.call(
             "POST",
-            f"/v1/billing/subscriptions/{provider_subscription_id}/revise",
+            f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/revise",
             request_id=idempotency_key,
             body=subscriptions.revise_body(change, self._options),
         )
@@ -130,7 +137,7 @@ class PayPalAdapter:
     async def _transition(self, provider_subscription_id: str, action: str, reason: str, idempotency_key: str) -> None:
         await self._client.call(
             "POST",
-            f"/v1/billing/subscriptions/{provider_subscription_id}/{action}",
+            f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/{action}",
             request_id=idempotency_key,
             body={"reason": reason},
         )
@@ -178,7 +185,7 @@ class PayPalAdapter:
             "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
         }
         transaction = await self._client.call(
-            "POST", f"/v1/billing/subscriptions/{subscription}/capture", request_id=idempotency_key, body=body
+            "POST", f"/v1/billing/subscriptions/{_id(subscription)}/capture", request_id=idempotency_key, body=body
         )
         return _charge_result(transaction, subscription)
 
@@ -190,7 +197,10 @@ class PayPalAdapter:
         if request.reason:
             body["note_to_payer"] = request.reason[:255]
         refund = await self._client.call(
-            "POST", f"/v2/payments/captures/{request.provider_payment_id}/refund", request_id=idempotency_key, body=body
+            "POST",
+            f"/v2/payments/captures/{_id(request.provider_payment_id)}/refund",
+            request_id=idempotency_key,
+            body=body,
         )
         status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
         details = refund.get("status_details") or {}

@@ -205,3 +205,10 @@ async def test_a_charge_without_a_subscription_is_unsupported(make_adapter: Make
     with pytest.raises(UnsupportedOperationError):
         await make_adapter().charge(ChargeRequest(payment_id=1, amount=100, currency="USD"), idempotency_key="n1")
     assert len(paypal.log) == before
+
+
+async def test_an_id_cannot_reach_another_endpoint(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    request = ChargeRequest(payment_id=1, amount=100, currency="USD", payment_method="../../../v1/catalogs/products")
+    with pytest.raises(ProviderError):
+        await make_adapter().charge(request, idempotency_key="traversal")
+    assert paypal.log[-1].path == "/v1/billing/subscriptions/..%2F..%2F..%2Fv1%2Fcatalogs%2Fproducts/capture"
