@@ -34,10 +34,17 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
         fake.declining.clear()
         fake.auto_approve = False
         fake.token_expires_in = 32400
-        seen = len(fake.violations)
+        seen, logged = len(fake.violations), len(fake.log)
     yield fake
     broken = fake.violations[seen:]
     assert not broken, "requests broke PayPal's specs:\n" + "\n".join(broken)
+    # Every POST of every test carries a PayPal-Request-Id (the token request has no use for one).
+    bare = [
+        e.path
+        for e in fake.log[logged:]
+        if e.method == "POST" and e.path != "/v1/oauth2/token" and not e.headers.get("paypal-request-id")
+    ]
+    assert not bare, f"POSTs without PayPal-Request-Id: {bare}"
 
 
 def new_client_id() -> str:

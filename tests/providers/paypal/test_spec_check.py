@@ -81,7 +81,11 @@ def test_undeclared_headers_and_query_parameters_are_caught() -> None:
 
 
 def test_the_fake_answers_a_violation_with_400_and_records_it(paypal: FakePayPal) -> None:
-    response = httpx.post(f"{paypal.base_url}/v1/catalogs/products", json={"name": "x", "type": "SERVICE", "colour": 1})
+    response = httpx.post(
+        f"{paypal.base_url}/v1/catalogs/products",
+        json={"name": "x", "type": "SERVICE", "colour": 1},
+        headers={"PayPal-Request-Id": "spec-check"},
+    )
     assert response.status_code == 400
     assert response.json()["name"] == "INVALID_REQUEST"
     with paypal.lock:
