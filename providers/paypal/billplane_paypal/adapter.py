@@ -21,6 +21,7 @@ from billplane.plugins import (
     ChargeRequest,
     ChargeResult,
     CustomerData,
+    InvalidCredentialsError,
     PriceData,
     ProductData,
     ProviderError,
@@ -80,6 +81,16 @@ class PayPalAdapter:
 
     async def check_credentials(self) -> None:
         await self._client.check_token()
+        try:
+            # A webhook id of another app (or a typo) would make every delivery fail verification
+            # later, silently: refuse it now, while the tenant is connecting.
+            await self._client.call("GET", f"/v1/notifications/webhooks/{_id(self._webhook_id)}")
+        except RetryableProviderError:
+            raise
+        except ProviderError as exc:
+            raise InvalidCredentialsError(
+                f"PayPal knows no webhook {self._webhook_id!r} for this app: {exc.message}", code=exc.code
+            ) from None
 
     # PayPal has no customer object: the payer is whoever approves the subscription. A customer is a
     # local reference, made from the idempotency key so that a retry returns the same one.
@@ -187,7 +198,7 @@ class PayPalAdapter:
         transaction = await self._client.call(
             "POST", f"/v1/billing/subscriptions/{_id(subscription)}/capture", request_id=idempotency_key, body=body
         )
-        return _charge_result(transaction, subscription)
+        return _charge_result(transaction, subscription, idempotency_key)
 
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         body: Json = {
@@ -239,7 +250,16 @@ class PayPalAdapter:
         return events.normalize(body)
 
 
-def _charge_result(transaction: Json, subscription: str) -> ChargeResult:
+def _charge_result(transaction: Json, subscription: str, idempotency_key: str) -> ChargeResult:
+    if not transaction.get("id"):
+        # PayPal's spec declares no body for the 202: without a transaction, the capture is only
+        # known to be accepted. Its outcome arrives as PAYMENT.SALE.COMPLETED for the subscription.
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+        return ChargeResult(
+            provider_payment_id=f"capture-{subscription}-{digest}",
+            status="pending",
+            provider_subscription_id=subscription,
+        )
     status = str(transaction.get("status"))
     gross: dict[str, Any] = (transaction.get("amount_with_breakdown") or {}).get("gross_amount") or {}
     currency = gross.get("currency_code")

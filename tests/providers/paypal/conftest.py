@@ -33,6 +33,8 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
         fake.faults.clear()
         fake.declining.clear()
         fake.auto_approve = False
+        fake.empty_captures = False
+        fake.webhooks = {WEBHOOK_ID}
         fake.token_expires_in = 32400
         seen, logged = len(fake.violations), len(fake.log)
     yield fake

@@ -123,6 +123,8 @@ class FakePayPal:
     replies: dict[tuple[str, str, str], Reply] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     declining: set[str] = field(default_factory=set)
+    webhooks: set[str] = field(default_factory=set)
+    empty_captures: bool = False  # answer a capture's 202 with no body, as PayPal's spec allows
     auto_approve: bool = False
     base_url: str = ""
 
@@ -222,6 +224,11 @@ class FakePayPal:
                 return self._subscription_action(sub_id, action, data)
             case "POST", ["v2", "payments", "captures", capture_id, "refund"]:
                 return self._refund(capture_id, data)
+            case "GET", ["v1", "notifications", "webhooks", webhook_id]:
+                if webhook_id not in self.webhooks:
+                    return _not_found("webhook")
+                url = "https://billplane.example/v1/webhooks/paypal/7"
+                return 200, {"id": webhook_id, "url": url, "event_types": [{"name": "*"}]}, {}
             case "POST", ["v1", "notifications", "verify-webhook-signature"]:
                 return self._verify(data, raw)
         return error(404, "NOT_FOUND", "The fake does not implement this operation.")
@@ -379,7 +386,7 @@ class FakePayPal:
             "refunded": "0",
         }
         self.transactions[transaction["id"]] = transaction
-        return 202, transaction, {}
+        return 202, None if self.empty_captures else transaction, {}
 
     # -- refunds ---------------------------------------------------------------------------------
 

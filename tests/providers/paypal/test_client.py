@@ -198,3 +198,18 @@ async def test_customers_are_local_references(make_adapter: MakeAdapter, paypal:
     await adapter.update_customer(first.provider_id, customer, idempotency_key="cus-3")
     await adapter.delete_customer(first.provider_id, idempotency_key="cus-4")
     assert len(paypal.log) == before  # PayPal has no customer object: no call at all
+
+
+async def test_a_webhook_id_paypal_does_not_know_fails_the_check(make_adapter: MakeAdapter) -> None:
+    with pytest.raises(InvalidCredentialsError, match="no webhook 'WH-TYPO'") as caught:
+        await make_adapter(webhook_id="WH-TYPO").check_credentials()
+    assert caught.value.code == "INVALID_RESOURCE_ID"
+    await make_adapter().check_credentials()  # the fixture's webhook id is known
+
+
+async def test_an_unreachable_paypal_during_the_check_is_retryable(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    paypal.fail_next("/v1/notifications/webhooks/", 503)
+    with pytest.raises(RetryableProviderError):
+        await make_adapter().check_credentials()

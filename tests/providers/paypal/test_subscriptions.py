@@ -212,3 +212,21 @@ async def test_an_id_cannot_reach_another_endpoint(make_adapter: MakeAdapter, pa
     with pytest.raises(ProviderError):
         await make_adapter().charge(request, idempotency_key="traversal")
     assert paypal.log[-1].path == "/v1/billing/subscriptions/..%2F..%2F..%2Fv1%2Fcatalogs%2Fproducts/capture"
+
+
+async def test_a_capture_accepted_without_a_transaction_is_pending(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    sub = paypal.seed_active_subscription()
+    paypal.empty_captures = True
+    request = ChargeRequest(payment_id=1, amount=2000, currency="USD", provider_subscription_id=sub)
+    first = await make_adapter().charge(request, idempotency_key="empty-1")
+    assert (first.status, first.provider_subscription_id) == ("pending", sub)
+    assert (
+        first.provider_payment_id
+        == (await make_adapter().charge(request, idempotency_key="empty-1")).provider_payment_id
+    )
+    assert (
+        first.provider_payment_id
+        != (await make_adapter().charge(request, idempotency_key="empty-2")).provider_payment_id
+    )
