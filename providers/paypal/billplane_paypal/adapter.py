@@ -1,0 +1,280 @@
+"""billplane's adapter contract over PayPal's REST API (Subscriptions v1, Payments v2, webhooks).
+
+Every POST carries billplane's idempotency key as ``PayPal-Request-Id``: PayPal answers a repeated
+id with the first call's result (it keeps ids for at least 72 hours), so the sync engine's
+retries never create a second plan, subscription, capture or refund.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from billplane.plugins import (
+    AdapterContext,
+    ChargeRequest,
+    ChargeResult,
+    CustomerData,
+    InvalidCredentialsError,
+    PriceData,
+    ProductData,
+    ProviderError,
+    ProviderEvent,
+    ProviderRef,
+    ProviderSubscription,
+    RefundRequest,
+    RefundResult,
+    RetryableProviderError,
+    SubscriptionChange,
+    SubscriptionData,
+    UnsupportedOperationError,
+    UsageReport,
+    WebhookVerificationError,
+)
+from billplane.plugins.contract import RefundStatus
+from billplane_paypal import catalog, events, subscriptions, webhooks
+from billplane_paypal.client import DEFAULT_TIMEOUT, Json, PayPalClient
+from billplane_paypal.credentials import PayPalCredentials, api_base
+from billplane_paypal.money import to_minor, to_value
+
+# verify-webhook-signature runs while PayPal waits for billplane's answer: fail fast (billplane
+# then answers 503 and PayPal delivers again) rather than let PayPal time out.
+VERIFY_TIMEOUT = 5.0
+_REFUND_STATUSES: dict[str, RefundStatus] = {
+    "COMPLETED": "succeeded",
+    "PENDING": "pending",
+    "FAILED": "failed",
+    "CANCELLED": "failed",
+}
+_FINISHED = frozenset({"CANCELLED", "EXPIRED"})
+
+
+def _id(value: str) -> str:
+    """An id as one path segment: a payment method token comes from the tenant's request, and
+    ``../`` in it must not reach another endpoint."""
+    return quote(value, safe="")
+
+
+def _timeout(options: Mapping[str, str]) -> float:
+    try:
+        value = float(options.get("timeout", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
+class PayPalAdapter:
+    def __init__(self, context: AdapterContext, credentials: PayPalCredentials) -> None:
+        self._options = context.options
+        self._webhook_id = credentials.webhook_id
+        self.api_base = api_base(context.mode, context.options)
+        self._client = PayPalClient(self.api_base, credentials, timeout=_timeout(context.options))
+
+    def __repr__(self) -> str:
+        return f"PayPalAdapter({self._client!r})"
+
+    async def check_credentials(self) -> None:
+        await self._client.check_token()
+        try:
+            # A webhook id of another app (or a typo) would make every delivery fail verification
+            # later, silently: refuse it now, while the tenant is connecting.
+            await self._client.call("GET", f"/v1/notifications/webhooks/{_id(self._webhook_id)}")
+        except RetryableProviderError:
+            raise
+        except ProviderError as exc:
+            raise InvalidCredentialsError(
+                f"PayPal knows no webhook {self._webhook_id!r} for this app: {exc.message}", code=exc.code
+            ) from None
+
+    # PayPal has no customer object: the payer is whoever approves the subscription. A customer is a
+    # local reference, made from the idempotency key so that a retry returns the same one.
+    async def ensure_customer(self, customer: CustomerData, *, idempotency_key: str) -> ProviderRef:
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+        return ProviderRef(provider_id=f"billplane-customer-{customer.customer_id}-{digest}")
+
+    async def update_customer(self, provider_customer_id: str, customer: CustomerData, *, idempotency_key: str) -> None:  # noqa: ARG002
+        return None  # nothing is kept at PayPal to update
+
+    async def delete_customer(self, provider_customer_id: str, *, idempotency_key: str) -> None:  # noqa: ARG002
+        return None  # nothing is kept at PayPal to delete
+
+    async def ensure_product(self, product: ProductData, *, idempotency_key: str) -> ProviderRef:
+        created = await self._client.call(
+            "POST", "/v1/catalogs/products", request_id=idempotency_key, body=catalog.product_body(product)
+        )
+        return ProviderRef(provider_id=str(created["id"]))
+
+    async def ensure_price(self, price: PriceData, *, idempotency_key: str) -> ProviderRef:
+        body = catalog.plan_body(price, name=f"billplane plan {price.plan_id}")  # refuses before any call
+        created = await self._client.call("POST", "/v1/billing/plans", request_id=idempotency_key, body=body)
+        return ProviderRef(provider_id=str(created["id"]))
+
+    async def _get_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
+        body = await self._client.call("GET", f"/v1/billing/subscriptions/{_id(provider_subscription_id)}")
+        return subscriptions.from_paypal(body)
+
+    async def create_subscription(
+        self, subscription: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        created = await self._client.call(
+            "POST",
+            "/v1/billing/subscriptions",
+            request_id=idempotency_key,
+            body=subscriptions.create_body(subscription, self._options),
+        )
+        # The create answer is the subscription waiting for approval, with its approve link.
+        return subscriptions.from_paypal(created)
+
+    async def update_subscription(
+        self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        revised = await self._client.call(
+            "POST",
+            f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/revise",
+            request_id=idempotency_key,
+            body=subscriptions.revise_body(change, self._options),
+        )
+        current = await self._get_subscription(provider_subscription_id)
+        # A change PayPal wants the customer to consent to comes back with an approve link.
+        consent = subscriptions.approve_link(revised)
+        return msgspec.structs.replace(current, next_action=consent) if consent is not None else current
+
+    async def _transition(self, provider_subscription_id: str, action: str, reason: str, idempotency_key: str) -> None:
+        await self._client.call(
+            "POST",
+            f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/{action}",
+            request_id=idempotency_key,
+            body={"reason": reason},
+        )
+
+    async def cancel_subscription(
+        self,
+        provider_subscription_id: str,
+        *,
+        at_period_end: bool,  # noqa: ARG002 - the same PayPal call either way (below)
+        idempotency_key: str,
+    ) -> ProviderSubscription:
+        # PayPal has no scheduled cancellation. Its cancel stops all future billing at once and
+        # refunds nothing, so the period already paid stays paid: at_period_end is the same call.
+        try:
+            await self._transition(provider_subscription_id, "cancel", "Cancelled in billplane", idempotency_key)
+        except RetryableProviderError:
+            raise
+        except ProviderError:
+            current = await self._get_subscription(provider_subscription_id)
+            if current.status != "canceled":
+                raise
+            return current  # already cancelled or expired: what was asked
+        return await self._get_subscription(provider_subscription_id)
+
+    async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        await self._transition(provider_subscription_id, "suspend", "Paused in billplane", idempotency_key)
+        return await self._get_subscription(provider_subscription_id)
+
+    async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        await self._transition(provider_subscription_id, "activate", "Resumed in billplane", idempotency_key)
+        return await self._get_subscription(provider_subscription_id)
+
+    async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
+        """Capture a subscription's outstanding balance. On PayPal the stored payment method is the
+        approved subscription itself (its billing agreement): ``provider_subscription_id``, or a
+        subscription id given as ``payment_method``. Anything else has no PayPal equivalent."""
+        subscription = request.provider_subscription_id or request.payment_method
+        if not subscription:
+            raise UnsupportedOperationError(
+                "a charge without a subscription", "PayPal charges only an approved subscription's outstanding balance"
+            )
+        body = {
+            "note": (request.description or f"billplane payment {request.payment_id}")[:128],
+            "capture_type": "OUTSTANDING_BALANCE",
+            "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
+        }
+        transaction = await self._client.call(
+            "POST", f"/v1/billing/subscriptions/{_id(subscription)}/capture", request_id=idempotency_key, body=body
+        )
+        return _charge_result(transaction, subscription, idempotency_key)
+
+    async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        body: Json = {
+            "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
+            "invoice_id": f"billplane-refund-{request.refund_id}",
+        }
+        if request.reason:
+            body["note_to_payer"] = request.reason[:255]
+        refund = await self._client.call(
+            "POST",
+            f"/v2/payments/captures/{_id(request.provider_payment_id)}/refund",
+            request_id=idempotency_key,
+            body=body,
+        )
+        status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
+        details = refund.get("status_details") or {}
+        return RefundResult(
+            provider_refund_id=str(refund["id"]),
+            status=status,
+            failure_message=str(details.get("reason", "PayPal refused the refund")) if status == "failed" else None,
+            provider_payment_id=request.provider_payment_id,
+            amount=request.amount,
+            currency=request.currency.upper(),
+        )
+
+    async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:  # noqa: ARG002 - refused
+        raise UnsupportedOperationError("usage reporting", "PayPal plans bill a fixed quantity and accept no usage")
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
+        fields = webhooks.transmission(headers, datetime.now(UTC))
+        webhooks.check_body(body)
+        try:
+            answer = await self._client.call(
+                "POST",
+                "/v1/notifications/verify-webhook-signature",
+                # A new id every time: a request id replays its first answer, and a replayed SUCCESS
+                # would let a forged body ride on a genuine delivery's headers.
+                request_id=str(uuid.uuid4()),
+                content=webhooks.verify_request(fields, self._webhook_id, body),
+                seconds=VERIFY_TIMEOUT,
+            )
+        except RetryableProviderError:
+            raise  # PayPal unreachable: billplane answers 503 and PayPal delivers again
+        except ProviderError as exc:
+            # PayPal would not even check it (malformed headers, unknown webhook id): unverified.
+            raise WebhookVerificationError(f"PayPal refused to verify the webhook: {exc.message}") from None
+        if answer.get("verification_status") != "SUCCESS":
+            raise WebhookVerificationError("PayPal did not verify the webhook's signature")
+        return events.normalize(body)
+
+
+def _charge_result(transaction: Json, subscription: str, idempotency_key: str) -> ChargeResult:
+    if not transaction.get("id"):
+        # PayPal's spec declares no body for the 202: without a transaction, the capture is only
+        # known to be accepted. Its outcome arrives as PAYMENT.SALE.COMPLETED for the subscription.
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+        return ChargeResult(
+            provider_payment_id=f"capture-{subscription}-{digest}",
+            status="pending",
+            provider_subscription_id=subscription,
+        )
+    status = str(transaction.get("status"))
+    gross: dict[str, Any] = (transaction.get("amount_with_breakdown") or {}).get("gross_amount") or {}
+    currency = gross.get("currency_code")
+    amount = to_minor(str(gross["value"]), str(currency)) if gross.get("value") and currency else None
+    result = ChargeResult(
+        provider_payment_id=str(transaction["id"]),
+        status="pending",  # PENDING: PAYMENT.SALE.COMPLETED follows when it settles
+        amount=amount,
+        currency=currency,
+        provider_subscription_id=subscription,
+    )
+    if status in {"COMPLETED", "PARTIALLY_REFUNDED", "REFUNDED"}:
+        return msgspec.structs.replace(result, status="succeeded")
+    if status == "DECLINED":
+        return msgspec.structs.replace(
+            result, status="failed", failure_code="DECLINED", failure_message="PayPal declined the payment"
+        )
+    return result

@@ -1,0 +1,189 @@
+"""PayPal webhook events as billplane's normalized events.
+
+``occurred_at`` is the event's ``create_time``: billplane orders events per object by it and
+ignores one older than what it already applied (the watermark), as for Stripe's ``created``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from billplane.plugins import (
+    ChargeResult,
+    ProviderError,
+    ProviderEvent,
+    RefundResult,
+    WebhookVerificationError,
+)
+from billplane.plugins.contract import RefundStatus
+from billplane_paypal.money import to_minor
+from billplane_paypal.subscriptions import from_paypal, parse_time
+
+Json = Mapping[str, Any]
+
+_SUBSCRIPTION_CANCELED = {"BILLING.SUBSCRIPTION.CANCELLED", "BILLING.SUBSCRIPTION.EXPIRED"}
+_SUBSCRIPTION_UPDATED = {
+    "BILLING.SUBSCRIPTION.ACTIVATED",
+    "BILLING.SUBSCRIPTION.SUSPENDED",
+    "BILLING.SUBSCRIPTION.UPDATED",
+    "BILLING.SUBSCRIPTION.RE-ACTIVATED",
+    "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+}
+_REFUND_STATES: dict[str, RefundStatus] = {
+    "completed": "succeeded",
+    "pending": "pending",
+    "failed": "failed",
+    "cancelled": "failed",
+}
+
+
+class _Envelope(msgspec.Struct, frozen=True):
+    id: str
+    event_type: str
+    create_time: str
+    resource: dict[str, Any]
+
+
+def _subscription_event(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    subscription = from_paypal(envelope.resource)
+    if envelope.event_type == "BILLING.SUBSCRIPTION.PAYMENT.FAILED" and subscription.status == "active":
+        # The cycle went unpaid: PayPal retries and, after the plan's failure threshold, suspends.
+        subscription = msgspec.structs.replace(subscription, status="past_due")
+    canceled = envelope.event_type in _SUBSCRIPTION_CANCELED
+    return ProviderEvent(
+        event_id=envelope.id,
+        type="subscription.canceled" if canceled else "subscription.updated",
+        occurred_at=occurred_at,
+        provider_object_id=subscription.provider_id,
+        provider_type=envelope.event_type,
+        subscription=subscription,
+    )
+
+
+def _v1_amount(resource: Json) -> tuple[int, str]:
+    amount = resource["amount"]
+    currency = str(amount["currency"]).upper()
+    return abs(to_minor(str(amount["total"]), currency)), currency
+
+
+def _v2_amount(resource: Json) -> tuple[int, str]:
+    amount = resource["amount"]
+    currency = str(amount["currency_code"]).upper()
+    return abs(to_minor(str(amount["value"]), currency)), currency
+
+
+def _sale_completed(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    sale = envelope.resource
+    amount, currency = _v1_amount(sale)
+    state = str(sale.get("state", "completed")).lower()
+    payment = ChargeResult(
+        provider_payment_id=str(sale["id"]),
+        status="succeeded" if state == "completed" else "pending",
+        amount=amount,
+        currency=currency,
+        provider_subscription_id=sale.get("billing_agreement_id"),
+    )
+    return _payment(envelope, occurred_at, payment)
+
+
+def _capture_completed(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    capture = envelope.resource
+    amount, currency = _v2_amount(capture)
+    status = str(capture.get("status", "COMPLETED"))
+    payment = ChargeResult(
+        provider_payment_id=str(capture["id"]),
+        status="succeeded" if status == "COMPLETED" else "pending",
+        amount=amount,
+        currency=currency,
+    )
+    return _payment(envelope, occurred_at, payment)
+
+
+def _payment(envelope: _Envelope, occurred_at: datetime, payment: ChargeResult) -> ProviderEvent:
+    return ProviderEvent(
+        event_id=envelope.id,
+        type="payment.succeeded",
+        occurred_at=occurred_at,
+        provider_object_id=payment.provider_payment_id,
+        provider_type=envelope.event_type,
+        payment=payment,
+    )
+
+
+def _sale_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    """SALE.REFUNDED, and SALE.REVERSED: a reversal (a chargeback PayPal decided for the buyer, or
+    money PayPal took back) returns the payment's money like a refund the tenant did not start, so
+    billplane records it as a refund of that payment."""
+    refund = envelope.resource
+    amount, currency = _v1_amount(refund)
+    sale_id = refund.get("sale_id")
+    result = RefundResult(
+        provider_refund_id=str(refund["id"]),
+        status=_REFUND_STATES.get(str(refund.get("state", "completed")).lower(), "pending"),
+        provider_payment_id=str(sale_id) if sale_id else None,
+        amount=amount,
+        currency=currency,
+    )
+    return _refund(envelope, occurred_at, result)
+
+
+def _capture_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    refund = envelope.resource
+    amount, currency = _v2_amount(refund)
+    capture_id = None
+    for link in refund.get("links") or []:
+        # A v2 refund names its capture only through its "up" link: .../v2/payments/captures/{id}.
+        if isinstance(link, dict) and link.get("rel") == "up" and "/captures/" in str(link.get("href")):
+            capture_id = str(link["href"]).rstrip("/").rsplit("/", 1)[-1]
+    result = RefundResult(
+        provider_refund_id=str(refund["id"]),
+        status=_REFUND_STATES.get(str(refund.get("status", "COMPLETED")).lower(), "pending"),
+        provider_payment_id=capture_id,
+        amount=amount,
+        currency=currency,
+    )
+    return _refund(envelope, occurred_at, result)
+
+
+def _refund(envelope: _Envelope, occurred_at: datetime, refund: RefundResult) -> ProviderEvent:
+    return ProviderEvent(
+        event_id=envelope.id,
+        type="refund.updated",
+        occurred_at=occurred_at,
+        provider_object_id=refund.provider_refund_id,
+        provider_type=envelope.event_type,
+        refund=refund,
+    )
+
+
+_MAPPERS: dict[str, Callable[[_Envelope, datetime], ProviderEvent]] = {
+    **dict.fromkeys(_SUBSCRIPTION_CANCELED | _SUBSCRIPTION_UPDATED, _subscription_event),
+    "PAYMENT.SALE.COMPLETED": _sale_completed,
+    "PAYMENT.SALE.REFUNDED": _sale_refund,
+    "PAYMENT.SALE.REVERSED": _sale_refund,
+    "PAYMENT.CAPTURE.COMPLETED": _capture_completed,
+    "PAYMENT.CAPTURE.REFUNDED": _capture_refund,
+}
+EVENT_TYPES = frozenset(_MAPPERS)
+
+
+def normalize(body: bytes) -> list[ProviderEvent]:
+    """The events billplane needs from one verified delivery; ``[]`` for kinds it has no use for."""
+    try:
+        envelope = msgspec.json.decode(body, type=_Envelope)
+    except msgspec.ValidationError as exc:
+        raise WebhookVerificationError(f"malformed PayPal event: {exc}") from None
+    mapper = _MAPPERS.get(envelope.event_type)
+    if mapper is None:
+        return []
+    try:
+        occurred_at = parse_time(envelope.create_time)
+        if occurred_at is not None:
+            return [mapper(envelope, occurred_at)]
+    except (KeyError, TypeError, ValueError, ProviderError) as exc:
+        raise WebhookVerificationError(f"malformed {envelope.event_type} event: {type(exc).__name__}") from None
+    raise WebhookVerificationError("malformed PayPal event: create_time has no time zone")

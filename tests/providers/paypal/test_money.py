@@ -1,0 +1,71 @@
+"""PayPal's decimal strings and billplane's integer minor units convert exactly, both ways."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from billplane_paypal.money import exponent, to_minor, to_value
+
+from billplane.plugins import ProviderError
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "minor"),
+    [
+        ("10.00", "USD", 1000),
+        ("0.01", "USD", 1),
+        ("0.1", "USD", 10),
+        ("1234567.89", "EUR", 123456789),
+        ("-5.00", "USD", -500),
+        ("1500", "JPY", 1500),
+        ("1500.00", "JPY", 1500),  # PayPal may pad; still whole yen
+        ("7", "HUF", 7),
+        ("3", "TWD", 3),
+        ("19.99", "usd", 1999),
+    ],
+)
+def test_paypal_values_to_minor_units(value: str, currency: str, minor: int) -> None:
+    assert to_minor(value, currency) == minor
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "value"),
+    [
+        (1000, "USD", "10.00"),
+        (1, "USD", "0.01"),
+        (0, "USD", "0.00"),
+        (1999, "GBP", "19.99"),
+        (1500, "JPY", "1500"),
+        (0, "JPY", "0"),
+        (Decimal("0.5"), "USD", "0.005"),  # a fractional tier price keeps its digits
+        (Decimal("12.25"), "USD", "0.1225"),
+        (Decimal(100), "USD", "1.00"),
+        (Decimal("2.5"), "JPY", "2.5"),
+    ],
+)
+def test_minor_units_to_paypal_values(minor: int | Decimal, currency: str, value: str) -> None:
+    assert to_value(minor, currency) == value
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "HUF", "GBP", "TWD"])
+def test_round_trip_is_exact_for_many_amounts(currency: str) -> None:
+    # A property over a spread of amounts (edges, powers of ten, odd values): no float anywhere.
+    amounts = {0, 1, 9, 10, 99, 100, 101, 999, 1000, 123457, 10**9 + 7, 2**53 + 1}
+    amounts |= {n * 37 + 3 for n in range(300)}
+    for minor in sorted(amounts):
+        value = to_value(minor, currency)
+        assert to_minor(value, currency) == minor
+        decimals = len(value.partition(".")[2])
+        assert decimals == exponent(currency), value
+
+
+@pytest.mark.parametrize(("value", "currency"), [("0.001", "USD"), ("10.5", "JPY"), ("abc", "USD"), ("NaN", "USD")])
+def test_amounts_that_would_round_or_are_not_numbers_are_refused(value: str, currency: str) -> None:
+    with pytest.raises(ProviderError):
+        to_minor(value, currency)
+
+
+def test_a_currency_paypal_lacks_is_refused() -> None:
+    with pytest.raises(ProviderError, match="XYZ"):
+        to_value(100, "XYZ")

@@ -1,0 +1,232 @@
+"""The approval flow, revisions, cancel, suspend and resume, captures and refunds against the fake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from billplane_paypal.adapter import PayPalAdapter
+
+from billplane.plugins import (
+    ChargeRequest,
+    PriceData,
+    ProductData,
+    ProviderError,
+    RefundRequest,
+    SubscriptionChange,
+    SubscriptionData,
+    UnsupportedOperationError,
+)
+from tests.providers.paypal.conftest import MakeAdapter
+from tests.providers.paypal.fake_paypal import FakePayPal
+
+
+async def _plan(adapter: PayPalAdapter, *, trial_days: int | None = None) -> str:
+    product = await adapter.ensure_product(ProductData(product_id=1, name="Team"), idempotency_key=f"p-{id(adapter)}")
+    price = PriceData(
+        plan_id=2,
+        provider_product_id=product.provider_id,
+        pricing_model="per_seat",
+        currency="USD",
+        billing_interval="month",
+        amount=1000,
+        trial_period_days=trial_days,
+    )
+    return (await adapter.ensure_price(price, idempotency_key=f"pl-{id(adapter)}-{trial_days}")).provider_id
+
+
+def _data(plan: str, return_url: str | None = None) -> SubscriptionData:
+    return SubscriptionData(
+        subscription_id=42,
+        provider_customer_id="billplane-customer-1-x",
+        provider_price_id=plan,
+        quantity=3,
+        return_url=return_url,
+    )
+
+
+async def test_a_new_subscription_is_incomplete_with_paypals_approve_link(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    adapter = make_adapter()
+    plan = await _plan(adapter)
+    created = await adapter.create_subscription(_data(plan), idempotency_key="s1")
+    assert created.status == "incomplete"
+    assert created.next_action is not None
+    assert created.next_action.type == "redirect"
+    approve = next(link for link in paypal.subscriptions[created.provider_id]["links"] if link["rel"] == "approve")
+    assert created.next_action.url == approve["href"]
+    assert created.quantity == 3
+    sent = json.loads(paypal.posts()[-1].body)
+    assert sent["quantity"] == "3"
+    assert sent["custom_id"] == "billplane:42"
+    assert sent["application_context"]["return_url"] == "https://example.com/billplane/paypal/approved"
+    # The customer approves at PayPal: the subscription is then active (the webhook tells billplane).
+    paypal.approve(created.provider_id)
+    paused = await adapter.pause_subscription(created.provider_id, idempotency_key="s1-pause")
+    assert paused.status == "paused"
+    resumed = await adapter.resume_subscription(created.provider_id, idempotency_key="s1-resume")
+    assert resumed.status == "active"
+    assert resumed.next_action is None
+    assert resumed.current_period_end is not None
+
+
+async def test_return_and_cancel_urls_come_from_the_subscription_then_the_operator(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    options = {"return_url": "https://shop.example/thanks", "cancel_url": "https://shop.example/cart"}
+    adapter = make_adapter(options=options)
+    plan = await _plan(adapter)
+    await adapter.create_subscription(_data(plan, return_url="https://tenant.example/ok"), idempotency_key="u1")
+    context = json.loads(paypal.posts()[-1].body)["application_context"]
+    assert context["return_url"] == "https://tenant.example/ok"
+    assert context["cancel_url"] == "https://shop.example/cart"
+
+
+async def test_a_subscription_in_its_trial_is_trialing(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    paypal.auto_approve = True
+    adapter = make_adapter()
+    plan = await _plan(adapter, trial_days=14)
+    created = await adapter.create_subscription(_data(plan), idempotency_key="t1")
+    paused = await adapter.pause_subscription(created.provider_id, idempotency_key="t1-p")
+    resumed = await adapter.resume_subscription(paused.provider_id, idempotency_key="t1-r")
+    assert resumed.status == "trialing"
+    assert resumed.trial_end is not None
+
+
+async def test_a_revision_needing_consent_surfaces_its_approve_link(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    paypal.auto_approve = True
+    adapter = make_adapter()
+    plan, other = await _plan(adapter), await _plan(adapter, trial_days=3)
+    created = await adapter.create_subscription(_data(plan), idempotency_key="r1")
+    revised = await adapter.update_subscription(
+        created.provider_id, SubscriptionChange(provider_price_id=other, quantity=5), idempotency_key="r1-rev"
+    )
+    assert revised.status == "active"
+    assert revised.next_action is not None
+    assert "ba_token=" in revised.next_action.url
+    assert json.loads(paypal.posts()[-1].body) == {
+        "application_context": json.loads(paypal.posts()[-1].body)["application_context"],
+        "plan_id": other,
+        "quantity": "5",
+    }
+    paypal.approve(created.provider_id)  # the customer consents
+    after = await adapter.pause_subscription(created.provider_id, idempotency_key="r1-p")
+    assert after.quantity == 5
+
+
+@pytest.mark.parametrize("when", ["now", "at_period_end"])
+async def test_cancel_stops_billing_at_paypal_and_again_is_no_error(
+    make_adapter: MakeAdapter, paypal: FakePayPal, when: str
+) -> None:
+    at_period_end = when == "at_period_end"
+    paypal.auto_approve = True
+    adapter = make_adapter()
+    created = await adapter.create_subscription(_data(await _plan(adapter)), idempotency_key=f"c-{at_period_end}")
+    canceled = await adapter.cancel_subscription(
+        created.provider_id, at_period_end=at_period_end, idempotency_key=f"c1-{at_period_end}"
+    )
+    assert canceled.status == "canceled"
+    assert canceled.canceled_at is not None
+    assert paypal.subscriptions[created.provider_id]["status"] == "CANCELLED"
+    again = await adapter.cancel_subscription(
+        created.provider_id, at_period_end=False, idempotency_key=f"c2-{at_period_end}"
+    )
+    assert again.status == "canceled"
+
+
+async def test_an_approval_that_never_comes_can_be_cancelled(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    adapter = make_adapter()
+    created = await adapter.create_subscription(_data(await _plan(adapter)), idempotency_key="never")
+    assert created.status == "incomplete"
+    canceled = await adapter.cancel_subscription(created.provider_id, at_period_end=False, idempotency_key="never-c")
+    assert canceled.status == "canceled"
+
+
+async def test_pausing_a_subscription_not_yet_approved_is_paypals_refusal(make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter()
+    created = await adapter.create_subscription(_data(await _plan(adapter)), idempotency_key="pending")
+    with pytest.raises(ProviderError) as caught:
+        await adapter.pause_subscription(created.provider_id, idempotency_key="pending-p")
+    assert caught.value.code == "SUBSCRIPTION_STATUS_INVALID"
+
+
+async def test_a_charge_captures_the_outstanding_balance_and_a_refund_returns_part(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    adapter = make_adapter()
+    sub = paypal.seed_active_subscription(value="1500", currency="JPY")
+    request = ChargeRequest(payment_id=9, amount=1500, currency="JPY", provider_subscription_id=sub)
+    charge = await adapter.charge(request, idempotency_key="cap-1")
+    assert (charge.status, charge.amount, charge.currency, charge.provider_subscription_id) == (
+        "succeeded",
+        1500,
+        "JPY",
+        sub,
+    )
+    assert json.loads(paypal.posts()[-1].body) == {
+        "note": "billplane payment 9",
+        "capture_type": "OUTSTANDING_BALANCE",
+        "amount": {"currency_code": "JPY", "value": "1500"},
+    }
+    refund = await adapter.refund(
+        RefundRequest(
+            refund_id=3, provider_payment_id=charge.provider_payment_id, amount=500, currency="JPY", reason="dup"
+        ),
+        idempotency_key="ref-1",
+    )
+    assert (refund.status, refund.amount, refund.provider_payment_id) == ("succeeded", 500, charge.provider_payment_id)
+    assert json.loads(paypal.posts()[-1].body) == {
+        "amount": {"currency_code": "JPY", "value": "500"},
+        "invoice_id": "billplane-refund-3",
+        "note_to_payer": "dup",
+    }
+    with pytest.raises(ProviderError) as caught:  # more than is left
+        await adapter.refund(
+            RefundRequest(refund_id=4, provider_payment_id=charge.provider_payment_id, amount=1001, currency="JPY"),
+            idempotency_key="ref-2",
+        )
+    assert caught.value.code == "REFUND_AMOUNT_EXCEEDED"
+
+
+async def test_a_declined_capture_is_a_failed_result(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    sub = paypal.seed_active_subscription()
+    paypal.declining.add(sub)
+    result = await make_adapter().charge(
+        ChargeRequest(payment_id=1, amount=2000, currency="USD", provider_subscription_id=sub), idempotency_key="d1"
+    )
+    assert (result.status, result.failure_code) == ("failed", "DECLINED")
+
+
+async def test_a_charge_without_a_subscription_is_unsupported(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    before = len(paypal.log)
+    with pytest.raises(UnsupportedOperationError):
+        await make_adapter().charge(ChargeRequest(payment_id=1, amount=100, currency="USD"), idempotency_key="n1")
+    assert len(paypal.log) == before
+
+
+async def test_an_id_cannot_reach_another_endpoint(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    request = ChargeRequest(payment_id=1, amount=100, currency="USD", payment_method="../../../v1/catalogs/products")
+    with pytest.raises(ProviderError):
+        await make_adapter().charge(request, idempotency_key="traversal")
+    assert paypal.log[-1].path == "/v1/billing/subscriptions/..%2F..%2F..%2Fv1%2Fcatalogs%2Fproducts/capture"
+
+
+async def test_a_capture_accepted_without_a_transaction_is_pending(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    sub = paypal.seed_active_subscription()
+    paypal.empty_captures = True
+    request = ChargeRequest(payment_id=1, amount=2000, currency="USD", provider_subscription_id=sub)
+    first = await make_adapter().charge(request, idempotency_key="empty-1")
+    assert (first.status, first.provider_subscription_id) == ("pending", sub)
+    assert (
+        first.provider_payment_id
+        == (await make_adapter().charge(request, idempotency_key="empty-1")).provider_payment_id
+    )
+    assert (
+        first.provider_payment_id
+        != (await make_adapter().charge(request, idempotency_key="empty-2")).provider_payment_id
+    )
