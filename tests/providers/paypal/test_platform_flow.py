@@ -1,0 +1,110 @@
+"""billplane with the real PayPal plugin, end to end against the fake PayPal: an account connected
+through the API, a subscription that waits for the customer's approval (its link shown by the API),
+PayPal's verified webhook starting it, and a plan PayPal cannot bill refused up front."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import clear_jobs, drain
+from tests.providers.paypal import payloads
+from tests.providers.paypal.conftest import WEBHOOK_ID, new_client_id
+from tests.providers.paypal.fake_paypal import GOOD_SECRET, FakePayPal, sign_webhook
+
+Client = AsyncTestClient[Litestar]
+EXTRA: dict[str, dict[str, Any]] = {"metered": {"usage_aggregation": "sum"}, "package": {"package_size": 100}}
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, paypal: FakePayPal, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    monkeypatch.setenv("BILLPLANE_PROVIDER_PAYPAL_API_BASE", paypal.base_url)
+    await clear_jobs(runtime)
+    return runtime
+
+
+async def connect(client: Client, tenant: CreatedTenant, secret: str = GOOD_SECRET) -> Any:
+    credentials = {"client_id": new_client_id(), "client_secret": secret, "webhook_id": WEBHOOK_ID}
+    body = {"provider": "paypal", "mode": "test", "credentials": credentials}
+    return await client.post("/v1/provider-accounts", json=body, headers=tenant.headers)
+
+
+async def seed(worker: Runtime, tenant: CreatedTenant, model: str) -> int:
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada", email="ada@example.com")
+        product = await insert(session, "products", name="API")
+        extra: dict[str, Any] = EXTRA.get(model, {})
+            model, {}
+        )
+        plan = await insert(
+            session, "plans", product_id=product, name=model, pricing_model=model, amount=1000, currency="USD",
+            billing_interval="month", **extra,
+        )  # fmt: skip
+        return await insert(session, "subscriptions", customer_id=customer, plan_id=plan, status="incomplete")
+
+
+async def test_a_wrong_client_secret_is_refused_with_paypals_message(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "paypalbad")
+    refused = await connect(client, tenant, secret="not-the-secret")
+    assert refused.status_code == 422, refused.text
+    assert "not-the-secret" not in refused.text
+    assert (await client.get("/v1/provider-accounts", headers=tenant.headers)).json()["data"] == []
+
+
+async def test_the_approval_link_is_shown_until_paypals_webhook_starts_the_subscription(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "paypalflow")
+    connected = await connect(client, tenant)
+    assert connected.status_code == 201, connected.text
+    account_id = connected.json()["id"]
+    subscription = await seed(worker, tenant, "per_seat")
+
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["provider"], shown["status"], shown["sync_status"]) == ("paypal", "incomplete", "synced")
+    assert shown["next_action"]["type"] == "redirect"
+    assert shown["next_action"]["url"].startswith("https://")
+    provider_id = shown["provider_subscription_id"]
+    assert provider_id in paypal.subscriptions
+
+    event = payloads.subscription_event(
+        "BILLING.SUBSCRIPTION.ACTIVATED", "ACTIVE", subscription_id=provider_id, at=datetime.now(UTC)
+    )
+    body = json.dumps(event).encode()
+    headers = {name.lower(): value for name, value in sign_webhook(WEBHOOK_ID, body, datetime.now(UTC)).items()}
+    delivered = await client.post(f"/v1/webhooks/paypal/{account_id}", content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+    forged = await client.post(
+        f"/v1/webhooks/paypal/{account_id}", content=body.replace(b"ACTIVE", b"EXPIRED"), headers=headers
+    )
+    assert forged.status_code == 400
+    await drain(worker)
+
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["status"], shown["next_action"]) == ("active", None)
+
+
+async def test_metered_and_package_plans_are_refused_on_a_paypal_account(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "paypalmodels")
+    assert (await connect(client, tenant)).status_code == 201
+    for model in ("metered", "package"):
+        subscription = await seed(worker, tenant, model)
+        refused = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["field"] == "plan_id"
+        assert f"paypal accounts cannot bill {model} plans" in error["message"]

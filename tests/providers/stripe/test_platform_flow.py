@@ -1,0 +1,117 @@
+"""billplane with the real Stripe plugin, end to end against the fake Stripe: an account connected
+through the API, customers and subscriptions mirrored by the real worker, webhooks through the
+real endpoint. Only Stripe is fake (and it checks every request against Stripe's spec)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import clear_jobs, drain
+from tests.providers.stripe.conftest import SECRET_KEY, WEBHOOK_SECRET
+from tests.providers.stripe.fake_stripe import events, objects
+from tests.providers.stripe.fake_stripe.server import FakeStripe
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, fake_stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    # The plugin host reads operator options when it builds an adapter: the app's and the worker's
+    # both send Stripe calls to the fake.
+    monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_API_BASE", fake_stripe.url)
+    await clear_jobs(runtime)
+    return runtime
+
+
+async def connect(client: Client, tenant: CreatedTenant, secret_key: str = SECRET_KEY) -> Any:
+    body = {
+        "provider": "stripe",
+        "mode": "test",
+        "credentials": {"secret_key": secret_key},
+        "webhook_secret": WEBHOOK_SECRET,
+    }
+    return await client.post("/v1/provider-accounts", json=body, headers=tenant.headers)
+
+
+async def test_a_refused_secret_key_stores_nothing(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripebad")
+    refused = await connect(client, tenant, secret_key="sk_test_revoked_0000000000")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "credentials"
+    assert "sk_test_revoked_0000000000" not in refused.text
+    listed = await client.get("/v1/provider-accounts", headers=tenant.headers)
+    assert listed.json()["data"] == []
+
+
+async def test_customers_and_subscriptions_reach_stripe_and_its_webhooks_come_back(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripeflow")
+    connected = await connect(client, tenant)
+    assert connected.status_code == 201, connected.text
+    account_id = connected.json()["id"]
+
+    created = await client.post(
+        "/v1/customers", json={"email": "ada@example.com", "name": "Ada"}, headers=tenant.headers
+    )
+    customer_id = created.json()["id"]
+    await drain(worker)
+    customer = (await client.get(f"/v1/customers/{customer_id}", headers=tenant.headers)).json()
+    assert customer["sync_status"] == "synced"
+    [mapping] = customer["provider_ids"]
+    assert mapping["provider"] == "stripe"
+    assert fake_stripe.store.customers[mapping["id"]]["email"] == "ada@example.com"
+
+    # Subscriptions are written by the billing engine; here a row stands in for it.
+    async with worker.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
+            currency="USD", billing_interval="month",
+        )  # fmt: skip
+        subscription = await insert(
+            session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active", quantity=3
+        )
+    synced = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+    assert synced.status_code == 202, synced.text
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["provider"], shown["provider_account_id"], shown["sync_status"]) == ("stripe", account_id, "synced")
+    at_stripe = fake_stripe.store.subscriptions[shown["provider_subscription_id"]]
+    [item] = at_stripe["items"]["data"]
+    assert item["quantity"] == 3
+    assert fake_stripe.store.prices[item["price"]["id"]]["unit_amount"] == 1200
+
+    # Stripe says the renewal failed: the subscription goes past_due here.
+    now = datetime.now(UTC)
+    state = objects.fixture(
+        "subscription",
+        id=shown["provider_subscription_id"],
+        status="past_due",
+        customer=mapping["id"],
+        pause_collection=None,
+    )
+    headers, body = events.sign(
+        events.event("customer.subscription.updated", state, created=int(now.timestamp())), [WEBHOOK_SECRET], now
+    )
+    delivered = await client.post(f"/v1/webhooks/stripe/{account_id}", content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+    tampered = await client.post(f"/v1/webhooks/stripe/{account_id}", content=body + b" ", headers=headers)
+    assert tampered.status_code == 400
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert shown["status"] == "past_due"
+    async with worker.database.tenant_session(tenant.schema) as session:
+        applied = await session.scalar(text("SELECT count(*) FROM provider_events WHERE status = 'applied'"))
+    assert applied == 1
