@@ -41,9 +41,7 @@ async def seed(worker: Runtime, tenant: CreatedTenant, model: str) -> int:
     async with worker.database.tenant_session(tenant.schema) as session:
         customer = await insert(session, "customers", name="Ada", email="ada@example.com")
         product = await insert(session, "products", name="API")
-        extra: dict[str, Any] = EXTRA.get(model, {})
-            model, {}
-        )
+        extra = EXTRA.get(model, {})
         plan = await insert(
             session, "plans", product_id=product, name=model, pricing_model=model, amount=1000, currency="USD",
             billing_interval="month", **extra,
