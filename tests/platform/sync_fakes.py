@@ -194,7 +194,9 @@ class FakeAdapter:
     async def update_subscription(
         self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
     ) -> ProviderSubscription:
-        raise NotImplementedError
+        data = msgspec.to_builtins(change) | {"provider_id": provider_subscription_id}
+        await self._call("update_subscription", idempotency_key, data)
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active", quantity=change.quantity)
 
     async def cancel_subscription(
         self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
@@ -204,10 +206,12 @@ class FakeAdapter:
         return ProviderSubscription(provider_id=provider_subscription_id, status="canceled")
 
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
-        raise NotImplementedError
+        await self._call("pause_subscription", idempotency_key, {"provider_id": provider_subscription_id})
+        return ProviderSubscription(provider_id=provider_subscription_id, status="paused")
 
     async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
-        raise NotImplementedError
+        await self._call("resume_subscription", idempotency_key, {"provider_id": provider_subscription_id})
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active")
 
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         raise NotImplementedError

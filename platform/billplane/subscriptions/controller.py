@@ -1,10 +1,10 @@
-"""/v1/subscriptions (read-only: the billing engine writes them)"""
+"""/v1/subscriptions"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.db.mixins import MAX_ID
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES
-from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
-from billplane.subscriptions.schemas import Subscription
+from billplane.subscriptions.repository import SubscriptionFilters
+from billplane.subscriptions.schemas import (
+    Subscription,
+    SubscriptionCancelBody,
+    SubscriptionCreateBody,
+    SubscriptionPauseBody,
+    SubscriptionUpdateBody,
+)
 from billplane.subscriptions.service import SubscriptionService
 from billplane.sync.dependencies import sync_service_for
 from billplane_tenants import KeyPrincipal
@@ -25,7 +31,7 @@ async def provide_subscription_service(
     principal: NamedDependency[KeyPrincipal],
 ) -> SubscriptionService:
     sync = sync_service_for(request, tenant_session, principal)
-    return SubscriptionService(SubscriptionRepository(session=tenant_session), sync)
+    return SubscriptionService(tenant_session, sync)
 
 
 class SubscriptionController(Controller):
@@ -33,6 +39,72 @@ class SubscriptionController(Controller):
     tags = ["subscriptions"]
     security = [{"apiKey": []}]
     dependencies = {"subscriptions": Provide(provide_subscription_service)}
+
+    @post("/", operation_id="createSubscription", status_code=201)
+    async def create_subscription(
+        self, data: SubscriptionCreateBody, subscriptions: NamedDependency[SubscriptionService]
+    ) -> Subscription:
+        """Subscribe a customer to a plan, with a quantity and an optional trial.
+
+        `trialing` until the trial ends (the plan's `trial_period_days` unless given), else
+        `active`, with its first period starting now (the customer's test clock's now, if it has
+        one). Mirrored to `provider_account_id`, or the tenant's default account: watch
+        `sync_status`, and `next_action` when the provider needs the customer's approval (PayPal).
+        422 naming the field for a customer or plan that does not exist (or is another tenant's),
+        an archived plan, a plan in another currency than the customer's live subscriptions, a
+        pricing model the account's provider cannot bill, or a payment method not the customer's.
+        """
+        return Subscription.of(await subscriptions.create(data))
+
+    @patch("/{subscription_id:int}", operation_id="updateSubscription")
+    async def update_subscription(
+        self,
+        subscription_id: FromPath[int],
+        data: SubscriptionUpdateBody,
+        subscriptions: NamedDependency[SubscriptionService],
+    ) -> Subscription:
+        """Change plan or quantity, and how to prorate: `create_prorations` (default: from now,
+        the rest of the period charged or credited), `none` (from now, no proration) or
+        `at_period_end` (kept in `pending_plan_id`/`pending_quantity` until the period ends).
+
+        Only trialing, active and past_due subscriptions change (409 otherwise). `metadata` is
+        replaced whole, in any state.
+        """
+        return Subscription.of(await subscriptions.update(subscription_id, data))
+
+    @post("/{subscription_id:int}/cancel", operation_id="cancelSubscription", status_code=200)
+    async def cancel_subscription(
+        self,
+        subscription_id: FromPath[int],
+        data: SubscriptionCancelBody,
+        subscriptions: NamedDependency[SubscriptionService],
+    ) -> Subscription:
+        """Cancel now (`canceled`), or at the end of the current period (`cancel_at_period_end`).
+
+        409 for a subscription already canceled or expired.
+        """
+        return Subscription.of(await subscriptions.cancel(subscription_id, data))
+
+    @post("/{subscription_id:int}/pause", operation_id="pauseSubscription", status_code=200)
+    async def pause_subscription(
+        self,
+        subscription_id: FromPath[int],
+        data: SubscriptionPauseBody,
+        subscriptions: NamedDependency[SubscriptionService],
+    ) -> Subscription:
+        """Pause billing (`paused`), until `resume_at` or until resumed.
+
+        Trialing, active and past_due subscriptions pause (409 otherwise, and for a provider
+        account that cannot pause).
+        """
+        return Subscription.of(await subscriptions.pause(subscription_id, data))
+
+    @post("/{subscription_id:int}/resume", operation_id="resumeSubscription", status_code=200)
+    async def resume_subscription(
+        self, subscription_id: FromPath[int], subscriptions: NamedDependency[SubscriptionService]
+    ) -> Subscription:
+        """Resume a paused subscription: `trialing` if its trial has not ended, else `active`. 409 unless paused."""
+        return Subscription.of(await subscriptions.resume(subscription_id))
 
     @get("/{subscription_id:int}", operation_id="getSubscription")
     async def get_subscription(

@@ -1,13 +1,17 @@
-"""All SQL for subscriptions."""
+"""All SQL for subscriptions, and the reads that check a new or changed one."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 
+from billplane.catalog.models import Plan
+from billplane.customers.models import Customer
+from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
-from billplane.subscriptions.models import Subscription
+from billplane.payments.models import PaymentMethod
+from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +33,37 @@ class SubscriptionRepository(TenantRepository[Subscription]):
         if filters.status is not None:
             where.append(Subscription.status == filters.status)
         return await self.page(*where, after=after, limit=limit)
+
+    async def locked(self, subscription_id: int) -> Subscription | None:
+        """The subscription, locked for this transaction: two changes of one subscription queue up."""
+        if not 1 <= subscription_id <= MAX_ID:
+            return None
+        query = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def live_customer(self, customer_id: int) -> Customer | None:
+        query = select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def plan(self, plan_id: int) -> Plan | None:
+        return await self.session.get(Plan, plan_id)
+
+    async def payment_method(self, payment_method_id: int, customer_id: int) -> PaymentMethod | None:
+        query = select(PaymentMethod).where(
+            PaymentMethod.id == payment_method_id,
+            PaymentMethod.customer_id == customer_id,
+            PaymentMethod.detached_at.is_(None),
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def billing_currencies(self, customer_id: int, *, other_than: int | None = None) -> set[str]:
+        """Currencies of the customer's live subscriptions (one customer is billed in one currency)."""
+        query = (
+            select(Plan.currency)
+            .join(Subscription, Subscription.plan_id == Plan.id)
+            .where(Subscription.customer_id == customer_id, Subscription.status.in_(LIVE_STATUSES))
+            .distinct()
+        )
+        if other_than is not None:
+            query = query.where(Subscription.id != other_than)
+        return set((await self.session.execute(query)).scalars())

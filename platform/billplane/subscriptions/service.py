@@ -1,30 +1,177 @@
-"""Subscription reads and provider sync. Never commits: the request owns the transaction.
+"""Subscriptions: create, change, cancel, pause, resume, read. Never commits: the request owns the
+transaction, so the change, its outbox rows (mirroring to the provider) and its event commit
+together or not at all.
 
-Subscriptions are written by the billing engine; the tenant API only reads them for now, and can
-ask for one to be mirrored to its provider again.
+What each state allows is in ``transitions``; a refused action is a 409 and writes nothing. Invoices
+for a period, prorations and trial ends are the billing run's work (``billplane.billing``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from litestar.exceptions import NotFoundException
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import InvalidFieldError
+from billplane.billing.clock import customer_now
+from billplane.catalog.models import Plan
+from billplane.events.emit import emit
+from billplane.plugins.contract import Capability
+from billplane.subscriptions import transitions
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
+from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
+from billplane.subscriptions.schemas import (
+    SubscriptionCancel,
+    SubscriptionCreate,
+    SubscriptionPause,
+    SubscriptionUpdate,
+)
 from billplane.sync.service import SyncService
 
 
 class SubscriptionService:
-    def __init__(self, repository: SubscriptionRepository, sync: SyncService | None = None) -> None:
-        self.repository = repository
+    def __init__(self, session: AsyncSession, sync: SyncService | None = None) -> None:
+        self.session = session
+        self.repository = SubscriptionRepository(session=session)
         self.sync_service = sync
+
+    @property
+    def mirror(self) -> SyncService:
+        if self.sync_service is None:
+            raise RuntimeError("writing subscriptions needs the sync service")
+        return self.sync_service
 
     async def get(self, subscription_id: int) -> Subscription:
         subscription = await self.repository.find(subscription_id)
         if subscription is None:  # another tenant's id looks exactly like an id that never existed
             raise NotFoundException(f"no subscription {subscription_id}")
         return subscription
+
+    async def _locked(self, subscription_id: int) -> Subscription:
+        subscription = await self.repository.locked(subscription_id)
+        if subscription is None:
+            raise NotFoundException(f"no subscription {subscription_id}")
+        return subscription
+
+    async def _plan(self, plan_id: int, *, currency: set[str]) -> Plan:
+        plan = await self.repository.plan(plan_id)
+        if plan is None:
+            raise InvalidFieldError("plan_id", f"no plan {plan_id}")
+        if not plan.active:
+            raise InvalidFieldError("plan_id", f"plan {plan_id} is archived: subscribe to an active plan")
+        if currency and plan.currency not in currency:
+            billed = ", ".join(sorted(currency))
+            raise InvalidFieldError(
+                "plan_id", f"the customer is billed in {billed}; plan {plan_id} is in {plan.currency}"
+            )
+        return plan
+
+    async def create(self, data: SubscriptionCreate) -> Subscription:
+        customer = await self.repository.live_customer(data.customer_id)
+        if customer is None:
+            raise InvalidFieldError("customer_id", f"no customer {data.customer_id}")
+        plan = await self._plan(data.plan_id, currency=await self.repository.billing_currencies(customer.id))
+        if data.payment_method_id is not None and (
+            await self.repository.payment_method(data.payment_method_id, customer.id) is None
+        ):
+            raise InvalidFieldError(
+                "payment_method_id", f"customer {customer.id} has no payment method {data.payment_method_id}"
+            )
+        account = await self.mirror.account_for_new_subscription(data.provider_account_id)
+        if account is not None:
+            await self.mirror.refuse_unsupported_plan(account, plan.id)
+        now = await customer_now(self.session, customer.test_clock_id)
+        trial_days = plan.trial_period_days if data.trial_period_days is None else data.trial_period_days
+        trial_end = now + timedelta(days=trial_days) if trial_days else None
+        subscription = Subscription(
+            customer_id=customer.id,
+            plan_id=plan.id,
+            quantity=data.quantity,
+            status="trialing" if trial_end else "active",
+            trial_start=now if trial_end else None,
+            trial_end=trial_end,
+            current_period_start=now,
+            current_period_end=trial_end or add_interval(now, plan.billing_interval, plan.interval_count),
+            payment_method_id=data.payment_method_id,
+            provider=None if account is None else await self.mirror.provider_of(account),
+            provider_account_id=account,
+            metadata_=data.metadata,
+        )
+        self.session.add(subscription)
+        await self.session.flush()
+        if account is not None:
+            await self.mirror.sync_subscription(subscription)
+        return await self._emitted("subscription.created", subscription)
+
+    async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
+        subscription = await self._locked(subscription_id)
+        changes = data.changes()
+        plan_id = changes.get("plan_id", subscription.plan_id)
+        quantity = changes.get("quantity", subscription.quantity)
+        if "metadata" in changes:
+            subscription.metadata_ = changes["metadata"]
+        if (plan_id, quantity) != (subscription.plan_id, subscription.quantity):
+            transitions.check("change", subscription.status)
+            if plan_id != subscription.plan_id:
+                currency = await self.repository.billing_currencies(
+                    subscription.customer_id, other_than=subscription.id
+                )
+                current = await self.repository.plan(subscription.plan_id)
+                await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
+                if subscription.provider_account_id is not None:
+                    await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
+            if data.proration == "at_period_end":
+                subscription.pending_plan_id = plan_id if plan_id != subscription.plan_id else None
+                subscription.pending_quantity = quantity if quantity != subscription.quantity else None
+            else:
+                subscription.plan_id, subscription.quantity = plan_id, quantity
+                subscription.pending_plan_id = subscription.pending_quantity = None
+                prorated = data.proration == "create_prorations"
+                kind = "subscription.update" if prorated else "subscription.update_unprorated"
+                await self.mirror.subscription_changed(subscription, kind)
+        return await self._emitted("subscription.updated", subscription)
+
+    async def cancel(self, subscription_id: int, data: SubscriptionCancel) -> Subscription:
+        subscription = await self._locked(subscription_id)
+        transitions.check("cancel", subscription.status)
+        if data.at_period_end and subscription.status != "incomplete":
+            subscription.cancel_at_period_end = True
+            event = "subscription.updated"
+        else:  # an incomplete one has no period worth keeping: it ends now
+            now = await self._now(subscription)
+            subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", now, now
+            subscription.cancel_at_period_end = False
+            subscription.next_action_type = subscription.next_action_url = None
+            subscription.pending_plan_id = subscription.pending_quantity = None
+            event = "subscription.canceled"
+        await self.mirror.subscription_changed(subscription, "subscription.cancel")
+        return await self._emitted(event, subscription)
+
+    async def pause(self, subscription_id: int, data: SubscriptionPause) -> Subscription:
+        subscription = await self._locked(subscription_id)
+        transitions.check("pause", subscription.status)
+        if subscription.provider_account_id is not None:
+            await self.mirror.refuse_without_capability(subscription.provider_account_id, Capability.PAUSE, "pause")
+        now = await self._now(subscription)
+        if data.resume_at is not None and data.resume_at <= now:
+            raise InvalidFieldError("resume_at", "must be in the future")
+        subscription.status, subscription.paused_at, subscription.resume_at = "paused", now, data.resume_at
+        await self.mirror.subscription_changed(subscription, "subscription.pause")
+        return await self._emitted("subscription.paused", subscription)
+
+    async def resume(self, subscription_id: int) -> Subscription:
+        subscription = await self._locked(subscription_id)
+        transitions.check("resume", subscription.status)
+        now = await self._now(subscription)
+        in_trial = subscription.trial_end is not None and now < subscription.trial_end
+        subscription.status = "trialing" if in_trial else "active"
+        subscription.paused_at = subscription.resume_at = None
+        await self.mirror.subscription_changed(subscription, "subscription.resume")
+        return await self._emitted("subscription.resumed", subscription)
 
     async def sync(self, subscription_id: int) -> Subscription:
         """Mirror the subscription to its provider account (or the tenant's default one) again, now."""
@@ -40,3 +187,13 @@ class SubscriptionService:
             raise InvalidFieldError("status", f"must be one of {', '.join(SUBSCRIPTION_STATUSES)}", source="query")
         rows = await self.repository.page_matching(filters, after=after, limit=limit)
         return page_of(rows, limit)
+
+    async def _now(self, subscription: Subscription) -> datetime:
+        customer = await self.repository.live_customer(subscription.customer_id)
+        return await customer_now(self.session, None if customer is None else customer.test_clock_id)
+
+    async def _emitted(self, event: str, subscription: Subscription) -> Subscription:
+        await self.session.flush()
+        await self.session.refresh(subscription)  # timestamps the database set
+        await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
+        return subscription

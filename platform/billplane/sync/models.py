@@ -28,6 +28,10 @@ OUTBOX_KINDS = (
     "customer.delete",
     "subscription.create",
     "subscription.cancel",
+    "subscription.update",
+    "subscription.update_unprorated",
+    "subscription.pause",
+    "subscription.resume",
 )
 
 

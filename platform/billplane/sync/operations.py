@@ -103,7 +103,7 @@ def _price_data(plan: Plan, provider_product_id: str) -> PriceData:
     )
 
 
-async def _provider_price(attempt: Attempt, plan_id: int) -> str:
+async def provider_price(attempt: Attempt, plan_id: int) -> str:
     """The plan's price id at the account, creating product and price there on first need."""
     account = attempt.account
     async with attempt.read() as session:
@@ -147,7 +147,7 @@ async def _provider_price(attempt: Attempt, plan_id: int) -> str:
     return stored or price.provider_id
 
 
-async def _customer_waiting(session: AsyncSession, customer_id: int, account_id: int) -> bool:
+async def customer_waiting(session: AsyncSession, customer_id: int, account_id: int) -> bool:
     query = select(OutboxEntry.id).where(
         OutboxEntry.kind == "customer.ensure",
         OutboxEntry.object_id == customer_id,
@@ -169,7 +169,7 @@ async def create_subscription(attempt: Attempt) -> None:
             # commit that records its provider id, so a row seen not waiting any more has its id
             # visible to the next statement (read committed). The other order could see neither,
             # if that commit landed in between, and fail a subscription that only had to wait.
-            waiting = await _customer_waiting(session, customer_id, attempt.account.id)
+            waiting = await customer_waiting(session, customer_id, attempt.account.id)
             customer = await provider_customer_id(session, customer_id, attempt.account.id)
     if subscription is None or customer_id is None:
         async with attempt.finish(called=False):
@@ -178,7 +178,7 @@ async def create_subscription(attempt: Attempt) -> None:
         if waiting:
             raise NotReadyError("waiting for the customer to be created at the provider")
         raise ProviderError("the customer is not at this provider account: sync the customer first")
-    price = await _provider_price(attempt, subscription.plan_id)
+    price = await provider_price(attempt, subscription.plan_id)
     data = SubscriptionData(
         subscription_id=subscription.id,
         provider_customer_id=customer,
@@ -197,27 +197,9 @@ async def create_subscription(attempt: Attempt) -> None:
             provider_state.record_created(row, created)
 
 
-async def cancel_subscription(attempt: Attempt) -> None:
-    """Cancel at the provider now: billplane already ended it locally (an approval that never came)."""
-    async with attempt.read() as session:
-        subscription = await session.get(Subscription, attempt.row.object_id)
-    if (
-        subscription is None
-        or subscription.provider_subscription_id is None
-        or subscription.provider_account_id != attempt.account.id
-    ):
-        async with attempt.finish(called=False):
-            return
-    provider_id = subscription.provider_subscription_id
-    await attempt.account.adapter.cancel_subscription(provider_id, at_period_end=False, idempotency_key=attempt.key())
-    async with attempt.finish():
-        pass  # the local status stays what billplane decided (canceled or incomplete_expired)
-
-
 OPERATIONS: dict[str, Operation] = {
     "customer.ensure": ensure_customer,
     "customer.update": update_customer,
     "customer.delete": delete_customer,
     "subscription.create": create_subscription,
-    "subscription.cancel": cancel_subscription,
 }

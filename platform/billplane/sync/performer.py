@@ -10,10 +10,11 @@ from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.backoff import retry_delay
 from billplane.sync.models import OutboxEntry
-from billplane.sync.operations import OPERATIONS, Operation
+from billplane.sync.operations import Operation
 from billplane.sync.options import SyncOptions
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef
+from billplane.sync.registry import OPERATIONS
 from billplane.sync.repository import OutboxRepository
 from billplane_tenants import Database
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from billplane.api.problems import InvalidFieldError
+from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.catalog.models import Plan
 from billplane.customers.models import Customer
+from billplane.plugins.contract import Capability
 from billplane.plugins.errors import UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.repository import ProviderAccountRepository
@@ -97,6 +98,42 @@ class SyncService:
                 customer.sync_status = "pending"
         await self.writer.write("subscription.create", subscription.id, [account])
         return True
+
+    async def subscription_changed(self, subscription: Subscription, kind: str) -> None:
+        """Queue ``kind`` (subscription.update, .pause, .resume, .cancel) for the subscription's
+        account; a subscription not mirrored anywhere needs none. Each row sends the state current
+        when it runs."""
+        if subscription.provider_account_id is None:
+            return
+        subscription.sync_status = "pending"
+        await self.writer.write(kind, subscription.id, [subscription.provider_account_id])
+
+    async def account_for_new_subscription(self, requested: int | None) -> int | None:
+        """The account a new subscription is mirrored to: the one asked for (422 unless it is the
+        tenant's and live), else the tenant's default account, else none."""
+        if requested is not None:
+            account = await ProviderAccountRepository(self.writer.session, self.writer.tenant_id).get_live(requested)
+            if account is None:
+                raise InvalidFieldError("provider_account_id", f"no provider account {requested}")
+            return account.id
+        defaults = await self.writer.default_account_ids()
+        return defaults[0] if defaults else None
+
+    async def provider_of(self, account_id: int) -> str | None:
+        account = await ProviderAccountRepository(self.writer.session, self.writer.tenant_id).get_live(account_id)
+        return None if account is None else account.provider
+
+    async def refuse_without_capability(self, account_id: int, capability: Capability, what: str) -> None:
+        """409 when the subscription's provider cannot do ``what`` (pause at a provider without it)."""
+        provider = await self.provider_of(account_id)
+        if provider is None or self.plugins is None:
+            return
+        try:
+            plugin = self.plugins.get(provider)
+        except UnknownProviderError:
+            return
+        if capability not in plugin.capabilities:
+            raise ConflictError(f"{provider} accounts cannot {what} a subscription")
 
     async def refuse_unsupported_plan(self, account_id: int, plan_id: int) -> None:
         """422 naming ``plan_id`` when the account's provider cannot bill the plan's pricing model

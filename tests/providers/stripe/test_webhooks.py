@@ -15,7 +15,11 @@ from tests.providers.stripe.conftest import PREVIOUS_WEBHOOK_SECRET, WEBHOOK_SEC
 from tests.providers.stripe.fake_stripe import events, objects
 
 pytestmark = pytest.mark.anyio
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def now() -> datetime:
+    # Per call, never at import: a long suite run must not age the signatures past the tolerance.
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _headers(headers: dict[str, str]) -> dict[str, str]:
@@ -23,8 +27,9 @@ def _headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def _signed(
-    type_: str, obj: dict[str, Any], *, secrets: list[str] | None = None, at: datetime = NOW
+    type_: str, obj: dict[str, Any], *, secrets: list[str] | None = None, at: datetime | None = None
 ) -> tuple[dict[str, str], bytes, dict[str, Any]]:
+    at = at or now()
     payload = events.event(type_, obj, created=int(at.timestamp()))
     headers, body = events.sign(payload, secrets or [WEBHOOK_SECRET], at)
     return _headers(headers), body, payload
@@ -43,10 +48,11 @@ def _intent(**fields: Any) -> dict[str, Any]:
 
 
 async def test_a_valid_webhook_is_one_event(stripe_adapter: StripeAdapter) -> None:
-    headers, body, payload = _signed("payment_intent.succeeded", _intent(status="succeeded"))
+    at = now()
+    headers, body, payload = _signed("payment_intent.succeeded", _intent(status="succeeded"), at=at)
     (event,) = await stripe_adapter.parse_webhook(headers, body)
     assert event.event_id == payload["id"]
-    assert event.occurred_at == NOW
+    assert event.occurred_at == at
     assert event.occurred_at.tzinfo is not None
     assert (event.provider_object_id, event.provider_type) == ("pi_1", "payment_intent.succeeded")
 
@@ -104,9 +110,9 @@ async def test_missing_signature_or_secret(stripe_adapter: StripeAdapter, make_a
 
 async def test_a_signed_body_that_is_no_event_is_rejected(stripe_adapter: StripeAdapter) -> None:
     for body in (b"not json", b"[1, 2]", json.dumps({"id": "evt_1", "type": "x"}).encode()):
-        headers, _ = events.sign({}, [WEBHOOK_SECRET], NOW)
-        signature = events.signature(body, WEBHOOK_SECRET, int(NOW.timestamp()))
-        headers = {"stripe-signature": f"t={int(NOW.timestamp())},v1={signature}"}
+        stamp = int(now().timestamp())
+        signature = events.signature(body, WEBHOOK_SECRET, stamp)
+        headers = {"stripe-signature": f"t={stamp},v1={signature}"}
         with pytest.raises(WebhookVerificationError):
             await stripe_adapter.parse_webhook(headers, body)
 

@@ -1,0 +1,206 @@
+"""/v1/subscriptions writes: create, change, cancel, pause, resume; every transition allowed and
+refused; validation; events; and mirroring each change to the provider through the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.runtime import Runtime
+from billplane.subscriptions.models import SUBSCRIPTION_STATUSES
+from billplane.subscriptions.transitions import ALLOWED
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain
+
+Client = AsyncTestClient[Litestar]
+PATH = "/v1/subscriptions"
+
+
+async def seeded(runtime: Runtime, tenant: CreatedTenant) -> dict[str, int]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        ids = {"customer": await insert(session, "customers", name="Ada")}
+        ids["product"] = await insert(session, "products", name="API")
+        common = {"product_id": ids["product"], "billing_interval": "month"}
+        ids["seats"] = await insert(
+            session, "plans", name="Seats", pricing_model="per_seat", amount=1000, currency="USD", **common
+        )
+        ids["bigger"] = await insert(
+            session, "plans", name="Bigger", pricing_model="per_seat", amount=2000, currency="USD", **common
+        )
+        ids["euro"] = await insert(
+            session, "plans", name="Euro", pricing_model="flat", amount=900, currency="EUR", **common
+        )
+        ids["archived"] = await insert(
+            session, "plans", name="Old", pricing_model="flat", amount=500, currency="USD", active=False, **common
+        )
+    return ids
+
+
+async def events_of(runtime: Runtime, tenant: CreatedTenant) -> list[str]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        return list((await session.execute(text("SELECT type FROM events ORDER BY id"))).scalars())
+
+
+async def test_a_subscription_starts_now_for_one_period_or_a_trial(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subs")
+    ids = await seeded(runtime, tenant)
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"], "quantity": 5, "metadata": {"team": "core"}}
+    created = await client.post(PATH, json=body, headers=tenant.headers)
+    assert created.status_code == 201, created.text
+    shown = created.json()
+    assert (shown["status"], shown["quantity"], shown["metadata"]) == ("active", 5, {"team": "core"})
+    start, end = (
+        datetime.fromisoformat(shown["current_period_start"]),
+        datetime.fromisoformat(shown["current_period_end"]),
+    )
+    assert 28 <= (end - start).days <= 31
+    assert shown["sync_status"] == "none"  # no provider account: billplane alone bills it
+
+    trial = await client.post(PATH, json=body | {"trial_period_days": 14}, headers=tenant.headers)
+    assert trial.json()["status"] == "trialing"
+    shown = trial.json()
+    assert datetime.fromisoformat(shown["trial_end"]) - datetime.fromisoformat(shown["trial_start"]) == timedelta(14)
+    assert shown["current_period_end"] == shown["trial_end"]
+    assert await events_of(runtime, tenant) == ["subscription.created", "subscription.created"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"customer_id": 999_999}, "customer_id"),
+        ({"plan_id": 999_999}, "plan_id"),
+        ({"plan": "archived"}, "plan_id"),
+        ({"quantity": 0}, "quantity"),
+        ({"payment_method_id": 999_999}, "payment_method_id"),
+        ({"trial_period_days": -1}, "trial_period_days"),
+    ],
+)
+async def test_bad_input_is_422_with_the_field_and_writes_nothing(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, change: dict[str, Any], field: str
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subsbad")
+    ids = await seeded(runtime, tenant)
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"]} | change
+    if "plan" in body:
+        body["plan_id"] = ids[body.pop("plan")]
+    refused = await client.post(PATH, json=body, headers=tenant.headers)
+    assert refused.status_code == 422, refused.text
+    assert [error["field"] for error in refused.json()["errors"]] == [field]
+    assert (await client.get(PATH, headers=tenant.headers)).json()["data"] == []
+    assert await events_of(runtime, tenant) == []
+
+
+async def test_another_currency_than_the_customers_live_subscriptions_is_refused(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subscur")
+    ids = await seeded(runtime, tenant)
+    first = await client.post(
+        PATH, json={"customer_id": ids["customer"], "plan_id": ids["seats"]}, headers=tenant.headers
+    )
+    assert first.status_code == 201
+    euro = await client.post(
+        PATH, json={"customer_id": ids["customer"], "plan_id": ids["euro"]}, headers=tenant.headers
+    )
+    assert euro.status_code == 422
+    assert euro.json()["errors"][0]["message"] == f"the customer is billed in USD; plan {ids['euro']} is in EUR"
+    change = await client.patch(f"{PATH}/{first.json()['id']}", json={"plan_id": ids["euro"]}, headers=tenant.headers)
+    assert change.status_code == 422
+
+
+ACTIONS = {
+    "change": ("PATCH", "", {"quantity": 9}),
+    "cancel": ("POST", "/cancel", {}),
+    "pause": ("POST", "/pause", {}),
+    "resume": ("POST", "/resume", None),
+}
+AFTER = {"change": None, "cancel": "canceled", "pause": "paused", "resume": "active"}
+
+
+@pytest.mark.parametrize("status", SUBSCRIPTION_STATUSES)
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+async def test_every_transition_is_allowed_or_refused_by_the_table(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, status: str, action: str
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "substate")
+    ids = await seeded(runtime, tenant)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        subscription = await insert(
+            session, "subscriptions", customer_id=ids["customer"], plan_id=ids["seats"], status=status, quantity=2
+        )
+    method, suffix, body = ACTIONS[action]
+    response = await client.request(method, f"{PATH}/{subscription}{suffix}", json=body, headers=tenant.headers)
+    shown = (await client.get(f"{PATH}/{subscription}", headers=tenant.headers)).json()
+    if status in ALLOWED[action]:
+        assert response.status_code == 200, response.text
+        expected = AFTER[action] or status
+        assert shown["status"] == expected
+        assert len(await events_of(runtime, tenant)) == 1
+    else:
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"].startswith(f"a {status} subscription cannot {action}")
+        assert (shown["status"], shown["quantity"]) == (status, 2)  # nothing written
+        assert await events_of(runtime, tenant) == []
+
+
+async def test_changes_now_or_at_period_end_and_cancel_at_period_end(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subchange")
+    ids = await seeded(runtime, tenant)
+    created = await client.post(
+        PATH, json={"customer_id": ids["customer"], "plan_id": ids["seats"]}, headers=tenant.headers
+    )
+    url = f"{PATH}/{created.json()['id']}"
+    later = await client.patch(
+        url, json={"plan_id": ids["bigger"], "proration": "at_period_end"}, headers=tenant.headers
+    )
+    assert (later.json()["plan_id"], later.json()["pending_plan_id"]) == (ids["seats"], ids["bigger"])
+    now = await client.patch(url, json={"quantity": 4, "proration": "none"}, headers=tenant.headers)
+    assert (now.json()["quantity"], now.json()["pending_plan_id"], now.json()["pending_quantity"]) == (4, None, None)
+    ending = await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
+    assert (ending.json()["status"], ending.json()["cancel_at_period_end"]) == ("active", True)
+    past = datetime.fromisoformat(ending.json()["current_period_start"]) - timedelta(days=1)
+    paused = await client.post(f"{url}/pause", json={"resume_at": past.isoformat()}, headers=tenant.headers)
+    assert paused.status_code == 422
+    assert paused.json()["errors"][0]["field"] == "resume_at"
+
+
+async def test_each_change_reaches_the_provider_through_the_outbox(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    fake: FakeState,
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "submirror")
+    accounts.add(AccountRow(id=801, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    ids = await seeded(worker, tenant)
+    created = await client.post(
+        PATH, json={"customer_id": ids["customer"], "plan_id": ids["seats"]}, headers=tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    url = f"{PATH}/{created.json()['id']}"
+    # Queued before the create has run: it waits for the create, then sends the state of its time.
+    await client.patch(url, json={"quantity": 3}, headers=tenant.headers)
+    await drain(worker)
+    methods = [method for method, _ in fake.calls]
+    assert methods.index("create_subscription") < methods.index("update_subscription")
+    shown = (await client.get(url, headers=tenant.headers)).json()
+    assert fake.payloads[shown["provider_subscription_id"]]["quantity"] == 3
+    for step, body in (("pause", {}), ("resume", None), ("cancel", {"at_period_end": True})):
+        await client.post(f"{url}/{step}", json=body, headers=tenant.headers)
+        await drain(worker)
+        assert fake.calls[-1][0] == f"{step}_subscription"
+
+    shown = (await client.get(url, headers=tenant.headers)).json()
+    assert (shown["sync_status"], shown["provider_account_id"], shown["status"]) == ("synced", 801, "active")
+    assert fake.payloads[shown["provider_subscription_id"]]["at_period_end"] is True
