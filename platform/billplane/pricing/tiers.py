@@ -31,9 +31,9 @@ def graduated(quantity: int, tiers: tuple[Tier, ...]) -> list[TierUse]:
     uses: list[TierUse] = []
     below = 0  # units held by the tiers before this one
     for index, tier in enumerate(tiers):
+        # Reached only while units remain above ``below`` (or for the first tier), so never empty.
         ceiling = quantity if tier.up_to is None else min(quantity, tier.up_to)
-        if ceiling > below or (index == 0 and quantity == 0):
-            uses.append(TierUse(index, tier, below + 1, ceiling - below))
+        uses.append(TierUse(index, tier, below + 1, ceiling - below))
         if tier.up_to is None or tier.up_to >= quantity:
             break
         below = tier.up_to
