@@ -204,3 +204,35 @@ async def test_each_change_reaches_the_provider_through_the_outbox(
     shown = (await client.get(url, headers=tenant.headers)).json()
     assert (shown["sync_status"], shown["provider_account_id"], shown["status"]) == ("synced", 801, "active")
     assert fake.payloads[shown["provider_subscription_id"]]["at_period_end"] is True
+
+
+async def test_a_preview_shows_the_prorations_and_the_next_invoice_and_writes_nothing(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subpreview")
+    ids = await seeded(runtime, tenant)
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"], "quantity": 2}
+    created = (await client.post(PATH, json=body, headers=tenant.headers)).json()
+    url = f"{PATH}/{created['id']}"
+
+    shown = await client.post(f"{url}/preview", json={"quantity": 4}, headers=tenant.headers)
+    assert shown.status_code == 200, shown.text
+    preview = shown.json()
+    credit, charge = preview["lines"]
+    assert credit["amount"] < 0 < charge["amount"]
+    assert (credit["proration"], charge["proration"]) == (True, True)
+    # Changed moments after the period started: almost all of 2 seats back, almost all of 4 charged.
+    assert 1990 <= -credit["amount"] <= 2000
+    assert 3980 <= charge["amount"] <= 4000
+    assert preview["total"] == credit["amount"] + charge["amount"]
+    assert (preview["next_period_total"], preview["currency"]) == (4000, "USD")
+    assert preview["next_period_start"] == created["current_period_end"]
+
+    later = await client.post(
+        f"{url}/preview", json={"plan_id": ids["bigger"], "proration": "at_period_end"}, headers=tenant.headers
+    )
+    assert (later.json()["lines"], later.json()["next_period_total"]) == ([], 4000)  # 2 seats x 20.00
+    assert (await client.get(url, headers=tenant.headers)).json()["quantity"] == 2  # nothing written
+    assert await events_of(runtime, tenant) == ["subscription.created"]
+    euro = await client.post(f"{url}/preview", json={"plan_id": ids["euro"]}, headers=tenant.headers)
+    assert euro.status_code == 422

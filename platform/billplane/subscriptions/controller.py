@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.db.mixins import MAX_ID
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES
+from billplane.subscriptions.preview import InvoicePreview
 from billplane.subscriptions.repository import SubscriptionFilters
 from billplane.subscriptions.schemas import (
     Subscription,
@@ -71,6 +72,18 @@ class SubscriptionController(Controller):
         replaced whole, in any state.
         """
         return Subscription.of(await subscriptions.update(subscription_id, data))
+
+    @post("/{subscription_id:int}/preview", operation_id="previewSubscriptionChange", status_code=200)
+    async def preview_subscription_change(
+        self,
+        subscription_id: FromPath[int],
+        data: SubscriptionUpdateBody,
+        subscriptions: NamedDependency[SubscriptionService],
+    ) -> InvoicePreview:
+        """The invoice a change (the PATCH body) would produce, computed by the same pricing
+        engine: the prorations billed now (credits negative) and the next period's invoice.
+        Nothing is written; the same 409 and 422 as the change itself."""
+        return await subscriptions.preview(subscription_id, data)
 
     @post("/{subscription_id:int}/cancel", operation_id="cancelSubscription", status_code=200)
     async def cancel_subscription(

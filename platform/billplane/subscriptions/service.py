@@ -14,14 +14,16 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
-from billplane.api.problems import InvalidFieldError
+from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.billing.clock import customer_now
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
 from billplane.plugins.contract import Capability
+from billplane.pricing import Period, PlanPricing, PricingError
 from billplane.subscriptions import transitions
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
+from billplane.subscriptions.preview import InvoicePreview, preview
 from billplane.subscriptions.repository import SubscriptionFilters, SubscriptionRepository
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.subscriptions.schemas import (
@@ -134,6 +136,33 @@ class SubscriptionService:
                 kind = "subscription.update" if prorated else "subscription.update_unprorated"
                 await self.mirror.subscription_changed(subscription, kind)
         return await self._emitted("subscription.updated", subscription)
+
+    async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
+        """What ``update`` with ``data`` would bill, computed the same way; nothing is written."""
+        subscription = await self.get(subscription_id)
+        changes = data.changes()
+        transitions.check("change", subscription.status)
+        current = await self.repository.plan(subscription.plan_id)
+        if current is None or subscription.current_period_start is None or subscription.current_period_end is None:
+            raise ConflictError("the subscription has no current period to prorate")
+        new = current
+        if changes.get("plan_id", current.id) != current.id:
+            new = await self._plan(changes["plan_id"], currency={current.currency})
+        now = await self._now(subscription)
+        at = min(max(now, subscription.current_period_start), subscription.current_period_end)
+        try:
+            return preview(
+                PlanPricing.of(current),
+                PlanPricing.of(new),
+                period=Period(subscription.current_period_start, subscription.current_period_end),
+                at=at,
+                proration=data.proration,
+                current_quantity=subscription.quantity,
+                new_quantity=changes.get("quantity", subscription.quantity),
+                interval=(new.billing_interval, new.interval_count),
+            )
+        except PricingError as exc:
+            raise InvalidFieldError("plan_id", str(exc)) from exc
 
     async def cancel(self, subscription_id: int, data: SubscriptionCancel) -> Subscription:
         subscription = await self._locked(subscription_id)
