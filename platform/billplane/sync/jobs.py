@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
-from billplane.sync.queue import APPLY_EVENT, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
+from billplane.sync.queue import APPLY_EVENT, BILLING_RUN, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
 if TYPE_CHECKING:
+    from billplane.billing.run import BillingRun
     from billplane.sync.expiry import IncompleteExpiry
     from billplane.sync.performer import OutboxPerformer
     from billplane.sync.sweep import Sweeper
@@ -30,6 +31,7 @@ class WorkerServices:
     applier: EventApplier
     sweeper: Sweeper
     expiry: IncompleteExpiry
+    billing: BillingRun
 
 
 def _services(context: JobContext) -> WorkerServices:
@@ -57,6 +59,15 @@ def register_tasks(app: procrastinate.App) -> None:
         services = _services(context)
         await services.sweeper.sweep()
         await services.expiry.expire()
+
+    register_billing_tasks(app)
+
+
+def register_billing_tasks(app: procrastinate.App) -> None:
+    @app.periodic(cron="* * * * *", periodic_id="billing-run")
+    @app.task(name=BILLING_RUN, queue=SYNC_QUEUE, pass_context=True, queueing_lock=BILLING_RUN)
+    async def billing_run(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).billing.run()
 
 
 def additional_context(services: WorkerServices) -> dict[str, Any]:

@@ -30,6 +30,7 @@ SYNC_QUEUE = "provider_sync"
 PERFORM_OUTBOX = "billplane.perform_outbox"
 APPLY_EVENT = "billplane.apply_event"
 SWEEP = "billplane.sweep"
+BILLING_RUN = "billplane.billing_run"
 _BATCH = 500
 # Queueing locks of jobs waiting to run (procrastinate keeps them unique among 'todo' jobs, by index).
 _WAITING_LOCKS = "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(locks)s)"

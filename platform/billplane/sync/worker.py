@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
 from billplane.sync.jobs import WorkerServices, additional_context
@@ -21,6 +22,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
         performer=OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options),
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
+        billing=BillingRun(runtime.database),
         expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
     )
 

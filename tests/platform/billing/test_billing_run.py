@@ -1,0 +1,184 @@
+"""The billing run: each period billed exactly once, catching up after downtime, safe with two
+runs at once; trials, scheduled cancellations, pending changes, metered usage; a failing tenant
+does not stop the others."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.billing.run import BillingRun
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
+
+Client = AsyncTestClient[Litestar]
+DAY = timedelta(days=1)
+
+
+async def tenant_with_plans(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> tuple[CreatedTenant, dict[str, int]]:
+    tenant = await create_tenant(client, admin_headers, "run")
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        ids = {"customer": await insert(session, "customers", name="Ada")}
+        product = await insert(session, "products", name="API")
+        common = {"product_id": product, "currency": "USD"}
+        ids["daily"] = await insert(
+            session, "plans", name="Seats", pricing_model="per_seat", amount=100, billing_interval="day", **common
+        )
+        ids["bigger"] = await insert(
+            session, "plans", name="Bigger", pricing_model="per_seat", amount=300, billing_interval="day", **common
+        )
+        ids["calls"] = await insert(
+            session, "plans", name="Calls", pricing_model="metered", amount=2, billing_interval="day",
+            usage_aggregation="sum", **common,
+        )  # fmt: skip
+    return tenant, ids
+
+
+async def subscribe(runtime: Runtime, tenant: CreatedTenant, plan: int, customer: int, **values: Any) -> int:
+    now = datetime.now(UTC)
+    defaults = {
+        "status": "active",
+        "quantity": 2,
+        "current_period_start": now - 3.5 * DAY,
+        "current_period_end": now - 2.5 * DAY,
+    }
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        return await insert(session, "subscriptions", customer_id=customer, plan_id=plan, **(defaults | values))
+
+
+async def rows(runtime: Runtime, tenant: CreatedTenant, query: str, **params: Any) -> list[dict[str, Any]]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        return [dict(row._mapping) for row in await session.execute(text(query), params)]  # noqa: SLF001
+
+
+async def test_missed_periods_are_each_billed_once_and_a_second_run_bills_nothing(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    subscription = await subscribe(runtime, tenant, ids["daily"], ids["customer"])
+
+    await BillingRun(runtime.database).run()
+    await BillingRun(runtime.database).run()
+
+    invoices = await rows(
+        runtime, tenant, "SELECT id, status, total, period_start, billing_reason FROM invoices ORDER BY period_start"
+    )
+    assert len(invoices) == 3  # the three boundaries since the period ended 2.5 days ago
+    assert {invoice["total"] for invoice in invoices} == {200}  # 2 seats x 1.00, in advance
+    assert len({invoice["period_start"] for invoice in invoices}) == 3
+    [state] = await rows(
+        runtime, tenant, "SELECT status, current_period_end FROM subscriptions WHERE id = :id", id=subscription
+    )
+    assert state["status"] == "active"
+    assert state["current_period_end"] > datetime.now(UTC)
+    lines = await rows(runtime, tenant, "SELECT description, quantity, amount FROM invoice_lines")
+    assert {(line["quantity"], line["amount"]) for line in lines} == {(2, 200)}
+    created = await rows(runtime, tenant, "SELECT count(*) AS n FROM events WHERE type = 'invoice.created'")
+    assert created == [{"n": 3}]
+
+
+async def test_two_runs_at_once_bill_each_period_once(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    for _ in range(20):
+        await subscribe(runtime, tenant, ids["daily"], ids["customer"])
+
+    await asyncio.gather(BillingRun(runtime.database).run(), BillingRun(runtime.database).run())
+
+    counts = await rows(runtime, tenant, "SELECT subscription_id, count(*) AS n FROM invoices GROUP BY subscription_id")
+    assert len(counts) == 20
+    assert {row["n"] for row in counts} == {3}
+
+
+async def test_boundaries_end_trials_apply_pending_changes_and_scheduled_cancellations(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    trial = await subscribe(
+        runtime, tenant, ids["daily"], ids["customer"], status="trialing", trial_start=now - 1.5 * DAY,
+        trial_end=now - 0.5 * DAY, current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY,
+    )  # fmt: skip
+    changing = await subscribe(
+        runtime, tenant, ids["daily"], ids["customer"], pending_plan_id=ids["bigger"], pending_quantity=5,
+        current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY,
+    )  # fmt: skip
+    ending = await subscribe(
+        runtime, tenant, ids["daily"], ids["customer"], cancel_at_period_end=True,
+        current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY,
+    )  # fmt: skip
+
+    await BillingRun(runtime.database).run()
+
+    subs = {
+        row["id"]: row
+        for row in await rows(
+            runtime, tenant, "SELECT id, status, plan_id, quantity, pending_plan_id FROM subscriptions"
+        )
+    }
+    assert subs[trial]["status"] == "active"
+    assert (subs[changing]["plan_id"], subs[changing]["quantity"], subs[changing]["pending_plan_id"]) == (
+        ids["bigger"],
+        5,
+        None,
+    )
+    assert subs[ending]["status"] == "canceled"
+    totals = {
+        row["subscription_id"]: row["total"]
+        for row in await rows(runtime, tenant, "SELECT subscription_id, total FROM invoices")
+    }
+    assert totals == {trial: 200, changing: 1500}  # the canceled one owes nothing more
+
+
+async def test_metered_usage_is_billed_in_arrears(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    start, end = now - 1.5 * DAY, now - 0.5 * DAY
+    metered = await subscribe(
+        runtime, tenant, ids["calls"], ids["customer"], quantity=1, current_period_start=start, current_period_end=end
+    )
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        for n, (at, quantity) in enumerate([(start + DAY / 4, 100), (start + DAY / 2, 50), (end + DAY / 10, 999)]):
+            await insert(
+                session,
+                "usage_records",
+                subscription_id=metered,
+                quantity=quantity,
+                timestamp=at,
+                client_event_id=f"e{n}",
+            )
+
+    await BillingRun(runtime.database).run()
+
+    [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
+    assert invoice["total"] == 300  # 150 calls in the ended period x 0.02; the later 999 wait for theirs
+    [line] = await rows(runtime, tenant, "SELECT quantity, period_start, period_end FROM invoice_lines")
+    assert (line["quantity"], line["period_start"], line["period_end"]) == (150, start, end)
+
+
+async def test_a_failing_tenant_does_not_stop_the_others(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    broken, broken_ids = await tenant_with_plans(client, admin_headers, runtime)
+    fine, fine_ids = await tenant_with_plans(client, admin_headers, runtime)
+    await subscribe(runtime, broken, broken_ids["daily"], broken_ids["customer"])
+    await subscribe(runtime, fine, fine_ids["daily"], fine_ids["customer"])
+    async with runtime.database.tenant_session(broken.schema) as session:
+        await session.execute(text("ALTER TABLE invoice_lines ADD CONSTRAINT no_lines CHECK (false) NOT VALID"))
+
+    report = await BillingRun(runtime.database).run()
+
+    assert broken.schema in report.failed_tenants
+    assert len(await rows(runtime, fine, "SELECT id FROM invoices")) == 3
+    assert await rows(runtime, broken, "SELECT id FROM invoices") == []  # its transaction rolled back whole
