@@ -28,6 +28,7 @@ OUTBOX_KINDS = (
     "customer.delete",
     "subscription.create",
     "subscription.cancel",
+    "usage.report",
 )
 
 

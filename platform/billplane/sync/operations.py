@@ -25,6 +25,7 @@ from billplane.subscriptions.models import ENDED_STATUSES as ENDED
 from billplane.subscriptions.models import Subscription
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.models import OutboxEntry, ProviderPlan
+from billplane.usage.reporting import report_usage
 from billplane.webhooks import provider_state
 
 Operation = Callable[[Attempt], Awaitable[None]]
@@ -220,4 +221,5 @@ OPERATIONS: dict[str, Operation] = {
     "customer.delete": delete_customer,
     "subscription.create": create_subscription,
     "subscription.cancel": cancel_subscription,
+    "usage.report": report_usage,
 }

@@ -36,7 +36,9 @@ class UsageRecordController(Controller):
     dependencies = {"usage": Provide(provide_usage_service)}
 
     @post("/", operation_id="createUsageRecords", status_code=200)
-    async def create_usage_records(self, data: UsageBatchBody, usage: NamedDependency[UsageService]) -> UsageBatchResult:
+    async def create_usage_records(
+        self, data: UsageBatchBody, usage: NamedDependency[UsageService]
+    ) -> UsageBatchResult:
         """Report up to 1,000 usage records of metered subscriptions at once.
 
         Each record is judged alone and the answer lists one outcome per record, in request order:

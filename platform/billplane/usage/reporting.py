@@ -43,7 +43,7 @@ async def _report(attempt: Attempt) -> UsageReport | None:
         found = (await session.execute(query)).one_or_none()
         if found is None:
             return None
-        record, subscription = found.tuple()
+        record, subscription = found
         if subscription.provider_subscription_id is None or subscription.provider_account_id != account.id:
             # Read the pending create first: see operations.create_subscription for why the order matters.
             if await _subscription_create_pending(session, subscription.id, account.id):

@@ -185,4 +185,3 @@ class UsageRepository:
         if not 1 <= subscription_id <= MAX_ID:
             return None
         return (await self.session.execute(_SUMMARY, {"subscription_id": subscription_id})).one_or_none()
-

@@ -41,18 +41,30 @@ def refusal(meter: Meter | None, timestamp: datetime) -> Refusal | None:
     """
     if meter is None:
         return Refusal("subscription_id", "no such subscription")
+    closed = _closed(meter)
+    if closed is not None:
+        return closed
+    if meter.period_start is None or meter.period_end is None:
+        return Refusal("subscription_id", "the subscription has no open period")
+    return _outside_period(meter.now, meter.period_start, meter.period_end, timestamp)
+
+
+def _closed(meter: Meter) -> Refusal | None:
+    """Why the subscription takes no usage at all."""
     if meter.status in ENDED_STATUSES:
         return Refusal("subscription_id", f"the subscription is {meter.status}: it takes no more usage")
     if meter.ended:
         return Refusal("subscription_id", "the subscription has ended: it takes no more usage")
     if meter.pricing_model != "metered":
         return Refusal("subscription_id", f"the subscription's plan is not metered ({meter.pricing_model})")
-    if meter.period_start is None or meter.period_end is None:
-        return Refusal("subscription_id", "the subscription has no open period")
-    if timestamp > meter.now + CLOCK_SKEW:
-        return Refusal("timestamp", f"in the future (now is {meter.now.isoformat()})")
-    if timestamp < meter.period_start:
-        return Refusal("timestamp", f"before the open period, which starts {meter.period_start.isoformat()}")
-    if timestamp >= meter.period_end:
-        return Refusal("timestamp", f"after the open period, which ends {meter.period_end.isoformat()}")
+    return None
+
+
+def _outside_period(now: datetime, start: datetime, end: datetime, timestamp: datetime) -> Refusal | None:
+    if timestamp > now + CLOCK_SKEW:
+        return Refusal("timestamp", f"in the future (now is {now.isoformat()})")
+    if timestamp < start:
+        return Refusal("timestamp", f"before the open period, which starts {start.isoformat()}")
+    if timestamp >= end:
+        return Refusal("timestamp", f"after the open period, which ends {end.isoformat()}")
     return None

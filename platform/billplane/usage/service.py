@@ -113,7 +113,9 @@ class UsageService:
             return None
         return account if Capability.USAGE in capabilities else None
 
-    async def page(self, subscription_id: int | None, *, after: int | None, limit: int) -> tuple[list[Row[Any]], str | None]:
+    async def page(
+        self, subscription_id: int | None, *, after: int | None, limit: int
+    ) -> tuple[list[Row[Any]], str | None]:
         rows = await self.repository.page(subscription_id, after=after, limit=limit)
         return page_of(rows, limit)
 
