@@ -164,7 +164,8 @@ class UsageRepository:
             "payload": notify_payload(tenant_id, schema),
         }
         rows = await self.session.execute(_INSERT_BATCH, params)
-        return {(row.subscription_id, row.client_event_id): row.id for row in rows}
+        # Unpacked, not by attribute: a named lookup per row costs a measurable share of a batch.
+        return {(subscription_id, event): record_id for record_id, subscription_id, event, _ in rows}
 
     async def stored(self, keys: Iterable[Key]) -> dict[Key, int]:
         """Ids of the records already stored under these keys."""
