@@ -11,7 +11,7 @@ What it does, in one run (loopback only, bounded, cleans up after itself):
    group, and drives it with ``--concurrency`` httpx clients in this process, each posting batches
    of ``--batch`` records (unique ``client_event_id``s, spread over one tenant's subscriptions, the
    tenants taken in turn): a ``--warmup`` run, then ``--duration`` seconds measured, ``--repeat``
-   times. Every answer must be 200 with every record accepted, else the run fails;
+   times. Every answer must be 201 with every record accepted, else the run fails;
 3. as a ceiling, the same batches inserted by ``--concurrency`` raw asyncpg connections with the
    plain ``INSERT ... SELECT FROM unnest(...)`` (no HTTP, no validation, no outcome per record);
 4. checks that the records stored equal the records the API reported accepted;
@@ -175,7 +175,7 @@ async def drive(port: int, batches: Batches, args: argparse.Namespace, seconds: 
             started = time.perf_counter()
             response = await client.post(URL_PATH, content=body, headers=headers)
             elapsed = time.perf_counter() - started
-            if response.status_code != 200:
+            if response.status_code != 201:
                 raise RuntimeError(f"POST {URL_PATH}: {response.status_code} {response.text[:300]}")
             answer = decoder.decode(response.content)
             if answer.accepted != len(records):

@@ -72,6 +72,13 @@ async def _subscription_sync(client: Client, tenant: CreatedTenant) -> tuple[str
     return f"/v1/subscriptions/{await their_subscription(client, tenant)}/sync", {}
 
 
+async def _usage_records(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    record = {"quantity": 1, "timestamp": "2025-01-15T10:00:00Z", "client_event_id": "idem-1"}
+    return "/v1/usage-records", {
+        "records": [record | {"subscription_id": int(await their_subscription(client, tenant))}]
+    }
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -91,6 +98,7 @@ def _samples() -> dict[str, Sample]:
         "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
         "/v1/customers/{customer_id:int}/sync": _customer_sync,
         "/v1/subscriptions/{subscription_id:int}/sync": _subscription_sync,
+        "/v1/usage-records": _usage_records,
     }
 
 

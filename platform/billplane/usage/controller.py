@@ -35,13 +35,14 @@ class UsageRecordController(Controller):
     security = [{"apiKey": []}]
     dependencies = {"usage": Provide(provide_usage_service)}
 
-    @post("/", operation_id="createUsageRecords", status_code=200)
+    @post("/", operation_id="createUsageRecords", status_code=201)
     async def create_usage_records(
         self, data: UsageBatchBody, usage: NamedDependency[UsageService]
     ) -> UsageBatchResult:
         """Report up to 1,000 usage records of metered subscriptions at once.
 
-        Each record is judged alone and the answer lists one outcome per record, in request order:
+        Each record is judged alone and the answer (201, whatever the outcomes) lists one outcome
+        per record, in request order:
         `accepted` (stored now, with its `id`), `duplicate` (a record with the same subscription and
         `client_event_id` was stored before, by an earlier request or earlier in this batch: not
         counted twice) or `refused` with the `field` at fault and the `reason` (no such subscription,

@@ -25,7 +25,7 @@ async def stored(runtime: Runtime, tenant: CreatedTenant) -> list[tuple[int, int
 
 async def post(client: Client, tenant: CreatedTenant, records: list[dict[str, object]]) -> dict[str, object]:
     response = await client.post(URL, json={"records": records}, headers=tenant.headers)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 201, response.text
     body: dict[str, object] = response.json()
     return body
 
@@ -216,7 +216,7 @@ async def test_an_idempotency_key_replays_the_first_answer(
     headers = seed.tenant.headers | {"Idempotency-Key": "usage-batch-1"}
     first = await client.post(URL, json=payload, headers=headers)
     again = await client.post(URL, json=payload, headers=headers)
-    assert first.status_code == again.status_code == 200
+    assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert first.json()["data"][0]["result"] == "accepted"
 
