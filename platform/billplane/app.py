@@ -31,6 +31,7 @@ from billplane.settings import Settings, get_settings
 from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
 from billplane.tenancy.admin_controller import TenantAdminController
 from billplane.tenancy.tenant_controller import CurrentTenantController
+from billplane.usage.routes import ROUTES as USAGE_ROUTES
 from billplane.webhooks.routes import ROUTES as WEBHOOK_ROUTES
 from billplane.webhooks.routes import TENANT_ROUTES as PROVIDER_EVENT_ROUTES
 from billplane_tenants import derive_pepper
@@ -50,6 +51,7 @@ def tenant_routes() -> list[ControllerRouterHandler]:
         *PAYMENT_ROUTES,
         *PROVIDER_ACCOUNT_ROUTES,
         *PROVIDER_EVENT_ROUTES,
+        *USAGE_ROUTES,
     ]
 
 

@@ -220,7 +220,9 @@ class FakeAdapter:
         raise NotImplementedError
 
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
-        raise NotImplementedError
+        # Kept under the record's id, as Stripe keeps a meter event under its identifier.
+        data = msgspec.to_builtins(usage) | {"provider_id": f"usage_{usage.usage_record_id}"}
+        await self._call("report_usage", idempotency_key, data)
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         if UNREACHABLE_HEADER in headers:  # as a provider whose verification API is down

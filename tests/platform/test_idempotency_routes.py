@@ -72,6 +72,33 @@ async def _subscription_sync(client: Client, tenant: CreatedTenant) -> tuple[str
     return f"/v1/subscriptions/{await their_subscription(client, tenant)}/sync", {}
 
 
+async def _usage_records(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    record = {"quantity": 1, "timestamp": "2025-01-15T10:00:00Z", "client_event_id": "idem-1"}
+    return "/v1/usage-records", {
+        "records": [record | {"subscription_id": int(await their_subscription(client, tenant))}]
+    }
+
+
+async def _new_subscription(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    _, plan = await _new_plan(client, tenant)
+    created = await client.post("/v1/plans", json=plan, headers=tenant.headers)
+    customer = await client.post("/v1/customers", json={"name": "Idem"}, headers=tenant.headers)
+    assert created.status_code == customer.status_code == 201, created.text
+    return "/v1/subscriptions", {"customer_id": customer.json()["id"], "plan_id": created.json()["id"]}
+
+
+def _subscription_action(action: str, body: dict[str, Any], *, paused: bool = False) -> Sample:
+    async def sample(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+        path, create = await _new_subscription(client, tenant)
+        subscription = await client.post(path, json=create, headers=tenant.headers)
+        url = f"/v1/subscriptions/{subscription.json()['id']}"
+        if paused:
+            assert (await client.post(f"{url}/pause", json={}, headers=tenant.headers)).status_code == 200
+        return f"{url}/{action}", body
+
+    return sample
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -91,6 +118,12 @@ def _samples() -> dict[str, Sample]:
         "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
         "/v1/customers/{customer_id:int}/sync": _customer_sync,
         "/v1/subscriptions/{subscription_id:int}/sync": _subscription_sync,
+        "/v1/usage-records": _usage_records,
+        "/v1/subscriptions": _new_subscription,
+        "/v1/subscriptions/{subscription_id:int}/cancel": _subscription_action("cancel", {"at_period_end": True}),
+        "/v1/subscriptions/{subscription_id:int}/pause": _subscription_action("pause", {}),
+        "/v1/subscriptions/{subscription_id:int}/resume": _subscription_action("resume", {}, paused=True),
+        "/v1/subscriptions/{subscription_id:int}/preview": _subscription_action("preview", {"quantity": 3}),
     }
 
 

@@ -32,6 +32,7 @@ OUTBOX_KINDS = (
     "subscription.update_unprorated",
     "subscription.pause",
     "subscription.resume",
+    "usage.report",
 )
 
 

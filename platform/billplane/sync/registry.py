@@ -4,5 +4,10 @@ from __future__ import annotations
 
 from billplane.sync import operations, subscription_operations
 from billplane.sync.operations import Operation
+from billplane.usage.reporting import report_usage
 
-OPERATIONS: dict[str, Operation] = {**operations.OPERATIONS, **subscription_operations.OPERATIONS}
+OPERATIONS: dict[str, Operation] = {
+    **operations.OPERATIONS,
+    **subscription_operations.OPERATIONS,
+    "usage.report": report_usage,
+}

@@ -1,0 +1,1 @@
+"""Metered usage: batched ingestion of usage records, their listing and per-period summaries."""

@@ -1,0 +1,175 @@
+"""Usage of subscriptions billed by a provider that meters (the `usage` capability) is reported there.
+
+The records and their ``usage.report`` outbox rows commit together; a worker calls the adapter's
+``report_usage`` with the record's id and the subscription's provider ids.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+
+from billplane.plugins import Capability, ProviderPlugin, hookimpl
+from billplane.runtime import Runtime
+from billplane.subscriptions.models import Subscription
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.service import SyncService
+from billplane.sync.writer import OutboxWriter
+from tests.conftest import CreatedTenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain, fake_plugin
+from tests.platform.usage.seed import END, NOW, START, metered_tenant, record
+
+Client = AsyncTestClient[Litestar]
+NO_USAGE = "fake_nousage"
+
+
+class _Registration:
+    def __init__(self, plugin: ProviderPlugin) -> None:
+        self.plugin = plugin
+
+    @hookimpl
+    def billplane_register_providers(self, register: Any) -> None:
+        register(self.plugin)
+
+
+def account_id() -> int:
+    # Explicit ids far above the sequence: accounts of other tests in this database never collide.
+    return 10_000_000 + secrets.randbelow(10_000_000)
+
+
+async def control_account(runtime: Runtime, tenant: CreatedTenant, account: int, provider: str) -> None:
+    """The account's control row: what ingestion reads to learn an unmirrored subscription's provider."""
+    async with runtime.database.transaction() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO control.provider_accounts (id, tenant_id, provider, mode, credentials_ciphertext,"
+                " credentials_key_id) VALUES (:id, :tenant, :provider, 'test', '\\x00', 'k1')"
+            ),
+            {"id": account, "tenant": tenant.id, "provider": provider},
+        )
+
+
+async def metered_subscription(runtime: Runtime, tenant: CreatedTenant, customer: int, plan: int, account: int) -> int:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        return await insert(
+            session, "subscriptions", customer_id=customer, plan_id=plan, status="active",
+            current_period_start=START, current_period_end=END, provider_account_id=account,
+        )  # fmt: skip
+
+
+async def mirror(runtime: Runtime, accounts: StaticAccounts, tenant: CreatedTenant, subscription_id: int) -> None:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        writer = OutboxWriter(session, tenant.id, tenant.schema, runtime.jobs, accounts, DefaultAccountCache())
+        subscription = await session.get(Subscription, subscription_id)
+        assert subscription is not None
+        assert await SyncService(writer).sync_subscription(subscription)
+
+
+async def outbox(runtime: Runtime, tenant: CreatedTenant) -> list[tuple[str, int, int, str, str | None]]:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        rows = await session.execute(
+            text("SELECT kind, object_id, provider_account_id, status, last_error FROM outbox ORDER BY id")
+        )
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+
+async def test_accepted_usage_is_reported_to_the_subscriptions_provider(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed = await metered_tenant(client, admin_headers, worker)
+    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
+    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
+    await mirror(worker, accounts, seed.tenant, sub)
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{sub}", headers=seed.tenant.headers)).json()
+    assert (shown["provider"], shown["sync_status"]) == ("fake", "synced")
+
+    body = {"records": [record(sub, "a", 3), record(sub, "b", 4), record(sub, "a", 5), record(sub, "x", at=END)]}
+    response = await client.post("/v1/usage-records", json=body, headers=seed.tenant.headers)
+    assert [o["result"] for o in response.json()["data"]] == ["accepted", "accepted", "duplicate", "refused"]
+    accepted = [o["id"] for o in response.json()["data"][:2]]
+    queued = [row for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"]
+    assert [(row[1], row[2], row[3]) for row in queued] == [
+        (accepted[0], account, "pending"),
+        (accepted[1], account, "pending"),
+    ]
+
+    await drain(worker)
+
+    assert [row[3] for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"] == ["done", "done"]
+    assert len(fake.created("report_usage")) == 2
+    reports = [fake.payloads[f"usage_{record_id}"] for record_id in accepted]
+    assert [(r["quantity"], r["usage_record_id"], r["plan_id"]) for r in reports] == [
+        (3, accepted[0], seed.plans["sum"]),
+        (4, accepted[1], seed.plans["sum"]),
+    ]
+    assert {r["provider_subscription_id"] for r in reports} == {shown["provider_subscription_id"]}
+    created = fake.payloads[shown["provider_subscription_id"]]
+    assert {(r["provider_customer_id"], r["provider_price_id"]) for r in reports} == {
+        (created["provider_customer_id"], created["provider_price_id"])
+    }
+    assert reports[0]["timestamp"].startswith(NOW.date().isoformat())
+
+
+async def test_usage_waits_for_a_subscription_still_being_created_at_the_provider(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed = await metered_tenant(client, admin_headers, worker)
+    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
+    await control_account(worker, seed.tenant, account, "fake")
+    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["max"], account)
+    await mirror(worker, accounts, seed.tenant, sub)  # queued, not performed yet
+
+    response = await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
+    assert response.json()["accepted"] == 1
+    assert ("usage.report", "pending") in {(row[0], row[3]) for row in await outbox(worker, seed.tenant)}
+
+    await drain(worker)
+
+    assert {row[0]: row[3] for row in await outbox(worker, seed.tenant)} == {
+        "customer.ensure": "done",
+        "subscription.create": "done",
+        "usage.report": "done",
+    }
+    assert len(fake.created("report_usage")) == 1
+
+
+async def test_nothing_is_queued_for_a_provider_that_does_not_meter_or_for_unmirrored_subscriptions(
+    client: Client, admin_headers: dict[str, str], app: Litestar, accounts: StaticAccounts, worker: Runtime
+) -> None:
+    no_usage = replace(fake_plugin(None, NO_USAGE), capabilities=frozenset(Capability) - {Capability.USAGE})
+    app.state.runtime.plugins.add_plugin(_Registration(no_usage), "tests-fake-no-usage")
+    seed = await metered_tenant(client, admin_headers, worker)
+    account = account_id()
+    await control_account(worker, seed.tenant, account, NO_USAGE)
+    unmetered = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
+    local = seed.subscriptions["sum"]  # billed by billplane alone
+
+    body = {"records": [record(unmetered, "a"), record(local, "b")]}
+    response = await client.post("/v1/usage-records", json=body, headers=seed.tenant.headers)
+
+    assert response.json()["accepted"] == 2
+    assert await outbox(worker, seed.tenant) == []
+
+
+async def test_a_report_the_provider_refuses_is_failed_with_its_error(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed = await metered_tenant(client, admin_headers, worker)
+    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
+    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
+    await mirror(worker, accounts, seed.tenant, sub)
+    await drain(worker)
+    fake.failures.append(("permanent", "meter is archived"))
+
+    await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
+    await drain(worker)
+
+    reports = [row for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"]
+    assert [(row[3], row[4]) for row in reports] == [("failed", "meter is archived (fake_error)")]

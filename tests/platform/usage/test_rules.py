@@ -1,0 +1,64 @@
+"""The per-record rules alone: every refusal, and the edges of the open period."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from billplane.usage.rules import CLOCK_SKEW, Meter, refusal
+
+NOW = datetime(2025, 1, 20, 12, tzinfo=UTC)
+OPEN = Meter(
+    id=1,
+    status="active",
+    pricing_model="metered",
+    period_start=datetime(2025, 1, 1, tzinfo=UTC),
+    period_end=datetime(2025, 2, 1, tzinfo=UTC),
+    ended=False,
+    now=NOW,
+)
+
+
+def test_a_record_in_the_open_period_is_accepted() -> None:
+    assert refusal(OPEN, NOW) is None
+
+
+@pytest.mark.parametrize("status", ["trialing", "active", "past_due", "paused", "unpaid", "incomplete"])
+def test_live_states_take_usage(status: str) -> None:
+    assert refusal(replace(OPEN, status=status), NOW) is None
+
+
+def test_the_period_start_is_in_and_its_end_is_out() -> None:
+    assert refusal(OPEN, datetime(2025, 1, 1, tzinfo=UTC)) is None
+    before = refusal(OPEN, datetime(2025, 1, 1, tzinfo=UTC) - timedelta(microseconds=1))
+    assert before is not None
+    assert (before.field, before.reason.startswith("before the open period")) == ("timestamp", True)
+    at_end = refusal(replace(OPEN, now=datetime(2025, 2, 5, tzinfo=UTC)), datetime(2025, 2, 1, tzinfo=UTC))
+    assert at_end is not None
+    assert (at_end.field, at_end.reason.startswith("after the open period")) == ("timestamp", True)
+
+
+def test_a_little_clock_skew_is_forgiven_more_is_refused() -> None:
+    assert refusal(OPEN, NOW + CLOCK_SKEW) is None
+    late = refusal(OPEN, NOW + CLOCK_SKEW + timedelta(seconds=1))
+    assert late is not None
+    assert (late.field, late.reason.startswith("in the future")) == ("timestamp", True)
+
+
+@pytest.mark.parametrize(
+    ("meter", "reason"),
+    [
+        (None, "no such subscription"),
+        (replace(OPEN, status="canceled"), "the subscription is canceled: it takes no more usage"),
+        (replace(OPEN, status="incomplete_expired"), "the subscription is incomplete_expired: it takes no more usage"),
+        (replace(OPEN, ended=True), "the subscription has ended: it takes no more usage"),
+        (replace(OPEN, pricing_model="flat"), "the subscription's plan is not metered (flat)"),
+        (replace(OPEN, period_start=None, period_end=None), "the subscription has no open period"),
+    ],
+)
+def test_subscriptions_that_take_no_usage(meter: Meter | None, reason: str) -> None:
+    refused = refusal(meter, NOW)
+    assert refused is not None
+    assert (refused.field, refused.reason) == ("subscription_id", reason)
