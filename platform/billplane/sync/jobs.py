@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
+from billplane.events.jobs import register_webhook_tasks
 from billplane.sync.queue import APPLY_EVENT, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
@@ -57,6 +58,8 @@ def register_tasks(app: procrastinate.App) -> None:
         services = _services(context)
         await services.sweeper.sweep()
         await services.expiry.expire()
+
+    register_webhook_tasks(app)
 
 
 def additional_context(services: WorkerServices) -> dict[str, Any]:
