@@ -141,8 +141,9 @@ class WebhookEndpointController(Controller):
     async def replay(
         self, endpoint_id: FromPath[int], data: ReplayBody, endpoints: NamedDependency[EndpointService]
     ) -> ReplayResult:
-        """Send the endpoint again every event since `since` that it subscribes to, in order, with the
-        events' own ids (`webhook-id`), so a receiver that saw one already can skip it."""
+        """Send the endpoint again every event since `since` (default: the last 24 hours) that it
+        subscribes to, in order, with the events' own ids (`webhook-id`), so a receiver that saw one
+        already can skip it. 409 while the endpoint is disabled: enable it first."""
         return ReplayResult(queued=await endpoints.replay(endpoint_id, data.since))
 
     @get("/{endpoint_id:int}/deliveries", operation_id="listWebhookDeliveries")

@@ -115,7 +115,8 @@ class WebhookEndpointWithSecret(WebhookEndpoint, kw_only=True):
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    since: datetime
+    # Events created at or after this time; omitted: the last 24 hours.
+    since: datetime | None = None
 
 
 class ReplayResult(msgspec.Struct, kw_only=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar.exceptions import NotFoundException
@@ -22,6 +22,7 @@ from billplane.events.urls import ForbiddenURLError, check_url
 from billplane.events.vault import EndpointVault
 
 DISABLED_BY_TENANT = "disabled by the tenant"
+DEFAULT_REPLAY = timedelta(hours=24)
 
 
 class EventService:
@@ -114,8 +115,10 @@ class EndpointService:
         self.vault.seal_into(endpoint, self.tenant_id, secret)
         return await self.repository.update(endpoint), secret
 
-    async def replay(self, endpoint_id: int, since: datetime) -> int:
+    async def replay(self, endpoint_id: int, since: datetime | None) -> int:
         endpoint = await self.get(endpoint_id)
+        if since is None:
+            since = datetime.now(UTC) - DEFAULT_REPLAY
         if endpoint.status != "enabled":
             raise ConflictError("the endpoint is disabled: enable it first (PATCH status=enabled)")
         if since.tzinfo is None:
