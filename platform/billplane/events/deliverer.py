@@ -5,7 +5,7 @@ delivered; anything else is a failed attempt, retried after ``retry_schedule[att
 seconds until ``max_attempts`` have failed. Every failed attempt counts against the endpoint
 (``consecutive_failures``; any 2xx resets it). When a delivery runs out of attempts while the
 endpoint has failed at least ``max_attempts`` times in a row - nothing got through during the
-whole retry window, about 42 hours by default - the endpoint is disabled with the reason, its
+whole retry window, about 38 hours by default - the endpoint is disabled with the reason, its
 waiting deliveries fail, and ``webhook_endpoint.disabled`` is emitted so the tenant finds out
 from its events.
 """
