@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 ALLOW_HTTP_LOOPBACK_VARIABLE = "BILLPLANE_WEBHOOKS_ALLOW_HTTP_LOOPBACK"
-# Delays before attempts 2, 3, ...: 9 attempts over about 38 hours, as in the Standard Webhooks
-# recommendations (and close to Svix's schedule). A receiver that was down for a day still gets
-# every event once it is back.
+# Delays before attempts 2, 3, ...: 9 attempts over about 38 hours (Svix's published schedule with
+# one more 10 h step). A receiver that was down for a day still gets every event once it is back.
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 36000.0)
 
 
