@@ -72,6 +72,17 @@ async def _subscription_sync(client: Client, tenant: CreatedTenant) -> tuple[str
     return f"/v1/subscriptions/{await their_subscription(client, tenant)}/sync", {}
 
 
+async def _new_webhook_endpoint(_client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return "/v1/webhook-endpoints", {"url": "https://hooks.example.com/idem", "enabled_events": ["invoice.*"]}
+
+
+async def _webhook_endpoint_action(client: Client, tenant: CreatedTenant, action: str) -> tuple[str, dict[str, Any]]:
+    path, body = await _new_webhook_endpoint(client, tenant)
+    endpoint = await client.post(path, json=body, headers=tenant.headers)
+    assert endpoint.status_code == 201, endpoint.text
+    return f"/v1/webhook-endpoints/{endpoint.json()['id']}/{action}", {}
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -91,6 +102,11 @@ def _samples() -> dict[str, Sample]:
         "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
         "/v1/customers/{customer_id:int}/sync": _customer_sync,
         "/v1/subscriptions/{subscription_id:int}/sync": _subscription_sync,
+        "/v1/webhook-endpoints": _new_webhook_endpoint,
+        "/v1/webhook-endpoints/{endpoint_id:int}/replay": lambda c, t: _webhook_endpoint_action(c, t, "replay"),
+        "/v1/webhook-endpoints/{endpoint_id:int}/rotate-secret": lambda c, t: _webhook_endpoint_action(
+            c, t, "rotate-secret"
+        ),
     }
 
 
