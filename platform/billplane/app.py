@@ -21,6 +21,7 @@ from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
 from billplane.catalog.routes import ROUTES as CATALOG_ROUTES
 from billplane.customers.routes import ROUTES as CUSTOMER_ROUTES
+from billplane.events.routes import ROUTES as EVENT_ROUTES
 from billplane.health.controller import health
 from billplane.idempotency.store import IdempotentReplayError, replay_handler
 from billplane.invoices.routes import ROUTES as INVOICE_ROUTES
@@ -52,6 +53,7 @@ def tenant_routes() -> list[ControllerRouterHandler]:
         *PROVIDER_ACCOUNT_ROUTES,
         *PROVIDER_EVENT_ROUTES,
         *USAGE_ROUTES,
+        *EVENT_ROUTES,
     ]
 
 

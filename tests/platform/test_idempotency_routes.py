@@ -99,6 +99,17 @@ def _subscription_action(action: str, body: dict[str, Any], *, paused: bool = Fa
     return sample
 
 
+async def _new_webhook_endpoint(_client: Client, _tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return "/v1/webhook-endpoints", {"url": "https://hooks.example.com/idem", "enabled_events": ["invoice.*"]}
+
+
+async def _webhook_endpoint_action(client: Client, tenant: CreatedTenant, action: str) -> tuple[str, dict[str, Any]]:
+    path, body = await _new_webhook_endpoint(client, tenant)
+    endpoint = await client.post(path, json=body, headers=tenant.headers)
+    assert endpoint.status_code == 201, endpoint.text
+    return f"/v1/webhook-endpoints/{endpoint.json()['id']}/{action}", {}
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -124,6 +135,11 @@ def _samples() -> dict[str, Sample]:
         "/v1/subscriptions/{subscription_id:int}/pause": _subscription_action("pause", {}),
         "/v1/subscriptions/{subscription_id:int}/resume": _subscription_action("resume", {}, paused=True),
         "/v1/subscriptions/{subscription_id:int}/preview": _subscription_action("preview", {"quantity": 3}),
+        "/v1/webhook-endpoints": _new_webhook_endpoint,
+        "/v1/webhook-endpoints/{endpoint_id:int}/replay": lambda c, t: _webhook_endpoint_action(c, t, "replay"),
+        "/v1/webhook-endpoints/{endpoint_id:int}/rotate-secret": lambda c, t: _webhook_endpoint_action(
+            c, t, "rotate-secret"
+        ),
     }
 
 

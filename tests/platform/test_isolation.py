@@ -70,6 +70,20 @@ async def _their_provider_account(client: Client, theirs: CreatedTenant) -> str:
     return str(response.json()["id"])
 
 
+async def _their_webhook_endpoint(client: Client, theirs: CreatedTenant) -> str:
+    body = {"url": f"https://{theirs.slug.replace('_', '-')}.example.com/hooks"}
+    response = await client.post("/v1/webhook-endpoints", json=body, headers=theirs.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _their_event(client: Client, theirs: CreatedTenant) -> str:
+    # Creating an endpoint records an event that only B has.
+    await _their_webhook_endpoint(client, theirs)
+    response = await client.get("/v1/events?type=webhook_endpoint.created", headers=theirs.headers)
+    return str(response.json()["data"][-1]["id"])
+
+
 # Path parameter name -> how to make an object of that kind that only tenant B has, returning its id.
 # Both tenants hold the same seed rows, so this object's id exists in B alone.
 PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
@@ -81,6 +95,8 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "payment_id": their_payment,
     "account_id": _their_provider_account,
     "provider_event_id": their_provider_event,
+    "endpoint_id": _their_webhook_endpoint,
+    "event_id": _their_event,
 }
 
 

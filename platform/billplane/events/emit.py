@@ -2,7 +2,14 @@
 
 Every service that changes a tenant's object calls this before its transaction commits, so an
 event exists exactly when its change does (no change without its event, no event for a change
-that rolled back). Delivery to webhook endpoints happens later, from the events table.
+that rolled back).
+
+The same statement fans the event out: it queues a ``webhook_deliveries`` row for every enabled
+endpoint subscribed to its type and, if it queued any, notifies the workers
+(``WEBHOOKS_CHANNEL``, delivered by PostgreSQL at commit, dropped on rollback). Deliveries thus
+commit with their event or not at all: a crash can delay one (the worker's periodic sweep finds
+every due delivery), never lose it. A tenant with no endpoint pays for one index-less look at an
+empty table.
 """
 
 from __future__ import annotations
@@ -10,14 +17,27 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.events.models import Event
+from billplane.events.types import MATCHES_SQL
+
+WEBHOOKS_CHANNEL = "billplane_webhooks"
+
+# The notification names the schema only; workers check it against the tenants table.
+_EMIT = text(
+    "WITH e AS (INSERT INTO events (type, object_type, object_id, data) "
+    "VALUES (:type, :object_type, :object_id, :data) RETURNING id, type), "
+    "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
+    f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} "
+    "RETURNING 1) "
+    f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued"
+).bindparams(bindparam("data", type_=JSONB))
 
 
 async def emit(session: AsyncSession, type_: str, object_type: str, object_id: int, data: Any) -> None:
     """Record event ``type_`` (``subscription.updated``) about one object; ``data`` is the object
     as the API shows it (a msgspec Struct or plain JSON-able values)."""
     values = {"type": type_, "object_type": object_type, "object_id": object_id, "data": msgspec.to_builtins(data)}
-    await session.execute(insert(Event).values(values))
+    await session.execute(_EMIT, values)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
+from billplane.events.jobs import register_webhook_tasks
 from billplane.sync.queue import APPLY_EVENT, BILLING_RUN, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
@@ -61,6 +62,7 @@ def register_tasks(app: procrastinate.App) -> None:
         await services.expiry.expire()
 
     register_billing_tasks(app)
+    register_webhook_tasks(app)
 
 
 def register_billing_tasks(app: procrastinate.App) -> None:

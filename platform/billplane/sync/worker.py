@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 
 from billplane.billing.run import BillingRun
+from billplane.events.jobs import webhook_context
+from billplane.events.worker import delivery_listener, webhook_services
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
 from billplane.sync.jobs import WorkerServices, additional_context
@@ -38,11 +40,13 @@ async def run_worker(
     leaves its outbox row pending, and the sweep retries it.
     """
     await runtime.jobs.open()
-    services = worker_services(runtime)
+    services, webhooks = worker_services(runtime), webhook_services(runtime)
     listening: asyncio.Task[None] | None = None
+    hearing: asyncio.Task[None] | None = None
     if wait:
         listener = OutboxListener(asyncpg_dsn(runtime.database.url), services.sweeper, runtime.jobs)
         listening = asyncio.create_task(listener.run(), name=f"{name}-outbox-listener")
+        hearing = asyncio.create_task(delivery_listener(runtime, webhooks).run(), name=f"{name}-webhooks-listener")
     try:
         await runtime.jobs.app.run_worker_async(
             queues=[SYNC_QUEUE],
@@ -50,12 +54,13 @@ async def run_worker(
             wait=wait,
             concurrency=runtime.sync_options.concurrency,
             install_signal_handlers=install_signal_handlers,
-            additional_context=additional_context(services),
+            additional_context={**additional_context(services), **webhook_context(webhooks)},
             delete_jobs="successful",
             listen_notify=wait,
         )
     finally:
-        if listening is not None:
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+        for task in (listening, hearing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

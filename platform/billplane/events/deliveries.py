@@ -1,0 +1,142 @@
+"""SQL of the delivery worker: claim one delivery, record its attempt, find what may run next.
+
+Order per object and endpoint: a delivery is not claimed while a delivery of an earlier event
+(lower event id) about the same object to the same endpoint is still pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def no_earlier_pending(qualifier: str = "") -> str:
+    """SQL: no delivery of an earlier event about the same object to the same endpoint is pending.
+
+    ``d`` is the delivery, ``e`` its event; ``qualifier``: a quoted schema, for the cross-tenant sweep.
+    """
+    prefix = f"{qualifier}." if qualifier else ""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {prefix}events e2 JOIN {prefix}webhook_deliveries d2 ON d2.event_id = e2.id "
+        "WHERE e2.object_type = e.object_type AND e2.object_id = e.object_id AND e2.id < e.id "
+        "AND d2.endpoint_id = d.endpoint_id AND d2.status = 'pending')"
+    )
+
+
+NO_EARLIER_PENDING = no_earlier_pending()
+
+_CLAIM = text(
+    "UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => :lease) "
+    "FROM events e, webhook_endpoints w "
+    "WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= now() "
+    f"AND e.id = d.event_id AND w.id = d.endpoint_id AND {NO_EARLIER_PENDING} "
+    "RETURNING d.id, d.attempts, d.endpoint_id, e.id AS event_id, e.type, e.object_type, e.object_id, "
+    "e.data, e.created_at, w.url, w.status AS endpoint_status, w.secret_ciphertext, w.secret_key_id"
+)
+_SUCCEEDED = text(
+    "WITH d AS (UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, "
+    "last_status_code = :status_code, last_error = NULL, delivered_at = now() WHERE id = :delivery_id "
+    "RETURNING endpoint_id) "
+    "UPDATE webhook_endpoints w SET consecutive_failures = 0 FROM d WHERE w.id = d.endpoint_id"
+)
+# A failure counts against the endpoint; the delivery waits `delay` or, out of attempts, fails.
+_FAILED = text(
+    "WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = :status_code, "
+    "last_error = :error, status = CASE WHEN :final THEN 'failed' ELSE 'pending' END, "
+    "next_attempt_at = now() + make_interval(secs => :delay) "
+    "WHERE id = :delivery_id AND status = 'pending' RETURNING endpoint_id, next_attempt_at) "
+    "UPDATE webhook_endpoints w SET consecutive_failures = w.consecutive_failures + 1 FROM d "
+    "WHERE w.id = d.endpoint_id RETURNING w.consecutive_failures, d.next_attempt_at"
+)
+_FAIL_DISABLED = text(
+    "UPDATE webhook_deliveries SET status = 'failed', last_error = :error "
+    "WHERE id = :delivery_id AND status = 'pending'"
+)
+_DISABLE = text(
+    "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = :reason, updated_at = now() "
+    "WHERE id = :endpoint_id AND status = 'enabled' RETURNING id"
+)
+_FAIL_PENDING = text(
+    "UPDATE webhook_deliveries SET status = 'failed', last_error = :error "
+    "WHERE endpoint_id = :endpoint_id AND status = 'pending'"
+)
+# The earliest pending delivery of the next event about the same object to the same endpoint.
+_NEXT = text(
+    "SELECT d.id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id "
+    "WHERE d.endpoint_id = :endpoint_id AND d.status = 'pending' "
+    "AND e.object_type = :object_type AND e.object_id = :object_id AND e.id > :event_id "
+    "ORDER BY e.id, d.id LIMIT 1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery this worker holds for one attempt (until its lease ends)."""
+
+    id: int
+    attempts: int
+    endpoint_id: int
+    event_id: int
+    type: str
+    object_type: str
+    object_id: int
+    data: dict[str, Any] = field(repr=False)
+    created_at: datetime
+    url: str
+    endpoint_status: str
+    secret_ciphertext: bytes = field(repr=False)
+    secret_key_id: str
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, delivery_id: int, *, lease_seconds: float) -> Claimed | None:
+        """The delivery, now leased to this worker; None if done, not due, held, or behind an earlier one."""
+        row = (await self.session.execute(_CLAIM, {"delivery_id": delivery_id, "lease": lease_seconds})).one_or_none()
+        return None if row is None else Claimed(**row._asdict())
+
+    async def succeeded(self, delivery_id: int, status_code: int) -> None:
+        await self.session.execute(_SUCCEEDED, {"delivery_id": delivery_id, "status_code": status_code})
+
+    async def failed(
+        self, delivery_id: int, *, status_code: int | None, error: str | None, delay: float, final: bool
+    ) -> tuple[int, datetime] | None:
+        """(the endpoint's failures in a row, when the delivery is due again), or None if it was no
+        longer pending (the endpoint was disabled meanwhile)."""
+        parameters = {
+            "delivery_id": delivery_id,
+            "status_code": status_code,
+            "error": error,
+            "delay": delay,
+            "final": final,
+        }
+        row = (await self.session.execute(_FAILED, parameters)).one_or_none()
+        return None if row is None else (int(row.consecutive_failures), row.next_attempt_at)
+
+    async def fail_one(self, delivery_id: int, error: str) -> None:
+        await self.session.execute(_FAIL_DISABLED, {"delivery_id": delivery_id, "error": error})
+
+    async def disable_endpoint(self, endpoint_id: int, reason: str) -> bool:
+        """Disable an enabled endpoint and fail what waits for it; False if it was not enabled."""
+        disabled = (await self.session.execute(_DISABLE, {"endpoint_id": endpoint_id, "reason": reason})).first()
+        if disabled is None:
+            return False
+        error = f"the endpoint was disabled: {reason}"
+        await self.session.execute(_FAIL_PENDING, {"endpoint_id": endpoint_id, "error": error})
+        return True
+
+    async def next_for_object(self, claimed: Claimed) -> int | None:
+        parameters = {
+            "endpoint_id": claimed.endpoint_id,
+            "object_type": claimed.object_type,
+            "object_id": claimed.object_id,
+            "event_id": claimed.event_id,
+        }
+        value = await self.session.scalar(_NEXT, parameters)
+        return None if value is None else int(value)

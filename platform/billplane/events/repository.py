@@ -1,0 +1,99 @@
+"""SQL of the API: events, webhook endpoints, their deliveries and replays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, bindparam, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.db.mixins import MAX_ID
+from billplane.db.repository import TenantRepository, page_records, record_columns
+from billplane.events.emit import WEBHOOKS_CHANNEL
+from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
+from billplane.events.types import MATCHES_SQL
+
+_EVENT = select(*record_columns(Event)).where(Event.id == bindparam("event_id"))
+
+# New pending deliveries to one endpoint for every event since a time that it subscribes to,
+# skipping events already waiting for it; one notification if any was queued.
+_REPLAY = text(
+    "WITH queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
+    "SELECT w.id, e.id FROM webhook_endpoints w JOIN events e ON e.created_at >= :since "
+    f"WHERE w.id = :endpoint_id AND {MATCHES_SQL} "
+    "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.event_id = e.id "
+    "AND d.status = 'pending') "
+    "ORDER BY e.id RETURNING 1), "
+    f"notified AS (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) q) "
+    "SELECT (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM notified) AS notified"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilters:
+    type: str | None = None
+    object_type: str | None = None
+    object_id: int | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+class EventReads:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, event_id: int) -> Row[Any] | None:
+        if not 1 <= event_id <= MAX_ID:
+            return None
+        return (await self.session.execute(_EVENT, {"event_id": event_id})).one_or_none()
+
+    async def page(self, filters: EventFilters, *, after: int | None, limit: int) -> list[Row[Any]]:
+        where: list[ColumnElement[bool]] = []
+        if filters.type is not None:
+            if filters.type.endswith(".*"):
+                where.append(Event.type.startswith(filters.type[:-1], autoescape=True))
+            else:
+                where.append(Event.type == filters.type)
+        if filters.object_type is not None:
+            where.append(Event.object_type == filters.object_type)
+        if filters.object_id is not None:
+            where.append(Event.object_id == filters.object_id)
+        if filters.created_gte is not None:
+            where.append(Event.created_at >= filters.created_gte)
+        if filters.created_lt is not None:
+            where.append(Event.created_at < filters.created_lt)
+        return await page_records(self.session, Event, *where, after=after, limit=limit)
+
+
+class EndpointReads:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def page(self, *, after: int | None, limit: int) -> list[Row[Any]]:
+        return await page_records(self.session, WebhookEndpoint, after=after, limit=limit)
+
+    async def deliveries(
+        self, endpoint_id: int, status: str | None, *, after: int | None, limit: int
+    ) -> list[Row[Any]]:
+        where = [WebhookDelivery.endpoint_id == endpoint_id]
+        if status is not None:
+            where.append(WebhookDelivery.status == status)
+        return await page_records(self.session, WebhookDelivery, *where, after=after, limit=limit)
+
+
+class EndpointRepository(TenantRepository[WebhookEndpoint]):
+    model_type = WebhookEndpoint
+
+    async def fail_pending(self, endpoint_id: int, reason: str) -> None:
+        """A disabled endpoint gets nothing more: its waiting deliveries fail (a replay re-sends them)."""
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
+            .values(status="failed", last_error=reason)
+        )
+
+    async def replay(self, endpoint_id: int, since: datetime) -> int:
+        row = (await self.session.execute(_REPLAY, {"endpoint_id": endpoint_id, "since": since})).one()
+        return int(row.queued)

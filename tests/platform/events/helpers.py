@@ -1,0 +1,42 @@
+"""Helpers of the outbound-webhook tests: emitting events, running deliveries without a worker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import func, select
+
+from billplane.events.emit import emit
+from billplane.events.models import WebhookDelivery
+from billplane.events.options import WebhookOptions
+from billplane.events.worker import webhook_services
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant
+
+
+async def emit_event(runtime: Runtime, tenant: CreatedTenant, type_: str, object_id: int, **data: Any) -> None:
+    object_type = type_.split(".", 1)[0]
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await emit(session, type_, object_type, object_id, {"id": object_id, **data})
+
+
+async def pending(runtime: Runtime, tenant: CreatedTenant) -> int:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        query = select(func.count()).where(WebhookDelivery.status == "pending")
+        return int(await session.scalar(query.select_from(WebhookDelivery)) or 0)
+
+
+async def drain(runtime: Runtime, tenant: CreatedTenant, options: WebhookOptions, *, within: float = 10.0) -> list[str]:
+    """Attempt due deliveries (as the sweep finds them) until none is pending; the outcomes in order."""
+    services = webhook_services(runtime, options)
+    outcomes: list[str] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while await pending(runtime, tenant):
+        assert loop.time() < deadline, f"deliveries still pending after {within} s: {outcomes}"
+        refs = await services.sweeper.due([(tenant.id, tenant.schema)])
+        outcomes += [await services.deliverer.deliver(ref) for ref in refs]
+        if not refs:
+            await asyncio.sleep(0.005)
+    return outcomes
