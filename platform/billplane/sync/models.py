@@ -28,6 +28,8 @@ OUTBOX_KINDS = (
     "customer.delete",
     "subscription.create",
     "subscription.cancel",
+    "payment.charge",
+    "refund.create",
 )
 
 

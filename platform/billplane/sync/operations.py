@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.catalog.models import Plan, Product
 from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
+from billplane.payments.operations import charge_payment, send_refund
 from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
 from billplane.plugins.errors import ProviderError
 from billplane.subscriptions.models import ENDED_STATUSES as ENDED
@@ -220,4 +221,6 @@ OPERATIONS: dict[str, Operation] = {
     "customer.delete": delete_customer,
     "subscription.create": create_subscription,
     "subscription.cancel": cancel_subscription,
+    "payment.charge": charge_payment,
+    "refund.create": send_refund,
 }
