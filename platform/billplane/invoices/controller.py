@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import principal_of
@@ -67,7 +67,7 @@ class InvoiceController(Controller):
         self,
         invoice_id: FromPath[int],
         lifecycle: NamedDependency[InvoiceLifecycle],
-        data: InvoiceFinalize | None = None,
+        data: JSONBody[InvoiceFinalize | None] = None,
     ) -> Invoice:
         """draft -> open: takes the tenant's next gapless number and sets `finalized_at` and `due_at`.
 
@@ -80,7 +80,7 @@ class InvoiceController(Controller):
         self,
         invoice_id: FromPath[int],
         lifecycle: NamedDependency[InvoiceLifecycle],
-        data: InvoicePay | None = None,
+        data: JSONBody[InvoicePay | None] = None,
     ) -> Invoice:
         """Charge the amount due through the provider account, asynchronously (202, the invoice still open).
 
