@@ -4,6 +4,7 @@ finalize that rolls back gives its number back."""
 from __future__ import annotations
 
 import anyio
+import pytest
 
 from billplane.invoices.repository import InvoiceRepository
 from billplane.runtime import Runtime
@@ -15,6 +16,13 @@ CONCURRENT = 16
 
 class RolledBackError(Exception):
     pass
+
+
+async def take_and_roll_back(runtime: Runtime, schema: str, taken: list[int]) -> None:
+    """Take a number in a finalizing transaction that then fails (and so rolls back)."""
+    async with runtime.database.tenant_session(schema) as session:
+        taken.append(await InvoiceRepository(session=session).take_number())
+        raise RolledBackError
 
 
 async def test_concurrent_finalizes_leave_no_gap_and_no_duplicate(
@@ -52,12 +60,8 @@ async def test_a_rolled_back_finalize_gives_its_number_back(
     ada = await customer(client, tenant)
     first, second = await draft(client, tenant, ada, 100), await draft(client, tenant, ada, 200)
     assert (await act(client, tenant, first["id"], "finalize")).json()["number"] == "INV-1"
-    taken = None
-    try:
-        async with runtime.database.tenant_session(tenant.schema) as session:
-            taken = await InvoiceRepository(session=session).take_number()
-            raise RolledBackError
-    except RolledBackError:
-        pass
-    assert taken == 2
+    taken: list[int] = []
+    with pytest.raises(RolledBackError):
+        await take_and_roll_back(runtime, tenant.schema, taken)
+    assert taken == [2]
     assert (await act(client, tenant, second["id"], "finalize")).json()["number"] == "INV-2"

@@ -141,7 +141,7 @@ async def test_a_declined_payment_leaves_the_invoice_open_and_counts_the_attempt
         (payment_methods.PENDING_FAILS, events.payment_failed, ("open", 0, 1, "failed")),
     ],
 )
-async def test_a_pending_payment_settles_through_the_providers_webhook(
+async def test_a_pending_payment_settles_through_the_providers_webhook(  # noqa: PLR0917 - pytest fixtures
     client: Client,
     admin_headers: dict[str, str],
     worker: Runtime,
