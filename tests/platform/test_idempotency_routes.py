@@ -17,6 +17,7 @@ from billplane.app import create_app
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
 from tests.platform.billing_seed import their_subscription
+from tests.platform.invoices.idempotency_samples import INVOICE_SAMPLES
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 Client = AsyncTestClient[Litestar]
@@ -91,6 +92,7 @@ def _samples() -> dict[str, Sample]:
         "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
         "/v1/customers/{customer_id:int}/sync": _customer_sync,
         "/v1/subscriptions/{subscription_id:int}/sync": _subscription_sync,
+        **INVOICE_SAMPLES,
     }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import principal_of
@@ -19,7 +19,9 @@ from billplane.invoices.schemas import (
     Invoice,
     InvoiceCreateBody,
     InvoiceFinalize,
+    InvoiceFinalizeBody,
     InvoicePay,
+    InvoicePayBody,
     LinesAddBody,
 )
 from billplane.invoices.service import InvoiceService
@@ -67,7 +69,7 @@ class InvoiceController(Controller):
         self,
         invoice_id: FromPath[int],
         lifecycle: NamedDependency[InvoiceLifecycle],
-        data: JSONBody[InvoiceFinalize | None] = None,
+        data: InvoiceFinalizeBody = None,
     ) -> Invoice:
         """draft -> open: takes the tenant's next gapless number and sets `finalized_at` and `due_at`.
 
@@ -80,7 +82,7 @@ class InvoiceController(Controller):
         self,
         invoice_id: FromPath[int],
         lifecycle: NamedDependency[InvoiceLifecycle],
-        data: JSONBody[InvoicePay | None] = None,
+        data: InvoicePayBody = None,
     ) -> Invoice:
         """Charge the amount due through the provider account, asynchronously (202, the invoice still open).
 

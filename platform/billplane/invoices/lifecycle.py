@@ -98,10 +98,10 @@ class InvoiceLifecycle:
 
     async def void(self, invoice_id: int) -> Invoice:
         invoice = await self._locked(invoice_id)
-        invoice.status = states.target("void", invoice.status)
+        voided = states.target("void", invoice.status)
         if await self.repository.has_pending_payment(invoice.id):
             raise ConflictError("a payment of this invoice is in progress; wait for its outcome before voiding")
-        invoice.voided_at, invoice.next_payment_attempt_at = datetime.now(UTC), None
+        invoice.status, invoice.voided_at, invoice.next_payment_attempt_at = voided, datetime.now(UTC), None
         return await self._changed(invoice, "invoice.voided")
 
     async def mark_uncollectible(self, invoice_id: int) -> Invoice:

@@ -175,3 +175,10 @@ LinesAddBody = Annotated[
         "Add a line", {"lines": [{"description": "API calls", "quantity": 1000, "unit_amount_decimal": "0.5"}]}
     ),
 ]
+InvoiceFinalizeBody = Annotated[
+    InvoiceFinalize | None, example_body("Due in two weeks (the body may be left out: 30 days)", {"days_until_due": 14})
+]
+InvoicePayBody = Annotated[
+    InvoicePay | None,
+    example_body("Charge a payment method (the body may be left out: the default one)", {"payment_method_id": 1}),
+]
