@@ -17,6 +17,7 @@ from billplane.app import create_app
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
 from tests.platform.billing_seed import their_subscription
+from tests.platform.invoices.idempotency_samples import INVOICE_SAMPLES
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 Client = AsyncTestClient[Litestar]
@@ -140,6 +141,7 @@ def _samples() -> dict[str, Sample]:
         "/v1/webhook-endpoints/{endpoint_id:int}/rotate-secret": lambda c, t: _webhook_endpoint_action(
             c, t, "rotate-secret"
         ),
+        **INVOICE_SAMPLES,
     }
 
 

@@ -8,6 +8,9 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import create_tenant
 from tests.platform.provider_accounts_fake import FakeProvider
 
+# Examples that name a succeeded payment, which no API call can make in a new tenant.
+NEEDS_A_PAYMENT = {"/v1/refunds"}
+
 
 async def test_schema_is_served_with_operation_ids_and_docs(client: AsyncTestClient[Litestar]) -> None:
     document = (await client.get("/schema/openapi.json")).json()
@@ -42,4 +45,7 @@ async def test_every_request_body_has_an_example_that_works(
             body = examples[0] | ({"product_id": product["id"]} if "product_id" in examples[0] else {})
             headers = admin_headers if path.startswith("/v1/admin") else tenant.headers
             response = await client.post(path, json=body, headers=headers)
+            if path in NEEDS_A_PAYMENT:  # well-formed: refused only for naming a payment a new tenant lacks
+                assert [error["field"] for error in response.json()["errors"]] == ["payment_id"], response.text
+                continue
             assert response.status_code == 201, (path, response.text)

@@ -1,4 +1,4 @@
-"""API shapes for invoices and their lines (read-only until the billing engine writes them).
+"""API shapes for invoices and their lines.
 
 Amounts are integer minor units of `currency`. A line's unit price may be fractional (0.125 cent
 per API call): `unit_amount_decimal` always carries it exactly, as a decimal string, and
@@ -9,9 +9,12 @@ rounded (once, half-even); no float is involved anywhere.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
+from billplane.api.types import Amount, CurrencyCode, Metadata, ShortText, example_body
+from billplane.catalog.schemas import DecimalAmount, RowId
 from billplane.invoices.models import Invoice as InvoiceRow
 from billplane.invoices.models import InvoiceLine as InvoiceLineRow
 from billplane.money.decimals import decimal_text, whole_or_none
@@ -70,6 +73,11 @@ class Invoice(msgspec.Struct, kw_only=True):
     finalized_at: datetime | None
     paid_at: datetime | None
     voided_at: datetime | None
+    # manual, subscription_create, subscription_cycle or subscription_update.
+    billing_reason: str
+    # Failed payment attempts so far, and when dunning tries again (None: no retry scheduled).
+    attempt_count: int
+    next_payment_attempt_at: datetime | None
     lines: list[InvoiceLine]
     metadata: dict[str, str]
     created_at: datetime
@@ -94,8 +102,83 @@ class Invoice(msgspec.Struct, kw_only=True):
             finalized_at=row.finalized_at,
             paid_at=row.paid_at,
             voided_at=row.voided_at,
+            billing_reason=row.billing_reason,
+            attempt_count=row.attempt_count,
+            next_payment_attempt_at=row.next_payment_attempt_at,
             lines=[InvoiceLine.of(line) for line in row.lines],
             metadata=row.metadata_,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+MAX_LINES = 100
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000, description="Units billed; at least 1.")]
+AwareTime = Annotated[datetime, msgspec.Meta(tz=True, description="With a time zone.")]
+
+
+class LineCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One line of a manual invoice: `amount` is computed (quantity x unit price, rounded half-even).
+
+    Give exactly one of `unit_amount` (whole minor units) and `unit_amount_decimal` (a decimal
+    string of minor units that may be fractional).
+    """
+
+    description: ShortText
+    quantity: Quantity = 1
+    unit_amount: Amount | None = None
+    unit_amount_decimal: DecimalAmount | None = None
+    period_start: AwareTime | None = None
+    period_end: AwareTime | None = None
+
+
+Lines = Annotated[list[LineCreate], msgspec.Meta(max_length=MAX_LINES)]
+
+
+class InvoiceCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A manual draft invoice for a customer."""
+
+    customer_id: RowId
+    currency: CurrencyCode
+    lines: Lines = msgspec.field(default_factory=list)
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class LinesAdd(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    lines: Lines = msgspec.field(default_factory=list)
+
+
+class InvoiceFinalize(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Days from finalization to `due_at`.
+    days_until_due: Annotated[int, msgspec.Meta(ge=0, le=365)] = 30
+
+
+class InvoicePay(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Charge this payment method of the customer; default: the subscription's, else the customer's default.
+    payment_method_id: RowId | None = None
+
+
+InvoiceCreateBody = Annotated[
+    InvoiceCreate,
+    example_body(
+        "A draft invoice with one line",
+        {
+            "customer_id": 1,
+            "currency": "USD",
+            "lines": [{"description": "Onboarding workshop", "quantity": 2, "unit_amount": 15000}],
+        },
+    ),
+]
+LinesAddBody = Annotated[
+    LinesAdd,
+    example_body(
+        "Add a line", {"lines": [{"description": "API calls", "quantity": 1000, "unit_amount_decimal": "0.5"}]}
+    ),
+]
+InvoiceFinalizeBody = Annotated[
+    InvoiceFinalize | None, example_body("Due in two weeks (the body may be left out: 30 days)", {"days_until_due": 14})
+]
+InvoicePayBody = Annotated[
+    InvoicePay | None,
+    example_body("Charge a payment method (the body may be left out: the default one)", {"payment_method_id": 1}),
+]

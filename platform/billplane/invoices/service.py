@@ -1,7 +1,4 @@
-"""Invoice reads. Never commits: the request owns the transaction.
-
-Invoices are written by the billing engine; the tenant API only reads them for now.
-"""
+"""Invoice reads. Never commits: the request owns the transaction. Writes are in ``lifecycle``."""
 
 from __future__ import annotations
 

@@ -1,20 +1,23 @@
-"""/v1/payments (read-only: the billing engine and providers write them)"""
+"""/v1/payments (written by invoice payments and providers) and /v1/refunds."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.api.auth import principal_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.db.mixins import MAX_ID
 from billplane.payments.models import PAYMENT_STATUSES
+from billplane.payments.refunds import RefundService
 from billplane.payments.repository import PaymentFilters, PaymentRepository
-from billplane.payments.schemas import Payment
+from billplane.payments.schemas import Payment, Refund, RefundCreateBody
 from billplane.payments.service import PaymentService
+from billplane.sync.dependencies import sync_service_for
 
 
 async def provide_payment_service(tenant_session: NamedDependency[AsyncSession]) -> PaymentService:
@@ -49,3 +52,28 @@ class PaymentController(Controller):
         filters = PaymentFilters(customer_id, invoice_id, status)
         rows, next_cursor = await payments.page(filters, after=decode_cursor(cursor), limit=limit)
         return Page(data=[Payment.of(row) for row in rows], next_cursor=next_cursor)
+
+
+async def provide_refund_service(
+    request: Request[Any, Any, Any], tenant_session: NamedDependency[AsyncSession]
+) -> RefundService:
+    return RefundService(
+        tenant_session, lambda: sync_service_for(request, tenant_session, principal_of(request)).writer
+    )
+
+
+class RefundController(Controller):
+    path = "/v1/refunds"
+    tags = ["payments"]
+    security = [{"apiKey": []}]
+    dependencies = {"refunds": Provide(provide_refund_service)}
+
+    @post("/", operation_id="createRefund", status_code=201)
+    async def create_refund(self, data: RefundCreateBody, refunds: NamedDependency[RefundService]) -> Refund:
+        """Refund a succeeded payment, all that is left of it or `amount`; the provider is asked asynchronously.
+
+        The refund starts `pending` (its amount already counted in the payment's `refunded_amount`)
+        and becomes `succeeded`, or `failed` (the amount is given back). 422 for an amount above
+        `amount - refunded_amount` of the payment, 409 for a payment that has not succeeded.
+        """
+        return Refund.of(await refunds.create(data))

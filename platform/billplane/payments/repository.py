@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 
+from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
-from billplane.payments.models import Payment
+from billplane.payments.models import Payment, PaymentMethod, Refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,38 @@ class PaymentRepository(TenantRepository[Payment]):
         if filters.status is not None:
             where.append(Payment.status == filters.status)
         return await self.page(*where, after=after, limit=limit)
+
+    async def lock(self, payment_id: int) -> Payment | None:
+        """The payment, row-locked until the transaction ends (refunds of one payment run one at a time)."""
+        if not 1 <= payment_id <= MAX_ID:
+            return None
+        query = select(Payment).where(Payment.id == payment_id).with_for_update()
+        return (await self.session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
+
+    async def lock_refund(self, refund_id: int) -> Refund | None:
+        query = select(Refund).where(Refund.id == refund_id).with_for_update()
+        return (await self.session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
+
+    async def usable_method(self, method_id: int, customer_id: int) -> PaymentMethod | None:
+        """The customer's payment method, if it is still attached."""
+        if not 1 <= method_id <= MAX_ID:
+            return None
+        query = select(PaymentMethod).where(
+            PaymentMethod.id == method_id, PaymentMethod.customer_id == customer_id, PaymentMethod.detached_at.is_(None)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def default_method(self, customer_id: int, account_id: int) -> PaymentMethod | None:
+        """The customer's default attached payment method at this provider account (the newest, if several)."""
+        query = (
+            select(PaymentMethod)
+            .where(
+                PaymentMethod.customer_id == customer_id,
+                PaymentMethod.provider_account_id == account_id,
+                PaymentMethod.is_default.is_(True),
+                PaymentMethod.detached_at.is_(None),
+            )
+            .order_by(PaymentMethod.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from billplane.payments.controller import PaymentController
+from billplane.payments.controller import PaymentController, RefundController
 
-ROUTES: list[ControllerRouterHandler] = [PaymentController]
+ROUTES: list[ControllerRouterHandler] = [PaymentController, RefundController]

@@ -1,4 +1,4 @@
-"""API shapes for payments and refunds (read-only until the billing engine writes them).
+"""API shapes for payments and refunds.
 
 Amounts are integer minor units of `currency`; no float is involved anywhere.
 """
@@ -6,15 +6,19 @@ Amounts are integer minor units of `currency`; no float is involved anywhere.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
+from billplane.api.types import ShortText, example_body
+from billplane.catalog.schemas import RowId
 from billplane.payments.models import Payment as PaymentRow
 from billplane.payments.models import Refund as RefundRow
 
 
 class Refund(msgspec.Struct, kw_only=True):
     id: int
+    payment_id: int
     amount: int
     currency: str
     # One of REFUND_STATUSES: pending, succeeded, failed.
@@ -28,6 +32,7 @@ class Refund(msgspec.Struct, kw_only=True):
     def of(cls, row: RefundRow) -> Refund:
         return cls(
             id=row.id,
+            payment_id=row.payment_id,
             amount=row.amount,
             currency=row.currency,
             status=row.status,
@@ -77,3 +82,20 @@ class Payment(msgspec.Struct, kw_only=True):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+RefundAmount = Annotated[int, msgspec.Meta(ge=1, le=999_999_999_999, description="Integer minor units.")]
+
+
+class RefundCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Refund a succeeded payment: all that is left of it (default) or `amount` of it."""
+
+    payment_id: RowId
+    amount: RefundAmount | None = None
+    reason: ShortText | None = None
+
+
+RefundCreateBody = Annotated[
+    RefundCreate,
+    example_body("Refund part of a payment", {"payment_id": 1, "amount": 500, "reason": "requested_by_customer"}),
+]

@@ -1,6 +1,7 @@
 """Payment reads. Never commits: the request owns the transaction.
 
-Payments and refunds are written by the billing engine and providers; the tenant API only reads them for now.
+Payments are written by invoice payments (``billplane.invoices.paying``) and provider events;
+refunds by ``billplane.payments.refunds``.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ class Subscription(msgspec.Struct, kw_only=True):
 SubscriptionCreateBody = Annotated[
     SubscriptionCreate,
     example_body(
-        "Five seats with a 14-day trial", {"customer_id": 1, "plan_id": 2, "quantity": 5, "trial_period_days": 14}
+        "Five seats with a 14-day trial", {"customer_id": 1, "plan_id": 1, "quantity": 5, "trial_period_days": 14}
     ),
 ]
 SubscriptionUpdateBody = Annotated[

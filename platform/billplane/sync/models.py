@@ -33,6 +33,8 @@ OUTBOX_KINDS = (
     "subscription.pause",
     "subscription.resume",
     "usage.report",
+    "payment.charge",
+    "refund.create",
 )
 
 

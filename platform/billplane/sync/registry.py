@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from billplane.payments.operations import charge_payment, send_refund
 from billplane.sync import operations, subscription_operations
 from billplane.sync.operations import Operation
 from billplane.usage.reporting import report_usage
@@ -10,4 +11,6 @@ OPERATIONS: dict[str, Operation] = {
     **operations.OPERATIONS,
     **subscription_operations.OPERATIONS,
     "usage.report": report_usage,
+    "payment.charge": charge_payment,
+    "refund.create": send_refund,
 }

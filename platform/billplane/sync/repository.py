@@ -222,7 +222,7 @@ class OutboxRepository:
     async def refresh_object(self, object_type: str, object_id: int) -> None:
         """Derive the object's sync_status, last_sync_error and synced_at from its outbox rows."""
         model = OBJECT_MODELS.get(object_type)
-        if model is None:  # objects without sync state (usage records): nothing to derive
+        if model is None:  # usage records, payments, refunds: their own status shows their provider work
             return
         latest = await self.latest_per_kind(object_type, object_id)
         statuses = {row.status for row in latest}

@@ -3,7 +3,8 @@
 A provider that bills a subscription itself (Stripe) issues its own invoices and collects them:
 billplane mirrors each invoice once per (account, provider invoice id) and records payments and
 refunds it did not start, when the event says whose they are. Settled money only moves forward:
-a succeeded payment or refund never goes back to failed, whatever order events arrive in.
+a succeeded payment or refund never goes back to failed, whatever order events arrive in. A payment
+that settles also settles the invoice billplane issued for it (``billplane.payments.settlement``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import msgspec
 
 from billplane.invoices.models import Invoice
 from billplane.money.currencies import EXPONENTS
+from billplane.payments import settlement
 from billplane.payments.models import Payment, Refund
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
@@ -102,9 +104,10 @@ async def _record_payment(
         # A provider may retry a failed payment and succeed (Stripe reuses the payment intent);
         # nothing turns a success back.
         return "ignored", f"the payment is already {payment.status}"
-    payment.status = result.status
-    payment.failure_code = result.failure_code if result.status == "failed" else None
-    payment.failure_message = result.failure_message if result.status == "failed" else None
+    # The payment's events, and its invoice when billplane issued it (paid, or one more failed attempt).
+    await settlement.payment_settled(
+        events.session, payment, result.status, result.failure_code, result.failure_message
+    )
     return "applied", None
 
 
@@ -134,9 +137,8 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
     if refund is not None:
         if refund.status != "pending":
             return "ignored", f"the refund is already {refund.status}"
-        if result.status == "failed":
-            await events.release_refunded(refund)  # a pending refund counted against the payment
-        refund.status = result.status
+        # A failed refund gives back the amount its payment counted as refunded when it was created.
+        await settlement.refund_settled(events.session, refund, result.status)
         return "applied", None
     return await _new_refund(events, row, result)
 

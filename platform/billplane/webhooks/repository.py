@@ -128,11 +128,6 @@ class EventRepository:
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def release_refunded(self, refund: Refund) -> None:
-        payment = await self.session.get(Payment, refund.payment_id, with_for_update=True)
-        if payment is not None:
-            payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
-
     def add(self, row: Invoice | Payment | Refund) -> None:
         self.session.add(row)
 

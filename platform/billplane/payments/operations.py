@@ -1,0 +1,113 @@
+"""Outbox operations that move money: charge a pending payment, send a pending refund.
+
+Like every operation (``billplane.sync.operations``): read in a short transaction, call the
+provider outside any transaction with the row's idempotency key (a retry after a crash charges
+once), record the answer in ``attempt.finish()``. A provider that refuses the request outright
+(``ProviderError``: an unknown payment method, a payment that cannot be refunded) settles the
+payment or refund as failed with its reason; transient errors are retried by the performer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.customers.models import ProviderCustomer
+from billplane.invoices.models import Invoice
+from billplane.payments import settlement
+from billplane.payments.models import Payment, PaymentMethod, Refund
+from billplane.payments.repository import PaymentRepository
+from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
+from billplane.plugins.errors import ProviderError, RetryableProviderError
+from billplane.sync.attempt import Attempt
+
+# Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
+PAYMENT_METHOD_KEY = "payment_method_id"
+
+
+async def _charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
+    method_id = payment.metadata_.get(PAYMENT_METHOD_KEY)
+    token = None
+    if method_id is not None:
+        token = await session.scalar(
+            select(PaymentMethod.provider_payment_method_id).where(PaymentMethod.id == int(method_id))
+        )
+    customer = await session.scalar(
+        select(ProviderCustomer.provider_customer_id).where(
+            ProviderCustomer.customer_id == payment.customer_id, ProviderCustomer.provider_account_id == account_id
+        )
+    )
+    number = None
+    if payment.invoice_id is not None:
+        number = await session.scalar(select(Invoice.number).where(Invoice.id == payment.invoice_id))
+    return ChargeRequest(
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        payment_method=token,
+        provider_customer_id=customer,
+        description=f"Invoice {number}" if number else None,
+    )
+
+
+async def charge_payment(attempt: Attempt) -> None:
+    """``payment.charge``: charge a pending payment that has not reached the provider yet."""
+    request = None
+    async with attempt.read() as session:
+        payment = await session.get(Payment, attempt.row.object_id)
+        if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
+            request = await _charge_request(session, payment, attempt.account.id)
+    if request is None:  # settled or charged already (a duplicate job, a webhook first): nothing to do
+        async with attempt.finish(called=False):
+            return
+    outcome: ChargeResult | ProviderError
+    try:
+        outcome = await attempt.account.adapter.charge(request, idempotency_key=attempt.key())
+    except RetryableProviderError:
+        raise
+    except ProviderError as exc:
+        outcome = exc
+    async with attempt.finish() as session:
+        locked = await PaymentRepository(session=session).lock(request.payment_id)
+        if locked is None or locked.status != "pending":
+            return
+        if isinstance(outcome, ProviderError):
+            await settlement.payment_settled(session, locked, "failed", outcome.code, outcome.message)
+            return
+        locked.provider_payment_id = outcome.provider_payment_id
+        await settlement.payment_settled(session, locked, outcome.status, outcome.failure_code, outcome.failure_message)
+
+
+async def send_refund(attempt: Attempt) -> None:
+    """``refund.create``: ask the provider to refund; the amount was reserved when the refund was made."""
+    request = None
+    async with attempt.read() as session:
+        refund = await session.get(Refund, attempt.row.object_id)
+        if refund is not None and refund.status == "pending" and refund.provider_refund_id is None:
+            payment = await session.get(Payment, refund.payment_id)
+            if payment is not None and payment.provider_payment_id is not None:
+                request = RefundRequest(
+                    refund_id=refund.id,
+                    provider_payment_id=payment.provider_payment_id,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                    reason=refund.reason,
+                )
+    if request is None:
+        async with attempt.finish(called=False):
+            return
+    result: RefundResult | None
+    try:
+        result = await attempt.account.adapter.refund(request, idempotency_key=attempt.key())
+    except RetryableProviderError:
+        raise
+    except ProviderError:
+        result = None  # refused: the refund failed and its amount goes back to the payment
+    async with attempt.finish() as session:
+        locked = await PaymentRepository(session=session).lock_refund(request.refund_id)
+        if locked is None or locked.status != "pending":
+            return
+        if result is None:
+            await settlement.refund_settled(session, locked, "failed")
+        else:
+            await settlement.refund_settled(session, locked, result.status, result.provider_refund_id)

@@ -1,0 +1,81 @@
+"""Recording a payment's or a refund's outcome, whoever learned it: the worker that made the provider
+call, or the applier of the provider's later webhook. The invoice a payment pays follows it, and
+every change is an event in the same transaction.
+
+Settled money only moves forward: callers pass only payments and refunds still pending (or, for a
+provider's own retry, failed payments that now succeeded).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.events.emit import emit
+from billplane.invoices.models import Invoice
+from billplane.invoices.schemas import Invoice as InvoiceView
+from billplane.payments.models import Payment, Refund
+from billplane.payments.schemas import Payment as PaymentView
+from billplane.payments.schemas import Refund as RefundView
+from billplane.plugins.contract import ChargeStatus, RefundStatus
+
+
+async def payment_settled(
+    session: AsyncSession,
+    payment: Payment,
+    status: ChargeStatus,
+    failure_code: str | None = None,
+    failure_message: str | None = None,
+) -> None:
+    """The payment succeeded or failed (``pending`` records nothing); its invoice follows."""
+    if status == "pending":
+        return
+    payment.status = status
+    payment.failure_code = failure_code if status == "failed" else None
+    payment.failure_message = failure_message if status == "failed" else None
+    await session.flush()
+    await session.refresh(payment)
+    await emit(session, f"payment.{status}", "payment", payment.id, PaymentView.of(payment))
+    await _invoice_follows(session, payment, status)
+
+
+async def _invoice_follows(session: AsyncSession, payment: Payment, status: ChargeStatus) -> None:
+    if payment.invoice_id is None:
+        return
+    invoice = await session.get(Invoice, payment.invoice_id, with_for_update=True, populate_existing=True)
+    # A provider's own invoice (a subscription it bills) follows the provider's invoice events instead.
+    if invoice is None or invoice.provider_invoice_id is not None:
+        return
+    if status == "succeeded":
+        # Capped: amount_paid never exceeds the total (the table checks it too).
+        invoice.amount_paid = min(invoice.total, invoice.amount_paid + payment.amount)
+        settled = invoice.amount_paid == invoice.total and invoice.status in {"open", "uncollectible"}
+        if settled:
+            invoice.status, invoice.paid_at, invoice.next_payment_attempt_at = "paid", datetime.now(UTC), None
+        change = "invoice.paid" if settled else "invoice.updated"
+    else:
+        # Dunning decides from attempt_count when (and whether) to try again: next_payment_attempt_at is its own.
+        invoice.attempt_count += 1
+        change = "invoice.payment_failed"
+    await session.flush()
+    await session.refresh(invoice)
+    await emit(session, change, "invoice", invoice.id, InvoiceView.of(invoice))
+
+
+async def refund_settled(
+    session: AsyncSession, refund: Refund, status: RefundStatus, provider_refund_id: str | None = None
+) -> None:
+    """The provider's answer about a pending refund; a failed one gives its amount back to the payment."""
+    if provider_refund_id is not None:
+        refund.provider_refund_id = provider_refund_id
+    if status == "pending":
+        return
+    refund.status = status
+    if status == "failed":
+        payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
+        if payment is not None:
+            payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
+    await session.flush()
+    await session.refresh(refund)
+    await emit(session, f"refund.{status}", "refund", refund.id, RefundView.of(refund))

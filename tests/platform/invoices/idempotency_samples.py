@@ -1,0 +1,96 @@
+"""Valid first requests for the invoice and refund POST routes, for test_idempotency_routes.py."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from billplane_sandbox import payment_methods
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant
+from tests.platform.billing_seed import insert, payment
+from tests.platform.invoices.helpers import act, connect_sandbox, customer, draft
+
+Client = AsyncTestClient[Litestar]
+Sample = Callable[[Client, CreatedTenant], Awaitable[tuple[str, dict[str, Any]]]]
+
+
+@asynccontextmanager
+async def _session(client: Client, tenant: CreatedTenant) -> AsyncIterator[AsyncSession]:
+    """A transaction through a short-lived runtime on the test's loop (the app's pool is on the client's)."""
+    runtime = Runtime.from_settings(client.app.state.runtime.settings)
+    try:
+        async with runtime.database.tenant_session(tenant.schema) as session:
+            yield session
+    finally:
+        await runtime.close()
+
+
+async def _new_invoice(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    ada = await customer(client, tenant)
+    return "/v1/invoices", {"customer_id": ada, "currency": "USD", "lines": [{"description": "x", "unit_amount": 1}]}
+
+
+async def _draft(client: Client, tenant: CreatedTenant) -> int:
+    invoice_id: int = (await draft(client, tenant, await customer(client, tenant), 100))["id"]
+    return invoice_id
+
+
+async def _open(client: Client, tenant: CreatedTenant) -> int:
+    invoice_id = await _draft(client, tenant)
+    assert (await act(client, tenant, invoice_id, "finalize")).status_code == 200
+    return invoice_id
+
+
+async def _lines(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return f"/v1/invoices/{await _draft(client, tenant)}/lines", {"lines": [{"description": "y", "unit_amount": 2}]}
+
+
+async def _finalize(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    return f"/v1/invoices/{await _draft(client, tenant)}/finalize", {"days_until_due": 7}
+
+
+def _on_open(action: str) -> Sample:
+    async def sample(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+        return f"/v1/invoices/{await _open(client, tenant)}/{action}", {}
+
+    return sample
+
+
+async def _pay(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    invoice_id = await _open(client, tenant)
+    invoice = (await client.get(f"/v1/invoices/{invoice_id}", headers=tenant.headers)).json()
+    account = await connect_sandbox(client, tenant)
+    async with _session(client, tenant) as session:
+        method = await insert(
+            session, "payment_methods", customer_id=invoice["customer_id"], provider="sandbox",
+            provider_account_id=account, provider_payment_method_id=payment_methods.SUCCEEDS,
+        )  # fmt: skip
+    return f"/v1/invoices/{invoice_id}/pay", {"payment_method_id": method}
+
+
+async def _refund(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    ada = await customer(client, tenant)
+    account = await connect_sandbox(client, tenant)
+    async with _session(client, tenant) as session:
+        paid = await payment(
+            session, ada, "succeeded", 500, provider="sandbox", provider_account_id=account,
+            provider_payment_id="sbx_pay_idem",
+        )  # fmt: skip
+    return "/v1/refunds", {"payment_id": paid, "amount": 200}
+
+
+INVOICE_SAMPLES: dict[str, Sample] = {
+    "/v1/invoices": _new_invoice,
+    "/v1/invoices/{invoice_id:int}/lines": _lines,
+    "/v1/invoices/{invoice_id:int}/finalize": _finalize,
+    "/v1/invoices/{invoice_id:int}/pay": _pay,
+    "/v1/invoices/{invoice_id:int}/void": _on_open("void"),
+    "/v1/invoices/{invoice_id:int}/mark-uncollectible": _on_open("mark-uncollectible"),
+    "/v1/refunds": _refund,
+}

@@ -1,0 +1,107 @@
+"""Refunds: reserved on the payment when created, sent to the sandbox by the worker, never more than paid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from billplane_sandbox import payment_methods
+from sqlalchemy.exc import IntegrityError
+
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.invoices.helpers import Client, act, event_types, rows
+from tests.platform.invoices.test_payments import open_invoice, payments_of
+from tests.platform.sync_fakes import clear_jobs, drain
+
+
+@pytest.fixture
+async def worker(runtime: Runtime) -> Runtime:
+    await clear_jobs(runtime)
+    return runtime
+
+
+async def paid_payment(client: Client, runtime: Runtime, tenant: CreatedTenant, token: str, amount: int) -> int:
+    _, invoice = await open_invoice(client, runtime, tenant, token, amount)
+    assert (await act(client, tenant, invoice["id"], "pay")).status_code == 202
+    await drain(runtime)
+    [payment] = await payments_of(client, tenant, invoice["id"])
+    payment_id: int = payment["id"]
+    return payment_id
+
+
+async def refund(client: Client, tenant: CreatedTenant, **body: Any) -> Any:
+    return await client.post("/v1/refunds", json=body, headers=tenant.headers)
+
+
+async def payment(client: Client, tenant: CreatedTenant, payment_id: int) -> dict[str, Any]:
+    shown: dict[str, Any] = (await client.get(f"/v1/payments/{payment_id}", headers=tenant.headers)).json()
+    return shown
+
+
+async def test_refunds_up_to_what_was_paid(client: Client, admin_headers: dict[str, str], worker: Runtime) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    paid = await paid_payment(client, worker, tenant, payment_methods.SUCCEEDS, 1000)
+
+    above = await refund(client, tenant, payment_id=paid, amount=1001)
+    assert (above.status_code, above.json()["errors"][0]["field"]) == (422, "amount")
+    assert "at most 1000" in above.json()["errors"][0]["message"]
+
+    part = await refund(client, tenant, payment_id=paid, amount=400, reason="requested_by_customer")
+    assert part.status_code == 201, part.text
+    assert (part.json()["status"], part.json()["amount"], part.json()["payment_id"]) == ("pending", 400, paid)
+    # Reserved at once: a second refund cannot take what the first is refunding.
+    assert (await payment(client, tenant, paid))["refunded_amount"] == 400
+    too_much = await refund(client, tenant, payment_id=paid, amount=601)
+    assert too_much.status_code == 422, too_much.text
+
+    await drain(worker)
+    [done] = (await payment(client, tenant, paid))["refunds"]
+    assert (done["status"], done["reason"]) == ("succeeded", "requested_by_customer")
+    assert done["provider_refund_id"].startswith("sbx_re_")
+
+    rest = await refund(client, tenant, payment_id=paid)  # no amount: all that is left
+    assert (rest.status_code, rest.json()["amount"]) == (201, 600)
+    await drain(worker)
+    shown = await payment(client, tenant, paid)
+    assert (shown["refunded_amount"], [r["status"] for r in shown["refunds"]]) == (1000, ["succeeded", "succeeded"])
+    nothing_left = await refund(client, tenant, payment_id=paid)
+    assert nothing_left.status_code == 422, nothing_left.text
+    assert await event_types(worker, tenant, "refund", done["id"]) == ["refund.created", "refund.succeeded"]
+
+    # The database refuses refunding more than was paid, whatever the code does.
+    with pytest.raises(IntegrityError):
+        await rows(worker, tenant, "UPDATE payments SET refunded_amount = amount + 1 WHERE id = :id", id=paid)
+
+
+async def test_refusals_write_nothing(client: Client, admin_headers: dict[str, str], worker: Runtime) -> None:
+    tenant, other = await create_tenant(client, admin_headers, "ref"), await create_tenant(client, admin_headers, "ref")
+    declined = await paid_payment(client, worker, tenant, payment_methods.DECLINED, 500)
+    theirs = await paid_payment(client, worker, other, payment_methods.SUCCEEDS, 500)
+    not_succeeded = await refund(client, tenant, payment_id=declined)
+    assert not_succeeded.status_code == 409, not_succeeded.text
+    unknown = await refund(client, tenant, payment_id=theirs + 1000)
+    assert (unknown.status_code, unknown.json()["errors"][0]["field"]) == (422, "payment_id")
+    if theirs != declined:  # their payment's id is not one of this tenant's
+        crossing = await refund(client, tenant, payment_id=theirs)
+        assert crossing.status_code == 422, crossing.text
+    assert await rows(worker, tenant, "SELECT id FROM refunds") == []
+    assert await rows(worker, tenant, "SELECT id FROM outbox WHERE kind = 'refund.create'") == []
+    assert (await payment(client, other, theirs))["refunded_amount"] == 0
+
+
+async def test_a_refund_the_provider_refuses_fails_and_gives_its_amount_back(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    # Pending at the sandbox, and going to fail there: the sandbox will refuse to refund it.
+    pending = await paid_payment(client, worker, tenant, payment_methods.PENDING_FAILS, 700)
+    # As if a (wrong) success had been recorded locally: billplane lets the refund be asked for.
+    await rows(worker, tenant, "UPDATE payments SET status = 'succeeded' WHERE id = :id RETURNING id", id=pending)
+    created = await refund(client, tenant, payment_id=pending, amount=300)
+    assert created.status_code == 201, created.text
+    assert (await payment(client, tenant, pending))["refunded_amount"] == 300
+    await drain(worker)
+    shown = await payment(client, tenant, pending)
+    assert (shown["refunded_amount"], shown["refunds"][0]["status"]) == (0, "failed")
+    assert await event_types(worker, tenant, "refund", created.json()["id"]) == ["refund.created", "refund.failed"]
