@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
 
+from billplane.billing.collection import collect
 from billplane.billing.cycle import TURNING, advance
+from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.queue import JobQueue
 from billplane_tenants import Database, Tenant
 from billplane_tenants.naming import quoted_schema
 
@@ -39,17 +43,21 @@ class RunReport:
 @dataclass(slots=True)
 class BillingRun:
     database: Database
+    queue: JobQueue
+    accounts: AccountSource | None
+    defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
 
     async def run(self) -> RunReport:
         report = RunReport()
         async with self.database.control_session() as session:
-            query = select(Tenant.schema_name).where(Tenant.status == "active").order_by(Tenant.id)
-            schemas = list((await session.execute(query)).scalars())
+            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
+            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
+        schemas = list(tenants)
         for start in range(0, len(schemas), _BATCH):
             due = await self._due(schemas[start : start + _BATCH])
             for schema, ids in due.items():
                 try:
-                    await self._bill(schema, ids, report)
+                    await self._bill((tenants[schema], schema), ids, report)
                 except Exception:
                     logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
                     report.failed_tenants.append(schema)
@@ -82,7 +90,8 @@ class BillingRun:
             due.setdefault(str(schema), []).append(int(subscription_id))
         return due
 
-    async def _bill(self, schema: str, subscription_ids: list[int], report: RunReport) -> None:
+    async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
+        schema = tenant[1]
         for subscription_id in subscription_ids:
             async with self.database.tenant_session(schema) as session:
                 query = select(Subscription).where(Subscription.id == subscription_id).with_for_update(skip_locked=True)
@@ -91,5 +100,13 @@ class BillingRun:
                     continue  # another run holds it
                 now = (await session.execute(text("SELECT now()"))).scalar_one()
                 outcome = await advance(session, subscription, now)
+                await collect(
+                    session,
+                    outcome.invoices,
+                    tenant=tenant,
+                    queue=self.queue,
+                    accounts=self.accounts,
+                    defaults=self.defaults,
+                )
             report.subscriptions += 1
             report.invoices += len(outcome.invoices)

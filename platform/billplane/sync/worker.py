@@ -24,7 +24,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
         performer=OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options),
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
-        billing=BillingRun(runtime.database),
+        billing=BillingRun(runtime.database, runtime.jobs, runtime.accounts),
         expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
     )
 

@@ -65,8 +65,8 @@ async def test_missed_periods_are_each_billed_once_and_a_second_run_bills_nothin
     tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
     subscription = await subscribe(runtime, tenant, ids["daily"], ids["customer"])
 
-    await BillingRun(runtime.database).run()
-    await BillingRun(runtime.database).run()
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
 
     invoices = await rows(
         runtime, tenant, "SELECT id, status, total, period_start, billing_reason FROM invoices ORDER BY period_start"
@@ -92,7 +92,10 @@ async def test_two_runs_at_once_bill_each_period_once(
     for _ in range(20):
         await subscribe(runtime, tenant, ids["daily"], ids["customer"])
 
-    await asyncio.gather(BillingRun(runtime.database).run(), BillingRun(runtime.database).run())
+    await asyncio.gather(
+        BillingRun(runtime.database, runtime.jobs, runtime.accounts).run(),
+        BillingRun(runtime.database, runtime.jobs, runtime.accounts).run(),
+    )
 
     counts = await rows(runtime, tenant, "SELECT subscription_id, count(*) AS n FROM invoices GROUP BY subscription_id")
     assert len(counts) == 20
@@ -117,7 +120,7 @@ async def test_boundaries_end_trials_apply_pending_changes_and_scheduled_cancell
         current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY,
     )  # fmt: skip
 
-    await BillingRun(runtime.database).run()
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
 
     subs = {
         row["id"]: row
@@ -159,7 +162,7 @@ async def test_metered_usage_is_billed_in_arrears(
                 client_event_id=f"e{n}",
             )
 
-    await BillingRun(runtime.database).run()
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
 
     [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
     assert invoice["total"] == 300  # 150 calls in the ended period x 0.02; the later 999 wait for theirs
@@ -177,7 +180,7 @@ async def test_a_failing_tenant_does_not_stop_the_others(
     async with runtime.database.tenant_session(broken.schema) as session:
         await session.execute(text("ALTER TABLE invoice_lines ADD CONSTRAINT no_lines CHECK (false) NOT VALID"))
 
-    report = await BillingRun(runtime.database).run()
+    report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
 
     assert broken.schema in report.failed_tenants
     assert len(await rows(runtime, fine, "SELECT id FROM invoices")) == 3
