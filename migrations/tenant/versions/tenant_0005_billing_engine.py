@@ -121,6 +121,35 @@ def upgrade() -> None:
         sa.CheckConstraint("status IN ('ready', 'advancing')", name=op.f("ck_test_clocks_status")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_test_clocks")),
     )
+    op.create_table(
+        "invoice_items",
+        sa.Column("customer_id", sa.BigInteger(), nullable=False),
+        sa.Column("subscription_id", sa.BigInteger(), nullable=True),
+        sa.Column("invoice_id", sa.BigInteger(), nullable=True),
+        sa.Column("plan_id", sa.BigInteger(), nullable=True),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("unit_amount", sa.Numeric(38, 12), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.Text(), nullable=False),
+        sa.Column("period_start", TS, nullable=True),
+        sa.Column("period_end", TS, nullable=True),
+        sa.Column("proration", sa.Boolean(), server_default="false", nullable=False),
+        sa.Column("created_at", TS, server_default=sa.text("now()"), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name=op.f("ck_invoice_items_currency")),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_invoice_items_customer_id_customers")),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"], ["subscriptions.id"], name=op.f("fk_invoice_items_subscription_id_subscriptions")
+        ),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"], name=op.f("fk_invoice_items_invoice_id_invoices")),
+        sa.ForeignKeyConstraint(["plan_id"], ["plans.id"], name=op.f("fk_invoice_items_plan_id_plans")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_items")),
+    )
+    op.create_index(op.f("ix_invoice_items_customer_id"), "invoice_items", ["customer_id"])
+    op.create_index(
+        "ix_invoice_items_pending", "invoice_items", ["subscription_id"], postgresql_where=sa.text("invoice_id IS NULL")
+    )
     op.add_column("customers", sa.Column("test_clock_id", sa.BigInteger(), nullable=True))
     op.create_foreign_key(
         op.f("fk_customers_test_clock_id_test_clocks"), "customers", "test_clocks", ["test_clock_id"], ["id"]
@@ -178,6 +207,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_customers_test_clock_id"), table_name="customers")
     op.drop_constraint(op.f("fk_customers_test_clock_id_test_clocks"), "customers", type_="foreignkey")
     op.drop_column("customers", "test_clock_id")
+    op.drop_table("invoice_items")
     op.drop_table("test_clocks")
     op.drop_table("billing_settings")
     op.drop_table("invoice_counters")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
 from billplane.invoices.models import Invoice, InvoiceLine
@@ -129,7 +130,8 @@ async def _invoice(
     lines: list[LineDraft],
     outcome: Outcome,
 ) -> None:
-    amount = total(lines)
+    items = _attachable(await _pending_items(session, subscription.id), total(lines))
+    amount = total(lines) + sum(item.amount for item in items)
     values = {
         "customer_id": subscription.customer_id,
         "subscription_id": subscription.id,
@@ -169,10 +171,49 @@ async def _invoice(
                 proration=line.proration,
             )
         )
+    for item in items:
+        item.invoice_id = invoice_id
+        session.add(
+            InvoiceLine(
+                invoice_id=invoice_id,
+                plan_id=item.plan_id,
+                description=item.description,
+                quantity=item.quantity,
+                unit_amount=item.unit_amount,
+                tier=None,
+                amount=item.amount,
+                currency=item.currency,
+                period_start=item.period_start,
+                period_end=item.period_end,
+                proration=item.proration,
+            )
+        )
     await session.flush()
     invoice = await session.get(Invoice, invoice_id)
     await emit(session, "invoice.created", "invoice", invoice_id, _invoice_data(invoice))
     outcome.invoices.append(invoice_id)
+
+
+async def _pending_items(session: AsyncSession, subscription_id: int) -> list[InvoiceItem]:
+    query = (
+        select(InvoiceItem)
+        .where(InvoiceItem.subscription_id == subscription_id, InvoiceItem.invoice_id.is_(None))
+        .order_by(InvoiceItem.id)
+        .with_for_update()
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def _attachable(items: list[InvoiceItem], base: int) -> list[InvoiceItem]:
+    """Every pending charge, and the credits that keep the invoice from going below zero: a credit
+    larger than what is due waits, whole, for the invoice after (nothing is paid out)."""
+    taken = [item for item in items if item.amount >= 0]
+    running = base + sum(item.amount for item in taken)
+    for credit in (item for item in items if item.amount < 0):
+        if running + credit.amount >= 0:
+            taken.append(credit)
+            running += credit.amount
+    return taken
 
 
 def _invoice_data(invoice: Invoice | None) -> dict[str, object]:

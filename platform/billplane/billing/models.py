@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, SmallInteger, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,3 +66,30 @@ class TestClock(IdMixin, TimestampsMixin, TenantBase):
     name: Mapped[str | None] = mapped_column(Text)
     frozen_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(Text, server_default="ready")
+
+
+class InvoiceItem(IdMixin, TenantBase):
+    """A charge or credit waiting for the customer's next invoice (prorations of a change).
+
+    ``invoice_id`` is set when an invoice takes it; until then it is pending. Credits are negative.
+    """
+
+    __tablename__ = "invoice_items"
+    __table_args__ = (
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+        Index("ix_invoice_items_pending", "subscription_id", postgresql_where=text("invoice_id IS NULL")),
+    )
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoices.id"))
+    plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"))
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    unit_amount: Mapped[Decimal] = mapped_column(Numeric(38, 12))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    proration: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))

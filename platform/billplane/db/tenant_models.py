@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billplane.audit.models import AuditEvent
-from billplane.billing.models import BillingSettings, InvoiceCounter, TestClock
+from billplane.billing.models import BillingSettings, InvoiceCounter, InvoiceItem, TestClock
 from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.base import TenantBase
@@ -25,6 +25,7 @@ __all__ = [
     "IdempotencyKey",
     "Invoice",
     "InvoiceCounter",
+    "InvoiceItem",
     "InvoiceLine",
     "OutboxEntry",
     "Payment",

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select
 
+from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
 from billplane.payments.models import PaymentMethod
+from billplane.pricing import LineDraft
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 
 
@@ -67,3 +69,22 @@ class SubscriptionRepository(TenantRepository[Subscription]):
         if other_than is not None:
             query = query.where(Subscription.id != other_than)
         return set((await self.session.execute(query)).scalars())
+
+    def add_items(self, subscription: Subscription, lines: tuple[LineDraft, ...]) -> None:
+        """Pending invoice items of the subscription, one per line (credits negative)."""
+        self.session.add_all(
+            InvoiceItem(
+                customer_id=subscription.customer_id,
+                subscription_id=subscription.id,
+                plan_id=line.plan_id,
+                description=line.description,
+                quantity=line.quantity,
+                unit_amount=line.unit_amount,
+                amount=line.amount,
+                currency=line.currency,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                proration=line.proration,
+            )
+            for line in lines
+        )

@@ -19,7 +19,7 @@ from billplane.billing.clock import customer_now
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
 from billplane.plugins.contract import Capability
-from billplane.pricing import Period, PlanPricing, PricingError
+from billplane.pricing import Period, PlanPricing, PricingError, change_preview
 from billplane.subscriptions import transitions
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
@@ -130,12 +130,36 @@ class SubscriptionService:
                 subscription.pending_plan_id = plan_id if plan_id != subscription.plan_id else None
                 subscription.pending_quantity = quantity if quantity != subscription.quantity else None
             else:
+                prorated = data.proration == "create_prorations"
+                if prorated:
+                    await self._add_prorations(subscription, plan_id, quantity)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.pending_plan_id = subscription.pending_quantity = None
-                prorated = data.proration == "create_prorations"
                 kind = "subscription.update" if prorated else "subscription.update_unprorated"
                 await self.mirror.subscription_changed(subscription, kind)
         return await self._emitted("subscription.updated", subscription)
+
+    async def _add_prorations(self, subscription: Subscription, plan_id: int, quantity: int) -> None:
+        """Credit the unused time of the old plan and quantity and charge the rest of the period at
+        the new ones, as pending invoice items: the next invoice takes them (docs/concepts/subscriptions.md)."""
+        current, new = await self.repository.plan(subscription.plan_id), await self.repository.plan(plan_id)
+        start, end = subscription.current_period_start, subscription.current_period_end
+        if current is None or new is None or start is None or end is None:
+            return
+        at = min(max(await self._now(subscription), start), end)
+        try:
+            change = change_preview(
+                PlanPricing.of(current),
+                PlanPricing.of(new),
+                Period(start, end),
+                at,
+                "create_prorations",
+                current_quantity=subscription.quantity,
+                new_quantity=quantity,
+            )
+        except PricingError as exc:
+            raise InvalidFieldError("plan_id", str(exc)) from exc
+        self.repository.add_items(subscription, change.lines)
 
     async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
         """What ``update`` with ``data`` would bill, computed the same way; nothing is written."""

@@ -185,3 +185,59 @@ async def test_a_failing_tenant_does_not_stop_the_others(
     assert broken.schema in report.failed_tenants
     assert len(await rows(runtime, fine, "SELECT id FROM invoices")) == 3
     assert await rows(runtime, broken, "SELECT id FROM invoices") == []  # its transaction rolled back whole
+
+
+async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_waits(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    created = await client.post(
+        "/v1/subscriptions", json={"customer_id": ids["customer"], "plan_id": ids["daily"], "quantity": 2},
+        headers=tenant.headers,
+    )  # fmt: skip
+    url = f"/v1/subscriptions/{created.json()['id']}"
+    upgraded = await client.patch(url, json={"quantity": 4}, headers=tenant.headers)
+    assert upgraded.status_code == 200, upgraded.text
+    items = await rows(runtime, tenant, "SELECT amount, proration, invoice_id FROM invoice_items ORDER BY id")
+    assert [item["amount"] < 0 for item in items] == [True, False]  # credit for 2 seats, charge for 4
+    net = sum(item["amount"] for item in items)
+    assert 195 <= net <= 200  # 2 more seats for (almost) the whole day
+
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(
+            text(
+                "UPDATE subscriptions SET current_period_end = now() - interval '1 second',"
+                " current_period_start = now() - interval '1 day 1 second' WHERE id = :id"
+            ),
+            {"id": created.json()["id"]},
+        )
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+
+    [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
+    assert invoice["total"] == 400 + net  # the new day for 4 seats, and the prorations
+    assert {item["invoice_id"] for item in await rows(runtime, tenant, "SELECT invoice_id FROM invoice_items")} == {
+        invoice["id"]
+    }
+    lines = await rows(
+        runtime, tenant, "SELECT amount, proration FROM invoice_lines WHERE invoice_id = :id", id=invoice["id"]
+    )
+    assert sorted(line["amount"] for line in lines) == sorted([400, *(item["amount"] for item in items)])
+
+    # From 4 seats to 1 at the start of a day: the credit (about 4.00) is more than the next day (1.00 + 0.25
+    # charged): it waits whole for a later invoice instead of making this one negative.
+    downgraded = await client.patch(url, json={"quantity": 1}, headers=tenant.headers)
+    assert downgraded.status_code == 200
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(
+            text(
+                "UPDATE subscriptions SET current_period_end = now() - interval '1 second',"
+                " current_period_start = now() - interval '1 day 1 second' WHERE id = :id"
+            ),
+            {"id": created.json()["id"]},
+        )
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    pending = await rows(runtime, tenant, "SELECT amount FROM invoice_items WHERE invoice_id IS NULL")
+    assert len(pending) == 1
+    assert pending[0]["amount"] < -300
+    latest = await rows(runtime, tenant, "SELECT total FROM invoices ORDER BY id DESC LIMIT 1")
+    assert latest[0]["total"] >= 0
