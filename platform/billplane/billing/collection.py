@@ -1,26 +1,76 @@
-"""Collecting a billing run's invoice: finalize it (its number), then charge it automatically.
+"""Collecting a billing run's invoices: finalize them (their numbers), then charge them automatically.
 
-The charge is queued like ``POST /v1/invoices/{id}/pay`` queues it (a pending payment and its
-outbox row, in the run's transaction). An invoice that cannot be charged now (no provider account,
-no payment method) stays open for the tenant to pay or for dunning to retry; that is not an error
-of the run.
+As ``POST /v1/invoices/{id}/finalize`` and ``.../pay`` do (``InvoiceLifecycle``, ``charge_invoice``),
+for a whole batch of one tenant's new invoices at once: the numbers are taken with one update of
+the counter row, and each charge is queued as a pending payment and its outbox row, in the run's
+transaction. An invoice that cannot be charged now (no provider account, no payment method) stays
+open for the tenant to pay or for dunning to retry; that is not an error of the run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from litestar.exceptions import HTTPException
+from sqlalchemy import RowMapping, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 
-from billplane.invoices.lifecycle import InvoiceLifecycle
-from billplane.invoices.schemas import InvoiceFinalize, InvoicePay
+from billplane.billing.cycle import Event, emit_all
+from billplane.billing.models import InvoiceCounter
+from billplane.invoices import states
+from billplane.invoices.models import Invoice, InvoiceLine
+from billplane.invoices.schemas import Invoice as InvoiceView
+from billplane.invoices.schemas import InvoiceFinalize
+from billplane.payments.models import PaymentMethod
+from billplane.payments.operations import PAYMENT_METHOD_KEY
+from billplane.provider_accounts.models import ProviderAccount
+from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.resolved import AccountSource
+from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.queue import JobQueue
 from billplane.sync.writer import OutboxWriter
 
 logger = logging.getLogger("billplane.billing")
+_DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
+_Row = TypeVar("_Row", Invoice, InvoiceLine)
+# Column name -> mapped attribute name (``metadata`` is ``metadata_``).
+_ATTRIBUTES = {
+    model: {column.name: prop.key for prop in class_mapper(model).column_attrs for column in prop.columns}
+    for model in (Invoice, InvoiceLine)
+}
+_LINES = text("SELECT * FROM invoice_lines WHERE invoice_id = ANY(CAST(:ids AS bigint[])) ORDER BY id")
+_TOTALS = text("SELECT id, total - amount_paid FROM invoices WHERE id = ANY(CAST(:ids AS bigint[]))")
+_FINALIZE = text(
+    "UPDATE invoices AS i SET status = u.status, number = u.number, finalized_at = :finalized_at, due_at = :due_at, "
+    "paid_at = u.paid_at, updated_at = now() "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:paid_ats AS timestamptz[])) AS u(id, number, status, paid_at) "
+    "WHERE i.id = u.id AND i.status = 'draft' RETURNING i.*"
+)
+_INSERT_PAYMENTS = text(
+    "INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, provider_account_id, "
+    "refunded_amount, metadata) "
+    "SELECT c, i, a, cur, 'pending', p, pa, 0, m::jsonb FROM unnest(CAST(:customers AS bigint[]), "
+    "CAST(:invoices AS bigint[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), "
+    "CAST(:providers AS text[]), CAST(:accounts AS bigint[]), CAST(:metadata AS text[])) "
+    "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, invoice_id"
+)
+_INSERT_CHARGES = text(
+    "INSERT INTO outbox (kind, object_id, provider_account_id) "
+    "SELECT 'payment.charge', o, a FROM unnest(CAST(:payments AS bigint[]), CAST(:accounts AS bigint[])) "
+    "WITH ORDINALITY AS u(o, a, n) ORDER BY n RETURNING id"
+)
+
+
+class _RefusedError(Exception):
+    """An invoice that cannot be charged now; it stays open."""
 
 
 async def collect(
@@ -32,13 +82,197 @@ async def collect(
     accounts: AccountSource | None,
     defaults: DefaultAccountCache,
 ) -> None:
-    tenant_id, schema = tenant
-    lifecycle = InvoiceLifecycle(session, lambda: OutboxWriter(session, tenant_id, schema, queue, accounts, defaults))
-    for invoice_id in invoice_ids:
-        invoice = await lifecycle.finalize(invoice_id, InvoiceFinalize())
-        if invoice.status != "open":
-            continue  # nothing due: paid at finalization
-        try:
-            await lifecycle.pay(invoice_id, InvoicePay())
-        except HTTPException as refused:  # refused before anything was written: it stays open
-            logger.info("invoice %s of %s stays open: %s", invoice_id, schema, refused.detail)
+    if not invoice_ids:
+        return
+    invoices = await _finalize(session, invoice_ids)
+    due = [invoice for invoice in invoices if invoice.status == "open"]  # not paid at finalization
+    if due:
+        tenant_id, schema = tenant
+        await _Charges(session, OutboxWriter(session, tenant_id, schema, queue, accounts, defaults)).queue(due)
+
+
+async def _finalize(session: AsyncSession, invoice_ids: list[int]) -> list[Invoice]:
+    """draft -> open with the next gapless numbers, in id order; an invoice of 0 is paid at once.
+
+    The run drafted these invoices in this transaction, so no one else can see them yet: no lock,
+    and one UPDATE for all of them. The rows returned are not added to the session.
+    """
+    lines: dict[int, list[InvoiceLine]] = {}
+    for row in await session.execute(_LINES, {"ids": invoice_ids}):
+        lines.setdefault(row.invoice_id, []).append(_transient(InvoiceLine, row._mapping))  # noqa: SLF001
+    ids = sorted(invoice_ids)
+    totals = {int(row[0]): int(row[1]) for row in await session.execute(_TOTALS, {"ids": ids})}
+    numbers = await _take_numbers(session, len(ids))
+    now = datetime.now(UTC)
+    paid = [totals[invoice_id] == 0 for invoice_id in ids]  # amount due: nothing is paid on a new draft
+    values = {
+        "ids": ids,
+        "numbers": [f"INV-{number}" for number in numbers],
+        "statuses": [states.target("pay", "open") if zero else states.target("finalize", "draft") for zero in paid],
+        "paid_ats": [now if zero else None for zero in paid],
+        "finalized_at": now,
+        "due_at": now + timedelta(days=_DAYS_UNTIL_DUE),
+    }
+    invoices: list[Invoice] = []
+    events: list[Event] = []
+    for row in sorted(await session.execute(_FINALIZE, values), key=lambda row: row.id):
+        invoice = _transient(Invoice, row._mapping)  # noqa: SLF001
+        invoice.lines = lines.get(invoice.id, [])
+        invoices.append(invoice)
+        if invoice.status == "paid":
+            finalized = InvoiceView.of(invoice)
+            finalized.status, finalized.paid_at = "open", None
+            events += [
+                Event("invoice.finalized", "invoice", invoice.id, finalized),
+                Event("invoice.paid", "invoice", invoice.id, InvoiceView.of(invoice)),
+            ]
+        else:
+            events.append(Event("invoice.finalized", "invoice", invoice.id, InvoiceView.of(invoice)))
+    await emit_all(session, events)
+    return invoices
+
+
+def _transient(model: type[_Row], values: RowMapping) -> _Row:
+    """An object of ``model`` built from a row, outside the session (it only feeds the API view)."""
+    attributes = _ATTRIBUTES[model]
+    return model(**{attributes[name]: value for name, value in values.items()})
+
+
+async def _take_numbers(session: AsyncSession, count: int) -> range:
+    """``count`` consecutive numbers from the tenant's counter row, as ``InvoiceRepository.take_number``
+    takes one: the row stays locked until the transaction ends, and a rollback gives them back."""
+    statement = (
+        insert(InvoiceCounter)
+        .values(id=1, last_number=count)
+        .on_conflict_do_update(
+            index_elements=[InvoiceCounter.id], set_={"last_number": InvoiceCounter.last_number + count}
+        )
+        .returning(InvoiceCounter.last_number)
+    )
+    last: int = (await session.execute(statement)).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+@dataclass(slots=True)
+class _Charges:
+    """``charge_invoice`` for many invoices: account and payment method of each, looked up together."""
+
+    session: AsyncSession
+    writer: OutboxWriter
+
+    async def queue(self, invoices: Sequence[Invoice]) -> None:
+        # The run holds these subscriptions (locked, in this session): no query.
+        subscriptions = {
+            invoice.id: await self.session.get(Subscription, invoice.subscription_id)
+            for invoice in invoices
+            if invoice.subscription_id is not None
+        }
+        account_ids = {invoice.id: await self._account_id(subscriptions.get(invoice.id)) for invoice in invoices}
+        live = await self._accounts({account for account in account_ids.values() if account is not None})
+        chosen = await self._methods(invoices, subscriptions, account_ids)
+        payments: list[tuple[Invoice, ProviderAccount, PaymentMethod]] = []
+        for invoice in invoices:
+            try:
+                account = self._account(account_ids[invoice.id], live)
+                method = self._method(invoice, subscriptions.get(invoice.id), account.id, chosen)
+            except _RefusedError as refused:
+                logger.info("invoice %s of %s stays open: %s", invoice.id, self.writer.schema, refused)
+                continue
+            payments.append((invoice, account, method))
+        if not payments:
+            return
+        rows = {
+            "customers": [invoice.customer_id for invoice, _, _ in payments],
+            "invoices": [invoice.id for invoice, _, _ in payments],
+            "amounts": [invoice.amount_due for invoice, _, _ in payments],
+            "currencies": [invoice.currency for invoice, _, _ in payments],
+            "providers": [account.provider for _, account, _ in payments],
+            "accounts": [account.id for _, account, _ in payments],
+            "metadata": [json.dumps({PAYMENT_METHOD_KEY: str(method.id)}) for _, _, method in payments],
+        }
+        created = await self.session.execute(_INSERT_PAYMENTS, rows)
+        by_invoice = {int(row.invoice_id): int(row.id) for row in created}
+        charges = {
+            "payments": [by_invoice[invoice.id] for invoice, _, _ in payments],
+            "accounts": rows["accounts"],
+        }
+        outbox_ids = list((await self.session.execute(_INSERT_CHARGES, charges)).scalars())
+        self.writer.ring(outbox_ids)
+
+    async def _account_id(self, subscription: Subscription | None) -> int | None:
+        if subscription is not None and subscription.provider_account_id is not None:
+            return subscription.provider_account_id
+        defaults = await self.writer.default_account_ids()
+        return defaults[0] if defaults else None
+
+    async def _accounts(self, ids: set[int]) -> dict[int, ProviderAccount]:
+        repository = ProviderAccountRepository(self.session, self.writer.tenant_id)
+        found = {account_id: await repository.get_live(account_id) for account_id in sorted(ids)}
+        return {account_id: account for account_id, account in found.items() if account is not None}
+
+    @staticmethod
+    def _account(account_id: int | None, live: dict[int, ProviderAccount]) -> ProviderAccount:
+        if account_id is None:
+            raise _RefusedError("the tenant has no provider account to charge through: connect one first")
+        account = live.get(account_id)
+        if account is None:
+            raise _RefusedError(f"provider account {account_id} no longer exists: connect an account to charge through")
+        return account
+
+    async def _methods(
+        self,
+        invoices: Sequence[Invoice],
+        subscriptions: dict[int, Subscription | None],
+        account_ids: dict[int, int | None],
+    ) -> dict[tuple[str, int, int], PaymentMethod]:
+        """Attached methods by ("id", method id, customer) and ("default", customer, account)."""
+        named = {s.payment_method_id for s in subscriptions.values() if s is not None and s.payment_method_id}
+        customers = {invoice.customer_id for invoice in invoices}
+        accounts = {account for account in account_ids.values() if account is not None}
+        attached = PaymentMethod.detached_at.is_(None)
+        found: dict[tuple[str, int, int], PaymentMethod] = {}
+        if named:
+            query = select(PaymentMethod).where(PaymentMethod.id.in_(named), attached)
+            for method in (await self.session.execute(query)).scalars():
+                found["id", method.id, method.customer_id] = method
+        if accounts:
+            query = (
+                select(PaymentMethod)
+                .where(
+                    PaymentMethod.customer_id.in_(customers),
+                    PaymentMethod.provider_account_id.in_(accounts),
+                    PaymentMethod.is_default.is_(True),
+                    attached,
+                )
+                .order_by(PaymentMethod.id)
+            )
+            for method in (await self.session.execute(query)).scalars():
+                found["default", method.customer_id, method.provider_account_id] = method  # the newest wins
+        return found
+
+    @staticmethod
+    def _method(
+        invoice: Invoice,
+        subscription: Subscription | None,
+        account_id: int,
+        found: dict[tuple[str, int, int], PaymentMethod],
+    ) -> PaymentMethod:
+        chosen = subscription.payment_method_id if subscription is not None else None
+        if chosen is None:
+            method = found.get(("default", invoice.customer_id, account_id))
+            if method is None:
+                raise _RefusedError(
+                    f"the customer has no default payment method at provider account {account_id}: name one"
+                )
+            return method
+        method = found.get(("id", chosen, invoice.customer_id))
+        if method is None:
+            raise _RefusedError(
+                f"payment method {chosen} (the subscription's) is not an attached payment method of the customer"
+            )
+        if method.provider_account_id != account_id:
+            raise _RefusedError(
+                f"payment method {chosen} (the subscription's) is at provider account {method.provider_account_id}; "
+                f"this invoice is charged through account {account_id}"
+            )
+        return method
