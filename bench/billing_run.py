@@ -279,7 +279,7 @@ async def measure_ceiling(url: URL, tenants: list[Tenant], period: datetime, mon
     return Timed("ceiling: INSERT ... unnest (raw asyncpg)", invoices, seconds, client_cpu, postgres_cpu)
 
 
-async def measure_two(url: URL, args: argparse.Namespace) -> tuple[Timed, list[dict[str, Any]]]:
+async def measure_two(url: URL) -> tuple[Timed, list[dict[str, Any]]]:
     """Two BillingRuns at once, each in its own process; timed from "go" until both have finished."""
     command = [sys.executable, __file__, "--child", url_text(url)]
     children = [
@@ -363,7 +363,7 @@ async def verify(connection: asyncpg.Connection, tenants: list[Tenant], period: 
 
 
 def report(
-    args: argparse.Namespace, runs: list[Timed], ceiling: Timed, loads: list[tuple[str, tuple[float, ...]]]
+    args: argparse.Namespace, runs: list[Timed], ceiling: Timed, loads: list[tuple[str, tuple[float, float, float]]]
 ) -> None:
     charged = "without charging (no provider account)" if args.no_charge else "each invoice charged (queued)"
     print(f"## Billing run: {args.tenants:,} tenants x {args.per_tenant:,} due subscriptions, {charged}\n")
@@ -445,7 +445,7 @@ async def benchmark(args: argparse.Namespace) -> None:
                 period = await period_of(monitor, tenants[0])
                 await monitor.execute("VACUUM ANALYZE")
                 log("two runs at once")
-                two, reports = await measure_two(url, args)
+                two, reports = await measure_two(url)
                 log(f"  {two.invoices:,} invoices in {two.seconds:.1f} s ({two.rate:,.0f}/s); {reports}")
                 await verify(monitor, tenants, period, charged=not args.no_charge)
                 runs.append(two)

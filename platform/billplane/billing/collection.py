@@ -14,7 +14,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from types import SimpleNamespace
+from typing import cast
 
 from sqlalchemy import RowMapping, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -39,19 +40,20 @@ from billplane.sync.writer import OutboxWriter
 
 logger = logging.getLogger("billplane.billing")
 _DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
-_Row = TypeVar("_Row", Invoice, InvoiceLine)
+_OPEN = states.target("finalize", "draft")
+_PAID = states.target("pay", _OPEN)  # what finalizing an invoice of 0 leads to at once
 # Column name -> mapped attribute name (``metadata`` is ``metadata_``).
 _ATTRIBUTES = {
     model: {column.name: prop.key for prop in class_mapper(model).column_attrs for column in prop.columns}
     for model in (Invoice, InvoiceLine)
 }
 _LINES = text("SELECT * FROM invoice_lines WHERE invoice_id = ANY(CAST(:ids AS bigint[])) ORDER BY id")
-_TOTALS = text("SELECT id, total - amount_paid FROM invoices WHERE id = ANY(CAST(:ids AS bigint[]))")
 _FINALIZE = text(
-    "UPDATE invoices AS i SET status = u.status, number = u.number, finalized_at = :finalized_at, due_at = :due_at, "
-    "paid_at = u.paid_at, updated_at = now() "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS text[]), CAST(:statuses AS text[]), "
-    "CAST(:paid_ats AS timestamptz[])) AS u(id, number, status, paid_at) "
+    "UPDATE invoices AS i SET number = u.number, finalized_at = CAST(:now AS timestamptz), "
+    "due_at = CAST(:due_at AS timestamptz), updated_at = now(), "
+    "status = CASE WHEN i.total = i.amount_paid THEN CAST(:paid AS text) ELSE CAST(:open AS text) END, "
+    "paid_at = CASE WHEN i.total = i.amount_paid THEN CAST(:now AS timestamptz) END "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS text[])) AS u(id, number) "
     "WHERE i.id = u.id AND i.status = 'draft' RETURNING i.*"
 )
 _INSERT_PAYMENTS = text(
@@ -91,51 +93,71 @@ async def collect(
         await _Charges(session, OutboxWriter(session, tenant_id, schema, queue, accounts, defaults)).queue(due)
 
 
-async def _finalize(session: AsyncSession, invoice_ids: list[int]) -> list[Invoice]:
+@dataclass(frozen=True, slots=True)
+class _Finalized:
+    """What charging needs of a finalized invoice."""
+
+    id: int
+    customer_id: int
+    subscription_id: int | None
+    status: str
+    currency: str
+    amount_due: int
+
+
+async def _finalize(session: AsyncSession, invoice_ids: list[int]) -> list[_Finalized]:
     """draft -> open with the next gapless numbers, in id order; an invoice of 0 is paid at once.
 
     The run drafted these invoices in this transaction, so no one else can see them yet: no lock,
-    and one UPDATE for all of them. The rows returned are not added to the session.
+    and one UPDATE for all of them.
     """
-    lines: dict[int, list[InvoiceLine]] = {}
+    lines: dict[int, list[SimpleNamespace]] = {}
     for row in await session.execute(_LINES, {"ids": invoice_ids}):
-        lines.setdefault(row.invoice_id, []).append(_transient(InvoiceLine, row._mapping))  # noqa: SLF001
+        lines.setdefault(row.invoice_id, []).append(_row(InvoiceLine, row._mapping))  # noqa: SLF001
     ids = sorted(invoice_ids)
-    totals = {int(row[0]): int(row[1]) for row in await session.execute(_TOTALS, {"ids": ids})}
     numbers = await _take_numbers(session, len(ids))
     now = datetime.now(UTC)
-    paid = [totals[invoice_id] == 0 for invoice_id in ids]  # amount due: nothing is paid on a new draft
     values = {
         "ids": ids,
         "numbers": [f"INV-{number}" for number in numbers],
-        "statuses": [states.target("pay", "open") if zero else states.target("finalize", "draft") for zero in paid],
-        "paid_ats": [now if zero else None for zero in paid],
-        "finalized_at": now,
+        "open": _OPEN,
+        "paid": _PAID,
+        "now": now,
         "due_at": now + timedelta(days=_DAYS_UNTIL_DUE),
     }
-    invoices: list[Invoice] = []
+    invoices: list[_Finalized] = []
     events: list[Event] = []
     for row in sorted(await session.execute(_FINALIZE, values), key=lambda row: row.id):
-        invoice = _transient(Invoice, row._mapping)  # noqa: SLF001
+        invoice = _row(Invoice, row._mapping)  # noqa: SLF001
+        invoice.amount_due = invoice.total - invoice.amount_paid
         invoice.lines = lines.get(invoice.id, [])
-        invoices.append(invoice)
-        if invoice.status == "paid":
-            finalized = InvoiceView.of(invoice)
-            finalized.status, finalized.paid_at = "open", None
-            events += [
-                Event("invoice.finalized", "invoice", invoice.id, finalized),
-                Event("invoice.paid", "invoice", invoice.id, InvoiceView.of(invoice)),
-            ]
+        view = InvoiceView.of(cast("Invoice", invoice))
+        if invoice.status == _PAID:
+            finalized = InvoiceView.of(cast("Invoice", invoice))
+            finalized.status, finalized.paid_at = _OPEN, None
+            events.append(Event("invoice.finalized", "invoice", invoice.id, finalized))
+            events.append(Event("invoice.paid", "invoice", invoice.id, view))
         else:
-            events.append(Event("invoice.finalized", "invoice", invoice.id, InvoiceView.of(invoice)))
+            events.append(Event("invoice.finalized", "invoice", invoice.id, view))
+        invoices.append(
+            _Finalized(
+                invoice.id,
+                invoice.customer_id,
+                invoice.subscription_id,
+                invoice.status,
+                invoice.currency,
+                invoice.amount_due,
+            )
+        )
     await emit_all(session, events)
     return invoices
 
 
-def _transient(model: type[_Row], values: RowMapping) -> _Row:
-    """An object of ``model`` built from a row, outside the session (it only feeds the API view)."""
+def _row(model: type[Invoice | InvoiceLine], values: RowMapping) -> SimpleNamespace:
+    """A row under the model's attribute names, for the API view: building ORM objects outside the
+    session cost more than the rest of finalizing."""
     attributes = _ATTRIBUTES[model]
-    return model(**{attributes[name]: value for name, value in values.items()})
+    return SimpleNamespace(**{attributes[name]: value for name, value in values.items()})
 
 
 async def _take_numbers(session: AsyncSession, count: int) -> range:
@@ -160,7 +182,7 @@ class _Charges:
     session: AsyncSession
     writer: OutboxWriter
 
-    async def queue(self, invoices: Sequence[Invoice]) -> None:
+    async def queue(self, invoices: Sequence[_Finalized]) -> None:
         # The run holds these subscriptions (locked, in this session): no query.
         subscriptions = {
             invoice.id: await self.session.get(Subscription, invoice.subscription_id)
@@ -170,7 +192,7 @@ class _Charges:
         account_ids = {invoice.id: await self._account_id(subscriptions.get(invoice.id)) for invoice in invoices}
         live = await self._accounts({account for account in account_ids.values() if account is not None})
         chosen = await self._methods(invoices, subscriptions, account_ids)
-        payments: list[tuple[Invoice, ProviderAccount, PaymentMethod]] = []
+        payments: list[tuple[_Finalized, ProviderAccount, PaymentMethod]] = []
         for invoice in invoices:
             try:
                 account = self._account(account_ids[invoice.id], live)
@@ -221,7 +243,7 @@ class _Charges:
 
     async def _methods(
         self,
-        invoices: Sequence[Invoice],
+        invoices: Sequence[_Finalized],
         subscriptions: dict[int, Subscription | None],
         account_ids: dict[int, int | None],
     ) -> dict[tuple[str, int, int], PaymentMethod]:
@@ -252,7 +274,7 @@ class _Charges:
 
     @staticmethod
     def _method(
-        invoice: Invoice,
+        invoice: _Finalized,
         subscription: Subscription | None,
         account_id: int,
         found: dict[tuple[str, int, int], PaymentMethod],
