@@ -175,6 +175,14 @@ async def _take_numbers(session: AsyncSession, count: int) -> range:
     return range(last - count + 1, last + 1)
 
 
+@dataclass(frozen=True, slots=True)
+class _Terms:
+    """How a subscription's invoices are charged."""
+
+    provider_account_id: int | None
+    payment_method_id: int | None
+
+
 @dataclass(slots=True)
 class _Charges:
     """``charge_invoice`` for many invoices: account and payment method of each, looked up together."""
@@ -183,9 +191,14 @@ class _Charges:
     writer: OutboxWriter
 
     async def queue(self, invoices: Sequence[_Finalized]) -> None:
-        # The run holds these subscriptions (locked, in this session): no query.
+        query = select(Subscription.id, Subscription.provider_account_id, Subscription.payment_method_id).where(
+            Subscription.id.in_({invoice.subscription_id for invoice in invoices if invoice.subscription_id})
+        )
+        by_id = {
+            row.id: _Terms(row.provider_account_id, row.payment_method_id) for row in await self.session.execute(query)
+        }
         subscriptions = {
-            invoice.id: await self.session.get(Subscription, invoice.subscription_id)
+            invoice.id: by_id.get(invoice.subscription_id)
             for invoice in invoices
             if invoice.subscription_id is not None
         }
@@ -221,7 +234,7 @@ class _Charges:
         outbox_ids = list((await self.session.execute(_INSERT_CHARGES, charges)).scalars())
         self.writer.ring(outbox_ids)
 
-    async def _account_id(self, subscription: Subscription | None) -> int | None:
+    async def _account_id(self, subscription: _Terms | None) -> int | None:
         if subscription is not None and subscription.provider_account_id is not None:
             return subscription.provider_account_id
         defaults = await self.writer.default_account_ids()
@@ -244,7 +257,7 @@ class _Charges:
     async def _methods(
         self,
         invoices: Sequence[_Finalized],
-        subscriptions: dict[int, Subscription | None],
+        subscriptions: dict[int, _Terms | None],
         account_ids: dict[int, int | None],
     ) -> dict[tuple[str, int, int], PaymentMethod]:
         """Attached methods by ("id", method id, customer) and ("default", customer, account)."""
@@ -275,7 +288,7 @@ class _Charges:
     @staticmethod
     def _method(
         invoice: _Finalized,
-        subscription: Subscription | None,
+        subscription: _Terms | None,
         account_id: int,
         found: dict[tuple[str, int, int], PaymentMethod],
     ) -> PaymentMethod:

@@ -70,6 +70,29 @@ _INSERT_LINES = text(
     "CAST(:ends AS timestamptz[]), CAST(:prorations AS boolean[]))"
 )
 
+# What crossing a boundary can change on a subscription (besides updated_at), and its SQL type.
+_SUBSCRIPTION_COLUMNS = {
+    "id": "bigint",
+    "status": "text",
+    "plan_id": "bigint",
+    "pending_plan_id": "bigint",
+    "quantity": "integer",
+    "pending_quantity": "integer",
+    "current_period_start": "timestamptz",
+    "current_period_end": "timestamptz",
+    "canceled_at": "timestamptz",
+    "ended_at": "timestamptz",
+    "paused_at": "timestamptz",
+    "resume_at": "timestamptz",
+}
+_UPDATE_SUBSCRIPTIONS = text(
+    "UPDATE subscriptions AS s SET "
+    + ", ".join(f"{name} = u.{name}" for name in _SUBSCRIPTION_COLUMNS if name != "id")
+    + ", updated_at = now() FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _SUBSCRIPTION_COLUMNS.items())
+    + f") AS u({', '.join(_SUBSCRIPTION_COLUMNS)}) WHERE s.id = u.id"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -157,7 +180,7 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Subscriptio
                 (f"subscription.{_event(subscription)}", subscription, SubscriptionView.of(subscription))
             )
         outcome.boundaries += crossed
-    await session.flush()
+    await _write_subscriptions(session, [entry[1] for entry in batch.timeline if not isinstance(entry, _Draft)])
     await _write_invoices(session, batch.drafts)
     events: list[Event] = []
     for entry in batch.timeline:
@@ -169,6 +192,21 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Subscriptio
             events.append(Event(entry[0], "subscription", entry[1].id, entry[2]))
     await emit_all(session, events)
     return outcome
+
+
+async def _write_subscriptions(session: AsyncSession, crossed: list[Subscription]) -> None:
+    """One UPDATE for every subscription that crossed a boundary (the unit of work would send one
+    per row), after which the objects leave the session: it must not write them a second time."""
+    changed = list({subscription.id: subscription for subscription in crossed}.values())
+    if not changed:
+        return
+    values: dict[str, list[Any]] = {name: [] for name in _SUBSCRIPTION_COLUMNS}
+    for subscription in changed:
+        for name in _SUBSCRIPTION_COLUMNS:
+            values[name].append(getattr(subscription, name))
+    await session.execute(_UPDATE_SUBSCRIPTIONS, values)
+    for subscription in changed:
+        session.expunge(subscription)
 
 
 def _event(subscription: Subscription) -> str:
