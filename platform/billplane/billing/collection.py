@@ -18,12 +18,10 @@ from types import SimpleNamespace
 from typing import cast
 
 from sqlalchemy import RowMapping, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
 from billplane.billing.cycle import Event, emit_all
-from billplane.billing.models import InvoiceCounter
 from billplane.invoices import states
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.invoices.schemas import Invoice as InvoiceView
@@ -48,26 +46,30 @@ _ATTRIBUTES = {
     for model in (Invoice, InvoiceLine)
 }
 _LINES = text("SELECT * FROM invoice_lines WHERE invoice_id = ANY(CAST(:ids AS bigint[])) ORDER BY id")
+# Takes the next ``count`` numbers from the tenant's counter row, as ``InvoiceRepository.take_number``
+# takes one (the row stays locked until the transaction ends, and a rollback gives them back), and
+# gives them to the drafts in id order: every draft here is the run's own, so none is skipped.
 _FINALIZE = text(
-    "UPDATE invoices AS i SET number = u.number, finalized_at = CAST(:now AS timestamptz), "
-    "due_at = CAST(:due_at AS timestamptz), updated_at = now(), "
+    "WITH counter AS (INSERT INTO invoice_counters (id, last_number) VALUES (1, CAST(:count AS bigint)) "
+    "ON CONFLICT (id) DO UPDATE SET last_number = invoice_counters.last_number + excluded.last_number "
+    "RETURNING last_number) "
+    "UPDATE invoices AS i SET number = 'INV-' || (counter.last_number - CAST(:count AS bigint) + u.n), "
+    "finalized_at = CAST(:now AS timestamptz), due_at = CAST(:due_at AS timestamptz), updated_at = now(), "
     "status = CASE WHEN i.total = i.amount_paid THEN CAST(:paid AS text) ELSE CAST(:open AS text) END, "
     "paid_at = CASE WHEN i.total = i.amount_paid THEN CAST(:now AS timestamptz) END "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:numbers AS text[])) AS u(id, number) "
+    "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS u(id, n), counter "
     "WHERE i.id = u.id AND i.status = 'draft' RETURNING i.*"
 )
-_INSERT_PAYMENTS = text(
-    "INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, provider_account_id, "
-    "refunded_amount, metadata) "
+# The pending payments and their ``payment.charge`` outbox rows, in one statement.
+_INSERT_CHARGES = text(
+    "WITH p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, "
+    "provider_account_id, refunded_amount, metadata) "
     "SELECT c, i, a, cur, 'pending', p, pa, 0, m::jsonb FROM unnest(CAST(:customers AS bigint[]), "
     "CAST(:invoices AS bigint[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), "
     "CAST(:providers AS text[]), CAST(:accounts AS bigint[]), CAST(:metadata AS text[])) "
-    "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, invoice_id"
-)
-_INSERT_CHARGES = text(
+    "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, provider_account_id) "
     "INSERT INTO outbox (kind, object_id, provider_account_id) "
-    "SELECT 'payment.charge', o, a FROM unnest(CAST(:payments AS bigint[]), CAST(:accounts AS bigint[])) "
-    "WITH ORDINALITY AS u(o, a, n) ORDER BY n RETURNING id"
+    "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING id"
 )
 
 
@@ -115,11 +117,10 @@ async def _finalize(session: AsyncSession, invoice_ids: list[int]) -> list[_Fina
     for row in await session.execute(_LINES, {"ids": invoice_ids}):
         lines.setdefault(row.invoice_id, []).append(_row(InvoiceLine, row._mapping))  # noqa: SLF001
     ids = sorted(invoice_ids)
-    numbers = await _take_numbers(session, len(ids))
     now = datetime.now(UTC)
     values = {
         "ids": ids,
-        "numbers": [f"INV-{number}" for number in numbers],
+        "count": len(ids),
         "open": _OPEN,
         "paid": _PAID,
         "now": now,
@@ -158,21 +159,6 @@ def _row(model: type[Invoice | InvoiceLine], values: RowMapping) -> SimpleNamesp
     session cost more than the rest of finalizing."""
     attributes = _ATTRIBUTES[model]
     return SimpleNamespace(**{attributes[name]: value for name, value in values.items()})
-
-
-async def _take_numbers(session: AsyncSession, count: int) -> range:
-    """``count`` consecutive numbers from the tenant's counter row, as ``InvoiceRepository.take_number``
-    takes one: the row stays locked until the transaction ends, and a rollback gives them back."""
-    statement = (
-        insert(InvoiceCounter)
-        .values(id=1, last_number=count)
-        .on_conflict_do_update(
-            index_elements=[InvoiceCounter.id], set_={"last_number": InvoiceCounter.last_number + count}
-        )
-        .returning(InvoiceCounter.last_number)
-    )
-    last: int = (await session.execute(statement)).scalar_one()
-    return range(last - count + 1, last + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +211,7 @@ class _Charges:
             "accounts": [account.id for _, account, _ in payments],
             "metadata": [json.dumps({PAYMENT_METHOD_KEY: str(method.id)}) for _, _, method in payments],
         }
-        created = await self.session.execute(_INSERT_PAYMENTS, rows)
-        by_invoice = {int(row.invoice_id): int(row.id) for row in created}
-        charges = {
-            "payments": [by_invoice[invoice.id] for invoice, _, _ in payments],
-            "accounts": rows["accounts"],
-        }
-        outbox_ids = list((await self.session.execute(_INSERT_CHARGES, charges)).scalars())
+        outbox_ids = list((await self.session.execute(_INSERT_CHARGES, rows)).scalars())
         self.writer.ring(outbox_ids)
 
     async def _account_id(self, subscription: _Terms | None) -> int | None:

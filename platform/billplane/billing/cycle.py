@@ -106,6 +106,7 @@ async def emit_all(session: AsyncSession, events: Sequence[Event]) -> None:
     """Record ``events`` in order, in the caller's transaction, as ``emit`` records one."""
     if not events:
         return
+    # Straight to JSON: the same text ``emit`` stores (msgspec.to_builtins, then the driver's json).
     encode = msgspec.json.Encoder().encode
     await session.execute(
         _EMIT_ALL,
@@ -113,7 +114,7 @@ async def emit_all(session: AsyncSession, events: Sequence[Event]) -> None:
             "types": [event.type for event in events],
             "objects": [event.object_type for event in events],
             "ids": [event.object_id for event in events],
-            "data": [encode(msgspec.to_builtins(event.data)).decode() for event in events],
+            "data": [encode(event.data).decode() for event in events],
         },
     )
 

@@ -96,7 +96,7 @@ class BillingRun:
         async with self.database.tenant_session(tenant[1]) as session:
             # Still due: a run that went before may have moved some on since ``_due`` read them.
             query = (
-                select(Subscription)
+                select(Subscription, func.now())
                 .where(
                     Subscription.id.in_(subscription_ids),
                     Subscription.status.in_(TURNING),
@@ -105,10 +105,11 @@ class BillingRun:
                 .order_by(Subscription.id)
                 .with_for_update(skip_locked=True)
             )
-            subscriptions = list((await session.execute(query)).scalars())
-            if not subscriptions:
+            rows = (await session.execute(query)).all()
+            if not rows:
                 return  # another run holds them, or has billed them
-            now = (await session.execute(text("SELECT now()"))).scalar_one()
+            subscriptions = [row[0] for row in rows]
+            now = rows[0][1]  # the transaction's clock, as the query compared it
             outcome = await advance_all(session, subscriptions, now)
             await collect(
                 session,
