@@ -107,7 +107,10 @@ SELECT
      WHERE i.period_start = $1 AND l.amount = $2 * l.quantity) AS lines,
     (SELECT count(*) FROM payments p JOIN invoices i ON i.id = p.invoice_id
      WHERE i.period_start = $1 AND p.status = 'pending' AND p.amount = i.total) AS payments,
-    (SELECT count(*) FROM outbox WHERE kind = 'payment.charge') AS charges
+    (SELECT count(*) FROM outbox WHERE kind = 'payment.charge') AS charges,
+    (SELECT count(*) = coalesce(max(substr(number, 5)::bigint), 0)
+        AND count(*) = (SELECT coalesce(max(last_number), 0) FROM invoice_counters)
+     FROM invoices WHERE number LIKE 'INV-%') AS gapless
 """
 
 
@@ -219,6 +222,14 @@ async def backend_cpu(monitor: asyncpg.Connection, application: str) -> dict[int
     return {row["pid"]: process_cpu(row["pid"]) for row in rows}
 
 
+async def watch_backends(monitor: asyncpg.Connection, application: str, seen: dict[int, float]) -> None:
+    """Keep the latest CPU reading of each backend: the children's close with them (a lower bound,
+    by at most the last half second of each)."""
+    while True:
+        seen.update(await backend_cpu(monitor, application))
+        await asyncio.sleep(0.5)
+
+
 def used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
@@ -279,7 +290,7 @@ async def measure_ceiling(url: URL, tenants: list[Tenant], period: datetime, mon
     return Timed("ceiling: INSERT ... unnest (raw asyncpg)", invoices, seconds, client_cpu, postgres_cpu)
 
 
-async def measure_two(url: URL) -> tuple[Timed, list[dict[str, Any]]]:
+async def measure_two(url: URL, monitor: asyncpg.Connection) -> tuple[Timed, list[dict[str, Any]]]:
     """Two BillingRuns at once, each in its own process; timed from "go" until both have finished."""
     command = [sys.executable, __file__, "--child", url_text(url)]
     children = [
@@ -294,6 +305,9 @@ async def measure_two(url: URL) -> tuple[Timed, list[dict[str, Any]]]:
             line = await asyncio.wait_for(child.stdout.readline(), timeout=120)
             if line.strip() != b"ready":
                 raise RuntimeError(f"a child run did not start: {line!r}")
+        backends_before = await backend_cpu(monitor, "billplane")
+        seen: dict[int, float] = dict(backends_before)
+        watching = asyncio.create_task(watch_backends(monitor, "billplane", seen))
         started = time.perf_counter()
         for child in children:
             assert child.stdin is not None  # noqa: S101 - PIPE
@@ -301,6 +315,8 @@ async def measure_two(url: URL) -> tuple[Timed, list[dict[str, Any]]]:
             await child.stdin.drain()
         outputs = await asyncio.gather(*(child.communicate() for child in children))
         seconds = time.perf_counter() - started
+        watching.cancel()
+        postgres_cpu = used(backends_before, seen)
     finally:
         for child in children:
             if child.returncode is None:
@@ -310,7 +326,9 @@ async def measure_two(url: URL) -> tuple[Timed, list[dict[str, Any]]]:
         raise RuntimeError(f"a child run failed: {[child.returncode for child in children]}")
     reports = [json.loads(stdout.decode().strip().splitlines()[-1]) for stdout, _ in outputs]
     timed = Timed("two BillingRuns at once, two processes", sum(r["invoices"] for r in reports), seconds)
+    # "this process" is the two children here.
     timed.client_cpu = sum(r["cpu"] for r in reports)
+    timed.postgres_cpu = postgres_cpu
     return timed, reports
 
 
@@ -352,6 +370,8 @@ async def verify(connection: asyncpg.Connection, tenants: list[Tenant], period: 
         wanted = {"subscriptions": expected, "moved": expected, "invoices": expected, "billed": expected}
         wanted |= {"numbered": expected, "lines": expected, "payments": expected if charged else 0}
         wrong = {name: (row[name], count) for name, count in wanted.items() if row[name] != count}
+        if not row["gapless"]:
+            wrong["gapless numbers INV-1..INV-n"] = (False, True)
         if wrong:
             raise RuntimeError(f"{tenant.schema}: (found, expected) {wrong}")
         billed += row["billed"]
@@ -391,7 +411,7 @@ def report(
         f"\nPython {platform.python_version()}, PostgreSQL server {args.server_version}, "
         f"SQLAlchemy {version('sqlalchemy')}, asyncpg {version('asyncpg')}, {os.cpu_count()} CPUs."
     )
-    print(f"\nCommand: `uv run python bench/billing_run.py {shlex.join(args.argv)}`")
+    print(f"\nCommand: `{shlex.join(['uv', 'run', 'python', 'bench/billing_run.py', *args.argv])}`")
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -445,7 +465,7 @@ async def benchmark(args: argparse.Namespace) -> None:
                 period = await period_of(monitor, tenants[0])
                 await monitor.execute("VACUUM ANALYZE")
                 log("two runs at once")
-                two, reports = await measure_two(url)
+                two, reports = await measure_two(url, monitor)
                 log(f"  {two.invoices:,} invoices in {two.seconds:.1f} s ({two.rate:,.0f}/s); {reports}")
                 await verify(monitor, tenants, period, charged=not args.no_charge)
                 runs.append(two)
