@@ -164,24 +164,26 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Subscriptio
         return outcome
     pending = await _pending_items(session, [subscription.id for subscription in subscriptions])
     batch = _Batch(session, await _plans(session, subscriptions), pending)
-    for subscription in subscriptions:
-        crossed = 0
-        while (
-            subscription.status in TURNING
-            and subscription.current_period_start is not None
-            and subscription.current_period_end is not None
-            and subscription.current_period_end <= now
-            and crossed < _MAX_CATCH_UP
-        ):
-            crossed += 1
-            await _cross(batch, subscription)
-            # What the column's onupdate now() writes at the flush: the event shows it without a reload.
-            subscription.updated_at = now
-            batch.timeline.append(
-                (f"subscription.{_event(subscription)}", subscription, SubscriptionView.of(subscription))
-            )
-        outcome.boundaries += crossed
-    await _write_subscriptions(session, [entry[1] for entry in batch.timeline if not isinstance(entry, _Draft)])
+    # Not flushed by the unit of work on the next query: one UPDATE writes them all.
+    with session.no_autoflush:
+        for subscription in subscriptions:
+            crossed = 0
+            while (
+                subscription.status in TURNING
+                and subscription.current_period_start is not None
+                and subscription.current_period_end is not None
+                and subscription.current_period_end <= now
+                and crossed < _MAX_CATCH_UP
+            ):
+                crossed += 1
+                await _cross(batch, subscription)
+                # What the column's onupdate now() writes at the flush: the event shows it without a reload.
+                subscription.updated_at = now
+                batch.timeline.append(
+                    (f"subscription.{_event(subscription)}", subscription, SubscriptionView.of(subscription))
+                )
+            outcome.boundaries += crossed
+        await _write_subscriptions(session, [entry[1] for entry in batch.timeline if not isinstance(entry, _Draft)])
     await _write_invoices(session, batch.drafts)
     events: list[Event] = []
     for entry in batch.timeline:
