@@ -33,6 +33,7 @@ from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.queue import JobQueue
 from billplane.sync.writer import OutboxWriter
 
@@ -60,7 +61,11 @@ _FINALIZE = text(
     "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS u(id, n), counter "
     "WHERE i.id = u.id AND i.status = 'draft' RETURNING i.*"
 )
-# The pending payments and their ``payment.charge`` outbox rows, in one statement.
+# The pending payments and their ``payment.charge`` outbox rows, in one statement that also tells
+# the workers (``billplane.sync.channel``, delivered at commit) as creates and usage reports do: the
+# worker's outbox listener defers their jobs, so a run does no queue work of its own. Deferring a
+# job per charge from the run cost more than the rest of billing once it fell behind
+# (docs/performance.md, "Billing runs").
 _INSERT_CHARGES = text(
     "WITH p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, "
     "provider_account_id, refunded_amount, metadata) "
@@ -68,8 +73,9 @@ _INSERT_CHARGES = text(
     "CAST(:invoices AS bigint[]), CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), "
     "CAST(:providers AS text[]), CAST(:accounts AS bigint[]), CAST(:metadata AS text[])) "
     "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, provider_account_id) "
-    "INSERT INTO outbox (kind, object_id, provider_account_id) "
-    "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING id"
+    ", o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
+    "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING id) "
+    "SELECT count(*) AS queued, (SELECT pg_notify(:channel, :payload)) AS sent FROM o"
 )
 
 
@@ -211,8 +217,8 @@ class _Charges:
             "accounts": [account.id for _, account, _ in payments],
             "metadata": [json.dumps({PAYMENT_METHOD_KEY: str(method.id)}) for _, _, method in payments],
         }
-        outbox_ids = list((await self.session.execute(_INSERT_CHARGES, rows)).scalars())
-        self.writer.ring(outbox_ids)
+        notify = {"channel": OUTBOX_CHANNEL, "payload": notify_payload(self.writer.tenant_id, self.writer.schema)}
+        await self.session.execute(_INSERT_CHARGES, {**rows, **notify})
 
     async def _account_id(self, subscription: _Terms | None) -> int | None:
         if subscription is not None and subscription.provider_account_id is not None:
