@@ -12,8 +12,9 @@ What it does, in one run (loopback only, bounded, cleans up after itself):
    subscription whose period ended a minute ago (so each is due for exactly one boundary);
 3. times ``BillingRun(...).run()`` in this process, with billplane's own ``Database`` and job
    queue, until every job it rang is deferred: each subscription crosses its boundary, its invoice
-   is drafted, finalized (its gapless number) and, with an account, charged (a pending payment and
-   its ``payment.charge`` outbox row and job; no worker runs, so nothing reaches the sandbox);
+   is drafted, finalized (its gapless number) and, with an account, charged: a pending payment and
+   its ``payment.charge`` outbox row, announced to the workers by NOTIFY. No worker runs, so no
+   job is deferred and nothing reaches the sandbox;
 4. checks that every subscription was billed exactly once (one invoice for the new period, one
    line, a number, a pending payment when charged, the subscription moved on);
 5. as the ceiling, inserts the same number of invoice and line rows for the same subscriptions,
