@@ -69,6 +69,8 @@ class ClockService:
     async def attach(self, clock_id: int, data: TestClockAttach) -> TestClock:
         clock = await self._locked(clock_id)
         self._refuse_advancing(clock, "take customers")
+        if data.customer_id is None:
+            raise InvalidFieldError("customer_id", "required")
         customer = await self.repository.customer(data.customer_id)
         if customer is None:
             raise InvalidFieldError("customer_id", f"no customer {data.customer_id}")
@@ -93,6 +95,8 @@ class ClockService:
     async def advance(self, clock_id: int, data: TestClockAdvance) -> tuple[TestClock, datetime]:
         clock = await self._locked(clock_id)
         self._refuse_advancing(clock, "advance again")
+        if data.to is None:
+            raise InvalidFieldError("to", "required")
         to = _aware(data.to, "to")
         if to <= clock.frozen_time:
             raise InvalidFieldError("to", f"must be after the clock's frozen_time ({clock.frozen_time.isoformat()})")

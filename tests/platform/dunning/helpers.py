@@ -68,7 +68,9 @@ async def one(runtime: Runtime, tenant: CreatedTenant, query: str, **binds: obje
 
 
 async def types(runtime: Runtime, tenant: CreatedTenant, object_type: str) -> list[str]:
-    found = await rows(runtime, tenant, "SELECT type FROM events WHERE object_type = :kind ORDER BY id", kind=object_type)
+    found = await rows(
+        runtime, tenant, "SELECT type FROM events WHERE object_type = :kind ORDER BY id", kind=object_type
+    )
     return [row["type"] for row in found]
 
 
