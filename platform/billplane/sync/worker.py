@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from billplane.billing.clocks_advance import ClockAdvancer
+from billplane.billing.dunning_run import DunningRun
 from billplane.billing.run import BillingRun
 from billplane.events.jobs import webhook_context
 from billplane.events.worker import delivery_listener, webhook_services
@@ -20,11 +22,14 @@ from billplane.webhooks.apply import EventApplier
 
 def worker_services(runtime: Runtime) -> WorkerServices:
     options = runtime.sync_options
+    performer = OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options)
     return WorkerServices(
-        performer=OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options),
+        performer=performer,
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
         billing=BillingRun(runtime.database, runtime.jobs, runtime.accounts),
+        dunning=DunningRun(runtime.database, runtime.jobs, runtime.accounts),
+        clocks=ClockAdvancer(runtime.database, runtime.jobs, runtime.accounts, performer),
         expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
     )
 
