@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.billing.clocks_repository import ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
 from billplane.billing.collection import collect
-from billplane.billing.cycle import TURNING, advance
+from billplane.billing.cycle import TURNING, advance, billed_by_billplane
 from billplane.billing.dunning_retry import retry
 from billplane.customers.models import Customer
 from billplane.events.emit import emit
@@ -62,6 +62,7 @@ class ClockAdvancer:
     accounts: AccountSource | None
     performer: OutboxPerformer
     defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
+    provider_billed: frozenset[str] = frozenset()  # as BillingRun: left to the provider that bills them
 
     async def run(self) -> int:
         """Advance every advancing clock of every active tenant; returns the steps taken."""
@@ -140,6 +141,7 @@ class ClockAdvancer:
                 Customer.test_clock_id == clock_id,
                 Subscription.status.in_(TURNING),
                 Subscription.current_period_end <= now,
+                billed_by_billplane(self.provider_billed),
             )
             .order_by(Subscription.id)
             .with_for_update(of=Subscription)
