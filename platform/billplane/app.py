@@ -19,6 +19,7 @@ from billplane.api.auth import KeyCache, provide_principal
 from billplane.api.problems import EXCEPTION_HANDLERS
 from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
+from billplane.billing.routes import ROUTES as BILLING_ROUTES
 from billplane.catalog.routes import ROUTES as CATALOG_ROUTES
 from billplane.customers.routes import ROUTES as CUSTOMER_ROUTES
 from billplane.events.routes import ROUTES as EVENT_ROUTES
@@ -54,6 +55,7 @@ def tenant_routes() -> list[ControllerRouterHandler]:
         *PROVIDER_EVENT_ROUTES,
         *USAGE_ROUTES,
         *EVENT_ROUTES,
+        *BILLING_ROUTES,
     ]
 
 

@@ -19,6 +19,7 @@ from tests.conftest import CreatedTenant, create_tenant, unique_slug
 from tests.platform.billing_seed import their_subscription
 from tests.platform.invoices.idempotency_samples import INVOICE_SAMPLES
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
+from tests.platform.test_clocks.samples import CLOCK_SAMPLES
 
 Client = AsyncTestClient[Litestar]
 # (path, body) for a valid first request, made with the tenant's key (or the admin key under /v1/admin).
@@ -142,6 +143,7 @@ def _samples() -> dict[str, Sample]:
             c, t, "rotate-secret"
         ),
         **INVOICE_SAMPLES,
+        **CLOCK_SAMPLES,
     }
 
 

@@ -27,6 +27,7 @@ from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import their_invoice, their_payment, their_provider_event, their_subscription
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
+from tests.platform.test_clocks.samples import their_clock
 
 # Webhooks take no tenant key: the provider's signature for one account authenticates them (their
 # own tests cover that a delivery reaches only that account's tenant: test_webhooks.py).
@@ -97,6 +98,7 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "provider_event_id": their_provider_event,
     "endpoint_id": _their_webhook_endpoint,
     "event_id": _their_event,
+    "clock_id": their_clock,
 }
 
 

@@ -236,3 +236,18 @@ async def test_a_preview_shows_the_prorations_and_the_next_invoice_and_writes_no
     assert await events_of(runtime, tenant) == ["subscription.created"]
     euro = await client.post(f"{url}/preview", json={"plan_id": ids["euro"]}, headers=tenant.headers)
     assert euro.status_code == 422
+
+
+async def test_a_change_during_the_trial_prorates_nothing(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subtrial")
+    ids = await seeded(runtime, tenant)
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"], "quantity": 2, "trial_period_days": 7}
+    created = (await client.post(PATH, json=body, headers=tenant.headers)).json()
+    url = f"{PATH}/{created['id']}"
+    preview = (await client.post(f"{url}/preview", json={"quantity": 4}, headers=tenant.headers)).json()
+    assert (preview["lines"], preview["total"], preview["next_period_total"]) == ([], 0, 4000)
+    assert (await client.patch(url, json={"quantity": 4}, headers=tenant.headers)).status_code == 200
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        assert await session.scalar(text("SELECT count(*) FROM invoice_items")) == 0

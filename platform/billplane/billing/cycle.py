@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.models import InvoiceItem
@@ -374,3 +374,8 @@ def _invoice_data(draft: _Draft) -> dict[str, object]:
         "period_end": draft.period.end,
         "billing_reason": "subscription_cycle",
     }
+
+
+def billed_by_billplane(provider_billed: frozenset[str]) -> ColumnElement[bool]:
+    """Subscriptions billplane bills itself: not held by a provider that bills its own."""
+    return or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed)))

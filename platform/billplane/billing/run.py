@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select, text
 
 from billplane.billing.collection import collect
-from billplane.billing.cycle import TURNING, advance_all
+from billplane.billing.cycle import TURNING, advance_all, billed_by_billplane
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
@@ -48,6 +48,9 @@ class BillingRun:
     queue: JobQueue
     accounts: AccountSource | None
     defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
+    # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
+    # subscriptions are left to them, or the customer would be charged twice.
+    provider_billed: frozenset[str] = frozenset()
 
     async def run(self) -> RunReport:
         report = RunReport()
@@ -82,10 +85,12 @@ class BillingRun:
                 f"(SELECT '{schema}' AS s, s.id FROM {quoted_schema(schema)}.subscriptions s "
                 f"JOIN {quoted_schema(schema)}.customers c ON c.id = s.customer_id "
                 f"WHERE s.status IN {TURNING!r} AND s.current_period_end <= now() AND c.test_clock_id IS NULL "
+                "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
                 f"ORDER BY s.current_period_end LIMIT {_PER_TENANT})"
                 for schema in sorted(present)
             ]
-            rows = (await connection.execute(text(" UNION ALL ".join(parts)))).all()
+            billed = sorted(self.provider_billed)
+            rows = (await connection.execute(text(" UNION ALL ".join(parts)), {"billed": billed})).all()
             await connection.rollback()  # release the read's locks on every table it touched
         due: dict[str, list[int]] = {}
         for schema, subscription_id in rows:
@@ -101,6 +106,7 @@ class BillingRun:
                     Subscription.id.in_(subscription_ids),
                     Subscription.status.in_(TURNING),
                     Subscription.current_period_end <= func.now(),
+                    billed_by_billplane(self.provider_billed),
                 )
                 .order_by(Subscription.id)
                 .with_for_update(skip_locked=True)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.billing import dunning
 from billplane.events.emit import emit
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
@@ -57,10 +58,12 @@ async def _invoice_follows(session: AsyncSession, payment: Payment, status: Char
     else:
         # Dunning decides from attempt_count when (and whether) to try again: next_payment_attempt_at is its own.
         invoice.attempt_count += 1
+        await dunning.schedule(session, invoice)
         change = "invoice.payment_failed"
     await session.flush()
     await session.refresh(invoice)
     await emit(session, change, "invoice", invoice.id, InvoiceView.of(invoice))
+    await dunning.follow(session, invoice, status)
 
 
 async def refund_settled(

@@ -362,3 +362,7 @@ class ProviderPlugin:
     credentials_type: type[msgspec.Struct]
     create_adapter: Callable[[AdapterContext], ProviderAdapter]
     secret_fields: frozenset[str] = field(default_factory=frozenset)
+    # True when the provider invoices and collects the subscriptions it holds (Stripe, PayPal):
+    # billplane then mirrors those invoices and payments from its webhooks and never bills such a
+    # subscription itself, which would charge the customer twice.
+    bills_subscriptions: bool = False

@@ -130,7 +130,8 @@ class SubscriptionService:
                 subscription.pending_plan_id = plan_id if plan_id != subscription.plan_id else None
                 subscription.pending_quantity = quantity if quantity != subscription.quantity else None
             else:
-                prorated = data.proration == "create_prorations"
+                # Nothing was charged for a trial: there is nothing to credit or to prorate.
+                prorated = data.proration == "create_prorations" and subscription.status != "trialing"
                 if prorated:
                     await self._add_prorations(subscription, plan_id, quantity)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
@@ -180,7 +181,9 @@ class SubscriptionService:
                 PlanPricing.of(new),
                 period=Period(subscription.current_period_start, subscription.current_period_end),
                 at=at,
-                proration=data.proration,
+                proration="none"
+                if subscription.status == "trialing" and data.proration != "at_period_end"
+                else data.proration,
                 current_quantity=subscription.quantity,
                 new_quantity=changes.get("quantity", subscription.quantity),
                 interval=(new.billing_interval, new.interval_count),

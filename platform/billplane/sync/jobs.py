@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
+from billplane.billing.dunning_tasks import ADVANCE_CLOCKS, DUNNING_RUN
 from billplane.events.jobs import register_webhook_tasks
 from billplane.sync.queue import APPLY_EVENT, BILLING_RUN, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
 if TYPE_CHECKING:
+    from billplane.billing.clocks_advance import ClockAdvancer
+    from billplane.billing.dunning_run import DunningRun
     from billplane.billing.run import BillingRun
     from billplane.sync.expiry import IncompleteExpiry
     from billplane.sync.performer import OutboxPerformer
@@ -33,6 +36,8 @@ class WorkerServices:
     sweeper: Sweeper
     expiry: IncompleteExpiry
     billing: BillingRun
+    dunning: DunningRun
+    clocks: ClockAdvancer
 
 
 def _services(context: JobContext) -> WorkerServices:
@@ -70,6 +75,16 @@ def register_billing_tasks(app: procrastinate.App) -> None:
     @app.task(name=BILLING_RUN, queue=SYNC_QUEUE, pass_context=True, queueing_lock=BILLING_RUN)
     async def billing_run(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
         await _services(context).billing.run()
+
+    @app.periodic(cron="* * * * *", periodic_id="dunning-run")
+    @app.task(name=DUNNING_RUN, queue=SYNC_QUEUE, pass_context=True, queueing_lock=DUNNING_RUN)
+    async def dunning_run(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).dunning.run()
+
+    @app.periodic(cron="* * * * *", periodic_id="test-clocks")
+    @app.task(name=ADVANCE_CLOCKS, queue=SYNC_QUEUE, pass_context=True, queueing_lock=ADVANCE_CLOCKS)
+    async def advance_clocks(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).clocks.run()
 
 
 def additional_context(services: WorkerServices) -> dict[str, Any]:

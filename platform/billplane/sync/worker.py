@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from billplane.billing.clocks_advance import ClockAdvancer
+from billplane.billing.dunning_run import DunningRun
 from billplane.billing.run import BillingRun
 from billplane.events.jobs import webhook_context
 from billplane.events.worker import delivery_listener, webhook_services
@@ -18,13 +20,23 @@ from billplane.sync.sweep import Sweeper
 from billplane.webhooks.apply import EventApplier
 
 
+def provider_billed(runtime: Runtime) -> frozenset[str]:
+    """Installed providers that bill the subscriptions they hold (Stripe, PayPal)."""
+    return frozenset(name for name in runtime.plugins.names() if runtime.plugins.get(name).bills_subscriptions)
+
+
 def worker_services(runtime: Runtime) -> WorkerServices:
     options = runtime.sync_options
+    performer = OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options)
     return WorkerServices(
-        performer=OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options),
+        performer=performer,
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
-        billing=BillingRun(runtime.database, runtime.jobs, runtime.accounts),
+        billing=BillingRun(runtime.database, runtime.jobs, runtime.accounts, provider_billed=provider_billed(runtime)),
+        dunning=DunningRun(runtime.database, runtime.jobs, runtime.accounts),
+        clocks=ClockAdvancer(
+            runtime.database, runtime.jobs, runtime.accounts, performer, provider_billed=provider_billed(runtime)
+        ),
         expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
     )
 

@@ -37,6 +37,7 @@ PLUGIN = ProviderPlugin(
     pricing_models=PRICING_MODELS,
     credentials_type=PayPalCredentials,
     create_adapter=create_adapter,
+    bills_subscriptions=True,  # PayPal collects its subscriptions' payments itself
     secret_fields=SECRET_FIELDS,
 )
 

@@ -24,6 +24,7 @@ PLUGIN = ProviderPlugin(
     pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),
     credentials_type=StripeCredentials,
     create_adapter=create_adapter,
+    bills_subscriptions=True,  # Stripe invoices and charges its subscriptions itself
     secret_fields=frozenset({"secret_key"}),
 )
 

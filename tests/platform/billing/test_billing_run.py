@@ -241,3 +241,20 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
     assert pending[0]["amount"] < -300
     latest = await rows(runtime, tenant, "SELECT total FROM invoices ORDER BY id DESC LIMIT 1")
     assert latest[0]["total"] >= 0
+
+
+async def test_subscriptions_a_provider_bills_itself_are_left_to_it(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    at_stripe = await subscribe(
+        runtime, tenant, ids["daily"], ids["customer"], provider="stripe", provider_subscription_id="sub_1"
+    )
+    ours = await subscribe(runtime, tenant, ids["daily"], ids["customer"], provider="sandbox")
+
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts, provider_billed=frozenset({"stripe"})).run()
+
+    billed = {row["subscription_id"] for row in await rows(runtime, tenant, "SELECT subscription_id FROM invoices")}
+    assert billed == {ours}  # Stripe invoices its own: billing it here too would charge twice
+    [left] = await rows(runtime, tenant, "SELECT current_period_end FROM subscriptions WHERE id = :id", id=at_stripe)
+    assert left["current_period_end"] < datetime.now(UTC)  # its periods move with Stripe's webhooks

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import FAST, clear_jobs, drain
 from tests.providers.paypal import payloads
 from tests.providers.paypal.conftest import WEBHOOK_ID, new_client_id
 from tests.providers.paypal.fake_paypal import GOOD_SECRET, FakePayPal, sign_webhook
@@ -27,6 +27,7 @@ EXTRA: dict[str, dict[str, Any]] = {"metered": {"usage_aggregation": "sum"}, "pa
 @pytest.fixture
 async def worker(runtime: Runtime, paypal: FakePayPal, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     monkeypatch.setenv("BILLPLANE_PROVIDER_PAYPAL_API_BASE", paypal.base_url)
+    runtime.sync_options = FAST  # a subscription waiting for its customer looks again at once
     await clear_jobs(runtime)
     return runtime
 

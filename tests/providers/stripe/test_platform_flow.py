@@ -15,7 +15,7 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import FAST, clear_jobs, drain
 from tests.providers.stripe.conftest import SECRET_KEY, WEBHOOK_SECRET
 from tests.providers.stripe.fake_stripe import events, objects
 from tests.providers.stripe.fake_stripe.server import FakeStripe
@@ -28,6 +28,7 @@ async def worker(runtime: Runtime, fake_stripe: FakeStripe, monkeypatch: pytest.
     # The plugin host reads operator options when it builds an adapter: the app's and the worker's
     # both send Stripe calls to the fake.
     monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_API_BASE", fake_stripe.url)
+    runtime.sync_options = FAST  # a subscription waiting for its customer looks again at once
     await clear_jobs(runtime)
     return runtime
 

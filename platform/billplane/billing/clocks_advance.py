@@ -1,0 +1,196 @@
+"""Advancing test clocks, in the worker: what would have happened, boundary by boundary.
+
+A clock marked ``advancing`` moves in steps. Each step, in one transaction of the tenant holding the
+clock's row (SKIP LOCKED: two workers never step one clock at once), goes to the next moment
+something is due for the clock's customers (a period end, which is also where trials end and
+pauses resume, or a dunning retry), never past the target, and there runs the billing run's
+``advance`` + ``collect`` and the dunning retries due, with the clock's time as "now". Once it
+commits, the step's charges are performed here and now through the outbox (the same rows and
+idempotency keys the worker would use), so that a failure is settled, and its retry scheduled, on
+the step's time before the clock moves on. A charge whose outbox row is still pending (a transient
+provider error) holds the clock until it is done; the next run goes on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.billing.clocks_repository import ClockRepository
+from billplane.billing.clocks_schemas import TestClock as ClockView
+from billplane.billing.collection import collect
+from billplane.billing.cycle import TURNING, advance, billed_by_billplane
+from billplane.billing.dunning_retry import retry
+from billplane.customers.models import Customer
+from billplane.events.emit import emit
+from billplane.invoices.models import Invoice
+from billplane.payments.models import Payment
+from billplane.provider_accounts.resolved import AccountSource
+from billplane.subscriptions.models import Subscription
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.models import OutboxEntry
+from billplane.sync.performer import OutboxPerformer
+from billplane.sync.queue import JobQueue
+from billplane.sync.refs import OutboxRef
+from billplane_tenants import Database, Tenant
+from billplane_tenants.naming import quoted_schema
+
+logger = logging.getLogger("billplane.billing")
+_BATCH = 500
+_MAX_STEPS = 1000  # per clock per run: the next run goes on
+_MIGRATED = text(
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = 'test_clocks' AND n.nspname = ANY(:schemas)"
+)
+
+
+@dataclass(slots=True)
+class _Step:
+    charges: list[int]
+    finished: bool
+
+
+@dataclass(slots=True)
+class ClockAdvancer:
+    database: Database
+    queue: JobQueue
+    accounts: AccountSource | None
+    performer: OutboxPerformer
+    defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
+    provider_billed: frozenset[str] = frozenset()  # as BillingRun: left to the provider that bills them
+
+    async def run(self) -> int:
+        """Advance every advancing clock of every active tenant; returns the steps taken."""
+        async with self.database.control_session() as session:
+            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
+            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
+        schemas, steps = list(tenants), 0
+        for start in range(0, len(schemas), _BATCH):
+            for schema, clock_id in await self._advancing(schemas[start : start + _BATCH]):
+                try:
+                    steps += await self.advance((tenants[schema], schema), clock_id)
+                except Exception:
+                    logger.exception("test clock %s of %s failed to advance; the next run retries it", clock_id, schema)
+        return steps
+
+    async def _advancing(self, schemas: list[str]) -> list[tuple[str, int]]:
+        async with self.database.engine.connect() as connection:
+            present = list((await connection.execute(_MIGRATED, {"schemas": schemas})).scalars())
+            if not present:
+                return []
+            parts = [
+                f"(SELECT '{schema}' AS s, id FROM {quoted_schema(schema)}.test_clocks WHERE status = 'advancing')"
+                for schema in sorted(present)
+            ]
+            rows = (await connection.execute(text(" UNION ALL ".join(parts)))).all()
+            await connection.rollback()
+        return [(str(schema), int(clock_id)) for schema, clock_id in rows]
+
+    async def advance(self, tenant: tuple[int, str], clock_id: int) -> int:
+        """Step one clock until it is ready, held by a pending charge, or out of steps for this run."""
+        steps = 0
+        while steps < _MAX_STEPS:
+            step = await self._step(tenant, clock_id)
+            if step is None:
+                break
+            steps += 1
+            for outbox_id in step.charges:
+                await self.performer.perform(OutboxRef(tenant[0], tenant[1], outbox_id))
+            if step.finished:
+                break
+        return steps
+
+    async def _step(self, tenant: tuple[int, str], clock_id: int) -> _Step | None:
+        async with self.database.tenant_session(tenant[1]) as session:
+            repository = ClockRepository(session=session)
+            clock = await repository.lock(clock_id, skip_locked=True)
+            if clock is None or clock.status != "advancing":
+                return None  # another worker steps it, or it is ready
+            if await _charges(session, clock_id):
+                return None  # a charge of the last step is not settled yet
+            target = await repository.target(clock_id)
+            due = await _next_due(session, clock_id, clock.frozen_time)
+            now = target if target is None or due is None else min(due, target)
+            if now is None or now < clock.frozen_time:
+                now = clock.frozen_time  # no target recorded (or behind): stop where it is
+            clock.frozen_time = now
+            await session.flush()
+            await self._bill(session, tenant, clock_id, now)
+            await self._retry(session, tenant, clock_id, now)
+            finished = target is None or now >= target
+            if finished:
+                clock.status = "ready"
+                await session.flush()
+                await session.refresh(clock)
+                await emit(session, "test_clock.ready", "test_clock", clock.id, ClockView.of(clock))
+            return _Step(charges=await _charges(session, clock_id), finished=finished)
+
+    def _services(self) -> dict[str, Any]:
+        return {"queue": self.queue, "accounts": self.accounts, "defaults": self.defaults}
+
+    async def _bill(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
+        query = (
+            select(Subscription)
+            .join(Customer, Customer.id == Subscription.customer_id)
+            .where(
+                Customer.test_clock_id == clock_id,
+                Subscription.status.in_(TURNING),
+                Subscription.current_period_end <= now,
+                billed_by_billplane(self.provider_billed),
+            )
+            .order_by(Subscription.id)
+            .with_for_update(of=Subscription)
+        )
+        for subscription in list((await session.execute(query)).scalars()):
+            outcome = await advance(session, subscription, now)
+            await collect(session, outcome.invoices, tenant=tenant, **self._services())
+
+    async def _retry(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
+        query = (
+            select(Invoice.id)
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .where(Customer.test_clock_id == clock_id, Invoice.status == "open", Invoice.next_payment_attempt_at <= now)
+            .order_by(Invoice.next_payment_attempt_at, Invoice.id)
+        )
+        for invoice_id in list((await session.execute(query)).scalars()):
+            await retry(session, invoice_id, now, tenant=tenant, **self._services())
+
+
+async def _next_due(session: AsyncSession, clock_id: int, after: datetime) -> datetime | None:
+    """The first moment after ``after`` when something is due for the clock's customers."""
+    period_end = (
+        select(func.min(Subscription.current_period_end))
+        .join(Customer, Customer.id == Subscription.customer_id)
+        .where(
+            Customer.test_clock_id == clock_id,
+            Subscription.status.in_(TURNING),
+            Subscription.current_period_end > after,
+        )
+        .scalar_subquery()
+    )
+    retry_due = (
+        select(func.min(Invoice.next_payment_attempt_at))
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Customer.test_clock_id == clock_id, Invoice.status == "open", Invoice.next_payment_attempt_at > after)
+        .scalar_subquery()
+    )
+    first: datetime | None = await session.scalar(select(func.least(period_end, retry_due)))
+    return first
+
+
+async def _charges(session: AsyncSession, clock_id: int) -> list[int]:
+    """Outbox rows of the clock's customers' charges not performed yet."""
+    query = (
+        select(OutboxEntry.id)
+        .join(Payment, Payment.id == OutboxEntry.object_id)
+        .join(Customer, Customer.id == Payment.customer_id)
+        .where(OutboxEntry.kind == "payment.charge", OutboxEntry.status == "pending")
+        .where(Customer.test_clock_id == clock_id)
+        .order_by(OutboxEntry.id)
+    )
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,123 @@
+"""Dunning: what follows a subscription invoice's failed or successful payment, and its retries.
+
+Settlement (``billplane.payments.settlement``) calls ``schedule`` when a payment of an invoice fails
+(before the invoice's ``invoice.payment_failed`` event, so the event shows the next attempt) and
+``follow`` once the invoice has followed its payment either way.
+
+The schedule counts from the invoice's first failed payment: failure ``n`` (``attempt_count``, every
+failed attempt, manual ones included) sets ``next_payment_attempt_at`` to first failure +
+``dunning_retry_days[n - 1]``. The first failure's time is not stored: after failure ``n`` > 1 it
+is the previous due time minus ``dunning_retry_days[n - 2]``. When no retry is left, the tenant's
+final action applies: ``cancel`` (subscription canceled, invoice uncollectible) or ``mark_unpaid``
+(subscription unpaid, invoice left open for the tenant to collect). A later successful payment of
+the subscription's last failing invoice makes a past_due or unpaid subscription active again.
+
+Times are the customer's (``customer_now``): a customer on a test clock is dunned on its clock.
+Invoices without a subscription (manual ones) are not dunned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.billing.clock import customer_now
+from billplane.billing.settings_repository import SettingsRepository
+from billplane.customers.models import Customer
+from billplane.events.emit import emit
+from billplane.invoices.models import Invoice
+from billplane.invoices.schemas import Invoice as InvoiceView
+from billplane.subscriptions.models import Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
+from billplane.sync.repository import OutboxRepository
+
+# A failing invoice moves these to past_due; other states (paused, canceled, unpaid) keep theirs.
+_GOES_PAST_DUE = frozenset({"active", "trialing"})
+_RECOVERS = frozenset({"past_due", "unpaid"})
+
+
+async def _now(session: AsyncSession, customer_id: int) -> datetime:
+    clock = await session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
+    return await customer_now(session, clock)
+
+
+def next_attempt(days: list[int], failed: int, now: datetime, previous_due: datetime | None) -> datetime | None:
+    """When to charge again after failure number ``failed`` at ``now`` (None: no retry is left)."""
+    if failed < 1 or failed > len(days):
+        return None
+    first = now
+    if failed > 1 and previous_due is not None:
+        first = previous_due - timedelta(days=days[failed - 2])
+    return first + timedelta(days=days[failed - 1])
+
+
+async def schedule(session: AsyncSession, invoice: Invoice) -> None:
+    """A payment of ``invoice`` failed and ``attempt_count`` counts it: when to try again, if at all."""
+    if invoice.subscription_id is None or invoice.status != "open":
+        return
+    days = list((await SettingsRepository(session).current()).dunning_retry_days)
+    now = await _now(session, invoice.customer_id)
+    invoice.next_payment_attempt_at = next_attempt(days, invoice.attempt_count, now, invoice.next_payment_attempt_at)
+
+
+async def follow(session: AsyncSession, invoice: Invoice, status: str) -> None:
+    """The subscription follows its invoice's payment outcome (after the invoice's own event)."""
+    if invoice.subscription_id is None or status not in {"succeeded", "failed"}:
+        return
+    subscription = await session.get(
+        Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True
+    )
+    if subscription is None:
+        return
+    if status == "succeeded":
+        if invoice.status == "paid" and subscription.status in _RECOVERS and not await _failing(session, subscription):
+            subscription.status = "active"
+            await _changed(session, subscription, "subscription.recovered")
+        return
+    if invoice.status != "open" or invoice.attempt_count < 1:
+        return
+    if invoice.next_payment_attempt_at is not None:
+        if subscription.status in _GOES_PAST_DUE:
+            subscription.status = "past_due"
+            await _changed(session, subscription, "subscription.past_due")
+        return
+    await _final_action(session, invoice, subscription)
+
+
+async def _failing(session: AsyncSession, subscription: Subscription) -> bool:
+    """Whether another invoice of the subscription is still open after a failed payment."""
+    query = select(Invoice.id).where(
+        Invoice.subscription_id == subscription.id, Invoice.status == "open", Invoice.attempt_count > 0
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def _final_action(session: AsyncSession, invoice: Invoice, subscription: Subscription) -> None:
+    if subscription.status in {"canceled", "incomplete_expired", "unpaid"}:
+        return  # ended already, or already unpaid: nothing more to do
+    action = (await SettingsRepository(session).current()).dunning_final_action
+    if action == "mark_unpaid":
+        subscription.status = "unpaid"
+        await _changed(session, subscription, "subscription.unpaid")
+        return
+    now = await _now(session, invoice.customer_id)
+    subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", now, now
+    subscription.cancel_at_period_end = False
+    subscription.pending_plan_id = subscription.pending_quantity = None
+    if subscription.provider_account_id is not None:
+        # Mirrored like a cancel through the API; no job queue here, so the sweep picks the row up.
+        subscription.sync_status = "pending"
+        await OutboxRepository(session).add("subscription.cancel", subscription.id, [subscription.provider_account_id])
+    await _changed(session, subscription, "subscription.canceled")
+    invoice.status, invoice.next_payment_attempt_at = "uncollectible", None
+    await session.flush()
+    await session.refresh(invoice)
+    await emit(session, "invoice.marked_uncollectible", "invoice", invoice.id, InvoiceView.of(invoice))
+
+
+async def _changed(session: AsyncSession, subscription: Subscription, event: str) -> None:
+    await session.flush()
+    await session.refresh(subscription)
+    await emit(session, event, "subscription", subscription.id, SubscriptionView.of(subscription))

@@ -1,0 +1,104 @@
+"""The dunning run: every invoice whose retry is due, in every active tenant, charged again.
+
+Found like the billing run finds due subscriptions: one UNION ALL read per batch of tenant schemas,
+over the partial index ``ix_invoices_payment_due`` (open invoices by next attempt). Each invoice is
+then retried in its tenant's own transaction, locked with SKIP LOCKED so two runs at once share
+the work; the retry's charge goes through the outbox like any payment, so a crash charges at most
+once. A failing tenant is logged and the run goes on. Customers on a test clock are left to their
+clock (``billplane.billing.clocks_advance``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+
+from billplane.billing.dunning_retry import retry
+from billplane.provider_accounts.resolved import AccountSource
+from billplane.sync.accounts import DefaultAccountCache
+from billplane.sync.queue import JobQueue
+from billplane_tenants import Database, Tenant
+from billplane_tenants.naming import quoted_schema
+
+logger = logging.getLogger("billplane.billing")
+_BATCH = 500
+_PER_TENANT = 1000
+_MIGRATED = text(
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = 'billing_settings' AND n.nspname = ANY(:schemas)"
+)
+
+
+def _due_sql(schema: str) -> str:
+    name = quoted_schema(schema)
+    return (
+        f"(SELECT '{schema}' AS s, i.id FROM {name}.invoices i "
+        f"JOIN {name}.customers c ON c.id = i.customer_id "
+        "WHERE i.status = 'open' AND i.next_payment_attempt_at <= now() AND c.test_clock_id IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {name}.payments p WHERE p.invoice_id = i.id AND p.status = 'pending') "
+        f"ORDER BY i.next_payment_attempt_at LIMIT {_PER_TENANT})"
+    )
+
+
+@dataclass(slots=True)
+class DunningReport:
+    retried: int = 0
+    failed_tenants: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DunningRun:
+    database: Database
+    queue: JobQueue
+    accounts: AccountSource | None
+    defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
+
+    async def run(self) -> DunningReport:
+        report = DunningReport()
+        async with self.database.control_session() as session:
+            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
+            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
+        schemas = list(tenants)
+        for start in range(0, len(schemas), _BATCH):
+            due = await self._due(schemas[start : start + _BATCH])
+            for schema, ids in due.items():
+                try:
+                    report.retried += await self._retry((tenants[schema], schema), ids)
+                except Exception:
+                    logger.exception("dunning run: tenant schema %s failed; the next run retries it", schema)
+                    report.failed_tenants.append(schema)
+        if report.retried or report.failed_tenants:
+            failed = len(report.failed_tenants)
+            logger.info("dunning run: %d invoices retried, %d tenants failed", report.retried, failed)
+        return report
+
+    async def _due(self, schemas: list[str]) -> dict[str, list[int]]:
+        async with self.database.engine.connect() as connection:
+            present = list((await connection.execute(_MIGRATED, {"schemas": schemas})).scalars())
+            if not present:
+                return {}
+            query = " UNION ALL ".join(_due_sql(schema) for schema in sorted(present))
+            rows = (await connection.execute(text(query))).all()
+            await connection.rollback()  # release the read's locks on every table it touched
+        due: dict[str, list[int]] = {}
+        for schema, invoice_id in rows:
+            due.setdefault(str(schema), []).append(int(invoice_id))
+        return due
+
+    async def _retry(self, tenant: tuple[int, str], invoice_ids: list[int]) -> int:
+        retried = 0
+        for invoice_id in invoice_ids:
+            async with self.database.tenant_session(tenant[1]) as session:
+                now = (await session.execute(text("SELECT now()"))).scalar_one()
+                retried += await retry(
+                    session,
+                    invoice_id,
+                    now,
+                    tenant=tenant,
+                    queue=self.queue,
+                    accounts=self.accounts,
+                    defaults=self.defaults,
+                )
+        return retried

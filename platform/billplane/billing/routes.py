@@ -1,0 +1,10 @@
+"""The route handlers the billing engine adds to the app: billing settings and test clocks."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from billplane.billing.clocks_controller import TestClockController
+from billplane.billing.settings_controller import BillingSettingsController
+
+ROUTES: list[ControllerRouterHandler] = [BillingSettingsController, TestClockController]
