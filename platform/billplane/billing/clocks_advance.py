@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.clocks_repository import ClockRepository
@@ -27,6 +27,7 @@ from billplane.billing.collection import collect
 from billplane.billing.cycle import TURNING, advance, billed_by_billplane
 from billplane.billing.dunning_retry import retry
 from billplane.customers.models import Customer
+from billplane.db import tenant_scan
 from billplane.events.emit import emit
 from billplane.invoices.models import Invoice
 from billplane.payments.models import Payment
@@ -37,16 +38,11 @@ from billplane.sync.models import OutboxEntry
 from billplane.sync.performer import OutboxPerformer
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef
-from billplane_tenants import Database, Tenant
+from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.billing")
-_BATCH = 500
 _MAX_STEPS = 1000  # per clock per run: the next run goes on
-_MIGRATED = text(
-    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = 'test_clocks' AND n.nspname = ANY(:schemas)"
-)
 
 
 @dataclass(slots=True)
@@ -66,12 +62,9 @@ class ClockAdvancer:
 
     async def run(self) -> int:
         """Advance every advancing clock of every active tenant; returns the steps taken."""
-        async with self.database.control_session() as session:
-            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
-            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
-        schemas, steps = list(tenants), 0
-        for start in range(0, len(schemas), _BATCH):
-            for schema, clock_id in await self._advancing(schemas[start : start + _BATCH]):
+        tenants, steps = await tenant_scan.active_tenants(self.database), 0
+        for batch in tenant_scan.batches(list(tenants)):
+            for schema, clock_id in await self._advancing(batch):
                 try:
                     steps += await self.advance((tenants[schema], schema), clock_id)
                 except Exception:
@@ -79,17 +72,11 @@ class ClockAdvancer:
         return steps
 
     async def _advancing(self, schemas: list[str]) -> list[tuple[str, int]]:
-        async with self.database.engine.connect() as connection:
-            present = list((await connection.execute(_MIGRATED, {"schemas": schemas})).scalars())
-            if not present:
-                return []
-            parts = [
-                f"(SELECT '{schema}' AS s, id FROM {quoted_schema(schema)}.test_clocks WHERE status = 'advancing')"
-                for schema in sorted(present)
-            ]
-            rows = (await connection.execute(text(" UNION ALL ".join(parts)))).all()
-            await connection.rollback()
-        return [(str(schema), int(clock_id)) for schema, clock_id in rows]
+        def part(schema: str) -> str:
+            return f"(SELECT '{schema}' AS s, id FROM {quoted_schema(schema)}.test_clocks WHERE status = 'advancing')"
+
+        found = await tenant_scan.ids_by_schema(self.database, schemas, table="test_clocks", part=part)
+        return [(schema, clock_id) for schema, ids in found.items() for clock_id in ids]
 
     async def advance(self, tenant: tuple[int, str], clock_id: int) -> int:
         """Step one clock until it is ready, held by a pending charge, or out of steps for this run."""

@@ -13,22 +13,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from billplane.billing.dunning_retry import retry
+from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.queue import JobQueue
-from billplane_tenants import Database, Tenant
+from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.billing")
-_BATCH = 500
 _PER_TENANT = 1000
-_MIGRATED = text(
-    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = 'billing_settings' AND n.nspname = ANY(:schemas)"
-)
 
 
 def _due_sql(schema: str) -> str:
@@ -57,12 +53,9 @@ class DunningRun:
 
     async def run(self) -> DunningReport:
         report = DunningReport()
-        async with self.database.control_session() as session:
-            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
-            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
-        schemas = list(tenants)
-        for start in range(0, len(schemas), _BATCH):
-            due = await self._due(schemas[start : start + _BATCH])
+        tenants = await tenant_scan.active_tenants(self.database)
+        for batch in tenant_scan.batches(list(tenants)):
+            due = await self._due(batch)
             for schema, ids in due.items():
                 try:
                     report.retried += await self._retry((tenants[schema], schema), ids)
@@ -75,17 +68,7 @@ class DunningRun:
         return report
 
     async def _due(self, schemas: list[str]) -> dict[str, list[int]]:
-        async with self.database.engine.connect() as connection:
-            present = list((await connection.execute(_MIGRATED, {"schemas": schemas})).scalars())
-            if not present:
-                return {}
-            query = " UNION ALL ".join(_due_sql(schema) for schema in sorted(present))
-            rows = (await connection.execute(text(query))).all()
-            await connection.rollback()  # release the read's locks on every table it touched
-        due: dict[str, list[int]] = {}
-        for schema, invoice_id in rows:
-            due.setdefault(str(schema), []).append(int(invoice_id))
-        return due
+        return await tenant_scan.ids_by_schema(self.database, schemas, table="billing_settings", part=_due_sql)
 
     async def _retry(self, tenant: tuple[int, str], invoice_ids: list[int]) -> int:
         retried = 0

@@ -15,24 +15,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from billplane.billing.collection import collect
 from billplane.billing.cycle import TURNING, advance_all, billed_by_billplane
+from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.queue import JobQueue
-from billplane_tenants import Database, Tenant
+from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.billing")
-_BATCH = 500
 _PER_TENANT = 1000
-_TABLES = text(
-    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = 'test_clocks' AND n.nspname = ANY(:schemas)"
-)
 
 
 @dataclass(slots=True)
@@ -54,12 +50,9 @@ class BillingRun:
 
     async def run(self) -> RunReport:
         report = RunReport()
-        async with self.database.control_session() as session:
-            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
-            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
-        schemas = list(tenants)
-        for start in range(0, len(schemas), _BATCH):
-            due = await self._due(schemas[start : start + _BATCH])
+        tenants = await tenant_scan.active_tenants(self.database)
+        for batch in tenant_scan.batches(list(tenants)):
+            due = await self._due(batch)
             for schema, ids in due.items():
                 try:
                     await self._bill((tenants[schema], schema), ids, report)
@@ -76,26 +69,18 @@ class BillingRun:
         return report
 
     async def _due(self, schemas: list[str]) -> dict[str, list[int]]:
-        async with self.database.engine.connect() as connection:
-            # Schemas at tenant_0005 or later (test clocks exist); older ones are not migrated yet.
-            present = list((await connection.execute(_TABLES, {"schemas": schemas})).scalars())
-            if not present:
-                return {}
-            parts = [
-                f"(SELECT '{schema}' AS s, s.id FROM {quoted_schema(schema)}.subscriptions s "
-                f"JOIN {quoted_schema(schema)}.customers c ON c.id = s.customer_id "
-                f"WHERE s.status IN {TURNING!r} AND s.current_period_end <= now() AND c.test_clock_id IS NULL "
-                "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
+        def part(schema: str) -> str:
+            name = quoted_schema(schema)
+            return (
+                f"(SELECT '{schema}' AS s, s.id FROM {name}.subscriptions s JOIN {name}.customers c "
+                f"ON c.id = s.customer_id WHERE s.status IN {TURNING!r} AND s.current_period_end <= now() "
+                "AND c.test_clock_id IS NULL AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
                 f"ORDER BY s.current_period_end LIMIT {_PER_TENANT})"
-                for schema in sorted(present)
-            ]
-            billed = sorted(self.provider_billed)
-            rows = (await connection.execute(text(" UNION ALL ".join(parts)), {"billed": billed})).all()
-            await connection.rollback()  # release the read's locks on every table it touched
-        due: dict[str, list[int]] = {}
-        for schema, subscription_id in rows:
-            due.setdefault(str(schema), []).append(int(subscription_id))
-        return due
+            )
+
+        # Schemas at tenant_0005 or later (test clocks exist); older ones are not migrated yet.
+        params = {"billed": sorted(self.provider_billed)}
+        return await tenant_scan.ids_by_schema(self.database, schemas, table="test_clocks", part=part, params=params)
 
     async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
         async with self.database.tenant_session(tenant[1]) as session:

@@ -12,22 +12,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 
+from billplane.db import tenant_scan
 from billplane.subscriptions.models import Subscription
 from billplane.sync.doorbell import ring_after_commit
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef
 from billplane.sync.repository import OutboxRepository
-from billplane_tenants import Database, Tenant
+from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.sync")
-_BATCH = 500
-_TABLES = text(
-    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = 'subscriptions' AND n.nspname = ANY(:schemas)"
-)
 
 
 @dataclass(slots=True)
@@ -38,31 +34,26 @@ class IncompleteExpiry:
 
     async def expire(self) -> int:
         """Expire every overdue incomplete subscription of every active tenant; returns how many."""
-        async with self.database.control_session() as session:
-            query = select(Tenant.schema_name, Tenant.id).where(Tenant.status == "active").order_by(Tenant.id)
-            tenants = {str(row[0]): int(row[1]) for row in (await session.execute(query)).all()}
-        schemas = list(tenants)
+        tenants = await tenant_scan.active_tenants(self.database)
         expired = 0
-        for start in range(0, len(schemas), _BATCH):
-            for schema in await self._with_overdue(schemas[start : start + _BATCH]):
+        for batch in tenant_scan.batches(list(tenants)):
+            for schema in await self._with_overdue(batch):
                 expired += await self._expire_in(tenants[schema], schema)
         if expired:
             logger.info("expired %d incomplete subscriptions", expired)
         return expired
 
     async def _with_overdue(self, schemas: list[str]) -> list[str]:
-        async with self.database.engine.connect() as connection:
-            present = list((await connection.execute(_TABLES, {"schemas": schemas})).scalars())
-            if not present:
-                return []
-            parts = [
-                f"(SELECT '{schema}' AS s FROM {quoted_schema(schema)}.subscriptions WHERE status = 'incomplete' "
+        def part(schema: str) -> str:
+            return (
+                f"(SELECT '{schema}' AS s, id FROM {quoted_schema(schema)}.subscriptions WHERE status = 'incomplete' "
                 "AND created_at < now() - make_interval(secs => :seconds) LIMIT 1)"
-                for schema in sorted(present)
-            ]
-            found = (await connection.execute(text(" UNION ALL ".join(parts)), {"seconds": self.hours * 3600})).all()
-            await connection.rollback()  # release the read's locks on every table it touched
-        return [str(row[0]) for row in found]
+            )
+
+        params = {"seconds": self.hours * 3600}
+        return list(
+            await tenant_scan.ids_by_schema(self.database, schemas, table="subscriptions", part=part, params=params)
+        )
 
     async def _expire_in(self, tenant_id: int, schema: str) -> int:
         async with self.database.tenant_session(schema) as session:
