@@ -61,11 +61,15 @@ class FakeStripe:
     violations: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     url: str = ""
+    # Bumped by reset(): a request still being answered for an earlier test (one delayed past its
+    # client's timeout) must not write into the next test's store.
+    generation: int = 0
     _idempotent: dict[tuple[str, str], tuple[str, int, bytes]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self._lock:
+            self.generation += 1
             self.store = Store()
             self.requests.clear()
             self.violations.clear()
@@ -145,6 +149,7 @@ class FakeStripe:
         headers: dict[str, str],
         key: str | None,
     ) -> tuple[int, dict[str, str], bytes]:
+        generation = self.generation
         problems = self._check(method, path, query, form)
         if method == "POST" and form and "x-www-form-urlencoded" not in headers.get("content-type", ""):
             problems.append(f"{method} {path}: body is not form-encoded")
@@ -157,17 +162,9 @@ class FakeStripe:
             masked = f"{api_key[:8]}{'*' * max(len(api_key) - 12, 0)}{api_key[-4:]}"
             return _error(StripeFailure(401, "invalid_request_error", f"Invalid API Key provided: {masked}"))
         fault = self._fault(path)
-        if fault is not None:
-            time.sleep(fault.delay)
-            if fault.status is not None:
-                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                kind = "rate_limit_error" if fault.status == 429 else "api_error"
-                code = "rate_limit" if fault.status == 429 else None
-                failure = StripeFailure(
-                    fault.status, kind, f"Injected {fault.status}", **({"code": code} if code else {})
-                )
-                status, headers_out, payload = _error(failure)
-                return status, {**headers_out, **extra}, payload
+        injected = None if fault is None else self._injected(fault, generation)
+        if injected is not None:
+            return injected
         fingerprint = hashlib.sha256(repr((method, path, sorted(form))).encode()).hexdigest()
         if method == "POST" and key:
             with self._lock:
@@ -188,6 +185,20 @@ class FakeStripe:
             with self._lock:
                 self._idempotent[(api_key, key)] = (fingerprint, status, payload)
         return status, extra, payload
+
+    def _injected(self, fault: Fault, generation: int) -> tuple[int, dict[str, str], bytes] | None:
+        """The fault's delay, then its answer (None: go on answering normally)."""
+        time.sleep(fault.delay)
+        if self.generation != generation:
+            return _error(StripeFailure(503, "api_error", "the test that sent this request has ended"))
+        if fault.status is None:
+            return None
+        extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        kind = "rate_limit_error" if fault.status == 429 else "api_error"
+        code = "rate_limit" if fault.status == 429 else None
+        failure = StripeFailure(fault.status, kind, f"Injected {fault.status}", **({"code": code} if code else {}))
+        status, headers_out, payload = _error(failure)
+        return status, {**headers_out, **extra}, payload
 
     def _handle(
         self, method: str, template: str | None, path: str, pairs: list[tuple[str, str]]
