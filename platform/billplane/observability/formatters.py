@@ -1,0 +1,61 @@
+"""The two log formats: one JSON object per line (production), or readable text (development)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import msgspec
+
+from billplane.observability.redaction import redact
+
+# Attributes every LogRecord has: anything else on a record is context or `extra` and is output.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# Context fields, in the order the text format appends them.
+_CONTEXT = ("request_id", "tenant", "method", "route", "status", "duration_ms", "task", "job_id")
+_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = formatter.formatException(record.exc_info)
+    text = record.exc_text
+    if record.stack_info:
+        text = f"{text}\n{record.stack_info}" if text else record.stack_info
+    # Redacted again: a record made before the factory was installed was never scrubbed.
+    return redact(text) if text else None
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"timestamp", "level", "logger", "message", ...context, "exception"}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        exception = _exception(self, record)
+        if exception:
+            entry["exception"] = exception
+        return _encoder.encode(entry).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [request_id=... tenant=... route=...]`` for a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname:<7} {record.name}: {redact(record.getMessage())}"
+        context = [f"{key}={record.__dict__[key]}" for key in _CONTEXT if key in record.__dict__]
+        if context:
+            line += " [" + " ".join(context) + "]"
+        exception = _exception(self, record)
+        return f"{line}\n{exception}" if exception else line
