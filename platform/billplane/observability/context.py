@@ -22,18 +22,20 @@ PRINCIPAL_STATE_KEY = "billplane_principal"
 class RequestContext:
     """One request: its id and method now; its route and tenant read from the ASGI scope when asked."""
 
-    __slots__ = ("method", "request_id", "scope")
+    __slots__ = ("fallback_route", "method", "request_id", "scope")
 
     def __init__(self, request_id: str, method: str, scope: dict[str, Any]) -> None:
         self.request_id = request_id
         self.method = method
         self.scope = scope
+        # Set when the response is done and no route matched, so the access line names one.
+        self.fallback_route: str | None = None
 
     @property
     def route(self) -> str | None:
         """The route template (``/v1/customers/{customer_id}``), once Litestar's router matched one."""
         template: str | None = self.scope.get("path_template")
-        return template
+        return template or self.fallback_route
 
     @property
     def tenant(self) -> str | None:

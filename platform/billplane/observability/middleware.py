@@ -72,6 +72,8 @@ class ObservedApp:
 
     def _finished(self, context: RequestContext, status: int, seconds: float) -> None:
         route, tenant = context.route, context.tenant
+        if route is None:
+            route = context.fallback_route = UNMATCHED_ROUTE
         self.metrics.observe(route, context.method, status, seconds, tenant)
         level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if access_logger.isEnabledFor(level):
@@ -79,7 +81,7 @@ class ObservedApp:
                 level,
                 "%s %s %d",
                 context.method,
-                route or UNMATCHED_ROUTE,
+                route,
                 status,
                 extra={"status": status, "duration_ms": round(seconds * 1000, 3)},
             )
