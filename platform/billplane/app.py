@@ -138,6 +138,9 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         on_startup=[changes.start, *([in_process.start] if in_process else [])],
         on_shutdown=[changes.stop, *([in_process.stop] if in_process else []), runtime.close],
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is the process's business (billplane.observability.logs): Litestar's default
+        # config would replace the root handler with its own text format on every app created.
+        logging_config=None,
     )
     observability.attach(app)
     return app

@@ -79,7 +79,9 @@ async def test_no_secret_appears_in_any_log_output(
     refused = good_body(credentials={"api_key": REFUSED_CREDENTIAL})
     assert (await client.post("/v1/provider-accounts", json=refused, headers=tenant.headers)).status_code == 422
     fake.broken = True
-    assert (await client.post(f"/v1/provider-accounts/{account.json()['id']}/check", headers=tenant.headers)).status_code == 200
+    assert (
+        await client.post(f"/v1/provider-accounts/{account.json()['id']}/check", headers=tenant.headers)
+    ).status_code == 200
     fake.broken = False
 
     # A customer: its sync job runs in a real worker, opens the credentials, and the provider refuses.
@@ -113,9 +115,11 @@ async def test_no_secret_appears_in_any_log_output(
     # A careless library that logs what it holds: the net below billplane's own care.
     careless = logging.getLogger("careless.library")
     careless.info("request headers %s", {"Authorization": f"Bearer {tenant.key}", "X-Admin": ADMIN_KEY})
-    careless.info("credentials %r webhook %s endpoint %s", {"api_key": CREDENTIAL}, PROVIDER_WEBHOOK_SECRET, endpoint_secret)
+    careless.info(
+        "credentials %r webhook %s endpoint %s", {"api_key": CREDENTIAL}, PROVIDER_WEBHOOK_SECRET, endpoint_secret
+    )
     try:
-        raise RuntimeError(f"failed with {SECRET_KEY} and {ENCRYPTION_KEY} and {METRICS_TOKEN}")
+        raise RuntimeError(f"failed with {SECRET_KEY} and {ENCRYPTION_KEY} and {METRICS_TOKEN}")  # noqa: TRY301 - an exception to log
     except RuntimeError:
         careless.exception("it broke")
 

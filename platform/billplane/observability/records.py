@@ -35,7 +35,16 @@ def _enrich(record: logging.LogRecord) -> None:
         record.__dict__.update(job)
 
 
+# Loggers whose lines billplane builds only from values that cannot hold a secret (the access
+# line: method, route template, status), so the hot path skips the scan.
+TRUSTED_LOGGERS = frozenset({"billplane.access"})
+SCRUBBED = "_billplane_scrubbed"
+
+
 def _scrub(record: logging.LogRecord) -> None:
+    record.__dict__[SCRUBBED] = True
+    if record.name in TRUSTED_LOGGERS and not record.exc_info:
+        return
     try:
         message = record.getMessage()
     except Exception:  # a bad format string: leave it for logging's own error report
