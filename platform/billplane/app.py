@@ -26,6 +26,8 @@ from billplane.events.routes import ROUTES as EVENT_ROUTES
 from billplane.health.controller import health
 from billplane.idempotency.store import IdempotentReplayError, replay_handler
 from billplane.invoices.routes import ROUTES as INVOICE_ROUTES
+from billplane.observability.logs import configure_logging
+from billplane.observability.wiring import Observability
 from billplane.payments.routes import ROUTES as PAYMENT_ROUTES
 from billplane.provider_accounts.routes import ROUTES as PROVIDER_ACCOUNT_ROUTES
 from billplane.runtime import Runtime
@@ -109,8 +111,16 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
     changes = ChangeListener(settings.database.url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear)
     key_cache.listening = lambda: changes.listening
     in_process = InProcessWorker(runtime) if worker else None
-    return Litestar(
-        route_handlers=[health, TenantAdminController, CurrentTenantController, *tenant_routes(), *WEBHOOK_ROUTES],
+    observability = Observability.from_settings(settings)
+    app = Litestar(
+        route_handlers=[
+            health,
+            TenantAdminController,
+            CurrentTenantController,
+            *tenant_routes(),
+            *WEBHOOK_ROUTES,
+            *observability.route_handlers(),
+        ],
         dependencies={
             "principal": Provide(provide_principal),
             "tenant_session": Provide(provide_tenant_session),
@@ -128,9 +138,26 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         on_startup=[changes.start, *([in_process.start] if in_process else [])],
         on_shutdown=[changes.stop, *([in_process.stop] if in_process else []), runtime.close],
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is the process's business (billplane.observability.logs): Litestar's default
+        # config would replace the root handler with its own text format on every app created.
+        logging_config=None,
     )
+    observability.attach(app)
+    return app
+
+
+def _configured_for_server_process() -> Settings:
+    """A server process of ``billplane run --workers N`` sets up its own logging (they are spawned)."""
+    settings = get_settings()
+    configure_logging(settings.observability.log_level, settings.observability.log_format or "json")
+    return settings
 
 
 def create_app_with_worker() -> Litestar:
     """Factory for ``billplane run --workers N``: each server process runs its own sync worker."""
-    return create_app(worker=True)
+    return create_app(_configured_for_server_process(), worker=True)
+
+
+def create_app_without_worker() -> Litestar:
+    """Factory for ``billplane run --workers N --no-worker``."""
+    return create_app(_configured_for_server_process())

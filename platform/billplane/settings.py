@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Literal
 
 import msgspec
 
+from billplane.observability.config import OBSERVABILITY_CONVERTERS
 from billplane.secrets.keys import KeyConfigError, parse_keys
 from billplane_tenants import normalize_url
 
@@ -55,11 +57,35 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     incomplete_expiry_hours: float = 23.0
 
 
+class ObservabilitySettings(msgspec.Struct, frozen=True, kw_only=True):
+    # None: the command decides (json for `run` and `worker`, text for `dev`).
+    log_format: Literal["json", "text"] | None = None
+    log_level: str = "INFO"
+    metrics_enabled: bool = True
+    # When set, /metrics asks for `Authorization: Bearer <token>`; None: open on the API port.
+    metrics_token: str | None = None
+    # Tenants given their own label in billplane_tenant_requests_total, per process; the rest: _other.
+    metrics_tenant_labels: int = 100
+    # Shared by the server processes of `billplane run` (multiprocess metrics); None: a fresh
+    # temporary directory when --workers > 1.
+    metrics_dir: str | None = None
+    # `billplane worker` serves its own metrics on this port; None: it serves none.
+    worker_metrics_port: int | None = None
+    tracing: bool = False
+
+    def __repr__(self) -> str:  # the token is a secret
+        return (
+            f"ObservabilitySettings(log_format={self.log_format!r}, log_level={self.log_level!r}, "
+            f"metrics_enabled={self.metrics_enabled}, metrics_token=***, tracing={self.tracing})"
+        )
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     security: SecuritySettings
     providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
+    observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
 
 
 # Environment variable -> (group, field). The configuration reference in docs/ lists the same.
@@ -76,6 +102,14 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_ENCRYPTION_KEYS": ("security", "encryption_keys"),
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
     "BILLPLANE_INCOMPLETE_EXPIRY_HOURS": ("providers", "incomplete_expiry_hours"),
+    "BILLPLANE_LOG_FORMAT": ("observability", "log_format"),
+    "BILLPLANE_LOG_LEVEL": ("observability", "log_level"),
+    "BILLPLANE_METRICS_ENABLED": ("observability", "metrics_enabled"),
+    "BILLPLANE_METRICS_TOKEN": ("observability", "metrics_token"),
+    "BILLPLANE_METRICS_TENANT_LABELS": ("observability", "metrics_tenant_labels"),
+    "BILLPLANE_METRICS_DIR": ("observability", "metrics_dir"),
+    "BILLPLANE_WORKER_METRICS_PORT": ("observability", "worker_metrics_port"),
+    "BILLPLANE_TRACING": ("observability", "tracing"),
 }
 _INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
 _REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
@@ -91,13 +125,20 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
     env = os.environ if environ is None else environ
     required = _REQUIRED + (_REQUIRED_TO_SERVE if serving else ())
     problems = [f"{name} is not set" for name in required if not env.get(name)]
-    groups: dict[str, dict[str, object]] = {"database": {}, "server": {}, "security": {}, "providers": {}}
+    groups: dict[str, dict[str, object]] = {
+        "database": {},
+        "server": {},
+        "security": {},
+        "providers": {},
+        "observability": {},
+    }
     for name, (group, field) in ENVIRONMENT.items():
         raw = env.get(name)
         if not raw:
             continue
         try:
-            groups[group][field] = _convert(field, raw)
+            convert = OBSERVABILITY_CONVERTERS[field] if group == "observability" else partial(_convert, field)
+            groups[group][field] = convert(raw)
         except ValueError as exc:
             problems.append(f"{name}: {exc}")
     problems += _check(groups)

@@ -49,6 +49,9 @@ def dev(host: str, port: int) -> None:
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
 
+    from billplane.observability.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.observability.log_level, settings.observability.log_format or "text")
     demo_key = run_with_runtime(settings, lambda runtime: _prepare(runtime, environment))
     # Imported here: the web stack costs about a second to import, which no other command needs.
     import uvicorn  # noqa: PLC0415
@@ -72,7 +75,15 @@ Stop with Ctrl-C.
     # real inbound path, unless the developer pointed it elsewhere.
     os.environ.setdefault("BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL", base)
     # With the in-process sync worker, as `billplane run` does by default.
-    uvicorn.run(create_app(settings, worker=True), host=host, port=port, loop="uvloop", http="httptools")
+    uvicorn.run(
+        create_app(settings, worker=True),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,  # billplane's own access line replaces uvicorn's
+        log_config=None,
+    )
 
 
 async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:

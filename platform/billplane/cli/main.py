@@ -38,12 +38,19 @@ def run(host: str | None, port: int | None, workers: int | None, *, sync_worker:
     # Imported here: the web stack costs about a second to import, which no other command needs.
     import uvicorn  # noqa: PLC0415
 
-    from billplane.app import create_app  # noqa: PLC0415
+    from billplane.observability.logs import configure_logging  # noqa: PLC0415
+    from billplane.observability.multiprocess import prepare_metrics_dir  # noqa: PLC0415
 
     settings = settings_for_cli(serving=True)
+    observed = settings.observability
+    configure_logging(observed.log_level, observed.log_format or "json")
     run_with_runtime(settings, _check_database)
     workers = workers or settings.server.workers
-    factory = "billplane.app:create_app_with_worker" if sync_worker else "billplane.app:create_app"
+    # Before the app (and prometheus_client) is imported: server processes share this directory.
+    prepare_metrics_dir(observed.metrics_dir, workers)
+    from billplane.app import create_app  # noqa: PLC0415
+
+    factory = "billplane.app:create_app_with_worker" if sync_worker else "billplane.app:create_app_without_worker"
     uvicorn.run(
         factory if workers > 1 else create_app(settings, worker=sync_worker),
         factory=workers > 1,
@@ -52,7 +59,8 @@ def run(host: str | None, port: int | None, workers: int | None, *, sync_worker:
         workers=workers,
         loop="uvloop",
         http="httptools",
-        access_log=False,
+        access_log=False,  # billplane's own access line has the route, tenant and request id
+        log_config=None,  # keep the logging configured above: uvicorn's lines come out as JSON too
     )
 
 

@@ -28,6 +28,7 @@ from billplane.events.schemas import WebhookEndpoint as EndpointShown
 from billplane.events.sender import Outcome, post
 from billplane.events.signing import signed_headers
 from billplane.events.vault import EndpointVault, SecretUnavailableError
+from billplane.observability.metrics import webhook_delivery
 from billplane.sync.queue import JobQueue
 from billplane_tenants import Database
 
@@ -55,6 +56,11 @@ class WebhookDeliverer:
 
     async def deliver(self, ref: DeliveryRef) -> str:
         """Attempt the delivery once: delivered, retry, failed, disabled (the endpoint) or skipped."""
+        outcome = await self._deliver(ref)
+        webhook_delivery(outcome)
+        return outcome
+
+    async def _deliver(self, ref: DeliveryRef) -> str:
         async with self.database.tenant_session(ref.schema) as session:
             claimed = await DeliveryRepository(session).claim(ref.delivery_id, lease_seconds=self.options.lease_seconds)
         if claimed is None:  # done, not due, held by another worker, or behind an earlier delivery

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from procrastinate import JobContext
 
+from billplane.observability.context import job_context
 from billplane.sync.queue import SYNC_QUEUE, JobQueue
 
 if TYPE_CHECKING:
@@ -57,8 +58,10 @@ def _services(context: JobContext) -> WebhookServices:
 def register_webhook_tasks(app: procrastinate.App) -> None:
     @app.task(name=DELIVER, queue=SYNC_QUEUE, pass_context=True)
     async def deliver_webhook(context: JobContext, tenant_id: int, schema: str, delivery_id: int) -> None:
-        outcome = await _services(context).deliverer.deliver(DeliveryRef(tenant_id, schema, delivery_id))
-        logger.debug("webhook delivery %s of %s: %s", delivery_id, schema, outcome)
+        job_id = context.job.id if context.job is not None else None
+        with job_context(DELIVER, job_id, tenant_id=tenant_id, schema=schema):
+            outcome = await _services(context).deliverer.deliver(DeliveryRef(tenant_id, schema, delivery_id))
+            logger.debug("webhook delivery %s of %s: %s", delivery_id, schema, outcome)
 
     @app.periodic(cron="* * * * *", periodic_id="webhooks-sweep")
     @app.task(name=SWEEP, queue=SYNC_QUEUE, pass_context=True, queueing_lock=SWEEP)

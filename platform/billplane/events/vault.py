@@ -7,6 +7,7 @@ copied to another endpoint's row, or to another tenant's schema, does not open.
 from __future__ import annotations
 
 from billplane.events.models import WebhookEndpoint
+from billplane.observability.redaction import remember_secrets
 from billplane.secrets.box import Sealed, SecretBox, UnreadableSecretError
 from billplane.secrets.keys import key_ring
 from billplane.settings import Settings
@@ -35,12 +36,15 @@ class EndpointVault:
 
     def seal_into(self, row: WebhookEndpoint, tenant_id: int, secret: str) -> None:
         """Seal ``secret`` into ``row`` (its id already assigned) under the current key."""
+        remember_secrets(secret)  # scrubbed from this process's logs (billplane.observability.redaction)
         sealed = self.box.seal(secret.encode(), associated_data(tenant_id, row.id))
         row.secret_ciphertext = sealed.blob
         row.secret_key_id = sealed.key_id
 
     def open(self, tenant_id: int, endpoint_id: int, key_id: str, ciphertext: bytes) -> str:
         try:
-            return self.box.open(Sealed(key_id, ciphertext), associated_data(tenant_id, endpoint_id)).decode()
+            secret = self.box.open(Sealed(key_id, ciphertext), associated_data(tenant_id, endpoint_id)).decode()
         except UnreadableSecretError as exc:
             raise SecretUnavailableError(f"webhook endpoint {endpoint_id}: {exc}") from None
+        remember_secrets(secret)
+        return secret

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from billplane.observability.redaction import remember_credentials, remember_secrets
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.secrets.box import Sealed, SecretBox, UnreadableSecretError
 from billplane.secrets.keys import key_ring
@@ -65,6 +66,7 @@ class AccountVault:
 
     def seal_into(self, row: ProviderAccount, secrets: OpenedSecrets) -> None:
         """Seal both secrets into ``row`` under the current key (``row.id`` and ``tenant_id`` set)."""
+        _never_log(secrets)
         sealed = self.box.seal(
             msgspec.json.encode(secrets.credentials), associated_data("credentials", row.tenant_id, row.id)
         )
@@ -110,4 +112,12 @@ class AccountVault:
         except UnreadableSecretError as exc:
             raise CredentialsUnavailableError(row.id, str(exc)) from None
         credentials: dict[str, Any] = msgspec.json.decode(raw)
-        return OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret, previous_webhook_secret=previous)
+        opened = OpenedSecrets(credentials=credentials, webhook_secret=webhook_secret, previous_webhook_secret=previous)
+        _never_log(opened)
+        return opened
+
+
+def _never_log(secrets: OpenedSecrets) -> None:
+    """Secrets this process holds in clear are scrubbed from its logs (billplane.observability.redaction)."""
+    remember_credentials(secrets.credentials)
+    remember_secrets(secrets.webhook_secret, secrets.previous_webhook_secret)

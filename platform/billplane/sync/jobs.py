@@ -11,6 +11,7 @@ from procrastinate import JobContext
 
 from billplane.billing.dunning_tasks import ADVANCE_CLOCKS, DUNNING_RUN
 from billplane.events.jobs import register_webhook_tasks
+from billplane.observability.context import job_context
 from billplane.sync.queue import APPLY_EVENT, BILLING_RUN, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
 from billplane.sync.refs import EventRef, OutboxRef
 
@@ -40,6 +41,10 @@ class WorkerServices:
     clocks: ClockAdvancer
 
 
+def _job_id(context: JobContext) -> int | None:
+    return context.job.id if context.job is not None else None
+
+
 def _services(context: JobContext) -> WorkerServices:
     services: WorkerServices = context.additional_context[CONTEXT_KEY]
     return services
@@ -51,13 +56,15 @@ def register_tasks(app: procrastinate.App) -> None:
 
     @app.task(name=PERFORM_OUTBOX, queue=SYNC_QUEUE, pass_context=True)
     async def perform_outbox(context: JobContext, tenant_id: int, schema: str, outbox_id: int) -> None:
-        outcome = await _services(context).performer.perform(OutboxRef(tenant_id, schema, outbox_id))
-        logger.debug("outbox row %s of %s: %s", outbox_id, schema, outcome)
+        with job_context(PERFORM_OUTBOX, _job_id(context), tenant_id=tenant_id, schema=schema):
+            outcome = await _services(context).performer.perform(OutboxRef(tenant_id, schema, outbox_id))
+            logger.debug("outbox row %s of %s: %s", outbox_id, schema, outcome)
 
     @app.task(name=APPLY_EVENT, queue=SYNC_QUEUE, pass_context=True)
     async def apply_event(context: JobContext, tenant_id: int, schema: str, event_id: int) -> None:
-        outcome = await _services(context).applier.apply(EventRef(tenant_id, schema, event_id))
-        logger.debug("provider event %s of %s: %s", event_id, schema, outcome)
+        with job_context(APPLY_EVENT, _job_id(context), tenant_id=tenant_id, schema=schema):
+            outcome = await _services(context).applier.apply(EventRef(tenant_id, schema, event_id))
+            logger.debug("provider event %s of %s: %s", event_id, schema, outcome)
 
     @app.periodic(cron="* * * * *", periodic_id="sweep")
     @app.task(name=SWEEP, queue=SYNC_QUEUE, pass_context=True, queueing_lock=SWEEP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from billplane.observability.metrics import sync_failure
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 from billplane.sync.attempt import Attempt, NotReadyError
@@ -19,6 +20,7 @@ from billplane.sync.repository import OutboxRepository
 from billplane_tenants import Database
 
 logger = logging.getLogger("billplane.sync")
+UNKNOWN_PROVIDER = "_unknown"
 
 
 class MissingAccountSourceError(Exception):
@@ -44,9 +46,11 @@ class OutboxPerformer:
         return outcome
 
     async def _attempt(self, ref: OutboxRef, row: OutboxEntry) -> str:
+        provider = UNKNOWN_PROVIDER  # until the account is resolved
         try:
-            attempt = Attempt(ref=ref, row=row, account=await self._account(ref, row), database=self.database)
-            await _operation(row.kind)(attempt)
+            account = await self._account(ref, row)
+            provider = account.provider
+            await _operation(row.kind)(Attempt(ref=ref, row=row, account=account, database=self.database))
         except NotReadyError as exc:
             await self._later(ref, row, delay=self.options.not_ready_delay, error=str(exc), count=False)
             return "waiting"
@@ -55,14 +59,17 @@ class OutboxPerformer:
             await self._later(ref, row, delay=self.options.lease_seconds, error=str(exc), count=False)
             return "waiting"
         except RetryableProviderError as exc:
-            return await self._retry_or_fail(ref, row, _describe(exc), exc.retry_after)
+            outcome = await self._retry_or_fail(ref, row, _describe(exc), exc.retry_after)
         except ProviderError as exc:
             await self._fail(ref, row, _describe(exc))
-            return "failed"
+            outcome = "failed"
         except Exception as exc:  # a bug or a network error the adapter did not classify: retry, bounded
             logger.exception("outbox row %s of %s raised; will retry", row.id, ref.schema)
-            return await self._retry_or_fail(ref, row, f"{type(exc).__name__}: {exc}", None)
-        return "done"
+            outcome = await self._retry_or_fail(ref, row, f"{type(exc).__name__}: {exc}", None)
+        else:
+            return "done"
+        sync_failure(provider, outcome)  # retry or failed: every failed attempt, by provider
+        return outcome
 
     async def _account(self, ref: OutboxRef, row: OutboxEntry) -> ResolvedAccount:
         if self.accounts is None:

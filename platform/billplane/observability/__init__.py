@@ -1,0 +1,1 @@
+"""Structured logs, Prometheus metrics and optional tracing (docs/operations/observability.md)."""
