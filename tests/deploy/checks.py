@@ -209,32 +209,36 @@ def compose_problems(compose: dict[str, Any], values: Mapping[str, str]) -> list
         service = services.get(role)
         if service is None:
             problems.append(f"compose: no {role} service")
-            continue
-        where = f"compose {role}"
-        problems += image_problems(service.get("image"), where)
-        problems += role_command_problems(role, list(service.get("command") or []), where)
-        try:
-            env = compose_environment(service, dict(values))
-        except KeyError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        problems += variable_problems(env, where)
-        problems += settings_problems(role, env, where)
-        if role != "api" and not (service.get("healthcheck") or {}).get("disable"):
-            problems.append(f"{where}: serves no HTTP, so the image's /health check must be disabled")
-        if role == "api":
-            targets = [int(str(port).rsplit(":", 1)[-1]) for port in service.get("ports", [])]
-            if port_of(env) not in targets:
-                problems.append(f"{where}: publishes {targets}, but the server binds {port_of(env)}")
-        if role != "migrate":
-            wait = (service.get("depends_on") or {}).get("migrate", {}).get("condition")
-            if wait != "service_completed_successfully":
-                problems.append(f"{where}: must start only after migrate completed successfully")
+        else:
+            problems += _compose_service_problems(role, service, values)
     migrate = services.get("migrate") or {}
     if migrate.get("restart", "no") != "no":
         problems.append("compose migrate: a one-shot step must not restart")
     if not any("postgres" in str(volume) for volume in (services.get("postgres") or {}).get("volumes", [])):
         problems.append("compose postgres: its data must live on a volume")
+    return problems
+
+
+def _compose_service_problems(role: str, service: dict[str, Any], values: Mapping[str, str]) -> list[str]:
+    where = f"compose {role}"
+    problems = image_problems(service.get("image"), where)
+    problems += role_command_problems(role, list(service.get("command") or []), where)
+    try:
+        env = compose_environment(service, dict(values))
+    except KeyError as exc:
+        return [*problems, f"{where}: {exc}"]
+    problems += variable_problems(env, where)
+    problems += settings_problems(role, env, where)
+    if role != "api" and not (service.get("healthcheck") or {}).get("disable"):
+        problems.append(f"{where}: serves no HTTP, so the image's /health check must be disabled")
+    if role == "api":
+        targets = [int(str(port).rsplit(":", 1)[-1]) for port in service.get("ports", [])]
+        if port_of(env) not in targets:
+            problems.append(f"{where}: publishes {targets}, but the server binds {port_of(env)}")
+    if role != "migrate":
+        wait = (service.get("depends_on") or {}).get("migrate", {}).get("condition")
+        if wait != "service_completed_successfully":
+            problems.append(f"{where}: must start only after migrate completed successfully")
     return problems
 
 
@@ -264,19 +268,28 @@ def k8s_problems(manifests: dict[str, list[dict[str, Any]]], dockerfile: Dockerf
                 problems.append(f"{where}: needs resource requests and limits")
             problems += _probe_and_port_problems(role, container, env, where)
     problems += _service_problems(docs, deployments)
+    problems += _target_problems(docs, deployments)
+    if not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs):
+        problems.append("k8s: no HorizontalPodAutoscaler")
+    return problems
+
+
+def _target_problems(docs: list[dict[str, Any]], deployments: dict[str, dict[str, Any]]) -> list[str]:
+    """Every autoscaler and disruption budget points at one of the Deployments."""
+    problems = []
     for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
         for doc in docs:
             if doc["kind"] != kind:
                 continue
             target = doc["spec"].get("scaleTargetRef", {}).get("name")
             selector = doc["spec"].get("selector", {}).get("matchLabels")
-            known = target in deployments if target else any(
-                d["spec"]["selector"]["matchLabels"] == selector for d in deployments.values()
+            known = (
+                target in deployments
+                if target
+                else any(d["spec"]["selector"]["matchLabels"] == selector for d in deployments.values())
             )
             if not known:
                 problems.append(f"k8s {kind}/{doc['metadata']['name']}: targets no Deployment")
-    if not any(d["kind"] == "HorizontalPodAutoscaler" for d in docs):
-        problems.append("k8s: no HorizontalPodAutoscaler")
     return problems
 
 
@@ -336,13 +349,27 @@ def _service_problems(docs: list[dict[str, Any]], deployments: dict[str, dict[st
         problems.append("k8s: no Service")
     for service in services:
         selected = [
-            d for d in deployments.values() if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            d
+            for d in deployments.values()
+            if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
-        names = {port.get("name") for d in selected for c in d["spec"]["template"]["spec"]["containers"] for port in c.get("ports", [])}
-        numbers = {port["containerPort"] for d in selected for c in d["spec"]["template"]["spec"]["containers"] for port in c.get("ports", [])}
+        names = {
+            port.get("name")
+            for d in selected
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for port in c.get("ports", [])
+        }
+        numbers = {
+            port["containerPort"]
+            for d in selected
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for port in c.get("ports", [])
+        }
         if not selected:
             problems.append(f"k8s Service/{service['metadata']['name']}: selects no Deployment")
-        for port in service["spec"]["ports"]:
-            if port["targetPort"] not in names | numbers:
-                problems.append(f"k8s Service/{service['metadata']['name']}: targetPort {port['targetPort']} is no container port")
+        problems += [
+            f"k8s Service/{service['metadata']['name']}: targetPort {port['targetPort']} is no container port"
+            for port in service["spec"]["ports"]
+            if port["targetPort"] not in names | numbers
+        ]
     return problems

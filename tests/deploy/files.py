@@ -158,8 +158,7 @@ def compose_environment(service: dict[str, Any], values: dict[str, str]) -> dict
 def load_k8s() -> dict[str, list[dict[str, Any]]]:
     """Every manifest under deploy/k8s by file name (several documents a file)."""
     return {
-        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        for path in sorted(K8S.glob("*.yaml"))
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc] for path in sorted(K8S.glob("*.yaml"))
     }
 
 

@@ -41,11 +41,21 @@ def test_the_kubernetes_manifests_match_the_code() -> None:
 
 def test_every_kubernetes_file_is_parsed_and_known() -> None:
     manifests = load_k8s()
-    assert set(manifests) == {"api.yaml", "worker.yaml", "migrate-job.yaml", "configmap.yaml", "secret.example.yaml"}
+    files = {"api.yaml", "worker.yaml", "migrate-job.yaml", "configmap.yaml", "secret.example.yaml"}
+    assert set(manifests) == files
     kinds = sorted(doc["kind"] for documents in manifests.values() for doc in documents)
     assert kinds == sorted(
-        ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
-        + ["Deployment", "PodDisruptionBudget", "Job", "ConfigMap", "Secret"]
+        [
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Job",
+            "ConfigMap",
+            "Secret",
+        ]
     )
     assert (K8S / "rollout.sh").stat().st_mode & 0o111, "rollout.sh must be executable"
 
@@ -87,7 +97,9 @@ def test_a_broken_dockerfile_is_caught(old: str, new: str, expected: str) -> Non
     assert any(expected in problem for problem in problems), problems
 
 
-def _compose_problems_after(change: Callable[[dict[str, Any]], None], values: dict[str, str] | None = None) -> list[str]:
+def _compose_problems_after(
+    change: Callable[[dict[str, Any]], None], values: dict[str, str] | None = None
+) -> list[str]:
     compose = copy.deepcopy(load_compose())
     change(compose["services"])
     return compose_problems(compose, COMPOSE_VALUES if values is None else values)

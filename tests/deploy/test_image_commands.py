@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,7 +76,13 @@ def build_like_the_dockerfile(dockerfile: Dockerfile, root: Path) -> Path:
         elif item.keyword == "RUN":
             command = " ".join(word for word in item.arguments.split(" ") if not word.startswith("--mount="))
             result = subprocess.run(  # noqa: S603 - the Dockerfile's own RUN line
-                ["/bin/sh", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False
+                ["/bin/sh", "-c", command],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
             )
             assert result.returncode == 0, f"Dockerfile line {item.line}: {command}\n{result.stderr}"
     return workdir
@@ -91,9 +96,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The image's /app: the locked environment, installed as the Dockerfile installs it."""
-    yield build_like_the_dockerfile(load_dockerfile(), tmp_path_factory.mktemp("image"))
+    return build_like_the_dockerfile(load_dockerfile(), tmp_path_factory.mktemp("image"))
 
 
 def _runtime_env(image: Path, service: str, database_url: str, **overrides: str) -> dict[str, str]:
