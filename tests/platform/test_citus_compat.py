@@ -69,6 +69,13 @@ _UNSUPPORTED_TABLES = text("""
     WHERE n.nspname = :schema AND (c.relkind = 'f'
       OR (c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)))
 """)
+# Tables without a primary key: citus_schema_move's default (logical replication) needs a replica
+# identity on every table of the schema to keep the tenant writable during a move.
+_NO_PRIMARY_KEY = text("""
+    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = :schema AND c.relkind = 'r'
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint pk WHERE pk.conrelid = c.oid AND pk.contype = 'p')
+""")
 # A column default that draws from a sequence (nextval): which columns are sequence-backed.
 _SEQUENCE_BACKED = text("""
     SELECT table_name, column_name FROM information_schema.columns
@@ -91,6 +98,7 @@ async def citus_problems(connection: AsyncConnection, schema: str) -> list[str]:
     problems += [
         f"inheritance or foreign table {row[0]}" for row in await _rows(connection, _UNSUPPORTED_TABLES, schema)
     ]
+    problems += [f"no primary key on {row[0]}" for row in await _rows(connection, _NO_PRIMARY_KEY, schema)]
     return problems
 
 
@@ -191,6 +199,7 @@ async def test_each_check_catches_a_schema_citus_would_refuse(connection: AsyncC
         assert f"view over the schema {bad}.everything" in problems
         assert "inheritance or foreign table parent" in problems
         assert "inheritance or foreign table child" in problems
+        assert "no primary key on owner_link" in problems
         # The key into the tenant schema is caught from the tenant's side as well.
         tenant_side = " | ".join(await citus_problems(connection, tenant_schema))
         assert "into_tenant_victim_id_fkey" in tenant_side
