@@ -14,6 +14,9 @@ from billplane.cli.main import cli
 from tests.conftest import SECRET_KEY, unique_slug
 
 Invoke = Callable[..., Result]
+# Creating and dropping a database waits for a checkpoint, which takes minutes when other suites
+# load the shared server; the suite's 120 s per test is too tight for that (~5 s when idle).
+pytestmark = pytest.mark.timeout(360)
 
 
 def _dsn(url: str) -> str:
