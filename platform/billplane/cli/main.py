@@ -7,6 +7,7 @@ import click
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.cli.dev import dev
 from billplane.cli.idempotency import idempotency
+from billplane.cli.migrate import migrate
 from billplane.cli.providers import providers
 from billplane.cli.secrets import secrets
 from billplane.cli.tenants import tenants
@@ -91,3 +92,4 @@ cli.add_command(idempotency)
 cli.add_command(providers)
 cli.add_command(secrets)
 cli.add_command(worker)
+cli.add_command(migrate)
