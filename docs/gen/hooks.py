@@ -2,6 +2,8 @@
 
 - `api/`: the API reference, one page per OpenAPI tag plus the schemas (billplane.docsgen.openapi_pages).
   The pages join the nav after `api/index.md`, so a new tag needs no edit of mkdocs.yml.
+- `adr/`: every `adr/NNNN-*.md` joins the nav after `adr/index.md`, whose marker becomes the list of
+  decisions with their status, so adding an ADR is adding its file.
 - `operations/configuration.md`: the marker below is replaced by the reference tables
   (billplane.docsgen.configuration).
 
@@ -31,6 +33,9 @@ from billplane.docsgen import configuration, openapi_pages  # noqa: E402 - after
 API_DIR = "api"
 CONFIGURATION_PAGE = "operations/configuration.md"
 CONFIGURATION_MARKER = "<!-- generated: configuration reference -->"
+ADR_INDEX = "adr/index.md"
+ADR_MARKER = "<!-- generated: decisions -->"
+ADR_FILE = re.compile(r"^\d{4}-.+\.md$")
 
 _pages: dict[str, str] = {}
 
@@ -43,6 +48,10 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if section is None:
         raise ValueError(f"mkdocs.yml: the nav has no section holding {index}")
     section.extend({_title(markdown): f"{API_DIR}/{name}"} for name, markdown in _pages.items() if name != "index.md")
+    decisions = _section_holding(config.nav or [], ADR_INDEX)
+    if decisions is None:
+        raise ValueError(f"mkdocs.yml: the nav has no section holding {ADR_INDEX}")
+    decisions.extend({_title(path.read_text()): f"adr/{path.name}"} for path in _adr_files(config))
     return config
 
 
@@ -55,11 +64,30 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 # mkdocs passes the event's arguments by keyword, so `files` keeps its name though unused.
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:  # noqa: ARG001
     markdown = unlink_repository_files(markdown, page.file.src_uri, Path(config.docs_dir))
-    if page.file.src_uri != CONFIGURATION_PAGE:
-        return markdown
-    if CONFIGURATION_MARKER not in markdown:
-        raise ValueError(f"{CONFIGURATION_PAGE} lost its marker {CONFIGURATION_MARKER!r}")
-    return markdown.replace(CONFIGURATION_MARKER, configuration.render())
+    if page.file.src_uri == CONFIGURATION_PAGE:
+        return _replace_marker(markdown, CONFIGURATION_MARKER, configuration.render(), page)
+    if page.file.src_uri == ADR_INDEX:
+        return _replace_marker(markdown, ADR_MARKER, _adr_table(config), page)
+    return markdown
+
+
+def _replace_marker(markdown: str, marker: str, content: str, page: Page) -> str:
+    if marker not in markdown:
+        raise ValueError(f"{page.file.src_uri} lost its marker {marker!r}")
+    return markdown.replace(marker, content)
+
+
+def _adr_files(config: MkDocsConfig) -> list[Path]:
+    return sorted(path for path in (Path(config.docs_dir) / "adr").iterdir() if ADR_FILE.match(path.name))
+
+
+def _adr_table(config: MkDocsConfig) -> str:
+    rows = ["| decision | status | date |", "| --- | --- | --- |"]
+    for path in _adr_files(config):
+        text = path.read_text()
+        fields = dict(re.findall(r"^- (Status|Date): (.+)$", text, re.MULTILINE))
+        rows.append(f"| [{_title(text)}]({path.name}) | {fields.get('Status', '')} | {fields.get('Date', '')} |")
+    return "\n".join(rows)
 
 
 def _section_holding(nav: list[Any], path: str) -> list[Any] | None:

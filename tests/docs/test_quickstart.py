@@ -49,15 +49,15 @@ def commands(markdown: str) -> list[Command]:
 
 def _parse(words: list[str]) -> Command:
     command = Command(method="GET", path="")
-    words = iter(words[1:])
-    for word in words:
+    rest = iter(words[1:])
+    for word in rest:
         if word == "-X":
-            command.method = next(words)
+            command.method = next(rest)
         elif word == "-H":
-            name, _, value = next(words).partition(": ")
+            name, _, value = next(rest).partition(": ")
             command.headers[name] = value
         elif word == "-d":
-            command.body = json.loads(next(words))
+            command.body = json.loads(next(rest))
             command.method = "POST" if command.method == "GET" else command.method
         elif word.startswith("$BASE"):
             command.path = word.removeprefix("$BASE")
