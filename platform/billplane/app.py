@@ -68,6 +68,7 @@ def openapi_config() -> OpenAPIConfig:
         version=version("billplane"),
         description="Multi-tenant billing platform. Tenant routes take a tenant API key; /v1/admin the operator key.",
         path="/schema",
+        use_handler_docstrings=True,
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={

@@ -1,0 +1,231 @@
+"""The configuration reference: every environment variable billplane reads, with its meaning.
+
+Variables of `billplane.settings.ENVIRONMENT` take their default from the settings structs, so the
+page cannot state a default the code does not have. The descriptions live here, beside the list
+they document; tests/docs/test_configuration.py fails when a variable the code reads has none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from billplane.settings import ENVIRONMENT, Settings
+
+Section = Literal["service", "providers", "development", "tests"]
+SECTIONS: dict[Section, str] = {
+    "service": "Service (API, worker and CLI)",
+    "providers": "Provider plugins",
+    "development": "Development",
+    "tests": "Tests",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    description: str
+    section: Section = "service"
+    # Shown as the default; None: taken from the settings struct (ENVIRONMENT variables only).
+    default: str | None = None
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "BILLPLANE_DATABASE_URL",
+        "PostgreSQL URL. `postgres://`, `postgresql://` and `postgresql+asyncpg://` are accepted; the asyncpg "
+        "driver is always used.",
+        default="required (`make run`: the embedded server)",
+    ),
+    Variable(
+        "BILLPLANE_SECRET_KEY",
+        "At least 32 characters. API-key digests are keyed with a pepper derived from it: changing it "
+        "invalidates every tenant API key and every stored `Idempotency-Key` response, and makes provider "
+        "credentials encrypted under the key derived from it (`s0`, the default of `BILLPLANE_ENCRYPTION_KEYS`) "
+        "unreadable: configure explicit keys and rotate first (see [secret rotation](secret-rotation.md)).",
+        default="required",
+    ),
+    Variable(
+        "BILLPLANE_ADMIN_KEY",
+        "At least 32 characters. The operator's bearer key for `/v1/admin`. Not needed by the CLI's migration "
+        "and tenant commands.",
+        default="required to serve",
+    ),
+    Variable("BILLPLANE_HOST", "Interface `billplane run` binds."),
+    Variable("BILLPLANE_PORT", "Port `billplane run` binds (1-65535)."),
+    Variable("BILLPLANE_WORKERS", "Server processes for `billplane run`, each with its own pool."),
+    Variable(
+        "BILLPLANE_DB_POOL_SIZE",
+        "Connections kept per process; requests beyond it wait for one. Keep it small: a backend that touches "
+        "many tenant schemas grows by ~4 KB per relation it has seen; connections are recycled every 30 "
+        "minutes. See [scaling](scaling.md).",
+    ),
+    Variable(
+        "BILLPLANE_DB_MAX_OVERFLOW",
+        "Extra connections per process under load, closed again on return. Reopening a connection costs more "
+        "than a request, so the default is a fixed pool.",
+    ),
+    Variable(
+        "BILLPLANE_ENCRYPTION_KEYS",
+        "Keys that encrypt tenants' provider credentials at rest: `kid:base64key,...`, each key 32 bytes of "
+        "base64, the first one current (it encrypts), the others only decrypt until `billplane secrets rotate` "
+        "has moved everything to the current key. `billplane secrets generate-key KID` prints a new entry. See "
+        "[secret rotation](secret-rotation.md).",
+        default="one key derived from `BILLPLANE_SECRET_KEY` (key id `s0`)",
+    ),
+    Variable(
+        "BILLPLANE_AUTH_CACHE_SECONDS",
+        "How long a process trusts a resolved API key while it cannot hear key changes. Revocations, "
+        "suspensions, resumes and deletions are announced to every process when they commit (PostgreSQL "
+        "`NOTIFY` on `billplane_key_changes`), and each process forgets that tenant's keys at once; while "
+        "listening, a resolved key is trusted for 5 minutes. If the listening connection is lost, the process "
+        "empties its cache and falls back to this bound until it reconnects.",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDERS",
+        "Comma-separated provider names this process may load (an allowlist of `billplane.providers` entry points).",
+        default="every installed provider",
+    ),
+    Variable(
+        "BILLPLANE_INCOMPLETE_EXPIRY_HOURS",
+        "How long a subscription may stay `incomplete` (waiting for the customer's approval at PayPal) before "
+        "the worker marks it `incomplete_expired` and cancels it at the provider.",
+    ),
+    Variable(
+        "BILLPLANE_WEBHOOKS_ALLOW_HTTP_LOOPBACK",
+        "Development and tests only: let outbound webhook endpoints use loopback addresses "
+        "(`http://127.0.0.1:...`, `http://localhost:...`). Otherwise endpoints must be `https://` to a public "
+        "address.",
+        default="`false`",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_<NAME>_<KEY>",
+        "Operator options for one provider plugin, handed to its adapters as `options[key]` (lower-cased), "
+        "for example an API base URL. The built-in ones follow.",
+        section="providers",
+        default="unset",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL",
+        "Where the built-in sandbox provider POSTs the signed outcome of pending payments: billplane's base URL "
+        "or a full URL with `{account_id}`. Unset: no sandbox webhook is sent.",
+        section="providers",
+        default="unset (`make run`: its own URL)",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_SANDBOX_PENDING_DELAY_SECONDS",
+        "How long a sandbox payment stays pending before its outcome is sent (0 or more).",
+        section="providers",
+        default="`2`",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_STRIPE_API_BASE",
+        "Stripe's API base URL, for a local fake of Stripe's API.",
+        section="providers",
+        default="Stripe's API",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_STRIPE_TIMEOUT",
+        "Seconds a Stripe call may take; a slower call fails and the sync engine retries it later.",
+        section="providers",
+        default="`30`",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_PAYPAL_API_BASE",
+        "PayPal's API base URL for both modes, for a local fake; unset, `test` accounts use PayPal's sandbox "
+        "and `live` accounts its live API.",
+        section="providers",
+        default="by account mode",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_PAYPAL_TIMEOUT",
+        "Seconds a PayPal call may take (a non-positive or malformed value means the default).",
+        section="providers",
+        default="`10`",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_PAYPAL_RETURN_URL",
+        "Where PayPal sends a customer who approved a subscription (PayPal requires one).",
+        section="providers",
+        default="a placeholder on example.com",
+    ),
+    Variable(
+        "BILLPLANE_PROVIDER_PAYPAL_CANCEL_URL",
+        "Where PayPal sends a customer who declined a subscription.",
+        section="providers",
+        default="a placeholder on example.com",
+    ),
+    Variable(
+        "BILLPLANE_HOME",
+        "Where `billplane dev` (`make run`) keeps the embedded database and the generated keys.",
+        section="development",
+        default="`./.billplane`",
+    ),
+    Variable(
+        "BILLPLANE_TEST_DATABASE_URL",
+        "A server on which the suite may create and drop databases. Unset: 127.0.0.1:5432 if it answers, else "
+        "the suite starts an embedded server.",
+        section="tests",
+        default="unset",
+    ),
+    Variable(
+        "BILLPLANE_FAULT",
+        "Crash tests only: the process kills itself (SIGKILL) when it reaches the named point of the sync "
+        "protocol. Never set it in production.",
+        section="tests",
+        default="unset",
+    ),
+)
+
+
+def pattern(name: str) -> re.Pattern[str]:
+    """The names a documented variable stands for: `<NAME>`-style placeholders match any name part."""
+    parts = re.split(r"<[A-Z]+>", name)
+    return re.compile("[A-Z0-9_]+".join(re.escape(part) for part in parts))
+
+
+def documentation(name: str) -> Variable | None:
+    """The entry that documents ``name``: its own, else a pattern's (`BILLPLANE_PROVIDER_<NAME>_<KEY>`)."""
+    exact = [variable for variable in VARIABLES if variable.name == name]
+    if exact:
+        return exact[0]
+    patterns = [variable for variable in VARIABLES if "<" in variable.name and pattern(variable.name).fullmatch(name)]
+    return patterns[0] if patterns else None
+
+
+def settings_default(name: str) -> str:
+    """The default the settings structs give the variable ``name`` of ENVIRONMENT, as Markdown."""
+    group, field = ENVIRONMENT[name]
+    group_type = _field(Settings, group).type
+    default = _field(group_type, field).default
+    if default is msgspec.NODEFAULT:
+        return "required"
+    if default is None:
+        return "unset"
+    return f"`{default}`"
+
+
+def _field(struct: object, name: str) -> msgspec.structs.FieldInfo:
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        raise TypeError(f"{struct!r} is not a settings struct")
+    for candidate in msgspec.structs.fields(struct):
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"{struct.__name__} has no field {name!r}")
+
+
+def render() -> str:
+    """The reference tables, one per section, as Markdown."""
+    out: list[str] = []
+    for section, title in SECTIONS.items():
+        out += [f"## {title}", "", "| variable | default | meaning |", "| --- | --- | --- |"]
+        for variable in VARIABLES:
+            if variable.section != section:
+                continue
+            default = variable.default if variable.default is not None else settings_default(variable.name)
+            out.append(f"| `{variable.name}` | {default} | {' '.join(variable.description.split())} |")
+        out.append("")
+    return "\n".join(out)
