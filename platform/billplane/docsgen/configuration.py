@@ -15,10 +15,11 @@ import msgspec
 
 from billplane.settings import ENVIRONMENT, Settings
 
-Section = Literal["service", "providers", "development", "tests"]
+Section = Literal["service", "providers", "deployment", "development", "tests"]
 SECTIONS: dict[Section, str] = {
     "service": "Service (API, worker and CLI)",
     "providers": "Provider plugins",
+    "deployment": "Deployment files (read by `deploy/compose.yaml`, not by billplane)",
     "development": "Development",
     "tests": "Tests",
 }
@@ -93,6 +94,53 @@ VARIABLES: tuple[Variable, ...] = (
         "BILLPLANE_INCOMPLETE_EXPIRY_HOURS",
         "How long a subscription may stay `incomplete` (waiting for the customer's approval at PayPal) before "
         "the worker marks it `incomplete_expired` and cancels it at the provider.",
+    ),
+    Variable(
+        "BILLPLANE_PUBLISH",
+        "Where `deploy/compose.yaml` publishes the API's port 8000 on the host (`address:port`). See "
+        "[deployment](deployment.md).",
+        section="deployment",
+        default="`127.0.0.1:8000`",
+    ),
+    Variable(
+        "BILLPLANE_LOG_FORMAT",
+        "`json`: one JSON object per line (timestamp, level, logger, message, request id, tenant, route...); "
+        "`text`: readable lines. See [observability](observability.md).",
+        default="`json` for `run` and `worker`, `text` for `dev`",
+    ),
+    Variable(
+        "BILLPLANE_LOG_LEVEL",
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`. One access line per request is logged at `INFO` "
+        "(`/health` and `/metrics` at `DEBUG`).",
+    ),
+    Variable("BILLPLANE_METRICS_ENABLED", "`false`: no `/metrics` route (404)."),
+    Variable(
+        "BILLPLANE_METRICS_TOKEN",
+        "At least 32 characters. When set, `/metrics` answers only `Authorization: Bearer <token>` "
+        "(Prometheus' `authorization` scrape setting).",
+        default="unset: `/metrics` is open",
+    ),
+    Variable(
+        "BILLPLANE_METRICS_TENANT_LABELS",
+        "How many tenants get their own `tenant` label in `billplane_tenant_requests_total`, per process (the "
+        "first seen); the others count as `_other`. `0`: every tenant is `_other`.",
+    ),
+    Variable(
+        "BILLPLANE_METRICS_DIR",
+        "Where the server processes of `billplane run` share their metrics (prometheus_client's multiprocess "
+        "mode). Emptied at each start. `billplane worker` never writes there.",
+        default="a fresh temporary directory when `--workers` > 1",
+    ),
+    Variable(
+        "BILLPLANE_WORKER_METRICS_PORT",
+        "`billplane worker` serves its own `/metrics` on this port (also `--metrics-port`), bound to "
+        "`BILLPLANE_HOST`.",
+        default="unset: none",
+    ),
+    Variable(
+        "BILLPLANE_TRACING",
+        "`true`: an OpenTelemetry span per request when the `opentelemetry` package is installed (never "
+        "required); a warning says so when it is not.",
     ),
     Variable(
         "BILLPLANE_WEBHOOKS_ALLOW_HTTP_LOOPBACK",
