@@ -55,11 +55,19 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     incomplete_expiry_hours: float = 23.0
 
 
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Each tenant's default request rate in each API process (0: unlimited), with room for a
+    # burst; the operator overrides both per tenant. docs/operations/limits.md says why per process.
+    per_second: int = 100
+    burst: int = 200
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     security: SecuritySettings
     providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
 
 
 # Environment variable -> (group, field). The configuration reference in docs/ lists the same.
@@ -76,8 +84,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_ENCRYPTION_KEYS": ("security", "encryption_keys"),
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
     "BILLPLANE_INCOMPLETE_EXPIRY_HOURS": ("providers", "incomplete_expiry_hours"),
+    "BILLPLANE_RATE_LIMIT_PER_SECOND": ("rate_limit", "per_second"),
+    "BILLPLANE_RATE_LIMIT_BURST": ("rate_limit", "burst"),
 }
-_INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
+_INTEGERS = {"pool_size", "max_overflow", "port", "workers", "per_second", "burst"}
 _REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
 _REQUIRED_TO_SERVE = ("BILLPLANE_ADMIN_KEY",)
 
@@ -91,7 +101,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
     env = os.environ if environ is None else environ
     required = _REQUIRED + (_REQUIRED_TO_SERVE if serving else ())
     problems = [f"{name} is not set" for name in required if not env.get(name)]
-    groups: dict[str, dict[str, object]] = {"database": {}, "server": {}, "security": {}, "providers": {}}
+    groups: dict[str, dict[str, object]] = {
+        "database": {},
+        "server": {},
+        "security": {},
+        "providers": {},
+        "rate_limit": {},
+    }
     for name, (group, field) in ENVIRONMENT.items():
         raw = env.get(name)
         if not raw:
@@ -142,6 +158,17 @@ def _check(groups: dict[str, dict[str, object]]) -> list[str]:
         value = groups["database"].get(field, groups["server"].get(field))
         if isinstance(value, int) and value < 1:
             problems.append(f"{field} must be at least 1")
+    problems += _check_rate_limit(groups["rate_limit"])
+    return problems
+
+
+def _check_rate_limit(group: dict[str, object]) -> list[str]:
+    per_second, burst = group.get("per_second"), group.get("burst")
+    problems = []
+    if isinstance(per_second, int) and per_second < 0:
+        problems.append("BILLPLANE_RATE_LIMIT_PER_SECOND must be 0 (unlimited) or more")
+    if isinstance(burst, int) and burst < 1:
+        problems.append("BILLPLANE_RATE_LIMIT_BURST must be at least 1")
     return problems
 
 
