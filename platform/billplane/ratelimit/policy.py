@@ -68,5 +68,9 @@ async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
     decision: Decision | None = state.get(_STATE_KEY) if state is not None else None
     if decision is None:
         return
-    extra = [(name.lower().encode(), value.encode()) for name, value in rate_limit_headers(decision).items()]
-    message["headers"] = [*message.get("headers", ()), *extra]
+    message["headers"] = [
+        *message.get("headers", ()),
+        (b"ratelimit-limit", b"%d" % decision.limit),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % decision.reset_seconds),
+    ]
