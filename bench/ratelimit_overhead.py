@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from billplane.ratelimit import RateLimits, add_rate_limit_headers
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    cases = {
+    cases: dict[str, Callable[[], float]] = {
         "enforce, 1 tenant": lambda: time_enforce(RateLimits(NEVER_REFUSED), principals(1), args.calls),
         "enforce, 10,000 tenants": lambda: time_enforce(RateLimits(NEVER_REFUSED), principals(10_000), args.calls),
         "enforce, unlimited": lambda: time_enforce(RateLimits(NEVER_REFUSED), principals(1, (0, 1)), args.calls),
