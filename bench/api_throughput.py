@@ -79,6 +79,7 @@ from billplane.app import create_app
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from support import (
+    UNTHROTTLED_ENVIRONMENT,
     asyncpg_dsn,
     children_cpu,
     free_port,
@@ -211,6 +212,7 @@ def server_environment(url: URL) -> dict[str, str]:
     )
     for name in ("BILLPLANE_DB_POOL_SIZE", "BILLPLANE_DB_MAX_OVERFLOW", "BILLPLANE_AUTH_CACHE_SECONDS"):
         env.pop(name, None)  # billplane's defaults are what is measured
+    env.update(UNTHROTTLED_ENVIRONMENT)
     return env
 
 

@@ -58,6 +58,7 @@ from billplane.app import create_app
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from billplane_tenants.naming import quoted_schema, schema_for_slug
 from support import (
+    UNTHROTTLED_ENVIRONMENT,
     asyncpg_dsn,
     children_cpu,
     free_port,
@@ -131,6 +132,7 @@ def server_environment(url: URL) -> dict[str, str]:
     )
     for name in ("BILLPLANE_DB_POOL_SIZE", "BILLPLANE_DB_MAX_OVERFLOW", "BILLPLANE_AUTH_CACHE_SECONDS"):
         env.pop(name, None)  # billplane's defaults are what is measured
+    env.update(UNTHROTTLED_ENVIRONMENT)
     return env
 
 

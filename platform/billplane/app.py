@@ -30,6 +30,7 @@ from billplane.observability.logs import configure_logging
 from billplane.observability.wiring import Observability
 from billplane.payments.routes import ROUTES as PAYMENT_ROUTES
 from billplane.provider_accounts.routes import ROUTES as PROVIDER_ACCOUNT_ROUTES
+from billplane.ratelimit import RateLimits, add_rate_limit_headers
 from billplane.runtime import Runtime
 from billplane.settings import Settings, get_settings
 from billplane.subscriptions.routes import ROUTES as SUBSCRIPTION_ROUTES
@@ -128,11 +129,13 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         },
         exception_handlers={**EXCEPTION_HANDLERS, IdempotentReplayError: replay_handler},
         response_class=CapturingResponse,
+        before_send=[add_rate_limit_headers],
         openapi_config=openapi_config(),
         state=State(
             {
                 "runtime": runtime,
                 "key_cache": key_cache,
+                "rate_limits": RateLimits(settings.rate_limit),
                 "connection_gate": asyncio.Semaphore(settings.database.pool_size + settings.database.max_overflow),
             }
         ),

@@ -78,6 +78,11 @@ class ObservabilitySettings(msgspec.Struct, frozen=True, kw_only=True):
             f"ObservabilitySettings(log_format={self.log_format!r}, log_level={self.log_level!r}, "
             f"metrics_enabled={self.metrics_enabled}, metrics_token=***, tracing={self.tracing})"
         )
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # Each tenant's default request rate in each API process (0: unlimited), with room for a
+    # burst; the operator overrides both per tenant. docs/operations/limits.md says why per process.
+    per_second: int = 100
+    burst: int = 200
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +91,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     security: SecuritySettings
     providers: ProviderSettings = msgspec.field(default_factory=ProviderSettings)
     observability: ObservabilitySettings = msgspec.field(default_factory=ObservabilitySettings)
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
 
 
 # Environment variable -> (group, field). The configuration reference in docs/ lists the same.
@@ -110,8 +116,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_METRICS_DIR": ("observability", "metrics_dir"),
     "BILLPLANE_WORKER_METRICS_PORT": ("observability", "worker_metrics_port"),
     "BILLPLANE_TRACING": ("observability", "tracing"),
+    "BILLPLANE_RATE_LIMIT_PER_SECOND": ("rate_limit", "per_second"),
+    "BILLPLANE_RATE_LIMIT_BURST": ("rate_limit", "burst"),
 }
-_INTEGERS = {"pool_size", "max_overflow", "port", "workers"}
+_INTEGERS = {"pool_size", "max_overflow", "port", "workers", "per_second", "burst"}
 _REQUIRED = ("BILLPLANE_DATABASE_URL", "BILLPLANE_SECRET_KEY")
 _REQUIRED_TO_SERVE = ("BILLPLANE_ADMIN_KEY",)
 
@@ -131,6 +139,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
         "security": {},
         "providers": {},
         "observability": {},
+        "rate_limit": {},
     }
     for name, (group, field) in ENVIRONMENT.items():
         raw = env.get(name)
@@ -183,6 +192,17 @@ def _check(groups: dict[str, dict[str, object]]) -> list[str]:
         value = groups["database"].get(field, groups["server"].get(field))
         if isinstance(value, int) and value < 1:
             problems.append(f"{field} must be at least 1")
+    problems += _check_rate_limit(groups["rate_limit"])
+    return problems
+
+
+def _check_rate_limit(group: dict[str, object]) -> list[str]:
+    per_second, burst = group.get("per_second"), group.get("burst")
+    problems = []
+    if isinstance(per_second, int) and per_second < 0:
+        problems.append("BILLPLANE_RATE_LIMIT_PER_SECOND must be 0 (unlimited) or more")
+    if isinstance(burst, int) and burst < 1:
+        problems.append("BILLPLANE_RATE_LIMIT_BURST must be at least 1")
     return problems
 
 

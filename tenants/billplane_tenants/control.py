@@ -44,6 +44,13 @@ class Tenant(ControlBase):
     __table_args__ = (
         CheckConstraint("status IN ('active', 'suspended')", name="status"),
         CheckConstraint("migration_status IS NULL OR migration_status IN ('ok', 'failed')", name="migration_status"),
+        # Both set (the operator's override) or both null (the process's default applies).
+        CheckConstraint(
+            "(rate_limit_per_second IS NULL) = (rate_limit_burst IS NULL)"
+            " AND (rate_limit_per_second IS NULL OR rate_limit_per_second >= 0)"
+            " AND (rate_limit_burst IS NULL OR rate_limit_burst >= 1)",
+            name="rate_limit",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
@@ -60,6 +67,10 @@ class Tenant(ControlBase):
     migration_status: Mapped[str | None] = mapped_column(Text)
     migration_error: Mapped[str | None] = mapped_column(Text)
     migrated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The operator's request-rate override for this tenant (0 per second: unlimited); null: the
+    # default of the API processes' settings. Read with the API key, so enforcing it costs no query.
+    rate_limit_per_second: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(ControlBase):

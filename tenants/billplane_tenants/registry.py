@@ -43,6 +43,8 @@ class KeyPrincipal:
     slug: str
     schema_name: str
     status: str
+    # The tenant's request-rate override (per second, burst); None: the caller's default.
+    rate_limit: tuple[int, int] | None = None
 
 
 class TenantRegistry:
@@ -93,6 +95,14 @@ class TenantRegistry:
         await session.refresh(tenant)
         return tenant
 
+    async def set_rate_limit(self, session: AsyncSession, tenant: Tenant, limit: tuple[int, int] | None) -> Tenant:
+        """Set (per second, burst) or clear (None) the override; processes hear of it on commit."""
+        tenant.rate_limit_per_second, tenant.rate_limit_burst = limit if limit is not None else (None, None)
+        await announce_change(session, tenant.id)  # cached principals carry the old limit
+        await session.flush()
+        await session.refresh(tenant)
+        return tenant
+
     async def delete(self, session: AsyncSession, tenant: Tenant) -> None:
         """Drop the tenant's schema and its control rows, in the caller's transaction."""
         await self.provisioner.drop_schema(await session.connection(), tenant.schema_name)
@@ -128,11 +138,27 @@ class TenantRegistry:
     async def resolve_key(self, session: AsyncSession, key: str) -> KeyPrincipal | None:
         """The live key's owner, or None for an unknown or revoked key."""
         query = (
-            select(ApiKey.id, Tenant.id, Tenant.slug, Tenant.schema_name, Tenant.status)
+            select(
+                ApiKey.id,
+                Tenant.id,
+                Tenant.slug,
+                Tenant.schema_name,
+                Tenant.status,
+                Tenant.rate_limit_per_second,
+                Tenant.rate_limit_burst,
+            )
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(ApiKey.digest == key_digest(self._pepper, key), ApiKey.revoked_at.is_(None))
         )
         row = (await session.execute(query)).one_or_none()
         if row is None:
             return None
-        return KeyPrincipal(key_id=row[0], tenant_id=row[1], slug=row[2], schema_name=row[3], status=row[4])
+        per_second, burst = row[5], row[6]
+        return KeyPrincipal(
+            key_id=row[0],
+            tenant_id=row[1],
+            slug=row[2],
+            schema_name=row[3],
+            status=row[4],
+            rate_limit=None if per_second is None or burst is None else (per_second, burst),
+        )

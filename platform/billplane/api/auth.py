@@ -20,6 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from billplane.ratelimit import RateLimits
 from billplane.runtime import Runtime
 from billplane_tenants import KeyPrincipal
 from billplane_tenants.keys import key_digest
@@ -92,7 +93,8 @@ class KeyCache:
 
 
 async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
-    """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended."""
+    """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended,
+    429 if over its rate limit (counted once per request)."""
     principal: KeyPrincipal | None = request.scope["state"].get(_PRINCIPAL_STATE_KEY)
     if principal is not None:
         return principal
@@ -103,6 +105,8 @@ async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
         raise NotAuthorizedException("unknown or revoked API key", headers=_CHALLENGE)
     if principal.status != "active":
         raise PermissionDeniedException("this tenant is suspended")
+    limits: RateLimits = request.app.state.rate_limits
+    limits.enforce(request.scope, principal)
     request.scope["state"][_PRINCIPAL_STATE_KEY] = principal
     return principal
 

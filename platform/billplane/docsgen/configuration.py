@@ -103,6 +103,16 @@ VARIABLES: tuple[Variable, ...] = (
         default="`127.0.0.1:8000`",
     ),
     Variable(
+        "BILLPLANE_RATE_LIMIT_PER_SECOND",
+        "Each tenant's default request rate in each API process; `0`: no limit. The operator overrides it per "
+        "tenant. See [limits](limits.md).",
+    ),
+    Variable(
+        "BILLPLANE_RATE_LIMIT_BURST",
+        "Each tenant's default burst: how many requests it may send at once after a quiet spell. See "
+        "[limits](limits.md).",
+    ),
+    Variable(
         "BILLPLANE_LOG_FORMAT",
         "`json`: one JSON object per line (timestamp, level, logger, message, request id, tenant, route...); "
         "`text`: readable lines. See [observability](observability.md).",

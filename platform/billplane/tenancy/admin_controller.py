@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.auth import require_admin, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import provide_control_session
-from billplane.tenancy.schemas import ApiKeyOut, IssuedKeyOut, TenantCreateBody, TenantCreated, TenantOut
+from billplane.tenancy.schemas import (
+    ApiKeyOut,
+    IssuedKeyOut,
+    TenantCreateBody,
+    TenantCreated,
+    TenantOut,
+    TenantUpdateBody,
+)
 from billplane.tenancy.service import TenantAdminService
 
 
@@ -55,6 +63,16 @@ class TenantAdminController(Controller):
     async def get_tenant(self, slug: FromPath[str], service: NamedDependency[TenantAdminService]) -> TenantOut:
         """One tenant, including its schema revision and last migration outcome."""
         return TenantOut.of(await service.get(slug))
+
+    @patch("/{slug:str}", operation_id="adminUpdateTenant")
+    async def update_tenant(
+        self, slug: FromPath[str], data: TenantUpdateBody, service: NamedDependency[TenantAdminService]
+    ) -> TenantOut:
+        """Change the fields sent. `rate_limit` overrides the tenant's request rate; `null` restores the default."""
+        if data.rate_limit is msgspec.UNSET:
+            return TenantOut.of(await service.get(slug))
+        limit = None if data.rate_limit is None else data.rate_limit.pair()
+        return TenantOut.of(await service.set_rate_limit(slug, limit))
 
     @post("/{slug:str}/suspend", operation_id="adminSuspendTenant", status_code=200)
     async def suspend_tenant(self, slug: FromPath[str], service: NamedDependency[TenantAdminService]) -> TenantOut:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from billplane.api.types import example_body
+from billplane.api.types import Patch, example_body
 from billplane_tenants import SLUG_PATTERN, ApiKey, IssuedKey, Tenant
 
 Slug = Annotated[
@@ -26,6 +26,44 @@ class TenantCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
 
 
+MAX_RATE = 1_000_000  # far above what one process serves; a typo guard, not a policy
+PerSecond = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0, le=MAX_RATE, description="Requests a second on average, per API process; 0: unlimited.", examples=[50]
+    ),
+]
+Burst = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=MAX_RATE,
+        description="Requests admitted at once after a quiet spell; default twice `per_second`.",
+        examples=[100],
+    ),
+]
+
+
+class RateLimit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A tenant's request-rate limit: a token bucket of ``burst`` refilled at ``per_second``."""
+
+    per_second: PerSecond
+    burst: Burst | None = None
+
+    def pair(self) -> tuple[int, int]:
+        return self.per_second, self.burst if self.burst is not None else max(1, 2 * self.per_second)
+
+
+class TenantUpdate(Patch):
+    # `null` returns the tenant to the default of the API processes (BILLPLANE_RATE_LIMIT_*).
+    rate_limit: RateLimit | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RateLimitOut(msgspec.Struct, kw_only=True):
+    per_second: int
+    burst: int
+
+
 class TenantOut(msgspec.Struct, kw_only=True):
     id: int
     slug: str
@@ -36,9 +74,13 @@ class TenantOut(msgspec.Struct, kw_only=True):
     schema_revision: str | None
     migration_status: str | None
     migration_error: str | None
+    # The operator's override; null: the API processes' default applies.
+    rate_limit: RateLimitOut | None
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantOut:
+        per_second, burst = tenant.rate_limit_per_second, tenant.rate_limit_burst
+        rate_limit = None if per_second is None or burst is None else RateLimitOut(per_second=per_second, burst=burst)
         return cls(
             id=tenant.id,
             slug=tenant.slug,
@@ -49,6 +91,7 @@ class TenantOut(msgspec.Struct, kw_only=True):
             schema_revision=tenant.schema_revision,
             migration_status=tenant.migration_status,
             migration_error=tenant.migration_error,
+            rate_limit=rate_limit,
         )
 
 
@@ -92,3 +135,6 @@ class CurrentTenant(msgspec.Struct, kw_only=True):
 
 
 TenantCreateBody = Annotated[TenantCreate, example_body("A new tenant", {"slug": "acme", "name": "Acme Inc."})]
+TenantUpdateBody = Annotated[
+    TenantUpdate, example_body("Limit the tenant's request rate", {"rate_limit": {"per_second": 50, "burst": 100}})
+]

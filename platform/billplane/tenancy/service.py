@@ -41,6 +41,13 @@ class TenantAdminService:
         self._keys.invalidate_tenant(tenant.id)
         return tenant
 
+    async def set_rate_limit(self, slug: str, limit: tuple[int, int] | None) -> Tenant:
+        tenant = await self._registry.set_rate_limit(self._session, await self.get(slug), limit)
+        # This process at once; the others when the announcement commits (their key caches drop
+        # the tenant's principals, which carry the limit).
+        self._keys.invalidate_tenant(tenant.id)
+        return tenant
+
     async def delete(self, slug: str) -> None:
         tenant = await self.get(slug)
         await self._registry.delete(self._session, tenant)
