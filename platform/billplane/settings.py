@@ -78,6 +78,8 @@ class ObservabilitySettings(msgspec.Struct, frozen=True, kw_only=True):
             f"ObservabilitySettings(log_format={self.log_format!r}, log_level={self.log_level!r}, "
             f"metrics_enabled={self.metrics_enabled}, metrics_token=***, tracing={self.tracing})"
         )
+
+
 class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Each tenant's default request rate in each API process (0: unlimited), with room for a
     # burst; the operator overrides both per tenant. docs/operations/limits.md says why per process.

@@ -143,8 +143,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BILLPLANE_WORKER_METRICS_PORT",
-        "`billplane worker` serves its own `/metrics` on this port (also `--metrics-port`), bound to "
-        "`BILLPLANE_HOST`.",
+        "`billplane worker` serves its own `/metrics` on this port (also `--metrics-port`), bound to `BILLPLANE_HOST`.",
         default="unset: none",
     ),
     Variable(
