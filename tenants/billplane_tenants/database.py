@@ -189,6 +189,13 @@ class RowRecord(asyncpg.Record):  # type: ignore[misc] # asyncpg ships no types
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call] # SQLAlchemy's dialect __init__ is untyped
 
 
+def _converts_results(column_type: Any) -> bool:
+    try:
+        return column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) is not None
+    except (TypeError, KeyError):  # a processor that depends on the driver's column type (Numeric)
+        return True
+
+
 class TenantSelect:
     """A SELECT of tenant tables, built once, run by ``RowReader`` straight on the asyncpg driver.
 
@@ -201,9 +208,9 @@ class TenantSelect:
     converts on the way in or out. Anything else raises ``TypeError`` when the module is imported.
     """
 
-    __slots__ = ("_rendered", "_statement", "parameters")
+    __slots__ = ("_rendered", "_statement", "defaults", "parameters")
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         if not isinstance(statement, Select):
             raise TypeError("a TenantSelect is a SELECT")
         foreign = sorted({f"{table.schema}.{table.name}" for table in find_tables(statement) if table.schema})
@@ -213,15 +220,15 @@ class TenantSelect:
         converted = [
             bind.key for bind in compiled.binds.values() if bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
         ]
-        converted += [
-            str(column.key)
-            for column in statement.selected_columns
-            if column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
-        ]
+        converted += [str(column.key) for column in statement.selected_columns if _converts_results(column.type)]
         if converted:
             raise TypeError(f"a TenantSelect takes no values SQLAlchemy converts: {', '.join(converted)}")
         self._statement = statement
         self.parameters: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (a limit, a literal compared with): used unless given.
+        self.defaults: dict[str, Any] = {
+            name: bind.value for name, bind in compiled.binds.items() if name in self.parameters and not bind.required
+        }
         self._rendered: dict[str, str] = {}
 
     def sql(self, schema: str) -> str:
@@ -260,7 +267,7 @@ class RowReader:
 
     async def one(self, query: TenantSelect, **values: Any) -> RowRecord | None:
         """The statement's first row, or None."""
-        arguments = [values[name] for name in query.parameters]
+        arguments = [values[name] if name in values else query.defaults[name] for name in query.parameters]
         sql = query.sql(self.schema)
         async with self._gate:
             pooled = await self._database.engine.raw_connection()
