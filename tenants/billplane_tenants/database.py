@@ -11,6 +11,10 @@ Round trips are what a request pays for most (ADR 0001, second addendum), so the
 session marks the connection, and the transaction's ``BEGIN`` carries the ``set_config`` in the same
 simple-protocol message. Statements are unnamed, so none needs a ``Close`` afterwards, and a
 checkout is checked for a closed socket instead of pinged.
+
+The hottest single-statement reads skip the session layer too (ADR 0001, third addendum):
+``TenantSelect`` + ``RowReader`` run a repository's SELECT, rendered for the tenant's schema, on the
+pooled asyncpg connection itself.
 """
 
 from __future__ import annotations
