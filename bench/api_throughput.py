@@ -574,7 +574,7 @@ def http_request(
 
 
 async def wait_ready(server: Server, path: str) -> None:
-    timeout = 60.0
+    timeout = 180.0  # a server starting on a machine loaded by other jobs took over 60 s
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
