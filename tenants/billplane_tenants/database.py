@@ -11,16 +11,21 @@ Round trips are what a request pays for most (ADR 0001, second addendum), so the
 session marks the connection, and the transaction's ``BEGIN`` carries the ``set_config`` in the same
 simple-protocol message. Statements are unnamed, so none needs a ``Close`` afterwards, and a
 checkout is checked for a closed socket instead of pinged.
+
+The hottest single-statement reads skip the session layer too (ADR 0001, third addendum):
+``TenantSelect`` + ``RowReader`` run a repository's SELECT, rendered for the tenant's schema, on the
+pooled asyncpg connection itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Connection, event, exc, text
+from sqlalchemy import Connection, Select, event, exc, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -32,12 +37,15 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
+from sqlalchemy.sql.util import find_tables
+from sqlalchemy.util import greenlet_spawn
 
 from billplane_tenants.naming import UNSCOPED_SEARCH_PATH, validate_schema_name
 
 TENANT_SCHEMA_KEY = "billplane_tenant_schema"
 READER_KEY = "billplane_single_read"
 _MAX_READER_ENGINES = 4096
+_MAX_RENDERED_SCHEMAS = 4096
 _SET_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
 _LOCK_AND_SET_SEARCH_PATH = text(
     "SELECT pg_advisory_xact_lock(:namespace, :key), set_config('search_path', :schema, true)"
@@ -172,6 +180,118 @@ def _forget_scope(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntr
         driver.scope_next_transaction(None)
 
 
+class RowRecord(asyncpg.Record):  # type: ignore[misc] # asyncpg ships no types
+    """An asyncpg record whose columns are also attributes, like a SQLAlchemy ``Row``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call] # SQLAlchemy's dialect __init__ is untyped
+
+
+def _converts_results(column_type: Any) -> bool:
+    try:
+        return column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) is not None
+    except (TypeError, KeyError):  # a processor that depends on the driver's column type (Numeric)
+        return True
+
+
+class TenantSelect:
+    """A SELECT of tenant tables, built once, run by ``RowReader`` straight on the asyncpg driver.
+
+    SQLAlchemy's session, engine and result layers cost several times what the statement itself
+    does on the busiest read (docs/performance.md, "The tenant API over HTTP"). The statement is
+    still built with SQLAlchemy in its repository; here it is rendered once per tenant schema,
+    schema-qualified like ``schema_translate_map`` does, and cached as text. Only what needs no
+    SQLAlchemy processing is accepted, so a driver row is exactly what the ORM would have given:
+    tenant tables only (no schema of their own), and no parameter or column type that SQLAlchemy
+    converts on the way in or out. Anything else raises ``TypeError`` when the module is imported.
+    """
+
+    __slots__ = ("_rendered", "_statement", "defaults", "parameters")
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        if not isinstance(statement, Select):
+            raise TypeError("a TenantSelect is a SELECT")
+        foreign = sorted({f"{table.schema}.{table.name}" for table in find_tables(statement) if table.schema})
+        if foreign:
+            raise TypeError(f"a TenantSelect reads tenant tables only, not {', '.join(foreign)}")
+        compiled = statement.compile(dialect=_DIALECT)
+        converted = [
+            bind.key for bind in compiled.binds.values() if bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+        ]
+        converted += [str(column.key) for column in statement.selected_columns if _converts_results(column.type)]
+        if converted:
+            raise TypeError(f"a TenantSelect takes no values SQLAlchemy converts: {', '.join(converted)}")
+        self._statement = statement
+        self.parameters: tuple[str, ...] = tuple(compiled.positiontup or ())
+        # Values the statement carries itself (a limit, a literal compared with): used unless given.
+        self.defaults: dict[str, Any] = {
+            name: bind.value for name, bind in compiled.binds.items() if name in self.parameters and not bind.required
+        }
+        self._rendered: dict[str, str] = {}
+
+    def sql(self, schema: str) -> str:
+        """The statement's text for one tenant schema: every tenant table qualified with it."""
+        sql = self._rendered.get(schema)
+        if sql is None:
+            compiled = self._statement.compile(
+                dialect=_DIALECT,
+                schema_translate_map={None: validate_schema_name(schema)},
+                render_schema_translate=True,
+            )
+            sql = str(compiled)
+            if len(self._rendered) >= _MAX_RENDERED_SCHEMAS:
+                self._rendered.clear()  # bounded; rendering again costs well under a millisecond
+            self._rendered[schema] = sql
+        return sql
+
+
+class RowReader:
+    """Runs ``TenantSelect`` statements for one tenant, each on a pooled connection's driver.
+
+    One statement sees one snapshot by itself, so like ``Database.reader`` it runs in
+    PostgreSQL's implicit transaction: no BEGIN, no COMMIT, no session. The tenant is in the SQL
+    text (the connection keeps the fail-closed search_path), and nothing here can write: the
+    statement is a SELECT of tenant tables checked when it was built. Statements are unnamed and
+    never cached, so a tenant schema that changes mid-migration cannot break another tenant's
+    reads (ADR 0001).
+    """
+
+    __slots__ = ("_database", "_gate", "schema")
+
+    def __init__(self, database: Database, schema: str, gate: AbstractAsyncContextManager[Any] | None = None) -> None:
+        self._database = database
+        self.schema = validate_schema_name(schema)
+        self._gate = gate if gate is not None else nullcontext()
+
+    async def one(self, query: TenantSelect, **values: Any) -> RowRecord | None:
+        """The statement's first row, or None."""
+        arguments = [values[name] if name in values else query.defaults[name] for name in query.parameters]
+        sql = query.sql(self.schema)
+        async with self._gate:
+            pooled = await self._database.engine.raw_connection()
+            try:
+                # Unnamed and uncached, like the adapter's statements: Parse, then Bind/Execute.
+                driver: Any = pooled.driver_connection
+                statement = await driver.prepare(sql, name="", record_class=RowRecord)
+                row: RowRecord | None = await statement.fetchrow(*arguments)
+            except asyncpg.PostgresError:
+                await greenlet_spawn(pooled.close)
+                raise
+            except BaseException:
+                # Cancelled or disconnected mid-protocol: the connection's state is unknown.
+                pooled.invalidate()
+                await greenlet_spawn(pooled.close)
+                raise
+            await greenlet_spawn(pooled.close)
+        return row
+
+
 class Database:
     """Engine plus session factories for the control schema and for tenant schemas."""
 
@@ -240,6 +360,13 @@ class Database:
             engine = self.engine.execution_options(isolation_level="AUTOCOMMIT", schema_translate_map={None: schema})
             self._reader_engines[schema] = engine
         return self._sessions(bind=engine, info={READER_KEY: False})
+
+    def rows(self, tenant_schema: str, gate: AbstractAsyncContextManager[Any] | None = None) -> RowReader:
+        """A reader of single ``TenantSelect`` statements in a tenant's schema; see ``RowReader``.
+
+        ``gate``: entered around each statement's connection checkout (the app's fair queue).
+        """
+        return RowReader(self, tenant_schema, gate)
 
     @asynccontextmanager
     async def control_session(self) -> AsyncIterator[AsyncSession]:

@@ -26,6 +26,7 @@ from billplane.api.responses import CAPTURE_STATE_KEY
 from billplane.api.strict_json import refuse_json_floats
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
+from billplane_tenants.database import RowReader
 
 ADMIN_SCOPE = "admin"
 # Route option for a GET whose handler runs exactly one SELECT: it gets a reader session (no
@@ -72,3 +73,14 @@ async def provide_tenant_session(request: Request[Any, Any, Any]) -> AsyncGenera
         pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
         yield session
         await _store_first_response(request, session, IdempotencyKey, pending)
+
+
+async def provide_tenant_rows(request: Request[Any, Any, Any]) -> RowReader:
+    """The `tenant_rows` dependency: single-statement reads in the caller's tenant schema, no session.
+
+    For GETs that run one ``TenantSelect`` (``billplane_tenants.database.RowReader``). A plain
+    function, not a generator: the connection is taken and given back inside each statement, behind
+    the same first-come, first-served gate as sessions.
+    """
+    principal = await authenticate(request)
+    return runtime_of(request).database.rows(principal.schema_name, request.app.state.connection_gate)

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import principal_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
-from billplane.api.sessions import READ_ONE
+from billplane.api.sessions import READ_ONE, provide_tenant_rows
 from billplane.customers.repository import CustomerFilters
 from billplane.customers.schemas import Customer, CustomerCreateBody, CustomerUpdateBody
-from billplane.customers.service import CustomerService
+from billplane.customers.service import CustomerService, read_customer
 from billplane.sync.dependencies import sync_service_for
+from billplane_tenants.database import RowReader
 
 
 async def provide_customer_service(
@@ -31,17 +32,17 @@ class CustomerController(Controller):
     path = "/v1/customers"
     tags = ["customers"]
     security = [{"apiKey": []}]
-    dependencies = {"customers": Provide(provide_customer_service)}
+    dependencies = {"customers": Provide(provide_customer_service), "tenant_rows": Provide(provide_tenant_rows)}
 
     @post("/", operation_id="createCustomer", status_code=201)
     async def create_customer(self, data: CustomerCreateBody, customers: NamedDependency[CustomerService]) -> Customer:
         """Create a customer. `external_id`, if given, must be unique among the tenant's customers."""
         return Customer.of(await customers.create(data))
 
-    @get("/{customer_id:int}", operation_id="getCustomer", opt=READ_ONE)
-    async def get_customer(self, customer_id: FromPath[int], customers: NamedDependency[CustomerService]) -> Customer:
+    @get("/{customer_id:int}", operation_id="getCustomer")
+    async def get_customer(self, customer_id: FromPath[int], tenant_rows: NamedDependency[RowReader]) -> Customer:
         """One customer by id; 404 if it does not exist, was deleted, or belongs to another tenant."""
-        return Customer.of(await customers.read(customer_id))
+        return Customer.of(await read_customer(tenant_rows, customer_id))
 
     @patch("/{customer_id:int}", operation_id="updateCustomer")
     async def update_customer(

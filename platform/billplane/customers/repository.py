@@ -26,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
-from billplane.db.repository import TenantRepository, page_records, record_columns
+from billplane.db.repository import TenantRepository, page_records
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 from billplane.sync.repository import with_outbox_rows
+from billplane_tenants.database import RowReader, RowRecord, TenantSelect
 
 # The partial unique index that keeps external_id unique among live customers.
 EXTERNAL_ID_INDEX = "uq_customers_external_id_live"
@@ -42,9 +43,12 @@ class CustomerFilters:
     created_lt: datetime | None = None
 
 
-# Built once: the hottest read of the API (a select() built per call costs more than running it).
-_LIVE_RECORD = select(*record_columns(Customer)).where(
-    Customer.id == bindparam("customer_id"), Customer.deleted_at.is_(None)
+# Built once: the hottest read of the API, run on the driver (``TenantSelect``); its columns are
+# labelled with the model's attribute names (``metadata_``), so rows read like entities.
+_LIVE_RECORD = TenantSelect(
+    select(
+        *(getattr(Customer, attribute.key).label(attribute.key) for attribute in inspect(Customer).column_attrs)
+    ).where(Customer.id == bindparam("customer_id"), Customer.deleted_at.is_(None))
 )
 
 
@@ -94,6 +98,13 @@ async def create_customer(session: AsyncSession, values: Mapping[str, Any], outb
     return row
 
 
+async def live_customer(rows: RowReader, customer_id: int) -> RowRecord | None:
+    """A live customer as a read-only row, or None: one statement on the driver (``RowReader``)."""
+    if not 1 <= customer_id <= MAX_ID:
+        return None
+    return await rows.one(_LIVE_RECORD, customer_id=customer_id)
+
+
 class CustomerReads:
     """Read-only SQL for customers: rows to answer with, never entities to change.
 
@@ -103,11 +114,6 @@ class CustomerReads:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def live(self, customer_id: int) -> Row[Any] | None:
-        if not 1 <= customer_id <= MAX_ID:
-            return None
-        return (await self.session.execute(_LIVE_RECORD, {"customer_id": customer_id})).one_or_none()
 
     async def page_live(self, filters: CustomerFilters, *, after: int | None, limit: int) -> list[Row[Any]]:
         where: list[ColumnElement[bool]] = [Customer.deleted_at.is_(None)]

@@ -11,6 +11,7 @@ from sqlalchemy import Row
 from billplane.api.types import Email, Metadata, Patch, ShortText, example_body
 from billplane.customers.models import Customer as CustomerRow
 from billplane.sync.schemas import ProviderId
+from billplane_tenants.database import RowRecord
 
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -46,7 +47,7 @@ class Customer(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: CustomerRow | Row[Any]) -> Customer:
+    def of(cls, row: CustomerRow | Row[Any] | RowRecord) -> Customer:
         """From the entity or from a row of its columns (``record_columns``): same attribute names."""
         return cls(
             id=row.id,

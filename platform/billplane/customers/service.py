@@ -20,9 +20,22 @@ from billplane.customers.repository import (
     CustomerRepository,
     ExternalIdTakenError,
     create_customer,
+    live_customer,
 )
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
 from billplane.sync.service import SyncService
+from billplane_tenants.database import RowReader, RowRecord
+
+
+async def read_customer(rows: RowReader, customer_id: int) -> RowRecord:
+    """A customer to show, as a read-only row; 404 like ``CustomerService.get``.
+
+    A function, not a service method: the GET needs no session, so no service is built for it.
+    """
+    record = await live_customer(rows, customer_id)
+    if record is None:  # another tenant's id looks exactly like an id that never existed
+        raise NotFoundException(f"no customer {customer_id}")
+    return record
 
 
 class CustomerService:
@@ -50,13 +63,6 @@ class CustomerService:
             # No pre-check: the unique index decides, also between two concurrent creates. The
             # failed statement aborted the transaction; the request rolls it back.
             raise ConflictError(f"a customer with external_id {data.external_id!r} already exists") from None
-
-    async def read(self, customer_id: int) -> Row[Any]:
-        """A customer to show: a read-only row; 404 like ``get``."""
-        record = await self.reads.live(customer_id)
-        if record is None:
-            raise NotFoundException(f"no customer {customer_id}")
-        return record
 
     async def get(self, customer_id: int) -> Customer:
         customer = await self.repository.get_live(customer_id)
