@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from billplane.observability.formatters import JsonFormatter
+from tests.conftest import ADMIN_KEY
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -49,7 +50,7 @@ def json_log(caplog: pytest.LogCaptureFixture) -> Iterator[JsonLog]:
 
 async def scrape(client: AsyncTestClient[Litestar], headers: dict[str, str] | None = None) -> Samples:
     """GET /metrics, parsed with prometheus_client's own parser: (sample name, labels) -> value."""
-    response = await client.get("/metrics", headers=headers or {})
+    response = await client.get("/metrics", headers=headers or {"Authorization": f"Bearer {ADMIN_KEY}"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return parse(response.text)

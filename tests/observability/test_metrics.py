@@ -147,6 +147,16 @@ async def test_metrics_access_is_a_token_or_off(settings: Settings, *, enabled: 
         assert (refused.status_code, allowed.status_code) == (404, 404)
 
 
+async def test_without_a_token_metrics_need_the_admin_key(settings: Settings, admin_headers: dict[str, str]) -> None:
+    """Samples name tenants: never open to anyone who reaches the API port, a tenant included."""
+    async with AsyncTestClient(create_app(settings)) as client:
+        tenant = await create_tenant(client, admin_headers, "scraper")
+        anonymous = await client.get("/metrics")
+        as_tenant = await client.get("/metrics", headers={"Authorization": f"Bearer {tenant.key}"})
+        as_operator = await client.get("/metrics", headers=admin_headers)
+    assert (anonymous.status_code, as_tenant.status_code, as_operator.status_code) == (401, 401, 200)
+
+
 def test_the_worker_serves_its_own_metrics() -> None:
     name = "billplane_webhook_deliveries_total"
     before = value(parse(exposition().decode()), name, outcome="skipped")

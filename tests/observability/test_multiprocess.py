@@ -69,7 +69,7 @@ def test_two_server_processes_share_their_metrics_and_log_json(database_url: str
                 assert _get(f"{base}/v1/admin/tenants?limit=1", admin)[0] == 200
             counts = set()
             for _ in range(6):  # whichever process answers the scrape sees both processes' numbers
-                samples = parse(_get(f"{base}/metrics")[1])
+                samples = parse(_get(f"{base}/metrics", admin)[1])
                 counts.add(
                     value(
                         samples,

@@ -126,9 +126,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BILLPLANE_METRICS_ENABLED", "`false`: no `/metrics` route (404)."),
     Variable(
         "BILLPLANE_METRICS_TOKEN",
-        "At least 32 characters. When set, `/metrics` answers only `Authorization: Bearer <token>` "
-        "(Prometheus' `authorization` scrape setting).",
-        default="unset: `/metrics` is open",
+        "At least 32 characters. `/metrics` answers only `Authorization: Bearer <token>` (Prometheus' "
+        "`authorization` scrape setting); the token opens nothing else.",
+        default="unset: `/metrics` answers the admin key only",
     ),
     Variable(
         "BILLPLANE_METRICS_TENANT_LABELS",

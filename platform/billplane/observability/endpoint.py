@@ -18,11 +18,18 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billplane-metrics"'}
 
 @get("/metrics", include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus metrics; with BILLPLANE_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
-    token: str | None = request.app.state.get(TOKEN_STATE_KEY)
-    if token is not None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise NotAuthorizedException("send the metrics token: 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-    snapshot = await queue_snapshot(request.app.state.runtime.database)
+    """Prometheus metrics, for `Authorization: Bearer <BILLPLANE_METRICS_TOKEN>` (unset: the admin key).
+
+    Never open: the samples name tenants (their request counts) and show the job queue, which is
+    no business of a tenant or of anyone else who can reach the API port.
+    """
+    runtime = request.app.state.runtime
+    token: str | None = request.app.state.get(TOKEN_STATE_KEY) or runtime.settings.security.admin_key
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise NotAuthorizedException(
+            "send the metrics token (or, when none is configured, the admin key): 'Authorization: Bearer <token>'",
+            headers=_CHALLENGE,
+        )
+    snapshot = await queue_snapshot(runtime.database)
     return Response(exposition(snapshot), media_type=CONTENT_TYPE_LATEST)
