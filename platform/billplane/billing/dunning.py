@@ -10,7 +10,8 @@ failed attempt, manual ones included) sets ``next_payment_attempt_at`` to first 
 is the previous due time minus ``dunning_retry_days[n - 2]``. When no retry is left, the tenant's
 final action applies: ``cancel`` (subscription canceled, invoice uncollectible) or ``mark_unpaid``
 (subscription unpaid, invoice left open for the tenant to collect). A later successful payment of
-the subscription's last failing invoice makes a past_due or unpaid subscription active again.
+the subscription's last failing invoice makes a past_due or unpaid subscription active again;
+``release``, when the tenant voids it or marks it uncollectible, does the same for a past_due one.
 
 Times are the customer's (``customer_now``): a customer on a test clock is dunned on its clock.
 Invoices without a subscription (manual ones) are not dunned.
@@ -84,6 +85,26 @@ async def follow(session: AsyncSession, invoice: Invoice, status: str) -> None:
             await _changed(session, subscription, "subscription.past_due")
         return
     await _final_action(session, invoice, subscription)
+
+
+async def release(session: AsyncSession, invoice: Invoice) -> None:
+    """The tenant closed ``invoice`` by hand (void, uncollectible): its dunning is over.
+
+    Its retries stopped with it (only open invoices are retried). A past_due subscription that no
+    other failing invoice keeps past_due is active again, with the event a successful payment
+    would have produced. An unpaid one stays unpaid: the final action has applied, its billing
+    stopped at the failure, and turning it active would bill every period since; the tenant
+    cancels it, or collects and it recovers.
+    """
+    if invoice.subscription_id is None or invoice.status == "open":
+        return
+    subscription = await session.get(
+        Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True
+    )
+    if subscription is None or subscription.status != "past_due" or await _failing(session, subscription):
+        return
+    subscription.status = "active"
+    await _changed(session, subscription, "subscription.recovered")
 
 
 async def _failing(session: AsyncSession, subscription: Subscription) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_currency
+from billplane.billing.dunning import release
 from billplane.customers.repository import CustomerRepository
 from billplane.events.emit import emit
 from billplane.invoices import states
@@ -102,13 +103,17 @@ class InvoiceLifecycle:
         if await self.repository.has_pending_payment(invoice.id):
             raise ConflictError("a payment of this invoice is in progress; wait for its outcome before voiding")
         invoice.status, invoice.voided_at, invoice.next_payment_attempt_at = voided, datetime.now(UTC), None
-        return await self._changed(invoice, "invoice.voided")
+        await self._changed(invoice, "invoice.voided")
+        await release(self.session, invoice)  # its dunning ends (after the invoice's own event)
+        return invoice
 
     async def mark_uncollectible(self, invoice_id: int) -> Invoice:
         invoice = await self._locked(invoice_id)
         invoice.status = states.target("mark_uncollectible", invoice.status)
         invoice.next_payment_attempt_at = None
-        return await self._changed(invoice, "invoice.marked_uncollectible")
+        await self._changed(invoice, "invoice.marked_uncollectible")
+        await release(self.session, invoice)
+        return invoice
 
     async def _locked(self, invoice_id: int) -> Invoice:
         invoice = await self.repository.lock(invoice_id)
