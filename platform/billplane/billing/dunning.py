@@ -28,6 +28,7 @@ from billplane.billing.clock import customer_now
 from billplane.billing.settings_repository import SettingsRepository
 from billplane.customers.models import Customer
 from billplane.events.emit import emit
+from billplane.invoices.failures import NOT_ATTEMPTED, PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.subscriptions.models import Subscription
@@ -61,6 +62,22 @@ async def schedule(session: AsyncSession, invoice: Invoice) -> None:
     days = list((await SettingsRepository(session).current()).dunning_retry_days)
     now = await _now(session, invoice.customer_id)
     invoice.next_payment_attempt_at = next_attempt(days, invoice.attempt_count, now, invoice.next_payment_attempt_at)
+
+
+async def charge_refused(session: AsyncSession, invoice_id: int, reason: str) -> None:
+    """No charge of the open invoice could even be made (no usable payment method, no provider
+    account): that is a failed attempt, dunned like a declined payment, with the reason in its
+    ``invoice.payment_failed`` event (there is no payment to carry it)."""
+    invoice = await session.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
+    if invoice is None or invoice.status != "open":
+        return
+    invoice.attempt_count += 1
+    await schedule(session, invoice)
+    await session.flush()
+    await session.refresh(invoice)
+    failure = PaymentFailure(code=NOT_ATTEMPTED, message=reason, payment_id=None)
+    await emit(session, "invoice.payment_failed", "invoice", invoice.id, payment_failed(invoice, failure))
+    await follow(session, invoice, "failed")
 
 
 async def follow(session: AsyncSession, invoice: Invoice, status: str) -> None:

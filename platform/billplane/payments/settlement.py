@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing import dunning
 from billplane.events.emit import emit
+from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.payments.models import Payment, Refund
@@ -62,7 +63,11 @@ async def _invoice_follows(session: AsyncSession, payment: Payment, status: Char
         change = "invoice.payment_failed"
     await session.flush()
     await session.refresh(invoice)
-    await emit(session, change, "invoice", invoice.id, InvoiceView.of(invoice))
+    shown: InvoiceView = InvoiceView.of(invoice)
+    if change == "invoice.payment_failed":
+        failure = PaymentFailure(code=payment.failure_code, message=payment.failure_message, payment_id=payment.id)
+        shown = payment_failed(invoice, failure)
+    await emit(session, change, "invoice", invoice.id, shown)
     await dunning.follow(session, invoice, status)
 
 
