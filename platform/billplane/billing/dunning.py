@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.billing.clock import customer_now
+from billplane.billing.clock import now_of_customer
 from billplane.billing.settings_repository import SettingsRepository
-from billplane.customers.models import Customer
 from billplane.events.emit import emit
 from billplane.invoices.failures import NOT_ATTEMPTED, PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
@@ -41,8 +40,7 @@ _RECOVERS = frozenset({"past_due", "unpaid"})
 
 
 async def _now(session: AsyncSession, customer_id: int) -> datetime:
-    clock = await session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
-    return await customer_now(session, clock)
+    return await now_of_customer(session, customer_id)
 
 
 def next_attempt(days: list[int], failed: int, now: datetime, previous_due: datetime | None) -> datetime | None:
