@@ -1,23 +1,29 @@
-"""`billplane secrets rotate`: every account's secrets move to the current key, idempotently and
-resumably, after which the old keys can be removed. Runs on a database of its own, so the counts
-it reports are exactly this test's accounts."""
+"""`billplane secrets rotate`: every account's secrets and every webhook endpoint's signing secret
+move to the current key, idempotently and resumably, after which the old keys can be removed. Runs
+on a database of its own, so the counts it reports are exactly this test's rows."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import asyncpg
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from billplane.cli.main import cli
 from billplane.db.paths import control_scripts
+from billplane.events.models import WebhookEndpoint
+from billplane.events.rotation import rotate_endpoints
+from billplane.events.schemas import WebhookEndpointCreate
+from billplane.events.service import EndpointService
+from billplane.events.vault import EndpointVault
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.rotation import rotate
 from billplane.provider_accounts.schemas import ProviderAccountCreate
@@ -28,7 +34,11 @@ from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from billplane_tenants import Database
 from billplane_tenants.migrations import upgrade_control
-from tests.conftest import SECRET_KEY, unique_slug
+from tests.conftest import SECRET_KEY, CreatedTenant, unique_slug
+from tests.platform.events.conftest import FAST
+from tests.platform.events.helpers import drain, emit_event
+from tests.platform.events.receiver import receiver
+from tests.platform.events.test_delivery import verify
 from tests.platform.provider_accounts_fake import FakeCredentials, FakeProvider
 
 T = TypeVar("T")
@@ -216,3 +226,143 @@ def test_generate_key_prints_an_entry_for_the_setting(monkeypatch: pytest.Monkey
     assert len(base64.b64decode(material)) == 32
     refused = CliRunner().invoke(cli, ["secrets", "generate-key", "s0"])
     assert refused.exit_code != 0
+
+
+# Outbound webhook endpoints: their signing secrets are sealed in each tenant's schema.
+
+
+def _create_endpoints(settings: Settings, count: int, url: str) -> tuple[CreatedTenant, dict[int, str]]:
+    """A new tenant with ``count`` endpoints sealed under the settings' current key: {id: secret}."""
+
+    async def work(runtime: Runtime) -> tuple[CreatedTenant, dict[int, str]]:
+        async with runtime.database.control_session() as session:
+            row, key = await runtime.registry.create(session, unique_slug("rot"), "Rotation")
+            tenant = CreatedTenant(row.id, row.slug, key.key, 0)
+        created = {}
+        async with runtime.database.tenant_session(tenant.schema) as session:
+            service = EndpointService(session, tenant.id, EndpointVault.from_settings(runtime.settings), FAST)
+            for _ in range(count):
+                endpoint, secret = await service.create(WebhookEndpointCreate(url=url, enabled_events=["invoice.*"]))
+                created[endpoint.id] = secret
+        return tenant, created
+
+    return _with_runtime(settings, work)
+
+
+def _endpoint_key_ids(settings: Settings, *tenants: CreatedTenant) -> dict[str, int]:
+    async def work(runtime: Runtime) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for tenant in tenants:
+            async with runtime.database.tenant_session(tenant.schema) as session:
+                found.update(await session.scalars(select(WebhookEndpoint.secret_key_id)))
+        return dict(found)
+
+    return _with_runtime(settings, work)
+
+
+def _deliver_one_event(settings: Settings, tenant: CreatedTenant) -> list[str]:
+    async def work(runtime: Runtime) -> list[str]:
+        await emit_event(runtime, tenant, "invoice.paid", 1, amount_paid=100, currency="USD")
+        return await drain(runtime, tenant, FAST)
+
+    return _with_runtime(settings, work)
+
+
+def test_rotation_reseals_webhook_endpoint_secrets_and_deliveries_keep_their_signature(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, rotating, new_only = (
+        _settings(own_database, "k1"),
+        _settings(own_database, "k2", "k1"),
+        _settings(own_database, "k2"),
+    )
+    with receiver() as hooks:
+        first, first_secrets = _create_endpoints(old, 2, hooks.url)
+        second, second_secrets = _create_endpoints(_settings(own_database), 1, hooks.url)  # sealed by s0
+        _with_runtime(new_only, _suspend(second))  # a suspended tenant's endpoints must still open later
+        assert _endpoint_key_ids(old, first, second) == {"k1": 2, "s0": 1}
+
+        result = _rotate_cli(monkeypatch, rotating)
+        assert result.exit_code == 0, result.output
+        assert (
+            "current key k2: re-encrypted 3 webhook endpoint(s) (2 from k1, 1 from s0), 0 already current, 0 failed"
+            in result.output
+        )
+        again = _rotate_cli(monkeypatch, rotating)
+        assert "re-encrypted 0 webhook endpoint(s), 3 already current, 0 failed" in again.output
+        assert _endpoint_key_ids(new_only, first, second) == {"k2": 3}
+
+        # k1 is gone from the ring: every delivery is still signed with the secret the tenant holds.
+        assert _deliver_one_event(new_only, first) == ["delivered", "delivered"]
+        assert _deliver_one_event(new_only, second) == ["delivered"]
+    by_secret = {
+        secret: [got for got in hooks.received if verify(secret, got.headers, got.body)]
+        for secret in [*first_secrets.values(), *second_secrets.values()]
+    }
+    assert all(len(verified) == 1 for verified in by_secret.values()), by_secret
+    assert len(hooks.received) == 3
+
+
+def _suspend(tenant: CreatedTenant) -> Callable[[Runtime], Awaitable[None]]:
+    async def work(runtime: Runtime) -> None:
+        async with runtime.database.control_session() as session:
+            row = await runtime.registry.get(session, tenant.slug)
+            assert row is not None
+            await runtime.registry.set_status(session, row, "suspended")
+
+    return work
+
+
+def test_an_interrupted_endpoint_rotation_resumes_and_unreadable_endpoints_are_reported(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotating = _settings(own_database, "k3", "k2")
+    tenant, secrets_by_id = _create_endpoints(_settings(own_database, "k2"), 3, "https://hooks.example.com/in")
+    stranded, _ = _create_endpoints(_settings(own_database, "kx"), 1, "https://hooks.example.com/in")
+
+    class CrashError(Exception):
+        pass
+
+    def crash(_done: int) -> None:
+        raise CrashError
+
+    async def interrupted(runtime: Runtime) -> None:
+        vault = EndpointVault.from_settings(runtime.settings)
+        with pytest.raises(CrashError):
+            await rotate_endpoints(runtime.database, vault, batch_size=2, on_batch=crash)
+
+    _with_runtime(rotating, interrupted)
+    assert _endpoint_key_ids(rotating, tenant) == {"k3": 2, "k2": 1}  # the first batch committed
+
+    resumed = _rotate_cli(monkeypatch, rotating, "--batch-size", "2")
+    assert resumed.exit_code == 1
+    assert "re-encrypted 1 webhook endpoint(s) (1 from k2), 2 already current, 1 failed" in resumed.output
+    [stranded_id] = _endpoint_ids(rotating, stranded)
+    assert f"FAILED webhook endpoint {stranded_id} of tenant {stranded.slug}: " in resumed.stderr
+    assert "key 'kx' is not in" in resumed.stderr
+    assert _endpoint_key_ids(rotating, tenant, stranded) == {"k3": 3, "kx": 1}
+    assert _opened(_settings(own_database, "k3"), tenant) == secrets_by_id
+
+    recovered = _rotate_cli(monkeypatch, _settings(own_database, "k3", "kx"))
+    assert recovered.exit_code == 0, recovered.output
+    assert "re-encrypted 1 webhook endpoint(s) (1 from kx), 3 already current, 0 failed" in recovered.output
+
+
+def _endpoint_ids(settings: Settings, tenant: CreatedTenant) -> list[int]:
+    async def work(runtime: Runtime) -> list[int]:
+        async with runtime.database.tenant_session(tenant.schema) as session:
+            return list(await session.scalars(select(WebhookEndpoint.id).order_by(WebhookEndpoint.id)))
+
+    return _with_runtime(settings, work)
+
+
+def _opened(settings: Settings, tenant: CreatedTenant) -> dict[int, str]:
+    """Each endpoint's secret as the deliverer opens it with these settings' keys."""
+
+    async def work(runtime: Runtime) -> dict[int, str]:
+        vault = EndpointVault.from_settings(runtime.settings)
+        async with runtime.database.tenant_session(tenant.schema) as session:
+            rows = (await session.scalars(select(WebhookEndpoint))).all()
+            return {row.id: vault.open(tenant.id, row.id, row.secret_key_id, row.secret_ciphertext) for row in rows}
+
+    return _with_runtime(settings, work)

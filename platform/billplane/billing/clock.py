@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.models import TestClock
+from billplane.customers.models import Customer
 
 
 async def customer_now(session: AsyncSession, test_clock_id: int | None) -> datetime:
@@ -20,5 +21,19 @@ async def customer_now(session: AsyncSession, test_clock_id: int | None) -> date
         if frozen is not None:
             return frozen
     now: datetime | None = await session.scalar(select(func.now()))
+    assert now is not None  # noqa: S101 - now() always answers
+    return now
+
+
+async def now_of_customer(session: AsyncSession, customer_id: int) -> datetime:
+    """``customer_now`` by customer, in one query: what invoice timestamps (finalized, due, paid,
+    voided) and dunning's schedule read, so a clocked customer's invoices live on its clock."""
+    frozen = (
+        select(TestClock.frozen_time)
+        .join(Customer, Customer.test_clock_id == TestClock.id)
+        .where(Customer.id == customer_id)
+        .scalar_subquery()
+    )
+    now: datetime | None = await session.scalar(select(func.coalesce(frozen, func.now())))
     assert now is not None  # noqa: S101 - now() always answers
     return now

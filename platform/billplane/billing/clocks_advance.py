@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.clocks_repository import ClockRepository
@@ -138,11 +138,23 @@ class ClockAdvancer:
             await collect(session, outcome.invoices, tenant=tenant, **self._services())
 
     async def _retry(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
+        """The retries due, and the first attempts of invoices the step's billing could not charge."""
+        never_attempted = and_(
+            Invoice.next_payment_attempt_at.is_(None),
+            Invoice.attempt_count == 0,
+            Invoice.subscription_id.is_not(None),
+            Invoice.provider_invoice_id.is_(None),
+            ~exists().where(Payment.invoice_id == Invoice.id),
+        )
         query = (
             select(Invoice.id)
             .join(Customer, Customer.id == Invoice.customer_id)
-            .where(Customer.test_clock_id == clock_id, Invoice.status == "open", Invoice.next_payment_attempt_at <= now)
-            .order_by(Invoice.next_payment_attempt_at, Invoice.id)
+            .where(
+                Customer.test_clock_id == clock_id,
+                Invoice.status == "open",
+                or_(Invoice.next_payment_attempt_at <= now, never_attempted),
+            )
+            .order_by(Invoice.next_payment_attempt_at.nulls_first(), Invoice.id)
         )
         for invoice_id in list((await session.execute(query)).scalars()):
             await retry(session, invoice_id, now, tenant=tenant, **self._services())

@@ -7,7 +7,8 @@ attached and again at each advance. A customer is attached for good, and only be
 subscription or invoice: its history then lives on the clock's time from the start.
 
 The advance itself runs in the worker (``clocks_advance``): the request only records where it
-stops (the ``test_clock.advancing`` event) and marks the clock ``advancing``.
+stops (the ``test_clock.advancing`` event), marks the clock ``advancing`` and notifies the
+workers, whose listener queues the clocks job at once (``billplane.sync.listener``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from litestar.exceptions import NotFoundException
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
@@ -25,8 +27,10 @@ from billplane.billing.clocks_schemas import TestClockAdvance, TestClockAttach, 
 from billplane.billing.models import TestClock
 from billplane.events.emit import emit
 from billplane.subscriptions.periods import add_interval
+from billplane.sync.channel import CLOCKS_CHANNEL
 
 MAX_ADVANCE_YEARS = 2
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -109,6 +113,9 @@ class ClockService:
         await self.session.flush()
         await self.session.refresh(clock)
         await emit(self.session, ADVANCING_EVENT, "test_clock", clock.id, ClockView.of(clock, to))
+        # Delivered at commit (dropped on rollback): a worker queues the clocks job at once. Missed,
+        # the periodic job (every minute) advances the clock all the same.
+        await self.session.execute(_NOTIFY, {"channel": CLOCKS_CHANNEL, "payload": str(self.tenant_id)})
         return clock, to
 
     async def _locked(self, clock_id: int) -> TestClock:

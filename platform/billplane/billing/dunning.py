@@ -10,7 +10,8 @@ failed attempt, manual ones included) sets ``next_payment_attempt_at`` to first 
 is the previous due time minus ``dunning_retry_days[n - 2]``. When no retry is left, the tenant's
 final action applies: ``cancel`` (subscription canceled, invoice uncollectible) or ``mark_unpaid``
 (subscription unpaid, invoice left open for the tenant to collect). A later successful payment of
-the subscription's last failing invoice makes a past_due or unpaid subscription active again.
+the subscription's last failing invoice makes a past_due or unpaid subscription active again;
+``release``, when the tenant voids it or marks it uncollectible, does the same for a past_due one.
 
 Times are the customer's (``customer_now``): a customer on a test clock is dunned on its clock.
 Invoices without a subscription (manual ones) are not dunned.
@@ -23,10 +24,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.billing.clock import customer_now
+from billplane.billing.clock import now_of_customer
 from billplane.billing.settings_repository import SettingsRepository
-from billplane.customers.models import Customer
 from billplane.events.emit import emit
+from billplane.invoices.failures import NOT_ATTEMPTED, PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.subscriptions.models import Subscription
@@ -39,8 +40,7 @@ _RECOVERS = frozenset({"past_due", "unpaid"})
 
 
 async def _now(session: AsyncSession, customer_id: int) -> datetime:
-    clock = await session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
-    return await customer_now(session, clock)
+    return await now_of_customer(session, customer_id)
 
 
 def next_attempt(days: list[int], failed: int, now: datetime, previous_due: datetime | None) -> datetime | None:
@@ -60,6 +60,22 @@ async def schedule(session: AsyncSession, invoice: Invoice) -> None:
     days = list((await SettingsRepository(session).current()).dunning_retry_days)
     now = await _now(session, invoice.customer_id)
     invoice.next_payment_attempt_at = next_attempt(days, invoice.attempt_count, now, invoice.next_payment_attempt_at)
+
+
+async def charge_refused(session: AsyncSession, invoice_id: int, reason: str) -> None:
+    """No charge of the open invoice could even be made (no usable payment method, no provider
+    account): that is a failed attempt, dunned like a declined payment, with the reason in its
+    ``invoice.payment_failed`` event (there is no payment to carry it)."""
+    invoice = await session.get(Invoice, invoice_id, with_for_update=True, populate_existing=True)
+    if invoice is None or invoice.status != "open":
+        return
+    invoice.attempt_count += 1
+    await schedule(session, invoice)
+    await session.flush()
+    await session.refresh(invoice)
+    failure = PaymentFailure(code=NOT_ATTEMPTED, message=reason, payment_id=None)
+    await emit(session, "invoice.payment_failed", "invoice", invoice.id, payment_failed(invoice, failure))
+    await follow(session, invoice, "failed")
 
 
 async def follow(session: AsyncSession, invoice: Invoice, status: str) -> None:
@@ -84,6 +100,26 @@ async def follow(session: AsyncSession, invoice: Invoice, status: str) -> None:
             await _changed(session, subscription, "subscription.past_due")
         return
     await _final_action(session, invoice, subscription)
+
+
+async def release(session: AsyncSession, invoice: Invoice) -> None:
+    """The tenant closed ``invoice`` by hand (void, uncollectible): its dunning is over.
+
+    Its retries stopped with it (only open invoices are retried). A past_due subscription that no
+    other failing invoice keeps past_due is active again, with the event a successful payment
+    would have produced. An unpaid one stays unpaid: the final action has applied, its billing
+    stopped at the failure, and turning it active would bill every period since; the tenant
+    cancels it, or collects and it recovers.
+    """
+    if invoice.subscription_id is None or invoice.status == "open":
+        return
+    subscription = await session.get(
+        Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True
+    )
+    if subscription is None or subscription.status != "past_due" or await _failing(session, subscription):
+        return
+    subscription.status = "active"
+    await _changed(session, subscription, "subscription.recovered")
 
 
 async def _failing(session: AsyncSession, subscription: Subscription) -> bool:

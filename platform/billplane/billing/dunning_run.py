@@ -1,7 +1,9 @@
-"""The dunning run: every invoice whose retry is due, in every active tenant, charged again.
+"""The dunning run: every invoice whose retry is due, in every active tenant, charged again, and
+every subscription invoice whose first charge could not be made, charged for the first time.
 
 Found like the billing run finds due subscriptions: one UNION ALL read per batch of tenant schemas,
-over the partial index ``ix_invoices_payment_due`` (open invoices by next attempt). Each invoice is
+over the partial index ``ix_invoices_payment_due`` (open invoices by next attempt; the never
+attempted ones are among its NULLs). Each invoice is
 then retried in its tenant's own transaction, locked with SKIP LOCKED so two runs at once share
 the work; the retry's charge goes through the outbox like any payment, so a crash charges at most
 once. A failing tenant is logged and the run goes on. Customers on a test clock are left to their
@@ -32,9 +34,13 @@ def _due_sql(schema: str) -> str:
     return (
         f"(SELECT '{schema}' AS s, i.id FROM {name}.invoices i "
         f"JOIN {name}.customers c ON c.id = i.customer_id "
-        "WHERE i.status = 'open' AND i.next_payment_attempt_at <= now() AND c.test_clock_id IS NULL "
+        "WHERE i.status = 'open' AND c.test_clock_id IS NULL AND (i.next_payment_attempt_at <= now() "
+        # Never attempted (dunning_retry.due): its first charge could not be made.
+        "OR (i.next_payment_attempt_at IS NULL AND i.attempt_count = 0 AND i.subscription_id IS NOT NULL "
+        "AND i.provider_invoice_id IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {name}.payments p WHERE p.invoice_id = i.id))) "
         f"AND NOT EXISTS (SELECT 1 FROM {name}.payments p WHERE p.invoice_id = i.id AND p.status = 'pending') "
-        f"ORDER BY i.next_payment_attempt_at LIMIT {_PER_TENANT})"
+        f"ORDER BY i.next_payment_attempt_at NULLS FIRST LIMIT {_PER_TENANT})"
     )
 
 

@@ -1,12 +1,15 @@
-"""`billplane secrets ...`: the keys that seal tenants' provider credentials."""
+"""`billplane secrets ...`: the keys that seal tenants' provider credentials and webhook signing secrets."""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 import click
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
+from billplane.events.rotation import EndpointRotationReport, rotate_endpoints
+from billplane.events.vault import EndpointVault
 from billplane.provider_accounts.rotation import BATCH_SIZE, RotationReport, rotate
 from billplane.provider_accounts.vault import AccountVault
 from billplane.runtime import Runtime
@@ -21,28 +24,46 @@ def secrets() -> None:
 @secrets.command("rotate")
 @click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(1, 10_000))
 def rotate_command(batch_size: int) -> None:
-    """Seal every provider account's secrets again under the current (first) key.
+    """Seal every stored secret again under the current (first) key.
 
-    Idempotent and resumable: accounts already under the current key are left alone, each batch
-    commits on its own, and a rerun continues where a stopped run ended. Once it reports no
-    failures, the older keys can be removed from BILLPLANE_ENCRYPTION_KEYS. Exits 1 if an account
-    could not be opened (its key is not configured).
+    First every provider account's credentials and webhook secret (control schema), then every
+    outbound webhook endpoint's signing secret (each tenant's schema); the secrets themselves do
+    not change. Idempotent and resumable: what is already under the current key is left alone,
+    each batch commits on its own, and a rerun continues where a stopped run ended. Once it
+    reports no failures, the older keys can be removed from BILLPLANE_ENCRYPTION_KEYS. Exits 1 if
+    an account or endpoint could not be opened (its key is not configured).
     """
 
-    async def work(runtime: Runtime) -> RotationReport:
-        return await rotate(runtime.database, AccountVault.from_settings(runtime.settings), batch_size=batch_size)
+    async def work(runtime: Runtime) -> tuple[RotationReport, EndpointRotationReport]:
+        accounts = await rotate(runtime.database, AccountVault.from_settings(runtime.settings), batch_size=batch_size)
+        vault = EndpointVault.from_settings(runtime.settings)
+        return accounts, await rotate_endpoints(runtime.database, vault, batch_size=batch_size)
 
-    report = run_with_runtime(settings_for_cli(serving=False), work)
-    moved = sum(report.rotated.values())
-    origins = ", ".join(f"{count} from {key_id}" for key_id, count in sorted(report.rotated.items()))
-    click.echo(
-        f"current key {report.current_key_id}: re-encrypted {moved} account(s)"
-        + (f" ({origins})" if origins else "")
-        + f", {report.already_current} already current, {len(report.failed)} failed"
-    )
+    report, endpoints = run_with_runtime(settings_for_cli(serving=False), work)
+    click.echo(_summary(report.current_key_id, "account", report.rotated, report.already_current, len(report.failed)))
     for account_id, reason in report.failed:
         click.echo(f"  FAILED account {account_id}: {reason}", err=True)
-    sys.exit(1 if report.failed else 0)
+    click.echo(
+        _summary(
+            endpoints.current_key_id,
+            "webhook endpoint",
+            endpoints.rotated,
+            endpoints.already_current,
+            len(endpoints.failed),
+        )
+    )
+    for slug, endpoint_id, reason in endpoints.failed:
+        click.echo(f"  FAILED webhook endpoint {endpoint_id} of tenant {slug}: {reason}", err=True)
+    sys.exit(1 if report.failed or endpoints.failed else 0)
+
+
+def _summary(key_id: str, what: str, rotated: Counter[str], already_current: int, failed: int) -> str:
+    origins = ", ".join(f"{count} from {old}" for old, count in sorted(rotated.items()))
+    return (
+        f"current key {key_id}: re-encrypted {sum(rotated.values())} {what}(s)"
+        + (f" ({origins})" if origins else "")
+        + f", {already_current} already current, {failed} failed"
+    )
 
 
 @secrets.command("generate-key")

@@ -8,7 +8,7 @@ result (a second finalize is a 409, not a second number).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 
 from litestar.exceptions import NotFoundException
@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_currency
+from billplane.billing.clock import now_of_customer
+from billplane.billing.dunning import release
 from billplane.customers.repository import CustomerRepository
 from billplane.events.emit import emit
 from billplane.invoices import states
@@ -72,7 +74,7 @@ class InvoiceLifecycle:
         """draft -> open with the next gapless number; an invoice of 0 is paid at once (nothing to collect)."""
         invoice = await self._locked(invoice_id)
         invoice.status = states.target("finalize", invoice.status)
-        now = datetime.now(UTC)
+        now = await now_of_customer(self.session, invoice.customer_id)  # a clocked customer's: its clock's
         invoice.number = f"INV-{await self.repository.take_number()}"
         invoice.finalized_at, invoice.due_at = now, now + timedelta(days=data.days_until_due)
         await self._changed(invoice, "invoice.finalized")
@@ -91,7 +93,7 @@ class InvoiceLifecycle:
         if await self.repository.has_pending_payment(invoice.id):
             raise ConflictError("a payment of this invoice is in progress; wait for its outcome")
         if invoice.amount_due == 0:
-            invoice.status, invoice.paid_at = paid, datetime.now(UTC)
+            invoice.status, invoice.paid_at = paid, await now_of_customer(self.session, invoice.customer_id)
             return await self._changed(invoice, "invoice.paid")
         await charge_invoice(self.session, self.writer, invoice, data.payment_method_id)
         return invoice
@@ -101,14 +103,19 @@ class InvoiceLifecycle:
         voided = states.target("void", invoice.status)
         if await self.repository.has_pending_payment(invoice.id):
             raise ConflictError("a payment of this invoice is in progress; wait for its outcome before voiding")
-        invoice.status, invoice.voided_at, invoice.next_payment_attempt_at = voided, datetime.now(UTC), None
-        return await self._changed(invoice, "invoice.voided")
+        now = await now_of_customer(self.session, invoice.customer_id)
+        invoice.status, invoice.voided_at, invoice.next_payment_attempt_at = voided, now, None
+        await self._changed(invoice, "invoice.voided")
+        await release(self.session, invoice)  # its dunning ends (after the invoice's own event)
+        return invoice
 
     async def mark_uncollectible(self, invoice_id: int) -> Invoice:
         invoice = await self._locked(invoice_id)
         invoice.status = states.target("mark_uncollectible", invoice.status)
         invoice.next_payment_attempt_at = None
-        return await self._changed(invoice, "invoice.marked_uncollectible")
+        await self._changed(invoice, "invoice.marked_uncollectible")
+        await release(self.session, invoice)
+        return invoice
 
     async def _locked(self, invoice_id: int) -> Invoice:
         invoice = await self.repository.lock(invoice_id)

@@ -77,3 +77,9 @@ class InvoiceRepository(TenantRepository[Invoice]):
     async def has_pending_payment(self, invoice_id: int) -> bool:
         pending = select(Payment.id).where(Payment.invoice_id == invoice_id, Payment.status == "pending")
         return bool(await self.session.scalar(select(exists(pending))))
+
+    async def has_payment(self, invoice_id: int) -> bool:
+        """Whether any payment of the invoice was ever made, whatever its outcome."""
+        return bool(
+            await self.session.scalar(select(exists(select(Payment.id).where(Payment.invoice_id == invoice_id))))
+        )

@@ -8,12 +8,12 @@ provider's own retry, failed payments that now succeeded).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing import dunning
+from billplane.billing.clock import now_of_customer
 from billplane.events.emit import emit
+from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.payments.models import Payment, Refund
@@ -53,7 +53,8 @@ async def _invoice_follows(session: AsyncSession, payment: Payment, status: Char
         invoice.amount_paid = min(invoice.total, invoice.amount_paid + payment.amount)
         settled = invoice.amount_paid == invoice.total and invoice.status in {"open", "uncollectible"}
         if settled:
-            invoice.status, invoice.paid_at, invoice.next_payment_attempt_at = "paid", datetime.now(UTC), None
+            paid_at = await now_of_customer(session, invoice.customer_id)  # a clocked customer's: its clock's
+            invoice.status, invoice.paid_at, invoice.next_payment_attempt_at = "paid", paid_at, None
         change = "invoice.paid" if settled else "invoice.updated"
     else:
         # Dunning decides from attempt_count when (and whether) to try again: next_payment_attempt_at is its own.
@@ -62,7 +63,11 @@ async def _invoice_follows(session: AsyncSession, payment: Payment, status: Char
         change = "invoice.payment_failed"
     await session.flush()
     await session.refresh(invoice)
-    await emit(session, change, "invoice", invoice.id, InvoiceView.of(invoice))
+    shown: InvoiceView = InvoiceView.of(invoice)
+    if change == "invoice.payment_failed":
+        failure = PaymentFailure(code=payment.failure_code, message=payment.failure_message, payment_id=payment.id)
+        shown = payment_failed(invoice, failure)
+    await emit(session, change, "invoice", invoice.id, shown)
     await dunning.follow(session, invoice, status)
 
 

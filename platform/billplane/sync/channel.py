@@ -10,6 +10,9 @@ from __future__ import annotations
 from billplane_tenants.naming import validate_schema_name
 
 OUTBOX_CHANNEL = "billplane_outbox"
+# A test clock was asked to advance (payload: the tenant id, informative only): the listener
+# queues the clocks job at once instead of leaving the advance to the next periodic tick.
+CLOCKS_CHANNEL = "billplane_test_clocks"
 
 
 def notify_payload(tenant_id: int, schema: str) -> str:

@@ -10,6 +10,9 @@ another worker already queued is not queued twice.
 If the connection drops it reconnects with backoff; whenever it starts listening it runs one
 sweep without grace, so rows whose notification nobody heard (committed before the worker
 started, or while it was reconnecting) are queued at once instead of at the next periodic sweep.
+
+It also hears ``CLOCKS_CHANNEL``: a test clock's advance queues the clocks job at once (one job
+however many clocks were asked; the periodic job stays the fallback for a missed notification).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from billplane.sync.channel import OUTBOX_CHANNEL, parse_notify_payload
+from billplane.billing.dunning_tasks import ADVANCE_CLOCKS
+from billplane.sync.channel import CLOCKS_CHANNEL, OUTBOX_CHANNEL, parse_notify_payload
 from billplane.sync.queue import JobQueue
 from billplane.sync.sweep import Sweeper
 
@@ -60,6 +64,7 @@ class OutboxListener:
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0  # connections made so far: 1 + reconnects
     _pending: dict[tuple[int, str], None] = field(default_factory=dict)  # an ordered set
+    _clocks: bool = False  # a test clock was asked to advance since the last pass
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -83,6 +88,7 @@ class OutboxListener:
         connection.add_termination_listener(lambda _connection: lost.set())
         try:
             await connection.add_listener(OUTBOX_CHANNEL, self._notified)
+            await connection.add_listener(CLOCKS_CHANNEL, self._clock_notified)
             self.connections += 1
             await self._catch_up()
             self.listening.set()
@@ -102,7 +108,7 @@ class OutboxListener:
     async def _wait(self, lost: asyncio.Event) -> bool:
         """Until notified (True), the connection is lost, or it is time for a check (False)."""
         self._wake.clear()  # before looking: a notification sets _pending first, then _wake
-        if self._pending:
+        if self._pending or self._clocks:
             return True
         woken = asyncio.ensure_future(self._wake.wait())
         ended = asyncio.ensure_future(lost.wait())
@@ -111,7 +117,7 @@ class OutboxListener:
         finally:
             woken.cancel()
             ended.cancel()
-        return bool(self._pending)
+        return bool(self._pending) or self._clocks
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         pair = parse_notify_payload(payload)
@@ -121,12 +127,23 @@ class OutboxListener:
         self._pending[pair] = None
         self._wake.set()
 
+    def _clock_notified(self, _connection: object, _pid: int, _channel: str, _payload: str) -> None:
+        self._clocks = True
+        self._wake.set()
+
     async def _drain(self) -> None:
-        """Defer jobs for the due rows of every notified tenant, a batch of tenants per query.
+        """Defer jobs for the due rows of every notified tenant, a batch of tenants per query, and
+        the clocks job if a clock was asked to advance.
 
         Notifications that arrive meanwhile join the next batch: a burst for one tenant costs
         one query, not one per notification.
         """
+        if self._clocks:
+            self._clocks = False
+            try:
+                await self.queue.defer_periodic_now(ADVANCE_CLOCKS)
+            except Exception:  # the clock is marked advancing: the periodic job advances it
+                logger.exception("outbox listener: could not queue the test clocks job")
         while self._pending:
             batch = list(self._pending)[: self.options.batch]
             for pair in batch:

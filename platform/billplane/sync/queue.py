@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -138,6 +139,19 @@ class JobQueue:
         deferrer = self.app.tasks[_task_name(ref)].configure(queueing_lock=lock_name, schedule_at=at)
         try:
             await deferrer.defer_async(**ref.job_args())
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def defer_periodic_now(self, task_name: str) -> bool:
+        """Queue a run of a periodic task (a locked one: ``queueing_lock`` = its name) now, unless
+        one is waiting already (False then): that one will do the same work."""
+        from procrastinate.exceptions import AlreadyEnqueued  # noqa: PLC0415 - procrastinate loads lazily
+
+        await self.open()
+        deferrer = self.app.tasks[task_name].configure(queueing_lock=task_name)
+        try:
+            await deferrer.defer_async(timestamp=int(time.time()))
         except AlreadyEnqueued:
             return False
         return True

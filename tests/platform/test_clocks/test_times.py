@@ -1,0 +1,69 @@
+"""A clocked customer's invoices carry the clock's time, not the wall clock's: finalized, due,
+paid and voided at the clock's frozen time, whether the tenant acts through the API or the clock's
+billing pays them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from billplane_sandbox.payment_methods import SUCCEEDS
+
+from billplane.runtime import Runtime
+from billplane.sync.worker import worker_services
+from tests.platform.dunning.helpers import Client, sandbox_customer, subscribe
+from tests.platform.invoices.helpers import rows
+from tests.platform.sync_fakes import drain
+
+URL = "/v1/test-clocks"
+T0 = datetime(2031, 3, 10, 12, tzinfo=UTC)
+
+
+def _at(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+async def test_invoice_actions_of_a_clocked_customer_happen_on_its_clock(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "clk")
+    clock = (await client.post(URL, json={"frozen_time": _at(T0)}, headers=setup.tenant.headers)).json()["id"]
+    body = {"customer_id": setup.customer}
+    assert (await client.post(f"{URL}/{clock}/customers", json=body, headers=setup.tenant.headers)).status_code == 200
+    draft = {"customer_id": setup.customer, "currency": "USD", "lines": [{"description": "x", "unit_amount": 700}]}
+    paid, voided = [(await client.post("/v1/invoices", json=draft, headers=setup.tenant.headers)).json() for _ in "ab"]
+
+    for invoice in (paid, voided):
+        finalized = await client.post(
+            f"/v1/invoices/{invoice['id']}/finalize", json={"days_until_due": 14}, headers=setup.tenant.headers
+        )
+        assert finalized.status_code == 200, finalized.text
+        assert (finalized.json()["finalized_at"], finalized.json()["due_at"]) == (_at(T0), _at(T0 + timedelta(14)))
+    assert (await client.post(f"/v1/invoices/{paid['id']}/pay", headers=setup.tenant.headers)).status_code == 202
+    await drain(worker)
+    voiding = await client.post(f"/v1/invoices/{voided['id']}/void", headers=setup.tenant.headers)
+
+    assert voiding.json()["voided_at"] == _at(T0)
+    shown = (await client.get(f"/v1/invoices/{paid['id']}", headers=setup.tenant.headers)).json()
+    assert (shown["status"], shown["paid_at"]) == ("paid", _at(T0))
+    [event] = await rows(worker, setup.tenant, "SELECT data FROM events WHERE type = 'invoice.paid'")
+    assert event["data"]["paid_at"] == _at(T0)
+
+
+async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "clk")
+    clock = (await client.post(URL, json={"frozen_time": _at(T0)}, headers=setup.tenant.headers)).json()["id"]
+    body = {"customer_id": setup.customer}
+    assert (await client.post(f"{URL}/{clock}/customers", json=body, headers=setup.tenant.headers)).status_code == 200
+    await subscribe(client, setup)
+    await drain(worker)
+
+    to = {"to": _at(T0 + timedelta(days=40))}
+    assert (await client.post(f"{URL}/{clock}/advance", json=to, headers=setup.tenant.headers)).status_code == 202
+    await worker_services(worker).clocks.run()
+    await drain(worker)
+
+    [invoice] = await rows(worker, setup.tenant, "SELECT status, period_start, paid_at FROM invoices")
+    renewal = datetime(2031, 4, 10, 12, tzinfo=UTC)
+    assert (invoice["status"], invoice["period_start"], invoice["paid_at"]) == ("paid", renewal, renewal)
