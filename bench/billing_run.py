@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -235,17 +236,23 @@ def used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-async def measure_run(url: URL, monitor: asyncpg.Connection) -> tuple[Timed, RunReport]:
+async def measure_run(url: URL, monitor: asyncpg.Connection, profile: str | None) -> tuple[Timed, RunReport]:
     """One BillingRun in this process, timed until the jobs it rang are deferred."""
     runtime = Runtime.from_settings(bench_settings(url))
+    profiler = cProfile.Profile() if profile else None
     try:
         await runtime.jobs.open()  # the queue's connections exist before the clock starts, as in a worker
         backends_before = await backend_cpu(monitor, "billplane")
         client_before = time.process_time()
         started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
         await runtime.jobs.flush()
         seconds = time.perf_counter() - started
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         client_cpu = time.process_time() - client_before
         # Backends that closed during the run (pool recycling) are not counted: a lower bound.
         postgres_cpu = used(backends_before, await backend_cpu(monitor, "billplane"))
@@ -428,6 +435,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--setup-concurrency", type=int, default=4)
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds before giving up")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 tenants x 50")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the one-process run into FILE (slows it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -452,7 +460,7 @@ async def benchmark(args: argparse.Namespace) -> None:
             await monitor.execute("VACUUM ANALYZE")
             loads.append(("before the run", os.getloadavg()))
             log(f"seeded {sum(len(t.subscriptions) for t in tenants):,} due subscriptions; billing run")
-            run, outcome = await measure_run(url, monitor)
+            run, outcome = await measure_run(url, monitor, args.profile)
             log(f"  {run.invoices:,} invoices in {run.seconds:.1f} s ({run.rate:,.0f}/s)")
             if outcome.failed_tenants:
                 raise RuntimeError(f"tenants failed: {outcome.failed_tenants[:5]}")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from billplane.billing.collection import collect
 from billplane.billing.cycle import TURNING, advance_all, billed_by_billplane
+from billplane.billing.locked import lock_due, locked_row
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
@@ -85,22 +86,17 @@ class BillingRun:
     async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
         async with self.database.tenant_session(tenant[1]) as session:
             # Still due: a run that went before may have moved some on since ``_due`` read them.
-            query = (
-                select(Subscription, func.now())
-                .where(
-                    Subscription.id.in_(subscription_ids),
-                    Subscription.status.in_(TURNING),
-                    Subscription.current_period_end <= func.now(),
-                    billed_by_billplane(self.provider_billed),
-                )
-                .order_by(Subscription.id)
-                .with_for_update(skip_locked=True)
+            query = lock_due(
+                subscription_ids,
+                Subscription.status.in_(TURNING),
+                Subscription.current_period_end <= func.now(),
+                billed_by_billplane(self.provider_billed),
             )
             rows = (await session.execute(query)).all()
             if not rows:
                 return  # another run holds them, or has billed them
-            subscriptions = [row[0] for row in rows]
-            now = rows[0][1]  # the transaction's clock, as the query compared it
+            subscriptions = [locked_row(row) for row in rows]
+            now = rows[0][-1]  # the transaction's clock, as the query compared it
             outcome = await advance_all(session, subscriptions, now)
             await collect(
                 session,
