@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.models import InvoiceItem
 from billplane.invoices import states
-from billplane.invoices.models import Invoice
+from billplane.invoices.models import InvoiceLine
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.invoices.schemas import InvoiceFinalize
+from billplane.invoices.schemas import InvoiceLine as InvoiceLineView
 from billplane.pricing import LineDraft, Period, total
 
 _DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
@@ -101,24 +102,6 @@ class Finalized:
     events: tuple[tuple[str, InvoiceView], ...]  # invoice.finalized (and invoice.paid), with their views
 
 
-class _InvoiceRow:
-    """A returned ``invoices`` row under the model's attribute names, for the API view."""
-
-    __slots__ = ("_row", "amount_due", "lines")
-
-    def __init__(self, row: Row[Any], lines: list[Row[Any]]) -> None:
-        self._row = row
-        self.lines = lines
-        self.amount_due: int = row.total - row.amount_paid
-
-    @property
-    def metadata_(self) -> Any:
-        return self._row.metadata
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
-
-
 async def write_finalized(session: AsyncSession, drafts: list[Draft]) -> list[Finalized]:
     """Insert the drafts' invoices finalized, then their lines; sets each draft's ``invoice_id``
     (None: the period is billed already) and returns the new invoices in id order."""
@@ -190,10 +173,9 @@ def _id(row: Row[Any]) -> int:
 
 
 def _finalized(row: Row[Any], lines: list[Row[Any]], draft: Draft) -> Finalized:
-    invoice = _InvoiceRow(row, lines)
-    view = InvoiceView.of(cast("Invoice", invoice))
+    view = _view(row, lines)
     if row.status == PAID:
-        finalized = InvoiceView.of(cast("Invoice", invoice))
+        finalized = _view(row, lines)
         finalized.status, finalized.paid_at = OPEN, None
         events: tuple[tuple[str, InvoiceView], ...] = (("invoice.finalized", finalized), ("invoice.paid", view))
     else:
@@ -204,8 +186,38 @@ def _finalized(row: Row[Any], lines: list[Row[Any]], draft: Draft) -> Finalized:
         row.subscription_id,
         row.status,
         row.currency,
-        invoice.amount_due,
+        view.amount_due,
         draft.provider_account_id,
         draft.payment_method_id,
         events,
+    )
+
+
+def _view(row: Row[Any], lines: list[Row[Any]]) -> InvoiceView:
+    """``InvoiceView.of`` straight from the returned row: wrapping it to look like the ORM object
+    cost a tenth of the run's Python time."""
+    return InvoiceView(
+        id=row.id,
+        customer_id=row.customer_id,
+        subscription_id=row.subscription_id,
+        number=row.number,
+        status=row.status,
+        currency=row.currency,
+        subtotal=row.subtotal,
+        total=row.total,
+        amount_paid=row.amount_paid,
+        amount_due=row.total - row.amount_paid,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        due_at=row.due_at,
+        finalized_at=row.finalized_at,
+        paid_at=row.paid_at,
+        voided_at=row.voided_at,
+        billing_reason=row.billing_reason,
+        attempt_count=row.attempt_count,
+        next_payment_attempt_at=row.next_payment_attempt_at,
+        lines=[InvoiceLineView.of(cast("InvoiceLine", line)) for line in lines],
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )

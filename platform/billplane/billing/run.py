@@ -12,7 +12,9 @@ Customers on a test clock are left to their clock (``POST /v1/test-clocks/{id}/a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import func
@@ -30,6 +32,10 @@ from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.billing")
 _PER_TENANT = 1000
+# Tenants billed at once, each in its own transaction on its own pooled connection: while one
+# waits on PostgreSQL the process prices the next (the run is about half Python, half PostgreSQL;
+# docs/performance.md, "Billing runs"). More than 2 gained nothing on 2 cores.
+CONCURRENT_TENANTS = 2
 
 
 @dataclass(slots=True)
@@ -48,18 +54,24 @@ class BillingRun:
     # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
     # subscriptions are left to them, or the customer would be charged twice.
     provider_billed: frozenset[str] = frozenset()
+    concurrency: int = CONCURRENT_TENANTS
 
     async def run(self) -> RunReport:
         report = RunReport()
         tenants = await tenant_scan.active_tenants(self.database)
         for batch in tenant_scan.batches(list(tenants)):
-            due = await self._due(batch)
-            for schema, ids in due.items():
-                try:
-                    await self._bill((tenants[schema], schema), ids, report)
-                except Exception:
-                    logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
-                    report.failed_tenants.append(schema)
+            due = iter((await self._due(batch)).items())
+
+            async def biller(due: Iterator[tuple[str, list[int]]] = due) -> None:
+                # The billers share one iterator: each takes the next tenant when it is done with one.
+                for schema, ids in due:
+                    try:
+                        await self._bill((tenants[schema], schema), ids, report)
+                    except Exception:
+                        logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
+                        report.failed_tenants.append(schema)
+
+            await asyncio.gather(*(biller() for _ in range(max(1, self.concurrency))))
         if report.invoices or report.failed_tenants:
             logger.info(
                 "billing run: %d subscriptions, %d invoices, %d tenants failed",
