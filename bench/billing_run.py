@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ from sqlalchemy.engine import URL, make_url
 
 from api_throughput import BENCH_ADMIN, bench_settings
 from billplane.app import create_app
-from billplane.billing.run import BillingRun, RunReport
+from billplane.billing.run import CONCURRENT_TENANTS, BillingRun, RunReport
 from billplane.runtime import Runtime
 from billplane_tenants.naming import quoted_schema, schema_for_slug
 from support import asyncpg_dsn, log, process_cpu, throwaway_database, url_text
@@ -235,36 +236,52 @@ def used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-async def measure_run(url: URL, monitor: asyncpg.Connection) -> tuple[Timed, RunReport]:
+async def measure_run(
+    url: URL, monitor: asyncpg.Connection, concurrency: int, profile: str | None
+) -> tuple[Timed, RunReport]:
     """One BillingRun in this process, timed until the jobs it rang are deferred."""
     runtime = Runtime.from_settings(bench_settings(url))
+    profiler = cProfile.Profile() if profile else None
     try:
         await runtime.jobs.open()  # the queue's connections exist before the clock starts, as in a worker
         backends_before = await backend_cpu(monitor, "billplane")
         client_before = time.process_time()
         started = time.perf_counter()
-        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+        if profiler is not None:
+            profiler.enable()
+        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts, concurrency=concurrency).run()
         await runtime.jobs.flush()
         seconds = time.perf_counter() - started
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         client_cpu = time.process_time() - client_before
         # Backends that closed during the run (pool recycling) are not counted: a lower bound.
         postgres_cpu = used(backends_before, await backend_cpu(monitor, "billplane"))
     finally:
         await runtime.close()
-    return Timed("BillingRun, one process", report.invoices, seconds, client_cpu, postgres_cpu), report
+    label = f"BillingRun, one process, {concurrency} tenant{'s' if concurrency > 1 else ''} at once"
+    return Timed(label, report.invoices, seconds, client_cpu, postgres_cpu), report
 
 
-async def measure_ceiling(url: URL, tenants: list[Tenant], period: datetime, monitor: asyncpg.Connection) -> Timed:
-    """The same invoice and line rows by raw asyncpg: one transaction and two statements per tenant."""
-    start, end = period + CEILING_SHIFT, period + CEILING_SHIFT + timedelta(days=30)
-    connection = await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0, server_settings={
-        "application_name": "bench-ceiling"})  # fmt: skip
-    try:
-        backends_before = await backend_cpu(monitor, "bench-ceiling")
-        client_before = time.process_time()
-        started = time.perf_counter()
+async def measure_ceiling(
+    url: URL, tenants: list[Tenant], period: datetime, monitor: asyncpg.Connection, connections: int
+) -> Timed:
+    """The same invoice and line rows by raw asyncpg: one transaction and two statements per tenant,
+    on ``connections`` connections at once (each takes the next tenant, as the run's billers do)."""
+    shift = CEILING_SHIFT * connections  # each ceiling bills a period of its own, a century or more later
+    start, end = period + shift, period + shift + timedelta(days=30)
+    application = f"bench-ceiling-{connections}"
+    settings = {"application_name": application}
+    pool = [
+        await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0, server_settings=settings)
+        for _ in range(connections)
+    ]
+    work = iter(tenants)
+
+    async def insert(connection: asyncpg.Connection) -> int:
         invoices = 0
-        for tenant in tenants:
+        for tenant in work:
             subscriptions = tenant.subscriptions
             quantities = [quantity for _, _, quantity in subscriptions]
             async with connection.transaction():
@@ -274,7 +291,7 @@ async def measure_ceiling(url: URL, tenants: list[Tenant], period: datetime, mon
                     CEILING_INVOICES,
                     [customer for _, customer, _ in subscriptions],
                     [subscription for subscription, _, _ in subscriptions],
-                    [f"CEIL-{subscription}" for subscription, _, _ in subscriptions],
+                    [f"CEIL{connections}-{subscription}" for subscription, _, _ in subscriptions],
                     [SEAT_PRICE * quantity for quantity in quantities],
                     start,
                     end,
@@ -283,17 +300,26 @@ async def measure_ceiling(url: URL, tenants: list[Tenant], period: datetime, mon
                     CEILING_LINES, [row["id"] for row in ids], plan, SEAT_PRICE, start, end, quantities
                 )
             invoices += len(ids)
+        return invoices
+
+    try:
+        backends_before = await backend_cpu(monitor, application)
+        client_before = time.process_time()
+        started = time.perf_counter()
+        invoices = sum(await asyncio.gather(*(insert(connection) for connection in pool)))
         seconds = time.perf_counter() - started
         client_cpu = time.process_time() - client_before
-        postgres_cpu = used(backends_before, await backend_cpu(monitor, "bench-ceiling"))
+        postgres_cpu = used(backends_before, await backend_cpu(monitor, application))
     finally:
-        await connection.close()
-    return Timed("ceiling: INSERT ... unnest (raw asyncpg)", invoices, seconds, client_cpu, postgres_cpu)
+        for connection in pool:
+            await connection.close()
+    label = f"ceiling: INSERT ... unnest (raw asyncpg), {connections} connection{'s' if connections > 1 else ''}"
+    return Timed(label, invoices, seconds, client_cpu, postgres_cpu)
 
 
-async def measure_two(url: URL, monitor: asyncpg.Connection) -> tuple[Timed, list[dict[str, Any]]]:
+async def measure_two(url: URL, monitor: asyncpg.Connection, concurrency: int) -> tuple[Timed, list[dict[str, Any]]]:
     """Two BillingRuns at once, each in its own process; timed from "go" until both have finished."""
-    command = [sys.executable, __file__, "--child", url_text(url)]
+    command = [sys.executable, __file__, "--child", url_text(url), "--concurrency", str(concurrency)]
     children = [
         await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True
@@ -326,14 +352,15 @@ async def measure_two(url: URL, monitor: asyncpg.Connection) -> tuple[Timed, lis
     if any(child.returncode != 0 for child in children):
         raise RuntimeError(f"a child run failed: {[child.returncode for child in children]}")
     reports = [json.loads(stdout.decode().strip().splitlines()[-1]) for stdout, _ in outputs]
-    timed = Timed("two BillingRuns at once, two processes", sum(r["invoices"] for r in reports), seconds)
+    label = f"two BillingRuns at once, two processes, {concurrency} tenant{'s' if concurrency > 1 else ''} at once each"
+    timed = Timed(label, sum(r["invoices"] for r in reports), seconds)
     # "this process" is the two children here.
     timed.client_cpu = sum(r["cpu"] for r in reports)
     timed.postgres_cpu = postgres_cpu
     return timed, reports
 
 
-async def child(url: str) -> None:
+async def child(url: str, concurrency: int) -> None:
     """One run of ``measure_two``: ready, wait for go, run, print its report as JSON."""
     runtime = Runtime.from_settings(bench_settings(make_url(url)))
     try:
@@ -343,7 +370,7 @@ async def child(url: str) -> None:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         cpu, started = time.process_time(), time.perf_counter()
-        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts, concurrency=concurrency).run()
         await runtime.jobs.flush()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
@@ -384,24 +411,28 @@ async def verify(connection: asyncpg.Connection, tenants: list[Tenant], period: 
 
 
 def report(
-    args: argparse.Namespace, runs: list[Timed], ceiling: Timed, loads: list[tuple[str, tuple[float, float, float]]]
+    args: argparse.Namespace,
+    runs: list[Timed],
+    ceilings: list[Timed],
+    loads: list[tuple[str, tuple[float, float, float]]],
 ) -> None:
     charged = "without charging (no provider account)" if args.no_charge else "each invoice charged (queued)"
     print(f"## Billing run: {args.tenants:,} tenants x {args.per_tenant:,} due subscriptions, {charged}\n")
     print("| what | invoices | seconds | invoices/s | this process CPU ms/invoice | PG CPU ms/invoice |")
     print("|---|---:|---:|---:|---:|---:|")
-    for timed in [*runs, ceiling]:
+    for timed in [*runs, *ceilings]:
         postgres = f"{timed.per_thousand(timed.postgres_cpu):.2f}" if timed.postgres_cpu else "-"
         print(
             f"| {timed.label} | {timed.invoices:,} | {timed.seconds:.1f} | {timed.rate:,.0f} | "
             f"{timed.per_thousand(timed.client_cpu):.2f} | {postgres} |"
         )
-    print("\n| target | run / ceiling | result |")
-    print("|---|---:|---|")
+    print("\n| target | ceiling | run / ceiling | result |")
+    print("|---|---|---:|---|")
     for timed in runs:
-        ratio = timed.rate / ceiling.rate
-        verdict = "**met**" if ratio >= TARGET else "**missed**"
-        print(f"| {timed.label} >= {TARGET:.2f} x ceiling | {ratio:.3f} | {verdict} |")
+        for ceiling in ceilings:
+            ratio = timed.rate / ceiling.rate
+            verdict = "**met**" if ratio >= TARGET else "**missed**"
+            print(f"| {timed.label} >= {TARGET:.2f} x ceiling | {ceiling.label} | {ratio:.3f} | {verdict} |")
     print(
         "\nChecked after each run: every subscription has exactly one `subscription_cycle` invoice for its new "
         "period, numbered and open, with one line of quantity x price"
@@ -428,6 +459,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--setup-concurrency", type=int, default=4)
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds before giving up")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 tenants x 50")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=CONCURRENT_TENANTS,
+        help="tenants a run bills at once (BillingRun.concurrency); the ceiling also runs on as many connections",
+    )
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the one-process run into FILE (slows it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -452,34 +490,37 @@ async def benchmark(args: argparse.Namespace) -> None:
             await monitor.execute("VACUUM ANALYZE")
             loads.append(("before the run", os.getloadavg()))
             log(f"seeded {sum(len(t.subscriptions) for t in tenants):,} due subscriptions; billing run")
-            run, outcome = await measure_run(url, monitor)
+            run, outcome = await measure_run(url, monitor, args.concurrency, args.profile)
             log(f"  {run.invoices:,} invoices in {run.seconds:.1f} s ({run.rate:,.0f}/s)")
             if outcome.failed_tenants:
                 raise RuntimeError(f"tenants failed: {outcome.failed_tenants[:5]}")
             await verify(monitor, tenants, period, charged=not args.no_charge)
             loads.append(("after the run", os.getloadavg()))
-            ceiling = await measure_ceiling(url, tenants, period, monitor)
-            log(f"  ceiling: {ceiling.invoices:,} in {ceiling.seconds:.1f} s ({ceiling.rate:,.0f}/s)")
+            ceilings = [await measure_ceiling(url, tenants, period, monitor, 1)]
+            if args.concurrency > 1:
+                ceilings.append(await measure_ceiling(url, tenants, period, monitor, args.concurrency))
+            for ceiling in ceilings:
+                log(f"  {ceiling.label}: {ceiling.invoices:,} in {ceiling.seconds:.1f} s ({ceiling.rate:,.0f}/s)")
             runs = [run]
             if not args.no_concurrent:
                 await make_due_again(monitor, tenants)
                 period = await period_of(monitor, tenants[0])
                 await monitor.execute("VACUUM ANALYZE")
                 log("two runs at once")
-                two, reports = await measure_two(url, monitor)
+                two, reports = await measure_two(url, monitor, args.concurrency)
                 log(f"  {two.invoices:,} invoices in {two.seconds:.1f} s ({two.rate:,.0f}/s); {reports}")
                 await verify(monitor, tenants, period, charged=not args.no_charge)
                 runs.append(two)
                 loads.append(("after two runs", os.getloadavg()))
         finally:
             await monitor.close()
-    report(args, runs, ceiling, loads)
+    report(args, runs, ceilings, loads)
 
 
 async def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.child:
-        await child(args.child)
+        await child(args.child, args.concurrency)
         return
     task = asyncio.current_task()
     assert task is not None  # noqa: S101

@@ -1,10 +1,10 @@
-"""Collecting a billing run's invoices: finalize them (their numbers), then charge them automatically.
+"""Collecting a billing run's invoices: charge them automatically.
 
-As ``POST /v1/invoices/{id}/finalize`` and ``.../pay`` do (``InvoiceLifecycle``, ``charge_invoice``),
-for a whole batch of one tenant's new invoices at once: the numbers are taken with one update of
-the counter row, and each charge is queued as a pending payment and its outbox row, in the run's
-transaction. An invoice that cannot be charged now (no provider account, no payment method) stays
-open for the tenant to pay or for dunning to retry; that is not an error of the run.
+As ``POST /v1/invoices/{id}/pay`` does (``charge_invoice``), for a whole batch of one tenant's new
+invoices at once (``invoicing.write_finalized`` inserted them finalized): each charge is queued as
+a pending payment and its outbox row, in the run's transaction. An invoice that cannot be charged
+now (no provider account, no payment method) stays open for the tenant to pay or for dunning to
+retry; that is not an error of the run.
 """
 
 from __future__ import annotations
@@ -13,54 +13,24 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
-from typing import cast
+from typing import Any, NamedTuple
 
-from sqlalchemy import RowMapping, select, text
+from sqlalchemy import BigInteger, BindParameter, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import class_mapper
 
-from billplane.billing.cycle import Event, emit_all
-from billplane.invoices import states
-from billplane.invoices.models import Invoice, InvoiceLine
-from billplane.invoices.schemas import Invoice as InvoiceView
-from billplane.invoices.schemas import InvoiceFinalize
+from billplane.billing.invoicing import OPEN, Finalized
 from billplane.payments.models import PaymentMethod
 from billplane.payments.operations import PAYMENT_METHOD_KEY
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.resolved import AccountSource
-from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.queue import JobQueue
 from billplane.sync.writer import OutboxWriter
 
 logger = logging.getLogger("billplane.billing")
-_DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
-_OPEN = states.target("finalize", "draft")
-_PAID = states.target("pay", _OPEN)  # what finalizing an invoice of 0 leads to at once
-# Column name -> mapped attribute name (``metadata`` is ``metadata_``).
-_ATTRIBUTES = {
-    model: {column.name: prop.key for prop in class_mapper(model).column_attrs for column in prop.columns}
-    for model in (Invoice, InvoiceLine)
-}
-_LINES = text("SELECT * FROM invoice_lines WHERE invoice_id = ANY(CAST(:ids AS bigint[])) ORDER BY id")
-# Takes the next ``count`` numbers from the tenant's counter row, as ``InvoiceRepository.take_number``
-# takes one (the row stays locked until the transaction ends, and a rollback gives them back), and
-# gives them to the drafts in id order: every draft here is the run's own, so none is skipped.
-_FINALIZE = text(
-    "WITH counter AS (INSERT INTO invoice_counters (id, last_number) VALUES (1, CAST(:count AS bigint)) "
-    "ON CONFLICT (id) DO UPDATE SET last_number = invoice_counters.last_number + excluded.last_number "
-    "RETURNING last_number) "
-    "UPDATE invoices AS i SET number = 'INV-' || (counter.last_number - CAST(:count AS bigint) + u.n), "
-    "finalized_at = CAST(:now AS timestamptz), due_at = CAST(:due_at AS timestamptz), updated_at = now(), "
-    "status = CASE WHEN i.total = i.amount_paid THEN CAST(:paid AS text) ELSE CAST(:open AS text) END, "
-    "paid_at = CASE WHEN i.total = i.amount_paid THEN CAST(:now AS timestamptz) END "
-    "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS u(id, n), counter "
-    "WHERE i.id = u.id AND i.status = 'draft' RETURNING i.*"
-)
 # The pending payments and their ``payment.charge`` outbox rows, in one statement that also tells
 # the workers (``billplane.sync.channel``, delivered at commit) as creates and usage reports do: the
 # worker's outbox listener defers their jobs, so a run does no queue work of its own. Deferring a
@@ -85,86 +55,25 @@ class _RefusedError(Exception):
 
 async def collect(
     session: AsyncSession,
-    invoice_ids: list[int],
+    invoices: list[Finalized],
     *,
     tenant: tuple[int, str],
     queue: JobQueue,
     accounts: AccountSource | None,
     defaults: DefaultAccountCache,
 ) -> None:
-    if not invoice_ids:
-        return
-    invoices = await _finalize(session, invoice_ids)
-    due = [invoice for invoice in invoices if invoice.status == "open"]  # not paid at finalization
+    due = [invoice for invoice in invoices if invoice.status == OPEN]  # not paid at finalization
     if due:
         tenant_id, schema = tenant
         await _Charges(session, OutboxWriter(session, tenant_id, schema, queue, accounts, defaults)).queue(due)
 
 
-@dataclass(frozen=True, slots=True)
-class _Finalized:
-    """What charging needs of a finalized invoice."""
+class _Method(NamedTuple):
+    """What choosing a payment method reads of one."""
 
     id: int
     customer_id: int
-    subscription_id: int | None
-    status: str
-    currency: str
-    amount_due: int
-
-
-async def _finalize(session: AsyncSession, invoice_ids: list[int]) -> list[_Finalized]:
-    """draft -> open with the next gapless numbers, in id order; an invoice of 0 is paid at once.
-
-    The run drafted these invoices in this transaction, so no one else can see them yet: no lock,
-    and one UPDATE for all of them.
-    """
-    lines: dict[int, list[SimpleNamespace]] = {}
-    for row in await session.execute(_LINES, {"ids": invoice_ids}):
-        lines.setdefault(row.invoice_id, []).append(_row(InvoiceLine, row._mapping))  # noqa: SLF001
-    ids = sorted(invoice_ids)
-    now = datetime.now(UTC)
-    values = {
-        "ids": ids,
-        "count": len(ids),
-        "open": _OPEN,
-        "paid": _PAID,
-        "now": now,
-        "due_at": now + timedelta(days=_DAYS_UNTIL_DUE),
-    }
-    invoices: list[_Finalized] = []
-    events: list[Event] = []
-    for row in sorted(await session.execute(_FINALIZE, values), key=lambda row: row.id):
-        invoice = _row(Invoice, row._mapping)  # noqa: SLF001
-        invoice.amount_due = invoice.total - invoice.amount_paid
-        invoice.lines = lines.get(invoice.id, [])
-        view = InvoiceView.of(cast("Invoice", invoice))
-        if invoice.status == _PAID:
-            finalized = InvoiceView.of(cast("Invoice", invoice))
-            finalized.status, finalized.paid_at = _OPEN, None
-            events.append(Event("invoice.finalized", "invoice", invoice.id, finalized))
-            events.append(Event("invoice.paid", "invoice", invoice.id, view))
-        else:
-            events.append(Event("invoice.finalized", "invoice", invoice.id, view))
-        invoices.append(
-            _Finalized(
-                invoice.id,
-                invoice.customer_id,
-                invoice.subscription_id,
-                invoice.status,
-                invoice.currency,
-                invoice.amount_due,
-            )
-        )
-    await emit_all(session, events)
-    return invoices
-
-
-def _row(model: type[Invoice | InvoiceLine], values: RowMapping) -> SimpleNamespace:
-    """A row under the model's attribute names, for the API view: building ORM objects outside the
-    session cost more than the rest of finalizing."""
-    attributes = _ATTRIBUTES[model]
-    return SimpleNamespace(**{attributes[name]: value for name, value in values.items()})
+    provider_account_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,22 +91,17 @@ class _Charges:
     session: AsyncSession
     writer: OutboxWriter
 
-    async def queue(self, invoices: Sequence[_Finalized]) -> None:
-        query = select(Subscription.id, Subscription.provider_account_id, Subscription.payment_method_id).where(
-            Subscription.id.in_({invoice.subscription_id for invoice in invoices if invoice.subscription_id})
-        )
-        by_id = {
-            row.id: _Terms(row.provider_account_id, row.payment_method_id) for row in await self.session.execute(query)
-        }
-        subscriptions = {
-            invoice.id: by_id.get(invoice.subscription_id)
+    async def queue(self, invoices: Sequence[Finalized]) -> None:
+        # The subscription's terms as the run locked them (crossing a boundary does not change them).
+        subscriptions: dict[int, _Terms | None] = {
+            invoice.id: _Terms(invoice.provider_account_id, invoice.payment_method_id)
             for invoice in invoices
             if invoice.subscription_id is not None
         }
         account_ids = {invoice.id: await self._account_id(subscriptions.get(invoice.id)) for invoice in invoices}
         live = await self._accounts({account for account in account_ids.values() if account is not None})
         chosen = await self._methods(invoices, subscriptions, account_ids)
-        payments: list[tuple[_Finalized, ProviderAccount, PaymentMethod]] = []
+        payments: list[tuple[Finalized, ProviderAccount, _Method]] = []
         for invoice in invoices:
             try:
                 account = self._account(account_ids[invoice.id], live)
@@ -242,42 +146,43 @@ class _Charges:
 
     async def _methods(
         self,
-        invoices: Sequence[_Finalized],
+        invoices: Sequence[Finalized],
         subscriptions: dict[int, _Terms | None],
         account_ids: dict[int, int | None],
-    ) -> dict[tuple[str, int, int], PaymentMethod]:
+    ) -> dict[tuple[str, int, int], _Method]:
         """Attached methods by ("id", method id, customer) and ("default", customer, account)."""
         named = {s.payment_method_id for s in subscriptions.values() if s is not None and s.payment_method_id}
         customers = {invoice.customer_id for invoice in invoices}
         accounts = {account for account in account_ids.values() if account is not None}
         attached = PaymentMethod.detached_at.is_(None)
-        found: dict[tuple[str, int, int], PaymentMethod] = {}
+        columns = (PaymentMethod.id, PaymentMethod.customer_id, PaymentMethod.provider_account_id)
+        found: dict[tuple[str, int, int], _Method] = {}
         if named:
-            query = select(PaymentMethod).where(PaymentMethod.id.in_(named), attached)
-            for method in (await self.session.execute(query)).scalars():
+            query = select(*columns).where(PaymentMethod.id == any_(_ids("named", named)), attached)
+            for method in map(_Method._make, await self.session.execute(query)):
                 found["id", method.id, method.customer_id] = method
         if accounts:
             query = (
-                select(PaymentMethod)
+                select(*columns)
                 .where(
-                    PaymentMethod.customer_id.in_(customers),
+                    PaymentMethod.customer_id == any_(_ids("customers", customers)),
                     PaymentMethod.provider_account_id.in_(accounts),
                     PaymentMethod.is_default.is_(True),
                     attached,
                 )
                 .order_by(PaymentMethod.id)
             )
-            for method in (await self.session.execute(query)).scalars():
+            for method in map(_Method._make, await self.session.execute(query)):
                 found["default", method.customer_id, method.provider_account_id] = method  # the newest wins
         return found
 
     @staticmethod
     def _method(
-        invoice: _Finalized,
+        invoice: Finalized,
         subscription: _Terms | None,
         account_id: int,
-        found: dict[tuple[str, int, int], PaymentMethod],
-    ) -> PaymentMethod:
+        found: dict[tuple[str, int, int], _Method],
+    ) -> _Method:
         chosen = subscription.payment_method_id if subscription is not None else None
         if chosen is None:
             method = found.get(("default", invoice.customer_id, account_id))
@@ -297,3 +202,8 @@ class _Charges:
                 f"this invoice is charged through account {account_id}"
             )
         return method
+
+
+def _ids(name: str, values: set[int]) -> BindParameter[Any]:
+    # One array parameter, not one bind parameter per id (rendering a hundred costs more than the query).
+    return bindparam(name, sorted(values), type_=ARRAY(BigInteger()))

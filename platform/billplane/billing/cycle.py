@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import ColumnElement, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.billing.invoicing import Draft, Finalized, write_finalized
+from billplane.billing.locked import LockedSubscription
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.events.emit import WEBHOOKS_CHANNEL
@@ -35,6 +37,8 @@ from billplane.subscriptions.schemas import Subscription as SubscriptionView
 # States whose periods still turn over (paused ones turn over without invoices).
 TURNING = ("trialing", "active", "past_due", "paused")
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
+# A run's locked rows, or a test clock's ORM objects: the rules below read and change the same attributes.
+Turning = Subscription | LockedSubscription
 
 # ``billplane.events.emit.emit`` for many events in one statement: events are numbered in the
 # order given (webhooks are delivered per object in event order), deliveries queued likewise.
@@ -47,27 +51,6 @@ _EMIT_ALL = text(
     f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} ORDER BY e.id "
     "RETURNING 1) "
     f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued"
-)
-
-# Column arrays, not a multi-row VALUES: one statement text whatever the batch size, and no limit on
-# the number of bind parameters. Rows are inserted in the order given, so ids follow the drafts.
-_INSERT_INVOICES = text(
-    "INSERT INTO invoices (customer_id, subscription_id, status, currency, subtotal, total, period_start, "
-    "period_end, billing_reason) "
-    "SELECT c, s, 'draft', cur, t, t, ps, pe, 'subscription_cycle' FROM unnest(CAST(:customers AS bigint[]), "
-    "CAST(:subscriptions AS bigint[]), CAST(:currencies AS text[]), CAST(:totals AS bigint[]), "
-    "CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[])) WITH ORDINALITY AS u(c, s, cur, t, ps, pe, n) "
-    "ORDER BY n "
-    "ON CONFLICT (subscription_id, period_start) WHERE billing_reason = 'subscription_cycle' DO NOTHING "
-    "RETURNING id, subscription_id, period_start"
-)
-_INSERT_LINES = text(
-    "INSERT INTO invoice_lines (invoice_id, plan_id, description, quantity, unit_amount, tier, amount, currency, "
-    "period_start, period_end, proration) "
-    "SELECT * FROM unnest(CAST(:invoices AS bigint[]), CAST(:plans AS bigint[]), CAST(:descriptions AS text[]), "
-    "CAST(:quantities AS bigint[]), CAST(:units AS numeric[]), CAST(:tiers AS integer[]), "
-    "CAST(:amounts AS bigint[]), CAST(:currencies AS text[]), CAST(:starts AS timestamptz[]), "
-    "CAST(:ends AS timestamptz[]), CAST(:prorations AS boolean[]))"
 )
 
 # What crossing a boundary can change on a subscription (besides updated_at), and its SQL type.
@@ -121,24 +104,8 @@ async def emit_all(session: AsyncSession, events: Sequence[Event]) -> None:
 
 @dataclass(slots=True)
 class Outcome:
-    invoices: list[int] = field(default_factory=list)
+    invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     boundaries: int = 0
-
-
-@dataclass(slots=True)
-class _Draft:
-    """An invoice a boundary owes, written with the others of the batch."""
-
-    subscription: Subscription
-    currency: str
-    period: Period
-    lines: list[LineDraft]
-    items: list[InvoiceItem]
-    invoice_id: int | None = None
-
-    @property
-    def amount(self) -> int:
-        return total(self.lines) + sum(item.amount for item in self.items)
 
 
 @dataclass(slots=True)
@@ -146,19 +113,27 @@ class _Batch:
     session: AsyncSession
     plans: dict[int, Plan]
     pending: dict[int, list[InvoiceItem]]  # proration items not yet on an invoice, per subscription
-    drafts: list[_Draft] = field(default_factory=list)
-    # What happened, in order: invoice drafts and subscription events (type, view).
-    timeline: list[_Draft | tuple[str, Subscription, SubscriptionView]] = field(default_factory=list)
+    pricing: dict[int, PlanPricing] = field(default_factory=dict)  # per plan id, built once
+    drafts: list[Draft] = field(default_factory=list)
+    # What happened, in order: invoice drafts and subscription events (type, id, view).
+    timeline: list[Draft | tuple[str, int, SubscriptionView]] = field(default_factory=list)
+    crossed: dict[int, Turning] = field(default_factory=dict)
+
+    def pricing_of(self, plan: Plan) -> PlanPricing:
+        pricing = self.pricing.get(plan.id)
+        if pricing is None:
+            pricing = self.pricing[plan.id] = PlanPricing.of(plan)
+        return pricing
 
 
-async def advance(session: AsyncSession, subscription: Subscription, now: datetime) -> Outcome:
+async def advance(session: AsyncSession, subscription: Turning, now: datetime) -> Outcome:
     """Every boundary of ``subscription`` (locked by the caller) up to ``now``."""
     return await advance_all(session, [subscription], now)
 
 
-async def advance_all(session: AsyncSession, subscriptions: Sequence[Subscription], now: datetime) -> Outcome:
+async def advance_all(session: AsyncSession, subscriptions: Sequence[Turning], now: datetime) -> Outcome:
     """Every boundary of each of ``subscriptions`` (one tenant's, locked by the caller) up to ``now``,
-    the transaction's ``now()``; returns the new invoices' ids in the order they were drafted."""
+    the transaction's ``now()``, with the new invoices finalized; returns them in id order."""
     outcome = Outcome()
     if not subscriptions:
         return outcome
@@ -179,28 +154,30 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Subscriptio
                 await _cross(batch, subscription)
                 # What the column's onupdate now() writes at the flush: the event shows it without a reload.
                 subscription.updated_at = now
-                batch.timeline.append(
-                    (f"subscription.{_event(subscription)}", subscription, SubscriptionView.of(subscription))
-                )
+                batch.crossed[subscription.id] = subscription
+                view = SubscriptionView.of(cast("Subscription", subscription))
+                batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
             outcome.boundaries += crossed
-        await _write_subscriptions(session, [entry[1] for entry in batch.timeline if not isinstance(entry, _Draft)])
-    await _write_invoices(session, batch.drafts)
+        await _write_subscriptions(session, list(batch.crossed.values()))
+    outcome.invoices = await write_finalized(session, batch.drafts)
+    # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
+    # finalization in id order.
     events: list[Event] = []
     for entry in batch.timeline:
-        if isinstance(entry, _Draft):
+        if isinstance(entry, Draft):
             if entry.invoice_id is not None:
                 events.append(Event("invoice.created", "invoice", entry.invoice_id, _invoice_data(entry)))
-                outcome.invoices.append(entry.invoice_id)
         else:
-            events.append(Event(entry[0], "subscription", entry[1].id, entry[2]))
+            events.append(Event(entry[0], "subscription", entry[1], entry[2]))
+    for invoice in outcome.invoices:
+        events += [Event(kind, "invoice", invoice.id, view) for kind, view in invoice.events]
     await emit_all(session, events)
     return outcome
 
 
-async def _write_subscriptions(session: AsyncSession, crossed: list[Subscription]) -> None:
+async def _write_subscriptions(session: AsyncSession, changed: list[Turning]) -> None:
     """One UPDATE for every subscription that crossed a boundary (the unit of work would send one
-    per row), after which the objects leave the session: it must not write them a second time."""
-    changed = list({subscription.id: subscription for subscription in crossed}.values())
+    per row), after which ORM objects leave the session: it must not write them a second time."""
     if not changed:
         return
     values: dict[str, list[Any]] = {name: [] for name in _SUBSCRIPTION_COLUMNS}
@@ -209,15 +186,15 @@ async def _write_subscriptions(session: AsyncSession, crossed: list[Subscription
             values[name].append(getattr(subscription, name))
     await session.execute(_UPDATE_SUBSCRIPTIONS, values)
     for subscription in changed:
-        session.expunge(subscription)
+        if isinstance(subscription, Subscription):
+            session.expunge(subscription)
 
 
-def _event(subscription: Subscription) -> str:
+def _event(subscription: Turning) -> str:
     return "canceled" if subscription.status == "canceled" else "updated"
 
 
-async def _cross(batch: _Batch, subscription: Subscription) -> None:
-    session = batch.session
+async def _cross(batch: _Batch, subscription: Turning) -> None:
     assert subscription.current_period_start is not None  # noqa: S101 - checked by the loop
     assert subscription.current_period_end is not None  # noqa: S101
     ended = Period(subscription.current_period_start, subscription.current_period_end)
@@ -225,7 +202,7 @@ async def _cross(batch: _Batch, subscription: Subscription) -> None:
     ended_plan = await _plan(batch, subscription.plan_id)
     was_trial = subscription.status == "trialing"
     was_paused = subscription.status == "paused"
-    usage = None if was_trial or was_paused else await _usage(session, subscription, ended_plan, ended)
+    usage = None if was_trial or was_paused else await _usage(batch, subscription, ended_plan, ended)
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
         if usage:  # the last period's usage is still owed
@@ -247,14 +224,14 @@ async def _cross(batch: _Batch, subscription: Subscription) -> None:
     advance_lines = (
         []
         if plan.pricing_model == "metered"
-        else period_lines(PlanPricing.of(plan), following, quantity=subscription.quantity)
+        else period_lines(batch.pricing_of(plan), following, quantity=subscription.quantity)
     )
     if subscription.status == "trialing":
         advance_lines = []  # still in the trial: nothing billed for it
     _draft(batch, subscription, plan, following, lines=[*(usage or []), *advance_lines])
 
 
-async def _plans(session: AsyncSession, subscriptions: Sequence[Subscription]) -> dict[int, Plan]:
+async def _plans(session: AsyncSession, subscriptions: Sequence[Turning]) -> dict[int, Plan]:
     """Every plan the batch may bill, in one query."""
     ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
     return {plan.id: plan for plan in (await session.execute(select(Plan).where(Plan.id.in_(ids)))).scalars()}
@@ -267,73 +244,39 @@ async def _plan(batch: _Batch, plan_id: int) -> Plan:
     return plan
 
 
-async def _usage(session: AsyncSession, subscription: Subscription, plan: Plan, period: Period) -> list[LineDraft]:
+async def _usage(batch: _Batch, subscription: Turning, plan: Plan, period: Period) -> list[LineDraft]:
     if plan.pricing_model != "metered":
         return []
+    session = batch.session
     query = select(UsageRecord.timestamp, UsageRecord.quantity).where(
         UsageRecord.subscription_id == subscription.id,
         UsageRecord.timestamp >= period.start,
         UsageRecord.timestamp < period.end,
     )
     values = [UsageValue(timestamp, quantity) for timestamp, quantity in (await session.execute(query)).all()]
-    pricing = PlanPricing.of(plan)
+    pricing = batch.pricing_of(plan)
     return period_lines(pricing, period, usage=metered_usage(pricing, values, period))
 
 
-def _draft(batch: _Batch, subscription: Subscription, plan: Plan, period: Period, *, lines: list[LineDraft]) -> None:
+def _draft(batch: _Batch, subscription: Turning, plan: Plan, period: Period, *, lines: list[LineDraft]) -> None:
     pending = batch.pending.get(subscription.id, [])
     items = _attachable(pending, total(lines))
     # Taken now, so a later boundary of the same subscription does not take them again. The insert
     # can only skip an invoice whose period is billed already: a subscription locked here crosses
     # each boundary once, so that is a canceled one's last usage invoice, and nothing follows it.
     batch.pending[subscription.id] = [item for item in pending if item not in items]
-    draft = _Draft(subscription, plan.currency, period, lines, items)
+    draft = Draft(
+        subscription.customer_id,
+        subscription.id,
+        subscription.provider_account_id,
+        subscription.payment_method_id,
+        plan.currency,
+        period,
+        lines,
+        items,
+    )
     batch.drafts.append(draft)
     batch.timeline.append(draft)
-
-
-async def _write_invoices(session: AsyncSession, drafts: list[_Draft]) -> None:
-    """Insert the drafts' invoices (a period billed already is skipped), then their lines."""
-    if not drafts:
-        return
-    columns = {
-        "customers": [draft.subscription.customer_id for draft in drafts],
-        "subscriptions": [draft.subscription.id for draft in drafts],
-        "currencies": [draft.currency for draft in drafts],
-        "totals": [draft.amount for draft in drafts],
-        "starts": [draft.period.start for draft in drafts],
-        "ends": [draft.period.end for draft in drafts],
-    }
-    inserted = {(row[1], row[2]): row[0] for row in await session.execute(_INSERT_INVOICES, columns)}
-    for draft in drafts:
-        # The first draft of a (subscription, period) is the one inserted (rows go in in order).
-        draft.invoice_id = inserted.pop((draft.subscription.id, draft.period.start), None)
-    lines: list[tuple[int, LineDraft | InvoiceItem]] = []
-    for draft in drafts:
-        if draft.invoice_id is None:
-            continue  # billed already (another worker, or an earlier run that crashed after its commit)
-        lines += [(draft.invoice_id, line) for line in draft.lines]
-        for item in draft.items:
-            item.invoice_id = draft.invoice_id
-            lines.append((draft.invoice_id, item))
-    if lines:
-        await session.execute(
-            _INSERT_LINES,
-            {
-                "invoices": [invoice_id for invoice_id, _ in lines],
-                "plans": [line.plan_id for _, line in lines],
-                "descriptions": [line.description for _, line in lines],
-                "quantities": [line.quantity for _, line in lines],
-                "units": [line.unit_amount for _, line in lines],
-                "tiers": [line.tier if isinstance(line, LineDraft) else None for _, line in lines],
-                "amounts": [line.amount for _, line in lines],
-                "currencies": [line.currency for _, line in lines],
-                "starts": [line.period_start for _, line in lines],
-                "ends": [line.period_end for _, line in lines],
-                "prorations": [line.proration for _, line in lines],
-            },
-        )
-    await session.flush()  # the items taken
 
 
 async def _pending_items(session: AsyncSession, subscription_ids: list[int]) -> dict[int, list[InvoiceItem]]:
@@ -362,11 +305,11 @@ def _attachable(items: list[InvoiceItem], base: int) -> list[InvoiceItem]:
     return taken
 
 
-def _invoice_data(draft: _Draft) -> dict[str, object]:
+def _invoice_data(draft: Draft) -> dict[str, object]:
     return {
         "id": draft.invoice_id,
-        "customer_id": draft.subscription.customer_id,
-        "subscription_id": draft.subscription.id,
+        "customer_id": draft.customer_id,
+        "subscription_id": draft.subscription_id,
         "status": "draft",
         "currency": draft.currency,
         "total": draft.amount,

@@ -12,13 +12,16 @@ Customers on a test clock are left to their clock (``POST /v1/test-clocks/{id}/a
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 
 from billplane.billing.collection import collect
 from billplane.billing.cycle import TURNING, advance_all, billed_by_billplane
+from billplane.billing.locked import lock_due, locked_row
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.subscriptions.models import Subscription
@@ -29,6 +32,10 @@ from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.billing")
 _PER_TENANT = 1000
+# Tenants billed at once, each in its own transaction on its own pooled connection: while one
+# waits on PostgreSQL the process prices the next (the run is about half Python, half PostgreSQL;
+# docs/performance.md, "Billing runs"). More than 2 gained nothing on 2 cores.
+CONCURRENT_TENANTS = 2
 
 
 @dataclass(slots=True)
@@ -47,18 +54,24 @@ class BillingRun:
     # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
     # subscriptions are left to them, or the customer would be charged twice.
     provider_billed: frozenset[str] = frozenset()
+    concurrency: int = CONCURRENT_TENANTS
 
     async def run(self) -> RunReport:
         report = RunReport()
         tenants = await tenant_scan.active_tenants(self.database)
         for batch in tenant_scan.batches(list(tenants)):
-            due = await self._due(batch)
-            for schema, ids in due.items():
-                try:
-                    await self._bill((tenants[schema], schema), ids, report)
-                except Exception:
-                    logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
-                    report.failed_tenants.append(schema)
+            due = iter((await self._due(batch)).items())
+
+            async def biller(due: Iterator[tuple[str, list[int]]] = due) -> None:
+                # The billers share one iterator: each takes the next tenant when it is done with one.
+                for schema, ids in due:
+                    try:
+                        await self._bill((tenants[schema], schema), ids, report)
+                    except Exception:
+                        logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
+                        report.failed_tenants.append(schema)
+
+            await asyncio.gather(*(biller() for _ in range(max(1, self.concurrency))))
         if report.invoices or report.failed_tenants:
             logger.info(
                 "billing run: %d subscriptions, %d invoices, %d tenants failed",
@@ -85,22 +98,17 @@ class BillingRun:
     async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
         async with self.database.tenant_session(tenant[1]) as session:
             # Still due: a run that went before may have moved some on since ``_due`` read them.
-            query = (
-                select(Subscription, func.now())
-                .where(
-                    Subscription.id.in_(subscription_ids),
-                    Subscription.status.in_(TURNING),
-                    Subscription.current_period_end <= func.now(),
-                    billed_by_billplane(self.provider_billed),
-                )
-                .order_by(Subscription.id)
-                .with_for_update(skip_locked=True)
+            query = lock_due(
+                subscription_ids,
+                Subscription.status.in_(TURNING),
+                Subscription.current_period_end <= func.now(),
+                billed_by_billplane(self.provider_billed),
             )
             rows = (await session.execute(query)).all()
             if not rows:
                 return  # another run holds them, or has billed them
-            subscriptions = [row[0] for row in rows]
-            now = rows[0][1]  # the transaction's clock, as the query compared it
+            subscriptions = [locked_row(row) for row in rows]
+            now = rows[0][-1]  # the transaction's clock, as the query compared it
             outcome = await advance_all(session, subscriptions, now)
             await collect(
                 session,

@@ -258,3 +258,29 @@ async def test_subscriptions_a_provider_bills_itself_are_left_to_it(
     assert billed == {ours}  # Stripe invoices its own: billing it here too would charge twice
     [left] = await rows(runtime, tenant, "SELECT current_period_end FROM subscriptions WHERE id = :id", id=at_stripe)
     assert left["current_period_end"] < datetime.now(UTC)  # its periods move with Stripe's webhooks
+
+
+async def test_a_period_billed_already_is_skipped_before_numbers_are_taken(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    # As after a run that committed its invoice but not the subscription's move (or a test clock's):
+    # invoices are inserted already numbered, so the period billed must be left out before numbering.
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    ended = datetime.now(UTC) - 2.5 * DAY
+    subscription = await subscribe(runtime, tenant, ids["daily"], ids["customer"], current_period_end=ended)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await insert(
+            session, "invoices", customer_id=ids["customer"], subscription_id=subscription, number="INV-1",
+            status="open", currency="USD", total=200, subtotal=200, period_start=ended, period_end=ended + DAY,
+            billing_reason="subscription_cycle",
+        )  # fmt: skip
+        await session.execute(text("INSERT INTO invoice_counters (id, last_number) VALUES (1, 1)"))
+
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+
+    invoices = await rows(runtime, tenant, "SELECT number, period_start FROM invoices ORDER BY period_start")
+    assert [invoice["number"] for invoice in invoices] == ["INV-1", "INV-2", "INV-3"]
+    assert invoices[0]["period_start"] == ended  # not billed a second time
+    assert await rows(runtime, tenant, "SELECT last_number FROM invoice_counters") == [{"last_number": 3}]
+    finalized = await rows(runtime, tenant, "SELECT count(*) AS n FROM events WHERE type = 'invoice.finalized'")
+    assert finalized == [{"n": 2}]
