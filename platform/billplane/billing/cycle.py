@@ -159,7 +159,7 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Turning], n
                 batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
             outcome.boundaries += crossed
         await _write_subscriptions(session, list(batch.crossed.values()))
-    outcome.invoices = await write_finalized(session, batch.drafts)
+    outcome.invoices = await write_finalized(session, batch.drafts, now)
     # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
     # finalization in id order.
     events: list[Event] = []

@@ -17,7 +17,7 @@ invoice of 0) for each invoice in id order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, text
@@ -31,7 +31,7 @@ from billplane.invoices.schemas import InvoiceFinalize
 from billplane.invoices.schemas import InvoiceLine as InvoiceLineView
 from billplane.pricing import LineDraft, Period, total
 
-_DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
+DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
 OPEN = states.target("finalize", "draft")
 PAID = states.target("pay", OPEN)  # what finalizing an invoice of 0 leads to at once
 
@@ -102,9 +102,12 @@ class Finalized:
     events: tuple[tuple[str, InvoiceView], ...]  # invoice.finalized (and invoice.paid), with their views
 
 
-async def write_finalized(session: AsyncSession, drafts: list[Draft]) -> list[Finalized]:
-    """Insert the drafts' invoices finalized, then their lines; sets each draft's ``invoice_id``
-    (None: the period is billed already) and returns the new invoices in id order."""
+async def write_finalized(session: AsyncSession, drafts: list[Draft], now: datetime) -> list[Finalized]:
+    """Insert the drafts' invoices finalized at ``now``, then their lines; sets each draft's
+    ``invoice_id`` (None: the period is billed already) and returns the new invoices in id order.
+
+    ``now`` is the run's: the transaction's clock, or a test clock's frozen time, so a clocked
+    customer's invoices are finalized and due in the clock's time."""
     firsts: dict[tuple[int, datetime], Draft] = {}
     for draft in drafts:
         # Only the first draft of a (subscription, period) is billed, as the unique index would have
@@ -113,7 +116,6 @@ async def write_finalized(session: AsyncSession, drafts: list[Draft]) -> list[Fi
     if not firsts:
         return []
     billed = list(firsts.values())
-    now = datetime.now(UTC)
     columns = {
         "customers": [draft.customer_id for draft in billed],
         "subscriptions": [draft.subscription_id for draft in billed],
@@ -124,7 +126,7 @@ async def write_finalized(session: AsyncSession, drafts: list[Draft]) -> list[Fi
         "open": OPEN,
         "paid": PAID,
         "now": now,
-        "due_at": now + timedelta(days=_DAYS_UNTIL_DUE),
+        "due_at": now + timedelta(days=DAYS_UNTIL_DUE),
     }
     rows = (await session.execute(_INSERT_FINALIZED, columns)).all()
     if not rows:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from billplane_sandbox.payment_methods import SUCCEEDS
 
+from billplane.billing.invoicing import DAYS_UNTIL_DUE
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
 from tests.platform.dunning.helpers import Client, sandbox_customer, subscribe
@@ -64,6 +65,10 @@ async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
     await worker_services(worker).clocks.run()
     await drain(worker)
 
-    [invoice] = await rows(worker, setup.tenant, "SELECT status, period_start, paid_at FROM invoices")
+    [invoice] = await rows(
+        worker, setup.tenant, "SELECT status, period_start, finalized_at, due_at, paid_at FROM invoices"
+    )
     renewal = datetime(2031, 4, 10, 12, tzinfo=UTC)
     assert (invoice["status"], invoice["period_start"], invoice["paid_at"]) == ("paid", renewal, renewal)
+    # Finalized by the clock's billing step: on the clock's time too, due the usual days later.
+    assert (invoice["finalized_at"], invoice["due_at"]) == (renewal, renewal + timedelta(days=DAYS_UNTIL_DUE))
