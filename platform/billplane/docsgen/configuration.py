@@ -71,10 +71,10 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BILLPLANE_ENCRYPTION_KEYS",
-        "Keys that encrypt tenants' provider credentials and webhook endpoint signing secrets at rest: `kid:base64key,...`, each key 32 bytes of "
-        "base64, the first one current (it encrypts), the others only decrypt until `billplane secrets rotate` "
-        "has moved everything to the current key. `billplane secrets generate-key KID` prints a new entry. See "
-        "[secret rotation](secret-rotation.md).",
+        "Keys that encrypt tenants' provider credentials and webhook endpoint signing secrets at rest: "
+        "`kid:base64key,...`, each key 32 bytes of base64, the first one current (it encrypts), the others only "
+        "decrypt until `billplane secrets rotate` has moved everything to the current key. `billplane secrets "
+        "generate-key KID` prints a new entry. See [secret rotation](secret-rotation.md).",
         default="one key derived from `BILLPLANE_SECRET_KEY` (key id `s0`)",
     ),
     Variable(

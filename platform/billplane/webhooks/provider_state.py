@@ -32,10 +32,30 @@ def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
     row.next_action_url = None if action is None else action.url
 
 
+# What a subscription can still be when the provider's answer to its creation arrives, if
+# nothing happened to it here in between.
+_CREATION_STATES = frozenset({"incomplete", "trialing", "active"})
+
+
 def record_created(row: Subscription, created: ProviderSubscription) -> None:
-    """The provider's answer to the create call; a later webhook may already have said more."""
-    if row.provider_event_at is None:
-        record_subscription(row, created)
+    """The provider's answer to the create call, unless it is older news than the local row.
+
+    The call can finish long after the subscription was created (a retry, a slow provider, a
+    customer still being created): by then a webhook may have said more, or billplane's own billing
+    may have moved the subscription on (a billing run to its next period, dunning to past_due or
+    unpaid, a pause or a cancellation). The answer must not undo that: an older period would be
+    billed again, a past_due subscription would look paid up.
+    """
+    if row.provider_event_at is not None or row.status not in _CREATION_STATES:
+        return
+    answered_start = created.current_period_start
+    if (
+        answered_start is not None
+        and row.current_period_start is not None
+        and answered_start < row.current_period_start
+    ):
+        return
+    record_subscription(row, created)
 
 
 def record_invoice(row: Invoice, state: ProviderInvoice, at: datetime) -> None:
