@@ -15,11 +15,11 @@ from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from billplane.sync.channel import OUTBOX_CHANNEL
-from billplane.sync.listener import APPLICATION_NAME, ListenerOptions, OutboxListener, asyncpg_dsn
-from billplane.sync.sweep import Sweeper
+from billplane.sync.listener import APPLICATION_NAME, OutboxListener, asyncpg_dsn
 from billplane.sync.worker import run_worker
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.sync_fakes import FAST, AccountRow, FakeState, StaticAccounts
+from tests.platform.listening import running_listener
+from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts
 
 Client = AsyncTestClient[Litestar]
 
@@ -27,19 +27,8 @@ Client = AsyncTestClient[Litestar]
 @pytest.fixture
 async def listener(worker: Runtime) -> AsyncIterator[OutboxListener]:
     """A listener on the test's loop, with no worker running: what it defers stays in the queue."""
-    options = ListenerOptions(first_backoff=0.05, max_backoff=0.2)
-    listening = OutboxListener(
-        asyncpg_dsn(worker.database.url), Sweeper(worker.database, worker.jobs, FAST), worker.jobs, options
-    )
-    task = asyncio.create_task(listening.run())
-    try:
-        with anyio.fail_after(10):
-            await listening.listening.wait()
+    async with running_listener(worker) as listening:
         yield listening
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def jobs_of(runtime: Runtime, schema: str) -> list[int]:

@@ -12,7 +12,7 @@ import sys
 import click
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
-from billplane.cli.tenants import _print_report, _Progress
+from billplane.cli.tenants import migrate_with_progress
 from billplane.db.paths import control_scripts
 from billplane.runtime import Runtime
 from billplane_tenants.migrations import upgrade_control
@@ -29,12 +29,6 @@ def migrate() -> None:
     async def work(runtime: Runtime) -> int:
         await upgrade_control(runtime.database, str(control_scripts()))
         click.echo("control schema is at head")
-        progress = _Progress()
-        try:
-            report = await runtime.migrator.migrate(None, on_plan=progress.start, on_tenant=progress.advance)
-        finally:
-            progress.finish()
-        _print_report(report)
-        return 1 if report.failed else 0
+        return await migrate_with_progress(runtime, None)
 
     sys.exit(run_with_runtime(settings_for_cli(serving=False), work))

@@ -110,15 +110,20 @@ def migrate(slugs: tuple[str, ...], dry_run: bool) -> None:  # noqa: FBT001 - cl
         if dry_run:
             _print_plan(await runtime.migrator.plan(selected), runtime.migrator.head)
             return 0
-        progress = _Progress()
-        try:
-            report = await runtime.migrator.migrate(selected, on_plan=progress.start, on_tenant=progress.advance)
-        finally:
-            progress.finish()
-        _print_report(report)
-        return 1 if report.failed else 0
+        return await migrate_with_progress(runtime, selected)
 
     sys.exit(run_with_runtime(settings_for_cli(serving=False), work))
+
+
+async def migrate_with_progress(runtime: Runtime, selected: list[str] | None) -> int:
+    """Migrate the ``selected`` tenants (None: all) with a progress bar and a report; the exit code."""
+    progress = _Progress()
+    try:
+        report = await runtime.migrator.migrate(selected, on_plan=progress.start, on_tenant=progress.advance)
+    finally:
+        progress.finish()
+    _print_report(report)
+    return 1 if report.failed else 0
 
 
 class _Progress:

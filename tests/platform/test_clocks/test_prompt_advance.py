@@ -3,8 +3,6 @@ whose listener queues the clocks job, instead of the advance waiting for the nex
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,11 +12,10 @@ from sqlalchemy import text
 
 from billplane.billing.dunning_tasks import ADVANCE_CLOCKS
 from billplane.runtime import Runtime
-from billplane.sync.listener import ListenerOptions, OutboxListener, asyncpg_dsn
-from billplane.sync.sweep import Sweeper
+from billplane.sync.listener import OutboxListener
 from tests.conftest import create_tenant
 from tests.platform.dunning.helpers import Client
-from tests.platform.sync_fakes import FAST
+from tests.platform.listening import running_listener
 from tests.platform.test_clocks.test_times import URL, _at
 
 T0 = datetime(2032, 5, 1, tzinfo=UTC)
@@ -27,19 +24,8 @@ T0 = datetime(2032, 5, 1, tzinfo=UTC)
 @pytest.fixture
 async def listener(worker: Runtime) -> AsyncIterator[OutboxListener]:
     """A worker's listener on the test's loop, with no worker running: what it queues stays queued."""
-    options = ListenerOptions(first_backoff=0.05, max_backoff=0.2)
-    listening = OutboxListener(
-        asyncpg_dsn(worker.database.url), Sweeper(worker.database, worker.jobs, FAST), worker.jobs, options
-    )
-    task = asyncio.create_task(listening.run())
-    try:
-        with anyio.fail_after(10):
-            await listening.listening.wait()
+    async with running_listener(worker) as listening:
         yield listening
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _clock_jobs(runtime: Runtime) -> int:
