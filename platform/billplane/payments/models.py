@@ -52,8 +52,9 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     failure_message: Mapped[str | None] = mapped_column(Text)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # Why the payment waits for the tenant (its charge could not be confirmed and the provider
-    # cannot be asked); cleared when it settles. billplane.payments.reconcile sets it.
-    action_required: Mapped[str | None] = mapped_column(Text)
+    # cannot be asked); cleared when it settles. billplane.payments.reconcile sets it. Added by
+    # tenant_0006 as the table's last column: sort_order keeps create_all's order the same.
+    action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
 
     refunds: Mapped[list[Refund]] = relationship(order_by="Refund.id", lazy="selectin")
 
