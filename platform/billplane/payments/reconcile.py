@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -115,20 +116,45 @@ async def _locked_if_stuck(session: AsyncSession, payment_id: int) -> Payment | 
     return locked if reason is None else None
 
 
-async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeResult | None) -> bool:
-    """Record what the provider answered, as ``charge_payment`` would have; False if the payment
-    was settled (or charged) meanwhile, and then nothing is recorded."""
+Recorded = Literal["settled", "action_required", "unchanged"]
+
+
+async def _recorded_elsewhere(session: AsyncSession, payment: Payment, provider_payment_id: str) -> int | None:
+    query = select(Payment.id).where(
+        Payment.provider_account_id == payment.provider_account_id,
+        Payment.provider_payment_id == provider_payment_id,
+        Payment.id != payment.id,
+    )
+    return await session.scalar(query)
+
+
+async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeResult | None) -> Recorded:
+    """Record what the provider answered, as ``charge_payment`` would have.
+
+    ``unchanged``: the payment was settled (or charged) meanwhile, and nothing is recorded.
+    ``action_required``: the charge found is already another payment's (the provider's webhook
+    arrived first and was recorded as a payment billplane did not start); recording it twice
+    would count the money twice, so the tenant is shown both.
+    """
     locked = await _locked_if_stuck(session, payment_id)
     if locked is None:
-        return False
+        return "unchanged"
     if found is None:
         await settlement.payment_settled(session, locked, "failed", UNREACHABLE_CODE, UNREACHABLE_MESSAGE)
-        return True
+        return "settled"
+    other = await _recorded_elsewhere(session, locked, found.provider_payment_id)
+    if other is not None:
+        message = (
+            f"the provider has this charge ({found.provider_payment_id}, {found.status}), but billplane already "
+            f"recorded it as payment {other} from the provider's webhook: settle this payment's invoice from that "
+            "payment. billplane will not charge it again by itself."
+        )
+        return "action_required" if await _flag(session, locked, message) else "unchanged"
     locked.provider_payment_id = found.provider_payment_id
     locked.action_required = None
     await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
     await session.flush()
-    return True
+    return "settled"
 
 
 def cannot_ask(provider: str) -> str:
@@ -142,7 +168,11 @@ def cannot_ask(provider: str) -> str:
 async def require_action(session: AsyncSession, payment_id: int, message: str) -> bool:
     """Show why the payment waits for the tenant, and say so once (``payment.action_required``)."""
     locked = await _locked_if_stuck(session, payment_id)
-    if locked is None or locked.action_required is not None:
+    return locked is not None and await _flag(session, locked, message)
+
+
+async def _flag(session: AsyncSession, locked: Payment, message: str) -> bool:
+    if locked.action_required is not None:
         return False
     locked.action_required = message
     await session.flush()

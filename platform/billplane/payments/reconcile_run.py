@@ -107,4 +107,6 @@ class PaymentReconciliation:
             report.unanswered += 1
             return
         async with self.database.tenant_session(schema) as session:
-            report.settled += await record_lookup(session, payment_id, found)
+            recorded = await record_lookup(session, payment_id, found)
+        report.settled += recorded == "settled"
+        report.action_required += recorded == "action_required"

@@ -53,7 +53,7 @@ class PaymentSync:
             ) from exc
         except ProviderError as exc:
             raise ConflictError(f"{stuck.provider} did not answer about the charge: {exc.message}") from exc
-        await record_lookup(self.session, payment_id, found)  # False: settled meanwhile, shown as it is now
+        await record_lookup(self.session, payment_id, found)  # settled meanwhile or not: shown as it is now
         refreshed = await self.payments.lock(payment_id)
         if refreshed is None:  # cannot happen inside this transaction; typed for the reader
             raise NotFoundException(f"no payment {payment_id}")

@@ -13,8 +13,9 @@ import pytest
 from billplane_sandbox.payment_methods import ANSWER_LOST, DECLINED, SUCCEEDS, UNREACHABLE
 
 from billplane.billing.dunning_run import DunningRun
-from billplane.payments import settlement
+from billplane.payments import reconcile, settlement
 from billplane.payments.lookup import PaymentLookup
+from billplane.payments.models import Payment
 from billplane.payments.reconcile import Unconfirmed
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins import ChargeRequest, ChargeResult, RetryableProviderError
@@ -258,3 +259,40 @@ async def test_only_failed_charges_old_enough_are_found_across_tenants(
     job = replace(reconciliation(worker), settle_after=timedelta(seconds=0))
     assert (await job.run()).settled == 1
     assert (await _payment(worker, recent))["status"] == "succeeded"
+
+
+async def test_a_charge_already_recorded_from_its_webhook_is_shown_not_recorded_twice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The provider's webhook for the lost charge arrived first and, naming no billplane invoice,
+    was recorded as a payment of the customer: the charge is found taken, the tenant is told."""
+    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
+    await age(worker, stuck)
+    async with worker.database.tenant_session(stuck.setup.tenant.schema) as session:
+        payment = await session.get(Payment, stuck.payment)
+        assert payment is not None
+        unconfirmed = await reconcile.unconfirmed(
+            session,
+            stuck.setup.tenant.id,
+            payment,
+            settle_after=timedelta(0),
+            now=payment.created_at + timedelta(days=1),
+        )
+    assert isinstance(unconfirmed, Unconfirmed)
+    found = await PaymentLookup(worker.accounts, worker.plugins).find(unconfirmed, stuck.setup.tenant.id)
+    assert found is not None
+    await execute(
+        worker, stuck.setup.tenant,
+        "INSERT INTO payments (customer_id, amount, currency, status, provider, provider_account_id, "
+        "provider_payment_id) SELECT customer_id, amount, currency, 'succeeded', provider, provider_account_id, :pid "
+        "FROM payments WHERE id = :id",
+        pid=found.provider_payment_id, id=stuck.payment,
+    )  # fmt: skip
+
+    report = await reconciliation(worker).run()
+
+    assert (report.settled, report.action_required, report.failed_tenants) == (0, 1, [])
+    shown = await _payment(worker, stuck)
+    assert (shown["status"], shown["provider_payment_id"]) == ("pending", None)
+    assert found.provider_payment_id in shown["action_required"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.action_required"]
