@@ -13,6 +13,7 @@ import pytest
 from billplane_sandbox.payment_methods import ANSWER_LOST, DECLINED, SUCCEEDS, UNREACHABLE
 
 from billplane.billing.dunning_run import DunningRun
+from billplane.billing.dunning_tasks import RECONCILE_PAYMENTS
 from billplane.payments import reconcile, settlement
 from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import Payment
@@ -20,6 +21,7 @@ from billplane.payments.reconcile import Unconfirmed
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins import ChargeRequest, ChargeResult, RetryableProviderError
 from billplane.runtime import Runtime
+from billplane.sync.worker import worker_services
 from tests.platform.dunning.helpers import Client, execute, one, set_default_method, types
 from tests.platform.dunning.stuck import INVOICE, PAYMENT, Stuck, age, reconciliation, sandbox_host, stuck_renewal
 from tests.platform.invoices.helpers import event_types, rows
@@ -296,3 +298,17 @@ async def test_a_charge_already_recorded_from_its_webhook_is_shown_not_recorded_
     assert (shown["status"], shown["provider_payment_id"]) == ("pending", None)
     assert found.provider_payment_id in shown["action_required"]
     assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.action_required"]
+
+
+async def test_the_worker_runs_the_job_every_five_minutes_with_the_configured_threshold(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    periodic = worker.jobs.app.periodic_registry.periodic_tasks
+    assert periodic[(RECONCILE_PAYMENTS, "payment-reconciliation")].cron == "*/5 * * * *"
+    job = worker_services(worker).reconciliation
+    assert job.settle_after == timedelta(minutes=worker.settings.providers.payment_reconcile_after_minutes)
+
+    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
+    await age(worker, stuck)
+    assert (await job.run()).settled == 1
+    assert (await _payment(worker, stuck))["status"] == "succeeded"
