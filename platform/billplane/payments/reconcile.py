@@ -37,6 +37,7 @@ UNREACHABLE_CODE = "provider_unreachable"
 UNREACHABLE_MESSAGE = "the provider was not reached; no charge was made"
 ACTION_REQUIRED_EVENT = "payment.action_required"
 CHARGE_KIND = "payment.charge"
+Recorded = Literal["settled", "action_required", "unchanged"]
 # The provider's clock and the database's may disagree: search for the charge from a little
 # before the payment was created.
 CLOCK_MARGIN = timedelta(minutes=10)
@@ -89,7 +90,7 @@ async def unconfirmed(
 ) -> Unconfirmed | NotStuck:
     """The payment, if its charge failed to be confirmed at least ``settle_after`` ago."""
     reason, row = await _stuck_reason(session, payment)
-    if reason is not None or row is None or payment.provider_account_id is None or payment.provider is None:
+    if reason is not None or row is None or payment.provider is None:
         return NotStuck(reason or "the payment has no charge made through a provider")
     failed_at = row.done_at or row.created_at
     if failed_at > now - settle_after:
@@ -98,11 +99,12 @@ async def unconfirmed(
             f"the charge's last attempt ended at {failed_at.isoformat(timespec='seconds')}; a request still in "
             f"flight could land at the provider meanwhile: ask again after {ready}"
         )
+    # The account the charge was sent to (the row's): the one to ask, with the same request.
     return Unconfirmed(
         payment_id=payment.id,
-        account_id=payment.provider_account_id,
+        account_id=row.provider_account_id,
         provider=payment.provider,
-        request=await charge_request(session, payment, payment.provider_account_id),
+        request=await charge_request(session, payment, row.provider_account_id),
         idempotency_key=idempotency_key(tenant_id, row.id),
         created_after=payment.created_at - CLOCK_MARGIN,
     )
@@ -114,9 +116,6 @@ async def _locked_if_stuck(session: AsyncSession, payment_id: int) -> Payment | 
         return None
     reason, _ = await _stuck_reason(session, locked)
     return locked if reason is None else None
-
-
-Recorded = Literal["settled", "action_required", "unchanged"]
 
 
 async def _recorded_elsewhere(session: AsyncSession, payment: Payment, provider_payment_id: str) -> int | None:

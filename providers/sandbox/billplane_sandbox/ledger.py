@@ -26,6 +26,11 @@ class Charge:
     at: float  # time.time() when it was made
 
 
+# A long-lived demo process must not grow without end: the oldest payments are forgotten first
+# (a lookup comes minutes after a charge, never after this many others).
+MAX_PAYMENTS = 100_000
+
+
 @dataclass
 class Ledger:
     _charges: dict[tuple[int, int], list[Charge]] = field(default_factory=dict)
@@ -36,6 +41,8 @@ class Ledger:
             made = self._charges.setdefault((account_id, payment_id), [])
             if all(old.idempotency_key != charge.idempotency_key for old in made):  # a retry: one charge
                 made.append(charge)
+            while len(self._charges) > MAX_PAYMENTS:
+                del self._charges[next(iter(self._charges))]
 
     def find(self, account_id: int, payment_id: int, idempotency_key: str, since: float) -> Charge | None:
         """The charge made with this key, else the payment's latest one made since ``since``."""

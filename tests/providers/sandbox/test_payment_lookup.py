@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
 
 import pytest
-from billplane_sandbox import payment_methods
+from billplane_sandbox import ledger, payment_methods
 
 from billplane.plugins import (
     ChargeRequest,
+    ChargeResult,
     InvalidCredentialsError,
     PaymentLookupAdapter,
     ProviderAdapter,
@@ -88,3 +89,15 @@ async def test_a_bad_key_is_refused(make_adapter: MakeAdapter) -> None:
     adapter = _lookup(make_adapter, api_key="not-a-sandbox-key")
     with pytest.raises(InvalidCredentialsError):
         await adapter.find_payment(_request(payment_methods.SUCCEEDS), idempotency_key="k", created_after=_since())
+
+
+def test_the_ledger_forgets_the_oldest_payments_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger, "MAX_PAYMENTS", 2)
+    book = ledger.Ledger()
+    result = ChargeResult(provider_payment_id="sbx_pay_x", status="succeeded")
+    method = payment_methods.PAYMENT_METHODS[payment_methods.SUCCEEDS]
+    for payment_id in (1, 2, 3):
+        book.record(7, payment_id, ledger.Charge(f"k{payment_id}", result, method, ledger.now()))
+    book.record(7, 3, ledger.Charge("k3", result, method, ledger.now()))  # a retry is the same charge
+    assert book.find(7, 1, "k1", 0) is None
+    assert [book.find(7, payment_id, "other", 0) is not None for payment_id in (2, 3)] == [True, True]
