@@ -18,7 +18,14 @@ from billplane_sandbox.plugin import PLUGIN
 from billplane.billing.run import BillingRun
 from billplane.payments.lookup import PaymentLookup
 from billplane.payments.reconcile_run import PaymentReconciliation
-from billplane.plugins import AdapterContext, Capability, ChargeRequest, ChargeResult, ProviderAdapter
+from billplane.plugins import (
+    AdapterContext,
+    Capability,
+    ChargeRequest,
+    ChargeResult,
+    ProviderAdapter,
+    RetryableProviderError,
+)
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import Client, Setup, database_now, execute, one, sandbox_customer, subscribe
@@ -72,10 +79,14 @@ def reconciliation(worker: Runtime, lookup: PaymentLookup | None = None) -> Paym
 
 
 def sandbox_host(
-    *, lookup: bool = True, charge: Callable[[ChargeRequest, ChargeResult], None] | None = None
+    *,
+    lookup: bool = True,
+    charge: Callable[[ChargeRequest, ChargeResult], None] | None = None,
+    down: bool = False,
 ) -> PluginHost:
     """The real sandbox, without the payment_lookup capability (``lookup=False``: its find_payment
-    must then never be called), or with ``charge`` run on each charge's result (to raise after it)."""
+    must then never be called), with ``charge`` run on each charge's result (to raise after it), or
+    unreachable when asked about a charge (``down``)."""
 
     class Sandbox(SandboxAdapter):
         async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
@@ -89,6 +100,8 @@ def sandbox_host(
         ) -> ChargeResult | None:
             if not lookup:
                 raise AssertionError("find_payment called without the payment_lookup capability")
+            if down:
+                raise RetryableProviderError("connection refused")
             return await super().find_payment(request, idempotency_key=idempotency_key, created_after=created_after)
 
     def create_adapter(context: AdapterContext) -> ProviderAdapter:

@@ -102,3 +102,19 @@ async def test_a_provider_that_cannot_look_payments_up_is_refused_naming_the_pay
     assert "payment_lookup" in response.json()["errors"][0]["message"]
     payment = await one(worker, stuck.setup.tenant, PAYMENT)
     assert (payment["status"], payment["provider_payment_id"]) == ("pending", None)
+
+
+async def test_an_unreachable_provider_is_unavailable_and_changes_nothing(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
+    await age(worker, stuck)
+    app_runtime: Runtime = client.app.state.runtime
+    app_runtime.plugins = sandbox_host(down=True)
+
+    response = await client.post(_sync_path(stuck.payment), headers=stuck.setup.tenant.headers)
+
+    assert response.status_code == 503, response.text
+    assert "ask again later" in response.json()["detail"]
+    payment = await one(worker, stuck.setup.tenant, PAYMENT)
+    assert (payment["status"], payment["provider_payment_id"], payment["action_required"]) == ("pending", None, None)
