@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from functools import lru_cache, partial
 from typing import Literal
 
@@ -55,6 +56,13 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A subscription still incomplete (waiting for the customer's approval) this long after it
     # was created becomes incomplete_expired and is canceled at its provider; 23 h as at Stripe.
     incomplete_expiry_hours: float = 23.0
+    # A payment whose charge gave up (provider unreachable) is reconciled this long after its last
+    # attempt ended: a request still in flight, or the provider's own lag, has landed by then.
+    payment_reconcile_after_minutes: float = 10.0
+
+    @property
+    def payment_reconcile_after(self) -> timedelta:
+        return timedelta(minutes=self.payment_reconcile_after_minutes)
 
 
 class ObservabilitySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +118,7 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_ENCRYPTION_KEYS": ("security", "encryption_keys"),
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
     "BILLPLANE_INCOMPLETE_EXPIRY_HOURS": ("providers", "incomplete_expiry_hours"),
+    "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES": ("providers", "payment_reconcile_after_minutes"),
     "BILLPLANE_LOG_FORMAT": ("observability", "log_format"),
     "BILLPLANE_LOG_LEVEL": ("observability", "log_level"),
     "BILLPLANE_METRICS_ENABLED": ("observability", "metrics_enabled"),
@@ -165,14 +174,27 @@ def _convert(field: str, raw: str) -> object:
         return int(raw)
     if field == "auth_cache_seconds":
         return float(raw)
-    if field == "incomplete_expiry_hours":
-        hours = float(raw)
-        if not hours > 0:  # also refuses nan
-            raise ValueError("must be a positive number of hours")
-        return hours
+    if field in _DURATIONS:
+        return _duration(field, raw)
     if field == "allowlist":  # comma-separated provider names
         return sorted({name.strip() for name in raw.split(",") if name.strip()})
     return raw
+
+
+# Field -> (smallest value allowed, what the error names). NaN is refused too (it compares false).
+_DURATIONS = {
+    "incomplete_expiry_hours": (0.0, "must be a positive number of hours"),
+    # Sooner than a minute, a charge request still in flight could land after the lookup.
+    "payment_reconcile_after_minutes": (1.0, "must be a number of minutes, at least 1"),
+}
+
+
+def _duration(field: str, raw: str) -> float:
+    value = float(raw)
+    smallest, problem = _DURATIONS[field]
+    if not (value > smallest if smallest == 0 else value >= smallest):
+        raise ValueError(problem)
+    return value
 
 
 def _check(groups: dict[str, dict[str, object]]) -> list[str]:

@@ -40,3 +40,28 @@ def test_admin_key_is_needed_only_to_serve() -> None:
 def test_non_postgres_urls_are_refused() -> None:
     with pytest.raises(SettingsError, match="PostgreSQL"):
         load_settings(GOOD | {"BILLPLANE_DATABASE_URL": "mysql://u@h/db"})
+
+
+def test_durations_have_defaults_and_bounds() -> None:
+    settings = load_settings(GOOD)
+    assert (settings.providers.incomplete_expiry_hours, settings.providers.payment_reconcile_after_minutes) == (
+        23.0,
+        10.0,
+    )
+    tuned = load_settings(
+        GOOD | {"BILLPLANE_INCOMPLETE_EXPIRY_HOURS": "0.5", "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES": "1"}
+    )
+    assert (tuned.providers.incomplete_expiry_hours, tuned.providers.payment_reconcile_after.total_seconds()) == (
+        0.5,
+        60.0,
+    )
+    for name, bad in [
+        ("BILLPLANE_INCOMPLETE_EXPIRY_HOURS", "0"),
+        ("BILLPLANE_INCOMPLETE_EXPIRY_HOURS", "nan"),
+        ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "0.5"),
+        ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "nan"),
+        ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "soon"),
+    ]:
+        with pytest.raises(SettingsError) as caught:
+            load_settings(GOOD | {name: bad})
+        assert name in str(caught.value), (name, bad)

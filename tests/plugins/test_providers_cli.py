@@ -30,7 +30,8 @@ def test_the_sandbox_is_listed_with_what_it_can_do() -> None:
         "pause,",
         "charges,",
         "refunds,",
-        "webhooks",
+        "webhooks,",
+        "payment_lookup",
     ]
     assert lines[at + 2] == "  pricing models: flat, per_seat, tiered, volume, package, metered"
     assert any(line.startswith("stripe ") for line in lines)

@@ -96,6 +96,13 @@ VARIABLES: tuple[Variable, ...] = (
         "the worker marks it `incomplete_expired` and cancels it at the provider.",
     ),
     Variable(
+        "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES",
+        "How long after a charge gave up (every attempt failed to reach the provider) the worker asks the "
+        "provider whether the charge exists, and `POST /v1/payments/{id}/sync` may; at least 1. "
+        "Sooner, a request still in flight could land after the provider said it has no such charge. See "
+        "[payment reconciliation](../concepts/payment-reconciliation.md).",
+    ),
+    Variable(
         "BILLPLANE_PUBLISH",
         "Where `deploy/compose.yaml` publishes the API's port 8000 on the host (`address:port`). See "
         "[deployment](deployment.md).",

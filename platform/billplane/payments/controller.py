@@ -9,31 +9,58 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.api.auth import principal_of
+from billplane.api.auth import principal_of, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.db.mixins import MAX_ID
+from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import PAYMENT_STATUSES
 from billplane.payments.refunds import RefundService
 from billplane.payments.repository import PaymentFilters, PaymentRepository
 from billplane.payments.schemas import Payment, Refund, RefundCreateBody
 from billplane.payments.service import PaymentService
+from billplane.payments.syncing import PaymentSync
 from billplane.sync.dependencies import sync_service_for
+from billplane_tenants import KeyPrincipal
 
 
 async def provide_payment_service(tenant_session: NamedDependency[AsyncSession]) -> PaymentService:
     return PaymentService(PaymentRepository(session=tenant_session))
 
 
+async def provide_payment_sync(
+    request: Request[Any, Any, Any],
+    tenant_session: NamedDependency[AsyncSession],
+    principal: NamedDependency[KeyPrincipal],
+) -> PaymentSync:
+    runtime = runtime_of(request)
+    lookup = PaymentLookup(runtime.accounts, runtime.plugins)
+    return PaymentSync(tenant_session, principal.tenant_id, lookup, runtime.settings.providers.payment_reconcile_after)
+
+
 class PaymentController(Controller):
     path = "/v1/payments"
     tags = ["payments"]
     security = [{"apiKey": []}]
-    dependencies = {"payments": Provide(provide_payment_service)}
+    dependencies = {"payments": Provide(provide_payment_service), "syncing": Provide(provide_payment_sync)}
 
     @get("/{payment_id:int}", operation_id="getPayment")
     async def get_payment(self, payment_id: FromPath[int], payments: NamedDependency[PaymentService]) -> Payment:
         """One payment with its refunds; 404 if it does not exist or belongs to another tenant."""
         return Payment.of(await payments.get(payment_id))
+
+    @post("/{payment_id:int}/sync", operation_id="syncPayment", status_code=200)
+    async def sync_payment(self, payment_id: FromPath[int], syncing: NamedDependency[PaymentSync]) -> Payment:
+        """Reconcile a payment whose charge was never confirmed, now, and answer the payment.
+
+        For a `pending` payment whose charge gave up (the provider was unreachable) at least
+        `BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES` ago: billplane asks the provider whether the
+        charge exists and records it (`succeeded`, `failed` or still `pending` with its
+        `provider_payment_id`), or settles the payment `failed` with `failure_code`
+        `provider_unreachable` when the provider never received it. 409 when the payment is not
+        stuck (settled, still being charged, or too recent), 422 when its provider cannot be asked
+        about a charge, 503 when the provider cannot be reached now. The periodic job does the same.
+        """
+        return Payment.of(await syncing.sync(payment_id))
 
     @get("/", operation_id="listPayments")
     async def list_payments(

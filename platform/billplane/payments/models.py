@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billplane.db.base import TenantBase
@@ -23,6 +34,10 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
         # Never refund more than was paid: enforced by the database, not only by the service.
         CheckConstraint("refunded_amount >= 0 AND refunded_amount <= amount", name="refunded_amount"),
         UniqueConstraint("provider_account_id", "provider_payment_id"),
+        # What the reconciliation job scans: charges never confirmed, so its cost follows them, not history.
+        Index(
+            "ix_payments_unconfirmed", "id", postgresql_where=text("status = 'pending' AND provider_payment_id IS NULL")
+        ),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
@@ -36,6 +51,10 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     failure_code: Mapped[str | None] = mapped_column(Text)
     failure_message: Mapped[str | None] = mapped_column(Text)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Why the payment waits for the tenant (its charge could not be confirmed and the provider
+    # cannot be asked); cleared when it settles. billplane.payments.reconcile sets it. Added by
+    # tenant_0006 as the table's last column: sort_order keeps create_all's order the same.
+    action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
 
     refunds: Mapped[list[Refund]] = relationship(order_by="Refund.id", lazy="selectin")
 

@@ -25,7 +25,8 @@ from billplane.sync.attempt import Attempt
 PAYMENT_METHOD_KEY = "payment_method_id"
 
 
-async def _charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
+async def charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
+    """What ``charge`` is sent for the payment; reconciliation asks the provider with the same request."""
     method_id = payment.metadata_.get(PAYMENT_METHOD_KEY)
     token = None
     if method_id is not None:
@@ -56,7 +57,7 @@ async def charge_payment(attempt: Attempt) -> None:
     async with attempt.read() as session:
         payment = await session.get(Payment, attempt.row.object_id)
         if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
-            request = await _charge_request(session, payment, attempt.account.id)
+            request = await charge_request(session, payment, attempt.account.id)
     if request is None:  # settled or charged already (a duplicate job, a webhook first): nothing to do
         async with attempt.finish(called=False):
             return

@@ -58,6 +58,9 @@ class Payment(msgspec.Struct, kw_only=True):
     failure_message: str | None
     # How much of `amount` has been refunded; never more than `amount`.
     refunded_amount: int
+    # Set while a pending payment waits for the tenant: its charge could not be confirmed and its
+    # provider cannot be asked about it (see docs/concepts/payment-reconciliation.md).
+    action_required: str | None
     refunds: list[Refund]
     metadata: dict[str, str]
     created_at: datetime
@@ -77,6 +80,7 @@ class Payment(msgspec.Struct, kw_only=True):
             failure_code=row.failure_code,
             failure_message=row.failure_message,
             refunded_amount=row.refunded_amount,
+            action_required=row.action_required,
             refunds=[Refund.of(refund) for refund in row.refunds],
             metadata=row.metadata_,
             created_at=row.created_at,

@@ -33,6 +33,7 @@ async def payment_settled(
     if status == "pending":
         return
     payment.status = status
+    payment.action_required = None
     payment.failure_code = failure_code if status == "failed" else None
     payment.failure_message = failure_message if status == "failed" else None
     await session.flush()

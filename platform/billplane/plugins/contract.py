@@ -40,6 +40,8 @@ class Capability(StrEnum):
     REFUNDS = "refunds"
     WEBHOOKS = "webhooks"
     USAGE = "usage"  # metered usage is reported to the provider, which bills it (``report_usage``)
+    # ``find_payment``: asks whether a charge billplane could not confirm reached the provider.
+    PAYMENT_LOOKUP = "payment_lookup"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -341,6 +343,32 @@ class ProviderAdapter(Protocol):
         API (PayPal's ``verify-webhook-signature``) may call it, with a short timeout, and raise
         ``RetryableProviderError`` when it cannot be reached (billplane answers 503 so that the
         provider delivers again). Event types the adapter does not map are left out of the list.
+        """
+
+
+@runtime_checkable
+class PaymentLookupAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``payment_lookup`` capability.
+
+    Kept apart from ``ProviderAdapter`` so that adapters written before it stay whole: billplane
+    calls ``find_payment`` only on an adapter whose plugin declares the capability.
+    """
+
+    async def find_payment(
+        self, request: ChargeRequest, *, idempotency_key: str, created_after: datetime
+    ) -> ChargeResult | None:
+        """The charge ``charge(request, idempotency_key=...)`` made, if the provider has it.
+
+        Asked only with the ``payment_lookup`` capability, about a charge whose every attempt
+        ended without an answer (the provider was unreachable, or the answer was lost). The
+        request is the one ``charge`` was sent; ``created_after`` is a moment before the first
+        attempt, so the search can be bounded. Answer with the charge's current state, or
+        ``None`` when the provider has no such charge: billplane then records that no money
+        moved and charges again later with a new key, so ``None`` must be certain. Use a
+        strongly consistent read (not an eventually consistent search index); billplane asks
+        only once the last attempt is several minutes old. Match ``request.payment_id`` (carry
+        it in the charge's metadata) or the idempotency key, never the amount alone. Raise
+        ``RetryableProviderError`` when the provider cannot be reached: billplane asks again later.
         """
 
 

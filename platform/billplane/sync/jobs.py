@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 from procrastinate import JobContext
 
-from billplane.billing.dunning_tasks import ADVANCE_CLOCKS, DUNNING_RUN
+from billplane.billing.dunning_tasks import ADVANCE_CLOCKS, DUNNING_RUN, RECONCILE_PAYMENTS
 from billplane.events.jobs import register_webhook_tasks
 from billplane.observability.context import job_context
 from billplane.sync.queue import APPLY_EVENT, BILLING_RUN, PERFORM_OUTBOX, SWEEP, SYNC_QUEUE
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from billplane.billing.clocks_advance import ClockAdvancer
     from billplane.billing.dunning_run import DunningRun
     from billplane.billing.run import BillingRun
+    from billplane.payments.reconcile_run import PaymentReconciliation
     from billplane.sync.expiry import IncompleteExpiry
     from billplane.sync.performer import OutboxPerformer
     from billplane.sync.sweep import Sweeper
@@ -39,6 +40,7 @@ class WorkerServices:
     billing: BillingRun
     dunning: DunningRun
     clocks: ClockAdvancer
+    reconciliation: PaymentReconciliation
 
 
 def _job_id(context: JobContext) -> int | None:
@@ -87,6 +89,12 @@ def register_billing_tasks(app: procrastinate.App) -> None:
     @app.task(name=DUNNING_RUN, queue=SYNC_QUEUE, pass_context=True, queueing_lock=DUNNING_RUN)
     async def dunning_run(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
         await _services(context).dunning.run()
+
+    # Every 5 minutes: a payment is reconciled minutes after its charge gave up, never sooner.
+    @app.periodic(cron="*/5 * * * *", periodic_id="payment-reconciliation")
+    @app.task(name=RECONCILE_PAYMENTS, queue=SYNC_QUEUE, pass_context=True, queueing_lock=RECONCILE_PAYMENTS)
+    async def reconcile_payments(context: JobContext, timestamp: int) -> None:  # noqa: ARG001 - procrastinate passes the tick
+        await _services(context).reconciliation.run()
 
     @app.periodic(cron="* * * * *", periodic_id="test-clocks")
     @app.task(name=ADVANCE_CLOCKS, queue=SYNC_QUEUE, pass_context=True, queueing_lock=ADVANCE_CLOCKS)

@@ -10,6 +10,8 @@ from billplane.billing.dunning_run import DunningRun
 from billplane.billing.run import BillingRun
 from billplane.events.jobs import webhook_context
 from billplane.events.worker import delivery_listener, webhook_services
+from billplane.payments.lookup import PaymentLookup
+from billplane.payments.reconcile_run import PaymentReconciliation
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
 from billplane.sync.jobs import WorkerServices, additional_context
@@ -38,6 +40,11 @@ def worker_services(runtime: Runtime) -> WorkerServices:
             runtime.database, runtime.jobs, runtime.accounts, performer, provider_billed=provider_billed(runtime)
         ),
         expiry=IncompleteExpiry(runtime.database, runtime.jobs, runtime.settings.providers.incomplete_expiry_hours),
+        reconciliation=PaymentReconciliation(
+            runtime.database,
+            PaymentLookup(runtime.accounts, runtime.plugins),
+            runtime.settings.providers.payment_reconcile_after,
+        ),
     )
 
 

@@ -55,6 +55,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.PAUSE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.REFUNDS: frozenset({Capability.CHARGES}),
     Capability.USAGE: frozenset({Capability.SUBSCRIPTIONS}),
+    Capability.PAYMENT_LOOKUP: frozenset({Capability.CHARGES}),
 }
 
 

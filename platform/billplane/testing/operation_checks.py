@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import inspect
+import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from billplane.plugins import (
     Capability,
     ChargeResult,
+    PaymentLookupAdapter,
     ProviderAdapter,
     ProviderPlugin,
     ProviderRef,
@@ -209,6 +213,11 @@ class UsageChecks:
         await adapter.report_usage(usage, idempotency_key=new_key())  # must not raise, must not count twice
 
 
+def _payment_id() -> int:
+    # Payment ids of their own: the provider's fake may hold charges of other checks.
+    return 1_000_000 + secrets.randbelow(1_000_000_000)
+
+
 class PaymentChecks:
     async def _charge(
         self, plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, method: str, currency: str
@@ -263,6 +272,31 @@ class PaymentChecks:
         result = await self._charge(provider_plugin, adapter, new_key, declining_payment_method, currency)
         assert result.status == "failed", f"a declined charge is 'failed', not {result.status!r}"
         assert result.failure_code, "a declined charge says why in failure_code"
+
+    @pytest.mark.anyio
+    async def test_find_payment(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.PAYMENT_LOOKUP)
+        assert isinstance(adapter, PaymentLookupAdapter), "with the payment_lookup capability, define find_payment"
+        assert inspect.iscoroutinefunction(adapter.find_payment), "find_payment must be a coroutine function"
+        customer = await _customer(adapter, new_key) if Capability.CUSTOMERS in provider_plugin.capabilities else None
+        since = datetime.now(UTC) - timedelta(minutes=10)
+        charged = samples.charge(succeeding_payment_method, currency, customer, payment_id=_payment_id())
+        key = new_key()
+        made = await adapter.charge(charged, idempotency_key=key)
+        found = await adapter.find_payment(charged, idempotency_key=key, created_after=since)
+        assert isinstance(found, ChargeResult), "find_payment did not find a charge that was made"
+        assert found.provider_payment_id == made.provider_payment_id, "find_payment found another charge"
+        assert found.status == made.status, f"find_payment says {found.status!r}, the charge said {made.status!r}"
+        never = samples.charge(succeeding_payment_method, currency, customer, payment_id=_payment_id())
+        missing = await adapter.find_payment(never, idempotency_key=new_key(), created_after=since)
+        assert missing is None, "find_payment must answer None for a payment that was never charged"
 
     @pytest.mark.anyio
     async def test_refund(

@@ -58,9 +58,11 @@ def subscription(provider_customer_id: str, provider_price_id: str) -> Subscript
     )
 
 
-def charge(payment_method: str, currency: str, provider_customer_id: str | None = None) -> ChargeRequest:
+def charge(
+    payment_method: str, currency: str, provider_customer_id: str | None = None, *, payment_id: int = 1
+) -> ChargeRequest:
     return ChargeRequest(
-        payment_id=1,
+        payment_id=payment_id,
         amount=CHARGE_AMOUNT,
         currency=currency,
         payment_method=payment_method,

@@ -1,8 +1,9 @@
 """The sandbox adapter: answers like a payment processor, computed from the request alone.
 
-Nothing is stored and nothing leaves the process (except the optional webhook of a pending
-payment), so any number of processes answer alike: provider ids derive from the account and the
-idempotency key (``ids``), and what a later call needs travels inside the ids.
+Nothing leaves the process (except the optional webhook of a pending payment), so any number of
+processes answer alike: provider ids derive from the account and the idempotency key (``ids``), and
+what a later call needs travels inside the ids. The one exception is ``find_payment``: whether a
+charge arrived cannot be computed, so it answers from the ``ledger`` of charges this process made.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+
+import msgspec
 
 from billplane.plugins import (
     AdapterContext,
@@ -25,6 +28,7 @@ from billplane.plugins import (
     ProviderSubscription,
     RefundRequest,
     RefundResult,
+    RetryableProviderError,
     SubscriptionChange,
     SubscriptionData,
     UnsupportedOperationError,
@@ -34,6 +38,8 @@ from billplane_sandbox import delivery, events
 from billplane_sandbox.catalog import check_currency, check_metadata, check_price
 from billplane_sandbox.credentials import SandboxCredentials, key_problem
 from billplane_sandbox.ids import make_id, parse_id
+from billplane_sandbox.ledger import LEDGER, Charge
+from billplane_sandbox.ledger import now as ledger_now
 from billplane_sandbox.payment_methods import BY_CODE, PAYMENT_METHODS, SandboxPaymentMethod
 from billplane_sandbox.signing import verify
 from billplane_sandbox.subscriptions import interval_param, price_interval, state, subscription_params
@@ -161,16 +167,43 @@ class SandboxAdapter:
         check_currency(request.currency)
         if request.provider_customer_id is not None:
             parse_id(self._account, "cus", request.provider_customer_id)
+        if method.network == "unreachable":
+            raise RetryableProviderError(
+                "could not connect to the sandbox (pm_sandbox_unreachable): no charge was made"
+            )
         params = (str(request.amount), request.currency.lower(), method.code)
         provider_id = make_id(self._account, "pay", idempotency_key, *params)
-        if method.immediate == "pending":
-            self._settle_later(provider_id, method)
-        return ChargeResult(
+        result = ChargeResult(
             provider_payment_id=provider_id,
             status=method.immediate,
             failure_code=method.failure_code if method.immediate == "failed" else None,
             failure_message=method.failure_message if method.immediate == "failed" else None,
         )
+        LEDGER.record(self._account, request.payment_id, Charge(idempotency_key, result, method, ledger_now()))
+        if method.immediate == "pending":
+            self._settle_later(provider_id, method)
+        if method.network == "answer_lost":
+            raise RetryableProviderError("the connection was reset before the sandbox's answer arrived")
+        return result
+
+    async def find_payment(
+        self, request: ChargeRequest, *, idempotency_key: str, created_after: datetime
+    ) -> ChargeResult | None:
+        """The charge this process's sandbox made for the payment (``ledger``), as it stands now."""
+        self._authorize()
+        found = LEDGER.find(self._account, request.payment_id, idempotency_key, created_after.timestamp())
+        if found is None:
+            return None
+        method, result = found.method, found.result
+        if method.immediate == "pending" and ledger_now() - found.at >= self._pending_delay:
+            failed = method.final == "failed"
+            result = msgspec.structs.replace(
+                result,
+                status=method.final,
+                failure_code=method.failure_code if failed else None,
+                failure_message=method.failure_message if failed else None,
+            )
+        return result
 
     def _settle_later(self, provider_payment_id: str, method: SandboxPaymentMethod) -> None:
         if self._webhook_endpoint is None or not self._webhook_secret:

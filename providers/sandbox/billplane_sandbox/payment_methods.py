@@ -2,7 +2,10 @@
 
 A token stands where a real processor's stored payment method would (never a card number).
 ``charge`` answers with the immediate result; the two ``pending_*`` tokens settle later, and that
-outcome arrives as a signed ``payment.succeeded`` or ``payment.failed`` webhook.
+outcome arrives as a signed ``payment.succeeded`` or ``payment.failed`` webhook. Two more simulate
+the network: ``unreachable`` never reaches the sandbox (every call fails as a connection error and
+nothing is charged), ``answer_lost`` is charged and succeeds, but every answer is lost on the way
+back (billplane sees a connection error); ``find_payment`` then tells the two apart.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from billplane.plugins.contract import ChargeStatus
+
+Network = Literal["ok", "unreachable", "answer_lost"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +27,7 @@ class SandboxPaymentMethod:
     failure_code: str | None = None
     failure_message: str | None = None
     description: str
+    network: Network = "ok"
 
 
 SUCCEEDS = "pm_sandbox_succeeds"
@@ -29,6 +35,8 @@ DECLINED = "pm_sandbox_declined"
 INSUFFICIENT_FUNDS = "pm_sandbox_insufficient_funds"
 PENDING_SUCCEEDS = "pm_sandbox_pending_succeeds"
 PENDING_FAILS = "pm_sandbox_pending_fails"
+UNREACHABLE = "pm_sandbox_unreachable"
+ANSWER_LOST = "pm_sandbox_answer_lost"
 
 PAYMENT_METHODS: dict[str, SandboxPaymentMethod] = {
     method.token: method
@@ -69,6 +77,22 @@ PAYMENT_METHODS: dict[str, SandboxPaymentMethod] = {
             failure_code="debit_failed",
             failure_message="The payment failed after it was submitted.",
             description="pending, then fails (payment.failed webhook)",
+        ),
+        SandboxPaymentMethod(
+            token=UNREACHABLE,
+            code="ur",
+            immediate="failed",
+            final="failed",
+            description="never reaches the sandbox: a connection error, no charge",
+            network="unreachable",
+        ),
+        SandboxPaymentMethod(
+            token=ANSWER_LOST,
+            code="al",
+            immediate="succeeded",
+            final="succeeded",
+            description="charged and succeeds, but the answer is lost: a connection error",
+            network="answer_lost",
         ),
     )
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -256,6 +257,38 @@ class StripeAdapter:
             return payments.declined(error_body(error), request, fallback)
         except stripe.StripeError as error:
             raise translate(error) from error
+
+    async def find_payment(
+        self, request: ChargeRequest, *, idempotency_key: str, created_after: datetime
+    ) -> ChargeResult | None:
+        """The PaymentIntent ``charge`` created, found by listing (strongly consistent), never by
+        the Search API (eventually consistent, and not offered in every region).
+
+        An invoice payment is the invoice's own: paid, or the PaymentIntent of its last attempt,
+        or none. Any other charge is a PaymentIntent carrying ``metadata.billplane_payment_id``:
+        the customer's PaymentIntents created since ``created_after`` are listed; a charge made
+        without a customer is searched among the account's PaymentIntents of that time.
+        """
+        del idempotency_key  # Stripe cannot be asked by idempotency key; the metadata names the payment
+        async with stripe_errors():
+            if request.provider_invoice_id:
+                return await self._invoice_charge(request.provider_invoice_id)
+            params: Params = {"created": {"gte": int(created_after.timestamp())}, "limit": 100}
+            if request.provider_customer_id:
+                params["customer"] = request.provider_customer_id
+            listed = await self._client.v1.payment_intents.list_async(_sdk(params))
+            found = [_plain(intent) async for intent in listed.auto_paging_iter()]
+        return payments.best_match([intent for intent in found if payments.is_charge_of(intent, request)])
+
+    async def _invoice_charge(self, invoice_id: str) -> ChargeResult | None:
+        invoice = _plain(await self._client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]}))
+        if invoice.get("status") == "paid":
+            return payments.charge_from_invoice(invoice)
+        intent_id = payments.invoice_payment_intent(invoice)
+        if intent_id is None:
+            return None  # never attempted: no money moved
+        intent = _plain(await self._client.v1.payment_intents.retrieve_async(intent_id))
+        return payments.charge_from_payment_intent(intent)
 
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         async with stripe_errors():

@@ -92,6 +92,33 @@ def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
     )
 
 
+_PREFERENCE = {"succeeded": 0, "pending": 1, "failed": 2}
+
+
+def is_charge_of(intent: Mapping[str, Any], request: ChargeRequest) -> bool:
+    """Whether a listed PaymentIntent is the one ``payment_intent_params(request, ...)`` created.
+
+    The billplane payment id in its metadata says so; amount, currency and customer must agree
+    too, because one Stripe account may serve several billplane tenants (whose payment ids
+    overlap), and each tenant's customers are its own.
+    """
+    metadata = intent.get("metadata")
+    return (
+        isinstance(metadata, Mapping)
+        and metadata.get("billplane_payment_id") == str(request.payment_id)
+        and _int(intent.get("amount")) == request.amount
+        and str(intent.get("currency")).lower() == request.currency.lower()
+        and _id(intent.get("customer")) == (request.provider_customer_id or None)
+    )
+
+
+def best_match(intents: list[Mapping[str, Any]]) -> ChargeResult | None:
+    """The charge to record among a payment's PaymentIntents (one, unless someone retried by hand):
+    money that moved first, then money on its way, then the newest failure."""
+    results = [charge_from_payment_intent(intent) for intent in sorted(intents, key=lambda i: -(i.get("created") or 0))]
+    return min(results, key=lambda result: _PREFERENCE[result.status], default=None)
+
+
 def invoice_payment_intent(invoice: Mapping[str, Any]) -> str | None:
     """The PaymentIntent that paid an invoice: ``payment_intent`` before API 2025-03-31, ``payments`` after."""
     direct = _id(invoice.get("payment_intent"))

@@ -1,4 +1,4 @@
-"""Valid first requests for the invoice and refund POST routes, for test_idempotency_routes.py."""
+"""Valid first requests for the invoice and payment POST routes, for test_idempotency_routes.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from billplane_sandbox import payment_methods
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.runtime import Runtime
@@ -85,6 +86,20 @@ async def _refund(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str,
     return "/v1/refunds", {"payment_id": paid, "amount": 200}
 
 
+async def _payment_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    """A payment whose charge gave up an hour ago and never reached the sandbox: the sync fails it."""
+    ada = await customer(client, tenant)
+    account = await connect_sandbox(client, tenant)
+    async with _session(client, tenant) as session:
+        stuck = await payment(session, ada, "pending", 500, provider="sandbox", provider_account_id=account)
+        await insert(
+            session, "outbox", kind="payment.charge", object_id=stuck, provider_account_id=account, status="failed",
+            attempts=8, last_error="gave up after 8 attempts",
+        )  # fmt: skip
+        await session.execute(text("UPDATE outbox SET done_at = now() - interval '1 hour'"))
+    return f"/v1/payments/{stuck}/sync", {}
+
+
 INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices": _new_invoice,
     "/v1/invoices/{invoice_id:int}/lines": _lines,
@@ -93,4 +108,5 @@ INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices/{invoice_id:int}/void": _on_open("void"),
     "/v1/invoices/{invoice_id:int}/mark-uncollectible": _on_open("mark-uncollectible"),
     "/v1/refunds": _refund,
+    "/v1/payments/{payment_id:int}/sync": _payment_sync,
 }

@@ -445,6 +445,49 @@ def pay_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str,
     return answer
 
 
+def _created_filter(params: Params) -> tuple[int | None, int | None]:
+    created = params.get("created")
+    if isinstance(created, dict):
+        low, high = created.get("gte"), created.get("lte")
+        return (None if low is None else int(low)), (None if high is None else int(high))
+    return None, None
+
+
+def list_payment_intents(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    """Newest first, as Stripe lists; ``customer`` and ``created[gte|lte]`` filter, ``starting_after`` pages."""
+    low, high = _created_filter(params)
+    intents = [
+        intent
+        for intent in reversed(store.payment_intents.values())
+        if params.get("customer") in {None, intent["customer"]}
+        and (low is None or intent["created"] >= low)
+        and (high is None or intent["created"] <= high)
+    ]
+    after = params.get("starting_after")
+    if after:
+        ids = [intent["id"] for intent in intents]
+        intents = intents[ids.index(after) + 1 :] if after in ids else []
+    limit = int(params.get("limit", 10))
+    return list_of(intents[:limit], "/v1/payment_intents", has_more=len(intents) > limit)
+
+
+def retrieve_payment_intent(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    intent = store.payment_intents.get(path["intent"])
+    if intent is None:
+        raise missing("payment_intent", path["intent"], "intent")
+    return intent
+
+
+def retrieve_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    invoice = store.invoices.get(path["invoice"])
+    if invoice is None:
+        raise missing("invoice", path["invoice"], "invoice")
+    answer = {key: value for key, value in invoice.items() if not key.startswith("_")}
+    if "payments" in (params.get("expand") or []):
+        answer["payments"] = list_of(invoice.get("_payments", []), f"/v1/invoices/{invoice['id']}/payments")
+    return answer
+
+
 def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
     intent_id = params.get("payment_intent")
     intent = store.payment_intents.get(str(intent_id))
@@ -494,6 +537,9 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/subscriptions/{subscription_exposed_id}"): update_subscription,
     ("DELETE", "/v1/subscriptions/{subscription_exposed_id}"): cancel_subscription,
     ("POST", "/v1/payment_intents"): create_payment_intent,
+    ("GET", "/v1/payment_intents"): list_payment_intents,
+    ("GET", "/v1/payment_intents/{intent}"): retrieve_payment_intent,
+    ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
     ("POST", "/v1/refunds"): create_refund,
 }

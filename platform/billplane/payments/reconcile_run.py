@@ -1,0 +1,112 @@
+"""The periodic reconciliation of payments whose charge was never confirmed, in every tenant.
+
+Found like the dunning run finds due invoices: one UNION ALL read per batch of tenant schemas,
+over the partial index ``ix_payments_unconfirmed`` (pending payments without a provider id),
+keeping those whose latest ``payment.charge`` row failed at least
+``BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES`` ago. Payments already shown as needing the tenant
+(``action_required``) are not looked at again. Each payment is then reconciled on its own
+(``billplane.payments.reconcile``): read, ask the provider outside any transaction, record under
+the payment's row lock. A provider that cannot be reached now is asked again on the next run; a
+failing tenant is logged and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from billplane.db import tenant_scan
+from billplane.payments.lookup import PaymentLookup
+from billplane.payments.models import Payment
+from billplane.payments.reconcile import CHARGE_KIND, NotStuck, cannot_ask, record_lookup, require_action, unconfirmed
+from billplane.plugins.errors import ProviderError
+from billplane_tenants import Database
+from billplane_tenants.naming import quoted_schema
+
+logger = logging.getLogger("billplane.payments")
+_PER_TENANT = 100
+# Schemas are asked only once they have the index (tenant_0006): older ones lack action_required.
+_INDEX = "ix_payments_unconfirmed"
+
+
+def _stuck_sql(schema: str) -> str:
+    name = quoted_schema(schema)
+    return (
+        f"(SELECT '{schema}' AS s, p.id FROM {name}.payments p "
+        "WHERE p.status = 'pending' AND p.provider_payment_id IS NULL AND p.action_required IS NULL "
+        f"AND (SELECT o.status = 'failed' AND o.done_at <= now() - make_interval(secs => :seconds) "
+        f"FROM {name}.outbox o WHERE o.kind = '{CHARGE_KIND}' AND o.object_id = p.id "
+        "ORDER BY o.id DESC LIMIT 1) "
+        f"ORDER BY p.id LIMIT {_PER_TENANT})"
+    )
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    settled: int = 0  # found at the provider, or certainly never charged: recorded
+    action_required: int = 0  # the provider cannot be asked: shown to the tenant
+    unanswered: int = 0  # the provider could not answer now: asked again next run
+    failed_tenants: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PaymentReconciliation:
+    database: Database
+    lookup: PaymentLookup
+    settle_after: timedelta = timedelta(minutes=10)
+
+    async def run(self) -> ReconcileReport:
+        report = ReconcileReport()
+        tenants = await tenant_scan.active_tenants(self.database)
+        for batch in tenant_scan.batches(list(tenants)):
+            found = await tenant_scan.ids_by_schema(
+                self.database,
+                batch,
+                table=_INDEX,
+                part=_stuck_sql,
+                params={"seconds": self.settle_after.total_seconds()},
+            )
+            for schema, ids in found.items():
+                try:
+                    for payment_id in ids:
+                        await self._reconcile(report, (tenants[schema], schema), payment_id)
+                except Exception:
+                    logger.exception("payment reconciliation: tenant schema %s failed; the next run retries it", schema)
+                    report.failed_tenants.append(schema)
+        if report.settled or report.action_required or report.unanswered or report.failed_tenants:
+            logger.info(
+                "payment reconciliation: %d settled, %d need the tenant, %d unanswered, %d tenants failed",
+                report.settled,
+                report.action_required,
+                report.unanswered,
+                len(report.failed_tenants),
+            )
+        return report
+
+    async def _reconcile(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
+        tenant_id, schema = tenant
+        async with self.database.tenant_session(schema) as session:
+            payment = await session.get(Payment, payment_id)
+            now = (await session.execute(text("SELECT now()"))).scalar_one()
+            stuck = None
+            if payment is not None:
+                stuck = await unconfirmed(session, tenant_id, payment, settle_after=self.settle_after, now=now)
+        if stuck is None or isinstance(stuck, NotStuck):
+            return  # settled or retried since the scan
+        if not self.lookup.can_look_up(stuck.provider):
+            async with self.database.tenant_session(schema) as session:
+                report.action_required += await require_action(session, payment_id, cannot_ask(stuck.provider))
+            return
+        try:
+            found = await self.lookup.find(stuck, tenant_id)
+        except ProviderError as exc:  # unreachable again, or refused: never guess, ask next run
+            logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
+            report.unanswered += 1
+            return
+        async with self.database.tenant_session(schema) as session:
+            recorded = await record_lookup(session, payment_id, found)
+        report.settled += recorded == "settled"
+        report.action_required += recorded == "action_required"
