@@ -168,3 +168,64 @@ async def test_an_unreachable_verifier_is_503_so_the_provider_delivers_again(
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")
     assert await stored(worker, tenant) == []
+
+
+async def _charge_without_answer(runtime: Runtime, tenant: CreatedTenant, account_id: int) -> tuple[int, int]:
+    """An open invoice and its pending payment, charged at ``account_id`` with no answer recorded."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        assert isinstance(customer, int)
+        invoice_id = await insert(
+            session, "invoices", customer_id=customer, status="open", currency="USD", subtotal=1500, total=1500,
+            number="INV-1",
+        )  # fmt: skip
+        payment_id = await insert(
+            session, "payments", customer_id=customer, invoice_id=invoice_id, amount=1500, currency="USD",
+            status="pending", provider="fake", provider_account_id=account_id,
+        )  # fmt: skip
+    return invoice_id, payment_id
+
+
+def _succeeded(payment_id: int, *, amount: int = 1500, **more: Any) -> dict[str, Any]:
+    charge = {"provider_payment_id": "pi_9", "status": "succeeded", "amount": amount, "currency": "USD"}
+    return {"payment": charge | {"billplane_payment_id": payment_id} | more}
+
+
+async def test_a_webhook_naming_billplanes_payment_settles_the_charge_whose_answer_was_lost(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 604)
+    invoice_id, payment_id = await _charge_without_answer(worker, tenant, account.id)
+
+    await deliver(client, account, [event("evt_1", "payment.succeeded", "pi_9", T0, **_succeeded(payment_id))])
+    await drain(worker)
+
+    # The same payment, now with the provider's id: no second payment for the same money.
+    assert await rows(worker, tenant, "SELECT id, status, provider_payment_id FROM payments") == [
+        {"id": payment_id, "status": "succeeded", "provider_payment_id": "pi_9"}
+    ]
+    [paid] = await rows(worker, tenant, f"SELECT status, amount_paid FROM invoices WHERE id = {invoice_id}")
+    assert paid == {"status": "paid", "amount_paid": 1500}
+    kinds = [row["type"] for row in await rows(worker, tenant, "SELECT type FROM events ORDER BY id")]
+    assert kinds == ["payment.succeeded", "invoice.paid"]
+
+
+async def test_a_webhook_whose_charge_differs_from_what_billplane_sent_settles_nothing(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 605)
+    _, payment_id = await _charge_without_answer(worker, tenant, account.id)
+    unlike = [
+        _succeeded(payment_id, amount=1400),  # another amount
+        _succeeded(payment_id, currency="EUR"),  # another currency
+        _succeeded(payment_id, provider_customer_id="cus_someone_else"),  # not the customer it was sent for
+        _succeeded(payment_id + 1000),  # another payment's id (another tenant's, on a shared account)
+    ]
+    for number, payload in enumerate(unlike):
+        await deliver(client, account, [event(f"evt_{number}", "payment.succeeded", "pi_9", T0, **payload)])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id, status, provider_payment_id FROM payments") == [
+        {"id": payment_id, "status": "pending", "provider_payment_id": None}
+    ]
+    assert {row["status"] for row in await stored(worker, tenant)} == {"ignored"}

@@ -132,7 +132,8 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
 
     ``unchanged``: the payment was settled (or charged) meanwhile, and nothing is recorded.
     ``action_required``: the charge found is already another payment's (the provider's webhook
-    arrived first and was recorded as a payment billplane did not start); recording it twice
+    arrived first without naming billplane's payment, ``billplane_payment_id``, and was recorded as
+    a payment billplane did not start); recording it twice
     would count the money twice, so the tenant is shown both.
     """
     locked = await _locked_if_stuck(session, payment_id)
@@ -154,6 +155,33 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
     await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
     await session.flush()
     return "settled"
+
+
+async def charge_reported(session: AsyncSession, account_id: int, result: ChargeResult) -> Payment | None:
+    """The payment a provider's webhook reports the charge of, when billplane never got the answer
+    to that charge (``provider_payment_id`` still unset), locked; else None.
+
+    The charge must name the payment (``billplane_payment_id``) and agree on what the charge was
+    sent: account, amount, currency and provider customer. One provider account may serve several
+    tenants, whose payment ids overlap, so the id alone proves nothing.
+    """
+    if result.billplane_payment_id is None:
+        return None
+    query = (
+        select(Payment)
+        .where(
+            Payment.id == result.billplane_payment_id,
+            Payment.provider_account_id == account_id,
+            Payment.status == "pending",
+            Payment.provider_payment_id.is_(None),
+        )
+        .with_for_update()
+    )
+    payment = (await session.execute(query)).scalar_one_or_none()
+    if payment is None or (payment.amount, payment.currency) != (result.amount, result.currency):
+        return None
+    sent = await charge_request(session, payment, account_id)
+    return payment if sent.provider_customer_id == result.provider_customer_id else None
 
 
 def cannot_ask(provider: str) -> str:

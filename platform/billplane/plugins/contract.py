@@ -190,6 +190,10 @@ class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
     provider_customer_id: str | None = None
     provider_invoice_id: str | None = None
     provider_subscription_id: str | None = None
+    # billplane's payment id, when the charge carries it back (Stripe: the PaymentIntent's
+    # metadata). A webhook about a charge whose own answer never reached billplane then settles
+    # that payment instead of recording the money a second time.
+    billplane_payment_id: int | None = None
 
 
 class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):

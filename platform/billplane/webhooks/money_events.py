@@ -13,7 +13,7 @@ import msgspec
 
 from billplane.invoices.models import Invoice
 from billplane.money.currencies import EXPONENTS
-from billplane.payments import settlement
+from billplane.payments import reconcile, settlement
 from billplane.payments.models import Payment, Refund
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
@@ -118,6 +118,13 @@ async def payment_settled(events: EventRepository, row: StoredEvent, event: Prov
     known = await events.payment(row.provider_account_id, result.provider_payment_id)
     if known is not None:
         return await _record_payment(events, row, result, known.customer_id, known.invoice_id)
+    unanswered = await reconcile.charge_reported(events.session, row.provider_account_id, result)
+    if unanswered is not None:  # billplane's own charge, whose answer was lost: settle it, not a second payment
+        unanswered.provider_payment_id, unanswered.action_required = result.provider_payment_id, None
+        await settlement.payment_settled(
+            events.session, unanswered, result.status, result.failure_code, result.failure_message
+        )
+        return "applied", None
     invoice = None
     if result.provider_invoice_id is not None:
         invoice = await events.invoice(row.provider_account_id, result.provider_invoice_id)

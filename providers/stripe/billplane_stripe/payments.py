@@ -89,7 +89,17 @@ def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
         currency=_upper(intent.get("currency")),
         provider_customer_id=_id(intent.get("customer")),
         provider_invoice_id=_id(intent.get("invoice")),
+        billplane_payment_id=_billplane_payment_id(intent.get("metadata")),
     )
+
+
+def _billplane_payment_id(metadata: object) -> int | None:
+    """The payment id ``payment_intent_params`` put in the metadata; anything else is not ours."""
+    value = metadata.get("billplane_payment_id") if isinstance(metadata, Mapping) else None
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if 1 <= number < 2**63 else None
 
 
 _PREFERENCE = {"succeeded": 0, "pending": 1, "failed": 2}

@@ -201,6 +201,28 @@ async def test_payment_succeeded(stripe_adapter: StripeAdapter) -> None:
     assert event.payment is not None
     assert (event.payment.status, event.payment.amount, event.payment.currency) == ("succeeded", 4200, "EUR")
     assert (event.payment.provider_customer_id, event.payment.provider_invoice_id) == ("cus_1", "in_9")
+    assert event.payment.billplane_payment_id is None  # a PaymentIntent billplane did not create
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"billplane_payment_id": "42"}, 42),
+        ({"billplane_payment_id": "0"}, None),
+        ({"billplane_payment_id": "-4"}, None),
+        ({"billplane_payment_id": "4.2"}, None),
+        ({"billplane_payment_id": "\u0664\u0662"}, None),  # Arabic-Indic digits: isdigit() alone would take them
+        ({"billplane_payment_id": str(2**63)}, None),
+        ({"order": "42"}, None),
+    ],
+)
+async def test_a_payment_names_the_billplane_payment_it_charged(
+    stripe_adapter: StripeAdapter, metadata: dict[str, str], expected: int | None
+) -> None:
+    # How a webhook settles billplane's own charge whose answer was lost (payment_intent_params sets it).
+    (event,) = await _parse(stripe_adapter, "payment_intent.succeeded", _intent(status="succeeded", metadata=metadata))
+    assert event.payment is not None
+    assert event.payment.billplane_payment_id == expected
 
 
 async def test_payment_failed_carries_the_decline_code(stripe_adapter: StripeAdapter) -> None:
