@@ -16,7 +16,8 @@ from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import PAYMENT_STATUSES
 from billplane.payments.refunds import RefundService
 from billplane.payments.repository import PaymentFilters, PaymentRepository
-from billplane.payments.schemas import Payment, Refund, RefundCreateBody
+from billplane.payments.resolving import PaymentResolution
+from billplane.payments.schemas import Payment, PaymentResolveBody, Refund, RefundCreateBody
 from billplane.payments.service import PaymentService
 from billplane.payments.syncing import PaymentSync
 from billplane.sync.dependencies import sync_service_for
@@ -37,11 +38,26 @@ async def provide_payment_sync(
     return PaymentSync(tenant_session, principal.tenant_id, lookup, runtime.settings.providers.payment_reconcile_after)
 
 
+async def provide_payment_resolution(
+    request: Request[Any, Any, Any],
+    tenant_session: NamedDependency[AsyncSession],
+    principal: NamedDependency[KeyPrincipal],
+) -> PaymentResolution:
+    runtime = runtime_of(request)
+    lookup = PaymentLookup(runtime.accounts, runtime.plugins)
+    settle_after = runtime.settings.providers.payment_reconcile_after
+    return PaymentResolution(tenant_session, principal.tenant_id, lookup, settle_after)
+
+
 class PaymentController(Controller):
     path = "/v1/payments"
     tags = ["payments"]
     security = [{"apiKey": []}]
-    dependencies = {"payments": Provide(provide_payment_service), "syncing": Provide(provide_payment_sync)}
+    dependencies = {
+        "payments": Provide(provide_payment_service),
+        "syncing": Provide(provide_payment_sync),
+        "resolution": Provide(provide_payment_resolution),
+    }
 
     @get("/{payment_id:int}", operation_id="getPayment")
     async def get_payment(self, payment_id: FromPath[int], payments: NamedDependency[PaymentService]) -> Payment:
@@ -61,6 +77,23 @@ class PaymentController(Controller):
         about a charge, 503 when the provider cannot be reached now. The periodic job does the same.
         """
         return Payment.of(await syncing.sync(payment_id))
+
+    @post("/{payment_id:int}/resolve", operation_id="resolvePayment", status_code=200)
+    async def resolve_payment(
+        self, payment_id: FromPath[int], data: PaymentResolveBody, resolution: NamedDependency[PaymentResolution]
+    ) -> Payment:
+        """Settle, from what you found at the provider, a payment billplane could not confirm.
+
+        For a `pending` payment whose charge gave up at least
+        `BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES` ago, at a provider that cannot be asked about a
+        charge (its `action_required` says so). `outcome` `failed`: the provider has no such
+        charge; the payment fails with `failure_code` `resolved_by_tenant` and dunning charges the
+        invoice again later. `outcome` `succeeded` with `provider_payment_id`: the provider took the
+        money; the invoice is paid. 409 when the payment is not waiting for this (settled, still
+        being charged, too recent, or its provider can be asked: `POST /v1/payments/{id}/sync`), or
+        when another payment already records that provider payment id.
+        """
+        return Payment.of(await resolution.resolve(payment_id, data))
 
     @get("/", operation_id="listPayments")
     async def list_payments(

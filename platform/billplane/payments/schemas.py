@@ -6,7 +6,7 @@ Amounts are integer minor units of `currency`; no float is involved anywhere.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -102,4 +102,20 @@ class RefundCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 RefundCreateBody = Annotated[
     RefundCreate,
     example_body("Refund part of a payment", {"payment_id": 1, "amount": 500, "reason": "requested_by_customer"}),
+]
+
+
+class PaymentResolve(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What the tenant found at the provider about a charge billplane could not confirm."""
+
+    # succeeded: the provider took the money (name the charge there); failed: it has no such charge.
+    # Required: checked once the payment is found, so that another tenant's payment id answers 404
+    # whatever the body, exactly as an id that never existed.
+    outcome: Literal["succeeded", "failed"] | None = None
+    provider_payment_id: ShortText | None = None
+
+
+PaymentResolveBody = Annotated[
+    PaymentResolve,
+    example_body("The provider has no such charge", {"outcome": "failed"}),
 ]

@@ -100,6 +100,20 @@ async def _payment_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dic
     return f"/v1/payments/{stuck}/sync", {}
 
 
+async def _payment_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    """A payment whose charge gave up an hour ago at a provider that cannot be asked (PayPal)."""
+    ada = await customer(client, tenant)
+    account = await connect_sandbox(client, tenant)
+    async with _session(client, tenant) as session:
+        stuck = await payment(session, ada, "pending", 500, provider="paypal", provider_account_id=account)
+        await insert(
+            session, "outbox", kind="payment.charge", object_id=stuck, provider_account_id=account, status="failed",
+            attempts=8, last_error="gave up after 8 attempts",
+        )  # fmt: skip
+        await session.execute(text("UPDATE outbox SET done_at = now() - interval '1 hour'"))
+    return f"/v1/payments/{stuck}/resolve", {"outcome": "failed"}
+
+
 INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices": _new_invoice,
     "/v1/invoices/{invoice_id:int}/lines": _lines,
@@ -109,4 +123,5 @@ INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices/{invoice_id:int}/mark-uncollectible": _on_open("mark-uncollectible"),
     "/v1/refunds": _refund,
     "/v1/payments/{payment_id:int}/sync": _payment_sync,
+    "/v1/payments/{payment_id:int}/resolve": _payment_resolve,
 }

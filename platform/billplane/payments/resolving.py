@@ -1,0 +1,85 @@
+"""``POST /v1/payments/{id}/resolve``: the tenant settles a payment billplane could not confirm and
+cannot ask its provider about, after checking at the provider. Never commits: the request owns the
+transaction.
+
+Only for such payments: where the provider can be asked (``payment_lookup``), billplane asks
+(``POST /v1/payments/{id}/sync``) rather than take anyone's word. The same wait applies as for
+reconciliation, so a charge request still in flight has landed before the tenant looks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from litestar.exceptions import NotFoundException
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.payments import settlement
+from billplane.payments.lookup import PaymentLookup
+from billplane.payments.models import Payment
+from billplane.payments.reconcile import NotStuck, unconfirmed
+from billplane.payments.repository import PaymentRepository
+from billplane.payments.schemas import PaymentResolve
+
+RESOLVED_CODE = "resolved_by_tenant"
+RESOLVED_MESSAGE = "the tenant found no such charge at the provider; no money moved"
+
+
+def _checked(body: PaymentResolve) -> str | None:
+    if body.outcome is None:
+        raise InvalidFieldError("outcome", "required: succeeded (the provider has the charge) or failed (it has none)")
+    if body.outcome == "succeeded" and body.provider_payment_id is None:
+        raise InvalidFieldError("provider_payment_id", "required with outcome succeeded: the charge's id there")
+    if body.outcome == "failed" and body.provider_payment_id is not None:
+        raise InvalidFieldError("provider_payment_id", "only with outcome succeeded: a failed outcome names no charge")
+    return body.provider_payment_id
+
+
+class PaymentResolution:
+    def __init__(self, session: AsyncSession, tenant_id: int, lookup: PaymentLookup, settle_after: timedelta) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.lookup = lookup
+        self.settle_after = settle_after
+        self.payments = PaymentRepository(session=session)
+
+    async def resolve(self, payment_id: int, body: PaymentResolve) -> Payment:
+        # Locked first: a webhook or the reconciliation job settling it meanwhile waits, then finds it settled.
+        payment = await self.payments.lock(payment_id)
+        if payment is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no payment {payment_id}")
+        provider_payment_id = _checked(body)
+        now = (await self.session.execute(text("SELECT now()"))).scalar_one()
+        stuck = await unconfirmed(self.session, self.tenant_id, payment, settle_after=self.settle_after, now=now)
+        if isinstance(stuck, NotStuck):
+            raise ConflictError(stuck.reason)
+        if self.lookup.can_look_up(stuck.provider):
+            raise ConflictError(
+                f"{stuck.provider} can be asked about the charge: reconcile it with POST /v1/payments/{payment_id}/sync"
+            )
+        payment.action_required = None
+        if provider_payment_id is None:
+            await settlement.payment_settled(self.session, payment, "failed", RESOLVED_CODE, RESOLVED_MESSAGE)
+        else:
+            await self._taken(payment, provider_payment_id)
+            payment.provider_payment_id = provider_payment_id
+            await settlement.payment_settled(self.session, payment, "succeeded")
+        resolved = await self.payments.lock(payment_id)
+        if resolved is None:  # cannot happen inside this transaction; typed for the reader
+            raise NotFoundException(f"no payment {payment_id}")
+        return resolved
+
+    async def _taken(self, payment: Payment, provider_payment_id: str) -> None:
+        other = await self.session.scalar(
+            select(Payment.id).where(
+                Payment.provider_account_id == payment.provider_account_id,
+                Payment.provider_payment_id == provider_payment_id,
+            )
+        )
+        if other is not None:  # the money is recorded once: the provider's webhook recorded it already
+            raise ConflictError(
+                f"payment {other} already records {provider_payment_id}: the provider's webhook recorded this "
+                "charge; mark this payment's invoice paid from that payment instead"
+            )
