@@ -171,14 +171,8 @@ class SandboxAdapter:
             raise RetryableProviderError(
                 "could not connect to the sandbox (pm_sandbox_unreachable): no charge was made"
             )
-        params = (str(request.amount), request.currency.lower(), method.code)
-        provider_id = make_id(self._account, "pay", idempotency_key, *params)
-        result = ChargeResult(
-            provider_payment_id=provider_id,
-            status=method.immediate,
-            failure_code=method.failure_code if method.immediate == "failed" else None,
-            failure_message=method.failure_message if method.immediate == "failed" else None,
-        )
+        result = self._charged(request, method, idempotency_key)
+        provider_id = result.provider_payment_id
         LEDGER.record(self._account, request.payment_id, Charge(idempotency_key, result, method, ledger_now()))
         if method.immediate == "pending":
             self._settle_later(provider_id, method)
@@ -193,6 +187,11 @@ class SandboxAdapter:
         self._authorize()
         found = LEDGER.find(self._account, request.payment_id, idempotency_key, created_after.timestamp())
         if found is None:
+            lost = PAYMENT_METHODS.get(request.payment_method or "")
+            # The token says the charge was made and only its answer lost: any process can tell,
+            # also one whose ledger never saw the charge (an API and workers in separate processes).
+            if lost is not None and lost.network == "answer_lost":
+                return self._charged(request, lost, idempotency_key)
             return None
         method, result = found.method, found.result
         if method.immediate == "pending" and ledger_now() - found.at >= self._pending_delay:
@@ -204,6 +203,16 @@ class SandboxAdapter:
                 failure_message=method.failure_message if failed else None,
             )
         return result
+
+    def _charged(self, request: ChargeRequest, method: SandboxPaymentMethod, idempotency_key: str) -> ChargeResult:
+        """What charging ``request`` with ``method`` answers: the same, whenever and wherever asked."""
+        params = (str(request.amount), request.currency.lower(), method.code)
+        return ChargeResult(
+            provider_payment_id=make_id(self._account, "pay", idempotency_key, *params),
+            status=method.immediate,
+            failure_code=method.failure_code if method.immediate == "failed" else None,
+            failure_message=method.failure_message if method.immediate == "failed" else None,
+        )
 
     def _settle_later(self, provider_payment_id: str, method: SandboxPaymentMethod) -> None:
         if self._webhook_endpoint is None or not self._webhook_secret:

@@ -5,7 +5,8 @@ question is whether a request arrived at all. Each charge is kept under (account
 id) with its idempotency key, in the memory of the process that made it: the embedded default
 (``billplane dev`` / ``make run``) runs the worker in the API's process, so every lookup sees
 every charge. Where several processes call the sandbox, one does not see another's charges and
-answers "no such charge" for them (docs/plugins/sandbox.md says so).
+answers "no such charge" for them, except for ``pm_sandbox_answer_lost``, whose charge any process
+can derive (docs/plugins/sandbox.md says so).
 """
 
 from __future__ import annotations

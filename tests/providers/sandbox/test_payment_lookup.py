@@ -61,6 +61,22 @@ async def test_a_charge_whose_answer_was_lost_is_found_succeeded(make_adapter: M
     assert (found.status, found.provider_payment_id.startswith("sbx_pay_")) == ("succeeded", True)
 
 
+async def test_another_process_finds_a_charge_whose_answer_was_lost(
+    make_adapter: MakeAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = _lookup(make_adapter)
+    request = _request(payment_methods.ANSWER_LOST)
+    with pytest.raises(RetryableProviderError):
+        await adapter.charge(request, idempotency_key="k-elsewhere")
+    made = await adapter.find_payment(request, idempotency_key="k-elsewhere", created_after=_since())
+    # A worker in another process: its ledger never saw the charge, the test method still says it was made.
+    monkeypatch.setattr(ledger, "LEDGER", ledger.Ledger())
+    monkeypatch.setattr("billplane_sandbox.adapter.LEDGER", ledger.LEDGER)
+    assert await adapter.find_payment(request, idempotency_key="k-elsewhere", created_after=_since()) == made
+    never = _request(payment_methods.UNREACHABLE)
+    assert await adapter.find_payment(never, idempotency_key="k-elsewhere", created_after=_since()) is None
+
+
 async def test_a_decline_is_found_failed_and_a_pending_charge_settled_after_its_delay(
     make_adapter: MakeAdapter,
 ) -> None:
