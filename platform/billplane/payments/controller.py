@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -28,14 +29,19 @@ async def provide_payment_service(tenant_session: NamedDependency[AsyncSession])
     return PaymentService(PaymentRepository(session=tenant_session))
 
 
+def _asking(request: Request[Any, Any, Any]) -> tuple[PaymentLookup, timedelta]:
+    """Who can be asked about a charge, and how long after it gave up: what both routes that
+    settle an unconfirmed payment need."""
+    runtime = runtime_of(request)
+    return PaymentLookup(runtime.accounts, runtime.plugins), runtime.settings.providers.payment_reconcile_after
+
+
 async def provide_payment_sync(
     request: Request[Any, Any, Any],
     tenant_session: NamedDependency[AsyncSession],
     principal: NamedDependency[KeyPrincipal],
 ) -> PaymentSync:
-    runtime = runtime_of(request)
-    lookup = PaymentLookup(runtime.accounts, runtime.plugins)
-    return PaymentSync(tenant_session, principal.tenant_id, lookup, runtime.settings.providers.payment_reconcile_after)
+    return PaymentSync(tenant_session, principal.tenant_id, *_asking(request))
 
 
 async def provide_payment_resolution(
@@ -43,10 +49,7 @@ async def provide_payment_resolution(
     tenant_session: NamedDependency[AsyncSession],
     principal: NamedDependency[KeyPrincipal],
 ) -> PaymentResolution:
-    runtime = runtime_of(request)
-    lookup = PaymentLookup(runtime.accounts, runtime.plugins)
-    settle_after = runtime.settings.providers.payment_reconcile_after
-    return PaymentResolution(tenant_session, principal.tenant_id, lookup, settle_after)
+    return PaymentResolution(tenant_session, principal.tenant_id, *_asking(request))
 
 
 class PaymentController(Controller):

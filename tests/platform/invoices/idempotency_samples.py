@@ -86,32 +86,28 @@ async def _refund(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str,
     return "/v1/refunds", {"payment_id": paid, "amount": 200}
 
 
-async def _payment_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
-    """A payment whose charge gave up an hour ago and never reached the sandbox: the sync fails it."""
+async def _gave_up(client: Client, tenant: CreatedTenant, provider: str) -> int:
+    """A pending payment at ``provider`` whose charge gave up an hour ago."""
     ada = await customer(client, tenant)
     account = await connect_sandbox(client, tenant)
     async with _session(client, tenant) as session:
-        stuck = await payment(session, ada, "pending", 500, provider="sandbox", provider_account_id=account)
+        stuck = await payment(session, ada, "pending", 500, provider=provider, provider_account_id=account)
         await insert(
             session, "outbox", kind="payment.charge", object_id=stuck, provider_account_id=account, status="failed",
             attempts=8, last_error="gave up after 8 attempts",
         )  # fmt: skip
         await session.execute(text("UPDATE outbox SET done_at = now() - interval '1 hour'"))
-    return f"/v1/payments/{stuck}/sync", {}
+    return stuck
+
+
+async def _payment_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    """The charge never reached the sandbox: the sync fails the payment."""
+    return f"/v1/payments/{await _gave_up(client, tenant, 'sandbox')}/sync", {}
 
 
 async def _payment_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
-    """A payment whose charge gave up an hour ago at a provider that cannot be asked (PayPal)."""
-    ada = await customer(client, tenant)
-    account = await connect_sandbox(client, tenant)
-    async with _session(client, tenant) as session:
-        stuck = await payment(session, ada, "pending", 500, provider="paypal", provider_account_id=account)
-        await insert(
-            session, "outbox", kind="payment.charge", object_id=stuck, provider_account_id=account, status="failed",
-            attempts=8, last_error="gave up after 8 attempts",
-        )  # fmt: skip
-        await session.execute(text("UPDATE outbox SET done_at = now() - interval '1 hour'"))
-    return f"/v1/payments/{stuck}/resolve", {"outcome": "failed"}
+    """PayPal cannot be asked about a charge: the tenant says none was made."""
+    return f"/v1/payments/{await _gave_up(client, tenant, 'paypal')}/resolve", {"outcome": "failed"}
 
 
 INVOICE_SAMPLES: dict[str, Sample] = {
