@@ -9,18 +9,12 @@ reconciliation, so a charge request still in flight has landed before the tenant
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from litestar.exceptions import NotFoundException
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.payments import settlement
-from billplane.payments.lookup import PaymentLookup
+from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
-from billplane.payments.reconcile import NotStuck, unconfirmed
-from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import PaymentResolve
 
 RESOLVED_CODE = "resolved_by_tenant"
@@ -37,39 +31,25 @@ def _checked(body: PaymentResolve) -> str | None:
     return body.provider_payment_id
 
 
-class PaymentResolution:
-    def __init__(self, session: AsyncSession, tenant_id: int, lookup: PaymentLookup, settle_after: timedelta) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
-        self.lookup = lookup
-        self.settle_after = settle_after
-        self.payments = PaymentRepository(session=session)
-
+class PaymentResolution(ByHand):
     async def resolve(self, payment_id: int, body: PaymentResolve) -> Payment:
         # Locked first: a webhook or the reconciliation job settling it meanwhile waits, then finds it settled.
-        payment = await self.payments.lock(payment_id)
-        if payment is None:  # another tenant's id looks exactly like an id that never existed
-            raise NotFoundException(f"no payment {payment_id}")
+        payment = self.found(await self.payments.lock(payment_id), payment_id)
         provider_payment_id = _checked(body)
-        now = (await self.session.execute(text("SELECT now()"))).scalar_one()
-        stuck = await unconfirmed(self.session, self.tenant_id, payment, settle_after=self.settle_after, now=now)
-        if isinstance(stuck, NotStuck):
-            raise ConflictError(stuck.reason)
+        stuck = await self.unconfirmed(payment)
         if self.lookup.can_look_up(stuck.provider):
             raise ConflictError(
                 f"{stuck.provider} can be asked about the charge: reconcile it with POST /v1/payments/{payment_id}/sync"
             )
+        if provider_payment_id is not None:
+            await self._taken(payment, provider_payment_id)
         payment.action_required = None
         if provider_payment_id is None:
             await settlement.payment_settled(self.session, payment, "failed", RESOLVED_CODE, RESOLVED_MESSAGE)
         else:
-            await self._taken(payment, provider_payment_id)
             payment.provider_payment_id = provider_payment_id
             await settlement.payment_settled(self.session, payment, "succeeded")
-        resolved = await self.payments.lock(payment_id)
-        if resolved is None:  # cannot happen inside this transaction; typed for the reader
-            raise NotFoundException(f"no payment {payment_id}")
-        return resolved
+        return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
 
     async def _taken(self, payment: Payment, provider_payment_id: str) -> None:
         other = await self.session.scalar(
@@ -80,6 +60,6 @@ class PaymentResolution:
         )
         if other is not None:  # the money is recorded once: the provider's webhook recorded it already
             raise ConflictError(
-                f"payment {other} already records {provider_payment_id}: the provider's webhook recorded this "
-                "charge; mark this payment's invoice paid from that payment instead"
+                f"payment {other} already records {provider_payment_id} (from the provider's webhook): the money "
+                "is counted there, once; this payment stays pending"
             )

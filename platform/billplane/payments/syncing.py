@@ -8,36 +8,17 @@ once, answering the payment: 409 when it is not stuck (or not for long enough), 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from litestar.exceptions import NotFoundException
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
-from billplane.payments.lookup import PaymentLookup
+from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
-from billplane.payments.reconcile import NotStuck, record_lookup, unconfirmed
-from billplane.payments.repository import PaymentRepository
+from billplane.payments.reconcile import record_lookup
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 
 
-class PaymentSync:
-    def __init__(self, session: AsyncSession, tenant_id: int, lookup: PaymentLookup, settle_after: timedelta) -> None:
-        self.session = session
-        self.tenant_id = tenant_id
-        self.lookup = lookup
-        self.settle_after = settle_after
-        self.payments = PaymentRepository(session=session)
-
+class PaymentSync(ByHand):
     async def sync(self, payment_id: int) -> Payment:
-        payment = await self.payments.find(payment_id)
-        if payment is None:  # another tenant's id looks exactly like an id that never existed
-            raise NotFoundException(f"no payment {payment_id}")
-        now = (await self.session.execute(text("SELECT now()"))).scalar_one()
-        stuck = await unconfirmed(self.session, self.tenant_id, payment, settle_after=self.settle_after, now=now)
-        if isinstance(stuck, NotStuck):
-            raise ConflictError(stuck.reason)
+        payment = self.found(await self.payments.find(payment_id), payment_id)
+        stuck = await self.unconfirmed(payment)
         if not self.lookup.can_look_up(stuck.provider):
             raise InvalidFieldError(
                 "payment_id",
@@ -54,7 +35,4 @@ class PaymentSync:
         except ProviderError as exc:
             raise ConflictError(f"{stuck.provider} did not answer about the charge: {exc.message}") from exc
         await record_lookup(self.session, payment_id, found)  # settled meanwhile or not: shown as it is now
-        refreshed = await self.payments.lock(payment_id)
-        if refreshed is None:  # cannot happen inside this transaction; typed for the reader
-            raise NotFoundException(f"no payment {payment_id}")
-        return refreshed
+        return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
