@@ -15,7 +15,14 @@ from sqlalchemy import select, text
 
 from billplane_tenants import Database, Tenant
 
-BATCH = 500
+# Schemas per read. The planner locks every table a read names and every index of those tables
+# until the read's transaction ends: the dunning read takes 19 locks per schema (invoices,
+# customers, payments and their indexes). PostgreSQL shares max_locks_per_transaction x
+# max_connections slots among all sessions, 6,400 by default, so 500 schemas a read (9,500 locks)
+# ran out of shared memory and failed the other sessions' queries too. 50 keeps each read under
+# 1,000 (tests/platform/test_scan_locks.py measures every periodic read against this).
+BATCH = 50
+LOCK_BUDGET = 1_000
 _HAVING_TABLE = text(
     "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relname = :table AND n.nspname = ANY(:schemas)"

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from billplane.db import tenant_scan
+
 ALLOW_HTTP_LOOPBACK_VARIABLE = "BILLPLANE_WEBHOOKS_ALLOW_HTTP_LOOPBACK"
 # Delays before attempts 2, 3, ...: 9 attempts over about 38 hours (Svix's published schedule with
 # one more 10 h step). A receiver that was down for a day still gets every event once it is back.
@@ -29,7 +31,7 @@ class WebhookOptions:
     # tests. Everything else must be https to a public address.
     allow_http_loopback: bool = False
     # The sweep reads due deliveries of this many tenant schemas per query.
-    sweep_batch: int = 500
+    sweep_batch: int = tenant_scan.BATCH  # its lock budget
     # Body text of a failed response kept in last_error (receivers sometimes echo secrets back;
     # a short excerpt is enough to debug).
     error_excerpt: int = 200

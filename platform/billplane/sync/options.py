@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from billplane.db import tenant_scan
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncOptions:
@@ -18,6 +20,6 @@ class SyncOptions:
     # How soon to look again at a row waiting for another (a subscription for its customer).
     not_ready_delay: float = 5.0
     # The sweep reads due rows of this many tenant schemas per query.
-    sweep_batch: int = 500
+    sweep_batch: int = tenant_scan.BATCH  # its lock budget
     # Jobs one worker runs at once.
     concurrency: int = 4
