@@ -19,6 +19,7 @@ from billplane.runtime import Runtime
 from billplane.settings import Settings
 from billplane_tenants.announcements import APPLICATION_NAME
 from tests.conftest import create_tenant
+from tests.other_process import listening_client, patient
 
 Client = AsyncTestClient[Litestar]
 
@@ -26,19 +27,7 @@ Client = AsyncTestClient[Litestar]
 @pytest.fixture
 async def other(settings: Settings) -> AsyncIterator[Client]:
     """A second API process on the same database, with a cache that would keep a key for 60 s."""
-    patient = Settings(
-        database=settings.database,
-        security=type(settings.security)(
-            admin_key=settings.security.admin_key, secret_key=settings.security.secret_key, auth_cache_seconds=60.0
-        ),
-    )
-    app = create_app(patient)
-    async with AsyncTestClient(app) as client:
-        for _ in range(100):  # the listener connects in the background at start-up
-            if app.state.key_cache.listening():
-                break
-            await asyncio.sleep(0.02)
-        assert app.state.key_cache.listening()
+    async with listening_client(create_app(patient(settings))) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ from billplane.app import create_app
 from billplane.ratelimit import RateLimits
 from billplane.settings import Settings
 from tests.conftest import CreatedTenant, create_tenant
+from tests.other_process import listening_client, patient
 from tests.ratelimit.conftest import BURST, ManualClock
 
 Client = AsyncTestClient[Litestar]
@@ -107,22 +108,10 @@ async def test_an_unknown_tenant_is_404_and_tenant_keys_are_not_the_operator(
 @pytest.fixture
 async def other(settings: Settings, clock: ManualClock) -> AsyncIterator[Client]:
     """A second API process on the same database whose key cache would keep a principal for a minute."""
-    patient = Settings(
-        database=settings.database,
-        security=type(settings.security)(
-            admin_key=settings.security.admin_key, secret_key=settings.security.secret_key, auth_cache_seconds=60.0
-        ),
-        rate_limit=settings.rate_limit,
-    )
-    app = create_app(patient)
+    app = create_app(patient(settings))
     limits: RateLimits = app.state.rate_limits
     limits.limiter.clock = clock
-    async with AsyncTestClient(app) as client:
-        for _ in range(100):  # the listener connects in the background at start-up
-            if app.state.key_cache.listening():
-                break
-            await asyncio.sleep(0.02)
-        assert app.state.key_cache.listening()
+    async with listening_client(app) as client:
         yield client
 
 

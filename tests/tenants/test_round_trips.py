@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import literal_column, select, text
@@ -19,23 +18,7 @@ from billplane.audit.models import AuditEvent
 from billplane.runtime import Runtime
 from billplane_tenants import Database
 from billplane_tenants.database import SingleReadError
-from tests.conftest import unique_slug
-
-
-async def _tenant(runtime: Runtime, rows: int) -> str:
-    async with runtime.database.control_session() as session:
-        tenant, _ = await runtime.registry.create(session, unique_slug("rt"), "Round trips")
-    async with runtime.database.tenant_session(tenant.schema_name) as session:
-        session.add_all(AuditEvent(actor=tenant.slug, action=f"seed.{i}") for i in range(rows))
-    return tenant.schema_name
-
-
-@pytest.fixture
-async def single(database_url: str) -> AsyncIterator[Database]:
-    """One pooled connection: every session below runs on the same backend."""
-    database = Database(database_url, pool_size=1, max_overflow=0)
-    yield database
-    await database.dispose()
+from tests.tenants.seeded import seeded_tenant
 
 
 async def _count(database: Database, schema: str) -> int:
@@ -44,14 +27,14 @@ async def _count(database: Database, schema: str) -> int:
 
 
 async def test_the_scope_rides_on_begin_and_each_transaction_gets_its_own(runtime: Runtime, single: Database) -> None:
-    first, second = await _tenant(runtime, 2), await _tenant(runtime, 5)
+    first, second = await seeded_tenant(runtime, 2, "rt"), await seeded_tenant(runtime, 5, "rt")
     for _ in range(3):
         assert await _count(single, first) == 2
         assert await _count(single, second) == 5
 
 
 async def test_a_mark_never_outlives_its_session(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 1)
+    schema = await seeded_tenant(runtime, 1, "rt")
     # The session takes its connection (so the connection is marked) but runs no statement, so
     # no BEGIN ever consumes the mark: returning the connection must clear it.
     async with single.tenant_session(schema) as session:
@@ -64,7 +47,7 @@ async def test_a_mark_never_outlives_its_session(runtime: Runtime, single: Datab
 
 
 async def test_a_reader_sees_only_its_tenant(runtime: Runtime, single: Database) -> None:
-    first, second = await _tenant(runtime, 2), await _tenant(runtime, 4)
+    first, second = await seeded_tenant(runtime, 2, "rt"), await seeded_tenant(runtime, 4, "rt")
     for schema, expected in [(first, 2), (second, 4), (first, 2)]:
         async with single.reader(schema) as reader:
             actors = set((await reader.execute(select(AuditEvent.actor))).scalars())
@@ -73,7 +56,7 @@ async def test_a_reader_sees_only_its_tenant(runtime: Runtime, single: Database)
 
 
 async def test_a_reader_fails_closed_for_untranslated_names(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 1)
+    schema = await seeded_tenant(runtime, 1, "rt")
     # A table named in text is not translated: the fail-closed search_path answers it.
     with pytest.raises(ProgrammingError, match="does not exist"):
         async with single.reader(schema) as reader:
@@ -85,7 +68,7 @@ async def test_a_reader_fails_closed_for_untranslated_names(runtime: Runtime, si
 
 
 async def test_a_reader_runs_one_statement_and_never_writes(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 1)
+    schema = await seeded_tenant(runtime, 1, "rt")
     async with single.reader(schema) as reader:
         await reader.execute(select(AuditEvent))
         with pytest.raises(SingleReadError, match="exactly one statement"):
@@ -98,7 +81,7 @@ async def test_a_reader_runs_one_statement_and_never_writes(runtime: Runtime, si
 
 
 async def test_readers_survive_divergent_schemas(runtime: Runtime, single: Database) -> None:
-    old, new = await _tenant(runtime, 3), await _tenant(runtime, 3)
+    old, new = await seeded_tenant(runtime, 3, "rt"), await seeded_tenant(runtime, 3, "rt")
     async with runtime.database.transaction() as connection:
         await connection.execute(text(f'ALTER TABLE "{new}".audit_log ALTER COLUMN actor TYPE varchar(200)'))
     for _ in range(3):
@@ -109,7 +92,7 @@ async def test_readers_survive_divergent_schemas(runtime: Runtime, single: Datab
 
 
 async def test_a_connection_closed_by_the_server_is_replaced_at_checkout(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 2)
+    schema = await seeded_tenant(runtime, 2, "rt")
     async with single.transaction() as connection:
         pid = await connection.scalar(text("SELECT pg_backend_pid()"))
     async with runtime.database.transaction() as admin:

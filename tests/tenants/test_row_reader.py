@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -19,7 +18,7 @@ from billplane.runtime import Runtime
 from billplane_tenants import Database
 from billplane_tenants.control import Tenant
 from billplane_tenants.database import TenantSelect
-from tests.conftest import unique_slug
+from tests.tenants.seeded import seeded_tenant
 
 _ACTORS = TenantSelect(
     select(AuditEvent.actor.label("actor"), AuditEvent.action.label("action"))
@@ -28,24 +27,8 @@ _ACTORS = TenantSelect(
 )
 
 
-async def _tenant(runtime: Runtime, rows: int) -> str:
-    async with runtime.database.control_session() as session:
-        tenant, _ = await runtime.registry.create(session, unique_slug("rr"), "Row reader")
-    async with runtime.database.tenant_session(tenant.schema_name) as session:
-        session.add_all(AuditEvent(actor=tenant.slug, action=f"seed.{i}") for i in range(rows))
-    return tenant.schema_name
-
-
-@pytest.fixture
-async def single(database_url: str) -> AsyncIterator[Database]:
-    """One pooled connection: every read below runs on the same backend."""
-    database = Database(database_url, pool_size=1, max_overflow=0)
-    yield database
-    await database.dispose()
-
-
 async def test_a_row_reader_sees_only_its_tenant(runtime: Runtime, single: Database) -> None:
-    first, second = await _tenant(runtime, 2), await _tenant(runtime, 3)
+    first, second = await seeded_tenant(runtime, 2, "rr"), await seeded_tenant(runtime, 3, "rr")
     for schema in (first, second, first):
         row = await single.rows(schema).one(_ACTORS, action="seed.1")
         assert row is not None
@@ -56,7 +39,7 @@ async def test_a_row_reader_sees_only_its_tenant(runtime: Runtime, single: Datab
 
 
 async def test_a_row_reader_fails_closed_for_names_it_did_not_qualify(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 1)
+    schema = await seeded_tenant(runtime, 1, "rr")
     unqualified = TenantSelect(select(literal_column("count(*)")).select_from(text("audit_log")))
     with pytest.raises(asyncpg.UndefinedTableError):
         await single.rows(schema).one(unqualified)
@@ -80,7 +63,7 @@ def test_only_selects_of_tenant_tables_without_conversions_are_accepted() -> Non
 
 
 async def test_row_readers_survive_divergent_schemas(runtime: Runtime, single: Database) -> None:
-    old, new = await _tenant(runtime, 3), await _tenant(runtime, 3)
+    old, new = await seeded_tenant(runtime, 3, "rr"), await seeded_tenant(runtime, 3, "rr")
     for schema in (old, new):  # both read once before the migration
         assert await single.rows(schema).one(_ACTORS, action="seed.0") is not None
     async with runtime.database.transaction() as connection:
@@ -93,7 +76,7 @@ async def test_row_readers_survive_divergent_schemas(runtime: Runtime, single: D
 
 
 async def test_a_cancelled_read_gives_back_a_fresh_connection(runtime: Runtime, single: Database) -> None:
-    schema = await _tenant(runtime, 1)
+    schema = await seeded_tenant(runtime, 1, "rr")
     slow = TenantSelect(
         select(AuditEvent.actor.label("actor")).where(literal_column("pg_sleep(5) IS NOT NULL")).limit(1)
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.invoices.helpers import connect_sandbox, customer, payment_method, rows
@@ -40,6 +41,21 @@ async def sandbox_customer(
             "currency": "USD", "billing_interval": "month"}  # fmt: skip
     plan = (await client.post("/v1/plans", json=body, headers=tenant.headers)).json()
     return Setup(tenant, account, ada, method, plan["id"])
+
+
+async def on_a_clock(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, token: str, *, frozen_time: datetime, prefix: str
+) -> tuple[Setup, int]:
+    """``sandbox_customer``, its customer attached to a new test clock frozen at ``frozen_time``."""
+    setup = await sandbox_customer(client, admin_headers, runtime, token, prefix)
+    frozen = {"frozen_time": frozen_time.isoformat()}
+    created = await client.post("/v1/test-clocks", json=frozen, headers=setup.tenant.headers)
+    clock: int = created.json()["id"]
+    attached = await client.post(
+        f"/v1/test-clocks/{clock}/customers", json={"customer_id": setup.customer}, headers=setup.tenant.headers
+    )
+    assert attached.status_code == 200, attached.text
+    return setup, clock
 
 
 async def subscribe(client: Client, setup: Setup) -> int:
@@ -78,3 +94,20 @@ async def database_now(runtime: Runtime) -> datetime:
     async with runtime.database.transaction() as connection:
         now: datetime = (await connection.execute(text("SELECT now()"))).scalar_one()
     return now
+
+
+async def period_ends(runtime: Runtime, setup: Setup, subscription: int) -> None:
+    """The subscription's current period ended a minute ago, and a billing run billed it (not
+    drained: the charge it queued has not run yet)."""
+    ended = await database_now(runtime) - timedelta(minutes=1)
+    await execute(
+        runtime, setup.tenant,
+        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
+        start=ended - timedelta(days=30), end=ended, id=subscription,
+    )  # fmt: skip
+    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+
+
+async def subscription_status(runtime: Runtime, setup: Setup, subscription: int) -> str:
+    row = await one(runtime, setup.tenant, "SELECT status FROM subscriptions WHERE id = :id", id=subscription)
+    return str(row["status"])

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from billplane_sandbox.adapter import SandboxAdapter
 from billplane_sandbox.plugin import PLUGIN
 
-from billplane.billing.run import BillingRun
 from billplane.payments.lookup import PaymentLookup
 from billplane.payments.reconcile_run import PaymentReconciliation
 from billplane.plugins import (
@@ -28,7 +27,15 @@ from billplane.plugins import (
 )
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
-from tests.platform.dunning.helpers import Client, Setup, database_now, execute, one, sandbox_customer, subscribe
+from tests.platform.dunning.helpers import (
+    Client,
+    Setup,
+    execute,
+    one,
+    period_ends,
+    sandbox_customer,
+    subscribe,
+)
 from tests.platform.sync_fakes import FAST, drain
 
 PAYMENT = "SELECT id, status, provider_payment_id, failure_code, failure_message, action_required FROM payments"
@@ -48,13 +55,7 @@ async def stuck_renewal(client: Client, admin_headers: dict[str, str], worker: R
     setup = await sandbox_customer(client, admin_headers, worker, token, prefix="rec")
     subscription = await subscribe(client, setup)
     await drain(worker)
-    ended = await database_now(worker) - timedelta(minutes=1)
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
-        start=ended - timedelta(days=30), end=ended, id=subscription,
-    )  # fmt: skip
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await period_ends(worker, setup, subscription)
     await drain(worker)
     payment = await one(worker, setup.tenant, PAYMENT)
     charge = await one(worker, setup.tenant, "SELECT status FROM outbox WHERE kind = 'payment.charge'")

@@ -10,7 +10,6 @@ import pytest
 from billplane_sandbox.payment_methods import DECLINED, INSUFFICIENT_FUNDS, SUCCEEDS
 
 from billplane.billing.dunning_run import DunningRun
-from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import (
     PRICE,
@@ -19,9 +18,11 @@ from tests.platform.dunning.helpers import (
     database_now,
     execute,
     one,
+    period_ends,
     sandbox_customer,
     set_default_method,
     subscribe,
+    subscription_status,
     types,
 )
 from tests.platform.invoices.helpers import event_types, rows
@@ -34,13 +35,7 @@ async def _renewal_fails(client: Client, worker: Runtime, setup: Setup) -> tuple
     """The subscription's period ends, the billing run invoices it and its charge is declined."""
     subscription = await subscribe(client, setup)
     await drain(worker)
-    ended = await database_now(worker) - timedelta(minutes=1)
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
-        start=ended - timedelta(days=30), end=ended, id=subscription,
-    )  # fmt: skip
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await period_ends(worker, setup, subscription)
     await drain(worker)
     invoice = await one(worker, setup.tenant, INVOICE)
     return subscription, invoice["id"]
@@ -56,11 +51,6 @@ async def _retry_now(worker: Runtime, setup: Setup, invoice: int) -> None:
     await drain(worker)
 
 
-async def _status(worker: Runtime, setup: Setup, subscription: int) -> str:
-    row = await one(worker, setup.tenant, "SELECT status FROM subscriptions WHERE id = :id", id=subscription)
-    return str(row["status"])
-
-
 async def test_a_failed_renewal_schedules_a_retry_and_the_subscription_goes_past_due(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
@@ -72,7 +62,7 @@ async def test_a_failed_renewal_schedules_a_retry_and_the_subscription_goes_past
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
     due = invoice["next_payment_attempt_at"]
     assert before + timedelta(days=3) <= due <= await database_now(worker) + timedelta(days=3)
-    assert await _status(worker, setup, subscription) == "past_due"
+    assert await subscription_status(worker, setup, subscription) == "past_due"
     assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.past_due"
     # The failure's event shows when it is tried again.
     [failed] = await rows(worker, setup.tenant, "SELECT data FROM events WHERE type = 'invoice.payment_failed'")
@@ -126,7 +116,7 @@ async def test_a_successful_retry_pays_the_invoice_and_the_subscription_is_activ
 
     invoice = await one(worker, setup.tenant, INVOICE)
     assert (invoice["status"], invoice["next_payment_attempt_at"]) == ("paid", None)
-    assert await _status(worker, setup, subscription) == "active"
+    assert await subscription_status(worker, setup, subscription) == "active"
     assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.recovered"
     paid = await rows(worker, setup.tenant, "SELECT status, amount FROM payments ORDER BY id")
     assert [(row["status"], row["amount"]) for row in paid] == [("failed", PRICE), ("succeeded", PRICE)]
@@ -142,13 +132,13 @@ FINAL = {
 async def test_after_the_last_retry_fails_the_final_action_applies(
     action: str, client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    subscription_status, invoice_status, event = FINAL[action]
+    final_status, invoice_status, event = FINAL[action]
     setup = await sandbox_customer(client, admin_headers, worker, DECLINED)
     body = {"dunning_retry_days": [1, 2], "dunning_final_action": action}
     assert (await client.patch("/v1/billing-settings", json=body, headers=setup.tenant.headers)).status_code == 200
     subscription, invoice_id = await _renewal_fails(client, worker, setup)
     await _retry_now(worker, setup, invoice_id)
-    assert await _status(worker, setup, subscription) == "past_due"  # one retry left
+    assert await subscription_status(worker, setup, subscription) == "past_due"  # one retry left
 
     await _retry_now(worker, setup, invoice_id)
 
@@ -156,7 +146,7 @@ async def test_after_the_last_retry_fails_the_final_action_applies(
     assert (invoice["status"], invoice["attempt_count"], invoice["next_payment_attempt_at"]) == (
         invoice_status, 3, None,
     )  # fmt: skip
-    assert await _status(worker, setup, subscription) == subscription_status
+    assert await subscription_status(worker, setup, subscription) == final_status
     assert event in await event_types(worker, setup.tenant, "subscription", subscription)
     # Nothing more is retried.
     await DunningRun(worker.database, worker.jobs, worker.accounts).run()
@@ -176,7 +166,7 @@ async def test_an_empty_schedule_applies_the_final_action_at_the_first_failure(
     body = {"dunning_retry_days": [], "dunning_final_action": "mark_unpaid"}
     assert (await client.patch("/v1/billing-settings", json=body, headers=setup.tenant.headers)).status_code == 200
     subscription, _ = await _renewal_fails(client, worker, setup)
-    assert await _status(worker, setup, subscription) == "unpaid"
+    assert await subscription_status(worker, setup, subscription) == "unpaid"
     assert (await one(worker, setup.tenant, INVOICE))["next_payment_attempt_at"] is None
 
 

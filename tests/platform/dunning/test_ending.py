@@ -4,15 +4,20 @@ active again (docs/concepts/dunning.md, "Ending dunning by hand")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from billplane_sandbox.payment_methods import DECLINED
 
 from billplane.billing.dunning_run import DunningRun
-from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
-from tests.platform.dunning.helpers import Client, Setup, database_now, execute, one, sandbox_customer, subscribe
+from tests.platform.dunning.helpers import (
+    Client,
+    Setup,
+    execute,
+    period_ends,
+    sandbox_customer,
+    subscribe,
+    subscription_status,
+)
 from tests.platform.invoices.helpers import event_types, rows
 from tests.platform.sync_fakes import drain
 
@@ -22,19 +27,8 @@ ACTIONS = {"void": "void", "mark-uncollectible": "uncollectible"}
 
 async def _period_ends(worker: Runtime, setup: Setup, subscription: int) -> None:
     """The subscription's current period ended a minute ago; the billing run invoices and charges it."""
-    ended = await database_now(worker) - timedelta(minutes=1)
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
-        start=ended - timedelta(days=30), end=ended, id=subscription,
-    )  # fmt: skip
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await period_ends(worker, setup, subscription)
     await drain(worker)
-
-
-async def _status(worker: Runtime, setup: Setup, subscription: int) -> str:
-    row = await one(worker, setup.tenant, "SELECT status FROM subscriptions WHERE id = :id", id=subscription)
-    return str(row["status"])
 
 
 async def _failing_renewal(client: Client, admin_headers: dict[str, str], worker: Runtime) -> tuple[Setup, int, int]:
@@ -45,7 +39,7 @@ async def _failing_renewal(client: Client, admin_headers: dict[str, str], worker
     [invoice] = await rows(worker, setup.tenant, INVOICES)
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
     assert invoice["next_payment_attempt_at"] is not None
-    assert await _status(worker, setup, subscription) == "past_due"
+    assert await subscription_status(worker, setup, subscription) == "past_due"
     return setup, subscription, invoice["id"]
 
 
@@ -59,7 +53,7 @@ async def test_closing_the_failing_invoice_ends_dunning_and_the_subscription_is_
 
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["next_payment_attempt_at"]) == (ACTIONS[action], None)
-    assert await _status(worker, setup, subscription) == "active"
+    assert await subscription_status(worker, setup, subscription) == "active"
     assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.recovered"
     shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=setup.tenant.headers)).json()
     assert shown["status"] == "active"
@@ -80,12 +74,12 @@ async def test_another_failing_invoice_keeps_the_subscription_past_due(
 
     voided = await client.post(f"/v1/invoices/{first}/void", headers=setup.tenant.headers)
     assert voided.status_code == 200, voided.text
-    assert await _status(worker, setup, subscription) == "past_due"
+    assert await subscription_status(worker, setup, subscription) == "past_due"
     assert "subscription.recovered" not in await event_types(worker, setup.tenant, "subscription", subscription)
 
     written_off = await client.post(f"/v1/invoices/{second['id']}/mark-uncollectible", headers=setup.tenant.headers)
     assert written_off.status_code == 200, written_off.text
-    assert await _status(worker, setup, subscription) == "active"
+    assert await subscription_status(worker, setup, subscription) == "active"
 
 
 async def test_an_unpaid_subscription_stays_unpaid_when_its_invoice_is_voided(
@@ -97,11 +91,11 @@ async def test_an_unpaid_subscription_stays_unpaid_when_its_invoice_is_voided(
     subscription = await subscribe(client, setup)
     await drain(worker)
     await _period_ends(worker, setup, subscription)
-    assert await _status(worker, setup, subscription) == "unpaid"
+    assert await subscription_status(worker, setup, subscription) == "unpaid"
     [invoice] = await rows(worker, setup.tenant, INVOICES)
 
     voided = await client.post(f"/v1/invoices/{invoice['id']}/void", headers=setup.tenant.headers)
 
     assert voided.status_code == 200, voided.text
     # The final action has applied: the tenant cancels it (its billing stopped at the failure).
-    assert await _status(worker, setup, subscription) == "unpaid"
+    assert await subscription_status(worker, setup, subscription) == "unpaid"

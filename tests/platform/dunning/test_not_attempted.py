@@ -10,7 +10,6 @@ from datetime import timedelta
 from billplane_sandbox.payment_methods import SUCCEEDS
 
 from billplane.billing.dunning_run import DunningRun
-from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import (
     PRICE,
@@ -19,8 +18,10 @@ from tests.platform.dunning.helpers import (
     database_now,
     execute,
     one,
+    period_ends,
     sandbox_customer,
     subscribe,
+    subscription_status,
 )
 from tests.platform.invoices.helpers import event_types, rows
 from tests.platform.sync_fakes import drain
@@ -36,14 +37,8 @@ async def _renewal_without_a_method(
     subscription = await subscribe(client, setup)
     await drain(worker)
     await execute(worker, setup.tenant, "UPDATE payment_methods SET is_default = false")
-    ended = await database_now(worker) - timedelta(minutes=1)
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
-        start=ended - timedelta(days=30), end=ended, id=subscription,
-    )  # fmt: skip
     # Not drained: the run queued no charge, and a worker run could start the periodic dunning run.
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await period_ends(worker, setup, subscription)
     return setup, subscription
 
 
@@ -52,11 +47,6 @@ async def _dunning(worker: Runtime) -> None:
     tests' too), so the tests look at their own tenant's rows, not at the run's counts."""
     await DunningRun(worker.database, worker.jobs, worker.accounts).run()
     await drain(worker)
-
-
-async def _status(worker: Runtime, setup: Setup, subscription: int) -> str:
-    row = await one(worker, setup.tenant, "SELECT status FROM subscriptions WHERE id = :id", id=subscription)
-    return str(row["status"])
 
 
 async def test_an_invoice_that_cannot_be_charged_enters_the_retry_schedule(
@@ -72,7 +62,7 @@ async def test_an_invoice_that_cannot_be_charged_enters_the_retry_schedule(
     due = invoice["next_payment_attempt_at"]
     assert due is not None
     assert before + timedelta(days=3) <= due <= await database_now(worker) + timedelta(days=3)
-    assert await _status(worker, setup, subscription) == "past_due"
+    assert await subscription_status(worker, setup, subscription) == "past_due"
     assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.past_due"
     [failed] = await rows(worker, setup.tenant, "SELECT data FROM events WHERE type = 'invoice.payment_failed'")
     assert failed["data"]["attempt_count"] == 1
@@ -103,7 +93,7 @@ async def test_the_retries_run_out_into_the_final_action(
         2,
         None,
     )
-    assert await _status(worker, setup, subscription) == "canceled"
+    assert await subscription_status(worker, setup, subscription) == "canceled"
 
 
 async def test_a_method_added_before_the_first_attempt_is_charged(
@@ -118,4 +108,4 @@ async def test_a_method_added_before_the_first_attempt_is_charged(
     assert (invoice["status"], invoice["attempt_count"]) == ("paid", 0)
     paid = await rows(worker, setup.tenant, "SELECT status, amount FROM payments")
     assert [(row["status"], row["amount"]) for row in paid] == [("succeeded", PRICE)]
-    assert await _status(worker, setup, subscription) == "active"
+    assert await subscription_status(worker, setup, subscription) == "active"

@@ -16,7 +16,7 @@ from tests.platform.dunning.helpers import (
     PRICE,
     Client,
     Setup,
-    sandbox_customer,
+    on_a_clock,
     set_default_method,
     subscribe,
     types,
@@ -29,14 +29,7 @@ T0 = datetime(2030, 1, 15, 9, tzinfo=UTC)
 
 
 async def _on_a_clock(client: Client, admin_headers: dict[str, str], worker: Runtime, token: str) -> tuple[Setup, int]:
-    setup = await sandbox_customer(client, admin_headers, worker, token, "demo")
-    created = await client.post(URL, json={"frozen_time": T0.isoformat()}, headers=setup.tenant.headers)
-    clock: int = created.json()["id"]
-    attached = await client.post(
-        f"{URL}/{clock}/customers", json={"customer_id": setup.customer}, headers=setup.tenant.headers
-    )
-    assert attached.status_code == 200, attached.text
-    return setup, clock
+    return await on_a_clock(client, admin_headers, worker, token, frozen_time=T0, prefix="demo")
 
 
 async def _advance(client: Client, worker: Runtime, setup: Setup, clock: int, to: datetime) -> dict[str, Any]:

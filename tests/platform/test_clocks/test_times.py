@@ -11,7 +11,7 @@ from billplane_sandbox.payment_methods import SUCCEEDS
 from billplane.billing.invoicing import DAYS_UNTIL_DUE
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
-from tests.platform.dunning.helpers import Client, sandbox_customer, subscribe
+from tests.platform.dunning.helpers import Client, on_a_clock, subscribe
 from tests.platform.invoices.helpers import rows
 from tests.platform.sync_fakes import drain
 
@@ -26,10 +26,7 @@ def _at(moment: datetime) -> str:
 async def test_invoice_actions_of_a_clocked_customer_happen_on_its_clock(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "clk")
-    clock = (await client.post(URL, json={"frozen_time": _at(T0)}, headers=setup.tenant.headers)).json()["id"]
-    body = {"customer_id": setup.customer}
-    assert (await client.post(f"{URL}/{clock}/customers", json=body, headers=setup.tenant.headers)).status_code == 200
+    setup, _ = await on_a_clock(client, admin_headers, worker, SUCCEEDS, frozen_time=T0, prefix="clk")
     draft = {"customer_id": setup.customer, "currency": "USD", "lines": [{"description": "x", "unit_amount": 700}]}
     paid, voided = [(await client.post("/v1/invoices", json=draft, headers=setup.tenant.headers)).json() for _ in "ab"]
 
@@ -53,10 +50,7 @@ async def test_invoice_actions_of_a_clocked_customer_happen_on_its_clock(
 async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "clk")
-    clock = (await client.post(URL, json={"frozen_time": _at(T0)}, headers=setup.tenant.headers)).json()["id"]
-    body = {"customer_id": setup.customer}
-    assert (await client.post(f"{URL}/{clock}/customers", json=body, headers=setup.tenant.headers)).status_code == 200
+    setup, clock = await on_a_clock(client, admin_headers, worker, SUCCEEDS, frozen_time=T0, prefix="clk")
     await subscribe(client, setup)
     await drain(worker)
 
