@@ -4,7 +4,7 @@ A clock marked ``advancing`` moves in steps. Each step, in one transaction of th
 clock's row (SKIP LOCKED: two workers never step one clock at once), goes to the next moment
 something is due for the clock's customers (a period end, which is also where trials end and
 pauses resume, or a dunning retry), never past the target, and there runs the billing run's
-``advance`` + ``collect`` and the dunning retries due, with the clock's time as "now". Once it
+``bill_locked`` and the dunning retries due, with the clock's time as "now". Once it
 commits, the step's charges are performed here and now through the outbox (the same rows and
 idempotency keys the worker would use), so that a failure is settled, and its retry scheduled, on
 the step's time before the clock moves on. A charge whose outbox row is still pending (a transient
@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.clocks_repository import ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
-from billplane.billing.collection import collect
-from billplane.billing.cycle import TURNING, advance, billed_by_billplane
 from billplane.billing.dunning_retry import retry
+from billplane.billing.locked import TURNING, lock_due
+from billplane.billing.tenant_batch import bill_locked
 from billplane.customers.models import Customer
 from billplane.db import tenant_scan
 from billplane.events.emit import emit
@@ -121,21 +121,16 @@ class ClockAdvancer:
         return {"queue": self.queue, "accounts": self.accounts, "defaults": self.defaults}
 
     async def _bill(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
-        query = (
-            select(Subscription)
-            .join(Customer, Customer.id == Subscription.customer_id)
-            .where(
-                Customer.test_clock_id == clock_id,
-                Subscription.status.in_(TURNING),
-                Subscription.current_period_end <= now,
-                billed_by_billplane(self.provider_billed),
-            )
-            .order_by(Subscription.id)
-            .with_for_update(of=Subscription)
+        locked = await lock_due(
+            session,
+            tenant_id=tenant[0],
+            provider_billed=self.provider_billed,
+            defaults=self.accounts is not None,
+            clock_id=clock_id,
+            until=now,
         )
-        for subscription in list((await session.execute(query)).scalars()):
-            outcome = await advance(session, subscription, now)
-            await collect(session, outcome.invoices, tenant=tenant, **self._services())
+        if locked is not None:
+            await bill_locked(session, locked, now, tenant=tenant)
 
     async def _retry(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
         """The retries due, and the first attempts of invoices the step's billing could not charge."""

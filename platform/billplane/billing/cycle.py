@@ -3,77 +3,46 @@
 At each boundary up to "now" (several, when catching up after downtime), in order: a scheduled
 cancellation ends it; a pause that reached ``resume_at`` ends; a pending change applies; a trial that
 ended turns ``active``; then the new period is billed in advance, with the ended period's metered
-usage in arrears. Each period is invoiced at most once: the invoice insert conflicts on
-``uq_invoices_subscription_cycle`` (subscription, period start) if anything billed it already.
+usage in arrears. Each period is invoiced at most once: the invoice insert leaves out every
+(subscription, period start) billed already, and ``uq_invoices_subscription_cycle`` stays the guard.
 
 A run advances a tenant's due subscriptions together, in one transaction: the boundaries are
-worked out in memory, then written with a few multi-row statements (subscriptions, invoices, their
-lines, events) instead of a dozen round trips per subscription, which is what a run spent its time
-on (docs/performance.md, "Billing runs").
+worked out in memory, then written with one statement (``invoicing.write_finalized``), instead of
+a dozen round trips per subscription, which is what a run spent its time on (docs/performance.md,
+"Billing runs"). Their events are returned, to be written with the charges (``recording``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-import msgspec
-from sqlalchemy import ColumnElement, or_, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from billplane.billing.invoicing import Draft, Finalized, write_finalized
-from billplane.billing.locked import LockedSubscription
-from billplane.billing.models import InvoiceItem
-from billplane.catalog.models import Plan
-from billplane.events.emit import WEBHOOKS_CHANNEL
-from billplane.events.types import MATCHES_SQL
-from billplane.pricing import LineDraft, Period, PlanPricing, UsageValue, metered_usage, period_lines, total
-from billplane.subscriptions.models import Subscription, UsageRecord
+from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
+from billplane.billing.locked import TURNING, Locked, LockedSubscription
+from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
+from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 
-# States whose periods still turn over (paused ones turn over without invoices).
-TURNING = ("trialing", "active", "past_due", "paused")
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
-# A run's locked rows, or a test clock's ORM objects: the rules below read and change the same attributes.
-Turning = Subscription | LockedSubscription
 
-# ``billplane.events.emit.emit`` for many events in one statement: events are numbered in the
-# order given (webhooks are delivered per object in event order), deliveries queued likewise.
-_EMIT_ALL = text(
-    "WITH e AS (INSERT INTO events (type, object_type, object_id, data) "
-    "SELECT t, o, i, d::jsonb FROM unnest(CAST(:types AS text[]), CAST(:objects AS text[]), "
-    "CAST(:ids AS bigint[]), CAST(:data AS text[])) WITH ORDINALITY AS u(t, o, i, d, n) ORDER BY n "
-    "RETURNING id, type), "
-    "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
-    f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} ORDER BY e.id "
-    "RETURNING 1) "
-    f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued"
+_PLANS = (
+    "SELECT p.id, p.name, p.pricing_model, p.currency, p.amount, p.package_size, p.usage_aggregation, "
+    "p.billing_interval, p.interval_count, t.up_to, t.unit_amount, t.flat_amount FROM plans p "
+    "LEFT JOIN LATERAL (SELECT array_agg(t.up_to ORDER BY t.position) AS up_to, "
+    "array_agg(t.unit_amount ORDER BY t.position) AS unit_amount, "
+    "array_agg(t.flat_amount ORDER BY t.position) AS flat_amount FROM pricing_tiers t WHERE t.plan_id = p.id) t "
+    "ON true WHERE p.id = ANY($1::bigint[])"
 )
-
-# What crossing a boundary can change on a subscription (besides updated_at), and its SQL type.
-_SUBSCRIPTION_COLUMNS = {
-    "id": "bigint",
-    "status": "text",
-    "plan_id": "bigint",
-    "pending_plan_id": "bigint",
-    "quantity": "integer",
-    "pending_quantity": "integer",
-    "current_period_start": "timestamptz",
-    "current_period_end": "timestamptz",
-    "canceled_at": "timestamptz",
-    "ended_at": "timestamptz",
-    "paused_at": "timestamptz",
-    "resume_at": "timestamptz",
-}
-_UPDATE_SUBSCRIPTIONS = text(
-    "UPDATE subscriptions AS s SET "
-    + ", ".join(f"{name} = u.{name}" for name in _SUBSCRIPTION_COLUMNS if name != "id")
-    + ", updated_at = now() FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _SUBSCRIPTION_COLUMNS.items())
-    + f") AS u({', '.join(_SUBSCRIPTION_COLUMNS)}) WHERE s.id = u.id"
+_PENDING_ITEMS = (
+    "SELECT id, subscription_id, plan_id, description, quantity, unit_amount, amount, currency, period_start, "
+    "period_end, proration FROM invoice_items WHERE subscription_id = ANY($1::bigint[]) AND invoice_id IS NULL "
+    "ORDER BY id FOR UPDATE"
+)
+_USAGE = (
+    'SELECT "timestamp", quantity FROM usage_records WHERE subscription_id = $1 AND "timestamp" >= $2 '
+    'AND "timestamp" < $3'
 )
 
 
@@ -85,84 +54,70 @@ class Event:
     data: Any  # the object as the API shows it
 
 
-async def emit_all(session: AsyncSession, events: Sequence[Event]) -> None:
-    """Record ``events`` in order, in the caller's transaction, as ``emit`` records one."""
-    if not events:
-        return
-    # Straight to JSON: the same text ``emit`` stores (msgspec.to_builtins, then the driver's json).
-    encode = msgspec.json.Encoder().encode
-    await session.execute(
-        _EMIT_ALL,
-        {
-            "types": [event.type for event in events],
-            "objects": [event.object_type for event in events],
-            "ids": [event.object_id for event in events],
-            "data": [encode(event.data).decode() for event in events],
-        },
-    )
+@dataclass(frozen=True, slots=True)
+class BilledPlan:
+    """What crossing a boundary reads of a plan."""
+
+    id: int
+    currency: str
+    pricing_model: str
+    billing_interval: str
+    interval_count: int
+    pricing: PlanPricing
 
 
 @dataclass(slots=True)
 class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
+    events: list[Event] = field(default_factory=list)  # to record, in this order
     boundaries: int = 0
 
 
 @dataclass(slots=True)
 class _Batch:
-    session: AsyncSession
-    plans: dict[int, Plan]
-    pending: dict[int, list[InvoiceItem]]  # proration items not yet on an invoice, per subscription
-    pricing: dict[int, PlanPricing] = field(default_factory=dict)  # per plan id, built once
+    driver: Any
+    plans: dict[int, BilledPlan]
+    pending: dict[int, list[PendingItem]]  # proration items not yet on an invoice, per subscription
     drafts: list[Draft] = field(default_factory=list)
     # What happened, in order: invoice drafts and subscription events (type, id, view).
     timeline: list[Draft | tuple[str, int, SubscriptionView]] = field(default_factory=list)
-    crossed: dict[int, Turning] = field(default_factory=dict)
-
-    def pricing_of(self, plan: Plan) -> PlanPricing:
-        pricing = self.pricing.get(plan.id)
-        if pricing is None:
-            pricing = self.pricing[plan.id] = PlanPricing.of(plan)
-        return pricing
+    crossed: dict[int, LockedSubscription] = field(default_factory=dict)
 
 
-async def advance(session: AsyncSession, subscription: Turning, now: datetime) -> Outcome:
-    """Every boundary of ``subscription`` (locked by the caller) up to ``now``."""
-    return await advance_all(session, [subscription], now)
-
-
-async def advance_all(session: AsyncSession, subscriptions: Sequence[Turning], now: datetime) -> Outcome:
-    """Every boundary of each of ``subscriptions`` (one tenant's, locked by the caller) up to ``now``,
-    the transaction's ``now()``, with the new invoices finalized; returns them in id order."""
+async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
+    """Every boundary of each of the ``locked`` subscriptions (one tenant's) up to ``now`` (the
+    run's: the transaction's clock, or a test clock's frozen time), with the new invoices
+    finalized; returns them in id order, and the events to record."""
     outcome = Outcome()
+    subscriptions = locked.subscriptions
     if not subscriptions:
         return outcome
-    pending = await _pending_items(session, [subscription.id for subscription in subscriptions])
-    batch = _Batch(session, await _plans(session, subscriptions), pending)
-    # Not flushed by the unit of work on the next query: one UPDATE writes them all.
-    with session.no_autoflush:
-        for subscription in subscriptions:
-            crossed = 0
-            while (
-                subscription.status in TURNING
-                and subscription.current_period_start is not None
-                and subscription.current_period_end is not None
-                and subscription.current_period_end <= now
-                and crossed < _MAX_CATCH_UP
-            ):
-                crossed += 1
-                await _cross(batch, subscription)
-                # What the column's onupdate now() writes at the flush: the event shows it without a reload.
-                subscription.updated_at = now
-                batch.crossed[subscription.id] = subscription
-                view = SubscriptionView.of(cast("Subscription", subscription))
-                batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
-            outcome.boundaries += crossed
-        await _write_subscriptions(session, list(batch.crossed.values()))
-    outcome.invoices = await write_finalized(session, batch.drafts, now)
+    pending = await _pending_items(driver, sorted(locked.with_items))
+    plan_ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
+    batch = _Batch(driver, await _plans(driver, plan_ids), pending)
+    for subscription in subscriptions:
+        crossed = 0
+        while (
+            subscription.status in TURNING
+            and subscription.current_period_start is not None
+            and subscription.current_period_end is not None
+            and subscription.current_period_end <= now
+            and crossed < _MAX_CATCH_UP
+        ):
+            crossed += 1
+            await _cross(batch, subscription)
+            # What the UPDATE's now() writes: the event shows it without a reload.
+            subscription.updated_at = locked.now
+            batch.crossed[subscription.id] = subscription
+            view = SubscriptionView.of(cast("Subscription", subscription))
+            batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
+        outcome.boundaries += crossed
+    outcome.invoices = await write_finalized(
+        driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
+    )
     # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
     # finalization in id order.
-    events: list[Event] = []
+    events = outcome.events
     for entry in batch.timeline:
         if isinstance(entry, Draft):
             if entry.invoice_id is not None:
@@ -171,30 +126,14 @@ async def advance_all(session: AsyncSession, subscriptions: Sequence[Turning], n
             events.append(Event(entry[0], "subscription", entry[1], entry[2]))
     for invoice in outcome.invoices:
         events += [Event(kind, "invoice", invoice.id, view) for kind, view in invoice.events]
-    await emit_all(session, events)
     return outcome
 
 
-async def _write_subscriptions(session: AsyncSession, changed: list[Turning]) -> None:
-    """One UPDATE for every subscription that crossed a boundary (the unit of work would send one
-    per row), after which ORM objects leave the session: it must not write them a second time."""
-    if not changed:
-        return
-    values: dict[str, list[Any]] = {name: [] for name in _SUBSCRIPTION_COLUMNS}
-    for subscription in changed:
-        for name in _SUBSCRIPTION_COLUMNS:
-            values[name].append(getattr(subscription, name))
-    await session.execute(_UPDATE_SUBSCRIPTIONS, values)
-    for subscription in changed:
-        if isinstance(subscription, Subscription):
-            session.expunge(subscription)
-
-
-def _event(subscription: Turning) -> str:
+def _event(subscription: LockedSubscription) -> str:
     return "canceled" if subscription.status == "canceled" else "updated"
 
 
-async def _cross(batch: _Batch, subscription: Turning) -> None:
+async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     assert subscription.current_period_start is not None  # noqa: S101 - checked by the loop
     assert subscription.current_period_end is not None  # noqa: S101
     ended = Period(subscription.current_period_start, subscription.current_period_end)
@@ -222,78 +161,77 @@ async def _cross(batch: _Batch, subscription: Turning) -> None:
     if subscription.status == "paused":
         return  # no invoice while paused
     advance_lines = (
-        []
-        if plan.pricing_model == "metered"
-        else period_lines(batch.pricing_of(plan), following, quantity=subscription.quantity)
+        [] if plan.pricing_model == "metered" else period_lines(plan.pricing, following, quantity=subscription.quantity)
     )
     if subscription.status == "trialing":
         advance_lines = []  # still in the trial: nothing billed for it
     _draft(batch, subscription, plan, following, lines=[*(usage or []), *advance_lines])
 
 
-async def _plans(session: AsyncSession, subscriptions: Sequence[Turning]) -> dict[int, Plan]:
-    """Every plan the batch may bill, in one query."""
-    ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
-    return {plan.id: plan for plan in (await session.execute(select(Plan).where(Plan.id.in_(ids)))).scalars()}
+async def _plans(driver: Any, ids: set[int]) -> dict[int, BilledPlan]:
+    """The plans the batch may bill, with their tiers, in one query."""
+    plans = {}
+    for row in await driver.fetch(_PLANS, sorted(ids)):
+        (plan_id, name, model, currency, amount, package_size, aggregation, interval, count, *tiers) = row
+        pricing = PlanPricing(
+            model=model,
+            currency=currency,
+            amount=amount,
+            tiers=tuple(map(Tier, *tiers)) if tiers[0] else (),
+            package_size=package_size,
+            usage_aggregation=aggregation,
+            name=name,
+            plan_id=plan_id,
+        )
+        plans[plan_id] = BilledPlan(plan_id, currency, model, interval, count, pricing)
+    return plans
 
 
-async def _plan(batch: _Batch, plan_id: int) -> Plan:
-    plan = batch.plans.get(plan_id) or await batch.session.get(Plan, plan_id)
-    if plan is None:  # plans.id is a foreign key of subscriptions.plan_id
-        raise LookupError(f"plan {plan_id} does not exist")
+async def _plan(batch: _Batch, plan_id: int) -> BilledPlan:
+    plan = batch.plans.get(plan_id)
+    if plan is None:
+        plan = (await _plans(batch.driver, {plan_id})).get(plan_id)
+        if plan is None:  # plans.id is a foreign key of subscriptions.plan_id
+            raise LookupError(f"plan {plan_id} does not exist")
+        batch.plans[plan_id] = plan
     return plan
 
 
-async def _usage(batch: _Batch, subscription: Turning, plan: Plan, period: Period) -> list[LineDraft]:
+async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period) -> list[LineDraft]:
     if plan.pricing_model != "metered":
         return []
-    session = batch.session
-    query = select(UsageRecord.timestamp, UsageRecord.quantity).where(
-        UsageRecord.subscription_id == subscription.id,
-        UsageRecord.timestamp >= period.start,
-        UsageRecord.timestamp < period.end,
-    )
-    values = [UsageValue(timestamp, quantity) for timestamp, quantity in (await session.execute(query)).all()]
-    pricing = batch.pricing_of(plan)
-    return period_lines(pricing, period, usage=metered_usage(pricing, values, period))
+    rows = await batch.driver.fetch(_USAGE, subscription.id, period.start, period.end)
+    values = [UsageValue(timestamp, quantity) for timestamp, quantity in rows]
+    return period_lines(plan.pricing, period, usage=metered_usage(plan.pricing, values, period))
 
 
-def _draft(batch: _Batch, subscription: Turning, plan: Plan, period: Period, *, lines: list[LineDraft]) -> None:
+def _draft(
+    batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period, *, lines: list[LineDraft]
+) -> None:
     pending = batch.pending.get(subscription.id, [])
-    items = _attachable(pending, total(lines))
+    base = total(lines)
+    items = _attachable(pending, base) if pending else []
     # Taken now, so a later boundary of the same subscription does not take them again. The insert
     # can only skip an invoice whose period is billed already: a subscription locked here crosses
     # each boundary once, so that is a canceled one's last usage invoice, and nothing follows it.
-    batch.pending[subscription.id] = [item for item in pending if item not in items]
-    draft = Draft(
-        subscription.customer_id,
-        subscription.id,
-        subscription.provider_account_id,
-        subscription.payment_method_id,
-        plan.currency,
-        period,
-        lines,
-        items,
-    )
+    if items:
+        batch.pending[subscription.id] = [item for item in pending if item not in items]
+    amount = base + sum(item.amount for item in items)
+    draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
     batch.drafts.append(draft)
     batch.timeline.append(draft)
 
 
-async def _pending_items(session: AsyncSession, subscription_ids: list[int]) -> dict[int, list[InvoiceItem]]:
-    query = (
-        select(InvoiceItem)
-        .where(InvoiceItem.subscription_id.in_(subscription_ids), InvoiceItem.invoice_id.is_(None))
-        .order_by(InvoiceItem.id)
-        .with_for_update()
-    )
-    pending: dict[int, list[InvoiceItem]] = {}
-    for item in (await session.execute(query)).scalars():
-        assert item.subscription_id is not None  # noqa: S101 - selected by it
-        pending.setdefault(item.subscription_id, []).append(item)
+async def _pending_items(driver: Any, subscription_ids: list[int]) -> dict[int, list[PendingItem]]:
+    pending: dict[int, list[PendingItem]] = {}
+    if subscription_ids:
+        for row in await driver.fetch(_PENDING_ITEMS, subscription_ids):
+            item = PendingItem(*row)
+            pending.setdefault(item.subscription_id, []).append(item)
     return pending
 
 
-def _attachable(items: list[InvoiceItem], base: int) -> list[InvoiceItem]:
+def _attachable(items: list[PendingItem], base: int) -> list[PendingItem]:
     """Every pending charge, and the credits that keep the invoice from going below zero: a credit
     larger than what is due waits, whole, for the invoice after (nothing is paid out)."""
     taken = [item for item in items if item.amount >= 0]
@@ -317,8 +255,3 @@ def _invoice_data(draft: Draft) -> dict[str, object]:
         "period_end": draft.period.end,
         "billing_reason": "subscription_cycle",
     }
-
-
-def billed_by_billplane(provider_billed: frozenset[str]) -> ColumnElement[bool]:
-    """Subscriptions billplane bills itself: not held by a provider that bills its own."""
-    return or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed)))

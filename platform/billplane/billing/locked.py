@@ -1,9 +1,14 @@
-"""A billing run's locked subscriptions as plain rows, not ORM objects.
+"""The subscriptions a billing run (or a test clock's step) moves on, locked, as plain rows.
 
 Loading a tenant's hundred due subscriptions as ORM objects, changing them through instrumented
 attributes and expunging them again cost about 0.1 ms each, more than pricing them: the run
-writes them back with one UPDATE of its own (``cycle._write_subscriptions``), so the unit of work
+writes them back with one UPDATE of its own (``invoicing.write_finalized``), so the unit of work
 gave nothing for it. The row carries every column the API view shows (``SubscriptionView.of``).
+
+The same statement reads what charging the subscription's invoices needs (its provider account
+or the tenant's default one, and its payment method or the customer's default there) and whether
+prorations wait for its next invoice: one statement where the run used to send six (the per-tenant
+cost, docs/performance.md, "Billing runs").
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
+from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import Subscription
+
+# States whose periods still turn over (paused ones turn over without invoices).
+TURNING = ("trialing", "active", "past_due", "paused")
 
 
 @dataclass(slots=True)
@@ -54,25 +63,101 @@ class LockedSubscription:
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """How a subscription's invoices are charged, as found when it was locked (a boundary does not
+    change them): the account and method the subscription names (None: the defaults), the live
+    account found (None: none to charge through) and the chosen payment method (attached and the
+    customer's; None: none), with the account that method is at."""
+
+    wanted_account_id: int | None
+    wanted_method_id: int | None
+    account_id: int | None
+    provider: str | None
+    method_id: int | None
+    method_account_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    subscriptions: list[LockedSubscription]
+    terms: dict[int, Terms]  # per subscription id
+    with_items: set[int]  # subscriptions with invoice items waiting for their next invoice
+    now: datetime  # the transaction's now()
+
+
 _ATTRIBUTES = [field.name for field in fields(LockedSubscription)]
-_COLUMNS = {prop.key: prop.columns[0] for prop in class_mapper(Subscription).column_attrs}
+_COLUMNS = {prop.key: prop.columns[0].name for prop in class_mapper(Subscription).column_attrs}
 if set(_ATTRIBUTES) != set(_COLUMNS):
     # A column added to the model would be missing from the run's events (or fail the UPDATE): say so at import.
     raise RuntimeError(f"LockedSubscription does not match the subscriptions table: {set(_ATTRIBUTES) ^ set(_COLUMNS)}")
+_ACCOUNTS = ProviderAccount.__table__.fullname  # type: ignore[attr-defined] # a Table
+_LIVE = "a.tenant_id = :tenant AND a.status = 'active'"
 
 
-def lock_due(ids: list[int], *conditions: Any) -> Select[Any]:
-    """The subscriptions among ``ids`` that are still due (``conditions``), locked, skipping those
-    another run holds; each row ends with the transaction's ``now()``."""
-    wanted = bindparam("ids", ids, type_=ARRAY(BigInteger))
+def _lock_sql(*, by_clock: bool) -> str:
+    chosen = "s.id = ANY(CAST(:ids AS bigint[]))"
+    if by_clock:
+        chosen = "s.customer_id IN (SELECT c.id FROM customers c WHERE c.test_clock_id = :clock)"
     return (
-        select(*(_COLUMNS[name] for name in _ATTRIBUTES), func.now())
-        .where(Subscription.id == any_(wanted), *conditions)
-        .order_by(Subscription.id)
-        .with_for_update(skip_locked=True)
+        f"SELECT {', '.join(f's.{_COLUMNS[name]}' for name in _ATTRIBUTES)}, now(), "
+        "EXISTS (SELECT FROM invoice_items i WHERE i.subscription_id = s.id AND i.invoice_id IS NULL), "
+        "a.id, a.provider, m.id, m.provider_account_id FROM subscriptions s "
+        # The subscription's account, else the tenant's first default (one per provider), if live.
+        f"LEFT JOIN LATERAL (SELECT a.id, a.provider FROM {_ACCOUNTS} a WHERE {_LIVE} AND a.id = "
+        f"coalesce(s.provider_account_id, (SELECT a.id FROM {_ACCOUNTS} a WHERE {_LIVE} AND a.is_default "
+        "AND CAST(:defaults AS boolean) ORDER BY a.id LIMIT 1))) a ON true "
+        # The subscription's method, else the customer's newest default at that account.
+        "LEFT JOIN LATERAL (SELECT m.id, m.provider_account_id FROM payment_methods m "
+        "WHERE m.customer_id = s.customer_id AND m.detached_at IS NULL AND CASE WHEN s.payment_method_id IS NULL "
+        "THEN m.is_default AND m.provider_account_id = a.id ELSE m.id = s.payment_method_id END "
+        "ORDER BY m.id DESC LIMIT 1) m ON true "
+        f"WHERE {chosen} AND s.status IN {TURNING!r} "
+        "AND s.current_period_end <= coalesce(CAST(:until AS timestamptz), now()) "
+        "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
+        "ORDER BY s.id FOR UPDATE OF s"
     )
 
 
-def locked_row(row: Any) -> LockedSubscription:
-    """A row of ``lock_due`` (its last column, ``now()``, left out)."""
-    return LockedSubscription(*row[: len(_ATTRIBUTES)])
+_BY_IDS = text(_lock_sql(by_clock=False) + " SKIP LOCKED")
+_BY_CLOCK = text(_lock_sql(by_clock=True))
+
+
+async def lock_due(
+    session: AsyncSession,
+    *,
+    tenant_id: int,
+    provider_billed: frozenset[str],
+    defaults: bool,
+    ids: list[int] | None = None,
+    clock_id: int | None = None,
+    until: datetime | None = None,
+) -> Locked | None:
+    """The subscriptions still due at ``until`` (None: the transaction's now()), locked, in id
+    order: among ``ids``, skipping those another run holds; or every one of the customers on test
+    clock ``clock_id``. Those a provider that bills its own holds (``provider_billed``) are left to
+    it. ``defaults``: whether invoices without an account of their own go through the tenant's
+    default account (False in a process that calls no provider). None when nothing is due.
+
+    Sent through the session, so that its transaction (and the tenant's scope) has begun for the
+    statements the run sends on the driver afterwards (``billplane.billing.driver``)."""
+    values: dict[str, Any] = {
+        "tenant": tenant_id,
+        "defaults": defaults,
+        "until": until,
+        "billed": sorted(provider_billed),
+    }
+    if clock_id is None:
+        query, values["ids"] = _BY_IDS, ids or []
+    else:
+        query, values["clock"] = _BY_CLOCK, clock_id
+    rows = (await session.execute(query, values)).all()
+    if not rows:
+        return None
+    width = len(_ATTRIBUTES)
+    subscriptions = [LockedSubscription(*row[:width]) for row in rows]
+    terms = {
+        subscription.id: Terms(subscription.provider_account_id, subscription.payment_method_id, *row[width + 2 :])
+        for subscription, row in zip(subscriptions, rows, strict=True)
+    }
+    return Locked(subscriptions, terms, {row[0] for row in rows if row[width + 1]}, rows[0][width])

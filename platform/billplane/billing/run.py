@@ -17,15 +17,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
-
-from billplane.billing.collection import collect
-from billplane.billing.cycle import TURNING, advance_all, billed_by_billplane
-from billplane.billing.locked import lock_due, locked_row
+from billplane.billing.locked import TURNING, lock_due
+from billplane.billing.tenant_batch import bill_locked
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
-from billplane.subscriptions.models import Subscription
-from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.queue import JobQueue
 from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
@@ -49,8 +44,9 @@ class RunReport:
 class BillingRun:
     database: Database
     queue: JobQueue
+    # None in a process that calls no provider: invoices are charged only through an account their
+    # subscription names, never the tenant's default one (as ``DefaultAccountCache.ids``).
     accounts: AccountSource | None
-    defaults: DefaultAccountCache = field(default_factory=DefaultAccountCache)
     # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
     # subscriptions are left to them, or the customer would be charged twice.
     provider_billed: frozenset[str] = frozenset()
@@ -98,25 +94,15 @@ class BillingRun:
     async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
         async with self.database.tenant_session(tenant[1]) as session:
             # Still due: a run that went before may have moved some on since ``_due`` read them.
-            query = lock_due(
-                subscription_ids,
-                Subscription.status.in_(TURNING),
-                Subscription.current_period_end <= func.now(),
-                billed_by_billplane(self.provider_billed),
-            )
-            rows = (await session.execute(query)).all()
-            if not rows:
-                return  # another run holds them, or has billed them
-            subscriptions = [locked_row(row) for row in rows]
-            now = rows[0][-1]  # the transaction's clock, as the query compared it
-            outcome = await advance_all(session, subscriptions, now)
-            await collect(
+            locked = await lock_due(
                 session,
-                outcome.invoices,
-                tenant=tenant,
-                queue=self.queue,
-                accounts=self.accounts,
-                defaults=self.defaults,
+                tenant_id=tenant[0],
+                provider_billed=self.provider_billed,
+                defaults=self.accounts is not None,
+                ids=subscription_ids,
             )
-        report.subscriptions += len(subscriptions)
+            if locked is None:
+                return  # another run holds them, or has billed them
+            outcome = await bill_locked(session, locked, locked.now, tenant=tenant)
+        report.subscriptions += len(locked.subscriptions)
         report.invoices += len(outcome.invoices)

@@ -1,0 +1,62 @@
+"""The last write of a billing run's tenant: its events and its charges, in one statement.
+
+Events are numbered in the order given (webhooks are delivered per object in event order), their
+deliveries queued as ``billplane.events.emit.emit`` queues one. Each charge is a pending payment
+and its ``payment.charge`` outbox row. Both are announced by NOTIFY, delivered at commit: the
+webhook deliverers, and the workers' outbox listener, which defers the charge jobs, so a run does
+no queue work of its own (deferring a job per charge from the run cost more than the rest of
+billing once it fell behind; docs/performance.md, "Billing runs").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from billplane.billing.collection import Charge
+from billplane.billing.cycle import Event
+from billplane.events.emit import WEBHOOKS_CHANNEL
+from billplane.events.types import MATCHES_SQL
+from billplane.payments.operations import PAYMENT_METHOD_KEY
+from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
+
+_RECORD = (
+    "WITH e AS (INSERT INTO events (type, object_type, object_id, data) "
+    "SELECT t, o, i, d::jsonb FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) "
+    "WITH ORDINALITY AS u(t, o, i, d, n) ORDER BY n RETURNING id, type), "
+    "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
+    f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} ORDER BY e.id "
+    "RETURNING 1), "
+    "p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, provider_account_id, "
+    "refunded_amount, metadata) SELECT c, i, a, cur, 'pending', p, pa, 0, m::jsonb FROM unnest($5::bigint[], "
+    "$6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+    "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, provider_account_id), "
+    "o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
+    "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING 1) "
+    f"SELECT (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) WHERE EXISTS (SELECT FROM queued)), "
+    "(SELECT pg_notify($12, $13) WHERE EXISTS (SELECT FROM o))"
+)
+_encode = msgspec.json.Encoder().encode  # the text ``emit`` stores (msgspec.to_builtins, then JSON)
+
+
+async def record(driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str]) -> None:
+    """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection)."""
+    if not events and not charges:
+        return
+    await driver.fetch(
+        _RECORD,
+        [event.type for event in events],
+        [event.object_type for event in events],
+        [event.object_id for event in events],
+        [_encode(event.data).decode() for event in events],
+        [charge.invoice.customer_id for charge in charges],
+        [charge.invoice.id for charge in charges],
+        [charge.invoice.amount_due for charge in charges],
+        [charge.invoice.currency for charge in charges],
+        [charge.provider for charge in charges],
+        [charge.account_id for charge in charges],
+        [_encode({PAYMENT_METHOD_KEY: str(charge.method_id)}).decode() for charge in charges],
+        OUTBOX_CHANNEL,
+        notify_payload(*tenant),
+    )

@@ -1,0 +1,27 @@
+"""One tenant's locked subscriptions billed: moved on, invoiced, charged and announced.
+
+What the billing run does for each tenant, and a test clock's step for its customers, in the
+caller's transaction: four statements after the lock whatever the number of subscriptions (plans,
+pending prorations when there are any, the writes, the events and charges), plus one per metered
+subscription for its usage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.billing.collection import charges
+from billplane.billing.cycle import Outcome, advance_all
+from billplane.billing.driver import driver_of
+from billplane.billing.locked import Locked
+from billplane.billing.recording import record
+
+
+async def bill_locked(session: AsyncSession, locked: Locked, now: datetime, *, tenant: tuple[int, str]) -> Outcome:
+    """Every boundary of the ``locked`` subscriptions up to ``now``, with their invoices' charges."""
+    driver = await driver_of(session)
+    outcome = await advance_all(driver, locked, now)
+    await record(driver, outcome.events, charges(outcome.invoices, tenant[1]), tenant)
+    return outcome
