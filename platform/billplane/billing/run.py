@@ -21,7 +21,6 @@ from billplane.billing.locked import TURNING, lock_due
 from billplane.billing.tenant_batch import bill_locked
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
-from billplane.sync.queue import JobQueue
 from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
@@ -43,7 +42,6 @@ class RunReport:
 @dataclass(slots=True)
 class BillingRun:
     database: Database
-    queue: JobQueue
     # None in a process that calls no provider: invoices are charged only through an account their
     # subscription names, never the tenant's default one (as ``DefaultAccountCache.ids``).
     accounts: AccountSource | None

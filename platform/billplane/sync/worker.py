@@ -34,7 +34,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
         performer=performer,
         applier=EventApplier(runtime.database),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
-        billing=BillingRun(runtime.database, runtime.jobs, runtime.accounts, provider_billed=provider_billed(runtime)),
+        billing=BillingRun(runtime.database, runtime.accounts, provider_billed=provider_billed(runtime)),
         dunning=DunningRun(runtime.database, runtime.jobs, runtime.accounts),
         clocks=ClockAdvancer(
             runtime.database, runtime.jobs, runtime.accounts, performer, provider_billed=provider_billed(runtime)

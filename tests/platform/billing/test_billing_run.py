@@ -65,8 +65,8 @@ async def test_missed_periods_are_each_billed_once_and_a_second_run_bills_nothin
     tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
     subscription = await subscribe(runtime, tenant, ids["daily"], ids["customer"])
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     invoices = await rows(
         runtime, tenant, "SELECT id, status, total, period_start, billing_reason FROM invoices ORDER BY period_start"
@@ -93,8 +93,8 @@ async def test_two_runs_at_once_bill_each_period_once(
         await subscribe(runtime, tenant, ids["daily"], ids["customer"])
 
     await asyncio.gather(
-        BillingRun(runtime.database, runtime.jobs, runtime.accounts).run(),
-        BillingRun(runtime.database, runtime.jobs, runtime.accounts).run(),
+        BillingRun(runtime.database, runtime.accounts).run(),
+        BillingRun(runtime.database, runtime.accounts).run(),
     )
 
     counts = await rows(runtime, tenant, "SELECT subscription_id, count(*) AS n FROM invoices GROUP BY subscription_id")
@@ -120,7 +120,7 @@ async def test_boundaries_end_trials_apply_pending_changes_and_scheduled_cancell
         current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY,
     )  # fmt: skip
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     subs = {
         row["id"]: row
@@ -162,7 +162,7 @@ async def test_metered_usage_is_billed_in_arrears(
                 client_event_id=f"e{n}",
             )
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
     assert invoice["total"] == 300  # 150 calls in the ended period x 0.02; the later 999 wait for theirs
@@ -180,7 +180,7 @@ async def test_a_failing_tenant_does_not_stop_the_others(
     async with runtime.database.tenant_session(broken.schema) as session:
         await session.execute(text("ALTER TABLE invoice_lines ADD CONSTRAINT no_lines CHECK (false) NOT VALID"))
 
-    report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    report = await BillingRun(runtime.database, runtime.accounts).run()
 
     assert broken.schema in report.failed_tenants
     assert len(await rows(runtime, fine, "SELECT id FROM invoices")) == 3
@@ -211,7 +211,7 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
             ),
             {"id": created.json()["id"]},
         )
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
     assert invoice["total"] == 400 + net  # the new day for 4 seats, and the prorations
@@ -235,7 +235,7 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
             ),
             {"id": created.json()["id"]},
         )
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
     pending = await rows(runtime, tenant, "SELECT amount FROM invoice_items WHERE invoice_id IS NULL")
     assert len(pending) == 1
     assert pending[0]["amount"] < -300
@@ -252,7 +252,7 @@ async def test_subscriptions_a_provider_bills_itself_are_left_to_it(
     )
     ours = await subscribe(runtime, tenant, ids["daily"], ids["customer"], provider="sandbox")
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts, provider_billed=frozenset({"stripe"})).run()
+    await BillingRun(runtime.database, runtime.accounts, provider_billed=frozenset({"stripe"})).run()
 
     billed = {row["subscription_id"] for row in await rows(runtime, tenant, "SELECT subscription_id FROM invoices")}
     assert billed == {ours}  # Stripe invoices its own: billing it here too would charge twice
@@ -276,7 +276,7 @@ async def test_a_period_billed_already_is_skipped_before_numbers_are_taken(
         )  # fmt: skip
         await session.execute(text("INSERT INTO invoice_counters (id, last_number) VALUES (1, 1)"))
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     invoices = await rows(runtime, tenant, "SELECT number, period_start FROM invoices ORDER BY period_start")
     assert [invoice["number"] for invoice in invoices] == ["INV-1", "INV-2", "INV-3"]

@@ -52,7 +52,7 @@ async def test_a_renewal_is_numbered_and_charged(
             {"start": ended - timedelta(days=30), "end": ended, "id": subscription},
         )
 
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await BillingRun(worker.database, worker.accounts).run()
     await drain(worker)
 
     [invoice] = (await client.get("/v1/invoices", params={"customer_id": ada}, headers=tenant.headers)).json()["data"]

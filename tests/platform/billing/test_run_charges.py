@@ -71,7 +71,7 @@ async def test_each_invoice_is_charged_through_the_subscriptions_terms_or_the_de
     subscriptions = {name: await subscribe(runtime, tenant, plan, people[name], **due, **terms[name]) for name in names}
 
     with caplog.at_level(logging.INFO, logger="billplane.billing"):
-        await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+        await BillingRun(runtime.database, runtime.accounts).run()
 
     charged = await rows(
         runtime, tenant,
@@ -123,7 +123,7 @@ async def test_a_tenant_without_a_provider_account_has_its_invoices_left_open(
     )  # fmt: skip
 
     with caplog.at_level(logging.INFO, logger="billplane.billing"):
-        await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+        await BillingRun(runtime.database, runtime.accounts).run()
 
     [invoice] = await rows(runtime, tenant, "SELECT id, status FROM invoices")
     assert invoice["status"] == "open"

@@ -58,7 +58,7 @@ async def test_the_runs_events_show_invoices_and_subscriptions_as_the_api_does(
             amount=100, currency="USD", period_start=now - DAY, period_end=now, proration=True,
         )  # fmt: skip
 
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
     events = await rows(runtime, tenant, "SELECT type, object_id, data FROM events ORDER BY id")
     invoices = {row["subscription_id"]: row["id"] for row in await rows(runtime, tenant, "SELECT * FROM invoices")}

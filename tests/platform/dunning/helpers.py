@@ -105,7 +105,7 @@ async def period_ends(runtime: Runtime, setup: Setup, subscription: int) -> None
         "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
         start=ended - timedelta(days=30), end=ended, id=subscription,
     )  # fmt: skip
-    await BillingRun(runtime.database, runtime.jobs, runtime.accounts).run()
+    await BillingRun(runtime.database, runtime.accounts).run()
 
 
 async def subscription_status(runtime: Runtime, setup: Setup, subscription: int) -> str:

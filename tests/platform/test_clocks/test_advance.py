@@ -118,7 +118,7 @@ async def test_a_trial_ends_on_the_clock_and_only_the_clocks_customers_are_bille
     assert (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).status_code == 201
     await drain(worker)
     # The billing run of real time leaves the clock's customers alone.
-    await BillingRun(worker.database, worker.jobs, worker.accounts).run()
+    await BillingRun(worker.database, worker.accounts).run()
     assert await _invoices(worker, setup) == []
 
     await _advance(client, worker, setup, clock, T0 + timedelta(days=11))
