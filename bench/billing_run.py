@@ -10,17 +10,19 @@ What it does, in one run (loopback only, bounded, cleans up after itself):
 2. seeds each tenant with one SQL statement: a per-seat monthly plan and ``--per-tenant``
    customers, each with a default payment method at the tenant's account and one active
    subscription whose period ended a minute ago (so each is due for exactly one boundary);
-3. times ``BillingRun(...).run()`` in this process, with billplane's own ``Database`` and job
-   queue, until every job it rang is deferred: each subscription crosses its boundary, its invoice
-   is drafted, finalized (its gapless number) and, with an account, charged: a pending payment and
-   its ``payment.charge`` outbox row, announced to the workers by NOTIFY. No worker runs, so no
-   job is deferred and nothing reaches the sandbox;
+3. times ``BillingRun(...).run()`` in this process, with billplane's own ``Database`` (the job
+   queue open, as in a worker, and flushed before the clock stops): each subscription crosses its
+   boundary, its invoice is inserted finalized (its gapless number) and, with an account,
+   charged: a pending payment and its ``payment.charge`` outbox row, announced to the workers by
+   NOTIFY. No worker runs, so no job is deferred and nothing reaches the sandbox;
 4. checks that every subscription was billed exactly once (one invoice for the new period, one
    line, a number, a pending payment when charged, the subscription moved on);
 5. as the ceiling, inserts the same number of invoice and line rows for the same subscriptions,
    tenant by tenant in one transaction each, with raw asyncpg (``INSERT ... SELECT FROM unnest``:
    one multi-row statement for the invoices, one for their lines), for a period a century later so
-   the run's rows and constraints are untouched;
+   the run's rows and constraints are untouched: on one connection, and on as many as each run
+   uses (``--concurrency``, and twice that for the two runs at once), so every run gets a verdict
+   against a ceiling on the same number of connections;
 6. unless ``--no-concurrent``: makes every subscription due again and times two billing runs at
    once, each in its own process, then checks again that each period was billed exactly once;
 7. prints invoices/s for the run and the ceiling, their ratio against the target, CPU seconds of
@@ -250,7 +252,7 @@ async def measure_run(
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts, concurrency=concurrency).run()
+        report = await BillingRun(runtime.database, runtime.accounts, concurrency=concurrency).run()
         await runtime.jobs.flush()
         seconds = time.perf_counter() - started
         if profiler is not None and profile is not None:
@@ -371,7 +373,7 @@ async def child(url: str, concurrency: int) -> None:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         cpu, started = time.process_time(), time.perf_counter()
-        report = await BillingRun(runtime.database, runtime.jobs, runtime.accounts, concurrency=concurrency).run()
+        report = await BillingRun(runtime.database, runtime.accounts, concurrency=concurrency).run()
         await runtime.jobs.flush()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
@@ -499,9 +501,10 @@ async def benchmark(args: argparse.Namespace) -> None:
                 raise RuntimeError(f"tenants failed: {outcome.failed_tenants[:5]}")
             await verify(monitor, tenants, period, charged=not args.no_charge)
             loads.append(("after the run", os.getloadavg()))
-            ceilings = [await measure_ceiling(url, tenants, period, monitor, 1)]
-            if args.concurrency > 1:
-                ceilings.append(await measure_ceiling(url, tenants, period, monitor, args.concurrency))
+            # A ceiling on as many connections as each run uses, so that every run gets a like-for-like
+            # verdict: one run (--concurrency), two at once (twice that), and 1 for reference.
+            connections = {1, args.concurrency} | (set() if args.no_concurrent else {2 * args.concurrency})
+            ceilings = [await measure_ceiling(url, tenants, period, monitor, n) for n in sorted(connections)]
             for ceiling in ceilings:
                 log(f"  {ceiling.label}: {ceiling.invoices:,} in {ceiling.seconds:.1f} s ({ceiling.rate:,.0f}/s)")
             runs = [run]
