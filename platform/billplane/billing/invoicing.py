@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 import msgspec
@@ -38,6 +38,7 @@ OPEN = states.target("finalize", "draft")
 PAID = states.target("pay", OPEN)  # what finalizing an invoice of 0 leads to at once
 _SCALE = 12  # invoice_lines.unit_amount is numeric(38, 12)
 _STORED = Decimal(1).scaleb(-_SCALE)
+_NUMERIC = Context(prec=38)  # as many digits as the column: quantizing must never run out of them
 
 # What crossing a boundary can change on a subscription (besides updated_at), and its SQL type.
 _SUBSCRIPTION_COLUMNS = {
@@ -218,7 +219,7 @@ async def write_finalized(
         [line.plan_id for _, line in lines],
         [line.description for _, line in lines],
         [line.quantity for _, line in lines],
-        [_stored(line.unit_amount) for _, line in lines],
+        [stored_unit(line.unit_amount) for _, line in lines],
         [line.tier for _, line in lines],
         [line.amount for _, line in lines],
         [line.currency for _, line in lines],
@@ -274,14 +275,14 @@ def _id(invoice: Finalized) -> int:
     return invoice.id
 
 
-def _stored(unit: Decimal) -> Decimal:
+def stored_unit(unit: Decimal) -> Decimal:
     """The unit price as the column keeps it (numeric rounds half away from zero at its scale)."""
     exponent = unit.as_tuple().exponent
-    return unit.quantize(_STORED, ROUND_HALF_UP) if isinstance(exponent, int) and exponent < -_SCALE else unit
+    return unit.quantize(_STORED, ROUND_HALF_UP, _NUMERIC) if isinstance(exponent, int) and exponent < -_SCALE else unit
 
 
 def _line_view(line_id: int, line: LineDraft | PendingItem) -> InvoiceLineView:
-    unit = _stored(line.unit_amount)
+    unit = stored_unit(line.unit_amount)
     return InvoiceLineView(
         id=line_id,
         description=line.description,

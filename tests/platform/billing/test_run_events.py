@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from billplane.billing.invoicing import stored_unit
 from billplane.billing.run import BillingRun
+from billplane.money.decimals import decimal_text
 from billplane.runtime import Runtime
 from tests.platform.billing.test_billing_run import DAY, Client, rows, subscribe, tenant_with_plans
 from tests.platform.billing_seed import insert
@@ -86,3 +88,11 @@ async def test_the_runs_events_show_invoices_and_subscriptions_as_the_api_does(
     async with runtime.database.tenant_session(tenant.schema) as session:
         taken = await session.scalar(text("SELECT invoice_id FROM invoice_items"))
     assert taken == invoices[seats]
+
+
+async def test_unit_prices_in_events_are_rounded_as_the_column_rounds_them(runtime: Runtime) -> None:
+    values = ["0.1234567890125", "-0.1234567890125", "2.0000000000005", "1E-13", "-5E-13", "12.5", "3", "1E+20"]
+    async with runtime.database.session() as session:
+        for value in values:
+            stored = await session.scalar(text("SELECT CAST(CAST(:v AS text) AS numeric(38, 12))"), {"v": value})
+            assert decimal_text(stored_unit(Decimal(value))) == decimal_text(stored), value
