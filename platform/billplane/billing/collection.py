@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 
 from billplane.billing.invoicing import OPEN, Finalized
-from billplane.billing.locked import Terms
 
 logger = logging.getLogger("billplane.billing")
 
@@ -40,18 +39,20 @@ def charges(invoices: list[Finalized], schema: str) -> list[Charge]:
         if invoice.status != OPEN:
             continue
         try:
-            chosen.append(_charge(invoice, invoice.terms))
+            chosen.append(_charge(invoice))
         except _RefusedError as refused:
             logger.info("invoice %s of %s stays open: %s", invoice.id, schema, refused)
     return chosen
 
 
-def _charge(invoice: Finalized, terms: Terms | None) -> Charge:
-    if terms is None or terms.account_id is None or terms.provider is None:
-        wanted = None if terms is None else terms.wanted_account_id
-        if wanted is None:
+def _charge(invoice: Finalized) -> Charge:
+    terms = invoice.terms
+    if terms.account_id is None or terms.provider is None:
+        if terms.wanted_account_id is None:
             raise _RefusedError("the tenant has no provider account to charge through: connect one first")
-        raise _RefusedError(f"provider account {wanted} no longer exists: connect an account to charge through")
+        raise _RefusedError(
+            f"provider account {terms.wanted_account_id} no longer exists: connect an account to charge through"
+        )
     account = terms.account_id
     if terms.wanted_method_id is None:
         if terms.method_id is None:

@@ -70,7 +70,6 @@ class BilledPlan:
 class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     events: list[Event] = field(default_factory=list)  # to record, in this order
-    boundaries: int = 0
 
 
 @dataclass(slots=True)
@@ -111,7 +110,6 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
             batch.crossed[subscription.id] = subscription
             view = SubscriptionView.of(cast("Subscription", subscription))
             batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
-        outcome.boundaries += crossed
     outcome.invoices = await write_finalized(
         driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
     )

@@ -177,7 +177,7 @@ class Finalized:
     status: str
     currency: str
     amount_due: int
-    terms: Terms | None  # the subscription's, as locked
+    terms: Terms  # the subscription's, as locked
     events: tuple[tuple[str, InvoiceView], ...]  # invoice.finalized (and invoice.paid), with their views
 
 
@@ -233,7 +233,8 @@ async def write_finalized(
         [draft.subscription_id for draft, _ in items],
         [draft.period.start for draft, _ in items],
     ]
-    values += [OPEN, PAID, now, now + timedelta(days=DAYS_UNTIL_DUE)]
+    due_at = now + timedelta(days=DAYS_UNTIL_DUE)
+    values += [OPEN, PAID, now, due_at]
     written = {(row[0], row[1]): row[2:] for row in await driver.fetch(_WRITE, *values)}
     invoices = []
     for draft in billed:
@@ -254,7 +255,7 @@ async def write_finalized(
             amount_due=draft.amount,
             period_start=draft.period.start,
             period_end=draft.period.end,
-            due_at=now + timedelta(days=DAYS_UNTIL_DUE),
+            due_at=due_at,
             finalized_at=now,
             paid_at=None if draft.amount else now,
             voided_at=None,
@@ -266,7 +267,7 @@ async def write_finalized(
             created_at=created_at,
             updated_at=updated_at,
         )
-        invoices.append(_finalized(view, terms.get(draft.subscription_id)))
+        invoices.append(_finalized(view, terms[draft.subscription_id]))
     invoices.sort(key=_id)
     return invoices
 
@@ -299,7 +300,7 @@ def _line_view(line_id: int, line: LineDraft | PendingItem) -> InvoiceLineView:
     )
 
 
-def _finalized(view: InvoiceView, terms: Terms | None) -> Finalized:
+def _finalized(view: InvoiceView, terms: Terms) -> Finalized:
     if view.status == PAID:
         finalized = msgspec.structs.replace(view, status=OPEN, paid_at=None)
         events: tuple[tuple[str, InvoiceView], ...] = (("invoice.finalized", finalized), ("invoice.paid", view))

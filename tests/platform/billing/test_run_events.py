@@ -7,7 +7,6 @@ events' data from what it wrote, not by reading the rows back: this is what keep
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,8 +23,7 @@ from tests.platform.billing_seed import insert
 
 def last_event(events: list[dict[str, Any]], type_: str, object_id: int) -> dict[str, Any]:
     [*_, event] = [event for event in events if event["type"] == type_ and event["object_id"] == object_id]
-    data = event["data"]
-    return json.loads(data) if isinstance(data, str) else dict(data)
+    return dict(event["data"])
 
 
 async def test_the_runs_events_show_invoices_and_subscriptions_as_the_api_does(
