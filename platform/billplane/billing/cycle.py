@@ -28,21 +28,23 @@ from billplane.subscriptions.schemas import Subscription as SubscriptionView
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
 
 _PLANS = (
-    "SELECT p.id, p.name, p.pricing_model, p.currency, p.amount, p.package_size, p.usage_aggregation, "
-    "p.billing_interval, p.interval_count, t.up_to, t.unit_amount, t.flat_amount FROM plans p "
-    "LEFT JOIN LATERAL (SELECT array_agg(t.up_to ORDER BY t.position) AS up_to, "
-    "array_agg(t.unit_amount ORDER BY t.position) AS unit_amount, "
-    "array_agg(t.flat_amount ORDER BY t.position) AS flat_amount FROM pricing_tiers t WHERE t.plan_id = p.id) t "
-    "ON true WHERE p.id = ANY($1::bigint[])"
+    "SELECT p.id::bigint, p.name::text, p.pricing_model::text, p.currency::text, p.amount::bigint, "
+    "p.package_size::bigint, p.usage_aggregation::text, p.billing_interval::text, p.interval_count::integer, "
+    "t.up_to, t.unit_amount, t.flat_amount FROM plans p "
+    "LEFT JOIN LATERAL (SELECT array_agg(t.up_to::bigint ORDER BY t.position) AS up_to, "
+    "array_agg(t.unit_amount::numeric ORDER BY t.position) AS unit_amount, "
+    "array_agg(t.flat_amount::bigint ORDER BY t.position) AS flat_amount "
+    "FROM pricing_tiers t WHERE t.plan_id = p.id) t ON true WHERE p.id = ANY($1::bigint[])"
 )
 _PENDING_ITEMS = (
-    "SELECT id, subscription_id, plan_id, description, quantity, unit_amount, amount, currency, period_start, "
-    "period_end, proration FROM invoice_items WHERE subscription_id = ANY($1::bigint[]) AND invoice_id IS NULL "
+    "SELECT id::bigint, subscription_id::bigint, plan_id::bigint, description::text, quantity::bigint, "
+    "unit_amount::numeric, amount::bigint, currency::text, period_start::timestamptz, period_end::timestamptz, "
+    "proration::boolean FROM invoice_items WHERE subscription_id = ANY($1::bigint[]) AND invoice_id IS NULL "
     "ORDER BY id FOR UPDATE"
 )
 _USAGE = (
-    'SELECT "timestamp", quantity FROM usage_records WHERE subscription_id = $1 AND "timestamp" >= $2 '
-    'AND "timestamp" < $3'
+    'SELECT "timestamp"::timestamptz, quantity::bigint FROM usage_records WHERE subscription_id = $1::bigint '
+    'AND "timestamp" >= $2::timestamptz AND "timestamp" < $3::timestamptz'
 )
 
 

@@ -3,8 +3,15 @@
 A run sends a handful of wide statements per tenant; through SQLAlchemy each cost about a
 millisecond of Python (compiling, parameter and result processing) on top of the driver's own
 work, as much as PostgreSQL spent on it (docs/performance.md, "Billing runs"). On the driver they
-run in the same transaction and the same tenant scope, unnamed and uncached like every statement
-billplane sends (ADR 0001).
+run in the same transaction and the same tenant scope.
+
+Unlike the statements sent through SQLAlchemy (ADR 0001), asyncpg keeps these prepared, and one
+tenant's prepared statement serves the next on the same connection: PostgreSQL analyzes it again
+for each tenant's search_path (the right tenant's tables, always), but refuses one whose result
+columns would change type, which a tenant migrated ahead of another can do. So every result
+column of a statement sent here is cast to the type the code reads, and every parameter is too;
+tests/platform/billing/test_run_divergent_schemas.py bills tenants whose columns differ on one
+connection.
 """
 
 from __future__ import annotations

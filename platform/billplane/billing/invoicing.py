@@ -121,7 +121,8 @@ def _statement() -> str:
         "taken AS (UPDATE invoice_items AS it SET invoice_id = inv.id "
         f"FROM unnest({items}) AS x(id, s, ps) JOIN inv ON inv.subscription_id = x.s AND inv.period_start = x.ps "
         "WHERE it.id = x.id RETURNING 1) "
-        "SELECT inv.subscription_id, inv.period_start, inv.id, inv.number, inv.created_at, inv.updated_at, l.ids "
+        "SELECT inv.subscription_id::bigint, inv.period_start::timestamptz, inv.id::bigint, inv.number::text, "
+        "inv.created_at::timestamptz, inv.updated_at::timestamptz, l.ids::bigint[] "
         "FROM inv LEFT JOIN (SELECT invoice_id, array_agg(id ORDER BY id) AS ids FROM ln GROUP BY invoice_id) l "
         "ON l.invoice_id = inv.id"
     )
