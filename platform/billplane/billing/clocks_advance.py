@@ -21,8 +21,10 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.billing.announcing import announce
 from billplane.billing.clocks_repository import ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
+from billplane.billing.driver import driver_of
 from billplane.billing.dunning_retry import retry
 from billplane.billing.locked import TURNING, lock_due
 from billplane.billing.tenant_batch import bill_locked
@@ -130,7 +132,9 @@ class ClockAdvancer:
             until=now,
         )
         if locked is not None:
-            await bill_locked(session, locked, now, tenant=tenant)
+            outcome = await bill_locked(session, locked, now, tenant=tenant)
+            # In the step's transaction (delivered at its commit): a clock's step is one tenant's.
+            await announce(await driver_of(session), outcome.announcements)
 
     async def _retry(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
         """The retries due, and the first attempts of invoices the step's billing could not charge."""

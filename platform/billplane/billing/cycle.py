@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from billplane.billing.announcing import Announcement
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
@@ -72,6 +73,7 @@ class BilledPlan:
 class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     events: list[Event] = field(default_factory=list)  # to record, in this order
+    announcements: list[Announcement] = field(default_factory=list)  # once committed (``announcing``)
 
 
 @dataclass(slots=True)

@@ -2,10 +2,11 @@
 
 Events are numbered in the order given (webhooks are delivered per object in event order), their
 deliveries queued as ``billplane.events.emit.emit`` queues one. Each charge is a pending payment
-and its ``payment.charge`` outbox row. Both are announced by NOTIFY, delivered at commit: the
-webhook deliverers, and the workers' outbox listener, which defers the charge jobs, so a run does
-no queue work of its own (deferring a job per charge from the run cost more than the rest of
-billing once it fell behind; docs/performance.md, "Billing runs").
+and its ``payment.charge`` outbox row. What the workers must hear of (the charges, for the
+outbox listener, which defers the charge jobs; the deliveries, for the webhook deliverers) is
+returned, to be announced by the caller (``announcing``), so a run does no queue work of its own
+(deferring a job per charge from the run cost more than the rest of billing once it fell behind;
+docs/performance.md, "Billing runs").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from billplane.billing.announcing import Announcement
 from billplane.billing.collection import Charge
 from billplane.billing.cycle import Event
 from billplane.events.emit import WEBHOOKS_CHANNEL
@@ -34,17 +36,19 @@ _RECORD = (
     "WITH ORDINALITY AS u(c, i, a, cur, p, pa, m, n) ORDER BY n RETURNING id, provider_account_id), "
     "o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
     "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING 1) "
-    f"SELECT (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) WHERE EXISTS (SELECT FROM queued)), "
-    "(SELECT pg_notify($12, $13) WHERE EXISTS (SELECT FROM o))"
+    "SELECT EXISTS (SELECT FROM queued), EXISTS (SELECT FROM o)"
 )
 _encode = msgspec.json.Encoder().encode  # the text ``emit`` stores (msgspec.to_builtins, then JSON)
 
 
-async def record(driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str]) -> None:
-    """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection)."""
+async def record(
+    driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str]
+) -> list[Announcement]:
+    """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection);
+    returns what to announce once it has committed."""
     if not events and not charges:
-        return
-    await driver.fetch(
+        return []
+    queued, charged = await driver.fetchrow(
         _RECORD,
         [event.type for event in events],
         [event.object_type for event in events],
@@ -57,6 +61,6 @@ async def record(driver: Any, events: list[Event], charges: list[Charge], tenant
         [charge.provider for charge in charges],
         [charge.account_id for charge in charges],
         [_encode({PAYMENT_METHOD_KEY: str(charge.method_id)}).decode() for charge in charges],
-        OUTBOX_CHANNEL,
-        notify_payload(*tenant),
     )
+    announcements = [(WEBHOOKS_CHANNEL, tenant[1])] if queued else []  # the deliverers' payload: the schema
+    return announcements + ([(OUTBOX_CHANNEL, notify_payload(*tenant))] if charged else [])

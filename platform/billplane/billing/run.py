@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
+from billplane.billing.announcing import Announcer
 from billplane.billing.locked import TURNING, lock_due
 from billplane.billing.tenant_batch import bill_locked
 from billplane.db import tenant_scan
@@ -55,22 +56,26 @@ class BillingRun:
         report = RunReport()
         tenants = await tenant_scan.active_tenants(self.database)
         due = _DueTenants(self._due, tenant_scan.batches(list(tenants)))
+        announcer = Announcer(self.database)
 
         async def biller() -> None:
             # The billers share the queue: each takes the next tenant when it is done with one.
             while (taken := await due.next()) is not None:
                 schema, ids = taken
                 try:
-                    await self._bill((tenants[schema], schema), ids, report)
+                    await self._bill((tenants[schema], schema), ids, report, announcer)
                 except Exception:
                     logger.exception("billing run: tenant schema %s failed; the next run retries it", schema)
                     report.failed_tenants.append(schema)
 
-        # A scan that fails ends the run (as it did before billing began); its billers are cancelled,
-        # which rolls back the tenant each was billing.
-        async with asyncio.TaskGroup() as billers:
-            for _ in range(max(1, self.concurrency)):
-                billers.create_task(biller())
+        try:
+            # A scan that fails ends the run (as it did before billing began); its billers are
+            # cancelled, which rolls back the tenant each was billing.
+            async with asyncio.TaskGroup() as billers:
+                for _ in range(max(1, self.concurrency)):
+                    billers.create_task(biller())
+        finally:
+            await announcer.flush()  # what the committed tenants queued
         if report.invoices or report.failed_tenants:
             logger.info(
                 "billing run: %d subscriptions, %d invoices, %d tenants failed",
@@ -94,7 +99,9 @@ class BillingRun:
         params = {"billed": sorted(self.provider_billed)}
         return await tenant_scan.ids_by_schema(self.database, schemas, table="test_clocks", part=part, params=params)
 
-    async def _bill(self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport) -> None:
+    async def _bill(
+        self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport, announcer: Announcer
+    ) -> None:
         async with self.database.tenant_session(tenant[1]) as session:
             # Still due: a run that went before may have moved some on since ``_due`` read them.
             locked = await lock_due(
@@ -107,6 +114,7 @@ class BillingRun:
             if locked is None:
                 return  # another run holds them, or has billed them
             outcome = await bill_locked(session, locked, locked.now, tenant=tenant)
+        await announcer.committed(outcome.announcements)
         report.subscriptions += len(locked.subscriptions)
         report.invoices += len(outcome.invoices)
 

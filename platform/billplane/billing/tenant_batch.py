@@ -1,9 +1,9 @@
-"""One tenant's locked subscriptions billed: moved on, invoiced, charged and announced.
+"""One tenant's locked subscriptions billed: moved on, invoiced and charged.
 
 What the billing run does for each tenant, and a test clock's step for its customers, in the
 caller's transaction: four statements after the lock whatever the number of subscriptions (plans,
 pending prorations when there are any, the writes, the events and charges), plus one per metered
-subscription for its usage.
+subscription for its usage. The outcome says what to announce to the workers (``announcing``).
 """
 
 from __future__ import annotations
@@ -23,5 +23,5 @@ async def bill_locked(session: AsyncSession, locked: Locked, now: datetime, *, t
     """Every boundary of the ``locked`` subscriptions up to ``now``, with their invoices' charges."""
     driver = await driver_of(session)
     outcome = await advance_all(driver, locked, now)
-    await record(driver, outcome.events, charges(outcome.invoices, tenant[1]), tenant)
+    outcome.announcements = await record(driver, outcome.events, charges(outcome.invoices, tenant[1]), tenant)
     return outcome
