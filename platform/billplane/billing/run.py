@@ -88,11 +88,13 @@ class BillingRun:
     async def _due(self, schemas: list[str]) -> dict[str, list[int]]:
         def part(schema: str) -> str:
             name = quoted_schema(schema)
+            # A row per schema with its ids in an array: a run of 1,000 tenants read 100,000 rows.
             return (
-                f"(SELECT '{schema}' AS s, s.id FROM {name}.subscriptions s JOIN {name}.customers c "
-                f"ON c.id = s.customer_id WHERE s.status IN {TURNING!r} AND s.current_period_end <= now() "
-                "AND c.test_clock_id IS NULL AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
-                f"ORDER BY s.current_period_end LIMIT {_PER_TENANT})"
+                f"(SELECT '{schema}' AS s, array_agg(d.id) FROM (SELECT s.id FROM {name}.subscriptions s "
+                f"JOIN {name}.customers c ON c.id = s.customer_id WHERE s.status IN {TURNING!r} "
+                "AND s.current_period_end <= now() AND c.test_clock_id IS NULL "
+                "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
+                f"ORDER BY s.current_period_end LIMIT {_PER_TENANT}) d HAVING count(*) > 0)"
             )
 
         # Schemas at tenant_0005 or later (test clocks exist); older ones are not migrated yet.

@@ -49,8 +49,9 @@ async def ids_by_schema(
     part: Callable[[str], str],
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, list[int]]:
-    """``part(schema)``: a parenthesized SELECT of (schema name, id) for one schema; asked only of
-    the schemas that have ``table``. Returns the ids per schema, in the order the parts gave them."""
+    """``part(schema)``: a parenthesized SELECT of (schema name, id), or of (schema name, array of
+    ids), for one schema; asked only of the schemas that have ``table``. Returns the ids per
+    schema, in the order the parts gave them."""
     async with database.engine.connect() as connection:
         present = list((await connection.execute(_HAVING_TABLE, {"table": table, "schemas": schemas})).scalars())
         rows: list[tuple[Any, ...]] = []
@@ -59,6 +60,6 @@ async def ids_by_schema(
             rows = [tuple(row) for row in (await connection.execute(query, dict(params or {}))).all()]
         await connection.rollback()
     found: dict[str, list[int]] = {}
-    for schema, row_id in rows:
-        found.setdefault(str(schema), []).append(int(row_id))
+    for schema, ids in rows:
+        found.setdefault(str(schema), []).extend(map(int, ids) if isinstance(ids, list) else (int(ids),))
     return found
