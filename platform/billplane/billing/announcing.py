@@ -54,4 +54,6 @@ class Announcer:
                 await announce(raw.driver_connection, pending)  # no transaction begun: autocommit
         except Exception:
             # Only latency is lost: the periodic sweeps find what these would have announced.
-            logger.warning("billing run: %d announcements not sent; the sweeps will find their rows", len(pending))
+            logger.warning(
+                "billing run: %d announcements not sent; the sweeps will find their rows", len(pending), exc_info=True
+            )
