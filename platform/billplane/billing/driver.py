@@ -21,6 +21,24 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
+async def begin_on_driver(session: AsyncSession) -> Any:
+    """Begin the session's transaction, with its tenant scope, and return its asyncpg connection:
+    for a transaction whose first statement goes to the driver (the billing run's lock).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN (and with it the scope, ``billplane_tenants``) only
+    before the first statement sent through it, and commits only a transaction it began; so it is
+    asked to begin this one. ``_transaction`` and ``_start_transaction`` are private to
+    ``sqlalchemy.dialects.postgresql.asyncpg`` (2.1, locked in uv.lock):
+    tests/platform/billing/test_driver.py fails if they change."""
+    connection = await session.connection()  # the session's transaction, and its scope mark
+    pooled = await connection.get_raw_connection()
+    adapter: Any = pooled.dbapi_connection
+    async with adapter._execute_mutex:  # noqa: SLF001 - see above
+        if adapter._transaction is None:  # noqa: SLF001
+            await adapter._start_transaction()  # noqa: SLF001
+    return await driver_of(session)
+
+
 async def driver_of(session: AsyncSession) -> Any:
     """The session's asyncpg connection; its transaction must have begun (a statement was sent
     through the session), or the statements would each commit on their own."""

@@ -8,19 +8,20 @@ gave nothing for it. The row carries every column the API view shows (``Subscrip
 The same statement reads what charging the subscription's invoices needs (its provider account
 or the tenant's default one, and its payment method or the customer's default there) and whether
 prorations wait for its next invoice: one statement where the run used to send six (the per-tenant
-cost, docs/performance.md, "Billing runs").
+cost, docs/performance.md, "Billing runs"). It goes to the driver, like the statements after it,
+so its columns and parameters have fixed types (``billplane.billing.driver``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
+from billplane.billing.driver import begin_on_driver
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import Subscription
 
@@ -87,40 +88,45 @@ class Locked:
 
 
 _ATTRIBUTES = [field.name for field in fields(LockedSubscription)]
-_COLUMNS = {prop.key: prop.columns[0].name for prop in class_mapper(Subscription).column_attrs}
+_COLUMNS = {prop.key: prop.columns[0] for prop in class_mapper(Subscription).column_attrs}
 if set(_ATTRIBUTES) != set(_COLUMNS):
     # A column added to the model would be missing from the run's events (or fail the UPDATE): say so at import.
     raise RuntimeError(f"LockedSubscription does not match the subscriptions table: {set(_ATTRIBUTES) ^ set(_COLUMNS)}")
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call] # SQLAlchemy's dialects are untyped
+# Each column as the model types it, whatever a tenant's table says (shared statements, ``driver``).
+_TYPED = ", ".join(f"s.{_COLUMNS[name].name}::{_COLUMNS[name].type.compile(dialect=_DIALECT)}" for name in _ATTRIBUTES)
 _ACCOUNTS = ProviderAccount.__table__.fullname  # type: ignore[attr-defined] # a Table
-_LIVE = "a.tenant_id = :tenant AND a.status = 'active'"
+_LIVE = "a.tenant_id = $1::bigint AND a.status = 'active'"
 
 
 def _lock_sql(*, by_clock: bool) -> str:
-    chosen = "s.id = ANY(CAST(:ids AS bigint[]))"
+    """Parameters: $1 the tenant's id, $2 whether default accounts charge, $3 the moment due by
+    (NULL: now()), $4 the providers that bill their own, $5 the ids (or the test clock's id)."""
+    chosen = "s.id = ANY($5::bigint[])"
     if by_clock:
-        chosen = "s.customer_id IN (SELECT c.id FROM customers c WHERE c.test_clock_id = :clock)"
+        chosen = "s.customer_id IN (SELECT c.id FROM customers c WHERE c.test_clock_id = $5::bigint)"
     return (
-        f"SELECT {', '.join(f's.{_COLUMNS[name]}' for name in _ATTRIBUTES)}, now(), "
+        f"SELECT {_TYPED}, now(), "
         "EXISTS (SELECT FROM invoice_items i WHERE i.subscription_id = s.id AND i.invoice_id IS NULL), "
-        "a.id, a.provider, m.id, m.provider_account_id FROM subscriptions s "
+        "a.id::bigint, a.provider::text, m.id::bigint, m.provider_account_id::bigint FROM subscriptions s "
         # The subscription's account, else the tenant's first default (one per provider), if live.
         f"LEFT JOIN LATERAL (SELECT a.id, a.provider FROM {_ACCOUNTS} a WHERE {_LIVE} AND a.id = "
         f"coalesce(s.provider_account_id, (SELECT a.id FROM {_ACCOUNTS} a WHERE {_LIVE} AND a.is_default "
-        "AND CAST(:defaults AS boolean) ORDER BY a.id LIMIT 1))) a ON true "
+        "AND $2::boolean ORDER BY a.id LIMIT 1))) a ON true "
         # The subscription's method, else the customer's newest default at that account.
         "LEFT JOIN LATERAL (SELECT m.id, m.provider_account_id FROM payment_methods m "
         "WHERE m.customer_id = s.customer_id AND m.detached_at IS NULL AND CASE WHEN s.payment_method_id IS NULL "
         "THEN m.is_default AND m.provider_account_id = a.id ELSE m.id = s.payment_method_id END "
         "ORDER BY m.id DESC LIMIT 1) m ON true "
         f"WHERE {chosen} AND s.status IN {TURNING!r} "
-        "AND s.current_period_end <= coalesce(CAST(:until AS timestamptz), now()) "
-        "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
+        "AND s.current_period_end <= coalesce($3::timestamptz, now()) "
+        "AND (s.provider IS NULL OR s.provider <> ALL($4::text[])) "
         "ORDER BY s.id FOR UPDATE OF s"
     )
 
 
-_BY_IDS = text(_lock_sql(by_clock=False) + " SKIP LOCKED")
-_BY_CLOCK = text(_lock_sql(by_clock=True))
+_BY_IDS = _lock_sql(by_clock=False) + " SKIP LOCKED"
+_BY_CLOCK = _lock_sql(by_clock=True)
 
 
 async def lock_due(
@@ -139,19 +145,13 @@ async def lock_due(
     it. ``defaults``: whether invoices without an account of their own go through the tenant's
     default account (False in a process that calls no provider). None when nothing is due.
 
-    Sent through the session, so that its transaction (and the tenant's scope) has begun for the
-    statements the run sends on the driver afterwards (``billplane.billing.driver``)."""
-    values: dict[str, Any] = {
-        "tenant": tenant_id,
-        "defaults": defaults,
-        "until": until,
-        "billed": sorted(provider_billed),
-    }
-    if clock_id is None:
-        query, values["ids"] = _BY_IDS, ids or []
-    else:
-        query, values["clock"] = _BY_CLOCK, clock_id
-    rows = (await session.execute(query, values)).all()
+    Sent on the session's driver, which begins the session's transaction if nothing has yet
+    (``begin_on_driver``)."""
+    driver = await begin_on_driver(session)
+    chosen: list[int] | int = (ids or []) if clock_id is None else clock_id
+    rows = await driver.fetch(
+        _BY_IDS if clock_id is None else _BY_CLOCK, tenant_id, defaults, until, sorted(provider_billed), chosen
+    )
     if not rows:
         return None
     width = len(_ATTRIBUTES)

@@ -4,8 +4,8 @@ The run's own statements (``billplane.billing.driver``) are kept prepared by asy
 from tenant to tenant on a connection; PostgreSQL analyzes them again for each tenant's
 search_path, but refuses a prepared statement whose result types would change ("cached plan must
 not change result type"). Each tenant here bills on the same single connection, one after the
-other, with every statement of the run in use: plans, pending prorations, metered usage and the
-writes.
+other, with every statement of the run in use: the lock, plans, pending prorations, metered usage
+and the writes.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ Client = AsyncTestClient[Litestar]
 
 # Result columns of the run's statements, retyped the way a migration might (text -> varchar).
 _DIVERGE = (
+    "ALTER TABLE subscriptions ALTER COLUMN sync_status TYPE varchar(40)",
     "ALTER TABLE invoices ALTER COLUMN number TYPE varchar(40)",
     "ALTER TABLE plans ALTER COLUMN name TYPE varchar(200)",
     "ALTER TABLE invoice_items ALTER COLUMN description TYPE varchar(500)",
