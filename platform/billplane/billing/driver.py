@@ -41,7 +41,8 @@ async def begin_on_driver(session: AsyncSession) -> Any:
 
 async def driver_of(session: AsyncSession) -> Any:
     """The session's asyncpg connection; its transaction must have begun (a statement was sent
-    through the session), or the statements would each commit on their own."""
+    through the session, or ``begin_on_driver`` began it), or the statements would each commit on
+    their own."""
     connection = await session.connection()
     pooled = await connection.get_raw_connection()
     driver = pooled.driver_connection
