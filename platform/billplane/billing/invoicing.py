@@ -30,7 +30,6 @@ from billplane.invoices import states
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.invoices.schemas import InvoiceFinalize
 from billplane.invoices.schemas import InvoiceLine as InvoiceLineView
-from billplane.money.decimals import decimal_text, whole_or_none
 from billplane.pricing import LineDraft, Period
 
 DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
@@ -284,21 +283,7 @@ def stored_unit(unit: Decimal) -> Decimal:
 
 
 def _line_view(line_id: int, line: LineDraft | PendingItem) -> InvoiceLineView:
-    unit = stored_unit(line.unit_amount)
-    return InvoiceLineView(
-        id=line_id,
-        description=line.description,
-        plan_id=line.plan_id,
-        quantity=line.quantity,
-        unit_amount=whole_or_none(unit),
-        unit_amount_decimal=decimal_text(unit),
-        tier=line.tier,
-        amount=line.amount,
-        currency=line.currency,
-        period_start=line.period_start,
-        period_end=line.period_end,
-        proration=line.proration,
-    )
+    return InvoiceLineView.of_fields(line_id, line, stored_unit(line.unit_amount))
 
 
 def _finalized(view: InvoiceView, terms: Terms) -> Finalized:

@@ -9,7 +9,8 @@ rounded (once, half-even); no float is involved anywhere.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Protocol
 
 import msgspec
 
@@ -18,6 +19,29 @@ from billplane.catalog.schemas import DecimalAmount, RowId
 from billplane.invoices.models import Invoice as InvoiceRow
 from billplane.invoices.models import InvoiceLine as InvoiceLineRow
 from billplane.money.decimals import decimal_text, whole_or_none
+
+
+class LineFields(Protocol):
+    """What a line view shows of a line: a stored row, or one being written (the billing run)."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def plan_id(self) -> int | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def tier(self) -> int | None: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def period_start(self) -> datetime | None: ...
+    @property
+    def period_end(self) -> datetime | None: ...
+    @property
+    def proration(self) -> bool: ...
 
 
 class InvoiceLine(msgspec.Struct, kw_only=True):
@@ -38,19 +62,24 @@ class InvoiceLine(msgspec.Struct, kw_only=True):
 
     @classmethod
     def of(cls, row: InvoiceLineRow) -> InvoiceLine:
+        return cls.of_fields(row.id, row, row.unit_amount)
+
+    @classmethod
+    def of_fields(cls, line_id: int, line: LineFields, unit_amount: Decimal) -> InvoiceLine:
+        """The view of line ``line_id``, with ``unit_amount`` as stored."""
         return cls(
-            id=row.id,
-            description=row.description,
-            plan_id=row.plan_id,
-            quantity=row.quantity,
-            unit_amount=whole_or_none(row.unit_amount),
-            unit_amount_decimal=decimal_text(row.unit_amount),
-            tier=row.tier,
-            amount=row.amount,
-            currency=row.currency,
-            period_start=row.period_start,
-            period_end=row.period_end,
-            proration=row.proration,
+            id=line_id,
+            description=line.description,
+            plan_id=line.plan_id,
+            quantity=line.quantity,
+            unit_amount=whole_or_none(unit_amount),
+            unit_amount_decimal=decimal_text(unit_amount),
+            tier=line.tier,
+            amount=line.amount,
+            currency=line.currency,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            proration=line.proration,
         )
 
 
