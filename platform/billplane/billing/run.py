@@ -17,6 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from billplane.billing.announcing import Announcer
 from billplane.billing.locked import TURNING, lock_due
@@ -55,7 +56,8 @@ class BillingRun:
     async def run(self) -> RunReport:
         report = RunReport()
         tenants = await tenant_scan.active_tenants(self.database)
-        due = _DueTenants(self._due, tenant_scan.batches(list(tenants)))
+        # A schema whose due scan fails counts as a failed tenant; the rest of its batch is billed.
+        due = _DueTenants(partial(self._due, failed=report.failed_tenants), tenant_scan.batches(list(tenants)))
         announcer = Announcer(self.database)
 
         async def biller() -> None:
@@ -69,8 +71,8 @@ class BillingRun:
                     report.failed_tenants.append(schema)
 
         try:
-            # A scan that fails ends the run (as it did before billing began); its billers are
-            # cancelled, which rolls back the tenant each was billing.
+            # A scan that fails (the database, not one schema: ``tenant_scan``) ends the run; its
+            # billers are cancelled, which rolls back the tenant each was billing.
             async with asyncio.TaskGroup() as billers:
                 for _ in range(max(1, self.concurrency)):
                     billers.create_task(biller())
@@ -85,7 +87,7 @@ class BillingRun:
             )
         return report
 
-    async def _due(self, schemas: list[str]) -> dict[str, list[int]]:
+    async def _due(self, schemas: list[str], *, failed: list[str]) -> dict[str, list[int]]:
         def part(schema: str) -> str:
             name = quoted_schema(schema)
             # A row per schema with its ids in an array: a run of 1,000 tenants read 100,000 rows.
@@ -99,7 +101,9 @@ class BillingRun:
 
         # Schemas at tenant_0005 or later (test clocks exist); older ones are not migrated yet.
         params = {"billed": sorted(self.provider_billed)}
-        return await tenant_scan.ids_by_schema(self.database, schemas, table="test_clocks", part=part, params=params)
+        return await tenant_scan.ids_by_schema(
+            self.database, schemas, table="test_clocks", part=part, params=params, failed=failed
+        )
 
     async def _bill(
         self, tenant: tuple[int, str], subscription_ids: list[int], report: RunReport, announcer: Announcer

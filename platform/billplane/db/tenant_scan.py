@@ -4,14 +4,21 @@ One read per batch of tenant schemas (``UNION ALL`` of one small SELECT per sche
 one round trip per tenant. Schemas not migrated far enough to have the table asked about are
 left out, and the read's transaction ends at once: it holds a lock on every table it touched
 (``max_locks_per_transaction``).
+
+A batch's read fails whole when one schema in it cannot answer (a table changed by hand, a
+migration that stopped halfway). So a refused read is asked again schema by schema, and only
+the schemas that still fail are left out: one broken tenant must not hide fifty others' work from
+the billing run, dunning or the sweeps.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from billplane_tenants import Database, Tenant
 
@@ -23,6 +30,10 @@ from billplane_tenants import Database, Tenant
 # 1,000 (tests/platform/test_scan_locks.py measures every periodic read against this).
 BATCH = 50
 LOCK_BUDGET = 1_000
+# SQLSTATE classes that say the connection or the server failed, not a schema: connection
+# exception, operator intervention, system error. Asking again schema by schema would not help.
+_NOT_A_SCHEMA = ("08", "57", "58")
+logger = logging.getLogger("billplane.tenant_scan")
 _HAVING_TABLE = text(
     "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relname = :table AND n.nspname = ANY(:schemas)"
@@ -48,18 +59,59 @@ async def ids_by_schema(
     table: str,
     part: Callable[[str], str],
     params: Mapping[str, Any] | None = None,
+    failed: list[str] | None = None,
 ) -> dict[str, list[int]]:
     """``part(schema)``: a parenthesized SELECT of (schema name, id), or of (schema name, array of
     ids), for one schema; asked only of the schemas that have ``table``. Returns the ids per
-    schema, in the order the parts gave them."""
+    schema, in the order the parts gave them.
+
+    Schemas whose own read fails are logged, appended to ``failed`` (when given) and left out."""
     async with database.engine.connect() as connection:
         present = list((await connection.execute(_HAVING_TABLE, {"table": table, "schemas": schemas})).scalars())
-        rows: list[tuple[Any, ...]] = []
-        if present:
-            query = text(" UNION ALL ".join(part(schema) for schema in sorted(present)))
-            rows = [tuple(row) for row in (await connection.execute(query, dict(params or {}))).all()]
         await connection.rollback()
+    rows: list[tuple[Any, ...]] = []
+    if present:
+        try:
+            rows = await _read(database, sorted(present), part, params)
+        except DBAPIError as error:
+            if _sqlstate(error).startswith(_NOT_A_SCHEMA):
+                raise
+            rows = await _read_one_by_one(database, sorted(present), part, params, failed)
     found: dict[str, list[int]] = {}
     for schema, ids in rows:
         found.setdefault(str(schema), []).extend(map(int, ids) if isinstance(ids, list) else (int(ids),))
     return found
+
+
+async def _read(
+    database: Database, schemas: list[str], part: Callable[[str], str], params: Mapping[str, Any] | None
+) -> list[tuple[Any, ...]]:
+    async with database.engine.connect() as connection:
+        query = text(" UNION ALL ".join(part(schema) for schema in schemas))
+        rows = [tuple(row) for row in (await connection.execute(query, dict(params or {}))).all()]
+        await connection.rollback()
+    return rows
+
+
+async def _read_one_by_one(
+    database: Database,
+    schemas: list[str],
+    part: Callable[[str], str],
+    params: Mapping[str, Any] | None,
+    failed: list[str] | None,
+) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for schema in schemas:
+        try:
+            rows += await _read(database, [schema], part, params)
+        except DBAPIError as error:
+            if _sqlstate(error).startswith(_NOT_A_SCHEMA):
+                raise
+            logger.exception("tenant schema %s cannot be read; it is left out until it can", schema)
+            if failed is not None:
+                failed.append(schema)
+    return rows
+
+
+def _sqlstate(error: DBAPIError) -> str:
+    return str(getattr(error.orig, "sqlstate", None) or "")

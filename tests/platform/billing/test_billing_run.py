@@ -187,6 +187,25 @@ async def test_a_failing_tenant_does_not_stop_the_others(
     assert await rows(runtime, broken, "SELECT id FROM invoices") == []  # its transaction rolled back whole
 
 
+async def test_a_tenant_whose_due_scan_fails_does_not_hide_the_others_in_its_batch(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    broken, broken_ids = await tenant_with_plans(client, admin_headers, runtime)
+    fine, fine_ids = await tenant_with_plans(client, admin_headers, runtime)
+    await subscribe(runtime, broken, broken_ids["daily"], broken_ids["customer"])
+    await subscribe(runtime, fine, fine_ids["daily"], fine_ids["customer"])
+    async with runtime.database.tenant_session(broken.schema) as session:
+        # The due scan reads customers.test_clock_id: this schema now refuses the batch's read.
+        await session.execute(text("ALTER TABLE customers RENAME COLUMN test_clock_id TO clock"))
+
+    report = await BillingRun(runtime.database, runtime.accounts).run()
+
+    assert report.failed_tenants.count(broken.schema) == 1
+    assert fine.schema not in report.failed_tenants
+    assert len(await rows(runtime, fine, "SELECT id FROM invoices")) == 3  # same batch, billed all the same
+    assert await rows(runtime, broken, "SELECT id FROM invoices") == []
+
+
 async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_waits(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
