@@ -85,6 +85,10 @@ class Locked:
     terms: dict[int, Terms]  # per subscription id
     with_items: set[int]  # subscriptions with invoice items waiting for their next invoice
     now: datetime  # the transaction's now()
+    # Whether the tenant has an enabled webhook endpoint, as of the lock: none, no fan-out to write
+    # (``recording``). The events are the transaction's (``created_at``, its start), so an endpoint
+    # enabled after the lock is after them too, as one enabled after their commit would be.
+    endpoints: bool
 
 
 _ATTRIBUTES = [field.name for field in fields(LockedSubscription)]
@@ -106,7 +110,7 @@ def _lock_sql(*, by_clock: bool) -> str:
     if by_clock:
         chosen = "s.customer_id IN (SELECT c.id FROM customers c WHERE c.test_clock_id = $5::bigint)"
     return (
-        f"SELECT {_TYPED}, now(), "
+        f"SELECT {_TYPED}, now(), EXISTS (SELECT FROM webhook_endpoints w WHERE w.status = 'enabled'), "
         "EXISTS (SELECT FROM invoice_items i WHERE i.subscription_id = s.id AND i.invoice_id IS NULL), "
         "a.id::bigint, a.provider::text, m.id::bigint, m.provider_account_id::bigint FROM subscriptions s "
         # The subscription's account, else the tenant's first default (one per provider), if live.
@@ -157,7 +161,8 @@ async def lock_due(
     width = len(_ATTRIBUTES)
     subscriptions = [LockedSubscription(*row[:width]) for row in rows]
     terms = {
-        subscription.id: Terms(subscription.provider_account_id, subscription.payment_method_id, *row[width + 2 :])
+        subscription.id: Terms(subscription.provider_account_id, subscription.payment_method_id, *row[width + 3 :])
         for subscription, row in zip(subscriptions, rows, strict=True)
     }
-    return Locked(subscriptions, terms, {row[0] for row in rows if row[width + 1]}, rows[0][width])
+    with_items = {row[0] for row in rows if row[width + 2]}
+    return Locked(subscriptions, terms, with_items, now=rows[0][width], endpoints=rows[0][width + 1])

@@ -1,7 +1,8 @@
 """The last write of a billing run's tenant: its events and its charges, in one statement.
 
 Events are numbered in the order given (webhooks are delivered per object in event order), their
-deliveries queued as ``billplane.events.emit.emit`` queues one. Each charge is a pending payment
+deliveries queued as ``billplane.events.emit.emit`` queues one; a tenant without an enabled
+endpoint (``Locked.endpoints``) gets the statement without the fan-out. Each charge is a pending payment
 and its ``payment.charge`` outbox row. What the workers must hear of (the charges, for the
 outbox listener, which defers the charge jobs; the deliveries, for the webhook deliverers) is
 returned, to be announced by the caller (``announcing``), so a run does no queue work of its own
@@ -23,13 +24,20 @@ from billplane.events.types import MATCHES_SQL
 from billplane.payments.operations import PAYMENT_METHOD_KEY
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 
-_RECORD = (
+_EVENTS = (
     "WITH e AS (INSERT INTO events (type, object_type, object_id, data) "
     "SELECT t, o, i, d::jsonb FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) "
     "WITH ORDINALITY AS u(t, o, i, d, n) ORDER BY n RETURNING id, type), "
+)
+_FAN_OUT = (
     "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
     f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} ORDER BY e.id "
     "RETURNING 1), "
+)
+# A tenant without an enabled endpoint has nothing to fan out to: the statement then leaves
+# webhook_deliveries (and its indexes) alone, which every tenant's transaction opened before.
+_NO_FAN_OUT = "queued AS (SELECT FROM e WHERE false), "
+_CHARGES = (
     "p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, provider_account_id, "
     "refunded_amount, metadata) SELECT c, i, a, cur, 'pending', p, pa, 0, m::jsonb FROM unnest($5::bigint[], "
     "$6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
@@ -38,18 +46,20 @@ _RECORD = (
     "SELECT 'payment.charge', id, provider_account_id FROM p ORDER BY id RETURNING 1) "
     "SELECT EXISTS (SELECT FROM queued), EXISTS (SELECT FROM o)"
 )
+_RECORD = {True: _EVENTS + _FAN_OUT + _CHARGES, False: _EVENTS + _NO_FAN_OUT + _CHARGES}
 _encode = msgspec.json.Encoder().encode  # the text ``emit`` stores (msgspec.to_builtins, then JSON)
 
 
 async def record(
-    driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str]
+    driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str], *, endpoints: bool
 ) -> list[Announcement]:
-    """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection);
+    """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection),
+    with the events' webhook deliveries when the tenant has an enabled endpoint (``endpoints``);
     returns what to announce once it has committed."""
     if not events and not charges:
         return []
     queued, charged = await driver.fetchrow(
-        _RECORD,
+        _RECORD[endpoints],
         [event.type for event in events],
         [event.object_type for event in events],
         [event.object_id for event in events],

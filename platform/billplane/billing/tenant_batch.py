@@ -23,5 +23,6 @@ async def bill_locked(session: AsyncSession, locked: Locked, now: datetime, *, t
     """Every boundary of the ``locked`` subscriptions up to ``now``, with their invoices' charges."""
     driver = await driver_of(session)
     outcome = await advance_all(driver, locked, now)
-    outcome.announcements = await record(driver, outcome.events, charges(outcome.invoices, tenant[1]), tenant)
+    chosen = charges(outcome.invoices, tenant[1])
+    outcome.announcements = await record(driver, outcome.events, chosen, tenant, endpoints=locked.endpoints)
     return outcome

@@ -11,6 +11,7 @@ import anyio
 import asyncpg
 import pytest
 from billplane_sandbox.payment_methods import SUCCEEDS
+from sqlalchemy import text
 
 from billplane.billing import announcing
 from billplane.billing.announcing import Announcer
@@ -121,3 +122,38 @@ async def test_announcements_go_out_every_few_tenants_and_at_the_end(runtime: Ru
     assert [payload for _, payload, _ in await heard.until_now()] == [p for _, p in tenants[announcing.EVERY :]]
     await announcer.flush()
     assert await heard.until_now() == []  # nothing is sent twice
+
+
+async def test_a_tenant_whose_endpoints_are_all_disabled_gets_no_deliveries(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, heard: Heard
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "announce")
+    account = await connect_sandbox(client, tenant)
+    ada = await customer(client, tenant, "Ada")
+    await payment_method(runtime, tenant, ada, account, SUCCEEDS, default=True)
+    made = await client.post(
+        "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/b"}, headers=tenant.headers
+    )
+    off = {"status": "disabled"}
+    patched = await client.patch(f"/v1/webhook-endpoints/{made.json()['id']}", json=off, headers=tenant.headers)
+    assert patched.status_code == 200
+    now = datetime.now(UTC)
+    await subscribe(runtime, tenant, await daily_plan(runtime, tenant), ada, quantity=1,
+                    current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY)  # fmt: skip
+    await heard.until_now()
+    heard.schema = tenant.schema
+    before = await deliveries(runtime, tenant.schema)
+
+    report = await BillingRun(runtime.database, runtime.accounts).run()
+
+    assert report.invoices >= 1
+    ours = [entry for entry in await heard.until_now() if tenant.schema in entry[1]]
+    assert [(channel, payload) for channel, payload, _ in ours] == [
+        (OUTBOX_CHANNEL, notify_payload(tenant.id, tenant.schema))  # the charge; no delivery to announce
+    ]
+    assert await deliveries(runtime, tenant.schema) == before
+
+
+async def deliveries(runtime: Runtime, schema: str) -> int:
+    async with runtime.database.tenant_session(schema) as session:
+        return int((await session.execute(text("SELECT count(*) FROM webhook_deliveries"))).scalar_one())
