@@ -424,10 +424,10 @@ def report(
     print("| what | invoices | seconds | invoices/s | this process CPU ms/invoice | PG CPU ms/invoice |")
     print("|---|---:|---:|---:|---:|---:|")
     for timed in [*runs, *ceilings]:
-        postgres = f"{timed.per_thousand(timed.postgres_cpu):.2f}" if timed.postgres_cpu else "-"
+        postgres = f"{timed.per_thousand(timed.postgres_cpu):.3f}" if timed.postgres_cpu else "-"
         print(
             f"| {timed.label} | {timed.invoices:,} | {timed.seconds:.1f} | {timed.rate:,.0f} | "
-            f"{timed.per_thousand(timed.client_cpu):.2f} | {postgres} |"
+            f"{timed.per_thousand(timed.client_cpu):.3f} | {postgres} |"
         )
     print("\n| target | ceiling | run / ceiling | result |")
     print("|---|---|---:|---|")
