@@ -170,15 +170,25 @@ async def test_metered_usage_is_billed_in_arrears(
     assert (line["quantity"], line["period_start"], line["period_end"]) == (150, start, end)
 
 
+async def broken_and_fine(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, breaking: str
+) -> tuple[CreatedTenant, CreatedTenant]:
+    """Two tenants with a due subscription each; ``breaking`` (DDL) runs in the first's schema."""
+    tenants = []
+    for _ in range(2):
+        tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+        await subscribe(runtime, tenant, ids["daily"], ids["customer"])
+        tenants.append(tenant)
+    async with runtime.database.tenant_session(tenants[0].schema) as session:
+        await session.execute(text(breaking))
+    return tenants[0], tenants[1]
+
+
 async def test_a_failing_tenant_does_not_stop_the_others(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    broken, broken_ids = await tenant_with_plans(client, admin_headers, runtime)
-    fine, fine_ids = await tenant_with_plans(client, admin_headers, runtime)
-    await subscribe(runtime, broken, broken_ids["daily"], broken_ids["customer"])
-    await subscribe(runtime, fine, fine_ids["daily"], fine_ids["customer"])
-    async with runtime.database.tenant_session(broken.schema) as session:
-        await session.execute(text("ALTER TABLE invoice_lines ADD CONSTRAINT no_lines CHECK (false) NOT VALID"))
+    no_lines = "ALTER TABLE invoice_lines ADD CONSTRAINT no_lines CHECK (false) NOT VALID"
+    broken, fine = await broken_and_fine(client, admin_headers, runtime, no_lines)
 
     report = await BillingRun(runtime.database, runtime.accounts).run()
 
@@ -190,13 +200,9 @@ async def test_a_failing_tenant_does_not_stop_the_others(
 async def test_a_tenant_whose_due_scan_fails_does_not_hide_the_others_in_its_batch(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    broken, broken_ids = await tenant_with_plans(client, admin_headers, runtime)
-    fine, fine_ids = await tenant_with_plans(client, admin_headers, runtime)
-    await subscribe(runtime, broken, broken_ids["daily"], broken_ids["customer"])
-    await subscribe(runtime, fine, fine_ids["daily"], fine_ids["customer"])
-    async with runtime.database.tenant_session(broken.schema) as session:
-        # The due scan reads customers.test_clock_id: this schema now refuses the batch's read.
-        await session.execute(text("ALTER TABLE customers RENAME COLUMN test_clock_id TO clock"))
+    # The due scan reads customers.test_clock_id: this schema now refuses the batch's read.
+    renamed = "ALTER TABLE customers RENAME COLUMN test_clock_id TO clock"
+    broken, fine = await broken_and_fine(client, admin_headers, runtime, renamed)
 
     report = await BillingRun(runtime.database, runtime.accounts).run()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import asyncpg
@@ -20,7 +21,7 @@ from billplane.events.emit import WEBHOOKS_CHANNEL
 from billplane.runtime import Runtime
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.listener import asyncpg_dsn
-from tests.conftest import create_tenant
+from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing.test_billing_run import DAY, Client, subscribe
 from tests.platform.billing.test_run_charges import daily_plan
 from tests.platform.invoices.helpers import connect_sandbox, customer, payment_method
@@ -81,20 +82,30 @@ async def heard(database_url: str) -> AsyncIterator[Heard]:
         await connection.close()
 
 
-async def test_a_runs_charges_and_deliveries_are_announced_once_committed(
-    client: Client, admin_headers: dict[str, str], runtime: Runtime, heard: Heard
-) -> None:
+async def charged_tenant(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, heard: Heard, endpoint: dict[str, Any]
+) -> tuple[CreatedTenant, int]:
+    """A tenant with a sandbox account, a webhook endpoint (``endpoint``, then its id) and one due
+    subscription of a customer with a default payment method; ``heard`` listens to it from now on."""
     tenant = await create_tenant(client, admin_headers, "announce")
     account = await connect_sandbox(client, tenant)
     ada = await customer(client, tenant, "Ada")
     await payment_method(runtime, tenant, ada, account, SUCCEEDS, default=True)
-    endpoint = {"url": "https://hooks.example.com/billing", "enabled_events": ["invoice.finalized"]}
-    assert (await client.post("/v1/webhook-endpoints", json=endpoint, headers=tenant.headers)).status_code == 201
+    made = await client.post("/v1/webhook-endpoints", json=endpoint, headers=tenant.headers)
+    assert made.status_code == 201
     now = datetime.now(UTC)
     await subscribe(runtime, tenant, await daily_plan(runtime, tenant), ada, quantity=1,
                     current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY)  # fmt: skip
     await heard.until_now()  # the setup's own announcements
     heard.schema = tenant.schema
+    return tenant, int(made.json()["id"])
+
+
+async def test_a_runs_charges_and_deliveries_are_announced_once_committed(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, heard: Heard
+) -> None:
+    endpoint = {"url": "https://hooks.example.com/billing", "enabled_events": ["invoice.finalized"]}
+    tenant, _ = await charged_tenant(client, admin_headers, runtime, heard, endpoint)
 
     await BillingRun(runtime.database, runtime.accounts).run()
 
@@ -127,21 +138,12 @@ async def test_announcements_go_out_every_few_tenants_and_at_the_end(runtime: Ru
 async def test_a_tenant_whose_endpoints_are_all_disabled_gets_no_deliveries(
     client: Client, admin_headers: dict[str, str], runtime: Runtime, heard: Heard
 ) -> None:
-    tenant = await create_tenant(client, admin_headers, "announce")
-    account = await connect_sandbox(client, tenant)
-    ada = await customer(client, tenant, "Ada")
-    await payment_method(runtime, tenant, ada, account, SUCCEEDS, default=True)
-    made = await client.post(
-        "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/b"}, headers=tenant.headers
-    )
+    endpoint = {"url": "https://hooks.example.com/billing"}
+    tenant, endpoint_id = await charged_tenant(client, admin_headers, runtime, heard, endpoint)
     off = {"status": "disabled"}
-    patched = await client.patch(f"/v1/webhook-endpoints/{made.json()['id']}", json=off, headers=tenant.headers)
+    patched = await client.patch(f"/v1/webhook-endpoints/{endpoint_id}", json=off, headers=tenant.headers)
     assert patched.status_code == 200
-    now = datetime.now(UTC)
-    await subscribe(runtime, tenant, await daily_plan(runtime, tenant), ada, quantity=1,
-                    current_period_start=now - 1.5 * DAY, current_period_end=now - 0.5 * DAY)  # fmt: skip
-    await heard.until_now()
-    heard.schema = tenant.schema
+    await heard.until_now()  # the change's own event
     before = await deliveries(runtime, tenant.schema)
 
     report = await BillingRun(runtime.database, runtime.accounts).run()
