@@ -22,6 +22,7 @@ from billplane.billing.announcing import Announcement
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
+from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
@@ -30,12 +31,14 @@ _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down f
 
 _PLANS = (
     "SELECT p.id::bigint, p.name::text, p.pricing_model::text, p.currency::text, p.amount::bigint, "
-    "p.package_size::bigint, p.usage_aggregation::text, p.billing_interval::text, p.interval_count::integer, "
-    "t.up_to, t.unit_amount, t.flat_amount FROM plans p "
-    "LEFT JOIN LATERAL (SELECT array_agg(t.up_to::bigint ORDER BY t.position) AS up_to, "
-    "array_agg(t.unit_amount::numeric ORDER BY t.position) AS unit_amount, "
-    "array_agg(t.flat_amount::bigint ORDER BY t.position) AS flat_amount "
-    "FROM pricing_tiers t WHERE t.plan_id = p.id) t ON true WHERE p.id = ANY($1::bigint[])"
+    "p.package_size::bigint, p.usage_aggregation::text, p.billing_interval::text, p.interval_count::integer "
+    "FROM plans p WHERE p.id = ANY($1::bigint[])"
+)
+# Read only for tiered plans: most tenants have none, and a statement that names pricing_tiers
+# opens the table and its indexes in every tenant's transaction (docs/performance.md, "What is left").
+_TIERS = (
+    "SELECT t.plan_id::bigint, t.up_to::bigint, t.unit_amount::numeric, t.flat_amount::bigint "
+    "FROM pricing_tiers t WHERE t.plan_id = ANY($1::bigint[]) ORDER BY t.plan_id, t.position"
 )
 _PENDING_ITEMS = (
     "SELECT id::bigint, subscription_id::bigint, plan_id::bigint, description::text, quantity::bigint, "
@@ -171,15 +174,20 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
 
 
 async def _plans(driver: Any, ids: set[int]) -> dict[int, BilledPlan]:
-    """The plans the batch may bill, with their tiers, in one query."""
+    """The plans the batch may bill, with their tiers (a second query, only for tiered plans)."""
+    rows = await driver.fetch(_PLANS, sorted(ids))
+    tiered = sorted(row[0] for row in rows if row[2] in TIERED_MODELS)
+    tiers: dict[int, list[Tier]] = {}
+    for plan_id, *tier in await driver.fetch(_TIERS, tiered) if tiered else ():
+        tiers.setdefault(plan_id, []).append(Tier(*tier))
     plans = {}
-    for row in await driver.fetch(_PLANS, sorted(ids)):
-        (plan_id, name, model, currency, amount, package_size, aggregation, interval, count, *tiers) = row
+    for row in rows:
+        (plan_id, name, model, currency, amount, package_size, aggregation, interval, count) = row
         pricing = PlanPricing(
             model=model,
             currency=currency,
             amount=amount,
-            tiers=tuple(map(Tier, *tiers)) if tiers[0] else (),
+            tiers=tuple(tiers.get(plan_id, ())),
             package_size=package_size,
             usage_aggregation=aggregation,
             name=name,

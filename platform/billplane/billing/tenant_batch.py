@@ -2,8 +2,9 @@
 
 What the billing run does for each tenant, and a test clock's step for its customers, in the
 caller's transaction: four statements after the lock whatever the number of subscriptions (plans,
-pending prorations when there are any, the writes, the events and charges), plus one per metered
-subscription for its usage. The outcome says what to announce to the workers (``announcing``).
+pending prorations when there are any, the writes, the events and charges), plus one for the tiers
+of tiered plans and one per metered subscription for its usage. The outcome says what to announce
+to the workers (``announcing``).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ The run's own statements (``billplane.billing.driver``) are kept prepared by asy
 from tenant to tenant on a connection; PostgreSQL analyzes them again for each tenant's
 search_path, but refuses a prepared statement whose result types would change ("cached plan must
 not change result type"). Each tenant here bills on the same single connection, one after the
-other, with every statement of the run in use: the lock, plans, pending prorations, metered usage
-and the writes.
+other, with every statement of the run in use: the lock, plans, tiers, pending prorations, metered
+usage and the writes.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _DIVERGE = (
     "ALTER TABLE plans ALTER COLUMN name TYPE varchar(200)",
     "ALTER TABLE invoice_items ALTER COLUMN description TYPE varchar(500)",
     "ALTER TABLE usage_records ALTER COLUMN quantity TYPE numeric(20, 0)",
+    "ALTER TABLE pricing_tiers ALTER COLUMN flat_amount TYPE numeric(20, 0)",
 )
 
 
@@ -41,6 +42,13 @@ async def _due_everything(runtime: Runtime, client: Client, admin_headers: dict[
     calls = await subscribe(runtime, tenant, ids["calls"], ids["customer"], quantity=1)
     period_start = datetime.now(UTC) - timedelta(days=3.5)
     async with runtime.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="Storage")
+        tiered = await insert(
+            session, "plans", product_id=product, name="Storage", pricing_model="tiered", currency="USD",
+            billing_interval="day",
+        )  # fmt: skip
+        for position, up_to in enumerate([10, None]):
+            await insert(session, "pricing_tiers", plan_id=tiered, position=position, up_to=up_to, unit_amount=3)
         await insert(
             session, "invoice_items", customer_id=ids["customer"], subscription_id=seats, plan_id=ids["daily"],
             description="Proration", quantity=1, unit_amount=50, amount=50, currency="USD", proration=True,
@@ -49,6 +57,7 @@ async def _due_everything(runtime: Runtime, client: Client, admin_headers: dict[
             session, "usage_records", subscription_id=calls, quantity=7, client_event_id="e1",
             timestamp=period_start + timedelta(hours=1),
         )  # fmt: skip
+    await subscribe(runtime, tenant, tiered, ids["customer"], quantity=12)
     return tenant
 
 
@@ -69,9 +78,11 @@ async def test_tenants_with_different_schemas_bill_on_one_connection(
     for tenant in tenants:
         cycle = "SELECT number FROM invoices WHERE billing_reason = 'subscription_cycle'"
         invoices = await rows(runtime, tenant, cycle)
-        assert len(invoices) == 6  # three boundaries for each of the two subscriptions
+        assert len(invoices) == 9  # three boundaries for each of the three subscriptions
         assert all(invoice["number"].startswith("INV-") for invoice in invoices)
         [item] = await rows(runtime, tenant, "SELECT invoice_id FROM invoice_items")
         assert item["invoice_id"] is not None  # the proration went on the next invoice
         usage = await rows(runtime, tenant, "SELECT amount FROM invoice_lines WHERE description LIKE '%Calls%'")
         assert 14 in [line["amount"] for line in usage]  # 7 calls at 2 in the first period's invoice
+        storage = await rows(runtime, tenant, "SELECT amount FROM invoice_lines WHERE description LIKE '%Storage%'")
+        assert sorted(line["amount"] for line in storage) == [6] * 3 + [30] * 3  # 2 at tier 2, 10 at tier 1
