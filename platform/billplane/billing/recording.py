@@ -2,8 +2,8 @@
 
 Events are numbered in the order given (webhooks are delivered per object in event order), their
 deliveries queued as ``billplane.events.emit.emit`` queues one; a tenant without an enabled
-endpoint (``Locked.endpoints``) gets the statement without the fan-out. Each charge is a pending payment
-and its ``payment.charge`` outbox row. What the workers must hear of (the charges, for the
+endpoint (``Locked.endpoints``) gets the statement without the fan-out. Each charge is a pending
+payment and its ``payment.charge`` outbox row. What the workers must hear of (the charges, for the
 outbox listener, which defers the charge jobs; the deliveries, for the webhook deliverers) is
 returned, to be announced by the caller (``announcing``), so a run does no queue work of its own
 (deferring a job per charge from the run cost more than the rest of billing once it fell behind;

@@ -31,7 +31,8 @@ from billplane_tenants import Database, Tenant
 BATCH = 50
 LOCK_BUDGET = 1_000
 # SQLSTATE classes that say the connection or the server failed, not a schema: connection
-# exception, operator intervention, system error. Asking again schema by schema would not help.
+# exception, operator intervention, system error. Asking again schema by schema would not help;
+# nor would it for an error without a SQLSTATE (the connection, not the server, failed).
 _NOT_A_SCHEMA = ("08", "57", "58")
 logger = logging.getLogger("billplane.tenant_scan")
 _HAVING_TABLE = text(
@@ -71,12 +72,13 @@ async def ids_by_schema(
         await connection.rollback()
     rows: list[tuple[Any, ...]] = []
     if present:
+        present.sort()
         try:
-            rows = await _read(database, sorted(present), part, params)
+            rows = await _read(database, present, part, params)
         except DBAPIError as error:
-            if _sqlstate(error).startswith(_NOT_A_SCHEMA):
+            if not _schema_may_be_at_fault(error):
                 raise
-            rows = await _read_one_by_one(database, sorted(present), part, params, failed)
+            rows = await _read_one_by_one(database, present, part, params, failed)
     found: dict[str, list[int]] = {}
     for schema, ids in rows:
         found.setdefault(str(schema), []).extend(map(int, ids) if isinstance(ids, list) else (int(ids),))
@@ -105,7 +107,7 @@ async def _read_one_by_one(
         try:
             rows += await _read(database, [schema], part, params)
         except DBAPIError as error:
-            if _sqlstate(error).startswith(_NOT_A_SCHEMA):
+            if not _schema_may_be_at_fault(error):
                 raise
             logger.exception("tenant schema %s cannot be read; it is left out until it can", schema)
             if failed is not None:
@@ -113,5 +115,6 @@ async def _read_one_by_one(
     return rows
 
 
-def _sqlstate(error: DBAPIError) -> str:
-    return str(getattr(error.orig, "sqlstate", None) or "")
+def _schema_may_be_at_fault(error: DBAPIError) -> bool:
+    sqlstate = str(getattr(error.orig, "sqlstate", None) or "")
+    return bool(sqlstate) and not sqlstate.startswith(_NOT_A_SCHEMA)
