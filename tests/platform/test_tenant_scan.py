@@ -12,6 +12,7 @@ from billplane.db import tenant_scan
 from billplane.runtime import Runtime
 from billplane_tenants.naming import quoted_schema
 from tests.conftest import create_tenant
+from tests.platform.billing_seed import insert
 
 
 def _customers(schema: str) -> str:
@@ -23,10 +24,7 @@ async def _tenant_with_customer(
 ) -> tuple[str, int]:
     schema = (await create_tenant(client, admin_headers, "scan")).schema
     async with runtime.database.tenant_session(schema) as session:
-        customer = (
-            await session.execute(text("INSERT INTO customers (name) VALUES ('Ada') RETURNING id"))
-        ).scalar_one()
-    return schema, int(customer)
+        return schema, await insert(session, "customers", name="Ada")
 
 
 async def test_a_schema_that_refuses_the_read_is_left_out_and_named(
