@@ -38,6 +38,23 @@ async def insert(session: AsyncSession, table: str, **values: object) -> int:
     return row_id
 
 
+async def tiered_plan(
+    session: AsyncSession,
+    product: int,
+    name: str,
+    tiers: list[tuple[int | None, Decimal | int]],
+    flat_amount: int | None = None,
+) -> int:
+    """A daily graduated (``tiered``) USD plan with ``tiers`` of (up_to, unit amount), in order."""
+    plan = await insert(
+        session, "plans", product_id=product, name=name, pricing_model="tiered", currency="USD", billing_interval="day"
+    )
+    flat = {} if flat_amount is None else {"flat_amount": flat_amount}
+    for position, (up_to, unit) in enumerate(tiers):
+        await insert(session, "pricing_tiers", plan_id=plan, position=position, up_to=up_to, unit_amount=unit, **flat)
+    return plan
+
+
 async def invoice_line(session: AsyncSession, invoice: int, amount: int, unit: Decimal, **values: object) -> int:
     line = {"description": "Basic", "quantity": 1, "currency": "USD"} | values
     return await insert(session, "invoice_lines", invoice_id=invoice, amount=amount, unit_amount=unit, **line)

@@ -21,7 +21,7 @@ from billplane.runtime import Runtime
 from billplane_tenants import Database
 from tests.conftest import CreatedTenant
 from tests.platform.billing.test_billing_run import rows, subscribe, tenant_with_plans
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, tiered_plan
 
 Client = AsyncTestClient[Litestar]
 
@@ -43,12 +43,7 @@ async def _due_everything(runtime: Runtime, client: Client, admin_headers: dict[
     period_start = datetime.now(UTC) - timedelta(days=3.5)
     async with runtime.database.tenant_session(tenant.schema) as session:
         product = await insert(session, "products", name="Storage")
-        tiered = await insert(
-            session, "plans", product_id=product, name="Storage", pricing_model="tiered", currency="USD",
-            billing_interval="day",
-        )  # fmt: skip
-        for position, up_to in enumerate([10, None]):
-            await insert(session, "pricing_tiers", plan_id=tiered, position=position, up_to=up_to, unit_amount=3)
+        tiered = await tiered_plan(session, product, "Storage", [(10, 3), (None, 3)])
         await insert(
             session, "invoice_items", customer_id=ids["customer"], subscription_id=seats, plan_id=ids["daily"],
             description="Proration", quantity=1, unit_amount=50, amount=50, currency="USD", proration=True,

@@ -18,7 +18,7 @@ from billplane.billing.run import BillingRun
 from billplane.money.decimals import decimal_text
 from billplane.runtime import Runtime
 from tests.platform.billing.test_billing_run import DAY, Client, rows, subscribe, tenant_with_plans
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, tiered_plan
 
 
 def last_event(events: list[dict[str, Any]], type_: str, object_id: int) -> dict[str, Any]:
@@ -34,15 +34,7 @@ async def test_the_runs_events_show_invoices_and_subscriptions_as_the_api_does(
     one_boundary = {"current_period_start": now - 1.5 * DAY, "current_period_end": now - 0.5 * DAY}
     async with runtime.database.tenant_session(tenant.schema) as session:
         product = await insert(session, "products", name="Calls")
-        tiered = await insert(
-            session, "plans", product_id=product, name="Tiered", pricing_model="tiered", currency="USD",
-            billing_interval="day",
-        )  # fmt: skip
-        for position, (up_to, unit) in enumerate([(2, Decimal("0.125")), (None, Decimal(3))]):
-            await insert(
-                session, "pricing_tiers", plan_id=tiered, position=position, up_to=up_to, unit_amount=unit,
-                flat_amount=5,
-            )  # fmt: skip
+        tiered = await tiered_plan(session, product, "Tiered", [(2, Decimal("0.125")), (None, Decimal(3))], 5)
         free = await insert(
             session, "plans", product_id=product, name="Free", pricing_model="per_seat", amount=0, currency="USD",
             billing_interval="day",
