@@ -23,6 +23,10 @@ What it does, in one run (loopback only, bounded, cleans up after itself):
    the run's rows and constraints are untouched: on one connection, and on as many as each run
    uses (``--concurrency``, and twice that for the two runs at once), so every run gets a verdict
    against a ceiling on the same number of connections;
+   For reference, not as the issue's ceiling: plain SQL that writes every row the run writes
+   (``billing_rows.py``: the subscriptions' new versions, the counter, the three events with the
+   run's own JSON, the pending payments and their outbox rows, as well as the invoices and
+   lines), on as many connections as the run;
 6. unless ``--no-concurrent``: makes every subscription due again and times two billing runs at
    once, each in its own process, then checks again that each period was billed exactly once;
 7. prints invoices/s for the run and the ceiling, their ratio against the target, CPU seconds of
@@ -56,6 +60,7 @@ import httpx
 from sqlalchemy.engine import URL, make_url
 
 from api_throughput import BENCH_ADMIN, bench_settings
+from billing_rows import EventTemplate, event_templates, write_every_row
 from billplane.app import create_app
 from billplane.billing.run import CONCURRENT_TENANTS, BillingRun, RunReport
 from billplane.runtime import Runtime
@@ -133,6 +138,7 @@ class Timed:
     client_cpu: float = 0.0
     postgres_cpu: float = 0.0
     connections: int = 1  # to PostgreSQL at once: a verdict compares runs with ceilings of as many
+    reference: bool = False  # not the issue's ceiling: no verdict against it (``billing_rows``)
 
     @property
     def rate(self) -> float:
@@ -268,13 +274,22 @@ async def measure_run(
 
 
 async def measure_ceiling(
-    url: URL, tenants: list[Tenant], period: datetime, monitor: asyncpg.Connection, connections: int
+    url: URL,
+    tenants: list[Tenant],
+    period: datetime,
+    monitor: asyncpg.Connection,
+    connections: int,
+    *,
+    every_row: list[EventTemplate] | None = None,
 ) -> Timed:
     """The same invoice and line rows by raw asyncpg: one transaction and two statements per tenant,
-    on ``connections`` connections at once (each takes the next tenant, as the run's billers do)."""
-    shift = CEILING_SHIFT * connections  # each ceiling bills a period of its own, a century or more later
+    on ``connections`` connections at once (each takes the next tenant, as the run's billers do).
+    With ``every_row`` (the run's events of one tenant), every other row the run writes as well."""
+    # Each ceiling bills a period of its own, a century or more later.
+    shift = CEILING_SHIFT * (connections + (20 if every_row is not None else 0))
     start, end = period + shift, period + shift + timedelta(days=30)
-    application = f"bench-ceiling-{connections}"
+    prefix = f"{'ROWS' if every_row is not None else 'CEIL'}{connections}"
+    application = f"bench-{prefix.lower()}"
     settings = {"application_name": application}
     pool = [
         await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0, server_settings=settings)
@@ -294,14 +309,17 @@ async def measure_ceiling(
                     CEILING_INVOICES,
                     [customer for _, customer, _ in subscriptions],
                     [subscription for subscription, _, _ in subscriptions],
-                    [f"CEIL{connections}-{subscription}" for subscription, _, _ in subscriptions],
-                    [SEAT_PRICE * quantity for quantity in quantities],
+                    [f"{prefix}-{subscription}" for subscription, _, _ in subscriptions],
+                    totals := [SEAT_PRICE * quantity for quantity in quantities],
                     start,
                     end,
                 )
-                await connection.execute(
-                    CEILING_LINES, [row["id"] for row in ids], plan, SEAT_PRICE, start, end, quantities
-                )
+                invoice_ids = [row["id"] for row in ids]
+                await connection.execute(CEILING_LINES, invoice_ids, plan, SEAT_PRICE, start, end, quantities)
+                if every_row is not None:
+                    await write_every_row(
+                        connection, subscriptions, invoice_ids, totals, every_row, account=tenant.account
+                    )
             invoices += len(ids)
         return invoices
 
@@ -316,8 +334,11 @@ async def measure_ceiling(
     finally:
         for connection in pool:
             await connection.close()
-    label = f"ceiling: INSERT ... unnest (raw asyncpg), {connections} connection{'s' if connections > 1 else ''}"
-    return Timed(label, invoices, seconds, client_cpu, postgres_cpu, connections)
+    plural = "s" if connections > 1 else ""
+    label = f"ceiling: INSERT ... unnest (raw asyncpg), {connections} connection{plural}"
+    if every_row is not None:
+        label = f"for reference: every row the run writes, plain SQL (raw asyncpg), {connections} connection{plural}"
+    return Timed(label, invoices, seconds, client_cpu, postgres_cpu, connections, reference=every_row is not None)
 
 
 async def measure_two(url: URL, monitor: asyncpg.Connection, concurrency: int) -> tuple[Timed, list[dict[str, Any]]]:
@@ -437,6 +458,8 @@ def report(
             verdict = "**met**" if ratio >= TARGET else "**missed**"
             if ceiling.connections != timed.connections:  # one side had more cores' worth of help
                 verdict = f"not like for like ({timed.connections} connections against {ceiling.connections})"
+            elif ceiling.reference:
+                verdict = "for reference: the share of PostgreSQL's rate for the same rows"
             print(f"| {timed.label} >= {TARGET:.2f} x ceiling | {ceiling.label} | {ratio:.3f} | {verdict} |")
     print(
         "\nChecked after each run: every subscription has exactly one `subscription_cycle` invoice for its new "
@@ -505,6 +528,8 @@ async def benchmark(args: argparse.Namespace) -> None:
             # verdict: one run (--concurrency), two at once (twice that), and 1 for reference.
             connections = {1, args.concurrency} | (set() if args.no_concurrent else {2 * args.concurrency})
             ceilings = [await measure_ceiling(url, tenants, period, monitor, n) for n in sorted(connections)]
+            templates = await event_templates(monitor, quoted_schema(tenants[0].schema))
+            ceilings.append(await measure_ceiling(url, tenants, period, monitor, args.concurrency, every_row=templates))
             for ceiling in ceilings:
                 log(f"  {ceiling.label}: {ceiling.invoices:,} in {ceiling.seconds:.1f} s ({ceiling.rate:,.0f}/s)")
             runs = [run]

@@ -1,0 +1,89 @@
+"""Plain SQL that writes every row a billing run writes for one tenant: a reference for
+``billing_run.py``, not the issue's ceiling.
+
+The issue's ceiling inserts two rows per invoice (the invoice and its line). A run writes eight:
+it also moves the subscription on, takes numbers from the counter row, records three events
+(``subscription.updated``, ``invoice.created``, ``invoice.finalized``, as the API shows each
+object) and queues the charge (a pending payment and its ``payment.charge`` outbox row). This
+writes the same rows, into the same tables, with raw asyncpg and no business logic, so that the
+run's rate can also be read against what PostgreSQL takes for all of them here. The events'
+text is the run's own (``EventTemplate``, read from one tenant after the run), so the JSON parsed
+is the same size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+# The subscription rows get a new version with the values they have: the same heap and index
+# work as the run's UPDATE, and the data the checks read afterwards stays as the run left it.
+MOVE = (
+    "UPDATE subscriptions SET current_period_start = current_period_start, "
+    "current_period_end = current_period_end, updated_at = now() WHERE id = ANY($1::bigint[])"
+)
+COUNT = (
+    "INSERT INTO invoice_counters (id, last_number) VALUES (1, 0) "
+    "ON CONFLICT (id) DO UPDATE SET last_number = invoice_counters.last_number"
+)
+EVENTS = (
+    "INSERT INTO events (type, object_type, object_id, data) "
+    "SELECT t, o, i, d::jsonb FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(t, o, i, d)"
+)
+CHARGES = (
+    "WITH p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, "
+    "provider_account_id, refunded_amount, metadata) SELECT c, i, a, 'USD', 'pending', 'sandbox', $4, 0, "
+    '\'{"payment_method_id": "1"}\'::jsonb FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(c, i, a) '
+    "RETURNING id, provider_account_id) "
+    "INSERT INTO outbox (kind, object_id, provider_account_id) SELECT 'payment.charge', id, provider_account_id FROM p"
+)
+
+
+@dataclass(frozen=True)
+class EventTemplate:
+    """One event a run wrote: its type, the kind of object it is about, and its data as text."""
+
+    type: str
+    object_type: str
+    data: str
+
+
+async def event_templates(connection: asyncpg.Connection, schema: str) -> list[EventTemplate]:
+    """The events the run wrote in ``schema`` (one tenant), in their order."""
+    rows = await connection.fetch(f"SELECT type, object_type, data::text FROM {schema}.events ORDER BY id")
+    return [EventTemplate(row[0], row[1], row[2]) for row in rows]
+
+
+async def write_every_row(
+    connection: asyncpg.Connection,
+    subscriptions: list[tuple[int, int, int]],
+    invoice_ids: list[int],
+    totals: list[int],
+    templates: list[EventTemplate],
+    *,
+    account: int | None,
+) -> None:
+    """After the invoices and their lines (written by the caller, as the issue's ceiling writes
+    them): the subscriptions' new versions, the counter row, the events (the templates' text, each
+    about the next invoice or subscription in turn) and, with an ``account``, the pending payments
+    and their outbox rows."""
+    ids = [subscription for subscription, _, _ in subscriptions]
+    await connection.execute(MOVE, ids)
+    await connection.execute(COUNT)
+    about = {"invoice": invoice_ids, "subscription": ids}
+    taken = dict.fromkeys(about, 0)
+    objects = []
+    for template in templates:
+        objects.append(about[template.object_type][taken[template.object_type] % len(ids)])
+        taken[template.object_type] += 1
+    await connection.execute(
+        EVENTS,
+        [template.type for template in templates],
+        [template.object_type for template in templates],
+        objects,
+        [template.data for template in templates],
+    )
+    if account is not None:
+        customers = [customer for _, customer, _ in subscriptions]
+        await connection.execute(CHARGES, customers, invoice_ids, totals, account)
