@@ -103,7 +103,7 @@ class ClockAdvancer:
             if await _charges(session, clock_id):
                 return None  # a charge of the last step is not settled yet
             target = await repository.target(clock_id)
-            due = await _next_due(session, clock_id, clock.frozen_time)
+            due = await _next_due(session, clock_id, clock.frozen_time, self.provider_billed)
             now = target if target is None or due is None else min(due, target)
             if now is None or now < clock.frozen_time:
                 now = clock.frozen_time  # no target recorded (or behind): stop where it is
@@ -159,8 +159,12 @@ class ClockAdvancer:
             await retry(session, invoice_id, now, tenant=tenant, **self._services())
 
 
-async def _next_due(session: AsyncSession, clock_id: int, after: datetime) -> datetime | None:
-    """The first moment after ``after`` when something is due for the clock's customers."""
+async def _next_due(
+    session: AsyncSession, clock_id: int, after: datetime, provider_billed: frozenset[str]
+) -> datetime | None:
+    """The first moment after ``after`` when something is due for the clock's customers. The period
+    ends of subscriptions a provider bills (``provider_billed``) are not: the lock leaves them to it,
+    so a step there would bill nothing."""
     period_end = (
         select(func.min(Subscription.current_period_end))
         .join(Customer, Customer.id == Subscription.customer_id)
@@ -168,6 +172,7 @@ async def _next_due(session: AsyncSession, clock_id: int, after: datetime) -> da
             Customer.test_clock_id == clock_id,
             Subscription.status.in_(TURNING),
             Subscription.current_period_end > after,
+            or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed))),
         )
         .scalar_subquery()
     )

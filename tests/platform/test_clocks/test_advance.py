@@ -16,6 +16,7 @@ from tests.platform.dunning.helpers import (
     PRICE,
     Client,
     Setup,
+    execute,
     on_a_clock,
     set_default_method,
     subscribe,
@@ -151,3 +152,31 @@ async def test_two_advancers_at_once_bill_each_period_once(
     invoices = await _invoices(worker, setup)
     assert [row["status"] for row in invoices] == ["paid"] * 3
     assert len(await rows(worker, setup.tenant, "SELECT id FROM payments")) == 3
+
+
+async def test_a_subscription_its_provider_bills_sets_no_step_of_the_clock(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    # Its period ends move with the provider's webhooks, not with the clock: stopping the clock at
+    # them would be a step that bills nothing.
+    setup, clock = await _on_a_clock(client, admin_headers, worker, SUCCEEDS)
+    subscription = await subscribe(client, setup)
+    await drain(worker)
+    await execute(
+        worker, setup.tenant, "UPDATE subscriptions SET provider = 'stripe', provider_subscription_id = 'sub_1' "
+        "WHERE id = :id", id=subscription,
+    )  # fmt: skip
+    to = T0 + timedelta(days=40)
+    assert (
+        await client.post(f"{URL}/{clock}/advance", json={"to": to.isoformat()}, headers=setup.tenant.headers)
+    ).status_code == 202
+    performer = OutboxPerformer(worker.database, worker.accounts, worker.jobs, worker.sync_options)
+    advancer = ClockAdvancer(
+        worker.database, worker.jobs, worker.accounts, performer, provider_billed=frozenset({"stripe"})
+    )
+
+    assert await advancer.run() == 1  # straight to the target
+
+    shown = (await client.get(f"{URL}/{clock}", headers=setup.tenant.headers)).json()
+    assert (shown["status"], datetime.fromisoformat(shown["frozen_time"])) == ("ready", to)
+    assert await _invoices(worker, setup) == []  # nothing billed here for it
