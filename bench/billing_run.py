@@ -22,11 +22,11 @@ What it does, in one run (loopback only, bounded, cleans up after itself):
    one multi-row statement for the invoices, one for their lines), for a period a century later so
    the run's rows and constraints are untouched: on one connection, and on as many as each run
    uses (``--concurrency``, and twice that for the two runs at once), so every run gets a verdict
-   against a ceiling on the same number of connections;
-   For reference, not as the issue's ceiling: plain SQL that writes every row the run writes
-   (``billing_rows.py``: the subscriptions' new versions, the counter, the three events with the
-   run's own JSON, the pending payments and their outbox rows, as well as the invoices and
-   lines), on as many connections as the run;
+   against a ceiling on the same number of connections; and, for reference, not as the issue's
+   ceiling: plain SQL that writes every row the run writes (``billing_rows.py``: the
+   subscriptions' new versions, the counter, the three events with the run's own JSON, the
+   pending payments and their outbox rows, as well as the invoices and lines), on as many
+   connections as the run;
 6. unless ``--no-concurrent``: makes every subscription due again and times two billing runs at
    once, each in its own process, then checks again that each period was billed exactly once;
 7. prints invoices/s for the run and the ceiling, their ratio against the target, CPU seconds of
