@@ -17,26 +17,24 @@ from dataclasses import dataclass
 
 import asyncpg
 
-# The subscription rows get a new version with the values they have: the same heap and index
-# work as the run's UPDATE, and the data the checks read afterwards stays as the run left it.
-MOVE = (
-    "UPDATE subscriptions SET current_period_start = current_period_start, "
-    "current_period_end = current_period_end, updated_at = now() WHERE id = ANY($1::bigint[])"
-)
-COUNT = (
-    "INSERT INTO invoice_counters (id, last_number) VALUES (1, 0) "
-    "ON CONFLICT (id) DO UPDATE SET last_number = invoice_counters.last_number"
-)
-EVENTS = (
-    "INSERT INTO events (type, object_type, object_id, data) "
-    "SELECT t, o, i, d::jsonb FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(t, o, i, d)"
-)
-CHARGES = (
-    "WITH p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, "
-    "provider_account_id, refunded_amount, metadata) SELECT c, i, a, 'USD', 'pending', 'sandbox', $4, 0, "
-    '\'{"payment_method_id": "1"}\'::jsonb FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(c, i, a) '
-    "RETURNING id, provider_account_id) "
-    "INSERT INTO outbox (kind, object_id, provider_account_id) SELECT 'payment.charge', id, provider_account_id FROM p"
+# One statement for the rows besides the invoices and lines, as the run sends its own writes in
+# few statements. The subscription rows get a new version with the values they have: the same
+# heap and index work as the run's UPDATE, and the data the checks read afterwards stays as the
+# run left it. The counter row is rewritten unchanged, as the run takes its numbers from it.
+REST = (
+    "WITH moved AS (UPDATE subscriptions SET current_period_start = current_period_start, "
+    "current_period_end = current_period_end, updated_at = now() WHERE id = ANY($1::bigint[]) RETURNING 1), "
+    "counted AS (INSERT INTO invoice_counters (id, last_number) VALUES (1, 0) "
+    "ON CONFLICT (id) DO UPDATE SET last_number = invoice_counters.last_number RETURNING 1), "
+    "e AS (INSERT INTO events (type, object_type, object_id, data) SELECT t, o, i, d::jsonb "
+    "FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) AS u(t, o, i, d) RETURNING 1), "
+    "p AS (INSERT INTO payments (customer_id, invoice_id, amount, currency, status, provider, "
+    "provider_account_id, refunded_amount, metadata) SELECT c, i, a, 'USD', 'pending', 'sandbox', $9::bigint, 0, "
+    '\'{"payment_method_id": "1"}\'::jsonb FROM unnest($6::bigint[], $7::bigint[], $8::bigint[]) AS u(c, i, a) '
+    "RETURNING id, provider_account_id), "
+    "o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
+    "SELECT 'payment.charge', id, provider_account_id FROM p RETURNING 1) "
+    "SELECT 1"
 )
 
 
@@ -69,21 +67,22 @@ async def write_every_row(
     about the next invoice or subscription in turn) and, with an ``account``, the pending payments
     and their outbox rows."""
     ids = [subscription for subscription, _, _ in subscriptions]
-    await connection.execute(MOVE, ids)
-    await connection.execute(COUNT)
     about = {"invoice": invoice_ids, "subscription": ids}
     taken = dict.fromkeys(about, 0)
     objects = []
     for template in templates:
         objects.append(about[template.object_type][taken[template.object_type] % len(ids)])
         taken[template.object_type] += 1
+    charged = account is not None  # without an account the run charges nothing either
     await connection.execute(
-        EVENTS,
+        REST,
+        ids,
         [template.type for template in templates],
         [template.object_type for template in templates],
         objects,
         [template.data for template in templates],
+        [customer for _, customer, _ in subscriptions] if charged else [],
+        invoice_ids if charged else [],
+        totals if charged else [],
+        account,
     )
-    if account is not None:
-        customers = [customer for _, customer, _ in subscriptions]
-        await connection.execute(CHARGES, customers, invoice_ids, totals, account)
