@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from billplane_tenants.naming import quoted_schema
+
 # One statement for the rows besides the invoices and lines, as the run sends its own writes in
 # few statements. The subscription rows get a new version with the values they have: the same
 # heap and index work as the run's UPDATE, and the data the checks read afterwards stays as the
@@ -48,8 +50,9 @@ class EventTemplate:
 
 
 async def event_templates(connection: asyncpg.Connection, schema: str) -> list[EventTemplate]:
-    """The events the run wrote in ``schema`` (one tenant), in their order."""
-    rows = await connection.fetch(f"SELECT type, object_type, data::text FROM {schema}.events ORDER BY id")
+    """The events the run wrote in ``schema`` (one tenant's), in their order."""
+    events = f"{quoted_schema(schema)}.events"
+    rows = await connection.fetch(f"SELECT type, object_type, data::text FROM {events} ORDER BY id")
     return [EventTemplate(row[0], row[1], row[2]) for row in rows]
 
 

@@ -528,7 +528,7 @@ async def benchmark(args: argparse.Namespace) -> None:
             # verdict: one run (--concurrency), two at once (twice that), and 1 for reference.
             connections = {1, args.concurrency} | (set() if args.no_concurrent else {2 * args.concurrency})
             ceilings = [await measure_ceiling(url, tenants, period, monitor, n) for n in sorted(connections)]
-            templates = await event_templates(monitor, quoted_schema(tenants[0].schema))
+            templates = await event_templates(monitor, tenants[0].schema)
             ceilings.append(await measure_ceiling(url, tenants, period, monitor, args.concurrency, every_row=templates))
             for ceiling in ceilings:
                 log(f"  {ceiling.label}: {ceiling.invoices:,} in {ceiling.seconds:.1f} s ({ceiling.rate:,.0f}/s)")
