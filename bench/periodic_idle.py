@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -37,14 +38,13 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 
 from api_throughput import bench_settings
-from billing_run import SEAT_PRICE, SEED, backend_cpu, create_tenants, used
+from billing_run import DEFAULT_URL, SEAT_PRICE, SEED, backend_cpu, create_tenants, used
 from billplane.events.worker import webhook_services
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
 from billplane_tenants.naming import quoted_schema
 from support import asyncpg_dsn, log, throwaway_database
 
-DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 Job = Callable[[Runtime], Awaitable[Any]]
 
 
@@ -126,8 +126,7 @@ async def benchmark(args: argparse.Namespace) -> None:
     print("|---|---|---:|---:|---:|---:|")
     print("\n".join(lines))
     print(f"\nLoad average at the end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}; {os.cpu_count()} CPUs.")
-    command = " ".join(["uv run python bench/periodic_idle.py", *args.argv])
-    print(f"\nCommand: `{command}`")
+    print(f"\nCommand: `{shlex.join(['uv', 'run', 'python', 'bench/periodic_idle.py', *args.argv])}`")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
