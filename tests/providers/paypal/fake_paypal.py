@@ -438,6 +438,9 @@ def _plan_currency(plan: Json) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: the tests that call with 20 clients at once had
+    # connections reset (httpx ReadError) whenever the accept thread fell behind on a busy machine.
+    request_queue_size = 128
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A client that gave up (the timeout tests) closes its end before the answer: expected.
