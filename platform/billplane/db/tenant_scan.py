@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billplane_tenants import Database, Tenant
 
@@ -67,18 +68,18 @@ async def ids_by_schema(
     schema, in the order the parts gave them.
 
     Schemas whose own read fails are logged, appended to ``failed`` (when given) and left out."""
+    rows: list[tuple[Any, ...]] = []
     async with database.engine.connect() as connection:
         present = list((await connection.execute(_HAVING_TABLE, {"table": table, "schemas": schemas})).scalars())
         await connection.rollback()
-    rows: list[tuple[Any, ...]] = []
-    if present:
-        present.sort()
-        try:
-            rows = await _read(database, present, part, params)
-        except DBAPIError as error:
-            if not _schema_may_be_at_fault(error):
-                raise
-            rows = await _read_one_by_one(database, present, part, params, failed)
+        if present:
+            present.sort()
+            try:
+                rows = await _read(connection, present, part, params)
+            except DBAPIError as error:
+                if not _schema_may_be_at_fault(error):
+                    raise
+                rows = await _read_one_by_one(connection, present, part, params, failed)
     found: dict[str, list[int]] = {}
     for schema, ids in rows:
         found.setdefault(str(schema), []).extend(map(int, ids) if isinstance(ids, list) else (int(ids),))
@@ -86,17 +87,17 @@ async def ids_by_schema(
 
 
 async def _read(
-    database: Database, schemas: list[str], part: Callable[[str], str], params: Mapping[str, Any] | None
+    connection: AsyncConnection, schemas: list[str], part: Callable[[str], str], params: Mapping[str, Any] | None
 ) -> list[tuple[Any, ...]]:
-    async with database.engine.connect() as connection:
-        query = text(" UNION ALL ".join(part(schema) for schema in schemas))
-        rows = [tuple(row) for row in (await connection.execute(query, dict(params or {}))).all()]
-        await connection.rollback()
-    return rows
+    query = text(" UNION ALL ".join(part(schema) for schema in schemas))
+    try:
+        return [tuple(row) for row in (await connection.execute(query, dict(params or {}))).all()]
+    finally:
+        await connection.rollback()  # its locks go at once; a refused read's transaction ends
 
 
 async def _read_one_by_one(
-    database: Database,
+    connection: AsyncConnection,
     schemas: list[str],
     part: Callable[[str], str],
     params: Mapping[str, Any] | None,
@@ -105,7 +106,7 @@ async def _read_one_by_one(
     rows: list[tuple[Any, ...]] = []
     for schema in schemas:
         try:
-            rows += await _read(database, [schema], part, params)
+            rows += await _read(connection, [schema], part, params)
         except DBAPIError as error:
             if not _schema_may_be_at_fault(error):
                 raise
