@@ -92,9 +92,12 @@ class PaymentController(Controller):
         charge (its `action_required` says so). `outcome` `failed`: the provider has no such
         charge; the payment fails with `failure_code` `resolved_by_tenant` and dunning charges the
         invoice again later. `outcome` `succeeded` with `provider_payment_id`: the provider took the
-        money; the invoice is paid. 409 when the payment is not waiting for this (settled, still
-        being charged, too recent, or its provider can be asked: `POST /v1/payments/{id}/sync`), or
-        when another payment already records that provider payment id.
+        money; the invoice is paid. When another payment already records that provider payment id
+        (the provider's webhook came first) and is on no invoice, for the same customer, amount and
+        currency, that payment pays the invoice and this one is `canceled` with `failure_code`
+        `duplicate`. 409 when the payment is not waiting for this (settled, still being charged,
+        too recent, or its provider can be asked: `POST /v1/payments/{id}/sync`), or when the
+        payment recording that id is on another invoice or differs.
         """
         return Payment.of(await resolution.resolve(payment_id, data))
 

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.events.emit import emit
-from billplane.payments import settlement
+from billplane.payments import recorded_first, settlement
 from billplane.payments.models import Payment
 from billplane.payments.operations import charge_request
 from billplane.payments.repository import PaymentRepository
@@ -131,10 +131,11 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
     """Record what the provider answered, as ``charge_payment`` would have.
 
     ``unchanged``: the payment was settled (or charged) meanwhile, and nothing is recorded.
-    ``action_required``: the charge found is already another payment's (the provider's webhook
-    arrived first without naming billplane's payment, ``billplane_payment_id``, and was recorded as
-    a payment billplane did not start); recording it twice
-    would count the money twice, so the tenant is shown both.
+    The charge found may be another payment's already: the provider's webhook arrived first
+    without naming billplane's payment (``billplane_payment_id``) and was recorded as a payment
+    billplane did not start. Recording it twice would count the money twice: that payment takes
+    this one's invoice (``recorded_first``, ``settled``), or, when it is not the same charge by
+    those rules, the tenant is shown both (``action_required``).
     """
     locked = await _locked_if_stuck(session, payment_id)
     if locked is None:
@@ -143,11 +144,14 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
         await settlement.payment_settled(session, locked, "failed", UNREACHABLE_CODE, UNREACHABLE_MESSAGE)
         return "settled"
     other = await _recorded_elsewhere(session, locked, found.provider_payment_id)
+    if other is not None and await recorded_first.adopt(session, locked, other) is not None:
+        return "settled"
     if other is not None:
         message = (
             f"the provider has this charge ({found.provider_payment_id}, {found.status}), but billplane already "
-            f"recorded it as payment {other} from the provider's webhook: settle this payment's invoice from that "
-            "payment. billplane will not charge it again by itself."
+            f"recorded it as payment {other} from the provider's webhook, and that payment is on another invoice or "
+            "differs from this charge (customer, amount or currency): check both at the provider and settle this "
+            "payment's invoice by hand. billplane will not charge it again by itself."
         )
         return "action_required" if await _flag(session, locked, message) else "unchanged"
     locked.provider_payment_id = found.provider_payment_id

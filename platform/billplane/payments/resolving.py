@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from billplane.api.problems import ConflictError, InvalidFieldError
-from billplane.payments import settlement
+from billplane.payments import recorded_first, settlement
 from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
 from billplane.payments.schemas import PaymentResolve
@@ -41,8 +41,8 @@ class PaymentResolution(ByHand):
             raise ConflictError(
                 f"{stuck.provider} can be asked about the charge: reconcile it with POST /v1/payments/{payment_id}/sync"
             )
-        if provider_payment_id is not None:
-            await self._taken(payment, provider_payment_id)
+        if provider_payment_id is not None and await self._recorded_first(payment, provider_payment_id):
+            return self.found(await self.payments.lock(payment_id), payment_id)  # canceled: the other one pays
         payment.action_required = None
         if provider_payment_id is None:
             await settlement.payment_settled(self.session, payment, "failed", RESOLVED_CODE, RESOLVED_MESSAGE)
@@ -51,15 +51,21 @@ class PaymentResolution(ByHand):
             await settlement.payment_settled(self.session, payment, "succeeded")
         return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
 
-    async def _taken(self, payment: Payment, provider_payment_id: str) -> None:
+    async def _recorded_first(self, payment: Payment, provider_payment_id: str) -> bool:
+        """Whether another payment records the charge already (the provider's webhook came first):
+        it then takes this payment's invoice (``recorded_first``); 409 when it is not the same charge."""
         other = await self.session.scalar(
             select(Payment.id).where(
                 Payment.provider_account_id == payment.provider_account_id,
                 Payment.provider_payment_id == provider_payment_id,
             )
         )
-        if other is not None:  # the money is recorded once: the provider's webhook recorded it already
+        if other is None:
+            return False
+        if await recorded_first.adopt(self.session, payment, other) is None:  # the money is counted once
             raise ConflictError(
-                f"payment {other} already records {provider_payment_id} (from the provider's webhook): the money "
-                "is counted there, once; this payment stays pending"
+                f"payment {other} already records {provider_payment_id} (from the provider's webhook), and it is on "
+                "another invoice or differs from this charge (customer, amount or currency): this payment stays "
+                "pending"
             )
+        return True

@@ -39,10 +39,12 @@ async def payment_settled(
     await session.flush()
     await session.refresh(payment)
     await emit(session, f"payment.{status}", "payment", payment.id, PaymentView.of(payment))
-    await _invoice_follows(session, payment, status)
+    await invoice_follows(session, payment, status)
 
 
-async def _invoice_follows(session: AsyncSession, payment: Payment, status: ChargeStatus) -> None:
+async def invoice_follows(session: AsyncSession, payment: Payment, status: ChargeStatus) -> None:
+    """The invoice the payment pays, if billplane issued it, after the payment ``status``: paid (in
+    part), or one more failed attempt for dunning."""
     if payment.invoice_id is None:
         return
     invoice = await session.get(Invoice, payment.invoice_id, with_for_update=True, populate_existing=True)

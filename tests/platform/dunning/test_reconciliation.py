@@ -263,13 +263,9 @@ async def test_only_failed_charges_old_enough_are_found_across_tenants(
     assert (await _payment(worker, recent))["status"] == "succeeded"
 
 
-async def test_a_charge_already_recorded_from_its_webhook_is_shown_not_recorded_twice(
-    client: Client, admin_headers: dict[str, str], worker: Runtime
-) -> None:
-    """The provider's webhook for the lost charge arrived first and, naming no billplane invoice,
-    was recorded as a payment of the customer: the charge is found taken, the tenant is told."""
-    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
-    await age(worker, stuck)
+async def _recorded_by_webhook(worker: Runtime, stuck: Stuck, *, extra_cents: int = 0) -> int:
+    """The provider's webhook for the lost charge arrived first and, naming neither billplane's
+    payment nor an invoice, was recorded as a succeeded payment of the customer: its id."""
     async with worker.database.tenant_session(stuck.setup.tenant.schema) as session:
         payment = await session.get(Payment, stuck.payment)
         assert payment is not None
@@ -283,21 +279,61 @@ async def test_a_charge_already_recorded_from_its_webhook_is_shown_not_recorded_
     assert isinstance(unconfirmed, Unconfirmed)
     found = await PaymentLookup(worker.accounts, worker.plugins).find(unconfirmed, stuck.setup.tenant.id)
     assert found is not None
-    await execute(
+    recorded = await one(
         worker, stuck.setup.tenant,
         "INSERT INTO payments (customer_id, amount, currency, status, provider, provider_account_id, "
-        "provider_payment_id) SELECT customer_id, amount, currency, 'succeeded', provider, provider_account_id, :pid "
-        "FROM payments WHERE id = :id",
-        pid=found.provider_payment_id, id=stuck.payment,
+        "provider_payment_id) SELECT customer_id, amount + :extra, currency, 'succeeded', provider, "
+        "provider_account_id, :pid FROM payments WHERE id = :id RETURNING id",
+        pid=found.provider_payment_id, id=stuck.payment, extra=extra_cents,
     )  # fmt: skip
+    return int(recorded["id"])
+
+
+async def test_a_charge_already_recorded_from_its_webhook_pays_the_invoice_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The payment the webhook recorded takes the invoice; billplane's own is canceled, not counted."""
+    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
+    await age(worker, stuck)
+    recorded = await _recorded_by_webhook(worker, stuck)
+
+    report = await reconciliation(worker).run()
+
+    assert (report.settled, report.action_required, report.failed_tenants) == (1, 0, [])
+    shown = await _payment(worker, stuck)
+    assert (shown["status"], shown["provider_payment_id"], shown["action_required"]) == ("canceled", None, None)
+    assert shown["failure_code"] == "duplicate"
+    assert f"payment {recorded}" in shown["failure_message"]
+    paying = await rows(worker, stuck.setup.tenant, "SELECT id, status, amount FROM payments WHERE invoice_id = :i "
+                        "AND status = 'succeeded'", i=stuck.invoice)  # fmt: skip
+    invoice = await one(worker, stuck.setup.tenant, INVOICE)
+    assert [row["id"] for row in paying] == [recorded]
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
+    assert sum(row["amount"] for row in paying) == invoice["total"]  # the money, counted once
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.canceled"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == ["payment.updated"]
+    assert "invoice.paid" in await event_types(worker, stuck.setup.tenant, "invoice", stuck.invoice)
+    assert (await reconciliation(worker).run()).settled == 0  # canceled: not looked at again
+
+
+async def test_a_charge_recorded_from_its_webhook_with_other_terms_is_shown_not_recorded_twice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The recorded payment differs from what the charge was sent (here its amount): it is not
+    taken as the charge's, nothing is counted twice, the tenant is told."""
+    stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
+    await age(worker, stuck)
+    recorded = await _recorded_by_webhook(worker, stuck, extra_cents=1)
 
     report = await reconciliation(worker).run()
 
     assert (report.settled, report.action_required, report.failed_tenants) == (0, 1, [])
     shown = await _payment(worker, stuck)
     assert (shown["status"], shown["provider_payment_id"]) == ("pending", None)
-    assert found.provider_payment_id in shown["action_required"]
+    assert f"payment {recorded}" in shown["action_required"]
     assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.action_required"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == []
+    assert (await one(worker, stuck.setup.tenant, INVOICE))["status"] == "open"
 
 
 async def test_the_worker_runs_the_job_every_five_minutes_with_the_configured_threshold(

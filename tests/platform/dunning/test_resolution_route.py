@@ -65,24 +65,55 @@ async def test_a_charge_found_at_the_provider_pays_the_invoice(
     assert "succeeded" in again.json()["detail"]
 
 
-async def test_a_charge_another_payment_records_is_not_counted_twice(
+async def _recorded_by_webhook(worker: Runtime, stuck: Stuck, *, extra_cents: int = 0) -> int:
+    """A succeeded payment of the customer on no invoice, as the provider's webhook records a charge
+    that names neither billplane's payment nor an invoice: its id."""
+    async with worker.database.tenant_session(stuck.setup.tenant.schema) as session:
+        payment = await session.get_one(PaymentRow, stuck.payment)
+        recorded: int = await insert(
+            session, "payments", customer_id=payment.customer_id, amount=payment.amount + extra_cents,
+            currency=payment.currency, status="succeeded", provider="sandbox",
+            provider_account_id=payment.provider_account_id, provider_payment_id="pay_from_webhook",
+        )  # fmt: skip
+    return recorded
+
+
+async def test_a_charge_another_payment_records_pays_the_invoice_through_it_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    stuck = await _waiting(client, admin_headers, worker, ANSWER_LOST)
+    recorded = await _recorded_by_webhook(worker, stuck)
+
+    response = await _resolve(client, stuck, {"outcome": "succeeded", "provider_payment_id": "pay_from_webhook"})
+
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert (shown["status"], shown["failure_code"], shown["provider_payment_id"]) == ("canceled", "duplicate", None)
+    assert f"payment {recorded}" in shown["failure_message"]
+    other = await one(worker, stuck.setup.tenant, "SELECT invoice_id, status FROM payments WHERE id = :id", id=recorded)
+    assert other == {"invoice_id": stuck.invoice, "status": "succeeded"}
+    invoice = await one(worker, stuck.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.canceled"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == ["payment.updated"]
+    again = await _resolve(client, stuck, {"outcome": "failed"})
+    assert again.status_code == 409, again.text  # canceled: nothing to resolve any more
+
+
+async def test_a_charge_another_payment_records_on_other_terms_is_not_counted_twice(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     stuck = await _waiting(client, admin_headers, worker, ANSWER_LOST)
     before = await one(worker, stuck.setup.tenant, PAYMENT)
-    async with worker.database.tenant_session(stuck.setup.tenant.schema) as session:
-        payment = await session.get_one(PaymentRow, stuck.payment)
-        recorded = await insert(
-            session, "payments", customer_id=payment.customer_id, amount=payment.amount, currency=payment.currency,
-            status="succeeded", provider="sandbox", provider_account_id=payment.provider_account_id,
-            provider_payment_id="pay_from_webhook",
-        )  # fmt: skip
+    recorded = await _recorded_by_webhook(worker, stuck, extra_cents=1)
 
     response = await _resolve(client, stuck, {"outcome": "succeeded", "provider_payment_id": "pay_from_webhook"})
 
     assert response.status_code == 409, response.text
     assert f"payment {recorded} already records pay_from_webhook" in response.json()["detail"]
     assert await one(worker, stuck.setup.tenant, f"{PAYMENT} WHERE id = {stuck.payment}") == before
+    assert (await one(worker, stuck.setup.tenant, INVOICE))["status"] == "open"
+    assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == []
 
 
 async def test_bad_bodies_name_the_field_and_change_nothing(
