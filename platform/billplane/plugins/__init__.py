@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
+from billplane.plugins.amounts import minor_unit_exponent
 from billplane.plugins.contract import (
     AdapterContext,
     BillingInterval,
@@ -91,4 +92,5 @@ __all__ = [
     "UsageReport",
     "WebhookVerificationError",
     "hookimpl",
+    "minor_unit_exponent",
 ]

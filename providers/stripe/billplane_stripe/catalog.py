@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from billplane.plugins import PriceData, ProviderError, TierData, UnsupportedOperationError
+from billplane_stripe.amounts import to_stripe, unit_to_stripe
 
 # A Billing Meter aggregates events by one of these; Stripe meters have no maximum.
 _FORMULAS = {"sum": "sum", "last": "last"}
@@ -38,18 +39,18 @@ def meter_params(tenant_id: int, price: PriceData) -> dict[str, Any]:
 def _amount(price: PriceData) -> int:
     if price.amount is None or price.amount < 0:
         raise ProviderError(f"a {price.pricing_model} price needs a non-negative amount", code="invalid_price")
-    return price.amount
+    return to_stripe(price.amount, price.currency)
 
 
-def _tier(tier: TierData) -> dict[str, Any]:
-    unit = tier.unit_amount
+def _tier(tier: TierData, currency: str) -> dict[str, Any]:
+    unit = unit_to_stripe(tier.unit_amount, currency)
     # Whole minor units go as integers; fractions (0.5 cent per unit) need Stripe's decimal field.
     amount: dict[str, Any] = (
         {"unit_amount": int(unit)} if unit == unit.to_integral_value() else {"unit_amount_decimal": _decimal(unit)}
     )
     result: dict[str, Any] = {"up_to": "inf" if tier.up_to is None else tier.up_to, **amount}
     if tier.flat_amount:
-        result["flat_amount"] = tier.flat_amount
+        result["flat_amount"] = to_stripe(tier.flat_amount, currency)
     return result
 
 
@@ -60,7 +61,7 @@ def _decimal(value: Decimal) -> str:
 def _tiers(price: PriceData) -> list[dict[str, Any]]:
     if not price.tiers or price.tiers[-1].up_to is not None:
         raise ProviderError("a tiered price needs tiers whose last one has no upper bound", code="invalid_price")
-    return [_tier(tier) for tier in price.tiers]
+    return [_tier(tier, price.currency) for tier in price.tiers]
 
 
 def price_params(price: PriceData, *, meter_id: str | None = None) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from billplane.plugins import (
     ChargeResult,
     ChargeStatus,
     InvoiceStatus,
+    ProviderError,
     ProviderInvoice,
     RefundRequest,
     RefundResult,
     RefundStatus,
 )
+from billplane_stripe.amounts import from_stripe, to_stripe
 from billplane_stripe.subscriptions import timestamp
 
 # With off_session=true Stripe answers a payment that needs the customer with a card error, so
@@ -52,7 +54,7 @@ def _upper(value: object) -> str | None:
 
 def payment_intent_params(request: ChargeRequest, payment_method: str, customer: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "amount": request.amount,
+        "amount": to_stripe(request.amount, request.currency),
         "currency": request.currency.lower(),
         "payment_method": payment_method,
         "confirm": True,
@@ -80,13 +82,14 @@ def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
     code = failure_code(error) if status == "failed" else None
     if status == "failed" and code is None:
         code = raw  # requires_payment_method / requires_action / canceled: still a reason
+    currency = _upper(intent.get("currency"))
     return ChargeResult(
         provider_payment_id=str(intent["id"]),
         status=status,
         failure_code=code,
         failure_message=str(error["message"]) if status == "failed" and error.get("message") else None,
-        amount=_int(intent.get("amount")),
-        currency=_upper(intent.get("currency")),
+        amount=from_stripe(_int(intent.get("amount")), currency),
+        currency=currency,
         provider_customer_id=_id(intent.get("customer")),
         provider_invoice_id=_id(intent.get("invoice")),
         billplane_payment_id=_billplane_payment_id(intent.get("metadata")),
@@ -105,6 +108,14 @@ def _billplane_payment_id(metadata: object) -> int | None:
 _PREFERENCE = {"succeeded": 0, "pending": 1, "failed": 2}
 
 
+def _sent_amount(request: ChargeRequest) -> int | None:
+    """The ``amount`` ``payment_intent_params(request, ...)`` sent; None if it could not be sent."""
+    try:
+        return to_stripe(request.amount, request.currency)
+    except ProviderError:
+        return None
+
+
 def is_charge_of(intent: Mapping[str, Any], request: ChargeRequest) -> bool:
     """Whether a listed PaymentIntent is the one ``payment_intent_params(request, ...)`` created.
 
@@ -116,7 +127,7 @@ def is_charge_of(intent: Mapping[str, Any], request: ChargeRequest) -> bool:
     return (
         isinstance(metadata, Mapping)
         and metadata.get("billplane_payment_id") == str(request.payment_id)
-        and _int(intent.get("amount")) == request.amount
+        and _int(intent.get("amount")) == _sent_amount(request)
         and str(intent.get("currency")).lower() == request.currency.lower()
         and _id(intent.get("customer")) == (request.provider_customer_id or None)
     )
@@ -155,11 +166,12 @@ def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
 
 def charge_from_invoice(invoice: Mapping[str, Any]) -> ChargeResult:
     paid = invoice.get("status") == "paid"
+    currency = _upper(invoice.get("currency"))
     return ChargeResult(
         provider_payment_id=invoice_payment_intent(invoice) or str(invoice["id"]),
         status="succeeded" if paid else "pending",
-        amount=_int(invoice.get("amount_paid")) if paid else _int(invoice.get("amount_due")),
-        currency=_upper(invoice.get("currency")),
+        amount=from_stripe(_int(invoice.get("amount_paid" if paid else "amount_due")), currency),
+        currency=currency,
         provider_customer_id=_id(invoice.get("customer")),
         provider_invoice_id=str(invoice["id"]),
         provider_subscription_id=invoice_subscription(invoice),
@@ -186,7 +198,7 @@ def refund_params(request: RefundRequest) -> dict[str, Any]:
     target = "charge" if request.provider_payment_id.startswith(("ch_", "py_")) else "payment_intent"
     params: dict[str, Any] = {
         target: request.provider_payment_id,
-        "amount": request.amount,
+        "amount": to_stripe(request.amount, request.currency),
         "metadata": {"billplane_refund_id": str(request.refund_id)},
     }
     if request.reason in _REFUND_REASONS:
@@ -199,26 +211,28 @@ def refund_params(request: RefundRequest) -> dict[str, Any]:
 def refund_result(refund: Mapping[str, Any]) -> RefundResult:
     status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
     reason = refund.get("failure_reason")
+    currency = _upper(refund.get("currency"))
     return RefundResult(
         provider_refund_id=str(refund["id"]),
         status=status,
         failure_message=str(reason) if status == "failed" and reason else None,
         provider_payment_id=_id(refund.get("payment_intent")) or _id(refund.get("charge")),
-        amount=_int(refund.get("amount")),
-        currency=_upper(refund.get("currency")),
+        amount=from_stripe(_int(refund.get("amount")), currency),
+        currency=currency,
     )
 
 
 def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice:
     raw = str(invoice.get("status"))
     status: InvoiceStatus = raw if raw in _INVOICE_STATUSES else "open"  # type: ignore[assignment]
+    currency = _upper(invoice.get("currency"))
     return ProviderInvoice(
         provider_id=str(invoice["id"]),
         status=status,
-        currency=_upper(invoice.get("currency")) or "",
-        total=_int(invoice.get("total")) or 0,
-        amount_paid=_int(invoice.get("amount_paid")) or 0,
-        amount_due=_int(invoice.get("amount_due")) or 0,
+        currency=currency or "",
+        total=from_stripe(_int(invoice.get("total")), currency) or 0,
+        amount_paid=from_stripe(_int(invoice.get("amount_paid")), currency) or 0,
+        amount_due=from_stripe(_int(invoice.get("amount_due")), currency) or 0,
         provider_customer_id=_id(invoice.get("customer")),
         provider_subscription_id=invoice_subscription(invoice),
         provider_payment_id=invoice_payment_intent(invoice),

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from billplane_paypal.money import exponent, to_minor, to_value
 
-from billplane.plugins import ProviderError
+from billplane.plugins import ProviderError, minor_unit_exponent
 
 
 @pytest.mark.parametrize(
@@ -20,8 +20,9 @@ from billplane.plugins import ProviderError
         ("-5.00", "USD", -500),
         ("1500", "JPY", 1500),
         ("1500.00", "JPY", 1500),  # PayPal may pad; still whole yen
-        ("7", "HUF", 7),
-        ("3", "TWD", 3),
+        ("7", "HUF", 700),  # ISO 4217 gives HUF two decimals, PayPal none
+        ("3", "TWD", 300),
+        ("1500.00", "HUF", 150000),
         ("19.99", "usd", 1999),
     ],
 )
@@ -42,10 +43,20 @@ def test_paypal_values_to_minor_units(value: str, currency: str, minor: int) -> 
         (Decimal("12.25"), "USD", "0.1225"),
         (Decimal(100), "USD", "1.00"),
         (Decimal("2.5"), "JPY", "2.5"),
+        (150000, "HUF", "1500"),  # 1,500.00 Ft: PayPal writes whole forints
+        (-700, "TWD", "-7"),
+        (Decimal(150), "HUF", "1.5"),  # a fractional tier price still keeps its digits
     ],
 )
 def test_minor_units_to_paypal_values(minor: int | Decimal, currency: str, value: str) -> None:
     assert to_value(minor, currency) == value
+
+
+@pytest.mark.parametrize(("minor", "currency"), [(150050, "HUF"), (1, "HUF"), (99, "TWD")])
+def test_an_amount_paypal_cannot_write_is_refused_not_rounded(minor: int, currency: str) -> None:
+    with pytest.raises(ProviderError, match="cannot be sent") as refused:
+        to_value(minor, currency)
+    assert refused.value.code == "AMOUNT_NOT_SUPPORTED"
 
 
 @pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "HUF", "GBP", "TWD"])
@@ -53,7 +64,8 @@ def test_round_trip_is_exact_for_many_amounts(currency: str) -> None:
     # A property over a spread of amounts (edges, powers of ten, odd values): no float anywhere.
     amounts = {0, 1, 9, 10, 99, 100, 101, 999, 1000, 123457, 10**9 + 7, 2**53 + 1}
     amounts |= {n * 37 + 3 for n in range(300)}
-    for minor in sorted(amounts):
+    whole_units = 10 ** (minor_unit_exponent(currency) - exponent(currency))  # 100 for HUF and TWD, else 1
+    for minor in sorted(amount * whole_units for amount in amounts):
         value = to_value(minor, currency)
         assert to_minor(value, currency) == minor
         decimals = len(value.partition(".")[2])
