@@ -22,6 +22,11 @@ from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 Key = tuple[int, str]  # (subscription_id, client_event_id): what makes a record a duplicate
 
 # The subscriptions a batch names, with what the rules need, in one query whatever the batch.
+# Share-locked: a billing run that holds one (FOR UPDATE) is summing its ended period's usage, so
+# the batch waits for it and then checks its records against the new period. Read without the
+# lock, a record of the ended period was accepted after the run had summed it (its insert waited
+# on the foreign key only), and no invoice ever counted it. A batch that locks first makes the
+# run skip that subscription (SKIP LOCKED) until the batch has committed.
 _METERS = (
     select(
         Subscription.id,
@@ -38,6 +43,7 @@ _METERS = (
     .join(Customer, Customer.id == Subscription.customer_id)
     .outerjoin(TestClock, TestClock.id == Customer.test_clock_id)
     .where(Subscription.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .with_for_update(read=True, of=Subscription)
 )
 
 # The whole batch in one statement: the records, their outbox rows for providers that bill usage,

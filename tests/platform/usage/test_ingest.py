@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
+from billplane.usage.schemas import UsageBatch, UsageBatchResult
+from billplane.usage.service import UsageService
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.usage.seed import END, NOW, START, Metered, metered_tenant, record
@@ -230,3 +234,37 @@ async def test_usage_needs_no_tenant_of_its_own_to_be_listed(
     listed = await client.get(URL, headers=other.headers)
     assert listed.status_code == 200
     assert listed.json()["data"] == []
+
+
+async def test_a_record_of_a_period_a_billing_run_is_closing_waits_and_is_refused(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """A billing run holds the subscription (FOR UPDATE) while it sums the ended period's usage and
+    moves it on: a batch with a record of that period, sent meanwhile, waits for the run, then the
+    record is refused, since no invoice would count it. Before, it was checked against the old
+    period and stored. (The service is called directly: the test client would block this loop.)"""
+    seed = await metered_tenant(client, admin_headers, runtime)
+    subscription = seed.subscriptions["sum"]
+    batch = msgspec.json.decode(
+        msgspec.json.encode({"records": [record(subscription, "late", at=START)]}), type=UsageBatch
+    )
+
+    async def ingest() -> UsageBatchResult:
+        async with runtime.database.tenant_session(seed.tenant.schema) as session:
+            usage = UsageService(session, tenant_id=seed.tenant.id, schema=seed.tenant.schema, plugins=runtime.plugins)
+            return await usage.ingest(batch)
+
+    async with runtime.database.tenant_session(seed.tenant.schema) as run:  # the run's transaction
+        await run.execute(text("SELECT id FROM subscriptions WHERE id = :id FOR UPDATE"), {"id": subscription})
+        await run.execute(
+            text("UPDATE subscriptions SET current_period_start = :end, current_period_end = :next WHERE id = :id"),
+            {"end": NOW - timedelta(seconds=1), "next": END + timedelta(days=30), "id": subscription},
+        )
+        sent = asyncio.create_task(ingest())
+        await asyncio.sleep(0.5)
+        assert not sent.done()  # held by the run's lock
+    result = await sent
+
+    [outcome] = result.data
+    assert (outcome.result, outcome.field) == ("refused", "timestamp")
+    assert await stored(runtime, seed.tenant) == []
