@@ -521,6 +521,31 @@ async def test_the_price_of_a_plan_in_use_is_frozen(
     assert await _counts(runtime, tenant) == (4, 3, 0)
 
 
+async def test_a_plan_a_subscription_moves_to_at_period_end_is_in_use(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """A change scheduled for the period's end (``pending_plan_id``) bills the plan from then on: its
+    price is frozen and it cannot be deleted (409, not the foreign key's 500)."""
+    tenant, product_id = await _setup(client, admin_headers)
+    current = await _create(client, tenant, product_id, FLAT)
+    upgrade = await _create(client, tenant, product_id, FLAT | {"amount": 2999})
+    customer = (await client.post("/v1/customers", json={}, headers=tenant.headers)).json()
+    columns = "customer_id, plan_id, pending_plan_id, status"
+    scheduled = f"INSERT INTO subscriptions ({columns}) VALUES (:c, :p, :n, 'active')"
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text(scheduled), {"c": customer["id"], "p": current["id"], "n": upgrade["id"]})
+    path = f"/v1/plans/{upgrade['id']}"
+
+    repriced = await client.patch(path, json={"currency": "EUR"}, headers=tenant.headers)
+    deleted = await client.delete(path, headers=tenant.headers)
+
+    assert repriced.status_code == 409, repriced.text
+    assert repriced.json()["detail"] == "the plan is in use; create a new plan instead"
+    assert deleted.status_code == 409, deleted.text
+    assert "archive" in deleted.json()["detail"]
+    assert (await client.get(path, headers=tenant.headers)).json() == upgrade
+
+
 def _subscribe_slowly(dsn: str, schema: str, customer_id: int, plan_id: int, inserted: threading.Event) -> None:
     """In its own thread and connection: insert a subscription, then wait a second before committing."""
 

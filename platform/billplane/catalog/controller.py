@@ -105,14 +105,16 @@ class PlanController(Controller):
         data: PlanUpdateBody,
         plans: NamedDependency[PlanService],
     ) -> Plan:
-        """Change the fields sent. Price fields change only while no subscription uses the plan (else 409:
-        create a new plan instead); any change to them re-checks the whole price. `tiers` is replaced whole.
+        """Change the fields sent. Price fields change only while no subscription uses the plan or is
+        scheduled to move to it at its period's end (else 409: create a new plan instead); any change to
+        them re-checks the whole price. `tiers` is replaced whole.
         """
         return Plan.of(await plans.update(plan_id, data))
 
     @delete("/{plan_id:int}", operation_id="deletePlan", status_code=204)
     async def delete_plan(self, plan_id: FromPath[int], plans: NamedDependency[PlanService]) -> None:
-        """Delete a plan no subscription or invoice line names; otherwise 409: archive it instead."""
+        """Delete a plan no subscription (current or scheduled), invoice line or pending invoice item
+        names; otherwise 409: archive it instead."""
         await plans.delete(plan_id)
 
     @get("/", operation_id="listPlans")

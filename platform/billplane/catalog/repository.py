@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, or_, select
 
+from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan, PricingTier, Product
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
@@ -72,14 +73,21 @@ class PlanRepository(TenantRepository[Plan]):
         return await self.page(*where, after=after, limit=limit)
 
     async def has_subscriptions(self, plan_id: int) -> bool:
-        """Any subscription, in any state, ever made on the plan."""
-        subscriptions = select(Subscription.id).where(Subscription.plan_id == plan_id)
+        """Any subscription, in any state, ever made on the plan, or moving to it at its period's
+        end (``pending_plan_id``): that one is billed at the plan's price from then on."""
+        subscriptions = select(Subscription.id).where(
+            or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id)
+        )
         return bool(await self.session.scalar(select(exists(subscriptions))))
 
     async def is_referenced(self, plan_id: int) -> bool:
-        """Named by a subscription or an invoice line: the plan row must stay."""
+        """Named by a subscription, an invoice line or an invoice item waiting for its invoice (whose
+        line will name it): the plan row must stay."""
         lines = select(InvoiceLine.id).where(InvoiceLine.plan_id == plan_id)
-        return await self.has_subscriptions(plan_id) or bool(await self.session.scalar(select(exists(lines))))
+        items = select(InvoiceItem.id).where(InvoiceItem.plan_id == plan_id)
+        if await self.has_subscriptions(plan_id):
+            return True
+        return bool(await self.session.scalar(select(or_(exists(lines), exists(items)))))
 
     async def replace_tiers(self, plan: Plan, tiers: list[PricingTier]) -> None:
         plan.tiers.clear()
