@@ -14,6 +14,7 @@ a dozen round trips per subscription, which is what a run spent its time on (doc
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -21,12 +22,14 @@ from typing import Any, cast
 from billplane.billing.announcing import Announcement
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
+from billplane.invoices.lines import MAX_AMOUNT
 from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
 from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 
+logger = logging.getLogger("billplane.billing")
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
 
 _PLANS = (
@@ -77,6 +80,14 @@ class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     events: list[Event] = field(default_factory=list)  # to record, in this order
     announcements: list[Announcement] = field(default_factory=list)  # once committed (``announcing``)
+    # Subscriptions left due, unbilled: an invoice or line of theirs came to more than any amount
+    # may (``AmountTooLargeError``). The rest of the tenant is billed; these are tried again by the next run.
+    refused: list[int] = field(default_factory=list)
+
+
+class AmountTooLargeError(ValueError):
+    """An invoice or one of its lines would come to more than ``MAX_AMOUNT`` either way (a usage
+    quantity sent in the wrong unit, say): written, it would fail the tenant's whole statement."""
 
 
 @dataclass(slots=True)
@@ -102,21 +113,14 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
     plan_ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
     batch = _Batch(driver, await _plans(driver, plan_ids), pending)
     for subscription in subscriptions:
-        crossed = 0
-        while (
-            subscription.status in TURNING
-            and subscription.current_period_start is not None
-            and subscription.current_period_end is not None
-            and subscription.current_period_end <= now
-            and crossed < _MAX_CATCH_UP
-        ):
-            crossed += 1
-            await _cross(batch, subscription)
-            # What the UPDATE's now() writes: the event shows it without a reload.
-            subscription.updated_at = locked.now
-            batch.crossed[subscription.id] = subscription
-            view = SubscriptionView.of(cast("Subscription", subscription))
-            batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
+        undo = _Undo.of(batch)
+        try:
+            await _cross_all(batch, subscription, now, locked.now)
+        except AmountTooLargeError as exc:
+            undo.restore(batch, subscription)
+            outcome.refused.append(subscription.id)
+            # No traceback: the message says which subscription and why.
+            logger.error("billing: subscription %s left due and unbilled: %s", subscription.id, exc)  # noqa: TRY400
     outcome.invoices = await write_finalized(
         driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
     )
@@ -132,6 +136,42 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
     for invoice in outcome.invoices:
         events += [Event(kind, "invoice", invoice.id, view) for kind, view in invoice.events]
     return outcome
+
+
+async def _cross_all(batch: _Batch, subscription: LockedSubscription, now: datetime, written_at: datetime) -> None:
+    crossed = 0
+    while (
+        subscription.status in TURNING
+        and subscription.current_period_start is not None
+        and subscription.current_period_end is not None
+        and subscription.current_period_end <= now
+        and crossed < _MAX_CATCH_UP
+    ):
+        crossed += 1
+        await _cross(batch, subscription)
+        # What the UPDATE's now() writes: the event shows it without a reload.
+        subscription.updated_at = written_at
+        batch.crossed[subscription.id] = subscription
+        view = SubscriptionView.of(cast("Subscription", subscription))
+        batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """What crossing one subscription's boundaries added to the batch, to take back. Its pending
+    items are its own and its row is written only from ``crossed``: left out of both, the row
+    changed in memory is neither written nor read again."""
+
+    drafts: int
+    timeline: int
+
+    @classmethod
+    def of(cls, batch: _Batch) -> _Undo:
+        return cls(len(batch.drafts), len(batch.timeline))
+
+    def restore(self, batch: _Batch, subscription: LockedSubscription) -> None:
+        del batch.drafts[self.drafts :], batch.timeline[self.timeline :]
+        batch.crossed.pop(subscription.id, None)
 
 
 def _event(subscription: LockedSubscription) -> str:
@@ -227,6 +267,13 @@ def _draft(
     if items:
         batch.pending[subscription.id] = [item for item in pending if item not in items]
     amount = base + sum(item.amount for item in items)
+    too_large = [line.amount for line in lines if abs(line.amount) > MAX_AMOUNT]
+    if too_large or abs(amount) > MAX_AMOUNT:
+        largest = too_large[0] if too_large else amount
+        raise AmountTooLargeError(
+            f"its invoice for the period from {period.start:%Y-%m-%d} would come to {amount} {plan.currency} (a line "
+            f"to {largest}), over the {MAX_AMOUNT} minor units any invoice or line may"
+        )
     draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
     batch.drafts.append(draft)
     batch.timeline.append(draft)

@@ -40,6 +40,8 @@ class RunReport:
     subscriptions: int = 0
     invoices: int = 0
     failed_tenants: list[str] = field(default_factory=list)
+    # Left due and unbilled, the rest of their tenant billed: an amount over the limit (``cycle``).
+    refused_subscriptions: int = 0
 
 
 @dataclass(slots=True)
@@ -78,12 +80,13 @@ class BillingRun:
                     billers.create_task(biller())
         finally:
             await announcer.flush()  # what the committed tenants queued
-        if report.invoices or report.failed_tenants:
+        if report.invoices or report.failed_tenants or report.refused_subscriptions:
             logger.info(
-                "billing run: %d subscriptions, %d invoices, %d tenants failed",
+                "billing run: %d subscriptions, %d invoices, %d tenants failed, %d subscriptions refused",
                 report.subscriptions,
                 report.invoices,
                 len(report.failed_tenants),
+                report.refused_subscriptions,
             )
         return report
 
@@ -123,6 +126,7 @@ class BillingRun:
         await announcer.committed(outcome.announcements)
         report.subscriptions += len(locked.subscriptions)
         report.invoices += len(outcome.invoices)
+        report.refused_subscriptions += len(outcome.refused)
 
 
 class _DueTenants:

@@ -197,6 +197,35 @@ async def test_a_failing_tenant_does_not_stop_the_others(
     assert await rows(runtime, broken, "SELECT id FROM invoices") == []  # its transaction rolled back whole
 
 
+async def test_an_invoice_over_the_maximum_leaves_its_subscription_due_and_bills_the_rest(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Usage sent in the wrong unit (2^62 calls at 2 cents) would make a line over the maximum, and
+    over bigint: written, it failed the tenant's whole statement on every run. Now that
+    subscription alone is left due, unbilled and unchanged; the tenant's others are billed."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    seats = await subscribe(runtime, tenant, ids["daily"], ids["customer"])
+    calls = await subscribe(runtime, tenant, ids["calls"], ids["customer"])
+    query = "SELECT status, current_period_start, current_period_end, updated_at FROM subscriptions WHERE id = :id"
+    [before] = await rows(runtime, tenant, query, id=calls)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await insert(
+            session, "usage_records", subscription_id=calls, quantity=2**62,
+            timestamp=before["current_period_start"] + DAY / 2, client_event_id="wrong-unit",
+        )  # fmt: skip
+
+    first = await BillingRun(runtime.database, runtime.accounts).run()
+    second = await BillingRun(runtime.database, runtime.accounts).run()
+
+    assert tenant.schema not in first.failed_tenants  # (the run bills every test's tenants)
+    assert (first.refused_subscriptions, second.refused_subscriptions) == (1, 1)
+    billed = await rows(runtime, tenant, "SELECT subscription_id FROM invoices")
+    assert [row["subscription_id"] for row in billed] == [seats] * 3  # its three boundaries, once each
+    assert await rows(runtime, tenant, query, id=calls) == [before]
+    events = "SELECT id FROM events WHERE object_type = 'subscription' AND object_id = :id"
+    assert await rows(runtime, tenant, events, id=calls) == []
+
+
 async def test_a_tenant_whose_due_scan_fails_does_not_hide_the_others_in_its_batch(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
