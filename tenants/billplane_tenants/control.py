@@ -18,7 +18,9 @@ from sqlalchemy import (
     MetaData,
     Text,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CONTROL_SCHEMA = "control"
@@ -84,6 +86,9 @@ class ApiKey(ControlBase):
     digest: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the key may do (billplane.api.scopes): "*" everything, the default and what keys made
+    # before scopes existed keep; "read"; "<resource>:read" or "<resource>:write".
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{*}'::text[]"))
 
 
 class MigrationRun(ControlBase):

@@ -6,6 +6,7 @@ database keeps a display prefix and a peppered HMAC digest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ class IssuedKey:
     prefix: str
     key: str
     created_at: datetime
+    scopes: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class KeyPrincipal:
     status: str
     # The tenant's request-rate override (per second, burst); None: the caller's default.
     rate_limit: tuple[int, int] | None = None
+    scopes: tuple[str, ...] = ("*",)  # what the key may do (billplane.api.scopes)
 
 
 class TenantRegistry:
@@ -110,13 +113,16 @@ class TenantRegistry:
         await session.delete(tenant)
         await session.flush()
 
-    async def issue_key(self, session: AsyncSession, tenant: Tenant) -> IssuedKey:
+    async def issue_key(self, session: AsyncSession, tenant: Tenant, scopes: Sequence[str] = ("*",)) -> IssuedKey:
+        """A new key for ``tenant`` with ``scopes`` (checked by the caller)."""
         key = new_key()
-        row = ApiKey(tenant_id=tenant.id, prefix=display_prefix(key), digest=key_digest(self._pepper, key))
+        row = ApiKey(
+            tenant_id=tenant.id, prefix=display_prefix(key), digest=key_digest(self._pepper, key), scopes=list(scopes)
+        )
         session.add(row)
         await session.flush()
         await session.refresh(row)
-        return IssuedKey(id=row.id, prefix=row.prefix, key=key, created_at=row.created_at)
+        return IssuedKey(id=row.id, prefix=row.prefix, key=key, created_at=row.created_at, scopes=tuple(row.scopes))
 
     async def keys(self, session: AsyncSession, tenant: Tenant) -> list[ApiKey]:
         query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id)
@@ -146,6 +152,7 @@ class TenantRegistry:
                 Tenant.status,
                 Tenant.rate_limit_per_second,
                 Tenant.rate_limit_burst,
+                ApiKey.scopes,
             )
             .join(Tenant, Tenant.id == ApiKey.tenant_id)
             .where(ApiKey.digest == key_digest(self._pepper, key), ApiKey.revoked_at.is_(None))
@@ -161,4 +168,5 @@ class TenantRegistry:
             schema_name=row[3],
             status=row[4],
             rate_limit=None if per_second is None or burst is None else (per_second, burst),
+            scopes=tuple(row[7]),
         )

@@ -20,6 +20,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from billplane.api import scopes
 from billplane.ratelimit import RateLimits
 from billplane.runtime import Runtime
 from billplane_tenants import KeyPrincipal
@@ -93,8 +94,9 @@ class KeyCache:
 
 
 async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
-    """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended,
-    429 if over its rate limit (counted once per request)."""
+    """The tenant behind the request's API key: 401 if unknown or revoked, 403 if suspended or
+    if the key's scopes do not allow the request (``billplane.api.scopes``), 429 if over its rate
+    limit (counted once per request)."""
     principal: KeyPrincipal | None = request.scope["state"].get(_PRINCIPAL_STATE_KEY)
     if principal is not None:
         return principal
@@ -107,6 +109,10 @@ async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
         raise PermissionDeniedException("this tenant is suspended")
     limits: RateLimits = request.app.state.rate_limits
     limits.enforce(request.scope, principal)
+    # Checked before the principal is kept for the request, so a second call cannot skip it.
+    scope = scopes.needed(request.method, request.scope["path"])
+    if not scopes.allows(principal.scopes, scope):
+        raise PermissionDeniedException(f"this API key's scopes do not allow {scope}")
     request.scope["state"][_PRINCIPAL_STATE_KEY] = principal
     return principal
 

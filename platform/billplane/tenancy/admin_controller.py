@@ -14,6 +14,8 @@ from billplane.api.auth import require_admin, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import provide_control_session
 from billplane.tenancy.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreateBody,
     ApiKeyOut,
     IssuedKeyOut,
     TenantCreateBody,
@@ -90,9 +92,13 @@ class TenantAdminController(Controller):
         await service.delete(slug)
 
     @post("/{slug:str}/api-keys", operation_id="adminCreateApiKey", status_code=201)
-    async def create_api_key(self, slug: FromPath[str], service: NamedDependency[TenantAdminService]) -> IssuedKeyOut:
-        """Issue another API key for the tenant (for rotation); the clear key is shown once."""
-        return IssuedKeyOut.of(await service.issue_key(slug))
+    async def create_api_key(
+        self, slug: FromPath[str], service: NamedDependency[TenantAdminService], data: ApiKeyCreateBody = None
+    ) -> IssuedKeyOut:
+        """Issue another API key for the tenant (for rotation, or with fewer `scopes` for one job:
+        `["read"]`, `["usage-records:write"]`); the clear key is shown once. Without a body, or
+        without `scopes`, the key may do everything (`["*"]`)."""
+        return IssuedKeyOut.of(await service.issue_key(slug, (data or ApiKeyCreate()).scopes))
 
     @get("/{slug:str}/api-keys", operation_id="adminListApiKeys")
     async def list_api_keys(self, slug: FromPath[str], service: NamedDependency[TenantAdminService]) -> list[ApiKeyOut]:

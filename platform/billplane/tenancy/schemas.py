@@ -95,15 +95,34 @@ class TenantOut(msgspec.Struct, kw_only=True):
         )
 
 
+MAX_SCOPES = 64  # more than every resource's read and write scopes together
+
+
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # What the key may do: "*" (everything, the default), "read" (every read), or per resource
+    # "customers:read", "invoices:write", ... (write covers reads); see docs/reference/api.md.
+    scopes: Annotated[list[str], msgspec.Meta(min_length=1, max_length=MAX_SCOPES)] = msgspec.field(
+        default_factory=lambda: ["*"]
+    )
+
+
+ApiKeyCreateBody = Annotated[
+    ApiKeyCreate | None, example_body("A key that only reports usage", {"scopes": ["usage-records:write"]})
+]
+
+
 class ApiKeyOut(msgspec.Struct, kw_only=True):
     id: int
     prefix: str
+    scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(id=key.id, prefix=key.prefix, created_at=key.created_at, revoked_at=key.revoked_at)
+        return cls(
+            id=key.id, prefix=key.prefix, scopes=list(key.scopes), created_at=key.created_at, revoked_at=key.revoked_at
+        )
 
 
 class IssuedKeyOut(msgspec.Struct, kw_only=True):
@@ -112,11 +131,14 @@ class IssuedKeyOut(msgspec.Struct, kw_only=True):
     id: int
     prefix: str
     key: str
+    scopes: list[str]
     created_at: datetime
 
     @classmethod
     def of(cls, issued: IssuedKey) -> IssuedKeyOut:
-        return cls(id=issued.id, prefix=issued.prefix, key=issued.key, created_at=issued.created_at)
+        return cls(
+            id=issued.id, prefix=issued.prefix, key=issued.key, scopes=list(issued.scopes), created_at=issued.created_at
+        )
 
 
 class TenantCreated(msgspec.Struct, kw_only=True):

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import KeyCache
 from billplane.api.pagination import page_of
-from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.api.problems import ConflictError, FieldErrors, InvalidFieldError
+from billplane.api.scopes import invalid
 from billplane.runtime import Runtime
 from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
 
@@ -53,8 +54,14 @@ class TenantAdminService:
         await self._registry.delete(self._session, tenant)
         self._keys.invalidate_tenant(tenant.id)
 
-    async def issue_key(self, slug: str) -> IssuedKey:
-        return await self._registry.issue_key(self._session, await self.get(slug))
+    async def issue_key(self, slug: str, scopes: list[str]) -> IssuedKey:
+        """A new key with ``scopes``: 422 naming each one that is not a scope (``scopes[1]``)."""
+        errors = FieldErrors()
+        for index in invalid(scopes):
+            errors.add(f"scopes[{index}]", "not a scope: '*', 'read', or '<resource>:read' or ':write'")
+        errors.raise_any()
+        unique = list(dict.fromkeys(scopes))  # in the order given, each once
+        return await self._registry.issue_key(self._session, await self.get(slug), unique)
 
     async def keys(self, slug: str) -> list[ApiKey]:
         return await self._registry.keys(self._session, await self.get(slug))
