@@ -51,7 +51,9 @@ _PENDING_ITEMS = (
 )
 _USAGE = (
     'SELECT "timestamp"::timestamptz, quantity::bigint FROM usage_records WHERE subscription_id = $1::bigint '
-    'AND "timestamp" >= $2::timestamptz AND "timestamp" < $3::timestamptz'
+    'AND "timestamp" >= $2::timestamptz AND "timestamp" < $3::timestamptz '
+    # In the order GET /v1/subscriptions/{id}/usage reads them: "last" gives a tie to the later record.
+    'ORDER BY "timestamp", id'
 )
 
 
@@ -189,8 +191,13 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     usage = None if was_trial or was_paused else await _usage(batch, subscription, ended_plan, ended)
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
-        if usage:  # the last period's usage is still owed
-            _draft(batch, subscription, ended_plan, ended, lines=usage)
+        owed = any(item.amount > 0 for item in batch.pending.get(subscription.id, ()))
+        if usage or owed:  # the last period's usage, and prorations charged for it, are still owed
+            # Keyed, like every invoice a boundary issues, by the period that starts there (its lines
+            # keep their own periods): the ended period's start is the key of the invoice its own
+            # start issued, and an invoice keyed twice is not written.
+            after = add_interval(boundary, ended_plan.billing_interval, ended_plan.interval_count)
+            _draft(batch, subscription, ended_plan, Period(boundary, after), lines=usage or [])
         return
     if was_paused and subscription.resume_at is not None and subscription.resume_at <= boundary:
         subscription.status, subscription.paused_at, subscription.resume_at = "active", None, None
@@ -261,9 +268,9 @@ def _draft(
     pending = batch.pending.get(subscription.id, [])
     base = total(lines)
     items = _attachable(pending, base) if pending else []
-    # Taken now, so a later boundary of the same subscription does not take them again. The insert
-    # can only skip an invoice whose period is billed already: a subscription locked here crosses
-    # each boundary once, so that is a canceled one's last usage invoice, and nothing follows it.
+    # Taken now, so a later boundary of the same subscription does not take them again. An invoice
+    # the insert skips (its period billed already, ``write_finalized``) takes none of them in the
+    # database: they stay pending for the next one.
     if items:
         batch.pending[subscription.id] = [item for item in pending if item not in items]
     amount = base + sum(item.amount for item in items)

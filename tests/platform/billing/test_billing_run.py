@@ -170,6 +170,81 @@ async def test_metered_usage_is_billed_in_arrears(
     assert (line["quantity"], line["period_start"], line["period_end"]) == (150, start, end)
 
 
+async def test_a_scheduled_cancellation_bills_the_last_periods_usage(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """The last period was invoiced when it began (keyed by its start); its usage, billed in
+    arrears, comes on a final invoice at the cancellation. Before, that invoice took the same key,
+    was left out as billed already, and the usage was never billed."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    start, end = now - 1.5 * DAY, now - 0.5 * DAY
+    ending = await subscribe(
+        runtime, tenant, ids["calls"], ids["customer"], quantity=1, current_period_start=start,
+        current_period_end=end, cancel_at_period_end=True,
+    )  # fmt: skip
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await insert(
+            session,
+            "invoices",
+            customer_id=ids["customer"],
+            subscription_id=ending,
+            number="INV-1",
+            status="paid",
+            currency="USD",
+            period_start=start,
+            period_end=end,
+            billing_reason="subscription_cycle",
+        )  # fmt: skip  (the invoice the period's start issued)
+        await insert(session, "invoice_counters", last_number=1)
+        await insert(
+            session, "usage_records", subscription_id=ending, quantity=150, timestamp=start + DAY / 4,
+            client_event_id="last",
+        )  # fmt: skip
+
+    await BillingRun(runtime.database, runtime.accounts).run()
+
+    final = await rows(runtime, tenant, "SELECT id, total, period_start FROM invoices WHERE number <> 'INV-1'")
+    assert [(invoice["total"], invoice["period_start"]) for invoice in final] == [(300, end)]  # 150 calls x 0.02
+    [line] = await rows(runtime, tenant, "SELECT quantity, period_start, period_end FROM invoice_lines")
+    assert (line["quantity"], line["period_start"], line["period_end"]) == (150, start, end)
+    [state] = await rows(runtime, tenant, "SELECT status FROM subscriptions WHERE id = :id", id=ending)
+    assert state["status"] == "canceled"
+
+
+async def test_a_last_value_tie_goes_to_the_later_record_as_the_api_shows_it(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Two readings at one timestamp: "last" bills the later record (by id), as
+    GET /v1/subscriptions/{id}/usage reports it, whatever order the table keeps them in."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    start, end = now - 1.5 * DAY, now - 0.5 * DAY
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="Gauge")
+        gauge = await insert(
+            session, "plans", name="Gauge", pricing_model="metered", amount=2, billing_interval="day",
+            usage_aggregation="last", product_id=product, currency="USD",
+        )  # fmt: skip
+    metered = await subscribe(
+        runtime, tenant, gauge, ids["customer"], quantity=1, current_period_start=start, current_period_end=end
+    )
+    at = start + DAY / 2
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        earlier = await insert(
+            session, "usage_records", subscription_id=metered, quantity=9, timestamp=at, client_event_id="a"
+        )
+        await insert(session, "usage_records", subscription_id=metered, quantity=5, timestamp=at, client_event_id="b")
+        # A new version of the earlier record, keyed after the later one: the table and its indexes
+        # now keep it after the later one.
+        await session.execute(text("UPDATE usage_records SET client_event_id = 'z' WHERE id = :id"), {"id": earlier})
+
+    await BillingRun(runtime.database, runtime.accounts).run()
+
+    [line] = await rows(runtime, tenant, "SELECT quantity FROM invoice_lines")
+    assert line["quantity"] == 5
+
+
 async def broken_and_fine(
     client: Client, admin_headers: dict[str, str], runtime: Runtime, breaking: str
 ) -> tuple[CreatedTenant, CreatedTenant]:
