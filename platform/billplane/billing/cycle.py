@@ -188,7 +188,8 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     ended_plan = await _plan(batch, subscription.plan_id)
     was_trial = subscription.status == "trialing"
     was_paused = subscription.status == "paused"
-    usage = None if was_trial or was_paused else await _usage(batch, subscription, ended_plan, ended)
+    # A trial's usage is free; a pause stops the subscription's price, not what was used.
+    usage = None if was_trial else await _usage(batch, subscription, ended_plan, ended)
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
         owed = any(item.amount > 0 for item in batch.pending.get(subscription.id, ()))
@@ -210,8 +211,10 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     plan = await _plan(batch, subscription.plan_id)
     following = Period(boundary, add_interval(boundary, plan.billing_interval, plan.interval_count))
     subscription.current_period_start, subscription.current_period_end = following.start, following.end
-    if subscription.status == "paused":
-        return  # no invoice while paused
+    if subscription.status == "paused":  # nothing billed in advance while paused
+        if usage:  # but the ended period's usage, before the pause or during it, is owed
+            _draft(batch, subscription, plan, following, lines=usage)
+        return
     advance_lines = (
         [] if plan.pricing_model == "metered" else period_lines(plan.pricing, following, quantity=subscription.quantity)
     )

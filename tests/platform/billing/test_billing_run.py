@@ -245,6 +245,32 @@ async def test_a_last_value_tie_goes_to_the_later_record_as_the_api_shows_it(
     assert line["quantity"] == 5
 
 
+async def test_a_paused_subscription_is_billed_its_usage_but_not_its_price(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Usage recorded before a pause (ingestion takes it while paused too) is billed when the
+    period ends; the paused period's price is not. Before, a pause dropped the usage."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    start, end = now - 1.5 * DAY, now - 0.5 * DAY
+    paused = await subscribe(
+        runtime, tenant, ids["calls"], ids["customer"], quantity=1, status="paused", paused_at=start + DAY / 2,
+        current_period_start=start, current_period_end=end,
+    )  # fmt: skip
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await insert(
+            session, "usage_records", subscription_id=paused, quantity=40, timestamp=start + DAY / 4,
+            client_event_id="before-the-pause",
+        )  # fmt: skip
+
+    await BillingRun(runtime.database, runtime.accounts).run()
+
+    [invoice] = await rows(runtime, tenant, "SELECT total, period_start FROM invoices")
+    assert (invoice["total"], invoice["period_start"]) == (80, end)  # 40 calls x 0.02
+    [state] = await rows(runtime, tenant, "SELECT status, current_period_start FROM subscriptions")
+    assert (state["status"], state["current_period_start"]) == ("paused", end)
+
+
 async def broken_and_fine(
     client: Client, admin_headers: dict[str, str], runtime: Runtime, breaking: str
 ) -> tuple[CreatedTenant, CreatedTenant]:
