@@ -238,6 +238,36 @@ async def test_a_preview_shows_the_prorations_and_the_next_invoice_and_writes_no
     assert euro.status_code == 422
 
 
+async def test_a_change_to_another_billing_period_is_not_prorated_into_this_one(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """Monthly to yearly, prorated now, priced the rest of the month at a month's share of the
+    yearly price. Refused (422 naming proration, nothing written, the preview too); at period end
+    it is taken."""
+    tenant = await create_tenant(client, admin_headers, "subyearly")
+    ids = await seeded(runtime, tenant)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        yearly = await insert(
+            session, "plans", name="Yearly", pricing_model="per_seat", amount=10000, currency="USD",
+            product_id=ids["product"], billing_interval="year",
+        )  # fmt: skip
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"], "quantity": 2}
+    created = (await client.post(PATH, json=body, headers=tenant.headers)).json()
+    url = f"{PATH}/{created['id']}"
+
+    shown = await client.post(f"{url}/preview", json={"plan_id": yearly}, headers=tenant.headers)
+    changed = await client.patch(url, json={"plan_id": yearly}, headers=tenant.headers)
+    later = await client.patch(url, json={"plan_id": yearly, "proration": "at_period_end"}, headers=tenant.headers)
+
+    for refused in (shown, changed):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "proration"
+    assert later.status_code == 200, later.text
+    assert (later.json()["plan_id"], later.json()["pending_plan_id"]) == (ids["seats"], yearly)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        assert await session.scalar(text("SELECT count(*) FROM invoice_items")) == 0
+
+
 async def test_a_change_during_the_trial_prorates_nothing(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:

@@ -123,7 +123,9 @@ class SubscriptionService:
                     subscription.customer_id, other_than=subscription.id
                 )
                 current = await self.repository.plan(subscription.plan_id)
-                await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
+                new = await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
+                if current is not None and subscription.status != "trialing":
+                    _check_same_period(current, new, data.proration)
                 if subscription.provider_account_id is not None:
                     await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
             if data.proration == "at_period_end":
@@ -173,6 +175,8 @@ class SubscriptionService:
         new = current
         if changes.get("plan_id", current.id) != current.id:
             new = await self._plan(changes["plan_id"], currency={current.currency})
+            if subscription.status != "trialing":
+                _check_same_period(current, new, data.proration)
         now = await self._now(subscription)
         at = min(max(now, subscription.current_period_start), subscription.current_period_end)
         try:
@@ -253,3 +257,18 @@ class SubscriptionService:
         await self.session.refresh(subscription)  # timestamps the database set
         await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
         return subscription
+
+
+def _check_same_period(current: Plan, new: Plan, proration: str) -> None:
+    """A change prorated now prices the rest of the current period at the new plan: only sound when
+    the new plan bills the same period (a month's share of a yearly price is no price at all)."""
+    if proration == "create_prorations" and (current.billing_interval, current.interval_count) != (
+        new.billing_interval,
+        new.interval_count,
+    ):
+        raise InvalidFieldError(
+            "proration",
+            f"plan {new.id} bills every {new.interval_count} {new.billing_interval}(s) and the current plan every "
+            f"{current.interval_count} {current.billing_interval}(s): a change between billing periods cannot be "
+            "prorated into the current one; use at_period_end (or none)",
+        )
