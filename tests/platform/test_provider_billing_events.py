@@ -134,6 +134,32 @@ async def test_refunds_made_at_the_provider_are_recorded_up_to_the_amount_paid(
     assert outcomes["evt_2"] == "the refund would exceed what was paid; check the payment at the provider"
 
 
+async def test_a_refund_whose_answer_was_lost_is_settled_by_its_event_not_recorded_twice(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """billplane's refund of 300 reached the provider but its answer was lost (no provider id yet);
+    the provider's event names it (billplane_refund_id) and settles it. Before, the event made a
+    second refund of 300 and the payment counted 600 refunded."""
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 605)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        payment = await insert(
+            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
+            provider="fake", provider_account_id=account.id, provider_payment_id="pi_8", refunded_amount=300,
+        )  # fmt: skip
+        ours = await insert(session, "refunds", payment_id=payment, amount=300, currency="USD", status="pending")
+
+    body = {"provider_refund_id": "re_8", "status": "succeeded", "provider_payment_id": "pi_8", "amount": 300}
+    reported = {"refund": body | {"currency": "USD", "billplane_refund_id": ours}}
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_8", T0, **reported)])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id, provider_refund_id, status FROM refunds") == [
+        {"id": ours, "provider_refund_id": "re_8", "status": "succeeded"}
+    ]
+    assert await rows(worker, tenant, "SELECT refunded_amount FROM payments") == [{"refunded_amount": 300}]
+
+
 async def test_a_subscription_waiting_for_approval_shows_its_next_action_until_it_starts(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -213,6 +213,10 @@ class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
     provider_payment_id: str | None = None
     amount: int | None = None
     currency: str | None = None
+    # In webhook events: billplane's refund id, when the provider reports what billplane sent with
+    # the refund (Stripe: the refund's metadata). A refund whose answer was lost is then settled,
+    # not recorded a second time.
+    billplane_refund_id: int | None = None
 
 
 class UsageReport(msgspec.Struct, frozen=True, kw_only=True):

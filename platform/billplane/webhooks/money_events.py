@@ -147,6 +147,10 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
         # A failed refund gives back the amount its payment counted as refunded when it was created.
         await settlement.refund_settled(events.session, refund, result.status)
         return "applied", None
+    unanswered = await events.refund_reported(row.provider_account_id, result)
+    if unanswered is not None:  # billplane's own refund, whose answer was lost: settle it, not a second one
+        await settlement.refund_settled(events.session, unanswered, result.status, result.provider_refund_id)
+        return "applied", None
     return await _new_refund(events, row, result)
 
 

@@ -12,7 +12,7 @@ from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.mixins import MAX_ID
 from billplane.invoices.models import Invoice
 from billplane.payments.models import Payment, Refund
-from billplane.plugins.contract import ProviderEvent
+from billplane.plugins.contract import ProviderEvent, RefundResult
 from billplane.subscriptions.models import Subscription
 from billplane.webhooks.models import StoredEvent
 
@@ -120,6 +120,28 @@ class EventRepository:
             .with_for_update(of=Refund)
         )
         return (await self.session.execute(query)).scalars().first()
+
+    async def refund_reported(self, account_id: int, result: RefundResult) -> Refund | None:
+        """The refund a provider's event reports, when billplane never got the answer to it (no
+        provider refund id yet), locked; else None. The event must name the refund
+        (``billplane_refund_id``) and agree on the payment and the amount: one provider account may
+        serve several tenants, whose refund ids overlap."""
+        if result.billplane_refund_id is None or result.provider_payment_id is None:
+            return None
+        query = (
+            select(Refund)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(
+                Refund.id == result.billplane_refund_id,
+                Refund.status == "pending",
+                Refund.provider_refund_id.is_(None),
+                Refund.amount == result.amount,
+                Payment.provider_account_id == account_id,
+                Payment.provider_payment_id == result.provider_payment_id,
+            )
+            .with_for_update(of=Refund)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
 
     async def customer_id_at(self, account_id: int, provider_customer_id: str) -> int | None:
         query = select(ProviderCustomer.customer_id).where(

@@ -272,6 +272,16 @@ async def test_refund_events(stripe_adapter: StripeAdapter, stripe_type: str, st
     assert event.refund.failure_message == ("lost_or_stolen_card" if expected == "failed" else None)
 
 
+async def test_a_refund_event_names_the_billplane_refund_it_carries(stripe_adapter: StripeAdapter) -> None:
+    ours = objects.fixture("refund", id="re_8", status="succeeded", metadata={"billplane_refund_id": "42"})
+    theirs = objects.fixture("refund", id="re_9", status="succeeded", metadata={"billplane_refund_id": "x"})
+    (named,) = await _parse(stripe_adapter, "refund.updated", ours)
+    (unnamed,) = await _parse(stripe_adapter, "refund.updated", theirs)
+    assert named.refund is not None
+    assert unnamed.refund is not None
+    assert (named.refund.billplane_refund_id, unnamed.refund.billplane_refund_id) == (42, None)
+
+
 async def test_unmapped_types_are_left_out(stripe_adapter: StripeAdapter) -> None:
     assert await _parse(stripe_adapter, "plan.created", objects.fixture("plan")) == []
     assert "plan.created" not in MAPPED
