@@ -115,11 +115,14 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
     plan_ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
     batch = _Batch(driver, await _plans(driver, plan_ids), pending)
     for subscription in subscriptions:
-        undo = _Undo.of(batch)
+        drafts, timeline = len(batch.drafts), len(batch.timeline)
         try:
             await _cross_all(batch, subscription, now, locked.now)
         except AmountTooLargeError as exc:
-            undo.restore(batch, subscription)
+            # Take back what its crossing added. Its pending items are its own, and its row is
+            # written only from ``crossed``: changed in memory, it is neither written nor read again.
+            del batch.drafts[drafts:], batch.timeline[timeline:]
+            batch.crossed.pop(subscription.id, None)
             outcome.refused.append(subscription.id)
             # No traceback: the message says which subscription and why.
             logger.error("billing: subscription %s left due and unbilled: %s", subscription.id, exc)  # noqa: TRY400
@@ -156,24 +159,6 @@ async def _cross_all(batch: _Batch, subscription: LockedSubscription, now: datet
         batch.crossed[subscription.id] = subscription
         view = SubscriptionView.of(cast("Subscription", subscription))
         batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
-
-
-@dataclass(frozen=True, slots=True)
-class _Undo:
-    """What crossing one subscription's boundaries added to the batch, to take back. Its pending
-    items are its own and its row is written only from ``crossed``: left out of both, the row
-    changed in memory is neither written nor read again."""
-
-    drafts: int
-    timeline: int
-
-    @classmethod
-    def of(cls, batch: _Batch) -> _Undo:
-        return cls(len(batch.drafts), len(batch.timeline))
-
-    def restore(self, batch: _Batch, subscription: LockedSubscription) -> None:
-        del batch.drafts[self.drafts :], batch.timeline[self.timeline :]
-        batch.crossed.pop(subscription.id, None)
 
 
 def _event(subscription: LockedSubscription) -> str:
@@ -277,12 +262,10 @@ def _draft(
     if items:
         batch.pending[subscription.id] = [item for item in pending if item not in items]
     amount = base + sum(item.amount for item in items)
-    too_large = [line.amount for line in lines if abs(line.amount) > MAX_AMOUNT]
-    if too_large or abs(amount) > MAX_AMOUNT:
-        largest = too_large[0] if too_large else amount
+    if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
         raise AmountTooLargeError(
-            f"its invoice for the period from {period.start:%Y-%m-%d} would come to {amount} {plan.currency} (a line "
-            f"to {largest}), over the {MAX_AMOUNT} minor units any invoice or line may"
+            f"its invoice for the period from {period.start:%Y-%m-%d} would come to {amount} {plan.currency}, "
+            f"or one of its lines would: over the {MAX_AMOUNT} minor units any invoice or line may"
         )
     draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
     batch.drafts.append(draft)

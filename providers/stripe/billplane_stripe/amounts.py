@@ -17,22 +17,25 @@ from billplane.plugins import ProviderError
 _SHIFT = {"ISK": 2, "MGA": -2}
 
 
-def _factor(currency: str) -> tuple[int, int]:
-    """(times, per): Stripe's amount is ``minor * times // per``."""
-    shift = _SHIFT.get(currency.upper(), 0)
-    return (10**shift, 1) if shift >= 0 else (1, 10 ** (-shift))
+def _scaled(amount: int, currency: str, direction: int) -> int | None:
+    """``amount`` times 10 ** (``direction`` x the currency's shift), or None when that is not whole."""
+    shift = direction * _SHIFT.get(currency.upper(), 0)
+    factor: int = 10 ** abs(shift)
+    if shift >= 0:
+        return amount * factor
+    whole, rest = divmod(amount, factor)
+    return None if rest else whole
 
 
 def to_stripe(minor: int, currency: str) -> int:
     """ISO 4217 minor units -> Stripe's ``amount``."""
-    times, per = _factor(currency)
-    whole, rest = divmod(minor * times, per)
-    if rest:
+    amount = _scaled(minor, currency, 1)
+    if amount is None:
         raise ProviderError(
             f"Stripe takes {currency.upper()} in whole units: {minor} minor units cannot be sent",
             code="amount_not_supported",
         )
-    return whole
+    return amount
 
 
 def unit_to_stripe(unit: Decimal, currency: str) -> Decimal:
@@ -46,6 +49,4 @@ def from_stripe(amount: int | None, currency: str | None) -> int | None:
     an amount not reported is handled as such by billplane, where a rounded one would be wrong."""
     if amount is None or currency is None:
         return None
-    per, times = _factor(currency)
-    whole, rest = divmod(amount * times, per)
-    return None if rest else whole
+    return _scaled(amount, currency, -1)

@@ -92,13 +92,13 @@ def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
         currency=currency,
         provider_customer_id=_id(intent.get("customer")),
         provider_invoice_id=_id(intent.get("invoice")),
-        billplane_payment_id=_billplane_payment_id(intent.get("metadata")),
+        billplane_payment_id=_billplane_id(intent.get("metadata"), "billplane_payment_id"),
     )
 
 
-def _billplane_payment_id(metadata: object, key: str = "billplane_payment_id") -> int | None:
-    """The payment (or refund) id ``payment_intent_params`` (``refund_params``) put in the metadata;
-    anything else is not ours."""
+def _billplane_id(metadata: object, key: str) -> int | None:
+    """The payment (or refund) id ``payment_intent_params`` (``refund_params``) put in the metadata
+    under ``key``; anything else is not ours."""
     value = metadata.get(key) if isinstance(metadata, Mapping) else None
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         return None
@@ -220,7 +220,7 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
         provider_payment_id=_id(refund.get("payment_intent")) or _id(refund.get("charge")),
         amount=from_stripe(_int(refund.get("amount")), currency),
         currency=currency,
-        billplane_refund_id=_billplane_payment_id(refund.get("metadata"), "billplane_refund_id"),
+        billplane_refund_id=_billplane_id(refund.get("metadata"), "billplane_refund_id"),
     )
 
 
