@@ -63,13 +63,28 @@ async def test_a_subscription_starts_now_for_one_period_or_a_trial(
     )
     assert 28 <= (end - start).days <= 31
     assert shown["sync_status"] == "none"  # no provider account: billplane alone bills it
+    # Its first period is invoiced now, in advance; with no account to charge through it stays open
+    # for dunning's first attempt.
+    [first] = (await client.get("/v1/invoices", headers=tenant.headers)).json()["data"]
+    assert (first["subscription_id"], first["billing_reason"], first["number"]) == (
+        shown["id"], "subscription_create", "INV-1"
+    )  # fmt: skip
+    assert (first["status"], first["total"], first["amount_due"], first["currency"]) == ("open", 5000, 5000, "USD")
+    assert (first["period_start"], first["period_end"]) == (shown["current_period_start"], shown["current_period_end"])
+    [line] = first["lines"]
+    assert (line["plan_id"], line["quantity"], line["unit_amount"], line["amount"]) == (ids["seats"], 5, 1000, 5000)
+    assert (line["period_start"], line["period_end"]) == (shown["current_period_start"], shown["current_period_end"])
 
     trial = await client.post(PATH, json=body | {"trial_period_days": 14}, headers=tenant.headers)
     assert trial.json()["status"] == "trialing"
     shown = trial.json()
     assert datetime.fromisoformat(shown["trial_end"]) - datetime.fromisoformat(shown["trial_start"]) == timedelta(14)
     assert shown["current_period_end"] == shown["trial_end"]
-    assert await events_of(runtime, tenant) == ["subscription.created", "subscription.created"]
+    assert await events_of(runtime, tenant) == [
+        "subscription.created", "invoice.created", "invoice.finalized",
+        "subscription.created",  # a trial is not invoiced: the billing run bills its first paid period
+    ]  # fmt: skip
+    assert len((await client.get("/v1/invoices", headers=tenant.headers)).json()["data"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -233,7 +248,7 @@ async def test_a_preview_shows_the_prorations_and_the_next_invoice_and_writes_no
     )
     assert (later.json()["lines"], later.json()["next_period_total"]) == ([], 4000)  # 2 seats x 20.00
     assert (await client.get(url, headers=tenant.headers)).json()["quantity"] == 2  # nothing written
-    assert await events_of(runtime, tenant) == ["subscription.created"]
+    assert await events_of(runtime, tenant) == ["subscription.created", "invoice.created", "invoice.finalized"]
     euro = await client.post(f"{url}/preview", json={"plan_id": ids["euro"]}, headers=tenant.headers)
     assert euro.status_code == 422
 

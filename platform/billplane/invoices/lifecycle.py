@@ -7,11 +7,12 @@ result (a second finalize is a 409, not a second number).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cached_property
 
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
@@ -22,12 +23,14 @@ from billplane.customers.repository import CustomerRepository
 from billplane.events.emit import emit
 from billplane.invoices import states
 from billplane.invoices.lines import line_rows
-from billplane.invoices.models import Invoice
+from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.invoices.paying import charge_invoice
 from billplane.invoices.repository import InvoiceRepository
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.invoices.schemas import InvoiceCreate, InvoiceFinalize, InvoicePay, LinesAdd
 from billplane.sync.writer import OutboxWriter
+
+logger = logging.getLogger("billplane.invoices")
 
 
 class InvoiceLifecycle:
@@ -62,6 +65,25 @@ class InvoiceLifecycle:
         await self.session.flush()
         await self.repository.add_lines(invoice, lines)
         return await self._changed(invoice, "invoice.created")
+
+    async def issue(self, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
+        """Draft, finalize and charge an invoice billplane bills on its own (a subscription's first
+        period), as a billing run issues one: ``invoice.created``, ``invoice.finalized`` (and
+        ``invoice.paid`` for an invoice of 0), and a queued charge. A charge that cannot be made now
+        (no provider account, no payment method) leaves it open, never attempted: dunning makes
+        its first attempt (``billing.dunning_retry.due``), as for a run's invoice."""
+        self.session.add(invoice)
+        await self.session.flush()
+        await self.repository.add_lines(invoice, lines)
+        await self._changed(invoice, "invoice.created")
+        await self.finalize(invoice.id, InvoiceFinalize())
+        if invoice.status == "open":
+            try:
+                async with self.session.begin_nested():
+                    await charge_invoice(self.session, self.writer, invoice, None)
+            except HTTPException as refused:
+                logger.info("invoice %s stays open for dunning: %s", invoice.id, refused.detail)
+        return invoice
 
     async def add_lines(self, invoice_id: int, data: LinesAdd) -> Invoice:
         invoice = await self._locked(invoice_id)

@@ -2,8 +2,9 @@
 transaction, so the change, its outbox rows (mirroring to the provider) and its event commit
 together or not at all.
 
-What each state allows is in ``transitions``; a refused action is a 409 and writes nothing. Invoices
-for a period, prorations and trial ends are the billing run's work (``billplane.billing``).
+What each state allows is in ``transitions``; a refused action is a 409 and writes nothing. The
+first period is invoiced when the subscription is created (``first_invoice``); the periods after
+it, prorations and trial ends are the billing run's work (``billplane.billing``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.billing.clock import customer_now
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
+from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview
 from billplane.subscriptions import transitions
+from billplane.subscriptions.first_invoice import first_invoice, first_period_lines
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.preview import InvoicePreview, preview
@@ -89,6 +92,11 @@ class SubscriptionService:
         now = await customer_now(self.session, customer.test_clock_id)
         trial_days = plan.trial_period_days if data.trial_period_days is None else data.trial_period_days
         trial_end = now + timedelta(days=trial_days) if trial_days else None
+        first = Period(now, add_interval(now, plan.billing_interval, plan.interval_count))
+        provider = None if account is None else await self.mirror.provider_of(account)
+        lines = []  # what the first period bills in advance, when billplane bills it (``first_invoice``)
+        if not self.mirror.bills_subscriptions(provider):
+            lines = first_period_lines(plan, first, data.quantity)  # checked for a trial too: it bills after
         subscription = Subscription(
             customer_id=customer.id,
             plan_id=plan.id,
@@ -97,9 +105,9 @@ class SubscriptionService:
             trial_start=now if trial_end else None,
             trial_end=trial_end,
             current_period_start=now,
-            current_period_end=trial_end or add_interval(now, plan.billing_interval, plan.interval_count),
+            current_period_end=trial_end or first.end,
             payment_method_id=data.payment_method_id,
-            provider=None if account is None else await self.mirror.provider_of(account),
+            provider=provider,
             provider_account_id=account,
             metadata_=data.metadata,
         )
@@ -107,7 +115,11 @@ class SubscriptionService:
         await self.session.flush()
         if account is not None:
             await self.mirror.sync_subscription(subscription)
-        return await self._emitted("subscription.created", subscription)
+        await self._emitted("subscription.created", subscription)
+        if lines and trial_end is None:
+            invoices = InvoiceLifecycle(self.session, lambda: self.mirror.writer)
+            await invoices.issue(*first_invoice(subscription, lines))
+        return subscription
 
     async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
         subscription = await self._locked(subscription_id)

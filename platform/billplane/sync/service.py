@@ -123,6 +123,16 @@ class SyncService:
         account = await ProviderAccountRepository(self.writer.session, self.writer.tenant_id).get_live(account_id)
         return None if account is None else account.provider
 
+    def bills_subscriptions(self, provider: str | None) -> bool:
+        """Whether ``provider`` invoices the subscriptions it holds (ProviderPlugin.bills_subscriptions):
+        then billplane invoices none of their periods, as the billing run leaves them out."""
+        if provider is None or self.plugins is None:
+            return False
+        try:
+            return self.plugins.get(provider).bills_subscriptions
+        except UnknownProviderError:
+            return False
+
     async def refuse_without_capability(self, account_id: int, capability: Capability, what: str) -> None:
         """409 when the subscription's provider cannot do ``what`` (pause at a provider without it)."""
         provider = await self.provider_of(account_id)

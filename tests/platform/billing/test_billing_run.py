@@ -368,7 +368,9 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
         )
     await BillingRun(runtime.database, runtime.accounts).run()
 
-    [invoice] = await rows(runtime, tenant, "SELECT id, total FROM invoices")
+    [invoice] = await rows(
+        runtime, tenant, "SELECT id, total FROM invoices WHERE billing_reason = 'subscription_cycle'"
+    )
     assert invoice["total"] == 400 + net  # the new day for 4 seats, and the prorations
     assert {item["invoice_id"] for item in await rows(runtime, tenant, "SELECT invoice_id FROM invoice_items")} == {
         invoice["id"]

@@ -39,7 +39,10 @@ async def test_a_renewal_is_numbered_and_charged(
                  "currency": "USD", "billing_interval": "month"}  # fmt: skip
     plan = (await client.post("/v1/plans", json=plan_body, headers=tenant.headers)).json()
     created = await client.post(
-        "/v1/subscriptions", json={"customer_id": ada, "plan_id": plan["id"], "quantity": 3}, headers=tenant.headers
+        # On a trial: nothing is invoiced at creation, so the run's invoice is the only one.
+        "/v1/subscriptions",
+        json={"customer_id": ada, "plan_id": plan["id"], "quantity": 3, "trial_period_days": 30},
+        headers=tenant.headers,
     )
     assert created.status_code == 201, created.text
     subscription = created.json()["id"]
@@ -48,7 +51,10 @@ async def test_a_renewal_is_numbered_and_charged(
     ended = datetime.now(UTC) - timedelta(minutes=1)
     async with worker.database.tenant_session(tenant.schema) as session:
         await session.execute(
-            text("UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id"),
+            text(
+                "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end, trial_end = :end "
+                "WHERE id = :id"
+            ),
             {"start": ended - timedelta(days=30), "end": ended, "id": subscription},
         )
 

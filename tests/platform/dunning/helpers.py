@@ -58,8 +58,11 @@ async def on_a_clock(
     return setup, clock
 
 
-async def subscribe(client: Client, setup: Setup) -> int:
-    body = {"customer_id": setup.customer, "plan_id": setup.plan}
+async def subscribe(client: Client, setup: Setup, *, trial_days: int = 30) -> int:
+    """A subscription to the plan. On a trial by default: a trial is not invoiced at creation, so the
+    subscription's first invoice is the billing run's, when ``period_ends`` ends the trial with the
+    period (these tests follow a run's charge). ``trial_days=0``: invoiced and charged at creation."""
+    body = {"customer_id": setup.customer, "plan_id": setup.plan, "trial_period_days": trial_days}
     created = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
     assert created.status_code == 201, created.text
     subscription_id: int = created.json()["id"]
@@ -97,12 +100,13 @@ async def database_now(runtime: Runtime) -> datetime:
 
 
 async def period_ends(runtime: Runtime, setup: Setup, subscription: int) -> None:
-    """The subscription's current period ended a minute ago, and a billing run billed it (not
-    drained: the charge it queued has not run yet)."""
+    """The subscription's current period (or trial) ended a minute ago, and a billing run billed
+    it (not drained: the charge it queued has not run yet)."""
     ended = await database_now(runtime) - timedelta(minutes=1)
     await execute(
         runtime, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end WHERE id = :id",
+        "UPDATE subscriptions SET current_period_start = :start, current_period_end = :end, "
+        "trial_end = CASE WHEN trial_end IS NOT NULL THEN CAST(:end AS timestamptz) END WHERE id = :id",
         start=ended - timedelta(days=30), end=ended, id=subscription,
     )  # fmt: skip
     await BillingRun(runtime.database, runtime.accounts).run()

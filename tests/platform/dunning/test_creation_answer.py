@@ -49,7 +49,7 @@ async def test_an_untouched_subscription_takes_the_answer(
 ) -> None:
     worker.sync_options = FAST
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "late")
-    subscription = await subscribe(client, setup)
+    subscription = await subscribe(client, setup, trial_days=0)
     await drain(worker)
     after = await one(
         worker,

@@ -52,30 +52,38 @@ async def _invoices(worker: Runtime, setup: Setup) -> list[dict[str, Any]]:
 async def test_three_months_bring_three_invoices_one_failed_payment_and_its_retries(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    setup, clock = await _on_a_clock(client, admin_headers, worker, DECLINED)
-    subscription = await subscribe(client, setup)
+    setup, clock = await _on_a_clock(client, admin_headers, worker, SUCCEEDS)
+    subscription = await subscribe(client, setup, trial_days=0)
     await drain(worker)
     row = (await rows(worker, setup.tenant, "SELECT current_period_start FROM subscriptions"))[0]
     assert row["current_period_start"] == T0  # subscribed on the clock's time
+    [opening] = await _invoices(worker, setup)  # the first month, invoiced and paid when subscribing
+    assert (opening["status"], opening["total"], opening["period_start"]) == ("paid", PRICE, T0)
 
-    # A month and four days on: the renewal is declined, and so is the first retry (day 3).
+    # The card starts declining. A month and four days on: the renewal is declined, and so is the
+    # first retry (day 3).
+    await set_default_method(worker, setup, DECLINED)
     shown = await _advance(client, worker, setup, clock, T0 + timedelta(days=35))
     assert (shown["status"], shown["frozen_time"]) == (
         "ready",
         (T0 + timedelta(days=35)).isoformat().replace("+00:00", "Z"),
     )
-    [invoice] = await _invoices(worker, setup)
+    [_, invoice] = await _invoices(worker, setup)
     renewal = datetime(2030, 2, 15, 9, tzinfo=UTC)
     assert (invoice["status"], invoice["period_start"], invoice["attempt_count"]) == ("open", renewal, 2)
     assert invoice["next_payment_attempt_at"] == renewal + timedelta(days=5)  # from the first failure, on the clock
     sub = (await rows(worker, setup.tenant, "SELECT status FROM subscriptions"))[0]
     assert sub["status"] == "past_due"
 
-    # The customer fixes the card; the clock goes on to three months.
-    await set_default_method(worker, setup, SUCCEEDS)
+    # The customer goes back to the good card; the clock goes on to three months.
+    await execute(
+        worker, setup.tenant, "UPDATE payment_methods SET is_default = (provider_payment_method_id = :good)",
+        good=SUCCEEDS,
+    )  # fmt: skip
     await _advance(client, worker, setup, clock, T0 + timedelta(days=92))
 
-    invoices = await _invoices(worker, setup)
+    # Three months brought three invoices, besides the one subscribing brought.
+    [_, *invoices] = await _invoices(worker, setup)
     assert [(row["status"], row["total"]) for row in invoices] == [("paid", PRICE)] * 3
     assert [row["period_start"] for row in invoices] == [
         renewal,
@@ -85,6 +93,7 @@ async def test_three_months_bring_three_invoices_one_failed_payment_and_its_retr
     payments = await rows(worker, setup.tenant, "SELECT invoice_id, status FROM payments ORDER BY id")
     first = invoices[0]["id"]
     assert [(row["invoice_id"], row["status"]) for row in payments] == [
+        (opening["id"], "succeeded"),
         (first, "failed"), (first, "failed"), (first, "succeeded"),
         (invoices[1]["id"], "succeeded"), (invoices[2]["id"], "succeeded"),
     ]  # fmt: skip
@@ -99,16 +108,16 @@ async def test_all_retries_failing_cancel_the_subscription_on_the_clock(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup, clock = await _on_a_clock(client, admin_headers, worker, DECLINED)
-    await subscribe(client, setup)
+    await subscribe(client, setup, trial_days=0)  # its first invoice is declined at once
     await drain(worker)
 
     await _advance(client, worker, setup, clock, T0 + timedelta(days=92))
 
-    [invoice] = await _invoices(worker, setup)  # canceled after the last retry: no more renewals
-    assert (invoice["status"], invoice["attempt_count"]) == ("uncollectible", 4)
+    [invoice] = await _invoices(worker, setup)  # canceled after the last retry: no renewal
+    assert (invoice["status"], invoice["attempt_count"], invoice["period_start"]) == ("uncollectible", 4, T0)
     sub = (await rows(worker, setup.tenant, "SELECT status, canceled_at FROM subscriptions"))[0]
     assert sub["status"] == "canceled"
-    assert sub["canceled_at"] == datetime(2030, 2, 15, 9, tzinfo=UTC) + timedelta(days=7)  # the clock's time
+    assert sub["canceled_at"] == T0 + timedelta(days=7)  # the clock's time
 
 
 async def test_a_trial_ends_on_the_clock_and_only_the_clocks_customers_are_billed(
@@ -136,7 +145,7 @@ async def test_two_advancers_at_once_bill_each_period_once(
     import anyio  # noqa: PLC0415
 
     setup, clock = await _on_a_clock(client, admin_headers, worker, SUCCEEDS)
-    await subscribe(client, setup)
+    await subscribe(client, setup, trial_days=0)
     await drain(worker)
     to = (T0 + timedelta(days=92)).isoformat()
     assert (
@@ -150,8 +159,9 @@ async def test_two_advancers_at_once_bill_each_period_once(
         await ClockAdvancer(worker.database, worker.jobs, worker.accounts, performer).run()
         await drain(worker)
     invoices = await _invoices(worker, setup)
-    assert [row["status"] for row in invoices] == ["paid"] * 3
-    assert len(await rows(worker, setup.tenant, "SELECT id FROM payments")) == 3
+    assert [row["status"] for row in invoices] == ["paid"] * 4  # the first month's, and three renewals
+    assert len({row["period_start"] for row in invoices}) == 4
+    assert len(await rows(worker, setup.tenant, "SELECT id FROM payments")) == 4
 
 
 async def test_a_subscription_its_provider_bills_sets_no_step_of_the_clock(

@@ -51,7 +51,7 @@ async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup, clock = await on_a_clock(client, admin_headers, worker, SUCCEEDS, frozen_time=T0, prefix="clk")
-    await subscribe(client, setup)
+    await subscribe(client, setup, trial_days=0)
     await drain(worker)
 
     to = {"to": _at(T0 + timedelta(days=40))}
@@ -59,9 +59,11 @@ async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
     await worker_services(worker).clocks.run()
     await drain(worker)
 
-    [invoice] = await rows(
-        worker, setup.tenant, "SELECT status, period_start, finalized_at, due_at, paid_at FROM invoices"
+    first, invoice = await rows(
+        worker, setup.tenant, "SELECT status, period_start, finalized_at, due_at, paid_at FROM invoices ORDER BY id"
     )
+    # The first period's, invoiced when the subscription was created: on the clock's time as well.
+    assert (first["status"], first["period_start"], first["finalized_at"], first["paid_at"]) == ("paid", T0, T0, T0)
     renewal = datetime(2031, 4, 10, 12, tzinfo=UTC)
     assert (invoice["status"], invoice["period_start"], invoice["paid_at"]) == ("paid", renewal, renewal)
     # Finalized by the clock's billing step: on the clock's time too, due the usual days later.
