@@ -24,6 +24,7 @@ from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_fin
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.invoices.lines import MAX_AMOUNT
 from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
+from billplane.pricing.credits import attachable
 from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.periods import add_interval
@@ -255,7 +256,7 @@ def _draft(
 ) -> None:
     pending = batch.pending.get(subscription.id, [])
     base = total(lines)
-    items = _attachable(pending, base) if pending else []
+    items = attachable(pending, base) if pending else []
     # Taken now, so a later boundary of the same subscription does not take them again. An invoice
     # the insert skips (its period billed already, ``write_finalized``) takes none of them in the
     # database: they stay pending for the next one.
@@ -279,18 +280,6 @@ async def _pending_items(driver: Any, subscription_ids: list[int]) -> dict[int, 
             item = PendingItem(*row)
             pending.setdefault(item.subscription_id, []).append(item)
     return pending
-
-
-def _attachable(items: list[PendingItem], base: int) -> list[PendingItem]:
-    """Every pending charge, and the credits that keep the invoice from going below zero: a credit
-    larger than what is due waits, whole, for the invoice after (nothing is paid out)."""
-    taken = [item for item in items if item.amount >= 0]
-    running = base + sum(item.amount for item in taken)
-    for credit in (item for item in items if item.amount < 0):
-        if running + credit.amount >= 0:
-            taken.append(credit)
-            running += credit.amount
-    return taken
 
 
 def _invoice_data(draft: Draft) -> dict[str, object]:

@@ -43,6 +43,9 @@ class SubscriptionUpdate(Patch):
 class SubscriptionCancel(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # True: keep it until the current period ends; false: end it now.
     at_period_end: bool = False
+    # Ending it now: invoice the current period's metered usage so far and the pending prorations
+    # (as Stripe's invoice_now); by default nothing more is billed.
+    invoice_now: bool = False
 
 
 class SubscriptionPause(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -3,8 +3,9 @@ transaction, so the change, its outbox rows (mirroring to the provider) and its 
 together or not at all.
 
 What each state allows is in ``transitions``; a refused action is a 409 and writes nothing. The
-first period is invoiced when the subscription is created (``first_invoice``); the periods after
-it, prorations and trial ends are the billing run's work (``billplane.billing``).
+first period is invoiced when the subscription is created, and an immediate cancellation may invoice
+the last usage (``invoicing``); the periods after the first, prorations and trial ends are the
+billing run's work (``billplane.billing``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.billing.clock import customer_now
+from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
 from billplane.invoices.lifecycle import InvoiceLifecycle
+from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview
 from billplane.subscriptions import transitions
-from billplane.subscriptions.first_invoice import first_invoice, first_period_lines
+from billplane.subscriptions.invoicing import first_period_lines, last_usage, subscription_invoice
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.preview import InvoicePreview, preview
@@ -94,7 +97,7 @@ class SubscriptionService:
         trial_end = now + timedelta(days=trial_days) if trial_days else None
         first = Period(now, add_interval(now, plan.billing_interval, plan.interval_count))
         provider = None if account is None else await self.mirror.provider_of(account)
-        lines = []  # what the first period bills in advance, when billplane bills it (``first_invoice``)
+        lines = []  # what the first period bills in advance, when billplane bills it (``invoicing``)
         if not self.mirror.bills_subscriptions(provider):
             lines = first_period_lines(plan, first, data.quantity)  # checked for a trial too: it bills after
         subscription = Subscription(
@@ -117,8 +120,8 @@ class SubscriptionService:
             await self.mirror.sync_subscription(subscription)
         await self._emitted("subscription.created", subscription)
         if lines and trial_end is None:
-            invoices = InvoiceLifecycle(self.session, lambda: self.mirror.writer)
-            await invoices.issue(*first_invoice(subscription, lines))
+            opening = (first.start, first.end)
+            await self._issue(*subscription_invoice(subscription, "subscription_create", opening, lines, []))
         return subscription
 
     async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
@@ -210,18 +213,54 @@ class SubscriptionService:
     async def cancel(self, subscription_id: int, data: SubscriptionCancel) -> Subscription:
         subscription = await self._locked(subscription_id)
         transitions.check("cancel", subscription.status)
+        final = None
         if data.at_period_end and subscription.status != "incomplete":
+            if data.invoice_now:
+                raise InvalidFieldError(
+                    "invoice_now",
+                    "a cancellation at the period end invoices the last usage then; invoice_now ends it now",
+                )
             subscription.cancel_at_period_end = True
             event = "subscription.updated"
         else:  # an incomplete one has no period worth keeping: it ends now
             now = await self._now(subscription)
+            if data.invoice_now:
+                final = await self._last_invoice(subscription, now)
             subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", now, now
             subscription.cancel_at_period_end = False
             subscription.next_action_type = subscription.next_action_url = None
             subscription.pending_plan_id = subscription.pending_quantity = None
             event = "subscription.canceled"
         await self.mirror.subscription_changed(subscription, "subscription.cancel")
-        return await self._emitted(event, subscription)
+        await self._emitted(event, subscription)
+        if final is not None:
+            invoice, lines, items = final
+            await self._issue(invoice, lines)
+            for item in items:
+                item.invoice_id = invoice.id
+            await self.session.flush()
+        return subscription
+
+    async def _last_invoice(
+        self, subscription: Subscription, now: datetime
+    ) -> tuple[Invoice, list[InvoiceLine], list[InvoiceItem]] | None:
+        """The invoice ``invoice_now`` issues, its lines and the pending items it takes (None:
+        nothing is owed)."""
+        if self.mirror.bills_subscriptions(subscription.provider):
+            raise InvalidFieldError(
+                "invoice_now", f"{subscription.provider} bills this subscription: its last invoice is the provider's"
+            )
+        plan = await self.repository.plan(subscription.plan_id)
+        start = subscription.current_period_start
+        if plan is None or start is None:
+            return None
+        lines, items = await last_usage(self.session, subscription, plan, now)
+        if not lines and not items:
+            return None
+        return *subscription_invoice(subscription, "subscription_update", (start, now), lines, items), items
+
+    async def _issue(self, invoice: Invoice, lines: list[InvoiceLine]) -> None:
+        await InvoiceLifecycle(self.session, lambda: self.mirror.writer).issue(invoice, lines)
 
     async def pause(self, subscription_id: int, data: SubscriptionPause) -> Subscription:
         subscription = await self._locked(subscription_id)

@@ -1,0 +1,144 @@
+"""The invoices a subscription's own requests issue: its first period's, when it is created, and
+its last usage's, when it is canceled now with ``invoice_now``. Every other period is the billing
+run's (``billplane.billing.cycle``).
+
+The first period has no period before it whose end could invoice it, so creating the subscription
+invoices it in advance (``billing_reason`` ``subscription_create``). Not invoiced at creation: a
+trial (nothing is owed until it ends, when the run bills the first paid period), a metered plan (its
+usage is billed in arrears when the period ends), and a subscription whose provider bills it (Stripe
+and PayPal invoice their own: billplane would charge twice).
+
+An immediate cancellation bills nothing more unless asked (as Stripe's ``invoice_now``): then the
+current period's metered usage up to now and the pending proration charges, with the credits that
+fit, go on a last invoice (``subscription_update``).
+
+Either way the invoice is written in the request's transaction with the subscription's change and
+charged through the outbox (``InvoiceLifecycle.issue``): all of it commits or none, and a crash
+charges at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.problems import InvalidFieldError
+from billplane.billing.models import InvoiceItem
+from billplane.catalog.models import Plan
+from billplane.invoices.lines import MAX_AMOUNT
+from billplane.invoices.models import Invoice, InvoiceLine
+from billplane.pricing import LineDraft, Period, PlanPricing, PricingError, UsageValue, metered_usage, period_lines
+from billplane.pricing import total as lines_total
+from billplane.pricing.credits import attachable
+from billplane.subscriptions.models import Subscription, UsageRecord
+
+
+def first_period_lines(plan: Plan, period: Period, quantity: int) -> list[LineDraft]:
+    """What ``period`` bills in advance at ``quantity``; a 422 naming ``quantity`` for an amount no
+    invoice may hold, before anything is written (the run would refuse the invoice every period)."""
+    if plan.pricing_model == "metered":
+        return []
+    try:
+        lines = period_lines(PlanPricing.of(plan), period, quantity=quantity)
+    except PricingError as exc:
+        raise InvalidFieldError("quantity", str(exc)) from exc
+    _check_limit(lines_total(lines), lines, "quantity", f"a period of plan {plan.id} at quantity {quantity}")
+    return lines
+
+
+async def last_usage(
+    session: AsyncSession, subscription: Subscription, plan: Plan, now: datetime
+) -> tuple[list[LineDraft], list[InvoiceItem]]:
+    """What canceling ``subscription`` at ``now`` leaves owed: the metered usage of its current
+    period up to ``now`` (a trial's is free) and its pending invoice items the invoice can take,
+    locked. A 422 naming ``invoice_now`` when that comes to more than an invoice may hold."""
+    start = subscription.current_period_start
+    lines: list[LineDraft] = []
+    if plan.pricing_model == "metered" and subscription.status != "trialing" and start is not None and now > start:
+        period = Period(start, now)
+        pricing = PlanPricing.of(plan)
+        query = (
+            select(UsageRecord.timestamp, UsageRecord.quantity)
+            .where(
+                UsageRecord.subscription_id == subscription.id,
+                UsageRecord.timestamp >= period.start,
+                UsageRecord.timestamp < period.end,
+            )
+            .order_by(UsageRecord.timestamp, UsageRecord.id)  # as the billing run reads them ("last")
+        )
+        values = [UsageValue(timestamp, quantity) for timestamp, quantity in await session.execute(query)]
+        lines = period_lines(pricing, period, usage=metered_usage(pricing, values, period))
+    pending = select(InvoiceItem).where(
+        InvoiceItem.subscription_id == subscription.id, InvoiceItem.invoice_id.is_(None)
+    )
+    items = list((await session.scalars(pending.order_by(InvoiceItem.id).with_for_update())).all())
+    taken = attachable(items, lines_total(lines))
+    amount = lines_total(lines) + sum(item.amount for item in taken)
+    _check_limit(amount, lines, "invoice_now", f"subscription {subscription.id}'s last usage")
+    return lines, taken
+
+
+def subscription_invoice(
+    subscription: Subscription,
+    reason: str,
+    period: tuple[datetime, datetime],
+    lines: list[LineDraft],
+    items: list[InvoiceItem],
+) -> tuple[Invoice, list[InvoiceLine]]:
+    """A draft invoice of the subscription for ``period`` (start, end) and its lines (``lines``, then
+    the pending ``items`` it takes), to issue; the caller marks the items taken."""
+    invoice = Invoice(
+        customer_id=subscription.customer_id,
+        subscription_id=subscription.id,
+        currency=(lines or items)[0].currency,
+        status="draft",
+        billing_reason=reason,
+        subtotal=0,  # the lines add their amounts (InvoiceRepository.add_lines)
+        total=0,
+        amount_paid=0,
+        attempt_count=0,
+        period_start=period[0],
+        period_end=period[1],
+        metadata_={},
+    )
+    rows = [
+        InvoiceLine(
+            plan_id=line.plan_id,
+            description=line.description,
+            quantity=line.quantity,
+            unit_amount=line.unit_amount,
+            tier=line.tier,
+            amount=line.amount,
+            currency=line.currency,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            proration=line.proration,
+        )
+        for line in lines
+    ]
+    rows += [
+        InvoiceLine(
+            plan_id=item.plan_id,
+            description=item.description,
+            quantity=item.quantity,
+            unit_amount=item.unit_amount,
+            tier=None,
+            amount=item.amount,
+            currency=item.currency,
+            period_start=item.period_start,
+            period_end=item.period_end,
+            proration=item.proration,
+        )
+        for item in items
+    ]
+    return invoice, rows
+
+
+def _check_limit(amount: int, lines: list[LineDraft], field: str, what: str) -> None:
+    if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
+        currency = lines[0].currency if lines else ""
+        raise InvalidFieldError(
+            field, f"{what} comes to {amount} {currency}: over the {MAX_AMOUNT} minor units an invoice may"
+        )
