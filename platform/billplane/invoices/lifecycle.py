@@ -68,10 +68,11 @@ class InvoiceLifecycle:
 
     async def issue(self, invoice: Invoice, lines: list[InvoiceLine]) -> Invoice:
         """Draft, finalize and charge an invoice billplane bills on its own (a subscription's first
-        period), as a billing run issues one: ``invoice.created``, ``invoice.finalized`` (and
-        ``invoice.paid`` for an invoice of 0), and a queued charge. A charge that cannot be made now
-        (no provider account, no payment method) leaves it open, never attempted: dunning makes
-        its first attempt (``billing.dunning_retry.due``), as for a run's invoice."""
+        period, its last usage: ``billplane.subscriptions.invoicing``), as a billing run issues
+        one: ``invoice.created``, ``invoice.finalized`` (and ``invoice.paid`` for an invoice of 0),
+        and a queued charge. A charge that cannot be made now (no provider account, no payment
+        method) leaves it open, never attempted: dunning makes its first attempt
+        (``billing.dunning_retry.due``), as for a run's invoice."""
         self.session.add(invoice)
         await self.session.flush()
         await self.repository.add_lines(invoice, lines)
