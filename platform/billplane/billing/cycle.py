@@ -15,11 +15,13 @@ a dozen round trips per subscription, which is what a run spent its time on (doc
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from billplane.billing.announcing import Announcement
+from billplane.billing.credit_split import split_credit
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.invoices.lines import MAX_AMOUNT
@@ -184,7 +186,7 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
             # keep their own periods): the ended period's start is the key of the invoice its own
             # start issued, and an invoice keyed twice is not written.
             after = add_interval(boundary, ended_plan.billing_interval, ended_plan.interval_count)
-            _draft(batch, subscription, ended_plan, Period(boundary, after), lines=usage or [])
+            await _draft(batch, subscription, ended_plan, Period(boundary, after), lines=usage or [])
         return
     if was_paused and subscription.resume_at is not None and subscription.resume_at <= boundary:
         subscription.status, subscription.paused_at, subscription.resume_at = "active", None, None
@@ -199,14 +201,14 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     subscription.current_period_start, subscription.current_period_end = following.start, following.end
     if subscription.status == "paused":  # nothing billed in advance while paused
         if usage:  # but the ended period's usage, before the pause or during it, is owed
-            _draft(batch, subscription, plan, following, lines=usage)
+            await _draft(batch, subscription, plan, following, lines=usage)
         return
     advance_lines = (
         [] if plan.pricing_model == "metered" else period_lines(plan.pricing, following, quantity=subscription.quantity)
     )
     if subscription.status == "trialing":
         advance_lines = []  # still in the trial: nothing billed for it
-    _draft(batch, subscription, plan, following, lines=[*(usage or []), *advance_lines])
+    await _draft(batch, subscription, plan, following, lines=[*(usage or []), *advance_lines])
 
 
 async def _plans(driver: Any, ids: set[int]) -> dict[int, BilledPlan]:
@@ -251,17 +253,25 @@ async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPl
     return period_lines(plan.pricing, period, usage=metered_usage(plan.pricing, values, period))
 
 
-def _draft(
+async def _draft(
     batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period, *, lines: list[LineDraft]
 ) -> None:
     pending = batch.pending.get(subscription.id, [])
     base = total(lines)
-    items = attachable(pending, base) if pending else []
+    attached = attachable(pending, base)
+    items = attached.whole
     # Taken now, so a later boundary of the same subscription does not take them again. An invoice
     # the insert skips (its period billed already, ``write_finalized``) takes none of them in the
     # database: they stay pending for the next one.
-    if items:
-        batch.pending[subscription.id] = [item for item in pending if item not in items]
+    left = [item for item in pending if item not in items and item is not attached.part]
+    if attached.part is not None:  # the credit is split: this invoice takes a part, the rest waits
+        credit, applied = attached.part, attached.applied
+        rest_id = await split_credit(batch.driver, credit.id, credit.amount, applied)
+        items = [*items, replace(credit, amount=applied, quantity=1, unit_amount=Decimal(applied))]
+        rest = credit.amount - applied
+        left.append(replace(credit, id=rest_id, amount=rest, quantity=1, unit_amount=Decimal(rest)))
+    if pending:
+        batch.pending[subscription.id] = left
     amount = base + sum(item.amount for item in items)
     if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
         raise AmountTooLargeError(

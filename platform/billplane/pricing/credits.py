@@ -1,8 +1,10 @@
-"""Which pending charges and credits an invoice takes: billplane never pays credit out."""
+"""Which pending charges and credits an invoice takes: billplane never pays credit out, and an
+invoice never goes below zero, so a credit larger than what is left to pay is taken in part."""
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 
 class _Amounted(Protocol):
@@ -13,14 +15,25 @@ class _Amounted(Protocol):
 ItemT = TypeVar("ItemT", bound=_Amounted)
 
 
-def attachable(items: list[ItemT], base: int) -> list[ItemT]:
-    """Every pending charge, and the credits (negative amounts) that keep an invoice of ``base``
-    from going below zero, in their order: a credit larger than what is due waits, whole, for the
-    invoice after."""
-    taken = [item for item in items if item.amount >= 0]
-    running = base + sum(item.amount for item in taken)
+@dataclass(frozen=True, slots=True)
+class Attached(Generic[ItemT]):
+    """What an invoice takes of the pending items: ``whole`` ones, in order (the charges, then the
+    credits that fit), and at most one credit in ``part``: ``applied`` of it (negative) brings the
+    invoice to zero, and the rest of it waits for the invoice after."""
+
+    whole: list[ItemT] = field(default_factory=list)
+    part: ItemT | None = None
+    applied: int = 0
+
+
+def attachable(items: list[ItemT], base: int) -> Attached[ItemT]:
+    """The pending ``items`` an invoice of ``base`` takes: every charge, then the credits in their
+    order while the invoice stays at zero or more, the first that does not fit taken in part."""
+    whole = [item for item in items if item.amount >= 0]
+    running = base + sum(item.amount for item in whole)
     for credit in (item for item in items if item.amount < 0):
-        if running + credit.amount >= 0:
-            taken.append(credit)
-            running += credit.amount
-    return taken
+        if running + credit.amount < 0:
+            return Attached(whole, credit, -running) if running > 0 else Attached(whole)
+        whole.append(credit)
+        running += credit.amount
+    return Attached(whole)

@@ -10,7 +10,7 @@ and PayPal invoice their own: billplane would charge twice).
 
 An immediate cancellation bills nothing more unless asked (as Stripe's ``invoice_now``): then the
 current period's metered usage up to now and the pending proration charges, with the credits that
-fit, go on a last invoice (``subscription_update``).
+fit (one of them in part), go on a last invoice (``subscription_update``).
 
 Either way the invoice is written in the request's transaction with the subscription's change and
 charged through the outbox (``InvoiceLifecycle.issue``): all of it commits or none, and a crash
@@ -25,6 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import InvalidFieldError
+from billplane.billing.credit_split import split_credit
+from billplane.billing.driver import driver_of
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.invoices.lines import MAX_AMOUNT
@@ -74,7 +76,14 @@ async def last_usage(
         InvoiceItem.subscription_id == subscription.id, InvoiceItem.invoice_id.is_(None)
     )
     items = list((await session.scalars(pending.order_by(InvoiceItem.id).with_for_update())).all())
-    taken = attachable(items, lines_total(lines))
+    attached = attachable(items, lines_total(lines))
+    taken = attached.whole
+    if attached.part is not None:  # the part of a credit that brings the invoice to zero; the rest waits
+        credit = attached.part
+        await session.flush()
+        await split_credit(await driver_of(session), credit.id, credit.amount, attached.applied)
+        await session.refresh(credit)
+        taken = [*taken, credit]
     amount = lines_total(lines) + sum(item.amount for item in taken)
     _check_limit(amount, lines, "invoice_now", f"subscription {subscription.id}'s last usage")
     return lines, taken

@@ -342,7 +342,7 @@ async def test_a_tenant_whose_due_scan_fails_does_not_hide_the_others_in_its_bat
     assert await rows(runtime, broken, "SELECT id FROM invoices") == []
 
 
-async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_waits(
+async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_is_taken_in_part(
     client: Client, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
     tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
@@ -381,7 +381,7 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
     assert sorted(line["amount"] for line in lines) == sorted([400, *(item["amount"] for item in items)])
 
     # From 4 seats to 1 at the start of a day: the credit (about 4.00) is more than the next day (1.00 + 0.25
-    # charged): it waits whole for a later invoice instead of making this one negative.
+    # charged): the invoice takes the part of it that brings it to zero, and the rest waits.
     downgraded = await client.patch(url, json={"quantity": 1}, headers=tenant.headers)
     assert downgraded.status_code == 200
     async with runtime.database.tenant_session(tenant.schema) as session:
@@ -392,12 +392,20 @@ async def test_prorations_of_a_change_go_on_the_next_invoice_and_a_large_credit_
             ),
             {"id": created.json()["id"]},
         )
+    changed = await rows(
+        runtime, tenant, "SELECT amount FROM invoice_items WHERE invoice_id IS NULL ORDER BY amount"
+    )  # the credit, then the charge
     await BillingRun(runtime.database, runtime.accounts).run()
-    pending = await rows(runtime, tenant, "SELECT amount FROM invoice_items WHERE invoice_id IS NULL")
-    assert len(pending) == 1
-    assert pending[0]["amount"] < -300
-    latest = await rows(runtime, tenant, "SELECT total FROM invoices ORDER BY id DESC LIMIT 1")
-    assert latest[0]["total"] >= 0
+    [rest] = await rows(runtime, tenant, "SELECT amount, quantity FROM invoice_items WHERE invoice_id IS NULL")
+    [latest] = await rows(runtime, tenant, "SELECT id, total FROM invoices ORDER BY id DESC LIMIT 1")
+    assert latest["total"] == 0  # paid at once: nothing left to charge
+    taken = await rows(
+        runtime, tenant, "SELECT amount FROM invoice_items WHERE invoice_id = :id ORDER BY amount", id=latest["id"]
+    )
+    credit, charge = (item["amount"] for item in changed)
+    assert [item["amount"] for item in taken] == [-(100 + charge), charge]  # the day at 1 seat, and the charge
+    assert rest["amount"] == credit + 100 + charge < 0  # nothing lost: the part taken and the rest make the credit
+    assert rest["quantity"] == 1
 
 
 async def test_subscriptions_a_provider_bills_itself_are_left_to_it(

@@ -127,3 +127,31 @@ async def test_refused_with_at_period_end_or_for_a_subscription_its_provider_bil
     shown = (await client.get(f"/v1/subscriptions/{subscription['id']}", headers=setup.tenant.headers)).json()
     assert shown["status"] == "active"
     assert await rows(worker, setup.tenant, "SELECT id FROM invoices") == []
+
+
+async def test_a_credit_larger_than_the_last_invoice_is_taken_in_part(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "finalcr")
+    product = (await client.post("/v1/products", json={"name": "Seats"}, headers=setup.tenant.headers)).json()
+    body = {"product_id": product["id"], "name": "Seats", "pricing_model": "per_seat", "amount": 1000,
+            "currency": "USD", "billing_interval": "month"}  # fmt: skip
+    plan = (await client.post("/v1/plans", json=body, headers=setup.tenant.headers)).json()
+    created = await client.post(
+        "/v1/subscriptions", json={"customer_id": setup.customer, "plan_id": plan["id"], "quantity": 5},
+        headers=setup.tenant.headers,
+    )  # fmt: skip
+    url = f"/v1/subscriptions/{created.json()['id']}"
+    assert (await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)).status_code == 200
+    credit, charge = (item["amount"] for item in await rows(worker, setup.tenant, "SELECT amount FROM invoice_items"))
+    assert -credit > charge > 0  # 5 seats back, 1 charged
+
+    assert (await _cancel(client, setup, created.json()["id"], invoice_now=True)).status_code == 200
+
+    [invoice] = await rows(worker, setup.tenant, LAST, reason="subscription_update")
+    assert (invoice["total"], invoice["status"]) == (0, "paid")  # the charge, all paid by the credit
+    lines = await rows(worker, setup.tenant, "SELECT amount FROM invoice_lines WHERE invoice_id = :id ORDER BY id",
+                       id=invoice["id"])  # fmt: skip
+    assert [line["amount"] for line in lines] == [charge, -charge]
+    [rest] = await rows(worker, setup.tenant, "SELECT amount FROM invoice_items WHERE invoice_id IS NULL")
+    assert rest["amount"] == credit + charge  # the rest of the credit stays pending (no credit is paid out)
