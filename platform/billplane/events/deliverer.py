@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from billplane.db.job_owner import still_owned
 from billplane.events import types
 from billplane.events.deliveries import Claimed, DeliveryRepository
 from billplane.events.emit import emit
@@ -62,6 +63,11 @@ class WebhookDeliverer:
 
     async def _deliver(self, ref: DeliveryRef) -> str:
         async with self.database.tenant_session(ref.schema) as session:
+            if not await still_owned(session, ref.tenant_id, ref.schema):
+                logger.warning(
+                    "webhook job %s of %s dropped: tenant %s is gone", ref.delivery_id, ref.schema, ref.tenant_id
+                )
+                return "skipped"
             claimed = await DeliveryRepository(session).claim(ref.delivery_id, lease_seconds=self.options.lease_seconds)
         if claimed is None:  # done, not due, held by another worker, or behind an earlier delivery
             return "skipped"

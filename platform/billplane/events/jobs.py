@@ -41,7 +41,7 @@ class DeliveryRef:
 
     @property
     def queueing_lock(self) -> str:
-        return f"webhook:{self.schema}:{self.delivery_id}"
+        return f"webhook:{self.tenant_id}:{self.schema}:{self.delivery_id}"
 
 
 @dataclass(frozen=True, slots=True)

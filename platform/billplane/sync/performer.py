@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from billplane.db.job_owner import still_owned
 from billplane.observability.metrics import sync_failure
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
@@ -37,6 +38,11 @@ class OutboxPerformer:
     async def perform(self, ref: OutboxRef) -> str:
         """Attempt the row once; returns what happened: done, retry, waiting, failed or skipped."""
         async with self.database.tenant_session(ref.schema) as session:
+            if not await still_owned(session, ref.tenant_id, ref.schema):
+                logger.warning(
+                    "outbox job %s of %s dropped: tenant %s is gone", ref.outbox_id, ref.schema, ref.tenant_id
+                )
+                return "skipped"
             row = await OutboxRepository(session).claim(ref.outbox_id, lease_seconds=self.options.lease_seconds)
         if row is None:  # done, failed, not due (another worker holds it), or behind an older row
             return "skipped"

@@ -17,7 +17,7 @@ class OutboxRef:
 
     @property
     def queueing_lock(self) -> str:
-        return f"outbox:{self.schema}:{self.outbox_id}"
+        return f"outbox:{self.tenant_id}:{self.schema}:{self.outbox_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class EventRef:
 
     @property
     def queueing_lock(self) -> str:
-        return f"event:{self.schema}:{self.event_id}"
+        return f"event:{self.tenant_id}:{self.schema}:{self.event_id}"
 
 
 JobRef = OutboxRef | EventRef

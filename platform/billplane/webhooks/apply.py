@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from billplane.db.job_owner import still_owned
 from billplane.plugins.contract import ProviderEvent
 from billplane.sync.refs import EventRef
 from billplane.webhooks import money_events, object_events
@@ -50,6 +51,11 @@ class EventApplier:
     async def apply(self, ref: EventRef) -> str:
         """Apply one stored event; returns applied, ignored, or skipped (already handled)."""
         async with self.database.tenant_session(ref.schema) as session:
+            if not await still_owned(session, ref.tenant_id, ref.schema):
+                logger.warning(
+                    "provider event job %s of %s dropped: tenant %s is gone", ref.event_id, ref.schema, ref.tenant_id
+                )
+                return "skipped"
             events = EventRepository(session)
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
