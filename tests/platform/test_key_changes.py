@@ -13,11 +13,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.api.auth import KeyCache
 from billplane.app import create_app
 from billplane.runtime import Runtime
 from billplane.settings import Settings
+from billplane_tenants import KeyPrincipal
 from billplane_tenants.announcements import APPLICATION_NAME
+from billplane_tenants.keys import derive_pepper
 from tests.conftest import create_tenant
 from tests.other_process import listening_client, patient
 
@@ -92,3 +96,28 @@ async def test_a_lost_listener_empties_the_cache_and_comes_back(
         return bool(cache.listening())
 
     assert await _eventually(listening_again)
+
+
+async def test_an_invalidation_heard_during_a_lookup_is_not_undone(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    cache = KeyCache(derive_pepper(settings.security.secret_key), ttl_seconds=60)
+    real = runtime.registry.resolve_key
+
+    async def revoked_meanwhile(session: AsyncSession, key: str) -> KeyPrincipal | None:
+        principal = await real(session, key)
+        # The key is revoked and its announcement heard while this lookup's answer is on its way.
+        async with runtime.database.control_session() as control:
+            await control.execute(
+                text("UPDATE control.api_keys SET revoked_at = now() WHERE id = :id"), {"id": tenant.key_id}
+            )
+        assert principal is not None
+        cache.invalidate_tenant(principal.tenant_id)
+        return principal
+
+    monkeypatch.setattr(runtime.registry, "resolve_key", revoked_meanwhile)
+    assert await cache.resolve(runtime, tenant.key) is not None  # read before the revocation
+    monkeypatch.setattr(runtime.registry, "resolve_key", real)
+
+    assert await cache.resolve(runtime, tenant.key) is None  # not kept: asked again, and refused

@@ -63,11 +63,15 @@ class KeyCache:
         self._pepper = pepper
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, KeyPrincipal]] = {}
+        # Bumped by every invalidation: a lookup that began before one does not cache what it read,
+        # or an announcement heard during the lookup would be undone for the whole TTL.
+        self._generation = 0
         # Set by the app while its change listener is connected: announcements then keep entries
         # honest, and a resolved key is trusted for LISTENING_TTL_SECONDS.
         self.listening: Callable[[], bool] = lambda: False
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
 
     async def resolve(self, runtime: Runtime, key: str) -> KeyPrincipal | None:
@@ -76,11 +80,14 @@ class KeyCache:
         cached = self._entries.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self._generation
         async with runtime.database.control_session() as session:
             principal = await runtime.registry.resolve_key(session, key)
         if principal is None:
             self._entries.pop(digest, None)
             return None
+        if generation != self._generation:
+            return principal  # read before the invalidation: answered once, not kept
         if len(self._entries) >= _MAX_CACHED_KEYS:
             self._entries.clear()  # crude but bounded; a refill costs one indexed lookup per key
         ttl = LISTENING_TTL_SECONDS if self.listening() else self._ttl
@@ -88,6 +95,7 @@ class KeyCache:
         return principal
 
     def invalidate_tenant(self, tenant_id: int) -> None:
+        self._generation += 1
         stale = [digest for digest, (_, principal) in self._entries.items() if principal.tenant_id == tenant_id]
         for digest in stale:
             del self._entries[digest]
