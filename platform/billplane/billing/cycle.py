@@ -256,22 +256,9 @@ async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPl
 async def _draft(
     batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period, *, lines: list[LineDraft]
 ) -> None:
-    pending = batch.pending.get(subscription.id, [])
     base = total(lines)
-    attached = attachable(pending, base)
-    items = attached.whole
-    # Taken now, so a later boundary of the same subscription does not take them again. An invoice
-    # the insert skips (its period billed already, ``write_finalized``) takes none of them in the
-    # database: they stay pending for the next one.
-    left = [item for item in pending if item not in items and item is not attached.part]
-    if attached.part is not None:  # the credit is split: this invoice takes a part, the rest waits
-        credit, applied = attached.part, attached.applied
-        rest_id = await split_credit(batch.driver, credit.id, credit.amount, applied)
-        items = [*items, replace(credit, amount=applied, quantity=1, unit_amount=Decimal(applied))]
-        rest = credit.amount - applied
-        left.append(replace(credit, id=rest_id, amount=rest, quantity=1, unit_amount=Decimal(rest)))
-    if pending:
-        batch.pending[subscription.id] = left
+    pending = batch.pending.get(subscription.id)
+    items = await _take(batch, subscription.id, pending, base) if pending else []
     amount = base + sum(item.amount for item in items)
     if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
         raise AmountTooLargeError(
@@ -281,6 +268,24 @@ async def _draft(
     draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
     batch.drafts.append(draft)
     batch.timeline.append(draft)
+
+
+async def _take(batch: _Batch, subscription_id: int, pending: list[PendingItem], base: int) -> list[PendingItem]:
+    """The pending items an invoice of ``base`` takes, taken now, so a later boundary of the same
+    subscription does not take them again (an invoice the insert skips, its period billed already,
+    takes none of them in the database: they stay pending for the next one). A credit taken in
+    part is split in the database at once, its rest left for the next boundary."""
+    attached = attachable(pending, base)
+    items = attached.whole
+    left = [item for item in pending if item not in items and item is not attached.part]
+    if attached.part is not None:
+        credit, applied = attached.part, attached.applied
+        rest_id = await split_credit(batch.driver, credit.id, credit.amount, applied)
+        items = [*items, replace(credit, amount=applied, quantity=1, unit_amount=Decimal(applied))]
+        rest = credit.amount - applied
+        left.append(replace(credit, id=rest_id, amount=rest, quantity=1, unit_amount=Decimal(rest)))
+    batch.pending[subscription_id] = left
+    return items
 
 
 async def _pending_items(driver: Any, subscription_ids: list[int]) -> dict[int, list[PendingItem]]:
