@@ -40,3 +40,44 @@ async def test_the_operator_api_refuses_floats_too(client: Client, admin_headers
 async def test_floats_are_judged_only_after_authentication(client: Client) -> None:
     response = await client.post("/v1/customers", json={"metadata": {"x": 1.5}})
     assert response.status_code == 401
+
+
+async def test_a_nul_character_anywhere_is_422_naming_where_and_nothing_is_written(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    in_body = await client.post("/v1/customers", json={"name": "a\x00b"}, headers=tenant.headers)
+    assert in_body.status_code == 422, in_body.text
+    assert [error["field"] for error in in_body.json()["errors"]] == ["name"]
+    in_key = await client.post("/v1/customers", json={"metadata": {"k\x00": "v"}}, headers=tenant.headers)
+    assert [error["field"] for error in in_key.json()["errors"]] == ["metadata.k\\u0000"]
+    in_value = await client.post("/v1/customers", json={"metadata": {"k": "\x00"}}, headers=tenant.headers)
+    assert [error["field"] for error in in_value.json()["errors"]] == ["metadata.k"]
+    assert (await client.get("/v1/customers", headers=tenant.headers)).json()["data"] == []
+
+    for path in ("/v1/customers", "/v1/events"):  # a list read with one statement, and one in a transaction
+        in_query = await client.get(
+            path, params={"external_id": "x\x00", "object_type": "x\x00"}, headers=tenant.headers
+        )
+        assert in_query.status_code == 422, (path, in_query.text)
+        [error] = in_query.json()["errors"]
+        assert error["source"] == "query"
+
+
+async def test_a_body_that_is_not_json_is_400_on_routes_without_a_body_too(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    headers = tenant.headers | {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = await client.post("/v1/invoices/1/void", content=b"x", headers=headers)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "bad_request"
+
+
+async def test_a_body_of_the_wrong_shape_is_named_as_the_whole_body(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    response = await client.post("/v1/customers", json=[], headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["$"]

@@ -103,9 +103,11 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
             continue
         message = str(item.get("message", "invalid"))
         field = str(item.get("key", ""))
+        if field == "data":  # Litestar's name for the whole body
+            field = "$"
         named = _NAMED_FIELD.search(message)
         if named:  # on a nested object the key is the object's path: name the field inside it
-            field = named.group(1) if field in {"data", ""} else f"{field}.{named.group(1)}"
+            field = named.group(1) if field in {"$", ""} else f"{field}.{named.group(1)}"
         source = item.get("source", "body")
         source = getattr(source, "value", source)  # Litestar reports query errors with an enum
         errors.append({"field": field, "source": str(source), "message": message})

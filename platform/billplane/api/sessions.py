@@ -4,7 +4,7 @@ Litestar closes these generators before the response is sent, throwing in any ex
 handler raised, so the request commits once on success and rolls back on any error. A GET route
 marked ``opt=READ_ONE`` runs its one SELECT outside a transaction instead (nothing to commit). They also
 apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction, and refuse
-JSON floats in bodies (billplane.api.strict_json) once the caller is authenticated.
+JSON floats and NUL characters (billplane.api.strict_json) once the caller is authenticated.
 
 Tenant requests take a pooled connection in the order they asked: ``connection_gate`` (the app's
 ``asyncio.Semaphore`` the size of the pool, first come first served) admits them before the pool
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import authenticate, runtime_of
 from billplane.api.responses import CAPTURE_STATE_KEY
-from billplane.api.strict_json import refuse_json_floats
+from billplane.api.strict_json import refuse_json_floats, refuse_nul_parameters
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
 from billplane_tenants.database import RowReader
@@ -65,6 +65,7 @@ async def provide_tenant_session(request: Request[Any, Any, Any]) -> AsyncGenera
     database = runtime_of(request).database
     gate: asyncio.Semaphore = request.app.state.connection_gate
     if request.route_handler.opt.get(SINGLE_READ) and request.method == "GET":
+        refuse_nul_parameters(request)
         async with gate, database.reader(principal.schema_name) as reader:
             yield reader
         return

@@ -1,8 +1,14 @@
-"""No JSON float in any request body: money is an integer or a decimal string, never a float.
+"""What no request may carry, checked before it is converted or anything is written.
 
-Litestar converts bodies in msgspec's lax mode, which would take ``1000.0`` for an ``int``
-field. billplane's API has no float field at all, so any float in a body is refused with a 422
-naming its path, before the request is converted or anything is written.
+No JSON float in a body: money is an integer or a decimal string, never a float. Litestar converts
+bodies in msgspec's lax mode, which would take ``1000.0`` for an ``int`` field; billplane's API has
+no float field at all, so any float is refused with a 422 naming its path.
+
+No NUL character (U+0000) in a body's strings or keys, a query parameter or a path parameter:
+PostgreSQL's ``text`` and ``jsonb`` cannot hold it, so it would fail the statement (a 500) rather
+than be stored. Refused with a 422 naming the field or parameter.
+
+A body that is not JSON at all is a 400, also on routes that take no body.
 """
 
 from __future__ import annotations
@@ -11,27 +17,50 @@ from collections.abc import Iterator
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import ClientException, SerializationException
 
-from billplane.api.problems import FieldErrors
+from billplane.api.problems import FieldErrors, InvalidFieldError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FLOAT = "a JSON float is never accepted: send an integer (or a decimal string where one is taken)"
+_NUL = "the NUL character (U+0000) cannot be stored"
+
+
+def refuse_nul_parameters(request: Request[Any, Any, Any]) -> None:
+    """A 422 naming the first query or path parameter that holds a NUL character."""
+    for source, parameters in (("query", request.query_params.multi_items()), ("path", request.path_params.items())):
+        for name, value in parameters:
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidFieldError(name, _NUL, source=source)
 
 
 async def refuse_json_floats(request: Request[Any, Any, Any]) -> None:
+    """Floats and NUL characters in the body (and NUL in the parameters), with every path at fault."""
+    refuse_nul_parameters(request)
     if request.method not in _BODY_METHODS or not await request.body():
         return
+    try:
+        body = await request.json()
+    except SerializationException as exc:
+        raise ClientException("the body is not valid JSON") from exc
     errors = FieldErrors()
-    for path in _float_paths(await request.json(), ""):
-        errors.add(path, "a JSON float is never accepted: send an integer (or a decimal string where one is taken)")
+    for path, message in _bad_paths(body, ""):
+        errors.add(path, message)
     errors.raise_any()
 
 
-def _float_paths(value: object, path: str) -> Iterator[str]:
+def _bad_paths(value: object, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, float):
-        yield path or "$"
+        yield path or "$", _FLOAT
+    elif isinstance(value, str):
+        if "\x00" in value:
+            yield path or "$", _NUL
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _float_paths(item, f"{path}.{key}" if path else str(key))
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                yield inner.replace("\x00", "\\u0000"), _NUL
+            yield from _bad_paths(item, inner)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _float_paths(item, f"{path}[{index}]")
+            yield from _bad_paths(item, f"{path}[{index}]")
