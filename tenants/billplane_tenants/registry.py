@@ -20,6 +20,8 @@ from billplane_tenants.keys import display_prefix, key_digest, new_key
 from billplane_tenants.naming import schema_for_slug
 from billplane_tenants.provisioning import SchemaExistsError, SchemaProvisioner
 
+_MAX_ID = 2**63 - 1  # api_keys.id is a BIGINT
+
 
 class TenantExistsError(Exception):
     """A tenant (or a schema) with this slug already exists."""
@@ -129,7 +131,10 @@ class TenantRegistry:
         return list((await session.execute(query)).scalars())
 
     async def revoke_key(self, session: AsyncSession, tenant: Tenant, key_id: int) -> ApiKey | None:
-        """Revoke one of ``tenant``'s keys; a key of another tenant is treated as unknown."""
+        """Revoke one of ``tenant``'s keys; a key of another tenant is treated as unknown, and so is
+        an id no BIGINT can hold."""
+        if not 1 <= key_id <= _MAX_ID:
+            return None
         result = await session.execute(
             update(ApiKey)
             .where(ApiKey.id == key_id, ApiKey.tenant_id == tenant.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -44,6 +45,22 @@ class Patch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     def changes(self) -> dict[str, Any]:
         values = {field: getattr(self, field) for field in self.__struct_fields__}
         return {field: value for field, value in values.items() if value is not msgspec.UNSET}
+
+
+# The times a client may send: billing's own calendar, with room on both sides. Outside it a time
+# overflows on its way to PostgreSQL (year 1 with an offset east of UTC) or in period arithmetic
+# (a test clock in year 9999), which was a 500.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def checked_time(value: datetime, field: str, *, source: str = "body") -> datetime:
+    """``value`` if it carries a time zone and falls between 1970 and 2200, else a 422 naming ``field``."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidFieldError(field, "must carry a time zone offset (2030-01-01T00:00:00Z)", source=source)
+    if not EARLIEST <= value < LATEST:
+        raise InvalidFieldError(field, "must fall between 1970-01-01 and 2200-01-01", source=source)
+    return value
 
 
 def checked_currency(code: str, field: str = "currency") -> str:

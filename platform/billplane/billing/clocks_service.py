@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.api.types import checked_time
 from billplane.billing.clocks_repository import ADVANCING_EVENT, ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
 from billplane.billing.clocks_schemas import TestClockAdvance, TestClockAttach, TestClockCreate
@@ -33,12 +34,6 @@ MAX_ADVANCE_YEARS = 2
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
-def _aware(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidFieldError(field, "must carry a time zone offset (2030-01-01T00:00:00Z)")
-    return value
-
-
 class ClockService:
     def __init__(self, session: AsyncSession, tenant_id: int) -> None:
         self.session = session
@@ -46,7 +41,7 @@ class ClockService:
         self.repository = ClockRepository(session=session)
 
     async def create(self, data: TestClockCreate) -> TestClock:
-        clock = TestClock(name=data.name, frozen_time=_aware(data.frozen_time, "frozen_time"), status="ready")
+        clock = TestClock(name=data.name, frozen_time=checked_time(data.frozen_time, "frozen_time"), status="ready")
         self.session.add(clock)
         return await self._changed(clock, "test_clock.created")
 
@@ -101,7 +96,7 @@ class ClockService:
         self._refuse_advancing(clock, "advance again")
         if data.to is None:
             raise InvalidFieldError("to", "required")
-        to = _aware(data.to, "to")
+        to = checked_time(data.to, "to")
         if to <= clock.frozen_time:
             raise InvalidFieldError("to", f"must be after the clock's frozen_time ({clock.frozen_time.isoformat()})")
         if to > add_interval(clock.frozen_time, "year", MAX_ADVANCE_YEARS):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from advanced_alchemy.exceptions import IntegrityError as AdvancedIntegrityError
 from sqlalchemy import (
     ColumnElement,
     Row,
@@ -130,6 +131,19 @@ class CustomerReads:
 
 class CustomerRepository(TenantRepository[Customer]):
     model_type = Customer
+
+    async def update_live(self, customer: Customer) -> Customer:
+        """Write the customer's changes; ``ExternalIdTakenError`` when the unique index refuses its
+        ``external_id`` (taken by a concurrent request after the service's check)."""
+        wanted = customer.external_id  # the object expires with the failed transaction: read it now
+        try:
+            return await self.update(customer)
+        except AdvancedIntegrityError as exc:
+            cause = exc.__cause__
+            driver = getattr(cause, "driver_exception", None) if isinstance(cause, IntegrityError) else None
+            if getattr(driver, "constraint_name", None) == EXTERNAL_ID_INDEX:
+                raise ExternalIdTakenError(wanted) from exc
+            raise
 
     async def get_live(self, customer_id: int) -> Customer | None:
         if not 1 <= customer_id <= MAX_ID:

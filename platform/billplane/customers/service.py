@@ -79,7 +79,10 @@ class CustomerService:
         for field, value in changes.items():
             setattr(customer, "metadata_" if field == "metadata" else field, value)
         await self.sync_service.customer_changed(customer, set(changes))
-        return await self.repository.update(customer)
+        try:
+            return await self.repository.update_live(customer)
+        except ExternalIdTakenError as exc:  # taken by a concurrent request after the check above
+            raise ConflictError(f"a customer with external_id {external_id!r} already exists") from exc
 
     async def delete(self, customer_id: int) -> None:
         """Delete a customer without live subscriptions; its invoices and payments keep pointing at it."""

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.api.types import checked_time
 from billplane.events import types
 from billplane.events.emit import emit
 from billplane.events.models import WebhookEndpoint as EndpointRow
@@ -121,8 +122,7 @@ class EndpointService:
             since = datetime.now(UTC) - DEFAULT_REPLAY
         if endpoint.status != "enabled":
             raise ConflictError("the endpoint is disabled: enable it first (PATCH status=enabled)")
-        if since.tzinfo is None:
-            raise InvalidFieldError("since", "must carry a time zone (e.g. 2026-11-26T00:00:00Z)")
+        checked_time(since, "since")
         if since > datetime.now(UTC):
             raise InvalidFieldError("since", "is in the future")
         return await self.repository.replay(endpoint.id, since)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from billplane.api.problems import FieldErrors
+from billplane.api.types import EARLIEST, LATEST
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.invoices.schemas import LineCreate
 
@@ -35,6 +36,9 @@ def line_rows(lines: list[LineCreate], currency: str, invoice: Invoice | None = 
             errors.add(f"{path}.unit_amount", "give exactly one of unit_amount and unit_amount_decimal")
             continue
         unit = Decimal(line.unit_amount) if line.unit_amount is not None else Decimal(str(line.unit_amount_decimal))
+        for name, moment in (("period_start", line.period_start), ("period_end", line.period_end)):
+            if moment is not None and not EARLIEST <= moment < LATEST:
+                errors.add(f"{path}.{name}", "must fall between 1970-01-01 and 2200-01-01")
         if line.period_start is not None and line.period_end is not None and line.period_end <= line.period_start:
             errors.add(f"{path}.period_end", "must be after period_start")
         amount = line_amount(line.quantity, unit)

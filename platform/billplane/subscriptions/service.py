@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.api.types import checked_time
 from billplane.billing.clock import customer_now
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
@@ -268,7 +269,7 @@ class SubscriptionService:
         if subscription.provider_account_id is not None:
             await self.mirror.refuse_without_capability(subscription.provider_account_id, Capability.PAUSE, "pause")
         now = await self._now(subscription)
-        if data.resume_at is not None and data.resume_at <= now:
+        if data.resume_at is not None and checked_time(data.resume_at, "resume_at") <= now:
             raise InvalidFieldError("resume_at", "must be in the future")
         subscription.status, subscription.paused_at, subscription.resume_at = "paused", now, data.resume_at
         await self.mirror.subscription_changed(subscription, "subscription.pause")

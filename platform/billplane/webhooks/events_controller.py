@@ -11,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
+from billplane.api.problems import InvalidFieldError
 from billplane.db.mixins import MAX_ID
 from billplane.webhooks.event_schemas import ProviderEventRecord
 from billplane.webhooks.models import EVENT_STATUSES
@@ -53,6 +54,8 @@ class ProviderEventController(Controller):
         why: older than what was already applied, about an object billplane does not know (for
         example a subscription created directly at the provider), or of a type billplane does not act on.
         """
+        if status is not None and status not in EVENT_STATUSES:  # enum= above only documents it
+            raise InvalidFieldError("status", f"must be one of {', '.join(EVENT_STATUSES)}", source="query")
         found = await EventRepository(tenant_session).page(
             status=status, provider_account_id=provider_account_id, after=decode_cursor(cursor), limit=limit
         )
