@@ -8,7 +8,7 @@ Decimals; each line is rounded once, half-even (docs/concepts/pricing.md).
 from billplane.pricing.aggregation import UsageValue, aggregate
 from billplane.pricing.lines import metered_usage, period_lines, total
 from billplane.pricing.models import LineDraft, Period, PlanPricing, PricingError, Tier
-from billplane.pricing.proration import ChangePreview, ChangeProration, change_preview, prorate
+from billplane.pricing.proration import ChangePreview, ChangeProration, change_preview, prorate, remaining_time
 
 __all__ = [
     "ChangePreview",
@@ -24,5 +24,6 @@ __all__ = [
     "metered_usage",
     "period_lines",
     "prorate",
+    "remaining_time",
     "total",
 ]

@@ -82,6 +82,16 @@ def change_preview(
     return ChangePreview(proration, at, tuple(line for line in credit_lines + charges if line.amount))
 
 
+def remaining_time(pricing: PlanPricing, period: Period, at: datetime, quantity: int) -> list[LineDraft]:
+    """The advance lines of ``period`` prorated to what is left of it from ``at`` ("Remaining time
+    on ..."), for a period that was not billed in advance (resumed after a pause that began before
+    it); none for metered prices, billed in arrears, or for what comes to 0."""
+    if not period.start <= at <= period.end:
+        raise PricingError("the remaining time is within the period")
+    lines = [_prorated(line, period, at, credit=False) for line in _advance_lines(pricing, period, quantity)]
+    return [line for line in lines if line.amount]
+
+
 def _advance_lines(pricing: PlanPricing, period: Period, quantity: int) -> list[LineDraft]:
     if pricing.model == "metered":
         return []

@@ -37,16 +37,16 @@ from billplane.pricing.credits import attachable
 from billplane.subscriptions.models import Subscription, UsageRecord
 
 
-def first_period_lines(plan: Plan, period: Period, quantity: int) -> list[LineDraft]:
-    """What ``period`` bills in advance at ``quantity``; a 422 naming ``quantity`` for an amount no
+def first_period_lines(plan: Plan, period: Period, quantity: int, *, field: str = "quantity") -> list[LineDraft]:
+    """What ``period`` bills in advance at ``quantity``; a 422 naming ``field`` for an amount no
     invoice may hold, before anything is written (the run would refuse the invoice every period)."""
     if plan.pricing_model == "metered":
         return []
     try:
         lines = period_lines(PlanPricing.of(plan), period, quantity=quantity)
     except PricingError as exc:
-        raise InvalidFieldError("quantity", str(exc)) from exc
-    _check_limit(lines_total(lines), lines, "quantity", f"a period of plan {plan.id} at quantity {quantity}")
+        raise InvalidFieldError(field, str(exc)) from exc
+    _check_limit(lines_total(lines), lines, field, f"a period of plan {plan.id} at quantity {quantity}")
     return lines
 
 
@@ -56,22 +56,25 @@ async def last_usage(
     """What canceling ``subscription`` at ``now`` leaves owed: the metered usage of its current
     period up to ``now`` (a trial's is free) and its pending invoice items the invoice can take,
     locked. A 422 naming ``invoice_now`` when that comes to more than an invoice may hold."""
-    start = subscription.current_period_start
+    start, end = subscription.current_period_start, subscription.current_period_end
     lines: list[LineDraft] = []
-    if plan.pricing_model == "metered" and subscription.status != "trialing" and start is not None and now > start:
-        period = Period(start, now)
+    metered = plan.pricing_model == "metered" and subscription.status != "trialing"
+    if metered and start is not None and end is not None and start < now < end:
+        # Read to the period's end: ingestion takes a record stamped a little ahead of its clock
+        # (usage.rules.CLOCK_SKEW), and after the cancellation nothing else will bill it.
+        whole = Period(start, end)
         pricing = PlanPricing.of(plan)
         query = (
             select(UsageRecord.timestamp, UsageRecord.quantity)
             .where(
                 UsageRecord.subscription_id == subscription.id,
-                UsageRecord.timestamp >= period.start,
-                UsageRecord.timestamp < period.end,
+                UsageRecord.timestamp >= whole.start,
+                UsageRecord.timestamp < whole.end,
             )
             .order_by(UsageRecord.timestamp, UsageRecord.id)  # as the billing run reads them ("last")
         )
         values = [UsageValue(timestamp, quantity) for timestamp, quantity in await session.execute(query)]
-        lines = period_lines(pricing, period, usage=metered_usage(pricing, values, period))
+        lines = period_lines(pricing, Period(start, now), usage=metered_usage(pricing, values, whole))
     pending = select(InvoiceItem).where(
         InvoiceItem.subscription_id == subscription.id, InvoiceItem.invoice_id.is_(None)
     )

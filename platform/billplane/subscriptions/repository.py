@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, exists, select
 
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
+from billplane.invoices.models import Invoice
 from billplane.payments.models import PaymentMethod
 from billplane.pricing import LineDraft
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
@@ -57,6 +58,13 @@ class SubscriptionRepository(TenantRepository[Subscription]):
             PaymentMethod.detached_at.is_(None),
         )
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def invoiced_here(self, subscription_id: int) -> bool:
+        """Whether billplane has issued an invoice of the subscription (not one mirrored from a provider)."""
+        issued = select(Invoice.id).where(
+            Invoice.subscription_id == subscription_id, Invoice.provider_invoice_id.is_(None)
+        )
+        return bool(await self.session.scalar(select(exists(issued))))
 
     async def billing_currencies(self, customer_id: int, *, other_than: int | None = None) -> set[str]:
         """Currencies of the customer's live subscriptions (one customer is billed in one currency)."""

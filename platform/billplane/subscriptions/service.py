@@ -25,7 +25,7 @@ from billplane.events.emit import emit
 from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
-from billplane.pricing import Period, PlanPricing, PricingError, change_preview
+from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
 from billplane.subscriptions import transitions
 from billplane.subscriptions.invoicing import first_period_lines, last_usage, subscription_invoice
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
@@ -142,8 +142,12 @@ class SubscriptionService:
                 new = await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
                 if current is not None and subscription.status != "trialing":
                     _check_same_period(current, new, data.proration)
+                    _check_usage_kept(current, new, data.proration)
                 if subscription.provider_account_id is not None:
                     await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
+            await self._check_amount(
+                subscription, plan_id, quantity, "quantity" if "quantity" in changes else "plan_id"
+            )
             if data.proration == "at_period_end":
                 subscription.pending_plan_id = plan_id if plan_id != subscription.plan_id else None
                 subscription.pending_quantity = quantity if quantity != subscription.quantity else None
@@ -157,6 +161,17 @@ class SubscriptionService:
                 kind = "subscription.update" if prorated else "subscription.update_unprorated"
                 await self.mirror.subscription_changed(subscription, kind)
         return await self._emitted("subscription.updated", subscription)
+
+    async def _check_amount(self, subscription: Subscription, plan_id: int, quantity: int, field: str) -> None:
+        """A 422 naming ``field`` when a period of ``plan_id`` at ``quantity`` comes to more than an
+        invoice may hold: written, every later billing run would refuse the subscription."""
+        plan = await self.repository.plan(plan_id)
+        start = subscription.current_period_start
+        if plan is None or start is None or self.mirror.bills_subscriptions(subscription.provider):
+            return
+        first_period_lines(
+            plan, Period(start, add_interval(start, plan.billing_interval, plan.interval_count)), quantity, field=field
+        )
 
     async def _add_prorations(self, subscription: Subscription, plan_id: int, quantity: int) -> None:
         """Credit the unused time of the old plan and quantity and charge the rest of the period at
@@ -280,14 +295,42 @@ class SubscriptionService:
         transitions.check("resume", subscription.status)
         now = await self._now(subscription)
         in_trial = subscription.trial_end is not None and now < subscription.trial_end
+        start, end = subscription.current_period_start, subscription.current_period_end
+        # Paused before this period began: its boundary billed nothing in advance, so what is left
+        # of it is billed now (else it would be free, and a later proration would credit it).
+        unbilled = subscription.paused_at is not None and start is not None and subscription.paused_at < start
         subscription.status = "trialing" if in_trial else "active"
         subscription.paused_at = subscription.resume_at = None
         await self.mirror.subscription_changed(subscription, "subscription.resume")
-        return await self._emitted("subscription.resumed", subscription)
+        await self._emitted("subscription.resumed", subscription)
+        if unbilled and not in_trial and start is not None and end is not None and start <= now < end:
+            await self._bill_rest(subscription, Period(start, end), now)
+        return subscription
+
+    async def _bill_rest(self, subscription: Subscription, period: Period, now: datetime) -> None:
+        if self.mirror.bills_subscriptions(subscription.provider):
+            return
+        plan = await self.repository.plan(subscription.plan_id)
+        if plan is None:
+            return
+        lines = remaining_time(PlanPricing.of(plan), period, now, subscription.quantity)
+        if lines:
+            await self._issue(*subscription_invoice(subscription, "subscription_update", (now, period.end), lines, []))
 
     async def sync(self, subscription_id: int) -> Subscription:
         """Mirror the subscription to its provider account (or the tenant's default one) again, now."""
         subscription = await self.get(subscription_id)
+        if subscription.provider_account_id is None and self.sync_service is not None:
+            account = await self.mirror.account_for_new_subscription(None)
+            provider = None if account is None else await self.mirror.provider_of(account)
+            if self.mirror.bills_subscriptions(provider) and await self.repository.invoiced_here(subscription.id):
+                # Mirrored there, it would be billed there from now on, for a period billplane has
+                # billed already: the customer would pay twice.
+                raise ConflictError(
+                    f"billplane invoices this subscription, and {provider} bills the subscriptions it holds: "
+                    f"mirroring it to account {account} would charge the customer twice. Cancel it and create "
+                    "a new one (it then goes to that account)"
+                )
         if self.sync_service is not None:
             await self.sync_service.sync_subscription(subscription)
         return await self.repository.update(subscription)
@@ -309,6 +352,17 @@ class SubscriptionService:
         await self.session.refresh(subscription)  # timestamps the database set
         await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
         return subscription
+
+
+def _check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
+    """Usage recorded under a metered plan is billed when the period ends, at the plan the
+    subscription has then: a change to a plan that does not meter, made now, would drop it."""
+    if proration != "at_period_end" and current.pricing_model == "metered" and new.pricing_model != "metered":
+        raise InvalidFieldError(
+            "proration",
+            f"plan {current.id} is metered: this period's usage is billed when it ends, so a change to plan {new.id}, "
+            "which is not, is made at_period_end",
+        )
 
 
 def _check_same_period(current: Plan, new: Plan, proration: str) -> None:
