@@ -18,9 +18,17 @@ def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
     row.status = state.status
     row.cancel_at_period_end = state.cancel_at_period_end
     row.canceled_at = state.canceled_at
-    if state.current_period_start is not None:
+    # A period that starts before the local one is older news, never taken: billplane may have
+    # invoiced the local period already (its first, at creation), and the run would bill the time
+    # between the two period ends again. A provider that bills its subscriptions moves forward.
+    earlier = (
+        state.current_period_start is not None
+        and row.current_period_start is not None
+        and state.current_period_start < row.current_period_start
+    )
+    if state.current_period_start is not None and not earlier:
         row.current_period_start = state.current_period_start
-    if state.current_period_end is not None:
+    if state.current_period_end is not None and not earlier:
         row.current_period_end = state.current_period_end
     if state.trial_end is not None:
         row.trial_end = state.trial_end
