@@ -26,7 +26,7 @@ from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
-from billplane.subscriptions import transitions
+from billplane.subscriptions import change_rules, transitions
 from billplane.subscriptions.invoicing import first_period_lines, last_usage, subscription_invoice
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
@@ -141,8 +141,8 @@ class SubscriptionService:
                 current = await self.repository.plan(subscription.plan_id)
                 new = await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
                 if current is not None and subscription.status != "trialing":
-                    _check_same_period(current, new, data.proration)
-                    _check_usage_kept(current, new, data.proration)
+                    change_rules.check_same_period(current, new, data.proration)
+                    change_rules.check_usage_kept(current, new, data.proration)
                 if subscription.provider_account_id is not None:
                     await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
             await self._check_amount(
@@ -207,7 +207,8 @@ class SubscriptionService:
         if changes.get("plan_id", current.id) != current.id:
             new = await self._plan(changes["plan_id"], currency={current.currency})
             if subscription.status != "trialing":
-                _check_same_period(current, new, data.proration)
+                change_rules.check_same_period(current, new, data.proration)
+                change_rules.check_usage_kept(current, new, data.proration)
         now = await self._now(subscription)
         at = min(max(now, subscription.current_period_start), subscription.current_period_end)
         try:
@@ -352,29 +353,3 @@ class SubscriptionService:
         await self.session.refresh(subscription)  # timestamps the database set
         await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
         return subscription
-
-
-def _check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
-    """Usage recorded under a metered plan is billed when the period ends, at the plan the
-    subscription has then: a change to a plan that does not meter, made now, would drop it."""
-    if proration != "at_period_end" and current.pricing_model == "metered" and new.pricing_model != "metered":
-        raise InvalidFieldError(
-            "proration",
-            f"plan {current.id} is metered: this period's usage is billed when it ends, so a change to plan {new.id}, "
-            "which is not, is made at_period_end",
-        )
-
-
-def _check_same_period(current: Plan, new: Plan, proration: str) -> None:
-    """A change prorated now prices the rest of the current period at the new plan: only sound when
-    the new plan bills the same period (a month's share of a yearly price is no price at all)."""
-    if proration == "create_prorations" and (current.billing_interval, current.interval_count) != (
-        new.billing_interval,
-        new.interval_count,
-    ):
-        raise InvalidFieldError(
-            "proration",
-            f"plan {new.id} bills every {new.interval_count} {new.billing_interval}(s) and the current plan every "
-            f"{current.interval_count} {current.billing_interval}(s): a change between billing periods cannot be "
-            "prorated into the current one; use at_period_end (or none)",
-        )

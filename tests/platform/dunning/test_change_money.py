@@ -68,6 +68,8 @@ async def test_leaving_a_metered_plan_is_made_at_the_period_end(
     created = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
     url = f"/v1/subscriptions/{created.json()['id']}"
 
+    previewed = await client.post(f"{url}/preview", json={"plan_id": setup.plan}, headers=setup.tenant.headers)
+    assert previewed.status_code == 422, previewed.text  # the preview says what the change would
     for proration in ("create_prorations", "none"):
         refused = await client.patch(
             url, json={"plan_id": setup.plan, "proration": proration}, headers=setup.tenant.headers

@@ -1,0 +1,33 @@
+"""What a change of plan must respect for the proration asked: refused with a 422 naming
+``proration``, and nothing written (``SubscriptionService.update``, and its preview alike)."""
+
+from __future__ import annotations
+
+from billplane.api.problems import InvalidFieldError
+from billplane.catalog.models import Plan
+
+
+def check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
+    """Usage recorded under a metered plan is billed when the period ends, at the plan the
+    subscription has then: a change to a plan that does not meter, made now, would drop it."""
+    if proration != "at_period_end" and current.pricing_model == "metered" and new.pricing_model != "metered":
+        raise InvalidFieldError(
+            "proration",
+            f"plan {current.id} is metered: this period's usage is billed when it ends, so a change to plan {new.id}, "
+            "which is not, is made at_period_end",
+        )
+
+
+def check_same_period(current: Plan, new: Plan, proration: str) -> None:
+    """A change prorated now prices the rest of the current period at the new plan: only sound when
+    the new plan bills the same period (a month's share of a yearly price is no price at all)."""
+    if proration == "create_prorations" and (current.billing_interval, current.interval_count) != (
+        new.billing_interval,
+        new.interval_count,
+    ):
+        raise InvalidFieldError(
+            "proration",
+            f"plan {new.id} bills every {new.interval_count} {new.billing_interval}(s) and the current plan every "
+            f"{current.interval_count} {current.billing_interval}(s): a change between billing periods cannot be "
+            "prorated into the current one; use at_period_end (or none)",
+        )
