@@ -115,37 +115,24 @@ def subscription_invoice(
         period_end=period[1],
         metadata_={},
     )
-    rows = [
-        InvoiceLine(
-            plan_id=line.plan_id,
-            description=line.description,
-            quantity=line.quantity,
-            unit_amount=line.unit_amount,
-            tier=line.tier,
-            amount=line.amount,
-            currency=line.currency,
-            period_start=line.period_start,
-            period_end=line.period_end,
-            proration=line.proration,
-        )
-        for line in lines
-    ]
-    rows += [
-        InvoiceLine(
-            plan_id=item.plan_id,
-            description=item.description,
-            quantity=item.quantity,
-            unit_amount=item.unit_amount,
-            tier=None,
-            amount=item.amount,
-            currency=item.currency,
-            period_start=item.period_start,
-            period_end=item.period_end,
-            proration=item.proration,
-        )
-        for item in items
-    ]
+    rows = [_row(line, line.tier) for line in lines] + [_row(item, None) for item in items]
     return invoice, rows
+
+
+def _row(line: LineDraft | InvoiceItem, tier: int | None) -> InvoiceLine:
+    """An invoice line of ``line`` (an invoice item has no tier: prorations are not tiered lines)."""
+    return InvoiceLine(
+        plan_id=line.plan_id,
+        description=line.description,
+        quantity=line.quantity,
+        unit_amount=line.unit_amount,
+        tier=tier,
+        amount=line.amount,
+        currency=line.currency,
+        period_start=line.period_start,
+        period_end=line.period_end,
+        proration=line.proration,
+    )
 
 
 def _check_limit(amount: int, lines: list[LineDraft], field: str, what: str) -> None:

@@ -58,6 +58,16 @@ async def on_a_clock(
     return setup, clock
 
 
+async def another_plan(client: Client, setup: Setup, **fields: Any) -> int:
+    """A monthly USD plan of a new product, priced by ``fields`` (pricing_model, amount, ...)."""
+    product = (await client.post("/v1/products", json={"name": "More"}, headers=setup.tenant.headers)).json()
+    body = {"product_id": product["id"], "name": "Other", "currency": "USD", "billing_interval": "month"} | fields
+    created = await client.post("/v1/plans", json=body, headers=setup.tenant.headers)
+    assert created.status_code == 201, created.text
+    plan_id: int = created.json()["id"]
+    return plan_id
+
+
 async def subscribe(client: Client, setup: Setup, *, trial_days: int = 30) -> int:
     """A subscription to the plan. On a trial by default: a trial is not invoiced at creation, so the
     subscription's first invoice is the billing run's, when ``period_ends`` ends the trial with the

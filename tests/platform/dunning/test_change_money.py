@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Any
 
 from billplane_sandbox.payment_methods import SUCCEEDS
 from billplane_sandbox.plugin import PLUGIN
@@ -19,7 +18,7 @@ from tests.conftest import create_tenant
 from tests.platform.dunning.helpers import (
     PRICE,
     Client,
-    Setup,
+    another_plan,
     database_now,
     execute,
     period_ends,
@@ -32,20 +31,11 @@ from tests.platform.sync_fakes import drain
 INVOICES = "SELECT id, billing_reason, total, period_start, period_end FROM invoices ORDER BY id"
 
 
-async def _plan(client: Client, setup: Setup, **fields: Any) -> int:
-    product = (await client.post("/v1/products", json={"name": "More"}, headers=setup.tenant.headers)).json()
-    body = {"product_id": product["id"], "name": "Other", "currency": "USD", "billing_interval": "month"} | fields
-    created = await client.post("/v1/plans", json=body, headers=setup.tenant.headers)
-    assert created.status_code == 201, created.text
-    plan_id: int = created.json()["id"]
-    return plan_id
-
-
 async def test_a_quantity_no_invoice_can_hold_is_refused_on_change(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "chbig")
-    seats = await _plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)
     body = {"customer_id": setup.customer, "plan_id": seats, "quantity": 2}
     created = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
     url = f"/v1/subscriptions/{created.json()['id']}"
@@ -63,7 +53,7 @@ async def test_leaving_a_metered_plan_is_made_at_the_period_end(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "chmeter")
-    metered = await _plan(client, setup, pricing_model="metered", amount=25, usage_aggregation="sum")
+    metered = await another_plan(client, setup, pricing_model="metered", amount=25, usage_aggregation="sum")
     body = {"customer_id": setup.customer, "plan_id": metered}
     created = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
     url = f"/v1/subscriptions/{created.json()['id']}"
@@ -138,7 +128,7 @@ async def test_invoice_now_bills_usage_stamped_a_little_ahead(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "chskew")
-    metered = await _plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
+    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
     body = {"customer_id": setup.customer, "plan_id": metered}
     subscription = (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).json()["id"]
     ahead = (await database_now(worker) + timedelta(minutes=2)).isoformat()

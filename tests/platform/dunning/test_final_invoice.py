@@ -12,7 +12,7 @@ from litestar import Litestar
 
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
-from tests.platform.dunning.helpers import Client, Setup, sandbox_customer
+from tests.platform.dunning.helpers import Client, Setup, another_plan, sandbox_customer
 from tests.platform.invoices.helpers import rows
 from tests.platform.sync_fakes import drain
 
@@ -36,6 +36,19 @@ async def _metered(client: Client, setup: Setup) -> dict[str, Any]:
     ]
     used = await client.post("/v1/usage-records", json={"records": records}, headers=setup.tenant.headers)
     assert used.json()["accepted"] == 2, used.text
+    return subscription
+
+
+async def _seats_changed(client: Client, setup: Setup, quantity: int, changed_to: int) -> int:
+    """A subscription to a per-seat plan (10.00 a seat) at ``quantity``, changed at once to
+    ``changed_to`` with prorations: a credit and a charge wait as pending items."""
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    body = {"customer_id": setup.customer, "plan_id": seats, "quantity": quantity}
+    subscription: int = (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).json()["id"]
+    changed = await client.patch(
+        f"/v1/subscriptions/{subscription}", json={"quantity": changed_to}, headers=setup.tenant.headers
+    )
+    assert changed.status_code == 200, changed.text
     return subscription
 
 
@@ -68,20 +81,11 @@ async def test_pending_prorations_go_on_the_last_invoice(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "finalpr")
-    product = (await client.post("/v1/products", json={"name": "Seats"}, headers=setup.tenant.headers)).json()
-    body = {"product_id": product["id"], "name": "Seats", "pricing_model": "per_seat", "amount": 1000,
-            "currency": "USD", "billing_interval": "month"}  # fmt: skip
-    plan = (await client.post("/v1/plans", json=body, headers=setup.tenant.headers)).json()
-    created = await client.post(
-        "/v1/subscriptions", json={"customer_id": setup.customer, "plan_id": plan["id"], "quantity": 2},
-        headers=setup.tenant.headers,
-    )  # fmt: skip
-    url = f"/v1/subscriptions/{created.json()['id']}"
-    assert (await client.patch(url, json={"quantity": 5}, headers=setup.tenant.headers)).status_code == 200
+    subscription = await _seats_changed(client, setup, 2, 5)
     items = await rows(worker, setup.tenant, "SELECT id, amount FROM invoice_items ORDER BY id")
     assert [item["amount"] < 0 for item in items] == [True, False]  # the credit for 2 seats, the charge for 5
 
-    assert (await _cancel(client, setup, created.json()["id"], invoice_now=True)).status_code == 200
+    assert (await _cancel(client, setup, subscription, invoice_now=True)).status_code == 200
 
     [invoice] = await rows(worker, setup.tenant, LAST, reason="subscription_update")
     assert invoice["total"] == sum(item["amount"] for item in items) > 0
@@ -133,20 +137,11 @@ async def test_a_credit_larger_than_the_last_invoice_is_taken_in_part(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "finalcr")
-    product = (await client.post("/v1/products", json={"name": "Seats"}, headers=setup.tenant.headers)).json()
-    body = {"product_id": product["id"], "name": "Seats", "pricing_model": "per_seat", "amount": 1000,
-            "currency": "USD", "billing_interval": "month"}  # fmt: skip
-    plan = (await client.post("/v1/plans", json=body, headers=setup.tenant.headers)).json()
-    created = await client.post(
-        "/v1/subscriptions", json={"customer_id": setup.customer, "plan_id": plan["id"], "quantity": 5},
-        headers=setup.tenant.headers,
-    )  # fmt: skip
-    url = f"/v1/subscriptions/{created.json()['id']}"
-    assert (await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)).status_code == 200
+    subscription = await _seats_changed(client, setup, 5, 1)
     credit, charge = (item["amount"] for item in await rows(worker, setup.tenant, "SELECT amount FROM invoice_items"))
     assert -credit > charge > 0  # 5 seats back, 1 charged
 
-    assert (await _cancel(client, setup, created.json()["id"], invoice_now=True)).status_code == 200
+    assert (await _cancel(client, setup, subscription, invoice_now=True)).status_code == 200
 
     [invoice] = await rows(worker, setup.tenant, LAST, reason="subscription_update")
     assert (invoice["total"], invoice["status"]) == (0, "paid")  # the charge, all paid by the credit

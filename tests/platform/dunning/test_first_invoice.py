@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Any
 
 from billplane_sandbox.payment_methods import DECLINED, SUCCEEDS
 from billplane_sandbox.plugin import PLUGIN
@@ -19,7 +18,7 @@ from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import (
     PRICE,
     Client,
-    Setup,
+    another_plan,
     database_now,
     execute,
     sandbox_customer,
@@ -33,15 +32,6 @@ INVOICES = (
     "SELECT id, number, status, billing_reason, total, amount_paid, period_start, period_end, attempt_count, "
     "next_payment_attempt_at FROM invoices ORDER BY id"
 )
-
-
-async def _plan(client: Client, setup: Setup, **fields: Any) -> int:
-    product = (await client.post("/v1/products", json={"name": "More"}, headers=setup.tenant.headers)).json()
-    body = {"product_id": product["id"], "name": "Other", "currency": "USD", "billing_interval": "month"} | fields
-    created = await client.post("/v1/plans", json=body, headers=setup.tenant.headers)
-    assert created.status_code == 201, created.text
-    plan_id: int = created.json()["id"]
-    return plan_id
 
 
 async def test_the_first_period_is_invoiced_at_creation_and_charged_once(
@@ -116,12 +106,12 @@ async def test_trials_metered_plans_and_free_plans(
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "firstnot")
     await subscribe(client, setup, trial_days=14)  # a trial: invoiced when it ends, by the run
-    metered = await _plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
+    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
     body = {"customer_id": setup.customer, "plan_id": metered}
     assert (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).status_code == 201
     assert await rows(worker, setup.tenant, INVOICES) == []  # usage is billed in arrears, at the period end
 
-    free = await _plan(client, setup, pricing_model="flat", amount=0)
+    free = await another_plan(client, setup, pricing_model="flat", amount=0)
     body = {"customer_id": setup.customer, "plan_id": free}
     assert (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).status_code == 201
     [invoice] = await rows(worker, setup.tenant, INVOICES)  # as the run bills each period of a free plan
@@ -146,7 +136,7 @@ async def test_an_amount_no_invoice_may_hold_is_refused_and_nothing_is_written(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "firstbig")
-    seats = await _plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)
     body = {"customer_id": setup.customer, "plan_id": seats, "quantity": 1001}
     refused = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
 
@@ -179,7 +169,7 @@ async def test_a_tiered_plans_first_invoice_has_a_line_per_tier(
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "firsttier")
     tiers = [{"up_to": 10, "unit_amount": 100}, {"up_to": None, "unit_amount_decimal": "50.5"}]
-    tiered = await _plan(client, setup, pricing_model="tiered", tiers=tiers)
+    tiered = await another_plan(client, setup, pricing_model="tiered", tiers=tiers)
     body = {"customer_id": setup.customer, "plan_id": tiered, "quantity": 13}
     assert (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).status_code == 201
 
