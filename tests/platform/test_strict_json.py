@@ -81,3 +81,24 @@ async def test_a_body_of_the_wrong_shape_is_named_as_the_whole_body(
     response = await client.post("/v1/customers", json=[], headers=tenant.headers)
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == ["$"]
+
+
+async def test_a_value_of_another_json_type_is_not_converted(client: Client, admin_headers: dict[str, str]) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    product = await client.post("/v1/products", json={"name": "P"}, headers=tenant.headers)
+    plan = {"product_id": product.json()["id"], "name": "Flat", "pricing_model": "flat", "amount": "1000",
+            "currency": "USD", "billing_interval": "month"}  # fmt: skip
+    response = await client.post("/v1/plans", json=plan, headers=tenant.headers)
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["amount"]
+    nested = await client.post(
+        "/v1/usage-records",
+        json={"records": [{"subscription_id": "1", "quantity": 1, "timestamp": "2030-01-01T00:00:00Z",
+                           "client_event_id": "e"}]},
+        headers=tenant.headers,
+    )  # fmt: skip
+    assert nested.status_code == 422, nested.text
+    assert [error["field"] for error in nested.json()["errors"]] == ["records[0].subscription_id"]
+    assert (await client.get("/v1/plans", headers=tenant.headers)).json()["data"] == []
+    accepted = await client.post("/v1/plans", json=plan | {"amount": 1000}, headers=tenant.headers)
+    assert accepted.status_code == 201, accepted.text  # times, currencies and the rest as JSON sends them

@@ -8,14 +8,21 @@ No NUL character (U+0000) in a body's strings or keys, a query parameter or a pa
 PostgreSQL's ``text`` and ``jsonb`` cannot hold it, so it would fail the statement (a 500) rather
 than be stored. Refused with a 422 naming the field or parameter.
 
+No JSON value of another type than its field's: Litestar's lax conversion would take ``"7"`` for
+an integer or ``"0"`` for a boolean. The body is decoded once more against the route's body type in
+msgspec's strict mode; a value only the lax mode accepts is a 422 naming its path. What neither mode
+accepts is left to Litestar, which reports it as before.
+
 A body that is not JSON at all is a 400, also on routes that take no body.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import ClientException, SerializationException
 
@@ -47,6 +54,29 @@ async def refuse_json_floats(request: Request[Any, Any, Any]) -> None:
     for path, message in _bad_paths(body, ""):
         errors.add(path, message)
     errors.raise_any()
+    _refuse_coercion(request, await request.body())
+
+
+def _refuse_coercion(request: Request[Any, Any, Any], body: bytes) -> None:
+    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if parameter is None:
+        return
+    strict, lax = _decoders(parameter.annotation)
+    try:
+        strict.decode(body)
+    except msgspec.ValidationError as exc:
+        try:
+            lax.decode(body)
+        except msgspec.ValidationError:
+            return  # wrong in either mode: Litestar's conversion reports it
+        message, _, where = str(exc).partition(" - at `")
+        path = where.rstrip("`").removeprefix("$").removeprefix(".") or "$"
+        raise InvalidFieldError(path, f"{message}: a JSON value is never converted to another type") from exc
+
+
+@functools.cache
+def _decoders(body_type: Any) -> tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]:
+    return msgspec.json.Decoder(body_type, strict=True), msgspec.json.Decoder(body_type, strict=False)
 
 
 def _bad_paths(value: object, path: str) -> Iterator[tuple[str, str]]:
