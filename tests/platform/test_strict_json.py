@@ -102,3 +102,16 @@ async def test_a_value_of_another_json_type_is_not_converted(client: Client, adm
     assert (await client.get("/v1/plans", headers=tenant.headers)).json()["data"] == []
     accepted = await client.post("/v1/plans", json=plan | {"amount": 1000}, headers=tenant.headers)
     assert accepted.status_code == 201, accepted.text  # times, currencies and the rest as JSON sends them
+
+
+async def test_a_query_parameter_the_route_does_not_take_is_422(client: Client, admin_headers: dict[str, str]) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    for path in ("/v1/customers", "/v1/events", "/v1/invoices"):  # one-statement reads, and reads in a transaction
+        response = await client.get(path, params={"custmer_id": "5"}, headers=tenant.headers)
+        assert response.status_code == 422, (path, response.text)
+        [error] = response.json()["errors"]
+        assert (error["field"], error["source"]) == ("custmer_id", "query")
+        assert "limit" in error["message"]  # says what the route takes
+    assert (await client.get("/v1/invoices", params={"customer_id": "5"}, headers=tenant.headers)).status_code == 200
+    operator = await client.get("/v1/admin/tenants", params={"limt": "5"}, headers=admin_headers)
+    assert operator.status_code == 422, operator.text

@@ -4,6 +4,9 @@ No JSON float in a body: money is an integer or a decimal string, never a float.
 bodies in msgspec's lax mode, which would take ``1000.0`` for an ``int`` field; billplane's API has
 no float field at all, so any float is refused with a 422 naming its path.
 
+No query parameter the route does not take: a misspelt filter (``?custmer_id=``) would answer the
+whole list. Refused with a 422 naming it, as an unknown body field is.
+
 No NUL character (U+0000) in a body's strings or keys, a query parameter or a path parameter:
 PostgreSQL's ``text`` and ``jsonb`` cannot hold it, so it would fail the statement (a 500) rather
 than be stored. Refused with a 422 naming the field or parameter.
@@ -29,16 +32,32 @@ from litestar.exceptions import ClientException, SerializationException
 from billplane.api.problems import FieldErrors, InvalidFieldError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Litestar's reserved keyword arguments: filled by the framework, never from the query string.
+_RESERVED = frozenset({"request", "socket", "state", "scope", "headers", "cookies", "query", "data", "body"})
 _FLOAT = "a JSON float is never accepted: send an integer (or a decimal string where one is taken)"
 _NUL = "the NUL character (U+0000) cannot be stored"
 
 
 def refuse_nul_parameters(request: Request[Any, Any, Any]) -> None:
-    """A 422 naming the first query or path parameter that holds a NUL character."""
+    """A 422 naming the first query parameter the route does not take (a misspelt filter would
+    silently list everything), or the first query or path parameter holding a NUL character."""
+    known = _query_names(request.route_handler) - request.path_params.keys()
+    for name in request.query_params:
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise InvalidFieldError(name, f"not a query parameter of this route (it takes: {takes})", source="query")
     for source, parameters in (("query", request.query_params.multi_items()), ("path", request.path_params.items())):
         for name, value in parameters:
             if isinstance(value, str) and "\x00" in value:
                 raise InvalidFieldError(name, _NUL, source=source)
+
+
+@functools.cache
+def _query_names(handler: Any) -> frozenset[str]:
+    """The handler's own parameters that are neither dependencies nor Litestar's reserved names
+    (request, data...): its query parameters, and its path parameters."""
+    parameters = set(handler.parsed_fn_signature.parameters)
+    return frozenset(parameters - set(handler.resolve_dependencies()) - _RESERVED)
 
 
 async def refuse_json_floats(request: Request[Any, Any, Any]) -> None:
