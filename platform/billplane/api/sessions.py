@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import authenticate, runtime_of
 from billplane.api.responses import CAPTURE_STATE_KEY
-from billplane.api.strict_json import refuse_json_floats, refuse_nul_parameters
+from billplane.api.strict_json import refuse_bad_input, refuse_bad_parameters
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
 from billplane_tenants.database import RowReader
@@ -51,7 +51,7 @@ async def _store_first_response(
 
 
 async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
-    await refuse_json_floats(request)
+    await refuse_bad_input(request)
     async with runtime_of(request).database.control_session() as session:
         pending = await store.begin(session, AdminIdempotencyKey, ADMIN_SCOPE, request, runtime_of(request).sealer)
         yield session
@@ -65,11 +65,11 @@ async def provide_tenant_session(request: Request[Any, Any, Any]) -> AsyncGenera
     database = runtime_of(request).database
     gate: asyncio.Semaphore = request.app.state.connection_gate
     if request.route_handler.opt.get(SINGLE_READ) and request.method == "GET":
-        refuse_nul_parameters(request)
+        refuse_bad_parameters(request)
         async with gate, database.reader(principal.schema_name) as reader:
             yield reader
         return
-    await refuse_json_floats(request)
+    await refuse_bad_input(request)
     async with gate, database.tenant_session(principal.schema_name) as session:
         pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
         yield session

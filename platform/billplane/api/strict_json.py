@@ -38,7 +38,7 @@ _FLOAT = "a JSON float is never accepted: send an integer (or a decimal string w
 _NUL = "the NUL character (U+0000) cannot be stored"
 
 
-def refuse_nul_parameters(request: Request[Any, Any, Any]) -> None:
+def refuse_bad_parameters(request: Request[Any, Any, Any]) -> None:
     """A 422 naming the first query parameter the route does not take (a misspelt filter would
     silently list everything), or the first query or path parameter holding a NUL character."""
     known = _query_names(request.route_handler) - request.path_params.keys()
@@ -60,9 +60,10 @@ def _query_names(handler: Any) -> frozenset[str]:
     return frozenset(parameters - set(handler.resolve_dependencies()) - _RESERVED)
 
 
-async def refuse_json_floats(request: Request[Any, Any, Any]) -> None:
-    """Floats and NUL characters in the body (and NUL in the parameters), with every path at fault."""
-    refuse_nul_parameters(request)
+async def refuse_bad_input(request: Request[Any, Any, Any]) -> None:
+    """The parameters (``refuse_bad_parameters``), then the body: floats, NUL characters and values
+    of another JSON type, with every path at fault."""
+    refuse_bad_parameters(request)
     if request.method not in _BODY_METHODS or not await request.body():
         return
     try:
