@@ -37,7 +37,7 @@ from billplane.pricing.credits import attachable
 from billplane.subscriptions.models import Subscription, UsageRecord
 
 
-def first_period_lines(plan: Plan, period: Period, quantity: int, *, field: str = "quantity") -> list[LineDraft]:
+def advance_lines(plan: Plan, period: Period, quantity: int, *, field: str = "quantity") -> list[LineDraft]:
     """What ``period`` bills in advance at ``quantity``; a 422 naming ``field`` for an amount no
     invoice may hold, before anything is written (the run would refuse the invoice every period)."""
     if plan.pricing_model == "metered":

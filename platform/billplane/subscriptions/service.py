@@ -27,7 +27,7 @@ from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
 from billplane.subscriptions import change_rules, transitions
-from billplane.subscriptions.invoicing import first_period_lines, last_usage, subscription_invoice
+from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.preview import InvoicePreview, preview
@@ -100,7 +100,7 @@ class SubscriptionService:
         provider = None if account is None else await self.mirror.provider_of(account)
         lines = []  # what the first period bills in advance, when billplane bills it (``invoicing``)
         if not self.mirror.bills_subscriptions(provider):
-            lines = first_period_lines(plan, first, data.quantity)  # checked for a trial too: it bills after
+            lines = advance_lines(plan, first, data.quantity)  # checked for a trial too: it bills after
         subscription = Subscription(
             customer_id=customer.id,
             plan_id=plan.id,
@@ -169,7 +169,7 @@ class SubscriptionService:
         start = subscription.current_period_start
         if plan is None or start is None or self.mirror.bills_subscriptions(subscription.provider):
             return
-        first_period_lines(
+        advance_lines(
             plan, Period(start, add_interval(start, plan.billing_interval, plan.interval_count)), quantity, field=field
         )
 

@@ -26,7 +26,6 @@ from tests.platform.dunning.helpers import (
     subscribe,
 )
 from tests.platform.invoices.helpers import connect_sandbox, customer, rows
-from tests.platform.sync_fakes import drain
 
 INVOICES = "SELECT id, billing_reason, total, period_start, period_end FROM invoices ORDER BY id"
 
@@ -143,4 +142,3 @@ async def test_invoice_now_bills_usage_stamped_a_little_ahead(
     assert canceled.status_code == 200, canceled.text
     [invoice] = await rows(worker, setup.tenant, INVOICES)
     assert invoice["total"] == 50
-    await drain(worker)
