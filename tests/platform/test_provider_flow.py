@@ -280,6 +280,30 @@ async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay
     ]
 
 
+async def test_a_subscription_canceled_at_the_provider_leaves_its_credit_to_the_customer(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flowcr")
+    secret = "whsec_mine_0123456789"
+    account = (await connect_sandbox(client, tenant, secret))["id"]
+    subscription = await subscription_at(worker, tenant, account, "sbx_sub_credit")
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = (await session.execute(text("SELECT customer_id FROM subscriptions"))).scalar_one()
+        await insert(
+            session, "invoice_items", customer_id=customer, subscription_id=subscription, description="Unused time",
+            quantity=1, unit_amount=-300, amount=-300, currency="USD",
+        )  # fmt: skip
+
+    canceled = events.sign(events.subscription_canceled("sbx_sub_credit", occurred_at=T0), secret)
+    assert (await post_webhook(client, account, canceled)).status_code == 200
+    await drain(worker)
+
+    ended = await rows(worker, tenant, "SELECT status FROM subscriptions")
+    assert ended == [{"status": "canceled"}]
+    # The customer's next invoice takes it (``billing.customer_credit``).
+    assert await rows(worker, tenant, "SELECT subscription_id FROM invoice_items") == [{"subscription_id": None}]
+
+
 @asynccontextmanager
 async def serving(app: Litestar, sock: socket.socket) -> AsyncIterator[None]:
     """The app behind uvicorn on ``sock`` (a bound loopback socket), in a thread, stopped at the end."""

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from billplane.billing.announcing import Announcement
 from billplane.billing.credit_split import split_credit
+from billplane.billing.customer_credit import release_credits
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.invoices.lines import MAX_AMOUNT
@@ -46,11 +47,15 @@ _TIERS = (
     "SELECT t.plan_id::bigint, t.up_to::bigint, t.unit_amount::numeric, t.flat_amount::bigint "
     "FROM pricing_tiers t WHERE t.plan_id = ANY($1::bigint[]) ORDER BY t.plan_id, t.position"
 )
+# The subscriptions' own pending items, and the credits their customers were left by subscriptions
+# that ended (``customer_credit``). A released credit another transaction holds is being taken by
+# another of the customer's invoices (a second run): skipped, it is that invoice's.
 _PENDING_ITEMS = (
-    "SELECT id::bigint, subscription_id::bigint, plan_id::bigint, description::text, quantity::bigint, "
-    "unit_amount::numeric, amount::bigint, currency::text, period_start::timestamptz, period_end::timestamptz, "
-    "proration::boolean FROM invoice_items WHERE subscription_id = ANY($1::bigint[]) AND invoice_id IS NULL "
-    "ORDER BY id FOR UPDATE"
+    "SELECT id::bigint, customer_id::bigint, subscription_id::bigint, plan_id::bigint, description::text, "
+    "quantity::bigint, unit_amount::numeric, amount::bigint, currency::text, period_start::timestamptz, "
+    "period_end::timestamptz, proration::boolean FROM invoice_items WHERE invoice_id IS NULL "
+    "AND (subscription_id = ANY($1::bigint[]) OR (subscription_id IS NULL AND customer_id = ANY($2::bigint[]))) "
+    "ORDER BY id FOR UPDATE SKIP LOCKED"
 )
 _USAGE = (
     'SELECT "timestamp"::timestamptz, quantity::bigint FROM usage_records WHERE subscription_id = $1::bigint '
@@ -100,6 +105,7 @@ class _Batch:
     driver: Any
     plans: dict[int, BilledPlan]
     pending: dict[int, list[PendingItem]]  # proration items not yet on an invoice, per subscription
+    credits: dict[tuple[int, str], list[PendingItem]]  # released credits, per customer and currency
     drafts: list[Draft] = field(default_factory=list)
     # What happened, in order: invoice drafts and subscription events (type, id, view).
     timeline: list[Draft | tuple[str, int, SubscriptionView]] = field(default_factory=list)
@@ -114,9 +120,10 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
     subscriptions = locked.subscriptions
     if not subscriptions:
         return outcome
-    pending = await _pending_items(driver, sorted(locked.with_items))
+    waiting = [s for s in subscriptions if s.id in locked.with_items]
+    pending, released = await _pending_items(driver, waiting)
     plan_ids = {s.plan_id for s in subscriptions} | {s.pending_plan_id for s in subscriptions if s.pending_plan_id}
-    batch = _Batch(driver, await _plans(driver, plan_ids), pending)
+    batch = _Batch(driver, await _plans(driver, plan_ids), pending, released)
     for subscription in subscriptions:
         drafts, timeline = len(batch.drafts), len(batch.timeline)
         try:
@@ -132,6 +139,8 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
     outcome.invoices = await write_finalized(
         driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
     )
+    # Those that ended here (only turning ones are locked) leave their credits to their customers.
+    await release_credits(driver, [s.id for s in batch.crossed.values() if s.status == "canceled"])
     # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
     # finalization in id order.
     events = outcome.events
@@ -181,6 +190,7 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
         owed = any(item.amount > 0 for item in batch.pending.get(subscription.id, ()))
+        # Its credits are taken only by an invoice owed anyway; what is left goes to the customer.
         if usage or owed:  # the last period's usage, and prorations charged for it, are still owed
             # Keyed, like every invoice a boundary issues, by the period that starts there (its lines
             # keep their own periods): the ended period's start is the key of the invoice its own
@@ -257,8 +267,8 @@ async def _draft(
     batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period, *, lines: list[LineDraft]
 ) -> None:
     base = total(lines)
-    pending = batch.pending.get(subscription.id)
-    items = await _take(batch, subscription.id, pending, base) if pending else []
+    waiting = batch.pending.get(subscription.id) or batch.credits.get((subscription.customer_id, plan.currency))
+    items = await _take(batch, subscription, plan.currency, base) if waiting else []
     amount = base + sum(item.amount for item in items)
     if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
         raise AmountTooLargeError(
@@ -270,11 +280,14 @@ async def _draft(
     batch.timeline.append(draft)
 
 
-async def _take(batch: _Batch, subscription_id: int, pending: list[PendingItem], base: int) -> list[PendingItem]:
-    """The pending items an invoice of ``base`` takes, taken now, so a later boundary of the same
-    subscription does not take them again (an invoice the insert skips, its period billed already,
-    takes none of them in the database: they stay pending for the next one). A credit taken in
-    part is split in the database at once, its rest left for the next boundary."""
+async def _take(batch: _Batch, subscription: LockedSubscription, currency: str, base: int) -> list[PendingItem]:
+    """The pending items an invoice of ``base`` takes (the subscription's own, and its customer's
+    released credits in ``currency``), taken now, so a later boundary does not take them again (an
+    invoice the insert skips, its period billed already, takes none of them in the database: they
+    stay pending for the next one). A credit taken in part is split in the database at once, its
+    rest left for the next boundary."""
+    released_key = (subscription.customer_id, currency)
+    pending = sorted([*batch.pending.get(subscription.id, []), *batch.credits.get(released_key, [])], key=_item_id)
     attached = attachable(pending, base)
     items = attached.whole
     left = [item for item in pending if item not in items and item is not attached.part]
@@ -284,17 +297,31 @@ async def _take(batch: _Batch, subscription_id: int, pending: list[PendingItem],
         items = [*items, replace(credit, amount=applied, quantity=1, unit_amount=Decimal(applied))]
         rest = credit.amount - applied
         left.append(replace(credit, id=rest_id, amount=rest, quantity=1, unit_amount=Decimal(rest)))
-    batch.pending[subscription_id] = left
+    batch.pending[subscription.id] = [item for item in left if item.subscription_id is not None]
+    batch.credits[released_key] = [item for item in left if item.subscription_id is None]
     return items
 
 
-async def _pending_items(driver: Any, subscription_ids: list[int]) -> dict[int, list[PendingItem]]:
+def _item_id(item: PendingItem) -> int:
+    return item.id
+
+
+async def _pending_items(
+    driver: Any, waiting: list[LockedSubscription]
+) -> tuple[dict[int, list[PendingItem]], dict[tuple[int, str], list[PendingItem]]]:
+    """The ``waiting`` subscriptions' pending items, per subscription, and their customers'
+    released credits, per customer and currency."""
     pending: dict[int, list[PendingItem]] = {}
-    if subscription_ids:
-        for row in await driver.fetch(_PENDING_ITEMS, subscription_ids):
+    released: dict[tuple[int, str], list[PendingItem]] = {}
+    if waiting:
+        customers = sorted({s.customer_id for s in waiting})
+        for row in await driver.fetch(_PENDING_ITEMS, [s.id for s in waiting], customers):
             item = PendingItem(*row)
-            pending.setdefault(item.subscription_id, []).append(item)
-    return pending
+            if item.subscription_id is None:
+                released.setdefault((item.customer_id, item.currency), []).append(item)
+            else:
+                pending.setdefault(item.subscription_id, []).append(item)
+    return pending, released
 
 
 def _invoice_data(draft: Draft) -> dict[str, object]:

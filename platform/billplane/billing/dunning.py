@@ -25,6 +25,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.clock import now_of_customer
+from billplane.billing.customer_credit import release_credits
+from billplane.billing.driver import driver_of
 from billplane.billing.settings_repository import SettingsRepository
 from billplane.events.emit import emit
 from billplane.invoices.failures import NOT_ATTEMPTED, PaymentFailure, payment_failed
@@ -147,6 +149,7 @@ async def _final_action(session: AsyncSession, invoice: Invoice, subscription: S
         subscription.sync_status = "pending"
         await OutboxRepository(session).add("subscription.cancel", subscription.id, [subscription.provider_account_id])
     await _changed(session, subscription, "subscription.canceled")
+    await release_credits(await driver_of(session), [subscription.id])
     invoice.status, invoice.next_payment_attempt_at = "uncollectible", None
     await session.flush()
     await session.refresh(invoice)

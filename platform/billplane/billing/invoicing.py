@@ -132,10 +132,12 @@ _WRITE = _statement()
 
 @dataclass(slots=True)
 class PendingItem:
-    """An invoice item (a proration) waiting for the subscription's next invoice, as a line."""
+    """An invoice item (a proration) waiting for the subscription's next invoice, as a line; or a
+    credit its customer was left by a subscription that ended (``subscription_id`` None)."""
 
     id: int
-    subscription_id: int
+    customer_id: int
+    subscription_id: int | None
     plan_id: int | None
     description: str
     quantity: int

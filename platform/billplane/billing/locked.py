@@ -83,7 +83,9 @@ class Terms:
 class Locked:
     subscriptions: list[LockedSubscription]
     terms: dict[int, Terms]  # per subscription id
-    with_items: set[int]  # subscriptions with invoice items waiting for their next invoice
+    # Subscriptions with invoice items waiting for their next invoice, or whose customer has credits
+    # left by a subscription that ended (``customer_credit``).
+    with_items: set[int]
     now: datetime  # the transaction's now()
     # Whether the tenant has an enabled webhook endpoint, as of the lock: none, no fan-out to write
     # (``recording``). The events are the transaction's (``created_at``, its start), so an endpoint
@@ -111,7 +113,9 @@ def _lock_sql(*, by_clock: bool) -> str:
         chosen = "s.customer_id IN (SELECT c.id FROM customers c WHERE c.test_clock_id = $5::bigint)"
     return (
         f"SELECT {_TYPED}, now(), EXISTS (SELECT FROM webhook_endpoints w WHERE w.status = 'enabled'), "
-        "EXISTS (SELECT FROM invoice_items i WHERE i.subscription_id = s.id AND i.invoice_id IS NULL), "
+        "(EXISTS (SELECT FROM invoice_items i WHERE i.subscription_id = s.id AND i.invoice_id IS NULL) "
+        "OR EXISTS (SELECT FROM invoice_items i WHERE i.customer_id = s.customer_id AND i.subscription_id IS NULL "
+        "AND i.invoice_id IS NULL)), "
         "a.id::bigint, a.provider::text, m.id::bigint, m.provider_account_id::bigint FROM subscriptions s "
         # The subscription's account, else the tenant's first default (one per provider), if live.
         f"LEFT JOIN LATERAL (SELECT a.id, a.provider FROM {_ACCOUNTS} a WHERE {_LIVE} AND a.id = "

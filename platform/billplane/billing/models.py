@@ -72,12 +72,20 @@ class InvoiceItem(IdMixin, TenantBase):
     """A charge or credit waiting for the customer's next invoice (prorations of a change).
 
     ``invoice_id`` is set when an invoice takes it; until then it is pending. Credits are negative.
+    A credit still pending when its subscription ends is the customer's (``subscription_id`` NULL,
+    ``billing.customer_credit``): the customer's next invoice in its currency takes it.
     """
 
     __tablename__ = "invoice_items"
     __table_args__ = (
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
         Index("ix_invoice_items_pending", "subscription_id", postgresql_where=text("invoice_id IS NULL")),
+        # Almost always empty: the billing run probes it for every subscription it locks.
+        Index(
+            "ix_invoice_items_customer_credit",
+            "customer_id",
+            postgresql_where=text("subscription_id IS NULL AND invoice_id IS NULL"),
+        ),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import InvalidFieldError
@@ -75,10 +75,30 @@ async def last_usage(
         )
         values = [UsageValue(timestamp, quantity) for timestamp, quantity in await session.execute(query)]
         lines = period_lines(pricing, Period(start, now), usage=metered_usage(pricing, values, whole))
-    pending = select(InvoiceItem).where(
-        InvoiceItem.subscription_id == subscription.id, InvoiceItem.invoice_id.is_(None)
+    taken = await take_pending(session, subscription, plan.currency, lines)
+    amount = lines_total(lines) + sum(item.amount for item in taken)
+    _check_limit(amount, lines, "invoice_now", f"subscription {subscription.id}'s last usage")
+    return lines, taken
+
+
+async def take_pending(
+    session: AsyncSession, subscription: Subscription, currency: str, lines: list[LineDraft]
+) -> list[InvoiceItem]:
+    """The pending items an invoice of ``lines`` for ``subscription`` takes, locked: its own, and
+    the credits its customer was left in ``currency`` by subscriptions that ended
+    (``billing.customer_credit``); charges whole, credits as far as they bring it to zero (one in
+    part: split, the rest stays pending). The caller marks them taken."""
+    released = and_(
+        InvoiceItem.subscription_id.is_(None),
+        InvoiceItem.customer_id == subscription.customer_id,
+        InvoiceItem.currency == currency,
     )
-    items = list((await session.scalars(pending.order_by(InvoiceItem.id).with_for_update())).all())
+    pending = select(InvoiceItem).where(
+        InvoiceItem.invoice_id.is_(None), or_(InvoiceItem.subscription_id == subscription.id, released)
+    )
+    # A released credit another transaction holds is being taken by another invoice: not this one's.
+    query = pending.order_by(InvoiceItem.id).with_for_update(skip_locked=True)
+    items = list((await session.scalars(query)).all())
     attached = attachable(items, lines_total(lines))
     taken = attached.whole
     if attached.part is not None:  # the part of a credit that brings the invoice to zero; the rest waits
@@ -87,9 +107,7 @@ async def last_usage(
         await split_credit(await driver_of(session), credit.id, credit.amount, attached.applied)
         await session.refresh(credit)
         taken = [*taken, credit]
-    amount = lines_total(lines) + sum(item.amount for item in taken)
-    _check_limit(amount, lines, "invoice_now", f"subscription {subscription.id}'s last usage")
-    return lines, taken
+    return taken
 
 
 def subscription_invoice(

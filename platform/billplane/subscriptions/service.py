@@ -19,6 +19,8 @@ from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_time
 from billplane.billing.clock import customer_now
+from billplane.billing.customer_credit import release_credits
+from billplane.billing.driver import driver_of
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.events.emit import emit
@@ -27,7 +29,7 @@ from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
 from billplane.subscriptions import change_rules, transitions
-from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice
+from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice, take_pending
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.preview import InvoicePreview, preview
@@ -122,7 +124,10 @@ class SubscriptionService:
         await self._emitted("subscription.created", subscription)
         if lines and trial_end is None:
             opening = (first.start, first.end)
-            await self._issue(*subscription_invoice(subscription, "subscription_create", opening, lines, []))
+            items = await take_pending(self.session, subscription, plan.currency, lines)
+            invoice, rows = subscription_invoice(subscription, "subscription_create", opening, lines, items)
+            await self._issue(invoice, rows)
+            await self._taken(invoice, items)
         return subscription
 
     async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
@@ -253,10 +258,16 @@ class SubscriptionService:
         if final is not None:
             invoice, lines, items = final
             await self._issue(invoice, lines)
-            for item in items:
-                item.invoice_id = invoice.id
+            await self._taken(invoice, items)
+        if subscription.status == "canceled":
             await self.session.flush()
+            await release_credits(await driver_of(self.session), [subscription.id])
         return subscription
+
+    async def _taken(self, invoice: Invoice, items: list[InvoiceItem]) -> None:
+        for item in items:
+            item.invoice_id = invoice.id
+        await self.session.flush()
 
     async def _last_invoice(
         self, subscription: Subscription, now: datetime

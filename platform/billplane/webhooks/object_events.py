@@ -10,7 +10,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
+from billplane.billing.customer_credit import release_credits
+from billplane.billing.driver import driver_of
 from billplane.plugins.contract import ProviderEvent
+from billplane.subscriptions.models import ENDED_STATUSES
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.repository import EventRepository
@@ -47,6 +50,9 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     else:
         return "ignored", "the event carries no subscription state"
     subscription.provider_event_at = event.occurred_at
+    if subscription.status in ENDED_STATUSES:
+        await events.session.flush()
+        await release_credits(await driver_of(events.session), [subscription.id])
     return "applied", None
 
 

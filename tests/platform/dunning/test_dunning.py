@@ -139,6 +139,12 @@ async def test_after_the_last_retry_fails_the_final_action_applies(
     subscription, invoice_id = await _renewal_fails(client, worker, setup)
     await _retry_now(worker, setup, invoice_id)
     assert await subscription_status(worker, setup, subscription) == "past_due"  # one retry left
+    await execute(
+        worker, setup.tenant,
+        "INSERT INTO invoice_items (customer_id, subscription_id, description, quantity, unit_amount, amount, "
+        "currency) VALUES (:customer, :id, 'Unused time', 1, -300, -300, 'USD')",
+        customer=setup.customer, id=subscription,
+    )  # fmt: skip
 
     await _retry_now(worker, setup, invoice_id)
 
@@ -153,6 +159,9 @@ async def test_after_the_last_retry_fails_the_final_action_applies(
     await drain(worker)
     assert len(await rows(worker, setup.tenant, "SELECT id FROM payments")) == 3
     assert (await one(worker, setup.tenant, INVOICE))["attempt_count"] == 3
+    # A canceled subscription's credit is its customer's (``customer_credit``); an unpaid one keeps it.
+    credit = await one(worker, setup.tenant, "SELECT subscription_id FROM invoice_items")
+    assert credit["subscription_id"] == (None if action == "cancel" else subscription)
     if action == "cancel":
         assert "invoice.marked_uncollectible" in await event_types(worker, setup.tenant, "invoice", invoice_id)
         cancel = await rows(worker, setup.tenant, "SELECT status FROM outbox WHERE kind = 'subscription.cancel'")

@@ -1,0 +1,105 @@
+"""A credit still pending when its subscription ends is the customer's: the customer's next
+invoice in its currency takes it, whichever subscription issues it; pending charges stay behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billplane_sandbox.payment_methods import SUCCEEDS
+from sqlalchemy import text
+
+from billplane.runtime import Runtime
+from tests.platform.dunning.helpers import (
+    PRICE,
+    Client,
+    Setup,
+    another_plan,
+    one,
+    period_ends,
+    sandbox_customer,
+    subscribe,
+)
+from tests.platform.invoices.helpers import rows
+
+ITEMS = "SELECT id, subscription_id, invoice_id, amount FROM invoice_items ORDER BY id"
+PENDING = "SELECT subscription_id, amount FROM invoice_items WHERE invoice_id IS NULL ORDER BY id"
+LINES = "SELECT amount FROM invoice_lines WHERE invoice_id = :id ORDER BY id"
+FIRST = "SELECT id, total, status FROM invoices WHERE subscription_id = :id ORDER BY id"
+
+
+async def _downgraded(client: Client, setup: Setup, runtime: Runtime, **cancel: Any) -> tuple[int, int, int]:
+    """A subscription to 5 seats (10.00 each) cut to 1 at once, with prorations, then canceled with
+    ``cancel``: its id, the credit for the 5 seats and the charge for 1."""
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    body = {"customer_id": setup.customer, "plan_id": seats, "quantity": 5}
+    subscription: int = (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).json()["id"]
+    url = f"/v1/subscriptions/{subscription}"
+    changed = await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)
+    assert changed.status_code == 200, changed.text
+    canceled = await client.post(f"{url}/cancel", json=cancel, headers=setup.tenant.headers)
+    assert canceled.status_code == 200, canceled.text
+    credit, charge = (row["amount"] for row in await rows(runtime, setup.tenant, ITEMS))
+    assert -credit > charge > 0
+    return subscription, credit, charge
+
+
+async def test_canceled_now_the_credit_goes_to_the_customers_next_first_invoice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credcan")
+    ended, credit, charge = await _downgraded(client, setup, worker)
+
+    released = await rows(worker, setup.tenant, ITEMS)
+    # The charge stays with the canceled subscription (billed only by invoice_now); the credit is the customer's.
+    assert [(row["subscription_id"], row["amount"]) for row in released] == [(None, credit), (ended, charge)]
+
+    subscription = await subscribe(client, setup, trial_days=0)
+
+    [invoice] = await rows(worker, setup.tenant, FIRST, id=subscription)
+    assert (invoice["total"], invoice["status"]) == (0, "paid")  # the credit pays the whole first period
+    lines = await rows(worker, setup.tenant, LINES, id=invoice["id"])
+    assert [line["amount"] for line in lines] == [PRICE, -PRICE]
+    left = await rows(worker, setup.tenant, PENDING)
+    assert [(row["subscription_id"], row["amount"]) for row in left] == [(ended, charge), (None, credit + PRICE)]
+
+
+async def test_the_run_gives_a_credit_left_at_the_period_end_to_another_subscription(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credrun")
+    ended, credit, charge = await _downgraded(client, setup, worker, at_period_end=True)
+    other = await subscribe(client, setup)  # on a trial: the run bills its first period
+    await period_ends(worker, setup, ended)
+
+    [last] = await rows(worker, setup.tenant, FIRST + " OFFSET 1", id=ended)
+    assert (last["total"], last["status"]) == (0, "paid")  # the charge, paid by part of the credit
+    [rest] = await rows(
+        worker, setup.tenant, "SELECT subscription_id, amount FROM invoice_items WHERE invoice_id IS NULL"
+    )
+    assert (rest["subscription_id"], rest["amount"]) == (None, credit + charge)
+
+    await period_ends(worker, setup, other)
+
+    [invoice] = await rows(worker, setup.tenant, FIRST, id=other)
+    assert invoice["total"] == max(0, PRICE + credit + charge)
+    lines = await rows(worker, setup.tenant, LINES, id=invoice["id"])
+    assert [line["amount"] for line in lines] == [PRICE, invoice["total"] - PRICE]
+
+
+async def test_a_credit_another_transaction_holds_is_not_taken_twice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credheld")
+    _, credit, _ = await _downgraded(client, setup, worker)
+    other = await subscribe(client, setup)
+    async with worker.database.tenant_session(setup.tenant.schema) as holder:
+        # Another invoice is taking the credit (a subscription being created, a second run).
+        await holder.execute(text("SELECT id FROM invoice_items WHERE subscription_id IS NULL FOR UPDATE"))
+        await period_ends(worker, setup, other)  # does not wait for it, and does not take it
+        await holder.rollback()
+
+    [invoice] = await rows(worker, setup.tenant, FIRST, id=other)
+    assert invoice["total"] == PRICE
+    held = await one(worker, setup.tenant, "SELECT amount, invoice_id FROM invoice_items WHERE subscription_id IS NULL")
+    assert (held["amount"], held["invoice_id"]) == (credit, None)  # still the customer's, for the next one
+
