@@ -190,6 +190,13 @@ async def their_invoice(client: Client, theirs: CreatedTenant) -> str:
         return str(invoice)
 
 
+async def their_invoice_item(client: Client, theirs: CreatedTenant) -> str:
+    async with _their_session(client, theirs) as session:
+        customer = await insert(session, "customers", name=theirs.slug)
+        credit = {"quantity": 1, "unit_amount": Decimal(-100), "amount": -100, "currency": "USD"}
+        return str(await insert(session, "invoice_items", customer_id=customer, description=theirs.slug, **credit))
+
+
 async def their_payment(client: Client, theirs: CreatedTenant) -> str:
     async with _their_session(client, theirs) as session:
         customer = await insert(session, "customers", name=theirs.slug)

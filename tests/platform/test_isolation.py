@@ -25,7 +25,13 @@ from billplane.db.tenant_models import tenant_metadata
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import their_invoice, their_payment, their_provider_event, their_subscription
+from tests.platform.billing_seed import (
+    their_invoice,
+    their_invoice_item,
+    their_payment,
+    their_provider_event,
+    their_subscription,
+)
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 from tests.platform.test_clocks.samples import their_clock
 
@@ -93,6 +99,7 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "plan_id": _their_plan,
     "subscription_id": their_subscription,
     "invoice_id": their_invoice,
+    "item_id": their_invoice_item,
     "payment_id": their_payment,
     "account_id": _their_provider_account,
     "provider_event_id": their_provider_event,

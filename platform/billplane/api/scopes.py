@@ -21,6 +21,7 @@ RESOURCES = (
     "billing-settings",
     "customers",
     "events",
+    "invoice-items",
     "invoices",
     "payments",
     "plans",

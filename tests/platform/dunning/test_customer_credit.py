@@ -103,3 +103,35 @@ async def test_a_credit_another_transaction_holds_is_not_taken_twice(
     held = await one(worker, setup.tenant, "SELECT amount, invoice_id FROM invoice_items WHERE subscription_id IS NULL")
     assert (held["amount"], held["invoice_id"]) == (credit, None)  # still the customer's, for the next one
 
+
+async def test_the_api_lists_what_waits_for_the_customers_next_invoice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credapi")
+    ended, credit, charge = await _downgraded(client, setup, worker)
+    headers = setup.tenant.headers
+
+    waiting = await client.get(f"/v1/invoice-items?customer_id={setup.customer}&pending=true", headers=headers)
+
+    assert waiting.status_code == 200, waiting.text
+    shown = [(item["subscription_id"], item["amount"], item["invoice_id"]) for item in waiting.json()["data"]]
+    assert shown == [(None, credit, None), (ended, charge, None)]
+    [released, _] = waiting.json()["data"]
+    assert (released["currency"], released["proration"]) == ("USD", True)
+    assert (released["quantity"], released["unit_amount"]) == (5, 1000)  # the unused time of 5 seats at 10.00
+    one_item = await client.get(f"/v1/invoice-items/{released['id']}", headers=headers)
+    assert one_item.json() == released
+
+    subscription = await subscribe(client, setup, trial_days=0)  # its first invoice takes part of the credit
+    [invoice] = await rows(worker, setup.tenant, FIRST, id=subscription)
+    taken = (await client.get("/v1/invoice-items?pending=false", headers=headers)).json()["data"]
+    assert [(item["amount"], item["invoice_id"]) for item in taken] == [(-PRICE, invoice["id"])]
+    of_ended = (await client.get(f"/v1/invoice-items?subscription_id={ended}", headers=headers)).json()["data"]
+    assert [item["amount"] for item in of_ended] == [charge]
+
+    other = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credapi")
+    assert (await client.get(f"/v1/invoice-items/{released['id']}", headers=other.tenant.headers)).status_code == 404
+    assert (await client.get("/v1/invoice-items", headers=other.tenant.headers)).json()["data"] == []
+    refused = await client.get("/v1/invoice-items?pending=maybe", headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert [error["field"] for error in refused.json()["errors"]] == ["pending"]

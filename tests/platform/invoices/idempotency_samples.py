@@ -1,4 +1,4 @@
-"""Valid first requests for the invoice and payment POST routes, for test_idempotency_routes.py."""
+"""Valid first requests for the invoice, invoice item and payment POST routes, for test_idempotency_routes.py."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ async def _session(client: Client, tenant: CreatedTenant) -> AsyncIterator[Async
 async def _new_invoice(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
     ada = await customer(client, tenant)
     return "/v1/invoices", {"customer_id": ada, "currency": "USD", "lines": [{"description": "x", "unit_amount": 1}]}
+
+
+async def _new_item(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    ada = await customer(client, tenant)
+    return "/v1/invoice-items", {"customer_id": ada, "amount": -250, "currency": "USD", "description": "Goodwill"}
 
 
 async def _draft(client: Client, tenant: CreatedTenant) -> int:
@@ -112,6 +117,7 @@ async def _payment_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, 
 
 INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices": _new_invoice,
+    "/v1/invoice-items": _new_item,
     "/v1/invoices/{invoice_id:int}/lines": _lines,
     "/v1/invoices/{invoice_id:int}/finalize": _finalize,
     "/v1/invoices/{invoice_id:int}/pay": _pay,
