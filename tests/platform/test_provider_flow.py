@@ -289,6 +289,9 @@ async def test_a_subscription_canceled_at_the_provider_leaves_its_credit_to_the_
     subscription = await subscription_at(worker, tenant, account, "sbx_sub_credit")
     async with worker.database.tenant_session(tenant.schema) as session:
         customer = (await session.execute(text("SELECT customer_id FROM subscriptions"))).scalar_one()
+        # billplane bills it (the sandbox does not): its period was invoiced here, then a downgrade credited.
+        billed = {"currency": "USD", "subtotal": 1000, "total": 1000, "status": "paid", "amount_paid": 1000}
+        await insert(session, "invoices", customer_id=customer, subscription_id=subscription, **billed)
         await insert(
             session, "invoice_items", customer_id=customer, subscription_id=subscription, description="Unused time",
             quantity=1, unit_amount=-300, amount=-300, currency="USD",

@@ -129,8 +129,9 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
         try:
             await _cross_all(batch, subscription, now, locked.now)
         except AmountTooLargeError as exc:
-            # Take back what its crossing added. Its pending items are its own, and its row is
-            # written only from ``crossed``: changed in memory, it is neither written nor read again.
+            # Take back what its crossing added. Its row is written only from ``crossed``: changed in
+            # memory, it is neither written nor read again. The pending items its drafts took in
+            # memory are not taken in the database: they wait for the next invoice.
             del batch.drafts[drafts:], batch.timeline[timeline:]
             batch.crossed.pop(subscription.id, None)
             outcome.refused.append(subscription.id)
@@ -288,7 +289,7 @@ async def _take(batch: _Batch, subscription: LockedSubscription, currency: str, 
     rest left for the next boundary."""
     released_key = (subscription.customer_id, currency)
     pending = sorted([*batch.pending.get(subscription.id, []), *batch.credits.get(released_key, [])], key=_item_id)
-    attached = attachable(pending, base)
+    attached = attachable(pending, base, MAX_AMOUNT)
     items = attached.whole
     left = [item for item in pending if item not in items and item is not attached.part]
     if attached.part is not None:

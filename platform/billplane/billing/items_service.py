@@ -20,11 +20,9 @@ from billplane.billing.items_schemas import InvoiceItem as InvoiceItemView
 from billplane.billing.items_schemas import InvoiceItemCreate
 from billplane.billing.locked import TURNING
 from billplane.billing.models import InvoiceItem
-from billplane.catalog.models import Plan
 from billplane.customers.repository import CustomerRepository
 from billplane.db.mixins import MAX_ID
 from billplane.events.emit import emit
-from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.repository import SubscriptionRepository
 from billplane.sync.service import SyncService
 
@@ -63,11 +61,14 @@ class ItemService:
         return await self._emitted("invoice_item.created", item)
 
     async def _check_subscription(self, subscription_id: int, customer_id: int, currency: str) -> None:
-        query = select(Subscription, Plan.currency).join(Plan, Plan.id == Subscription.plan_id)
-        found = (await self.session.execute(query.where(Subscription.id == subscription_id))).one_or_none()
-        if found is None or found[0].customer_id != customer_id:
+        # Locked: a cancellation committing meanwhile would release the subscription's credits
+        # before this item exists, and leave it on a subscription that issues no more invoices.
+        subscriptions = SubscriptionRepository(session=self.session)
+        subscription = await subscriptions.locked(subscription_id)
+        if subscription is None or subscription.customer_id != customer_id:
             raise InvalidFieldError("subscription_id", f"customer {customer_id} has no subscription {subscription_id}")
-        subscription, billed_in = found
+        plan = await subscriptions.plan(subscription.plan_id)
+        billed_in = None if plan is None else plan.currency
         if subscription.status not in TURNING:
             raise InvalidFieldError(
                 "subscription_id",

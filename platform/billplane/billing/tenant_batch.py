@@ -3,7 +3,8 @@
 What the billing run does for each tenant, and a test clock's step for its customers, in the
 caller's transaction: four statements after the lock whatever the number of subscriptions (plans,
 pending prorations when there are any, the writes, the events and charges), plus one for the tiers
-of tiered plans and one per metered subscription for its usage. The outcome says what to announce
+of tiered plans, one per metered subscription for its usage, and one releasing the credits of
+those that ended (``customer_credit``). The outcome says what to announce
 to the workers (``announcing``).
 """
 

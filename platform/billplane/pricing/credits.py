@@ -1,5 +1,6 @@
 """Which pending charges and credits an invoice takes: billplane never pays credit out, and an
-invoice never goes below zero, so a credit larger than what is left to pay is taken in part."""
+invoice never goes below zero, so a credit larger than what is left to pay is taken in part. Nor
+does an invoice go above what any invoice may hold: a charge that would take it there waits."""
 
 from __future__ import annotations
 
@@ -26,11 +27,17 @@ class Attached(Generic[ItemT]):
     applied: int = 0
 
 
-def attachable(items: list[ItemT], base: int) -> Attached[ItemT]:
-    """The pending ``items`` an invoice of ``base`` takes: every charge, then the credits in their
-    order while the invoice stays at zero or more, the first that does not fit taken in part."""
-    whole = [item for item in items if item.amount >= 0]
-    running = base + sum(item.amount for item in whole)
+def attachable(items: list[ItemT], base: int, limit: int | None = None) -> Attached[ItemT]:
+    """The pending ``items`` an invoice of ``base`` takes: the charges in their order, each that
+    keeps it within ``limit`` (None: every one; the others wait for an invoice with room for them),
+    then the credits in their order while the invoice stays at zero or more, the first that does
+    not fit taken in part."""
+    whole: list[ItemT] = []
+    running = base
+    for charge in (item for item in items if item.amount >= 0):
+        if limit is None or running + charge.amount <= limit:
+            whole.append(charge)
+            running += charge.amount
     for credit in (item for item in items if item.amount < 0):
         if running + credit.amount < 0:
             return Attached(whole, credit, -running) if running > 0 else Attached(whole)

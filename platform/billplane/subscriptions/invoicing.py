@@ -86,8 +86,9 @@ async def take_pending(
 ) -> list[InvoiceItem]:
     """The pending items an invoice of ``lines`` for ``subscription`` takes, locked: its own, and
     the credits its customer was left in ``currency`` by subscriptions that ended
-    (``billing.customer_credit``); charges whole, credits as far as they bring it to zero (one in
-    part: split, the rest stays pending). The caller marks them taken."""
+    (``billing.customer_credit``); the charges that keep it within what an invoice may hold, and
+    credits as far as they bring it to zero (one in part: split, the rest stays pending). The
+    caller marks them taken."""
     released = and_(
         InvoiceItem.subscription_id.is_(None),
         InvoiceItem.customer_id == subscription.customer_id,
@@ -99,7 +100,7 @@ async def take_pending(
     # A released credit another transaction holds is being taken by another invoice: not this one's.
     query = pending.order_by(InvoiceItem.id).with_for_update(skip_locked=True)
     items = list((await session.scalars(query)).all())
-    attached = attachable(items, lines_total(lines))
+    attached = attachable(items, lines_total(lines), MAX_AMOUNT)
     taken = attached.whole
     if attached.part is not None:  # the part of a credit that brings the invoice to zero; the rest waits
         credit = attached.part

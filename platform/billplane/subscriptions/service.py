@@ -159,7 +159,8 @@ class SubscriptionService:
             else:
                 # Nothing was charged for a trial: there is nothing to credit or to prorate.
                 prorated = data.proration == "create_prorations" and subscription.status != "trialing"
-                if prorated:
+                # A provider that bills the subscription prorates on its own invoices (Stripe, PayPal).
+                if prorated and not self.mirror.bills_subscriptions(subscription.provider):
                     await self._add_prorations(subscription, plan_id, quantity)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.pending_plan_id = subscription.pending_quantity = None

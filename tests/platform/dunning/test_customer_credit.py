@@ -3,17 +3,22 @@ invoice in its currency takes it, whichever subscription issues it; pending char
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from billplane_sandbox.payment_methods import SUCCEEDS
+from billplane_sandbox.plugin import PLUGIN
+from litestar import Litestar
 from sqlalchemy import text
 
+from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import (
     PRICE,
     Client,
     Setup,
     another_plan,
+    execute,
     one,
     period_ends,
     sandbox_customer,
@@ -135,3 +140,32 @@ async def test_the_api_lists_what_waits_for_the_customers_next_invoice(
     refused = await client.get("/v1/invoice-items?pending=maybe", headers=headers)
     assert refused.status_code == 422, refused.text
     assert [error["field"] for error in refused.json()["errors"]] == ["pending"]
+
+
+async def test_a_subscription_its_provider_bills_leaves_no_credit_here(
+    client: Client, admin_headers: dict[str, str], app: Litestar, worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credprov")
+    host = PluginHost(["sandbox"])  # a sandbox that bills its subscriptions itself, as Stripe and PayPal do
+    host.register(dataclasses.replace(PLUGIN, bills_subscriptions=True))
+    app.state.runtime.plugins = host
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    body = {"customer_id": setup.customer, "plan_id": seats, "quantity": 5}
+    subscription: int = (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).json()["id"]
+    url = f"/v1/subscriptions/{subscription}"
+
+    changed = await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)
+
+    assert changed.status_code == 200, changed.text
+    assert await rows(worker, setup.tenant, ITEMS) == []  # the provider prorates on its own invoices
+    # One written before such subscriptions stopped getting prorations here is not released either:
+    # the provider gave that credit, not billplane.
+    await execute(
+        worker, setup.tenant,
+        "INSERT INTO invoice_items (customer_id, subscription_id, description, quantity, unit_amount, amount, "
+        "currency) VALUES (:customer, :id, 'Unused time', 1, -300, -300, 'USD')",
+        customer=setup.customer, id=subscription,
+    )  # fmt: skip
+    assert (await client.post(f"{url}/cancel", json={}, headers=setup.tenant.headers)).status_code == 200
+    [kept] = await rows(worker, setup.tenant, PENDING)
+    assert kept["subscription_id"] == subscription

@@ -3,16 +3,24 @@ invoice in their currency takes them, or the named subscription's; a pending one
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
+import pytest
 from billplane_sandbox.payment_methods import SUCCEEDS
 from billplane_sandbox.plugin import PLUGIN
 from litestar import Litestar
+from sqlalchemy import text
 
+from billplane.api.problems import InvalidFieldError
+from billplane.billing.items_schemas import InvoiceItemCreate
+from billplane.billing.items_service import ItemService
 from billplane.invoices.lines import MAX_AMOUNT
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
+from billplane.sync.service import SyncService
+from billplane.sync.writer import OutboxWriter
 from tests.platform.dunning.helpers import PRICE, Client, Setup, period_ends, sandbox_customer, subscribe, types
 from tests.platform.invoices.helpers import customer, rows
 
@@ -127,3 +135,58 @@ async def test_a_pending_item_can_be_deleted_and_a_taken_one_cannot(
     taken = await client.delete(url.format(kept), headers=setup.tenant.headers)
     assert taken.status_code == 409, taken.text
     assert [row["id"] for row in await rows(worker, setup.tenant, ITEMS)] == [kept]
+
+
+async def test_a_charge_that_would_take_an_invoice_over_the_limit_waits(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "itemmax")
+    assert (await _item(client, setup, MAX_AMOUNT, description="Huge")).status_code == 201
+    small = (await _item(client, setup, 300, description="Small")).json()["id"]
+
+    first = await subscribe(client, setup, trial_days=0)  # room for the small one, not for the huge one
+
+    [invoice] = await rows(worker, setup.tenant, INVOICES, id=first)
+    assert invoice["total"] == PRICE + 300
+    waiting = await rows(worker, setup.tenant, "SELECT id, amount FROM invoice_items WHERE invoice_id IS NULL")
+    assert [row["amount"] for row in waiting] == [MAX_AMOUNT]
+    assert small not in [row["id"] for row in waiting]
+
+    second = await subscribe(client, setup)  # the run bills it, and moves it on, without the huge one
+    await period_ends(worker, setup, second)
+    [invoice] = await rows(worker, setup.tenant, INVOICES, id=second)
+    assert invoice["total"] == PRICE
+    assert len(await rows(worker, setup.tenant, "SELECT id FROM invoice_items WHERE invoice_id IS NULL")) == 1
+
+
+async def test_an_item_for_a_subscription_being_canceled_waits_for_the_cancellation(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "itemrace")
+    subscription = await subscribe(client, setup)
+    body = InvoiceItemCreate(
+        customer_id=setup.customer, amount=-300, currency="USD", description="Goodwill", subscription_id=subscription
+    )
+    schema = setup.tenant.schema
+    async with worker.database.tenant_session(schema) as canceling:
+        # A cancellation holds the subscription and has ended it, not yet committed.
+        await canceling.execute(text("SELECT id FROM subscriptions WHERE id = :id FOR UPDATE"), {"id": subscription})
+        await canceling.execute(
+            text("UPDATE subscriptions SET status = 'canceled', ended_at = now() WHERE id = :id"), {"id": subscription}
+        )
+
+        async def add() -> None:
+            async with worker.database.tenant_session(schema) as session:
+                writer = OutboxWriter(
+                    session, setup.tenant.id, schema, worker.jobs, worker.accounts, worker.default_accounts
+                )
+                await ItemService(session, SyncService(writer, worker.plugins)).create(body)
+
+        adding = asyncio.create_task(add())
+        await asyncio.sleep(0.3)  # it waits for the cancellation
+        assert not adding.done()
+        await canceling.commit()
+        with pytest.raises(InvalidFieldError) as refused:
+            await adding
+    assert [error["field"] for error in refused.value.errors] == ["subscription_id"]
+    assert await rows(worker, setup.tenant, ITEMS) == []

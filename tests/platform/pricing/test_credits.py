@@ -51,3 +51,16 @@ def test_credits_are_taken_in_their_order(pending: list[Item], base: int) -> Non
     assert taken == in_order[: len(taken)]  # a prefix: none skipped for a later, smaller one
     if attached.part is not None:
         assert attached.part == in_order[len(taken)]
+
+
+@given(items, bases, st.integers(min_value=0, max_value=2 * 10**6))
+def test_a_charge_waits_only_when_it_would_take_the_invoice_over_the_limit(
+    pending: list[Item], base: int, limit: int
+) -> None:
+    attached = attachable(pending, base, limit)
+    charged = base + sum(item.amount for item in attached.whole if item.amount >= 0)
+    assert charged <= max(base, limit)  # charges never take it over (its own lines may be, already)
+    waiting = [item for item in pending if item.amount >= 0 and item not in attached.whole]
+    assert all(charged + item.amount > limit for item in waiting)  # none that would have fit
+    total = charged + sum(item.amount for item in attached.whole if item.amount < 0) + attached.applied
+    assert total >= 0
