@@ -304,6 +304,7 @@ class StaticAccounts:
             mode="test",
             is_default=row.is_default,
             adapter=adapter,
+            bills_subscriptions=self.host.get(row.provider).bills_subscriptions,
         )
 
     async def account(self, account_id: int) -> ResolvedAccount | None:

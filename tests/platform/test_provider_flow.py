@@ -31,6 +31,7 @@ from sqlalchemy import text
 
 from billplane.app import create_app
 from billplane.plugins import AdapterContext, ChargeRequest, CustomerData, ProviderAdapter, ProviderRef
+from billplane.plugins.contract import SubscriptionStatus
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from billplane.settings import Settings
@@ -305,6 +306,47 @@ async def test_a_subscription_canceled_at_the_provider_leaves_its_credit_to_the_
     assert ended == [{"status": "canceled"}]
     # The customer's next invoice takes it (``billing.customer_credit``).
     assert await rows(worker, tenant, "SELECT subscription_id FROM invoice_items") == [{"subscription_id": None}]
+
+
+async def test_only_a_provider_that_bills_the_subscription_moves_its_period(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flowper")
+    secret = "whsec_mine_0123456789"
+    account = (await connect_sandbox(client, tenant, secret))["id"]
+    await subscription_at(worker, tenant, account, "sbx_sub_period")
+    now = datetime.now(UTC).replace(microsecond=0)  # not due: no billing run moves it meanwhile
+    local = (now - timedelta(days=1), now + timedelta(days=29))
+    later = (local[1], local[1] + timedelta(days=30))
+    async with worker.database.tenant_session(tenant.schema) as session:
+        await session.execute(
+            text("UPDATE subscriptions SET current_period_start = :start, current_period_end = :end"),
+            {"start": local[0], "end": local[1]},
+        )
+    periods = "SELECT status, current_period_start, current_period_end FROM subscriptions"
+
+    async def moved(status: SubscriptionStatus, occurred_at: datetime) -> list[dict[str, Any]]:
+        event = events.subscription_updated(
+            "sbx_sub_period",
+            status,
+            current_period_start=later[0],
+            current_period_end=later[1],
+            occurred_at=occurred_at,
+        )
+        assert (await post_webhook(client, account, events.sign(event, secret))).status_code == 200
+        await drain(worker)
+        return await rows(worker, tenant, periods)
+
+    # The sandbox does not bill its subscriptions: billplane does, by its own period.
+    assert await moved("past_due", T0) == [
+        {"status": "past_due", "current_period_start": local[0], "current_period_end": local[1]}
+    ]
+    host = PluginHost(["sandbox"])  # now one that bills them, as Stripe and PayPal do: its period is taken
+    host.register(dataclasses.replace(PLUGIN, bills_subscriptions=True))
+    worker.plugins = host
+    assert await moved("active", T0 + timedelta(minutes=1)) == [
+        {"status": "active", "current_period_start": later[0], "current_period_end": later[1]}
+    ]
 
 
 @asynccontextmanager

@@ -24,6 +24,9 @@ class ResolvedAccount:
     mode: Mode
     is_default: bool
     adapter: ProviderAdapter
+    # ProviderPlugin.bills_subscriptions: the provider invoices the subscriptions mirrored here, so
+    # their periods are the provider's; else billplane bills them and the periods are billplane's.
+    bills_subscriptions: bool
 
 
 class AccountSource(Protocol):

@@ -90,4 +90,5 @@ class DatabaseAccountSource:
             mode=cast("Mode", account.mode),  # the table's check constraint allows only test and live
             is_default=account.is_default,
             adapter=adapter,
+            bills_subscriptions=self._runtime.plugins.get(account.provider).bills_subscriptions,
         )

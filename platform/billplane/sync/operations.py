@@ -194,7 +194,7 @@ async def create_subscription(attempt: Attempt) -> None:
             row.provider = attempt.account.provider
             row.provider_account_id = attempt.account.id
             row.provider_subscription_id = created.provider_id
-            provider_state.record_created(row, created)
+            provider_state.record_created(row, created, provider_bills=attempt.account.bills_subscriptions)
 
 
 OPERATIONS: dict[str, Operation] = {

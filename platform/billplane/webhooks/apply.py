@@ -47,6 +47,9 @@ async def _not_handled(_events: EventRepository, row: StoredEvent, _event: Provi
 @dataclass(slots=True)
 class EventApplier:
     database: Database
+    # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
+    # events set a subscription's period; others' do not (``provider_state``).
+    provider_billed: frozenset[str] = frozenset()
 
     async def apply(self, ref: EventRef) -> str:
         """Apply one stored event; returns applied, ignored, or skipped (already handled)."""
@@ -56,7 +59,7 @@ class EventApplier:
                     "provider event job %s of %s dropped: tenant %s is gone", ref.event_id, ref.schema, ref.tenant_id
                 )
                 return "skipped"
-            events = EventRepository(session)
+            events = EventRepository(session, self.provider_billed)
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops

@@ -42,7 +42,8 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         return "ignored", "the subscription expired before it started"
     state = event.subscription
     if state is not None:
-        provider_state.record_subscription(subscription, state)
+        provider_bills = events.bills_subscriptions(row.provider)
+        provider_state.record_subscription(subscription, state, provider_bills=provider_bills)
     elif event.type == "subscription.canceled":
         subscription.status = "canceled"
         subscription.canceled_at = event.occurred_at

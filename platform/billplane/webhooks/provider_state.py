@@ -14,13 +14,25 @@ from billplane.plugins.contract import ProviderInvoice, ProviderSubscription
 from billplane.subscriptions.models import Subscription
 
 
-def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
+def record_subscription(row: Subscription, state: ProviderSubscription, *, provider_bills: bool) -> None:
+    """``provider_bills``: whether the provider invoices the subscription (Stripe, PayPal). Only
+    then are its period, trial end and quantity taken: for a provider that does not, billplane
+    bills the subscription by its own, and a provider's period that moved forward would leave the
+    time between the two period ends unbilled (one that moved back would bill some twice)."""
     row.status = state.status
     row.cancel_at_period_end = state.cancel_at_period_end
     row.canceled_at = state.canceled_at
-    # A period that starts before the local one is older news, never taken: billplane may have
-    # invoiced the local period already (its first, at creation), and the run would bill the time
-    # between the two period ends again. A provider that bills its subscriptions moves forward.
+    if provider_bills:
+        _take_billing_times(row, state)
+    # A next action only means something while the customer has not acted yet.
+    action = state.next_action if state.status == "incomplete" else None
+    row.next_action_type = None if action is None else action.type
+    row.next_action_url = None if action is None else action.url
+
+
+def _take_billing_times(row: Subscription, state: ProviderSubscription) -> None:
+    # A period that starts before the local one is older news, never taken: the provider's
+    # periods move forward.
     earlier = (
         state.current_period_start is not None
         and row.current_period_start is not None
@@ -34,10 +46,6 @@ def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
         row.trial_end = state.trial_end
     if state.quantity is not None:
         row.quantity = state.quantity
-    # A next action only means something while the customer has not acted yet.
-    action = state.next_action if state.status == "incomplete" else None
-    row.next_action_type = None if action is None else action.type
-    row.next_action_url = None if action is None else action.url
 
 
 # What a subscription can still be when the provider's answer to its creation arrives, if
@@ -45,7 +53,7 @@ def record_subscription(row: Subscription, state: ProviderSubscription) -> None:
 _CREATION_STATES = frozenset({"incomplete", "trialing", "active"})
 
 
-def record_created(row: Subscription, created: ProviderSubscription) -> None:
+def record_created(row: Subscription, created: ProviderSubscription, *, provider_bills: bool) -> None:
     """The provider's answer to the create call, unless it is older news than the local row.
 
     The call can finish long after the subscription was created (a retry, a slow provider, a
@@ -63,7 +71,7 @@ def record_created(row: Subscription, created: ProviderSubscription) -> None:
         and answered_start < row.current_period_start
     ):
         return
-    record_subscription(row, created)
+    record_subscription(row, created, provider_bills=provider_bills)
 
 
 def record_invoice(row: Invoice, state: ProviderInvoice, at: datetime) -> None:

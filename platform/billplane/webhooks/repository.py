@@ -18,8 +18,15 @@ from billplane.webhooks.models import StoredEvent
 
 
 class EventRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    """SQL of the stored provider events and the rows they change; ``provider_billed`` names the
+    providers that invoice their subscriptions themselves, whose periods an event may set."""
+
+    def __init__(self, session: AsyncSession, provider_billed: frozenset[str] = frozenset()) -> None:
         self.session = session
+        self.provider_billed = provider_billed
+
+    def bills_subscriptions(self, provider: str) -> bool:
+        return provider in self.provider_billed
 
     async def store(
         self, provider: str, account_id: int, events: list[ProviderEvent], raw_body: bytes
