@@ -17,17 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-# Only subscriptions billplane invoiced itself: a credit on one its provider bills (written before
-# such subscriptions stopped getting prorations here) was the provider's to give, not billplane's.
 _RELEASE = (
-    "UPDATE invoice_items AS it SET subscription_id = NULL "
-    "WHERE it.subscription_id = ANY($1::bigint[]) AND it.invoice_id IS NULL AND it.amount < 0 "
-    "AND EXISTS (SELECT FROM invoices v WHERE v.subscription_id = it.subscription_id "
-    "AND v.provider_invoice_id IS NULL)"
+    "UPDATE invoice_items SET subscription_id = NULL "
+    "WHERE subscription_id = ANY($1::bigint[]) AND invoice_id IS NULL AND amount < 0"
 )
 
 
 async def release_credits(driver: Any, subscription_ids: list[int]) -> None:
-    """The pending credits of the ended ``subscription_ids`` become their customers'."""
+    """The pending credits of the ended ``subscription_ids`` become their customers'. Only for
+    subscriptions billplane bills: a credit on one its provider bills (a proration written before
+    such subscriptions stopped getting them here) was the provider's to give; callers leave those
+    out (the billing run and dunning never see them)."""
     if subscription_ids:
         await driver.execute(_RELEASE, sorted(subscription_ids))

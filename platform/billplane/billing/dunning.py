@@ -149,7 +149,7 @@ async def _final_action(session: AsyncSession, invoice: Invoice, subscription: S
         subscription.sync_status = "pending"
         await OutboxRepository(session).add("subscription.cancel", subscription.id, [subscription.provider_account_id])
     await _changed(session, subscription, "subscription.canceled")
-    await release_credits(await driver_of(session), [subscription.id])
+    await release_credits(await driver_of(session), [subscription.id])  # dunned here: billed here
     invoice.status, invoice.next_payment_attempt_at = "uncollectible", None
     await session.flush()
     await session.refresh(invoice)

@@ -260,7 +260,7 @@ class SubscriptionService:
             invoice, lines, items = final
             await self._issue(invoice, lines)
             await self._taken(invoice, items)
-        if subscription.status == "canceled":
+        if subscription.status == "canceled" and not self.mirror.bills_subscriptions(subscription.provider):
             await self.session.flush()
             await release_credits(await driver_of(self.session), [subscription.id])
         return subscription

@@ -41,8 +41,8 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         # The customer approved too late: billplane already gave up and canceled it at the provider.
         return "ignored", "the subscription expired before it started"
     state = event.subscription
+    provider_bills = events.bills_subscriptions(row.provider)
     if state is not None:
-        provider_bills = events.bills_subscriptions(row.provider)
         provider_state.record_subscription(subscription, state, provider_bills=provider_bills)
     elif event.type == "subscription.canceled":
         subscription.status = "canceled"
@@ -51,7 +51,7 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     else:
         return "ignored", "the event carries no subscription state"
     subscription.provider_event_at = event.occurred_at
-    if subscription.status in ENDED_STATUSES:
+    if subscription.status in ENDED_STATUSES and not provider_bills:
         await events.session.flush()
         await release_credits(await driver_of(events.session), [subscription.id])
     return "applied", None

@@ -169,3 +169,18 @@ async def test_a_subscription_its_provider_bills_leaves_no_credit_here(
     assert (await client.post(f"{url}/cancel", json={}, headers=setup.tenant.headers)).status_code == 200
     [kept] = await rows(worker, setup.tenant, PENDING)
     assert kept["subscription_id"] == subscription
+
+
+async def test_a_credit_on_a_subscription_that_ends_in_its_trial_goes_to_the_customer(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credtrial")
+    subscription = await subscribe(client, setup)  # on a trial: nothing invoiced yet
+    body = {"customer_id": setup.customer, "subscription_id": subscription, "amount": -1000, "currency": "USD",
+            "description": "Goodwill"}  # fmt: skip
+    assert (await client.post("/v1/invoice-items", json=body, headers=setup.tenant.headers)).status_code == 201
+
+    canceled = await client.post(f"/v1/subscriptions/{subscription}/cancel", json={}, headers=setup.tenant.headers)
+
+    assert canceled.status_code == 200, canceled.text
+    assert await rows(worker, setup.tenant, PENDING) == [{"subscription_id": None, "amount": -1000}]
