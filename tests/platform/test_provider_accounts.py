@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, payment
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 
 Client = AsyncTestClient[Litestar]
@@ -269,6 +269,29 @@ async def test_deleting_an_account_used_by_a_live_subscription_is_409(
     async with runtime.database.tenant_session(tenant.schema) as session:
         await session.execute(text("UPDATE subscriptions SET status = 'canceled' WHERE id = :id"), {"id": live})
     assert (await client.delete(f"{PATH}/{used['id']}", headers=tenant.headers)).status_code == 204
+
+
+async def test_deleting_an_account_with_a_payment_or_refund_still_pending_is_409(
+    client: Client, admin_headers: dict[str, str], fake: FakeProvider, runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers)
+    charging, refunding = await _account(client, tenant), await _account(client, tenant)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+        pending = await payment(session, customer, "pending", 1000, provider="fake", provider_account_id=charging["id"])
+        paid = await payment(session, customer, "succeeded", 1000, provider="fake", provider_account_id=refunding["id"])
+        await insert(session, "refunds", payment_id=paid, amount=400, currency="USD", status="pending")
+
+    for account in (charging, refunding):  # gone, the account could settle them no more
+        blocked = await client.delete(f"{PATH}/{account['id']}", headers=tenant.headers)
+        assert blocked.status_code == 409, blocked.text
+        assert "pending" in blocked.json()["detail"]
+
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text("UPDATE payments SET status = 'failed' WHERE id = :id"), {"id": pending})
+        await session.execute(text("UPDATE refunds SET status = 'succeeded'"))
+    for account in (charging, refunding):
+        assert (await client.delete(f"{PATH}/{account['id']}", headers=tenant.headers)).status_code == 204
 
 
 async def test_list_pages_and_filters_by_provider(

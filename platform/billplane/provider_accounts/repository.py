@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db.mixins import MAX_ID
+from billplane.payments.models import Payment, Refund
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 from billplane_tenants import Tenant
@@ -104,6 +105,17 @@ class ProviderAccountRepository:
             Subscription.provider_account_id == account_id, Subscription.status.in_(LIVE_STATUSES)
         )
         return bool(await self.session.scalar(select(exists(live))))
+
+    async def money_in_flight(self, account_id: int) -> bool:
+        """Whether a payment or refund through the account is still pending: its worker, its
+        reconciliation and the provider's webhook all need the account to settle it."""
+        payments = select(Payment.id).where(Payment.provider_account_id == account_id, Payment.status == "pending")
+        refunds = (
+            select(Refund.id)
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(Payment.provider_account_id == account_id, Refund.status == "pending")
+        )
+        return bool(await self.session.scalar(select(exists(payments) | exists(refunds))))
 
     async def mark_deleted(self, account: ProviderAccount) -> None:
         """Keep the row (tenant tables name its id) but drop its secrets: nothing left to leak."""

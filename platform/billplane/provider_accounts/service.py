@@ -183,6 +183,11 @@ class ProviderAccountService:
         account = await self.get(account_id, for_update=True)
         if await self.repository.used_by_live_subscriptions(account.id):
             raise ConflictError("live subscriptions use this account: cancel or move them first")
+        if await self.repository.money_in_flight(account.id):
+            # Gone, the account could settle them no more: the payment, and its invoice, would stay pending.
+            raise ConflictError(
+                "payments or refunds through this account are still pending: let them settle (or resolve them) first"
+            )
         await self.repository.mark_deleted(account)
 
     def _plugin(self, name: str, *, field: str = "provider") -> ProviderPlugin:
