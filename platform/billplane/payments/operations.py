@@ -67,6 +67,13 @@ async def charge_payment(attempt: Attempt) -> None:
     except RetryableProviderError:
         raise
     except ProviderError as exc:
+        if attempt.row.attempts > 0:
+            # An earlier attempt ended without an answer (a timeout, a 5xx): the charge may have been
+            # made then, and a refusal now (a revoked key, a request that no longer matches its
+            # idempotency key) does not say it was not. Raised, the row fails with the payment still
+            # pending, and reconciliation asks the provider with the same key (docs/concepts/
+            # payment-reconciliation.md) instead of dunning charging again.
+            raise
         outcome = exc
     async with attempt.finish() as session:
         locked = await PaymentRepository(session=session).lock(request.payment_id)

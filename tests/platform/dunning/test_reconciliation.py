@@ -19,13 +19,22 @@ from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import Payment
 from billplane.payments.reconcile import Unconfirmed
 from billplane.payments.repository import PaymentRepository
-from billplane.plugins import ChargeRequest, ChargeResult, RetryableProviderError
+from billplane.plugins import ChargeRequest, ChargeResult, ProviderError, RetryableProviderError
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
-from tests.platform.dunning.helpers import Client, execute, one, set_default_method, types
+from tests.platform.dunning.helpers import (
+    Client,
+    execute,
+    one,
+    period_ends,
+    sandbox_customer,
+    set_default_method,
+    subscribe,
+    types,
+)
 from tests.platform.dunning.stuck import INVOICE, PAYMENT, Stuck, age, reconciliation, sandbox_host, stuck_renewal
 from tests.platform.invoices.helpers import event_types, rows
-from tests.platform.sync_fakes import drain
+from tests.platform.sync_fakes import FAST, drain
 
 
 async def _payment(worker: Runtime, stuck: Stuck) -> dict[str, Any]:
@@ -348,3 +357,36 @@ async def test_the_worker_runs_the_job_every_five_minutes_with_the_configured_th
     await age(worker, stuck)
     assert (await job.run()).settled == 1
     assert (await _payment(worker, stuck))["status"] == "succeeded"
+
+
+async def test_a_refusal_after_a_lost_answer_leaves_the_payment_for_reconciliation(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    calls: list[str] = []
+
+    def answer_lost_then_refused(_request: ChargeRequest, _result: ChargeResult) -> None:
+        calls.append("charge")
+        if len(calls) == 1:
+            raise RetryableProviderError("read timeout")  # charged, but the answer never came back
+        raise ProviderError("invalid API key")  # the tenant rolled the key meanwhile
+
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="reclost")
+    worker.plugins = sandbox_host(charge=answer_lost_then_refused)
+    worker.sync_options = FAST  # retried at once
+    subscription = await subscribe(client, setup)
+    await period_ends(worker, setup, subscription)
+    await drain(worker)
+
+    assert calls == ["charge", "charge"]
+    payment = await one(worker, setup.tenant, PAYMENT)
+    # Not failed: dunning would charge again with a new key, and the first charge went through.
+    assert (payment["status"], payment["provider_payment_id"]) == ("pending", None)
+    charge = await one(worker, setup.tenant, "SELECT status FROM outbox WHERE kind = 'payment.charge'")
+    assert charge["status"] == "failed"
+    stuck = Stuck(setup, subscription, (await one(worker, setup.tenant, INVOICE))["id"], payment["id"])
+    await age(worker, stuck)
+
+    assert (await reconciliation(worker).run()).settled == 1  # found by its key: the first charge
+
+    assert (await one(worker, setup.tenant, PAYMENT))["status"] == "succeeded"
+    assert (await one(worker, setup.tenant, INVOICE))["status"] == "paid"
