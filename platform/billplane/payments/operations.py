@@ -20,6 +20,7 @@ from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.sync.attempt import Attempt
+from billplane.sync.repository import OutboxRepository
 
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
@@ -54,10 +55,13 @@ async def charge_request(session: AsyncSession, payment: Payment, account_id: in
 async def charge_payment(attempt: Attempt) -> None:
     """``payment.charge``: charge a pending payment that has not reached the provider yet."""
     request = None
+    called_before = attempt.row.attempts  # an attempt that ended without an answer, counted
     async with attempt.read() as session:
         payment = await session.get(Payment, attempt.row.object_id)
         if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
             request = await charge_request(session, payment, attempt.account.id)
+            # Committed before the call: a worker that dies during it leaves the count behind.
+            called_before += await OutboxRepository(session).count_call(attempt.row)
     if request is None:  # settled or charged already (a duplicate job, a webhook first): nothing to do
         async with attempt.finish(called=False):
             return
@@ -67,12 +71,12 @@ async def charge_payment(attempt: Attempt) -> None:
     except RetryableProviderError:
         raise
     except ProviderError as exc:
-        if attempt.row.attempts > 0:
-            # An earlier attempt ended without an answer (a timeout, a 5xx): the charge may have been
-            # made then, and a refusal now (a revoked key, a request that no longer matches its
-            # idempotency key) does not say it was not. Raised, the row fails with the payment still
-            # pending, and reconciliation asks the provider with the same key (docs/concepts/
-            # payment-reconciliation.md) instead of dunning charging again.
+        if called_before:
+            # An earlier call ended without an answer (a timeout, a 5xx, a worker that died during
+            # it): the charge may have been made then, and a refusal now (a revoked key, a request
+            # that no longer matches its idempotency key) does not say it was not. Raised, the row
+            # fails with the payment still pending, and reconciliation asks the provider with the
+            # same key (docs/concepts/payment-reconciliation.md) instead of dunning charging again.
             raise
         outcome = exc
     async with attempt.finish() as session:

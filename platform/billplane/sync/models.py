@@ -62,6 +62,10 @@ class OutboxEntry(TenantBase):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Charge calls started for the row, counted before each call is made (``payment.charge``): a
+    # worker that dies mid-call leaves its trace here, as no failure is counted in ``attempts``.
+    # tenant_0008 as the table's last column: sort_order keeps create_all's order the same.
+    calls: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=100)
 
     @property
     def object_type(self) -> str:

@@ -143,6 +143,17 @@ class OutboxRepository:
     async def get(self, outbox_id: int) -> OutboxEntry | None:
         return await self.session.get(OutboxEntry, outbox_id)
 
+    async def count_call(self, row: OutboxEntry) -> int:
+        """Count a provider call about to be made for ``row``; returns the calls started before it."""
+        statement = (
+            update(OutboxEntry)
+            .where(OutboxEntry.id == row.id)
+            .values(calls=OutboxEntry.calls + 1)
+            .returning(OutboxEntry.calls - 1)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
     async def finish(self, row: OutboxEntry) -> None:
         await self._set(row.id, status="done", done_at=func.now(), last_error=None)
 

@@ -390,3 +390,41 @@ async def test_a_refusal_after_a_lost_answer_leaves_the_payment_for_reconciliati
 
     assert (await one(worker, setup.tenant, PAYMENT))["status"] == "succeeded"
     assert (await one(worker, setup.tenant, INVOICE))["status"] == "paid"
+
+
+async def test_a_refusal_after_a_worker_died_during_the_call_leaves_the_payment_for_reconciliation(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    def refused(_request: ChargeRequest, _result: ChargeResult) -> None:
+        raise ProviderError("invalid API key")
+
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="recdied")
+    worker.plugins = sandbox_host(charge=refused)
+    subscription = await subscribe(client, setup)
+    await period_ends(worker, setup, subscription)
+    # A worker claimed the row, started the call and died: no failure counted, only the call.
+    await execute(worker, setup.tenant, "UPDATE outbox SET calls = 1 WHERE kind = 'payment.charge'")
+    await drain(worker)
+
+    payment = await one(worker, setup.tenant, PAYMENT)
+    assert (payment["status"], payment["provider_payment_id"]) == ("pending", None)
+    charge = await one(worker, setup.tenant, "SELECT status, calls FROM outbox WHERE kind = 'payment.charge'")
+    assert (charge["status"], charge["calls"]) == ("failed", 2)
+
+
+async def test_a_refusal_of_a_first_call_fails_the_payment_at_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    def refused(_request: ChargeRequest, _result: ChargeResult) -> None:
+        raise ProviderError("invalid API key")
+
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="recfirst")
+    worker.plugins = sandbox_host(charge=refused)
+    subscription = await subscribe(client, setup)
+    await period_ends(worker, setup, subscription)
+    await drain(worker)
+
+    payment = await one(worker, setup.tenant, PAYMENT)
+    assert (payment["status"], payment["failure_message"]) == ("failed", "invalid API key")
+    charge = await one(worker, setup.tenant, "SELECT status, calls FROM outbox WHERE kind = 'payment.charge'")
+    assert (charge["status"], charge["calls"]) == ("done", 1)
