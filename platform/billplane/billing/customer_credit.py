@@ -4,9 +4,10 @@ customer's next invoice in their currency.
 A credit (a negative pending invoice item: unused time after a downgrade) waits for its
 subscription's next invoice, which takes as much of it as brings the invoice to zero
 (``pricing.credits``). When the subscription ends first (a cancellation, at once or at the
-period end, or dunning's final action), no next invoice comes: the credit is released to the
-customer (``subscription_id`` NULL), and the next invoice any subscription of that customer issues
-in that currency takes it, the billing run's, the first invoice at creation or ``invoice_now``'s.
+period end, dunning's final action, or its provider ending it), no next invoice comes: the credit
+is released to the customer (``subscription_id`` NULL, like the one-off items a tenant adds for a
+customer: ``items_service``), and the next invoice any subscription of that customer issues in
+that currency takes it, the billing run's, the first invoice at creation or ``invoice_now``'s.
 Pending *charges* are not released: a canceled subscription bills them only on its last invoice
 (docs/concepts/subscriptions.md, "Canceling now"). billplane never pays a credit out.
 

@@ -47,9 +47,9 @@ _TIERS = (
     "SELECT t.plan_id::bigint, t.up_to::bigint, t.unit_amount::numeric, t.flat_amount::bigint "
     "FROM pricing_tiers t WHERE t.plan_id = ANY($1::bigint[]) ORDER BY t.plan_id, t.position"
 )
-# The subscriptions' own pending items, and the credits their customers were left by subscriptions
-# that ended (``customer_credit``). A released credit another transaction holds is being taken by
-# another of the customer's invoices (a second run): skipped, it is that invoice's.
+# The subscriptions' own pending items, and their customers' (credits left by subscriptions that
+# ended, ``customer_credit``; one-off items, ``items_service``). A customer's item another
+# transaction holds is being taken by another of the customer's invoices: skipped, it is that one's.
 _PENDING_ITEMS = (
     "SELECT id::bigint, customer_id::bigint, subscription_id::bigint, plan_id::bigint, description::text, "
     "quantity::bigint, unit_amount::numeric, amount::bigint, currency::text, period_start::timestamptz, "
@@ -105,7 +105,7 @@ class _Batch:
     driver: Any
     plans: dict[int, BilledPlan]
     pending: dict[int, list[PendingItem]]  # proration items not yet on an invoice, per subscription
-    credits: dict[tuple[int, str], list[PendingItem]]  # released credits, per customer and currency
+    credits: dict[tuple[int, str], list[PendingItem]]  # the customers' own items, per customer and currency
     drafts: list[Draft] = field(default_factory=list)
     # What happened, in order: invoice drafts and subscription events (type, id, view).
     timeline: list[Draft | tuple[str, int, SubscriptionView]] = field(default_factory=list)
@@ -283,7 +283,7 @@ async def _draft(
 
 async def _take(batch: _Batch, subscription: LockedSubscription, currency: str, base: int) -> list[PendingItem]:
     """The pending items an invoice of ``base`` takes (the subscription's own, and its customer's
-    released credits in ``currency``), taken now, so a later boundary does not take them again (an
+    own items in ``currency``), taken now, so a later boundary does not take them again (an
     invoice the insert skips, its period billed already, takes none of them in the database: they
     stay pending for the next one). A credit taken in part is split in the database at once, its
     rest left for the next boundary."""
@@ -310,8 +310,8 @@ def _item_id(item: PendingItem) -> int:
 async def _pending_items(
     driver: Any, waiting: list[LockedSubscription]
 ) -> tuple[dict[int, list[PendingItem]], dict[tuple[int, str], list[PendingItem]]]:
-    """The ``waiting`` subscriptions' pending items, per subscription, and their customers'
-    released credits, per customer and currency."""
+    """The ``waiting`` subscriptions' pending items, per subscription, and their customers' own
+    items, per customer and currency."""
     pending: dict[int, list[PendingItem]] = {}
     released: dict[tuple[int, str], list[PendingItem]] = {}
     if waiting:

@@ -43,7 +43,7 @@ class ItemService:
         else:
             billed = await SubscriptionRepository(session=self.session).billing_currencies(data.customer_id)
             if billed and currency not in billed:
-                # No invoice of this customer would ever take it.
+                # A customer is billed in one currency at a time: its invoices would not take it.
                 raise InvalidFieldError(
                     "currency", f"customer {data.customer_id} is billed in {', '.join(sorted(billed))}"
                 )

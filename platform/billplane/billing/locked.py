@@ -83,8 +83,8 @@ class Terms:
 class Locked:
     subscriptions: list[LockedSubscription]
     terms: dict[int, Terms]  # per subscription id
-    # Subscriptions with invoice items waiting for their next invoice, or whose customer has credits
-    # left by a subscription that ended (``customer_credit``).
+    # Subscriptions with invoice items waiting for their next invoice, or whose customer has items
+    # of its own waiting (credits left by a subscription that ended, one-off items).
     with_items: set[int]
     now: datetime  # the transaction's now()
     # Whether the tenant has an enabled webhook endpoint, as of the lock: none, no fan-out to write

@@ -15,6 +15,10 @@ from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import AccountSource
 
 
+class AccountGoneError(ProviderError):
+    """The account the charge went through was deleted: nobody can ask the provider through it."""
+
+
 @dataclass(slots=True)
 class PaymentLookup:
     accounts: AccountSource | None
@@ -27,13 +31,21 @@ class PaymentLookup:
             return False
         return Capability.PAYMENT_LOOKUP in plugin.capabilities
 
+    async def can_ask(self, stuck: Unconfirmed, tenant_id: int) -> bool:
+        """Whether the provider can be asked about this charge: it declares ``payment_lookup``, and
+        the account the charge went through still exists."""
+        if not self.can_look_up(stuck.provider) or self.accounts is None:
+            return self.can_look_up(stuck.provider)
+        account = await self.accounts.account(stuck.account_id)
+        return account is not None and account.tenant_id == tenant_id and account.provider == stuck.provider
+
     async def find(self, stuck: Unconfirmed, tenant_id: int) -> ChargeResult | None:
         """The provider's answer; ``RetryableProviderError`` when it cannot be reached."""
         if self.accounts is None:
             raise ProviderError("no provider account source is configured in this process")
         account = await self.accounts.account(stuck.account_id)
         if account is None or account.tenant_id != tenant_id or account.provider != stuck.provider:
-            raise ProviderError(f"provider account {stuck.account_id} no longer exists")
+            raise AccountGoneError(f"provider account {stuck.account_id} no longer exists")
         adapter = account.adapter
         if not isinstance(adapter, PaymentLookupAdapter):
             raise ProviderError(f"{account.provider} declares payment_lookup but its adapter has no find_payment")

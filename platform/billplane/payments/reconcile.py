@@ -196,6 +196,15 @@ def cannot_ask(provider: str) -> str:
     )
 
 
+def account_gone(stuck: Unconfirmed) -> str:
+    return (
+        f"billplane could not confirm this charge, and the {stuck.provider} account it went through "
+        f"(provider account {stuck.account_id}) was deleted, so {stuck.provider} cannot be asked about it. Check "
+        f"at {stuck.provider}, then settle it with POST /v1/payments/{stuck.payment_id}/resolve. billplane will "
+        "not charge it again by itself."
+    )
+
+
 async def require_action(session: AsyncSession, payment_id: int, message: str) -> bool:
     """Show why the payment waits for the tenant, and say so once (``payment.action_required``)."""
     locked = await _locked_if_stuck(session, payment_id)

@@ -19,9 +19,17 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from billplane.db import tenant_scan
-from billplane.payments.lookup import PaymentLookup
+from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment
-from billplane.payments.reconcile import CHARGE_KIND, NotStuck, cannot_ask, record_lookup, require_action, unconfirmed
+from billplane.payments.reconcile import (
+    CHARGE_KIND,
+    NotStuck,
+    account_gone,
+    cannot_ask,
+    record_lookup,
+    require_action,
+    unconfirmed,
+)
 from billplane.plugins.errors import ProviderError
 from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
@@ -102,6 +110,10 @@ class PaymentReconciliation:
             return
         try:
             found = await self.lookup.find(stuck, tenant_id)
+        except AccountGoneError:  # nobody can ask through it any more: the tenant settles it (/resolve)
+            async with self.database.tenant_session(schema) as session:
+                report.action_required += await require_action(session, payment_id, account_gone(stuck))
+            return
         except ProviderError as exc:  # unreachable again, or refused: never guess, ask next run
             logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
             report.unanswered += 1

@@ -37,7 +37,7 @@ class PaymentResolution(ByHand):
         payment = self.found(await self.payments.lock(payment_id), payment_id)
         provider_payment_id = _checked(body)
         stuck = await self.unconfirmed(payment)
-        if self.lookup.can_look_up(stuck.provider):
+        if await self.lookup.can_ask(stuck, self.tenant_id):
             raise ConflictError(
                 f"{stuck.provider} can be asked about the charge: reconcile it with POST /v1/payments/{payment_id}/sync"
             )

@@ -85,10 +85,10 @@ async def take_pending(
     session: AsyncSession, subscription: Subscription, currency: str, lines: list[LineDraft]
 ) -> list[InvoiceItem]:
     """The pending items an invoice of ``lines`` for ``subscription`` takes, locked: its own, and
-    the credits its customer was left in ``currency`` by subscriptions that ended
-    (``billing.customer_credit``); the charges that keep it within what an invoice may hold, and
-    credits as far as they bring it to zero (one in part: split, the rest stays pending). The
-    caller marks them taken."""
+    its customer's own items in ``currency`` (credits left by subscriptions that ended,
+    ``billing.customer_credit``; one-off items, ``billing.items_service``); the charges that keep
+    it within what an invoice may hold, and credits as far as they bring it to zero (one in part:
+    split, the rest stays pending). The caller marks them taken."""
     released = and_(
         InvoiceItem.subscription_id.is_(None),
         InvoiceItem.customer_id == subscription.customer_id,
@@ -97,7 +97,7 @@ async def take_pending(
     pending = select(InvoiceItem).where(
         InvoiceItem.invoice_id.is_(None), or_(InvoiceItem.subscription_id == subscription.id, released)
     )
-    # A released credit another transaction holds is being taken by another invoice: not this one's.
+    # A customer's item another transaction holds is being taken by another invoice: not this one's.
     query = pending.order_by(InvoiceItem.id).with_for_update(skip_locked=True)
     items = list((await session.scalars(query)).all())
     attached = attachable(items, lines_total(lines), MAX_AMOUNT)

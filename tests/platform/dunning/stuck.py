@@ -84,15 +84,21 @@ def sandbox_host(
     lookup: bool = True,
     charge: Callable[[ChargeRequest, ChargeResult], None] | None = None,
     down: bool = False,
+    tenant_id: int | None = None,
 ) -> PluginHost:
     """The real sandbox, without the payment_lookup capability (``lookup=False``: its find_payment
-    must then never be called), with ``charge`` run on each charge's result (to raise after it), or
-    unreachable when asked about a charge (``down``)."""
+    must then never be called), with ``charge`` run on each charge's result (to raise after it;
+    only for ``tenant_id``'s charges when given: the worker also charges what earlier tests of its
+    database left due), or unreachable when asked about a charge (``down``)."""
 
     class Sandbox(SandboxAdapter):
+        def __init__(self, context: AdapterContext) -> None:
+            super().__init__(context, context.credentials)  # type: ignore[arg-type]
+            self.tenant_id = context.tenant_id
+
         async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
             result = await super().charge(request, idempotency_key=idempotency_key)
-            if charge is not None:
+            if charge is not None and tenant_id in (None, self.tenant_id):
                 charge(request, result)
             return result
 
@@ -106,7 +112,7 @@ def sandbox_host(
             return await super().find_payment(request, idempotency_key=idempotency_key, created_after=created_after)
 
     def create_adapter(context: AdapterContext) -> ProviderAdapter:
-        return Sandbox(context, context.credentials)  # type: ignore[arg-type]
+        return Sandbox(context)
 
     capabilities = PLUGIN.capabilities if lookup else PLUGIN.capabilities - {Capability.PAYMENT_LOOKUP}
     host = PluginHost(["sandbox"])

@@ -371,7 +371,7 @@ async def test_a_refusal_after_a_lost_answer_leaves_the_payment_for_reconciliati
         raise ProviderError("invalid API key")  # the tenant rolled the key meanwhile
 
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="reclost")
-    worker.plugins = sandbox_host(charge=answer_lost_then_refused)
+    worker.plugins = sandbox_host(charge=answer_lost_then_refused, tenant_id=setup.tenant.id)
     worker.sync_options = FAST  # retried at once
     subscription = await subscribe(client, setup)
     await period_ends(worker, setup, subscription)
@@ -392,39 +392,39 @@ async def test_a_refusal_after_a_lost_answer_leaves_the_payment_for_reconciliati
     assert (await one(worker, setup.tenant, INVOICE))["status"] == "paid"
 
 
+def _refused(_request: ChargeRequest, _result: ChargeResult) -> None:
+    raise ProviderError("invalid API key")
+
+
+async def _renewal_refused(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, prefix: str, *, called_before: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A renewal whose charge the provider refuses outright, after ``called_before`` calls that left
+    no answer (a worker that claimed the row, started the call and died counts nothing else): the
+    payment and its charge row once the worker is done."""
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix=prefix)
+    worker.plugins = sandbox_host(charge=_refused, tenant_id=setup.tenant.id)
+    subscription = await subscribe(client, setup)
+    await period_ends(worker, setup, subscription)
+    await execute(worker, setup.tenant, "UPDATE outbox SET calls = :n WHERE kind = 'payment.charge'", n=called_before)
+    await drain(worker)
+    charge = await one(worker, setup.tenant, "SELECT status, calls FROM outbox WHERE kind = 'payment.charge'")
+    return await one(worker, setup.tenant, PAYMENT), charge
+
+
 async def test_a_refusal_after_a_worker_died_during_the_call_leaves_the_payment_for_reconciliation(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    def refused(_request: ChargeRequest, _result: ChargeResult) -> None:
-        raise ProviderError("invalid API key")
+    payment, charge = await _renewal_refused(client, admin_headers, worker, "recdied", called_before=1)
 
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="recdied")
-    worker.plugins = sandbox_host(charge=refused)
-    subscription = await subscribe(client, setup)
-    await period_ends(worker, setup, subscription)
-    # A worker claimed the row, started the call and died: no failure counted, only the call.
-    await execute(worker, setup.tenant, "UPDATE outbox SET calls = 1 WHERE kind = 'payment.charge'")
-    await drain(worker)
-
-    payment = await one(worker, setup.tenant, PAYMENT)
     assert (payment["status"], payment["provider_payment_id"]) == ("pending", None)
-    charge = await one(worker, setup.tenant, "SELECT status, calls FROM outbox WHERE kind = 'payment.charge'")
     assert (charge["status"], charge["calls"]) == ("failed", 2)
 
 
 async def test_a_refusal_of_a_first_call_fails_the_payment_at_once(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    def refused(_request: ChargeRequest, _result: ChargeResult) -> None:
-        raise ProviderError("invalid API key")
+    payment, charge = await _renewal_refused(client, admin_headers, worker, "recfirst", called_before=0)
 
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="recfirst")
-    worker.plugins = sandbox_host(charge=refused)
-    subscription = await subscribe(client, setup)
-    await period_ends(worker, setup, subscription)
-    await drain(worker)
-
-    payment = await one(worker, setup.tenant, PAYMENT)
     assert (payment["status"], payment["failure_message"]) == ("failed", "invalid API key")
-    charge = await one(worker, setup.tenant, "SELECT status, calls FROM outbox WHERE kind = 'payment.charge'")
     assert (charge["status"], charge["calls"]) == ("done", 1)
