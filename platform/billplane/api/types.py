@@ -63,6 +63,13 @@ def checked_time(value: datetime, field: str, *, source: str = "body") -> dateti
     return value
 
 
+def checked_query_times(**times: datetime | None) -> None:
+    """``checked_time`` for each query parameter given (None: not sent), named by its keyword."""
+    for name, value in times.items():
+        if value is not None:
+            checked_time(value, name, source="query")
+
+
 def checked_currency(code: str, field: str = "currency") -> str:
     """The upper-case code if it is an active ISO 4217 currency, else a 422 naming ``field``."""
     try:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.auth import principal_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import READ_ONE, provide_tenant_rows
-from billplane.api.types import checked_time
+from billplane.api.types import checked_query_times
 from billplane.customers.repository import CustomerFilters
 from billplane.customers.schemas import Customer, CustomerCreateBody, CustomerUpdateBody
 from billplane.customers.service import CustomerService, read_customer
@@ -83,9 +83,7 @@ class CustomerController(Controller):
         cursor: Cursor = None,
     ) -> Page[Customer]:
         """List customers, oldest first, filtered by email, external id or creation time."""
-        for name, value in (("created_gte", created_gte), ("created_lt", created_lt)):
-            if value is not None:
-                checked_time(value, name, source="query")
+        checked_query_times(created_gte=created_gte, created_lt=created_lt)
         filters = CustomerFilters(email, external_id, created_gte, created_lt)
         rows, next_cursor = await customers.page(filters, after=decode_cursor(cursor), limit=limit)
         return Page(data=[Customer.of(row) for row in rows], next_cursor=next_cursor)

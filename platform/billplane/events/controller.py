@@ -14,7 +14,7 @@ from billplane.api.auth import principal_of, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.problems import InvalidFieldError
 from billplane.api.sessions import READ_ONE
-from billplane.api.types import checked_time
+from billplane.api.types import checked_query_times
 from billplane.db.mixins import MAX_ID
 from billplane.events.options import WebhookOptions, webhook_options
 from billplane.events.repository import EventFilters
@@ -85,9 +85,7 @@ class EventController(Controller):
         """List events, oldest first: by type, by object (`object_type` and `object_id`) or by creation time."""
         if object_id is not None and object_type is None:
             raise InvalidFieldError("object_type", "is required with object_id", source="query")
-        for name, value in (("created_gte", created_gte), ("created_lt", created_lt)):
-            if value is not None:
-                checked_time(value, name, source="query")
+        checked_query_times(created_gte=created_gte, created_lt=created_lt)
         filters = EventFilters(type, object_type, object_id, created_gte, created_lt)
         rows, next_cursor = await events.page(filters, after=decode_cursor(cursor), limit=limit)
         return Page(data=[Event.of(row) for row in rows], next_cursor=next_cursor)

@@ -12,7 +12,7 @@ from billplane.payments.reconcile import Unconfirmed
 from billplane.plugins.contract import Capability, ChargeResult, PaymentLookupAdapter
 from billplane.plugins.errors import ProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
-from billplane.provider_accounts.resolved import AccountSource
+from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 
 
 class AccountGoneError(ProviderError):
@@ -34,17 +34,25 @@ class PaymentLookup:
     async def can_ask(self, stuck: Unconfirmed, tenant_id: int) -> bool:
         """Whether the provider can be asked about this charge: it declares ``payment_lookup``, and
         the account the charge went through still exists."""
-        if not self.can_look_up(stuck.provider) or self.accounts is None:
-            return self.can_look_up(stuck.provider)
+        if not self.can_look_up(stuck.provider):
+            return False
+        # Without an account source this process cannot tell: ``find`` says so when asked.
+        return self.accounts is None or await self._account(stuck, tenant_id) is not None
+
+    async def _account(self, stuck: Unconfirmed, tenant_id: int) -> ResolvedAccount | None:
+        """The account the charge went through, if it still exists (and is the payment's)."""
+        assert self.accounts is not None  # noqa: S101 - checked by the callers
         account = await self.accounts.account(stuck.account_id)
-        return account is not None and account.tenant_id == tenant_id and account.provider == stuck.provider
+        if account is None or account.tenant_id != tenant_id or account.provider != stuck.provider:
+            return None
+        return account
 
     async def find(self, stuck: Unconfirmed, tenant_id: int) -> ChargeResult | None:
         """The provider's answer; ``RetryableProviderError`` when it cannot be reached."""
         if self.accounts is None:
             raise ProviderError("no provider account source is configured in this process")
-        account = await self.accounts.account(stuck.account_id)
-        if account is None or account.tenant_id != tenant_id or account.provider != stuck.provider:
+        account = await self._account(stuck, tenant_id)
+        if account is None:
             raise AccountGoneError(f"provider account {stuck.account_id} no longer exists")
         adapter = account.adapter
         if not isinstance(adapter, PaymentLookupAdapter):
