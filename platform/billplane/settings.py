@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache, partial
 from typing import Literal
@@ -50,6 +51,16 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
         return "SecuritySettings(admin_key=***, secret_key=***, encryption_keys=***)"
 
 
+@dataclass(frozen=True, slots=True)
+class PendingChecks:
+    """When billplane asks a provider about a charge it holds as pending (``every``), and when it
+    shows one at a provider that cannot be asked to the tenant (``flag_after``), counted from the
+    payment's creation."""
+
+    every: timedelta = timedelta(hours=1)
+    flag_after: timedelta = timedelta(days=5)
+
+
 class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Provider names this process may load; None: every installed provider distribution.
     allowlist: frozenset[str] | None = None
@@ -59,10 +70,23 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A payment whose charge gave up (provider unreachable) is reconciled this long after its last
     # attempt ended: a request still in flight, or the provider's own lag, has landed by then.
     payment_reconcile_after_minutes: float = 10.0
+    # A payment its provider holds as pending (a bank debit) whose webhook has not settled it is
+    # asked about this long after it was created, then at most this often (payment_status).
+    payment_pending_check_minutes: float = 60.0
+    # ... and at a provider that cannot be asked, shown to the tenant (action_required) this long
+    # after it was created: several business days, as a bank debit may take.
+    payment_pending_flag_hours: float = 120.0
 
     @property
     def payment_reconcile_after(self) -> timedelta:
         return timedelta(minutes=self.payment_reconcile_after_minutes)
+
+    @property
+    def payment_pending_checks(self) -> PendingChecks:
+        return PendingChecks(
+            every=timedelta(minutes=self.payment_pending_check_minutes),
+            flag_after=timedelta(hours=self.payment_pending_flag_hours),
+        )
 
 
 class ObservabilitySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +143,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_PROVIDERS": ("providers", "allowlist"),
     "BILLPLANE_INCOMPLETE_EXPIRY_HOURS": ("providers", "incomplete_expiry_hours"),
     "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES": ("providers", "payment_reconcile_after_minutes"),
+    "BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES": ("providers", "payment_pending_check_minutes"),
+    "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS": ("providers", "payment_pending_flag_hours"),
     "BILLPLANE_LOG_FORMAT": ("observability", "log_format"),
     "BILLPLANE_LOG_LEVEL": ("observability", "log_level"),
     "BILLPLANE_METRICS_ENABLED": ("observability", "metrics_enabled"),
@@ -186,6 +212,9 @@ _DURATIONS = {
     "incomplete_expiry_hours": (0.0, "must be a positive number of hours"),
     # Sooner than a minute, a charge request still in flight could land after the lookup.
     "payment_reconcile_after_minutes": (1.0, "must be a number of minutes, at least 1"),
+    # More often than a minute would only load the provider's API.
+    "payment_pending_check_minutes": (1.0, "must be a number of minutes, at least 1"),
+    "payment_pending_flag_hours": (0.0, "must be a positive number of hours"),
 }
 
 

@@ -96,6 +96,20 @@ VARIABLES: tuple[Variable, ...] = (
         "the worker marks it `incomplete_expired` and cancels it at the provider.",
     ),
     Variable(
+        "BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES",
+        "How long after a payment was created the worker asks its provider how a charge it holds as pending "
+        "(a bank debit) stands, when no webhook has settled it, and then how often at most; at least 1. "
+        "Only providers with the `payment_status` capability are asked. See "
+        "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
+    ),
+    Variable(
+        "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS",
+        "How long after a payment was created a charge still pending at a provider that cannot be asked "
+        "(no `payment_status`) is shown to the tenant (`action_required`), to settle it with "
+        "`POST /v1/payments/{id}/resolve`. See "
+        "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
+    ),
+    Variable(
         "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES",
         "How long after a charge gave up (every attempt failed to reach the provider) the worker asks the "
         "provider whether the charge exists, and `POST /v1/payments/{id}/sync` may; at least 1. "

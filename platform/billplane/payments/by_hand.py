@@ -4,7 +4,7 @@ provider, ``/resolve`` takes the tenant's word where the provider cannot be aske
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from litestar.exceptions import NotFoundException
 from sqlalchemy import text
@@ -34,9 +34,12 @@ class ByHand:
             raise NotFoundException(f"no payment {payment_id}")
         return payment
 
+    async def now(self) -> datetime:
+        return (await self.session.execute(text("SELECT now()"))).scalar_one()  # type: ignore[no-any-return]
+
     async def unconfirmed(self, payment: Payment) -> Unconfirmed:
         """The payment's unconfirmed charge; 409 saying why when it is not (or not yet) one."""
-        now = (await self.session.execute(text("SELECT now()"))).scalar_one()
+        now = await self.now()
         stuck = await unconfirmed(self.session, self.tenant_id, payment, settle_after=self.settle_after, now=now)
         if isinstance(stuck, NotStuck):
             raise ConflictError(stuck.reason)

@@ -78,6 +78,11 @@ class PaymentController(Controller):
         `provider_unreachable` when the provider never received it. 409 when the payment is not
         stuck (settled, still being charged, or too recent), 422 when its provider cannot be asked
         about a charge, 503 when the provider cannot be reached now. The periodic job does the same.
+
+        For a payment the provider holds as `pending` (it has a `provider_payment_id`: a bank debit
+        still clearing), billplane asks the provider at once how the charge stands and records a
+        settled outcome as its webhook would have (422 when the provider cannot be asked: no
+        `payment_status` capability).
         """
         return Payment.of(await syncing.sync(payment_id))
 
@@ -98,6 +103,12 @@ class PaymentController(Controller):
         `duplicate`. 409 when the payment is not waiting for this (settled, still being charged,
         too recent, or its provider can be asked: `POST /v1/payments/{id}/sync`), or when the
         payment recording that id is on another invoice or differs.
+
+        Also for a payment the provider holds as `pending` (with a `provider_payment_id`) whose
+        webhook never came, at a provider that cannot be asked how it stands, or that said it has
+        no such charge (`action_required`): `succeeded` or `failed` as found there, without the
+        wait; `provider_payment_id`, if given, must be the payment's own (422). 409 when the
+        provider can be asked: `POST /v1/payments/{id}/sync`.
         """
         return Payment.of(await resolution.resolve(payment_id, data))
 

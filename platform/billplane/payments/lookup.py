@@ -1,15 +1,18 @@
-"""Asking a payment's provider about a charge billplane could not confirm (``find_payment``).
+"""Asking a payment's provider about a charge billplane could not confirm (``find_payment``), or
+about one it holds as pending (``charge_status``).
 
-Only a provider that declares the ``payment_lookup`` capability is ever asked; billplane decides
-that from the plugin's declaration, never by calling and catching ``UnsupportedOperationError``.
+Only a provider that declares the capability (``payment_lookup``, ``payment_status``) is ever
+asked; billplane decides that from the plugin's declaration, never by calling and catching
+``UnsupportedOperationError``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from billplane.payments.pending_charges import PendingCharge
 from billplane.payments.reconcile import Unconfirmed
-from billplane.plugins.contract import Capability, ChargeResult, PaymentLookupAdapter
+from billplane.plugins.contract import Capability, ChargeResult, PaymentLookupAdapter, PaymentStatusAdapter
 from billplane.plugins.errors import ProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
@@ -25,32 +28,39 @@ class PaymentLookup:
     plugins: PluginHost
 
     def can_look_up(self, provider: str) -> bool:
+        return self._declares(provider, Capability.PAYMENT_LOOKUP)
+
+    def can_read_status(self, provider: str) -> bool:
+        return self._declares(provider, Capability.PAYMENT_STATUS)
+
+    def _declares(self, provider: str, capability: Capability) -> bool:
         try:
             plugin = self.plugins.get(provider)
         except UnknownProviderError:
             return False
-        return Capability.PAYMENT_LOOKUP in plugin.capabilities
+        return capability in plugin.capabilities
 
-    async def can_ask(self, stuck: Unconfirmed, tenant_id: int) -> bool:
-        """Whether the provider can be asked about this charge: it declares ``payment_lookup``, and
-        the account the charge went through still exists."""
-        if not self.can_look_up(stuck.provider):
+    async def can_ask(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> bool:
+        """Whether the provider can be asked about this charge: it declares ``payment_lookup`` (a
+        charge never confirmed) or ``payment_status`` (one it holds as pending), and the account
+        the charge went through still exists."""
+        capable = self.can_look_up if isinstance(charge, Unconfirmed) else self.can_read_status
+        if not capable(charge.provider):
             return False
-        # Without an account source this process cannot tell: ``find`` says so when asked.
-        return self.accounts is None or await self._account(stuck, tenant_id) is not None
+        # Without an account source this process cannot tell: ``find`` and ``status`` say so when asked.
+        return self.accounts is None or await self._account(charge, tenant_id) is not None
 
-    async def _account(self, stuck: Unconfirmed, tenant_id: int) -> ResolvedAccount | None:
+    async def _account(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> ResolvedAccount | None:
         """The account the charge went through, if it still exists (and is the payment's)."""
-        assert self.accounts is not None  # noqa: S101 - checked by the callers
-        account = await self.accounts.account(stuck.account_id)
-        if account is None or account.tenant_id != tenant_id or account.provider != stuck.provider:
+        if self.accounts is None:
+            raise ProviderError("no provider account source is configured in this process")
+        account = await self.accounts.account(charge.account_id)
+        if account is None or account.tenant_id != tenant_id or account.provider != charge.provider:
             return None
         return account
 
     async def find(self, stuck: Unconfirmed, tenant_id: int) -> ChargeResult | None:
         """The provider's answer; ``RetryableProviderError`` when it cannot be reached."""
-        if self.accounts is None:
-            raise ProviderError("no provider account source is configured in this process")
         account = await self._account(stuck, tenant_id)
         if account is None:
             raise AccountGoneError(f"provider account {stuck.account_id} no longer exists")
@@ -60,3 +70,13 @@ class PaymentLookup:
         return await adapter.find_payment(
             stuck.request, idempotency_key=stuck.idempotency_key, created_after=stuck.created_after
         )
+
+    async def status(self, charge: PendingCharge, tenant_id: int) -> ChargeResult | None:
+        """How the provider says the charge stands now; errors as for ``find``."""
+        account = await self._account(charge, tenant_id)
+        if account is None:
+            raise AccountGoneError(f"provider account {charge.account_id} no longer exists")
+        adapter = account.adapter
+        if not isinstance(adapter, PaymentStatusAdapter):
+            raise ProviderError(f"{account.provider} declares payment_status but its adapter has no charge_status")
+        return await adapter.charge_status(charge.provider_payment_id)

@@ -38,6 +38,12 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
         Index(
             "ix_payments_unconfirmed", "id", postgresql_where=text("status = 'pending' AND provider_payment_id IS NULL")
         ),
+        # Charges the provider holds as pending: what the reconciliation job asks about when no webhook settles them.
+        Index(
+            "ix_payments_pending_at_provider",
+            "id",
+            postgresql_where=text("status = 'pending' AND provider_payment_id IS NOT NULL"),
+        ),
     )
 
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
@@ -55,6 +61,9 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     # cannot be asked); cleared when it settles. billplane.payments.reconcile sets it. Added by
     # tenant_0006 as the table's last column: sort_order keeps create_all's order the same.
     action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
+    # When billplane last asked the provider about this pending charge (tenant_0009), so that it
+    # asks at most every BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES. billplane.payments.pending_charges.
+    provider_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=101)
 
     refunds: Mapped[list[Refund]] = relationship(order_by="Refund.id", lazy="selectin")
 

@@ -153,7 +153,7 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
             "differs from this charge (customer, amount or currency): check both at the provider and settle this "
             "payment's invoice by hand. billplane will not charge it again by itself."
         )
-        return "action_required" if await _flag(session, locked, message) else "unchanged"
+        return "action_required" if await flag(session, locked, message) else "unchanged"
     locked.provider_payment_id = found.provider_payment_id
     locked.action_required = None
     await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
@@ -208,10 +208,10 @@ def account_gone(stuck: Unconfirmed) -> str:
 async def require_action(session: AsyncSession, payment_id: int, message: str) -> bool:
     """Show why the payment waits for the tenant, and say so once (``payment.action_required``)."""
     locked = await _locked_if_stuck(session, payment_id)
-    return locked is not None and await _flag(session, locked, message)
+    return locked is not None and await flag(session, locked, message)
 
 
-async def _flag(session: AsyncSession, locked: Payment, message: str) -> bool:
+async def flag(session: AsyncSession, locked: Payment, message: str) -> bool:
     if locked.action_required is not None:
         return False
     locked.action_required = message

@@ -8,19 +8,26 @@ keeping those whose latest ``payment.charge`` row failed at least
 (``billplane.payments.reconcile``): read, ask the provider outside any transaction, record under
 the payment's row lock. A provider that cannot be reached now is asked again on the next run; a
 failing tenant is logged and the run goes on.
+
+The same run asks about payments a provider holds as pending whose webhook has not settled them
+(``billplane.payments.pending_charges``), over the partial index ``ix_payments_pending_at_provider``,
+each at most every ``BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db import tenant_scan
+from billplane.payments import pending_charges
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment
+from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import (
     CHARGE_KIND,
     NotStuck,
@@ -31,6 +38,7 @@ from billplane.payments.reconcile import (
     unconfirmed,
 )
 from billplane.plugins.errors import ProviderError
+from billplane.settings import PendingChecks
 from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
 
@@ -38,6 +46,7 @@ logger = logging.getLogger("billplane.payments")
 _PER_TENANT = 100
 # Schemas are asked only once they have the index (tenant_0006): older ones lack action_required.
 _INDEX = "ix_payments_unconfirmed"
+_PENDING_INDEX = "ix_payments_pending_at_provider"  # tenant_0009, with provider_checked_at
 
 
 def _stuck_sql(schema: str) -> str:
@@ -52,11 +61,21 @@ def _stuck_sql(schema: str) -> str:
     )
 
 
+def _pending_sql(schema: str) -> str:
+    return (
+        f"(SELECT '{schema}' AS s, p.id FROM {quoted_schema(schema)}.payments p "
+        "WHERE p.status = 'pending' AND p.provider_payment_id IS NOT NULL AND p.action_required IS NULL "
+        "AND coalesce(p.provider_checked_at, p.created_at) <= now() - make_interval(secs => :seconds) "
+        f"ORDER BY p.id LIMIT {_PER_TENANT})"
+    )
+
+
 @dataclass(slots=True)
 class ReconcileReport:
     settled: int = 0  # found at the provider, or certainly never charged: recorded
     action_required: int = 0  # the provider cannot be asked: shown to the tenant
     unanswered: int = 0  # the provider could not answer now: asked again next run
+    still_pending: int = 0  # held as pending by the provider, asked about again later
     failed_tenants: list[str] = field(default_factory=list)
 
 
@@ -65,31 +84,43 @@ class PaymentReconciliation:
     database: Database
     lookup: PaymentLookup
     settle_after: timedelta = timedelta(minutes=10)
+    pending: PendingChecks = field(default_factory=PendingChecks)
 
     async def run(self) -> ReconcileReport:
         report = ReconcileReport()
         tenants = await tenant_scan.active_tenants(self.database)
         for batch in tenant_scan.batches(list(tenants)):
-            found = await tenant_scan.ids_by_schema(
+            stuck = await tenant_scan.ids_by_schema(
                 self.database,
                 batch,
                 table=_INDEX,
                 part=_stuck_sql,
                 params={"seconds": self.settle_after.total_seconds()},
             )
-            for schema, ids in found.items():
+            held = await tenant_scan.ids_by_schema(
+                self.database,
+                batch,
+                table=_PENDING_INDEX,
+                part=_pending_sql,
+                params={"seconds": self.pending.every.total_seconds()},
+            )
+            for schema in sorted(stuck.keys() | held.keys()):
                 try:
-                    for payment_id in ids:
+                    for payment_id in stuck.get(schema, []):
                         await self._reconcile(report, (tenants[schema], schema), payment_id)
+                    for payment_id in held.get(schema, []):
+                        await self._check_pending(report, (tenants[schema], schema), payment_id)
                 except Exception:
                     logger.exception("payment reconciliation: tenant schema %s failed; the next run retries it", schema)
                     report.failed_tenants.append(schema)
         if report.settled or report.action_required or report.unanswered or report.failed_tenants:
             logger.info(
-                "payment reconciliation: %d settled, %d need the tenant, %d unanswered, %d tenants failed",
+                "payment reconciliation: %d settled, %d need the tenant, %d unanswered, %d still pending, "
+                "%d tenants failed",
                 report.settled,
                 report.action_required,
                 report.unanswered,
+                report.still_pending,
                 len(report.failed_tenants),
             )
         return report
@@ -122,3 +153,46 @@ class PaymentReconciliation:
             recorded = await record_lookup(session, payment_id, found)
         report.settled += recorded == "settled"
         report.action_required += recorded == "action_required"
+
+    async def _check_pending(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
+        tenant_id, schema = tenant
+        async with self.database.tenant_session(schema) as session:
+            payment = await session.get(Payment, payment_id)
+            now: datetime = (await session.execute(text("SELECT now()"))).scalar_one()
+        charge = pending_charge(payment) if payment is not None and payment.action_required is None else None
+        if charge is None:
+            return  # settled by its webhook since the scan
+        if not await self.lookup.can_ask(charge, tenant_id):
+            async with self.database.tenant_session(schema) as session:
+                report.action_required += await self._not_askable(session, charge, now)
+            return
+        try:
+            found = await self.lookup.status(charge, tenant_id)
+        except AccountGoneError:  # deleted since can_ask: the tenant settles it (/resolve)
+            async with self.database.tenant_session(schema) as session:
+                report.action_required += await pending_charges.require_action(
+                    session, charge, pending_charges.account_gone(charge)
+                )
+            return
+        except ProviderError as exc:  # asked again after PendingChecks.every, not on every run
+            logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
+            report.unanswered += 1
+            async with self.database.tenant_session(schema) as session:
+                await pending_charges.checked(session, charge, now)
+            return
+        async with self.database.tenant_session(schema) as session:
+            recorded = await pending_charges.record_status(session, charge, found, now)
+        report.settled += recorded == "settled"
+        report.action_required += recorded == "action_required"
+        report.still_pending += found is not None and found.status == "pending"
+
+    async def _not_askable(self, session: AsyncSession, charge: PendingCharge, now: datetime) -> bool:
+        """A provider without ``payment_status`` (or an account since deleted): the payment waits for
+        its webhook, and once ``PendingChecks.flag_after`` has passed, the tenant is shown it."""
+        if self.lookup.can_read_status(charge.provider):  # it could be asked, but its account is gone
+            return await pending_charges.require_action(session, charge, pending_charges.account_gone(charge))
+        if now - charge.created_at < self.pending.flag_after:
+            await pending_charges.checked(session, charge, now)
+            return False
+        since = charge.created_at.isoformat(timespec="seconds")
+        return await pending_charges.require_action(session, charge, pending_charges.cannot_ask(charge, since))

@@ -5,6 +5,10 @@ transaction.
 Only for such payments: where the provider can be asked (``payment_lookup``), billplane asks
 (``POST /v1/payments/{id}/sync``) rather than take anyone's word. The same wait applies as for
 reconciliation, so a charge request still in flight has landed before the tenant looks.
+
+Also for a payment the provider holds as pending (``billplane.payments.pending_charges``) at a
+provider that cannot be asked how it stands (``payment_status``), or that said it does not know
+the charge (``action_required``): no request is in flight there, so there is no wait.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.payments import recorded_first, settlement
 from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
+from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.schemas import PaymentResolve
 
 RESOLVED_CODE = "resolved_by_tenant"
 RESOLVED_MESSAGE = "the tenant found no such charge at the provider; no money moved"
+RESOLVED_FAILED_MESSAGE = "the tenant found that the charge failed at the provider; no money moved"
 
 
 def _checked(body: PaymentResolve) -> str | None:
@@ -35,6 +41,9 @@ class PaymentResolution(ByHand):
     async def resolve(self, payment_id: int, body: PaymentResolve) -> Payment:
         # Locked first: a webhook or the reconciliation job settling it meanwhile waits, then finds it settled.
         payment = self.found(await self.payments.lock(payment_id), payment_id)
+        held = pending_charge(payment)
+        if held is not None:
+            return await self._resolve_held(payment, held, body)
         provider_payment_id = _checked(body)
         stuck = await self.unconfirmed(payment)
         if await self.lookup.can_ask(stuck, self.tenant_id):
@@ -50,6 +59,23 @@ class PaymentResolution(ByHand):
             payment.provider_payment_id = provider_payment_id
             await settlement.payment_settled(self.session, payment, "succeeded")
         return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
+
+    async def _resolve_held(self, payment: Payment, held: PendingCharge, body: PaymentResolve) -> Payment:
+        if body.outcome is None:
+            raise InvalidFieldError("outcome", "required: succeeded (the charge went through) or failed (it did not)")
+        if body.provider_payment_id not in {None, held.provider_payment_id}:
+            raise InvalidFieldError(
+                "provider_payment_id", f"this payment's charge at {held.provider} is {held.provider_payment_id}"
+            )
+        if payment.action_required is None and await self.lookup.can_ask(held, self.tenant_id):
+            raise ConflictError(
+                f"{held.provider} can be asked how the charge stands: POST /v1/payments/{held.payment_id}/sync"
+            )
+        if body.outcome == "succeeded":
+            await settlement.payment_settled(self.session, payment, "succeeded")
+        else:
+            await settlement.payment_settled(self.session, payment, "failed", RESOLVED_CODE, RESOLVED_FAILED_MESSAGE)
+        return self.found(await self.payments.lock(held.payment_id), held.payment_id)  # as it is now
 
     async def _recorded_first(self, payment: Payment, provider_payment_id: str) -> bool:
         """Whether another payment records the charge already (the provider's webhook came first):

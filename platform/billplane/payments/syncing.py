@@ -4,13 +4,19 @@ the transaction.
 The same steps as the periodic job (``billplane.payments.reconcile_run``), for one payment and at
 once, answering the payment: 409 when it is not stuck (or not for long enough), 422 naming
 ``payment_id`` when its provider cannot be asked, 503 when the provider cannot be reached now.
+A payment the provider holds as pending is asked about at once, without the job's wait.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
+from billplane.payments import pending_charges
 from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
+from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import record_lookup
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 
@@ -18,6 +24,9 @@ from billplane.plugins.errors import ProviderError, RetryableProviderError
 class PaymentSync(ByHand):
     async def sync(self, payment_id: int) -> Payment:
         payment = self.found(await self.payments.find(payment_id), payment_id)
+        held = pending_charge(payment)
+        if held is not None:
+            return await self._ask_status(held)
         stuck = await self.unconfirmed(payment)
         if not self.lookup.can_look_up(stuck.provider):
             raise InvalidFieldError(
@@ -26,13 +35,34 @@ class PaymentSync(ByHand):
                 f"the account at {stuck.provider}; billplane will not charge this payment again by itself",
                 source="path",
             )
-        try:
+        async with _answer(stuck.provider):
             found = await self.lookup.find(stuck, self.tenant_id)
-        except RetryableProviderError as exc:
-            raise ServiceUnavailableError(
-                detail=f"{stuck.provider} could not be reached ({exc.message}); ask again later"
-            ) from exc
-        except ProviderError as exc:
-            raise ConflictError(f"{stuck.provider} did not answer about the charge: {exc.message}") from exc
         await record_lookup(self.session, payment_id, found)  # settled meanwhile or not: shown as it is now
         return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
+
+    async def _ask_status(self, held: PendingCharge) -> Payment:
+        if not self.lookup.can_read_status(held.provider):
+            raise InvalidFieldError(
+                "payment_id",
+                f"{held.provider} accounts cannot be asked how a charge stands (no payment_status capability): its "
+                f"webhook settles the payment, or check at {held.provider} and settle it with "
+                f"POST /v1/payments/{held.payment_id}/resolve",
+                source="path",
+            )
+        async with _answer(held.provider):
+            found = await self.lookup.status(held, self.tenant_id)
+        await pending_charges.record_status(self.session, held, found, await self.now())
+        return self.found(await self.payments.lock(held.payment_id), held.payment_id)  # as it is now
+
+
+@asynccontextmanager
+async def _answer(provider: str) -> AsyncIterator[None]:
+    """The provider's failure to answer as the route's: 503 to ask again later, else 409."""
+    try:
+        yield
+    except RetryableProviderError as exc:
+        raise ServiceUnavailableError(
+            detail=f"{provider} could not be reached ({exc.message}); ask again later"
+        ) from exc
+    except ProviderError as exc:
+        raise ConflictError(f"{provider} did not answer about the charge: {exc.message}") from exc

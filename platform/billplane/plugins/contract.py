@@ -42,6 +42,8 @@ class Capability(StrEnum):
     USAGE = "usage"  # metered usage is reported to the provider, which bills it (``report_usage``)
     # ``find_payment``: asks whether a charge billplane could not confirm reached the provider.
     PAYMENT_LOOKUP = "payment_lookup"
+    # ``charge_status``: a charge the provider answered ``pending`` (it has its id), as it stands now.
+    PAYMENT_STATUS = "payment_status"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -377,6 +379,23 @@ class PaymentLookupAdapter(Protocol):
         only once the last attempt is several minutes old. Match ``request.payment_id`` (carry
         it in the charge's metadata) or the idempotency key, never the amount alone. Raise
         ``RetryableProviderError`` when the provider cannot be reached: billplane asks again later.
+        """
+
+
+@runtime_checkable
+class PaymentStatusAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``payment_status`` capability."""
+
+    async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
+        """The charge with this provider id as it stands now: ``succeeded``, ``failed`` or still
+        ``pending``.
+
+        Asked about a payment the provider answered ``pending`` (Stripe's ``processing``) whose
+        outcome has not arrived by webhook for a while, so that a lost webhook does not leave the
+        payment, and its invoice, waiting for ever. Read the object by its id (a strongly
+        consistent read). ``None`` when the provider has no charge with this id, or the id is of a
+        kind the adapter cannot read: billplane then shows the payment to the tenant and settles
+        nothing. Raise ``RetryableProviderError`` when the provider cannot be reached.
         """
 
 

@@ -44,6 +44,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
             runtime.database,
             PaymentLookup(runtime.accounts, runtime.plugins),
             runtime.settings.providers.payment_reconcile_after,
+            runtime.settings.providers.payment_pending_checks,
         ),
     )
 

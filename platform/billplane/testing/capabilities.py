@@ -56,6 +56,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.REFUNDS: frozenset({Capability.CHARGES}),
     Capability.USAGE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.PAYMENT_LOOKUP: frozenset({Capability.CHARGES}),
+    Capability.PAYMENT_STATUS: frozenset({Capability.CHARGES}),
 }
 
 

@@ -16,6 +16,7 @@ from billplane.plugins import (
     Capability,
     ChargeResult,
     PaymentLookupAdapter,
+    PaymentStatusAdapter,
     ProviderAdapter,
     ProviderPlugin,
     ProviderRef,
@@ -297,6 +298,26 @@ class PaymentChecks:
         never = samples.charge(succeeding_payment_method, currency, customer, payment_id=_payment_id())
         missing = await adapter.find_payment(never, idempotency_key=new_key(), created_after=since)
         assert missing is None, "find_payment must answer None for a payment that was never charged"
+
+    @pytest.mark.anyio
+    async def test_charge_status(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.PAYMENT_STATUS)
+        assert isinstance(adapter, PaymentStatusAdapter), "with the payment_status capability, define charge_status"
+        assert inspect.iscoroutinefunction(adapter.charge_status), "charge_status must be a coroutine function"
+        made = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        read = await adapter.charge_status(made.provider_payment_id)
+        assert isinstance(read, ChargeResult), "charge_status did not read a charge that was made"
+        assert read.provider_payment_id == made.provider_payment_id, "charge_status read another charge"
+        assert read.status == made.status, f"charge_status says {read.status!r}, the charge said {made.status!r}"
+        missing = await adapter.charge_status(f"{made.provider_payment_id}0")
+        assert missing is None, "charge_status must answer None for an id the provider never gave"
 
     @pytest.mark.anyio
     async def test_refund(

@@ -37,7 +37,7 @@ from billplane.plugins import (
     UsageReport,
     WebhookVerificationError,
 )
-from billplane.plugins.contract import RefundStatus
+from billplane.plugins.contract import ChargeStatus, RefundStatus
 from billplane_paypal import catalog, events, subscriptions, webhooks
 from billplane_paypal.client import DEFAULT_TIMEOUT, Json, PayPalClient
 from billplane_paypal.credentials import PayPalCredentials, api_base
@@ -53,6 +53,18 @@ _REFUND_STATUSES: dict[str, RefundStatus] = {
     "CANCELLED": "failed",
 }
 _FINISHED = frozenset({"CANCELLED", "EXPIRED"})
+# A Payments v2 capture's status; PENDING (an eCheck clearing, a review) waits.
+_CAPTURE_STATUSES: dict[str, ChargeStatus] = {
+    "COMPLETED": "succeeded",
+    "PARTIALLY_REFUNDED": "succeeded",
+    "REFUNDED": "succeeded",
+    "PENDING": "pending",
+    "DECLINED": "failed",
+    "FAILED": "failed",
+}
+# The reference ``_charge_result`` makes for a capture PayPal accepted without naming it.
+_UNNAMED_CAPTURE = "capture-"
+_MISSING = frozenset({"INVALID_RESOURCE_ID", "RESOURCE_NOT_FOUND"})
 
 
 def _id(value: str) -> str:
@@ -200,6 +212,30 @@ class PayPalAdapter:
         )
         return _charge_result(transaction, subscription, idempotency_key)
 
+    async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
+        """A capture as it stands now (``GET /v2/payments/captures/{id}``); None for a capture PayPal
+        accepted without naming it (there is nothing to ask about) or one PayPal does not know."""
+        if provider_payment_id.startswith(_UNNAMED_CAPTURE):
+            return None
+        try:
+            capture = await self._client.call("GET", f"/v2/payments/captures/{_id(provider_payment_id)}")
+        except ProviderError as error:
+            if error.code in _MISSING:
+                return None
+            raise
+        status = _CAPTURE_STATUSES.get(str(capture.get("status")), "pending")
+        amount: dict[str, Any] = capture.get("amount") or {}
+        currency = amount.get("currency_code")
+        failed = status == "failed"
+        return ChargeResult(
+            provider_payment_id=provider_payment_id,
+            status=status,
+            failure_code=str(capture.get("status")) if failed else None,
+            failure_message="PayPal declined the payment" if failed else None,
+            amount=to_minor(str(amount["value"]), str(currency)) if amount.get("value") and currency else None,
+            currency=currency,
+        )
+
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         body: Json = {
             "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
@@ -256,7 +292,7 @@ def _charge_result(transaction: Json, subscription: str, idempotency_key: str) -
         # known to be accepted. Its outcome arrives as PAYMENT.SALE.COMPLETED for the subscription.
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
         return ChargeResult(
-            provider_payment_id=f"capture-{subscription}-{digest}",
+            provider_payment_id=f"{_UNNAMED_CAPTURE}{subscription}-{digest}",
             status="pending",
             provider_subscription_id=subscription,
         )

@@ -32,6 +32,7 @@ PLUGIN = ProviderPlugin(
             Capability.CHARGES,
             Capability.REFUNDS,
             Capability.WEBHOOKS,
+            Capability.PAYMENT_STATUS,
         }
     ),
     pricing_models=PRICING_MODELS,

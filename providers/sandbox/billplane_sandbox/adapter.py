@@ -204,6 +204,30 @@ class SandboxAdapter:
             )
         return result
 
+    async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
+        """A charge as it stands now, read from its id: a pending one has settled once
+        ``pending_delay_seconds`` have passed since it was made (at once when this process did not
+        make it: the id says how it ends). None for an id this account's sandbox never made."""
+        self._authorize()
+        try:
+            params = parse_id(self._account, "pay", provider_payment_id)
+        except ProviderError:
+            return None
+        method = BY_CODE.get(params[-1]) if len(params) == 3 else None  # noqa: PLR2004 - id layout
+        if method is None:
+            return None
+        made = LEDGER.made(self._account, provider_payment_id)
+        status = method.immediate
+        if method.immediate == "pending" and (made is None or ledger_now() - made.at >= self._pending_delay):
+            status = method.final
+        failed = status == "failed"
+        return ChargeResult(
+            provider_payment_id=provider_payment_id,
+            status=status,
+            failure_code=method.failure_code if failed else None,
+            failure_message=method.failure_message if failed else None,
+        )
+
     def _charged(self, request: ChargeRequest, method: SandboxPaymentMethod, idempotency_key: str) -> ChargeResult:
         """What charging ``request`` with ``method`` answers: the same, whenever and wherever asked."""
         params = (str(request.amount), request.currency.lower(), method.code)

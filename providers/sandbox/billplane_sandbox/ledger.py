@@ -45,6 +45,15 @@ class Ledger:
             while len(self._charges) > MAX_PAYMENTS:
                 del self._charges[next(iter(self._charges))]
 
+    def made(self, account_id: int, provider_payment_id: str) -> Charge | None:
+        """The charge this process made under this provider id, if it remembers one."""
+        with self._lock:
+            for (account, _), made in self._charges.items():
+                for charge in made:
+                    if account == account_id and charge.result.provider_payment_id == provider_payment_id:
+                        return charge
+        return None
+
     def find(self, account_id: int, payment_id: int, idempotency_key: str, since: float) -> Charge | None:
         """The charge made with this key, else the payment's latest one made since ``since``."""
         with self._lock:

@@ -280,6 +280,24 @@ class StripeAdapter:
             found = [_plain(intent) async for intent in listed.auto_paging_iter()]
         return payments.best_match([intent for intent in found if payments.is_charge_of(intent, request)])
 
+    async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
+        """A PaymentIntent (``pi_``) or an invoice's payment (``in_``, the id billplane keeps for an
+        invoice Stripe has not attempted) as it stands now; None for an id Stripe does not know or
+        of another kind."""
+        try:
+            async with stripe_errors():
+                if provider_payment_id.startswith("pi_"):
+                    intent = await self._client.v1.payment_intents.retrieve_async(provider_payment_id)
+                    return payments.charge_from_payment_intent(_plain(intent))
+                if provider_payment_id.startswith("in_"):
+                    invoice = await self._client.v1.invoices.retrieve_async(provider_payment_id)
+                    return payments.charge_from_invoice(_plain(invoice))
+        except ProviderError as error:
+            if error.code == "resource_missing":
+                return None
+            raise
+        return None
+
     async def _invoice_charge(self, invoice_id: str) -> ChargeResult | None:
         invoice = _plain(await self._client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]}))
         if invoice.get("status") == "paid":

@@ -32,6 +32,7 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
     with fake.lock:
         fake.faults.clear()
         fake.declining.clear()
+        fake.clearing.clear()
         fake.auto_approve = False
         fake.empty_captures = False
         fake.webhooks = {WEBHOOK_ID}

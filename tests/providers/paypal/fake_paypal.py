@@ -8,7 +8,8 @@ is not in those documents and is modelled on PayPal's OAuth2 docs.
 
 Test hooks: ``fail_next`` (429/5xx with Retry-After, or a delay for timeouts), ``approve`` (the
 customer approves a subscription or a revision), ``auto_approve``, ``declining`` (captures of a
-subscription are declined), ``revoke_tokens`` and ``token_expires_in``.
+subscription are declined), ``clearing`` (captures of a subscription are ``PENDING`` until
+``settle_capture``), ``revoke_tokens`` and ``token_expires_in``.
 
 Webhook signatures: real PayPal signs ``transmission_id|time|webhook_id|crc32(event)`` with RSA;
 the fake uses an HMAC with its own key instead (only the fake ever checks it, through
@@ -123,6 +124,7 @@ class FakePayPal:
     replies: dict[tuple[str, str, str], Reply] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     declining: set[str] = field(default_factory=set)
+    clearing: set[str] = field(default_factory=set)
     webhooks: set[str] = field(default_factory=set)
     empty_captures: bool = False  # answer a capture's 202 with no body, as PayPal's spec allows
     auto_approve: bool = False
@@ -133,6 +135,11 @@ class FakePayPal:
     def fail_next(self, prefix: str, status: int | None, *, delay: float = 0.0, retry_after: str | None = None) -> None:
         with self.lock:
             self.faults.append(Fault(prefix, status, delay, retry_after))
+
+    def settle_capture(self, capture_id: str, status: str) -> None:
+        """What PayPal does when a ``PENDING`` capture clears (``COMPLETED``) or does not (``DECLINED``)."""
+        with self.lock:
+            self.transactions[capture_id]["status"] = status
 
     def revoke_tokens(self) -> None:
         with self.lock:
@@ -222,8 +229,8 @@ class FakePayPal:
                 return (200, sub, {}) if sub else _not_found("subscription")
             case "POST", ["v1", "billing", "subscriptions", sub_id, action]:
                 return self._subscription_action(sub_id, action, data)
-            case "POST", ["v2", "payments", "captures", capture_id, "refund"]:
-                return self._refund(capture_id, data)
+            case _, ["v2", "payments", "captures", capture_id, *action]:
+                return self._capture_route(method, capture_id, action, data)
             case "GET", ["v1", "notifications", "webhooks", webhook_id]:
                 if webhook_id not in self.webhooks:
                     return _not_found("webhook")
@@ -380,13 +387,38 @@ class FakePayPal:
         amount = data["amount"]
         transaction: Json = {
             "id": secrets.token_hex(9).upper(),
-            "status": "DECLINED" if sub["id"] in self.declining else "COMPLETED",
+            "status": "DECLINED"
+            if sub["id"] in self.declining
+            else "PENDING"
+            if sub["id"] in self.clearing
+            else "COMPLETED",
             "amount_with_breakdown": {"gross_amount": amount, "net_amount": amount},
             "time": _now(),
             "refunded": "0",
         }
         self.transactions[transaction["id"]] = transaction
         return 202, None if self.empty_captures else transaction, {}
+
+    def _capture_route(self, method: str, capture_id: str, action: list[str], data: Json) -> Reply:
+        if (method, action) == ("POST", ["refund"]):
+            return self._refund(capture_id, data)
+        if (method, action) == ("GET", []):
+            return self._show_capture(capture_id)
+        return error(404, "NOT_FOUND", "The fake does not implement this operation.")
+
+    def _show_capture(self, capture_id: str) -> Reply:
+        capture = self.transactions.get(capture_id)
+        if capture is None:
+            return _not_found("capture")
+        shown: Json = {
+            "id": capture_id,
+            "status": capture["status"],
+            "amount": capture["amount_with_breakdown"]["gross_amount"],
+            "final_capture": True,
+            "create_time": capture["time"],
+            "update_time": _now(),
+        }
+        return 200, shown, {}
 
     # -- refunds ---------------------------------------------------------------------------------
 

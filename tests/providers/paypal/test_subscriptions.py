@@ -230,3 +230,48 @@ async def test_a_capture_accepted_without_a_transaction_is_pending(
         first.provider_payment_id
         != (await make_adapter().charge(request, idempotency_key="empty-2")).provider_payment_id
     )
+
+
+async def test_charge_status_reads_a_pending_capture_until_it_clears(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    adapter = make_adapter()
+    cleared, bounced = paypal.seed_active_subscription(value="20.00"), paypal.seed_active_subscription(value="20.00")
+    paypal.clearing |= {cleared, bounced}
+    made = [
+        await adapter.charge(
+            ChargeRequest(payment_id=n, amount=2000, currency="USD", provider_subscription_id=sub),
+            idempotency_key=f"p{n}",
+        )
+        for n, sub in enumerate((cleared, bounced), start=1)
+    ]
+    assert [charge.status for charge in made] == ["pending", "pending"]
+    still = await adapter.charge_status(made[0].provider_payment_id)
+    assert still is not None
+    assert (still.status, still.amount, still.currency) == ("pending", 2000, "USD")
+    assert paypal.log[-1].path == f"/v2/payments/captures/{made[0].provider_payment_id}"
+
+    paypal.settle_capture(made[0].provider_payment_id, "COMPLETED")
+    paypal.settle_capture(made[1].provider_payment_id, "DECLINED")
+    succeeded = await adapter.charge_status(made[0].provider_payment_id)
+    failed = await adapter.charge_status(made[1].provider_payment_id)
+    assert succeeded is not None
+    assert failed is not None
+    assert succeeded.status == "succeeded"
+    assert (failed.status, failed.failure_code) == ("failed", "DECLINED")
+
+
+async def test_charge_status_of_an_unnamed_or_unknown_capture_is_none(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    adapter = make_adapter()
+    paypal.empty_captures = True
+    sub = paypal.seed_active_subscription(value="20.00")
+    unnamed = await adapter.charge(
+        ChargeRequest(payment_id=3, amount=2000, currency="USD", provider_subscription_id=sub), idempotency_key="u1"
+    )
+    asked = len(paypal.log)
+    assert await adapter.charge_status(unnamed.provider_payment_id) is None
+    assert len(paypal.log) == asked  # nothing to ask PayPal about
+    assert await adapter.charge_status("7UNKNOWN00000000") is None
+    assert paypal.log[-1].path == "/v2/payments/captures/7UNKNOWN00000000"

@@ -146,3 +146,40 @@ async def test_an_unreachable_stripe_is_retryable_not_none(
     fake_stripe.fail_next(503, path="/v1/payment_intents")
     with pytest.raises(RetryableProviderError):
         await stripe_adapter.find_payment(_charge(40), idempotency_key=helpers.key(), created_after=_since())
+
+
+async def test_charge_status_reads_a_processing_payment_intent_until_it_clears(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    customer = await helpers.customer(stripe_adapter)
+    cleared = await stripe_adapter.charge(
+        _charge(payment_method=resources.PROCESSING, provider_customer_id=customer), idempotency_key=helpers.key()
+    )
+    bounced = await stripe_adapter.charge(
+        _charge(33, payment_method=resources.PROCESSING, provider_customer_id=customer), idempotency_key=helpers.key()
+    )
+    assert (cleared.status, cleared.provider_payment_id[:3]) == ("pending", "pi_")
+
+    still = await stripe_adapter.charge_status(cleared.provider_payment_id)
+    assert still is not None
+    assert still.status == "pending"
+    assert fake_stripe.last("GET", "/v1/payment_intents/{intent}").path.endswith(cleared.provider_payment_id)
+
+    resources.settle_processing(fake_stripe.store, cleared.provider_payment_id, succeeded=True)
+    resources.settle_processing(fake_stripe.store, bounced.provider_payment_id, succeeded=False)
+    succeeded = await stripe_adapter.charge_status(cleared.provider_payment_id)
+    failed = await stripe_adapter.charge_status(bounced.provider_payment_id)
+    assert succeeded is not None
+    assert failed is not None
+    assert (succeeded.status, succeeded.amount, succeeded.currency) == ("succeeded", 4200, "EUR")
+    assert (failed.status, failed.failure_code) == ("failed", "payment_method_not_available")
+
+
+async def test_charge_status_of_an_unpaid_invoice_is_pending_and_unknown_ids_are_none(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    assert await stripe_adapter.charge_status("pi_unknown") is None  # Stripe answers 404
+    assert await stripe_adapter.charge_status("in_unknown") is None
+    assert await stripe_adapter.charge_status("declined:key-1") is None  # no object behind it: nothing asked
+    asked = [request.path for request in fake_stripe.requests]
+    assert asked == ["/v1/payment_intents/pi_unknown", "/v1/invoices/in_unknown"]

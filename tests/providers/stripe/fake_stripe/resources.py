@@ -13,6 +13,9 @@ Handler = Callable[["Store", dict[str, str], Params], dict[str, Any]]
 
 # Stripe's test payment methods (https://docs.stripe.com/testing) that the fake knows.
 SUCCEEDS = "pm_card_visa"
+# A US bank account: its PaymentIntent stays `processing` until the test settles it
+# (`settle_processing`), as an ACH debit does for days at Stripe.
+PROCESSING = "pm_usBankAccount"
 DECLINES = {
     "pm_card_chargeDeclined": "generic_decline",
     "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
@@ -376,7 +379,7 @@ def _payment_method(store: Store, params: Params) -> str:
         method = store.customer(params["customer"])["invoice_settings"].get("default_payment_method")
     if method is None:
         raise invalid("You must provide a payment method.", code="payment_method_required", param="payment_method")
-    if method != SUCCEEDS and method not in DECLINES:
+    if method not in {SUCCEEDS, PROCESSING} and method not in DECLINES:
         raise missing("PaymentMethod", method, "payment_method")
     return str(method)
 
@@ -406,9 +409,28 @@ def _intent(
         raise StripeFailure(
             402, "card_error", message, code="card_declined", decline_code=decline, payment_intent=intent
         )
-    intent.update(status="succeeded", amount_received=amount, latest_charge=new_id("ch"))
+    if method == PROCESSING:
+        intent.update(status="processing", amount_received=0, latest_charge=new_id("py"))
+    else:
+        intent.update(status="succeeded", amount_received=amount, latest_charge=new_id("ch"))
     store.payment_intents[intent["id"]] = intent
     return intent
+
+
+def settle_processing(store: Store, intent_id: str, *, succeeded: bool) -> None:
+    """What Stripe does when a bank debit clears or bounces (no webhook is sent by the fake)."""
+    intent = store.payment_intents[intent_id]
+    if intent["status"] != "processing":
+        raise ValueError(f"{intent_id} is {intent['status']}, not processing")
+    if succeeded:
+        intent.update(status="succeeded", amount_received=intent["amount"])
+    else:
+        error = {
+            "type": "invalid_request_error",
+            "code": "payment_method_not_available",
+            "message": "The debit failed.",
+        }
+        intent.update(status="requires_payment_method", last_payment_error=error)
 
 
 def create_payment_intent(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:

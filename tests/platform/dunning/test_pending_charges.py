@@ -1,0 +1,226 @@
+"""Payments a provider holds as pending whose webhook never came: the reconciliation job asks the
+provider how each stands (at most hourly), records the outcome as the webhook would have, and
+leaves to the tenant what it cannot ask about; never a guess, never a second record."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from billplane_sandbox import events
+from billplane_sandbox.payment_methods import PENDING_FAILS, PENDING_SUCCEEDS
+
+from billplane.payments import pending_charges
+from billplane.payments.models import Payment
+from billplane.payments.pending_charges import pending_charge
+from billplane.plugins import ChargeResult
+from billplane.runtime import Runtime
+from tests.platform.dunning.held import Held, held_host, held_payment, made_ago, use
+from tests.platform.dunning.helpers import Client, database_now, one, types
+from tests.platform.dunning.stuck import INVOICE, PAYMENT, reconciliation
+from tests.platform.invoices.helpers import WEBHOOK_SECRET, event_types
+from tests.platform.sync_fakes import drain
+
+_SHOWN = PAYMENT.replace(" FROM payments", ", provider_checked_at FROM payments")
+
+
+async def _payment(worker: Runtime, held: Held) -> dict[str, Any]:
+    return await one(worker, held.setup.tenant, f"{_SHOWN} WHERE id = :id", id=held.payment)
+
+
+@pytest.mark.parametrize(
+    ("token", "outcome"),
+    [
+        (PENDING_SUCCEEDS, ("succeeded", None, "paid", 0, "payment.succeeded")),
+        (PENDING_FAILS, ("failed", "debit_failed", "open", 1, "payment.failed")),
+    ],
+)
+async def test_a_charge_whose_webhook_never_came_is_settled_from_the_provider_after_an_hour(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, token: str, outcome: tuple[Any, ...]
+) -> None:
+    held = await held_payment(client, admin_headers, worker, token)
+    use(client, worker, held_host(held))  # the charge has settled at the sandbox
+    await made_ago(worker, held, minutes=59)
+    await reconciliation(worker).run()
+    assert held.asked == []  # too recent: its webhook may still come
+    assert (await _payment(worker, held))["status"] == "pending"
+
+    await made_ago(worker, held, minutes=61)
+    await reconciliation(worker).run()
+
+    assert held.asked == [held.provider_payment_id]
+    payment = await _payment(worker, held)
+    status, code, invoice_status, attempts, event = outcome
+    assert (payment["status"], payment["failure_code"], payment["provider_payment_id"]) == (
+        status,
+        code,
+        held.provider_payment_id,
+    )
+    invoice = await one(worker, held.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["attempt_count"]) == (invoice_status, attempts)
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == [event]
+    if status == "failed":
+        assert invoice["next_payment_attempt_at"] is not None  # dunning took over
+
+    await reconciliation(worker).run()  # settled: never asked again
+    assert held.asked == [held.provider_payment_id]
+
+
+async def test_a_charge_still_pending_is_asked_about_again_only_an_hour_later(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, settles_after=3600))  # still clearing at the sandbox
+    await made_ago(worker, held, minutes=61)
+
+    await reconciliation(worker).run()
+    await reconciliation(worker).run()
+
+    assert held.asked == [held.provider_payment_id]  # once, not on every run
+    payment = await _payment(worker, held)
+    assert (payment["status"], payment["action_required"]) == ("pending", None)
+    assert payment["provider_checked_at"] >= await database_now(worker) - timedelta(minutes=1)
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == []
+
+    await made_ago(worker, held, minutes=200, checked_minutes=61)
+    use(client, worker, held_host(held))  # it has cleared now
+    await reconciliation(worker).run()
+    assert held.asked == [held.provider_payment_id] * 2
+    assert (await _payment(worker, held))["status"] == "succeeded"
+
+
+async def test_an_unreachable_provider_is_asked_again_an_hour_later_not_on_every_run(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, down=True))
+    await made_ago(worker, held, minutes=61)
+
+    await reconciliation(worker).run()
+    await reconciliation(worker).run()
+
+    assert held.asked == [held.provider_payment_id]
+    payment = await _payment(worker, held)
+    assert (payment["status"], payment["action_required"]) == ("pending", None)
+    assert payment["provider_checked_at"] is not None
+
+
+async def test_a_charge_the_provider_no_longer_knows_is_shown_to_the_tenant_not_settled(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, answer=lambda _id: None))
+    await made_ago(worker, held, minutes=61)
+
+    await reconciliation(worker).run()
+    await reconciliation(worker).run()  # shown once
+
+    payment = await _payment(worker, held)
+    assert payment["status"] == "pending"
+    assert "cannot say how it stands now" in payment["action_required"]
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.action_required"]
+    assert held.asked == [held.provider_payment_id]  # flagged: not asked again by the job
+
+    # The tenant checked at the provider: the charge failed. Dunning takes the invoice.
+    path = f"/v1/payments/{held.payment}/resolve"
+    resolved = await client.post(path, json={"outcome": "failed"}, headers=held.setup.tenant.headers)
+    assert resolved.status_code == 200, resolved.text
+    shown = resolved.json()
+    assert (shown["status"], shown["failure_code"], shown["action_required"]) == ("failed", "resolved_by_tenant", None)
+    invoice = await one(worker, held.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
+
+
+async def test_at_a_provider_that_cannot_be_asked_the_tenant_is_shown_it_after_five_days(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, capable=False))  # charge_status would fail the test
+    headers = held.setup.tenant.headers
+    await made_ago(worker, held, minutes=61)
+    await reconciliation(worker).run()
+    payment = await _payment(worker, held)
+    assert (payment["status"], payment["action_required"]) == ("pending", None)
+    assert payment["provider_checked_at"] is not None  # passed over for an hour
+
+    refused = await client.post(f"/v1/payments/{held.payment}/sync", headers=headers)
+    assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "payment_id")
+    assert "payment_status" in refused.json()["errors"][0]["message"]
+
+    await made_ago(worker, held, minutes=5 * 24 * 60 + 1, checked_minutes=61)
+    await reconciliation(worker).run()
+    payment = await _payment(worker, held)
+    assert payment["status"] == "pending"
+    assert "cannot be asked about a charge" in payment["action_required"]
+    assert await types(worker, held.setup.tenant, "payment") == ["payment.action_required"]
+
+    wrong = await client.post(
+        f"/v1/payments/{held.payment}/resolve",
+        json={"outcome": "succeeded", "provider_payment_id": "sbx_pay_other"},
+        headers=headers,
+    )
+    assert (wrong.status_code, wrong.json()["errors"][0]["field"]) == (422, "provider_payment_id")
+    assert (await _payment(worker, held))["status"] == "pending"  # nothing written
+
+    resolved = await client.post(f"/v1/payments/{held.payment}/resolve", json={"outcome": "succeeded"}, headers=headers)
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["action_required"]) == ("succeeded", None)
+    invoice = await one(worker, held.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
+
+
+async def test_sync_by_hand_asks_at_once_and_resolve_refuses_what_can_be_asked(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    headers = held.setup.tenant.headers
+    use(client, worker, held_host(held, settles_after=3600))
+
+    by_hand = await client.post(f"/v1/payments/{held.payment}/resolve", json={"outcome": "failed"}, headers=headers)
+    assert by_hand.status_code == 409, by_hand.text
+    assert f"/v1/payments/{held.payment}/sync" in by_hand.json()["detail"]
+
+    still = await client.post(f"/v1/payments/{held.payment}/sync", headers=headers)
+    assert still.status_code == 200, still.text
+    assert still.json()["status"] == "pending"
+
+    use(client, worker, held_host(held))
+    synced = await client.post(f"/v1/payments/{held.payment}/sync", headers=headers)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["status"] == "succeeded"
+    assert held.asked == [held.provider_payment_id] * 2
+    assert (await one(worker, held.setup.tenant, INVOICE))["status"] == "paid"
+
+    use(client, worker, held_host(held, down=True))
+    again = await client.post(f"/v1/payments/{held.payment}/sync", headers=headers)
+    assert again.status_code == 409  # settled: nothing to ask about
+    assert len(held.asked) == 2
+
+
+async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held))
+    async with worker.database.tenant_session(held.setup.tenant.schema) as session:
+        row = await session.get(Payment, held.payment)
+        assert row is not None
+        read = pending_charge(row)  # what the job read before it asked
+    assert read is not None
+
+    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
+    delivered = await client.post(
+        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    await drain(worker)
+    assert (await _payment(worker, held))["status"] == "succeeded"
+
+    # The job's answer arrives after the webhook's (and, here, disagrees): the webhook won.
+    late = ChargeResult(provider_payment_id=held.provider_payment_id, status="failed", failure_code="debit_failed")
+    async with worker.database.tenant_session(held.setup.tenant.schema) as session:
+        recorded = await pending_charges.record_status(session, read, late, await database_now(worker))
+    assert recorded == "unchanged"
+    assert (await _payment(worker, held))["status"] == "succeeded"
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.succeeded"]
