@@ -317,7 +317,11 @@ class ProviderAdapter(Protocol):
     async def create_subscription(
         self, subscription: SubscriptionData, *, idempotency_key: str
     ) -> ProviderSubscription:
-        """Start a subscription for a provider customer on a provider price."""
+        """Start a subscription for a provider customer on a provider price.
+
+        Under a new key for a ``subscription_id`` an earlier call may have started (its answers
+        were lost), return that subscription if the provider can find it, rather than a second.
+        """
 
     async def update_subscription(
         self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str

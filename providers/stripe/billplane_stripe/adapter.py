@@ -148,7 +148,18 @@ class StripeAdapter:
     async def create_subscription(
         self, subscription: SubscriptionData, *, idempotency_key: str
     ) -> ProviderSubscription:
+        """Start the subscription, unless an earlier call already did.
+
+        A create whose every answer was lost may have created it; a later sync by hand asks again
+        under a new idempotency key, which Stripe would take as a second subscription, billing the
+        customer twice. So the customer's subscriptions are listed first (a strongly consistent
+        read, never the Search API) and one carrying this billplane subscription's id and tenant,
+        and not ended, is the answer.
+        """
         async with stripe_errors():
+            earlier = await self._created_earlier(subscription)
+            if earlier is not None:
+                return subscriptions.to_provider(earlier)
             metered = await self._price_is_metered(subscription.provider_price_id)
             params: Params = {
                 "customer": subscription.provider_customer_id,
@@ -165,6 +176,15 @@ class StripeAdapter:
                 params["trial_end"] = int(subscription.trial_end.timestamp())
             created = await self._client.v1.subscriptions.create_async(_sdk(params), _options(idempotency_key))
         return subscriptions.to_provider(_plain(created))
+
+    async def _created_earlier(self, subscription: SubscriptionData) -> dict[str, Any] | None:
+        params: Params = {"customer": subscription.provider_customer_id, "status": "all", "limit": 100}
+        listed = await self._client.v1.subscriptions.list_async(_sdk(params))
+        async for found in listed.auto_paging_iter():
+            plain = _plain(found)
+            if subscriptions.is_created_for(plain, subscription.subscription_id, self._context.tenant_id):
+                return plain
+        return None
 
     async def update_subscription(
         self, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str

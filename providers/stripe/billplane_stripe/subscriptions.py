@@ -80,3 +80,20 @@ def proration_behavior(policy: ProrationPolicy) -> str:
             "or schedule the change in billplane for the period's end",
         )
     return behavior
+
+
+# An ended subscription is not taken for the one being created: it can no longer bill.
+_ENDED = {"canceled", "incomplete_expired"}
+
+
+def is_created_for(subscription: Mapping[str, Any], subscription_id: int, tenant_id: int) -> bool:
+    """Whether a listed subscription is one ``create_subscription`` made for this billplane
+    subscription of this tenant (one Stripe account may serve several tenants, whose ids overlap),
+    and it has not ended."""
+    metadata = subscription.get("metadata")
+    return (
+        isinstance(metadata, Mapping)
+        and metadata.get("billplane_subscription_id") == str(subscription_id)
+        and metadata.get("billplane_tenant_id") == str(tenant_id)
+        and subscription.get("status") not in _ENDED
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import msgspec
 import pytest
 from billplane_stripe import subscriptions
 from billplane_stripe.adapter import StripeAdapter
 
 from billplane.plugins import ProviderError, SubscriptionChange, SubscriptionData, UnsupportedOperationError
 from tests.providers.stripe import helpers
+from tests.providers.stripe.conftest import TENANT_ID
 from tests.providers.stripe.fake_stripe.server import FakeStripe
 
 pytestmark = pytest.mark.anyio
@@ -146,3 +149,33 @@ def test_period_of_an_older_api_version_is_read_from_the_subscription() -> None:
     assert sub.current_period_start == datetime.fromtimestamp(start, UTC)
     assert sub.current_period_end == datetime.fromtimestamp(end, UTC)
     assert sub.quantity is None
+
+
+async def test_a_create_sent_again_under_a_new_key_finds_the_subscription_instead_of_a_second(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe, make_context: Any
+) -> None:
+    """Every answer of the first create was lost; a sync by hand asks again with a new key."""
+    customer = await helpers.customer(stripe_adapter)
+    price = await helpers.price(stripe_adapter)
+    data = SubscriptionData(subscription_id=41, provider_customer_id=customer, provider_price_id=price, quantity=2)
+    first = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+
+    again = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+
+    assert again.provider_id == first.provider_id
+    assert len(fake_stripe.store.subscriptions) == 1
+    listed = fake_stripe.last("GET", "/v1/subscriptions")
+    assert (listed.params["customer"], listed.params["status"]) == (customer, "all")
+    assert not [request for request in fake_stripe.requests if request.path.endswith("/search")]
+
+    # Another tenant's subscription 41 on the same Stripe account is not this one.
+    other_context = msgspec.structs.replace(make_context(), tenant_id=TENANT_ID + 1)
+    other = StripeAdapter(other_context, other_context.credentials)
+    theirs = await other.create_subscription(data, idempotency_key=helpers.key())
+    assert theirs.provider_id != first.provider_id
+
+    # An ended one can no longer bill: a new one is created.
+    await stripe_adapter.cancel_subscription(first.provider_id, at_period_end=False, idempotency_key=helpers.key())
+    renewed = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+    assert renewed.provider_id not in {first.provider_id, theirs.provider_id}
+    assert len(fake_stripe.store.subscriptions) == 3

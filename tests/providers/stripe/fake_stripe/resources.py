@@ -338,6 +338,28 @@ def create_subscription(store: Store, _path: dict[str, str], params: Params) -> 
     return subscription
 
 
+def list_subscriptions(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    """Newest first; ``customer`` filters; ``status`` leaves out canceled ones unless ``all`` (or
+    ``canceled``), as Stripe does; ``starting_after`` pages."""
+    wanted = params.get("status")
+    found = [
+        subscription
+        for subscription in reversed(store.subscriptions.values())
+        if params.get("customer") in {None, subscription["customer"]}
+        and (
+            wanted == "all"
+            or subscription["status"] == wanted
+            or (wanted is None and subscription["status"] not in {"canceled", "incomplete_expired"})
+        )
+    ]
+    after = params.get("starting_after")
+    if after:
+        ids = [subscription["id"] for subscription in found]
+        found = found[ids.index(after) + 1 :] if after in ids else []
+    limit = int(params.get("limit", 10))
+    return list_of(found[:limit], "/v1/subscriptions", has_more=len(found) > limit)
+
+
 def retrieve_subscription(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
     return store.subscription(path["subscription_exposed_id"])
 
@@ -555,6 +577,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/v1/billing/meters"): list_meters,
     ("POST", "/v1/billing/meter_events"): create_meter_event,
     ("POST", "/v1/subscriptions"): create_subscription,
+    ("GET", "/v1/subscriptions"): list_subscriptions,
     ("GET", "/v1/subscriptions/{subscription_exposed_id}"): retrieve_subscription,
     ("POST", "/v1/subscriptions/{subscription_exposed_id}"): update_subscription,
     ("DELETE", "/v1/subscriptions/{subscription_exposed_id}"): cancel_subscription,
