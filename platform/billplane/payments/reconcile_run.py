@@ -1,17 +1,19 @@
-"""The periodic reconciliation of payments whose charge was never confirmed, in every tenant.
+"""The periodic reconciliation of payments nobody else will settle, in every tenant.
 
 Found like the dunning run finds due invoices: one UNION ALL read per batch of tenant schemas,
-over the partial index ``ix_payments_unconfirmed`` (pending payments without a provider id),
-keeping those whose latest ``payment.charge`` row failed at least
-``BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES`` ago. Payments already shown as needing the tenant
-(``action_required``) are not looked at again. Each payment is then reconciled on its own
-(``billplane.payments.reconcile``): read, ask the provider outside any transaction, record under
-the payment's row lock. A provider that cannot be reached now is asked again on the next run; a
-failing tenant is logged and the run goes on.
+over two partial indexes of pending payments, finding both kinds in one read:
 
-The same run asks about payments a provider holds as pending whose webhook has not settled them
-(``billplane.payments.pending_charges``), over the partial index ``ix_payments_pending_at_provider``,
-each at most every ``BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES``.
+- charges never confirmed (``ix_payments_unconfirmed``: no provider id) whose latest
+  ``payment.charge`` row failed at least ``BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES`` ago
+  (``billplane.payments.reconcile``);
+- charges a provider holds as pending (``ix_payments_pending_at_provider``) whose webhook has not
+  settled them, asked about at most every ``BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES``
+  (``billplane.payments.pending_charges``).
+
+Payments already shown as needing the tenant (``action_required``) are not looked at again. Each
+payment is then handled on its own: read, ask the provider outside any transaction, record under
+the payment's row lock. A provider that cannot be reached now is asked again later; a failing
+tenant is logged and the run goes on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from billplane.payments.models import Payment
 from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import (
     CHARGE_KIND,
-    NotStuck,
+    Unconfirmed,
     account_gone,
     cannot_ask,
     record_lookup,
@@ -44,28 +46,24 @@ from billplane_tenants.naming import quoted_schema
 
 logger = logging.getLogger("billplane.payments")
 _PER_TENANT = 100
-# Schemas are asked only once they have the index (tenant_0006): older ones lack action_required.
-_INDEX = "ix_payments_unconfirmed"
-_PENDING_INDEX = "ix_payments_pending_at_provider"  # tenant_0009, with provider_checked_at
+# Schemas are asked only once they have this index (tenant_0009): older ones lack provider_checked_at.
+_INDEX = "ix_payments_pending_at_provider"
 
 
-def _stuck_sql(schema: str) -> str:
+def _due_sql(schema: str) -> str:
+    """One read for both kinds (a second would almost double the job's cost per tenant): charges
+    never confirmed (no provider id) whose latest charge row failed ``settle_after`` ago, and
+    charges pending at the provider not asked about for ``PendingChecks.every``. Each arm repeats
+    its partial index's predicate, so that either index can serve it."""
     name = quoted_schema(schema)
     return (
-        f"(SELECT '{schema}' AS s, p.id FROM {name}.payments p "
-        "WHERE p.status = 'pending' AND p.provider_payment_id IS NULL AND p.action_required IS NULL "
-        f"AND (SELECT o.status = 'failed' AND o.done_at <= now() - make_interval(secs => :seconds) "
+        f"(SELECT '{schema}' AS s, p.id FROM {name}.payments p WHERE p.action_required IS NULL AND ("
+        "(p.status = 'pending' AND p.provider_payment_id IS NULL "
+        f"AND (SELECT o.status = 'failed' AND o.done_at <= now() - make_interval(secs => :settle) "
         f"FROM {name}.outbox o WHERE o.kind = '{CHARGE_KIND}' AND o.object_id = p.id "
-        "ORDER BY o.id DESC LIMIT 1) "
-        f"ORDER BY p.id LIMIT {_PER_TENANT})"
-    )
-
-
-def _pending_sql(schema: str) -> str:
-    return (
-        f"(SELECT '{schema}' AS s, p.id FROM {quoted_schema(schema)}.payments p "
-        "WHERE p.status = 'pending' AND p.provider_payment_id IS NOT NULL AND p.action_required IS NULL "
-        "AND coalesce(p.provider_checked_at, p.created_at) <= now() - make_interval(secs => :seconds) "
+        "ORDER BY o.id DESC LIMIT 1)) "
+        "OR (p.status = 'pending' AND p.provider_payment_id IS NOT NULL "
+        "AND coalesce(p.provider_checked_at, p.created_at) <= now() - make_interval(secs => :every))) "
         f"ORDER BY p.id LIMIT {_PER_TENANT})"
     )
 
@@ -90,26 +88,17 @@ class PaymentReconciliation:
         report = ReconcileReport()
         tenants = await tenant_scan.active_tenants(self.database)
         for batch in tenant_scan.batches(list(tenants)):
-            stuck = await tenant_scan.ids_by_schema(
+            found = await tenant_scan.ids_by_schema(
                 self.database,
                 batch,
                 table=_INDEX,
-                part=_stuck_sql,
-                params={"seconds": self.settle_after.total_seconds()},
+                part=_due_sql,
+                params={"settle": self.settle_after.total_seconds(), "every": self.pending.every.total_seconds()},
             )
-            held = await tenant_scan.ids_by_schema(
-                self.database,
-                batch,
-                table=_PENDING_INDEX,
-                part=_pending_sql,
-                params={"seconds": self.pending.every.total_seconds()},
-            )
-            for schema in sorted(stuck.keys() | held.keys()):
+            for schema, ids in found.items():
                 try:
-                    for payment_id in stuck.get(schema, []):
-                        await self._reconcile(report, (tenants[schema], schema), payment_id)
-                    for payment_id in held.get(schema, []):
-                        await self._check_pending(report, (tenants[schema], schema), payment_id)
+                    for payment_id in ids:
+                        await self._act(report, (tenants[schema], schema), payment_id)
                 except Exception:
                     logger.exception("payment reconciliation: tenant schema %s failed; the next run retries it", schema)
                     report.failed_tenants.append(schema)
@@ -125,16 +114,26 @@ class PaymentReconciliation:
             )
         return report
 
-    async def _reconcile(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
+    async def _act(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
         tenant_id, schema = tenant
         async with self.database.tenant_session(schema) as session:
             payment = await session.get(Payment, payment_id)
-            now = (await session.execute(text("SELECT now()"))).scalar_one()
+            now: datetime = (await session.execute(text("SELECT now()"))).scalar_one()
+            if payment is None or payment.action_required is not None:
+                return
+            held = pending_charge(payment)
             stuck = None
-            if payment is not None:
+            if held is None:
                 stuck = await unconfirmed(session, tenant_id, payment, settle_after=self.settle_after, now=now)
-        if stuck is None or isinstance(stuck, NotStuck):
-            return  # settled or retried since the scan
+        if held is not None:
+            await self._check_pending(report, tenant, held, now)
+        elif isinstance(stuck, Unconfirmed):
+            await self._reconcile(report, tenant, stuck)
+        # else settled or retried since the scan
+
+    async def _reconcile(self, report: ReconcileReport, tenant: tuple[int, str], stuck: Unconfirmed) -> None:
+        tenant_id, schema = tenant
+        payment_id = stuck.payment_id
         if not self.lookup.can_look_up(stuck.provider):
             async with self.database.tenant_session(schema) as session:
                 report.action_required += await require_action(session, payment_id, cannot_ask(stuck.provider))
@@ -154,14 +153,11 @@ class PaymentReconciliation:
         report.settled += recorded == "settled"
         report.action_required += recorded == "action_required"
 
-    async def _check_pending(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
+    async def _check_pending(
+        self, report: ReconcileReport, tenant: tuple[int, str], charge: PendingCharge, now: datetime
+    ) -> None:
         tenant_id, schema = tenant
-        async with self.database.tenant_session(schema) as session:
-            payment = await session.get(Payment, payment_id)
-            now: datetime = (await session.execute(text("SELECT now()"))).scalar_one()
-        charge = pending_charge(payment) if payment is not None and payment.action_required is None else None
-        if charge is None:
-            return  # settled by its webhook since the scan
+        payment_id = charge.payment_id
         if not await self.lookup.can_ask(charge, tenant_id):
             async with self.database.tenant_session(schema) as session:
                 report.action_required += await self._not_askable(session, charge, now)
