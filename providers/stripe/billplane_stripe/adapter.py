@@ -183,6 +183,14 @@ class StripeAdapter:
         async for found in listed.auto_paging_iter():
             plain = _plain(found)
             if subscriptions.is_created_for(plain, subscription.subscription_id, self._context.tenant_id):
+                # Changed while unmirrored (its quantity, say): Stripe would bill the old terms.
+                if differs := subscriptions.differs(plain, subscription.provider_price_id, subscription.quantity):
+                    raise ProviderError(
+                        f"Stripe already has subscription {plain.get('id')} for billplane subscription "
+                        f"{subscription.subscription_id}, made by an earlier call whose answer was lost, and it "
+                        f"differs from this one ({differs}): cancel it at Stripe or make it match, then sync again",
+                        code="subscription_differs",
+                    )
                 return plain
         return None
 
@@ -303,28 +311,37 @@ class StripeAdapter:
     async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
         """A PaymentIntent (``pi_``) or an invoice's payment (``in_``, the id billplane keeps for an
         invoice Stripe has not attempted) as it stands now; None for an id Stripe does not know or
-        of another kind."""
+        of another kind, and for an invoice that will not be paid (void, uncollectible)."""
         try:
             async with stripe_errors():
                 if provider_payment_id.startswith("pi_"):
                     intent = await self._client.v1.payment_intents.retrieve_async(provider_payment_id)
                     return payments.charge_from_payment_intent(_plain(intent))
                 if provider_payment_id.startswith("in_"):
-                    invoice = await self._client.v1.invoices.retrieve_async(provider_payment_id)
-                    return payments.charge_from_invoice(_plain(invoice))
+                    invoice = await self._invoice(provider_payment_id)
+                    if invoice.get("status") in {"void", "uncollectible"}:
+                        return None  # nothing will be paid: the tenant settles it
+                    return await self._invoice_payment(invoice) or payments.charge_from_invoice(invoice)
         except ProviderError as error:
             if error.code == "resource_missing":
                 return None
             raise
         return None
 
+    async def _invoice(self, invoice_id: str) -> dict[str, Any]:
+        return _plain(await self._client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]}))
+
     async def _invoice_charge(self, invoice_id: str) -> ChargeResult | None:
-        invoice = _plain(await self._client.v1.invoices.retrieve_async(invoice_id, {"expand": ["payments"]}))
+        return await self._invoice_payment(await self._invoice(invoice_id))
+
+    async def _invoice_payment(self, invoice: dict[str, Any]) -> ChargeResult | None:
+        """How an invoice's payment stands: paid, or its last attempt's PaymentIntent; None when it
+        was never attempted (no money moved)."""
         if invoice.get("status") == "paid":
             return payments.charge_from_invoice(invoice)
         intent_id = payments.invoice_payment_intent(invoice)
         if intent_id is None:
-            return None  # never attempted: no money moved
+            return None
         intent = _plain(await self._client.v1.payment_intents.retrieve_async(intent_id))
         return payments.charge_from_payment_intent(intent)
 

@@ -97,3 +97,17 @@ def is_created_for(subscription: Mapping[str, Any], subscription_id: int, tenant
         and metadata.get("billplane_tenant_id") == str(tenant_id)
         and subscription.get("status") not in _ENDED
     )
+
+
+def differs(subscription: Mapping[str, Any], price_id: str, quantity: int) -> str | None:
+    """How a listed subscription's first item differs from the price and quantity asked for, if it
+    does (a metered item carries no quantity)."""
+    item = first_item(subscription)
+    price = item.get("price") if item is not None else None
+    found_price = price.get("id") if isinstance(price, Mapping) else price
+    if found_price != price_id:
+        return f"price {found_price}, not {price_id}"
+    found_quantity = item.get("quantity") if item is not None else None
+    if found_quantity is not None and found_quantity != quantity:
+        return f"quantity {found_quantity}, not {quantity}"
+    return None

@@ -175,9 +175,26 @@ async def test_charge_status_reads_a_processing_payment_intent_until_it_clears(
     assert (failed.status, failed.failure_code) == ("failed", "payment_method_not_available")
 
 
-async def test_charge_status_of_an_unpaid_invoice_is_pending_and_unknown_ids_are_none(
+async def test_charge_status_reads_an_invoice_payment_through_its_invoice(
     stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
 ) -> None:
+    customer = await helpers.customer(stripe_adapter)
+    fake_stripe.store.customers[customer]["invoice_settings"]["default_payment_method"] = resources.SUCCEEDS
+    waiting, paid, voided = (fake_stripe.store.open_invoice(customer, 4200) for _ in range(3))
+    await stripe_adapter.charge(
+        _charge(provider_invoice_id=paid, provider_customer_id=customer), idempotency_key=helpers.key()
+    )
+    fake_stripe.store.invoices[voided]["status"] = "void"
+
+    unattempted = await stripe_adapter.charge_status(waiting)
+    settled = await stripe_adapter.charge_status(paid)
+    assert unattempted is not None
+    assert settled is not None
+    assert (unattempted.status, settled.status) == ("pending", "succeeded")
+    assert await stripe_adapter.charge_status(voided) is None  # nothing will be paid: for the tenant to settle
+
+
+async def test_charge_status_of_unknown_ids_is_none(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
     assert await stripe_adapter.charge_status("pi_unknown") is None  # Stripe answers 404
     assert await stripe_adapter.charge_status("in_unknown") is None
     assert await stripe_adapter.charge_status("declined:key-1") is None  # no object behind it: nothing asked

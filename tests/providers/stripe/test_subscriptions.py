@@ -179,3 +179,24 @@ async def test_a_create_sent_again_under_a_new_key_finds_the_subscription_instea
     renewed = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
     assert renewed.provider_id not in {first.provider_id, theirs.provider_id}
     assert len(fake_stripe.store.subscriptions) == 3
+
+
+async def test_a_subscription_found_that_differs_from_the_create_is_refused_not_taken(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    """The tenant changed the quantity while the first create's answers were lost: billing the
+    Stripe subscription as found would bill the old quantity."""
+    customer = await helpers.customer(stripe_adapter)
+    price = await helpers.price(stripe_adapter)
+    data = SubscriptionData(subscription_id=42, provider_customer_id=customer, provider_price_id=price, quantity=2)
+    first = await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+
+    for changed in (
+        msgspec.structs.replace(data, quantity=5),
+        msgspec.structs.replace(data, provider_price_id=await helpers.price(stripe_adapter)),
+    ):
+        with pytest.raises(ProviderError) as refused:
+            await stripe_adapter.create_subscription(changed, idempotency_key=helpers.key())
+        assert refused.value.code == "subscription_differs"
+        assert first.provider_id in refused.value.message
+    assert len(fake_stripe.store.subscriptions) == 1
