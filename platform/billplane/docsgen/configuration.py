@@ -104,9 +104,9 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS",
-        "How long after a payment was created a charge still pending at a provider that cannot be asked "
-        "(no `payment_status`) is shown to the tenant (`action_required`), to settle it with "
-        "`POST /v1/payments/{id}/resolve`. See "
+        "How long after a payment was created a charge its provider still holds as pending, with no settled "
+        "answer from its webhook or from asking (or at a provider that cannot be asked), is shown to the "
+        "tenant (`action_required`), to settle it with `POST /v1/payments/{id}/resolve`. See "
         "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
     ),
     Variable(

@@ -15,6 +15,7 @@ from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import Payment
 from billplane.payments.reconcile import NotStuck, Unconfirmed, unconfirmed
 from billplane.payments.repository import PaymentRepository
+from billplane.settings import PendingChecks
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ByHand:
     tenant_id: int
     lookup: PaymentLookup
     settle_after: timedelta  # BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES, as for the periodic job
+    pending: PendingChecks = field(default_factory=PendingChecks)  # BILLPLANE_PAYMENT_PENDING_*, likewise
     payments: PaymentRepository = field(init=False)
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from billplane.payments.resolving import PaymentResolution
 from billplane.payments.schemas import Payment, PaymentResolveBody, Refund, RefundCreateBody
 from billplane.payments.service import PaymentService
 from billplane.payments.syncing import PaymentSync
+from billplane.settings import PendingChecks
 from billplane.sync.dependencies import sync_service_for
 from billplane_tenants import KeyPrincipal
 
@@ -29,11 +30,13 @@ async def provide_payment_service(tenant_session: NamedDependency[AsyncSession])
     return PaymentService(PaymentRepository(session=tenant_session))
 
 
-def _asking(request: Request[Any, Any, Any]) -> tuple[PaymentLookup, timedelta]:
-    """Who can be asked about a charge, and how long after it gave up: what both routes that
-    settle an unconfirmed payment need."""
+def _asking(request: Request[Any, Any, Any]) -> tuple[PaymentLookup, timedelta, PendingChecks]:
+    """Who can be asked about a charge, how long after it gave up, and when a pending one is shown
+    to the tenant: what both routes that settle a waiting payment need."""
     runtime = runtime_of(request)
-    return PaymentLookup(runtime.accounts, runtime.plugins), runtime.settings.providers.payment_reconcile_after
+    providers = runtime.settings.providers
+    lookup = PaymentLookup(runtime.accounts, runtime.plugins)
+    return lookup, providers.payment_reconcile_after, providers.payment_pending_checks
 
 
 async def provide_payment_sync(
@@ -104,11 +107,10 @@ class PaymentController(Controller):
         too recent, or its provider can be asked: `POST /v1/payments/{id}/sync`), or when the
         payment recording that id is on another invoice or differs.
 
-        Also for a payment the provider holds as `pending` (with a `provider_payment_id`) whose
-        webhook never came, at a provider that cannot be asked how it stands, or that said it has
-        no such charge (`action_required`): `succeeded` or `failed` as found there, without the
-        wait; `provider_payment_id`, if given, must be the payment's own (422). 409 when the
-        provider can be asked: `POST /v1/payments/{id}/sync`.
+        Also for a payment the provider holds as `pending` (with a `provider_payment_id`) that
+        nothing settled within `BILLPLANE_PAYMENT_PENDING_FLAG_HOURS` (its `action_required` says
+        so), or whose provider account was deleted: `succeeded` or `failed` as found there;
+        `provider_payment_id`, if given, must be the payment's own (422). 409 before then.
         """
         return Payment.of(await resolution.resolve(payment_id, data))
 

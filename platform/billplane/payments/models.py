@@ -61,8 +61,10 @@ class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     # cannot be asked); cleared when it settles. billplane.payments.reconcile sets it. Added by
     # tenant_0006 as the table's last column: sort_order keeps create_all's order the same.
     action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
-    # When billplane last asked the provider about this pending charge (tenant_0009), so that it
-    # asks at most every BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES. billplane.payments.pending_charges.
+    # When billplane last asked the provider about this payment's charge, pending there or never
+    # confirmed (tenant_0009): a pending one is asked at most every
+    # BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES, and the reconciliation job takes the least recently
+    # asked first. billplane.payments.pending_charges, billplane.payments.reconcile_run.
     provider_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=101)
 
     refunds: Mapped[list[Refund]] = relationship(order_by="Refund.id", lazy="selectin")

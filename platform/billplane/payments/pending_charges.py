@@ -6,9 +6,13 @@ A webhook can be lost, and then the payment, and the invoice it pays, would wait
 once such a payment has waited ``PendingChecks.every`` (since it was created, then since it was
 last asked about), billplane reads the charge by its id from a provider with the
 ``payment_status`` capability (``charge_status``) and records a settled outcome as the webhook
-would have. A provider that cannot be asked (or whose account was deleted) is not guessed at:
-after ``PendingChecks.flag_after`` the payment is shown to the tenant (``action_required``), who
-settles it with ``POST /v1/payments/{id}/resolve`` after checking at the provider.
+would have. Nothing else is taken as an outcome: a charge still pending, one the provider cannot
+read, a provider that does not answer or cannot be asked at all. Such a payment is asked about
+again later, and once it is ``PendingChecks.flag_after`` old it is shown to the tenant
+(``action_required``, with the last answer), who settles it with
+``POST /v1/payments/{id}/resolve`` after checking at the provider. A bank debit may take days,
+so the tenant is not asked sooner; only a deleted account, through which nobody can ask, is
+shown at once.
 
 Each step re-reads the payment under its row lock: the webhook may have settled it meanwhile.
 """
@@ -16,11 +20,11 @@ Each step re-reads the payment under its row lock: the webhook may have settled 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.payments import reconcile, settlement
+from billplane.payments import attention, reconcile, settlement
 from billplane.payments.models import Payment
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeResult
@@ -61,54 +65,72 @@ async def _locked_if_pending(session: AsyncSession, charge: PendingCharge) -> Pa
     return locked
 
 
-async def record_status(
-    session: AsyncSession, charge: PendingCharge, found: ChargeResult | None, now: datetime
+async def record_answer(
+    session: AsyncSession, charge: PendingCharge, found: ChargeResult | None, *, now: datetime, flag_after: timedelta
 ) -> reconcile.Recorded:
-    """Record what the provider said about the charge now: its outcome, or that it still waits
-    (asked again no sooner than ``PendingChecks.every``), or that it does not know the charge
-    (shown to the tenant; nothing is settled on a guess)."""
+    """Record what the provider said about the charge: a settled outcome, as its webhook would
+    have; anything else, that it still waits (``no_answer``)."""
     locked = await _locked_if_pending(session, charge)
     if locked is None:
         return "unchanged"
-    if found is None:
-        flagged = await reconcile.flag(session, locked, unknown_at_provider(charge))
-        return "action_required" if flagged else "unchanged"
-    if found.status == "pending":
+    if found is not None and found.status != "pending":
+        # The provider id stays the one billplane holds: the provider was asked about exactly that one.
+        await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
+        return "settled"
+    why = still_pending(charge) if found is not None else cannot_read(charge)
+    return await _waiting(session, locked, charge, now=now, flag_after=flag_after, why=why)
+
+
+async def no_answer(
+    session: AsyncSession, charge: PendingCharge, *, now: datetime, flag_after: timedelta, why: str
+) -> reconcile.Recorded:
+    """No settled answer (``why``): asked again after ``PendingChecks.every``, and once the
+    payment is ``flag_after`` old, shown to the tenant instead."""
+    locked = await _locked_if_pending(session, charge)
+    if locked is None:
+        return "unchanged"
+    return await _waiting(session, locked, charge, now=now, flag_after=flag_after, why=why)
+
+
+async def _waiting(
+    session: AsyncSession, locked: Payment, charge: PendingCharge, *, now: datetime, flag_after: timedelta, why: str
+) -> reconcile.Recorded:
+    if now - charge.created_at < flag_after:
         locked.provider_checked_at = now
         await session.flush()
         return "unchanged"
-    # The provider id stays the one billplane holds: the provider was asked about exactly that one.
-    await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
-    return "settled"
-
-
-async def checked(session: AsyncSession, charge: PendingCharge, now: datetime) -> None:
-    """Asked about (or not askable yet): the scan passes it over for ``PendingChecks.every``."""
-    locked = await _locked_if_pending(session, charge)
-    if locked is not None:
-        locked.provider_checked_at = now
-        await session.flush()
+    flagged = await attention.flag(session, locked, waiting_too_long(charge, why))
+    return "action_required" if flagged else "unchanged"
 
 
 async def require_action(session: AsyncSession, charge: PendingCharge, message: str) -> bool:
     locked = await _locked_if_pending(session, charge)
-    return locked is not None and await reconcile.flag(session, locked, message)
+    return locked is not None and await attention.flag(session, locked, message)
 
 
-def unknown_at_provider(charge: PendingCharge) -> str:
+def still_pending(charge: PendingCharge) -> str:
+    return f"{charge.provider} still holds it as pending"
+
+
+def cannot_read(charge: PendingCharge) -> str:
+    return f"{charge.provider} cannot say how it stands now: it has no charge it can read by that id"
+
+
+def unanswered(charge: PendingCharge, reason: str) -> str:
+    return f"{charge.provider} could not be asked: {reason}"
+
+
+def cannot_ask(charge: PendingCharge) -> str:
+    return f"{charge.provider} accounts cannot be asked about a charge"
+
+
+def waiting_too_long(charge: PendingCharge, why: str) -> str:
+    since = charge.created_at.isoformat(timespec="seconds")
     return (
-        f"{charge.provider} answered this charge as pending ({charge.provider_payment_id}), but cannot say how it "
-        f"stands now: it has no charge it can read by that id. Check at {charge.provider}, then settle it with "
-        f"POST /v1/payments/{charge.payment_id}/resolve. billplane will not charge it again by itself."
-    )
-
-
-def cannot_ask(charge: PendingCharge, since: str) -> str:
-    return (
-        f"{charge.provider} holds this charge ({charge.provider_payment_id}) as pending since {since}, and its "
-        f"webhook has not settled it. {charge.provider} accounts cannot be asked about a charge: check it at "
-        f"{charge.provider}, then settle it with POST /v1/payments/{charge.payment_id}/resolve (its webhook still "
-        "settles it if it arrives first)."
+        f"{charge.provider} took this charge ({charge.provider_payment_id}) as pending, and nothing has settled it "
+        f"since {since}: {why}. Check it at {charge.provider}, then settle it with POST /v1/payments/"
+        f"{charge.payment_id}/resolve (its webhook still settles it if it arrives first). billplane will not "
+        "charge it again by itself."
     )
 
 

@@ -20,22 +20,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.events.emit import emit
-from billplane.payments import recorded_first, settlement
+from billplane.payments import attention, recorded_first, settlement
 from billplane.payments.models import Payment
 from billplane.payments.operations import charge_request
 from billplane.payments.repository import PaymentRepository
-from billplane.payments.schemas import Payment as PaymentView
 from billplane.plugins.contract import ChargeRequest, ChargeResult
 from billplane.sync.models import OutboxEntry
 from billplane.sync.refs import idempotency_key
 
 UNREACHABLE_CODE = "provider_unreachable"
 UNREACHABLE_MESSAGE = "the provider was not reached; no charge was made"
-ACTION_REQUIRED_EVENT = "payment.action_required"
 CHARGE_KIND = "payment.charge"
 Recorded = Literal["settled", "action_required", "unchanged"]
 # The provider's clock and the database's may disagree: search for the charge from a little
@@ -153,7 +150,7 @@ async def record_lookup(session: AsyncSession, payment_id: int, found: ChargeRes
             "differs from this charge (customer, amount or currency): check both at the provider and settle this "
             "payment's invoice by hand. billplane will not charge it again by itself."
         )
-        return "action_required" if await flag(session, locked, message) else "unchanged"
+        return "action_required" if await attention.flag(session, locked, message) else "unchanged"
     locked.provider_payment_id = found.provider_payment_id
     locked.action_required = None
     await settlement.payment_settled(session, locked, found.status, found.failure_code, found.failure_message)
@@ -205,17 +202,16 @@ def account_gone(stuck: Unconfirmed) -> str:
     )
 
 
+async def mark_asked(session: AsyncSession, payment_id: int) -> None:
+    """The provider could not answer about the charge now: it is asked again on the next run, after
+    the tenant's other waiting payments (``provider_checked_at`` orders the job's scan)."""
+    locked = await _locked_if_stuck(session, payment_id)
+    if locked is not None:
+        locked.provider_checked_at = func.now()
+        await session.flush()
+
+
 async def require_action(session: AsyncSession, payment_id: int, message: str) -> bool:
     """Show why the payment waits for the tenant, and say so once (``payment.action_required``)."""
     locked = await _locked_if_stuck(session, payment_id)
-    return locked is not None and await flag(session, locked, message)
-
-
-async def flag(session: AsyncSession, locked: Payment, message: str) -> bool:
-    if locked.action_required is not None:
-        return False
-    locked.action_required = message
-    await session.flush()
-    await session.refresh(locked)
-    await emit(session, ACTION_REQUIRED_EVENT, "payment", locked.id, PaymentView.of(locked))
-    return True
+    return locked is not None and await attention.flag(session, locked, message)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db import tenant_scan
 from billplane.payments import pending_charges
@@ -32,13 +31,16 @@ from billplane.payments.models import Payment
 from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import (
     CHARGE_KIND,
+    Recorded,
     Unconfirmed,
     account_gone,
     cannot_ask,
+    mark_asked,
     record_lookup,
     require_action,
     unconfirmed,
 )
+from billplane.plugins.contract import ChargeResult
 from billplane.plugins.errors import ProviderError
 from billplane.settings import PendingChecks
 from billplane_tenants import Database
@@ -54,7 +56,8 @@ def _due_sql(schema: str) -> str:
     """One read for both kinds (a second would almost double the job's cost per tenant): charges
     never confirmed (no provider id) whose latest charge row failed ``settle_after`` ago, and
     charges pending at the provider not asked about for ``PendingChecks.every``. Each arm repeats
-    its partial index's predicate, so that either index can serve it."""
+    its partial index's predicate, so that either index can serve it. Least recently asked first:
+    payments whose provider keeps not answering cannot hold back the rest of a tenant's."""
     name = quoted_schema(schema)
     return (
         f"(SELECT '{schema}' AS s, p.id FROM {name}.payments p WHERE p.action_required IS NULL AND ("
@@ -64,7 +67,7 @@ def _due_sql(schema: str) -> str:
         "ORDER BY o.id DESC LIMIT 1)) "
         "OR (p.status = 'pending' AND p.provider_payment_id IS NOT NULL "
         "AND coalesce(p.provider_checked_at, p.created_at) <= now() - make_interval(secs => :every))) "
-        f"ORDER BY p.id LIMIT {_PER_TENANT})"
+        f"ORDER BY coalesce(p.provider_checked_at, p.created_at), p.id LIMIT {_PER_TENANT})"
     )
 
 
@@ -96,11 +99,14 @@ class PaymentReconciliation:
                 params={"settle": self.settle_after.total_seconds(), "every": self.pending.every.total_seconds()},
             )
             for schema, ids in found.items():
-                try:
-                    for payment_id in ids:
+                failures = 0
+                for payment_id in ids:  # one payment's failure does not hold back the tenant's others
+                    try:
                         await self._act(report, (tenants[schema], schema), payment_id)
-                except Exception:
-                    logger.exception("payment reconciliation: tenant schema %s failed; the next run retries it", schema)
+                    except Exception:
+                        logger.exception("payment reconciliation: payment %s of %s failed; retried", payment_id, schema)
+                        failures += 1
+                if failures:
                     report.failed_tenants.append(schema)
         if report.settled or report.action_required or report.unanswered or report.failed_tenants:
             logger.info(
@@ -147,6 +153,8 @@ class PaymentReconciliation:
         except ProviderError as exc:  # unreachable again, or refused: never guess, ask next run
             logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
             report.unanswered += 1
+            async with self.database.tenant_session(schema) as session:
+                await mark_asked(session, payment_id)  # to the back of the tenant's queue: see _due_sql
             return
         async with self.database.tenant_session(schema) as session:
             recorded = await record_lookup(session, payment_id, found)
@@ -156,39 +164,41 @@ class PaymentReconciliation:
     async def _check_pending(
         self, report: ReconcileReport, tenant: tuple[int, str], charge: PendingCharge, now: datetime
     ) -> None:
-        tenant_id, schema = tenant
-        payment_id = charge.payment_id
-        if not await self.lookup.can_ask(charge, tenant_id):
-            async with self.database.tenant_session(schema) as session:
-                report.action_required += await self._not_askable(session, charge, now)
-            return
-        try:
-            found = await self.lookup.status(charge, tenant_id)
-        except AccountGoneError:  # deleted since can_ask: the tenant settles it (/resolve)
-            async with self.database.tenant_session(schema) as session:
-                report.action_required += await pending_charges.require_action(
-                    session, charge, pending_charges.account_gone(charge)
-                )
-            return
-        except ProviderError as exc:  # asked again after PendingChecks.every, not on every run
-            logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
-            report.unanswered += 1
-            async with self.database.tenant_session(schema) as session:
-                await pending_charges.checked(session, charge, now)
-            return
-        async with self.database.tenant_session(schema) as session:
-            recorded = await pending_charges.record_status(session, charge, found, now)
+        answer = await self._ask(report, charge, tenant)
+        after = self.pending.flag_after
+        recorded: Recorded
+        async with self.database.tenant_session(tenant[1]) as session:
+            if isinstance(answer, _NoAnswer) and answer.account_gone:  # nobody can ask through it: shown now
+                flagged = await pending_charges.require_action(session, charge, answer.why)
+                recorded = "action_required" if flagged else "unchanged"
+            elif isinstance(answer, _NoAnswer):
+                recorded = await pending_charges.no_answer(session, charge, now=now, flag_after=after, why=answer.why)
+            else:
+                recorded = await pending_charges.record_answer(session, charge, answer, now=now, flag_after=after)
         report.settled += recorded == "settled"
         report.action_required += recorded == "action_required"
-        report.still_pending += found is not None and found.status == "pending"
+        report.still_pending += isinstance(answer, ChargeResult) and answer.status == "pending"
 
-    async def _not_askable(self, session: AsyncSession, charge: PendingCharge, now: datetime) -> bool:
-        """A provider without ``payment_status`` (or an account since deleted): the payment waits for
-        its webhook, and once ``PendingChecks.flag_after`` has passed, the tenant is shown it."""
-        if self.lookup.can_read_status(charge.provider):  # it could be asked, but its account is gone
-            return await pending_charges.require_action(session, charge, pending_charges.account_gone(charge))
-        if now - charge.created_at < self.pending.flag_after:
-            await pending_charges.checked(session, charge, now)
-            return False
-        since = charge.created_at.isoformat(timespec="seconds")
-        return await pending_charges.require_action(session, charge, pending_charges.cannot_ask(charge, since))
+    async def _ask(
+        self, report: ReconcileReport, charge: PendingCharge, tenant: tuple[int, str]
+    ) -> ChargeResult | _NoAnswer | None:
+        """How the provider says the charge stands, or why there is no answer."""
+        tenant_id, schema = tenant
+        if not await self.lookup.can_ask(charge, tenant_id):
+            if self.lookup.can_read_status(charge.provider):  # it could be asked, but its account is gone
+                return _NoAnswer(pending_charges.account_gone(charge), account_gone=True)
+            return _NoAnswer(pending_charges.cannot_ask(charge))
+        try:
+            return await self.lookup.status(charge, tenant_id)
+        except AccountGoneError:  # deleted since can_ask
+            return _NoAnswer(pending_charges.account_gone(charge), account_gone=True)
+        except ProviderError as exc:
+            logger.warning("payment %s of %s: the provider could not be asked: %s", charge.payment_id, schema, exc)
+            report.unanswered += 1
+            return _NoAnswer(pending_charges.unanswered(charge, exc.message))
+
+
+@dataclass(frozen=True, slots=True)
+class _NoAnswer:
+    why: str
+    account_gone: bool = False  # then nobody can ever ask: the tenant is shown it at once

@@ -6,9 +6,10 @@ Only for such payments: where the provider can be asked (``payment_lookup``), bi
 (``POST /v1/payments/{id}/sync``) rather than take anyone's word. The same wait applies as for
 reconciliation, so a charge request still in flight has landed before the tenant looks.
 
-Also for a payment the provider holds as pending (``billplane.payments.pending_charges``) at a
-provider that cannot be asked how it stands (``payment_status``), or that said it does not know
-the charge (``action_required``): no request is in flight there, so there is no wait.
+Also for a payment the provider holds as pending (``billplane.payments.pending_charges``), once
+nothing settled it for ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`` and it shows ``action_required``
+(a bank debit may clear for days, and a tenant's early "failed" could be followed by the money
+arriving), or at once when the account it went through was deleted.
 """
 
 from __future__ import annotations
@@ -67,15 +68,21 @@ class PaymentResolution(ByHand):
             raise InvalidFieldError(
                 "provider_payment_id", f"this payment's charge at {held.provider} is {held.provider_payment_id}"
             )
-        if payment.action_required is None and await self.lookup.can_ask(held, self.tenant_id):
+        if payment.action_required is None and not await self._account_gone(held):
             raise ConflictError(
-                f"{held.provider} can be asked how the charge stands: POST /v1/payments/{held.payment_id}/sync"
+                f"{held.provider} holds the charge as pending and billplane is waiting for its outcome (its webhook, "
+                f"or asking {held.provider}: POST /v1/payments/{held.payment_id}/sync where it can be asked); a "
+                "charge nothing settles is shown to you (action_required) after BILLPLANE_PAYMENT_PENDING_FLAG_HOURS"
             )
         if body.outcome == "succeeded":
             await settlement.payment_settled(self.session, payment, "succeeded")
         else:
             await settlement.payment_settled(self.session, payment, "failed", RESOLVED_CODE, RESOLVED_FAILED_MESSAGE)
         return self.found(await self.payments.lock(held.payment_id), held.payment_id)  # as it is now
+
+    async def _account_gone(self, held: PendingCharge) -> bool:
+        """The provider could be asked, but the account the charge went through was deleted."""
+        return self.lookup.can_read_status(held.provider) and not await self.lookup.can_ask(held, self.tenant_id)
 
     async def _recorded_first(self, payment: Payment, provider_payment_id: str) -> bool:
         """Whether another payment records the charge already (the provider's webhook came first):

@@ -16,6 +16,7 @@ from billplane.events.emit import emit
 from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
+from billplane.payments import attention
 from billplane.payments.models import Payment, Refund
 from billplane.payments.schemas import Payment as PaymentView
 from billplane.payments.schemas import Refund as RefundView
@@ -51,6 +52,7 @@ async def invoice_follows(session: AsyncSession, payment: Payment, status: Charg
     # A provider's own invoice (a subscription it bills) follows the provider's invoice events instead.
     if invoice is None or invoice.provider_invoice_id is not None:
         return
+    owed = invoice.total - invoice.amount_paid if invoice.status in {"open", "uncollectible"} else 0
     if status == "succeeded":
         # Capped: amount_paid never exceeds the total (the table checks it too).
         invoice.amount_paid = min(invoice.total, invoice.amount_paid + payment.amount)
@@ -72,6 +74,18 @@ async def invoice_follows(session: AsyncSession, payment: Payment, status: Charg
         shown = payment_failed(invoice, failure)
     await emit(session, change, "invoice", invoice.id, shown)
     await dunning.follow(session, invoice, status)
+    if status == "succeeded" and payment.amount > owed:
+        await attention.flag(session, payment, paid_twice(invoice, payment, owed))
+
+
+def paid_twice(invoice: Invoice, payment: Payment, owed: int) -> str:
+    """Money that moved for an invoice already paid (in part, or voided): a charge thought failed
+    that cleared after the invoice was charged again. It is recorded; the tenant decides."""
+    return (
+        f"invoice {invoice.id} was already paid or closed when this payment succeeded: it owed {owed} and this "
+        f"payment took {payment.amount} {payment.currency}, so the customer paid {payment.amount - owed} more "
+        "than owed. Refund it (POST /v1/refunds) or keep it by agreement with the customer."
+    )
 
 
 async def refund_settled(

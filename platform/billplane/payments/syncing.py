@@ -51,7 +51,9 @@ class PaymentSync(ByHand):
             )
         async with _answer(held.provider):
             found = await self.lookup.status(held, self.tenant_id)
-        await pending_charges.record_status(self.session, held, found, await self.now())
+        await pending_charges.record_answer(
+            self.session, held, found, now=await self.now(), flag_after=self.pending.flag_after
+        )
         return self.found(await self.payments.lock(held.payment_id), held.payment_id)  # as it is now
 
 

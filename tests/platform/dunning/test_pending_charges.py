@@ -9,19 +9,21 @@ from typing import Any
 
 import pytest
 from billplane_sandbox import events
-from billplane_sandbox.payment_methods import PENDING_FAILS, PENDING_SUCCEEDS
+from billplane_sandbox.payment_methods import PENDING_FAILS, PENDING_SUCCEEDS, SUCCEEDS
 
+from billplane.billing.dunning_run import DunningRun
 from billplane.payments import pending_charges
 from billplane.payments.models import Payment
 from billplane.payments.pending_charges import pending_charge
 from billplane.plugins import ChargeResult
 from billplane.runtime import Runtime
 from tests.platform.dunning.held import Held, held_host, held_payment, made_ago, use
-from tests.platform.dunning.helpers import Client, database_now, one, types
+from tests.platform.dunning.helpers import Client, database_now, execute, one, set_default_method, types
 from tests.platform.dunning.stuck import INVOICE, PAYMENT, reconciliation
 from tests.platform.invoices.helpers import WEBHOOK_SECRET, event_types
 from tests.platform.sync_fakes import drain
 
+FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOURS' default
 _SHOWN = PAYMENT.replace(" FROM payments", ", provider_checked_at FROM payments")
 
 
@@ -106,21 +108,27 @@ async def test_an_unreachable_provider_is_asked_again_an_hour_later_not_on_every
     assert payment["provider_checked_at"] is not None
 
 
-async def test_a_charge_the_provider_no_longer_knows_is_shown_to_the_tenant_not_settled(
+async def test_a_charge_the_provider_cannot_read_is_shown_to_the_tenant_after_five_days_not_settled(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
-    use(client, worker, held_host(held, answer=lambda _id: None))
+    use(client, worker, held_host(held, answer=lambda _id: None))  # as for a PayPal capture it never named
     await made_ago(worker, held, minutes=61)
-
     await reconciliation(worker).run()
-    await reconciliation(worker).run()  # shown once
+    payment = await _payment(worker, held)
+    assert (payment["status"], payment["action_required"]) == ("pending", None)  # its webhook may still come
+    assert payment["provider_checked_at"] is not None
+
+    await made_ago(worker, held, minutes=FIVE_DAYS, checked_minutes=61)
+    await reconciliation(worker).run()
+    await made_ago(worker, held, minutes=FIVE_DAYS, checked_minutes=61)
+    await reconciliation(worker).run()  # shown once, then no longer asked by the job
 
     payment = await _payment(worker, held)
     assert payment["status"] == "pending"
     assert "cannot say how it stands now" in payment["action_required"]
     assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.action_required"]
-    assert held.asked == [held.provider_payment_id]  # flagged: not asked again by the job
+    assert held.asked == [held.provider_payment_id] * 2
 
     # The tenant checked at the provider: the charge failed. Dunning takes the invoice.
     path = f"/v1/payments/{held.payment}/resolve"
@@ -130,6 +138,28 @@ async def test_a_charge_the_provider_no_longer_knows_is_shown_to_the_tenant_not_
     assert (shown["status"], shown["failure_code"], shown["action_required"]) == ("failed", "resolved_by_tenant", None)
     invoice = await one(worker, held.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [("pending", "still holds it as pending"), ("unreachable", "could not be asked: connection refused")],
+)
+async def test_without_a_settled_answer_for_five_days_the_tenant_is_shown_the_last_one(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, answer: str, said: str
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, settles_after=10**9, down=answer == "unreachable"))
+    await made_ago(worker, held, minutes=FIVE_DAYS - 2, checked_minutes=61)
+    await reconciliation(worker).run()
+    assert (await _payment(worker, held))["action_required"] is None
+
+    await made_ago(worker, held, minutes=FIVE_DAYS, checked_minutes=61)
+    await reconciliation(worker).run()
+
+    payment = await _payment(worker, held)
+    assert payment["status"] == "pending"
+    assert said in payment["action_required"]
+    assert held.asked == [held.provider_payment_id] * 2
 
 
 async def test_at_a_provider_that_cannot_be_asked_the_tenant_is_shown_it_after_five_days(
@@ -147,8 +177,11 @@ async def test_at_a_provider_that_cannot_be_asked_the_tenant_is_shown_it_after_f
     refused = await client.post(f"/v1/payments/{held.payment}/sync", headers=headers)
     assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "payment_id")
     assert "payment_status" in refused.json()["errors"][0]["message"]
+    early = await client.post(f"/v1/payments/{held.payment}/resolve", json={"outcome": "failed"}, headers=headers)
+    assert early.status_code == 409, early.text  # a bank debit may still clear: its webhook settles it
+    assert (await _payment(worker, held))["status"] == "pending"
 
-    await made_ago(worker, held, minutes=5 * 24 * 60 + 1, checked_minutes=61)
+    await made_ago(worker, held, minutes=FIVE_DAYS, checked_minutes=61)
     await reconciliation(worker).run()
     payment = await _payment(worker, held)
     assert payment["status"] == "pending"
@@ -220,7 +253,47 @@ async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twic
     # The job's answer arrives after the webhook's (and, here, disagrees): the webhook won.
     late = ChargeResult(provider_payment_id=held.provider_payment_id, status="failed", failure_code="debit_failed")
     async with worker.database.tenant_session(held.setup.tenant.schema) as session:
-        recorded = await pending_charges.record_status(session, read, late, await database_now(worker))
+        now = await database_now(worker)
+        recorded = await pending_charges.record_answer(session, read, late, now=now, flag_after=timedelta(days=5))
     assert recorded == "unchanged"
     assert (await _payment(worker, held))["status"] == "succeeded"
     assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.succeeded"]
+
+
+async def test_a_charge_that_clears_after_its_invoice_was_paid_again_is_shown_as_paid_twice(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The tenant resolved the charge as failed, dunning charged again and was paid, and then the
+    first charge cleared after all: the money is recorded, and the tenant told to refund one."""
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, capable=False))
+    await made_ago(worker, held, minutes=FIVE_DAYS)
+    await reconciliation(worker).run()
+    resolved = await client.post(
+        f"/v1/payments/{held.payment}/resolve", json={"outcome": "failed"}, headers=held.setup.tenant.headers
+    )
+    assert resolved.status_code == 200, resolved.text
+    await set_default_method(worker, held.setup, SUCCEEDS)
+    await execute(
+        worker, held.setup.tenant, "UPDATE invoices SET next_payment_attempt_at = now() - interval '1 minute'"
+    )
+    await DunningRun(worker.database, worker.jobs, worker.accounts).run()
+    await drain(worker)
+    invoice = await one(worker, held.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
+
+    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
+    delivered = await client.post(
+        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    await drain(worker)
+
+    payment = await _payment(worker, held)
+    assert payment["status"] == "succeeded"  # the money moved: recorded as it is
+    assert f"invoice {held.invoice} was already paid" in payment["action_required"]
+    assert (await one(worker, held.setup.tenant, INVOICE))["amount_paid"] == invoice["total"]
+    assert (await event_types(worker, held.setup.tenant, "payment", held.payment))[-2:] == [
+        "payment.succeeded",
+        "payment.action_required",
+    ]

@@ -151,7 +151,7 @@ async def test_a_charge_row_still_being_retried_is_never_reconciled_however_old(
     assert (await _payment(worker, stuck))["status"] == "pending"
 
 
-async def test_an_unreachable_lookup_changes_nothing_and_is_asked_again(
+async def test_an_unreachable_lookup_settles_nothing_and_is_asked_again(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
@@ -167,6 +167,9 @@ async def test_an_unreachable_lookup_changes_nothing_and_is_asked_again(
     assert (report.unanswered, report.settled) == (1, 0)
     assert (await _payment(worker, stuck))["status"] == "pending"
     assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == []
+    asked = await one(worker, stuck.setup.tenant, "SELECT provider_checked_at FROM payments WHERE id = :id",
+                      id=stuck.payment)  # fmt: skip
+    assert asked["provider_checked_at"] is not None  # behind the tenant's other waiting payments next run
     assert (await reconciliation(worker).run()).settled == 1
 
 
