@@ -54,8 +54,8 @@ class SecuritySettings(msgspec.Struct, frozen=True, kw_only=True):
 @dataclass(frozen=True, slots=True)
 class PendingChecks:
     """When billplane asks a provider about a charge it holds as pending (``every``), and when it
-    shows one at a provider that cannot be asked to the tenant (``flag_after``), counted from the
-    payment's creation."""
+    shows the tenant one that nothing settled, whatever the provider answered or whether it can be
+    asked at all (``flag_after``, counted from the payment's creation)."""
 
     every: timedelta = timedelta(hours=1)
     flag_after: timedelta = timedelta(days=5)
@@ -73,8 +73,9 @@ class ProviderSettings(msgspec.Struct, frozen=True, kw_only=True):
     # A payment its provider holds as pending (a bank debit) whose webhook has not settled it is
     # asked about this long after it was created, then at most this often (payment_status).
     payment_pending_check_minutes: float = 60.0
-    # ... and at a provider that cannot be asked, shown to the tenant (action_required) this long
-    # after it was created: several business days, as a bank debit may take.
+    # ... and, if nothing settled it (no webhook, no settled answer, or a provider that cannot be
+    # asked), shown to the tenant (action_required) this long after it was created: several
+    # business days, as a bank debit may take.
     payment_pending_flag_hours: float = 120.0
 
     @property

@@ -37,8 +37,8 @@ def _same_charge(pending: Payment, recorded: Payment) -> bool:
 
 async def adopt(session: AsyncSession, pending: Payment, recorded_id: int) -> Payment | None:
     """Make payment ``recorded_id`` the one that pays ``pending``'s invoice, and cancel ``pending``
-    (locked by the caller, and still unconfirmed); the recorded payment, or None when it is not the
-    same charge by the rules above (nothing changed)."""
+    (locked by the caller, and still waiting: unconfirmed, or pending at the provider); the
+    recorded payment, or None when it is not the same charge by the rules above (nothing changed)."""
     recorded = await PaymentRepository(session=session).lock(recorded_id)
     if recorded is None or not _same_charge(pending, recorded):
         return None

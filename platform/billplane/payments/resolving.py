@@ -64,15 +64,22 @@ class PaymentResolution(ByHand):
     async def _resolve_held(self, payment: Payment, held: PendingCharge, body: PaymentResolve) -> Payment:
         if body.outcome is None:
             raise InvalidFieldError("outcome", "required: succeeded (the charge went through) or failed (it did not)")
-        if body.provider_payment_id not in {None, held.provider_payment_id}:
-            raise InvalidFieldError(
-                "provider_payment_id", f"this payment's charge at {held.provider} is {held.provider_payment_id}"
-            )
         if payment.action_required is None and not await self._account_gone(held):
             raise ConflictError(
                 f"{held.provider} holds the charge as pending and billplane is waiting for its outcome (its webhook, "
                 f"or asking {held.provider}: POST /v1/payments/{held.payment_id}/sync where it can be asked); a "
                 "charge nothing settles is shown to you (action_required) after BILLPLANE_PAYMENT_PENDING_FLAG_HOURS"
+            )
+        named = body.provider_payment_id
+        if named not in {None, held.provider_payment_id}:
+            # The charge's webhook may have been recorded under another id (PayPal reports a capture's
+            # sale under its own): that payment takes the invoice, and the money is counted once.
+            if body.outcome == "succeeded" and named is not None and await self._recorded_first(payment, named):
+                return self.found(await self.payments.lock(held.payment_id), held.payment_id)
+            raise InvalidFieldError(
+                "provider_payment_id",
+                f"this payment's charge at {held.provider} is {held.provider_payment_id}; another id must be one "
+                "billplane recorded for the same charge from the provider's webhook, with outcome succeeded",
             )
         if body.outcome == "succeeded":
             await settlement.payment_settled(self.session, payment, "succeeded")

@@ -398,8 +398,9 @@ class PaymentStatusAdapter(Protocol):
         outcome has not arrived by webhook for a while, so that a lost webhook does not leave the
         payment, and its invoice, waiting for ever. Read the object by its id (a strongly
         consistent read). ``None`` when the provider has no charge with this id, or the id is of a
-        kind the adapter cannot read: billplane then shows the payment to the tenant and settles
-        nothing. Raise ``RetryableProviderError`` when the provider cannot be reached.
+        kind the adapter cannot read: billplane then settles nothing and asks again later; a payment
+        nothing settles within ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`` is shown to the tenant.
+        Raise ``RetryableProviderError`` when the provider cannot be reached.
         """
 
 

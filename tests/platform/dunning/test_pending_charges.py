@@ -297,3 +297,34 @@ async def test_a_charge_that_clears_after_its_invoice_was_paid_again_is_shown_as
         "payment.succeeded",
         "payment.action_required",
     ]
+
+
+async def test_resolved_as_the_payment_its_webhook_recorded_under_another_id_the_money_counts_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """PayPal reports a capture it accepted without naming it under its sale's id: billplane
+    recorded that as a payment of its own, on no invoice. The tenant names it when resolving."""
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, capable=False))
+    await made_ago(worker, held, minutes=FIVE_DAYS)
+    await reconciliation(worker).run()
+    sale = await one(
+        worker, held.setup.tenant,
+        "INSERT INTO payments (customer_id, amount, currency, status, provider, provider_account_id, "
+        "provider_payment_id) SELECT customer_id, amount, currency, 'succeeded', provider, provider_account_id, "
+        "'sbx_sale_from_webhook' FROM payments WHERE id = :id RETURNING id",
+        id=held.payment,
+    )  # fmt: skip
+
+    resolved = await client.post(
+        f"/v1/payments/{held.payment}/resolve",
+        json={"outcome": "succeeded", "provider_payment_id": "sbx_sale_from_webhook"},
+        headers=held.setup.tenant.headers,
+    )
+
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["failure_code"]) == ("canceled", "duplicate")
+    taken = await one(worker, held.setup.tenant, "SELECT invoice_id FROM payments WHERE id = :id", id=sale["id"])
+    assert taken["invoice_id"] == held.invoice
+    invoice = await one(worker, held.setup.tenant, INVOICE)
+    assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
