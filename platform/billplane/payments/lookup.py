@@ -59,11 +59,15 @@ class PaymentLookup:
             return None
         return account
 
+    async def _asked(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> ResolvedAccount:
+        account = await self._account(charge, tenant_id)
+        if account is None:
+            raise AccountGoneError(f"provider account {charge.account_id} no longer exists")
+        return account
+
     async def find(self, stuck: Unconfirmed, tenant_id: int) -> ChargeResult | None:
         """The provider's answer; ``RetryableProviderError`` when it cannot be reached."""
-        account = await self._account(stuck, tenant_id)
-        if account is None:
-            raise AccountGoneError(f"provider account {stuck.account_id} no longer exists")
+        account = await self._asked(stuck, tenant_id)
         adapter = account.adapter
         if not isinstance(adapter, PaymentLookupAdapter):
             raise ProviderError(f"{account.provider} declares payment_lookup but its adapter has no find_payment")
@@ -73,9 +77,7 @@ class PaymentLookup:
 
     async def status(self, charge: PendingCharge, tenant_id: int) -> ChargeResult | None:
         """How the provider says the charge stands now; errors as for ``find``."""
-        account = await self._account(charge, tenant_id)
-        if account is None:
-            raise AccountGoneError(f"provider account {charge.account_id} no longer exists")
+        account = await self._asked(charge, tenant_id)
         adapter = account.adapter
         if not isinstance(adapter, PaymentStatusAdapter):
             raise ProviderError(f"{account.provider} declares payment_status but its adapter has no charge_status")

@@ -352,12 +352,7 @@ def list_subscriptions(store: Store, _path: dict[str, str], params: Params) -> d
             or (wanted is None and subscription["status"] not in {"canceled", "incomplete_expired"})
         )
     ]
-    after = params.get("starting_after")
-    if after:
-        ids = [subscription["id"] for subscription in found]
-        found = found[ids.index(after) + 1 :] if after in ids else []
-    limit = int(params.get("limit", 10))
-    return list_of(found[:limit], "/v1/subscriptions", has_more=len(found) > limit)
+    return _page(found, params, "/v1/subscriptions")
 
 
 def retrieve_subscription(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
@@ -507,12 +502,17 @@ def list_payment_intents(store: Store, _path: dict[str, str], params: Params) ->
         and (low is None or intent["created"] >= low)
         and (high is None or intent["created"] <= high)
     ]
+    return _page(intents, params, "/v1/payment_intents")
+
+
+def _page(found: list[dict[str, Any]], params: Params, url: str) -> dict[str, Any]:
+    """One page of a list, newest first: after ``starting_after``, at most ``limit``."""
     after = params.get("starting_after")
     if after:
-        ids = [intent["id"] for intent in intents]
-        intents = intents[ids.index(after) + 1 :] if after in ids else []
+        ids = [item["id"] for item in found]
+        found = found[ids.index(after) + 1 :] if after in ids else []
     limit = int(params.get("limit", 10))
-    return list_of(intents[:limit], "/v1/payment_intents", has_more=len(intents) > limit)
+    return list_of(found[:limit], url, has_more=len(found) > limit)
 
 
 def retrieve_payment_intent(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
