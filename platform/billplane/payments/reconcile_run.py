@@ -74,8 +74,8 @@ def _due_sql(schema: str) -> str:
 @dataclass(slots=True)
 class ReconcileReport:
     settled: int = 0  # found at the provider, or certainly never charged: recorded
-    action_required: int = 0  # the provider cannot be asked: shown to the tenant
-    unanswered: int = 0  # the provider could not answer now: asked again next run
+    action_required: int = 0  # shown to the tenant: the provider cannot be asked, or nothing settled it in time
+    unanswered: int = 0  # the provider could not answer now: asked again (next run, or after the interval)
     still_pending: int = 0  # held as pending by the provider, asked about again later
     failed_tenants: list[str] = field(default_factory=list)
 
@@ -193,7 +193,9 @@ class PaymentReconciliation:
         except AccountGoneError:  # deleted since can_ask
             return _NoAnswer(pending_charges.account_gone(charge), account_gone=True)
         except ProviderError as exc:
-            logger.warning("payment %s of %s: the provider could not be asked: %s", charge.payment_id, schema, exc)
+            logger.warning(
+                "payment %s of %s: the provider could not be asked: %s", charge.payment_id, schema, exc.message
+            )
             report.unanswered += 1
             return _NoAnswer(pending_charges.unanswered(charge, exc.message))
 

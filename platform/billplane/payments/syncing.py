@@ -45,8 +45,8 @@ class PaymentSync(ByHand):
             raise InvalidFieldError(
                 "payment_id",
                 f"{held.provider} accounts cannot be asked how a charge stands (no payment_status capability): its "
-                f"webhook settles the payment, or check at {held.provider} and settle it with "
-                f"POST /v1/payments/{held.payment_id}/resolve",
+                "webhook settles the payment; if nothing has within BILLPLANE_PAYMENT_PENDING_FLAG_HOURS, billplane "
+                f"shows it to you (action_required) to settle with POST /v1/payments/{held.payment_id}/resolve",
                 source="path",
             )
         async with _answer(held.provider):
