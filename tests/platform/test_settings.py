@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from billplane.settings import SettingsError, load_settings
+from billplane.settings import PendingChecks, SettingsError, load_settings
 
 GOOD = {
     "BILLPLANE_DATABASE_URL": "postgres://u:p@db:5432/billing",
@@ -42,6 +44,18 @@ def test_non_postgres_urls_are_refused() -> None:
         load_settings(GOOD | {"BILLPLANE_DATABASE_URL": "mysql://u@h/db"})
 
 
+def test_pending_charge_checks_have_defaults_and_are_read() -> None:
+    assert load_settings(GOOD).providers.payment_pending_checks == PendingChecks(
+        every=timedelta(hours=1), flag_after=timedelta(days=5)
+    )
+    tuned = load_settings(
+        GOOD | {"BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES": "15", "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS": "48"}
+    )
+    assert tuned.providers.payment_pending_checks == PendingChecks(
+        every=timedelta(minutes=15), flag_after=timedelta(hours=48)
+    )
+
+
 def test_durations_have_defaults_and_bounds() -> None:
     settings = load_settings(GOOD)
     assert (settings.providers.incomplete_expiry_hours, settings.providers.payment_reconcile_after_minutes) == (
@@ -61,6 +75,9 @@ def test_durations_have_defaults_and_bounds() -> None:
         ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "0.5"),
         ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "nan"),
         ("BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES", "soon"),
+        ("BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES", "0.5"),
+        ("BILLPLANE_PAYMENT_PENDING_FLAG_HOURS", "0"),
+        ("BILLPLANE_PAYMENT_PENDING_FLAG_HOURS", "nan"),
     ]:
         with pytest.raises(SettingsError) as caught:
             load_settings(GOOD | {name: bad})

@@ -5,10 +5,12 @@ the provider cannot be asked; never twice, and never a second charge."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from billplane_sandbox.payment_methods import ANSWER_LOST, DECLINED, SUCCEEDS, UNREACHABLE
 
@@ -355,6 +357,9 @@ async def test_the_worker_runs_the_job_every_five_minutes_with_the_configured_th
     assert periodic[(RECONCILE_PAYMENTS, "payment-reconciliation")].cron == "*/5 * * * *"
     job = worker_services(worker).reconciliation
     assert job.settle_after == timedelta(minutes=worker.settings.providers.payment_reconcile_after_minutes)
+    providers = msgspec.structs.replace(worker.settings.providers, payment_pending_check_minutes=15.0)
+    tuned = dataclasses.replace(worker, settings=msgspec.structs.replace(worker.settings, providers=providers))
+    assert worker_services(tuned).reconciliation.pending.every == timedelta(minutes=15)
 
     stuck = await stuck_renewal(client, admin_headers, worker, ANSWER_LOST)
     await age(worker, stuck)
