@@ -198,6 +198,10 @@ class PaymentReconciliation:
             )
             report.unanswered += 1
             return _NoAnswer(pending_charges.unanswered(charge, exc.message))
+        except Exception:  # an adapter's own bug: like no answer, so it is asked hourly and shown in time
+            logger.exception("payment %s of %s: asking the provider failed", charge.payment_id, schema)
+            report.unanswered += 1
+            return _NoAnswer(pending_charges.unanswered(charge, "the provider's plugin failed (see the logs)"))
 
 
 @dataclass(frozen=True, slots=True)

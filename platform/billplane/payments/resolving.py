@@ -94,14 +94,22 @@ class PaymentResolution(ByHand):
     async def _recorded_first(self, payment: Payment, provider_payment_id: str) -> bool:
         """Whether another payment records the charge already (the provider's webhook came first):
         it then takes this payment's invoice (``recorded_first``); 409 when it is not the same charge."""
-        other = await self.session.scalar(
-            select(Payment.id).where(
-                Payment.provider_account_id == payment.provider_account_id,
-                Payment.provider_payment_id == provider_payment_id,
+        found = (
+            await self.session.execute(
+                select(Payment.id, Payment.status).where(
+                    Payment.provider_account_id == payment.provider_account_id,
+                    Payment.provider_payment_id == provider_payment_id,
+                )
             )
-        )
-        if other is None:
+        ).one_or_none()
+        if found is None:
             return False
+        other, status = found
+        if status == "failed":  # the tenant says the money moved; billplane recorded that charge as failed
+            raise ConflictError(
+                f"payment {other} records {provider_payment_id} as failed (from the provider's webhook), not as the "
+                "charge that went through: check the charge at the provider; this payment stays pending"
+            )
         if await recorded_first.adopt(self.session, payment, other) is None:  # the money is counted once
             raise ConflictError(
                 f"payment {other} already records {provider_payment_id} (from the provider's webhook), and it is on "

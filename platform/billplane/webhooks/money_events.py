@@ -100,9 +100,10 @@ async def _record_payment(
             provider_payment_id=result.provider_payment_id,
         )
         events.add(payment)
-    elif payment.status == "succeeded" or (payment.status == "failed" and result.status != "succeeded"):
+    elif payment.status in {"succeeded", "canceled"} or (payment.status == "failed" and result.status != "succeeded"):
         # A provider may retry a failed payment and succeed (Stripe reuses the payment intent);
-        # nothing turns a success back.
+        # nothing turns a success back. A canceled payment is a duplicate whose charge another
+        # payment records (recorded_first): its late webhook must not count the money again.
         return "ignored", f"the payment is already {payment.status}"
     # The payment's events, and its invoice when billplane issued it (paid, or one more failed attempt).
     await settlement.payment_settled(

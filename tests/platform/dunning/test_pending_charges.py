@@ -27,6 +27,10 @@ FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOUR
 _SHOWN = PAYMENT.replace(" FROM payments", ", provider_checked_at FROM payments")
 
 
+def _broken(_provider_payment_id: str) -> ChargeResult | None:
+    raise KeyError("status")  # a plugin that misreads its provider's answer
+
+
 async def _payment(worker: Runtime, held: Held) -> dict[str, Any]:
     return await one(worker, held.setup.tenant, f"{_SHOWN} WHERE id = :id", id=held.payment)
 
@@ -142,13 +146,18 @@ async def test_a_charge_the_provider_cannot_read_is_shown_to_the_tenant_after_fi
 
 @pytest.mark.parametrize(
     ("answer", "said"),
-    [("pending", "still holds it as pending"), ("unreachable", "could not be asked: connection refused")],
+    [
+        ("pending", "still holds it as pending"),
+        ("unreachable", "could not be asked: connection refused"),
+        ("broken", "the provider's plugin failed"),  # an adapter's own bug, as for no answer
+    ],
 )
 async def test_without_a_settled_answer_for_five_days_the_tenant_is_shown_the_last_one(
     client: Client, admin_headers: dict[str, str], worker: Runtime, answer: str, said: str
 ) -> None:
     held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
-    use(client, worker, held_host(held, settles_after=10**9, down=answer == "unreachable"))
+    broken = _broken if answer == "broken" else None
+    use(client, worker, held_host(held, settles_after=10**9, down=answer == "unreachable", answer=broken))
     await made_ago(worker, held, minutes=FIVE_DAYS - 2, checked_minutes=61)
     await reconciliation(worker).run()
     assert (await _payment(worker, held))["action_required"] is None
@@ -316,10 +325,22 @@ async def test_resolved_as_the_payment_its_webhook_recorded_under_another_id_the
         id=held.payment,
     )  # fmt: skip
 
+    await one(
+        worker, held.setup.tenant,
+        "INSERT INTO payments (customer_id, amount, currency, status, provider, provider_account_id, "
+        "provider_payment_id) SELECT customer_id, amount, currency, 'failed', provider, provider_account_id, "
+        "'sbx_sale_that_failed' FROM payments WHERE id = :id RETURNING id",
+        id=held.payment,
+    )  # fmt: skip
+    path, headers = f"/v1/payments/{held.payment}/resolve", held.setup.tenant.headers
+    failed = await client.post(
+        path, json={"outcome": "succeeded", "provider_payment_id": "sbx_sale_that_failed"}, headers=headers
+    )
+    assert failed.status_code == 409, failed.text  # that charge did not go through: not this payment's success
+    assert (await _payment(worker, held))["status"] == "pending"
+
     resolved = await client.post(
-        f"/v1/payments/{held.payment}/resolve",
-        json={"outcome": "succeeded", "provider_payment_id": "sbx_sale_from_webhook"},
-        headers=held.setup.tenant.headers,
+        path, json={"outcome": "succeeded", "provider_payment_id": "sbx_sale_from_webhook"}, headers=headers
     )
 
     assert resolved.status_code == 200, resolved.text
@@ -328,3 +349,14 @@ async def test_resolved_as_the_payment_its_webhook_recorded_under_another_id_the
     assert taken["invoice_id"] == held.invoice
     invoice = await one(worker, held.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
+
+    # The canceled payment's own webhook, late: the money is already counted on the other one.
+    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
+    delivered = await client.post(
+        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    await drain(worker)
+    after = await _payment(worker, held)
+    assert (after["status"], after["action_required"]) == ("canceled", None)
+    assert (await event_types(worker, held.setup.tenant, "payment", held.payment))[-1] == "payment.canceled"
