@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
+from billplane_sandbox import events
 from billplane_sandbox.adapter import SandboxAdapter
 from billplane_sandbox.plugin import PLUGIN
 
@@ -17,6 +18,7 @@ from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from tests.platform.dunning.helpers import Client, Setup, execute, one, sandbox_customer, subscribe
 from tests.platform.dunning.stuck import INVOICE, PAYMENT
+from tests.platform.invoices.helpers import WEBHOOK_SECRET
 from tests.platform.sync_fakes import drain
 
 Answer = Callable[[str], ChargeResult | None]
@@ -99,3 +101,13 @@ async def made_ago(worker: Runtime, held: Held, *, minutes: float, checked_minut
         "provider_checked_at = now() - make_interval(secs => CAST(:checked AS double precision)) WHERE id = :id",
         made=minutes * 60, checked=None if checked_minutes is None else checked_minutes * 60, id=held.payment,
     )  # fmt: skip
+
+
+async def its_webhook_succeeded(client: Client, worker: Runtime, held: Held) -> None:
+    """The sandbox's ``payment.succeeded`` for the held charge arrives after all, and is applied."""
+    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
+    delivered = await client.post(
+        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    await drain(worker)

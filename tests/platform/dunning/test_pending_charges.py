@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from billplane_sandbox import events
 from billplane_sandbox.payment_methods import PENDING_FAILS, PENDING_SUCCEEDS, SUCCEEDS
 
 from billplane.billing.dunning_run import DunningRun
@@ -17,10 +16,10 @@ from billplane.payments.models import Payment
 from billplane.payments.pending_charges import pending_charge
 from billplane.plugins import ChargeResult
 from billplane.runtime import Runtime
-from tests.platform.dunning.held import Held, held_host, held_payment, made_ago, use
+from tests.platform.dunning.held import Held, held_host, held_payment, its_webhook_succeeded, made_ago, use
 from tests.platform.dunning.helpers import Client, database_now, execute, one, set_default_method, types
 from tests.platform.dunning.stuck import INVOICE, PAYMENT, reconciliation
-from tests.platform.invoices.helpers import WEBHOOK_SECRET, event_types
+from tests.platform.invoices.helpers import event_types
 from tests.platform.sync_fakes import drain
 
 FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOURS' default
@@ -251,12 +250,7 @@ async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twic
         read = pending_charge(row)  # what the job read before it asked
     assert read is not None
 
-    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
-    delivered = await client.post(
-        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
-    )
-    assert delivered.status_code == 200, delivered.text
-    await drain(worker)
+    await its_webhook_succeeded(client, worker, held)
     assert (await _payment(worker, held))["status"] == "succeeded"
 
     # The job's answer arrives after the webhook's (and, here, disagrees): the webhook won.
@@ -291,12 +285,7 @@ async def test_a_charge_that_clears_after_its_invoice_was_paid_again_is_shown_as
     invoice = await one(worker, held.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
 
-    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
-    delivered = await client.post(
-        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
-    )
-    assert delivered.status_code == 200, delivered.text
-    await drain(worker)
+    await its_webhook_succeeded(client, worker, held)
 
     payment = await _payment(worker, held)
     assert payment["status"] == "succeeded"  # the money moved: recorded as it is
@@ -351,12 +340,7 @@ async def test_resolved_as_the_payment_its_webhook_recorded_under_another_id_the
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
 
     # The canceled payment's own webhook, late: the money is already counted on the other one.
-    webhook = events.sign(events.payment_succeeded(held.provider_payment_id), WEBHOOK_SECRET)
-    delivered = await client.post(
-        f"/v1/webhooks/sandbox/{held.setup.account}", content=webhook.body, headers=webhook.headers
-    )
-    assert delivered.status_code == 200, delivered.text
-    await drain(worker)
+    await its_webhook_succeeded(client, worker, held)
     after = await _payment(worker, held)
     assert (after["status"], after["action_required"]) == ("canceled", None)
     assert (await event_types(worker, held.setup.tenant, "payment", held.payment))[-1] == "payment.canceled"
