@@ -362,15 +362,28 @@ async def jobs_due(runtime: Any) -> int:
 
 
 async def drain(runtime: Any, *, sweep: bool = True, rounds: int = 10) -> None:
-    """Run jobs until none is due. One ``wait=False`` worker run stops as soon as one of its slots
-    finds the queue empty, even while another slot's job is still deferring a follow-up."""
+    """Run the jobs the test queued (and their follow-ups) until none is due. One ``wait=False``
+    worker run stops as soon as one of its slots finds the queue empty, even while another slot's
+    job is still deferring a follow-up.
+
+    The worker's cron ticks are kept out: a worker run defers each periodic task (billing run,
+    dunning, ...) the first time it sees its minute, so a drain that crossed a minute boundary
+    dunned the test's open invoices, and the outcome hung on the clock. Tests run those jobs
+    themselves."""
+    from procrastinate.periodic import PeriodicRegistry  # noqa: PLC0415
+
     from billplane.sync.sweep import Sweeper  # noqa: PLC0415
     from billplane.sync.worker import run_worker  # noqa: PLC0415
 
     if sweep:
         await Sweeper(runtime.database, runtime.jobs, runtime.sync_options, grace_seconds=0).sweep()
-    for _ in range(rounds):
-        await run_worker(runtime, wait=False)
-        if not await jobs_due(runtime):
-            return
+    app = runtime.jobs.app
+    registry, app.periodic_registry = app.periodic_registry, PeriodicRegistry()
+    try:
+        for _ in range(rounds):
+            await run_worker(runtime, wait=False)
+            if not await jobs_due(runtime):
+                return
+    finally:
+        app.periodic_registry = registry
     raise AssertionError(f"jobs still due after {rounds} worker runs")
