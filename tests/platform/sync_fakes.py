@@ -378,7 +378,7 @@ async def drain(runtime: Any, *, sweep: bool = True, rounds: int = 10) -> None:
     if sweep:
         await Sweeper(runtime.database, runtime.jobs, runtime.sync_options, grace_seconds=0).sweep()
     app = runtime.jobs.app
-    registry, app.periodic_registry = app.periodic_registry, PeriodicRegistry()
+    registry, app.periodic_registry = app.periodic_registry, PeriodicRegistry()  # type: ignore[no-untyped-call]
     try:
         for _ in range(rounds):
             await run_worker(runtime, wait=False)
