@@ -256,3 +256,81 @@ async def test_a_webhook_whose_charge_differs_from_what_billplane_sent_settles_n
         {"id": payment_id, "status": "pending", "provider_payment_id": None}
     ]
     assert {row["status"] for row in await stored(worker, tenant)} == {"ignored"}
+
+
+async def _settled_failed(
+    runtime: Runtime, tenant: CreatedTenant, account: int, *, paid_again: bool
+) -> tuple[int, int]:
+    """A charge never confirmed that billplane settled failed (no such charge was found), and its
+    invoice: still open, or paid meanwhile by dunning's next charge."""
+    invoice_id, payment_id = await _charge_without_answer(runtime, tenant, account)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        failed = "status = 'failed', failure_code = 'provider_unreachable'"
+        await session.execute(text(f"UPDATE payments SET {failed} WHERE id = {payment_id}"))
+        await session.execute(text(f"UPDATE invoices SET attempt_count = 1 WHERE id = {invoice_id}"))
+        if paid_again:
+            await insert(
+                session, "payments", customer_id=await session.scalar(text("SELECT id FROM customers")),
+                invoice_id=invoice_id, amount=1500, currency="USD", status="succeeded", provider="fake",
+                provider_account_id=account, provider_payment_id="pi_2",
+            )  # fmt: skip
+            paid = "status = 'paid', amount_paid = 1500, paid_at = now()"
+            await session.execute(text(f"UPDATE invoices SET {paid} WHERE id = {invoice_id}"))
+    return invoice_id, payment_id
+
+
+async def test_a_charge_settled_failed_that_clears_after_all_pays_its_still_open_invoice(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 606)
+    invoice_id, payment_id = await _settled_failed(worker, tenant, account.id, paid_again=False)
+
+    await deliver(client, account, [event("evt_1", "payment.succeeded", "pi_9", T0, **_succeeded(payment_id))])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id, status, provider_payment_id, failure_code FROM payments") == [
+        {"id": payment_id, "status": "succeeded", "provider_payment_id": "pi_9", "failure_code": None}
+    ]
+    [paid] = await rows(worker, tenant, f"SELECT status, amount_paid FROM invoices WHERE id = {invoice_id}")
+    assert paid == {"status": "paid", "amount_paid": 1500}
+
+
+async def test_a_charge_settled_failed_that_clears_after_its_invoice_was_paid_again_is_flagged(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 607)
+    invoice_id, payment_id = await _settled_failed(worker, tenant, account.id, paid_again=True)
+
+    await deliver(client, account, [event("evt_1", "payment.succeeded", "pi_9", T0, **_succeeded(payment_id))])
+    await drain(worker)
+
+    # Recorded on its own invoice, not as a second payment on none: the money that moved twice shows.
+    shown = await rows(worker, tenant, "SELECT id, invoice_id, status, action_required FROM payments ORDER BY id")
+    assert [(row["id"], row["invoice_id"], row["status"]) for row in shown] == [
+        (payment_id, invoice_id, "succeeded"),
+        (payment_id + 1, invoice_id, "succeeded"),
+    ]
+    assert "paid 1500 more than owed" in shown[0]["action_required"]
+    [paid] = await rows(worker, tenant, f"SELECT status, amount_paid FROM invoices WHERE id = {invoice_id}")
+    assert paid == {"status": "paid", "amount_paid": 1500}
+    kinds = [row["type"] for row in await rows(worker, tenant, "SELECT type FROM events ORDER BY id")]
+    assert kinds == ["payment.succeeded", "invoice.updated", "payment.action_required"]
+
+
+async def test_a_failed_report_of_a_charge_settled_failed_counts_no_second_attempt(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 608)
+    invoice_id, payment_id = await _settled_failed(worker, tenant, account.id, paid_again=False)
+    failed = {"payment": _succeeded(payment_id)["payment"] | {"status": "failed"}}
+
+    await deliver(client, account, [event("evt_1", "payment.failed", "pi_9", T0, **failed)])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT status, provider_payment_id FROM payments") == [
+        {"status": "failed", "provider_payment_id": None}
+    ]
+    assert await rows(worker, tenant, f"SELECT attempt_count FROM invoices WHERE id = {invoice_id}") == [
+        {"attempt_count": 1}
+    ]
+    assert {row["status"] for row in await stored(worker, tenant)} == {"ignored"}

@@ -162,6 +162,11 @@ async def charge_reported(session: AsyncSession, account_id: int, result: Charge
     """The payment a provider's webhook reports the charge of, when billplane never got the answer
     to that charge (``provider_payment_id`` still unset), locked; else None.
 
+    Such a payment may be pending still, or settled ``failed`` meanwhile without the provider's
+    word: no such charge was found, or the tenant resolved it so. A charge that clears after all
+    must then settle that payment, so that its invoice (paid again by dunning meanwhile) shows the
+    money that moved twice, rather than become a payment on no invoice that nothing flags.
+
     The charge must name the payment (``billplane_payment_id``) and agree on what the charge was
     sent: account, amount, currency and provider customer. One provider account may serve several
     tenants, whose payment ids overlap, so the id alone proves nothing.
@@ -173,7 +178,7 @@ async def charge_reported(session: AsyncSession, account_id: int, result: Charge
         .where(
             Payment.id == result.billplane_payment_id,
             Payment.provider_account_id == account_id,
-            Payment.status == "pending",
+            Payment.status.in_(("pending", "failed")),
             Payment.provider_payment_id.is_(None),
         )
         .with_for_update()

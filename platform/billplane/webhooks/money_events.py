@@ -121,6 +121,8 @@ async def payment_settled(events: EventRepository, row: StoredEvent, event: Prov
         return await _record_payment(events, row, result, known.customer_id, known.invoice_id)
     unanswered = await reconcile.charge_reported(events.session, row.provider_account_id, result)
     if unanswered is not None:  # billplane's own charge, whose answer was lost: settle it, not a second payment
+        if unanswered.status == "failed" and result.status != "succeeded":
+            return "ignored", "the payment is already failed"  # its invoice counted that attempt once
         unanswered.provider_payment_id, unanswered.action_required = result.provider_payment_id, None
         await settlement.payment_settled(
             events.session, unanswered, result.status, result.failure_code, result.failure_message
