@@ -93,6 +93,7 @@ async def charge_payment(attempt: Attempt) -> None:
 async def send_refund(attempt: Attempt) -> None:
     """``refund.create``: ask the provider to refund; the amount was reserved when the refund was made."""
     request = None
+    called_before = attempt.row.attempts  # an attempt that ended without an answer, counted
     async with attempt.read() as session:
         refund = await session.get(Refund, attempt.row.object_id)
         if refund is not None and refund.status == "pending" and refund.provider_refund_id is None:
@@ -105,6 +106,8 @@ async def send_refund(attempt: Attempt) -> None:
                     currency=refund.currency,
                     reason=refund.reason,
                 )
+                # Committed before the call: a worker that dies during it leaves the count behind.
+                called_before += await OutboxRepository(session).count_call(attempt.row)
     if request is None:
         async with attempt.finish(called=False):
             return
@@ -114,6 +117,12 @@ async def send_refund(attempt: Attempt) -> None:
     except RetryableProviderError:
         raise
     except ProviderError:
+        if called_before:
+            # As for a charge: an earlier call may have refunded, and a refusal now (a revoked key,
+            # an expired idempotency key, "already refunded") does not say it did not. Failing the
+            # refund would give its amount back to be refunded again. Raised, the row fails and the
+            # refund stays pending, its amount reserved, until the provider's webhook settles it.
+            raise
         result = None  # refused: the refund failed and its amount goes back to the payment
     async with attempt.finish() as session:
         locked = await PaymentRepository(session=session).lock_refund(request.refund_id)

@@ -105,3 +105,24 @@ async def test_a_refund_the_provider_refuses_fails_and_gives_its_amount_back(
     shown = await payment(client, tenant, pending)
     assert (shown["refunded_amount"], shown["refunds"][0]["status"]) == (0, "failed")
     assert await event_types(worker, tenant, "refund", created.json()["id"]) == ["refund.created", "refund.failed"]
+
+
+async def test_a_refusal_after_a_call_that_lost_its_answer_keeps_the_refund_pending(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    pending = await paid_payment(client, worker, tenant, payment_methods.PENDING_FAILS, 700)
+    await rows(worker, tenant, "UPDATE payments SET status = 'succeeded' WHERE id = :id RETURNING id", id=pending)
+    created = await refund(client, tenant, payment_id=pending, amount=300)
+    # An earlier call ended without an answer (a timeout, a worker that died during it): it may
+    # have refunded, so the sandbox's refusal now does not say no money went back.
+    await rows(worker, tenant, "UPDATE outbox SET calls = 1 WHERE kind = 'refund.create' RETURNING id")
+    await drain(worker)
+
+    shown = await payment(client, tenant, pending)
+    # Still reserved: failing it would let the same amount be refunded a second time.
+    assert (shown["refunded_amount"], shown["refunds"][0]["status"]) == (300, "pending")
+    assert await rows(worker, tenant, "SELECT status, calls FROM outbox WHERE kind = 'refund.create'") == [
+        {"status": "failed", "calls": 2}
+    ]
+    assert await event_types(worker, tenant, "refund", created.json()["id"]) == ["refund.created"]
