@@ -32,7 +32,8 @@ def test_the_sandbox_is_listed_with_what_it_can_do() -> None:
         "refunds,",
         "webhooks,",
         "payment_lookup,",
-        "payment_status",
+        "payment_status,",
+        "refund_status",
     ]
     assert lines[at + 2] == "  pricing models: flat, per_seat, tiered, volume, package, metered"
     assert any(line.startswith("stripe ") for line in lines)

@@ -44,6 +44,8 @@ class Capability(StrEnum):
     PAYMENT_LOOKUP = "payment_lookup"
     # ``charge_status``: a charge the provider answered ``pending`` (it has its id), as it stands now.
     PAYMENT_STATUS = "payment_status"
+    # ``refund_status``: a refund the provider answered ``pending`` (it has its id), as it stands now.
+    REFUND_STATUS = "refund_status"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -401,6 +403,25 @@ class PaymentStatusAdapter(Protocol):
         kind the adapter cannot read: billplane then settles nothing and asks again later; a payment
         nothing settles within ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`` is shown to the tenant.
         Raise ``RetryableProviderError`` when the provider cannot be reached.
+        """
+
+
+@runtime_checkable
+class RefundStatusAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``refund_status`` capability."""
+
+    async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+        """The refund with this provider id as it stands now: ``succeeded``, ``failed`` or still
+        ``pending``.
+
+        Asked about a refund the provider answered ``pending`` (Stripe's refunds to bank accounts
+        and some cards) whose outcome has not arrived by webhook for a while: until it settles,
+        its amount stays reserved on the payment, and a refund that failed at the provider would
+        leave the customer without the money and the tenant unable to refund it again. Read the
+        refund by its id (a strongly consistent read). ``None`` when the provider has no refund
+        with this id: billplane then settles nothing and asks again later; a refund nothing
+        settles within ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`` is shown to the tenant. Raise
+        ``RetryableProviderError`` when the provider cannot be reached.
         """
 
 

@@ -57,6 +57,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.USAGE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.PAYMENT_LOOKUP: frozenset({Capability.CHARGES}),
     Capability.PAYMENT_STATUS: frozenset({Capability.CHARGES}),
+    Capability.REFUND_STATUS: frozenset({Capability.REFUNDS}),
 }
 
 

@@ -23,6 +23,7 @@ from billplane.plugins import (
     ProviderRef,
     ProviderSubscription,
     RefundResult,
+    RefundStatusAdapter,
     SubscriptionChange,
     UnsupportedOperationError,
 )
@@ -342,3 +343,24 @@ class PaymentChecks:
         other = await adapter.refund(request, idempotency_key=new_key())
         assert first.provider_refund_id == again.provider_refund_id, "the same key must not refund twice"
         assert first.provider_refund_id != other.provider_refund_id, "a different key must make a new refund"
+
+    @pytest.mark.anyio
+    async def test_refund_status(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.REFUND_STATUS)
+        assert isinstance(adapter, RefundStatusAdapter), "with the refund_status capability, define refund_status"
+        assert inspect.iscoroutinefunction(adapter.refund_status), "refund_status must be a coroutine function"
+        payment = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        made = await adapter.refund(samples.refund(payment.provider_payment_id, currency), idempotency_key=new_key())
+        read = await adapter.refund_status(made.provider_refund_id)
+        assert isinstance(read, RefundResult), "refund_status did not read a refund that was made"
+        assert read.provider_refund_id == made.provider_refund_id, "refund_status read another refund"
+        assert read.status == made.status, f"refund_status says {read.status!r}, the refund said {made.status!r}"
+        missing = await adapter.refund_status(f"{made.provider_refund_id}0")
+        assert missing is None, "refund_status must answer None for an id the provider never gave"

@@ -37,8 +37,8 @@ from billplane.plugins import (
     UsageReport,
     WebhookVerificationError,
 )
-from billplane.plugins.contract import ChargeStatus, RefundStatus
-from billplane_paypal import catalog, events, subscriptions, webhooks
+from billplane.plugins.contract import ChargeStatus
+from billplane_paypal import catalog, events, refunds, subscriptions, webhooks
 from billplane_paypal.client import DEFAULT_TIMEOUT, Json, PayPalClient
 from billplane_paypal.credentials import PayPalCredentials, api_base
 from billplane_paypal.money import to_minor, to_value
@@ -46,12 +46,6 @@ from billplane_paypal.money import to_minor, to_value
 # verify-webhook-signature runs while PayPal waits for billplane's answer: fail fast (billplane
 # then answers 503 and PayPal delivers again) rather than let PayPal time out.
 VERIFY_TIMEOUT = 5.0
-_REFUND_STATUSES: dict[str, RefundStatus] = {
-    "COMPLETED": "succeeded",
-    "PENDING": "pending",
-    "FAILED": "failed",
-    "CANCELLED": "failed",
-}
 _FINISHED = frozenset({"CANCELLED", "EXPIRED"})
 # A Payments v2 capture's status; PENDING (an eCheck clearing, a review) waits.
 _CAPTURE_STATUSES: dict[str, ChargeStatus] = {
@@ -239,7 +233,7 @@ class PayPalAdapter:
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         body: Json = {
             "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
-            "invoice_id": f"billplane-refund-{request.refund_id}",
+            "invoice_id": refunds.invoice_id(request.refund_id),
         }
         if request.reason:
             body["note_to_payer"] = request.reason[:255]
@@ -249,16 +243,28 @@ class PayPalAdapter:
             request_id=idempotency_key,
             body=body,
         )
-        status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
-        details = refund.get("status_details") or {}
+        # The rest comes from the request: money has moved, and a surprise in PayPal's answer
+        # must not turn the refund into an error that billplane would retry.
+        status, failure = refunds.outcome(refund, missing="PENDING")
         return RefundResult(
             provider_refund_id=str(refund["id"]),
             status=status,
-            failure_message=str(details.get("reason", "PayPal refused the refund")) if status == "failed" else None,
+            failure_message=failure,
             provider_payment_id=request.provider_payment_id,
             amount=request.amount,
             currency=request.currency.upper(),
         )
+
+    async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+        """A refund as it stands now (``GET /v2/payments/refunds/{id}``); None for one PayPal does
+        not know. Every refund id billplane holds is PayPal's own: there is no local kind to skip."""
+        try:
+            refund = await self._client.call("GET", f"/v2/payments/refunds/{_id(provider_refund_id)}")
+        except ProviderError as error:
+            if error.code in _MISSING:
+                return None
+            raise
+        return refunds.from_v2(refund, refund_id=provider_refund_id)
 
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:  # noqa: ARG002 - refused
         raise UnsupportedOperationError("usage reporting", "PayPal plans bill a fixed quantity and accept no usage")

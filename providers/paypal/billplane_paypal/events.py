@@ -19,7 +19,7 @@ from billplane.plugins import (
     RefundResult,
     WebhookVerificationError,
 )
-from billplane.plugins.contract import RefundStatus
+from billplane_paypal import refunds
 from billplane_paypal.money import to_minor
 from billplane_paypal.subscriptions import from_paypal, parse_time
 
@@ -32,12 +32,6 @@ _SUBSCRIPTION_UPDATED = {
     "BILLING.SUBSCRIPTION.UPDATED",
     "BILLING.SUBSCRIPTION.RE-ACTIVATED",
     "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
-}
-_REFUND_STATES: dict[str, RefundStatus] = {
-    "completed": "succeeded",
-    "pending": "pending",
-    "failed": "failed",
-    "cancelled": "failed",
 }
 
 
@@ -123,7 +117,7 @@ def _sale_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
     sale_id = refund.get("sale_id")
     result = RefundResult(
         provider_refund_id=str(refund["id"]),
-        status=_REFUND_STATES.get(str(refund.get("state", "completed")).lower(), "pending"),
+        status=refunds.STATUSES.get(str(refund.get("state", "completed")).upper(), "pending"),
         provider_payment_id=str(sale_id) if sale_id else None,
         amount=amount,
         currency=currency,
@@ -132,21 +126,8 @@ def _sale_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
 
 
 def _capture_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
-    refund = envelope.resource
-    amount, currency = _v2_amount(refund)
-    capture_id = None
-    for link in refund.get("links") or []:
-        # A v2 refund names its capture only through its "up" link: .../v2/payments/captures/{id}.
-        if isinstance(link, dict) and link.get("rel") == "up" and "/captures/" in str(link.get("href")):
-            capture_id = str(link["href"]).rstrip("/").rsplit("/", 1)[-1]
-    result = RefundResult(
-        provider_refund_id=str(refund["id"]),
-        status=_REFUND_STATES.get(str(refund.get("status", "COMPLETED")).lower(), "pending"),
-        provider_payment_id=capture_id,
-        amount=amount,
-        currency=currency,
-    )
-    return _refund(envelope, occurred_at, result)
+    _v2_amount(envelope.resource)  # an event about money without its amount is malformed
+    return _refund(envelope, occurred_at, refunds.from_v2(envelope.resource, missing="COMPLETED"))
 
 
 def _refund(envelope: _Envelope, occurred_at: datetime, refund: RefundResult) -> ProviderEvent:

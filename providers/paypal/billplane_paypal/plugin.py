@@ -33,6 +33,7 @@ PLUGIN = ProviderPlugin(
             Capability.REFUNDS,
             Capability.WEBHOOKS,
             Capability.PAYMENT_STATUS,
+            Capability.REFUND_STATUS,
         }
     ),
     pricing_models=PRICING_MODELS,

@@ -276,6 +276,16 @@ class SandboxAdapter:
             )
         return RefundResult(provider_refund_id=make_id(self._account, "re", idempotency_key), status="succeeded")
 
+    async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+        """A refund as it stands now: the sandbox's refunds succeed when made. None for an id this
+        account's sandbox never made."""
+        self._authorize()
+        try:
+            parse_id(self._account, "re", provider_refund_id)
+        except ProviderError:
+            return None
+        return RefundResult(provider_refund_id=provider_refund_id, status="succeeded")
+
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:  # noqa: ARG002 - refused
         raise UnsupportedOperationError("usage reporting", "billplane bills sandbox accounts' usage itself")
 

@@ -353,6 +353,20 @@ class StripeAdapter:
             )
         return payments.refund_result(_plain(created))
 
+    async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+        """A Refund (``re_``, or ``pyr_`` for some payment methods) as it stands now, read the way
+        its webhooks are; None for an id Stripe does not know or of another kind."""
+        if not provider_refund_id.startswith(("re_", "pyr_")):
+            return None  # no Refund behind it: nothing to ask
+        try:
+            async with stripe_errors():
+                refund = await self._client.v1.refunds.retrieve_async(provider_refund_id)
+        except ProviderError as error:
+            if error.code == "resource_missing":
+                return None
+            raise
+        return payments.refund_result(_plain(refund))
+
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:
         try:
             await self._client.v1.billing.meter_events.create_async(

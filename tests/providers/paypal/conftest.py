@@ -33,6 +33,7 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
         fake.faults.clear()
         fake.declining.clear()
         fake.clearing.clear()
+        fake.refunds_clearing.clear()
         fake.auto_approve = False
         fake.empty_captures = False
         fake.webhooks = {WEBHOOK_ID}

@@ -9,7 +9,8 @@ is not in those documents and is modelled on PayPal's OAuth2 docs.
 Test hooks: ``fail_next`` (429/5xx with Retry-After, or a delay for timeouts), ``approve`` (the
 customer approves a subscription or a revision), ``auto_approve``, ``declining`` (captures of a
 subscription are declined), ``clearing`` (captures of a subscription are ``PENDING`` until
-``settle_capture``), ``revoke_tokens`` and ``token_expires_in``.
+``settle_capture``), ``refunds_clearing`` (refunds of a capture are ``PENDING`` until
+``settle_refund``), ``revoke_tokens`` and ``token_expires_in``.
 
 Webhook signatures: real PayPal signs ``transmission_id|time|webhook_id|crc32(event)`` with RSA;
 the fake uses an HMAC with its own key instead (only the fake ever checks it, through
@@ -38,6 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 from tests.providers.paypal.spec_check import SpecChecker
 
 GOOD_SECRET = "paypal-test-secret-0123456789"
+# Where a PENDING refund can go: the other values of the spec's ``refund_status`` enum.
+REFUND_OUTCOMES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 CERT_URL = "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-fake"
 AUTH_ALGO = "SHA256withRSA"
 _SIGNING_KEY = secrets.token_bytes(32)  # the fake's stand-in for PayPal's private key
@@ -121,10 +124,12 @@ class FakePayPal:
     revisions: dict[str, Json] = field(default_factory=dict)
     transactions: dict[str, Json] = field(default_factory=dict)
     refunds: dict[str, Json] = field(default_factory=dict)
+    refunded_captures: dict[str, str] = field(default_factory=dict)  # refund id -> capture id
     replies: dict[tuple[str, str, str], Reply] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     declining: set[str] = field(default_factory=set)
     clearing: set[str] = field(default_factory=set)
+    refunds_clearing: set[str] = field(default_factory=set)
     webhooks: set[str] = field(default_factory=set)
     empty_captures: bool = False  # answer a capture's 202 with no body, as PayPal's spec allows
     auto_approve: bool = False
@@ -140,6 +145,23 @@ class FakePayPal:
         """What PayPal does when a ``PENDING`` capture clears (``COMPLETED``) or does not (``DECLINED``)."""
         with self.lock:
             self.transactions[capture_id]["status"] = status
+
+    def settle_refund(self, refund_id: str, status: str) -> None:
+        """What PayPal does with a ``PENDING`` refund: completes it, or fails or cancels it, which
+        gives the capture its money back to refund again."""
+        if status not in REFUND_OUTCOMES:
+            raise ValueError(f"a PENDING refund cannot become {status}")
+        with self.lock:
+            refund = self.refunds[refund_id]
+            if refund["status"] != "PENDING":
+                raise ValueError(f"refund {refund_id} is {refund['status']}, not PENDING")
+            refund.update(status=status, update_time=_now())
+            if status == "CANCELLED":
+                # PayPal's status_details explains only a PENDING or FAILED refund.
+                refund.pop("status_details", None)
+            if status != "COMPLETED":
+                capture = self.transactions[self.refunded_captures[refund_id]]
+                capture["refunded"] = str(Decimal(capture["refunded"]) - Decimal(refund["amount"]["value"]))
 
     def revoke_tokens(self) -> None:
         with self.lock:
@@ -229,8 +251,8 @@ class FakePayPal:
                 return (200, sub, {}) if sub else _not_found("subscription")
             case "POST", ["v1", "billing", "subscriptions", sub_id, action]:
                 return self._subscription_action(sub_id, action, data)
-            case _, ["v2", "payments", "captures", capture_id, *action]:
-                return self._capture_route(method, capture_id, action, data)
+            case _, ["v2", "payments", "captures" | "refunds" as kind, object_id, *action]:
+                return self._payments_route(method, kind, object_id, action, data)
             case "GET", ["v1", "notifications", "webhooks", webhook_id]:
                 if webhook_id not in self.webhooks:
                     return _not_found("webhook")
@@ -399,11 +421,13 @@ class FakePayPal:
         self.transactions[transaction["id"]] = transaction
         return 202, None if self.empty_captures else transaction, {}
 
-    def _capture_route(self, method: str, capture_id: str, action: list[str], data: Json) -> Reply:
-        if (method, action) == ("POST", ["refund"]):
-            return self._refund(capture_id, data)
-        if (method, action) == ("GET", []):
-            return self._show_capture(capture_id)
+    def _payments_route(self, method: str, kind: str, object_id: str, action: list[str], data: Json) -> Reply:
+        if (method, kind, action) == ("POST", "captures", ["refund"]):
+            return self._refund(object_id, data)
+        if (method, kind, action) == ("GET", "captures", []):
+            return self._show_capture(object_id)
+        if (method, kind, action) == ("GET", "refunds", []):
+            return self._show_refund(object_id)
         return error(404, "NOT_FOUND", "The fake does not implement this operation.")
 
     def _show_capture(self, capture_id: str) -> Reply:
@@ -434,18 +458,30 @@ class FakePayPal:
         if amount["currency_code"] != gross["currency_code"] or Decimal(amount["value"]) > left:
             return error(422, "UNPROCESSABLE_ENTITY", "The refund amount is too large.", "REFUND_AMOUNT_EXCEEDED")
         capture["refunded"] = str(Decimal(capture["refunded"]) + Decimal(amount["value"]))
+        refund_id = secrets.token_hex(9).upper()
         refund: Json = {
-            "id": secrets.token_hex(9).upper(),
+            "id": refund_id,
             "status": "COMPLETED",
             "amount": amount,
-            "invoice_id": data.get("invoice_id"),
+            **{key: data[key] for key in ("invoice_id", "custom_id", "note_to_payer") if key in data},
             "create_time": _now(),
+            "update_time": _now(),
             "links": [
+                {"href": f"{self.base_url}/v2/payments/refunds/{refund_id}", "rel": "self", "method": "GET"},
                 {"href": f"{self.base_url}/v2/payments/captures/{capture_id}", "rel": "up", "method": "GET"},
             ],
         }
-        self.refunds[refund["id"]] = refund
-        return 201, refund, {}
+        if capture_id in self.refunds_clearing:
+            # ECHECK is the one reason PayPal's spec gives for a PENDING (or FAILED) refund.
+            refund.update(status="PENDING", status_details={"reason": "ECHECK"})
+        self.refunds[refund_id] = refund
+        self.refunded_captures[refund_id] = capture_id
+        return 201, json.loads(json.dumps(refund)), {}
+
+    def _show_refund(self, refund_id: str) -> Reply:
+        refund = self.refunds.get(refund_id)
+        # A copy: the handler writes it out after the lock is released, and settle_refund may run.
+        return (200, json.loads(json.dumps(refund)), {}) if refund else _not_found("refund")
 
     # -- webhooks --------------------------------------------------------------------------------
 

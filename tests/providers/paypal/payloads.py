@@ -132,8 +132,10 @@ def capture_completed(*, value: str = "20.00", currency: str = "USD", at: dateti
     return _envelope("PAYMENT.CAPTURE.COMPLETED", "capture", resource, at, "2.0")
 
 
-def capture_refunded(*, value: str = "5.00", currency: str = "USD", at: datetime | None = None) -> Json:
-    resource = {
+def capture_refunded(
+    *, value: str = "5.00", currency: str = "USD", at: datetime | None = None, invoice_id: str | None = None
+) -> Json:
+    resource: Json = {
         "id": "1Y107995YT783435V",
         "status": "COMPLETED",
         "amount": {"currency_code": currency, "value": value},
@@ -145,4 +147,6 @@ def capture_refunded(*, value: str = "5.00", currency: str = "USD", at: datetime
             {"href": f"https://api.paypal.com/v2/payments/captures/{CAPTURE_ID}", "rel": "up", "method": "GET"},
         ],
     }
+    if invoice_id is not None:
+        resource["invoice_id"] = invoice_id
     return _envelope("PAYMENT.CAPTURE.REFUNDED", "refund", resource, at, "2.0")

@@ -223,3 +223,15 @@ async def test_a_capture_refund_names_its_capture(make_adapter: MakeAdapter) -> 
         750,
         "EUR",
     )
+
+
+@pytest.mark.parametrize(
+    ("invoice_id", "billplane_id"),
+    [("billplane-refund-42", 42), (None, None), ("INV-42", None), ("billplane-refund-x", None)],
+)
+async def test_a_capture_refund_names_billplanes_refund_by_the_invoice_id_billplane_sent(
+    make_adapter: MakeAdapter, invoice_id: str | None, billplane_id: int | None
+) -> None:
+    mapped = await _one(make_adapter, payloads.capture_refunded(invoice_id=invoice_id))
+    assert mapped.refund is not None
+    assert (mapped.refund.billplane_refund_id, mapped.refund.status) == (billplane_id, "succeeded")

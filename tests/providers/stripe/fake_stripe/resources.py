@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import StripeFailure, invalid, missing
 from .objects import fixture, list_of, new_id, now
+from .refunds import PENDING_REFUND, REFUND_FAILS, create_refund, retrieve_refund
 
 Params = dict[str, Any]
 Handler = Callable[["Store", dict[str, str], Params], dict[str, Any]]
@@ -16,6 +17,8 @@ SUCCEEDS = "pm_card_visa"
 # A US bank account: its PaymentIntent stays `processing` until the test settles it
 # (`settle_processing`), as an ACH debit does for days at Stripe.
 PROCESSING = "pm_usBankAccount"
+# Cards whose charges succeed (the refund cards of `refunds` among them).
+_SUCCEEDING = {SUCCEEDS, PENDING_REFUND, REFUND_FAILS}
 DECLINES = {
     "pm_card_chargeDeclined": "generic_decline",
     "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
@@ -396,7 +399,7 @@ def _payment_method(store: Store, params: Params) -> str:
         method = store.customer(params["customer"])["invoice_settings"].get("default_payment_method")
     if method is None:
         raise invalid("You must provide a payment method.", code="payment_method_required", param="payment_method")
-    if method not in {SUCCEEDS, PROCESSING} and method not in DECLINES:
+    if method not in _SUCCEEDING | {PROCESSING} and method not in DECLINES:
         raise missing("PaymentMethod", method, "payment_method")
     return str(method)
 
@@ -532,38 +535,6 @@ def retrieve_invoice(store: Store, path: dict[str, str], params: Params) -> dict
     return answer
 
 
-def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
-    intent_id = params.get("payment_intent")
-    intent = store.payment_intents.get(str(intent_id))
-    if intent is None or intent["status"] != "succeeded":
-        raise missing("payment_intent", str(intent_id), "payment_intent")
-    refunded = sum(r["amount"] for r in store.refunds.values() if r["payment_intent"] == intent["id"])
-    remaining = intent["amount"] - refunded
-    amount = int(params.get("amount", remaining))
-    if remaining <= 0:
-        raise invalid(f"Charge {intent['latest_charge']} has already been refunded.", code="charge_already_refunded")
-    if amount > remaining:
-        raise invalid(
-            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
-            code="amount_too_large",
-            param="amount",
-        )
-    refund = fixture(
-        "refund",
-        id=new_id("re"),
-        amount=amount,
-        currency=intent["currency"],
-        charge=intent["latest_charge"],
-        payment_intent=intent["id"],
-        reason=params.get("reason"),
-        metadata=params.get("metadata") or {},
-        status="succeeded",
-        created=now(),
-    )
-    store.refunds[refund["id"]] = refund
-    return refund
-
-
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/v1/balance"): balance,
     ("POST", "/v1/customers"): create_customer,
@@ -587,4 +558,5 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
     ("POST", "/v1/refunds"): create_refund,
+    ("GET", "/v1/refunds/{refund}"): retrieve_refund,
 }

@@ -1,0 +1,79 @@
+"""Payments v2 refunds as billplane's ``RefundResult``: one mapping for the refund call's answer,
+the refund read by its id (``refund_status``) and ``PAYMENT.CAPTURE.REFUNDED`` webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from billplane.plugins import RefundResult
+from billplane.plugins.contract import RefundStatus
+from billplane_paypal.money import to_minor
+
+Json = Mapping[str, Any]
+
+# A v2 refund's ``status``; v1 sale refunds use the same words in lower case as their ``state``.
+STATUSES: dict[str, RefundStatus] = {
+    "COMPLETED": "succeeded",
+    "PENDING": "pending",
+    "FAILED": "failed",
+    "CANCELLED": "failed",
+}
+# billplane's refund id travels as the refund's invoice_id, which PayPal gives back on the refund
+# (its answer, its reads, its webhooks): a refund whose answer was lost can then be recognised.
+_INVOICE_PREFIX = "billplane-refund-"
+
+
+def invoice_id(refund_id: int) -> str:
+    return f"{_INVOICE_PREFIX}{refund_id}"
+
+
+def billplane_refund_id(refund: Json) -> int | None:
+    """The refund id ``invoice_id`` made; None for a refund billplane did not start (the dashboard)."""
+    value = refund.get("invoice_id")
+    digits = value.removeprefix(_INVOICE_PREFIX) if isinstance(value, str) else ""
+    if digits == value or not digits.isascii() or not digits.isdigit():
+        return None
+    number = int(digits)
+    return number if 1 <= number < 2**63 else None
+
+
+def capture_id(refund: Json) -> str | None:
+    """The refunded capture: a v2 refund names it only through its ``up`` link (.../captures/{id})."""
+    for link in refund.get("links") or []:
+        if isinstance(link, Mapping) and link.get("rel") == "up" and "/captures/" in str(link.get("href")):
+            return str(link["href"]).rstrip("/").rsplit("/", 1)[-1]
+    return None
+
+
+def outcome(refund: Json, *, missing: str) -> tuple[RefundStatus, str | None]:
+    """The status and, for a failed refund, why. An unknown status waits (``pending``): billplane
+    asks again rather than settle a refund on a guess."""
+    raw = str(refund.get("status", missing))
+    status = STATUSES.get(raw, "pending")
+    if status != "failed":
+        return status, None
+    details = refund.get("status_details")
+    reason = details.get("reason") if isinstance(details, Mapping) else None
+    if reason:
+        return status, str(reason)
+    return status, "PayPal cancelled the refund" if raw == "CANCELLED" else "PayPal refused the refund"
+
+
+def from_v2(refund: Json, *, missing: str = "PENDING", refund_id: str | None = None) -> RefundResult:
+    """The whole refund; ``missing`` is the status assumed when the body has none, ``refund_id``
+    the id it was read by."""
+    status, failure = outcome(refund, missing=missing)
+    amount = refund.get("amount")
+    money = amount if isinstance(amount, Mapping) else {}
+    currency = str(money["currency_code"]).upper() if money.get("currency_code") else None
+    value = money.get("value")
+    return RefundResult(
+        provider_refund_id=refund_id or str(refund["id"]),
+        status=status,
+        failure_message=failure,
+        provider_payment_id=capture_id(refund),
+        amount=abs(to_minor(str(value), currency)) if value is not None and currency else None,
+        currency=currency,
+        billplane_refund_id=billplane_refund_id(refund),
+    )
