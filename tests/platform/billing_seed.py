@@ -207,6 +207,18 @@ async def their_payment(client: Client, theirs: CreatedTenant) -> str:
         return str(paid)
 
 
+async def their_refund(client: Client, theirs: CreatedTenant) -> str:
+    """A refund shown to its tenant as waiting for them: one another tenant could otherwise resolve."""
+    async with _their_session(client, theirs) as session:
+        customer = await insert(session, "customers", name=theirs.slug)
+        paid = await payment(session, customer, "succeeded", 100, refunded_amount=50)
+        refund = await insert(
+            session, "refunds", payment_id=paid, amount=50, currency="USD", status="pending", reason=theirs.slug,
+            action_required=theirs.slug,
+        )  # fmt: skip
+        return str(refund)
+
+
 async def their_provider_event(client: Client, theirs: CreatedTenant) -> str:
     async with _their_session(client, theirs) as session:
         event = {"event_id": f"evt_{theirs.slug}", "type": "customer.updated", "provider_type": theirs.slug}

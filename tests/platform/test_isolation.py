@@ -30,6 +30,7 @@ from tests.platform.billing_seed import (
     their_invoice_item,
     their_payment,
     their_provider_event,
+    their_refund,
     their_subscription,
 )
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
@@ -101,6 +102,7 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "invoice_id": their_invoice,
     "item_id": their_invoice_item,
     "payment_id": their_payment,
+    "refund_id": their_refund,
     "account_id": _their_provider_account,
     "provider_event_id": their_provider_event,
     "endpoint_id": _their_webhook_endpoint,

@@ -97,16 +97,18 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES",
-        "How long after a payment was created the worker asks its provider how a charge it holds as pending "
-        "(a bank debit) stands, when no webhook has settled it, and then how often at most; at least 1. "
-        "Only providers with the `payment_status` capability are asked. See "
+        "How long after a payment (or refund) was created the worker asks its provider how a charge (or "
+        "refund) it holds as pending (a bank debit) stands, when no webhook has settled it, and then how "
+        "often at most; at least 1. Only providers with the `payment_status` (`refund_status`) capability "
+        "are asked. See "
         "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
     ),
     Variable(
         "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS",
-        "How long after a payment was created a charge its provider still holds as pending, with no settled "
-        "answer from its webhook or from asking (or at a provider that cannot be asked), is shown to the "
-        "tenant (`action_required`), to settle it with `POST /v1/payments/{id}/resolve`. See "
+        "How long after a payment (or refund) was created a charge (or refund) its provider still holds as "
+        "pending, with no settled answer from its webhook or from asking (or at a provider that cannot be "
+        "asked), is shown to the tenant (`action_required`), to settle it with "
+        "`POST /v1/payments/{id}/resolve` (`POST /v1/refunds/{id}/resolve`). See "
         "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
     ),
     Variable(

@@ -15,10 +15,11 @@ from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_
 from billplane.db.mixins import MAX_ID
 from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import PAYMENT_STATUSES
+from billplane.payments.refund_resolving import RefundResolution
 from billplane.payments.refunds import RefundService
 from billplane.payments.repository import PaymentFilters, PaymentRepository
 from billplane.payments.resolving import PaymentResolution
-from billplane.payments.schemas import Payment, PaymentResolveBody, Refund, RefundCreateBody
+from billplane.payments.schemas import Payment, PaymentResolveBody, Refund, RefundCreateBody, RefundResolveBody
 from billplane.payments.service import PaymentService
 from billplane.payments.syncing import PaymentSync
 from billplane.settings import PendingChecks
@@ -141,11 +142,15 @@ async def provide_refund_service(
     )
 
 
+async def provide_refund_resolution(tenant_session: NamedDependency[AsyncSession]) -> RefundResolution:
+    return RefundResolution(tenant_session)
+
+
 class RefundController(Controller):
     path = "/v1/refunds"
     tags = ["payments"]
     security = [{"apiKey": []}]
-    dependencies = {"refunds": Provide(provide_refund_service)}
+    dependencies = {"refunds": Provide(provide_refund_service), "resolution": Provide(provide_refund_resolution)}
 
     @post("/", operation_id="createRefund", status_code=201)
     async def create_refund(self, data: RefundCreateBody, refunds: NamedDependency[RefundService]) -> Refund:
@@ -156,3 +161,22 @@ class RefundController(Controller):
         `amount - refunded_amount` of the payment, 409 for a payment that has not succeeded.
         """
         return Refund.of(await refunds.create(data))
+
+    @post("/{refund_id:int}/resolve", operation_id="resolveRefund", status_code=200)
+    async def resolve_refund(
+        self, refund_id: FromPath[int], data: RefundResolveBody, resolution: NamedDependency[RefundResolution]
+    ) -> Refund:
+        """Settle, from what you found at the provider, a refund billplane shows as waiting for you.
+
+        Only for a `pending` refund whose `action_required` is set: billplane could not confirm it
+        (every request ended without an answer, or was refused after one), its provider account
+        was deleted, or the provider held it as pending and nothing settled it within
+        `BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`. `outcome` `succeeded`: the provider refunded; a
+        refund billplane has no provider id for needs `provider_refund_id`. `outcome` `failed`:
+        it did not; the refund's amount is given back to the payment, to be refunded again if
+        you wish. A `provider_refund_id` given for a refund that has one must be that one (422).
+        409 when the refund is settled or not shown to you yet (billplane still waits for the
+        provider's answer), or when another refund already records the `provider_refund_id` named
+        (its webhook came first): then resolve this one `failed`.
+        """
+        return Refund.of(await resolution.resolve(refund_id, data))

@@ -1,8 +1,9 @@
-"""Asking a payment's provider about a charge billplane could not confirm (``find_payment``), or
-about one it holds as pending (``charge_status``).
+"""Asking a payment's provider about a charge billplane could not confirm (``find_payment``),
+about one it holds as pending (``charge_status``), or about a refund it holds as pending
+(``refund_status``).
 
-Only a provider that declares the capability (``payment_lookup``, ``payment_status``) is ever
-asked; billplane decides that from the plugin's declaration, never by calling and catching
+Only a provider that declares the capability (``payment_lookup``, ``payment_status``,
+``refund_status``) is ever asked; billplane decides that from the plugin's declaration, never by calling and catching
 ``UnsupportedOperationError``.
 """
 
@@ -11,8 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billplane.payments.pending_charges import PendingCharge
+from billplane.payments.pending_refunds import HeldRefund
 from billplane.payments.reconcile import Unconfirmed
-from billplane.plugins.contract import Capability, ChargeResult, PaymentLookupAdapter, PaymentStatusAdapter
+from billplane.plugins.contract import (
+    Capability,
+    ChargeResult,
+    PaymentLookupAdapter,
+    PaymentStatusAdapter,
+    RefundResult,
+    RefundStatusAdapter,
+)
 from billplane.plugins.errors import ProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
@@ -20,6 +29,9 @@ from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 
 class AccountGoneError(ProviderError):
     """The account the charge went through was deleted: nobody can ask the provider through it."""
+
+
+Asked = Unconfirmed | PendingCharge | HeldRefund
 
 
 @dataclass(slots=True)
@@ -33,6 +45,9 @@ class PaymentLookup:
     def can_read_status(self, provider: str) -> bool:
         return self._declares(provider, Capability.PAYMENT_STATUS)
 
+    def can_read_refund(self, provider: str) -> bool:
+        return self._declares(provider, Capability.REFUND_STATUS)
+
     def _declares(self, provider: str, capability: Capability) -> bool:
         try:
             plugin = self.plugins.get(provider)
@@ -40,17 +55,25 @@ class PaymentLookup:
             return False
         return capability in plugin.capabilities
 
-    async def can_ask(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> bool:
-        """Whether the provider can be asked about this charge: it declares ``payment_lookup`` (a
-        charge never confirmed) or ``payment_status`` (one it holds as pending), and the account
-        the charge went through still exists."""
-        capable = self.can_look_up if isinstance(charge, Unconfirmed) else self.can_read_status
-        if not capable(charge.provider):
+    async def can_ask(self, charge: Asked, tenant_id: int) -> bool:
+        """Whether the provider can be asked about this charge or refund: it declares
+        ``payment_lookup`` (a charge never confirmed), ``payment_status`` (one it holds as pending)
+        or ``refund_status`` (a refund it holds as pending), and the account it went through still
+        exists."""
+        if not self.capable(charge):
             return False
         # Without an account source this process cannot tell: ``find`` and ``status`` say so when asked.
         return self.accounts is None or await self._account(charge, tenant_id) is not None
 
-    async def _account(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> ResolvedAccount | None:
+    def capable(self, charge: Asked) -> bool:
+        """Whether the provider declares the capability this charge or refund is asked through."""
+        if isinstance(charge, Unconfirmed):
+            return self.can_look_up(charge.provider)
+        if isinstance(charge, HeldRefund):
+            return self.can_read_refund(charge.provider)
+        return self.can_read_status(charge.provider)
+
+    async def _account(self, charge: Asked, tenant_id: int) -> ResolvedAccount | None:
         """The account the charge went through, if it still exists (and is the payment's)."""
         if self.accounts is None:
             raise ProviderError("no provider account source is configured in this process")
@@ -59,7 +82,7 @@ class PaymentLookup:
             return None
         return account
 
-    async def _asked(self, charge: Unconfirmed | PendingCharge, tenant_id: int) -> ResolvedAccount:
+    async def _asked(self, charge: Asked, tenant_id: int) -> ResolvedAccount:
         account = await self._account(charge, tenant_id)
         if account is None:
             raise AccountGoneError(f"provider account {charge.account_id} no longer exists")
@@ -82,3 +105,13 @@ class PaymentLookup:
         if not isinstance(adapter, PaymentStatusAdapter):
             raise ProviderError(f"{account.provider} declares payment_status but its adapter has no charge_status")
         return await adapter.charge_status(charge.provider_payment_id)
+
+    async def refund_status(self, held: HeldRefund, tenant_id: int) -> RefundResult | None:
+        """How the provider says the refund stands now; errors as for ``find``."""
+        if held.provider_refund_id is None:
+            raise ProviderError("a refund never confirmed has no provider id to read it by")
+        account = await self._asked(held, tenant_id)
+        adapter = account.adapter
+        if not isinstance(adapter, RefundStatusAdapter):
+            raise ProviderError(f"{account.provider} declares refund_status but its adapter has no refund_status")
+        return await adapter.refund_status(held.provider_refund_id)

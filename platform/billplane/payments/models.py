@@ -76,6 +76,8 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
         CheckConstraint(f"status IN {REFUND_STATUSES!r}", name="status"),
         CheckConstraint("amount > 0", name="amount"),
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+        # What the reconciliation job scans for refunds nothing settled (tenant_0010): few, whatever the history.
+        Index("ix_refunds_pending", "id", postgresql_where=text("status = 'pending'")),
     )
 
     payment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("payments.id"), index=True)
@@ -84,6 +86,11 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
     status: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     provider_refund_id: Mapped[str | None] = mapped_column(Text)
+    # As on payments (tenant_0010, the table's last columns, hence sort_order): why the refund
+    # waits for the tenant, cleared when it settles, and when billplane last asked the provider
+    # about it. billplane.payments.pending_refunds.
+    action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
+    provider_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=101)
 
 
 class PaymentMethod(IdMixin, TimestampsMixin, TenantBase):

@@ -13,7 +13,8 @@ over two partial indexes of pending payments, finding both kinds in one read:
 Payments already shown as needing the tenant (``action_required``) are not looked at again. Each
 payment is then handled on its own: read, ask the provider outside any transaction, record under
 the payment's row lock. A provider that cannot be reached now is asked again later; a failing
-tenant is logged and the run goes on.
+tenant is logged and the run goes on. The same run then reconciles refunds
+(``billplane.payments.refund_run``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from billplane.payments.reconcile import (
     require_action,
     unconfirmed,
 )
+from billplane.payments.refund_run import RefundReconciliation, RefundReport
 from billplane.plugins.contract import ChargeResult
 from billplane.plugins.errors import ProviderError
 from billplane.settings import PendingChecks
@@ -78,6 +80,7 @@ class ReconcileReport:
     unanswered: int = 0  # the provider could not answer now: asked again (next run, or after the interval)
     still_pending: int = 0  # held as pending by the provider, asked about again later
     failed_tenants: list[str] = field(default_factory=list)
+    refunds: RefundReport = field(default_factory=RefundReport)
 
 
 @dataclass(slots=True)
@@ -118,6 +121,8 @@ class PaymentReconciliation:
                 report.still_pending,
                 len(report.failed_tenants),
             )
+        refunds = RefundReconciliation(self.database, self.lookup, self.settle_after, self.pending)
+        report.refunds = await refunds.run(tenants)
         return report
 
     async def _act(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:

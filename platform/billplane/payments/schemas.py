@@ -25,6 +25,9 @@ class Refund(msgspec.Struct, kw_only=True):
     status: str
     reason: str | None
     provider_refund_id: str | None
+    # Set when the refund waits for the tenant: billplane could not confirm it, or nothing settled
+    # it in time. Settle it with POST /v1/refunds/{id}/resolve after checking at the provider.
+    action_required: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -38,6 +41,7 @@ class Refund(msgspec.Struct, kw_only=True):
             status=row.status,
             reason=row.reason,
             provider_refund_id=row.provider_refund_id,
+            action_required=row.action_required,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -118,4 +122,19 @@ class PaymentResolve(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 PaymentResolveBody = Annotated[
     PaymentResolve,
     example_body("The provider has no such charge", {"outcome": "failed"}),
+]
+
+
+class RefundResolve(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What the tenant found at the provider about a refund billplane shows as waiting for them."""
+
+    # succeeded: the provider refunded (name the refund there, if billplane has no id for it);
+    # failed: it has no such refund, or it failed. Checked once the refund is found (404 first).
+    outcome: Literal["succeeded", "failed"] | None = None
+    provider_refund_id: ShortText | None = None
+
+
+RefundResolveBody = Annotated[
+    RefundResolve,
+    example_body("The provider refunded", {"outcome": "succeeded", "provider_refund_id": "re_1N4"}),
 ]

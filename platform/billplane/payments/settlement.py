@@ -97,6 +97,7 @@ async def refund_settled(
     if status == "pending":
         return
     refund.status = status
+    refund.action_required = None
     if status == "failed":
         payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
         if payment is not None:

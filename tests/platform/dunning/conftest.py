@@ -8,21 +8,22 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from tests.platform.sync_fakes import clear_jobs
 
-# The reconciliation job reads every tenant of the database, and earlier tests leave payments
-# waiting (a charge that gave up, a charge pending at the sandbox). They are marked as waiting for
-# their tenant, which both of the job's scans pass over, so that a test's job counts its own only.
+# The reconciliation job reads every tenant of the database, and earlier tests leave payments and
+# refunds waiting (a charge that gave up, a charge or refund pending at the sandbox). They are
+# marked as waiting for their tenant, which the job's scans pass over, so that a test's job counts
+# its own only.
 _PARK_LEFTOVER_PAYMENTS = text(
     """
     DO $$
-    DECLARE schema_name text;
+    DECLARE found record;
     BEGIN
-        FOR schema_name IN
-            SELECT table_schema FROM information_schema.columns
-            WHERE table_name = 'payments' AND column_name = 'action_required'
+        FOR found IN
+            SELECT table_schema, table_name FROM information_schema.columns
+            WHERE table_name IN ('payments', 'refunds') AND column_name = 'action_required'
         LOOP
             EXECUTE format(
-                'UPDATE %I.payments SET action_required = %L WHERE status = %L AND action_required IS NULL',
-                schema_name, 'left by an earlier test', 'pending'
+                'UPDATE %I.%I SET action_required = %L WHERE status = %L AND action_required IS NULL',
+                found.table_schema, found.table_name, 'left by an earlier test', 'pending'
             );
         END LOOP;
     END $$

@@ -115,6 +115,18 @@ async def _payment_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, 
     return f"/v1/payments/{await _gave_up(client, tenant, 'paypal')}/resolve", {"outcome": "failed"}
 
 
+async def _refund_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    """A refund billplane could not confirm, shown to the tenant: the tenant says none was made."""
+    _, body = await _refund(client, tenant)
+    async with _session(client, tenant) as session:
+        await session.execute(text("UPDATE payments SET refunded_amount = 200"))
+        shown = await insert(
+            session, "refunds", payment_id=body["payment_id"], amount=200, currency="USD", status="pending",
+            action_required="billplane could not confirm this refund",
+        )  # fmt: skip
+    return f"/v1/refunds/{shown}/resolve", {"outcome": "failed"}
+
+
 INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices": _new_invoice,
     "/v1/invoice-items": _new_item,
@@ -126,4 +138,5 @@ INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/refunds": _refund,
     "/v1/payments/{payment_id:int}/sync": _payment_sync,
     "/v1/payments/{payment_id:int}/resolve": _payment_resolve,
+    "/v1/refunds/{refund_id:int}/resolve": _refund_resolve,
 }

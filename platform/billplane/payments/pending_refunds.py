@@ -1,0 +1,142 @@
+"""Refunds nothing settled: held as pending by the provider, or never confirmed.
+
+A pending refund's amount stays reserved on its payment (``refunded_amount``) until it settles.
+So a refund whose webhook was lost would wait for ever: the tenant could not refund that amount
+again, and a refund that failed at the provider would leave the customer without the money while
+billplane shows it on its way. The reconciliation job (``billplane.payments.refund_run``) finds:
+
+- refunds the provider holds as pending (it gave their id): once such a refund has waited
+  ``PendingChecks.every`` (since it was made, then since it was last asked about), billplane reads
+  it from a provider with the ``refund_status`` capability and records a settled answer as the
+  webhook would have. Anything else waits and is asked about again; once the refund is
+  ``PendingChecks.flag_after`` old, it is shown to the tenant (``action_required``) with the last
+  answer. A deleted account, through which nobody can ask, is shown at once.
+- refunds never confirmed (no provider id): their ``refund.create`` row failed, every attempt
+  without an answer or refused after one (``billplane.payments.operations.send_refund``). No
+  provider can be asked yet whether such a refund was made, so the tenant is shown it as soon as a
+  request still in flight would have landed.
+
+The tenant settles a shown refund with ``POST /v1/refunds/{id}/resolve`` after checking at the
+provider; the provider's webhook still settles it whenever it comes. Each step re-reads the refund
+under its row lock: the webhook may have settled it meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.payments import attention, settlement
+from billplane.payments.models import Payment, Refund
+from billplane.payments.reconcile import Recorded
+from billplane.payments.repository import PaymentRepository
+from billplane.plugins.contract import RefundResult
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRefund:
+    """A pending refund and the account it went through: what ``refund_status`` is asked."""
+
+    refund_id: int
+    account_id: int
+    provider: str
+    provider_refund_id: str | None  # None: never confirmed
+    created_at: datetime
+
+
+def held_refund(refund: Refund, payment: Payment) -> HeldRefund | None:
+    if refund.status != "pending" or payment.provider_account_id is None or payment.provider is None:
+        return None
+    return HeldRefund(
+        refund_id=refund.id,
+        account_id=payment.provider_account_id,
+        provider=payment.provider,
+        provider_refund_id=refund.provider_refund_id,
+        created_at=refund.created_at,
+    )
+
+
+async def _locked_if_waiting(session: AsyncSession, held: HeldRefund) -> Refund | None:
+    locked = await PaymentRepository(session=session).lock_refund(held.refund_id)
+    if locked is None or locked.status != "pending" or locked.provider_refund_id != held.provider_refund_id:
+        return None  # settled (or confirmed) meanwhile: the webhook or the worker won
+    return locked
+
+
+async def record_answer(
+    session: AsyncSession, held: HeldRefund, found: RefundResult | None, *, now: datetime, flag_after: timedelta
+) -> Recorded:
+    """A settled answer, as the webhook would have recorded it; anything else, that it waits."""
+    locked = await _locked_if_waiting(session, held)
+    if locked is None:
+        return "unchanged"
+    if found is not None and found.status != "pending":
+        await settlement.refund_settled(session, locked, found.status)
+        return "settled"
+    why = f"{held.provider} still holds it as pending" if found is not None else cannot_read(held)
+    return await _waiting(session, locked, held, now=now, flag_after=flag_after, why=why)
+
+
+async def no_answer(
+    session: AsyncSession, held: HeldRefund, *, now: datetime, flag_after: timedelta, why: str
+) -> Recorded:
+    locked = await _locked_if_waiting(session, held)
+    if locked is None:
+        return "unchanged"
+    return await _waiting(session, locked, held, now=now, flag_after=flag_after, why=why)
+
+
+async def _waiting(
+    session: AsyncSession, locked: Refund, held: HeldRefund, *, now: datetime, flag_after: timedelta, why: str
+) -> Recorded:
+    if now - held.created_at < flag_after:
+        locked.provider_checked_at = now
+        await session.flush()
+        return "unchanged"
+    return "action_required" if await attention.flag(session, locked, waiting_too_long(held, why)) else "unchanged"
+
+
+async def require_action(session: AsyncSession, held: HeldRefund, message: str) -> Recorded:
+    locked = await _locked_if_waiting(session, held)
+    flagged = locked is not None and await attention.flag(session, locked, message)
+    return "action_required" if flagged else "unchanged"
+
+
+def cannot_read(held: HeldRefund) -> str:
+    return f"{held.provider} cannot say how it stands now: it has no refund it can read by that id"
+
+
+def unanswered(held: HeldRefund, reason: str) -> str:
+    return f"{held.provider} could not be asked: {reason}"
+
+
+def cannot_ask(held: HeldRefund) -> str:
+    return f"{held.provider} accounts cannot be asked about a refund"
+
+
+def waiting_too_long(held: HeldRefund, why: str) -> str:
+    since = held.created_at.isoformat(timespec="seconds")
+    return (
+        f"{held.provider} took this refund ({held.provider_refund_id}) as pending, and nothing has settled it since "
+        f"{since} ({why}). Its amount stays reserved on the payment until it settles. Check it at {held.provider}, "
+        f"then settle it with POST /v1/refunds/{held.refund_id}/resolve; its webhook still settles it if it comes."
+    )
+
+
+def account_gone(held: HeldRefund) -> str:
+    return (
+        f"the {held.provider} account this refund went through (provider account {held.account_id}) was deleted, so "
+        f"{held.provider} cannot be asked about it. Check at {held.provider}, then settle it with "
+        f"POST /v1/refunds/{held.refund_id}/resolve."
+    )
+
+
+def never_confirmed(held: HeldRefund) -> str:
+    return (
+        f"billplane could not confirm this refund: every request to {held.provider} ended without an answer, or was "
+        f"refused after one that may have refunded. Its amount stays reserved on the payment, and billplane will not "
+        f"send it again by itself. Check at {held.provider}: a refund that was made settles this one when its webhook "
+        f"arrives; otherwise settle it with POST /v1/refunds/{held.refund_id}/resolve."
+    )

@@ -1,0 +1,152 @@
+"""Shared steps of the tests of refunds nothing settled: the real sandbox, whose refunds are
+answered ``pending`` here (its own succeed at once) and never followed by a webhook, as when the
+provider's webhook is lost; or never answered at all."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from billplane_sandbox import events
+from billplane_sandbox.adapter import SandboxAdapter
+from billplane_sandbox.payment_methods import SUCCEEDS
+from billplane_sandbox.plugin import PLUGIN
+
+from billplane.plugins import (
+    AdapterContext,
+    Capability,
+    ProviderAdapter,
+    RefundRequest,
+    RefundResult,
+    RetryableProviderError,
+)
+from billplane.plugins.host import PluginHost
+from billplane.runtime import Runtime
+from tests.platform.dunning.held import use
+from tests.platform.dunning.helpers import Client, Setup, execute, one, sandbox_customer, subscribe
+from tests.platform.dunning.stuck import PAYMENT
+from tests.platform.invoices.helpers import WEBHOOK_SECRET
+from tests.platform.sync_fakes import FAST, drain
+
+Answer = Callable[[str], RefundResult | None]
+REFUND = "SELECT id, status, provider_refund_id, action_required, provider_checked_at FROM refunds"
+
+
+@dataclass
+class WaitingRefund:
+    setup: Setup
+    payment: int
+    refund: int
+    asked: list[str] = field(default_factory=list)  # refund_status calls about this tenant's refunds
+
+
+def refund_host(
+    waiting: WaitingRefund | None = None,
+    *,
+    answer: Answer | None = None,
+    capable: bool = True,
+    down: bool = False,
+    unanswered: bool = False,
+) -> PluginHost:
+    """The real sandbox whose refunds are answered ``pending`` (or, ``unanswered``, never reach it);
+    ``refund_status`` answers ``answer(id)`` (else the sandbox's own, succeeded), or the sandbox is
+    unreachable (``down``); without the ``refund_status`` capability (``capable=False``) it must
+    never be called. Calls about ``waiting``'s tenant's refunds are recorded in ``waiting.asked``."""
+
+    class Sandbox(SandboxAdapter):
+        def __init__(self, context: AdapterContext) -> None:
+            super().__init__(context, context.credentials)  # type: ignore[arg-type]
+            self.tenant_id = context.tenant_id
+
+        async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+            if unanswered:
+                raise RetryableProviderError("connection reset")
+            made = await super().refund(request, idempotency_key=idempotency_key)
+            return msgspec.structs.replace(made, status="pending")
+
+        async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+            if not capable:
+                raise AssertionError("refund_status called without the refund_status capability")
+            if waiting is not None and self.tenant_id == waiting.setup.tenant.id:
+                waiting.asked.append(provider_refund_id)
+            if down:
+                raise RetryableProviderError("connection refused")
+            if answer is not None:
+                return answer(provider_refund_id)
+            return await super().refund_status(provider_refund_id)
+
+    def create_adapter(context: AdapterContext) -> ProviderAdapter:
+        return Sandbox(context)
+
+    capabilities = PLUGIN.capabilities if capable else PLUGIN.capabilities - {Capability.REFUND_STATUS}
+    host = PluginHost(["sandbox"])
+    host.register(dataclasses.replace(PLUGIN, create_adapter=create_adapter, capabilities=capabilities))
+    return host
+
+
+def settles(status: str) -> Answer:
+    def answer(provider_refund_id: str) -> RefundResult:
+        return RefundResult(provider_refund_id=provider_refund_id, status=status)  # type: ignore[arg-type]
+
+    return answer
+
+
+async def waiting_refund(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, *, amount: int = 400, unanswered: bool = False
+) -> WaitingRefund:
+    """A subscription's first invoice paid, and a refund of ``amount`` of it that the sandbox holds
+    as pending, or (``unanswered``) whose every request went unanswered."""
+    use(client, worker, refund_host())
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="refwait")
+    await subscribe(client, setup, trial_days=0)
+    await drain(worker)
+    payment = await one(worker, setup.tenant, PAYMENT)
+    assert payment["status"] == "succeeded"
+    use(client, worker, refund_host(unanswered=unanswered))
+    worker.sync_options = dataclasses.replace(FAST, max_attempts=1)  # an unanswered refund gives up at once
+    created = await client.post(
+        "/v1/refunds", json={"payment_id": payment["id"], "amount": amount}, headers=setup.tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    await drain(worker)
+    return WaitingRefund(setup, payment["id"], created.json()["id"])
+
+
+async def refund_row(worker: Runtime, waiting: WaitingRefund) -> dict[str, Any]:
+    return await one(worker, waiting.setup.tenant, f"{REFUND} WHERE id = :id", id=waiting.refund)
+
+
+async def refunded_amount(worker: Runtime, waiting: WaitingRefund) -> int:
+    query = "SELECT refunded_amount FROM payments WHERE id = :id"
+    row = await one(worker, waiting.setup.tenant, query, id=waiting.payment)
+    return int(row["refunded_amount"])
+
+
+async def made_ago(worker: Runtime, waiting: WaitingRefund, *, minutes: float) -> None:
+    """The refund was made ``minutes`` ago, its request gave up (if it did) as long ago, and it
+    has not been asked about since."""
+    binds = {"secs": minutes * 60, "id": waiting.refund}
+    await execute(
+        worker, waiting.setup.tenant,
+        "UPDATE refunds SET created_at = now() - make_interval(secs => :secs), provider_checked_at = NULL "
+        "WHERE id = :id", **binds,
+    )  # fmt: skip
+    await execute(
+        worker, waiting.setup.tenant,
+        "UPDATE outbox SET done_at = now() - make_interval(secs => :secs) "
+        "WHERE kind = 'refund.create' AND object_id = :id AND done_at IS NOT NULL", **binds,
+    )  # fmt: skip
+
+
+async def its_webhook(client: Client, worker: Runtime, waiting: WaitingRefund, status: str) -> None:
+    """The sandbox's ``refund.updated`` for the refund arrives after all, and is applied."""
+    provider_refund_id = (await refund_row(worker, waiting))["provider_refund_id"]
+    webhook = events.sign(events.refund_updated(provider_refund_id, status), WEBHOOK_SECRET)  # type: ignore[arg-type]
+    delivered = await client.post(
+        f"/v1/webhooks/sandbox/{waiting.setup.account}", content=webhook.body, headers=webhook.headers
+    )
+    assert delivered.status_code == 200, delivered.text
+    await drain(worker)
