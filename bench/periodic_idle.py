@@ -39,7 +39,9 @@ from sqlalchemy.engine import URL, make_url
 
 from api_throughput import bench_settings
 from billing_run import DEFAULT_URL, SEAT_PRICE, SEED, backend_cpu, create_tenants, used
+from billplane.db import tenant_scan
 from billplane.events.worker import webhook_services
+from billplane.payments.refund_run import RefundReconciliation
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
 from billplane_tenants.naming import quoted_schema
@@ -56,6 +58,11 @@ def _jobs() -> dict[str, Job]:
         await services.sweeper.sweep()
         await services.expiry.expire()
 
+    async def refunds_alone(runtime: Runtime) -> None:
+        whole = worker_services(runtime).reconciliation
+        refunds = RefundReconciliation(whole.database, whole.lookup, whole.settle_after, whole.pending)
+        await refunds.run(await tenant_scan.active_tenants(runtime.database))
+
     return {
         "billing run": lambda runtime: worker_services(runtime).billing.run(),
         "dunning run": lambda runtime: worker_services(runtime).dunning.run(),
@@ -63,6 +70,8 @@ def _jobs() -> dict[str, Job]:
         "outbox sweep and incomplete expiry": outbox_sweep,
         "webhook sweep": lambda runtime: webhook_services(runtime).sweeper.sweep(),
         "payment reconciliation (every 5 minutes)": lambda runtime: worker_services(runtime).reconciliation.run(),
+        # Its refunds part alone, to show what the refunds' read adds to the job above.
+        "of which refunds": refunds_alone,
     }
 
 
