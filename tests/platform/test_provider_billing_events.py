@@ -160,6 +160,59 @@ async def test_a_refund_whose_answer_was_lost_is_settled_by_its_event_not_record
     assert await rows(worker, tenant, "SELECT refunded_amount FROM payments") == [{"refunded_amount": 300}]
 
 
+async def _refund_never_confirmed(runtime: Runtime, tenant: CreatedTenant, account: int, **state: Any) -> int:
+    """billplane's refund of 300 of pi_8 (made at the first call), never confirmed (no provider id), in ``state``."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        payment = await session.scalar(text("SELECT id FROM payments WHERE provider_payment_id = 'pi_8'"))
+        if payment is None:
+            payment = await insert(
+                session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
+                provider="fake", provider_account_id=account, provider_payment_id="pi_8",
+            )  # fmt: skip
+        if state.get("status", "pending") == "pending":
+            await session.execute(text("UPDATE payments SET refunded_amount = refunded_amount + 300"))
+        fields = {"status": "pending", "action_required": "billplane could not confirm this refund"} | state
+        return await insert(session, "refunds", payment_id=payment, amount=300, currency="USD", **fields)
+
+
+def _reported(refund_id: int, status: str) -> dict[str, Any]:
+    body = {"provider_refund_id": "re_8", "status": status, "provider_payment_id": "pi_8", "amount": 300}
+    return {"refund": body | {"currency": "USD", "billplane_refund_id": refund_id}}
+
+
+async def test_a_refund_never_confirmed_that_the_provider_reports_pending_is_asked_about_again(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 609)
+    ours = await _refund_never_confirmed(worker, tenant, account.id)
+
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_8", T0, **_reported(ours, "pending"))])
+    await drain(worker)
+
+    # Confirmed at last: "could not be confirmed" no longer holds, and the job asks about it as held.
+    assert await rows(worker, tenant, "SELECT provider_refund_id, status, action_required FROM refunds") == [
+        {"provider_refund_id": "re_8", "status": "pending", "action_required": None}
+    ]
+
+
+async def test_a_refund_never_confirmed_and_resolved_failed_counts_again_when_the_provider_refunded_it(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 610)
+    ours = await _refund_never_confirmed(
+        worker, tenant, account.id, status="failed", failure_code="resolved_by_tenant", action_required=None
+    )
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_8", T0, **_reported(ours, "succeeded"))])
+    await drain(worker)
+
+    # The tenant's "failed" was their word: the money went back after all, and is counted again, once.
+    assert await rows(worker, tenant, "SELECT id, provider_refund_id, status, failure_code FROM refunds") == [
+        {"id": ours, "provider_refund_id": "re_8", "status": "succeeded", "failure_code": None}
+    ]
+    assert await rows(worker, tenant, "SELECT refunded_amount FROM payments") == [{"refunded_amount": 300}]
+
+
 async def test_a_subscription_waiting_for_approval_shows_its_next_action_until_it_starts(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
@@ -314,7 +367,7 @@ async def test_a_charge_settled_failed_that_clears_after_its_invoice_was_paid_ag
     [paid] = await rows(worker, tenant, f"SELECT status, amount_paid FROM invoices WHERE id = {invoice_id}")
     assert paid == {"status": "paid", "amount_paid": 1500}
     kinds = [row["type"] for row in await rows(worker, tenant, "SELECT type FROM events ORDER BY id")]
-    assert kinds == ["payment.succeeded", "invoice.updated", "payment.action_required"]
+    assert kinds == ["payment.succeeded", "payment.action_required"]  # the paid invoice stays as it was
 
 
 async def test_a_failed_report_of_a_charge_settled_failed_counts_no_second_attempt(

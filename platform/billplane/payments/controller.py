@@ -142,8 +142,12 @@ async def provide_refund_service(
     )
 
 
-async def provide_refund_resolution(tenant_session: NamedDependency[AsyncSession]) -> RefundResolution:
-    return RefundResolution(tenant_session)
+async def provide_refund_resolution(
+    request: Request[Any, Any, Any],
+    tenant_session: NamedDependency[AsyncSession],
+    principal: NamedDependency[KeyPrincipal],
+) -> RefundResolution:
+    return RefundResolution(tenant_session, principal.tenant_id, _asking(request)[0])
 
 
 class RefundController(Controller):
@@ -175,8 +179,13 @@ class RefundController(Controller):
         refund billplane has no provider id for needs `provider_refund_id`. `outcome` `failed`:
         it did not; the refund's amount is given back to the payment, to be refunded again if
         you wish. A `provider_refund_id` given for a refund that has one must be that one (422).
-        409 when the refund is settled or not shown to you yet (billplane still waits for the
-        provider's answer), or when another refund already records the `provider_refund_id` named
-        (its webhook came first): then resolve this one `failed`.
+        A `provider_refund_id` named for a refund billplane has no id for is read from a provider
+        that can be asked (`refund_status`): 422 if the provider has no such refund or it is
+        another (another payment, amount or billplane refund), 409 if it has not succeeded there,
+        503 if the provider cannot be reached. 409 when the refund is settled or not shown to you
+        yet (billplane still waits for the provider's answer), or when another refund already
+        records the `provider_refund_id` named (its webhook came first): then resolve this one
+        `failed`. A `failed` is your word: if the provider reports the refund succeeded after all,
+        it is recorded as succeeded.
         """
         return Refund.of(await resolution.resolve(refund_id, data))

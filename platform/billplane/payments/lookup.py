@@ -55,15 +55,15 @@ class PaymentLookup:
             return False
         return capability in plugin.capabilities
 
-    async def can_ask(self, charge: Asked, tenant_id: int) -> bool:
+    async def can_ask(self, asked: Asked, tenant_id: int) -> bool:
         """Whether the provider can be asked about this charge or refund: it declares
         ``payment_lookup`` (a charge never confirmed), ``payment_status`` (one it holds as pending)
         or ``refund_status`` (a refund it holds as pending), and the account it went through still
         exists."""
-        if not self.capable(charge):
+        if not self.capable(asked):
             return False
         # Without an account source this process cannot tell: ``find`` and ``status`` say so when asked.
-        return self.accounts is None or await self._account(charge, tenant_id) is not None
+        return self.accounts is None or await self._account(asked, tenant_id) is not None
 
     def capable(self, charge: Asked) -> bool:
         """Whether the provider declares the capability this charge or refund is asked through."""

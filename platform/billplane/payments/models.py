@@ -23,6 +23,8 @@ from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 
 PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
+# failure_code of a payment or refund the tenant settled failed by hand (/resolve): their word, not the provider's.
+RESOLVED_BY_TENANT = "resolved_by_tenant"
 
 
 class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
@@ -78,6 +80,14 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
         # What the reconciliation job scans for refunds nothing settled (tenant_0010): few, whatever the history.
         Index("ix_refunds_pending", "id", postgresql_where=text("status = 'pending'")),
+        # One row per provider refund: a webhook racing the worker's answer or the tenant's /resolve
+        # must not record the same money twice (the loser's transaction fails and is retried).
+        Index(
+            "uq_refunds_provider_refund_id",
+            "provider_refund_id",
+            unique=True,
+            postgresql_where=text("provider_refund_id IS NOT NULL"),
+        ),
     )
 
     payment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("payments.id"), index=True)
@@ -91,6 +101,10 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
     # about it. billplane.payments.pending_refunds.
     action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
     provider_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=101)
+    # Why a refund failed: the provider's message, or resolved_by_tenant (the tenant's word, which
+    # the provider's later "succeeded" overrules: billplane.payments.settlement.refund_cleared).
+    failure_code: Mapped[str | None] = mapped_column(Text, sort_order=102)
+    failure_message: Mapped[str | None] = mapped_column(Text, sort_order=103)
 
 
 class PaymentMethod(IdMixin, TimestampsMixin, TenantBase):

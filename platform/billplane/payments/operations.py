@@ -16,6 +16,7 @@ from billplane.customers.models import ProviderCustomer
 from billplane.invoices.models import Invoice
 from billplane.payments import settlement
 from billplane.payments.models import Payment, PaymentMethod, Refund
+from billplane.payments.refund_settlement import refund_settled
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from billplane.plugins.errors import ProviderError, RetryableProviderError
@@ -111,24 +112,26 @@ async def send_refund(attempt: Attempt) -> None:
     if request is None:
         async with attempt.finish(called=False):
             return
-    result: RefundResult | None
+    result: RefundResult | ProviderError
     try:
         result = await attempt.account.adapter.refund(request, idempotency_key=attempt.key())
     except RetryableProviderError:
         raise
-    except ProviderError:
+    except ProviderError as exc:
         if called_before:
             # As for a charge: an earlier call may have refunded, and a refusal now (a revoked key,
             # an expired idempotency key, "already refunded") does not say it did not. Failing the
             # refund would give its amount back to be refunded again. Raised, the row fails and the
             # refund stays pending, its amount reserved, until the provider's webhook settles it.
             raise
-        result = None  # refused: the refund failed and its amount goes back to the payment
+        result = exc  # refused: the refund failed and its amount goes back to the payment
     async with attempt.finish() as session:
         locked = await PaymentRepository(session=session).lock_refund(request.refund_id)
         if locked is None or locked.status != "pending":
             return
-        if result is None:
-            await settlement.refund_settled(session, locked, "failed")
+        if isinstance(result, ProviderError):
+            await refund_settled(session, locked, "failed", failure_code=result.code, failure_message=result.message)
         else:
-            await settlement.refund_settled(session, locked, result.status, result.provider_refund_id)
+            await refund_settled(
+                session, locked, result.status, result.provider_refund_id, failure_message=result.failure_message
+            )

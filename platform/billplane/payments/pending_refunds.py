@@ -26,13 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.payments import attention, settlement
+from billplane.payments import attention
 from billplane.payments.models import Payment, Refund
 from billplane.payments.reconcile import Recorded
+from billplane.payments.refund_settlement import refund_settled
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import RefundResult
+from billplane.sync.models import OutboxEntry
+
+REFUND_KIND = "refund.create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,7 @@ async def record_answer(
     if locked is None:
         return "unchanged"
     if found is not None and found.status != "pending":
-        await settlement.refund_settled(session, locked, found.status)
+        await refund_settled(session, locked, found.status, failure_message=found.failure_message)
         return "settled"
     why = f"{held.provider} still holds it as pending" if found is not None else cannot_read(held)
     return await _waiting(session, locked, held, now=now, flag_after=flag_after, why=why)
@@ -133,10 +138,21 @@ def account_gone(held: HeldRefund) -> str:
     )
 
 
-def never_confirmed(held: HeldRefund) -> str:
+def never_confirmed(held: HeldRefund, last_error: str | None) -> str:
     return (
-        f"billplane could not confirm this refund: every request to {held.provider} ended without an answer, or was "
-        f"refused after one that may have refunded. Its amount stays reserved on the payment, and billplane will not "
-        f"send it again by itself. Check at {held.provider}: a refund that was made settles this one when its webhook "
-        f"arrives; otherwise settle it with POST /v1/refunds/{held.refund_id}/resolve."
+        f"billplane could not confirm this refund: its request to {held.provider} failed "
+        f"({last_error or 'no answer'}), and an earlier attempt may have refunded. Its amount stays reserved on "
+        f"the payment, and billplane will not send it again by itself. Check at {held.provider}, then settle it "
+        f"with POST /v1/refunds/{held.refund_id}/resolve (a webhook that names this refund settles it too)."
     )
+
+
+async def last_error(session: AsyncSession, refund_id: int) -> str | None:
+    """Why the refund's latest ``refund.create`` row failed, in the row's words."""
+    query = (
+        select(OutboxEntry.last_error)
+        .where(OutboxEntry.kind == REFUND_KIND, OutboxEntry.object_id == refund_id)
+        .order_by(OutboxEntry.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)

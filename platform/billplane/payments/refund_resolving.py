@@ -6,7 +6,13 @@ Only for such refunds (``billplane.payments.pending_refunds``): a refund billpla
 confirm, one whose provider account was deleted, or one the provider holds as pending that
 nothing settled within ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS``. Earlier, the provider's webhook
 or billplane's own asking settles it, and a tenant's "failed" while a refund still clears would
-give its amount back to be refunded twice.
+give its amount back to be refunded twice. A "failed" is the tenant's word
+(``resolved_by_tenant``): the provider's later "succeeded" overrules it
+(``refund_settlement.refund_cleared``).
+
+A provider refund the tenant names for a refund billplane could not confirm is read from the
+provider first where it can be (``refund_status``): a mistyped id would record the refund under
+an id its own webhook never matches, and that webhook would then count the money a second time.
 """
 
 from __future__ import annotations
@@ -17,12 +23,17 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.api.problems import ConflictError, InvalidFieldError
-from billplane.payments import settlement
-from billplane.payments.models import Refund
+from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
+from billplane.payments.lookup import AccountGoneError, PaymentLookup
+from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
+from billplane.payments.pending_refunds import HeldRefund, held_refund
+from billplane.payments.refund_settlement import refund_settled
 from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import RefundResolve
-from billplane.plugins.contract import RefundStatus
+from billplane.plugins.contract import RefundResult, RefundStatus
+from billplane.plugins.errors import ProviderError, RetryableProviderError
+
+RESOLVED_MESSAGE = "the tenant found that the provider did not refund it; its amount went back to the payment"
 
 
 def _checked(refund: Refund, body: RefundResolve) -> tuple[RefundStatus, str | None]:
@@ -43,37 +54,93 @@ def _checked(refund: Refund, body: RefundResolve) -> tuple[RefundStatus, str | N
     return outcome, named
 
 
+def _waiting_for_the_tenant(refund: Refund | None, refund_id: int) -> Refund:
+    if refund is None:  # another tenant's id looks exactly like an id that never existed
+        raise NotFoundException(f"no refund {refund_id}")
+    if refund.status != "pending":
+        raise ConflictError(f"the refund is {refund.status}: there is nothing to resolve")
+    if refund.action_required is None:
+        raise ConflictError(
+            "billplane is still waiting for the provider's answer about this refund (its webhook, or asking the "
+            "provider); a refund nothing settles is shown to you (action_required) after "
+            "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS, or once billplane could not confirm it"
+        )
+    return refund
+
+
 @dataclass
 class RefundResolution:
     session: AsyncSession
+    tenant_id: int
+    lookup: PaymentLookup
 
     async def resolve(self, refund_id: int, body: RefundResolve) -> Refund:
-        # Locked first: a webhook or the reconciliation job settling it meanwhile waits, then finds it settled.
-        refund = await PaymentRepository(session=self.session).lock_refund(refund_id)
-        if refund is None:  # another tenant's id looks exactly like an id that never existed
-            raise NotFoundException(f"no refund {refund_id}")
-        if refund.status != "pending":
-            raise ConflictError(f"the refund is {refund.status}: there is nothing to resolve")
-        if refund.action_required is None:
-            raise ConflictError(
-                "billplane is still waiting for the provider's answer about this refund (its webhook, or asking the "
-                "provider); a refund nothing settles is shown to you (action_required) after "
-                "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS, or once billplane could not confirm it"
-            )
+        repository = PaymentRepository(session=self.session)
+        refund = _waiting_for_the_tenant(await repository.find_refund(refund_id), refund_id)
         outcome, named = _checked(refund, body)
         if outcome == "succeeded" and refund.provider_refund_id is None and named is not None:
             await self._not_recorded_elsewhere(refund, named)
-        await settlement.refund_settled(self.session, refund, outcome, named)
+            await self._found_at_the_provider(refund, named)  # outside the row lock: a provider call
+        # Locked, and checked again: a webhook or the reconciliation job may have settled it meanwhile.
+        refund = _waiting_for_the_tenant(await repository.lock_refund(refund_id), refund_id)
+        outcome, named = _checked(refund, body)
+        if outcome == "failed":
+            await refund_settled(
+                self.session, refund, "failed", failure_code=RESOLVED_BY_TENANT, failure_message=RESOLVED_MESSAGE
+            )
+        else:
+            await refund_settled(self.session, refund, "succeeded", named)
         return refund
 
     async def _not_recorded_elsewhere(self, refund: Refund, provider_refund_id: str) -> None:
         """A provider that does not report billplane's refund id has its webhook recorded as a
-        refund of its own, already counted on the payment: this one succeeding too would count the
-        money twice (it failed instead: the other records what went back)."""
-        query = select(Refund.id).where(Refund.provider_refund_id == provider_refund_id, Refund.id != refund.id)
-        other = await self.session.scalar(query)
+        refund of its own: this one succeeding too would count the money twice."""
+        query = select(Refund.id, Refund.status).where(
+            Refund.provider_refund_id == provider_refund_id, Refund.id != refund.id
+        )
+        other = (await self.session.execute(query)).first()
         if other is not None:
             raise ConflictError(
-                f"refund {other} already records {provider_refund_id} (from the provider's webhook) and counts its "
-                "amount: resolve this one as failed, so that its reserved amount goes back to the payment"
+                f"refund {other.id} ({other.status}) already records {provider_refund_id}, from the provider's "
+                "webhook: resolve this one as failed, so that the money is counted once"
             )
+
+    async def _found_at_the_provider(self, refund: Refund, provider_refund_id: str) -> None:
+        """The named refund, read from a provider that can be asked, is this refund, and succeeded."""
+        payment = await self.session.get(Payment, refund.payment_id)
+        held = held_refund(refund, payment) if payment is not None else None
+        if held is None or not await self.lookup.can_ask(held, self.tenant_id):
+            return  # the tenant's word is all there is
+        asking = HeldRefund(held.refund_id, held.account_id, held.provider, provider_refund_id, held.created_at)
+        try:
+            found = await self.lookup.refund_status(asking, self.tenant_id)
+        except AccountGoneError:
+            return
+        except RetryableProviderError as exc:
+            raise ServiceUnavailableError(
+                detail=f"{held.provider} could not be reached to check {provider_refund_id} ({exc.message}); "
+                "resolve again later"
+            ) from exc
+        except ProviderError as exc:
+            raise ConflictError(f"{held.provider} did not answer about {provider_refund_id}: {exc.message}") from exc
+        why = _unlike(found, refund, payment)
+        if why is not None:
+            raise InvalidFieldError("provider_refund_id", f"{held.provider} {why}")
+        if found is not None and found.status != "succeeded":
+            raise ConflictError(
+                f"{held.provider} holds {provider_refund_id} as {found.status}: resolve it as succeeded once it has "
+                "succeeded there, or as failed if it failed"
+            )
+
+
+def _unlike(found: RefundResult | None, refund: Refund, payment: Payment | None) -> str | None:
+    """Why the provider's refund is not this one; None when nothing says it is another."""
+    if found is None:
+        return "has no refund with that id"
+    if found.billplane_refund_id is not None and found.billplane_refund_id != refund.id:
+        return f"says that refund is billplane refund {found.billplane_refund_id}'s, not this one's"
+    if payment is not None and found.provider_payment_id not in {None, payment.provider_payment_id}:
+        return f"says that refund is of another payment ({found.provider_payment_id})"
+    if (found.amount is not None and found.amount != refund.amount) or found.currency not in {None, refund.currency}:
+        return f"says that refund is of {found.amount} {found.currency}, not {refund.amount} {refund.currency}"
+    return None

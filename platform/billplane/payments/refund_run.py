@@ -20,7 +20,7 @@ from billplane.db import tenant_scan
 from billplane.payments import pending_refunds
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment, Refund
-from billplane.payments.pending_refunds import HeldRefund, held_refund
+from billplane.payments.pending_refunds import REFUND_KIND, HeldRefund, held_refund
 from billplane.payments.reconcile import Recorded
 from billplane.plugins.contract import RefundResult
 from billplane.plugins.errors import ProviderError
@@ -32,7 +32,6 @@ logger = logging.getLogger("billplane.payments")
 _PER_TENANT = 100
 # Schemas are asked only once they have this index (tenant_0010): older ones lack the columns read.
 _INDEX = "ix_refunds_pending"
-REFUND_KIND = "refund.create"
 
 
 def _due_sql(schema: str) -> str:
@@ -112,7 +111,8 @@ class RefundReconciliation:
         recorded: Recorded
         if held.provider_refund_id is None:
             async with self.database.tenant_session(schema) as session:
-                recorded = await pending_refunds.require_action(session, held, pending_refunds.never_confirmed(held))
+                why = pending_refunds.never_confirmed(held, await pending_refunds.last_error(session, held.refund_id))
+                recorded = await pending_refunds.require_action(session, held, why)
         else:
             answer = await self._ask(report, held, tenant)
             after = self.pending.flag_after

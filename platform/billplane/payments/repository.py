@@ -40,7 +40,12 @@ class PaymentRepository(TenantRepository[Payment]):
         query = select(Payment).where(Payment.id == payment_id).with_for_update()
         return (await self.session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
 
+    async def find_refund(self, refund_id: int) -> Refund | None:
+        return await self.session.get(Refund, refund_id) if 1 <= refund_id <= MAX_ID else None
+
     async def lock_refund(self, refund_id: int) -> Refund | None:
+        if not 1 <= refund_id <= MAX_ID:
+            return None
         query = select(Refund).where(Refund.id == refund_id).with_for_update()
         return (await self.session.execute(query.execution_options(populate_existing=True))).scalar_one_or_none()
 

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.payments import recorded_first, settlement
 from billplane.payments.by_hand import ByHand
-from billplane.payments.models import Payment
+from billplane.payments.models import RESOLVED_BY_TENANT, Payment
 from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.schemas import PaymentResolve
 
-RESOLVED_CODE = "resolved_by_tenant"
+RESOLVED_CODE = RESOLVED_BY_TENANT
 RESOLVED_MESSAGE = "the tenant found no such charge at the provider; no money moved"
 RESOLVED_FAILED_MESSAGE = "the tenant found that the charge failed at the provider; no money moved"
 

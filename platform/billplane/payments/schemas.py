@@ -25,6 +25,9 @@ class Refund(msgspec.Struct, kw_only=True):
     status: str
     reason: str | None
     provider_refund_id: str | None
+    # Why a failed refund failed: the provider's message, or failure_code resolved_by_tenant.
+    failure_code: str | None
+    failure_message: str | None
     # Set when the refund waits for the tenant: billplane could not confirm it, or nothing settled
     # it in time. Settle it with POST /v1/refunds/{id}/resolve after checking at the provider.
     action_required: str | None
@@ -41,6 +44,8 @@ class Refund(msgspec.Struct, kw_only=True):
             status=row.status,
             reason=row.reason,
             provider_refund_id=row.provider_refund_id,
+            failure_code=row.failure_code,
+            failure_message=row.failure_message,
             action_required=row.action_required,
             created_at=row.created_at,
             updated_at=row.updated_at,

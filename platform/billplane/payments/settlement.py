@@ -1,9 +1,9 @@
-"""Recording a payment's or a refund's outcome, whoever learned it: the worker that made the provider
-call, or the applier of the provider's later webhook. The invoice a payment pays follows it, and
-every change is an event in the same transaction.
+"""Recording a payment's outcome, whoever learned it: the worker that made the provider call, or
+the applier of the provider's later webhook. The invoice a payment pays follows it, and every
+change is an event in the same transaction. Refunds: ``billplane.payments.refund_settlement``.
 
-Settled money only moves forward: callers pass only payments and refunds still pending (or, for a
-provider's own retry, failed payments that now succeeded).
+Settled money only moves forward: callers pass only payments still pending (or, for a provider's
+own retry, failed payments that now succeeded).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.payments import attention
-from billplane.payments.models import Payment, Refund
+from billplane.payments.models import Payment
 from billplane.payments.schemas import Payment as PaymentView
-from billplane.payments.schemas import Refund as RefundView
-from billplane.plugins.contract import ChargeStatus, RefundStatus
+from billplane.plugins.contract import ChargeStatus
 
 
 async def payment_settled(
@@ -53,6 +52,12 @@ async def invoice_follows(session: AsyncSession, payment: Payment, status: Charg
     if invoice is None or invoice.provider_invoice_id is not None:
         return
     owed = invoice.total - invoice.amount_paid if invoice.status in {"open", "uncollectible"} else 0
+    if status == "succeeded" and invoice.status not in {"open", "uncollectible"}:
+        # Paid already, or voided: the invoice stays as it is (a void one takes no payment), and the
+        # money that moved for it is the tenant's to refund or keep.
+        if payment.amount > 0:
+            await attention.flag(session, payment, paid_twice(invoice, payment, owed))
+        return
     if status == "succeeded":
         # Capped: amount_paid never exceeds the total (the table checks it too).
         invoice.amount_paid = min(invoice.total, invoice.amount_paid + payment.amount)
@@ -86,22 +91,3 @@ def paid_twice(invoice: Invoice, payment: Payment, owed: int) -> str:
         f"payment took {payment.amount} {payment.currency}, so the customer paid {payment.amount - owed} more "
         "than owed. Refund it (POST /v1/refunds) or keep it by agreement with the customer."
     )
-
-
-async def refund_settled(
-    session: AsyncSession, refund: Refund, status: RefundStatus, provider_refund_id: str | None = None
-) -> None:
-    """The provider's answer about a pending refund; a failed one gives its amount back to the payment."""
-    if provider_refund_id is not None:
-        refund.provider_refund_id = provider_refund_id
-    if status == "pending":
-        return
-    refund.status = status
-    refund.action_required = None
-    if status == "failed":
-        payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
-        if payment is not None:
-            payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
-    await session.flush()
-    await session.refresh(refund)
-    await emit(session, f"refund.{status}", "refund", refund.id, RefundView.of(refund))

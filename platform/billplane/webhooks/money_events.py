@@ -3,8 +3,11 @@
 A provider that bills a subscription itself (Stripe) issues its own invoices and collects them:
 billplane mirrors each invoice once per (account, provider invoice id) and records payments and
 refunds it did not start, when the event says whose they are. Settled money only moves forward:
-a succeeded payment or refund never goes back to failed, whatever order events arrive in. A payment
-that settles also settles the invoice billplane issued for it (``billplane.payments.settlement``).
+a succeeded payment never goes back to failed, whatever order events arrive in. A succeeded refund
+does only when the provider fails it later (Stripe: the card was closed since), which no earlier
+event can undo: a failed refund is final, unless its "failed" was the tenant's word
+(``billplane.payments.refund_settlement``). A payment that settles also settles the invoice
+billplane issued for it (``billplane.payments.settlement``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import msgspec
 from billplane.invoices.models import Invoice
 from billplane.money.currencies import EXPONENTS
 from billplane.payments import reconcile, settlement
-from billplane.payments.models import Payment, Refund
+from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
+from billplane.payments.refund_settlement import refund_cleared, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
@@ -145,16 +149,37 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
         return "ignored", "the event carries no refund"
     refund = await events.refund(row.provider_account_id, result.provider_refund_id)
     if refund is not None:
-        if refund.status != "pending":
-            return "ignored", f"the refund is already {refund.status}"
-        # A failed refund gives back the amount its payment counted as refunded when it was created.
-        await settlement.refund_settled(events.session, refund, result.status)
-        return "applied", None
+        return await _known_refund(events, refund, result)
     unanswered = await events.refund_reported(row.provider_account_id, result)
     if unanswered is not None:  # billplane's own refund, whose answer was lost: settle it, not a second one
-        await settlement.refund_settled(events.session, unanswered, result.status, result.provider_refund_id)
+        if unanswered.status == "pending":
+            await refund_settled(
+                events.session, unanswered, result.status, result.provider_refund_id,
+                failure_message=result.failure_message,
+            )  # fmt: skip
+            return "applied", None
+        if result.status != "succeeded":
+            return "ignored", "the refund is already failed"
+        await refund_cleared(events.session, unanswered, result.provider_refund_id)
         return "applied", None
     return await _new_refund(events, row, result)
+
+
+async def _known_refund(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
+    """A refund billplane holds by the provider's id. A failed one gives back the amount its payment
+    counted as refunded when it was made. Beyond pending, only the provider's word about money that
+    moved changes it: a refund that failed after it succeeded (Stripe: the card was closed since),
+    or one the tenant resolved failed that the provider refunded after all."""
+    if refund.status == "pending":
+        await refund_settled(events.session, refund, result.status, failure_message=result.failure_message)
+        return "applied", None
+    if refund.status == "succeeded" and result.status == "failed":
+        await refund_settled(events.session, refund, "failed", failure_message=result.failure_message)
+        return "applied", None
+    if refund.status == "failed" and refund.failure_code == RESOLVED_BY_TENANT and result.status == "succeeded":
+        await refund_cleared(events.session, refund)
+        return "applied", None
+    return "ignored", f"the refund is already {refund.status}"
 
 
 async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:

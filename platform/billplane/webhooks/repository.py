@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +11,7 @@ from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.mixins import MAX_ID
 from billplane.invoices.models import Invoice
-from billplane.payments.models import Payment, Refund
+from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
 from billplane.plugins.contract import ProviderEvent, RefundResult
 from billplane.subscriptions.models import Subscription
 from billplane.webhooks.models import StoredEvent
@@ -130,9 +130,10 @@ class EventRepository:
 
     async def refund_reported(self, account_id: int, result: RefundResult) -> Refund | None:
         """The refund a provider's event reports, when billplane never got the answer to it (no
-        provider refund id yet), locked; else None. The event must name the refund
-        (``billplane_refund_id``) and agree on the payment and the amount: one provider account may
-        serve several tenants, whose refund ids overlap."""
+        provider refund id yet), locked; else None. Such a refund may be pending still, or resolved
+        failed by the tenant meanwhile (the provider's "succeeded" then overrules their word). The
+        event must name the refund (``billplane_refund_id``) and agree on the payment and the
+        amount: one provider account may serve several tenants, whose refund ids overlap."""
         if result.billplane_refund_id is None or result.provider_payment_id is None:
             return None
         query = (
@@ -140,7 +141,10 @@ class EventRepository:
             .join(Payment, Payment.id == Refund.payment_id)
             .where(
                 Refund.id == result.billplane_refund_id,
-                Refund.status == "pending",
+                or_(
+                    Refund.status == "pending",
+                    and_(Refund.status == "failed", Refund.failure_code == RESOLVED_BY_TENANT),
+                ),
                 Refund.provider_refund_id.is_(None),
                 Refund.amount == result.amount,
                 Payment.provider_account_id == account_id,

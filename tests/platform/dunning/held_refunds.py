@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from billplane_sandbox import events
 from billplane_sandbox.adapter import SandboxAdapter
+from billplane_sandbox.ids import make_id
 from billplane_sandbox.payment_methods import SUCCEEDS
 from billplane_sandbox.plugin import PLUGIN
 
@@ -28,7 +29,7 @@ from billplane.runtime import Runtime
 from tests.platform.dunning.held import use
 from tests.platform.dunning.helpers import Client, Setup, execute, one, sandbox_customer, subscribe
 from tests.platform.dunning.stuck import PAYMENT
-from tests.platform.invoices.helpers import WEBHOOK_SECRET
+from tests.platform.invoices.helpers import WEBHOOK_SECRET, event_types
 from tests.platform.sync_fakes import FAST, drain
 
 Answer = Callable[[str], RefundResult | None]
@@ -150,3 +151,12 @@ async def its_webhook(client: Client, worker: Runtime, waiting: WaitingRefund, s
     )
     assert delivered.status_code == 200, delivered.text
     await drain(worker)
+
+
+def sandbox_refund_id(waiting: WaitingRefund, key: str = "found-by-hand") -> str:
+    """A refund id the tenant's sandbox account gave (as the tenant would find it there)."""
+    return make_id(waiting.setup.account, "re", key)
+
+
+async def events_of(worker: Runtime, waiting: WaitingRefund) -> list[str]:
+    return await event_types(worker, waiting.setup.tenant, "refund", waiting.refund)

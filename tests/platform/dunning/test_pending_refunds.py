@@ -12,11 +12,14 @@ from billplane.runtime import Runtime
 from tests.conftest import create_tenant
 from tests.platform.dunning.held import use
 from tests.platform.dunning.held_refunds import (
+    Answer,
+    events_of,
     its_webhook,
     made_ago,
     refund_host,
     refund_row,
     refunded_amount,
+    sandbox_refund_id,
     settles,
     waiting_refund,
 )
@@ -119,6 +122,7 @@ async def test_a_refund_never_confirmed_is_shown_to_the_tenant_and_never_sent_ag
     await reconciliation(worker).run()
     shown = (await refund_row(worker, waiting))["action_required"]
     assert "billplane could not confirm this refund" in shown
+    assert "connection reset" in shown  # what its request met, in the row's words
     assert waiting.asked == []  # a refund with no id cannot be read
     assert await refunded_amount(worker, waiting) == 400
     assert await event_types(worker, waiting.setup.tenant, "refund", waiting.refund) == [
@@ -139,25 +143,56 @@ async def test_resolve_settles_a_shown_refund_from_what_the_tenant_found(
     use(client, worker, refund_host(waiting))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
+    before = (await refund_row(worker, waiting), await events_of(worker, waiting))
     refusals = [
         ({}, "outcome"),
         ({"outcome": "succeeded"}, "provider_refund_id"),  # which refund there?
         ({"outcome": "failed", "provider_refund_id": "re_1"}, "provider_refund_id"),
+        ({"outcome": "succeeded", "provider_refund_id": "re_mistyped"}, "provider_refund_id"),  # the sandbox has none
     ]
     for body, field in refusals:
         refused = await client.post(url, json=body, headers=headers)
         assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, field), refused.text
     other = await create_tenant(client, admin_headers, "refwait")
     assert (await client.post(url, json={"outcome": "failed"}, headers=other.headers)).status_code == 404
-    assert (await refund_row(worker, waiting))["status"] == "pending"  # nothing written by a refusal
+    too_big = await client.post("/v1/refunds/9223372036854775808/resolve", json={"outcome": "failed"}, headers=headers)
+    assert too_big.status_code == 404, too_big.text
+    # Nothing written by a refusal.
+    assert (await refund_row(worker, waiting), await events_of(worker, waiting)) == before
+    assert await refunded_amount(worker, waiting) == 400
 
-    resolved = await client.post(url, json={"outcome": "succeeded", "provider_refund_id": "re_found"}, headers=headers)
+    found = sandbox_refund_id(waiting)  # the refund the tenant found at the sandbox
+    resolved = await client.post(url, json={"outcome": "succeeded", "provider_refund_id": found}, headers=headers)
     assert resolved.status_code == 200, resolved.text
     shown = resolved.json()
-    assert (shown["status"], shown["provider_refund_id"], shown["action_required"]) == ("succeeded", "re_found", None)
+    assert (shown["status"], shown["provider_refund_id"], shown["action_required"]) == ("succeeded", found, None)
     assert await refunded_amount(worker, waiting) == 400
     again = await client.post(url, json={"outcome": "failed"}, headers=headers)
     assert again.status_code == 409, again.text  # settled: nothing to resolve
+
+
+@pytest.mark.parametrize(
+    ("answer", "down", "status"),
+    [(settles("pending"), False, 409), (settles("failed"), False, 409), (None, True, 503)],
+)
+async def test_resolve_succeeded_waits_for_a_refund_the_provider_has_not_refunded(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, answer: Answer | None, *, down: bool, status: int
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+    use(client, worker, refund_host(waiting))
+    await made_ago(worker, waiting, minutes=11)
+    await reconciliation(worker).run()
+    use(client, worker, refund_host(waiting, answer=answer, down=down))
+
+    found = sandbox_refund_id(waiting)
+    body = {"outcome": "succeeded", "provider_refund_id": found}
+    refused = await client.post(
+        f"/v1/refunds/{waiting.refund}/resolve", json=body, headers=waiting.setup.tenant.headers
+    )
+
+    assert refused.status_code == status, refused.text
+    assert waiting.asked == [found]
+    assert (await refund_row(worker, waiting))["status"] == "pending"
 
 
 async def test_resolve_failed_gives_a_held_refunds_amount_back_and_keeps_its_provider_id(

@@ -1,0 +1,88 @@
+"""Recording a refund's outcome, whoever learned it: the worker that made the provider call, the
+provider's webhook, the reconciliation job, or the tenant (``POST /v1/refunds/{id}/resolve``).
+
+A refund's amount is reserved on its payment (``refunded_amount``) when the refund is made; a
+refund that fails gives it back. Settled refunds move only forward, except on the provider's word
+about money that did move: a refund that succeeded and then failed at the provider (Stripe: the
+card was closed since) gives its amount back; a refund the tenant resolved failed that the
+provider reports succeeded after all takes its amount again (``refund_cleared``). Every change is
+an event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.events.emit import emit
+from billplane.payments import attention
+from billplane.payments.models import Payment, Refund
+from billplane.payments.schemas import Refund as RefundView
+from billplane.plugins.contract import RefundStatus
+
+
+async def refund_settled(
+    session: AsyncSession,
+    refund: Refund,
+    status: RefundStatus,
+    provider_refund_id: str | None = None,
+    *,
+    failure_code: str | None = None,
+    failure_message: str | None = None,
+) -> None:
+    """An answer about a pending refund, or the provider failing one that had succeeded (never a
+    failed one: its amount went back already); a failed one gives its amount back to the payment.
+    ``pending`` records the provider's id only."""
+    if provider_refund_id is not None and refund.provider_refund_id is None:
+        refund.provider_refund_id = provider_refund_id
+        if refund.status == "pending":
+            # Confirmed at last: no longer "could not be confirmed"; asked about like any refund held as pending.
+            refund.action_required, refund.provider_checked_at = None, None
+    if status == "pending":
+        await session.flush()
+        return
+    refund.status = status
+    refund.action_required = None
+    refund.failure_code = failure_code if status == "failed" else None
+    refund.failure_message = failure_message if status == "failed" else None
+    if status == "failed":
+        payment = await _locked_payment(session, refund)
+        payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
+    await _emitted(session, refund)
+
+
+async def refund_cleared(session: AsyncSession, refund: Refund, provider_refund_id: str | None = None) -> None:
+    """The provider reports ``succeeded`` a refund the tenant resolved failed: the money went back
+    after all. Its amount is reserved again; if refunds made since leave no room for it, the
+    customer got more back than was paid, and the refund stays failed here, shown to the tenant."""
+    if provider_refund_id is not None and refund.provider_refund_id is None:
+        refund.provider_refund_id = provider_refund_id
+    payment = await _locked_payment(session, refund)
+    room = payment.amount - payment.refunded_amount
+    if refund.amount > room:
+        await attention.flag(session, refund, refunded_twice(refund, room))
+        return
+    payment.refunded_amount += refund.amount
+    refund.status, refund.failure_code, refund.failure_message, refund.action_required = "succeeded", None, None, None
+    await _emitted(session, refund)
+
+
+async def _locked_payment(session: AsyncSession, refund: Refund) -> Payment:
+    payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
+    if payment is None:  # the foreign key keeps it
+        raise LookupError(f"refund {refund.id} has no payment {refund.payment_id}")
+    return payment
+
+
+async def _emitted(session: AsyncSession, refund: Refund) -> None:
+    await session.flush()
+    await session.refresh(refund)
+    await emit(session, f"refund.{refund.status}", "refund", refund.id, RefundView.of(refund))
+
+
+def refunded_twice(refund: Refund, room: int) -> str:
+    return (
+        f"the provider refunded this after all ({refund.amount} {refund.currency}), after it was resolved as failed; "
+        f"with the refunds made since, the customer got {refund.amount - room} {refund.currency} more back than was "
+        "paid. billplane counts no more than was paid, so this refund stays failed here: recover the excess from "
+        "the customer, or settle it with them."
+    )
