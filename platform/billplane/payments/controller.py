@@ -16,6 +16,7 @@ from billplane.db.mixins import MAX_ID
 from billplane.payments.lookup import PaymentLookup
 from billplane.payments.models import PAYMENT_STATUSES
 from billplane.payments.refund_resolving import RefundResolution
+from billplane.payments.refund_syncing import RefundSync
 from billplane.payments.refunds import RefundService
 from billplane.payments.repository import PaymentFilters, PaymentRepository
 from billplane.payments.resolving import PaymentResolution
@@ -150,11 +151,24 @@ async def provide_refund_resolution(
     return RefundResolution(tenant_session, principal.tenant_id, _asking(request)[0])
 
 
+async def provide_refund_sync(
+    request: Request[Any, Any, Any],
+    tenant_session: NamedDependency[AsyncSession],
+    principal: NamedDependency[KeyPrincipal],
+) -> RefundSync:
+    lookup, _, pending = _asking(request)
+    return RefundSync(tenant_session, principal.tenant_id, lookup, pending)
+
+
 class RefundController(Controller):
     path = "/v1/refunds"
     tags = ["payments"]
     security = [{"apiKey": []}]
-    dependencies = {"refunds": Provide(provide_refund_service), "resolution": Provide(provide_refund_resolution)}
+    dependencies = {
+        "refunds": Provide(provide_refund_service),
+        "resolution": Provide(provide_refund_resolution),
+        "syncing": Provide(provide_refund_sync),
+    }
 
     @post("/", operation_id="createRefund", status_code=201)
     async def create_refund(self, data: RefundCreateBody, refunds: NamedDependency[RefundService]) -> Refund:
@@ -165,6 +179,20 @@ class RefundController(Controller):
         `amount - refunded_amount` of the payment, 409 for a payment that has not succeeded.
         """
         return Refund.of(await refunds.create(data))
+
+    @post("/{refund_id:int}/sync", operation_id="syncRefund", status_code=200)
+    async def sync_refund(self, refund_id: FromPath[int], syncing: NamedDependency[RefundSync]) -> Refund:
+        """Ask the provider now how a refund it holds as `pending` stands, and record its answer.
+
+        What the reconciliation job does at most every `BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES`,
+        at once: a `succeeded` or `failed` answer settles the refund as its webhook would (a failed
+        one gives its amount back); anything else leaves it pending, or, once it is
+        `BILLPLANE_PAYMENT_PENDING_FLAG_HOURS` old, shows it to you (`action_required`). 409 when
+        there is nothing to ask (settled, or never confirmed: resolve it), or the provider refuses
+        to answer; 422 when the provider cannot be asked (no `refund_status` capability); 503 when
+        it cannot be reached now.
+        """
+        return Refund.of(await syncing.sync(refund_id))
 
     @post("/{refund_id:int}/resolve", operation_id="resolveRefund", status_code=200)
     async def resolve_refund(

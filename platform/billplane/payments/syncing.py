@@ -35,7 +35,7 @@ class PaymentSync(ByHand):
                 f"the account at {stuck.provider}; billplane will not charge this payment again by itself",
                 source="path",
             )
-        async with _answer(stuck.provider):
+        async with provider_answer(stuck.provider):
             found = await self.lookup.find(stuck, self.tenant_id)
         await record_lookup(self.session, payment_id, found)  # settled meanwhile or not: shown as it is now
         return self.found(await self.payments.lock(payment_id), payment_id)  # as it is now
@@ -49,7 +49,7 @@ class PaymentSync(ByHand):
                 f"shows it to you (action_required) to settle with POST /v1/payments/{held.payment_id}/resolve",
                 source="path",
             )
-        async with _answer(held.provider):
+        async with provider_answer(held.provider):
             found = await self.lookup.status(held, self.tenant_id)
         await pending_charges.record_answer(
             self.session, held, found, now=await self.now(), flag_after=self.pending.flag_after
@@ -58,7 +58,7 @@ class PaymentSync(ByHand):
 
 
 @asynccontextmanager
-async def _answer(provider: str) -> AsyncIterator[None]:
+async def provider_answer(provider: str, about: str = "the charge") -> AsyncIterator[None]:
     """The provider's failure to answer as the route's: 503 to ask again later, else 409."""
     try:
         yield
@@ -67,4 +67,4 @@ async def _answer(provider: str) -> AsyncIterator[None]:
             detail=f"{provider} could not be reached ({exc.message}); ask again later"
         ) from exc
     except ProviderError as exc:
-        raise ConflictError(f"{provider} did not answer about the charge: {exc.message}") from exc
+        raise ConflictError(f"{provider} did not answer about {about}: {exc.message}") from exc

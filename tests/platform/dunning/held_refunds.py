@@ -69,10 +69,10 @@ def refund_host(
             return msgspec.structs.replace(made, status="pending")
 
         async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
-            if not capable:
-                raise AssertionError("refund_status called without the refund_status capability")
             if waiting is not None and self.tenant_id == waiting.setup.tenant.id:
                 waiting.asked.append(provider_refund_id)
+            if not capable:
+                raise AssertionError("refund_status called without the refund_status capability")
             if down:
                 raise RetryableProviderError("connection refused")
             if answer is not None:

@@ -251,3 +251,40 @@ async def test_resolve_refuses_a_provider_refund_already_recorded_by_its_webhook
     assert twice.status_code == 409, twice.text
     assert "resolve this one as failed" in twice.json()["detail"]
     assert (await refund_row(worker, waiting))["status"] == "pending"
+
+
+async def test_sync_asks_the_provider_about_a_held_refund_at_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker)
+    url, headers = f"/v1/refunds/{waiting.refund}/sync", waiting.setup.tenant.headers
+    provider_refund_id = (await refund_row(worker, waiting))["provider_refund_id"]
+
+    use(client, worker, refund_host(waiting, answer=settles("pending")))
+    still = await client.post(url, headers=headers)
+    assert (still.status_code, still.json()["status"]) == (200, "pending")  # no wait: asked at once
+    use(client, worker, refund_host(waiting, capable=False))
+    cannot = await client.post(url, headers=headers)
+    assert (cannot.status_code, cannot.json()["errors"][0]["field"]) == (422, "refund_id"), cannot.text
+    use(client, worker, refund_host(waiting, down=True))
+    assert (await client.post(url, headers=headers)).status_code == 503
+    other = await create_tenant(client, admin_headers, "refwait")
+    assert (await client.post(url, headers=other.headers)).status_code == 404
+
+    use(client, worker, refund_host(waiting, answer=settles("failed")))
+    settled = await client.post(url, headers=headers)
+    assert (settled.status_code, settled.json()["status"]) == (200, "failed"), settled.text
+    assert await refunded_amount(worker, waiting) == 0  # given back, as its webhook would have
+    assert waiting.asked == [provider_refund_id] * 3  # pending, unreachable, failed; never without the capability
+    assert (await client.post(url, headers=headers)).status_code == 409  # settled: nothing to ask
+
+
+async def test_sync_refuses_a_refund_never_confirmed(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+    use(client, worker, refund_host(waiting))
+    refused = await client.post(f"/v1/refunds/{waiting.refund}/sync", headers=waiting.setup.tenant.headers)
+    assert refused.status_code == 409, refused.text
+    assert "resolve" in refused.json()["detail"]
+    assert waiting.asked == []

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from billplane_sandbox import payment_methods
+from billplane_sandbox.ids import make_id
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -127,6 +128,19 @@ async def _refund_resolve(client: Client, tenant: CreatedTenant) -> tuple[str, d
     return f"/v1/refunds/{shown}/resolve", {"outcome": "failed"}
 
 
+async def _refund_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    """A refund the sandbox holds as pending: the sandbox says it succeeded."""
+    _, body = await _refund(client, tenant)
+    async with _session(client, tenant) as session:
+        await session.execute(text("UPDATE payments SET refunded_amount = 200"))
+        account = await session.scalar(text("SELECT provider_account_id FROM payments"))
+        held = await insert(
+            session, "refunds", payment_id=body["payment_id"], amount=200, currency="USD", status="pending",
+            provider_refund_id=make_id(account, "re", "idem-sync"),
+        )  # fmt: skip
+    return f"/v1/refunds/{held}/sync", {}
+
+
 INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/invoices": _new_invoice,
     "/v1/invoice-items": _new_item,
@@ -139,4 +153,5 @@ INVOICE_SAMPLES: dict[str, Sample] = {
     "/v1/payments/{payment_id:int}/sync": _payment_sync,
     "/v1/payments/{payment_id:int}/resolve": _payment_resolve,
     "/v1/refunds/{refund_id:int}/resolve": _refund_resolve,
+    "/v1/refunds/{refund_id:int}/sync": _refund_sync,
 }
