@@ -387,3 +387,21 @@ async def test_a_failed_report_of_a_charge_settled_failed_counts_no_second_attem
         {"attempt_count": 1}
     ]
     assert {row["status"] for row in await stored(worker, tenant)} == {"ignored"}
+
+
+async def test_a_charge_settled_failed_that_clears_after_its_invoice_was_voided_leaves_the_invoice_void(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 611)
+    invoice_id, payment_id = await _settled_failed(worker, tenant, account.id, paid_again=False)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        await session.execute(text(f"UPDATE invoices SET status = 'void', voided_at = now() WHERE id = {invoice_id}"))
+
+    await deliver(client, account, [event("evt_1", "payment.succeeded", "pi_9", T0, **_succeeded(payment_id))])
+    await drain(worker)
+
+    [voided] = await rows(worker, tenant, f"SELECT status, amount_paid FROM invoices WHERE id = {invoice_id}")
+    assert voided == {"status": "void", "amount_paid": 0}  # a void invoice takes no payment
+    [payment] = await rows(worker, tenant, "SELECT status, action_required FROM payments")
+    assert payment["status"] == "succeeded"
+    assert "it owed 0" in payment["action_required"]  # the money that moved, for the tenant to refund

@@ -80,8 +80,9 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
         # What the reconciliation job scans for refunds nothing settled (tenant_0010): few, whatever the history.
         Index("ix_refunds_pending", "id", postgresql_where=text("status = 'pending'")),
-        # One row per provider refund: a webhook racing the worker's answer or the tenant's /resolve
-        # must not record the same money twice (the loser's transaction fails and is retried).
+        # One row per provider refund, so that nothing records the same money twice. The worker and
+        # /resolve look for another row first (a duplicate answer fails its refund as "duplicate");
+        # a webhook that loses a race fails, and its event is applied again by the sweep.
         Index(
             "uq_refunds_provider_refund_id",
             "provider_refund_id",
@@ -102,7 +103,7 @@ class Refund(IdMixin, TimestampsMixin, TenantBase):
     action_required: Mapped[str | None] = mapped_column(Text, sort_order=100)
     provider_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=101)
     # Why a refund failed: the provider's message, or resolved_by_tenant (the tenant's word, which
-    # the provider's later "succeeded" overrules: billplane.payments.settlement.refund_cleared).
+    # the provider's later word overrules: billplane.payments.refund_settlement), or duplicate.
     failure_code: Mapped[str | None] = mapped_column(Text, sort_order=102)
     failure_message: Mapped[str | None] = mapped_column(Text, sort_order=103)
 

@@ -23,6 +23,8 @@ from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.sync.attempt import Attempt
 from billplane.sync.repository import OutboxRepository
 
+# failure_code of a refund recorded twice: another refund records the same provider refund.
+DUPLICATE_CODE = "duplicate"
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
 
@@ -126,12 +128,20 @@ async def send_refund(attempt: Attempt) -> None:
             raise
         result = exc  # refused: the refund failed and its amount goes back to the payment
     async with attempt.finish() as session:
-        locked = await PaymentRepository(session=session).lock_refund(request.refund_id)
+        repository = PaymentRepository(session=session)
+        locked = await repository.lock_refund(request.refund_id)
         if locked is None or locked.status != "pending":
             return
         if isinstance(result, ProviderError):
             await refund_settled(session, locked, "failed", failure_code=result.code, failure_message=result.message)
-        else:
-            await refund_settled(
-                session, locked, result.status, result.provider_refund_id, failure_message=result.failure_message
-            )
+            return
+        other = await repository.other_refund(result.provider_refund_id, than=locked.id)
+        if other is not None:
+            # Its webhook came first without naming this refund, and was recorded as a refund of its
+            # own, which counts the money: this one is the same refund, and gives its amount back.
+            message = f"refund {other.id} records this provider refund ({result.provider_refund_id}), from its webhook"
+            await refund_settled(session, locked, "failed", failure_code=DUPLICATE_CODE, failure_message=message)
+            return
+        await refund_settled(
+            session, locked, result.status, result.provider_refund_id, failure_message=result.failure_message
+        )

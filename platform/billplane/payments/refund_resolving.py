@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.exceptions import NotFoundException
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
@@ -84,6 +83,8 @@ class RefundResolution:
         # Locked, and checked again: a webhook or the reconciliation job may have settled it meanwhile.
         refund = _waiting_for_the_tenant(await repository.lock_refund(refund_id), refund_id)
         outcome, named = _checked(refund, body)
+        if outcome == "succeeded" and named is not None and named != refund.provider_refund_id:
+            await self._not_recorded_elsewhere(refund, named)  # its webhook may have come during the check
         if outcome == "failed":
             await refund_settled(
                 self.session, refund, "failed", failure_code=RESOLVED_BY_TENANT, failure_message=RESOLVED_MESSAGE
@@ -95,10 +96,7 @@ class RefundResolution:
     async def _not_recorded_elsewhere(self, refund: Refund, provider_refund_id: str) -> None:
         """A provider that does not report billplane's refund id has its webhook recorded as a
         refund of its own: this one succeeding too would count the money twice."""
-        query = select(Refund.id, Refund.status).where(
-            Refund.provider_refund_id == provider_refund_id, Refund.id != refund.id
-        )
-        other = (await self.session.execute(query)).first()
+        other = await PaymentRepository(session=self.session).other_refund(provider_refund_id, than=refund.id)
         if other is not None:
             raise ConflictError(
                 f"refund {other.id} ({other.status}) already records {provider_refund_id}, from the provider's "

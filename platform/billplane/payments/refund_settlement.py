@@ -66,6 +66,19 @@ async def refund_cleared(session: AsyncSession, refund: Refund, provider_refund_
     await _emitted(session, refund)
 
 
+async def failure_confirmed(
+    session: AsyncSession, refund: Refund, provider_refund_id: str | None, failure_message: str | None
+) -> None:
+    """The provider says ``failed`` about a refund the tenant resolved failed: the failure is now
+    the provider's, and final, so an older "succeeded" arriving later no longer reopens it. Its
+    amount went back already; a "refunded twice" flag no longer holds and is cleared."""
+    if provider_refund_id is not None and refund.provider_refund_id is None:
+        refund.provider_refund_id = provider_refund_id
+    refund.failure_code, refund.action_required = None, None
+    refund.failure_message = failure_message or refund.failure_message
+    await session.flush()
+
+
 async def _locked_payment(session: AsyncSession, refund: Refund) -> Payment:
     payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
     if payment is None:  # the foreign key keeps it

@@ -43,6 +43,11 @@ class PaymentRepository(TenantRepository[Payment]):
     async def find_refund(self, refund_id: int) -> Refund | None:
         return await self.session.get(Refund, refund_id) if 1 <= refund_id <= MAX_ID else None
 
+    async def other_refund(self, provider_refund_id: str, *, than: int) -> Refund | None:
+        """Another refund already recording this provider refund (its webhook came first)."""
+        query = select(Refund).where(Refund.provider_refund_id == provider_refund_id, Refund.id != than)
+        return (await self.session.execute(query)).scalars().first()
+
     async def lock_refund(self, refund_id: int) -> Refund | None:
         if not 1 <= refund_id <= MAX_ID:
             return None

@@ -18,7 +18,7 @@ from billplane.invoices.models import Invoice
 from billplane.money.currencies import EXPONENTS
 from billplane.payments import reconcile, settlement
 from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
-from billplane.payments.refund_settlement import refund_cleared, refund_settled
+from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
@@ -158,10 +158,7 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
                 failure_message=result.failure_message,
             )  # fmt: skip
             return "applied", None
-        if result.status != "succeeded":
-            return "ignored", "the refund is already failed"
-        await refund_cleared(events.session, unanswered, result.provider_refund_id)
-        return "applied", None
+        return await _overruling(events, unanswered, result)
     return await _new_refund(events, row, result)
 
 
@@ -176,10 +173,22 @@ async def _known_refund(events: EventRepository, refund: Refund, result: RefundR
     if refund.status == "succeeded" and result.status == "failed":
         await refund_settled(events.session, refund, "failed", failure_message=result.failure_message)
         return "applied", None
-    if refund.status == "failed" and refund.failure_code == RESOLVED_BY_TENANT and result.status == "succeeded":
-        await refund_cleared(events.session, refund)
-        return "applied", None
+    if refund.status == "failed" and refund.failure_code == RESOLVED_BY_TENANT:
+        return await _overruling(events, refund, result)
     return "ignored", f"the refund is already {refund.status}"
+
+
+async def _overruling(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
+    """The provider's word about a refund the tenant resolved failed: ``succeeded``, the money went
+    back after all; ``failed``, the failure is the provider's, and final (events arrive in any
+    order: an older "succeeded" must not reopen it)."""
+    if result.status == "succeeded":
+        await refund_cleared(events.session, refund, result.provider_refund_id)
+        return "applied", None
+    if result.status == "failed":
+        await failure_confirmed(events.session, refund, result.provider_refund_id, result.failure_message)
+        return "applied", None
+    return "ignored", "the refund is already failed"
 
 
 async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:

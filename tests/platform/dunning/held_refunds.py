@@ -5,7 +5,7 @@ provider's webhook is lost; or never answered at all."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +51,13 @@ def refund_host(
     capable: bool = True,
     down: bool = False,
     unanswered: bool = False,
+    answered_as: str | None = None,
 ) -> PluginHost:
     """The real sandbox whose refunds are answered ``pending`` (or, ``unanswered``, never reach it);
     ``refund_status`` answers ``answer(id)`` (else the sandbox's own, succeeded), or the sandbox is
     unreachable (``down``); without the ``refund_status`` capability (``capable=False``) it must
-    never be called. Calls about ``waiting``'s tenant's refunds are recorded in ``waiting.asked``."""
+    never be called. ``answered_as``: the provider refund id the refund call answers with. Calls
+    about ``waiting``'s tenant's refunds are recorded in ``waiting.asked``."""
 
     class Sandbox(SandboxAdapter):
         def __init__(self, context: AdapterContext) -> None:
@@ -66,7 +68,9 @@ def refund_host(
             if unanswered:
                 raise RetryableProviderError("connection reset")
             made = await super().refund(request, idempotency_key=idempotency_key)
-            return msgspec.structs.replace(made, status="pending")
+            return msgspec.structs.replace(
+                made, status="pending", provider_refund_id=answered_as or made.provider_refund_id
+            )
 
         async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
             if waiting is not None and self.tenant_id == waiting.setup.tenant.id:
@@ -96,17 +100,27 @@ def settles(status: str) -> Answer:
 
 
 async def waiting_refund(
-    client: Client, admin_headers: dict[str, str], worker: Runtime, *, amount: int = 400, unanswered: bool = False
+    client: Client,
+    admin_headers: dict[str, str],
+    worker: Runtime,
+    *,
+    amount: int = 400,
+    unanswered: bool = False,
+    before: Callable[[Setup, int], Awaitable[None]] | None = None,
+    answered_as: str | None = None,
 ) -> WaitingRefund:
     """A subscription's first invoice paid, and a refund of ``amount`` of it that the sandbox holds
-    as pending, or (``unanswered``) whose every request went unanswered."""
+    as pending (as ``answered_as``, if given), or (``unanswered``) whose every request went
+    unanswered. ``before(setup, payment id)`` runs before the refund is made."""
     use(client, worker, refund_host())
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="refwait")
     await subscribe(client, setup, trial_days=0)
     await drain(worker)
     payment = await one(worker, setup.tenant, PAYMENT)
     assert payment["status"] == "succeeded"
-    use(client, worker, refund_host(unanswered=unanswered))
+    if before is not None:
+        await before(setup, payment["id"])
+    use(client, worker, refund_host(unanswered=unanswered, answered_as=answered_as))
     worker.sync_options = dataclasses.replace(FAST, max_attempts=1)  # an unanswered refund gives up at once
     created = await client.post(
         "/v1/refunds", json={"payment_id": payment["id"], "amount": amount}, headers=setup.tenant.headers

@@ -18,11 +18,17 @@ from tests.platform.dunning.held_refunds import (
     settles,
     waiting_refund,
 )
-from tests.platform.dunning.helpers import Client
+from tests.platform.dunning.helpers import Client, Setup, execute, one
 from tests.platform.dunning.stuck import reconciliation
 from tests.platform.sync_fakes import drain
 
 FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOURS' default
+
+
+async def failure(worker: Runtime, waiting: WaitingRefund) -> str:
+    query = "SELECT failure_code, failure_message FROM refunds WHERE id = :id"
+    row = await one(worker, waiting.setup.tenant, query, id=waiting.refund)
+    return f"{row['failure_code']}: {row['failure_message']}"
 
 
 async def _resolved_failed(client: Client, admin_headers: dict[str, str], worker: Runtime) -> WaitingRefund:
@@ -95,3 +101,40 @@ async def test_a_refund_that_failed_after_it_succeeded_gives_its_amount_back_onc
     assert refund["status"] == "failed"
     assert await refunded_amount(worker, waiting) == 0
     assert await events_of(worker, waiting) == ["refund.created", "refund.succeeded", "refund.failed"]
+
+
+async def test_a_refund_resolved_failed_that_the_provider_failed_stays_failed_whatever_comes_later(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    waiting = await _resolved_failed(client, admin_headers, worker)
+
+    # At the provider it succeeded, then failed; the newer event arrives first.
+    await its_webhook(client, worker, waiting, "failed")
+    await its_webhook(client, worker, waiting, "succeeded")
+
+    refund = await refund_row(worker, waiting)
+    assert refund["status"] == "failed"
+    assert await refunded_amount(worker, waiting) == 0  # never counted: the provider's last word is failed
+    assert (await events_of(worker, waiting))[-1] == "refund.failed"  # the tenant's resolve; nothing since
+
+
+async def test_a_refund_answered_with_a_provider_refund_its_webhook_recorded_first_counts_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    async def recorded_from_its_webhook(setup: Setup, payment: int) -> None:
+        # The provider's webhook, not naming billplane's refund, came before the refund call's answer.
+        await execute(
+            worker, setup.tenant,
+            "INSERT INTO refunds (payment_id, amount, currency, status, provider_refund_id) "
+            "VALUES (:payment, 400, 'USD', 'pending', 're_seen_first')", payment=payment,
+        )  # fmt: skip
+        await execute(worker, setup.tenant, "UPDATE payments SET refunded_amount = 400 WHERE id = :id", id=payment)
+
+    waiting = await waiting_refund(
+        client, admin_headers, worker, before=recorded_from_its_webhook, answered_as="re_seen_first"
+    )
+
+    refund = await refund_row(worker, waiting)
+    assert (refund["status"], refund["provider_refund_id"]) == ("failed", None)  # recorded once, by the other
+    assert "records this provider refund (re_seen_first)" in (await failure(worker, waiting))
+    assert await refunded_amount(worker, waiting) == 400  # the other's 400; this one's reservation given back

@@ -4,8 +4,11 @@ a refund billplane could not confirm, it shows to the tenant, who settles it by 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from billplane.plugins import RefundResult
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.runtime import Runtime
@@ -288,3 +291,32 @@ async def test_sync_refuses_a_refund_never_confirmed(
     assert refused.status_code == 409, refused.text
     assert "resolve" in refused.json()["detail"]
     assert waiting.asked == []
+
+
+@pytest.mark.parametrize(
+    ("unlike", "why"),
+    [
+        ({"billplane_refund_id": 10**9}, "is billplane refund 1000000000's"),
+        ({"provider_payment_id": "sbx_pay_other"}, "is of another payment"),
+        ({"amount": 399, "currency": "USD"}, "is of 399 USD, not 400 USD"),
+    ],
+)
+async def test_resolve_succeeded_refuses_a_provider_refund_that_is_another(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, unlike: dict[str, Any], why: str
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+    use(client, worker, refund_host(waiting))
+    await made_ago(worker, waiting, minutes=11)
+    await reconciliation(worker).run()
+
+    def another(provider_refund_id: str) -> RefundResult:
+        return RefundResult(provider_refund_id=provider_refund_id, status="succeeded", **unlike)
+
+    use(client, worker, refund_host(waiting, answer=another))
+    body = {"outcome": "succeeded", "provider_refund_id": sandbox_refund_id(waiting)}
+    refused = await client.post(
+        f"/v1/refunds/{waiting.refund}/resolve", json=body, headers=waiting.setup.tenant.headers
+    )
+    assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "provider_refund_id"), refused.text
+    assert why in refused.json()["errors"][0]["message"]
+    assert (await refund_row(worker, waiting))["status"] == "pending"

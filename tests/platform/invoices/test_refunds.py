@@ -72,6 +72,14 @@ async def test_refunds_up_to_what_was_paid(client: Client, admin_headers: dict[s
     # The database refuses refunding more than was paid, whatever the code does.
     with pytest.raises(IntegrityError):
         await rows(worker, tenant, "UPDATE payments SET refunded_amount = amount + 1 WHERE id = :id", id=paid)
+    # And a second refund recording the same provider refund, which would count its money twice.
+    with pytest.raises(IntegrityError):
+        await rows(
+            worker, tenant,
+            "INSERT INTO refunds (payment_id, amount, currency, status, provider_refund_id) "
+            "VALUES (:id, 1, 'USD', 'failed', :provider_refund_id) RETURNING id",
+            id=paid, provider_refund_id=done["provider_refund_id"],
+        )  # fmt: skip
 
 
 async def test_refusals_write_nothing(client: Client, admin_headers: dict[str, str], worker: Runtime) -> None:
