@@ -78,6 +78,7 @@ def _timeout(options: Mapping[str, str]) -> float:
 class PayPalAdapter:
     def __init__(self, context: AdapterContext, credentials: PayPalCredentials) -> None:
         self._options = context.options
+        self._tenant_id = context.tenant_id
         self._webhook_id = credentials.webhook_id
         self.api_base = api_base(context.mode, context.options)
         self._client = PayPalClient(self.api_base, credentials, timeout=_timeout(context.options))
@@ -233,7 +234,7 @@ class PayPalAdapter:
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         body: Json = {
             "amount": {"currency_code": request.currency.upper(), "value": to_value(request.amount, request.currency)},
-            "invoice_id": refunds.invoice_id(request.refund_id),
+            "invoice_id": refunds.invoice_id(self._tenant_id, request.refund_id),
         }
         if request.reason:
             body["note_to_payer"] = request.reason[:255]

@@ -21,20 +21,26 @@ STATUSES: dict[str, RefundStatus] = {
 }
 # billplane's refund id travels as the refund's invoice_id, which PayPal gives back on the refund
 # (its answer, its reads, its webhooks): a refund whose answer was lost can then be recognised.
+# PayPal refuses an invoice_id already used for a refund on the account (DUPLICATE_INVOICE_ID),
+# which also stops a second refund if a retry ever outlived its PayPal-Request-Id. Refund ids are
+# per tenant, so the tenant's id is part of it: two tenants may connect one PayPal account.
 _INVOICE_PREFIX = "billplane-refund-"
 
 
-def invoice_id(refund_id: int) -> str:
-    return f"{_INVOICE_PREFIX}{refund_id}"
+def invoice_id(tenant_id: int, refund_id: int) -> str:
+    return f"{_INVOICE_PREFIX}{tenant_id}-{refund_id}"
 
 
 def billplane_refund_id(refund: Json) -> int | None:
-    """The refund id ``invoice_id`` made; None for a refund billplane did not start (the dashboard)."""
+    """The refund id ``invoice_id`` made (``{tenant}-{refund}``, or ``{refund}`` as sent before the
+    tenant was part of it); None for a refund billplane did not start (the dashboard). Which
+    tenant's is not checked here: billplane matches the refund's payment and amount too."""
     value = refund.get("invoice_id")
-    digits = value.removeprefix(_INVOICE_PREFIX) if isinstance(value, str) else ""
-    if digits == value or not digits.isascii() or not digits.isdigit():
+    rest = value.removeprefix(_INVOICE_PREFIX) if isinstance(value, str) else ""
+    parts = rest.split("-")
+    if rest == value or len(parts) > 2 or not all(part.isascii() and part.isdigit() for part in parts):  # noqa: PLR2004
         return None
-    number = int(digits)
+    number = int(parts[-1])
     return number if 1 <= number < 2**63 else None
 
 

@@ -36,6 +36,7 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
         fake.refunds_clearing.clear()
         fake.auto_approve = False
         fake.empty_captures = False
+        fake.unique_invoice_ids = False
         fake.webhooks = {WEBHOOK_ID}
         fake.token_expires_in = 32400
         seen, logged = len(fake.violations), len(fake.log)
@@ -65,6 +66,7 @@ def make_adapter(paypal: FakePayPal) -> MakeAdapter:
         webhook_id: str = WEBHOOK_ID,
         mode: str = "test",
         options: Mapping[str, str] | None = None,
+        tenant_id: int = 1,
     ) -> ProviderAdapter:
         settings = {"api_base": paypal.base_url, **(options or {})}
         environ = {f"BILLPLANE_PROVIDER_PAYPAL_{key.upper()}": value for key, value in settings.items()}
@@ -72,7 +74,7 @@ def make_adapter(paypal: FakePayPal) -> MakeAdapter:
         credentials = {"client_id": client_id or new_client_id(), "client_secret": client_secret}
         return host.adapter(
             "paypal",
-            tenant_id=1,
+            tenant_id=tenant_id,
             account_id=7,
             mode=mode,
             credentials={**credentials, "webhook_id": webhook_id},

@@ -10,7 +10,9 @@ Test hooks: ``fail_next`` (429/5xx with Retry-After, or a delay for timeouts), `
 customer approves a subscription or a revision), ``auto_approve``, ``declining`` (captures of a
 subscription are declined), ``clearing`` (captures of a subscription are ``PENDING`` until
 ``settle_capture``), ``refunds_clearing`` (refunds of a capture are ``PENDING`` until
-``settle_refund``), ``revoke_tokens`` and ``token_expires_in``.
+``settle_refund``), ``unique_invoice_ids`` (the account blocks a refund whose ``invoice_id`` was
+used before, as PayPal's "block accidental payments" setting does: ``DUPLICATE_INVOICE_ID``),
+``revoke_tokens`` and ``token_expires_in``.
 
 Webhook signatures: real PayPal signs ``transmission_id|time|webhook_id|crc32(event)`` with RSA;
 the fake uses an HMAC with its own key instead (only the fake ever checks it, through
@@ -132,6 +134,7 @@ class FakePayPal:
     refunds_clearing: set[str] = field(default_factory=set)
     webhooks: set[str] = field(default_factory=set)
     empty_captures: bool = False  # answer a capture's 202 with no body, as PayPal's spec allows
+    unique_invoice_ids: bool = False
     auto_approve: bool = False
     base_url: str = ""
 
@@ -454,6 +457,10 @@ class FakePayPal:
         if capture["status"] != "COMPLETED":
             return error(422, "UNPROCESSABLE_ENTITY", "The capture cannot be refunded.", "CAPTURE_FULLY_REFUNDED")
         amount = data.get("amount") or {"currency_code": gross["currency_code"], "value": gross["value"]}
+        used = {old.get("invoice_id") for old in self.refunds.values()}
+        if self.unique_invoice_ids and "invoice_id" in data and data["invoice_id"] in used:
+            reason = "Invoice ID was previously used to refund a capture."
+            return error(422, "UNPROCESSABLE_ENTITY", reason, "DUPLICATE_INVOICE_ID")
         left = Decimal(gross["value"]) - Decimal(capture["refunded"])
         if amount["currency_code"] != gross["currency_code"] or Decimal(amount["value"]) > left:
             return error(422, "UNPROCESSABLE_ENTITY", "The refund amount is too large.", "REFUND_AMOUNT_EXCEEDED")

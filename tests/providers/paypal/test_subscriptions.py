@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from billplane_paypal.adapter import PayPalAdapter
@@ -17,7 +18,7 @@ from billplane.plugins import (
     SubscriptionData,
     UnsupportedOperationError,
 )
-from tests.providers.paypal.conftest import MakeAdapter
+from tests.providers.paypal.conftest import MakeAdapter, new_client_id
 from tests.providers.paypal.fake_paypal import FakePayPal
 
 
@@ -180,7 +181,7 @@ async def test_a_charge_captures_the_outstanding_balance_and_a_refund_returns_pa
     assert (refund.status, refund.amount, refund.provider_payment_id) == ("succeeded", 500, charge.provider_payment_id)
     assert json.loads(paypal.posts()[-1].body) == {
         "amount": {"currency_code": "JPY", "value": "500"},
-        "invoice_id": "billplane-refund-3",
+        "invoice_id": "billplane-refund-1-3",  # tenant 1's refund 3: refund ids are per tenant
         "note_to_payer": "dup",
     }
     with pytest.raises(ProviderError) as caught:  # more than is left
@@ -189,6 +190,35 @@ async def test_a_charge_captures_the_outstanding_balance_and_a_refund_returns_pa
             idempotency_key="ref-2",
         )
     assert caught.value.code == "REFUND_AMOUNT_EXCEEDED"
+
+
+async def test_two_tenants_refunds_with_the_same_id_both_go_through_one_paypal_account(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    """PayPal refuses an invoice_id used for a refund before (DUPLICATE_INVOICE_ID); refund ids are
+    per tenant, and two tenants may connect one PayPal account."""
+    paypal.unique_invoice_ids = True
+    refund_id = uuid.uuid4().int % 10**12  # the fake lives for the whole run: a refund id no other test used
+    client_id = new_client_id()
+    first, second = (make_adapter(client_id=client_id, tenant_id=tenant) for tenant in (1, 2))
+    refunds = []
+    for number, adapter in enumerate((first, second)):
+        sub = paypal.seed_active_subscription(value="10.00", currency="USD")
+        charge = await adapter.charge(
+            ChargeRequest(payment_id=1, amount=1000, currency="USD", provider_subscription_id=sub),
+            idempotency_key=f"cap-{number}",
+        )
+        request = RefundRequest(
+            refund_id=refund_id, provider_payment_id=charge.provider_payment_id, amount=100, currency="USD"
+        )
+        refunds.append(await adapter.refund(request, idempotency_key=f"ref-{number}"))
+    assert [refund.status for refund in refunds] == ["succeeded", "succeeded"]
+    assert refunds[0].provider_refund_id != refunds[1].provider_refund_id
+
+    # The same tenant's refund sent again under a new request id is refused: never refunded twice.
+    with pytest.raises(ProviderError) as caught:
+        await first.refund(request, idempotency_key="ref-again")
+    assert caught.value.code == "DUPLICATE_INVOICE_ID"
 
 
 async def test_a_declined_capture_is_a_failed_result(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:

@@ -227,7 +227,15 @@ async def test_a_capture_refund_names_its_capture(make_adapter: MakeAdapter) -> 
 
 @pytest.mark.parametrize(
     ("invoice_id", "billplane_id"),
-    [("billplane-refund-42", 42), (None, None), ("INV-42", None), ("billplane-refund-x", None)],
+    [
+        ("billplane-refund-7-42", 42),  # tenant 7's refund 42
+        ("billplane-refund-42", 42),  # as sent before the tenant was part of it
+        (None, None),
+        ("INV-42", None),
+        ("billplane-refund-x", None),
+        ("billplane-refund-7-x", None),
+        ("billplane-refund-7-8-42", None),
+    ],
 )
 async def test_a_capture_refund_names_billplanes_refund_by_the_invoice_id_billplane_sent(
     make_adapter: MakeAdapter, invoice_id: str | None, billplane_id: int | None
