@@ -101,7 +101,8 @@ VARIABLES: tuple[Variable, ...] = (
         "refund) it holds as pending (a bank debit) stands, when no webhook has settled it, and then how "
         "often at most; at least 1. Only providers with the `payment_status` (`refund_status`) capability "
         "are asked. See "
-        "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
+        "[charges pending at the provider](../concepts/payment-reconciliation.md#charges-pending-at-the-provider) "
+        "and [refunds nothing settled](../concepts/payment-reconciliation.md#refunds-nothing-settled).",
     ),
     Variable(
         "BILLPLANE_PAYMENT_PENDING_FLAG_HOURS",
@@ -109,13 +110,15 @@ VARIABLES: tuple[Variable, ...] = (
         "pending, with no settled answer from its webhook or from asking (or at a provider that cannot be "
         "asked), is shown to the tenant (`action_required`), to settle it with "
         "`POST /v1/payments/{id}/resolve` (`POST /v1/refunds/{id}/resolve`). See "
-        "[payment reconciliation](../concepts/payment-reconciliation.md#charges-pending-at-the-provider).",
+        "[charges pending at the provider](../concepts/payment-reconciliation.md#charges-pending-at-the-provider) "
+        "and [refunds nothing settled](../concepts/payment-reconciliation.md#refunds-nothing-settled).",
     ),
     Variable(
         "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES",
         "How long after a charge gave up (every attempt failed to reach the provider) the worker asks the "
         "provider whether the charge exists, and `POST /v1/payments/{id}/sync` may; at least 1. "
-        "Sooner, a request still in flight could land after the provider said it has no such charge. See "
+        "Sooner, a request still in flight could land after the provider said it has no such charge. A "
+        "refund whose request gave up is shown to the tenant after as long. See "
         "[payment reconciliation](../concepts/payment-reconciliation.md).",
     ),
     Variable(

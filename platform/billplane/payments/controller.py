@@ -213,7 +213,9 @@ class RefundController(Controller):
         503 if the provider cannot be reached. 409 when the refund is settled or not shown to you
         yet (billplane still waits for the provider's answer), or when another refund already
         records the `provider_refund_id` named (its webhook came first): then resolve this one
-        `failed`. A `failed` is your word: if the provider reports the refund succeeded after all,
-        it is recorded as succeeded.
+        `failed`; and when the provider refuses to answer during that check. A `failed` is your
+        word: if the provider's webhook later reports the refund succeeded, it becomes `succeeded`
+        again with its amount reserved again, or, when the payment has no room left for it, stays
+        `failed` and `action_required` says by how much the customer got more back.
         """
         return Refund.of(await resolution.resolve(refund_id, data))

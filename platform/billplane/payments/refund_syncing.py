@@ -46,8 +46,9 @@ class RefundSync:
             raise ConflictError(f"the refund is {refund.status}: there is nothing to ask the provider about")
         if held.provider_refund_id is None:
             raise ConflictError(
-                "billplane has no provider id for this refund (it could not confirm it), so the provider cannot be "
-                f"asked about it: check at {held.provider} and settle it with POST /v1/refunds/{refund_id}/resolve"
+                "billplane has no provider id for this refund yet, so the provider cannot be asked about it: its "
+                "request is still being sent, or billplane could not confirm it (then it shows action_required: "
+                f"check at {held.provider} and settle it with POST /v1/refunds/{refund_id}/resolve)"
             )
         if not self.lookup.can_read_refund(held.provider):
             raise InvalidFieldError(
