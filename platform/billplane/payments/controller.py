@@ -14,7 +14,8 @@ from billplane.api.auth import principal_of, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.db.mixins import MAX_ID
 from billplane.payments.lookup import PaymentLookup
-from billplane.payments.models import PAYMENT_STATUSES
+from billplane.payments.models import PAYMENT_STATUSES, REFUND_STATUSES
+from billplane.payments.refund_reads import RefundFilters, RefundReads
 from billplane.payments.refund_resolving import RefundResolution
 from billplane.payments.refund_syncing import RefundSync
 from billplane.payments.refunds import RefundService
@@ -151,6 +152,10 @@ async def provide_refund_resolution(
     return RefundResolution(tenant_session, principal.tenant_id, _asking(request)[0])
 
 
+async def provide_refund_reads(tenant_session: NamedDependency[AsyncSession]) -> RefundReads:
+    return RefundReads(tenant_session)
+
+
 async def provide_refund_sync(
     request: Request[Any, Any, Any],
     tenant_session: NamedDependency[AsyncSession],
@@ -166,9 +171,36 @@ class RefundController(Controller):
     security = [{"apiKey": []}]
     dependencies = {
         "refunds": Provide(provide_refund_service),
+        "reads": Provide(provide_refund_reads),
         "resolution": Provide(provide_refund_resolution),
         "syncing": Provide(provide_refund_sync),
     }
+
+    @get("/{refund_id:int}", operation_id="getRefund")
+    async def get_refund(self, refund_id: FromPath[int], reads: NamedDependency[RefundReads]) -> Refund:
+        """One refund by id; 404 if it does not exist or belongs to another tenant."""
+        return Refund.of(await reads.get(refund_id))
+
+    @get("/", operation_id="listRefunds")
+    async def list_refunds(
+        self,
+        *,
+        reads: NamedDependency[RefundReads],
+        payment_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="This payment's only.")] = None,
+        status: Annotated[str | None, QueryParameter(enum=REFUND_STATUSES, description="In this state only.")] = None,
+        action_required: Annotated[
+            bool | None,
+            QueryParameter(
+                description="`true`: only refunds waiting for you (`action_required` set); `false`: the others."
+            ),
+        ] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[Refund]:
+        """List refunds, oldest first, filtered by payment, status, or whether they wait for you."""
+        filters = RefundFilters(payment_id, status, action_required)
+        rows, next_cursor = await reads.page(filters, after=decode_cursor(cursor), limit=limit)
+        return Page(data=[Refund.of(row) for row in rows], next_cursor=next_cursor)
 
     @post("/", operation_id="createRefund", status_code=201)
     async def create_refund(self, data: RefundCreateBody, refunds: NamedDependency[RefundService]) -> Refund:
