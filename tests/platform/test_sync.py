@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -162,12 +164,15 @@ async def test_retries_stop_after_max_attempts(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:
     tenant, _ = await tenant_with_account(client, admin_headers, accounts)
+    # A backoff of a minute: each retry waits for its time (drain runs only what is due within a second).
+    worker.sync_options = dataclasses.replace(FAST, base_delay=60.0, max_delay=60.0)
     fake.failures += [("retryable", f"timeout {n}") for n in range(FAST.max_attempts)]
     customer = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()
-    for _ in range(FAST.max_attempts):
+    for attempt in range(1, FAST.max_attempts + 1):
         async with worker.database.tenant_session(tenant.schema) as session:
             await session.execute(text("UPDATE outbox SET next_attempt_at = now() WHERE status = 'pending'"))
         await work(worker)
+        assert len(fake.calls) == attempt  # one attempt per time it came due
     [row] = await outbox(worker, tenant)
     assert (row["status"], row["attempts"]) == ("failed", FAST.max_attempts)
     shown = (await client.get(f"/v1/customers/{customer['id']}", headers=tenant.headers)).json()

@@ -47,8 +47,9 @@ class RefundSync:
         if held.provider_refund_id is None:
             raise ConflictError(
                 "billplane has no provider id for this refund yet, so the provider cannot be asked about it: its "
-                "request is still being sent, or billplane could not confirm it (then it shows action_required: "
-                f"check at {held.provider} and settle it with POST /v1/refunds/{refund_id}/resolve)"
+                "request is still being sent, or billplane could not confirm it (then it shows action_required "
+                "once BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES have passed since its request gave up: check at "
+                f"{held.provider} and settle it with POST /v1/refunds/{refund_id}/resolve)"
             )
         if not self.lookup.can_read_refund(held.provider):
             raise InvalidFieldError(

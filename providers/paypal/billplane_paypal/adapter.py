@@ -265,7 +265,7 @@ class PayPalAdapter:
             if error.code in _MISSING:
                 return None
             raise
-        return refunds.from_v2(refund, refund_id=provider_refund_id)
+        return refunds.from_v2(refund, tenant_id=self._tenant_id, refund_id=provider_refund_id)
 
     async def report_usage(self, usage: UsageReport, *, idempotency_key: str) -> None:  # noqa: ARG002 - refused
         raise UnsupportedOperationError("usage reporting", "PayPal plans bill a fixed quantity and accept no usage")
@@ -290,7 +290,7 @@ class PayPalAdapter:
             raise WebhookVerificationError(f"PayPal refused to verify the webhook: {exc.message}") from None
         if answer.get("verification_status") != "SUCCESS":
             raise WebhookVerificationError("PayPal did not verify the webhook's signature")
-        return events.normalize(body)
+        return events.normalize(body, self._tenant_id)
 
 
 def _charge_result(transaction: Json, subscription: str, idempotency_key: str) -> ChargeResult:

@@ -127,7 +127,8 @@ def _sale_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
 
 def _capture_refund(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
     _v2_amount(envelope.resource)  # an event about money without its amount is malformed
-    return _refund(envelope, occurred_at, refunds.from_v2(envelope.resource, missing="COMPLETED"))
+    # Which tenant's refund it names is checked in normalize, which knows the tenant.
+    return _refund(envelope, occurred_at, refunds.from_v2(envelope.resource, tenant_id=None, missing="COMPLETED"))
 
 
 def _refund(envelope: _Envelope, occurred_at: datetime, refund: RefundResult) -> ProviderEvent:
@@ -152,8 +153,9 @@ _MAPPERS: dict[str, Callable[[_Envelope, datetime], ProviderEvent]] = {
 EVENT_TYPES = frozenset(_MAPPERS)
 
 
-def normalize(body: bytes) -> list[ProviderEvent]:
-    """The events billplane needs from one verified delivery; ``[]`` for kinds it has no use for."""
+def normalize(body: bytes, tenant_id: int | None = None) -> list[ProviderEvent]:
+    """The events billplane needs from one verified delivery, for ``tenant_id``'s account; ``[]``
+    for kinds it has no use for."""
     try:
         envelope = msgspec.json.decode(body, type=_Envelope)
     except msgspec.ValidationError as exc:
@@ -164,7 +166,15 @@ def normalize(body: bytes) -> list[ProviderEvent]:
     try:
         occurred_at = parse_time(envelope.create_time)
         if occurred_at is not None:
-            return [mapper(envelope, occurred_at)]
+            return [_of_tenant(mapper(envelope, occurred_at), envelope, tenant_id)]
     except (KeyError, TypeError, ValueError, ProviderError) as exc:
         raise WebhookVerificationError(f"malformed {envelope.event_type} event: {type(exc).__name__}") from None
     raise WebhookVerificationError("malformed PayPal event: create_time has no time zone")
+
+
+def _of_tenant(event: ProviderEvent, envelope: _Envelope, tenant_id: int | None) -> ProviderEvent:
+    """On a PayPal account two tenants share, another tenant's refund names no refund of this one."""
+    if event.refund is None or event.refund.billplane_refund_id is None or tenant_id is None:
+        return event
+    named = refunds.billplane_refund_id(envelope.resource, tenant_id)
+    return msgspec.structs.replace(event, refund=msgspec.structs.replace(event.refund, billplane_refund_id=named))

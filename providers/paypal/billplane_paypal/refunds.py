@@ -31,14 +31,16 @@ def invoice_id(tenant_id: int, refund_id: int) -> str:
     return f"{_INVOICE_PREFIX}{tenant_id}-{refund_id}"
 
 
-def billplane_refund_id(refund: Json) -> int | None:
+def billplane_refund_id(refund: Json, tenant_id: int | None) -> int | None:
     """The refund id ``invoice_id`` made (``{tenant}-{refund}``, or ``{refund}`` as sent before the
-    tenant was part of it); None for a refund billplane did not start (the dashboard). Which
-    tenant's is not checked here: billplane matches the refund's payment and amount too."""
+    tenant was part of it); None for a refund billplane did not start (the dashboard), or one of
+    another tenant than ``tenant_id`` on a PayPal account two tenants share."""
     value = refund.get("invoice_id")
     rest = value.removeprefix(_INVOICE_PREFIX) if isinstance(value, str) else ""
     parts = rest.split("-")
     if rest == value or len(parts) > 2 or not all(part.isascii() and part.isdigit() for part in parts):  # noqa: PLR2004
+        return None
+    if len(parts) == 2 and tenant_id is not None and int(parts[0]) != tenant_id:  # noqa: PLR2004
         return None
     number = int(parts[-1])
     return number if 1 <= number < 2**63 else None
@@ -66,9 +68,11 @@ def outcome(refund: Json, *, missing: str) -> tuple[RefundStatus, str | None]:
     return status, "PayPal cancelled the refund" if raw == "CANCELLED" else "PayPal refused the refund"
 
 
-def from_v2(refund: Json, *, missing: str = "PENDING", refund_id: str | None = None) -> RefundResult:
-    """The whole refund; ``missing`` is the status assumed when the body has none, ``refund_id``
-    the id it was read by."""
+def from_v2(
+    refund: Json, *, tenant_id: int | None, missing: str = "PENDING", refund_id: str | None = None
+) -> RefundResult:
+    """The whole refund, as ``tenant_id``'s adapter reads it; ``missing`` is the status assumed
+    when the body has none, ``refund_id`` the id it was read by."""
     status, failure = outcome(refund, missing=missing)
     amount = refund.get("amount")
     money = amount if isinstance(amount, Mapping) else {}
@@ -81,5 +85,5 @@ def from_v2(refund: Json, *, missing: str = "PENDING", refund_id: str | None = N
         provider_payment_id=capture_id(refund),
         amount=abs(to_minor(str(value), currency)) if value is not None and currency else None,
         currency=currency,
-        billplane_refund_id=billplane_refund_id(refund),
+        billplane_refund_id=billplane_refund_id(refund, tenant_id),
     )

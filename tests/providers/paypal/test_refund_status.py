@@ -150,7 +150,7 @@ async def test_a_refusal_other_than_not_found_is_raised_not_none(make_adapter: M
     ],
 )
 def test_a_status_the_spec_does_not_give_waits(body: dict[str, str], outcome: tuple[str, str | None]) -> None:
-    read = refunds.from_v2({"id": "1JU08902781691411", **body})
+    read = refunds.from_v2({"id": "1JU08902781691411", **body}, tenant_id=1)
     assert (read.status, read.failure_message) == outcome
 
 

@@ -228,7 +228,8 @@ async def test_a_capture_refund_names_its_capture(make_adapter: MakeAdapter) -> 
 @pytest.mark.parametrize(
     ("invoice_id", "billplane_id"),
     [
-        ("billplane-refund-7-42", 42),  # tenant 7's refund 42
+        ("billplane-refund-1-42", 42),  # this adapter's tenant's (1) refund 42
+        ("billplane-refund-7-42", None),  # tenant 7's, on a PayPal account both connected
         ("billplane-refund-42", 42),  # as sent before the tenant was part of it
         (None, None),
         ("INV-42", None),
