@@ -7,8 +7,17 @@ import uuid
 from decimal import Decimal
 
 from billplane_stripe.adapter import StripeAdapter
+from billplane_stripe.credentials import StripeCredentials
 
-from billplane.plugins import CustomerData, PriceData, PricingModel, ProductData, SubscriptionData, TierData
+from billplane.plugins import (
+    AdapterContext,
+    CustomerData,
+    PriceData,
+    PricingModel,
+    ProductData,
+    SubscriptionData,
+    TierData,
+)
 
 _run = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
@@ -64,3 +73,11 @@ async def subscription(adapter: StripeAdapter, model: PricingModel = "per_seat",
         quantity=quantity,
     )
     return (await adapter.create_subscription(data, idempotency_key=key())).provider_id
+
+
+def unreachable(secret_key: str) -> StripeAdapter:
+    """An adapter whose Stripe nothing answers: the discard port on loopback."""
+    credentials = StripeCredentials(secret_key=secret_key)
+    options = {"api_base": "http://127.0.0.1:9", "timeout": "2"}
+    context = AdapterContext(tenant_id=1, account_id=1, mode="test", credentials=credentials, options=options)
+    return StripeAdapter(context, credentials)

@@ -6,10 +6,8 @@ import pytest
 import stripe
 from billplane_stripe import errors
 from billplane_stripe.adapter import StripeAdapter
-from billplane_stripe.credentials import StripeCredentials
 
 from billplane.plugins import (
-    AdapterContext,
     CustomerData,
     InvalidCredentialsError,
     ProviderError,
@@ -99,16 +97,8 @@ async def test_timeout_is_retryable_and_the_retry_is_not_a_second_write(
 
 
 async def test_unreachable_stripe_is_retryable() -> None:
-    credentials = StripeCredentials(secret_key=SECRET_KEY)
-    context = AdapterContext(
-        tenant_id=1,
-        account_id=1,
-        mode="test",
-        credentials=credentials,
-        options={"api_base": "http://127.0.0.1:9", "timeout": "2"},  # the discard port: nothing listens
-    )
     with pytest.raises(RetryableProviderError):
-        await StripeAdapter(context, credentials).check_credentials()
+        await helpers.unreachable(SECRET_KEY).check_credentials()
 
 
 async def test_other_refusals_carry_stripes_code(stripe_adapter: StripeAdapter) -> None:

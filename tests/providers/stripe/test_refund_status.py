@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 from billplane_stripe.adapter import StripeAdapter
-from billplane_stripe.credentials import StripeCredentials
 
-from billplane.plugins import AdapterContext, ChargeRequest, RefundRequest, RefundResult, RetryableProviderError
+from billplane.plugins import ChargeRequest, RefundRequest, RefundResult, RetryableProviderError
 from tests.providers.stripe import helpers
 from tests.providers.stripe.conftest import SECRET_KEY
 from tests.providers.stripe.fake_stripe import refunds, resources
@@ -129,13 +128,5 @@ async def test_a_failing_stripe_is_retryable_not_none(
 
 
 async def test_an_unreachable_stripe_is_retryable() -> None:
-    credentials = StripeCredentials(secret_key=SECRET_KEY)
-    context = AdapterContext(
-        tenant_id=1,
-        account_id=1,
-        mode="test",
-        credentials=credentials,
-        options={"api_base": "http://127.0.0.1:9", "timeout": "2"},  # the discard port: nothing listens
-    )
     with pytest.raises(RetryableProviderError):
-        await StripeAdapter(context, credentials).refund_status("re_123")
+        await helpers.unreachable(SECRET_KEY).refund_status("re_123")
