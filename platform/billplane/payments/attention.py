@@ -6,6 +6,8 @@ settled but still needs the tenant (paid twice) keeps it.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.events.emit import emit
@@ -31,3 +33,22 @@ async def flag(session: AsyncSession, locked: Payment | Refund, message: str) ->
     else:
         await emit(session, ACTION_REQUIRED_EVENT, "payment", locked.id, PaymentView.of(locked))
     return True
+
+
+async def wait_or_flag(
+    session: AsyncSession,
+    locked: Payment | Refund,
+    *,
+    created_at: datetime,
+    now: datetime,
+    flag_after: timedelta,
+    message: str,
+) -> bool:
+    """Nothing settled what the provider holds as pending: it is asked about again after the
+    interval (``provider_checked_at``), or, once it is ``flag_after`` old, shown to the tenant with
+    ``message``. True when it was shown now."""
+    if now - created_at < flag_after:
+        locked.provider_checked_at = now
+        await session.flush()
+        return False
+    return await flag(session, locked, message)

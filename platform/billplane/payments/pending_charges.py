@@ -95,11 +95,10 @@ async def no_answer(
 async def _waiting(
     session: AsyncSession, locked: Payment, charge: PendingCharge, *, now: datetime, flag_after: timedelta, why: str
 ) -> reconcile.Recorded:
-    if now - charge.created_at < flag_after:
-        locked.provider_checked_at = now
-        await session.flush()
-        return "unchanged"
-    flagged = await attention.flag(session, locked, waiting_too_long(charge, why))
+    message = waiting_too_long(charge, why)
+    flagged = await attention.wait_or_flag(
+        session, locked, created_at=charge.created_at, now=now, flag_after=flag_after, message=message
+    )
     return "action_required" if flagged else "unchanged"
 
 

@@ -96,11 +96,11 @@ async def no_answer(
 async def _waiting(
     session: AsyncSession, locked: Refund, held: HeldRefund, *, now: datetime, flag_after: timedelta, why: str
 ) -> Recorded:
-    if now - held.created_at < flag_after:
-        locked.provider_checked_at = now
-        await session.flush()
-        return "unchanged"
-    return "action_required" if await attention.flag(session, locked, waiting_too_long(held, why)) else "unchanged"
+    message = waiting_too_long(held, why)
+    flagged = await attention.wait_or_flag(
+        session, locked, created_at=held.created_at, now=now, flag_after=flag_after, message=message
+    )
+    return "action_required" if flagged else "unchanged"
 
 
 async def require_action(session: AsyncSession, held: HeldRefund, message: str) -> Recorded:
