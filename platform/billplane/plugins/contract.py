@@ -46,6 +46,8 @@ class Capability(StrEnum):
     PAYMENT_STATUS = "payment_status"
     # ``refund_status``: a refund the provider answered ``pending`` (it has its id), as it stands now.
     REFUND_STATUS = "refund_status"
+    # ``find_refund``: asks whether a refund billplane could not confirm reached the provider.
+    REFUND_LOOKUP = "refund_lookup"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -422,6 +424,29 @@ class RefundStatusAdapter(Protocol):
         with this id: billplane then settles nothing and asks again later; a refund nothing
         settles within ``BILLPLANE_PAYMENT_PENDING_FLAG_HOURS`` is shown to the tenant. Raise
         ``RetryableProviderError`` when the provider cannot be reached.
+        """
+
+
+@runtime_checkable
+class RefundLookupAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``refund_lookup`` capability."""
+
+    async def find_refund(
+        self, request: RefundRequest, *, idempotency_key: str, created_after: datetime
+    ) -> RefundResult | None:
+        """The refund ``refund(request, idempotency_key=...)`` made, if the provider has it.
+
+        Asked only with the ``refund_lookup`` capability, about a refund billplane could not
+        confirm: every attempt ended without an answer, or was refused after one that may have
+        refunded. The request is the one ``refund`` was sent; ``created_after`` is a moment before
+        the first attempt, so the search can be bounded. Answer with the refund's current state,
+        or ``None`` when the provider has no such refund of ``request.provider_payment_id``:
+        billplane then records that no money went back (the refund fails and its amount can be
+        refunded again), so ``None`` must be certain. Use a strongly consistent read (not an
+        eventually consistent search index); billplane asks only once the last attempt is several
+        minutes old. Match ``request.refund_id`` (carry it in the refund's metadata) or the
+        idempotency key among the payment's refunds, never the amount alone. Raise
+        ``RetryableProviderError`` when the provider cannot be reached: billplane asks again later.
         """
 
 

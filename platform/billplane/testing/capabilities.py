@@ -58,6 +58,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.PAYMENT_LOOKUP: frozenset({Capability.CHARGES}),
     Capability.PAYMENT_STATUS: frozenset({Capability.CHARGES}),
     Capability.REFUND_STATUS: frozenset({Capability.REFUNDS}),
+    Capability.REFUND_LOOKUP: frozenset({Capability.REFUNDS}),
 }
 
 

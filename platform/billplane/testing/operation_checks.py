@@ -22,6 +22,7 @@ from billplane.plugins import (
     ProviderPlugin,
     ProviderRef,
     ProviderSubscription,
+    RefundLookupAdapter,
     RefundResult,
     RefundStatusAdapter,
     SubscriptionChange,
@@ -343,6 +344,32 @@ class PaymentChecks:
         other = await adapter.refund(request, idempotency_key=new_key())
         assert first.provider_refund_id == again.provider_refund_id, "the same key must not refund twice"
         assert first.provider_refund_id != other.provider_refund_id, "a different key must make a new refund"
+
+    @pytest.mark.anyio
+    async def test_find_refund(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.REFUND_LOOKUP)
+        assert isinstance(adapter, RefundLookupAdapter), "with the refund_lookup capability, define find_refund"
+        assert inspect.iscoroutinefunction(adapter.find_refund), "find_refund must be a coroutine function"
+        since = datetime.now(UTC) - timedelta(minutes=10)
+        payment = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        refunded = samples.refund(payment.provider_payment_id, currency, refund_id=_payment_id())
+        key = new_key()
+        made = await adapter.refund(refunded, idempotency_key=key)
+        found = await adapter.find_refund(refunded, idempotency_key=key, created_after=since)
+        assert isinstance(found, RefundResult), "find_refund did not find a refund that was made"
+        assert found.provider_refund_id == made.provider_refund_id, "find_refund found another refund"
+        if made.status != "pending":  # a pending refund may have settled since: any answer is then right
+            assert found.status == made.status, f"find_refund says {found.status!r}, the refund said {made.status!r}"
+        never = samples.refund(payment.provider_payment_id, currency, refund_id=_payment_id())
+        missing = await adapter.find_refund(never, idempotency_key=new_key(), created_after=since)
+        assert missing is None, "find_refund must answer None for a refund that was never made"
 
     @pytest.mark.anyio
     async def test_refund_status(

@@ -83,5 +83,7 @@ def usage(provider_subscription_id: str, provider_customer_id: str, provider_pri
     )
 
 
-def refund(provider_payment_id: str, currency: str) -> RefundRequest:
-    return RefundRequest(refund_id=1, provider_payment_id=provider_payment_id, amount=REFUND_AMOUNT, currency=currency)
+def refund(provider_payment_id: str, currency: str, *, refund_id: int = 1) -> RefundRequest:
+    return RefundRequest(
+        refund_id=refund_id, provider_payment_id=provider_payment_id, amount=REFUND_AMOUNT, currency=currency
+    )

@@ -2,8 +2,9 @@
 
 Nothing leaves the process (except the optional webhook of a pending payment), so any number of
 processes answer alike: provider ids derive from the account and the idempotency key (``ids``), and
-what a later call needs travels inside the ids. The one exception is ``find_payment``: whether a
-charge arrived cannot be computed, so it answers from the ``ledger`` of charges this process made.
+what a later call needs travels inside the ids. The exceptions are ``find_payment`` and
+``find_refund``: whether a charge or refund arrived cannot be computed, so they answer from the
+``ledger`` of charges and refunds this process made.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from billplane_sandbox import delivery, events
 from billplane_sandbox.catalog import check_currency, check_metadata, check_price
 from billplane_sandbox.credentials import SandboxCredentials, key_problem
 from billplane_sandbox.ids import make_id, parse_id
-from billplane_sandbox.ledger import LEDGER, Charge
+from billplane_sandbox.ledger import LEDGER, REFUNDS, Charge, Refund
 from billplane_sandbox.ledger import now as ledger_now
 from billplane_sandbox.payment_methods import BY_CODE, PAYMENT_METHODS, SandboxPaymentMethod
 from billplane_sandbox.signing import verify
@@ -261,11 +262,7 @@ class SandboxAdapter:
 
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         self._authorize(idempotency_key)
-        params = parse_id(self._account, "pay", request.provider_payment_id)
-        amount, currency, code = params if len(params) == 3 else ("0", "", "")  # noqa: PLR2004 - id layout
-        method = BY_CODE.get(code)
-        if method is None or not amount.isdigit():
-            raise ProviderError(f"no such payment: {request.provider_payment_id!r}", code="resource_missing")
+        method, amount, currency = self._refunded_payment(request.provider_payment_id)
         if method.final != "succeeded":
             raise ProviderError("the payment did not succeed: there is nothing to refund", code="charge_not_refundable")
         if request.currency.lower() != currency:
@@ -274,6 +271,37 @@ class SandboxAdapter:
             raise ProviderError(
                 f"a refund's amount must be between 1 and the payment's {amount} minor units", code="invalid_request"
             )
+        result = self._refunded(idempotency_key)
+        REFUNDS.record(self._account, request.refund_id, Refund(idempotency_key, result, ledger_now()))
+        if method.refunds == "answer_lost":
+            raise RetryableProviderError("the connection was reset before the sandbox's answer arrived")
+        return result
+
+    async def find_refund(
+        self, request: RefundRequest, *, idempotency_key: str, created_after: datetime
+    ) -> RefundResult | None:
+        """The refund this process's sandbox made for billplane's refund (``ledger``): the
+        sandbox's refunds succeed when made."""
+        self._authorize()
+        method, _, _ = self._refunded_payment(request.provider_payment_id)
+        found = REFUNDS.find(self._account, request.refund_id, idempotency_key, created_after.timestamp())
+        if found is not None:
+            return found.result
+        # The token says every refund of the payment was made and only its answer lost: any
+        # process can tell, also one whose ledger never saw the refund.
+        return self._refunded(idempotency_key) if method.refunds == "answer_lost" else None
+
+    def _refunded_payment(self, provider_payment_id: str) -> tuple[SandboxPaymentMethod, str, str]:
+        """The payment a refund is of: its test payment method, amount and currency, from its id."""
+        params = parse_id(self._account, "pay", provider_payment_id)
+        amount, currency, code = params if len(params) == 3 else ("0", "", "")  # noqa: PLR2004 - id layout
+        method = BY_CODE.get(code)
+        if method is None or not amount.isdigit():
+            raise ProviderError(f"no such payment: {provider_payment_id!r}", code="resource_missing")
+        return method, amount, currency
+
+    def _refunded(self, idempotency_key: str) -> RefundResult:
+        """What a refund made with this key answers: the same, whenever and wherever asked."""
         return RefundResult(provider_refund_id=make_id(self._account, "re", idempotency_key), status="succeeded")
 
     async def refund_status(self, provider_refund_id: str) -> RefundResult | None:

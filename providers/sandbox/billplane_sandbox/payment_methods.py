@@ -5,7 +5,9 @@ A token stands where a real processor's stored payment method would (never a car
 outcome arrives as a signed ``payment.succeeded`` or ``payment.failed`` webhook. Two more simulate
 the network: ``unreachable`` never reaches the sandbox (every call fails as a connection error and
 nothing is charged), ``answer_lost`` is charged and succeeds, but every answer is lost on the way
-back (billplane sees a connection error); ``find_payment`` then tells the two apart.
+back (billplane sees a connection error); ``find_payment`` then tells the two apart. One more,
+``refund_answer_lost``, charges like ``succeeds``, but every refund of its payments is made and its
+answer lost; ``find_refund`` then finds it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class SandboxPaymentMethod:
     failure_message: str | None = None
     description: str
     network: Network = "ok"
+    refunds: Literal["ok", "answer_lost"] = "ok"  # the network as the payment's refunds meet it
 
 
 SUCCEEDS = "pm_sandbox_succeeds"
@@ -37,6 +40,7 @@ PENDING_SUCCEEDS = "pm_sandbox_pending_succeeds"
 PENDING_FAILS = "pm_sandbox_pending_fails"
 UNREACHABLE = "pm_sandbox_unreachable"
 ANSWER_LOST = "pm_sandbox_answer_lost"
+REFUND_ANSWER_LOST = "pm_sandbox_refund_answer_lost"
 
 PAYMENT_METHODS: dict[str, SandboxPaymentMethod] = {
     method.token: method
@@ -93,6 +97,14 @@ PAYMENT_METHODS: dict[str, SandboxPaymentMethod] = {
             final="succeeded",
             description="charged and succeeds, but the answer is lost: a connection error",
             network="answer_lost",
+        ),
+        SandboxPaymentMethod(
+            token=REFUND_ANSWER_LOST,
+            code="rl",
+            immediate="succeeded",
+            final="succeeded",
+            description="succeeds; each refund of the payment is made, but its answer is lost: a connection error",
+            refunds="answer_lost",
         ),
     )
 }

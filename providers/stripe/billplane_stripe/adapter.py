@@ -353,6 +353,23 @@ class StripeAdapter:
             )
         return payments.refund_result(_plain(created))
 
+    async def find_refund(
+        self, request: RefundRequest, *, idempotency_key: str, created_after: datetime
+    ) -> RefundResult | None:
+        """The Refund ``refund`` created, found among the payment's refunds since ``created_after``
+        by its ``metadata.billplane_refund_id``: a list (strongly consistent), paged to the end,
+        never the Search API (eventually consistent: a refund made seconds ago may be missing).
+
+        A payment id that is neither a PaymentIntent nor a Charge raises ``ProviderError`` before
+        any call: with no list to read, None would not be certain.
+        """
+        del idempotency_key  # Stripe cannot be asked by idempotency key; the metadata names the refund
+        params = payments.refund_list_params(request, created_after)
+        async with stripe_errors():
+            listed = await self._client.v1.refunds.list_async(_sdk(params))
+            found = [_plain(refund) async for refund in listed.auto_paging_iter()]
+        return payments.newest_refund(found, request)
+
     async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
         """A Refund (``re_``, or ``pyr_`` for some payment methods) as it stands now, read the way
         its webhooks are; None for an id Stripe does not know or of another kind."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from billplane.plugins import (
@@ -195,8 +196,17 @@ def declined(error: Mapping[str, Any], request: ChargeRequest, fallback_id: str)
     )
 
 
+def _refund_target(provider_payment_id: str) -> str | None:
+    """The parameter naming a payment in Refund calls: a Charge (``ch_``, or ``py_`` for bank debits)
+    or a PaymentIntent (``pi_``); None for an id of another kind."""
+    if provider_payment_id.startswith(("ch_", "py_")):
+        return "charge"
+    return "payment_intent" if provider_payment_id.startswith("pi_") else None
+
+
 def refund_params(request: RefundRequest) -> dict[str, Any]:
-    target = "charge" if request.provider_payment_id.startswith(("ch_", "py_")) else "payment_intent"
+    # An id of another kind is sent as a PaymentIntent all the same: Stripe's refusal says why.
+    target = _refund_target(request.provider_payment_id) or "payment_intent"
     params: dict[str, Any] = {
         target: request.provider_payment_id,
         "amount": to_stripe(request.amount, request.currency),
@@ -222,6 +232,51 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
         currency=currency,
         billplane_refund_id=_billplane_id(refund.get("metadata"), "billplane_refund_id"),
     )
+
+
+# Stripe's largest page: a payment has few refunds, so one request nearly always lists them all.
+REFUND_PAGE = 100
+
+
+def refund_list_params(request: RefundRequest, created_after: datetime) -> dict[str, Any]:
+    """``GET /v1/refunds`` for the refunds of the payment ``refund_params(request)`` refunded,
+    created since ``created_after``.
+
+    A payment id of another kind has no refunds list to read, and an empty answer would tell
+    billplane that no money went back: refuse instead, before any call.
+    """
+    target = _refund_target(request.provider_payment_id)
+    if target is None:
+        raise ProviderError(
+            f"refund {request.refund_id} of {request.provider_payment_id!r} cannot be looked up at Stripe: "
+            "only refunds of a PaymentIntent (pi_) or a Charge (ch_, py_) can be listed",
+            code="refund_lookup_unsupported",
+        )
+    return {
+        target: request.provider_payment_id,
+        "created": {"gte": int(created_after.timestamp())},
+        "limit": REFUND_PAGE,
+    }
+
+
+def is_refund_of(refund: Mapping[str, Any], request: RefundRequest) -> bool:
+    """Whether a listed refund of the payment is the one ``refund_params(request)`` created: its
+    metadata names billplane's refund (the list is already the payment's, so its tenant's)."""
+    metadata = refund.get("metadata")
+    return isinstance(metadata, Mapping) and metadata.get("billplane_refund_id") == str(request.refund_id)
+
+
+def newest_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest) -> RefundResult | None:
+    """The request's refund among the payment's: the newest when there are several (it was sent
+    again under another idempotency key), None when there is none.
+
+    Stripe lists newest first and ``max`` keeps the first of equals, so a tie within one second
+    goes to the one Stripe listed first.
+    """
+    matches = [refund for refund in refunds if is_refund_of(refund, request)]
+    if not matches:
+        return None
+    return refund_result(max(matches, key=lambda refund: _int(refund.get("created")) or 0))
 
 
 def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice:

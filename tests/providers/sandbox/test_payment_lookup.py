@@ -70,7 +70,7 @@ async def test_another_process_finds_a_charge_whose_answer_was_lost(
         await adapter.charge(request, idempotency_key="k-elsewhere")
     made = await adapter.find_payment(request, idempotency_key="k-elsewhere", created_after=_since())
     # A worker in another process: its ledger never saw the charge, the test method still says it was made.
-    monkeypatch.setattr(ledger, "LEDGER", ledger.Ledger())
+    monkeypatch.setattr(ledger, "LEDGER", ledger.ChargeLedger())
     monkeypatch.setattr("billplane_sandbox.adapter.LEDGER", ledger.LEDGER)
     assert await adapter.find_payment(request, idempotency_key="k-elsewhere", created_after=_since()) == made
     never = _request(payment_methods.UNREACHABLE)
@@ -109,7 +109,7 @@ async def test_a_bad_key_is_refused(make_adapter: MakeAdapter) -> None:
 
 def test_the_ledger_forgets_the_oldest_payments_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ledger, "MAX_PAYMENTS", 2)
-    book = ledger.Ledger()
+    book: ledger.Ledger[ledger.Charge] = ledger.Ledger()
     result = ChargeResult(provider_payment_id="sbx_pay_x", status="succeeded")
     method = payment_methods.PAYMENT_METHODS[payment_methods.SUCCEEDS]
     for payment_id in (1, 2, 3):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import stripe
 from billplane_stripe.client import PerCallHTTPXClient
 
 from tests.providers.stripe.conftest import SECRET_KEY
-from tests.providers.stripe.fake_stripe import sdk_params
+from tests.providers.stripe.fake_stripe import objects, sdk_params
 from tests.providers.stripe.fake_stripe.server import FakeStripe
 from tests.providers.stripe.fake_stripe.spec import stripe_spec
 
@@ -82,3 +84,56 @@ async def test_an_unimplemented_operation_is_a_violation(fake_stripe: FakeStripe
         await client.v1.coupons.create_async({"percent_off": 10.0})
     assert fake_stripe.violations == ["the fake Stripe does not implement POST /v1/coupons"]
     fake_stripe.violations.clear()
+
+
+def _stored_refunds(fake: FakeStripe, count: int) -> None:
+    """``count`` refunds ``re_0``... of one PaymentIntent, one a second apart from second 1000."""
+    for second in range(count):
+        refund = objects.fixture(
+            "refund", id=f"re_{second}", created=1000 + second, payment_intent="pi_1", charge="ch_1", metadata={}
+        )
+        fake.store.refunds[refund["id"]] = refund
+
+
+async def _listed_ids(fake: FakeStripe, params: dict[str, Any]) -> tuple[list[str], bool]:
+    listed = await _client(fake).v1.refunds.list_async(params)  # type: ignore[arg-type]
+    return [refund.id for refund in listed.data], listed.has_more
+
+
+async def test_refunds_are_listed_newest_first_and_paged_both_ways(fake_stripe: FakeStripe) -> None:
+    _stored_refunds(fake_stripe, 5)
+    assert await _listed_ids(fake_stripe, {"payment_intent": "pi_1", "limit": 2}) == (["re_4", "re_3"], True)
+    assert await _listed_ids(fake_stripe, {"charge": "ch_1", "limit": 2, "starting_after": "re_3"}) == (
+        ["re_2", "re_1"],
+        True,
+    )
+    assert await _listed_ids(fake_stripe, {"limit": 2, "starting_after": "re_1"}) == (["re_0"], False)
+    assert await _listed_ids(fake_stripe, {"limit": 2, "ending_before": "re_1"}) == (["re_3", "re_2"], True)
+    assert await _listed_ids(fake_stripe, {"limit": 2, "ending_before": "re_3"}) == (["re_4"], False)
+    assert await _listed_ids(fake_stripe, {"payment_intent": "pi_2"}) == ([], False)
+    assert await _listed_ids(fake_stripe, {"charge": "ch_2"}) == ([], False)
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        ({"gte": 1003}, ["re_4", "re_3"]),
+        ({"gt": 1003}, ["re_4"]),
+        ({"lte": 1001}, ["re_1", "re_0"]),
+        ({"lt": 1001}, ["re_0"]),
+        ({"gt": 1000, "lt": 1003}, ["re_2", "re_1"]),
+        (1002, ["re_2"]),
+    ],
+)
+async def test_refunds_are_filtered_by_created(fake_stripe: FakeStripe, created: object, expected: list[str]) -> None:
+    _stored_refunds(fake_stripe, 5)
+    assert await _listed_ids(fake_stripe, {"created": created}) == (expected, False)
+
+
+@pytest.mark.parametrize(
+    "params", [{"limit": 0}, {"limit": 101}, {"starting_after": "re_1", "ending_before": "re_3"}]
+)  # fmt: skip
+async def test_a_list_outside_stripes_rules_is_refused(fake_stripe: FakeStripe, params: dict[str, Any]) -> None:
+    _stored_refunds(fake_stripe, 5)
+    with pytest.raises(stripe.InvalidRequestError):
+        await _listed_ids(fake_stripe, params)

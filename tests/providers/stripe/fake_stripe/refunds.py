@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import invalid, missing
+from .lists import Params, created_matches, page
 from .objects import fixture, new_id, now
 
 if TYPE_CHECKING:
-    from .resources import Params, Store
+    from .resources import Store
 
 # Stripe's test cards for refunds (https://docs.stripe.com/testing#refunds); their charges succeed.
 # A refund of this card stays `pending` until the test settles it (`settle_refund`).
@@ -27,11 +28,23 @@ _SETTLES: dict[str, set[str]] = {
 _HOLDING = {"pending", "succeeded", "requires_action"}
 
 
-def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+def _refunded_intent(store: Store, params: Params) -> dict[str, Any]:
+    """The succeeded PaymentIntent a refund names: by ``charge`` (its latest charge) or by ``payment_intent``."""
+    charge = params.get("charge")
+    if charge is not None:
+        found = next((i for i in store.payment_intents.values() if i.get("latest_charge") == charge), None)
+        if found is None or found["status"] != "succeeded":
+            raise missing("charge", str(charge), "charge")
+        return found
     intent_id = params.get("payment_intent")
     intent = store.payment_intents.get(str(intent_id))
     if intent is None or intent["status"] != "succeeded":
         raise missing("payment_intent", str(intent_id), "payment_intent")
+    return intent
+
+
+def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    intent = _refunded_intent(store, params)
     refunded = sum(
         r["amount"] for r in store.refunds.values() if r["payment_intent"] == intent["id"] and r["status"] in _HOLDING
     )
@@ -59,6 +72,19 @@ def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[s
     )
     store.refunds[refund["id"]] = refund
     return refund
+
+
+def list_refunds(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
+    """Newest first, as Stripe lists; ``charge``, ``payment_intent`` and ``created`` filter,
+    ``limit`` and the cursors page."""
+    found = [
+        refund
+        for refund in reversed(store.refunds.values())
+        if params.get("charge") in {None, refund["charge"]}
+        and params.get("payment_intent") in {None, refund["payment_intent"]}
+        and created_matches(params, refund["created"])
+    ]
+    return page(found, params, "/v1/refunds")
 
 
 def retrieve_refund(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:

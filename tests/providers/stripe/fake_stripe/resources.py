@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import StripeFailure, invalid, missing
+from .lists import created_matches, page
 from .objects import fixture, list_of, new_id, now
-from .refunds import PENDING_REFUND, REFUND_FAILS, create_refund, retrieve_refund
+from .refunds import PENDING_REFUND, REFUND_FAILS, create_refund, list_refunds, retrieve_refund
 
 Params = dict[str, Any]
 Handler = Callable[["Store", dict[str, str], Params], dict[str, Any]]
@@ -355,7 +356,7 @@ def list_subscriptions(store: Store, _path: dict[str, str], params: Params) -> d
             or (wanted is None and subscription["status"] not in {"canceled", "incomplete_expired"})
         )
     ]
-    return _page(found, params, "/v1/subscriptions")
+    return page(found, params, "/v1/subscriptions")
 
 
 def retrieve_subscription(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
@@ -487,35 +488,14 @@ def pay_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str,
     return answer
 
 
-def _created_filter(params: Params) -> tuple[int | None, int | None]:
-    created = params.get("created")
-    if isinstance(created, dict):
-        low, high = created.get("gte"), created.get("lte")
-        return (None if low is None else int(low)), (None if high is None else int(high))
-    return None, None
-
-
 def list_payment_intents(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
-    """Newest first, as Stripe lists; ``customer`` and ``created[gte|lte]`` filter, ``starting_after`` pages."""
-    low, high = _created_filter(params)
+    """Newest first, as Stripe lists; ``customer`` and ``created`` filter, ``limit`` and the cursors page."""
     intents = [
         intent
         for intent in reversed(store.payment_intents.values())
-        if params.get("customer") in {None, intent["customer"]}
-        and (low is None or intent["created"] >= low)
-        and (high is None or intent["created"] <= high)
+        if params.get("customer") in {None, intent["customer"]} and created_matches(params, intent["created"])
     ]
-    return _page(intents, params, "/v1/payment_intents")
-
-
-def _page(found: list[dict[str, Any]], params: Params, url: str) -> dict[str, Any]:
-    """One page of a list, newest first: after ``starting_after``, at most ``limit``."""
-    after = params.get("starting_after")
-    if after:
-        ids = [item["id"] for item in found]
-        found = found[ids.index(after) + 1 :] if after in ids else []
-    limit = int(params.get("limit", 10))
-    return list_of(found[:limit], url, has_more=len(found) > limit)
+    return page(intents, params, "/v1/payment_intents")
 
 
 def retrieve_payment_intent(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
@@ -558,5 +538,6 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
     ("POST", "/v1/refunds"): create_refund,
+    ("GET", "/v1/refunds"): list_refunds,
     ("GET", "/v1/refunds/{refund}"): retrieve_refund,
 }

@@ -48,6 +48,7 @@ class Fault:
     retry_after: str | None = None
     path: str | None = None
     times: int = 1
+    skip: int = 0  # matching requests answered normally before this fault applies
 
 
 @dataclass
@@ -79,9 +80,11 @@ class FakeStripe:
     # -- test hooks ------------------------------------------------------------------------
 
     def fail_next(
-        self, status: int, *, retry_after: str | None = None, path: str | None = None, times: int = 1
+        self, status: int, *, retry_after: str | None = None, path: str | None = None, times: int = 1, skip: int = 0
     ) -> None:
-        self.faults.append(Fault(status=status, retry_after=retry_after, path=path, times=times))
+        """Answer the next matching request(s) with ``status``; ``skip`` lets that many through first
+        (the second page of a list, say)."""
+        self.faults.append(Fault(status=status, retry_after=retry_after, path=path, times=times, skip=skip))
 
     def delay_next(self, seconds: float, *, path: str | None = None) -> None:
         self.faults.append(Fault(status=None, delay=seconds, path=path))
@@ -98,6 +101,9 @@ class FakeStripe:
         with self._lock:
             for fault in self.faults:
                 if fault.path is None or path.startswith(fault.path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
