@@ -115,10 +115,11 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES",
-        "How long after a charge gave up (every attempt failed to reach the provider) the worker asks the "
-        "provider whether the charge exists, and `POST /v1/payments/{id}/sync` may; at least 1. "
-        "Sooner, a request still in flight could land after the provider said it has no such charge. A "
-        "refund whose request gave up is shown to the tenant after as long. See "
+        "How long after a charge (or refund) gave up (every attempt failed to reach the provider) the worker "
+        "asks the provider whether the charge (refund) exists, and `POST /v1/payments/{id}/sync` "
+        "(`POST /v1/refunds/{id}/sync`) may; at least 1. Sooner, a request still in flight could land after "
+        "the provider said it has no such charge. Only providers with the `payment_lookup` (`refund_lookup`) "
+        "capability are asked; at any other, the payment or refund is shown to the tenant after as long. See "
         "[payment reconciliation](../concepts/payment-reconciliation.md).",
     ),
     Variable(

@@ -161,8 +161,7 @@ async def provide_refund_sync(
     tenant_session: NamedDependency[AsyncSession],
     principal: NamedDependency[KeyPrincipal],
 ) -> RefundSync:
-    lookup, _, pending = _asking(request)
-    return RefundSync(tenant_session, principal.tenant_id, lookup, pending)
+    return RefundSync(tenant_session, principal.tenant_id, *_asking(request))
 
 
 class RefundController(Controller):
@@ -214,15 +213,19 @@ class RefundController(Controller):
 
     @post("/{refund_id:int}/sync", operation_id="syncRefund", status_code=200)
     async def sync_refund(self, refund_id: FromPath[int], syncing: NamedDependency[RefundSync]) -> Refund:
-        """Ask the provider now how a refund it holds as `pending` stands, and record its answer.
+        """Ask the provider now how a refund it holds as `pending` stands, or whether it made a
+        refund billplane could not confirm, and record its answer.
 
         What the reconciliation job does at most every `BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES`,
         at once: a `succeeded` or `failed` answer settles the refund as its webhook would (a failed
         one gives its amount back); anything else leaves it pending, or, once it is
-        `BILLPLANE_PAYMENT_PENDING_FLAG_HOURS` old, shows it to you (`action_required`). 409 when
-        there is nothing to ask (settled, or never confirmed: resolve it), or the provider refuses
-        to answer; 422 when the provider cannot be asked (no `refund_status` capability); 503 when
-        it cannot be reached now.
+        `BILLPLANE_PAYMENT_PENDING_FLAG_HOURS` old, shows it to you (`action_required`). A refund
+        never confirmed is looked up once its request gave up
+        `BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES` ago: found, it is recorded as the refund call's
+        answer; not found, it fails and its amount goes back to the payment. 409 when there is
+        nothing to ask (settled, still being sent, or gave up too recently), or the provider refuses
+        to answer; 422 when the provider cannot be asked (no `refund_status`, or no
+        `refund_lookup`, capability); 503 when it cannot be reached now.
         """
         return Refund.of(await syncing.sync(refund_id))
 

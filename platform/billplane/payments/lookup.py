@@ -1,10 +1,10 @@
 """Asking a payment's provider about a charge billplane could not confirm (``find_payment``),
-about one it holds as pending (``charge_status``), or about a refund it holds as pending
-(``refund_status``).
+about one it holds as pending (``charge_status``), about a refund billplane could not confirm
+(``find_refund``), or about one it holds as pending (``refund_status``).
 
 Only a provider that declares the capability (``payment_lookup``, ``payment_status``,
-``refund_status``) is ever asked; billplane decides that from the plugin's declaration, never by calling and catching
-``UnsupportedOperationError``.
+``refund_lookup``, ``refund_status``) is ever asked; billplane decides that from the plugin's
+declaration, never by calling and catching ``UnsupportedOperationError``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billplane.payments.pending_charges import PendingCharge
-from billplane.payments.pending_refunds import HeldRefund
+from billplane.payments.pending_refunds import HeldRefund, LostRefund
 from billplane.payments.reconcile import Unconfirmed
 from billplane.plugins.contract import (
     Capability,
     ChargeResult,
     PaymentLookupAdapter,
     PaymentStatusAdapter,
+    RefundLookupAdapter,
     RefundResult,
     RefundStatusAdapter,
 )
@@ -31,7 +32,7 @@ class AccountGoneError(ProviderError):
     """The account the charge went through was deleted: nobody can ask the provider through it."""
 
 
-Asked = Unconfirmed | PendingCharge | HeldRefund
+Asked = Unconfirmed | PendingCharge | HeldRefund | LostRefund
 
 
 @dataclass(slots=True)
@@ -45,6 +46,9 @@ class PaymentLookup:
     def can_read_status(self, provider: str) -> bool:
         return self._declares(provider, Capability.PAYMENT_STATUS)
 
+    def can_look_up_refund(self, provider: str) -> bool:
+        return self._declares(provider, Capability.REFUND_LOOKUP)
+
     def can_read_refund(self, provider: str) -> bool:
         return self._declares(provider, Capability.REFUND_STATUS)
 
@@ -57,9 +61,9 @@ class PaymentLookup:
 
     async def can_ask(self, asked: Asked, tenant_id: int) -> bool:
         """Whether the provider can be asked about this charge or refund: it declares
-        ``payment_lookup`` (a charge never confirmed), ``payment_status`` (one it holds as pending)
-        or ``refund_status`` (a refund it holds as pending), and the account it went through still
-        exists."""
+        ``payment_lookup`` (a charge never confirmed), ``payment_status`` (one it holds as pending),
+        ``refund_lookup`` (a refund never confirmed) or ``refund_status`` (a refund it holds as
+        pending), and the account it went through still exists."""
         if not self.capable(asked):
             return False
         # Without an account source this process cannot tell: ``find`` and ``status`` say so when asked.
@@ -69,6 +73,8 @@ class PaymentLookup:
         """Whether the provider declares the capability this charge or refund is asked through."""
         if isinstance(charge, Unconfirmed):
             return self.can_look_up(charge.provider)
+        if isinstance(charge, LostRefund):
+            return self.can_look_up_refund(charge.provider)
         if isinstance(charge, HeldRefund):
             return self.can_read_refund(charge.provider)
         return self.can_read_status(charge.provider)
@@ -115,3 +121,13 @@ class PaymentLookup:
         if not isinstance(adapter, RefundStatusAdapter):
             raise ProviderError(f"{account.provider} declares refund_status but its adapter has no refund_status")
         return await adapter.refund_status(held.provider_refund_id)
+
+    async def find_refund(self, lost: LostRefund, tenant_id: int) -> RefundResult | None:
+        """The refund the provider made of this request, if any; errors as for ``find``."""
+        account = await self._asked(lost, tenant_id)
+        adapter = account.adapter
+        if not isinstance(adapter, RefundLookupAdapter):
+            raise ProviderError(f"{account.provider} declares refund_lookup but its adapter has no find_refund")
+        return await adapter.find_refund(
+            lost.request, idempotency_key=lost.idempotency_key, created_after=lost.created_after
+        )

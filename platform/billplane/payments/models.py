@@ -25,6 +25,9 @@ PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 # failure_code of a payment or refund the tenant settled failed by hand (/resolve): their word, not the provider's.
 RESOLVED_BY_TENANT = "resolved_by_tenant"
+# failure_code of a payment or refund recorded twice (another one records the same provider charge or
+# refund, from its webhook), which gave way to the other.
+DUPLICATE_CODE = "duplicate"
 
 
 class Payment(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):

@@ -16,15 +16,13 @@ from billplane.customers.models import ProviderCustomer
 from billplane.invoices.models import Invoice
 from billplane.payments import settlement
 from billplane.payments.models import Payment, PaymentMethod, Refund
-from billplane.payments.refund_settlement import refund_settled
+from billplane.payments.refund_settlement import refund_answered, refund_settled
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.sync.attempt import Attempt
 from billplane.sync.repository import OutboxRepository
 
-# failure_code of a refund recorded twice: another refund records the same provider refund.
-DUPLICATE_CODE = "duplicate"
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
 
@@ -93,6 +91,17 @@ async def charge_payment(attempt: Attempt) -> None:
         await settlement.payment_settled(session, locked, outcome.status, outcome.failure_code, outcome.failure_message)
 
 
+def refund_request(refund: Refund, provider_payment_id: str) -> RefundRequest:
+    """What the refund's provider is asked to refund (and asked about, if the answer is lost)."""
+    return RefundRequest(
+        refund_id=refund.id,
+        provider_payment_id=provider_payment_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.reason,
+    )
+
+
 async def send_refund(attempt: Attempt) -> None:
     """``refund.create``: ask the provider to refund; the amount was reserved when the refund was made."""
     request = None
@@ -102,13 +111,7 @@ async def send_refund(attempt: Attempt) -> None:
         if refund is not None and refund.status == "pending" and refund.provider_refund_id is None:
             payment = await session.get(Payment, refund.payment_id)
             if payment is not None and payment.provider_payment_id is not None:
-                request = RefundRequest(
-                    refund_id=refund.id,
-                    provider_payment_id=payment.provider_payment_id,
-                    amount=refund.amount,
-                    currency=refund.currency,
-                    reason=refund.reason,
-                )
+                request = refund_request(refund, payment.provider_payment_id)
                 # Committed before the call: a worker that dies during it leaves the count behind.
                 called_before += await OutboxRepository(session).count_call(attempt.row)
     if request is None:
@@ -135,13 +138,4 @@ async def send_refund(attempt: Attempt) -> None:
         if isinstance(result, ProviderError):
             await refund_settled(session, locked, "failed", failure_code=result.code, failure_message=result.message)
             return
-        other = await repository.other_refund(result.provider_refund_id, than=locked.id)
-        if other is not None:
-            # Its webhook came first without naming this refund, and was recorded as a refund of its
-            # own, which counts the money: this one is the same refund, and gives its amount back.
-            message = f"refund {other.id} records this provider refund ({result.provider_refund_id}), from its webhook"
-            await refund_settled(session, locked, "failed", failure_code=DUPLICATE_CODE, failure_message=message)
-            return
-        await refund_settled(
-            session, locked, result.status, result.provider_refund_id, failure_message=result.failure_message
-        )
+        await refund_answered(session, locked, result)

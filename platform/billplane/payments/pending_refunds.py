@@ -12,9 +12,10 @@ billplane shows it on its way. The reconciliation job (``billplane.payments.refu
   ``PendingChecks.flag_after`` old, it is shown to the tenant (``action_required``) with the last
   answer. A deleted account, through which nobody can ask, is shown at once.
 - refunds never confirmed (no provider id): their ``refund.create`` row failed, every attempt
-  without an answer or refused after one (``billplane.payments.operations.send_refund``). No
-  provider can be asked yet whether such a refund was made, so the tenant is shown it as soon as a
-  request still in flight would have landed.
+  without an answer or refused after one (``billplane.payments.operations.send_refund``). Once a
+  request still in flight would have landed, a provider with the ``refund_lookup`` capability is
+  asked whether it made the refund (``billplane.payments.lost_refunds``); for any other, the
+  tenant is shown it then.
 
 The tenant settles a shown refund with ``POST /v1/refunds/{id}/resolve`` after checking at the
 provider; the provider's webhook still settles it whenever it comes. Each step re-reads the refund
@@ -34,7 +35,7 @@ from billplane.payments.models import Payment, Refund
 from billplane.payments.reconcile import Recorded
 from billplane.payments.refund_settlement import refund_settled
 from billplane.payments.repository import PaymentRepository
-from billplane.plugins.contract import RefundResult
+from billplane.plugins.contract import RefundRequest, RefundResult
 from billplane.sync.models import OutboxEntry
 
 REFUND_KIND = "refund.create"
@@ -51,6 +52,20 @@ class HeldRefund:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LostRefund:
+    """A refund never confirmed, as its request was last sent: what ``find_refund`` is asked
+    (``billplane.payments.lost_refunds``)."""
+
+    refund_id: int
+    account_id: int  # the account the request went to
+    provider: str
+    request: RefundRequest
+    idempotency_key: str
+    created_after: datetime
+    last_error: str | None  # why its request gave up, in the outbox row's words
+
+
 def held_refund(refund: Refund, payment: Payment) -> HeldRefund | None:
     if refund.status != "pending" or payment.provider_account_id is None or payment.provider is None:
         return None
@@ -63,7 +78,7 @@ def held_refund(refund: Refund, payment: Payment) -> HeldRefund | None:
     )
 
 
-async def _locked_if_waiting(session: AsyncSession, held: HeldRefund) -> Refund | None:
+async def locked_if_waiting(session: AsyncSession, held: HeldRefund) -> Refund | None:
     locked = await PaymentRepository(session=session).lock_refund(held.refund_id)
     if locked is None or locked.status != "pending" or locked.provider_refund_id != held.provider_refund_id:
         return None  # settled (or confirmed) meanwhile: the webhook or the worker won
@@ -74,7 +89,7 @@ async def record_answer(
     session: AsyncSession, held: HeldRefund, found: RefundResult | None, *, now: datetime, flag_after: timedelta
 ) -> Recorded:
     """A settled answer, as the webhook would have recorded it; anything else, that it waits."""
-    locked = await _locked_if_waiting(session, held)
+    locked = await locked_if_waiting(session, held)
     if locked is None:
         return "unchanged"
     if found is not None and found.status != "pending":
@@ -87,7 +102,7 @@ async def record_answer(
 async def no_answer(
     session: AsyncSession, held: HeldRefund, *, now: datetime, flag_after: timedelta, why: str
 ) -> Recorded:
-    locked = await _locked_if_waiting(session, held)
+    locked = await locked_if_waiting(session, held)
     if locked is None:
         return "unchanged"
     return await _waiting(session, locked, held, now=now, flag_after=flag_after, why=why)
@@ -104,7 +119,7 @@ async def _waiting(
 
 
 async def require_action(session: AsyncSession, held: HeldRefund, message: str) -> Recorded:
-    locked = await _locked_if_waiting(session, held)
+    locked = await locked_if_waiting(session, held)
     flagged = locked is not None and await attention.flag(session, locked, message)
     return "action_required" if flagged else "unchanged"
 
@@ -113,11 +128,11 @@ def cannot_read(held: HeldRefund) -> str:
     return f"{held.provider} cannot say how it stands now: it has no refund it can read by that id"
 
 
-def unanswered(held: HeldRefund, reason: str) -> str:
+def unanswered(held: HeldRefund | LostRefund, reason: str) -> str:
     return f"{held.provider} could not be asked: {reason}"
 
 
-def cannot_ask(held: HeldRefund) -> str:
+def cannot_ask(held: HeldRefund | LostRefund) -> str:
     return f"{held.provider} accounts cannot be asked about a refund"
 
 
@@ -130,7 +145,7 @@ def waiting_too_long(held: HeldRefund, why: str) -> str:
     )
 
 
-def account_gone(held: HeldRefund) -> str:
+def account_gone(held: HeldRefund | LostRefund) -> str:
     return (
         f"the {held.provider} account this refund went through (provider account {held.account_id}) was deleted, so "
         f"{held.provider} cannot be asked about it. Check at {held.provider}, then settle it with "
@@ -138,7 +153,7 @@ def account_gone(held: HeldRefund) -> str:
     )
 
 
-def never_confirmed(held: HeldRefund, last_error: str | None) -> str:
+def never_confirmed(held: HeldRefund | LostRefund, last_error: str | None) -> str:
     return (
         f"billplane could not confirm this refund: its request to {held.provider} failed "
         f"({last_error or 'no answer'}), and an earlier attempt may have refunded. Its amount stays reserved on "
@@ -147,12 +162,12 @@ def never_confirmed(held: HeldRefund, last_error: str | None) -> str:
     )
 
 
-async def last_error(session: AsyncSession, refund_id: int) -> str | None:
-    """Why the refund's latest ``refund.create`` row failed, in the row's words."""
+async def latest_refund_row(session: AsyncSession, refund_id: int) -> OutboxEntry | None:
+    """The refund's latest ``refund.create`` row: its request as last sent, and how that ended."""
     query = (
-        select(OutboxEntry.last_error)
+        select(OutboxEntry)
         .where(OutboxEntry.kind == REFUND_KIND, OutboxEntry.object_id == refund_id)
         .order_by(OutboxEntry.id.desc())
         .limit(1)
     )
-    return await session.scalar(query)
+    return (await session.execute(query)).scalar_one_or_none()

@@ -89,13 +89,9 @@ async def unconfirmed(
     reason, row = await _stuck_reason(session, payment)
     if reason is not None or row is None or payment.provider is None:
         return NotStuck(reason or "the payment has no charge made through a provider")
-    failed_at = row.done_at or row.created_at
-    if failed_at > now - settle_after:
-        ready = (failed_at + settle_after).isoformat(timespec="seconds")
-        return NotStuck(
-            f"the charge's last attempt ended at {failed_at.isoformat(timespec='seconds')}; a request still in "
-            f"flight could land at the provider meanwhile: ask again after {ready}"
-        )
+    early = too_early(row, "charge", settle_after=settle_after, now=now)
+    if early is not None:
+        return NotStuck(early)
     # The account the charge was sent to (the row's): the one to ask, with the same request.
     return Unconfirmed(
         payment_id=payment.id,
@@ -104,6 +100,19 @@ async def unconfirmed(
         request=await charge_request(session, payment, row.provider_account_id),
         idempotency_key=idempotency_key(tenant_id, row.id),
         created_after=payment.created_at - CLOCK_MARGIN,
+    )
+
+
+def too_early(row: OutboxEntry, what: str, *, settle_after: timedelta, now: datetime) -> str | None:
+    """Why the provider cannot be asked yet about the ``what`` (charge, refund) whose outbox row
+    gave up: a request still in flight could land after its "no such" answer."""
+    failed_at = row.done_at or row.created_at
+    if failed_at <= now - settle_after:
+        return None
+    ready = (failed_at + settle_after).isoformat(timespec="seconds")
+    return (
+        f"the {what}'s last attempt ended at {failed_at.isoformat(timespec='seconds')}; a request still in "
+        f"flight could land at the provider meanwhile: ask again after {ready}"
     )
 
 

@@ -17,11 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.events.emit import emit
 from billplane.payments import settlement
-from billplane.payments.models import Payment
+from billplane.payments.models import DUPLICATE_CODE, Payment
 from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import Payment as PaymentView
-
-DUPLICATE_CODE = "duplicate"
 
 
 def _same_charge(pending: Payment, recorded: Payment) -> bool:

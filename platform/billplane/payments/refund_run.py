@@ -2,9 +2,10 @@
 
 One read per batch of tenant schemas over the partial index ``ix_refunds_pending``, finding both
 kinds: refunds never confirmed (no provider id) whose latest ``refund.create`` row failed at least
-``BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES`` ago, and refunds the provider holds as pending not
-asked about for ``BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES``. Refunds already shown to the tenant
-are not looked at again. Each refund is then handled on its own: read, ask the provider outside
+``BILLPLANE_PAYMENT_RECONCILE_AFTER_MINUTES`` ago, looked up (``billplane.payments.lost_refunds``),
+and refunds the provider holds as pending not asked about for
+``BILLPLANE_PAYMENT_PENDING_CHECK_MINUTES``. Refunds already shown to the tenant are not looked at
+again. Each refund is then handled on its own: read, ask the provider outside
 any transaction, record under the refund's row lock. A failing refund is logged and the rest go on.
 """
 
@@ -17,10 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 
 from billplane.db import tenant_scan
-from billplane.payments import pending_refunds
+from billplane.payments import lost_refunds, pending_refunds
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment, Refund
-from billplane.payments.pending_refunds import REFUND_KIND, HeldRefund, held_refund
+from billplane.payments.pending_refunds import REFUND_KIND, HeldRefund, LostRefund, held_refund
 from billplane.payments.reconcile import Recorded
 from billplane.plugins.contract import RefundResult
 from billplane.plugins.errors import ProviderError
@@ -53,7 +54,7 @@ def _due_sql(schema: str) -> str:
 
 @dataclass(slots=True)
 class RefundReport:
-    settled: int = 0  # the provider's settled answer, recorded
+    settled: int = 0  # the provider's settled answer, or what a lookup found (or that it found none), recorded
     action_required: int = 0  # shown to the tenant: never confirmed, cannot be asked, or nothing settled it in time
     unanswered: int = 0  # the provider could not answer now: asked again after the interval
     failed_tenants: list[str] = field(default_factory=list)
@@ -108,34 +109,56 @@ class RefundReconciliation:
             held = held_refund(refund, payment) if payment is not None else None
         if held is None:
             return
-        recorded: Recorded
-        if held.provider_refund_id is None:
-            async with self.database.tenant_session(schema) as session:
-                why = pending_refunds.never_confirmed(held, await pending_refunds.last_error(session, held.refund_id))
-                recorded = await pending_refunds.require_action(session, held, why)
-        else:
-            answer = await self._ask(report, held, tenant)
-            after = self.pending.flag_after
-            async with self.database.tenant_session(schema) as session:
-                if isinstance(answer, _NoAnswer) and answer.account_gone:
-                    recorded = await pending_refunds.require_action(session, held, answer.why)
-                elif isinstance(answer, _NoAnswer):
-                    recorded = await pending_refunds.no_answer(session, held, now=now, flag_after=after, why=answer.why)
-                else:
-                    recorded = await pending_refunds.record_answer(session, held, answer, now=now, flag_after=after)
+        recorded = await (
+            self._look_up(report, tenant, held, now)
+            if held.provider_refund_id is None
+            else self._check(report, tenant, held, now)
+        )
         report.settled += recorded == "settled"
         report.action_required += recorded == "action_required"
 
+    async def _check(self, report: RefundReport, tenant: tuple[int, str], held: HeldRefund, now: datetime) -> Recorded:
+        """A refund the provider holds as pending: how it stands now."""
+        answer = await self._ask(report, held, tenant)
+        after = self.pending.flag_after
+        async with self.database.tenant_session(tenant[1]) as session:
+            if isinstance(answer, _NoAnswer) and answer.account_gone:
+                return await pending_refunds.require_action(session, held, answer.why)
+            if isinstance(answer, _NoAnswer):
+                return await pending_refunds.no_answer(session, held, now=now, flag_after=after, why=answer.why)
+            return await pending_refunds.record_answer(session, held, answer, now=now, flag_after=after)
+
+    async def _look_up(
+        self, report: RefundReport, tenant: tuple[int, str], held: HeldRefund, now: datetime
+    ) -> Recorded:
+        """A refund never confirmed: whether the provider made it, where it can be asked."""
+        tenant_id, schema = tenant
+        async with self.database.tenant_session(schema) as session:
+            lost = await lost_refunds.lost_refund(session, tenant_id, held, settle_after=self.settle_after, now=now)
+        if isinstance(lost, lost_refunds.NotLost):
+            return "unchanged"  # retried, or settled, since the scan
+        answer = await self._ask(report, lost, tenant)
+        async with self.database.tenant_session(schema) as session:
+            if isinstance(answer, _NoAnswer) and (answer.account_gone or not self.lookup.capable(lost)):
+                why = answer.why if answer.account_gone else pending_refunds.never_confirmed(held, lost.last_error)
+                return await pending_refunds.require_action(session, held, why)
+            if isinstance(answer, _NoAnswer):
+                after = self.pending.flag_after
+                return await lost_refunds.no_answer(session, held, now=now, flag_after=after, why=answer.why)
+            return await lost_refunds.record_found(session, held, answer)
+
     async def _ask(
-        self, report: RefundReport, held: HeldRefund, tenant: tuple[int, str]
+        self, report: RefundReport, held: HeldRefund | LostRefund, tenant: tuple[int, str]
     ) -> RefundResult | _NoAnswer | None:
+        """How the provider says the refund stands (``refund_status``), or the refund it made of a
+        request whose answer was lost (``find_refund``); or why there is no answer."""
         tenant_id, schema = tenant
         if not await self.lookup.can_ask(held, tenant_id):
             if self.lookup.capable(held):  # it could be asked, but its account is gone
                 return _NoAnswer(pending_refunds.account_gone(held), account_gone=True)
             return _NoAnswer(pending_refunds.cannot_ask(held))
         try:
-            return await self.lookup.refund_status(held, tenant_id)
+            return await self._call(held, tenant_id)
         except AccountGoneError:  # deleted since can_ask
             return _NoAnswer(pending_refunds.account_gone(held), account_gone=True)
         except ProviderError as exc:
@@ -146,3 +169,8 @@ class RefundReconciliation:
             logger.exception("refund %s of %s: asking the provider failed", held.refund_id, schema)
             report.unanswered += 1
             return _NoAnswer(pending_refunds.unanswered(held, "the provider's plugin failed (see the logs)"))
+
+    async def _call(self, asked: HeldRefund | LostRefund, tenant_id: int) -> RefundResult | None:
+        if isinstance(asked, LostRefund):
+            return await self.lookup.find_refund(asked, tenant_id)
+        return await self.lookup.refund_status(asked, tenant_id)

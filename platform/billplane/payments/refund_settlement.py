@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.events.emit import emit
 from billplane.payments import attention
-from billplane.payments.models import Payment, Refund
+from billplane.payments.models import DUPLICATE_CODE, Payment, Refund
+from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import Refund as RefundView
-from billplane.plugins.contract import RefundStatus
+from billplane.plugins.contract import RefundResult, RefundStatus
 
 
 async def refund_settled(
@@ -48,6 +49,22 @@ async def refund_settled(
         payment = await _locked_payment(session, refund)
         payment.refunded_amount = max(payment.refunded_amount - refund.amount, 0)
     await _emitted(session, refund)
+
+
+async def refund_answered(session: AsyncSession, refund: Refund, result: RefundResult) -> None:
+    """The provider's answer to billplane's refund call, or the refund ``find_refund`` found of a
+    call whose answer was lost, recorded on the pending refund the caller holds locked.
+
+    Its webhook may have come first without naming this refund, and been recorded as a refund of
+    its own, which counts the money: this one is then the same refund, and gives its amount back."""
+    other = await PaymentRepository(session=session).other_refund(result.provider_refund_id, than=refund.id)
+    if other is not None:
+        message = f"refund {other.id} records this provider refund ({result.provider_refund_id}), from its webhook"
+        await refund_settled(session, refund, "failed", failure_code=DUPLICATE_CODE, failure_message=message)
+        return
+    await refund_settled(
+        session, refund, result.status, result.provider_refund_id, failure_message=result.failure_message
+    )
 
 
 async def refund_cleared(session: AsyncSession, refund: Refund, provider_refund_id: str | None = None) -> None:

@@ -1,12 +1,14 @@
 """Shared steps of the tests of refunds nothing settled: the real sandbox, whose refunds are
 answered ``pending`` here (its own succeed at once) and never followed by a webhook, as when the
-provider's webhook is lost; or never answered at all."""
+provider's webhook is lost; or never answered at all, made (``pm_sandbox_refund_answer_lost``) or
+not."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -33,6 +35,7 @@ from tests.platform.invoices.helpers import WEBHOOK_SECRET, event_types
 from tests.platform.sync_fakes import FAST, drain
 
 Answer = Callable[[str], RefundResult | None]
+Found = Callable[[RefundRequest], RefundResult | None]
 REFUND = "SELECT id, status, provider_refund_id, action_required, provider_checked_at FROM refunds"
 
 
@@ -42,51 +45,80 @@ class WaitingRefund:
     payment: int
     refund: int
     asked: list[str] = field(default_factory=list)  # refund_status calls about this tenant's refunds
+    looked_up: list[int] = field(default_factory=list)  # find_refund calls about this tenant's refunds
 
 
-def refund_host(
-    waiting: WaitingRefund | None = None,
-    *,
-    answer: Answer | None = None,
-    capable: bool = True,
-    down: bool = False,
-    unanswered: bool = False,
-    answered_as: str | None = None,
-) -> PluginHost:
+@dataclass(frozen=True, kw_only=True)
+class Behaviour:
+    """How ``refund_host``'s sandbox answers; see there."""
+
+    waiting: WaitingRefund | None = None
+    answer: Answer | None = None
+    capable: bool = True
+    lookup: bool = True
+    found: Found | None = None
+    down: bool = False
+    unanswered: bool = False
+    answered_as: str | None = None
+
+
+class HeldSandbox(SandboxAdapter):
+    def __init__(self, context: AdapterContext, behaviour: Behaviour) -> None:
+        super().__init__(context, context.credentials)  # type: ignore[arg-type]
+        self.tenant_id = context.tenant_id
+        self.behaviour = behaviour
+
+    def _watched(self) -> WaitingRefund | None:
+        waiting = self.behaviour.waiting
+        return waiting if waiting is not None and self.tenant_id == waiting.setup.tenant.id else None
+
+    def _ask(self, capable: bool, method: str) -> None:  # noqa: FBT001 - read as "capable of method"
+        if not capable:
+            raise AssertionError(f"{method} called without its capability")
+        if self.behaviour.down:
+            raise RetryableProviderError("connection refused")
+
+    async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
+        if self.behaviour.unanswered:
+            raise RetryableProviderError("connection reset")
+        made = await super().refund(request, idempotency_key=idempotency_key)
+        answered_as = self.behaviour.answered_as or made.provider_refund_id
+        return msgspec.structs.replace(made, status="pending", provider_refund_id=answered_as)
+
+    async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
+        if (waiting := self._watched()) is not None:
+            waiting.asked.append(provider_refund_id)
+        self._ask(self.behaviour.capable, "refund_status")
+        if self.behaviour.answer is not None:
+            return self.behaviour.answer(provider_refund_id)
+        return await super().refund_status(provider_refund_id)
+
+    async def find_refund(
+        self, request: RefundRequest, *, idempotency_key: str, created_after: datetime
+    ) -> RefundResult | None:
+        if (waiting := self._watched()) is not None:
+            waiting.looked_up.append(request.refund_id)
+        self._ask(self.behaviour.lookup, "find_refund")
+        if self.behaviour.found is not None:
+            return self.behaviour.found(request)
+        return await super().find_refund(request, idempotency_key=idempotency_key, created_after=created_after)
+
+
+def refund_host(waiting: WaitingRefund | None = None, **behaviour: Any) -> PluginHost:
     """The real sandbox whose refunds are answered ``pending`` (or, ``unanswered``, never reach it);
-    ``refund_status`` answers ``answer(id)`` (else the sandbox's own, succeeded), or the sandbox is
-    unreachable (``down``); without the ``refund_status`` capability (``capable=False``) it must
-    never be called. ``answered_as``: the provider refund id the refund call answers with. Calls
-    about ``waiting``'s tenant's refunds are recorded in ``waiting.asked``."""
-
-    class Sandbox(SandboxAdapter):
-        def __init__(self, context: AdapterContext) -> None:
-            super().__init__(context, context.credentials)  # type: ignore[arg-type]
-            self.tenant_id = context.tenant_id
-
-        async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
-            if unanswered:
-                raise RetryableProviderError("connection reset")
-            made = await super().refund(request, idempotency_key=idempotency_key)
-            return msgspec.structs.replace(
-                made, status="pending", provider_refund_id=answered_as or made.provider_refund_id
-            )
-
-        async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
-            if waiting is not None and self.tenant_id == waiting.setup.tenant.id:
-                waiting.asked.append(provider_refund_id)
-            if not capable:
-                raise AssertionError("refund_status called without the refund_status capability")
-            if down:
-                raise RetryableProviderError("connection refused")
-            if answer is not None:
-                return answer(provider_refund_id)
-            return await super().refund_status(provider_refund_id)
+    ``refund_status`` answers ``answer(id)`` (else the sandbox's own, succeeded), ``find_refund``
+    ``found(request)`` (else the sandbox's own, from its ledger), or the sandbox is unreachable
+    (``down``); without the ``refund_status`` (``capable=False``) or ``refund_lookup``
+    (``lookup=False``) capability, the method must never be called. ``answered_as``: the provider
+    refund id the refund call answers with. Calls about ``waiting``'s tenant's refunds are recorded
+    in ``waiting.asked`` and ``waiting.looked_up``."""
+    chosen = Behaviour(waiting=waiting, **behaviour)
 
     def create_adapter(context: AdapterContext) -> ProviderAdapter:
-        return Sandbox(context)
+        return HeldSandbox(context, chosen)
 
-    capabilities = PLUGIN.capabilities if capable else PLUGIN.capabilities - {Capability.REFUND_STATUS}
+    capabilities = PLUGIN.capabilities - ({Capability.REFUND_STATUS} if not chosen.capable else set())
+    capabilities -= {Capability.REFUND_LOOKUP} if not chosen.lookup else set()
     host = PluginHost(["sandbox"])
     host.register(dataclasses.replace(PLUGIN, create_adapter=create_adapter, capabilities=capabilities))
     return host
@@ -105,15 +137,18 @@ async def waiting_refund(
     worker: Runtime,
     *,
     amount: int = 400,
+    method: str = SUCCEEDS,
     unanswered: bool = False,
     before: Callable[[Setup, int], Awaitable[None]] | None = None,
     answered_as: str | None = None,
 ) -> WaitingRefund:
-    """A subscription's first invoice paid, and a refund of ``amount`` of it that the sandbox holds
-    as pending (as ``answered_as``, if given), or (``unanswered``) whose every request went
-    unanswered. ``before(setup, payment id)`` runs before the refund is made."""
+    """A subscription's first invoice paid with ``method``, and a refund of ``amount`` of it that
+    the sandbox holds as pending (as ``answered_as``, if given), or whose every request went
+    unanswered: none reached the sandbox (``unanswered``), or, paid with ``REFUND_ANSWER_LOST``,
+    the sandbox refunded and the answer was lost. ``before(setup, payment id)`` runs before the
+    refund is made."""
     use(client, worker, refund_host())
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="refwait")
+    setup = await sandbox_customer(client, admin_headers, worker, method, prefix="refwait")
     await subscribe(client, setup, trial_days=0)
     await drain(worker)
     payment = await one(worker, setup.tenant, PAYMENT)

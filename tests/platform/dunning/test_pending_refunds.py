@@ -110,13 +110,13 @@ async def test_a_provider_that_cannot_be_asked_or_answer_leaves_the_refund_to_wa
     assert len(waiting.asked) == (2 if capable else 0)
 
 
-async def test_a_refund_never_confirmed_is_shown_to_the_tenant_and_never_sent_again(
+async def test_a_refund_never_confirmed_that_cannot_be_looked_up_is_shown_to_the_tenant_and_never_sent_again(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
     refund = await refund_row(worker, waiting)
     assert (refund["status"], refund["provider_refund_id"]) == ("pending", None)
-    use(client, worker, refund_host(waiting))
+    use(client, worker, refund_host(waiting, lookup=False))  # without refund_lookup
     await made_ago(worker, waiting, minutes=9)
     await reconciliation(worker).run()
     assert (await refund_row(worker, waiting))["action_required"] is None  # a request in flight may still land
@@ -143,7 +143,7 @@ async def test_resolve_settles_a_shown_refund_from_what_the_tenant_found(
     assert early.status_code == 409, early.text  # not shown yet: billplane still waits
     assert "still waiting" in early.json()["detail"]
 
-    use(client, worker, refund_host(waiting))
+    use(client, worker, refund_host(waiting, lookup=False))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
     before = (await refund_row(worker, waiting), await events_of(worker, waiting))
@@ -182,7 +182,7 @@ async def test_resolve_succeeded_waits_for_a_refund_the_provider_has_not_refunde
     client: Client, admin_headers: dict[str, str], worker: Runtime, answer: Answer | None, *, down: bool, status: int
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
-    use(client, worker, refund_host(waiting))
+    use(client, worker, refund_host(waiting, lookup=False))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
     use(client, worker, refund_host(waiting, answer=answer, down=down))
@@ -239,7 +239,7 @@ async def test_resolve_refuses_a_provider_refund_already_recorded_by_its_webhook
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
-    use(client, worker, refund_host(waiting))
+    use(client, worker, refund_host(waiting, lookup=False))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
     # The provider's webhook, not naming billplane's refund, recorded the same refund as its own.
@@ -282,17 +282,6 @@ async def test_sync_asks_the_provider_about_a_held_refund_at_once(
     assert (await client.post(url, headers=headers)).status_code == 409  # settled: nothing to ask
 
 
-async def test_sync_refuses_a_refund_never_confirmed(
-    client: Client, admin_headers: dict[str, str], worker: Runtime
-) -> None:
-    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
-    use(client, worker, refund_host(waiting))
-    refused = await client.post(f"/v1/refunds/{waiting.refund}/sync", headers=waiting.setup.tenant.headers)
-    assert refused.status_code == 409, refused.text
-    assert "resolve" in refused.json()["detail"]
-    assert waiting.asked == []
-
-
 @pytest.mark.parametrize(
     ("unlike", "why"),
     [
@@ -305,7 +294,7 @@ async def test_resolve_succeeded_refuses_a_provider_refund_that_is_another(
     client: Client, admin_headers: dict[str, str], worker: Runtime, unlike: dict[str, Any], why: str
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
-    use(client, worker, refund_host(waiting))
+    use(client, worker, refund_host(waiting, lookup=False))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
 
