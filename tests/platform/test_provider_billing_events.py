@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
@@ -196,17 +197,20 @@ async def test_a_refund_never_confirmed_that_the_provider_reports_pending_is_ask
     ]
 
 
-async def test_a_refund_never_confirmed_and_resolved_failed_counts_again_when_the_provider_refunded_it(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+@pytest.mark.parametrize("code", ["resolved_by_tenant", "provider_unreachable"])
+async def test_a_refund_never_confirmed_and_failed_without_the_providers_word_counts_again_when_it_was_made(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, code: str
 ) -> None:
+    """Failed by the tenant's /resolve, or because the provider, asked, had no such refund: either
+    way billplane's word, which the provider's later "succeeded" overrules."""
     tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 610)
     ours = await _refund_never_confirmed(
-        worker, tenant, account.id, status="failed", failure_code="resolved_by_tenant", action_required=None
+        worker, tenant, account.id, status="failed", failure_code=code, action_required=None
     )
     await deliver(client, account, [event("evt_1", "refund.updated", "re_8", T0, **_reported(ours, "succeeded"))])
     await drain(worker)
 
-    # The tenant's "failed" was their word: the money went back after all, and is counted again, once.
+    # billplane's "failed" was its own word: the money went back after all, and is counted again, once.
     assert await rows(worker, tenant, "SELECT id, provider_refund_id, status, failure_code FROM refunds") == [
         {"id": ours, "provider_refund_id": "re_8", "status": "succeeded", "failure_code": None}
     ]

@@ -39,5 +39,6 @@ def test_the_example_passes_the_kit() -> None:
     summary = re.search(r"(\d+) passed, (\d+) skipped", output)
     assert summary is not None, output
     assert int(summary[1]) >= 32  # 31 kit checks and its own test
-    assert int(summary[2]) == 8  # subscriptions, pause, usage, payment_lookup, payment_status, refund_lookup, refund_status
+    # subscriptions, pause, usage, payment_lookup, payment_status, refund_lookup, refund_status
+    assert int(summary[2]) == 8
     assert "does not declare the subscriptions capability" in output

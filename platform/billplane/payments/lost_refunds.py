@@ -25,7 +25,7 @@ from billplane.payments.models import Payment, Refund
 from billplane.payments.operations import refund_request
 from billplane.payments.pending_refunds import HeldRefund, LostRefund, latest_refund_row, locked_if_waiting
 from billplane.payments.reconcile import CLOCK_MARGIN, UNREACHABLE_CODE, Recorded, too_early
-from billplane.payments.refund_settlement import refund_answered, refund_settled
+from billplane.payments.refund_settlement import refund_answered, refund_settled, unlike
 from billplane.plugins.contract import RefundResult
 from billplane.sync.refs import idempotency_key
 
@@ -49,7 +49,7 @@ async def lost_refund(
     if row is None:
         return NotLost("the refund has no request made to a provider")
     if row.status != "failed":
-        return NotLost("the refund is still being sent to the provider (watch the refund for its outcome)")
+        return NotLost(f"the refund's request has not given up (it is {row.status}): watch the refund for its outcome")
     early = too_early(row, "refund", settle_after=settle_after, now=now)
     if early is not None:
         return NotLost(early)
@@ -72,16 +72,17 @@ async def record_found(session: AsyncSession, held: HeldRefund, found: RefundRes
     """Record what the provider answered, as the worker would have recorded the refund call's answer.
 
     ``unchanged``: the refund was settled (or confirmed) meanwhile, and nothing is recorded. A
-    refund found for another amount or currency than billplane's is not taken as this one: the
-    tenant is shown both."""
+    refund found that says it is another (another of billplane's refunds, another payment, another
+    amount or currency) is not taken as this one: the tenant is shown it."""
     locked = await locked_if_waiting(session, held)
     if locked is None:
         return "unchanged"
     if found is None:
         await refund_settled(session, locked, "failed", failure_code=UNREACHABLE_CODE, failure_message=NOT_MADE_MESSAGE)
         return "settled"
-    if found.amount is not None and (found.amount, found.currency) != (locked.amount, locked.currency):
-        flagged = await attention.flag(session, locked, _differs(held, found))
+    why = unlike(found, locked, await session.get(Payment, locked.payment_id))
+    if why is not None:
+        flagged = await attention.flag(session, locked, _another(held, found, why))
         return "action_required" if flagged else "unchanged"
     await refund_answered(session, locked, found)
     return "settled"
@@ -107,10 +108,18 @@ async def no_answer(
     return "action_required" if flagged else "unchanged"
 
 
-def _differs(held: HeldRefund, found: RefundResult) -> str:
-    amount = f"{found.amount} {found.currency}"
+def _another(held: HeldRefund, found: RefundResult, why: str) -> str:
     return (
-        f"{held.provider} has a refund naming this one ({found.provider_refund_id}, {found.status}) of {amount}, "
-        f"not this refund's amount: check it at {held.provider}, then settle this refund with "
+        f"asked whether it made this refund, {held.provider} answered with {found.provider_refund_id} "
+        f"({found.status}), but {held.provider} {why}: check at {held.provider}, then settle this refund with "
         f"POST /v1/refunds/{held.refund_id}/resolve. billplane will not send it again by itself."
+    )
+
+
+def refused(lost: LostRefund, reason: str) -> str:
+    return (
+        f"billplane could not confirm this refund, and {lost.provider} refused to say whether it made it "
+        f"({reason}). Its amount stays reserved on the payment. Check at {lost.provider}, then settle it with "
+        f"POST /v1/refunds/{lost.refund_id}/resolve, or, once the cause is fixed, ask again with "
+        f"POST /v1/refunds/{lost.refund_id}/sync."
     )

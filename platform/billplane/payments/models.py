@@ -25,6 +25,12 @@ PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 # failure_code of a payment or refund the tenant settled failed by hand (/resolve): their word, not the provider's.
 RESOLVED_BY_TENANT = "resolved_by_tenant"
+# failure_code of a payment or refund billplane settled failed because the provider, asked after its
+# request gave up, had no such charge or refund (or could not be reached at all, for a charge).
+PROVIDER_UNREACHABLE = "provider_unreachable"
+# A refund failed on these is failed on billplane's side (the tenant's word, or "the provider had no
+# such refund"), not the provider's: the provider's later word about it overrules them.
+WITHOUT_PROVIDERS_WORD = (RESOLVED_BY_TENANT, PROVIDER_UNREACHABLE)
 # failure_code of a payment or refund recorded twice (another one records the same provider charge or
 # refund, from its webhook), which gave way to the other.
 DUPLICATE_CODE = "duplicate"

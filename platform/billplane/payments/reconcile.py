@@ -24,14 +24,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.payments import attention, recorded_first, settlement
-from billplane.payments.models import Payment
+from billplane.payments.models import PROVIDER_UNREACHABLE, Payment
 from billplane.payments.operations import charge_request
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult
 from billplane.sync.models import OutboxEntry
 from billplane.sync.refs import idempotency_key
 
-UNREACHABLE_CODE = "provider_unreachable"
+UNREACHABLE_CODE = PROVIDER_UNREACHABLE
 UNREACHABLE_MESSAGE = "the provider was not reached; no charge was made"
 CHARGE_KIND = "payment.charge"
 Recorded = Literal["settled", "action_required", "unchanged"]

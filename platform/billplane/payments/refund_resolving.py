@@ -26,10 +26,10 @@ from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnav
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
 from billplane.payments.pending_refunds import HeldRefund, held_refund
-from billplane.payments.refund_settlement import refund_settled
+from billplane.payments.refund_settlement import refund_settled, unlike
 from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import RefundResolve
-from billplane.plugins.contract import RefundResult, RefundStatus
+from billplane.plugins.contract import RefundStatus
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 
 RESOLVED_MESSAGE = "the tenant found that the provider did not refund it; its amount went back to the payment"
@@ -121,7 +121,7 @@ class RefundResolution:
             ) from exc
         except ProviderError as exc:
             raise ConflictError(f"{held.provider} did not answer about {provider_refund_id}: {exc.message}") from exc
-        why = _unlike(found, refund, payment)
+        why = "has no refund with that id" if found is None else unlike(found, refund, payment)
         if why is not None:
             raise InvalidFieldError("provider_refund_id", f"{held.provider} {why}")
         if found is not None and found.status != "succeeded":
@@ -129,16 +129,3 @@ class RefundResolution:
                 f"{held.provider} holds {provider_refund_id} as {found.status}: resolve it as succeeded once it has "
                 "succeeded there, or as failed if it failed"
             )
-
-
-def _unlike(found: RefundResult | None, refund: Refund, payment: Payment | None) -> str | None:
-    """Why the provider's refund is not this one; None when nothing says it is another."""
-    if found is None:
-        return "has no refund with that id"
-    if found.billplane_refund_id is not None and found.billplane_refund_id != refund.id:
-        return f"says that refund is billplane refund {found.billplane_refund_id}'s, not this one's"
-    if payment is not None and found.provider_payment_id not in {None, payment.provider_payment_id}:
-        return f"says that refund is of another payment ({found.provider_payment_id})"
-    if (found.amount is not None and found.amount != refund.amount) or found.currency not in {None, refund.currency}:
-        return f"says that refund is of {found.amount} {found.currency}, not {refund.amount} {refund.currency}"
-    return None

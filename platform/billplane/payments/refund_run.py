@@ -24,7 +24,7 @@ from billplane.payments.models import Payment, Refund
 from billplane.payments.pending_refunds import REFUND_KIND, HeldRefund, LostRefund, held_refund
 from billplane.payments.reconcile import Recorded
 from billplane.plugins.contract import RefundResult
-from billplane.plugins.errors import ProviderError
+from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.settings import PendingChecks
 from billplane_tenants import Database
 from billplane_tenants.naming import quoted_schema
@@ -63,7 +63,9 @@ class RefundReport:
 @dataclass(frozen=True, slots=True)
 class _NoAnswer:
     why: str
-    account_gone: bool = False  # then nobody can ever ask: the tenant is shown it at once
+    # Asking again will not help (the account is gone; or, for a refund never confirmed, the provider
+    # refused to say): the tenant is shown it at once.
+    show_now: bool = False
 
 
 @dataclass(slots=True)
@@ -122,7 +124,7 @@ class RefundReconciliation:
         answer = await self._ask(report, held, tenant)
         after = self.pending.flag_after
         async with self.database.tenant_session(tenant[1]) as session:
-            if isinstance(answer, _NoAnswer) and answer.account_gone:
+            if isinstance(answer, _NoAnswer) and answer.show_now:
                 return await pending_refunds.require_action(session, held, answer.why)
             if isinstance(answer, _NoAnswer):
                 return await pending_refunds.no_answer(session, held, now=now, flag_after=after, why=answer.why)
@@ -139,8 +141,8 @@ class RefundReconciliation:
             return "unchanged"  # retried, or settled, since the scan
         answer = await self._ask(report, lost, tenant)
         async with self.database.tenant_session(schema) as session:
-            if isinstance(answer, _NoAnswer) and (answer.account_gone or not self.lookup.capable(lost)):
-                why = answer.why if answer.account_gone else pending_refunds.never_confirmed(held, lost.last_error)
+            if isinstance(answer, _NoAnswer) and (answer.show_now or not self.lookup.capable(lost)):
+                why = answer.why if answer.show_now else pending_refunds.never_confirmed(held, lost.last_error)
                 return await pending_refunds.require_action(session, held, why)
             if isinstance(answer, _NoAnswer):
                 after = self.pending.flag_after
@@ -155,16 +157,17 @@ class RefundReconciliation:
         tenant_id, schema = tenant
         if not await self.lookup.can_ask(held, tenant_id):
             if self.lookup.capable(held):  # it could be asked, but its account is gone
-                return _NoAnswer(pending_refunds.account_gone(held), account_gone=True)
+                return _NoAnswer(pending_refunds.account_gone(held), show_now=True)
             return _NoAnswer(pending_refunds.cannot_ask(held))
         try:
             return await self._call(held, tenant_id)
         except AccountGoneError:  # deleted since can_ask
-            return _NoAnswer(pending_refunds.account_gone(held), account_gone=True)
+            return _NoAnswer(pending_refunds.account_gone(held), show_now=True)
         except ProviderError as exc:
             logger.warning("refund %s of %s: the provider could not be asked: %s", held.refund_id, schema, exc.message)
-            report.unanswered += 1
-            return _NoAnswer(pending_refunds.unanswered(held, exc.message))
+            answer = _no_answer(held, exc)
+            report.unanswered += not answer.show_now
+            return answer
         except Exception:  # an adapter's own bug: like no answer, so it is asked again and shown in time
             logger.exception("refund %s of %s: asking the provider failed", held.refund_id, schema)
             report.unanswered += 1
@@ -174,3 +177,10 @@ class RefundReconciliation:
         if isinstance(asked, LostRefund):
             return await self.lookup.find_refund(asked, tenant_id)
         return await self.lookup.refund_status(asked, tenant_id)
+
+
+def _no_answer(asked: HeldRefund | LostRefund, error: ProviderError) -> _NoAnswer:
+    if isinstance(asked, LostRefund) and not isinstance(error, RetryableProviderError):
+        # A refusal (a revoked key, a payment it cannot list) would repeat every run: only the tenant can act.
+        return _NoAnswer(lost_refunds.refused(asked, error.message), show_now=True)
+    return _NoAnswer(pending_refunds.unanswered(asked, error.message))

@@ -5,7 +5,8 @@ A refund's amount is reserved on its payment (``refunded_amount``) when the refu
 refund that fails gives it back. Settled refunds move only forward, except on the provider's word
 about money that did move: a refund that succeeded and then failed at the provider (Stripe: the
 card was closed since) gives its amount back; a refund the tenant resolved failed that the
-provider reports succeeded after all takes its amount again (``refund_cleared``). Every change is
+provider reports succeeded after all takes its amount again (``refund_cleared``), as does one
+failed because the provider, asked, had no such refund. Every change is
 an event in the same transaction.
 """
 
@@ -68,9 +69,10 @@ async def refund_answered(session: AsyncSession, refund: Refund, result: RefundR
 
 
 async def refund_cleared(session: AsyncSession, refund: Refund, provider_refund_id: str | None = None) -> None:
-    """The provider reports ``succeeded`` a refund the tenant resolved failed: the money went back
-    after all. Its amount is reserved again; if refunds made since leave no room for it, the
-    customer got more back than was paid, and the refund stays failed here, shown to the tenant."""
+    """The provider reports ``succeeded`` a refund failed without its word (resolved failed by the
+    tenant, or "no such refund" when asked): the money went back after all. Its amount is reserved
+    again; if refunds made since leave no room for it, the customer got more back than was paid,
+    and the refund stays failed here, shown to the tenant."""
     if provider_refund_id is not None and refund.provider_refund_id is None:
         refund.provider_refund_id = provider_refund_id
     payment = await _locked_payment(session, refund)
@@ -86,7 +88,7 @@ async def refund_cleared(session: AsyncSession, refund: Refund, provider_refund_
 async def failure_confirmed(
     session: AsyncSession, refund: Refund, provider_refund_id: str | None, failure_message: str | None
 ) -> None:
-    """The provider says ``failed`` about a refund the tenant resolved failed: the failure is now
+    """The provider says ``failed`` about a refund failed without its word: the failure is now
     the provider's, and final, so an older "succeeded" arriving later no longer reopens it. Its
     amount went back already; a "refunded twice" flag no longer holds and is cleared."""
     if provider_refund_id is not None and refund.provider_refund_id is None:
@@ -111,8 +113,21 @@ async def _emitted(session: AsyncSession, refund: Refund) -> None:
 
 def refunded_twice(refund: Refund, room: int) -> str:
     return (
-        f"the provider refunded this after all ({refund.amount} {refund.currency}), after it was resolved as failed; "
+        f"the provider refunded this after all ({refund.amount} {refund.currency}), after it was settled as failed; "
         f"with the refunds made since, the customer got {refund.amount - room} {refund.currency} more back than was "
         "paid. billplane counts no more than was paid, so this refund stays failed here: recover the excess from "
         "the customer, or settle it with them."
     )
+
+
+def unlike(found: RefundResult, refund: Refund, payment: Payment | None) -> str | None:
+    """Why the provider's refund is not this one (in words following the provider's name); None
+    when nothing it says makes it another. One provider account may serve several tenants, whose
+    refund ids overlap: the provider's answer must agree on what billplane sent."""
+    if found.billplane_refund_id is not None and found.billplane_refund_id != refund.id:
+        return f"says that refund is billplane refund {found.billplane_refund_id}'s, not this one's"
+    if payment is not None and found.provider_payment_id not in {None, payment.provider_payment_id}:
+        return f"says that refund is of another payment ({found.provider_payment_id})"
+    if (found.amount is not None and found.amount != refund.amount) or found.currency not in {None, refund.currency}:
+        return f"says that refund is of {found.amount} {found.currency}, not {refund.amount} {refund.currency}"
+    return None

@@ -370,6 +370,11 @@ class PaymentChecks:
         never = samples.refund(payment.provider_payment_id, currency, refund_id=_payment_id())
         missing = await adapter.find_refund(never, idempotency_key=new_key(), created_after=since)
         assert missing is None, "find_refund must answer None for a refund that was never made"
+        # Another tenant on the same account may have a refund with the same billplane id, of its own payment.
+        other = await self._charge(provider_plugin, adapter, new_key, succeeding_payment_method, currency)
+        elsewhere = msgspec.structs.replace(refunded, provider_payment_id=other.provider_payment_id)
+        found_elsewhere = await adapter.find_refund(elsewhere, idempotency_key=new_key(), created_after=since)
+        assert found_elsewhere is None, "find_refund must look only among the refunds of the request's payment"
 
     @pytest.mark.anyio
     async def test_refund_status(

@@ -17,7 +17,7 @@ import msgspec
 from billplane.invoices.models import Invoice
 from billplane.money.currencies import EXPONENTS
 from billplane.payments import reconcile, settlement
-from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
+from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
 from billplane.webhooks import provider_state
@@ -166,22 +166,23 @@ async def _known_refund(events: EventRepository, refund: Refund, result: RefundR
     """A refund billplane holds by the provider's id. A failed one gives back the amount its payment
     counted as refunded when it was made. Beyond pending, only the provider's word about money that
     moved changes it: a refund that failed after it succeeded (Stripe: the card was closed since),
-    or one the tenant resolved failed that the provider refunded after all."""
+    or one failed without its word (the tenant's, or "no such refund") that it refunded after all."""
     if refund.status == "pending":
         await refund_settled(events.session, refund, result.status, failure_message=result.failure_message)
         return "applied", None
     if refund.status == "succeeded" and result.status == "failed":
         await refund_settled(events.session, refund, "failed", failure_message=result.failure_message)
         return "applied", None
-    if refund.status == "failed" and refund.failure_code == RESOLVED_BY_TENANT:
+    if refund.status == "failed" and refund.failure_code in WITHOUT_PROVIDERS_WORD:
         return await _overruling(events, refund, result)
     return "ignored", f"the refund is already {refund.status}"
 
 
 async def _overruling(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
-    """The provider's word about a refund the tenant resolved failed: ``succeeded``, the money went
-    back after all; ``failed``, the failure is the provider's, and final (events arrive in any
-    order: an older "succeeded" must not reopen it)."""
+    """The provider's word about a refund failed without it (resolved failed by the tenant, or "no
+    such refund" when asked): ``succeeded``, the money went back after all; ``failed``, the failure
+    is the provider's, and final (events arrive in any order: an older "succeeded" must not reopen
+    it)."""
     if result.status == "succeeded":
         await refund_cleared(events.session, refund, result.provider_refund_id)
         return "applied", None

@@ -11,7 +11,7 @@ from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.db.mixins import MAX_ID
 from billplane.invoices.models import Invoice
-from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
+from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.plugins.contract import ProviderEvent, RefundResult
 from billplane.subscriptions.models import Subscription
 from billplane.webhooks.models import StoredEvent
@@ -130,8 +130,9 @@ class EventRepository:
 
     async def refund_reported(self, account_id: int, result: RefundResult) -> Refund | None:
         """The refund a provider's event reports, when billplane never got the answer to it (no
-        provider refund id yet), locked; else None. Such a refund may be pending still, or resolved
-        failed by the tenant meanwhile (the provider's "succeeded" then overrules their word). The
+        provider refund id yet), locked; else None. Such a refund may be pending still, or failed
+        meanwhile without the provider's word: resolved failed by the tenant, or failed because the
+        provider, asked, had no such refund (the provider's "succeeded" then overrules either). The
         event must name the refund (``billplane_refund_id``) and agree on the payment and the
         amount: one provider account may serve several tenants, whose refund ids overlap."""
         if result.billplane_refund_id is None or result.provider_payment_id is None:
@@ -143,7 +144,7 @@ class EventRepository:
                 Refund.id == result.billplane_refund_id,
                 or_(
                     Refund.status == "pending",
-                    and_(Refund.status == "failed", Refund.failure_code == RESOLVED_BY_TENANT),
+                    and_(Refund.status == "failed", Refund.failure_code.in_(WITHOUT_PROVIDERS_WORD)),
                 ),
                 Refund.provider_refund_id.is_(None),
                 Refund.amount == result.amount,

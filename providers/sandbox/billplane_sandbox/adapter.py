@@ -272,7 +272,8 @@ class SandboxAdapter:
                 f"a refund's amount must be between 1 and the payment's {amount} minor units", code="invalid_request"
             )
         result = self._refunded(idempotency_key)
-        REFUNDS.record(self._account, request.refund_id, Refund(idempotency_key, result, ledger_now()))
+        made = Refund(idempotency_key, result, ledger_now(), request.provider_payment_id)
+        REFUNDS.record(self._account, request.refund_id, made)
         if method.refunds == "answer_lost":
             raise RetryableProviderError("the connection was reset before the sandbox's answer arrived")
         return result
@@ -285,7 +286,7 @@ class SandboxAdapter:
         self._authorize()
         method, _, _ = self._refunded_payment(request.provider_payment_id)
         found = REFUNDS.find(self._account, request.refund_id, idempotency_key, created_after.timestamp())
-        if found is not None:
+        if found is not None and found.provider_payment_id == request.provider_payment_id:
             return found.result
         # The token says every refund of the payment was made and only its answer lost: any
         # process can tell, also one whose ledger never saw the refund.

@@ -35,6 +35,7 @@ class Refund:
     idempotency_key: str
     result: RefundResult
     at: float  # time.time() when it was made
+    provider_payment_id: str  # the payment refunded: refund ids of several tenants on one account overlap
 
 
 class _Made(Protocol):

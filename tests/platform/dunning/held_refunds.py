@@ -22,6 +22,7 @@ from billplane.plugins import (
     AdapterContext,
     Capability,
     ProviderAdapter,
+    ProviderError,
     RefundRequest,
     RefundResult,
     RetryableProviderError,
@@ -59,6 +60,8 @@ class Behaviour:
     found: Found | None = None
     down: bool = False
     unanswered: bool = False
+    lose_answer: bool = False  # the refund is made, and its answer lost
+    refuses: bool = False  # find_refund answers with a refusal (a ProviderError, not retryable)
     answered_as: str | None = None
 
 
@@ -82,6 +85,8 @@ class HeldSandbox(SandboxAdapter):
         if self.behaviour.unanswered:
             raise RetryableProviderError("connection reset")
         made = await super().refund(request, idempotency_key=idempotency_key)
+        if self.behaviour.lose_answer:
+            raise RetryableProviderError("connection reset after the refund was made")
         answered_as = self.behaviour.answered_as or made.provider_refund_id
         return msgspec.structs.replace(made, status="pending", provider_refund_id=answered_as)
 
@@ -99,19 +104,22 @@ class HeldSandbox(SandboxAdapter):
         if (waiting := self._watched()) is not None:
             waiting.looked_up.append(request.refund_id)
         self._ask(self.behaviour.lookup, "find_refund")
+        if self.behaviour.refuses:
+            raise ProviderError("Invalid API Key provided", code="authentication_error")
         if self.behaviour.found is not None:
             return self.behaviour.found(request)
         return await super().find_refund(request, idempotency_key=idempotency_key, created_after=created_after)
 
 
 def refund_host(waiting: WaitingRefund | None = None, **behaviour: Any) -> PluginHost:
-    """The real sandbox whose refunds are answered ``pending`` (or, ``unanswered``, never reach it);
-    ``refund_status`` answers ``answer(id)`` (else the sandbox's own, succeeded), ``find_refund``
-    ``found(request)`` (else the sandbox's own, from its ledger), or the sandbox is unreachable
-    (``down``); without the ``refund_status`` (``capable=False``) or ``refund_lookup``
-    (``lookup=False``) capability, the method must never be called. ``answered_as``: the provider
-    refund id the refund call answers with. Calls about ``waiting``'s tenant's refunds are recorded
-    in ``waiting.asked`` and ``waiting.looked_up``."""
+    """The real sandbox whose refunds are answered ``pending`` (or, ``unanswered``, never reach it;
+    or, ``lose_answer``, are made and their answer lost); ``refund_status`` answers ``answer(id)``
+    (else the sandbox's own, succeeded), ``find_refund`` ``found(request)`` (else the sandbox's own,
+    from its ledger), or the sandbox is unreachable (``down``: a ``RetryableProviderError``), or
+    ``find_refund`` refuses (``refuses``: a ``ProviderError``). Without the ``refund_status``
+    (``capable=False``) or ``refund_lookup`` (``lookup=False``) capability, the method must never
+    be called. ``answered_as``: the provider refund id the refund call answers with. Calls about
+    ``waiting``'s tenant's refunds are recorded in ``waiting.asked`` and ``waiting.looked_up``."""
     chosen = Behaviour(waiting=waiting, **behaviour)
 
     def create_adapter(context: AdapterContext) -> ProviderAdapter:
@@ -139,14 +147,15 @@ async def waiting_refund(
     amount: int = 400,
     method: str = SUCCEEDS,
     unanswered: bool = False,
+    lose_answer: bool = False,
     before: Callable[[Setup, int], Awaitable[None]] | None = None,
     answered_as: str | None = None,
 ) -> WaitingRefund:
     """A subscription's first invoice paid with ``method``, and a refund of ``amount`` of it that
     the sandbox holds as pending (as ``answered_as``, if given), or whose every request went
-    unanswered: none reached the sandbox (``unanswered``), or, paid with ``REFUND_ANSWER_LOST``,
-    the sandbox refunded and the answer was lost. ``before(setup, payment id)`` runs before the
-    refund is made."""
+    unanswered: none reached the sandbox (``unanswered``), or the sandbox refunded and the answer
+    was lost (``lose_answer``, or paid with ``REFUND_ANSWER_LOST``). ``before(setup, payment id)``
+    runs before the refund is made."""
     use(client, worker, refund_host())
     setup = await sandbox_customer(client, admin_headers, worker, method, prefix="refwait")
     await subscribe(client, setup, trial_days=0)
@@ -155,7 +164,7 @@ async def waiting_refund(
     assert payment["status"] == "succeeded"
     if before is not None:
         await before(setup, payment["id"])
-    use(client, worker, refund_host(unanswered=unanswered, answered_as=answered_as))
+    use(client, worker, refund_host(unanswered=unanswered, lose_answer=lose_answer, answered_as=answered_as))
     worker.sync_options = dataclasses.replace(FAST, max_attempts=1)  # an unanswered refund gives up at once
     created = await client.post(
         "/v1/refunds", json={"payment_id": payment["id"], "amount": amount}, headers=setup.tenant.headers

@@ -4,9 +4,14 @@ once its request gave up ten minutes ago, and records what it found, or that it 
 
 from __future__ import annotations
 
-from billplane_sandbox.payment_methods import REFUND_ANSWER_LOST
+from typing import Any
+
+import pytest
+from billplane_sandbox.payment_methods import REFUND_ANSWER_LOST, SUCCEEDS
 
 from billplane.plugins import RefundRequest, RefundResult
+from billplane.provider_accounts.models import ProviderAccount
+from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.runtime import Runtime
 from tests.platform.dunning.held import use
 from tests.platform.dunning.held_refunds import (
@@ -25,10 +30,14 @@ FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOUR
 FAILURE = "SELECT failure_code, failure_message FROM refunds WHERE id = :id"
 
 
+@pytest.mark.parametrize(
+    ("method", "lose_answer"),
+    [(REFUND_ANSWER_LOST, False), (SUCCEEDS, True)],  # found by the test method; found in the sandbox's ledger
+)
 async def test_a_refund_whose_answer_was_lost_is_found_at_the_provider_and_recorded(
-    client: Client, admin_headers: dict[str, str], worker: Runtime
+    client: Client, admin_headers: dict[str, str], worker: Runtime, method: str, *, lose_answer: bool
 ) -> None:
-    waiting = await waiting_refund(client, admin_headers, worker, method=REFUND_ANSWER_LOST)
+    waiting = await waiting_refund(client, admin_headers, worker, method=method, lose_answer=lose_answer)
     assert (await refund_row(worker, waiting))["provider_refund_id"] is None  # its answer never came
     use(client, worker, refund_host(waiting))
     await made_ago(worker, waiting, minutes=9)
@@ -90,23 +99,29 @@ async def test_a_provider_that_cannot_answer_is_asked_each_run_then_the_refund_i
     assert await events_of(worker, waiting) == ["refund.created", "refund.action_required"]
 
 
-async def test_a_refund_found_for_another_amount_is_shown_to_the_tenant(
-    client: Client, admin_headers: dict[str, str], worker: Runtime
+@pytest.mark.parametrize(
+    ("unlike", "why"),
+    [
+        ({"billplane_refund_id": 10**9}, "is billplane refund 1000000000's"),  # another tenant's, say
+        ({"provider_payment_id": "sbx_pay_other"}, "is of another payment"),
+        ({"amount": 399, "currency": "USD"}, "is of 399 USD, not 400 USD"),
+    ],
+)
+async def test_a_refund_found_that_says_it_is_another_is_shown_to_the_tenant(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, unlike: dict[str, Any], why: str
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
 
-    def other_amount(request: RefundRequest) -> RefundResult:
-        return RefundResult(
-            provider_refund_id="sbx_re_x", status="succeeded", amount=request.amount - 1, currency="USD"
-        )
+    def another(_request: RefundRequest) -> RefundResult:
+        return RefundResult(provider_refund_id="sbx_re_x", status="succeeded", **unlike)
 
-    use(client, worker, refund_host(waiting, found=other_amount))
+    use(client, worker, refund_host(waiting, found=another))
     await made_ago(worker, waiting, minutes=11)
     await reconciliation(worker).run()
 
     refund = await refund_row(worker, waiting)
     assert (refund["status"], refund["provider_refund_id"]) == ("pending", None)
-    assert "of 399 USD, not this refund's amount" in refund["action_required"]
+    assert why in refund["action_required"]
     assert await refunded_amount(worker, waiting) == 400
 
 
@@ -115,12 +130,16 @@ async def test_a_found_refund_its_webhook_recorded_first_is_counted_once(
 ) -> None:
     waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
     seen = sandbox_refund_id(waiting, "seen")
-    # The provider's webhook, not naming billplane's refund, recorded the same refund as its own.
+    # The provider's webhook, not naming billplane's refund, recorded the same refund as its own,
+    # which counts its 400 on the payment next to this one's reservation.
     await execute(
         worker, waiting.setup.tenant,
         "INSERT INTO refunds (payment_id, amount, currency, status, provider_refund_id) "
         "VALUES (:payment, 400, 'USD', 'succeeded', :seen)", payment=waiting.payment, seen=seen,
     )  # fmt: skip
+    await execute(
+        worker, waiting.setup.tenant, "UPDATE payments SET refunded_amount = 800 WHERE id = :id", id=waiting.payment
+    )
 
     def recorded(_request: RefundRequest) -> RefundResult:
         return RefundResult(provider_refund_id=seen, status="succeeded", amount=400, currency="USD")
@@ -132,6 +151,7 @@ async def test_a_found_refund_its_webhook_recorded_first_is_counted_once(
     refund = await refund_row(worker, waiting)
     assert (refund["status"], refund["provider_refund_id"]) == ("failed", None)
     assert (await one(worker, waiting.setup.tenant, FAILURE, id=waiting.refund))["failure_code"] == "duplicate"
+    assert await refunded_amount(worker, waiting) == 400  # counted once: the other's
 
 
 async def test_sync_looks_up_a_refund_never_confirmed_once_its_request_gave_up_long_enough_ago(
@@ -174,3 +194,65 @@ async def test_sync_answers_503_when_the_provider_cannot_be_reached_and_changes_
 
     assert down.status_code == 503, down.text
     assert (await refund_row(worker, waiting), await events_of(worker, waiting)) == before
+
+
+@pytest.mark.parametrize(("status", "reserved"), [("failed", 0), ("pending", 400)])
+async def test_a_refund_found_failed_or_pending_is_recorded_as_the_refund_call_would_have(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, status: str, reserved: int
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+
+    def made(_request: RefundRequest) -> RefundResult:
+        message = "the card was closed" if status == "failed" else None
+        return RefundResult(provider_refund_id="sbx_re_found", status=status, failure_message=message)  # type: ignore[arg-type]
+
+    use(client, worker, refund_host(waiting, found=made))
+    await made_ago(worker, waiting, minutes=11)
+    await reconciliation(worker).run()
+
+    refund = await refund_row(worker, waiting)
+    assert (refund["status"], refund["provider_refund_id"], refund["action_required"]) == (
+        status,
+        "sbx_re_found",
+        None,
+    )
+    assert await refunded_amount(worker, waiting) == reserved
+    if status == "failed":
+        assert (await one(worker, waiting.setup.tenant, FAILURE, id=waiting.refund))["failure_message"] == (
+            "the card was closed"
+        )
+
+
+async def test_a_lost_refund_whose_account_is_gone_is_shown_at_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+    use(client, worker, refund_host(waiting))
+    async with worker.database.control_session() as session:  # as DELETE leaves it, past its checks
+        account = await session.get(ProviderAccount, waiting.setup.account)
+        assert account is not None
+        await ProviderAccountRepository(session, waiting.setup.tenant.id).mark_deleted(account)
+    await made_ago(worker, waiting, minutes=11)
+
+    await reconciliation(worker).run()
+
+    refund = await refund_row(worker, waiting)
+    assert (refund["status"], waiting.looked_up) == ("pending", [])
+    assert "was deleted" in refund["action_required"]
+    assert await refunded_amount(worker, waiting) == 400
+
+
+async def test_a_provider_that_refuses_to_answer_shows_the_refund_at_once(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+    use(client, worker, refund_host(waiting, refuses=True))
+    await made_ago(worker, waiting, minutes=11)
+
+    report = await reconciliation(worker).run()
+
+    refund = await refund_row(worker, waiting)
+    assert refund["status"] == "pending"
+    assert "refused to say whether it made it (Invalid API Key provided)" in refund["action_required"]
+    assert (report.refunds.action_required, report.refunds.unanswered) == (1, 0)
+    assert await refunded_amount(worker, waiting) == 400

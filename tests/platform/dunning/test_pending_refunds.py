@@ -127,6 +127,7 @@ async def test_a_refund_never_confirmed_that_cannot_be_looked_up_is_shown_to_the
     assert "billplane could not confirm this refund" in shown
     assert "connection reset" in shown  # what its request met, in the row's words
     assert waiting.asked == []  # a refund with no id cannot be read
+    assert waiting.looked_up == []  # nor looked up, without refund_lookup
     assert await refunded_amount(worker, waiting) == 400
     assert await event_types(worker, waiting.setup.tenant, "refund", waiting.refund) == [
         "refund.created",
