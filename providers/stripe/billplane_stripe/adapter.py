@@ -361,14 +361,37 @@ class StripeAdapter:
         never the Search API (eventually consistent: a refund made seconds ago may be missing).
 
         A payment id that is neither a PaymentIntent nor a Charge raises ``ProviderError`` before
-        any call: with no list to read, None would not be certain.
+        any call: with no list to read, None would not be certain. The payment is retrieved
+        before its refunds are listed: Stripe may list no refunds for a payment this account does
+        not know (the tenant connected another account's keys), which must not read as "no refund".
         """
         del idempotency_key  # Stripe cannot be asked by idempotency key; the metadata names the refund
         params = payments.refund_list_params(request, created_after)
+        await self._retrieve_refunded_payment(request, by_charge="charge" in params)
         async with stripe_errors():
             listed = await self._client.v1.refunds.list_async(_sdk(params))
             found = [_plain(refund) async for refund in listed.auto_paging_iter()]
-        return payments.newest_refund(found, request)
+        return payments.matching_refund(found, request)
+
+    async def _retrieve_refunded_payment(self, request: RefundRequest, *, by_charge: bool) -> None:
+        """Raise ``ProviderError`` (code ``refund_lookup_unknown_payment``) unless this account has
+        the payment (a Charge when ``by_charge``, else a PaymentIntent)."""
+        payment = request.provider_payment_id
+        try:
+            async with stripe_errors():
+                if by_charge:
+                    await self._client.v1.charges.retrieve_async(payment)
+                else:
+                    await self._client.v1.payment_intents.retrieve_async(payment)
+        except ProviderError as error:
+            if error.code == "resource_missing":
+                raise ProviderError(
+                    f"refund {request.refund_id} of {payment!r} cannot be looked up at Stripe: this Stripe "
+                    f"account has no such payment ({error.message}); were the account's keys replaced "
+                    "with another account's?",
+                    code="refund_lookup_unknown_payment",
+                ) from error
+            raise
 
     async def refund_status(self, provider_refund_id: str) -> RefundResult | None:
         """A Refund (``re_``, or ``pyr_`` for some payment methods) as it stands now, read the way

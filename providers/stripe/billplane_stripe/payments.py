@@ -266,14 +266,30 @@ def is_refund_of(refund: Mapping[str, Any], request: RefundRequest) -> bool:
     return isinstance(metadata, Mapping) and metadata.get("billplane_refund_id") == str(request.refund_id)
 
 
-def newest_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest) -> RefundResult | None:
-    """The request's refund among the payment's: the newest when there are several (it was sent
-    again under another idempotency key), None when there is none.
+def matching_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest) -> RefundResult | None:
+    """The request's refund among the payment's, None when none carries its id.
 
-    Stripe lists newest first and ``max`` keeps the first of equals, so a tie within one second
-    goes to the one Stripe listed first.
+    billplane sends a refund once (one outbox row, one idempotency key), so several matches are
+    abnormal (someone sent it again by hand). The one match that has not failed is the answer
+    (``refund_result`` reads Stripe's ``failed`` and ``canceled`` as failed), however many newer
+    ones failed; when all failed, the newest by ``created`` (Stripe lists newest first and ``max``
+    keeps the first of equals, so a tie within one second goes to the one Stripe listed first).
+    Two or more not failed raise ``ProviderError`` (code ``refund_lookup_ambiguous``) naming them:
+    whichever billplane took, the other's money went back or is on its way too, so the tenant
+    must look rather than billplane guess.
     """
     matches = [refund for refund in refunds if is_refund_of(refund, request)]
+    standing = [refund for refund in matches if refund_result(refund).status != "failed"]
+    if len(standing) > 1:
+        ids = ", ".join(str(refund.get("id")) for refund in standing)
+        raise ProviderError(
+            f"refund {request.refund_id} of {request.provider_payment_id!r} matches {len(standing)} refunds "
+            f"at Stripe that have not failed ({ids}): billplane sends a refund once, so it cannot tell "
+            "which one is its own",
+            code="refund_lookup_ambiguous",
+        )
+    if standing:
+        return refund_result(standing[0])
     if not matches:
         return None
     return refund_result(max(matches, key=lambda refund: _int(refund.get("created")) or 0))

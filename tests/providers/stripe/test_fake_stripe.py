@@ -9,7 +9,7 @@ import stripe
 from billplane_stripe.client import PerCallHTTPXClient
 
 from tests.providers.stripe.conftest import SECRET_KEY
-from tests.providers.stripe.fake_stripe import objects, sdk_params
+from tests.providers.stripe.fake_stripe import objects, resources, sdk_params
 from tests.providers.stripe.fake_stripe.server import FakeStripe
 from tests.providers.stripe.fake_stripe.spec import stripe_spec
 
@@ -137,3 +137,48 @@ async def test_a_list_outside_stripes_rules_is_refused(fake_stripe: FakeStripe, 
     _stored_refunds(fake_stripe, 5)
     with pytest.raises(stripe.InvalidRequestError):
         await _listed_ids(fake_stripe, params)
+
+
+async def test_a_charge_is_served_from_the_payment_intent_that_made_it(fake_stripe: FakeStripe) -> None:
+    client = _client(fake_stripe)
+    intent = await client.v1.payment_intents.create_async(
+        {"amount": 4200, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+    )
+    assert isinstance(intent.latest_charge, str)
+    refund = await client.v1.refunds.create_async({"payment_intent": intent.id, "amount": 1000})
+
+    charge = (await client.v1.charges.retrieve_async(intent.latest_charge)).to_dict()
+
+    assert {key: charge[key] for key in ("id", "object", "amount", "currency", "payment_intent", "status")} == {
+        "id": intent.latest_charge,
+        "object": "charge",
+        "amount": 4200,
+        "currency": "eur",
+        "payment_intent": intent.id,
+        "status": "succeeded",
+    }
+    assert (charge["created"], charge["amount_refunded"], charge["refunded"]) == (intent.created, 1000, False)
+    assert [r["id"] for r in charge["refunds"]["data"]] == [refund.id]
+    assert fake_stripe.last("GET", "/v1/charges/{charge}").status == 200
+
+
+async def test_a_bank_debit_charge_is_pending_until_it_clears(fake_stripe: FakeStripe) -> None:
+    client = _client(fake_stripe)
+    intent = await client.v1.payment_intents.create_async(
+        {"amount": 4200, "currency": "usd", "payment_method": "pm_usBankAccount", "confirm": True}
+    )
+    assert isinstance(intent.latest_charge, str)
+    pending = await client.v1.charges.retrieve_async(intent.latest_charge)
+    assert (pending.id[:3], pending.status, pending.paid) == ("py_", "pending", False)
+
+    resources.settle_processing(fake_stripe.store, intent.id, succeeded=False)
+
+    failed = await client.v1.charges.retrieve_async(intent.latest_charge)
+    assert (failed.status, failed.failure_code) == ("failed", "payment_method_not_available")
+
+
+async def test_an_unknown_charge_is_resource_missing(fake_stripe: FakeStripe) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        await _client(fake_stripe).v1.charges.retrieve_async("ch_unknown")
+    assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
+    assert "ch_unknown" in str(caught.value.user_message)

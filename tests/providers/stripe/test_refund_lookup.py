@@ -116,16 +116,53 @@ async def test_only_the_refund_carrying_the_billplane_refund_id_matches(
     assert (found.provider_refund_id, found.billplane_refund_id) == (ours.provider_refund_id, 4)
 
 
-async def test_of_several_matching_refunds_the_newest_is_the_answer(
-    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
-) -> None:
+async def _sent_twice(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> tuple[RefundRequest, str, str]:
+    """A refund sent twice under two keys (billplane never does; someone did by hand): the request
+    and the two refunds' ids, the first a minute older than the second."""
     request = _refund(await _paid(stripe_adapter), amount=100)
     first = await stripe_adapter.refund(request, idempotency_key=helpers.key())
-    again = await stripe_adapter.refund(request, idempotency_key=helpers.key())  # sent again under another key
+    again = await stripe_adapter.refund(request, idempotency_key=helpers.key())
     fake_stripe.store.refunds[first.provider_refund_id]["created"] -= 60
+    return request, first.provider_refund_id, again.provider_refund_id
+
+
+async def test_of_several_matches_the_one_not_failed_is_the_answer_not_a_newer_failure(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    request, first, again = await _sent_twice(stripe_adapter, fake_stripe)
+    refunds.settle_refund(fake_stripe.store, again, "failed")
+
     found = await _find(stripe_adapter, request)
+
     assert found is not None
-    assert found.provider_refund_id == again.provider_refund_id
+    assert (found.provider_refund_id, found.status) == (first, "succeeded")  # its money went back
+
+
+async def test_of_several_failed_matches_the_newest_is_the_answer(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    request, first, again = await _sent_twice(stripe_adapter, fake_stripe)
+    refunds.settle_refund(fake_stripe.store, first, "failed")
+    refunds.settle_refund(fake_stripe.store, again, "failed", failure_reason="lost_or_stolen_card")
+
+    found = await _find(stripe_adapter, request)
+
+    assert found is not None
+    assert (found.provider_refund_id, found.status, found.failure_message) == (again, "failed", "lost_or_stolen_card")
+
+
+async def test_several_matches_not_failed_are_an_error_naming_them(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    request, first, again = await _sent_twice(stripe_adapter, fake_stripe)
+
+    with pytest.raises(ProviderError) as caught:
+        await _find(stripe_adapter, request)
+
+    assert type(caught.value) is ProviderError  # not retryable: the tenant must look
+    assert caught.value.code == "refund_lookup_ambiguous"
+    assert first in caught.value.message
+    assert again in caught.value.message
 
 
 async def test_the_payments_refunds_are_paged_through(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
@@ -158,6 +195,53 @@ async def test_a_charge_is_listed_by_charge(stripe_adapter: StripeAdapter, fake_
     assert found.provider_refund_id == made.provider_refund_id
     listed = _lists(fake_stripe)[-1].params
     assert (listed["charge"], "payment_intent" in listed) == (charge, False)
+    assert fake_stripe.last("GET", "/v1/charges/{charge}").path == f"/v1/charges/{charge}"
+
+
+async def test_a_bank_debit_charge_is_retrieved_as_a_charge(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    intent = await _paid(stripe_adapter, resources.PROCESSING)
+    charge = fake_stripe.store.payment_intents[intent]["latest_charge"]
+    assert charge.startswith("py_")
+
+    assert await _find(stripe_adapter, _refund(charge)) is None
+
+    assert [r.template for r in fake_stripe.requests[-2:]] == ["/v1/charges/{charge}", "/v1/refunds"]
+    assert _lists(fake_stripe)[-1].params["charge"] == charge
+
+
+@pytest.mark.parametrize("payment", ["pi_unknown", "ch_unknown", "py_unknown"])
+async def test_a_payment_stripe_does_not_know_is_an_error_not_none(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe, payment: str
+) -> None:
+    """The keys may now be another Stripe account's, whose list of this payment's refunds is empty."""
+    await _paid(stripe_adapter)  # a payment the account does know, of no concern here
+
+    with pytest.raises(ProviderError) as caught:
+        await _find(stripe_adapter, _refund(payment))
+
+    assert type(caught.value) is ProviderError  # not retryable: asking again will not help
+    assert caught.value.code == "refund_lookup_unknown_payment"
+    assert [(r.path, r.status) for r in fake_stripe.requests if r.method == "GET"] == [
+        (f"/v1/{'payment_intents' if payment.startswith('pi_') else 'charges'}/{payment}", 404)
+    ]
+    assert not _lists(fake_stripe)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+@pytest.mark.parametrize("template", ["/v1/payment_intents/{intent}", "/v1/charges/{charge}"])
+async def test_a_failing_retrieve_is_retryable_not_none(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe, status: int, template: str
+) -> None:
+    payment = await _paid(stripe_adapter)
+    if "charge" in template:
+        payment = fake_stripe.store.payment_intents[payment]["latest_charge"]
+    fake_stripe.fail_next(status, path=template.partition("{")[0])
+    with pytest.raises(RetryableProviderError):
+        await _find(stripe_adapter, _refund(payment))
+    assert fake_stripe.last("GET", template).status == status
+    assert not _lists(fake_stripe)
 
 
 async def test_the_list_is_bounded_by_created_after(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
@@ -223,14 +307,54 @@ def test_the_list_names_the_payment_as_refund_names_it(payment: str, target: str
     assert target in payments.refund_params(_refund(payment))
 
 
-def _listed(refund_id: str, created: int, billplane_id: str | None = "4") -> dict[str, Any]:
+def _listed(refund_id: str, created: int, billplane_id: str | None = "4", status: str = "succeeded") -> dict[str, Any]:
     metadata = {} if billplane_id is None else {"billplane_refund_id": billplane_id}
-    return {"id": refund_id, "object": "refund", "status": "succeeded", "created": created, "metadata": metadata}
+    return {"id": refund_id, "object": "refund", "status": status, "created": created, "metadata": metadata}
 
 
-def test_the_newest_match_wins_whatever_the_order() -> None:
-    listed = [_listed("re_old", 100), _listed("re_new", 200), _listed("re_newer_other", 300, "5")]
-    found = payments.newest_refund(listed, _refund("pi_1"))
-    assert found is not None
-    assert found.provider_refund_id == "re_new"
-    assert payments.newest_refund([_listed("re_x", 1, None), _listed("re_y", 1, "04")], _refund("pi_1")) is None
+def _matching(listed: list[dict[str, Any]]) -> str | None:
+    """The id ``matching_refund`` answers, whichever order Stripe listed ``listed`` in."""
+    answers = {payments.matching_refund(order, _refund("pi_1")) for order in (listed, listed[::-1])}
+    assert len(answers) == 1, answers
+    (found,) = answers
+    return None if found is None else found.provider_refund_id
+
+
+@pytest.mark.parametrize("failure", ["failed", "canceled"])
+@pytest.mark.parametrize("standing", ["succeeded", "pending", "requires_action"])
+def test_the_one_match_not_failed_wins_over_newer_failures(standing: str, failure: str) -> None:
+    listed = [
+        _listed("re_failed_newest", 300, status=failure),
+        _listed("re_standing", 200, status=standing),
+        _listed("re_failed_old", 100, status=failure),
+        _listed("re_other", 400, "5"),  # another refund's, not failed: no ambiguity
+    ]
+    assert _matching(listed) == "re_standing"
+
+
+def test_of_failed_matches_only_the_newest_wins() -> None:
+    listed = [_listed("re_old", 100, status="failed"), _listed("re_new", 200, status="canceled")]
+    assert _matching([*listed, _listed("re_newer_other", 300, "5", status="failed")]) == "re_new"
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("succeeded", "succeeded"), ("succeeded", "pending"), ("pending", "requires_action")]
+)
+def test_two_matches_not_failed_are_ambiguous(one: str, other: str) -> None:
+    listed = [
+        _listed("re_one", 100, status=one),
+        _listed("re_other", 200, status=other),
+        _listed("re_x", 50, status="failed"),
+    ]
+    with pytest.raises(ProviderError) as caught:
+        payments.matching_refund(listed, _refund("pi_1"))
+    assert type(caught.value) is ProviderError
+    assert caught.value.code == "refund_lookup_ambiguous"
+    assert "re_one" in caught.value.message
+    assert "re_other" in caught.value.message
+    assert "re_x" not in caught.value.message
+
+
+def test_no_match_is_none() -> None:
+    assert _matching([_listed("re_x", 1, None), _listed("re_y", 1, "04"), _listed("re_z", 1, "40")]) is None
+    assert _matching([]) is None

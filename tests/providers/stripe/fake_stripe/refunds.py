@@ -43,12 +43,16 @@ def _refunded_intent(store: Store, params: Params) -> dict[str, Any]:
     return intent
 
 
+def refunded_amount(store: Store, intent_id: str) -> int:
+    """How much of a PaymentIntent's amount its refunds hold (failed and canceled ones hold none)."""
+    return sum(
+        r["amount"] for r in store.refunds.values() if r["payment_intent"] == intent_id and r["status"] in _HOLDING
+    )
+
+
 def create_refund(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
     intent = _refunded_intent(store, params)
-    refunded = sum(
-        r["amount"] for r in store.refunds.values() if r["payment_intent"] == intent["id"] and r["status"] in _HOLDING
-    )
-    remaining = intent["amount"] - refunded
+    remaining = intent["amount"] - refunded_amount(store, intent["id"])
     amount = int(params.get("amount", remaining))
     if remaining <= 0:
         raise invalid(f"Charge {intent['latest_charge']} has already been refunded.", code="charge_already_refunded")

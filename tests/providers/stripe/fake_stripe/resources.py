@@ -8,7 +8,7 @@ from typing import Any
 from .errors import StripeFailure, invalid, missing
 from .lists import created_matches, page
 from .objects import fixture, list_of, new_id, now
-from .refunds import PENDING_REFUND, REFUND_FAILS, create_refund, list_refunds, retrieve_refund
+from .refunds import PENDING_REFUND, REFUND_FAILS, create_refund, list_refunds, refunded_amount, retrieve_refund
 
 Params = dict[str, Any]
 Handler = Callable[["Store", dict[str, str], Params], dict[str, Any]]
@@ -505,6 +505,41 @@ def retrieve_payment_intent(store: Store, path: dict[str, str], _params: Params)
     return intent
 
 
+def retrieve_charge(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    """The Charge a PaymentIntent made (its ``latest_charge``), built from that PaymentIntent: the
+    fake keeps no Charges of its own."""
+    charge_id = path["charge"]
+    intent = next((i for i in store.payment_intents.values() if i.get("latest_charge") == charge_id), None)
+    if intent is None:
+        raise missing("charge", charge_id)
+    raw = intent["status"]
+    status = "succeeded" if raw == "succeeded" else "pending" if raw == "processing" else "failed"
+    error = intent.get("last_payment_error") or {}
+    refunded = refunded_amount(store, intent["id"])
+    refunds = [refund for refund in reversed(store.refunds.values()) if refund["charge"] == charge_id]
+    return fixture(
+        "charge",
+        id=charge_id,
+        amount=intent["amount"],
+        amount_captured=intent["amount"] if status == "succeeded" else 0,
+        amount_refunded=refunded,
+        refunded=status == "succeeded" and refunded >= intent["amount"],
+        captured=status == "succeeded",
+        paid=status == "succeeded",
+        status=status,
+        failure_code=error.get("code") if status == "failed" else None,
+        failure_message=error.get("message") if status == "failed" else None,
+        currency=intent["currency"],
+        customer=intent["customer"],
+        payment_intent=intent["id"],
+        payment_method=intent["payment_method"],
+        description=intent.get("description"),
+        metadata=intent.get("metadata") or {},
+        created=intent["created"],
+        refunds=list_of(refunds, f"/v1/charges/{charge_id}/refunds"),
+    )
+
+
 def retrieve_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
     invoice = store.invoices.get(path["invoice"])
     if invoice is None:
@@ -535,6 +570,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/payment_intents"): create_payment_intent,
     ("GET", "/v1/payment_intents"): list_payment_intents,
     ("GET", "/v1/payment_intents/{intent}"): retrieve_payment_intent,
+    ("GET", "/v1/charges/{charge}"): retrieve_charge,
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
     ("POST", "/v1/refunds"): create_refund,
