@@ -135,7 +135,7 @@ class WebhookEndpointController(Controller):
         self, endpoint_id: FromPath[int], endpoints: NamedDependency[EndpointService]
     ) -> WebhookEndpointWithSecret:
         """Replace the signing secret; the response shows the new one, once. Every attempt from now
-        on, retries included, is signed with it."""
+        on, retries included, is signed with it. Records `webhook_endpoint.updated` (without the secret)."""
         endpoint, secret = await endpoints.rotate_secret(endpoint_id)
         return WebhookEndpointWithSecret.with_secret(endpoint, secret)
 
@@ -145,7 +145,9 @@ class WebhookEndpointController(Controller):
     ) -> ReplayResult:
         """Send the endpoint again every event since `since` (default: the last 24 hours) that it
         subscribes to, in order, with the events' own ids (`webhook-id`), so a receiver that saw one
-        already can skip it. 409 while the endpoint is disabled: enable it first."""
+        already can skip it. An event waiting for its turn is not queued twice; one in flight or
+        waiting for a retry is, behind the older events of its object. 409 while the endpoint is
+        disabled: enable it first."""
         return ReplayResult(queued=await endpoints.replay(endpoint_id, data.since))
 
     @get("/{endpoint_id:int}/deliveries", operation_id="listWebhookDeliveries")

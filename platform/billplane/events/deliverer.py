@@ -8,6 +8,11 @@ endpoint has failed at least ``max_attempts`` times in a row - nothing got throu
 whole retry window, about 38 hours by default - the endpoint is disabled with the reason, its
 waiting deliveries fail, and ``webhook_endpoint.disabled`` is emitted so the tenant finds out
 from its events.
+
+An outcome is recorded only while this attempt's claim still holds the delivery (see
+``deliveries``): an attempt that outlived its lease is logged and dropped. After each attempt the
+job tops its tenant's queue back up (``DeliverySweeper.top_up``), so a burst of events drains at
+the workers' pace instead of a page per periodic sweep.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from billplane.events.options import WebhookOptions
 from billplane.events.schemas import WebhookEndpoint as EndpointShown
 from billplane.events.sender import Outcome, post
 from billplane.events.signing import signed_headers
+from billplane.events.sweep import DeliverySweeper
 from billplane.events.vault import EndpointVault, SecretUnavailableError
 from billplane.observability.metrics import webhook_delivery
 from billplane.sync.queue import JobQueue
@@ -59,7 +65,15 @@ class WebhookDeliverer:
         """Attempt the delivery once: delivered, retry, failed, disabled (the endpoint) or skipped."""
         outcome = await self._deliver(ref)
         webhook_delivery(outcome)
+        if outcome != "skipped":  # a skipped job changed nothing, so nothing new became due
+            await self._top_up(ref)
         return outcome
+
+    async def _top_up(self, ref: DeliveryRef) -> None:
+        try:
+            await DeliverySweeper(self.database, self.queue, self.options).top_up(ref.tenant_id, ref.schema)
+        except Exception:  # the deliveries stay due: the next sweep queues them
+            logger.exception("could not queue the next webhook deliveries of %s", ref.schema)
 
     async def _deliver(self, ref: DeliveryRef) -> str:
         async with self.database.tenant_session(ref.schema) as session:
@@ -73,7 +87,7 @@ class WebhookDeliverer:
             return "skipped"
         if claimed.endpoint_status != "enabled":
             async with self.database.tenant_session(ref.schema) as session:
-                await DeliveryRepository(session).fail_one(claimed.id, "the endpoint is disabled")
+                await DeliveryRepository(session).fail_one(claimed, "the endpoint is disabled")
             await self._ring_next(ref, claimed)
             return "failed"
         try:
@@ -88,7 +102,10 @@ class WebhookDeliverer:
             outcome = await post(claimed.url, body, headers, self.options)
         if outcome.delivered and outcome.status_code is not None:
             async with self.database.tenant_session(ref.schema) as session:
-                await DeliveryRepository(session).succeeded(claimed.id, outcome.status_code)
+                recorded = await DeliveryRepository(session).succeeded(claimed, outcome.status_code)
+            if not recorded:
+                _dropped(ref, claimed, f"HTTP {outcome.status_code}")
+                return "skipped"
             await self._ring_next(ref, claimed)
             return "delivered"
         return await self._failed(ref, claimed, outcome)
@@ -102,9 +119,10 @@ class WebhookDeliverer:
         async with self.database.tenant_session(ref.schema) as session:
             deliveries = DeliveryRepository(session)
             recorded = await deliveries.failed(
-                claimed.id, status_code=outcome.status_code, error=error, delay=delay, final=final
+                claimed, status_code=outcome.status_code, error=error, delay=delay, final=final
             )
-            if recorded is None:  # the endpoint was disabled or deleted meanwhile
+            if recorded is None:
+                _dropped(ref, claimed, error)
                 return "skipped"
             failures, due_at = recorded
             if final and failures >= self.options.max_attempts:
@@ -135,3 +153,14 @@ class WebhookDeliverer:
             following = await DeliveryRepository(session).next_for_object(claimed)
         if following is not None:
             await defer(self.queue, DeliveryRef(ref.tenant_id, ref.schema, following))
+
+
+def _dropped(ref: DeliveryRef, claimed: Claimed, outcome: str) -> None:
+    # Either the endpoint was disabled or deleted meanwhile, or this attempt outlived its lease and
+    # another claim holds the delivery now: recording it would count one attempt twice.
+    logger.warning(
+        "outcome of webhook delivery %s of %s dropped (%s): it is no longer pending or no longer held by this attempt",
+        claimed.id,
+        ref.schema,
+        outcome[:200],
+    )

@@ -2,6 +2,12 @@
 
 Order per object and endpoint: a delivery is not claimed while a delivery of an earlier event
 (lower event id) about the same object to the same endpoint is still pending.
+
+A claim leases the delivery by moving its ``next_attempt_at`` to the lease's end, and that value
+is the claim's token: an attempt's outcome is recorded only while the row still carries it. An
+attempt that outlived its lease (the delivery was claimed again meanwhile, or already recorded)
+finds another value there and its outcome is dropped, so it neither counts as an attempt twice
+nor overwrites the current holder's result.
 """
 
 from __future__ import annotations
@@ -35,26 +41,30 @@ _CLAIM = text(
     "WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= now() "
     f"AND e.id = d.event_id AND w.id = d.endpoint_id AND {NO_EARLIER_PENDING} "
     "RETURNING d.id, d.attempts, d.endpoint_id, e.id AS event_id, e.type, e.object_type, e.object_id, "
-    "e.data, e.created_at, w.url, w.status AS endpoint_status, w.secret_ciphertext, w.secret_key_id"
+    "e.data, e.created_at, w.url, w.status AS endpoint_status, w.secret_ciphertext, w.secret_key_id, "
+    "d.next_attempt_at AS leased_until"
 )
+# Only while this claim holds the row. Not only while pending: a 2xx after the endpoint was
+# disabled mid-attempt still reached the receiver, and the row says so.
 _SUCCEEDED = text(
     "WITH d AS (UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, "
-    "last_status_code = :status_code, last_error = NULL, delivered_at = now() WHERE id = :delivery_id "
-    "RETURNING endpoint_id) "
-    "UPDATE webhook_endpoints w SET consecutive_failures = 0 FROM d WHERE w.id = d.endpoint_id"
+    "last_status_code = :status_code, last_error = NULL, delivered_at = now() "
+    "WHERE id = :delivery_id AND next_attempt_at = :leased_until RETURNING endpoint_id) "
+    "UPDATE webhook_endpoints w SET consecutive_failures = 0 FROM d WHERE w.id = d.endpoint_id RETURNING w.id"
 )
 # A failure counts against the endpoint; the delivery waits `delay` or, out of attempts, fails.
 _FAILED = text(
     "WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = :status_code, "
     "last_error = :error, status = CASE WHEN :final THEN 'failed' ELSE 'pending' END, "
     "next_attempt_at = now() + make_interval(secs => :delay) "
-    "WHERE id = :delivery_id AND status = 'pending' RETURNING endpoint_id, next_attempt_at) "
+    "WHERE id = :delivery_id AND status = 'pending' AND next_attempt_at = :leased_until "
+    "RETURNING endpoint_id, next_attempt_at) "
     "UPDATE webhook_endpoints w SET consecutive_failures = w.consecutive_failures + 1 FROM d "
     "WHERE w.id = d.endpoint_id RETURNING w.consecutive_failures, d.next_attempt_at"
 )
 _FAIL_DISABLED = text(
     "UPDATE webhook_deliveries SET status = 'failed', last_error = :error "
-    "WHERE id = :delivery_id AND status = 'pending'"
+    "WHERE id = :delivery_id AND status = 'pending' AND next_attempt_at = :leased_until"
 )
 _DISABLE = text(
     "UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = :reason, updated_at = now() "
@@ -90,6 +100,8 @@ class Claimed:
     endpoint_status: str
     secret_ciphertext: bytes = field(repr=False)
     secret_key_id: str
+    # The lease's end as the claim set it: the token that says this claim still holds the row.
+    leased_until: datetime
 
 
 class DeliveryRepository:
@@ -101,16 +113,20 @@ class DeliveryRepository:
         row = (await self.session.execute(_CLAIM, {"delivery_id": delivery_id, "lease": lease_seconds})).one_or_none()
         return None if row is None else Claimed(**row._asdict())
 
-    async def succeeded(self, delivery_id: int, status_code: int) -> None:
-        await self.session.execute(_SUCCEEDED, {"delivery_id": delivery_id, "status_code": status_code})
+    async def succeeded(self, claimed: Claimed, status_code: int) -> bool:
+        """Record a 2xx; False if this claim no longer holds the delivery (nothing recorded)."""
+        parameters = {"delivery_id": claimed.id, "leased_until": claimed.leased_until, "status_code": status_code}
+        return (await self.session.execute(_SUCCEEDED, parameters)).first() is not None
 
     async def failed(
-        self, delivery_id: int, *, status_code: int | None, error: str | None, delay: float, final: bool
+        self, claimed: Claimed, *, status_code: int | None, error: str | None, delay: float, final: bool
     ) -> tuple[int, datetime] | None:
-        """(the endpoint's failures in a row, when the delivery is due again), or None if it was no
-        longer pending (the endpoint was disabled meanwhile)."""
+        """(the endpoint's failures in a row, when the delivery is due again), or None if nothing was
+        recorded: the delivery is no longer pending (the endpoint was disabled meanwhile) or this
+        claim no longer holds it."""
         parameters = {
-            "delivery_id": delivery_id,
+            "delivery_id": claimed.id,
+            "leased_until": claimed.leased_until,
             "status_code": status_code,
             "error": error,
             "delay": delay,
@@ -119,8 +135,9 @@ class DeliveryRepository:
         row = (await self.session.execute(_FAILED, parameters)).one_or_none()
         return None if row is None else (int(row.consecutive_failures), row.next_attempt_at)
 
-    async def fail_one(self, delivery_id: int, error: str) -> None:
-        await self.session.execute(_FAIL_DISABLED, {"delivery_id": delivery_id, "error": error})
+    async def fail_one(self, claimed: Claimed, error: str) -> None:
+        parameters = {"delivery_id": claimed.id, "leased_until": claimed.leased_until, "error": error}
+        await self.session.execute(_FAIL_DISABLED, parameters)
 
     async def disable_endpoint(self, endpoint_id: int, reason: str) -> bool:
         """Disable an enabled endpoint and fail what waits for it; False if it was not enabled."""

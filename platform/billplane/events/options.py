@@ -23,15 +23,21 @@ DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 36000
 class WebhookOptions:
     # Seconds to wait after each failed attempt; len(retry_schedule) + 1 attempts in all.
     retry_schedule: tuple[float, ...] = DEFAULT_SCHEDULE
-    # Whole request (connect, send, read) per attempt: a slow receiver must not hold a worker.
+    # The whole attempt (resolve, connect, send, the answer's headers and the excerpt of its body),
+    # not each read alone: a receiver trickling bytes must not hold a worker slot.
     timeout_seconds: float = 10.0
     # A claimed delivery is not attempted again for this long (its worker may have died mid-call).
+    # Keep it well above timeout_seconds; an attempt that outlives it anyway is not recorded.
     lease_seconds: float = 60.0
     # http:// to a loopback address (127.0.0.0/8, ::1, localhost), for local development and
     # tests. Everything else must be https to a public address.
     allow_http_loopback: bool = False
     # The sweep reads due deliveries of this many tenant schemas per query.
     sweep_batch: int = tenant_scan.BATCH  # its lock budget
+    # Due deliveries of one tenant read per query (sweep, listener, and the top-up after each job):
+    # the most jobs one tenant has waiting at a time. A larger burst still drains: every finished
+    # job reads the page again and queues the next ones.
+    due_per_tenant: int = 100
     # Body text of a failed response kept in last_error (receivers sometimes echo secrets back;
     # a short excerpt is enough to debug).
     error_excerpt: int = 200

@@ -18,13 +18,18 @@ from billplane.events.types import MATCHES_SQL
 _EVENT = select(*record_columns(Event)).where(Event.id == bindparam("event_id"))
 
 # New pending deliveries to one endpoint for every event since a time that it subscribes to,
-# skipping events already waiting for it; one notification if any was queued.
+# skipping events whose delivery to it waits for its turn (pending and due); one notification if
+# any was queued. A pending delivery that is not due is in flight (leased) or waiting for a retry:
+# its event is queued again, behind the replayed older events of its object, so an older event
+# can never arrive after it as the last word about that object. statement_timestamp(), not now():
+# the transaction may have begun before a concurrent replay it waited for (the endpoint's lock)
+# queued its rows.
 _REPLAY = text(
     "WITH queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
     "SELECT w.id, e.id FROM webhook_endpoints w JOIN events e ON e.created_at >= :since "
     f"WHERE w.id = :endpoint_id AND {MATCHES_SQL} "
     "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.event_id = e.id "
-    "AND d.status = 'pending') "
+    "AND d.status = 'pending' AND d.next_attempt_at <= statement_timestamp()) "
     "ORDER BY e.id RETURNING 1), "
     f"notified AS (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) q) "
     "SELECT (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM notified) AS notified"
@@ -94,6 +99,20 @@ class EndpointRepository(TenantRepository[WebhookEndpoint]):
             .values(status="failed", last_error=reason)
         )
 
+    async def locked(self, endpoint_id: int) -> WebhookEndpoint | None:
+        """The endpoint, its row locked until the transaction ends (fresh from the database)."""
+        if not 1 <= endpoint_id <= MAX_ID:
+            return None
+        query = (
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
     async def replay(self, endpoint_id: int, since: datetime) -> int:
+        """Queue the replay; the caller holds the endpoint's lock (``locked``), so two replays do
+        not both see an event as not yet queued and queue it twice."""
         row = (await self.session.execute(_REPLAY, {"endpoint_id": endpoint_id, "since": since})).one()
         return int(row.queued)

@@ -121,7 +121,8 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ReplayResult(msgspec.Struct, kw_only=True):
     # Deliveries queued: one per event since `since` that the endpoint subscribes to (events
-    # already waiting for delivery to it are not queued twice).
+    # waiting for their turn to be delivered to it are not queued twice; those in flight or
+    # waiting for a retry are queued again, behind the older events of their object).
     queued: int
 
 

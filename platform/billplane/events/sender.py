@@ -1,9 +1,11 @@
-"""POSTing one signed webhook: httpx, a short timeout, no redirects, no proxies, checked addresses."""
+"""POSTing one signed webhook: httpx, one time limit for the whole attempt, a bounded read of the
+answer, no redirects, no proxies, checked addresses."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ import httpx
 
 from billplane.events.options import WebhookOptions
 from billplane.events.urls import ForbiddenURLError, check_address
+
+logger = logging.getLogger("billplane.webhooks")
+_MAX_UTF8_BYTES = 4  # per character: the excerpt reads this many bytes per character it keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +53,9 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+            addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
+        except (OSError, ValueError) as exc:  # ValueError: UnicodeError of a label IDNA cannot encode
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
         if not addresses:
             raise httpcore.ConnectError(f"{host} has no address")
         try:
@@ -93,22 +98,53 @@ class CheckedTransport(httpx.AsyncHTTPTransport):
 
 
 async def post(url: str, body: bytes, headers: dict[str, str], options: WebhookOptions) -> Outcome:
-    """One attempt. Never raises for the receiver's faults: they are the outcome."""
-    all_headers = {"content-type": "application/json", "user-agent": options.user_agent, **headers}
-    transport = CheckedTransport(allow_loopback=options.allow_http_loopback)
+    """One attempt, ``options.timeout_seconds`` in all. Never raises: whatever went wrong is the outcome."""
     try:
-        async with httpx.AsyncClient(
-            transport=transport, timeout=options.timeout_seconds, follow_redirects=False, trust_env=False
-        ) as client:
-            response = await client.post(url, content=body, headers=all_headers)
-    except httpx.TimeoutException:
+        # httpx's timeout bounds each read and write alone: a receiver trickling a byte at a time
+        # would hold the attempt (and a worker slot) forever. This bounds the whole attempt.
+        async with asyncio.timeout(options.timeout_seconds):
+            return await _attempt(url, body, headers, options)
+    except (TimeoutError, httpx.TimeoutException):
         return Outcome(None, f"timed out after {options.timeout_seconds:g} s")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL: an endpoint saved before the URL rules
         return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
-    if 200 <= response.status_code < 300:  # noqa: PLR2004 - the 2xx range
-        return Outcome(response.status_code, None)
-    excerpt = response.text[: options.error_excerpt]
-    redirect = response.headers.get("location")
-    if redirect is not None:
-        return Outcome(response.status_code, f"redirects are not followed (Location: {redirect[:200]})")
-    return Outcome(response.status_code, f"HTTP {response.status_code}: {excerpt}" if excerpt else None)
+    except Exception as exc:  # nobody foresaw it (a library's bug, say): a failed attempt, not a failed job
+        logger.warning("webhook attempt to an endpoint failed unexpectedly: %s", type(exc).__name__, exc_info=True)
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+async def _attempt(url: str, body: bytes, headers: dict[str, str], options: WebhookOptions) -> Outcome:
+    # identity: the excerpt is read raw, so no decompression can turn a few bytes into megabytes.
+    all_headers = {
+        "content-type": "application/json",
+        "user-agent": options.user_agent,
+        "accept-encoding": "identity",
+        **headers,
+    }
+    transport = CheckedTransport(allow_loopback=options.allow_http_loopback)
+    async with (
+        httpx.AsyncClient(
+            transport=transport, timeout=options.timeout_seconds, follow_redirects=False, trust_env=False
+        ) as client,
+        client.stream("POST", url, content=body, headers=all_headers) as response,
+    ):
+        status = response.status_code
+        if 200 <= status < 300:  # noqa: PLR2004 - the 2xx range; its body is never read
+            return Outcome(status, None)
+        redirect = response.headers.get("location")
+        if redirect is not None:
+            return Outcome(status, f"redirects are not followed (Location: {redirect[:200]})")
+        excerpt = await _excerpt(response, options.error_excerpt)
+    return Outcome(status, f"HTTP {status}: {excerpt}" if excerpt else None)
+
+
+async def _excerpt(response: httpx.Response, characters: int) -> str:
+    """The body's first ``characters`` characters; never reads much more (a body may be endless)."""
+    wanted = characters * _MAX_UTF8_BYTES
+    read = bytearray()
+    if wanted > 0:
+        async for chunk in response.aiter_raw():
+            read += chunk
+            if len(read) >= wanted:
+                break
+    return bytes(read[:wanted]).decode("utf-8", errors="replace")[:characters]

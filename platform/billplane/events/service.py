@@ -114,10 +114,16 @@ class EndpointService:
         endpoint = await self.get(endpoint_id)
         secret = new_secret()
         self.vault.seal_into(endpoint, self.tenant_id, secret)
-        return await self.repository.update(endpoint), secret
+        endpoint = await self.repository.update(endpoint)
+        await self._emit(types.ENDPOINT_UPDATED, endpoint)  # the endpoint as shown: never the secret
+        return endpoint, secret
 
     async def replay(self, endpoint_id: int, since: datetime | None) -> int:
-        endpoint = await self.get(endpoint_id)
+        # Locked first: a concurrent replay of this endpoint waits for this one to commit, then
+        # finds what it queued (the check that skips waiting events sees committed rows only).
+        endpoint = await self.repository.locked(endpoint_id)
+        if endpoint is None:
+            raise NotFoundException(f"no webhook endpoint {endpoint_id}")
         if since is None:
             since = datetime.now(UTC) - DEFAULT_REPLAY
         if endpoint.status != "enabled":

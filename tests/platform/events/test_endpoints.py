@@ -58,6 +58,12 @@ async def test_rotating_shows_a_new_secret_once(client: Client, tenant: CreatedT
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["secret"].startswith("whsec_")
     assert rotated.json()["secret"] != created["secret"]
+    events = (await client.get("/v1/events", headers=tenant.headers)).json()["data"]
+    assert [event["type"] for event in events] == ["webhook_endpoint.created", "webhook_endpoint.updated"]
+    assert events[1]["object_id"] == created["id"]
+    assert "secret" not in events[1]["data"]
+    for secret in (str(created["secret"]), rotated.json()["secret"]):
+        assert secret.removeprefix("whsec_") not in str(events)
 
 
 async def test_update_and_delete(client: Client, tenant: CreatedTenant) -> None:
@@ -96,6 +102,19 @@ FORBIDDEN_URLS = [
     "https://intranet/h",
     "https://user:pw@hooks.example.com/h",
     "not a url",
+    # Accepted once, then every delivery raised: control characters, invalid IDNA, bad labels.
+    "https://hooks\x01.example.com/h",
+    "https://ho\u200boks.example.com/h",
+    "https://xn--zz.example.com/h",
+    "https://hooks..example.com/h",
+    "https://" + "a" * 64 + ".example.com/h",
+    # IPv4 in disguise (127.0.0.1) and IPv6 carrying a private IPv4 (10.0.0.1).
+    "https://127.1/h",
+    "https://0x7f.1/h",
+    "https://2130706433/h",
+    "https://[64:ff9b::a00:1]/h",
+    "https://[2002:a00:1::]/h",
+    "https://[fec0::1]/h",
 ]
 
 

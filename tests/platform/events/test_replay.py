@@ -1,0 +1,87 @@
+"""Replays: two at once queue each event once; an event in flight is queued again behind the older ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select, update
+
+from billplane.events.deliveries import DeliveryRepository
+from billplane.events.models import WebhookDelivery
+from billplane.events.service import EndpointService
+from billplane.events.vault import EndpointVault
+from billplane.events.worker import webhook_services
+from billplane.runtime import Runtime
+from tests.conftest import CreatedTenant
+from tests.platform.events.conftest import FAST, LOCAL
+from tests.platform.events.helpers import drain, emit_event, pending
+from tests.platform.events.receiver import Receiver
+
+Client = AsyncTestClient[Litestar]
+
+
+async def _endpoint(client: Client, tenant: CreatedTenant, url: str) -> int:
+    body = {"url": url, "enabled_events": ["invoice.*"]}
+    response = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+async def test_concurrent_replays_queue_each_event_once(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    endpoint_id = await _endpoint(client, tenant, "https://hooks.example.com/h")
+    await emit_event(runtime, tenant, "invoice.paid", 1)
+    await emit_event(runtime, tenant, "invoice.paid", 2)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(update(WebhookDelivery).values(status="succeeded"))
+    vault = EndpointVault.from_settings(runtime.settings)
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    async def replay_and_commit() -> int:
+        async with runtime.database.tenant_session(tenant.schema) as session:
+            return await EndpointService(session, tenant.id, vault, LOCAL).replay(endpoint_id, since)
+
+    async with runtime.database.tenant_session(tenant.schema) as first:
+        assert await EndpointService(first, tenant.id, vault, LOCAL).replay(endpoint_id, since) == 2
+        second = asyncio.create_task(replay_and_commit())
+        await asyncio.sleep(0.3)
+        waited = not second.done()  # the endpoint's lock holds it until the first commits
+    assert waited
+    assert await second == 0
+    assert await pending(runtime, tenant) == 2
+    async with runtime.database.tenant_session(tenant.schema) as session:  # no later sweep may send them
+        await session.execute(update(WebhookDelivery).values(status="failed"))
+
+
+async def test_a_replay_queues_an_event_in_flight_again_behind_the_older_ones(
+    client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver
+) -> None:
+    endpoint_id = await _endpoint(client, tenant, hooks.url)
+    await emit_event(runtime, tenant, "invoice.created", 1)
+    await drain(runtime, tenant, FAST)
+    await emit_event(runtime, tenant, "invoice.paid", 1)
+    [ref] = await webhook_services(runtime, FAST).sweeper.due([(tenant.id, tenant.schema)])
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        in_flight = await DeliveryRepository(session).claim(ref.delivery_id, lease_seconds=60)
+    assert in_flight is not None
+
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    path = f"/v1/webhook-endpoints/{endpoint_id}/replay"
+    replayed = await client.post(path, json={"since": since}, headers=tenant.headers)
+    assert replayed.json() == {"queued": 2}  # invoice.created, and invoice.paid again
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        assert await DeliveryRepository(session).succeeded(in_flight, 204)  # the attempt in flight got through
+    hooks.received.clear()
+
+    await drain(runtime, tenant, FAST)
+
+    # The receiver's last word about invoice 1 is its latest event, not the replayed older one.
+    assert [json.loads(got.body)["type"] for got in hooks.received] == ["invoice.created", "invoice.paid"]
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        query = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status != "succeeded")
+        assert await session.scalar(query) == 0
