@@ -121,7 +121,9 @@ async def test_webhook_delivery_outcomes_are_counted(
     before = await scrape(client)
     with receiver() as hooks:
         hooks.statuses = [500]
-        created = await client.post("/v1/webhook-endpoints", json={"url": hooks.url}, headers=tenant.headers)
+        # One event to deliver: the endpoint's own creation (customers' events are filtered out).
+        body = {"url": hooks.url, "enabled_events": ["webhook_endpoint.*"]}
+        created = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
         assert created.status_code == 201, created.text
         await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)
         options = WebhookOptions(allow_http_loopback=True, retry_schedule=(0.01, 0.01), timeout_seconds=2.0)

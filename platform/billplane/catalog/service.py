@@ -1,15 +1,21 @@
-"""Product and plan rules. Never commits: the request owns the transaction."""
+"""Product and plan rules. Never commits: the request owns the transaction, so a change and its
+event (``product.created``, ``.updated``, ``.deleted``, the same for plans) commit together or not
+at all. Archiving is an update (``active`` false), as the API makes it a PATCH."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import cast
 
+import msgspec
 from litestar.exceptions import NotFoundException
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, FieldErrors
 from billplane.catalog.models import Plan, PlanFeature, PricingTier, Product
 from billplane.catalog.repository import Lock, PlanFilters, PlanRepository, ProductFilters, ProductRepository
+from billplane.catalog.schemas import Plan as PlanView
 from billplane.catalog.schemas import (
     PlanCreate,
     PlanUpdate,
@@ -17,6 +23,7 @@ from billplane.catalog.schemas import (
     ProductCreate,
     ProductUpdate,
 )
+from billplane.catalog.schemas import Product as ProductView
 from billplane.catalog.validation import (
     TERM_FIELDS,
     PlanTerms,
@@ -25,6 +32,8 @@ from billplane.catalog.validation import (
     check_features,
     checked_terms,
 )
+from billplane.events import types
+from billplane.events.emit import emit
 from billplane.money.decimals import decimal_text
 
 
@@ -34,7 +43,9 @@ class ProductService:
 
     async def create(self, data: ProductCreate) -> Product:
         product = Product(name=data.name, description=data.description, active=data.active, metadata_=data.metadata)
-        return await self.repository.add(product)
+        product = await self.repository.add(product)
+        await self._emit(types.PRODUCT_CREATED, product.id, ProductView.of(product))
+        return product
 
     async def get(self, product_id: int, *, lock: Lock = None) -> Product:
         product = await self.repository.find(product_id, lock=lock)
@@ -45,16 +56,26 @@ class ProductService:
     async def update(self, product_id: int, data: ProductUpdate) -> Product:
         """`active=false` archives: existing plans keep working, new plans cannot be made on it."""
         product = await self.get(product_id)
+        before = ProductView.of(product)
         for field, value in data.changes().items():
             setattr(product, "metadata_" if field == "metadata" else field, value)
-        return await self.repository.update(product)
+        product = await self.repository.update(product)
+        shown = ProductView.of(product)
+        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+            await self._emit(types.PRODUCT_UPDATED, product.id, shown)
+        return product
 
     async def delete(self, product_id: int) -> None:
         # FOR UPDATE: a plan being created on this product right now waits for us, or we see it.
         product = await self.get(product_id, lock="update")
         if await self.repository.has_plans(product_id):
             raise ConflictError("the product has plans: archive it instead (PATCH active=false)")
+        shown = ProductView.of(product)  # the event's data: the product as last shown
         await self.repository.remove(product)
+        await self._emit(types.PRODUCT_DELETED, product_id, shown)
+
+    async def _emit(self, type_: str, product_id: int, shown: ProductView) -> None:
+        await emit(_session_of(self.repository), type_, types.PRODUCT_OBJECT, product_id, shown)
 
     async def page(self, filters: ProductFilters, *, after: int | None, limit: int) -> tuple[list[Product], str | None]:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
@@ -98,7 +119,9 @@ class PlanService:
             features=[PlanFeature(key=item.key, value=item.value, limit=item.limit) for item in data.features],
         )
         _set_terms(plan, terms)
-        return await self.repository.add(plan)
+        plan = await self.repository.add(plan)
+        await self._emit(types.PLAN_CREATED, plan.id, PlanView.of(plan))
+        return plan
 
     async def get(self, plan_id: int, *, lock: Lock = None) -> Plan:
         plan = await self.repository.find(plan_id, lock=lock)
@@ -112,6 +135,7 @@ class PlanService:
         price_changes = {field: value for field, value in changes.items() if field in TERM_FIELDS}
         # FOR UPDATE: a subscription being made on this plan right now waits for us, or we see it.
         plan = await self.get(plan_id, lock="update" if price_changes else None)
+        before = PlanView.of(plan)
         if price_changes:
             errors = FieldErrors()
             terms = checked_terms(replace(_proposed_of(plan), **price_changes), errors)
@@ -126,7 +150,11 @@ class PlanService:
         for field, value in changes.items():
             if field not in TERM_FIELDS:
                 setattr(plan, "metadata_" if field == "metadata" else field, value)
-        return await self.repository.update(plan)
+        plan = await self.repository.update(plan)
+        shown = PlanView.of(plan)
+        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+            await self._emit(types.PLAN_UPDATED, plan.id, shown)
+        return plan
 
     async def delete(self, plan_id: int) -> None:
         plan = await self.get(plan_id, lock="update")
@@ -134,11 +162,21 @@ class PlanService:
             raise ConflictError(
                 "the plan is used by subscriptions or invoices: archive it instead (PATCH active=false)"
             )
+        shown = PlanView.of(plan)  # the event's data: the plan as last shown
         await self.repository.remove(plan)
+        await self._emit(types.PLAN_DELETED, plan_id, shown)
 
     async def page(self, filters: PlanFilters, *, after: int | None, limit: int) -> tuple[list[Plan], str | None]:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
         return page_of(rows, limit)
+
+    async def _emit(self, type_: str, plan_id: int, shown: PlanView) -> None:
+        await emit(_session_of(self.repository), type_, types.PLAN_OBJECT, plan_id, shown)
+
+
+def _session_of(repository: ProductRepository | PlanRepository) -> AsyncSession:
+    # The request's session: repositories are built on it, never on a scoped session.
+    return cast("AsyncSession", repository.session)
 
 
 def _tier_rows(tiers: tuple[TierTerms, ...]) -> list[PricingTier]:

@@ -9,17 +9,23 @@ from typing import Any, cast
 
 from advanced_alchemy.exceptions import IntegrityError as AdvancedIntegrityError
 from sqlalchemy import (
+    CTE,
     ColumnElement,
+    Label,
     Row,
     Select,
     Table,
     Text,
+    and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
     inspect,
+    literal,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records
+from billplane.events import types
+from billplane.events.emit import WEBHOOKS_CHANNEL
+from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
+from billplane.events.types import MATCHES_SQL
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 from billplane.sync.repository import with_outbox_rows
 from billplane_tenants.database import RowReader, RowRecord, TenantSelect
@@ -57,8 +67,59 @@ class ExternalIdTakenError(Exception):
     """Another live customer has this external_id (the unique index said so, not a pre-check)."""
 
 
+def json_time(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A ``timestamptz`` as the API writes it (msgspec's RFC 3339: UTC, ``Z``, microseconds only
+    when there are some), or NULL."""
+    utc = column.op("AT TIME ZONE")(literal("UTC", Text))
+    fraction = case((func.to_char(utc, "US") == "000000", ""), else_=func.to_char(utc, ".US"))
+    return func.to_char(utc, 'YYYY-MM-DD"T"HH24:MI:SS').op("||")(fraction).op("||")(literal("Z", Text))
+
+
+def _shown(new: CTE) -> ColumnElement[Any]:
+    """The new customer as ``Customer.of`` shows it, as JSONB: the ``customer.created`` event's data
+    (a test compares it with the API's answer)."""
+    c = new.c
+    return func.jsonb_build_object(
+        *("id", c.id, "email", c.email, "name", c.name, "external_id", c.external_id, "metadata", c.metadata),
+        *("sync_status", c.sync_status, "last_sync_error", c.last_sync_error, "synced_at", json_time(c.synced_at)),
+        *("provider_ids", text("'[]'::jsonb")),  # a new customer is at no provider yet
+        *("created_at", json_time(c.created_at), "updated_at", json_time(c.updated_at)),
+    )
+
+
+def _with_event(new: CTE) -> Label[int]:
+    """The ``customer.created`` event of the row ``new`` inserts, fanned out to the tenant's endpoints
+    as ``billplane.events.emit.emit`` does, with the deliverers' notification if it queued any: read
+    it from the final SELECT (a plain SELECT CTE runs only when referenced)."""
+    events = cast("Table", Event.__table__)
+    deliveries = cast("Table", WebhookDelivery.__table__)
+    values = select(literal(types.CUSTOMER_CREATED, Text), literal(types.CUSTOMER_OBJECT, Text), new.c.id, _shown(new))
+    event = (
+        insert(events)
+        .from_select(["type", "object_type", "object_id", "data"], values.select_from(new))
+        .returning(events.c.id, events.c.type)
+        .cte("created_event")
+    )
+    e, w = event.alias("e"), cast("Table", WebhookEndpoint.__table__).alias("w")
+    fanned = (
+        select(w.c.id, e.c.id)
+        .select_from(e)
+        .join(w, and_(w.c.status == "enabled", text(MATCHES_SQL)))  # MATCHES_SQL names them e and w
+    )
+    queued = insert(deliveries).from_select(["endpoint_id", "event_id"], fanned).returning(deliveries.c.id)
+    queued_cte = queued.cte("delivered")
+    notified = (
+        select(func.pg_notify(WEBHOOKS_CHANNEL, func.current_schema()).label("sent"))
+        .select_from(queued_cte)
+        .limit(1)
+        .cte("delivered_notified")
+    )
+    return select(func.count()).select_from(notified).scalar_subquery().label("delivered_notified")
+
+
 def _create_statement() -> Select[Any]:
-    """``INSERT INTO customers ... RETURNING`` with its outbox rows and notification, as one statement.
+    """``INSERT INTO customers ... RETURNING`` with its outbox rows and notification, and its
+    ``customer.created`` event with the event's deliveries and notification, as one statement.
 
     The final SELECT labels the new row's columns with the model's attribute names (like
     ``record_columns``), so ``Customer.of`` answers it (a new customer's ``provider_ids`` is ``[]``).
@@ -78,7 +139,7 @@ def _create_statement() -> Select[Any]:
     columns = [
         queued.created.c[attribute.columns[0].name].label(attribute.key) for attribute in inspect(Customer).column_attrs
     ]
-    return select(*columns, queued.notified)
+    return select(*columns, queued.notified, _with_event(queued.created))
 
 
 _CREATE = _create_statement()  # built once, like _LIVE_RECORD

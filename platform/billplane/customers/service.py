@@ -1,4 +1,5 @@
-"""Customer rules. Never commits: the request owns the transaction."""
+"""Customer rules. Never commits: the request owns the transaction, so a change and its event
+(``customer.created``, ``.updated``, ``.deleted``) commit together or not at all."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +24,10 @@ from billplane.customers.repository import (
     create_customer,
     live_customer,
 )
+from billplane.customers.schemas import Customer as CustomerView
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
+from billplane.events import types
+from billplane.events.emit import emit
 from billplane.sync.service import SyncService
 from billplane_tenants.database import RowReader, RowRecord
 
@@ -54,8 +59,9 @@ class CustomerService:
         return self._sync()
 
     async def create(self, data: CustomerCreate) -> Row[Any]:
-        """The new customer as a row. It and its outbox rows are one statement: they commit together
-        or not at all, and a create costs the same with provider accounts as without."""
+        """The new customer as a row. It, its outbox rows and its ``customer.created`` event are one
+        statement: they commit together or not at all, and a create costs the same with provider
+        accounts (or webhook endpoints) as without."""
         values = {"email": data.email, "name": data.name, "external_id": data.external_id, "metadata": data.metadata}
         try:
             return await create_customer(self._session, values, await self.sync_service.created_object_params())
@@ -72,6 +78,7 @@ class CustomerService:
 
     async def update(self, customer_id: int, data: CustomerUpdate) -> Customer:
         customer = await self.get(customer_id)
+        before = CustomerView.of(customer)
         changes = data.changes()
         external_id = changes.get("external_id")
         if external_id is not None and await self.repository.external_id_taken(external_id, other_than=customer_id):
@@ -80,19 +87,25 @@ class CustomerService:
             setattr(customer, "metadata_" if field == "metadata" else field, value)
         await self.sync_service.customer_changed(customer, set(changes))
         try:
-            return await self.repository.update_live(customer)
+            customer = await self.repository.update_live(customer)
         except ExternalIdTakenError as exc:  # taken by a concurrent request after the check above
             raise ConflictError(f"a customer with external_id {external_id!r} already exists") from exc
+        shown = CustomerView.of(customer)
+        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+            await emit(self._session, types.CUSTOMER_UPDATED, types.CUSTOMER_OBJECT, customer.id, shown)
+        return customer
 
     async def delete(self, customer_id: int) -> None:
         """Delete a customer without live subscriptions; its invoices and payments keep pointing at it."""
         customer = await self.get(customer_id)
         if await self.repository.has_live_subscriptions(customer_id):
             raise ConflictError("the customer has live subscriptions: cancel them first")
+        shown = CustomerView.of(customer)  # the event's data: the customer as last shown
         customer.deleted_at = datetime.now(UTC)
         customer.external_id = None  # frees the tenant's id for a new customer
         await self.sync_service.customer_deleted(customer)
         await self.repository.update(customer)
+        await emit(self._session, types.CUSTOMER_DELETED, types.CUSTOMER_OBJECT, customer.id, shown)
 
     async def sync(self, customer_id: int) -> Customer:
         """Retry failed provider work, hurry waiting work, mirror to accounts that lack the customer."""

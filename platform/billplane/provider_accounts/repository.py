@@ -76,8 +76,9 @@ class ProviderAccountRepository:
         )
         return tuple(await self.session.scalars(query))
 
-    async def unset_default(self, provider: str, *, other_than: int) -> None:
-        await self.session.execute(
+    async def unset_default(self, provider: str, *, other_than: int) -> list[ProviderAccount]:
+        """The accounts that stopped being the default (at most one), as they are now."""
+        statement = (
             update(ProviderAccount)
             .where(
                 ProviderAccount.tenant_id == self.tenant_id,
@@ -86,7 +87,10 @@ class ProviderAccountRepository:
                 ProviderAccount.is_default,
             )
             .values(is_default=False, updated_at=func.now())
+            .returning(ProviderAccount)
+            .execution_options(populate_existing=True)
         )
+        return list((await self.session.scalars(statement)).all())
 
     async def add(self, account: ProviderAccount) -> ProviderAccount:
         self.session.add(account)

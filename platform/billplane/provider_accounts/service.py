@@ -1,4 +1,6 @@
-"""Provider account rules. Never commits: the request owns the transaction."""
+"""Provider account rules. Never commits: the request owns the transaction, so a change and its event
+(``provider_account.created``, ``.updated``, ``.deleted``, data the API's masked view) commit
+together or not at all."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.events import types
+from billplane.events.emit import emit
 from billplane.plugins.contract import ProviderPlugin
 from billplane.plugins.errors import UnknownProviderError
 from billplane.plugins.host import PluginHost
@@ -20,8 +24,10 @@ from billplane.provider_accounts.checks import refusal, validated_credentials
 from billplane.provider_accounts.masking import credentials_hint, mask, secret_strings
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.provider_accounts.repository import ProviderAccountRepository
+from billplane.provider_accounts.schemas import ProviderAccount as ProviderAccountView
 from billplane.provider_accounts.schemas import ProviderAccountCreate, ProviderAccountUpdate
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError, OpenedSecrets
+from billplane_tenants.database import TENANT_SCHEMA_KEY
 
 _DEFAULT_INDEX = "uq_provider_accounts_default"
 # Stripe keeps signing with a rolled secret for up to 24 hours; PayPal has no secret to roll.
@@ -76,7 +82,9 @@ class ProviderAccountService:
             last_checked_at=func.now(),  # the database's clock, like created_at
         )
         self.vault.seal_into(account, opened)
-        return await self._written(self.repository.add(account))
+        account = await self._written(self.repository.add(account))
+        await self._emit(types.PROVIDER_ACCOUNT_CREATED, account.id, ProviderAccountView.of(account))
+        return account
 
     async def get(self, account_id: int, *, for_update: bool = False) -> ProviderAccount:
         account = await self.repository.get_live(account_id, for_update=for_update)
@@ -92,6 +100,7 @@ class ProviderAccountService:
 
     async def update(self, account_id: int, data: ProviderAccountUpdate) -> ProviderAccount:
         account = await self.get(account_id, for_update=True)
+        before = ProviderAccountView.of(account)
         changes = data.changes()
         if "credentials" in changes or "webhook_secret" in changes:
             await self._replace_secrets(account, changes)
@@ -99,11 +108,14 @@ class ProviderAccountService:
             account.label = changes["label"]
         if changes.get("is_default") is True and not account.is_default:
             # In one transaction: the old default is unset before this one is set (the partial index).
-            await self.repository.unset_default(account.provider, other_than=account.id)
+            for previous in await self.repository.unset_default(account.provider, other_than=account.id):
+                await self._emit(types.PROVIDER_ACCOUNT_UPDATED, previous.id, ProviderAccountView.of(previous))
             account.is_default = True
         elif changes.get("is_default") is False:
             account.is_default = False
-        return await self._written(self.repository.save(account))
+        account = await self._written(self.repository.save(account))
+        await self._changed(account, before)
+        return account
 
     async def _replace_secrets(self, account: ProviderAccount, changes: dict[str, Any]) -> None:
         plugin = self._plugin(account.provider, field="credentials")
@@ -156,9 +168,12 @@ class ProviderAccountService:
     async def check(self, account_id: int) -> ProviderAccount:
         """Ask the provider again; the outcome is recorded on the account either way (a 200)."""
         account = await self.get(account_id, for_update=True)
+        before = ProviderAccountView.of(account)
         account.last_check_error = await self._check_reason(account)
         account.last_checked_at = func.now()
-        return await self.repository.save(account)
+        account = await self.repository.save(account)
+        await self._changed(account, before)
+        return account
 
     async def _check_reason(self, account: ProviderAccount) -> str | None:
         try:
@@ -188,7 +203,27 @@ class ProviderAccountService:
             raise ConflictError(
                 "payments or refunds through this account are still pending: let them settle (or resolve them) first"
             )
+        shown = ProviderAccountView.of(account)  # the event's data: the account as last shown
         await self.repository.mark_deleted(account)
+        await self._emit(types.PROVIDER_ACCOUNT_DELETED, account.id, shown)
+
+    async def _changed(self, account: ProviderAccount, before: ProviderAccountView) -> None:
+        """``provider_account.updated`` if the API shows the account changed (its secrets never show:
+        sealing them again under the same values is no change)."""
+        shown = ProviderAccountView.of(account)
+        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:
+            await self._emit(types.PROVIDER_ACCOUNT_UPDATED, account.id, shown)
+
+    async def _emit(self, type_: str, account_id: int, shown: ProviderAccountView) -> None:
+        """Record an event about an account in the tenant's schema. ``shown`` is the API's view, which
+        holds no secret: the credentials and webhook secret appear only as their masked hints.
+
+        A session that can reach only the control schema (the operator's CLI setting up a tenant)
+        has no tenant's events to write to: such a write records none.
+        """
+        session = self.repository.session
+        if session.info.get(TENANT_SCHEMA_KEY) is not None:
+            await emit(session, type_, types.PROVIDER_ACCOUNT_OBJECT, account_id, shown)
 
     def _plugin(self, name: str, *, field: str = "provider") -> ProviderPlugin:
         try:

@@ -3,8 +3,9 @@
 Stripe gives up on an incomplete subscription after 23 hours; billplane does the same for every
 provider (``BILLPLANE_INCOMPLETE_EXPIRY_HOURS``, default 23). The subscription becomes
 ``incomplete_expired`` and, if the provider has it, a ``subscription.cancel`` outbox row cancels it
-there, so a late approval cannot start billing. One read finds candidates in a batch of tenants
-(like the sweep); only tenants with some are then written to, one transaction each.
+there, so a late approval cannot start billing; each expiry is a ``subscription.incomplete_expired``
+event in the same transaction. One read finds candidates in a batch of tenants (like the sweep);
+only tenants with some are then written to, one transaction each.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import text, update
 
 from billplane.db import tenant_scan
+from billplane.events import types
+from billplane.events.emit import emit
 from billplane.subscriptions.models import Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.doorbell import ring_after_commit
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef
@@ -62,15 +66,19 @@ class IncompleteExpiry:
                 .where(Subscription.status == "incomplete")
                 .where(Subscription.created_at < text("now() - make_interval(secs => :seconds)"))
                 .values(status="incomplete_expired", next_action_type=None, next_action_url=None)
-                .returning(Subscription.id, Subscription.provider_account_id, Subscription.provider_subscription_id)
+                .returning(Subscription)
                 .execution_options(synchronize_session=False)
             )
-            rows = (await session.execute(statement, {"seconds": self.hours * 3600})).all()
+            rows = list((await session.scalars(statement, {"seconds": self.hours * 3600})).all())
             outbox = OutboxRepository(session)
             queued = []
-            for subscription_id, account_id, provider_id in rows:
+            for subscription in rows:
+                account_id, provider_id = subscription.provider_account_id, subscription.provider_subscription_id
                 if account_id is not None and provider_id is not None:
-                    queued += await outbox.add("subscription.cancel", subscription_id, [account_id])
+                    queued += await outbox.add("subscription.cancel", subscription.id, [account_id])
+                change = types.subscription_change("incomplete", subscription.status)
+                shown = SubscriptionView.of(subscription)
+                await emit(session, change, types.SUBSCRIPTION_OBJECT, subscription.id, shown)
             refs = [OutboxRef(tenant_id, schema, row.id) for row in queued]
             if refs:
                 ring_after_commit(session, self.queue, refs)

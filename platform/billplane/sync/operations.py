@@ -19,13 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.catalog.models import Plan, Product
 from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
+from billplane.customers.schemas import Customer as CustomerView
 from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
 from billplane.plugins.errors import ProviderError
 from billplane.subscriptions.models import ENDED_STATUSES as ENDED
 from billplane.subscriptions.models import Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.models import OutboxEntry, ProviderPlan
+from billplane.sync.repository import OutboxRepository
 from billplane.webhooks import provider_state
+from billplane.webhooks.object_events import customer_emitted, subscription_emitted
 
 Operation = Callable[[Attempt], Awaitable[None]]
 
@@ -38,7 +42,12 @@ async def provider_customer_id(session: AsyncSession, customer_id: int, account_
 
 
 async def _record_customer(session: AsyncSession, attempt: Attempt, customer_id: int, provider_id: str) -> None:
+    customer = await session.get(Customer, customer_id)
+    before = None if customer is None or customer.deleted_at is not None else CustomerView.of(customer)
     await provider_ids.record(session, customer_id, attempt.account.provider, attempt.account.id, provider_id)
+    if customer is not None and before is not None:  # its new provider id shows in provider_ids
+        await _done_first(session, attempt)
+        await customer_emitted(session, customer, before, ignoring=_SYNC_FIELDS)
 
 
 def _customer_data(customer: Customer) -> CustomerData:
@@ -191,10 +200,29 @@ async def create_subscription(attempt: Attempt) -> None:
     async with attempt.finish() as session:
         row = await session.get(Subscription, subscription.id)
         if row is not None:
+            before = SubscriptionView.of(row)
             row.provider = attempt.account.provider
             row.provider_account_id = attempt.account.id
             row.provider_subscription_id = created.provider_id
             provider_state.record_created(row, created, provider_bills=attempt.account.bills_subscriptions)
+            await _done_first(session, attempt)
+            # The provider's id, and what its answer says (incomplete with a next action, a trial it
+            # set): the sync bookkeeping alone is no event.
+            await subscription_emitted(session, row, before, ignoring=_SYNC_FIELDS)
+
+
+# Derived from the outbox rows: a change to them alone is no event of the object (docs/reference/event-types.md).
+_SYNC_FIELDS = ("sync_status", "last_sync_error", "synced_at")
+
+
+async def _done_first(session: AsyncSession, attempt: Attempt) -> None:
+    """Mark the attempt's row done and derive its object's sync fields now, as ``attempt.finish``
+    does when its block ends (both are idempotent): the event then shows the object as the API
+    will once the transaction commits."""
+    outbox = OutboxRepository(session)
+    await session.flush()
+    await outbox.finish(attempt.row)
+    await outbox.refresh_object(attempt.row.object_type, attempt.row.object_id)
 
 
 OPERATIONS: dict[str, Operation] = {

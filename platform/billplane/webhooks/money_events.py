@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import msgspec
 
+from billplane.events import types
+from billplane.events.emit import emit
+from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
+from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.money.currencies import EXPONENTS
 from billplane.payments import reconcile, settlement
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
@@ -54,6 +58,7 @@ async def invoice_changed(events: EventRepository, row: StoredEvent, event: Prov
         return "ignored", f"the invoice's currency {state.currency!r} is not an ISO 4217 code"
     account = row.provider_account_id
     invoice = await events.invoice(account, event.provider_object_id)
+    before: InvoiceView | None = None  # as the API showed it; None: mirrored now
     if invoice is None:
         owner = await _owner(events, account, state.provider_subscription_id, state.provider_customer_id)
         if owner is None:
@@ -70,20 +75,49 @@ async def invoice_changed(events: EventRepository, row: StoredEvent, event: Prov
         events.add(invoice)
     elif stale(invoice, event):
         return "ignored", "older than the last event applied to this invoice"
+    else:
+        before = InvoiceView.of(invoice)
     provider_state.record_invoice(invoice, state, event.occurred_at)
     invoice.provider_event_at = event.occurred_at
-    if event.type == "invoice.payment_failed" and state.provider_payment_id is not None:
-        await events.flush()  # the invoice's id, for the payment
-        failure = ChargeResult(
-            provider_payment_id=state.provider_payment_id,
-            status="failed",
-            failure_code=state.failure_code,
-            failure_message=state.failure_message,
-            amount=state.amount_due or state.total,
-            currency=state.currency,
-        )
-        await _record_payment(events, row, failure, invoice.customer_id, invoice.id)
+    failed = event.type == "invoice.payment_failed"
+    await _mirrored(events, invoice, before, failed=failed)
+    if failed:
+        payment_id = None
+        if state.provider_payment_id is not None:
+            failure = ChargeResult(
+                provider_payment_id=state.provider_payment_id,
+                status="failed",
+                failure_code=state.failure_code,
+                failure_message=state.failure_message,
+                amount=state.amount_due or state.total,
+                currency=state.currency,
+            )
+            await _record_payment(events, row, failure, invoice.customer_id, invoice.id)
+            payment = await events.payment(account, state.provider_payment_id)
+            payment_id = None if payment is None else payment.id
+        # Every failed attempt the provider reports, as for billplane's own invoices: the payment's
+        # event first (when it changed), then the invoice's with why it failed.
+        why = PaymentFailure(code=state.failure_code, message=state.failure_message, payment_id=payment_id)
+        shown = payment_failed(invoice, why)
+        await emit(events.session, types.INVOICE_PAYMENT_FAILED, types.INVOICE_OBJECT, invoice.id, shown)
     return "applied", None
+
+
+async def _mirrored(events: EventRepository, invoice: Invoice, before: InvoiceView | None, *, failed: bool) -> None:
+    """The events of what the provider's word changed in the mirrored ``invoice``: ``invoice.created``
+    when it is new, then the event of the status it entered (``types.invoice_change``), else
+    ``invoice.updated`` if the API shows it changed (a payment failure has its own event instead)."""
+    await events.flush()
+    await events.session.refresh(invoice)  # what the database set (id, amount_due, updated_at)
+    after = InvoiceView.of(invoice)
+    changes = [] if before is not None else [types.INVOICE_CREATED]
+    status_change = types.invoice_change(None if before is None else before.status, after.status)
+    if status_change is not None:
+        changes.append(status_change)
+    elif before is not None and not failed and msgspec.structs.replace(before, updated_at=after.updated_at) != after:
+        changes.append(types.INVOICE_UPDATED)
+    for change in changes:
+        await emit(events.session, change, types.INVOICE_OBJECT, invoice.id, after)
 
 
 async def _record_payment(

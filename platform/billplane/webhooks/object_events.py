@@ -2,6 +2,8 @@
 
 Each returns (applied | ignored, why). An event older than the newest one already applied to its
 object (the object's ``provider_event_at`` watermark) is ignored, never allowed to roll it back.
+What an applied event changes in the object as the API shows it is an event of billplane's own
+(``emit``, in the same transaction); a provider repeating what billplane shows already emits none.
 """
 
 from __future__ import annotations
@@ -10,10 +12,18 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from billplane.billing.customer_credit import release_credits
 from billplane.billing.driver import driver_of
+from billplane.customers.models import Customer
+from billplane.customers.schemas import Customer as CustomerView
+from billplane.events import types
+from billplane.events.emit import emit
 from billplane.plugins.contract import ProviderEvent
-from billplane.subscriptions.models import ENDED_STATUSES
+from billplane.subscriptions.models import ENDED_STATUSES, Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.repository import EventRepository
@@ -31,6 +41,40 @@ def stale(target: Watermarked, event: ProviderEvent) -> bool:
     return target.provider_event_at is not None and event.occurred_at < target.provider_event_at
 
 
+async def subscription_emitted(
+    session: AsyncSession, subscription: Subscription, before: SubscriptionView, *, ignoring: tuple[str, ...] = ()
+) -> None:
+    """The event of a change the provider made to ``subscription`` (its webhook, its answer to the
+    create call; ``before``: as the API showed it), if the API shows it changed; named after the
+    status it entered (``types.subscription_change``).
+
+    ``updated_at`` never counts (it moves with every write, the provider's watermark included), nor
+    do the fields ``ignoring`` names. A provider repeating what billplane shows already changes
+    nothing, and emits nothing.
+    """
+    await session.flush()
+    await session.refresh(subscription)  # what the database set (updated_at)
+    after = SubscriptionView.of(subscription)
+    unchanged = {field: getattr(after, field) for field in ("updated_at", *ignoring)}
+    if msgspec.structs.replace(before, **unchanged) == after:
+        return
+    change = types.subscription_change(before.status, after.status)
+    await emit(session, change, types.SUBSCRIPTION_OBJECT, subscription.id, after)
+
+
+async def customer_emitted(
+    session: AsyncSession, customer: Customer, before: CustomerView, *, ignoring: tuple[str, ...] = ()
+) -> None:
+    """``customer.updated`` if the API shows ``customer`` changed since ``before`` (``ignoring``: as
+    for ``subscription_emitted``)."""
+    await session.flush()
+    await session.refresh(customer)  # provider_ids, rewritten by SQL
+    after = CustomerView.of(customer)
+    unchanged = {field: getattr(after, field) for field in ("updated_at", *ignoring)}
+    if msgspec.structs.replace(before, **unchanged) != after:
+        await emit(session, types.CUSTOMER_UPDATED, types.CUSTOMER_OBJECT, customer.id, after)
+
+
 async def subscription_changed(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
     subscription = await events.subscription(row.provider_account_id, event.provider_object_id)
     if subscription is None:
@@ -42,6 +86,7 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         return "ignored", "the subscription expired before it started"
     state = event.subscription
     provider_bills = events.bills_subscriptions(row.provider)
+    before = SubscriptionView.of(subscription)
     if state is not None:
         provider_state.record_subscription(subscription, state, provider_bills=provider_bills)
     elif event.type == "subscription.canceled":
@@ -51,6 +96,7 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     else:
         return "ignored", "the event carries no subscription state"
     subscription.provider_event_at = event.occurred_at
+    await subscription_emitted(events.session, subscription, before)
     if subscription.status in ENDED_STATUSES and not provider_bills:
         await events.session.flush()
         await release_credits(await driver_of(events.session), [subscription.id])
@@ -65,8 +111,11 @@ async def customer_deleted(events: EventRepository, row: StoredEvent, event: Pro
         return "ignored", "older than the last event applied to this customer"
     # billplane keeps its customer (invoices point at it); only the provider's copy is gone, so the
     # mapping goes too and a manual sync creates the customer there again.
+    before = CustomerView.of(customer)
     await events.forget_provider_customer(row.provider_account_id, event.provider_object_id)
     customer.provider_event_at = event.occurred_at
+    if customer.deleted_at is None:  # one deleted here first is gone from the API: nothing to show
+        await customer_emitted(events.session, customer, before)
     return "applied", None
 
 

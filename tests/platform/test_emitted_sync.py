@@ -1,0 +1,136 @@
+"""What sync changes in an object as the API shows it is an event: the provider's answer to a
+subscription's create call, a customer's new provider id, and an incomplete subscription's expiry.
+
+Each event's data is the object as the API shows it once the change committed; sync bookkeeping
+alone (``sync_status`` moving while work is under way) is no event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from billplane.plugins.contract import NextAction, ProviderSubscription, SubscriptionData
+from billplane.runtime import Runtime
+from billplane.sync.expiry import IncompleteExpiry
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import AccountRow, FakeAdapter, FakeState, StaticAccounts, drain
+from tests.platform.test_emitted_customers_and_catalog import listed, shown, types_of
+from tests.platform.test_webhooks import Client
+
+APPROVE = "https://approve.example/sub"
+
+
+async def _seeded(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, runtime: Runtime, account_id: int
+) -> tuple[CreatedTenant, int, int]:
+    """A customer and an active subscription, mirrored nowhere yet; the tenant has a fake account."""
+    tenant = await create_tenant(client, admin_headers, "emit")
+    accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
+            billing_interval="month",
+        )  # fmt: skip
+        subscription = await insert(session, "subscriptions", customer_id=customer, plan_id=plan, status="active")
+    return tenant, customer, subscription
+
+
+async def test_the_providers_answer_to_a_create_is_an_event_and_so_is_the_customers_provider_id(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    tenant, customer, subscription = await _seeded(client, admin_headers, accounts, worker, 901)
+
+    synced = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+    assert synced.status_code == 202, synced.text
+    assert types_of(await listed(client, tenant, "subscription", subscription)) == []  # nothing changed yet
+    await drain(worker)
+
+    shown_subscription = await shown(client, tenant, f"/v1/subscriptions/{subscription}")
+    assert shown_subscription["sync_status"] == "synced"
+    assert shown_subscription["provider_subscription_id"] is not None
+    [updated] = await listed(client, tenant, "subscription", subscription)
+    assert (updated["type"], updated["data"]) == ("subscription.updated", shown_subscription)
+    shown_customer = await shown(client, tenant, f"/v1/customers/{customer}")
+    assert [ref["provider_account_id"] for ref in shown_customer["provider_ids"]] == [901]
+    [customer_updated] = await listed(client, tenant, "customer", customer)
+    assert (customer_updated["type"], customer_updated["data"]) == ("customer.updated", shown_customer)
+
+    # Sync again: the provider has both already; nothing it answers changes them, no event.
+    again = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+    assert again.status_code == 202
+    await drain(worker)
+    assert len(await listed(client, tenant, "subscription", subscription)) == 1
+    assert len(await listed(client, tenant, "customer", customer)) == 1
+    assert [method for method, _ in fake.calls].count("create_subscription") == 1
+
+
+async def test_a_create_answered_incomplete_shows_its_next_action_in_its_event(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def waiting_for_approval(
+        self: FakeAdapter, subscription: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        provider_id = await self._call("create_subscription", idempotency_key, {"id": subscription.subscription_id})
+        action = NextAction(type="redirect", url=APPROVE)
+        return ProviderSubscription(provider_id=provider_id, status="incomplete", next_action=action)
+
+    monkeypatch.setattr(FakeAdapter, "create_subscription", waiting_for_approval)
+    tenant, _, subscription = await _seeded(client, admin_headers, accounts, worker, 902)
+
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+
+    after = await shown(client, tenant, f"/v1/subscriptions/{subscription}")
+    assert (after["status"], after["next_action"]) == ("incomplete", {"type": "redirect", "url": APPROVE})
+    [updated] = await listed(client, tenant, "subscription", subscription)
+    assert (updated["type"], updated["data"]) == ("subscription.updated", after)
+
+
+async def _incomplete(runtime: Runtime, tenant: CreatedTenant, account_id: int, *, hours_ago: int, **more: Any) -> int:
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
+            billing_interval="month",
+        )  # fmt: skip
+        subscription = await insert(
+            session, "subscriptions", customer_id=customer, plan_id=plan, status="incomplete", provider="fake",
+            provider_account_id=account_id, **more,
+        )  # fmt: skip
+        await session.execute(
+            text("UPDATE subscriptions SET created_at = now() - make_interval(hours => :h) WHERE id = :id"),
+            {"h": hours_ago, "id": subscription},
+        )
+    return subscription
+
+
+async def test_an_expired_incomplete_subscription_is_an_event(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "emit")
+    account = accounts.add(AccountRow(id=903, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    old = await _incomplete(
+        worker, tenant, account.id, hours_ago=24, provider_subscription_id="sub_old", next_action_type="redirect",
+        next_action_url=APPROVE,
+    )  # fmt: skip
+    young = await _incomplete(worker, tenant, account.id, hours_ago=1, provider_subscription_id="sub_new")
+
+    assert await IncompleteExpiry(worker.database, worker.jobs, hours=23).expire() == 1
+    after = await shown(client, tenant, f"/v1/subscriptions/{old}")
+    assert await IncompleteExpiry(worker.database, worker.jobs, hours=23).expire() == 0
+
+    assert (after["status"], after["next_action"]) == ("incomplete_expired", None)
+    [expired] = await listed(client, tenant, "subscription", old)
+    assert (expired["type"], expired["data"]) == ("subscription.incomplete_expired", after)
+    assert await listed(client, tenant, "subscription", young) == []
