@@ -38,6 +38,19 @@ async def insert(session: AsyncSession, table: str, **values: object) -> int:
     return row_id
 
 
+async def subscribed(session: AsyncSession, *, status: str = "active", **subscription: object) -> tuple[int, int]:
+    """Ada, on a monthly flat plan of 10.00 USD (product "API", plan "Basic"), in ``status``, with
+    the subscription's other columns from ``subscription``: (customer id, subscription id)."""
+    customer = await insert(session, "customers", name="Ada")
+    product = await insert(session, "products", name="API")
+    plan = await insert(
+        session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
+        billing_interval="month",
+    )  # fmt: skip
+    fields = {"customer_id": customer, "plan_id": plan, "status": status} | subscription
+    return customer, await insert(session, "subscriptions", **fields)
+
+
 async def tiered_plan(
     session: AsyncSession,
     product: int,

@@ -7,30 +7,26 @@ statement: its event and the event's webhook deliveries are part of it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.types import DateTime
 
 from billplane.customers.repository import json_time
 from billplane.events.emit import WEBHOOKS_CHANNEL
 from billplane.runtime import Runtime
-from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
+from tests.platform.heard import Channel, listening, sent_statements
 
 Client = AsyncTestClient[Litestar]
 Body = dict[str, Any]
-SENTINEL = "emitted-sentinel"
 
 
 async def listed(client: Client, tenant: CreatedTenant, object_type: str, object_id: int | None = None) -> list[Body]:
@@ -62,47 +58,14 @@ async def shown(client: Client, tenant: CreatedTenant, path: str) -> Body:
 
 @pytest.fixture
 def statements(app: Litestar) -> Iterator[list[str]]:
-    """Every statement the app sends through SQLAlchemy."""
-    seen: list[str] = []
-    engine = app.state.runtime.database.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
-
-
-class Heard:
-    """Payloads on the webhook deliverers' channel, heard by a connection of the test's own."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-
-    async def until_now(self) -> list[str]:
-        connection = await asyncpg.connect(self.dsn)
-        try:
-            await connection.execute(f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', '{SENTINEL}')")
-        finally:
-            await connection.close()
-        payloads = []
-        with anyio.fail_after(5):
-            while (payload := await self.queue.get()) != SENTINEL:
-                payloads.append(payload)
-        return payloads
+    with sent_statements(app) as seen:
+        yield seen
 
 
 @pytest.fixture
-async def heard(database_url: str) -> AsyncIterator[Heard]:
-    listening = Heard(asyncpg_dsn(database_url))
-    connection = await asyncpg.connect(listening.dsn)
-    await connection.add_listener(WEBHOOKS_CHANNEL, lambda *args: listening.queue.put_nowait(args[3]))
-    try:
-        yield listening
-    finally:
-        await connection.close()
+async def heard(database_url: str) -> AsyncIterator[Channel]:
+    async with listening(database_url, WEBHOOKS_CHANNEL) as channel:
+        yield channel
 
 
 async def test_a_customers_create_update_and_delete_are_events_with_the_customer_the_api_shows(
@@ -169,7 +132,7 @@ async def test_refused_customer_requests_write_no_event(
 
 
 async def test_a_customers_create_writes_its_event_and_deliveries_in_its_one_statement(
-    client: Client, admin_headers: dict[str, str], runtime: Runtime, statements: list[str], heard: Heard
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, statements: list[str], heard: Channel
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "emit")
     endpoints = {}

@@ -16,7 +16,7 @@ from billplane.plugins.contract import NextAction, ProviderSubscription, Subscri
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import subscribed
 from tests.platform.sync_fakes import AccountRow, FakeAdapter, FakeState, StaticAccounts, drain
 from tests.platform.test_emitted_customers_and_catalog import listed, shown, types_of
 from tests.platform.test_webhooks import Client
@@ -31,13 +31,7 @@ async def _seeded(
     tenant = await create_tenant(client, admin_headers, "emit")
     accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
     async with runtime.database.tenant_session(tenant.schema) as session:
-        customer = await insert(session, "customers", name="Ada")
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
-            billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(session, "subscriptions", customer_id=customer, plan_id=plan, status="active")
+        customer, subscription = await subscribed(session)
     return tenant, customer, subscription
 
 
@@ -98,16 +92,9 @@ async def test_a_create_answered_incomplete_shows_its_next_action_in_its_event(
 
 async def _incomplete(runtime: Runtime, tenant: CreatedTenant, account_id: int, *, hours_ago: int, **more: Any) -> int:
     async with runtime.database.tenant_session(tenant.schema) as session:
-        customer = await insert(session, "customers", name="Ada")
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
-            billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer, plan_id=plan, status="incomplete", provider="fake",
-            provider_account_id=account_id, **more,
-        )  # fmt: skip
+        _, subscription = await subscribed(
+            session, status="incomplete", provider="fake", provider_account_id=account_id, **more
+        )
         await session.execute(
             text("UPDATE subscriptions SET created_at = now() - make_interval(hours => :h) WHERE id = :id"),
             {"h": hours_ago, "id": subscription},

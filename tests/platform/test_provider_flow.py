@@ -36,7 +36,7 @@ from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from billplane.settings import Settings
 from tests.conftest import ADMIN_KEY, CreatedTenant, create_tenant, unique_slug
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, subscribed
 from tests.platform.sync_fakes import clear_jobs, drain, wait_for_jobs
 
 Client = AsyncTestClient[Litestar]
@@ -191,16 +191,10 @@ async def test_a_customer_deleted_at_the_sandbox_is_created_there_again_by_a_man
 async def subscription_at(runtime: Runtime, tenant: CreatedTenant, account_id: int, provider_id: str) -> int:
     """A local subscription mirrored at the tenant's sandbox account as ``provider_id``."""
     async with runtime.database.tenant_session(tenant.schema) as session:
-        customer = await insert(session, "customers", name="Ada")
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
-            billing_interval="month",
-        )  # fmt: skip
-        return await insert(
-            session, "subscriptions", customer_id=customer, plan_id=plan, status="active", provider="sandbox",
-            provider_account_id=account_id, provider_subscription_id=provider_id,
-        )  # fmt: skip
+        _, subscription = await subscribed(
+            session, provider="sandbox", provider_account_id=account_id, provider_subscription_id=provider_id
+        )
+        return subscription
 
 
 async def post_webhook(client: Client, account_id: int, webhook: events.SignedWebhook) -> Any:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from billplane.app import create_app
 from billplane.customers.schemas import CustomerCreate
@@ -30,10 +30,10 @@ from billplane.sync.listener import asyncpg_dsn
 from billplane.sync.service import SyncService
 from billplane.sync.writer import OutboxWriter
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
+from tests.platform.heard import Channel, listening, sent_statements
 from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, register_fakes
 
 Client = AsyncTestClient[Litestar]
-SENTINEL = "test-sentinel"
 
 
 @pytest.fixture
@@ -47,48 +47,14 @@ def accounts(app: Litestar) -> StaticAccounts:
 
 @pytest.fixture
 def statements(app: Litestar) -> Iterator[list[str]]:
-    """Every statement the app sends through SQLAlchemy (BEGIN and COMMIT are not statements)."""
-    seen: list[str] = []
-    engine = app.state.runtime.database.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
-
-
-class Notifications:
-    """Payloads on the outbox channel, heard by a connection of the test's own."""
-
-    def __init__(self, database_url: str) -> None:
-        self.dsn = asyncpg_dsn(database_url)
-        self.heard: asyncio.Queue[str] = asyncio.Queue()
-
-    async def until_now(self) -> list[str]:
-        """Everything heard so far: a sentinel notified now arrives after every earlier commit's."""
-        connection = await asyncpg.connect(self.dsn)
-        try:
-            await connection.execute(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '{SENTINEL}')")
-        finally:
-            await connection.close()
-        payloads = []
-        with anyio.fail_after(5):
-            while (payload := await self.heard.get()) != SENTINEL:
-                payloads.append(payload)
-        return payloads
+    with sent_statements(app) as seen:
+        yield seen
 
 
 @pytest.fixture
-async def notifications(database_url: str) -> AsyncIterator[Notifications]:
-    listening = Notifications(database_url)
-    connection = await asyncpg.connect(listening.dsn)
-    await connection.add_listener(OUTBOX_CHANNEL, lambda *args: listening.heard.put_nowait(args[3]))
-    try:
-        yield listening
-    finally:
-        await connection.close()
+async def notifications(database_url: str) -> AsyncIterator[Channel]:
+    async with listening(database_url, OUTBOX_CHANNEL) as heard:
+        yield heard
 
 
 async def rows(runtime: Runtime, schema: str, table: str) -> list[dict[str, Any]]:
@@ -142,7 +108,7 @@ async def test_a_create_notifies_once_on_commit_and_never_on_rollback(
     admin_headers: dict[str, str],
     accounts: StaticAccounts,
     runtime: Runtime,
-    notifications: Notifications,
+    notifications: Channel,
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "cte")
     accounts.add(AccountRow(id=711, tenant_id=tenant.id, tenant_schema=tenant.schema))
@@ -177,7 +143,7 @@ async def test_a_duplicate_external_id_is_409_and_leaves_nothing(
     admin_headers: dict[str, str],
     accounts: StaticAccounts,
     runtime: Runtime,
-    notifications: Notifications,
+    notifications: Channel,
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "cte")
     accounts.add(AccountRow(id=721, tenant_id=tenant.id, tenant_schema=tenant.schema))

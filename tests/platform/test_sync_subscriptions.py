@@ -14,7 +14,7 @@ from billplane.sync.options import SyncOptions
 from billplane.sync.service import SyncService
 from billplane.sync.writer import OutboxWriter
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, subscribed
 from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, clear_jobs, drain, register_fakes
 
 Client = AsyncTestClient[Litestar]
@@ -48,13 +48,7 @@ async def seeded(
     tenant = await create_tenant(client, admin_headers, "subsync")
     accounts.add(AccountRow(id=601, tenant_id=tenant.id, tenant_schema=tenant.schema))
     async with runtime.database.tenant_session(tenant.schema) as session:
-        customer = await insert(session, "customers", name="Ada")
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
-            billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(session, "subscriptions", customer_id=customer, plan_id=plan, status="active")
+        _, subscription = await subscribed(session)
     return tenant, subscription
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from billplane.webhooks.apply import EventApplier
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import insert
+from tests.platform.billing_seed import insert, subscribed
 from tests.platform.sync_fakes import (
     SIGNATURE_HEADER,
     AccountRow,
@@ -85,16 +85,9 @@ async def tenant_with_subscription(
     tenant = await create_tenant(client, admin_headers, "hook")
     account = accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
     async with runtime.database.tenant_session(tenant.schema) as session:
-        customer = await insert(session, "customers", name="Ada")
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Basic", pricing_model="flat", amount=1000, currency="USD",
-            billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer, plan_id=plan, status="active", provider="fake",
-            provider_account_id=account.id, provider_subscription_id="sub_1",
-        )  # fmt: skip
+        _, subscription = await subscribed(
+            session, provider="fake", provider_account_id=account.id, provider_subscription_id="sub_1"
+        )
     return tenant, account, subscription
 
 
