@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from billplane.plugins import (
     ChargeRequest,
     ChargeResult,
@@ -289,10 +291,16 @@ def matching_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest
             code="refund_lookup_ambiguous",
         )
     if standing:
-        return refund_result(standing[0])
+        return _of_request(refund_result(standing[0]), request)
     if not matches:
         return None
-    return refund_result(max(matches, key=lambda refund: _int(refund.get("created")) or 0))
+    return _of_request(refund_result(max(matches, key=lambda refund: _int(refund.get("created")) or 0)), request)
+
+
+def _of_request(found: RefundResult, request: RefundRequest) -> RefundResult:
+    # Listed by the request's payment, so it is that payment's refund: a refund of a Charge reads
+    # as its PaymentIntent's otherwise, and billplane would take it for another payment's.
+    return msgspec.structs.replace(found, provider_payment_id=request.provider_payment_id)
 
 
 def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice:

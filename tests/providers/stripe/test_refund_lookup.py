@@ -193,6 +193,7 @@ async def test_a_charge_is_listed_by_charge(stripe_adapter: StripeAdapter, fake_
 
     assert found is not None
     assert found.provider_refund_id == made.provider_refund_id
+    assert found.provider_payment_id == charge  # the payment billplane named, not its PaymentIntent
     listed = _lists(fake_stripe)[-1].params
     assert (listed["charge"], "payment_intent" in listed) == (charge, False)
     assert fake_stripe.last("GET", "/v1/charges/{charge}").path == f"/v1/charges/{charge}"
