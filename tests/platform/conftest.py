@@ -6,10 +6,13 @@ fixtures of the same names, which take precedence.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from litestar import Litestar
 
 from billplane.runtime import Runtime
+from tests.platform.heard import sent_statements
 from tests.platform.sync_fakes import FAST, FakeState, StaticAccounts, clear_jobs, register_fakes
 
 
@@ -35,3 +38,10 @@ async def worker(runtime: Runtime, accounts: StaticAccounts) -> Runtime:
     runtime.sync_options = FAST
     await clear_jobs(runtime)
     return runtime
+
+
+@pytest.fixture
+def statements(app: Litestar) -> Iterator[list[str]]:
+    """Every statement the app sends through SQLAlchemy during the test."""
+    with sent_statements(app) as seen:
+        yield seen

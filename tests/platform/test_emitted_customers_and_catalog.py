@@ -7,7 +7,7 @@ statement: its event and the event's webhook deliveries are part of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from billplane.events.emit import WEBHOOKS_CHANNEL
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.heard import Channel, listening, sent_statements
+from tests.platform.heard import Channel, listening
 
 Client = AsyncTestClient[Litestar]
 Body = dict[str, Any]
@@ -54,12 +54,6 @@ async def shown(client: Client, tenant: CreatedTenant, path: str) -> Body:
     assert response.status_code == 200, response.text
     body: Body = response.json()
     return body
-
-
-@pytest.fixture
-def statements(app: Litestar) -> Iterator[list[str]]:
-    with sent_statements(app) as seen:
-        yield seen
 
 
 @pytest.fixture

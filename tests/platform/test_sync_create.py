@@ -8,7 +8,7 @@ between two concurrent creates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -30,7 +30,7 @@ from billplane.sync.listener import asyncpg_dsn
 from billplane.sync.service import SyncService
 from billplane.sync.writer import OutboxWriter
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
-from tests.platform.heard import Channel, listening, sent_statements
+from tests.platform.heard import Channel, listening
 from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, register_fakes
 
 Client = AsyncTestClient[Litestar]
@@ -43,12 +43,6 @@ def accounts(app: Litestar) -> StaticAccounts:
     accounts = StaticAccounts(app_runtime.plugins)
     app_runtime.accounts = accounts
     return accounts
-
-
-@pytest.fixture
-def statements(app: Litestar) -> Iterator[list[str]]:
-    with sent_statements(app) as seen:
-        yield seen
 
 
 @pytest.fixture

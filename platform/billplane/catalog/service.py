@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import cast
 
-import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +32,7 @@ from billplane.catalog.validation import (
     checked_terms,
 )
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.money.decimals import decimal_text
 
@@ -61,7 +61,7 @@ class ProductService:
             setattr(product, "metadata_" if field == "metadata" else field, value)
         product = await self.repository.update(product)
         shown = ProductView.of(product)
-        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+        if changed(before, shown):  # else: no change, no event
             await self._emit(types.PRODUCT_UPDATED, product.id, shown)
         return product
 
@@ -152,7 +152,7 @@ class PlanService:
                 setattr(plan, "metadata_" if field == "metadata" else field, value)
         plan = await self.repository.update(plan)
         shown = PlanView.of(plan)
-        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+        if changed(before, shown):  # else: no change, no event
             await self._emit(types.PLAN_UPDATED, plan.id, shown)
         return plan
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +26,7 @@ from billplane.customers.repository import (
 from billplane.customers.schemas import Customer as CustomerView
 from billplane.customers.schemas import CustomerCreate, CustomerUpdate
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.sync.service import SyncService
 from billplane_tenants.database import RowReader, RowRecord
@@ -91,7 +91,7 @@ class CustomerService:
         except ExternalIdTakenError as exc:  # taken by a concurrent request after the check above
             raise ConflictError(f"a customer with external_id {external_id!r} already exists") from exc
         shown = CustomerView.of(customer)
-        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:  # else: no change, no event
+        if changed(before, shown):  # else: no change, no event
             await emit(self._session, types.CUSTOMER_UPDATED, types.CUSTOMER_OBJECT, customer.id, shown)
         return customer
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.plugins.contract import ProviderPlugin
 from billplane.plugins.errors import UnknownProviderError
@@ -211,7 +212,7 @@ class ProviderAccountService:
         """``provider_account.updated`` if the API shows the account changed (its secrets never show:
         sealing them again under the same values is no change)."""
         shown = ProviderAccountView.of(account)
-        if msgspec.structs.replace(before, updated_at=shown.updated_at) != shown:
+        if changed(before, shown):
             await self._emit(types.PROVIDER_ACCOUNT_UPDATED, account.id, shown)
 
     async def _emit(self, type_: str, account_id: int, shown: ProviderAccountView) -> None:

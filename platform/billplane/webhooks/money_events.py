@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
@@ -114,7 +115,7 @@ async def _mirrored(events: EventRepository, invoice: Invoice, before: InvoiceVi
     status_change = types.invoice_change(None if before is None else before.status, after.status)
     if status_change is not None:
         changes.append(status_change)
-    elif before is not None and not failed and msgspec.structs.replace(before, updated_at=after.updated_at) != after:
+    elif before is not None and not failed and changed(before, after):
         changes.append(types.INVOICE_UPDATED)
     for change in changes:
         await emit(events.session, change, types.INVOICE_OBJECT, invoice.id, after)

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
-import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.customer_credit import release_credits
@@ -20,6 +19,7 @@ from billplane.billing.driver import driver_of
 from billplane.customers.models import Customer
 from billplane.customers.schemas import Customer as CustomerView
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.plugins.contract import ProviderEvent
 from billplane.subscriptions.models import ENDED_STATUSES, Subscription
@@ -55,8 +55,7 @@ async def subscription_emitted(
     await session.flush()
     await session.refresh(subscription)  # what the database set (updated_at)
     after = SubscriptionView.of(subscription)
-    unchanged = {field: getattr(after, field) for field in ("updated_at", *ignoring)}
-    if msgspec.structs.replace(before, **unchanged) == after:
+    if not changed(before, after, ignoring=ignoring):
         return
     change = types.subscription_change(before.status, after.status)
     await emit(session, change, types.SUBSCRIPTION_OBJECT, subscription.id, after)
@@ -70,8 +69,7 @@ async def customer_emitted(
     await session.flush()
     await session.refresh(customer)  # provider_ids, rewritten by SQL
     after = CustomerView.of(customer)
-    unchanged = {field: getattr(after, field) for field in ("updated_at", *ignoring)}
-    if msgspec.structs.replace(before, **unchanged) != after:
+    if changed(before, after, ignoring=ignoring):
         await emit(session, types.CUSTOMER_UPDATED, types.CUSTOMER_OBJECT, customer.id, after)
 
 

@@ -37,6 +37,14 @@ from tests.platform.sync_fakes import FAST, drain
 
 Answer = Callable[[str], RefundResult | None]
 Found = Callable[[RefundRequest], RefundResult | None]
+# What a provider's refund may say that makes it not billplane's refund of 400 USD, and the words
+# billplane then uses: another billplane refund's (another tenant's, say), another payment's,
+# another amount's.
+ANOTHER_REFUND: list[tuple[dict[str, Any], str]] = [
+    ({"billplane_refund_id": 10**9}, "is billplane refund 1000000000's"),
+    ({"provider_payment_id": "sbx_pay_other"}, "is of another payment"),
+    ({"amount": 399, "currency": "USD"}, "is of 399 USD, not 400 USD"),
+]
 REFUND = "SELECT id, status, provider_refund_id, action_required, provider_checked_at FROM refunds"
 
 

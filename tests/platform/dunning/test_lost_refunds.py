@@ -15,6 +15,7 @@ from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.runtime import Runtime
 from tests.platform.dunning.held import use
 from tests.platform.dunning.held_refunds import (
+    ANOTHER_REFUND,
     events_of,
     made_ago,
     refund_host,
@@ -99,14 +100,7 @@ async def test_a_provider_that_cannot_answer_is_asked_each_run_then_the_refund_i
     assert await events_of(worker, waiting) == ["refund.created", "refund.action_required"]
 
 
-@pytest.mark.parametrize(
-    ("unlike", "why"),
-    [
-        ({"billplane_refund_id": 10**9}, "is billplane refund 1000000000's"),  # another tenant's, say
-        ({"provider_payment_id": "sbx_pay_other"}, "is of another payment"),
-        ({"amount": 399, "currency": "USD"}, "is of 399 USD, not 400 USD"),
-    ],
-)
+@pytest.mark.parametrize(("unlike", "why"), ANOTHER_REFUND)
 async def test_a_refund_found_that_says_it_is_another_is_shown_to_the_tenant(
     client: Client, admin_headers: dict[str, str], worker: Runtime, unlike: dict[str, Any], why: str
 ) -> None:

@@ -15,6 +15,7 @@ from billplane.runtime import Runtime
 from tests.conftest import create_tenant
 from tests.platform.dunning.held import use
 from tests.platform.dunning.held_refunds import (
+    ANOTHER_REFUND,
     Answer,
     events_of,
     its_webhook,
@@ -283,14 +284,7 @@ async def test_sync_asks_the_provider_about_a_held_refund_at_once(
     assert (await client.post(url, headers=headers)).status_code == 409  # settled: nothing to ask
 
 
-@pytest.mark.parametrize(
-    ("unlike", "why"),
-    [
-        ({"billplane_refund_id": 10**9}, "is billplane refund 1000000000's"),
-        ({"provider_payment_id": "sbx_pay_other"}, "is of another payment"),
-        ({"amount": 399, "currency": "USD"}, "is of 399 USD, not 400 USD"),
-    ],
-)
+@pytest.mark.parametrize(("unlike", "why"), ANOTHER_REFUND)
 async def test_resolve_succeeded_refuses_a_provider_refund_that_is_another(
     client: Client, admin_headers: dict[str, str], worker: Runtime, unlike: dict[str, Any], why: str
 ) -> None:
