@@ -24,6 +24,7 @@ from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.heard import Channel, listening
+from tests.platform.listable import events_listable
 
 Client = AsyncTestClient[Litestar]
 Body = dict[str, Any]
@@ -35,6 +36,7 @@ async def listed(client: Client, tenant: CreatedTenant, object_type: str, object
     if object_id is not None:
         params["object_id"] = object_id
     found: list[Body] = []
+    await events_listable(client.app.state.runtime.settings.database.url)
     while True:
         response = await client.get("/v1/events", params=params, headers=tenant.headers)
         assert response.status_code == 200, response.text

@@ -33,6 +33,7 @@ from tests.platform.billing_seed import (
     their_refund,
     their_subscription,
 )
+from tests.platform.listable import events_listable
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 from tests.platform.test_clocks.samples import their_clock
 
@@ -88,6 +89,7 @@ async def _their_webhook_endpoint(client: Client, theirs: CreatedTenant) -> str:
 async def _their_event(client: Client, theirs: CreatedTenant) -> str:
     # Creating an endpoint records an event that only B has.
     await _their_webhook_endpoint(client, theirs)
+    await events_listable(client.app.state.runtime.settings.database.url)
     response = await client.get("/v1/events?type=webhook_endpoint.created", headers=theirs.headers)
     return str(response.json()["data"][-1]["id"])
 

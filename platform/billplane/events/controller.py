@@ -82,7 +82,11 @@ class EventController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[Event]:
-        """List events, oldest first: by type, by object (`object_type` and `object_id`) or by creation time."""
+        """List events, oldest first: by type, by object (`object_type` and `object_id`) or by creation time.
+
+        An event is listed once every transaction that began writing before it has ended, so
+        following `next_cursor` never misses one that commits late (ADR 0007).
+        """
         if object_id is not None and object_type is None:
             raise InvalidFieldError("object_type", "is required with object_id", source="query")
         checked_query_times(created_gte=created_gte, created_lt=created_lt)

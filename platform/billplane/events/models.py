@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+from billplane.db.xid8 import Xid8
 
 ENDPOINT_STATUSES = ("enabled", "disabled")
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
@@ -24,6 +25,8 @@ class Event(IdMixin, TenantBase):
         CheckConstraint("type ~ '^[a-z_]+(\\.[a-z_]+)+$'", name="type"),
         # Per-object history in order: deliveries are ordered per object by event id.
         Index(None, "object_type", "object_id", "id"),
+        # The list's order (billplane.events.repository): by writing transaction, then id.
+        Index(None, "tx", "id"),
     )
 
     # "<object>.<change>": customer.created, subscription.updated, invoice.paid, ...
@@ -33,6 +36,12 @@ class Event(IdMixin, TenantBase):
     # The object as the API shows it, at the time of the change.
     data: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The id of the transaction that wrote the event (tenant_0011; 0 for events written before).
+    # Ids are taken at insert, so a transaction can commit an event with a lower id after a
+    # reader saw a higher one; transaction ids let the list show an event only once every
+    # transaction that could still add one before it has ended. Last column: sort_order keeps
+    # create_all's order the same as the migration's.
+    tx: Mapped[int] = mapped_column(Xid8, server_default=text("pg_current_xact_id()"), sort_order=100)
 
 
 class WebhookEndpoint(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, select, text, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records, record_columns
@@ -16,6 +17,12 @@ from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
 from billplane.events.types import MATCHES_SQL
 
 _EVENT = select(*record_columns(Event)).where(Event.id == bindparam("event_id"))
+
+# Every transaction whose id is below the statement's snapshot xmin has ended, and every
+# transaction still running has an id at or above it: events below it are the whole, final
+# prefix of the list's (tx, id) order. A reader that saw an event never later finds one listed
+# before it, whatever order the writers commit in.
+_ENDED = Event.tx < func.pg_snapshot_xmin(func.pg_current_snapshot())
 
 # New pending deliveries to one endpoint for every event since a time that it subscribes to,
 # skipping events whose delivery to it waits for its turn (pending and due); one notification if
@@ -69,7 +76,17 @@ class EventReads:
             where.append(Event.created_at >= filters.created_gte)
         if filters.created_lt is not None:
             where.append(Event.created_at < filters.created_lt)
-        return await page_records(self.session, Event, *where, after=after, limit=limit)
+        return await self._listed(where, after=after, limit=limit)
+
+    async def _listed(self, where: list[ColumnElement[bool]], *, after: int | None, limit: int) -> list[Row[Any]]:
+        """Up to ``limit + 1`` events in (tx, id) order, after event ``after`` (a cursor names the
+        last event of the page before)."""
+        query = select(*record_columns(Event)).where(_ENDED, *where).order_by(Event.tx, Event.id).limit(limit + 1)
+        if after is not None:
+            last = aliased(Event, name="last_event")
+            position = select(last.tx, last.id).where(last.id == after).scalar_subquery()
+            query = query.where(tuple_(Event.tx, Event.id) > position)
+        return list(await self.session.execute(query))
 
 
 class EndpointReads:

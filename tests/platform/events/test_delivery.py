@@ -17,6 +17,7 @@ from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.events.conftest import FAST
 from tests.platform.events.helpers import drain, emit_event
 from tests.platform.events.receiver import Receiver
+from tests.platform.listable import events_listable
 
 Client = AsyncTestClient[Litestar]
 
@@ -185,6 +186,7 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_and_the_tenant_told(
     assert "in a row failed" in shown["disabled_reason"]
     statuses = {d["status"] for d in await _deliveries(client, tenant, failing["id"])}
     assert statuses == {"failed"}
+    await events_listable(runtime.settings.database.url)
     events = (await client.get("/v1/events?type=webhook_endpoint.disabled", headers=tenant.headers)).json()["data"]
     assert [(event["object_id"], event["data"]["status"]) for event in events] == [(failing["id"], "disabled")]
     # The tenant's other endpoint was told too, by webhook.
@@ -236,6 +238,7 @@ async def test_a_tenant_receives_only_its_own_events(
     await drain(runtime, other, FAST)
     await drain(runtime, tenant, FAST)
     assert hooks.received == []
+    await events_listable(runtime.settings.database.url)
     assert (await client.get("/v1/events?type=invoice.paid", headers=tenant.headers)).json()["data"] == []
     mine = await client.get("/v1/events?type=invoice.paid", headers=other.headers)
     assert [event["object_id"] for event in mine.json()["data"]] == [99]

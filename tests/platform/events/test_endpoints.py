@@ -13,6 +13,7 @@ from billplane.events.models import WebhookDelivery, WebhookEndpoint
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.helpers import emit_event
+from tests.platform.listable import events_listable
 
 Client = AsyncTestClient[Litestar]
 URL = "https://hooks.example.com/billing"
@@ -52,12 +53,13 @@ async def test_the_secret_is_shown_once_and_sealed_at_rest(
     assert row.secret_key_id
 
 
-async def test_rotating_shows_a_new_secret_once(client: Client, tenant: CreatedTenant) -> None:
+async def test_rotating_shows_a_new_secret_once(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:
     created = await _create(client, tenant)
     rotated = await client.post(f"/v1/webhook-endpoints/{created['id']}/rotate-secret", headers=tenant.headers)
     assert rotated.status_code == 200, rotated.text
     assert rotated.json()["secret"].startswith("whsec_")
     assert rotated.json()["secret"] != created["secret"]
+    await events_listable(runtime.settings.database.url)
     events = (await client.get("/v1/events", headers=tenant.headers)).json()["data"]
     assert [event["type"] for event in events] == ["webhook_endpoint.created", "webhook_endpoint.updated"]
     assert events[1]["object_id"] == created["id"]
@@ -66,7 +68,7 @@ async def test_rotating_shows_a_new_secret_once(client: Client, tenant: CreatedT
         assert secret.removeprefix("whsec_") not in str(events)
 
 
-async def test_update_and_delete(client: Client, tenant: CreatedTenant) -> None:
+async def test_update_and_delete(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:
     created = await _create(client, tenant)
     path = f"/v1/webhook-endpoints/{created['id']}"
     body = {"url": "https://other.example.com/h", "enabled_events": ["customer.created"], "status": "disabled"}
@@ -80,6 +82,7 @@ async def test_update_and_delete(client: Client, tenant: CreatedTenant) -> None:
     assert enabled.json()["disabled_reason"] is None
     assert (await client.delete(path, headers=tenant.headers)).status_code == 204
     assert (await client.get(path, headers=tenant.headers)).status_code == 404
+    await events_listable(runtime.settings.database.url)
     types = [event["type"] for event in (await client.get("/v1/events", headers=tenant.headers)).json()["data"]]
     assert types == [
         "webhook_endpoint.created",
@@ -169,6 +172,7 @@ async def test_replay_requeues_matching_events_since_a_time(
     assert again.json() == {"queued": 0}  # still waiting: not queued twice
 
     waiting = (await client.get(f"{path}/deliveries?status=pending", headers=tenant.headers)).json()["data"]
+    await events_listable(runtime.settings.database.url)
     events = (await client.get("/v1/events?type=invoice.*", headers=tenant.headers)).json()["data"]
     assert [event["object_id"] for event in events] == [1, 2, 3]
     assert [delivery["event_id"] for delivery in waiting] == [event["id"] for event in events[1:]]
