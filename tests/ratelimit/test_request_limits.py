@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from billplane.api.pagination import MAX_LIMIT
 from billplane.app import MAX_BODY_BYTES, create_app
+from billplane.events.options import WebhookOptions
 from billplane.runtime import Runtime
 from billplane.settings import RateLimitSettings, Settings
 from billplane.usage.schemas import MAX_BATCH
@@ -79,12 +80,15 @@ def _number(value: int) -> str:
 def test_the_limits_page_states_the_limits_the_code_enforces() -> None:
     page = Path(LIMITS_PAGE).read_text()
     defaults = RateLimitSettings()
+    webhooks = WebhookOptions()
     expected = {
         "request body": f"{_number(MAX_BODY_BYTES)} bytes",
         "page size": f"1-{MAX_LIMIT}",
         "usage batch": f"{_number(MAX_BATCH)} records",
         "default rate": f"`BILLPLANE_RATE_LIMIT_PER_SECOND` | `{defaults.per_second}`",
         "default burst": f"`BILLPLANE_RATE_LIMIT_BURST` | `{defaults.burst}`",
+        "webhook endpoints": f"| {webhooks.max_endpoints} per tenant",
+        "replay": f"| {webhooks.max_replay_days} days |",
     }
     missing = {name: phrase for name, phrase in expected.items() if phrase not in page}
     assert not missing, f"{LIMITS_PAGE} does not state: {missing}"

@@ -109,7 +109,8 @@ class WebhookEndpointController(Controller):
 
         The response carries the signing `secret`: it is never shown again (rotate it if lost).
         `enabled_events` lists types (`invoice.paid`), prefixes (`invoice.*`) or `*`; empty means
-        every type. The URL must be https to a public address (422 otherwise).
+        every type. The URL must be https to a public address (422 otherwise). A tenant has at
+        most 16 endpoints, disabled ones included (409 beyond: delete one first).
         """
         endpoint, secret = await endpoints.create(data)
         return WebhookEndpointWithSecret.with_secret(endpoint, secret)
@@ -147,11 +148,11 @@ class WebhookEndpointController(Controller):
     async def replay(
         self, endpoint_id: FromPath[int], data: ReplayBody, endpoints: NamedDependency[EndpointService]
     ) -> ReplayResult:
-        """Send the endpoint again every event since `since` (default: the last 24 hours) that it
-        subscribes to, in order, with the events' own ids (`webhook-id`), so a receiver that saw one
-        already can skip it. An event waiting for its turn is not queued twice; one in flight or
-        waiting for a retry is, behind the older events of its object. 409 while the endpoint is
-        disabled: enable it first."""
+        """Send the endpoint again every event since `since` (default: the last 24 hours; at most
+        30 days ago, 422 otherwise) that it subscribes to, in order, with the same `webhook-id` as
+        before, so a receiver that saw one already can skip it. An event waiting for its turn is
+        not queued twice; one in flight or waiting for a retry is, behind the older events of its
+        object. 409 while the endpoint is disabled: enable it first."""
         return ReplayResult(queued=await endpoints.replay(endpoint_id, data.since))
 
     @get("/{endpoint_id:int}/deliveries", operation_id="listWebhookDeliveries")

@@ -32,7 +32,7 @@ from billplane.events.models import WebhookEndpoint
 from billplane.events.options import WebhookOptions
 from billplane.events.schemas import WebhookEndpoint as EndpointShown
 from billplane.events.sender import Outcome, post
-from billplane.events.signing import signed_headers
+from billplane.events.signing import message_id, signed_headers
 from billplane.events.sweep import DeliverySweeper
 from billplane.events.vault import EndpointVault, SecretUnavailableError
 from billplane.observability.metrics import webhook_delivery
@@ -43,6 +43,7 @@ logger = logging.getLogger("billplane.webhooks")
 
 
 class Payload(msgspec.Struct):
+    # The event's id as the API shows it (GET /v1/events/{id}); webhook-id also names the tenant.
     id: int
     type: str
     created_at: str
@@ -98,7 +99,8 @@ class WebhookDeliverer:
             outcome = Outcome(None, str(exc))
         else:
             body = payload(claimed)
-            headers = signed_headers(secret, str(claimed.event_id), int(time.time()), body)
+            msg_id = message_id(ref.tenant_id, claimed.event_id)
+            headers = signed_headers(secret, msg_id, int(time.time()), body)
             outcome = await post(claimed.url, body, headers, self.options)
         if outcome.delivered and outcome.status_code is not None:
             async with self.database.tenant_session(ref.schema) as session:

@@ -1,7 +1,8 @@
 """Tunables of outbound webhooks, with production defaults.
 
-The API reads ``allow_http_loopback`` when it checks an endpoint's URL; the worker reads the
-rest. Both come from the environment (``webhook_options``); tests hand their own instance in.
+The API reads ``allow_http_loopback`` when it checks an endpoint's URL, ``max_endpoints`` when it
+creates one and ``max_replay_days`` when it replays; the worker reads the rest. Both come from the
+environment (``webhook_options``); tests and embedders hand their own instance in.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class WebhookOptions:
     # http:// to a loopback address (127.0.0.0/8, ::1, localhost), for local development and
     # tests. Everything else must be https to a public address.
     allow_http_loopback: bool = False
+    # Endpoints per tenant, disabled ones included (Stripe's limit). Every event fans out to each
+    # enabled endpoint in the transaction that writes it, so this bounds what one event costs.
+    max_endpoints: int = 16
+    # How far back a replay's `since` may reach. A replay queues its events in one statement, and
+    # events are never deleted: unbounded, one request could hold a transaction open for hours.
+    max_replay_days: int = 30
     # The sweep reads due deliveries of this many tenant schemas per query.
     sweep_batch: int = tenant_scan.BATCH  # its lock budget
     # Due deliveries of one tenant read per query (sweep, listener, and the top-up after each job):

@@ -43,6 +43,16 @@ _REPLAY = text(
 )
 
 
+# Creating a webhook endpoint takes this transaction-scoped lock, keyed by the tenant, before it
+# counts the tenant's endpoints. There is no row to lock instead: FOR UPDATE on the existing
+# endpoints does not stop two transactions from each inserting a new one (and a tenant with none
+# has nothing to lock), and a table lock would also stall the worker's updates of the endpoints.
+# pg_advisory_xact_lock(int, int): billplane_tenants.migrations uses namespace 0x6270.
+_CREATING_ENDPOINT = text("SELECT pg_advisory_xact_lock(:namespace, :key)")
+_CREATING_NAMESPACE = 0x6277
+_INT4 = 0x7FFFFFFF
+
+
 @dataclass(frozen=True, slots=True)
 class EventFilters:
     type: str | None = None
@@ -115,6 +125,19 @@ class EndpointRepository(TenantRepository[WebhookEndpoint]):
             .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
             .values(status="failed", last_error=reason)
         )
+
+    async def creating(self, tenant_id: int) -> None:
+        """Serialize endpoint creations of this tenant until the transaction ends, so that a count
+        taken now stays true until this transaction's insert commits (READ COMMITTED: the waiter's
+        next statement sees what the first committed)."""
+        # The key is an int4: a tenant id beyond that range shares a lock with another tenant's,
+        # which only makes their creations wait for each other.
+        parameters = {"namespace": _CREATING_NAMESPACE, "key": tenant_id & _INT4}
+        await self.session.execute(_CREATING_ENDPOINT, parameters)
+
+    async def total(self) -> int:
+        """The tenant's endpoints, enabled or not (a deleted endpoint's row is gone)."""
+        return int(await self.session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0)
 
     async def locked(self, endpoint_id: int) -> WebhookEndpoint | None:
         """The endpoint, its row locked until the transaction ends (fresh from the database)."""

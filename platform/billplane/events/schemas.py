@@ -115,7 +115,7 @@ class WebhookEndpointWithSecret(WebhookEndpoint, kw_only=True):
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # Events created at or after this time; omitted: the last 24 hours.
+    # Events created at or after this time, at most 30 days ago; omitted: the last 24 hours.
     since: datetime | None = None
 
 

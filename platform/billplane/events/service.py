@@ -24,6 +24,9 @@ from billplane.events.vault import EndpointVault
 
 DISABLED_BY_TENANT = "disabled by the tenant"
 DEFAULT_REPLAY = timedelta(hours=24)
+# A client asking for exactly "the last max_replay_days days" is not refused for the time its
+# request took to arrive, nor for a clock a little behind billplane's.
+REPLAY_GRACE = timedelta(minutes=5)
 
 
 class EventService:
@@ -60,8 +63,17 @@ class EndpointService:
 
     async def create(self, data: WebhookEndpointCreate) -> tuple[EndpointRow, str]:
         """The new endpoint and its signing secret in clear (the only time it is shown)."""
+        url = self._checked_url(data.url)
+        # Held until the request commits: a concurrent create of this tenant counts after this
+        # one's endpoint exists, so two creates at the limit minus one cannot both pass.
+        await self.repository.creating(self.tenant_id)
+        if await self.repository.total() >= self.options.max_endpoints:
+            raise ConflictError(
+                f"a tenant has at most {self.options.max_endpoints} webhook endpoints, disabled ones included: "
+                "delete one first"
+            )
         endpoint = EndpointRow(
-            url=self._checked_url(data.url),
+            url=url,
             description=data.description,
             enabled_events=_unique(data.enabled_events),
             metadata_=data.metadata,
@@ -129,8 +141,13 @@ class EndpointService:
         if endpoint.status != "enabled":
             raise ConflictError("the endpoint is disabled: enable it first (PATCH status=enabled)")
         checked_time(since, "since")
-        if since > datetime.now(UTC):
+        now = datetime.now(UTC)
+        if since > now:
             raise InvalidFieldError("since", "is in the future")
+        days = self.options.max_replay_days
+        if since < now - timedelta(days=days) - REPLAY_GRACE:
+            reach = f"a replay reaches back {days} days at most (older events: GET /v1/events)"
+            raise InvalidFieldError("since", f"is more than {days} days ago: {reach}")
         return await self.repository.replay(endpoint.id, since)
 
     async def page(self, *, after: int | None, limit: int) -> tuple[list[Row[Any]], str | None]:

@@ -69,7 +69,7 @@ async def test_a_delivery_is_signed_per_standard_webhooks(
     assert set(body) == {"id", "type", "created_at", "data"}
     assert body["type"] == "invoice.paid"
     assert body["data"] == {"id": 7, "amount_paid": 1999, "currency": "USD"}
-    assert got.headers["webhook-id"] == str(body["id"])
+    assert got.headers["webhook-id"] == f"evt_{tenant.id}_{body['id']}"
     assert got.headers["content-type"] == "application/json"
     event = (await client.get(f"/v1/events/{body['id']}", headers=tenant.headers)).json()
     assert event["type"] == "invoice.paid"
@@ -242,6 +242,33 @@ async def test_a_tenant_receives_only_its_own_events(
     assert (await client.get("/v1/events?type=invoice.paid", headers=tenant.headers)).json()["data"] == []
     mine = await client.get("/v1/events?type=invoice.paid", headers=other.headers)
     assert [event["object_id"] for event in mine.json()["data"]] == [99]
+
+
+async def test_webhook_ids_never_collide_across_tenants_and_survive_a_replay(
+    client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver, admin_headers: dict[str, str]
+) -> None:
+    """Two tenants sending to one receiver (an agency's): the same event id in each, yet two
+    webhook-ids, each signed; a replay sends an event with the webhook-id it had."""
+    other = await create_tenant(client, admin_headers, "wh")
+    secrets = {}
+    for sender in (tenant, other):
+        secrets[sender.id] = (await _endpoint(client, sender, hooks.url, ["invoice.*"]))["secret"]
+        await emit_event(runtime, sender, "invoice.paid", 1)
+        await drain(runtime, sender, FAST)
+    first, second = hooks.received
+    assert json.loads(first.body)["id"] == json.loads(second.body)["id"]  # per-tenant event ids collide
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
+    for got, sender in ((first, tenant), (second, other)):
+        assert got.headers["webhook-id"] == f"evt_{sender.id}_{json.loads(got.body)['id']}"
+        assert verify(secrets[sender.id], got.headers, got.body)  # signed over the header's id
+
+    [endpoint] = (await client.get("/v1/webhook-endpoints", headers=tenant.headers)).json()["data"]
+    replayed = await client.post(f"/v1/webhook-endpoints/{endpoint['id']}/replay", json={}, headers=tenant.headers)
+    assert replayed.json() == {"queued": 1}, replayed.text
+    await drain(runtime, tenant, FAST)
+    again = hooks.received[-1]
+    assert (again.headers["webhook-id"], again.body) == (first.headers["webhook-id"], first.body)
+    assert verify(secrets[tenant.id], again.headers, again.body)
 
 
 async def test_the_worker_delivers_through_the_queue(

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
-from billplane.events.models import WebhookDelivery, WebhookEndpoint
+from billplane.api.problems import ConflictError
+from billplane.events.controller import OPTIONS_STATE_KEY
+from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
+from billplane.events.schemas import WebhookEndpointCreate
+from billplane.events.service import EndpointService
+from billplane.events.vault import EndpointVault
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
+from tests.platform.events.conftest import LOCAL
 from tests.platform.events.helpers import emit_event
 from tests.platform.listable import events_listable
 
@@ -184,3 +192,66 @@ async def test_replay_requeues_matching_events_since_a_time(
     assert disabled.status_code == 409
     # Disabling failed what was waiting.
     assert (await client.get(f"{path}/deliveries?status=pending", headers=tenant.headers)).json()["data"] == []
+
+
+async def _written(runtime: Runtime, tenant: CreatedTenant) -> tuple[int, int]:
+    """(endpoints, webhook_endpoint.created events) in the tenant's schema."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        endpoints = await session.scalar(select(func.count()).select_from(WebhookEndpoint))
+        created = select(func.count()).select_from(Event).where(Event.type == "webhook_endpoint.created")
+        return int(endpoints or 0), int(await session.scalar(created) or 0)
+
+
+async def test_a_tenant_has_at_most_16_endpoints_and_deleted_ones_do_not_count(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    made = [await _create(client, tenant) for _ in range(16)]
+    disabled = await client.patch(
+        f"/v1/webhook-endpoints/{made[0]['id']}", json={"status": "disabled"}, headers=tenant.headers
+    )
+    assert disabled.status_code == 200, disabled.text  # a disabled endpoint still counts
+
+    refused = await client.post("/v1/webhook-endpoints", json={"url": URL}, headers=tenant.headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "conflict"
+    assert "at most 16 webhook endpoints" in refused.json()["detail"]
+    assert "secret" not in refused.json()
+    assert await _written(runtime, tenant) == (16, 16)  # no endpoint, no event
+
+    assert (await client.delete(f"/v1/webhook-endpoints/{made[1]['id']}", headers=tenant.headers)).status_code == 204
+    await _create(client, tenant)
+    assert await _written(runtime, tenant) == (16, 17)
+
+
+async def test_the_endpoint_cap_comes_from_the_options(client: Client, tenant: CreatedTenant) -> None:
+    client.app.state[OPTIONS_STATE_KEY] = replace(LOCAL, max_endpoints=1)
+    await _create(client, tenant)
+    refused = await client.post("/v1/webhook-endpoints", json={"url": URL}, headers=tenant.headers)
+    assert refused.status_code == 409, refused.text
+    assert "at most 1 webhook endpoints" in refused.json()["detail"]
+
+
+async def test_two_creates_at_once_one_below_the_cap_make_one_endpoint(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    for _ in range(15):
+        await _create(client, tenant)
+    vault = EndpointVault.from_settings(runtime.settings)
+    body = WebhookEndpointCreate(url=URL)
+
+    async def create_and_commit() -> str:
+        try:
+            async with runtime.database.tenant_session(tenant.schema) as session:
+                await EndpointService(session, tenant.id, vault, LOCAL).create(body)
+        except ConflictError:
+            return "refused"
+        return "created"
+
+    async with runtime.database.tenant_session(tenant.schema) as first:
+        await EndpointService(first, tenant.id, vault, LOCAL).create(body)  # the 16th, not yet committed
+        second = asyncio.create_task(create_and_commit())
+        await asyncio.sleep(0.3)
+        waited = not second.done()  # the tenant's lock holds it until the first commits
+    # Both counted 15 without the lock: (False, "created", (17, 17)).
+    assert (waited, await second, await _written(runtime, tenant)) == (True, "refused", (16, 16))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
+from billplane.events.controller import OPTIONS_STATE_KEY
 from billplane.events.deliveries import DeliveryRepository
 from billplane.events.models import WebhookDelivery
 from billplane.events.service import EndpointService
@@ -85,3 +87,33 @@ async def test_a_replay_queues_an_event_in_flight_again_behind_the_older_ones(
     async with runtime.database.tenant_session(tenant.schema) as session:
         query = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status != "succeeded")
         assert await session.scalar(query) == 0
+
+
+async def test_a_replay_reaches_back_30_days_at_most(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:
+    endpoint_id = await _endpoint(client, tenant, "https://hooks.example.com/h")
+    await emit_event(runtime, tenant, "invoice.paid", 1)
+    await emit_event(runtime, tenant, "invoice.paid", 2)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text("UPDATE events SET created_at = now() - interval '40 days' WHERE object_id = 1"))
+        await session.execute(text("UPDATE events SET created_at = now() - interval '29 days' WHERE object_id = 2"))
+        await session.execute(update(WebhookDelivery).values(status="succeeded"))
+    path = f"/v1/webhook-endpoints/{endpoint_id}/replay"
+    now = datetime.now(UTC)
+
+    refused = await client.post(path, json={"since": (now - timedelta(days=41)).isoformat()}, headers=tenant.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [error["field"] for error in refused.json()["errors"]] == ["since"]
+    assert "30 days" in refused.json()["errors"][0]["message"]
+    assert await pending(runtime, tenant) == 0  # nothing queued
+
+    # Exactly "the last 30 days", as a client computed it a moment ago: accepted.
+    within = await client.post(path, json={"since": (now - timedelta(days=30)).isoformat()}, headers=tenant.headers)
+    assert within.json() == {"queued": 1}, within.text  # invoice 2 only
+
+    client.app.state[OPTIONS_STATE_KEY] = replace(LOCAL, max_replay_days=7)
+    shorter = await client.post(path, json={"since": (now - timedelta(days=8)).isoformat()}, headers=tenant.headers)
+    assert shorter.status_code == 422, shorter.text
+    assert await pending(runtime, tenant) == 1
+    async with runtime.database.tenant_session(tenant.schema) as session:  # no later sweep may send them
+        await session.execute(update(WebhookDelivery).values(status="failed"))
