@@ -1,10 +1,11 @@
 """Plain SQL that writes every row a billing run writes for one tenant: a reference for
 ``billing_run.py``, not the issue's ceiling.
 
-The issue's ceiling inserts two rows per invoice (the invoice and its line). A run writes eight:
+The issue's ceiling inserts two rows per invoice (the invoice and its line). A run writes nine:
 it also moves the subscription on, takes numbers from the counter row, records three events
 (``subscription.updated``, ``invoice.created``, ``invoice.finalized``, as the API shows each
-object) and queues the charge (a pending payment and its ``payment.charge`` outbox row). This
+object) and queues the charge (a pending payment, its ``payment.created`` event and its
+``payment.charge`` outbox row). This
 writes the same rows, into the same tables, with raw asyncpg and no business logic, so that the
 run's rate can also be read against what PostgreSQL takes for all of them here. The events'
 text is the run's own (``EventTemplate``, read from one tenant after the run), so the JSON parsed
@@ -35,7 +36,10 @@ REST = (
     '\'{"payment_method_id": "1"}\'::jsonb FROM unnest($6::bigint[], $7::bigint[], $8::bigint[]) AS u(c, i, a) '
     "RETURNING id, provider_account_id), "
     "o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
-    "SELECT 'payment.charge', id, provider_account_id FROM p RETURNING 1) "
+    "SELECT 'payment.charge', id, provider_account_id FROM p RETURNING 1), "
+    # Each new payment's event, as the run writes it in its statement (its id is known only there).
+    "pe AS (INSERT INTO events (type, object_type, object_id, data) "
+    "SELECT 'payment.created', 'payment', id, $10::jsonb FROM p RETURNING 1) "
     "SELECT 1"
 )
 
@@ -67,12 +71,14 @@ async def write_every_row(
 ) -> None:
     """After the invoices and their lines (written by the caller, as the issue's ceiling writes
     them): the subscriptions' new versions, the counter row, the events (the templates' text, each
-    about the next invoice or subscription in turn) and, with an ``account``, the pending payments
-    and their outbox rows."""
+    about the next invoice or subscription in turn) and, with an ``account``, the pending payments,
+    their events (the first payment template's text) and their outbox rows."""
     ids = [subscription for subscription, _, _ in subscriptions]
     about = {"invoice": invoice_ids, "subscription": ids}
     taken = dict.fromkeys(about, 0)
     objects = []
+    payment = next((template.data for template in templates if template.object_type == "payment"), None)
+    templates = [template for template in templates if template.object_type in about]
     for template in templates:
         objects.append(about[template.object_type][taken[template.object_type] % len(ids)])
         taken[template.object_type] += 1
@@ -88,4 +94,5 @@ async def write_every_row(
         invoice_ids if charged else [],
         totals if charged else [],
         account,
+        payment,
     )

@@ -5,6 +5,7 @@ No event holds a credential or a webhook secret, only their hints; a request ref
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from billplane.cli.dev import SANDBOX_DEMO_API_KEY, WEBHOOK_ENTRY, ensure_sandbox_account
+from billplane.cli.devenv import DevEnvironment
+from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
@@ -98,6 +102,28 @@ async def test_an_accounts_changes_are_events_with_the_apis_masked_view_and_no_s
     for data in stored:
         assert [secret for secret in SECRETS if secret in data] == []
         assert 'credentials"' not in data  # hints only: credentials_hint, never the credentials
+
+
+async def test_the_demo_tenants_sandbox_account_records_the_same_event_as_the_api(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, tmp_path: Path
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "emit")
+    runtime.plugins = PluginHost()  # a sandbox that accepts the demo's key
+    FakeProvider(name="sandbox", accept="sk_sandbox_").install(runtime.plugins)
+    environment = DevEnvironment(tmp_path)
+
+    account_id = await ensure_sandbox_account(runtime, environment, tenant.id, tenant.schema)
+
+    assert account_id is not None
+    [created] = await listed(client, tenant, "provider_account", account_id)
+    assert (created["type"], created["data"]) == (
+        "provider_account.created",
+        await shown(client, tenant, f"{PATH}/{account_id}"),
+    )
+    [stored] = await _stored_data(runtime, tenant)
+    assert [secret for secret in (SANDBOX_DEMO_API_KEY, environment.secrets()[WEBHOOK_ENTRY]) if secret in stored] == []
+    assert await ensure_sandbox_account(runtime, environment, tenant.id, tenant.schema) is None  # made once
+    assert len(await _stored_data(runtime, tenant)) == 1
 
 
 async def test_refused_account_requests_write_no_event(

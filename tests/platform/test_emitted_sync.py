@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from billplane.plugins.contract import NextAction, ProviderSubscription, SubscriptionData
+from billplane.plugins.contract import NextAction, ProviderSubscription, SubscriptionChange, SubscriptionData
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
 from tests.conftest import CreatedTenant, create_tenant
@@ -88,6 +88,44 @@ async def test_a_create_answered_incomplete_shows_its_next_action_in_its_event(
     assert (after["status"], after["next_action"]) == ("incomplete", {"type": "redirect", "url": APPROVE})
     [updated] = await listed(client, tenant, "subscription", subscription)
     assert (updated["type"], updated["data"]) == ("subscription.updated", after)
+
+
+async def test_a_change_the_provider_asks_the_customer_to_approve_is_an_event(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def waiting_for_approval(
+        self: FakeAdapter, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        await self._call("update_subscription", idempotency_key, {"provider_id": provider_subscription_id})
+        action = NextAction(type="redirect", url=APPROVE)
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active", next_action=action)
+
+    monkeypatch.setattr(FakeAdapter, "update_subscription", waiting_for_approval)
+    tenant, _, subscription = await _seeded(client, admin_headers, accounts, worker, 904)
+    url = f"/v1/subscriptions/{subscription}"
+    assert (await client.post(f"{url}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+    created = len(await listed(client, tenant, "subscription", subscription))
+
+    changed = await client.patch(url, json={"quantity": 3, "proration": "none"}, headers=tenant.headers)
+    assert changed.status_code == 200, changed.text
+    await drain(worker)
+
+    after = await shown(client, tenant, url)
+    assert after["next_action"] == {"type": "redirect", "url": APPROVE}
+    events = await listed(client, tenant, "subscription", subscription)
+    assert types_of(events)[created:] == ["subscription.updated", "subscription.updated"]  # the PATCH, the answer
+    assert events[-1]["data"] == after
+
+    # Another change answered with the same link: the PATCH is an event, the answer changes nothing shown.
+    again = await client.patch(url, json={"quantity": 4, "proration": "none"}, headers=tenant.headers)
+    assert again.status_code == 200, again.text
+    await drain(worker)
+    assert len(await listed(client, tenant, "subscription", subscription)) == created + 3
 
 
 async def _incomplete(runtime: Runtime, tenant: CreatedTenant, account_id: int, *, hours_ago: int, **more: Any) -> int:

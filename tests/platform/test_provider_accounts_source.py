@@ -181,11 +181,13 @@ async def test_the_demo_tenant_gets_one_sandbox_account(
     tenant = await create_tenant(client, admin_headers, "demo")
     environment = DevEnvironment(tmp_path)
     runtime.plugins = PluginHost()  # as if the sandbox distribution were not installed
-    assert await ensure_sandbox_account(runtime, environment, tenant.id) is None  # no sandbox installed: skipped
+    assert (
+        await ensure_sandbox_account(runtime, environment, tenant.id, tenant.schema) is None
+    )  # no sandbox installed: skipped
     assert WEBHOOK_ENTRY not in environment.secrets()
 
     sandbox = FakeProvider(name="sandbox", accept="sk_sandbox_").install(runtime.plugins)
-    account_id = await ensure_sandbox_account(runtime, environment, tenant.id)
+    account_id = await ensure_sandbox_account(runtime, environment, tenant.id, tenant.schema)
     assert account_id is not None
     webhook_secret = environment.secrets()[WEBHOOK_ENTRY]
     assert json.loads((tmp_path / "dev-secrets.json").read_text())[WEBHOOK_ENTRY] == webhook_secret
@@ -197,7 +199,9 @@ async def test_the_demo_tenant_gets_one_sandbox_account(
     assert sandbox.contexts[-1].credentials == FakeCredentials(api_key="sk_sandbox_demo")
     assert sandbox.contexts[-1].webhook_secret == webhook_secret
 
-    assert await ensure_sandbox_account(runtime, environment, tenant.id) is None  # the next start: nothing new
+    assert (
+        await ensure_sandbox_account(runtime, environment, tenant.id, tenant.schema) is None
+    )  # the next start: nothing new
     async with runtime.database.control_session() as session:
         count = await session.scalar(
             text("SELECT count(*) FROM control.provider_accounts WHERE tenant_id = :t"), {"t": tenant.id}
@@ -211,7 +215,7 @@ async def test_a_demo_sandbox_that_refuses_is_a_warning_not_a_crash(
     tenant = await create_tenant(client, admin_headers, "demo")
     runtime.plugins = PluginHost()  # replaced by a sandbox that refuses the demo's key
     FakeProvider(name="sandbox", accept="sk_other_").install(runtime.plugins)
-    assert await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id) is None
+    assert await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id, tenant.schema) is None
     assert "warning: the demo tenant got no sandbox account" in capsys.readouterr().err
 
 
@@ -220,7 +224,7 @@ async def test_the_demo_account_passes_the_real_sandbox(
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "demo")
     assert "sandbox" in runtime.plugins.names()  # the built-in distribution, found by its entry point
-    account_id = await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id)
+    account_id = await ensure_sandbox_account(runtime, DevEnvironment(tmp_path), tenant.id, tenant.schema)
     assert account_id is not None
     resolved = await DatabaseAccountSource(runtime).account(account_id)
     assert resolved is not None

@@ -30,6 +30,7 @@ _CODES = {
     413: "payload_too_large",
     422: "validation_error",
     429: "rate_limited",
+    502: "bad_gateway",
     503: "unavailable",
 }
 # msgspec reports a missing or unknown field on the object itself; the field's name is in the text.
@@ -38,6 +39,12 @@ _NAMED_FIELD = re.compile(r"(?:missing required|contains unknown) field `([^`]+)
 
 class ConflictError(HTTPException):
     status_code = 409
+
+
+class BadGatewayError(HTTPException):
+    """A provider's plugin failed in a way it did not classify (its own bug): nothing was recorded."""
+
+    status_code = 502
 
 
 class ServiceUnavailableError(HTTPException):

@@ -95,7 +95,7 @@ async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:
     for outcome in report.failed:
         click.echo(f"  warning: tenant {outcome.slug} did not migrate: {outcome.error}", err=True)
     demo, key = await _demo_tenant(runtime, environment)
-    await ensure_sandbox_account(runtime, environment, demo.id)
+    await ensure_sandbox_account(runtime, environment, demo.id, demo.schema_name)
     return key
 
 
@@ -115,12 +115,16 @@ async def _demo_tenant(runtime: Runtime, environment: DevEnvironment) -> tuple[T
         return demo, issued.key
 
 
-async def ensure_sandbox_account(runtime: Runtime, environment: DevEnvironment, tenant_id: int) -> int | None:
+async def ensure_sandbox_account(
+    runtime: Runtime, environment: DevEnvironment, tenant_id: int, schema: str
+) -> int | None:
     """Give the demo tenant a default `sandbox` account in test mode, once; the id if one was made.
 
     Skipped when the sandbox provider is not installed. Its webhook secret is generated once and
     kept in dev-secrets.json beside the demo key, so the same secret signs sandbox webhooks after
-    a restart. A failure is a warning: `make run` still starts.
+    a restart. A failure is a warning: `make run` still starts. Made as `POST
+    /v1/provider-accounts` makes one, in a session of the tenant's ``schema``, so that it records
+    the same `provider_account.created` event.
     """
     if SANDBOX not in runtime.plugins.names():
         return None
@@ -145,7 +149,7 @@ async def ensure_sandbox_account(runtime: Runtime, environment: DevEnvironment, 
         is_default=True,
     )
     try:
-        async with runtime.database.control_session() as session:
+        async with runtime.database.tenant_session(schema) as session:
             repository = ProviderAccountRepository(session, tenant_id)
             if await repository.has_live_account(SANDBOX):
                 return None

@@ -1,8 +1,9 @@
 """Paying an invoice: choose the provider account and payment method, then queue the charge.
 
-The pending payment and its ``payment.charge`` outbox row are written in the request's
-transaction: both commit or neither, and a worker performs the charge with the row's idempotency
-key (``billplane.payments.operations``), so a crash anywhere charges the customer at most once.
+The pending payment, its ``payment.created`` event and its ``payment.charge`` outbox row are
+written in the request's transaction: all commit or none, and a worker performs the charge with
+the row's idempotency key (``billplane.payments.operations``), so a crash anywhere charges the
+customer at most once.
 
 Account: the subscription's, else the tenant's default account. Payment method: the one named in
 the request, else the subscription's, else the customer's default at that account; it must be the
@@ -14,10 +15,12 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.events.emit import emit
 from billplane.invoices.models import Invoice
 from billplane.payments.models import Payment, PaymentMethod
 from billplane.payments.operations import PAYMENT_METHOD_KEY
 from billplane.payments.repository import PaymentRepository
+from billplane.payments.schemas import Payment as PaymentView
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.subscriptions.models import Subscription
 from billplane.sync.writer import OutboxWriter
@@ -50,6 +53,8 @@ async def charge_invoice(
     )
     session.add(payment)
     await session.flush()
+    await session.refresh(payment)  # what the database set (created_at), as GET shows it
+    await emit(session, "payment.created", "payment", payment.id, PaymentView.of(payment))
     await writer.write("payment.charge", payment.id, [account.id])
     return payment
 

@@ -83,7 +83,8 @@ class PaymentController(Controller):
         `provider_payment_id`), or settles the payment `failed` with `failure_code`
         `provider_unreachable` when the provider never received it. 409 when the payment is not
         stuck (settled, still being charged, or too recent), 422 when its provider cannot be asked
-        about a charge, 503 when the provider cannot be reached now. The periodic job does the same.
+        about a charge, 503 when the provider cannot be reached now, 502 when its plugin fails with an
+        error of its own (nothing changes). The periodic job does the same.
 
         For a payment the provider holds as `pending` (it has a `provider_payment_id`: a bank debit
         still clearing), billplane asks the provider at once how the charge stands and records a
@@ -225,7 +226,8 @@ class RefundController(Controller):
         answer; not found, it fails and its amount goes back to the payment. 409 when there is
         nothing to ask (settled, still being sent, or gave up too recently), or the provider refuses
         to answer; 422 when the provider cannot be asked (no `refund_status`, or no
-        `refund_lookup`, capability); 503 when it cannot be reached now.
+        `refund_lookup`, capability); 503 when it cannot be reached now; 502 when its plugin fails
+        with an error of its own (nothing changes).
         """
         return Refund.of(await syncing.sync(refund_id))
 

@@ -8,7 +8,7 @@ pending is asked about without the job's wait; one never confirmed, once its req
 refund, 409 when there is nothing to ask (settled, still being sent, or gave up too recently),
 422 naming ``refund_id`` when the provider cannot be asked (no ``refund_status``, or no
 ``refund_lookup``), 409 when it refuses (its account was deleted, say), 503 when it cannot be
-reached now.
+reached now, 502 when its plugin fails with an error of its own (``syncing.provider_answer``).
 """
 
 from __future__ import annotations

@@ -3,22 +3,26 @@ the transaction.
 
 The same steps as the periodic job (``billplane.payments.reconcile_run``), for one payment and at
 once, answering the payment: 409 when it is not stuck (or not for long enough), 422 naming
-``payment_id`` when its provider cannot be asked, 503 when the provider cannot be reached now.
+``payment_id`` when its provider cannot be asked, 503 when the provider cannot be reached now,
+502 when its plugin fails with an error of its own (a bug), changing nothing.
 A payment the provider holds as pending is asked about at once, without the job's wait.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
+from billplane.api.problems import BadGatewayError, ConflictError, InvalidFieldError, ServiceUnavailableError
 from billplane.payments import pending_charges
 from billplane.payments.by_hand import ByHand
 from billplane.payments.models import Payment
 from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import record_lookup
 from billplane.plugins.errors import ProviderError, RetryableProviderError
+
+logger = logging.getLogger("billplane.payments")
 
 
 class PaymentSync(ByHand):
@@ -59,7 +63,11 @@ class PaymentSync(ByHand):
 
 @asynccontextmanager
 async def provider_answer(provider: str, about: str = "the charge") -> AsyncIterator[None]:
-    """The provider's failure to answer as the route's: 503 to ask again later, else 409."""
+    """The provider's failure to answer as the route's: 503 to ask again later, 409 for a refusal,
+    and 502 for any other exception of its plugin (its own bug), as the reconciliation job takes
+    one for no answer: the request then rolls back whole, so nothing is recorded. The client is told
+    nothing of the exception (it may hold anything); the log has the traceback, secrets scrubbed
+    (``billplane.observability.records``)."""
     try:
         yield
     except RetryableProviderError as exc:
@@ -68,3 +76,8 @@ async def provider_answer(provider: str, about: str = "the charge") -> AsyncIter
         ) from exc
     except ProviderError as exc:
         raise ConflictError(f"{provider} did not answer about {about}: {exc.message}") from exc
+    except Exception as exc:
+        logger.exception("asking %s about %s failed in its plugin", provider, about)
+        raise BadGatewayError(
+            detail=f"the {provider} plugin failed while asking about {about}; nothing was changed (see the logs)"
+        ) from exc

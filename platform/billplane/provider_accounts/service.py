@@ -219,8 +219,9 @@ class ProviderAccountService:
         """Record an event about an account in the tenant's schema. ``shown`` is the API's view, which
         holds no secret: the credentials and webhook secret appear only as their masked hints.
 
-        A session that can reach only the control schema (the operator's CLI setting up a tenant)
-        has no tenant's events to write to: such a write records none.
+        A session that can reach only the control schema has no tenant's events to write to: such
+        a write records none. billplane's own callers (the API, the development demo tenant of
+        ``billplane dev``) write through a session of the tenant's schema.
         """
         session = self.repository.session
         if session.info.get(TENANT_SCHEMA_KEY) is not None:

@@ -46,8 +46,8 @@ async def _record_customer(session: AsyncSession, attempt: Attempt, customer_id:
     before = None if customer is None or customer.deleted_at is not None else CustomerView.of(customer)
     await provider_ids.record(session, customer_id, attempt.account.provider, attempt.account.id, provider_id)
     if customer is not None and before is not None:  # its new provider id shows in provider_ids
-        await _done_first(session, attempt)
-        await customer_emitted(session, customer, before, ignoring=_SYNC_FIELDS)
+        await done_first(session, attempt)
+        await customer_emitted(session, customer, before, ignoring=SYNC_FIELDS)
 
 
 def _customer_data(customer: Customer) -> CustomerData:
@@ -205,17 +205,17 @@ async def create_subscription(attempt: Attempt) -> None:
             row.provider_account_id = attempt.account.id
             row.provider_subscription_id = created.provider_id
             provider_state.record_created(row, created, provider_bills=attempt.account.bills_subscriptions)
-            await _done_first(session, attempt)
+            await done_first(session, attempt)
             # The provider's id, and what its answer says (incomplete with a next action, a trial it
             # set): the sync bookkeeping alone is no event.
-            await subscription_emitted(session, row, before, ignoring=_SYNC_FIELDS)
+            await subscription_emitted(session, row, before, ignoring=SYNC_FIELDS)
 
 
 # Derived from the outbox rows: a change to them alone is no event of the object (docs/reference/event-types.md).
-_SYNC_FIELDS = ("sync_status", "last_sync_error", "synced_at")
+SYNC_FIELDS = ("sync_status", "last_sync_error", "synced_at")
 
 
-async def _done_first(session: AsyncSession, attempt: Attempt) -> None:
+async def done_first(session: AsyncSession, attempt: Attempt) -> None:
     """Mark the attempt's row done and derive its object's sync fields now, as ``attempt.finish``
     does when its block ends (both are idempotent): the event then shows the object as the API
     will once the transaction commits."""

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.plugins.contract import ProrationPolicy, SubscriptionChange
 from billplane.subscriptions.models import Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.models import OutboxEntry
-from billplane.sync.operations import Operation, provider_price
+from billplane.sync.operations import SYNC_FIELDS, Operation, done_first, provider_price
+from billplane.webhooks.object_events import subscription_emitted
 
 
 async def _create_waiting(session: AsyncSession, subscription_id: int, account_id: int) -> bool:
@@ -58,9 +60,13 @@ def _update(proration: ProrationPolicy) -> Operation:
         )
         async with attempt.finish() as session:
             row = await session.get(Subscription, subscription.id)
-            # The provider may ask the customer to approve the change (PayPal): show its link.
+            # The provider may ask the customer to approve the change (PayPal): show its link, an
+            # event when the API shows it changed (the same link again is none).
             if row is not None and state.next_action is not None:
+                before = SubscriptionView.of(row)
                 row.next_action_type, row.next_action_url = state.next_action.type, state.next_action.url
+                await done_first(session, attempt)
+                await subscription_emitted(session, row, before, ignoring=SYNC_FIELDS)
         return None
 
     return update_subscription

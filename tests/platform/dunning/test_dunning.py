@@ -120,6 +120,13 @@ async def test_a_successful_retry_pays_the_invoice_and_the_subscription_is_activ
     assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.recovered"
     paid = await rows(worker, setup.tenant, "SELECT status, amount FROM payments ORDER BY id")
     assert [(row["status"], row["amount"]) for row in paid] == [("failed", PRICE), ("succeeded", PRICE)]
+    # The run's charge and dunning's retry: each payment is created pending, then settled.
+    assert await types(worker, setup.tenant, "payment") == [
+        "payment.created",
+        "payment.failed",
+        "payment.created",
+        "payment.succeeded",
+    ]
 
 
 FINAL = {

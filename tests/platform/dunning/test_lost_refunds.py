@@ -4,6 +4,7 @@ once its request gave up ten minutes ago, and records what it found, or that it 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.platform.dunning.held_refunds import (
 )
 from tests.platform.dunning.helpers import Client, execute, one
 from tests.platform.dunning.stuck import reconciliation
+from tests.platform.invoices.helpers import SANDBOX_KEY
 
 FIVE_DAYS = 5 * 24 * 60 + 1  # minutes: past BILLPLANE_PAYMENT_PENDING_FLAG_HOURS' default
 FAILURE = "SELECT failure_code, failure_message FROM refunds WHERE id = :id"
@@ -188,6 +190,35 @@ async def test_sync_answers_503_when_the_provider_cannot_be_reached_and_changes_
 
     assert down.status_code == 503, down.text
     assert (await refund_row(worker, waiting), await events_of(worker, waiting)) == before
+
+
+async def test_sync_answers_502_when_the_plugin_fails_on_its_own_and_changes_nothing(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    waiting = await waiting_refund(client, admin_headers, worker, unanswered=True)
+
+    def broken(_request: RefundRequest) -> RefundResult:
+        raise KeyError(f"a bug of the plugin, which put its key {SANDBOX_KEY} in its error")
+
+    use(client, worker, refund_host(waiting, found=broken))
+    await made_ago(worker, waiting, minutes=11)
+    before = (await refund_row(worker, waiting), await events_of(worker, waiting))
+
+    with caplog.at_level(logging.ERROR, logger="billplane.payments"):
+        failed = await client.post(f"/v1/refunds/{waiting.refund}/sync", headers=waiting.setup.tenant.headers)
+
+    assert failed.status_code == 502, failed.text
+    assert failed.headers["content-type"].startswith("application/problem+json")
+    assert (failed.json()["code"], failed.json()["status"]) == ("bad_gateway", 502)
+    assert "a bug of the plugin" not in failed.text  # the client learns nothing of the exception
+    assert waiting.looked_up == [waiting.refund]
+    assert (await refund_row(worker, waiting), await events_of(worker, waiting)) == before
+    assert await refunded_amount(worker, waiting) == 400
+    [logged] = [record for record in caplog.records if record.name == "billplane.payments"]
+    assert "a bug of the plugin" in caplog.text
+    assert logged.exc_text is not None
+    assert SANDBOX_KEY not in caplog.text
+    assert "[redacted]" in caplog.text
 
 
 @pytest.mark.parametrize(("status", "reserved"), [("failed", 0), ("pending", 400)])

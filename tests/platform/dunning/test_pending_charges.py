@@ -64,7 +64,7 @@ async def test_a_charge_whose_webhook_never_came_is_settled_from_the_provider_af
     )
     invoice = await one(worker, held.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["attempt_count"]) == (invoice_status, attempts)
-    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == [event]
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.created", event]
     if status == "failed":
         assert invoice["next_payment_attempt_at"] is not None  # dunning took over
 
@@ -86,7 +86,7 @@ async def test_a_charge_still_pending_is_asked_about_again_only_an_hour_later(
     payment = await _payment(worker, held)
     assert (payment["status"], payment["action_required"]) == ("pending", None)
     assert payment["provider_checked_at"] >= await database_now(worker) - timedelta(minutes=1)
-    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == []
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.created"]
 
     await made_ago(worker, held, minutes=200, checked_minutes=61)
     use(client, worker, held_host(held))  # it has cleared now
@@ -130,7 +130,10 @@ async def test_a_charge_the_provider_cannot_read_is_shown_to_the_tenant_after_fi
     payment = await _payment(worker, held)
     assert payment["status"] == "pending"
     assert "cannot say how it stands now" in payment["action_required"]
-    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.action_required"]
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == [
+        "payment.created",
+        "payment.action_required",
+    ]
     assert held.asked == [held.provider_payment_id] * 2
 
     # The tenant checked at the provider: the charge failed. Dunning takes the invoice.
@@ -194,7 +197,7 @@ async def test_at_a_provider_that_cannot_be_asked_the_tenant_is_shown_it_after_f
     payment = await _payment(worker, held)
     assert payment["status"] == "pending"
     assert "cannot be asked about a charge" in payment["action_required"]
-    assert await types(worker, held.setup.tenant, "payment") == ["payment.action_required"]
+    assert await types(worker, held.setup.tenant, "payment") == ["payment.created", "payment.action_required"]
 
     wrong = await client.post(
         f"/v1/payments/{held.payment}/resolve",
@@ -239,6 +242,21 @@ async def test_sync_by_hand_asks_at_once_and_resolve_refuses_what_can_be_asked(
     assert len(held.asked) == 2
 
 
+async def test_sync_by_hand_answers_502_when_the_plugin_fails_on_its_own_and_changes_nothing(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    use(client, worker, held_host(held, answer=_broken))
+    before = (await _payment(worker, held), await types(worker, held.setup.tenant, "payment"))
+
+    failed = await client.post(f"/v1/payments/{held.payment}/sync", headers=held.setup.tenant.headers)
+
+    assert failed.status_code == 502, failed.text
+    assert failed.json()["code"] == "bad_gateway"
+    assert held.asked == [held.provider_payment_id]
+    assert (await _payment(worker, held), await types(worker, held.setup.tenant, "payment")) == before
+
+
 async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twice(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
@@ -260,7 +278,10 @@ async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twic
         recorded = await pending_charges.record_answer(session, read, late, now=now, flag_after=timedelta(days=5))
     assert recorded == "unchanged"
     assert (await _payment(worker, held))["status"] == "succeeded"
-    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == ["payment.succeeded"]
+    assert await event_types(worker, held.setup.tenant, "payment", held.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
 
 
 async def test_a_charge_that_clears_after_its_invoice_was_paid_again_is_shown_as_paid_twice(

@@ -65,7 +65,10 @@ async def test_a_charge_that_never_reached_the_provider_fails_once_old_enough_an
     invoice = await one(worker, stuck.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
     assert invoice["next_payment_attempt_at"] is not None  # dunning took over
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.failed"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.failed",
+    ]
     assert (await types(worker, stuck.setup.tenant, "subscription"))[-1] == "subscription.past_due"
 
     # Dunning's retry is a new payment with a new outbox row (a new key): it charges and pays.
@@ -95,7 +98,10 @@ async def test_a_charge_whose_answer_was_lost_is_found_and_pays_the_invoice(
     assert payment["provider_payment_id"].startswith("sbx_pay_")
     invoice = await one(worker, stuck.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
     assert (await reconciliation(worker).run()).settled == 0  # settled: not looked at again
 
 
@@ -131,7 +137,10 @@ async def test_without_the_capability_the_payment_stays_pending_and_is_shown_onc
     payment = await _payment(worker, stuck)
     assert (payment["status"], payment["provider_payment_id"], payment["failure_code"]) == ("pending", None, None)
     assert "will not charge it again" in payment["action_required"]
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.action_required"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.action_required",
+    ]
     shown = (await client.get(f"/v1/payments/{stuck.payment}", headers=stuck.setup.tenant.headers)).json()
     assert (shown["status"], shown["action_required"]) == ("pending", payment["action_required"])
     # No new charge: one charge row, still the failed one, and the invoice waits.
@@ -168,7 +177,7 @@ async def test_an_unreachable_lookup_settles_nothing_and_is_asked_again(
     report = await reconciliation(worker, Down(worker.accounts, worker.plugins)).run()
     assert (report.unanswered, report.settled) == (1, 0)
     assert (await _payment(worker, stuck))["status"] == "pending"
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == []
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.created"]
     asked = await one(worker, stuck.setup.tenant, "SELECT provider_checked_at FROM payments WHERE id = :id",
                       id=stuck.payment)  # fmt: skip
     assert asked["provider_checked_at"] is not None  # behind the tenant's other waiting payments next run
@@ -191,11 +200,14 @@ async def test_a_crash_while_recording_leaves_the_payment_for_the_next_run(
     assert crashed.failed_tenants == [stuck.setup.tenant.schema]
     payment = await _payment(worker, stuck)
     assert (payment["status"], payment["provider_payment_id"]) == ("pending", None)  # rolled back whole
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == []
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.created"]
 
     monkeypatch.setattr(settlement, "payment_settled", settled)
     assert (await reconciliation(worker).run()).settled == 1
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
 
 
 async def test_two_reconcilers_at_once_settle_the_payment_once(
@@ -223,7 +235,10 @@ async def test_two_reconcilers_at_once_settle_the_payment_once(
 
     assert lookup.arrived == [stuck.payment, stuck.payment]
     assert first.settled + second.settled == 1
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
     invoice = await one(worker, stuck.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])  # counted once
     invoice_events = await event_types(worker, stuck.setup.tenant, "invoice", stuck.invoice)
@@ -257,7 +272,10 @@ async def test_a_late_answer_that_settles_the_payment_first_wins(
     assert report.settled == 0
     payment = await _payment(worker, stuck)
     assert (payment["status"], payment["failure_code"]) == ("succeeded", None)
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
 
 
 async def test_only_failed_charges_old_enough_are_found_across_tenants(
@@ -324,7 +342,10 @@ async def test_a_charge_already_recorded_from_its_webhook_pays_the_invoice_once(
     assert [row["id"] for row in paying] == [recorded]
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
     assert sum(row["amount"] for row in paying) == invoice["total"]  # the money, counted once
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.canceled"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.canceled",
+    ]
     assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == ["payment.updated"]
     assert "invoice.paid" in await event_types(worker, stuck.setup.tenant, "invoice", stuck.invoice)
     assert (await reconciliation(worker).run()).settled == 0  # canceled: not looked at again
@@ -345,7 +366,10 @@ async def test_a_charge_recorded_from_its_webhook_with_other_terms_is_shown_not_
     shown = await _payment(worker, stuck)
     assert (shown["status"], shown["provider_payment_id"]) == ("pending", None)
     assert f"payment {recorded}" in shown["action_required"]
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.action_required"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.action_required",
+    ]
     assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == []
     assert (await one(worker, stuck.setup.tenant, INVOICE))["status"] == "open"
 

@@ -28,7 +28,10 @@ async def test_a_lost_answer_is_found_and_the_payment_answered(
     assert (shown["id"], shown["status"], shown["action_required"]) == (stuck.payment, "succeeded", None)
     assert shown["provider_payment_id"].startswith("sbx_pay_")
     assert (await one(worker, stuck.setup.tenant, INVOICE))["status"] == "paid"
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
 
 
 async def test_a_charge_never_received_fails_the_payment(

@@ -46,7 +46,10 @@ async def test_no_charge_at_the_provider_fails_the_payment_and_dunning_takes_ove
     invoice = await one(worker, stuck.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["attempt_count"]) == ("open", 1)
     assert invoice["next_payment_attempt_at"] is not None  # the retry schedule took it
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.failed"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.failed",
+    ]
 
 
 async def test_a_charge_found_at_the_provider_pays_the_invoice(
@@ -59,7 +62,10 @@ async def test_a_charge_found_at_the_provider_pays_the_invoice(
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["provider_payment_id"]) == ("succeeded", "pay_found_by_hand")
     assert (await one(worker, stuck.setup.tenant, INVOICE))["status"] == "paid"
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.succeeded"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.succeeded",
+    ]
     again = await _resolve(client, stuck, {"outcome": "failed"})
     assert again.status_code == 409, again.text  # settled: nothing to resolve any more
     assert "succeeded" in again.json()["detail"]
@@ -94,7 +100,10 @@ async def test_a_charge_another_payment_records_pays_the_invoice_through_it_once
     assert other == {"invoice_id": stuck.invoice, "status": "succeeded"}
     invoice = await one(worker, stuck.setup.tenant, INVOICE)
     assert (invoice["status"], invoice["amount_paid"]) == ("paid", invoice["total"])
-    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == ["payment.canceled"]
+    assert await event_types(worker, stuck.setup.tenant, "payment", stuck.payment) == [
+        "payment.created",
+        "payment.canceled",
+    ]
     assert await event_types(worker, stuck.setup.tenant, "payment", recorded) == ["payment.updated"]
     again = await _resolve(client, stuck, {"outcome": "failed"})
     assert again.status_code == 409, again.text  # canceled: nothing to resolve any more

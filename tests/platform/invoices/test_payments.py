@@ -95,13 +95,33 @@ async def test_a_payment_that_succeeds_pays_the_invoice(
         "invoice.finalized",
         "invoice.paid",
     ]
-    assert await event_types(worker, tenant, "payment", succeeded["id"]) == ["payment.succeeded"]
+    assert await event_types(worker, tenant, "payment", succeeded["id"]) == ["payment.created", "payment.succeeded"]
 
     refused = await act(client, tenant, invoice["id"], "pay")
     assert refused.status_code == 409, refused.text  # pay on a paid invoice
     assert "paid" in refused.json()["detail"]
     await drain(worker)  # the row once more (a duplicate job): nothing is charged twice
     assert len(await payments_of(client, tenant, invoice["id"])) == 1
+
+
+async def test_paying_creates_the_pending_payment_with_its_event(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "pay")
+    _, invoice = await open_invoice(client, worker, tenant, payment_methods.SUCCEEDS, 700)
+    endpoint = {"url": "https://hooks.example.com/payments", "enabled_events": ["payment.*"]}
+    made = await client.post("/v1/webhook-endpoints", json=endpoint, headers=tenant.headers)
+    assert made.status_code == 201, made.text
+
+    assert (await act(client, tenant, invoice["id"], "pay")).status_code == 202
+    assert (await act(client, tenant, invoice["id"], "pay")).status_code == 409  # refused: no second event
+
+    [pending] = await payments_of(client, tenant, invoice["id"])
+    [created] = await rows(worker, tenant, "SELECT id, type, object_id, data FROM events WHERE object_type = 'payment'")
+    assert (created["type"], created["object_id"], created["data"]) == ("payment.created", pending["id"], pending)
+    assert pending["status"] == "pending"
+    queued = await rows(worker, tenant, "SELECT endpoint_id, event_id FROM webhook_deliveries")
+    assert queued == [{"endpoint_id": made.json()["id"], "event_id": created["id"]}]
 
 
 async def test_a_declined_payment_leaves_the_invoice_open_and_counts_the_attempt(
@@ -116,7 +136,7 @@ async def test_a_declined_payment_leaves_the_invoice_open_and_counts_the_attempt
     [failed] = await payments_of(client, tenant, invoice["id"])
     assert (failed["status"], failed["failure_code"]) == ("failed", "card_declined")
     assert failed["failure_message"]
-    assert await event_types(worker, tenant, "payment", failed["id"]) == ["payment.failed"]
+    assert await event_types(worker, tenant, "payment", failed["id"]) == ["payment.created", "payment.failed"]
     assert (await event_types(worker, tenant, "invoice", invoice["id"]))[-1] == "invoice.payment_failed"
 
     # Another try with another of the customer's payment methods, named in the request.
