@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, func, select, text, tuple_, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, select, text, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records, record_columns
@@ -71,8 +70,17 @@ class EventReads:
             return None
         return (await self.session.execute(_EVENT, {"event_id": event_id})).one_or_none()
 
-    async def page(self, filters: EventFilters, *, after: int | None, limit: int) -> list[Row[Any]]:
-        where: list[ColumnElement[bool]] = []
+    async def page(self, filters: EventFilters, *, after: int | None, limit: int) -> list[Row[Any]] | None:
+        """Up to ``limit + 1`` events after event ``after`` (the last of the page before); None
+        when there is no event ``after``. One statement (the route reads outside a transaction).
+
+        In (tx, id) order, or in id order for one object's events: one object's events are
+        written under its row lock, so their ids follow their commits, and its history reads in
+        the order it happened. Across objects the two orders can differ: a transaction that took
+        its id early (locking rows), then waited for another, writes its event after the
+        other's with a lower tx (ADR 0007).
+        """
+        where: list[ColumnElement[bool]] = [_ENDED]
         if filters.type is not None:
             if filters.type.endswith(".*"):
                 where.append(Event.type.startswith(filters.type[:-1], autoescape=True))
@@ -86,17 +94,20 @@ class EventReads:
             where.append(Event.created_at >= filters.created_gte)
         if filters.created_lt is not None:
             where.append(Event.created_at < filters.created_lt)
-        return await self._listed(where, after=after, limit=limit)
-
-    async def _listed(self, where: list[ColumnElement[bool]], *, after: int | None, limit: int) -> list[Row[Any]]:
-        """Up to ``limit + 1`` events in (tx, id) order, after event ``after`` (a cursor names the
-        last event of the page before)."""
-        query = select(*record_columns(Event)).where(_ENDED, *where).order_by(Event.tx, Event.id).limit(limit + 1)
-        if after is not None:
-            last = aliased(Event, name="last_event")
-            position = select(last.tx, last.id).where(last.id == after).scalar_subquery()
-            query = query.where(tuple_(Event.tx, Event.id) > position)
-        return list(await self.session.execute(query))
+        one_object = filters.object_id is not None
+        key: tuple[Any, ...] = (Event.id,) if one_object else (Event.tx, Event.id)
+        if after is None:
+            query = select(*record_columns(Event)).where(*where).order_by(*key).limit(limit + 1)
+            return list(await self.session.execute(query))
+        if not 1 <= after <= MAX_ID:
+            return None
+        # The cursor's event, and the page after it joined to it: no row at all if it is gone.
+        last = select(Event.tx, Event.id).where(Event.id == after).subquery("last_event")
+        since = Event.id > last.c.id if one_object else tuple_(Event.tx, Event.id) > tuple_(last.c.tx, last.c.id)
+        page = select(*record_columns(Event)).where(*where, since).order_by(*key).limit(limit + 1).lateral("page")
+        query = select(last.c.id.label("cursor_event"), page).select_from(last).outerjoin(page, true())
+        rows = list(await self.session.execute(query))
+        return None if not rows else [row for row in rows if row.id is not None]
 
 
 class EndpointReads:

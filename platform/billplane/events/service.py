@@ -40,7 +40,14 @@ class EventService:
         return row
 
     async def page(self, filters: EventFilters, *, after: int | None, limit: int) -> tuple[list[Row[Any]], str | None]:
-        return page_of(await self.reads.page(filters, after=after, limit=limit), limit)
+        rows = await self.reads.page(filters, after=after, limit=limit)
+        if rows is None:
+            # A cursor names the last event shown; one naming no event (from before the tenant's
+            # schema was restored from a backup, say) cannot say where to go on.
+            raise InvalidFieldError(
+                "cursor", "names no event of this tenant: list again from the start", source="query"
+            )
+        return page_of(rows, limit)
 
 
 class EndpointService:

@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from billplane.api.pagination import encode_cursor
 from billplane.events.emit import emit
 from billplane.events.models import Event
 from billplane.runtime import Runtime
@@ -78,3 +79,32 @@ async def test_an_event_with_a_lower_id_from_a_later_transaction_is_listed_after
     await tail(client, tenant, cursor, seen)
     lowest, *others = await ids(runtime, tenant)
     assert seen == [*others, lowest]
+
+
+async def test_one_objects_events_list_in_the_order_of_its_changes(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    # The webhook applier's shape: a transaction takes its id locking rows, waits for another
+    # that changes the same object, then records its own, later change.
+    async with runtime.database.tenant_session(tenant.schema) as waited:
+        await waited.execute(select(func.pg_current_xact_id()))
+        await emit_event(runtime, tenant, "customer.updated", 7, name="first")
+        await emit(waited, "customer.updated", "customer", 7, {"id": 7, "name": "second"})
+    await events_listable(runtime.settings.database.url)
+    first, second = await ids(runtime, tenant)
+
+    history = await client.get("/v1/events?object_type=customer&object_id=7", headers=tenant.headers)
+    assert [event["id"] for event in history.json()["data"]] == [first, second]
+    assert history.json()["data"][-1]["data"]["name"] == "second"
+    # Across objects the list follows the writing transactions: the waiting one began first.
+    every = await client.get("/v1/events", headers=tenant.headers)
+    assert [event["id"] for event in every.json()["data"]] == [second, first]
+
+
+async def test_a_cursor_naming_no_event_is_refused(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:
+    await emit_event(runtime, tenant, "customer.created", 1)
+    one_object: dict[str, str | int] = {"object_type": "customer", "object_id": 1}
+    for params in ({}, one_object):
+        gone = await client.get("/v1/events", params={"cursor": encode_cursor(10**6), **params}, headers=tenant.headers)
+        assert gone.status_code == 422, gone.text
+        assert [(error["field"], error["source"]) for error in gone.json()["errors"]] == [("cursor", "query")]
