@@ -18,7 +18,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
-from tests.conftest import create_tenant
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.listable import events_listable
 
 CLIENT_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
@@ -96,3 +97,56 @@ async def test_one_tenant_is_dumped_dropped_and_restored(
     assert again.json()["id"] > ada.json()["id"]
     neighbour = await client.get("/v1/customers", headers=other.headers)
     assert [row["email"] for row in neighbour.json()["data"]] == ["someone@example.com"]
+    # The restored events keep their transaction ids, below this server's: the list shows them.
+    await events_listable(database_url)
+    customers = [ada.json()["id"], again.json()["id"]]
+    assert await _customers_listed(client, tenant) == customers  # not the lost one
+
+
+async def _customers_listed(client: AsyncTestClient[Litestar], tenant: CreatedTenant) -> list[int]:
+    """The customers of the tenant's customer.created events, following the list's cursor."""
+    listed: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"type": "customer.created", "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await client.get("/v1/events", params=params, headers=tenant.headers)).json()
+        listed += [event["object_id"] for event in page["data"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return listed
+
+
+async def test_events_restored_from_another_server_list_again_after_the_documented_reset(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str], database_url: str
+) -> None:
+    """A dump from another server brings that server's transaction ids: when they are ahead of
+    this one's, the list hides the restored events and would put new ones before them. The
+    documented `UPDATE ... SET tx = '0'` lists them first again, and a client's cursor continues."""
+    tenant = await create_tenant(client, admin_headers, "bk")
+    first = (await client.post("/v1/customers", json={"email": "a@example.com"}, headers=tenant.headers)).json()
+    second = (await client.post("/v1/customers", json={"email": "b@example.com"}, headers=tenant.headers)).json()
+    await events_listable(database_url)
+    params: dict[str, str | int] = {"type": "customer.created", "limit": 1}
+    page = (await client.get("/v1/events", params=params, headers=tenant.headers)).json()
+    assert [event["object_id"] for event in page["data"]] == [first["id"]]
+    cursor = page["next_cursor"]  # a client that read one event before the move
+
+    connection = await asyncpg.connect(_libpq_dsn(database_url))
+    try:
+        # As restored from a server whose transaction ids ran far ahead of this one's.
+        ahead = "(pg_current_xact_id()::text::bigint + 1000000000)::text::xid8"
+        await connection.execute(f'UPDATE "{tenant.schema}".events SET tx = {ahead}')
+        await events_listable(database_url)
+        assert await _customers_listed(client, tenant) == []  # hidden until the counter got there
+        await connection.execute(f"UPDATE \"{tenant.schema}\".events SET tx = '0'")  # the documented step
+    finally:
+        await connection.close()
+
+    third = (await client.post("/v1/customers", json={"email": "c@example.com"}, headers=tenant.headers)).json()
+    await events_listable(database_url)
+    assert await _customers_listed(client, tenant) == [first["id"], second["id"], third["id"]]
+    params |= {"cursor": cursor, "limit": 10}
+    page = (await client.get("/v1/events", params=params, headers=tenant.headers)).json()
+    assert [event["object_id"] for event in page["data"]] == [second["id"], third["id"]]

@@ -43,7 +43,8 @@ logger = logging.getLogger("billplane.webhooks")
 
 
 class Payload(msgspec.Struct):
-    # The event's id as the API shows it (GET /v1/events/{id}); webhook-id also names the tenant.
+    # The event's id as the API shows it (GET /v1/events/{id}); webhook-id also names the tenant
+    # and the event's writing transaction.
     id: int
     type: str
     created_at: str
@@ -99,7 +100,7 @@ class WebhookDeliverer:
             outcome = Outcome(None, str(exc))
         else:
             body = payload(claimed)
-            msg_id = message_id(ref.tenant_id, claimed.event_id)
+            msg_id = message_id(ref.tenant_id, claimed.event_id, claimed.tx)
             headers = signed_headers(secret, msg_id, int(time.time()), body)
             outcome = await post(claimed.url, body, headers, self.options)
         if outcome.delivered and outcome.status_code is not None:

@@ -40,7 +40,7 @@ _CLAIM = text(
     "FROM events e, webhook_endpoints w "
     "WHERE d.id = :delivery_id AND d.status = 'pending' AND d.next_attempt_at <= now() "
     f"AND e.id = d.event_id AND w.id = d.endpoint_id AND {NO_EARLIER_PENDING} "
-    "RETURNING d.id, d.attempts, d.endpoint_id, e.id AS event_id, e.type, e.object_type, e.object_id, "
+    "RETURNING d.id, d.attempts, d.endpoint_id, e.id AS event_id, e.tx, e.type, e.object_type, e.object_id, "
     "e.data, e.created_at, w.url, w.status AS endpoint_status, w.secret_ciphertext, w.secret_key_id, "
     "d.next_attempt_at AS leased_until"
 )
@@ -91,6 +91,9 @@ class Claimed:
     attempts: int
     endpoint_id: int
     event_id: int
+    # The event's writing transaction (0 before tenant_0011): with the id, it names the event in
+    # webhook-id even when an in-place restore makes a later event reuse the id.
+    tx: int
     type: str
     object_type: str
     object_id: int
