@@ -7,14 +7,17 @@ alone (``sync_status`` moving while work is under way) is no event.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
 from billplane.plugins.contract import NextAction, ProviderSubscription, SubscriptionChange, SubscriptionData
 from billplane.runtime import Runtime
 from billplane.sync.expiry import IncompleteExpiry
+from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import subscribed
 from tests.platform.sync_fakes import AccountRow, FakeAdapter, FakeState, StaticAccounts, drain
@@ -126,6 +129,135 @@ async def test_a_change_the_provider_asks_the_customer_to_approve_is_an_event(
     assert again.status_code == 200, again.text
     await drain(worker)
     assert len(await listed(client, tenant, "subscription", subscription)) == created + 3
+
+
+class _Meanwhile:
+    """Another transaction (a PATCH's, a job's) that changes the subscription while the worker
+    calls the provider (``change``, from the fake adapter's call) and commits only once the
+    worker's transaction recording the answer waits for it (``drain``): between that transaction's
+    first read and its write."""
+
+    def __init__(self, database_url: str, statement: str, *args: object) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.statement, self.args = statement, args
+        self.changed = asyncio.Event()
+        self.connection: asyncpg.Connection | None = None
+
+    async def change(self) -> None:
+        assert self.connection is not None
+        await self.connection.execute(self.statement, *self.args)
+        self.changed.set()
+
+    async def drain(self, worker: Runtime) -> None:
+        self.connection = await asyncpg.connect(self.dsn)
+        transaction = self.connection.transaction()
+        await transaction.start()
+        draining = asyncio.create_task(drain(worker))
+        try:
+            await asyncio.wait_for(self.changed.wait(), 30)
+            await self._until_waited_for(self.connection.get_server_pid())
+            await transaction.commit()
+            await draining
+        finally:
+            await self.connection.close()  # after a failure, the worker waits no longer
+            if not draining.done():
+                draining.cancel()
+
+    async def _until_waited_for(self, holder: int, *, within: float = 30.0) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        waiting = "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND $1 = ANY(pg_blocking_pids(pid)))"
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while not await connection.fetchval(waiting, holder):
+                assert loop.time() < deadline, f"nothing waited for backend {holder}'s locks within {within} s"
+                await asyncio.sleep(0.01)
+        finally:
+            await connection.close()
+
+
+async def test_a_change_committed_while_a_create_answer_is_recorded_is_neither_undone_nor_misreported(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The create call's answer is recorded on the subscription as it is once it can be written:
+    an incomplete subscription's expiry, committed after the worker read it and before the answer
+    is written, stays (the answer is older news), and the answer's event shows the subscription
+    as the API does."""
+    tenant = await create_tenant(client, admin_headers, "emit")
+    accounts.add(AccountRow(id=905, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    async with worker.database.tenant_session(tenant.schema) as session:
+        _, subscription = await subscribed(session, status="incomplete")
+    expiry = _Meanwhile(
+        worker.settings.database.url,
+        f"UPDATE \"{tenant.schema}\".subscriptions SET status = 'incomplete_expired' WHERE id = $1",
+        subscription,
+    )
+    created = FakeAdapter.create_subscription
+
+    async def expired_meanwhile(
+        self: FakeAdapter, data: SubscriptionData, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        await expiry.change()
+        return await created(self, data, idempotency_key=idempotency_key)
+
+    monkeypatch.setattr(FakeAdapter, "create_subscription", expired_meanwhile)
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+    await expiry.drain(worker)
+
+    after = await shown(client, tenant, f"/v1/subscriptions/{subscription}")
+    assert (after["status"], after["sync_status"]) == ("incomplete_expired", "synced")
+    assert after["provider_subscription_id"] is not None
+    [answered] = await listed(client, tenant, "subscription", subscription)  # the expiry's own is the job's
+    assert (answered["type"], answered["data"]) == ("subscription.updated", after)
+
+
+async def test_a_change_committed_while_a_change_answer_is_recorded_is_not_taken_for_the_answers(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change's answer repeating the approval link the API shows is no event, even when another
+    change of the subscription commits after the worker read it and before the answer is written."""
+
+    async def waiting_for_approval(
+        self: FakeAdapter, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        await self._call("update_subscription", idempotency_key, {"provider_id": provider_subscription_id})
+        if meanwhile is not None:
+            await meanwhile.change()
+        action = NextAction(type="redirect", url=APPROVE)
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active", next_action=action)
+
+    meanwhile: _Meanwhile | None = None
+    monkeypatch.setattr(FakeAdapter, "update_subscription", waiting_for_approval)
+    tenant, _, subscription = await _seeded(client, admin_headers, accounts, worker, 906)
+    url = f"/v1/subscriptions/{subscription}"
+    assert (await client.post(f"{url}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+    changed = await client.patch(url, json={"quantity": 3, "proration": "none"}, headers=tenant.headers)
+    assert changed.status_code == 200, changed.text
+    await drain(worker)  # the answer asks for approval: its link shows
+    before = len(await listed(client, tenant, "subscription", subscription))
+
+    meanwhile = _Meanwhile(
+        worker.settings.database.url,
+        f'UPDATE "{tenant.schema}".subscriptions SET quantity = 7 WHERE id = $1',
+        subscription,
+    )
+    again = await client.patch(url, json={"quantity": 4, "proration": "none"}, headers=tenant.headers)
+    assert again.status_code == 200, again.text
+    await meanwhile.drain(worker)
+
+    after = await shown(client, tenant, url)
+    assert (after["quantity"], after["next_action"]) == (7, {"type": "redirect", "url": APPROVE})
+    events = await listed(client, tenant, "subscription", subscription)
+    assert [event["data"]["quantity"] for event in events[before:]] == [4]  # the PATCH's alone
 
 
 async def _incomplete(runtime: Runtime, tenant: CreatedTenant, account_id: int, *, hours_ago: int, **more: Any) -> int:

@@ -5,11 +5,17 @@ about one it holds as pending (``charge_status``), about a refund billplane coul
 Only a provider that declares the capability (``payment_lookup``, ``payment_status``,
 ``refund_lookup``, ``refund_status``) is ever asked; billplane decides that from the plugin's
 declaration, never by calling and catching ``UnsupportedOperationError``.
+
+What the adapter's own call raises other than a ``ProviderError`` (a bug of the plugin) comes out
+as ``PluginFailedError``, caused by it; what billplane raises on the way (opening the account:
+its control session, its sealed credentials, the plugin's lookup) comes out as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from billplane.payments.pending_charges import PendingCharge
 from billplane.payments.pending_refunds import HeldRefund, LostRefund
@@ -27,9 +33,31 @@ from billplane.plugins.errors import ProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 
+T = TypeVar("T")
+
 
 class AccountGoneError(ProviderError):
     """The account the charge went through was deleted: nobody can ask the provider through it."""
+
+
+class PluginFailedError(Exception):
+    """The provider's adapter, asked, raised something other than a ``ProviderError``: its own bug.
+    The plugin's exception is its ``__cause__``; its text is not repeated here (it may hold anything)."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"the {provider} plugin failed while asked")
+        self.provider = provider
+
+
+async def _plugin_call(provider: str, call: Callable[[], Awaitable[T]]) -> T:
+    """The adapter's answer to ``call``; its own exceptions other than a ``ProviderError`` as
+    ``PluginFailedError``."""
+    try:
+        return await call()
+    except ProviderError:
+        raise
+    except Exception as exc:
+        raise PluginFailedError(provider) from exc
 
 
 Asked = Unconfirmed | PendingCharge | HeldRefund | LostRefund
@@ -100,8 +128,11 @@ class PaymentLookup:
         adapter = account.adapter
         if not isinstance(adapter, PaymentLookupAdapter):
             raise ProviderError(f"{account.provider} declares payment_lookup but its adapter has no find_payment")
-        return await adapter.find_payment(
-            stuck.request, idempotency_key=stuck.idempotency_key, created_after=stuck.created_after
+        return await _plugin_call(
+            account.provider,
+            lambda: adapter.find_payment(
+                stuck.request, idempotency_key=stuck.idempotency_key, created_after=stuck.created_after
+            ),
         )
 
     async def status(self, charge: PendingCharge, tenant_id: int) -> ChargeResult | None:
@@ -110,17 +141,18 @@ class PaymentLookup:
         adapter = account.adapter
         if not isinstance(adapter, PaymentStatusAdapter):
             raise ProviderError(f"{account.provider} declares payment_status but its adapter has no charge_status")
-        return await adapter.charge_status(charge.provider_payment_id)
+        return await _plugin_call(account.provider, lambda: adapter.charge_status(charge.provider_payment_id))
 
     async def refund_status(self, held: HeldRefund, tenant_id: int) -> RefundResult | None:
         """How the provider says the refund stands now; errors as for ``find``."""
-        if held.provider_refund_id is None:
+        provider_refund_id = held.provider_refund_id
+        if provider_refund_id is None:
             raise ProviderError("a refund never confirmed has no provider id to read it by")
         account = await self._asked(held, tenant_id)
         adapter = account.adapter
         if not isinstance(adapter, RefundStatusAdapter):
             raise ProviderError(f"{account.provider} declares refund_status but its adapter has no refund_status")
-        return await adapter.refund_status(held.provider_refund_id)
+        return await _plugin_call(account.provider, lambda: adapter.refund_status(provider_refund_id))
 
     async def find_refund(self, lost: LostRefund, tenant_id: int) -> RefundResult | None:
         """The refund the provider made of this request, if any; errors as for ``find``."""
@@ -128,6 +160,9 @@ class PaymentLookup:
         adapter = account.adapter
         if not isinstance(adapter, RefundLookupAdapter):
             raise ProviderError(f"{account.provider} declares refund_lookup but its adapter has no find_refund")
-        return await adapter.find_refund(
-            lost.request, idempotency_key=lost.idempotency_key, created_after=lost.created_after
+        return await _plugin_call(
+            account.provider,
+            lambda: adapter.find_refund(
+                lost.request, idempotency_key=lost.idempotency_key, created_after=lost.created_after
+            ),
         )

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from billplane.api.problems import BadGatewayError, ConflictError, InvalidFieldError, ServiceUnavailableError
 from billplane.payments import pending_charges
 from billplane.payments.by_hand import ByHand
+from billplane.payments.lookup import PluginFailedError
 from billplane.payments.models import Payment
 from billplane.payments.pending_charges import PendingCharge, pending_charge
 from billplane.payments.reconcile import record_lookup
@@ -64,10 +65,12 @@ class PaymentSync(ByHand):
 @asynccontextmanager
 async def provider_answer(provider: str, about: str = "the charge") -> AsyncIterator[None]:
     """The provider's failure to answer as the route's: 503 to ask again later, 409 for a refusal,
-    and 502 for any other exception of its plugin (its own bug), as the reconciliation job takes
-    one for no answer: the request then rolls back whole, so nothing is recorded. The client is told
-    nothing of the exception (it may hold anything); the log has the traceback, secrets scrubbed
-    (``billplane.observability.records``)."""
+    and 502 for any other exception of the adapter's own call (``PluginFailedError``: the plugin's
+    bug), as the reconciliation job takes one for no answer: the request then rolls back whole, so
+    nothing is recorded. The client is told nothing of the exception (it may hold anything); the log
+    has the traceback, secrets scrubbed (``billplane.observability.records``). billplane's own
+    failures on the way (the account's control session, its credentials, the plugin's lookup) are
+    not the plugin's: they pass through, a 500 like any other."""
     try:
         yield
     except RetryableProviderError as exc:
@@ -76,7 +79,7 @@ async def provider_answer(provider: str, about: str = "the charge") -> AsyncIter
         ) from exc
     except ProviderError as exc:
         raise ConflictError(f"{provider} did not answer about {about}: {exc.message}") from exc
-    except Exception as exc:
+    except PluginFailedError as exc:
         logger.exception("asking %s about %s failed in its plugin", provider, about)
         raise BadGatewayError(
             detail=f"the {provider} plugin failed while asking about {about}; nothing was changed (see the logs)"

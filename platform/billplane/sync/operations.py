@@ -42,7 +42,9 @@ async def provider_customer_id(session: AsyncSession, customer_id: int, account_
 
 
 async def _record_customer(session: AsyncSession, attempt: Attempt, customer_id: int, provider_id: str) -> None:
-    customer = await session.get(Customer, customer_id)
+    # Locked, as it is now: a change committed after a plain read would be missing from ``before``
+    # and then counted as this answer's (an event of it, or the wrong one).
+    customer = await session.get(Customer, customer_id, with_for_update=True, populate_existing=True)
     before = None if customer is None or customer.deleted_at is not None else CustomerView.of(customer)
     await provider_ids.record(session, customer_id, attempt.account.provider, attempt.account.id, provider_id)
     if customer is not None and before is not None:  # its new provider id shows in provider_ids
@@ -198,7 +200,9 @@ async def create_subscription(attempt: Attempt) -> None:
     )
     created = await attempt.account.adapter.create_subscription(data, idempotency_key=attempt.key())
     async with attempt.finish() as session:
-        row = await session.get(Subscription, subscription.id)
+        # Locked, as it is now (not as read before the call): the answer is recorded on, and its
+        # event compared with, the row a concurrent change committed, never a stale copy of it.
+        row = await session.get(Subscription, subscription.id, with_for_update=True, populate_existing=True)
         if row is not None:
             before = SubscriptionView.of(row)
             row.provider = attempt.account.provider

@@ -59,7 +59,8 @@ def _update(proration: ProrationPolicy) -> Operation:
             subscription.provider_subscription_id, change, idempotency_key=attempt.key()
         )
         async with attempt.finish() as session:
-            row = await session.get(Subscription, subscription.id)
+            # Locked, as it is now: see ``operations.create_subscription``.
+            row = await session.get(Subscription, subscription.id, with_for_update=True, populate_existing=True)
             # The provider may ask the customer to approve the change (PayPal): show its link, an
             # event when the API shows it changed (the same link again is none).
             if row is not None and state.next_action is not None:

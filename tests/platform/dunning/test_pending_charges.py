@@ -4,9 +4,12 @@ leaves to the tenant what it cannot ask about; never a guess, never a second rec
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from billplane_sandbox.payment_methods import PENDING_FAILS, PENDING_SUCCEEDS, SUCCEEDS
 
@@ -15,6 +18,7 @@ from billplane.payments import pending_charges
 from billplane.payments.models import Payment
 from billplane.payments.pending_charges import pending_charge
 from billplane.plugins import ChargeResult
+from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
 from tests.platform.dunning.held import Held, held_host, held_payment, its_webhook_succeeded, made_ago, use
 from tests.platform.dunning.helpers import Client, database_now, execute, one, set_default_method, types
@@ -255,6 +259,34 @@ async def test_sync_by_hand_answers_502_when_the_plugin_fails_on_its_own_and_cha
     assert failed.json()["code"] == "bad_gateway"
     assert held.asked == [held.provider_payment_id]
     assert (await _payment(worker, held), await types(worker, held.setup.tenant, "payment")) == before
+
+
+class _UpgradedCredentials(msgspec.Struct, forbid_unknown_fields=True):
+    api_key: str
+    region: str  # new in the upgraded plugin: the stored credentials have none
+
+
+async def test_sync_by_hand_does_not_blame_the_plugin_for_billplanes_own_failure(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The account's stored credentials cannot be opened (they no longer fit the upgraded plugin's
+    schema): billplane fails before the adapter is asked, which is no 502 of the plugin's."""
+    held = await held_payment(client, admin_headers, worker, PENDING_SUCCEEDS)
+    upgraded = PluginHost(["sandbox"])
+    upgraded.register(dataclasses.replace(held_host(held).get("sandbox"), credentials_type=_UpgradedCredentials))
+    use(client, worker, upgraded)
+    before = (await _payment(worker, held), await types(worker, held.setup.tenant, "payment"))
+
+    with caplog.at_level(logging.ERROR):
+        failed = await client.post(f"/v1/payments/{held.payment}/sync", headers=held.setup.tenant.headers)
+
+    assert failed.status_code == 500, failed.text
+    assert failed.json()["code"] == "error"
+    assert "plugin" not in failed.text
+    assert held.asked == []  # the adapter was never asked
+    assert (await _payment(worker, held), await types(worker, held.setup.tenant, "payment")) == before
+    assert not [record for record in caplog.records if record.name == "billplane.payments"]
+    assert "CredentialsUnavailableError" in caplog.text  # logged as billplane's own failure
 
 
 async def test_a_webhook_that_settles_it_first_wins_and_nothing_is_recorded_twice(
