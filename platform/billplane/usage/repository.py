@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Row, and_, any_, bindparam, func, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from billplane.billing.models import TestClock
 from billplane.catalog.models import Plan
@@ -20,6 +21,8 @@ from billplane.subscriptions.models import Subscription, UsageRecord
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 
 Key = tuple[int, str]  # (subscription_id, client_event_id): what makes a record a duplicate
+
+_PENDING = aliased(Plan, name="pending_plan")  # the plan a change at the period's end moves to
 
 # The subscriptions a batch names, with what the rules need, in one query whatever the batch.
 # Share-locked: a billing run that holds one (FOR UPDATE) is summing its ended period's usage, so
@@ -38,8 +41,11 @@ _METERS = (
         Subscription.provider_account_id,
         Plan.pricing_model,
         TestClock.frozen_time.label("clock_time"),
+        Subscription.cancel_at_period_end,
+        _PENDING.pricing_model.label("pending_pricing_model"),
     )
     .join(Plan, Plan.id == Subscription.plan_id)
+    .outerjoin(_PENDING, _PENDING.id == Subscription.pending_plan_id)
     .join(Customer, Customer.id == Subscription.customer_id)
     .outerjoin(TestClock, TestClock.id == Customer.test_clock_id)
     .where(Subscription.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))

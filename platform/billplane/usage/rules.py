@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from billplane.billing.locked import TURNING
 from billplane.subscriptions.models import ENDED_STATUSES
 
 # Clients' clocks run a little ahead of ours: a record stamped up to this far in the future is
@@ -26,6 +27,9 @@ class Meter:
     now: datetime
     # The provider account usage is reported to (its plugin declares `usage`), else None.
     report_to: int | None = None
+    # Whether the period after the open one is billed here, metered: the subscription does not
+    # end with the open period, and no change to a plan that is not metered waits for its end.
+    renews_metered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,10 @@ def refusal(meter: Meter | None, timestamp: datetime) -> Refusal | None:
         return closed
     if meter.period_start is None or meter.period_end is None:
         return Refusal("subscription_id", "the subscription has no open period")
-    return _outside_period(meter.now, meter.period_start, meter.period_end, timestamp)
+    refused = _outside_period(meter.now, meter.period_start, meter.period_end, timestamp)
+    if refused is not None and _awaiting_the_run(meter, meter.period_end, timestamp):
+        return None
+    return refused
 
 
 def _closed(meter: Meter) -> Refusal | None:
@@ -58,6 +65,22 @@ def _closed(meter: Meter) -> Refusal | None:
     if meter.pricing_model != "metered":
         return Refusal("subscription_id", f"the subscription's plan is not metered ({meter.pricing_model})")
     return None
+
+
+def _awaiting_the_run(meter: Meter, end: datetime, timestamp: datetime) -> bool:
+    """Whether a record after the open period belongs to the next one, which only waits for the
+    billing run to open it. The open period has ended by the subscription's clock (until then, a
+    record past its end is a client clock running ahead, and an immediate cancellation would
+    leave it unbilled), and the next period bills usage here: the run sums the ended period
+    up to its end, so the record counts once, in the next. A provider billing the usage keeps
+    its own periods: its records wait for the run."""
+    return (
+        meter.renews_metered
+        and meter.status in TURNING  # the statuses the run moves on
+        and meter.report_to is None
+        and end <= meter.now
+        and end <= timestamp <= meter.now + CLOCK_SKEW
+    )
 
 
 def _outside_period(now: datetime, start: datetime, end: datetime, timestamp: datetime) -> Refusal | None:

@@ -95,6 +95,7 @@ class UsageService:
                 ended=row.ended_at is not None,
                 now=row.clock_time or now,
                 report_to=self._report_to(row, providers),
+                renews_metered=not row.cancel_at_period_end and row.pending_pricing_model in {None, "metered"},
             )
             for row in rows
         }

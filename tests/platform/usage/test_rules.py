@@ -62,3 +62,27 @@ def test_subscriptions_that_take_no_usage(meter: Meter | None, reason: str) -> N
     refused = refusal(meter, NOW)
     assert refused is not None
     assert (refused.field, refused.reason) == ("subscription_id", reason)
+
+
+ENDED = replace(OPEN, now=datetime(2025, 2, 1, 0, 0, 30, tzinfo=UTC), renews_metered=True)  # awaiting the run
+
+
+def test_a_record_of_the_next_period_is_taken_while_the_ended_one_awaits_the_run() -> None:
+    for moment in (datetime(2025, 2, 1, tzinfo=UTC), ENDED.now, ENDED.now + CLOCK_SKEW):
+        assert refusal(ENDED, moment) is None
+    assert refusal(ENDED, datetime(2025, 1, 31, 23, 59, tzinfo=UTC)) is None  # the ended period's, still open
+
+
+@pytest.mark.parametrize(
+    "meter",
+    [
+        replace(ENDED, renews_metered=False),  # ends with the period, or moves to a plan not metered
+        replace(ENDED, status="unpaid"),  # the run does not move it on
+        replace(ENDED, report_to=7),  # the provider bills the usage, in its own periods
+        replace(ENDED, now=datetime(2025, 1, 31, 23, 58, tzinfo=UTC)),  # not ended: the client's clock runs ahead
+    ],
+)
+def test_a_record_after_the_open_period_is_refused_unless_the_next_one_will_bill_it(meter: Meter) -> None:
+    refused = refusal(meter, datetime(2025, 2, 1, tzinfo=UTC))
+    assert refused is not None
+    assert (refused.field, refused.reason.startswith("after the open period")) == ("timestamp", True)
