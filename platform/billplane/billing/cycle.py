@@ -14,7 +14,6 @@ a dozen round trips per subscription, which is what a run spent its time on (doc
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from billplane.billing.credit_split import split_credit
 from billplane.billing.customer_credit import release_credits
 from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
+from billplane.db.mixins import MAX_ID
 from billplane.invoices.lines import MAX_AMOUNT
 from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
 from billplane.pricing.credits import attachable
@@ -33,7 +33,6 @@ from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.periods import add_interval
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 
-logger = logging.getLogger("billplane.billing")
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
 
 _PLANS = (
@@ -90,14 +89,16 @@ class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     events: list[Event] = field(default_factory=list)  # to record, in this order
     announcements: list[Announcement] = field(default_factory=list)  # once committed (``announcing``)
-    # Subscriptions left due, unbilled: an invoice or line of theirs came to more than any amount
-    # may (``AmountTooLargeError``). The rest of the tenant is billed; these are tried again by the next run.
-    refused: list[int] = field(default_factory=list)
+    # Subscriptions left due, unbilled, and why: an invoice or line of theirs came to more than any
+    # amount may, or a line's quantity to more than a line holds (``TooLargeError``). The rest of the
+    # tenant is billed; these are tried again by the next run.
+    refused: dict[int, str] = field(default_factory=dict)
 
 
-class AmountTooLargeError(ValueError):
-    """An invoice or one of its lines would come to more than ``MAX_AMOUNT`` either way (a usage
-    quantity sent in the wrong unit, say): written, it would fail the tenant's whole statement."""
+class TooLargeError(ValueError):
+    """An invoice or one of its lines would come to more than ``MAX_AMOUNT`` either way, or a line's
+    quantity to more than ``MAX_ID`` (bigint; a usage quantity sent in the wrong unit, say, even at a
+    price of 0): written, it would fail the tenant's whole statement, on every run."""
 
 
 @dataclass(slots=True)
@@ -128,15 +129,14 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
         drafts, timeline = len(batch.drafts), len(batch.timeline)
         try:
             await _cross_all(batch, subscription, now, locked.now)
-        except AmountTooLargeError as exc:
+        except TooLargeError as exc:
             # Take back what its crossing added. Its row is written only from ``crossed``: changed in
             # memory, it is neither written nor read again. The pending items its drafts took in
-            # memory are not taken in the database: they wait for the next invoice.
+            # memory are not taken in the database: they wait for the next invoice. The caller logs
+            # it, with its tenant (``tenant_batch``).
             del batch.drafts[drafts:], batch.timeline[timeline:]
             batch.crossed.pop(subscription.id, None)
-            outcome.refused.append(subscription.id)
-            # No traceback: the message says which subscription and why.
-            logger.error("billing: subscription %s left due and unbilled: %s", subscription.id, exc)  # noqa: TRY400
+            outcome.refused[subscription.id] = str(exc)
     outcome.invoices = await write_finalized(
         driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
     )
@@ -184,10 +184,11 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     ended = Period(subscription.current_period_start, subscription.current_period_end)
     boundary = ended.end
     ended_plan = await _plan(batch, subscription.plan_id)
-    was_trial = subscription.status == "trialing"
     was_paused = subscription.status == "paused"
-    # A trial's usage is free; a pause stops the subscription's price, not what was used.
-    usage = None if was_trial else await _usage(batch, subscription, ended_plan, ended)
+    # A trial's usage is free; a pause stops the subscription's price, not what was used. Told by
+    # the dates, not the status: a trialing subscription may pause, and its trial ends all the same.
+    billable = _after_trial(subscription, ended)
+    usage = None if billable is None else await _usage(batch, subscription, ended_plan, billable)
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
         owed = any(item.amount > 0 for item in batch.pending.get(subscription.id, ()))
@@ -200,7 +201,9 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
             await _draft(batch, subscription, ended_plan, Period(boundary, after), lines=usage or [])
         return
     if was_paused and subscription.resume_at is not None and subscription.resume_at <= boundary:
-        subscription.status, subscription.paused_at, subscription.resume_at = "active", None, None
+        # As ``POST .../resume``: back to its trial if that has not ended (then turned ``active`` below).
+        resumed = "trialing" if subscription.trial_end is not None and boundary < subscription.trial_end else "active"
+        subscription.status, subscription.paused_at, subscription.resume_at = resumed, None, None
     if subscription.pending_plan_id is not None:
         subscription.plan_id, subscription.pending_plan_id = subscription.pending_plan_id, None
     if subscription.pending_quantity is not None:
@@ -217,7 +220,7 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     advance_lines = (
         [] if plan.pricing_model == "metered" else period_lines(plan.pricing, following, quantity=subscription.quantity)
     )
-    if subscription.status == "trialing":
+    if subscription.trial_end is not None and boundary < subscription.trial_end:
         advance_lines = []  # still in the trial: nothing billed for it
     await _draft(batch, subscription, plan, following, lines=[*(usage or []), *advance_lines])
 
@@ -256,6 +259,19 @@ async def _plan(batch: _Batch, plan_id: int) -> BilledPlan:
     return plan
 
 
+def _after_trial(subscription: LockedSubscription, period: Period) -> Period | None:
+    """The part of ``period`` whose usage is billed: what is after the trial's end (None: all of it is
+    the trial's), whatever the status says. A trial's period ends at ``trial_end`` (the period the
+    subscription is created with, and the boundaries from there), so a period is the trial's or
+    not; one that straddled ``trial_end`` would bill only what follows it."""
+    trial_end = subscription.trial_end
+    if trial_end is None or trial_end <= period.start:
+        return period
+    if period.end <= trial_end:
+        return None
+    return Period(trial_end, period.end)
+
+
 async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period) -> list[LineDraft]:
     if plan.pricing_model != "metered":
         return []
@@ -271,14 +287,32 @@ async def _draft(
     waiting = batch.pending.get(subscription.id) or batch.credits.get((subscription.customer_id, plan.currency))
     items = await _take(batch, subscription, plan.currency, base) if waiting else []
     amount = base + sum(item.amount for item in items)
-    if abs(amount) > MAX_AMOUNT or any(abs(line.amount) > MAX_AMOUNT for line in lines):
-        raise AmountTooLargeError(
-            f"its invoice for the period from {period.start:%Y-%m-%d} would come to {amount} {plan.currency}, "
-            f"or one of its lines would: over the {MAX_AMOUNT} minor units any invoice or line may"
-        )
+    excess = _excess(lines, amount, plan.currency)
+    if excess is not None:
+        raise TooLargeError(f"its invoice for the period from {period.start:%Y-%m-%d} {excess}")
     draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
     batch.drafts.append(draft)
     batch.timeline.append(draft)
+
+
+def _excess(lines: list[LineDraft], amount: int, currency: str) -> str | None:
+    """What of an invoice of ``lines`` coming to ``amount`` no invoice may hold (None: nothing). The
+    pending items it takes are rows already, so within bounds, and taken only as far as the invoice
+    stays within ``MAX_AMOUNT`` (``_take``)."""
+    for line in lines:
+        if abs(line.amount) > MAX_AMOUNT:
+            return (
+                f'would have a line ("{line.description}") of {line.amount} {currency}, more than the '
+                f"{MAX_AMOUNT} minor units a line may come to either way"
+            )
+        if abs(line.quantity) > MAX_ID:
+            return (
+                f'would have a line ("{line.description}") of quantity {line.quantity}, more than the {MAX_ID} '
+                "an invoice line may hold"
+            )
+    if abs(amount) > MAX_AMOUNT:
+        return f"would come to {amount} {currency}, more than the {MAX_AMOUNT} minor units an invoice may either way"
+    return None
 
 
 async def _take(batch: _Batch, subscription: LockedSubscription, currency: str, base: int) -> list[PendingItem]:

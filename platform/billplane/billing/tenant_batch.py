@@ -10,6 +10,7 @@ to the workers (``announcing``).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +21,16 @@ from billplane.billing.driver import driver_of
 from billplane.billing.locked import Locked
 from billplane.billing.recording import record
 
+logger = logging.getLogger("billplane.billing")
+
 
 async def bill_locked(session: AsyncSession, locked: Locked, now: datetime, *, tenant: tuple[int, str]) -> Outcome:
     """Every boundary of the ``locked`` subscriptions up to ``now``, with their invoices' charges."""
     driver = await driver_of(session)
     outcome = await advance_all(driver, locked, now)
+    for subscription_id, reason in outcome.refused.items():
+        # No traceback: the message says which subscription of which tenant, and why.
+        logger.error("billing: subscription %s of %s left due and unbilled: %s", subscription_id, tenant[1], reason)
     chosen = charges(outcome.invoices, tenant[1])
     outcome.announcements = await record(driver, outcome.events, chosen, tenant, endpoints=locked.endpoints)
     return outcome

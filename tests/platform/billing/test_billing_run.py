@@ -5,14 +5,17 @@ does not stop the others."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.billing.run import BillingRun
+from billplane.db.mixins import MAX_ID
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
@@ -271,6 +274,43 @@ async def test_a_paused_subscription_is_billed_its_usage_but_not_its_price(
     assert (state["status"], state["current_period_start"]) == ("paused", end)
 
 
+async def test_a_trials_usage_is_free_when_the_trial_ends_during_a_pause(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """A metered subscription with a 14-day trial, used on its first five days, then paused (a
+    trialing one may pause): the trial ends while it is paused. Its usage is a trial's, free. Before,
+    the run told a trial by the status, ``paused`` by then, and billed it; the same for one whose
+    pause ended (``resume_at``) within the trial."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    now = datetime.now(UTC)
+    trial_start, trial_end = now - 14.5 * DAY, now - 0.5 * DAY
+    trial = {
+        "quantity": 1, "status": "paused", "paused_at": trial_start + 5 * DAY, "trial_start": trial_start,
+        "trial_end": trial_end, "current_period_start": trial_start, "current_period_end": trial_end,
+    }  # fmt: skip
+    paused = await subscribe(runtime, tenant, ids["calls"], ids["customer"], **trial)
+    resumed = await subscribe(runtime, tenant, ids["calls"], ids["customer"], resume_at=trial_start + 10 * DAY, **trial)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        for subscription in (paused, resumed):
+            for day in range(5):
+                await insert(
+                    session, "usage_records", subscription_id=subscription, quantity=100,
+                    timestamp=trial_start + day * DAY + DAY / 2, client_event_id=f"day-{day + 1}",
+                )  # fmt: skip
+
+    await BillingRun(runtime.database, runtime.accounts).run()
+
+    assert await rows(runtime, tenant, "SELECT quantity, amount FROM invoice_lines") == []  # no usage billed
+    # The one that resumed with the trial's end starts paying: its new period is metered, billed when it ends.
+    invoices = await rows(runtime, tenant, "SELECT subscription_id, total, period_start FROM invoices")
+    assert invoices == [{"subscription_id": resumed, "total": 0, "period_start": trial_end}]
+    states = await rows(runtime, tenant, "SELECT id, status, current_period_start FROM subscriptions ORDER BY id")
+    assert [(state["id"], state["status"], state["current_period_start"]) for state in states] == [
+        (paused, "paused", trial_end),
+        (resumed, "active", trial_end),
+    ]
+
+
 async def broken_and_fine(
     client: Client, admin_headers: dict[str, str], runtime: Runtime, breaking: str
 ) -> tuple[CreatedTenant, CreatedTenant]:
@@ -325,6 +365,55 @@ async def test_an_invoice_over_the_maximum_leaves_its_subscription_due_and_bills
     assert await rows(runtime, tenant, query, id=calls) == [before]
     events = "SELECT id FROM events WHERE object_type = 'subscription' AND object_id = :id"
     assert await rows(runtime, tenant, events, id=calls) == []
+
+
+async def test_a_usage_quantity_over_bigint_leaves_its_subscription_due_and_bills_the_rest(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Free calls (a metered plan of 0) whose records, each within bigint, sum past it: the line
+    comes to 0, but its quantity fits no invoice line. Before, its insert failed the tenant's whole
+    statement, on every run, and none of the tenant's subscriptions was billed. Now that one alone
+    is refused, named in the log as an amount over the maximum is."""
+    tenant, ids = await tenant_with_plans(client, admin_headers, runtime)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="Free calls")
+        free = await insert(
+            session, "plans", name="Free calls", pricing_model="metered", amount=0, billing_interval="day",
+            usage_aggregation="sum", product_id=product, currency="USD",
+        )  # fmt: skip
+    seats = await subscribe(runtime, tenant, ids["daily"], ids["customer"])
+    calls = await subscribe(runtime, tenant, free, ids["customer"])
+    query = "SELECT status, current_period_start, current_period_end, updated_at FROM subscriptions WHERE id = :id"
+    [before] = await rows(runtime, tenant, query, id=calls)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        for n in range(2):
+            await insert(
+                session, "usage_records", subscription_id=calls, quantity=MAX_ID,
+                timestamp=before["current_period_start"] + DAY / 4 * (n + 1), client_event_id=f"huge-{n}",
+            )  # fmt: skip
+
+    reports = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="billplane.billing"):
+            reports.append(await BillingRun(runtime.database, runtime.accounts).run())
+        named = [record.getMessage() for record in caplog.records if tenant.schema in record.getMessage()]
+        [message] = named  # once per run, naming the tenant and the subscription
+        assert message.startswith(f"billing: subscription {calls} of {tenant.schema} left due and unbilled: ")
+        assert f"of quantity {2 * MAX_ID}, " in message
+        assert f"more than the {MAX_ID} an invoice line may hold" in message
+
+    for report in reports:
+        assert tenant.schema not in report.failed_tenants  # (the run bills every test's tenants)
+        assert report.refused_subscriptions >= 1
+    billed = await rows(runtime, tenant, "SELECT subscription_id FROM invoices")
+    assert [row["subscription_id"] for row in billed] == [seats] * 3  # its three boundaries, once each
+    assert await rows(runtime, tenant, query, id=calls) == [before]
+    events = "SELECT id FROM events WHERE object_type = 'subscription' AND object_id = :id"
+    assert await rows(runtime, tenant, events, id=calls) == []
+    # Left due, it would be refused by the runs of later tests too (they bill every tenant).
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text("UPDATE subscriptions SET status = 'canceled' WHERE id = :id"), {"id": calls})
 
 
 async def test_a_tenant_whose_due_scan_fails_does_not_hide_the_others_in_its_batch(
