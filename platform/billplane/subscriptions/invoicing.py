@@ -29,6 +29,7 @@ from billplane.billing.credit_split import split_credit
 from billplane.billing.driver import driver_of
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
+from billplane.db.mixins import MAX_ID
 from billplane.invoices.lines import MAX_AMOUNT
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.pricing import LineDraft, Period, PlanPricing, PricingError, UsageValue, metered_usage, period_lines
@@ -58,8 +59,12 @@ async def last_usage(
     locked. A 422 naming ``invoice_now`` when that comes to more than an invoice may hold."""
     start, end = subscription.current_period_start, subscription.current_period_end
     lines: list[LineDraft] = []
-    metered = plan.pricing_model == "metered" and subscription.status != "trialing"
-    if metered and start is not None and end is not None and start < now < end:
+    # The part of the period before the trial's end is free, whatever the status says now (a
+    # subscription paused during its trial is ``paused``, its trial usage still free).
+    trial_end = subscription.trial_end
+    if start is not None and trial_end is not None and trial_end > start:
+        start = trial_end
+    if plan.pricing_model == "metered" and start is not None and end is not None and start < now < end:
         # Read to the period's end: ingestion takes a record stamped a little ahead of its clock
         # (usage.rules.CLOCK_SKEW), and after the cancellation nothing else will bill it.
         whole = Period(start, end)
@@ -160,3 +165,6 @@ def _check_limit(amount: int, lines: list[LineDraft], field: str, what: str) -> 
         raise InvalidFieldError(
             field, f"{what} comes to {amount} {currency}: over the {MAX_AMOUNT} minor units an invoice may"
         )
+    # A line's quantity is a BIGINT column too: written, a larger one would fail the whole request.
+    if (quantity := max((abs(line.quantity) for line in lines), default=0)) > MAX_ID:
+        raise InvalidFieldError(field, f"{what} has a line of quantity {quantity}: over the {MAX_ID} a line may hold")

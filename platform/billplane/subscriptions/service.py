@@ -5,7 +5,8 @@ together or not at all.
 What each state allows is in ``transitions``; a refused action is a 409 and writes nothing. The
 first period is invoiced when the subscription is created, and an immediate cancellation may invoice
 the last usage (``invoicing``); the periods after the first, prorations and trial ends are the
-billing run's work (``billplane.billing``).
+billing run's work (``billplane.billing``). A change to a subscription whose period has ended
+first bills that period, as the run would (``catching_up``), then applies to the period after.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
 from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
 from billplane.subscriptions import change_rules, transitions
+from billplane.subscriptions.catching_up import CatchUp, caught_up, due
 from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice, take_pending
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
@@ -62,11 +64,30 @@ class SubscriptionService:
             raise NotFoundException(f"no subscription {subscription_id}")
         return subscription
 
-    async def _locked(self, subscription_id: int) -> Subscription:
+    async def _locked(self, subscription_id: int, *, ending: bool = False) -> Subscription:
+        """The subscription, locked, with every period end up to now billed as the billing run
+        would (``catching_up``): a change applies to the period it is in, never to one that ended.
+        ``ending``: the change ends it now (``caught_up``)."""
         subscription = await self.repository.locked(subscription_id)
         if subscription is None:
             raise NotFoundException(f"no subscription {subscription_id}")
-        return subscription
+        return await self._caught_up(subscription, ending=ending)
+
+    async def _caught_up(
+        self, subscription: Subscription, *, announcing: bool = True, ending: bool = False
+    ) -> Subscription:
+        now = await self._now(subscription)
+        return await caught_up(self.session, subscription, now, self._catch_up(), announcing=announcing, ending=ending)
+
+    def _catch_up(self) -> CatchUp:
+        """How the billing run would bill this tenant (``BillingRun``'s provider_billed and defaults)."""
+        writer, plugins = self.mirror.writer, self.mirror.plugins
+        billed = (
+            frozenset(name for name in plugins.names() if plugins.get(name).bills_subscriptions)
+            if plugins is not None
+            else frozenset[str]()
+        )
+        return CatchUp((writer.tenant_id, writer.schema), billed, defaults=writer.accounts is not None)
 
     async def _plan(self, plan_id: int, *, currency: set[str]) -> Plan:
         plan = await self.repository.plan(plan_id)
@@ -202,8 +223,21 @@ class SubscriptionService:
         self.repository.add_items(subscription, change.lines)
 
     async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
-        """What ``update`` with ``data`` would bill, computed the same way; nothing is written."""
+        """What ``update`` with ``data`` would bill, computed the same way; nothing is written. A
+        subscription whose period has ended is previewed as ``update`` would find it, its ended
+        periods billed first: in a savepoint rolled back after."""
         subscription = await self.get(subscription_id)
+        if not due(subscription, await self._now(subscription)):
+            return await self._preview(subscription, data)
+        async with self.session.begin_nested() as savepoint:
+            locked = await self.repository.locked(subscription_id)
+            if locked is None:
+                raise NotFoundException(f"no subscription {subscription_id}")
+            answer = await self._preview(await self._caught_up(locked, announcing=False), data)
+            await savepoint.rollback()
+        return answer
+
+    async def _preview(self, subscription: Subscription, data: SubscriptionUpdate) -> InvoicePreview:
         changes = data.changes()
         transitions.check("change", subscription.status)
         current = await self.repository.plan(subscription.plan_id)
@@ -234,7 +268,7 @@ class SubscriptionService:
             raise InvalidFieldError("plan_id", str(exc)) from exc
 
     async def cancel(self, subscription_id: int, data: SubscriptionCancel) -> Subscription:
-        subscription = await self._locked(subscription_id)
+        subscription = await self._locked(subscription_id, ending=not data.at_period_end)
         transitions.check("cancel", subscription.status)
         final = None
         if data.at_period_end and subscription.status != "incomplete":
