@@ -8,6 +8,7 @@ alone (``sync_status`` moving while work is under way) is no event.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,8 @@ from tests.platform.billing_seed import subscribed
 from tests.platform.sync_fakes import AccountRow, FakeAdapter, FakeState, StaticAccounts, drain
 from tests.platform.test_emitted_customers_and_catalog import listed, shown, types_of
 from tests.platform.test_webhooks import Client
+
+UpdateSubscription = Callable[..., Awaitable[ProviderSubscription]]
 
 APPROVE = "https://approve.example/sub"
 
@@ -93,6 +96,23 @@ async def test_a_create_answered_incomplete_shows_its_next_action_in_its_event(
     assert (updated["type"], updated["data"]) == ("subscription.updated", after)
 
 
+def _asking_approval(meanwhile: Callable[[], _Meanwhile | None] = lambda: None) -> UpdateSubscription:
+    """``FakeAdapter.update_subscription`` answering every change with an approval link (PayPal's
+    way); ``meanwhile()``, when it gives one, changes the subscription while the call is in flight."""
+
+    async def update_subscription(
+        self: FakeAdapter, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
+    ) -> ProviderSubscription:
+        await self._call("update_subscription", idempotency_key, {"provider_id": provider_subscription_id})
+        other = meanwhile()
+        if other is not None:
+            await other.change()
+        action = NextAction(type="redirect", url=APPROVE)
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active", next_action=action)
+
+    return update_subscription
+
+
 async def test_a_change_the_provider_asks_the_customer_to_approve_is_an_event(
     client: Client,
     admin_headers: dict[str, str],
@@ -100,14 +120,7 @@ async def test_a_change_the_provider_asks_the_customer_to_approve_is_an_event(
     worker: Runtime,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def waiting_for_approval(
-        self: FakeAdapter, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
-    ) -> ProviderSubscription:
-        await self._call("update_subscription", idempotency_key, {"provider_id": provider_subscription_id})
-        action = NextAction(type="redirect", url=APPROVE)
-        return ProviderSubscription(provider_id=provider_subscription_id, status="active", next_action=action)
-
-    monkeypatch.setattr(FakeAdapter, "update_subscription", waiting_for_approval)
+    monkeypatch.setattr(FakeAdapter, "update_subscription", _asking_approval())
     tenant, _, subscription = await _seeded(client, admin_headers, accounts, worker, 904)
     url = f"/v1/subscriptions/{subscription}"
     assert (await client.post(f"{url}/sync", headers=tenant.headers)).status_code == 202
@@ -225,17 +238,8 @@ async def test_a_change_committed_while_a_change_answer_is_recorded_is_not_taken
     """A change's answer repeating the approval link the API shows is no event, even when another
     change of the subscription commits after the worker read it and before the answer is written."""
 
-    async def waiting_for_approval(
-        self: FakeAdapter, provider_subscription_id: str, change: SubscriptionChange, *, idempotency_key: str
-    ) -> ProviderSubscription:
-        await self._call("update_subscription", idempotency_key, {"provider_id": provider_subscription_id})
-        if meanwhile is not None:
-            await meanwhile.change()
-        action = NextAction(type="redirect", url=APPROVE)
-        return ProviderSubscription(provider_id=provider_subscription_id, status="active", next_action=action)
-
     meanwhile: _Meanwhile | None = None
-    monkeypatch.setattr(FakeAdapter, "update_subscription", waiting_for_approval)
+    monkeypatch.setattr(FakeAdapter, "update_subscription", _asking_approval(lambda: meanwhile))
     tenant, _, subscription = await _seeded(client, admin_headers, accounts, worker, 906)
     url = f"/v1/subscriptions/{subscription}"
     assert (await client.post(f"{url}/sync", headers=tenant.headers)).status_code == 202

@@ -73,6 +73,18 @@ async def _metered_period_ended(client: Client, setup: Setup, runtime: Runtime) 
     return subscription, await _period_ended(runtime, setup, subscription)
 
 
+async def _used_beyond_a_line(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, name: str
+) -> tuple[Setup, int]:
+    """A subscription to a free metered plan whose usage sums to a quantity no invoice line can
+    hold: 0 to pay, but an invoice the run refuses."""
+    setup = await sandbox_customer(client, admin_headers, runtime, SUCCEEDS, name)
+    free = await another_plan(client, setup, pricing_model="metered", amount=0, usage_aggregation="sum")
+    subscription = await _subscribed(client, setup, free)
+    await _used(client, runtime, setup, subscription, MAX_ID, 1)
+    return setup, subscription
+
+
 async def _billed_once(runtime: Runtime, setup: Setup, end: datetime) -> list[dict[str, Any]]:
     """The ended period is on exactly one invoice (the boundary's), and a billing run bills nothing
     more; returns the invoices after the boundary's."""
@@ -189,10 +201,7 @@ async def test_trial_usage_is_free_on_invoice_now_when_paused_during_the_trial(
 async def test_a_line_quantity_over_a_bigint_is_refused_on_invoice_now(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "duebig")
-    free = await another_plan(client, setup, pricing_model="metered", amount=0, usage_aggregation="sum")
-    subscription = await _subscribed(client, setup, free)
-    await _used(client, worker, setup, subscription, MAX_ID, 1)  # 0 to pay, but a quantity no line can hold
+    setup, subscription = await _used_beyond_a_line(client, admin_headers, worker, "duebig")
 
     refused = await client.post(
         f"/v1/subscriptions/{subscription}/cancel", json={"invoice_now": True}, headers=setup.tenant.headers
@@ -208,10 +217,7 @@ async def test_a_line_quantity_over_a_bigint_is_refused_on_invoice_now(
 async def test_a_period_the_run_refuses_blocks_changes_but_not_a_cancellation_now(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "duestuck")
-    free = await another_plan(client, setup, pricing_model="metered", amount=0, usage_aggregation="sum")
-    subscription = await _subscribed(client, setup, free)
-    await _used(client, worker, setup, subscription, MAX_ID, 1)  # a line no invoice can hold
+    setup, subscription = await _used_beyond_a_line(client, admin_headers, worker, "duestuck")
     await _period_ended(worker, setup, subscription)
     path = f"/v1/subscriptions/{subscription}"
 
