@@ -1,5 +1,6 @@
-"""A credit still pending when its subscription ends is the customer's: the customer's next
-invoice in its currency takes it, whichever subscription issues it; pending charges stay behind."""
+"""A credit still pending when its subscription ends is the customer's, net of the charges still
+pending with it: the customer's next invoice in its currency takes it, whichever subscription
+issues it; the charges, and the credit that offsets them, stay behind."""
 
 from __future__ import annotations
 
@@ -34,16 +35,16 @@ FIRST = "SELECT id, total, status FROM invoices WHERE subscription_id = :id ORDE
 
 async def _downgraded(client: Client, setup: Setup, runtime: Runtime, **cancel: Any) -> tuple[int, int, int]:
     """A subscription to 5 seats (10.00 each) cut to 1 at once, with prorations, then canceled with
-    ``cancel``: its id, the credit for the 5 seats and the charge for 1."""
+    ``cancel``: its id, the credit for the 5 seats and the charge for 1 (as written by the change)."""
     seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
     body = {"customer_id": setup.customer, "plan_id": seats, "quantity": 5}
     subscription: int = (await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)).json()["id"]
     url = f"/v1/subscriptions/{subscription}"
     changed = await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)
     assert changed.status_code == 200, changed.text
+    credit, charge = (row["amount"] for row in await rows(runtime, setup.tenant, ITEMS))
     canceled = await client.post(f"{url}/cancel", json=cancel, headers=setup.tenant.headers)
     assert canceled.status_code == 200, canceled.text
-    credit, charge = (row["amount"] for row in await rows(runtime, setup.tenant, ITEMS))
     assert -credit > charge > 0
     return subscription, credit, charge
 
@@ -55,8 +56,10 @@ async def test_canceled_now_the_credit_goes_to_the_customers_next_first_invoice(
     ended, credit, charge = await _downgraded(client, setup, worker)
 
     released = await rows(worker, setup.tenant, ITEMS)
-    # The charge stays with the canceled subscription (billed only by invoice_now); the credit is the customer's.
-    assert [(row["subscription_id"], row["amount"]) for row in released] == [(None, credit), (ended, charge)]
+    # The charge stays with the canceled subscription (billed only by invoice_now), with the part of
+    # the credit that offsets it; the rest of the credit is the customer's.
+    owed = [(ended, -charge), (ended, charge)]
+    assert [(row["subscription_id"], row["amount"]) for row in released] == [*owed, (None, credit + charge)]
 
     subscription = await subscribe(client, setup, trial_days=0)
 
@@ -65,7 +68,7 @@ async def test_canceled_now_the_credit_goes_to_the_customers_next_first_invoice(
     lines = await rows(worker, setup.tenant, LINES, id=invoice["id"])
     assert [line["amount"] for line in lines] == [PRICE, -PRICE]
     left = await rows(worker, setup.tenant, PENDING)
-    assert [(row["subscription_id"], row["amount"]) for row in left] == [(ended, charge), (None, credit + PRICE)]
+    assert [(row["subscription_id"], row["amount"]) for row in left] == [*owed, (None, credit + charge + PRICE)]
 
 
 async def test_the_run_gives_a_credit_left_at_the_period_end_to_another_subscription(
@@ -95,7 +98,7 @@ async def test_a_credit_another_transaction_holds_is_not_taken_twice(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credheld")
-    _, credit, _ = await _downgraded(client, setup, worker)
+    _, credit, charge = await _downgraded(client, setup, worker)
     other = await subscribe(client, setup)
     async with worker.database.tenant_session(setup.tenant.schema) as holder:
         # Another invoice is taking the credit (a subscription being created, a second run).
@@ -106,7 +109,7 @@ async def test_a_credit_another_transaction_holds_is_not_taken_twice(
     [invoice] = await rows(worker, setup.tenant, FIRST, id=other)
     assert invoice["total"] == PRICE
     held = await one(worker, setup.tenant, "SELECT amount, invoice_id FROM invoice_items WHERE subscription_id IS NULL")
-    assert (held["amount"], held["invoice_id"]) == (credit, None)  # still the customer's, for the next one
+    assert (held["amount"], held["invoice_id"]) == (credit + charge, None)  # still the customer's, for the next one
 
 
 async def test_the_api_lists_what_waits_for_the_customers_next_invoice(
@@ -120,10 +123,11 @@ async def test_the_api_lists_what_waits_for_the_customers_next_invoice(
 
     assert waiting.status_code == 200, waiting.text
     shown = [(item["subscription_id"], item["amount"], item["invoice_id"]) for item in waiting.json()["data"]]
-    assert shown == [(None, credit, None), (ended, charge, None)]
-    [released, _] = waiting.json()["data"]
+    assert shown == [(ended, -charge, None), (ended, charge, None), (None, credit + charge, None)]
+    [*_, released] = waiting.json()["data"]
     assert (released["currency"], released["proration"]) == ("USD", True)
-    assert (released["quantity"], released["unit_amount"]) == (5, 1000)  # the unused time of 5 seats at 10.00
+    # What the charge left of the unused time of 5 seats at 10.00, as one amount.
+    assert (released["quantity"], released["unit_amount"]) == (1, credit + charge)
     one_item = await client.get(f"/v1/invoice-items/{released['id']}", headers=headers)
     assert one_item.json() == released
 
@@ -132,7 +136,7 @@ async def test_the_api_lists_what_waits_for_the_customers_next_invoice(
     taken = (await client.get("/v1/invoice-items?pending=false", headers=headers)).json()["data"]
     assert [(item["amount"], item["invoice_id"]) for item in taken] == [(-PRICE, invoice["id"])]
     of_ended = (await client.get(f"/v1/invoice-items?subscription_id={ended}", headers=headers)).json()["data"]
-    assert [item["amount"] for item in of_ended] == [charge]
+    assert [item["amount"] for item in of_ended] == [-charge, charge]
 
     other = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "credapi")
     assert (await client.get(f"/v1/invoice-items/{released['id']}", headers=other.tenant.headers)).status_code == 404
