@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from billplane.api.problems import InvalidFieldError
 from billplane.catalog.models import Plan
+from billplane.subscriptions.periods import add_interval
 
 
 def check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
@@ -30,4 +33,18 @@ def check_same_period(current: Plan, new: Plan, proration: str) -> None:
             f"plan {new.id} bills every {new.interval_count} {new.billing_interval}(s) and the current plan every "
             f"{current.interval_count} {current.billing_interval}(s): a change between billing periods cannot be "
             "prorated into the current one; use at_period_end (or none)",
+        )
+
+
+def check_period_prorated(plan: Plan, start: datetime, end: datetime, proration: str) -> None:
+    """A proration credits and charges shares of ``plan``'s price for one of its billing periods:
+    refused when the current period is not one (a change made with ``none`` to a plan of another
+    interval keeps the old period until it ends), as the share of a yearly price over a month is
+    no price at all. Checked for the plan credited and the plan charged, quantity changes included."""
+    if proration == "create_prorations" and add_interval(start, plan.billing_interval, plan.interval_count) != end:
+        raise InvalidFieldError(
+            "proration",
+            f"the current period ({start.isoformat()} to {end.isoformat()}) is not one billing period of plan "
+            f"{plan.id} (every {plan.interval_count} {plan.billing_interval}(s)): a change in it cannot be prorated; "
+            "use none or at_period_end",
         )

@@ -11,6 +11,7 @@ first bills that period, as the run would (``catching_up``), then applies to the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from litestar.exceptions import NotFoundException
@@ -28,7 +29,7 @@ from billplane.events.emit import emit
 from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
-from billplane.pricing import Period, PlanPricing, PricingError, change_preview, remaining_time
+from billplane.pricing import LineDraft, Period, PlanPricing, PricingError, change_preview, remaining_time
 from billplane.subscriptions import change_rules, transitions
 from billplane.subscriptions.catching_up import CatchUp, caught_up, due
 from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice, take_pending
@@ -44,6 +45,18 @@ from billplane.subscriptions.schemas import (
     SubscriptionUpdate,
 )
 from billplane.sync.service import SyncService
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A plan or quantity change, checked: the plans from and to, the new quantity, and whether
+    billplane prorates it now (``create_prorations``, past a trial, a subscription it bills)."""
+
+    current: Plan
+    new: Plan
+    quantity: int
+    prorated: bool
+    period: Period | None  # the current one (None: not set yet)
 
 
 class SubscriptionService:
@@ -154,40 +167,62 @@ class SubscriptionService:
     async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
         subscription = await self._locked(subscription_id)
         changes = data.changes()
-        plan_id = changes.get("plan_id", subscription.plan_id)
-        quantity = changes.get("quantity", subscription.quantity)
         if "metadata" in changes:
             subscription.metadata_ = changes["metadata"]
-        if (plan_id, quantity) != (subscription.plan_id, subscription.quantity):
-            transitions.check("change", subscription.status)
-            if plan_id != subscription.plan_id:
-                currency = await self.repository.billing_currencies(
-                    subscription.customer_id, other_than=subscription.id
-                )
-                current = await self.repository.plan(subscription.plan_id)
-                new = await self._plan(plan_id, currency=currency | ({current.currency} if current else set()))
-                if current is not None and subscription.status != "trialing":
-                    change_rules.check_same_period(current, new, data.proration)
-                    change_rules.check_usage_kept(current, new, data.proration)
-                if subscription.provider_account_id is not None:
-                    await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
-            await self._check_amount(
-                subscription, plan_id, quantity, "quantity" if "quantity" in changes else "plan_id"
-            )
+        change = await self._checked(subscription, data)
+        if change is not None:
+            plan_id, quantity = change.new.id, change.quantity
             if data.proration == "at_period_end":
                 subscription.pending_plan_id = plan_id if plan_id != subscription.plan_id else None
                 subscription.pending_quantity = quantity if quantity != subscription.quantity else None
             else:
-                # Nothing was charged for a trial: there is nothing to credit or to prorate.
-                prorated = data.proration == "create_prorations" and subscription.status != "trialing"
-                # A provider that bills the subscription prorates on its own invoices (Stripe, PayPal).
-                if prorated and not self.mirror.bills_subscriptions(subscription.provider):
-                    await self._add_prorations(subscription, plan_id, quantity)
+                if change.prorated:
+                    await self._add_prorations(subscription, change)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.pending_plan_id = subscription.pending_quantity = None
-                kind = "subscription.update" if prorated else "subscription.update_unprorated"
+                # The provider is asked to prorate as billplane would (trials have nothing to prorate).
+                asked = data.proration == "create_prorations" and subscription.status != "trialing"
+                kind = "subscription.update" if asked else "subscription.update_unprorated"
                 await self.mirror.subscription_changed(subscription, kind)
         return await self._emitted("subscription.updated", subscription)
+
+    async def _checked(self, subscription: Subscription, data: SubscriptionUpdate) -> _Change | None:
+        """The plan or quantity change ``data`` asks for, checked as the change and its preview
+        both check it (422 naming the field, 409 for a state that cannot change); None when
+        neither changes."""
+        changes = data.changes()
+        plan_id = changes.get("plan_id", subscription.plan_id)
+        quantity = changes.get("quantity", subscription.quantity)
+        if (plan_id, quantity) == (subscription.plan_id, subscription.quantity):
+            return None
+        transitions.check("change", subscription.status)
+        current = await self.repository.plan(subscription.plan_id)
+        if current is None:  # a foreign key: never
+            raise ConflictError(f"subscription {subscription.id} has no plan")
+        start, end = subscription.current_period_start, subscription.current_period_end
+        period = None if start is None or end is None else Period(start, end)  # none: its provider's to set
+        new = current
+        if plan_id != current.id:
+            currency = await self.repository.billing_currencies(subscription.customer_id, other_than=subscription.id)
+            new = await self._plan(plan_id, currency=currency | {current.currency})
+            if subscription.status != "trialing":
+                change_rules.check_same_period(current, new, data.proration)
+                change_rules.check_usage_kept(current, new, data.proration)
+            if subscription.provider_account_id is not None:
+                await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
+        await self._check_amount(subscription, plan_id, quantity, "quantity" if "quantity" in changes else "plan_id")
+        # Nothing was charged for a trial: there is nothing to credit or to prorate. A provider that
+        # bills the subscription prorates on its own invoices (Stripe, PayPal).
+        prorated = (
+            data.proration == "create_prorations"
+            and subscription.status != "trialing"
+            and not self.mirror.bills_subscriptions(subscription.provider)
+            and period is not None
+        )
+        if prorated and period is not None:
+            for plan in (current, new):
+                change_rules.check_period_prorated(plan, period.start, period.end, data.proration)
+        return _Change(current, new, quantity, prorated, period)
 
     async def _check_amount(self, subscription: Subscription, plan_id: int, quantity: int, field: str) -> None:
         """A 422 naming ``field`` when a period of ``plan_id`` at ``quantity`` comes to more than an
@@ -200,27 +235,28 @@ class SubscriptionService:
             plan, Period(start, add_interval(start, plan.billing_interval, plan.interval_count)), quantity, field=field
         )
 
-    async def _add_prorations(self, subscription: Subscription, plan_id: int, quantity: int) -> None:
+    async def _add_prorations(self, subscription: Subscription, change: _Change) -> None:
         """Credit the unused time of the old plan and quantity and charge the rest of the period at
         the new ones, as pending invoice items: the next invoice takes them (docs/concepts/subscriptions.md)."""
-        current, new = await self.repository.plan(subscription.plan_id), await self.repository.plan(plan_id)
-        start, end = subscription.current_period_start, subscription.current_period_end
-        if current is None or new is None or start is None or end is None:
-            return
-        at = min(max(await self._now(subscription), start), end)
+        self.repository.add_items(subscription, await self._prorations(subscription, change))
+
+    async def _prorations(self, subscription: Subscription, change: _Change) -> tuple[LineDraft, ...]:
+        period = change.period
+        if period is None:
+            return ()
+        at = min(max(await self._now(subscription), period.start), period.end)
         try:
-            change = change_preview(
-                PlanPricing.of(current),
-                PlanPricing.of(new),
-                Period(start, end),
+            return change_preview(
+                PlanPricing.of(change.current),
+                PlanPricing.of(change.new),
+                period,
                 at,
                 "create_prorations",
                 current_quantity=subscription.quantity,
-                new_quantity=quantity,
-            )
+                new_quantity=change.quantity,
+            ).lines
         except PricingError as exc:
             raise InvalidFieldError("plan_id", str(exc)) from exc
-        self.repository.add_items(subscription, change.lines)
 
     async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
         """What ``update`` with ``data`` would bill, computed the same way; nothing is written. A
@@ -238,30 +274,31 @@ class SubscriptionService:
         return answer
 
     async def _preview(self, subscription: Subscription, data: SubscriptionUpdate) -> InvoicePreview:
-        changes = data.changes()
+        if self.mirror.bills_subscriptions(subscription.provider):
+            raise ConflictError(
+                f"{subscription.provider} bills subscription {subscription.id}: the invoice a change produces is "
+                "the provider's to show"
+            )
+        change = await self._checked(subscription, data)
         transitions.check("change", subscription.status)
         current = await self.repository.plan(subscription.plan_id)
-        if current is None or subscription.current_period_start is None or subscription.current_period_end is None:
+        start, end = subscription.current_period_start, subscription.current_period_end
+        if current is None or start is None or end is None:
             raise ConflictError("the subscription has no current period to prorate")
-        new = current
-        if changes.get("plan_id", current.id) != current.id:
-            new = await self._plan(changes["plan_id"], currency={current.currency})
-            if subscription.status != "trialing":
-                change_rules.check_same_period(current, new, data.proration)
-                change_rules.check_usage_kept(current, new, data.proration)
-        now = await self._now(subscription)
-        at = min(max(now, subscription.current_period_start), subscription.current_period_end)
+        new, quantity = (current, subscription.quantity) if change is None else (change.new, change.quantity)
+        at = min(max(await self._now(subscription), start), end)
+        proration = data.proration
+        if proration != "at_period_end" and (change is None or not change.prorated):
+            proration = "none"  # what the change writes: no prorations (nothing changes, or a trial)
         try:
             return preview(
                 PlanPricing.of(current),
                 PlanPricing.of(new),
-                period=Period(subscription.current_period_start, subscription.current_period_end),
+                period=Period(start, end),
                 at=at,
-                proration="none"
-                if subscription.status == "trialing" and data.proration != "at_period_end"
-                else data.proration,
+                proration=proration,
                 current_quantity=subscription.quantity,
-                new_quantity=changes.get("quantity", subscription.quantity),
+                new_quantity=quantity,
                 interval=(new.billing_interval, new.interval_count),
             )
         except PricingError as exc:

@@ -1,0 +1,70 @@
+"""A prorated change credits and charges shares of a period's price: only over a period the plans
+bill, and its preview refuses what the change refuses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from billplane_sandbox.payment_methods import SUCCEEDS
+from billplane_sandbox.plugin import PLUGIN
+from litestar import Litestar
+
+from billplane.invoices.lines import MAX_AMOUNT
+from billplane.plugins.host import PluginHost
+from billplane.runtime import Runtime
+from tests.platform.dunning.helpers import Client, Setup, another_plan, sandbox_customer
+from tests.platform.invoices.helpers import rows
+
+ITEMS = "SELECT amount FROM invoice_items ORDER BY id"
+
+
+async def _subscribed(client: Client, setup: Setup, plan: int, quantity: int = 1) -> str:
+    body = {"customer_id": setup.customer, "plan_id": plan, "quantity": quantity}
+    created = await client.post("/v1/subscriptions", json=body, headers=setup.tenant.headers)
+    assert created.status_code == 201, created.text
+    return f"/v1/subscriptions/{created.json()['id']}"
+
+
+async def test_a_period_kept_from_another_interval_is_not_prorated(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prper")
+    monthly = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    yearly = await another_plan(client, setup, pricing_model="per_seat", amount=12000, billing_interval="year")
+    url = await _subscribed(client, setup, monthly)
+    moved = await client.patch(url, json={"plan_id": yearly, "proration": "none"}, headers=setup.tenant.headers)
+    assert moved.status_code == 200, moved.text  # the month goes on: the year starts when it ends
+
+    for path, method in ((url, client.patch), (f"{url}/preview", client.post)):
+        refused = await method(path, json={"quantity": 2}, headers=setup.tenant.headers)
+        assert refused.status_code == 422, refused.text
+        assert [error["field"] for error in refused.json()["errors"]] == ["proration"]
+    back = await client.patch(url, json={"plan_id": monthly}, headers=setup.tenant.headers)  # credits a year's share
+    assert back.status_code == 422, back.text
+    assert await rows(worker, setup.tenant, ITEMS) == []
+    unprorated = await client.patch(url, json={"quantity": 2, "proration": "none"}, headers=setup.tenant.headers)
+    assert unprorated.status_code == 200, unprorated.text
+    assert (unprorated.json()["plan_id"], unprorated.json()["quantity"]) == (yearly, 2)
+
+
+async def test_a_preview_refuses_what_the_change_refuses(
+    client: Client, admin_headers: dict[str, str], app: Litestar, worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prcheck")
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)
+    url = await _subscribed(client, setup, seats, quantity=2)
+
+    for proration in ("create_prorations", "none", "at_period_end"):
+        body = {"quantity": 1001, "proration": proration}
+        refused = await client.post(f"{url}/preview", json=body, headers=setup.tenant.headers)
+        assert refused.status_code == 422, refused.text
+        assert [error["field"] for error in refused.json()["errors"]] == ["quantity"]
+    unchanged = await client.post(f"{url}/preview", json={"quantity": 2}, headers=setup.tenant.headers)
+    assert unchanged.status_code == 200, unchanged.text
+    assert unchanged.json()["lines"] == []  # as the PATCH, which writes nothing for no change
+
+    host = PluginHost(["sandbox"])  # a sandbox that bills its subscriptions itself, as Stripe and PayPal do
+    host.register(dataclasses.replace(PLUGIN, bills_subscriptions=True))
+    app.state.runtime.plugins = host
+    theirs = await client.post(f"{url}/preview", json={"quantity": 1}, headers=setup.tenant.headers)
+    assert theirs.status_code == 409, theirs.text  # its prorations are on the provider's invoices
