@@ -78,18 +78,24 @@ async def test_a_deleted_account_keeps_no_secret(
 ) -> None:
     tenant = await create_tenant(client, admin_headers)
     account = await _account(client, tenant, webhook_secret="whsec_abcdefghijklmnop")
+    # A rotation: the replaced secret is kept (still accepted for a day) until the delete.
+    rotated = await client.patch(
+        f"{PATH}/{account['id']}", json={"webhook_secret": "whsec_qrstuvwxyz012345"}, headers=tenant.headers
+    )
+    assert rotated.status_code == 200, rotated.text
     assert (await client.delete(f"{PATH}/{account['id']}", headers=tenant.headers)).status_code == 204
     async with runtime.database.control_session() as session:
         row = (
             await session.execute(
                 text(
                     "SELECT status, deleted_at IS NOT NULL, credentials_ciphertext, webhook_secret_ciphertext, "
-                    "is_default FROM control.provider_accounts WHERE id = :id"
+                    "previous_webhook_secret_ciphertext, previous_webhook_secret_until, is_default "
+                    "FROM control.provider_accounts WHERE id = :id"
                 ),
                 {"id": account["id"]},
             )
         ).one()
-    assert tuple(row) == ("deleted", True, None, None, False)
+    assert tuple(row) == ("deleted", True, None, None, None, None, False)
 
 
 async def test_first_account_of_a_provider_is_the_default(

@@ -129,6 +129,8 @@ class ProviderAccountRepository:
         account.credentials_ciphertext = None
         account.credentials_key_id = None
         account.webhook_secret_ciphertext = None
+        account.previous_webhook_secret_ciphertext = None  # still accepted for a while, so a secret too
+        account.previous_webhook_secret_until = None
         await self.session.flush()
 
 

@@ -156,8 +156,12 @@ class ProviderAccountService:
             account.last_check_error = None
         account.webhook_secret_hint = None if webhook_secret is None else mask(webhook_secret)
         previous = kept.previous_webhook_secret
-        if "webhook_secret" in changes and kept.webhook_secret not in {None, webhook_secret}:
-            # The provider may still sign with the old secret for a while: accept both for a day.
+        if "webhook_secret" in changes and webhook_secret is None:
+            # Removed (a leaked secret, most likely): nothing signed with it, or with the one it
+            # replaced, verifies any more. No grace: sealing no previous secret clears its expiry too.
+            previous = None
+        elif "webhook_secret" in changes and kept.webhook_secret not in {None, webhook_secret}:
+            # Rotated: the provider may still sign with the old secret for a while, so both verify for a day.
             previous = kept.webhook_secret
             account.previous_webhook_secret_until = datetime.now(UTC) + PREVIOUS_SECRET_ACCEPTED
         # All sealed again, under the current key: a write also completes a pending rotation.

@@ -11,6 +11,7 @@ from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 from billplane.sync.attempt import Attempt, NotReadyError
 from billplane.sync.backoff import retry_delay
+from billplane.sync.failure_text import provider_failure, unexpected_failure
 from billplane.sync.models import OutboxEntry
 from billplane.sync.operations import Operation
 from billplane.sync.options import SyncOptions
@@ -65,16 +66,24 @@ class OutboxPerformer:
             await self._later(ref, row, delay=self.options.lease_seconds, error=str(exc), count=False)
             return "waiting"
         except RetryableProviderError as exc:
-            outcome = await self._retry_or_fail(ref, row, _describe(exc), exc.retry_after)
+            error = provider_failure(exc)  # scrubbed before it is stored or logged: the tenant's keys read it
+            outcome = await self._retry_or_fail(ref, row, error, exc.retry_after)
         except ProviderError as exc:
-            await self._fail(ref, row, _describe(exc))
+            error = provider_failure(exc)
+            await self._fail(ref, row, error)
             outcome = "failed"
         except Exception as exc:  # a bug or a network error the adapter did not classify: retry, bounded
-            logger.exception("outbox row %s of %s raised; will retry", row.id, ref.schema)
-            outcome = await self._retry_or_fail(ref, row, f"{type(exc).__name__}: {exc}", None)
+            error = unexpected_failure(exc)  # its type, not its text (which may hold a credential)
+            # The traceback stays in the log: every record is scrubbed (billplane.observability.records).
+            logger.exception("outbox row %s of %s raised %s; will retry", row.id, ref.schema, type(exc).__name__)
+            outcome = await self._retry_or_fail(ref, row, error, None)
         else:
             return "done"
         sync_failure(provider, outcome)  # retry or failed: every failed attempt, by provider
+        level = logging.WARNING if outcome == "failed" else logging.INFO
+        logger.log(
+            level, "outbox row %s of %s (%s at %s): %s; %s", row.id, ref.schema, row.kind, provider, error, outcome
+        )
         return outcome
 
     async def _account(self, ref: OutboxRef, row: OutboxEntry) -> ResolvedAccount:
@@ -125,7 +134,3 @@ def _operation(kind: str) -> Operation:
     if operation is None:
         raise ProviderError(f"billplane cannot perform outbox rows of kind {kind!r}")
     return operation
-
-
-def _describe(exc: ProviderError) -> str:
-    return f"{exc.message} ({exc.code})" if exc.code else exc.message

@@ -31,12 +31,19 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningInsert
 
 from billplane.customers.models import Customer
+from billplane.observability.redaction import redact
 from billplane.subscriptions.models import Subscription
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.models import OUTBOX_KINDS, OutboxEntry
 
 OBJECT_MODELS: dict[str, type[Customer | Subscription]] = {"customer": Customer, "subscription": Subscription}
 _ERROR_LIMIT = 2000
+
+
+def _stored(error: str) -> str:
+    """An attempt's error as ``last_error`` keeps it (``last_sync_error`` shows it to the tenant's keys):
+    shortened, and scrubbed of every secret this process knows, under the performer's own scrubbing."""
+    return redact(error)[:_ERROR_LIMIT]
 
 
 def _same_object(kind: str) -> str:
@@ -161,7 +168,7 @@ class OutboxRepository:
         """Give the row back for another attempt in ``delay`` seconds; returns when that is."""
         values: dict[str, object] = {
             "next_attempt_at": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
-            "last_error": None if error is None else error[:_ERROR_LIMIT],
+            "last_error": None if error is None else _stored(error),
         }
         if count:
             values["attempts"] = OutboxEntry.attempts + 1
@@ -175,7 +182,7 @@ class OutboxRepository:
             row.id,
             status="failed",
             done_at=func.now(),
-            last_error=error[:_ERROR_LIMIT],
+            last_error=_stored(error),
             attempts=OutboxEntry.attempts + 1,
         )
 
