@@ -2,8 +2,8 @@
 
 A clock marked ``advancing`` moves in steps. Each step, in one transaction of the tenant holding the
 clock's row (SKIP LOCKED: two workers never step one clock at once), goes to the next moment
-something is due for the clock's customers (a period end, which is also where trials end and
-pauses resume, or a dunning retry), never past the target, and there runs the billing run's
+something is due for the clock's customers (a period end, which is also where trials end; a
+paused subscription's ``resume_at``; or a dunning retry), never past the target, and there runs the billing run's
 ``bill_locked`` and the dunning retries due, with the clock's time as "now". Once it
 commits, the step's charges are performed here and now through the outbox (the same rows and
 idempotency keys the worker would use), so that a failure is settled, and its retry scheduled, on
@@ -162,18 +162,24 @@ class ClockAdvancer:
 async def _next_due(
     session: AsyncSession, clock_id: int, after: datetime, provider_billed: frozenset[str]
 ) -> datetime | None:
-    """The first moment after ``after`` when something is due for the clock's customers. The period
-    ends of subscriptions a provider bills (``provider_billed``) are not: the lock leaves them to it,
-    so a step there would bill nothing."""
+    """The first moment after ``after`` when something is due for the clock's customers: a period
+    end, a paused subscription's ``resume_at`` (it resumes then, ``cycle``), a retry. Those of
+    subscriptions a provider bills (``provider_billed``) are not: the lock leaves them to it, so a
+    step there would bill nothing."""
+    clocked = (
+        Customer.test_clock_id == clock_id,
+        or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed))),
+    )
     period_end = (
         select(func.min(Subscription.current_period_end))
         .join(Customer, Customer.id == Subscription.customer_id)
-        .where(
-            Customer.test_clock_id == clock_id,
-            Subscription.status.in_(TURNING),
-            Subscription.current_period_end > after,
-            or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed))),
-        )
+        .where(*clocked, Subscription.status.in_(TURNING), Subscription.current_period_end > after)
+        .scalar_subquery()
+    )
+    resume_at = (
+        select(func.min(Subscription.resume_at))
+        .join(Customer, Customer.id == Subscription.customer_id)
+        .where(*clocked, Subscription.status == "paused", Subscription.resume_at > after)
         .scalar_subquery()
     )
     retry_due = (
@@ -182,7 +188,7 @@ async def _next_due(
         .where(Customer.test_clock_id == clock_id, Invoice.status == "open", Invoice.next_payment_attempt_at > after)
         .scalar_subquery()
     )
-    first: datetime | None = await session.scalar(select(func.least(period_end, retry_due)))
+    first: datetime | None = await session.scalar(select(func.least(period_end, resume_at, retry_due)))
     return first
 
 

@@ -1,10 +1,16 @@
 """Moving subscriptions across their period ends: what happens at each boundary, and its invoice.
 
 At each boundary up to "now" (several, when catching up after downtime), in order: a scheduled
-cancellation ends it; a pause that reached ``resume_at`` ends; a pending change applies; a trial that
-ended turns ``active``; then the new period is billed in advance, with the ended period's metered
-usage in arrears. Each period is invoiced at most once: the invoice insert leaves out every
+cancellation ends it; a pause whose ``resume_at`` is the boundary ends; a pending change applies; a
+trial that ended turns ``active``; then the new period is billed in advance, with the ended period's
+metered usage in arrears. Each period is invoiced at most once: the invoice insert leaves out every
 (subscription, period start) billed already, and ``uq_invoices_subscription_cycle`` stays the guard.
+
+A pause whose ``resume_at`` falls within a period ends at ``resume_at``, before that period's end
+(the steps go in time order): as ``POST .../resume`` would have then, the subscription is back to
+its trial if that has not ended, else ``active``, and when the pause began before the period (whose
+boundary billed nothing in advance) the rest of the period is invoiced at once
+(``subscription_update``, keyed by ``resume_at``: ``invoicing``).
 
 A run advances a tenant's due subscriptions together, in one transaction: the boundaries are
 worked out in memory, then written with one statement (``invoicing.write_finalized``), instead of
@@ -22,11 +28,21 @@ from typing import Any, cast
 from billplane.billing.announcing import Announcement
 from billplane.billing.credit_split import split_credit
 from billplane.billing.customer_credit import release_credits
-from billplane.billing.invoicing import Draft, Finalized, PendingItem, write_finalized
+from billplane.billing.invoicing import CYCLE, UPDATE, Draft, Finalized, PendingItem, write_finalized
 from billplane.billing.locked import TURNING, Locked, LockedSubscription
 from billplane.db.mixins import MAX_ID
 from billplane.invoices.lines import MAX_AMOUNT
-from billplane.pricing import LineDraft, Period, PlanPricing, Tier, UsageValue, metered_usage, period_lines, total
+from billplane.pricing import (
+    LineDraft,
+    Period,
+    PlanPricing,
+    Tier,
+    UsageValue,
+    metered_usage,
+    period_lines,
+    remaining_time,
+    total,
+)
 from billplane.pricing.credits import attachable
 from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
@@ -157,25 +173,67 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
 
 
 async def _cross_all(batch: _Batch, subscription: LockedSubscription, now: datetime, written_at: datetime) -> None:
+    """Each step due by ``now``, in time order: a ``resume_at`` within the current period, before
+    that period's end; each period end."""
     crossed = 0
     while (
         subscription.status in TURNING
         and subscription.current_period_start is not None
         and subscription.current_period_end is not None
-        and subscription.current_period_end <= now
         and crossed < _MAX_CATCH_UP
     ):
+        resume_at = _resuming(subscription, now)
+        if resume_at is not None:
+            await _resume(batch, subscription, resume_at, written_at)
+        elif subscription.current_period_end <= now:
+            await _cross(batch, subscription)
+            _changed(batch, subscription, _event(subscription), written_at)
+        else:
+            break
         crossed += 1
-        await _cross(batch, subscription)
-        # What the UPDATE's now() writes: the event shows it without a reload.
-        subscription.updated_at = written_at
-        batch.crossed[subscription.id] = subscription
-        view = SubscriptionView.of(cast("Subscription", subscription))
-        batch.timeline.append((f"subscription.{_event(subscription)}", subscription.id, view))
+
+
+def _changed(batch: _Batch, subscription: LockedSubscription, event: str, written_at: datetime) -> None:
+    """``subscription`` is written, with ``subscription.{event}`` showing it as it is now."""
+    # What the UPDATE's now() writes: the event shows it without a reload.
+    subscription.updated_at = written_at
+    batch.crossed[subscription.id] = subscription
+    view = SubscriptionView.of(cast("Subscription", subscription))
+    batch.timeline.append((f"subscription.{event}", subscription.id, view))
 
 
 def _event(subscription: LockedSubscription) -> str:
     return "canceled" if subscription.status == "canceled" else "updated"
+
+
+def _resuming(subscription: LockedSubscription, now: datetime) -> datetime | None:
+    """The ``resume_at`` of a pause that ends within the current period by ``now`` (None: none). One
+    at the period's end, or after it, ends at that boundary, or a later one (``_cross``)."""
+    resume_at, end = subscription.resume_at, subscription.current_period_end
+    if subscription.status != "paused" or resume_at is None or end is None or resume_at > now:
+        return None
+    return resume_at if resume_at < end else None
+
+
+async def _resume(batch: _Batch, subscription: LockedSubscription, resume_at: datetime, written_at: datetime) -> None:
+    """The pause ends at ``resume_at``, within the current period, as ``POST .../resume`` would have
+    ended it then (``SubscriptionService.resume``): back to the trial if that has not ended, else
+    ``active``; when it was paused before the period began, so that the period's boundary billed
+    nothing in advance, the rest of the period is invoiced now (its metered usage waits for its end)."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    assert start is not None  # noqa: S101 - checked by the loop
+    assert end is not None  # noqa: S101
+    at = max(resume_at, start)  # a pause's resume_at is after the period's start; if not, from there
+    in_trial = subscription.trial_end is not None and at < subscription.trial_end
+    unbilled = subscription.paused_at is not None and subscription.paused_at < start
+    subscription.status = "trialing" if in_trial else "active"
+    subscription.paused_at = subscription.resume_at = None
+    _changed(batch, subscription, "resumed", written_at)  # before its invoice, as the request emits it
+    if unbilled and not in_trial:
+        plan = await _plan(batch, subscription.plan_id)
+        lines = remaining_time(plan.pricing, Period(start, end), at, subscription.quantity)
+        if lines:  # none for a metered plan, or a period of 0
+            await _draft(batch, subscription, plan, Period(at, end), lines=lines, reason=UPDATE)
 
 
 async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
@@ -281,16 +339,24 @@ async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPl
 
 
 async def _draft(
-    batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period, *, lines: list[LineDraft]
+    batch: _Batch,
+    subscription: LockedSubscription,
+    plan: BilledPlan,
+    period: Period,
+    *,
+    lines: list[LineDraft],
+    reason: str = CYCLE,
 ) -> None:
+    """An invoice of ``lines`` for ``period``. A boundary's (``CYCLE``) takes the pending items; the
+    rest of a resumed period's takes none, as the request's resume does: they wait for the boundary."""
     base = total(lines)
     waiting = batch.pending.get(subscription.id) or batch.credits.get((subscription.customer_id, plan.currency))
-    items = await _take(batch, subscription, plan.currency, base) if waiting else []
+    items = await _take(batch, subscription, plan.currency, base) if waiting and reason == CYCLE else []
     amount = base + sum(item.amount for item in items)
     excess = _excess(lines, amount, plan.currency)
     if excess is not None:
         raise TooLargeError(f"its invoice for the period from {period.start:%Y-%m-%d} {excess}")
-    draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount)
+    draft = Draft(subscription.customer_id, subscription.id, plan.currency, period, lines, items, amount, reason=reason)
     batch.drafts.append(draft)
     batch.timeline.append(draft)
 
@@ -369,5 +435,5 @@ def _invoice_data(draft: Draft) -> dict[str, object]:
         "total": draft.amount,
         "period_start": draft.period.start,
         "period_end": draft.period.end,
-        "billing_reason": "subscription_cycle",
+        "billing_reason": draft.reason,
     }

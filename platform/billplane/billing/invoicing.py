@@ -10,6 +10,13 @@ start) billed already *before* it takes numbers from the counter row. The unique
 ``uq_invoices_subscription_cycle`` stays the guard: should it still refuse a row, the statement
 fails and the tenant's transaction rolls back whole, numbers included; nothing is skipped silently.
 
+An invoice is keyed by (subscription, period start, billing reason): a boundary's are
+``subscription_cycle``, keyed by the period that starts there; a pause that ends at its
+``resume_at`` within a period bills the rest of that period (``subscription_update``, keyed by
+``resume_at``), which the same statement leaves out when such an invoice exists already. It has no
+unique index of its own: the subscription's lock, and its status written in the same statement
+(no longer ``paused``), keep a second run from drafting it.
+
 The events show each invoice as the API does, built from what was written (the statement returns
 only what PostgreSQL chose: ids, numbers, timestamps): ``invoice.created`` (the draft, no number)
 where the boundary happened, then ``invoice.finalized`` (and ``invoice.paid`` for an invoice of 0)
@@ -33,6 +40,8 @@ from billplane.invoices.schemas import InvoiceLine as InvoiceLineView
 from billplane.pricing import LineDraft, Period
 
 DAYS_UNTIL_DUE = InvoiceFinalize().days_until_due
+CYCLE = "subscription_cycle"  # a boundary's invoice
+UPDATE = "subscription_update"  # the rest of a period, billed when a pause ends at its resume_at
 OPEN = states.target("finalize", "draft")
 PAID = states.target("pay", OPEN)  # what finalizing an invoice of 0 leads to at once
 _SCALE = 12  # invoice_lines.unit_amount is numeric(38, 12)
@@ -55,9 +64,11 @@ _SUBSCRIPTION_COLUMNS = {
     "resume_at": "timestamptz",
 }
 _INVOICE_COLUMNS = {"customer": "bigint", "subscription": "bigint", "currency": "text", "total": "bigint"}
-_INVOICE_COLUMNS |= {"start": "timestamptz", "end": "timestamptz"}
+_INVOICE_COLUMNS |= {"start": "timestamptz", "end": "timestamptz", "reason": "text"}
 _LINE_COLUMNS = {
-    "subscription": "bigint",  # with "period", the line's invoice
+    # With "period", the line's invoice: a subscription's invoices of one run start at different
+    # times (a resumed period's rest at its resume_at, within the period a boundary ends).
+    "subscription": "bigint",
     "period": "timestamptz",
     "plan": "bigint",
     "description": "text",
@@ -94,9 +105,12 @@ def _statement() -> str:
         + ", ".join(f"{name} = u.{name}" for name in changed)
         + f", updated_at = now() FROM unnest({subscriptions}) AS u({', '.join(_SUBSCRIPTION_COLUMNS)}) "
         "WHERE s.id = u.id RETURNING 1), "
-        f"u AS (SELECT * FROM unnest({invoices}) WITH ORDINALITY AS u(c, s, cur, t, ps, pe, n) "
-        "WHERE NOT EXISTS (SELECT FROM invoices i WHERE i.subscription_id = u.s AND i.period_start = u.ps "
-        "AND i.billing_reason = 'subscription_cycle')), "
+        f"u AS (SELECT * FROM unnest({invoices}) WITH ORDINALITY AS u(c, s, cur, t, ps, pe, r, n) "
+        # A boundary's invoice is looked up by the partial unique index it has (the common path, as
+        # before); the rest of a resumed period's, by its reason.
+        f"WHERE CASE WHEN u.r = '{CYCLE}' THEN NOT EXISTS (SELECT FROM invoices i WHERE i.subscription_id = u.s "
+        f"AND i.period_start = u.ps AND i.billing_reason = '{CYCLE}') ELSE NOT EXISTS (SELECT FROM invoices i "
+        "WHERE i.subscription_id = u.s AND i.period_start = u.ps AND i.billing_reason = u.r) END), "
         # The counter row gives count(*) numbers at once, as InvoiceRepository.take_number gives one
         # (locked until the transaction ends; a rollback gives them back), in the drafts' order; ids
         # follow that order too (rows go in ORDER BY n).
@@ -107,9 +121,9 @@ def _statement() -> str:
         "period_start, period_end, billing_reason, finalized_at, due_at, paid_at) "
         "SELECT u.c, u.s, 'INV-' || (counter.first + row_number() OVER (ORDER BY u.n)), "
         f"CASE WHEN u.t = 0 THEN {paid}::text ELSE {open_}::text END, u.cur, u.t, u.t, u.ps, u.pe, "
-        f"'subscription_cycle', {now}::timestamptz, {due_at}::timestamptz, "
-        f"CASE WHEN u.t = 0 THEN {now}::timestamptz END "
-        "FROM u, counter ORDER BY u.n RETURNING id, subscription_id, period_start, number, created_at, updated_at), "
+        f"u.r, {now}::timestamptz, {due_at}::timestamptz, CASE WHEN u.t = 0 THEN {now}::timestamptz END "
+        "FROM u, counter ORDER BY u.n "
+        "RETURNING id, subscription_id, period_start, billing_reason, number, created_at, updated_at), "
         # Each line joins its invoice by (subscription, period start): a period billed already has none.
         "ln AS (INSERT INTO invoice_lines (invoice_id, plan_id, description, quantity, unit_amount, tier, amount, "
         "currency, period_start, period_end, proration) "
@@ -120,7 +134,8 @@ def _statement() -> str:
         "taken AS (UPDATE invoice_items AS it SET invoice_id = inv.id "
         f"FROM unnest({items}) AS x(id, s, ps) JOIN inv ON inv.subscription_id = x.s AND inv.period_start = x.ps "
         "WHERE it.id = x.id RETURNING 1) "
-        "SELECT inv.subscription_id::bigint, inv.period_start::timestamptz, inv.id::bigint, inv.number::text, "
+        "SELECT inv.subscription_id::bigint, inv.period_start::timestamptz, inv.billing_reason::text, "
+        "inv.id::bigint, inv.number::text, "
         "inv.created_at::timestamptz, inv.updated_at::timestamptz, l.ids::bigint[] "
         "FROM inv LEFT JOIN (SELECT invoice_id, array_agg(id ORDER BY id) AS ids FROM ln GROUP BY invoice_id) l "
         "ON l.invoice_id = inv.id"
@@ -162,6 +177,12 @@ class Draft:
     items: list[PendingItem]
     amount: int  # the invoice's total: its lines' and items' amounts
     invoice_id: int | None = None
+    reason: str = CYCLE  # its billing_reason, part of its key with the subscription and period start
+
+    @property
+    def key(self) -> tuple[int, datetime, str]:
+        """What tells it from the subscription's other invoices (as the statement looks them up)."""
+        return self.subscription_id, self.period.start, self.reason
 
     @property
     def all_lines(self) -> list[LineDraft | PendingItem]:
@@ -199,11 +220,11 @@ async def write_finalized(
     customer's invoices are finalized and due in the clock's time."""
     if not crossed:
         return []
-    firsts: dict[tuple[int, datetime], Draft] = {}
+    firsts: dict[tuple[int, datetime, str], Draft] = {}
     for draft in drafts:
-        # Only the first draft of a (subscription, period) is billed, as the unique index would have
-        # it (a canceled subscription's last usage after its period was billed in this run).
-        firsts.setdefault((draft.subscription_id, draft.period.start), draft)
+        # Only the first draft of a key is billed, as the unique index would have it (a canceled
+        # subscription's last usage after its period was billed in this run).
+        firsts.setdefault(draft.key, draft)
     billed = list(firsts.values())
     values: list[Any] = [[getattr(subscription, name) for subscription in crossed] for name in _SUBSCRIPTION_COLUMNS]
     values += [
@@ -213,6 +234,7 @@ async def write_finalized(
         [draft.amount for draft in billed],
         [draft.period.start for draft in billed],
         [draft.period.end for draft in billed],
+        [draft.reason for draft in billed],
     ]
     lines = [(draft, line) for draft in billed for line in draft.all_lines]
     values += [
@@ -237,10 +259,10 @@ async def write_finalized(
     ]
     due_at = now + timedelta(days=DAYS_UNTIL_DUE)
     values += [OPEN, PAID, now, due_at]
-    written = {(row[0], row[1]): row[2:] for row in await driver.fetch(_WRITE, *values)}
+    written = {(row[0], row[1], row[2]): row[3:] for row in await driver.fetch(_WRITE, *values)}
     invoices = []
     for draft in billed:
-        row = written.get((draft.subscription_id, draft.period.start))
+        row = written.get(draft.key)
         if row is None:
             continue  # billed already (an earlier run that crashed after its commit, a test clock)
         draft.invoice_id, number, created_at, updated_at, line_ids = row
@@ -261,7 +283,7 @@ async def write_finalized(
             finalized_at=now,
             paid_at=None if draft.amount else now,
             voided_at=None,
-            billing_reason="subscription_cycle",
+            billing_reason=draft.reason,
             attempt_count=0,
             next_payment_attempt_at=None,
             lines=[_line_view(line_id, line) for line_id, line in zip(line_ids or (), draft.all_lines, strict=True)],

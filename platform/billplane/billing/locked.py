@@ -29,6 +29,16 @@ from billplane.subscriptions.models import Subscription
 TURNING = ("trialing", "active", "past_due", "paused")
 
 
+def due_by(at: str) -> str:
+    """SQL: subscription ``s`` (a turning one) has something due by ``at``: its period ended, or it
+    is paused until a ``resume_at`` that has come (``cycle``: it resumes then)."""
+    return f"(s.current_period_end <= {at} OR (s.status = 'paused' AND s.resume_at <= {at}))"
+
+
+# SQL: the first moment something of subscription ``s`` is due (its resume_at first, when paused).
+FIRST_DUE = "least(s.current_period_end, CASE WHEN s.status = 'paused' THEN s.resume_at END)"
+
+
 @dataclass(slots=True)
 class LockedSubscription:
     """A subscription row under the model's attribute names (``metadata_`` for ``metadata``)."""
@@ -127,7 +137,7 @@ def _lock_sql(*, by_clock: bool) -> str:
         "THEN m.is_default AND m.provider_account_id = a.id ELSE m.id = s.payment_method_id END "
         "ORDER BY m.id DESC LIMIT 1) m ON true "
         f"WHERE {chosen} AND s.status IN {TURNING!r} "
-        "AND s.current_period_end <= coalesce($3::timestamptz, now()) "
+        f"AND {due_by('coalesce($3::timestamptz, now())')} "
         "AND (s.provider IS NULL OR s.provider <> ALL($4::text[])) "
         "ORDER BY s.id FOR UPDATE OF s"
     )
@@ -147,11 +157,12 @@ async def lock_due(
     clock_id: int | None = None,
     until: datetime | None = None,
 ) -> Locked | None:
-    """The subscriptions still due at ``until`` (None: the transaction's now()), locked, in id
-    order: among ``ids``, skipping those another run holds; or every one of the customers on test
-    clock ``clock_id``. Those a provider that bills its own holds (``provider_billed``) are left to
-    it. ``defaults``: whether invoices without an account of their own go through the tenant's
-    default account (False in a process that calls no provider). None when nothing is due.
+    """The subscriptions still due at ``until`` (None: the transaction's now()), whose period ended
+    or whose pause reached its ``resume_at``, locked, in id order: among ``ids``, skipping those
+    another run holds; or every one of the customers on test clock ``clock_id``. Those a provider
+    that bills its own holds (``provider_billed``) are left to it. ``defaults``: whether invoices
+    without an account of their own go through the tenant's default account (False in a process
+    that calls no provider). None when nothing is due.
 
     Sent on the session's driver, which begins the session's transaction if nothing has yet
     (``begin_on_driver``)."""

@@ -1,4 +1,5 @@
-"""The billing run: every subscription whose period ended, in every active tenant, moved on.
+"""The billing run: every subscription whose period ended, or whose pause reached its ``resume_at``,
+in every active tenant, moved on.
 
 One read per batch of tenant schemas finds the due subscriptions (as the sync sweep finds due
 rows); each tenant's are then advanced together in one transaction of that tenant, locked with
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from billplane.billing.announcing import Announcer
-from billplane.billing.locked import TURNING, lock_due
+from billplane.billing.locked import FIRST_DUE, TURNING, due_by, lock_due
 from billplane.billing.tenant_batch import bill_locked
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
@@ -97,9 +98,9 @@ class BillingRun:
             return (
                 f"(SELECT '{schema}' AS s, array_agg(d.id) FROM (SELECT s.id FROM {name}.subscriptions s "
                 f"JOIN {name}.customers c ON c.id = s.customer_id WHERE s.status IN {TURNING!r} "
-                "AND s.current_period_end <= now() AND c.test_clock_id IS NULL "
+                f"AND {due_by('now()')} AND c.test_clock_id IS NULL "
                 "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
-                f"ORDER BY s.current_period_end LIMIT {_PER_TENANT}) d HAVING count(*) > 0)"
+                f"ORDER BY {FIRST_DUE} LIMIT {_PER_TENANT}) d HAVING count(*) > 0)"
             )
 
         # Schemas at tenant_0005 or later (test clocks exist); older ones are not migrated yet.

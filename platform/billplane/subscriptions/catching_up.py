@@ -1,7 +1,9 @@
 """A subscription whose period has ended, billed up to now before a request changes it.
 
 The billing run moves subscriptions across their period ends every minute (longer when the worker
-is down), so a request can find one whose period ended and that no run has billed yet. Changed as
+is down), and resumes paused ones whose ``resume_at`` has come (billing the rest of their period
+when the pause spanned its start, ``billing.cycle``), so a request can find one whose period ended,
+or whose pause is over, that no run has billed yet. Changed as
 it stands (canceled now, repriced, paused), its ended period would never be billed: the run only
 moves subscriptions that still turn over, and a proration would be computed against a period that
 is over. So every change first bills the due boundaries exactly as the run would, by the run's own
@@ -42,8 +44,13 @@ class CatchUp:
 
 
 def due(subscription: Subscription, now: datetime) -> bool:
-    end = subscription.current_period_end
-    return end is not None and end <= now
+    """Whether the billing run has something of ``subscription`` to do by ``now`` (``lock_due``
+    decides: this only spares the lock when nothing is): its period ended, or its pause reached its
+    ``resume_at``."""
+    end, resume_at = subscription.current_period_end, subscription.resume_at
+    if end is not None and end <= now:
+        return True
+    return subscription.status == "paused" and resume_at is not None and resume_at <= now
 
 
 async def caught_up(
