@@ -65,6 +65,9 @@ class LockedSubscription:
     ended_at: datetime | None
     pending_plan_id: int | None
     pending_quantity: int | None
+    billed_plan_id: int | None
+    billed_quantity: int | None
+    billed_period_start: datetime | None
     sync_status: str
     last_sync_error: str | None
     synced_at: datetime | None

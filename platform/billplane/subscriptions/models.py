@@ -13,6 +13,7 @@ from billplane.sync.columns import SyncStateMixin
 
 _ADDED_BY_0004 = 20  # after tenant_0003's sync columns, as the migration appends them
 _ADDED_BY_0005 = 30
+_ADDED_BY_0012 = 40  # after the sync and timestamp columns
 
 # incomplete_expired: left incomplete (an approval that never came) past the expiry window.
 SUBSCRIPTION_STATUSES = (
@@ -66,6 +67,12 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     # A change chosen to take effect at the period's end (proration at_period_end).
     pending_plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"), sort_order=_ADDED_BY_0005)
     pending_quantity: Mapped[int | None] = mapped_column(Integer, sort_order=_ADDED_BY_0005)
+    # What the current period was billed at, when a change without proration left the plan or the
+    # quantity different: a later proration credits the unused time of what was paid. Stale (read
+    # as the plan and quantity themselves) once billed_period_start is not the period's start.
+    billed_plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"), sort_order=_ADDED_BY_0012)
+    billed_quantity: Mapped[int | None] = mapped_column(Integer, sort_order=_ADDED_BY_0012)
+    billed_period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
 
 
 class UsageRecord(IdMixin, TenantBase):

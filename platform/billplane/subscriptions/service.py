@@ -57,6 +57,7 @@ class _Change:
     quantity: int
     prorated: bool
     period: Period | None  # the current one (None: not set yet)
+    billed: tuple[Plan, int]  # what the period was billed at: a proration credits its unused time
 
 
 class SubscriptionService:
@@ -178,6 +179,7 @@ class SubscriptionService:
             else:
                 if change.prorated:
                     await self._add_prorations(subscription, change)
+                self._keep_billed(subscription, change)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.pending_plan_id = subscription.pending_quantity = None
                 # The provider is asked to prorate as billplane would (trials have nothing to prorate).
@@ -219,10 +221,34 @@ class SubscriptionService:
             and not self.mirror.bills_subscriptions(subscription.provider)
             and period is not None
         )
+        billed = await self._billed(subscription, current)
         if prorated and period is not None:
-            for plan in (current, new):
+            for plan in (billed[0], new):
                 change_rules.check_period_prorated(plan, period.start, period.end, data.proration)
-        return _Change(current, new, quantity, prorated, period)
+        return _Change(current, new, quantity, prorated, period, billed)
+
+    async def _billed(self, subscription: Subscription, current: Plan) -> tuple[Plan, int]:
+        """The plan and quantity the current period was billed at: those a change without
+        proration left behind in this period, else the subscription's own."""
+        plan_id, quantity = subscription.billed_plan_id, subscription.billed_quantity
+        if plan_id is None or quantity is None or subscription.billed_period_start != subscription.current_period_start:
+            return current, subscription.quantity
+        billed = current if plan_id == current.id else await self.repository.plan(plan_id)
+        return (current, subscription.quantity) if billed is None else (billed, quantity)
+
+    def _keep_billed(self, subscription: Subscription, change: _Change) -> None:
+        """Remember what the current period was billed at before a change that bills nothing now,
+        or forget it after one that billed the rest of the period at the new plan and quantity."""
+        if change.prorated:
+            subscription.billed_plan_id = subscription.billed_quantity = subscription.billed_period_start = None
+        elif (
+            change.period is not None
+            and subscription.status != "trialing"  # a trial's period billed nothing
+            and not self.mirror.bills_subscriptions(subscription.provider)
+            and subscription.billed_period_start != change.period.start  # the first such change of the period
+        ):
+            subscription.billed_plan_id, subscription.billed_quantity = change.billed[0].id, change.billed[1]
+            subscription.billed_period_start = change.period.start
 
     async def _check_amount(self, subscription: Subscription, plan_id: int, quantity: int, field: str) -> None:
         """A 422 naming ``field`` when a period of ``plan_id`` at ``quantity`` comes to more than an
@@ -247,12 +273,12 @@ class SubscriptionService:
         at = min(max(await self._now(subscription), period.start), period.end)
         try:
             return change_preview(
-                PlanPricing.of(change.current),
+                PlanPricing.of(change.billed[0]),
                 PlanPricing.of(change.new),
                 period,
                 at,
                 "create_prorations",
-                current_quantity=subscription.quantity,
+                current_quantity=change.billed[1],
                 new_quantity=change.quantity,
             ).lines
         except PricingError as exc:
@@ -286,18 +312,19 @@ class SubscriptionService:
         if current is None or start is None or end is None:
             raise ConflictError("the subscription has no current period to prorate")
         new, quantity = (current, subscription.quantity) if change is None else (change.new, change.quantity)
+        billed, billed_quantity = (current, subscription.quantity) if change is None else change.billed
         at = min(max(await self._now(subscription), start), end)
         proration = data.proration
         if proration != "at_period_end" and (change is None or not change.prorated):
             proration = "none"  # what the change writes: no prorations (nothing changes, or a trial)
         try:
             return preview(
-                PlanPricing.of(current),
+                PlanPricing.of(billed),
                 PlanPricing.of(new),
                 period=Period(start, end),
                 at=at,
                 proration=proration,
-                current_quantity=subscription.quantity,
+                current_quantity=billed_quantity,
                 new_quantity=quantity,
                 interval=(new.billing_interval, new.interval_count),
             )

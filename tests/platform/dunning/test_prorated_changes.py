@@ -68,3 +68,50 @@ async def test_a_preview_refuses_what_the_change_refuses(
     app.state.runtime.plugins = host
     theirs = await client.post(f"{url}/preview", json={"quantity": 1}, headers=setup.tenant.headers)
     assert theirs.status_code == 409, theirs.text  # its prorations are on the provider's invoices
+
+
+async def _items(runtime: Runtime, setup: Setup) -> list[tuple[int, int]]:
+    """The pending items as (quantity, amount), in the order they were written."""
+    found = await rows(runtime, setup.tenant, "SELECT quantity, amount FROM invoice_items ORDER BY id")
+    return [(row["quantity"], row["amount"]) for row in found]
+
+
+async def test_a_proration_after_a_change_without_one_credits_what_the_period_was_billed_at(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prbasis")
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    url = await _subscribed(client, setup, seats, quantity=1)  # one seat invoiced for the period
+    unbilled = await client.patch(url, json={"quantity": 10, "proration": "none"}, headers=setup.tenant.headers)
+    assert unbilled.status_code == 200, unbilled.text
+    previewed = await client.post(f"{url}/preview", json={"quantity": 1}, headers=setup.tenant.headers)
+    assert [line["quantity"] for line in previewed.json()["lines"]] == [1, 1]  # the seat paid for, not 10
+
+    back = await client.patch(url, json={"quantity": 1}, headers=setup.tenant.headers)
+
+    assert back.status_code == 200, back.text
+    [(_, credit), (_, charge)] = await _items(worker, setup)
+    assert credit + charge == 0  # one seat paid, one seat used: nothing owed either way
+    again = await client.patch(url, json={"quantity": 3}, headers=setup.tenant.headers)  # billed at 1 seat now
+    assert again.status_code == 200, again.text
+    assert [quantity for quantity, _ in await _items(worker, setup)] == [1, 1, 1, 3]
+
+
+async def test_seats_paid_for_and_given_up_without_proration_are_credited_by_a_later_one(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prpaid")
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    url = await _subscribed(client, setup, seats, quantity=10)  # ten seats invoiced for the period
+    for quantity in (1, 2):  # the first change without proration is what counts: ten were paid
+        unbilled = await client.patch(
+            url, json={"quantity": quantity, "proration": "none"}, headers=setup.tenant.headers
+        )
+        assert unbilled.status_code == 200, unbilled.text
+
+    up = await client.patch(url, json={"quantity": 5}, headers=setup.tenant.headers)
+
+    assert up.status_code == 200, up.text
+    [(paid, credit), (used, charge)] = await _items(worker, setup)
+    assert (paid, used) == (10, 5)
+    assert credit + charge < 0  # five of the ten seats paid for are not used: a credit, not a charge
