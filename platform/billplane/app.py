@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import fields
 from importlib.metadata import version
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from billplane.api.auth import KeyCache, provide_principal
-from billplane.api.problems import EXCEPTION_HANDLERS
+from billplane.api.problems import EXCEPTION_HANDLERS, document_problems
 from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
 from billplane.billing.routes import ROUTES as BILLING_ROUTES
@@ -62,9 +64,30 @@ def tenant_routes() -> list[ControllerRouterHandler]:
     ]
 
 
+class ProblemDocumentedOpenAPI(OpenAPI):
+    """The app's OpenAPI document, rendered with its errors as the API sends them.
+
+    Litestar describes a 400 of its own shape on every operation that takes input and nothing else,
+    and marks every request body required; routes cannot say otherwise but one by one. The rendered
+    document (what `/schema/openapi.json` serves and the docs are built from) is completed here
+    instead: ``billplane.api.problems.document_problems``.
+    """
+
+    def to_schema(self) -> dict[str, Any]:
+        return document_problems(super().to_schema())
+
+
+class BillplaneOpenAPIConfig(OpenAPIConfig):
+    """Litestar's config, building a ``ProblemDocumentedOpenAPI`` (its paths are added afterwards)."""
+
+    def to_openapi_schema(self) -> OpenAPI:
+        built = super().to_openapi_schema()
+        return ProblemDocumentedOpenAPI(**{field.name: getattr(built, field.name) for field in fields(built)})
+
+
 def openapi_config() -> OpenAPIConfig:
     bearer = "Authorization: Bearer <key>"
-    return OpenAPIConfig(
+    return BillplaneOpenAPIConfig(
         title="billplane",
         version=version("billplane"),
         description="Multi-tenant billing platform. Tenant routes take a tenant API key; /v1/admin the operator key.",

@@ -21,6 +21,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from billplane.api import scopes
+from billplane.api.strict_json import refuse_bad_parameters
 from billplane.ratelimit import RateLimits
 from billplane.runtime import Runtime
 from billplane_tenants import KeyPrincipal
@@ -134,5 +135,8 @@ def principal_of(request: Request[Any, Any, Any]) -> KeyPrincipal:
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> KeyPrincipal:
-    """The `principal` dependency: see ``authenticate``."""
-    return await authenticate(request)
+    """The `principal` dependency: see ``authenticate``. A route that takes nothing else (``/v1/tenant``)
+    refuses unknown query parameters and NUL characters here, as the session dependencies do."""
+    principal = await authenticate(request)
+    refuse_bad_parameters(request)
+    return principal

@@ -4,7 +4,9 @@ Litestar closes these generators before the response is sent, throwing in any ex
 handler raised, so the request commits once on success and rolls back on any error. A GET route
 marked ``opt=READ_ONE`` runs its one SELECT outside a transaction instead (nothing to commit). They also
 apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction, and refuse
-JSON floats and NUL characters (billplane.api.strict_json) once the caller is authenticated.
+JSON floats, NUL characters, unknown query parameters and unwanted or missing bodies
+(billplane.api.strict_json) once the caller is authenticated. Every tenant route authenticates
+through one of these or ``billplane.api.auth.provide_principal``, which refuse them alike.
 
 Tenant requests take a pooled connection in the order they asked: ``connection_gate`` (the app's
 ``asyncio.Semaphore`` the size of the pool, first come first served) admits them before the pool
@@ -23,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import authenticate, runtime_of
 from billplane.api.responses import CAPTURE_STATE_KEY
-from billplane.api.strict_json import refuse_bad_input, refuse_bad_parameters
+from billplane.api.strict_json import refuse_bad_input, refuse_bad_parameters, refuse_body_mismatch
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
 from billplane_tenants.database import RowReader
@@ -54,6 +56,7 @@ async def provide_control_session(request: Request[Any, Any, Any]) -> AsyncGener
     await refuse_bad_input(request)
     async with runtime_of(request).database.control_session() as session:
         pending = await store.begin(session, AdminIdempotencyKey, ADMIN_SCOPE, request, runtime_of(request).sealer)
+        await refuse_body_mismatch(request)
         yield session
         await _store_first_response(request, session, AdminIdempotencyKey, pending)
 
@@ -72,6 +75,7 @@ async def provide_tenant_session(request: Request[Any, Any, Any]) -> AsyncGenera
     await refuse_bad_input(request)
     async with gate, database.tenant_session(principal.schema_name) as session:
         pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
+        await refuse_body_mismatch(request)
         yield session
         await _store_first_response(request, session, IdempotencyKey, pending)
 
@@ -81,7 +85,8 @@ async def provide_tenant_rows(request: Request[Any, Any, Any]) -> RowReader:
 
     For GETs that run one ``TenantSelect`` (``billplane_tenants.database.RowReader``). A plain
     function, not a generator: the connection is taken and given back inside each statement, behind
-    the same first-come, first-served gate as sessions.
+    the same first-come, first-served gate as sessions. Refuses what no GET may carry, as sessions do.
     """
     principal = await authenticate(request)
+    refuse_bad_parameters(request)
     return runtime_of(request).database.rows(principal.schema_name, request.app.state.connection_gate)

@@ -17,6 +17,18 @@ msgspec's strict mode; a value only the lax mode accepts is a 422 naming its pat
 accepts is left to Litestar, which reports it as before.
 
 A body that is not JSON at all is a 400, also on routes that take no body.
+
+No body where the route needs one: a 422 saying so, on ``$`` (Litestar would report its own
+parameter's name, ``'data'``). A body whose fields are all optional is taken as ``X | None = None``
+in the handler: left out, or ``null``, it is the defaults.
+
+No body where the route takes none: an unknown field is a 422 wherever it is sent, so each field of
+an object body is named (``$`` for a body that is not an object). Nothing, ``{}`` and ``null`` say
+nothing and are let through.
+
+These last two (``refuse_body_mismatch``) come after the Idempotency-Key check, where Litestar
+finds a body's missing and unknown fields on the other routes; the request's transaction, rolled
+back, keeps nothing of it.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.exceptions import ClientException, SerializationException
+from litestar.typing import FieldDefinition
 
 from billplane.api.problems import FieldErrors, InvalidFieldError
 
@@ -36,6 +49,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _RESERVED = frozenset({"request", "socket", "state", "scope", "headers", "cookies", "query", "data", "body"})
 _FLOAT = "a JSON float is never accepted: send an integer (or a decimal string where one is taken)"
 _NUL = "the NUL character (U+0000) cannot be stored"
+_BODY_REQUIRED = "a JSON body is required"
+_NO_BODY = "this route takes no body"
 
 
 def refuse_bad_parameters(request: Request[Any, Any, Any]) -> None:
@@ -77,9 +92,52 @@ async def refuse_bad_input(request: Request[Any, Any, Any]) -> None:
     _refuse_coercion(request, await request.body())
 
 
+async def refuse_body_mismatch(request: Request[Any, Any, Any]) -> None:
+    """A 422 for a missing body the route needs (on ``$``), or for a body sent to a route that takes
+    none (each field, or ``$``). Called after ``refuse_bad_input`` and after the Idempotency-Key is
+    checked, where Litestar finds a body's unknown fields: a key reused with another body is refused
+    for that first, on every route alike."""
+    if request.method not in _BODY_METHODS:
+        return
+    data = _body_parameter(request.route_handler)
+    if not await request.body():
+        if data is not None and not (data.is_optional or data.has_default):
+            raise InvalidFieldError("$", _BODY_REQUIRED)
+    elif data is None:
+        _refuse_any_body(await request.json())
+
+
+@functools.cache
+def _body_parameter(handler: Any) -> FieldDefinition | None:
+    """The route's body (``data``, the handler's or a dependency's, as Litestar looks for it), or
+    None for a route that takes no body. A handler reading the raw ``body`` counts as taking one."""
+    for signature in (
+        handler.parsed_fn_signature,
+        *(d.parsed_fn_signature for d in handler.resolve_dependencies().values()),
+    ):
+        for name in ("data", "body"):
+            if name in signature.parameters:
+                parameter: FieldDefinition = signature.parameters[name]
+                return parameter
+    return None
+
+
+def _refuse_any_body(body: object) -> None:
+    """A 422 for a body sent to a route that takes none: each field of an object, or ``$``."""
+    if body is None or body == {}:
+        return
+    errors = FieldErrors()
+    if isinstance(body, dict):
+        for key in body:
+            errors.add(str(key).replace("\x00", "\\u0000"), _NO_BODY)
+    else:
+        errors.add("$", _NO_BODY)
+    errors.raise_any()
+
+
 def _refuse_coercion(request: Request[Any, Any, Any], body: bytes) -> None:
-    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
-    if parameter is None:
+    parameter = _body_parameter(request.route_handler)
+    if parameter is None or parameter.name != "data":
         return
     strict, lax = _decoders(parameter.annotation)
     try:

@@ -26,9 +26,6 @@ SECURITY = {
     "apiKey": "tenant API key (`Authorization: Bearer <key>`)",
     "adminKey": "operator key (`Authorization: Bearer $BILLPLANE_ADMIN_KEY`)",
 }
-# Litestar documents a 400 of its own shape on every route; billplane's errors are problem details,
-# described once on the conventions page rather than as a wrong schema on every operation.
-_ERROR = re.compile(r"^[45]\d\d$")
 
 
 @dataclass(frozen=True)
@@ -158,9 +155,10 @@ def _security(spec: Schema, document: Schema) -> str:
 
 def _request_body(body: Schema) -> list[str]:
     lines = []
+    optional = "" if body.get("required", False) else ", optional: left out, the defaults"
     for media_type, content in (body.get("content") or {}).items():
         schema = content.get("schema") or {}
-        lines += [f"**Request body** (`{media_type}`): {type_text(schema)}", ""]
+        lines += [f"**Request body** (`{media_type}`{optional}): {type_text(schema)}", ""]
         examples = schema.get("examples") or []
         if examples:
             lines += ["```json", json.dumps(examples[0], indent=2), "```", ""]
@@ -168,17 +166,14 @@ def _request_body(body: Schema) -> list[str]:
 
 
 def _responses(responses: Schema) -> list[str]:
+    # Errors included: the document describes each as the problem details the API sends
+    # (billplane.api.problems.document_problems).
     lines = ["| status | meaning | body |", "| --- | --- | --- |"]
-    errors = []
     for status, response in sorted(responses.items()):
-        if _ERROR.match(status):
-            errors.append(status)
-            continue
         content = response.get("content") or {}
         bodies = [f"{type_text(media.get('schema') or {})} (`{kind}`)" for kind, media in content.items()]
         lines.append(f"| {status} | {_cell(response.get('description', ''))} | {_cell(', '.join(bodies) or 'none')} |")
-    shown = f" ({', '.join(errors)} and the others listed there)" if errors else ""
-    return [*lines, "", f"Errors are [problem details]({CONVENTIONS}#errors){shown}.", ""]
+    return [*lines, "", f"Errors are [problem details]({CONVENTIONS}#errors), described there.", ""]
 
 
 def _schemas_page(document: Schema) -> str:

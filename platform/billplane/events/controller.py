@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
@@ -21,6 +21,7 @@ from billplane.events.repository import EventFilters
 from billplane.events.schemas import (
     Event,
     ReplayBody,
+    ReplayRequest,
     ReplayResult,
     WebhookDelivery,
     WebhookEndpoint,
@@ -31,6 +32,9 @@ from billplane.events.schemas import (
 from billplane.events.service import EndpointService, EventService
 from billplane.events.vault import EndpointVault
 
+# The replay's only field is optional: the body may be left out (or null), as for an invoice's
+# finalize. The same example as the schema's body, on an optional body.
+OptionalReplayBody = Annotated[ReplayRequest | None, get_args(ReplayBody)[1]]
 # Tests and embedders put their own WebhookOptions here (app.state); else the environment's.
 OPTIONS_STATE_KEY = "webhook_options"
 
@@ -146,14 +150,14 @@ class WebhookEndpointController(Controller):
 
     @post("/{endpoint_id:int}/replay", operation_id="replayWebhookEndpoint", status_code=202)
     async def replay(
-        self, endpoint_id: FromPath[int], data: ReplayBody, endpoints: NamedDependency[EndpointService]
+        self, endpoint_id: FromPath[int], endpoints: NamedDependency[EndpointService], data: OptionalReplayBody = None
     ) -> ReplayResult:
-        """Send the endpoint again every event since `since` (default: the last 24 hours; at most
-        30 days ago, 422 otherwise) that it subscribes to, in order, with the same `webhook-id` as
-        before, so a receiver that saw one already can skip it. An event waiting for its turn is
+        """Send the endpoint again every event since `since` (default, or without a body: the last
+        24 hours; at most 30 days ago, 422 otherwise) that it subscribes to, in order, with the same
+        `webhook-id` as before, so a receiver that saw one already can skip it. An event waiting for its turn is
         not queued twice; one in flight or waiting for a retry is, behind the older events of its
         object. 409 while the endpoint is disabled: enable it first."""
-        return ReplayResult(queued=await endpoints.replay(endpoint_id, data.since))
+        return ReplayResult(queued=await endpoints.replay(endpoint_id, data.since if data else None))
 
     @get("/{endpoint_id:int}/deliveries", operation_id="listWebhookDeliveries")
     async def list_deliveries(

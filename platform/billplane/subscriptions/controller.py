@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
@@ -16,14 +16,21 @@ from billplane.subscriptions.preview import InvoicePreview
 from billplane.subscriptions.repository import SubscriptionFilters
 from billplane.subscriptions.schemas import (
     Subscription,
+    SubscriptionCancel,
     SubscriptionCancelBody,
     SubscriptionCreateBody,
+    SubscriptionPause,
     SubscriptionPauseBody,
     SubscriptionUpdateBody,
 )
 from billplane.subscriptions.service import SubscriptionService
 from billplane.sync.dependencies import sync_service_for
 from billplane_tenants import KeyPrincipal
+
+# Bodies whose every field is optional may be left out (or null): the defaults, as for finalize and
+# pay. The same example as the schema's body, on an optional body.
+CancelBody = Annotated[SubscriptionCancel | None, get_args(SubscriptionCancelBody)[1]]
+PauseBody = Annotated[SubscriptionPause | None, get_args(SubscriptionPauseBody)[1]]
 
 
 async def provide_subscription_service(
@@ -89,28 +96,28 @@ class SubscriptionController(Controller):
     async def cancel_subscription(
         self,
         subscription_id: FromPath[int],
-        data: SubscriptionCancelBody,
         subscriptions: NamedDependency[SubscriptionService],
+        data: CancelBody = None,
     ) -> Subscription:
         """Cancel now (`canceled`), or at the end of the current period (`cancel_at_period_end`).
 
-        409 for a subscription already canceled or expired.
+        Without a body: now, with nothing more invoiced. 409 for a subscription already canceled or expired.
         """
-        return Subscription.of(await subscriptions.cancel(subscription_id, data))
+        return Subscription.of(await subscriptions.cancel(subscription_id, data or SubscriptionCancel()))
 
     @post("/{subscription_id:int}/pause", operation_id="pauseSubscription", status_code=200)
     async def pause_subscription(
         self,
         subscription_id: FromPath[int],
-        data: SubscriptionPauseBody,
         subscriptions: NamedDependency[SubscriptionService],
+        data: PauseBody = None,
     ) -> Subscription:
-        """Pause billing (`paused`), until `resume_at` or until resumed.
+        """Pause billing (`paused`), until `resume_at` or until resumed (without a body: until resumed).
 
         Trialing, active and past_due subscriptions pause (409 otherwise, and for a provider
         account that cannot pause).
         """
-        return Subscription.of(await subscriptions.pause(subscription_id, data))
+        return Subscription.of(await subscriptions.pause(subscription_id, data or SubscriptionPause()))
 
     @post("/{subscription_id:int}/resume", operation_id="resumeSubscription", status_code=200)
     async def resume_subscription(
