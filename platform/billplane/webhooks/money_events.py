@@ -230,6 +230,8 @@ async def _overruling(events: EventRepository, refund: Refund, result: RefundRes
 async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:
     if result.provider_payment_id is None or result.amount is None or result.amount <= 0:
         return "ignored", "an unknown refund without its payment and amount"
+    if result.currency is not None and not is_currency(result.currency):  # None: its payment's
+        return "ignored", f"the refund's currency {result.currency!r} is not an ISO 4217 code"
     payment = await events.payment(row.provider_account_id, result.provider_payment_id)
     if payment is None:
         return "ignored", "the refunded payment is unknown at this account"
