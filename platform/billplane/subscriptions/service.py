@@ -245,8 +245,8 @@ class SubscriptionService:
             change.period is not None
             and subscription.status != "trialing"  # a trial's period billed nothing
             and not self.mirror.bills_subscriptions(subscription.provider)
-            and subscription.billed_period_start != change.period.start  # the first such change of the period
         ):
+            # After an earlier change of the period, change.billed is what that one kept: kept again.
             subscription.billed_plan_id, subscription.billed_quantity = change.billed[0].id, change.billed[1]
             subscription.billed_period_start = change.period.start
 
