@@ -108,16 +108,21 @@ async def test_objects_billplane_does_not_know_are_stored_acknowledged_and_repor
     assert applied.json()["data"] == []
 
 
+async def paid_at_provider(runtime: Runtime, tenant: CreatedTenant, account: int) -> None:
+    """The tenant's customer paid 1000 USD at the provider: payment ``pi_7``, succeeded."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        await insert(
+            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
+            provider="fake", provider_account_id=account, provider_payment_id="pi_7",
+        )  # fmt: skip
+
+
 async def test_refunds_made_at_the_provider_are_recorded_up_to_the_amount_paid(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
     tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 603)
-    async with worker.database.tenant_session(tenant.schema) as session:
-        customer = await session.scalar(text("SELECT id FROM customers"))
-        await insert(
-            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
-            provider="fake", provider_account_id=account.id, provider_payment_id="pi_7",
-        )  # fmt: skip
+    await paid_at_provider(worker, tenant, account.id)
 
     def refund(refund_id: str, amount: int) -> dict[str, Any]:
         body = {"provider_refund_id": refund_id, "status": "succeeded", "provider_payment_id": "pi_7"}

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
-
 from billplane.runtime import Runtime
-from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import StaticAccounts, drain
-from tests.platform.test_provider_billing_events import rows
+from tests.platform.test_provider_billing_events import paid_at_provider, rows
 from tests.platform.test_webhooks import T0, Client, deliver, event, stored, tenant_with_subscription
 
 
@@ -24,12 +21,7 @@ async def test_a_refund_in_no_iso_currency_is_ignored_and_the_events_after_it_ar
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
     tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 610)
-    async with worker.database.tenant_session(tenant.schema) as session:
-        customer = await session.scalar(text("SELECT id FROM customers"))
-        await insert(
-            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
-            provider="fake", provider_account_id=account.id, provider_payment_id="pi_7",
-        )  # fmt: skip
+    await paid_at_provider(worker, tenant, account.id)
 
     bad = event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 400, "usd"))
     good = event("evt_2", "refund.updated", "re_2", T0, **_refund("re_2", 300, "USD"))

@@ -38,6 +38,7 @@ from tests.platform.dunning.helpers import (
     subscribe,
     subscription_status,
 )
+from tests.platform.dunning.test_dunning import _retry_now
 from tests.platform.invoices.helpers import event_types, rows
 from tests.platform.sync_fakes import drain
 
@@ -74,16 +75,6 @@ async def _two_failing(
         assert invoice["next_payment_attempt_at"] is not None
     assert await subscription_status(worker, setup, subscription) == "past_due"
     return setup, subscription, first["id"], second["id"]
-
-
-async def _retry_now(worker: Runtime, setup: Setup, invoice: int) -> None:
-    """Time passes until the invoice's retry is due; the dunning run charges it (declined)."""
-    await execute(
-        worker, setup.tenant,
-        "UPDATE invoices SET next_payment_attempt_at = now() - interval '1 minute' WHERE id = :id", id=invoice,
-    )  # fmt: skip
-    await DunningRun(worker.database, worker.jobs, worker.accounts).run()
-    await drain(worker)
 
 
 async def _payments(worker: Runtime, setup: Setup) -> int:
