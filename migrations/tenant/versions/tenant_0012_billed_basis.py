@@ -1,5 +1,6 @@
 """billed basis: the plan and quantity a subscription's current period was billed at, when a
-change without proration made them differ, so that a later proration credits what was paid
+change without proration made them differ, so that a later proration credits what was paid; and
+when the plan or quantity last changed, the earliest a proration_date may be
 
 Revision ID: tenant_0012
 Revises: tenant_0011
@@ -23,6 +24,7 @@ def upgrade() -> None:
     op.add_column("subscriptions", sa.Column("billed_plan_id", sa.BigInteger(), nullable=True))
     op.add_column("subscriptions", sa.Column("billed_quantity", sa.Integer(), nullable=True))
     op.add_column("subscriptions", sa.Column("billed_period_start", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("subscriptions", sa.Column("plan_changed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_foreign_key(
         op.f("fk_subscriptions_billed_plan_id_plans"), "subscriptions", "plans", ["billed_plan_id"], ["id"]
     )
@@ -30,6 +32,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_constraint(op.f("fk_subscriptions_billed_plan_id_plans"), "subscriptions", type_="foreignkey")
+    op.drop_column("subscriptions", "plan_changed_at")
     op.drop_column("subscriptions", "billed_period_start")
     op.drop_column("subscriptions", "billed_quantity")
     op.drop_column("subscriptions", "billed_plan_id")

@@ -68,6 +68,7 @@ class LockedSubscription:
     billed_plan_id: int | None
     billed_quantity: int | None
     billed_period_start: datetime | None
+    plan_changed_at: datetime | None
     sync_status: str
     last_sync_error: str | None
     synced_at: datetime | None

@@ -73,6 +73,8 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     billed_plan_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("plans.id"), sort_order=_ADDED_BY_0012)
     billed_quantity: Mapped[int | None] = mapped_column(Integer, sort_order=_ADDED_BY_0012)
     billed_period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
+    # When a change last applied a plan or quantity at once: a proration_date may not go back past it.
+    plan_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
 
 
 class UsageRecord(IdMixin, TenantBase):

@@ -37,6 +37,9 @@ class SubscriptionUpdate(Patch):
     plan_id: Id | msgspec.UnsetType = msgspec.UNSET
     quantity: Quantity | msgspec.UnsetType = msgspec.UNSET
     proration: Proration = "create_prorations"
+    # Prorate as though the change were made then (the preview's effective_at, to apply what it
+    # showed): within the current period, not before its last change, not after now.
+    proration_date: datetime | msgspec.UnsetType = msgspec.UNSET
     metadata: Metadata | msgspec.UnsetType = msgspec.UNSET
 
 

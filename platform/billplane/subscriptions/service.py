@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +59,7 @@ class _Change:
     prorated: bool
     period: Period | None  # the current one (None: not set yet)
     billed: tuple[Plan, int]  # what the period was billed at: a proration credits its unused time
+    at: datetime  # when it prorates from: now, or the proration_date asked
 
 
 class SubscriptionService:
@@ -181,6 +183,7 @@ class SubscriptionService:
                     await self._add_prorations(subscription, change)
                 self._keep_billed(subscription, change)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
+                subscription.plan_changed_at = change.at
                 subscription.pending_plan_id = subscription.pending_quantity = None
                 # The provider is asked to prorate as billplane would (trials have nothing to prorate).
                 asked = data.proration == "create_prorations" and subscription.status != "trialing"
@@ -225,7 +228,33 @@ class SubscriptionService:
         if prorated and period is not None:
             for plan in (billed[0], new):
                 change_rules.check_period_prorated(plan, period.start, period.end, data.proration)
-        return _Change(current, new, quantity, prorated, period, billed)
+        return _Change(current, new, quantity, prorated, period, billed, await self._prorated_at(subscription, data))
+
+    async def _prorated_at(self, subscription: Subscription, data: SubscriptionUpdate) -> datetime:
+        """When a change prorates from: now, or the ``proration_date`` asked (Stripe's), so that a
+        PATCH applies exactly what its preview showed. Not after now (a proration of time to come
+        would be billed again by the next change), not before the period or its last change of
+        plan or quantity (that time was prorated at other prices already)."""
+        now = await self._now(subscription)
+        start, end = subscription.current_period_start, subscription.current_period_end
+        if start is not None and end is not None:
+            now = min(max(now, start), end)
+        asked = data.proration_date
+        if isinstance(asked, msgspec.UnsetType):
+            return now
+        if data.proration != "create_prorations":
+            raise InvalidFieldError("proration_date", "only a change made with create_prorations is prorated")
+        checked_time(asked, "proration_date")
+        earliest = now if start is None else start
+        if subscription.plan_changed_at is not None:
+            earliest = max(earliest, subscription.plan_changed_at)
+        if not earliest <= asked <= now:
+            raise InvalidFieldError(
+                "proration_date",
+                f"must fall between {earliest.isoformat()} (the period's start, or its last change of plan or "
+                f"quantity) and now ({now.isoformat()})",
+            )
+        return asked
 
     async def _billed(self, subscription: Subscription, current: Plan) -> tuple[Plan, int]:
         """The plan and quantity the current period was billed at: those a change without
@@ -264,25 +293,7 @@ class SubscriptionService:
     async def _add_prorations(self, subscription: Subscription, change: _Change) -> None:
         """Credit the unused time of the old plan and quantity and charge the rest of the period at
         the new ones, as pending invoice items: the next invoice takes them (docs/concepts/subscriptions.md)."""
-        self.repository.add_items(subscription, await self._prorations(subscription, change))
-
-    async def _prorations(self, subscription: Subscription, change: _Change) -> tuple[LineDraft, ...]:
-        period = change.period
-        if period is None:
-            return ()
-        at = min(max(await self._now(subscription), period.start), period.end)
-        try:
-            return change_preview(
-                PlanPricing.of(change.billed[0]),
-                PlanPricing.of(change.new),
-                period,
-                at,
-                "create_prorations",
-                current_quantity=change.billed[1],
-                new_quantity=change.quantity,
-            ).lines
-        except PricingError as exc:
-            raise InvalidFieldError("plan_id", str(exc)) from exc
+        self.repository.add_items(subscription, _proration_lines(change))
 
     async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
         """What ``update`` with ``data`` would bill, computed the same way; nothing is written. A
@@ -313,7 +324,7 @@ class SubscriptionService:
             raise ConflictError("the subscription has no current period to prorate")
         new, quantity = (current, subscription.quantity) if change is None else (change.new, change.quantity)
         billed, billed_quantity = (current, subscription.quantity) if change is None else change.billed
-        at = min(max(await self._now(subscription), start), end)
+        at = change.at if change is not None else min(max(await self._now(subscription), start), end)
         proration = data.proration
         if proration != "at_period_end" and (change is None or not change.prorated):
             proration = "none"  # what the change writes: no prorations (nothing changes, or a trial)
@@ -463,3 +474,23 @@ class SubscriptionService:
         await self.session.refresh(subscription)  # timestamps the database set
         await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
         return subscription
+
+
+def _proration_lines(change: _Change) -> tuple[LineDraft, ...]:
+    """The credit for the unused time of what the period was billed at and the charge for the rest of
+    it at the new plan and quantity, from when the change prorates."""
+    period = change.period
+    if period is None:
+        return ()
+    try:
+        return change_preview(
+            PlanPricing.of(change.billed[0]),
+            PlanPricing.of(change.new),
+            period,
+            change.at,
+            "create_prorations",
+            current_quantity=change.billed[1],
+            new_quantity=change.quantity,
+        ).lines
+    except PricingError as exc:
+        raise InvalidFieldError("plan_id", str(exc)) from exc

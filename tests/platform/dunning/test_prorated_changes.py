@@ -115,3 +115,47 @@ async def test_seats_paid_for_and_given_up_without_proration_are_credited_by_a_l
     [(paid, credit), (used, charge)] = await _items(worker, setup)
     assert (paid, used) == (10, 5)
     assert credit + charge < 0  # five of the ten seats paid for are not used: a credit, not a charge
+
+
+async def test_a_change_applies_what_its_preview_showed_when_sent_its_proration_date(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prdate")
+    dear = await another_plan(client, setup, pricing_model="per_seat", amount=MAX_AMOUNT // 1000)  # moves each ms
+    url = await _subscribed(client, setup, dear)
+    previewed = (await client.post(f"{url}/preview", json={"quantity": 2}, headers=setup.tenant.headers)).json()
+    at = previewed["effective_at"]
+
+    changed = await client.patch(url, json={"quantity": 2, "proration_date": at}, headers=setup.tenant.headers)
+
+    assert changed.status_code == 200, changed.text
+    assert [amount for _, amount in await _items(worker, setup)] == [line["amount"] for line in previewed["lines"]]
+    starts = await rows(worker, setup.tenant, "SELECT period_start FROM invoice_items ORDER BY id")
+    assert {row["period_start"].isoformat().replace("+00:00", "Z") for row in starts} == {at}
+
+
+async def test_a_proration_date_outside_what_can_be_prorated_is_refused(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "prdatebad")
+    seats = await another_plan(client, setup, pricing_model="per_seat", amount=1000)
+    url = await _subscribed(client, setup, seats)
+    shown = (await client.get(url, headers=setup.tenant.headers)).json()
+    before_change = (await client.post(f"{url}/preview", json={"quantity": 2}, headers=setup.tenant.headers)).json()
+    assert (await client.patch(url, json={"quantity": 3}, headers=setup.tenant.headers)).status_code == 200
+    items = await _items(worker, setup)
+
+    cases = [
+        {"quantity": 2, "proration_date": "2999-01-01T00:00:00Z"},  # not yet
+        {"quantity": 2, "proration_date": "1999-01-01T00:00:00Z"},  # before the period
+        {"quantity": 2, "proration_date": before_change["effective_at"]},  # before its last change
+        {"quantity": 2, "proration_date": shown["current_period_start"], "proration": "none"},
+        {"quantity": 2, "proration_date": "2030-01-01T00:00:00"},  # no time zone
+    ]
+    for body in cases:
+        for path, method in ((url, client.patch), (f"{url}/preview", client.post)):
+            refused = await method(path, json=body, headers=setup.tenant.headers)
+            assert refused.status_code == 422, (body, refused.text)
+            assert [error["field"] for error in refused.json()["errors"]] == ["proration_date"], refused.text
+    assert await _items(worker, setup) == items
+    assert (await client.get(url, headers=setup.tenant.headers)).json()["quantity"] == 3
