@@ -1,6 +1,7 @@
 """billed basis: the plan and quantity a subscription's current period was billed at, when a
 change without proration made them differ, so that a later proration credits what was paid; and
-when the plan or quantity last changed, the earliest a proration_date may be
+when the plan or quantity last changed, the earliest a proration_date may be; and the billing
+cycle's anchor, whose day of the month a period that ended clamped (Jan 31, Feb 28) returns to
 
 Revision ID: tenant_0012
 Revises: tenant_0011
@@ -25,6 +26,7 @@ def upgrade() -> None:
     op.add_column("subscriptions", sa.Column("billed_quantity", sa.Integer(), nullable=True))
     op.add_column("subscriptions", sa.Column("billed_period_start", sa.DateTime(timezone=True), nullable=True))
     op.add_column("subscriptions", sa.Column("plan_changed_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("subscriptions", sa.Column("billing_cycle_anchor", sa.DateTime(timezone=True), nullable=True))
     op.create_foreign_key(
         op.f("fk_subscriptions_billed_plan_id_plans"), "subscriptions", "plans", ["billed_plan_id"], ["id"]
     )
@@ -32,6 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_constraint(op.f("fk_subscriptions_billed_plan_id_plans"), "subscriptions", type_="foreignkey")
+    op.drop_column("subscriptions", "billing_cycle_anchor")
     op.drop_column("subscriptions", "plan_changed_at")
     op.drop_column("subscriptions", "billed_period_start")
     op.drop_column("subscriptions", "billed_quantity")

@@ -46,7 +46,7 @@ from billplane.pricing import (
 from billplane.pricing.credits import attachable
 from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
-from billplane.subscriptions.periods import add_interval
+from billplane.subscriptions.periods import period_end
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
@@ -255,7 +255,9 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
             # Keyed, like every invoice a boundary issues, by the period that starts there (its lines
             # keep their own periods): the ended period's start is the key of the invoice its own
             # start issued, and an invoice keyed twice is not written.
-            after = add_interval(boundary, ended_plan.billing_interval, ended_plan.interval_count)
+            after = period_end(
+                boundary, ended_plan.billing_interval, ended_plan.interval_count, subscription.billing_cycle_anchor
+            )
             await _draft(batch, subscription, ended_plan, Period(boundary, after), lines=usage or [])
         return
     if was_paused and subscription.resume_at is not None and subscription.resume_at <= boundary:
@@ -269,7 +271,8 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     if subscription.status == "trialing" and subscription.trial_end is not None and subscription.trial_end <= boundary:
         subscription.status = "active"
     plan = await _plan(batch, subscription.plan_id)
-    following = Period(boundary, add_interval(boundary, plan.billing_interval, plan.interval_count))
+    anchor = subscription.billing_cycle_anchor
+    following = Period(boundary, period_end(boundary, plan.billing_interval, plan.interval_count, anchor))
     subscription.current_period_start, subscription.current_period_end = following.start, following.end
     if subscription.status == "paused":  # nothing billed in advance while paused
         if usage:  # but the ended period's usage, before the pause or during it, is owed

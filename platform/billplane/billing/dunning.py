@@ -161,7 +161,7 @@ async def _billing_resumes(session: AsyncSession, subscription: Subscription) ->
     now = await _now(session, subscription.customer_id)
     end = subscription.current_period_end
     if end is not None and end <= now:
-        subscription.current_period_end = now
+        subscription.current_period_end = subscription.billing_cycle_anchor = now  # a new cycle from now
 
 
 async def _final_action(session: AsyncSession, invoice: Invoice, subscription: Subscription) -> None:

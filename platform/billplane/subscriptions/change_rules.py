@@ -7,7 +7,8 @@ from datetime import datetime
 
 from billplane.api.problems import InvalidFieldError
 from billplane.catalog.models import Plan
-from billplane.subscriptions.periods import add_interval
+from billplane.pricing import Period
+from billplane.subscriptions.periods import period_end
 
 
 def check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
@@ -36,12 +37,14 @@ def check_same_period(current: Plan, new: Plan, proration: str) -> None:
         )
 
 
-def check_period_prorated(plan: Plan, start: datetime, end: datetime, proration: str) -> None:
+def check_period_prorated(plan: Plan, period: Period, anchor: datetime | None, proration: str) -> None:
     """A proration credits and charges shares of ``plan``'s price for one of its billing periods:
     refused when the current period is not one (a change made with ``none`` to a plan of another
     interval keeps the old period until it ends), as the share of a yearly price over a month is
     no price at all. Checked for the plan credited and the plan charged, quantity changes included."""
-    if proration == "create_prorations" and add_interval(start, plan.billing_interval, plan.interval_count) != end:
+    start, end = period.start, period.end
+    one = period_end(start, plan.billing_interval, plan.interval_count, anchor)
+    if proration == "create_prorations" and one != end:
         raise InvalidFieldError(
             "proration",
             f"the current period ({start.isoformat()} to {end.isoformat()}) is not one billing period of plan "

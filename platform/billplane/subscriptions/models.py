@@ -75,6 +75,10 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     billed_period_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
     # When a change last applied a plan or quantity at once: a proration_date may not go back past it.
     plan_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
+    # Where the billing cycle started (the first paid period's start): a monthly period that ended
+    # on a shorter month's last day returns to its day (Jan 31, Feb 28, Mar 31). None: older rows,
+    # whose periods count from the previous boundary, as they did.
+    billing_cycle_anchor: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
 
 
 class UsageRecord(IdMixin, TenantBase):

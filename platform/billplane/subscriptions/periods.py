@@ -1,4 +1,5 @@
-"""Billing period arithmetic: calendar intervals, with month ends clamped (Jan 31 + 1 month = Feb 28)."""
+"""Billing period arithmetic: calendar intervals, with month ends clamped (Jan 31 + 1 month = Feb 28),
+and a cycle that keeps its anchor's day (Feb 28 + 1 month = Mar 31 for a cycle anchored on the 31st)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,20 @@ def add_interval(start: datetime, interval: str, count: int) -> datetime:
     year, month = start.year + month_index // 12, month_index % 12 + 1
     day = min(start.day, calendar.monthrange(year, month)[1])
     return start.replace(year=year, month=month, day=day)
+
+
+def period_end(start: datetime, interval: str, count: int, anchor: datetime | None) -> datetime:
+    """The end of the period that starts at ``start``, in a billing cycle anchored at ``anchor``.
+
+    As Stripe's: a monthly or yearly cycle anchored on a day a shorter month lacks ends that month
+    on its last day (Jan 31, Feb 28), and the next period returns to the anchor's day (Mar 31), where
+    counting from the previous boundary would stay on the 28th for good. Only a ``start`` on its
+    month's last day, clamped from a later anchor day, is moved; any other start (no anchor, a day
+    or week interval, a cycle restarted elsewhere) counts from itself.
+    """
+    end = add_interval(start, interval, count)
+    if anchor is None or interval not in {"month", "year"}:
+        return end
+    if start.day != calendar.monthrange(start.year, start.month)[1] or anchor.day <= start.day:
+        return end
+    return end.replace(day=min(anchor.day, calendar.monthrange(end.year, end.month)[1]))

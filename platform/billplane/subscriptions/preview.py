@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 
 from billplane.pricing import LineDraft, Period, PlanPricing, change_preview, period_lines, total
-from billplane.subscriptions.periods import add_interval
+from billplane.subscriptions.periods import period_end
 
 
 class PreviewLine(msgspec.Struct, kw_only=True):
@@ -61,6 +61,7 @@ def preview(
     current_quantity: int,
     new_quantity: int,
     interval: tuple[str, int],
+    anchor: datetime | None = None,
 ) -> InvoicePreview:
     change = change_preview(
         current,
@@ -71,7 +72,7 @@ def preview(
         current_quantity=current_quantity,
         new_quantity=new_quantity,
     )
-    following = Period(period.end, add_interval(period.end, *interval))
+    following = Period(period.end, period_end(period.end, *interval, anchor))
     # Metered plans bill their usage in arrears: the next invoice's usage is not known yet.
     upcoming = [] if new.model == "metered" else period_lines(new, following, quantity=new_quantity)
     return InvoicePreview(

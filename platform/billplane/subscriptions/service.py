@@ -149,6 +149,7 @@ class SubscriptionService:
             trial_end=trial_end,
             current_period_start=now,
             current_period_end=trial_end or first.end,
+            billing_cycle_anchor=trial_end or now,  # the first paid period's start
             payment_method_id=data.payment_method_id,
             provider=provider,
             provider_account_id=account,
@@ -227,7 +228,7 @@ class SubscriptionService:
         billed = await self._billed(subscription, current)
         if prorated and period is not None:
             for plan in (billed[0], new):
-                change_rules.check_period_prorated(plan, period.start, period.end, data.proration)
+                change_rules.check_period_prorated(plan, period, subscription.billing_cycle_anchor, data.proration)
         return _Change(current, new, quantity, prorated, period, billed, await self._prorated_at(subscription, data))
 
     async def _prorated_at(self, subscription: Subscription, data: SubscriptionUpdate) -> datetime:
@@ -338,6 +339,7 @@ class SubscriptionService:
                 current_quantity=billed_quantity,
                 new_quantity=quantity,
                 interval=(new.billing_interval, new.interval_count),
+                anchor=subscription.billing_cycle_anchor,
             )
         except PricingError as exc:
             raise InvalidFieldError("plan_id", str(exc)) from exc
