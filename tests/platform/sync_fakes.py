@@ -45,6 +45,7 @@ from billplane.plugins import (
     hookimpl,
 )
 from billplane.plugins.host import PluginHost
+from billplane.provider_accounts.masking import secret_strings
 from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.sync.options import SyncOptions
 
@@ -305,6 +306,7 @@ class StaticAccounts:
             is_default=row.is_default,
             adapter=adapter,
             bills_subscriptions=self.host.get(row.provider).bills_subscriptions,
+            secrets=tuple(secret_strings({"api_key": "sk_test_fake"}, row.webhook_secret)),
         )
 
     async def account(self, account_id: int) -> ResolvedAccount | None:

@@ -100,3 +100,19 @@ async def test_a_plugin_failing_outside_the_contract_records_its_type_not_its_te
     assert KEY not in shown
     assert "RuntimeError" in caplog.text
     assert KEY not in caplog.text  # the traceback is kept in the log, and scrubbed there
+
+
+async def test_a_secret_too_short_for_the_logs_redactor_is_scrubbed_by_name(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake: FakeState
+) -> None:
+    short = "hush-42"  # under the 12 characters the process-wide redactor remembers, and of no key shape
+    tenant = await create_tenant(client, admin_headers, "syncshort")
+    body = good_body(credentials={"api_key": KEY}, webhook_secret=short)
+    assert (await client.post("/v1/provider-accounts", json=body, headers=tenant.headers)).status_code == 201
+    created = await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)
+    fake.failures.append(("permanent", f"signature made with {short} does not match"))
+
+    await drain(worker)
+
+    _, shown, stored = await _recorded(client, worker, tenant, int(created.json()["id"]))
+    assert shown == stored == "signature made with [redacted] does not match (fake_error)"

@@ -27,6 +27,9 @@ class ResolvedAccount:
     # ProviderPlugin.bills_subscriptions: the provider invoices the subscriptions mirrored here, so
     # their periods are the provider's; else billplane bills them and the periods are billplane's.
     bills_subscriptions: bool
+    # The account's own secret strings (credentials and webhook secrets, 4 characters and more):
+    # what a provider's error may echo, scrubbed from it by name before it is stored or logged.
+    secrets: tuple[str, ...] = ()
 
 
 class AccountSource(Protocol):

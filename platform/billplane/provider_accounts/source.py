@@ -91,4 +91,5 @@ class DatabaseAccountSource:
             is_default=account.is_default,
             adapter=adapter,
             bills_subscriptions=self._runtime.plugins.get(account.provider).bills_subscriptions,
+            secrets=tuple(secret_strings(opened.credentials, opened.webhook_secret, opened.previous_webhook_secret)),
         )

@@ -14,21 +14,24 @@ object's ``last_sync_error`` to any key that can read it) and logs. It holds no 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from billplane.observability.redaction import redact
 from billplane.plugins.errors import ProviderError, UnknownProviderError
+from billplane.provider_accounts.masking import redact as without
 from billplane.provider_accounts.vault import CredentialsUnavailableError
 
 # Exceptions whose text billplane writes itself, from no secret (the vault's reason is scrubbed already).
 _OWN_ERRORS = (CredentialsUnavailableError, UnknownProviderError)
 
 
-def provider_failure(exc: ProviderError) -> str:
-    """The provider's message and code, minus secrets."""
-    return redact(f"{exc.message} ({exc.code})" if exc.code else exc.message)
+def provider_failure(exc: ProviderError, secrets: Iterable[str] = ()) -> str:
+    """The provider's message and code, minus the account's ``secrets`` and every other secret."""
+    return redact(without(f"{exc.message} ({exc.code})" if exc.code else exc.message, secrets))
 
 
-def unexpected_failure(exc: Exception) -> str:
+def unexpected_failure(exc: Exception, secrets: Iterable[str] = ()) -> str:
     """An error outside the provider contract: its type, and its text only if billplane wrote it."""
     if isinstance(exc, _OWN_ERRORS):
-        return redact(f"{type(exc).__name__}: {exc}")
+        return redact(without(f"{type(exc).__name__}: {exc}", secrets))
     return f"{type(exc).__name__}: the attempt failed unexpectedly (the worker's log has the details)"

@@ -54,9 +54,10 @@ class OutboxPerformer:
 
     async def _attempt(self, ref: OutboxRef, row: OutboxEntry) -> str:
         provider = UNKNOWN_PROVIDER  # until the account is resolved
+        secrets: tuple[str, ...] = ()  # the account's, scrubbed from its errors by name
         try:
             account = await self._account(ref, row)
-            provider = account.provider
+            provider, secrets = account.provider, account.secrets
             await _operation(row.kind)(Attempt(ref=ref, row=row, account=account, database=self.database))
         except NotReadyError as exc:
             await self._later(ref, row, delay=self.options.not_ready_delay, error=str(exc), count=False)
@@ -66,14 +67,14 @@ class OutboxPerformer:
             await self._later(ref, row, delay=self.options.lease_seconds, error=str(exc), count=False)
             return "waiting"
         except RetryableProviderError as exc:
-            error = provider_failure(exc)  # scrubbed before it is stored or logged: the tenant's keys read it
+            error = provider_failure(exc, secrets)  # scrubbed before it is stored or logged: tenants' keys read it
             outcome = await self._retry_or_fail(ref, row, error, exc.retry_after)
         except ProviderError as exc:
-            error = provider_failure(exc)
+            error = provider_failure(exc, secrets)
             await self._fail(ref, row, error)
             outcome = "failed"
         except Exception as exc:  # a bug or a network error the adapter did not classify: retry, bounded
-            error = unexpected_failure(exc)  # its type, not its text (which may hold a credential)
+            error = unexpected_failure(exc, secrets)  # its type, not its text (which may hold a credential)
             # The traceback stays in the log: every record is scrubbed (billplane.observability.records).
             logger.exception("outbox row %s of %s raised %s; will retry", row.id, ref.schema, type(exc).__name__)
             outcome = await self._retry_or_fail(ref, row, error, None)
