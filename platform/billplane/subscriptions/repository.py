@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, func, select
 
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
@@ -65,6 +66,19 @@ class SubscriptionRepository(TenantRepository[Subscription]):
             Invoice.subscription_id == subscription_id, Invoice.provider_invoice_id.is_(None)
         )
         return bool(await self.session.scalar(select(exists(issued))))
+
+    async def rest_billed_from(self, subscription_id: int, period_start: datetime) -> datetime | None:
+        """When the current period (from ``period_start``) was billed from, if not from its start: a
+        pause that spanned the start billed nothing then, and its resume the rest of the period
+        (``subscription_update``, from the resume on: ``resume`` and the billing run's alike)."""
+        query = select(func.max(Invoice.period_start)).where(
+            Invoice.subscription_id == subscription_id,
+            Invoice.billing_reason == "subscription_update",
+            Invoice.provider_invoice_id.is_(None),
+            Invoice.period_start > period_start,
+        )
+        found: datetime | None = await self.session.scalar(query)
+        return found
 
     async def billing_currencies(self, customer_id: int, *, other_than: int | None = None) -> set[str]:
         """Currencies of the customer's live subscriptions (one customer is billed in one currency)."""

@@ -235,7 +235,8 @@ class SubscriptionService:
         """When a change prorates from: now, or the ``proration_date`` asked (Stripe's), so that a
         PATCH applies exactly what its preview showed. Not after now (a proration of time to come
         would be billed again by the next change), not before the period or its last change of
-        plan or quantity (that time was prorated at other prices already)."""
+        plan or quantity (that time was prorated at other prices already), nor before a resume that
+        billed the rest of the period (the time before it was never paid for)."""
         now = await self._now(subscription)
         start, end = subscription.current_period_start, subscription.current_period_end
         if start is not None and end is not None:
@@ -249,11 +250,14 @@ class SubscriptionService:
         earliest = now if start is None else start
         if subscription.plan_changed_at is not None:
             earliest = max(earliest, subscription.plan_changed_at)
+        if start is not None:
+            resumed = await self.repository.rest_billed_from(subscription.id, start)
+            earliest = earliest if resumed is None else max(earliest, resumed)
         if not earliest <= asked <= now:
             raise InvalidFieldError(
                 "proration_date",
-                f"must fall between {earliest.isoformat()} (the period's start, or its last change of plan or "
-                f"quantity) and now ({now.isoformat()})",
+                f"must fall between {earliest.isoformat()} (the period's start, its last change of plan or "
+                f"quantity, or the resume that billed the rest of it) and now ({now.isoformat()})",
             )
         return asked
 

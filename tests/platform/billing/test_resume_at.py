@@ -253,3 +253,22 @@ async def test_a_change_after_resume_at_first_resumes_the_subscription(
     assert (changed.json()["status"], changed.json()["resume_at"]) == ("active", None)
     assert (await types(worker, setup.tenant, "subscription"))[-2:] == ["subscription.resumed", "subscription.updated"]
     assert len(await rows(worker, setup.tenant, INVOICES)) == 1  # paused within its period: nothing more
+
+
+async def test_a_proration_date_cannot_go_back_before_the_resume_that_billed_the_rest_of_the_period(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """Paused over the Feb 1 boundary, resumed on Feb 10: February was paid from Feb 10 only, so a
+    proration from Feb 1 would credit nine days never paid for."""
+    setup, clock, subscription = await _per_seat_on_a_clock(client, admin_headers, worker)
+    await _advance(client, worker, setup, clock, datetime(2031, 1, 20, tzinfo=UTC))
+    await _pause(client, setup, subscription, FEB_10)
+    await _advance(client, worker, setup, clock, datetime(2031, 2, 20, tzinfo=UTC))
+    url = f"/v1/subscriptions/{subscription}"
+
+    for when, status in ((FEB_1, 422), (FEB_10, 200)):
+        body = {"quantity": 1, "proration_date": _at(when)}
+        changed = await client.patch(url, json=body, headers=setup.tenant.headers)
+        assert changed.status_code == status, changed.text
+    credit, charge = await rows(worker, setup.tenant, "SELECT amount FROM invoice_items ORDER BY id")
+    assert (credit["amount"], charge["amount"]) == (-REST_OF_FEBRUARY, REST_OF_FEBRUARY // SEATS)
