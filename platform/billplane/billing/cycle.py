@@ -10,7 +10,10 @@ A pause whose ``resume_at`` falls within a period ends at ``resume_at``, before 
 (the steps go in time order): as ``POST .../resume`` would have then, the subscription is back to
 its trial if that has not ended, else ``active``, and when the pause began before the period (whose
 boundary billed nothing in advance) the rest of the period is invoiced at once
-(``subscription_update``, keyed by ``resume_at``: ``invoicing``).
+(``subscription_update``, keyed by ``resume_at``: ``invoicing``). A subscription mirrored to a
+provider account (``provider_account_id``) is resumed there too, as the request would have: its
+``subscription.resume`` outbox row is queued with the run's writes, and its ``sync_status`` is
+``pending`` (``Outcome.resumed``; ``recording``).
 
 A run advances a tenant's due subscriptions together, in one transaction: the boundaries are
 worked out in memory, then written with one statement (``invoicing.write_finalized``), instead of
@@ -105,6 +108,9 @@ class Outcome:
     invoices: list[Finalized] = field(default_factory=list)  # new, finalized, in id order
     events: list[Event] = field(default_factory=list)  # to record, in this order
     announcements: list[Announcement] = field(default_factory=list)  # once committed (``announcing``)
+    # (subscription id, account id) of the mirrored subscriptions resumed, in id order: a
+    # ``subscription.resume`` outbox row each, with their sync_status, to write (``recording``).
+    resumed: list[tuple[int, int]] = field(default_factory=list)
     # Subscriptions left due, unbilled, and why: an invoice or line of theirs came to more than any
     # amount may, or a line's quantity to more than a line holds (``TooLargeError``). The rest of the
     # tenant is billed; these are tried again by the next run.
@@ -127,6 +133,7 @@ class _Batch:
     # What happened, in order: invoice drafts and subscription events (type, id, view).
     timeline: list[Draft | tuple[str, int, SubscriptionView]] = field(default_factory=list)
     crossed: dict[int, LockedSubscription] = field(default_factory=dict)
+    resumed: set[int] = field(default_factory=set)  # of ``crossed``, those resumed at their provider
 
 
 async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
@@ -152,10 +159,17 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
             # it, with its tenant (``tenant_batch``).
             del batch.drafts[drafts:], batch.timeline[timeline:]
             batch.crossed.pop(subscription.id, None)
+            batch.resumed.discard(subscription.id)
             outcome.refused[subscription.id] = str(exc)
     outcome.invoices = await write_finalized(
         driver, batch.drafts, list(batch.crossed.values()), now, terms=locked.terms
     )
+    if batch.resumed:  # in id order, as locked and crossed
+        outcome.resumed = [
+            (s.id, s.provider_account_id)
+            for s in batch.crossed.values()
+            if s.id in batch.resumed and s.provider_account_id is not None
+        ]
     # Those that ended here (only turning ones are locked) leave their credits to their customers.
     await release_credits(driver, [s.id for s in batch.crossed.values() if s.status == "canceled"])
     # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
@@ -202,6 +216,16 @@ def _changed(batch: _Batch, subscription: LockedSubscription, event: str, writte
     batch.timeline.append((f"subscription.{event}", subscription.id, view))
 
 
+def _mirror_resume(batch: _Batch, subscription: LockedSubscription) -> None:
+    """The pause ends at the subscription's provider account too, if it has one: as
+    ``SyncService.subscription_changed`` queues ``subscription.resume`` for the request, with the
+    subscription ``pending`` (its events show it so). Both are written by a statement of their own
+    (``recording``), sent only when something resumed: the write statement stays the same."""
+    if subscription.provider_account_id is not None:
+        subscription.sync_status = "pending"
+        batch.resumed.add(subscription.id)
+
+
 def _event(subscription: LockedSubscription) -> str:
     return "canceled" if subscription.status == "canceled" else "updated"
 
@@ -228,6 +252,7 @@ async def _resume(batch: _Batch, subscription: LockedSubscription, resume_at: da
     unbilled = subscription.paused_at is not None and subscription.paused_at < start
     subscription.status = "trialing" if in_trial else "active"
     subscription.paused_at = subscription.resume_at = None
+    _mirror_resume(batch, subscription)
     _changed(batch, subscription, "resumed", written_at)  # before its invoice, as the request emits it
     if unbilled and not in_trial:
         plan = await _plan(batch, subscription.plan_id)
@@ -264,6 +289,7 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
         # As ``POST .../resume``: back to its trial if that has not ended (then turned ``active`` below).
         resumed = "trialing" if subscription.trial_end is not None and boundary < subscription.trial_end else "active"
         subscription.status, subscription.paused_at, subscription.resume_at = resumed, None, None
+        _mirror_resume(batch, subscription)
     if subscription.pending_plan_id is not None:
         subscription.plan_id, subscription.pending_plan_id = subscription.pending_plan_id, None
     if subscription.pending_quantity is not None:

@@ -9,6 +9,12 @@ outbox listener, which defers the charge jobs; the deliveries, for the webhook d
 returned, to be announced by the caller (``announcing``), so a run does no queue work of its own
 (deferring a job per charge from the run cost more than the rest of billing once it fell behind;
 docs/performance.md, "Billing runs").
+
+Only a tenant whose run resumed mirrored subscriptions (``cycle.Outcome.resumed``) gets one
+statement more, just before that one: for each, its ``subscription.resume`` outbox row for its
+account, as ``OutboxRepository.add`` writes one (the rest of the row is the columns' defaults),
+and its ``sync_status`` ``pending``, as ``SyncService.subscription_changed`` does for
+``POST .../resume``. The workers hear of the rows as of the charges (``announcing``).
 """
 
 from __future__ import annotations
@@ -77,17 +83,36 @@ _FAN_OUT = (
 _NO_FAN_OUT = "queued AS (SELECT FROM e WHERE false) "
 _RESULT = "SELECT EXISTS (SELECT FROM queued), EXISTS (SELECT FROM o)"
 _RECORD = {True: _CHARGES + _EVENTS + _FAN_OUT + _RESULT, False: _CHARGES + _EVENTS + _NO_FAN_OUT + _RESULT}
+# The rows in the order given (subscription id order), as the request path would have added them.
+_RESUMES = (
+    "WITH s AS (UPDATE subscriptions AS s SET sync_status = 'pending' "
+    "FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS r(id, account, n) WHERE s.id = r.id "
+    "RETURNING r.id, r.account, r.n), "
+    "o AS (INSERT INTO outbox (kind, object_id, provider_account_id) "
+    "SELECT 'subscription.resume', s.id, s.account FROM s ORDER BY s.n RETURNING 1) "
+    "SELECT EXISTS (SELECT FROM o)"
+)
 _encode = msgspec.json.Encoder().encode  # the text ``emit`` stores (msgspec.to_builtins, then JSON)
 
 
 async def record(
-    driver: Any, events: list[Event], charges: list[Charge], tenant: tuple[int, str], *, endpoints: bool
+    driver: Any,
+    events: list[Event],
+    charges: list[Charge],
+    tenant: tuple[int, str],
+    *,
+    endpoints: bool,
+    resumed: list[tuple[int, int]],
 ) -> list[Announcement]:
     """Write ``events`` and ``charges`` in the caller's transaction (on its driver connection),
-    with the events' webhook deliveries when the tenant has an enabled endpoint (``endpoints``);
-    returns what to announce once it has committed."""
+    with the events' webhook deliveries when the tenant has an enabled endpoint (``endpoints``),
+    and the ``subscription.resume`` outbox rows of the mirrored subscriptions ``resumed``
+    ((subscription id, account id); their events show them ``pending`` already); returns what to
+    announce once it has committed."""
+    outbox = [(OUTBOX_CHANNEL, notify_payload(*tenant))]
+    resuming = await _resumes(driver, resumed)
     if not events and not charges:
-        return []
+        return outbox if resuming else []
     queued, charged = await driver.fetchrow(
         _RECORD[endpoints],
         [event.type for event in events],
@@ -103,4 +128,12 @@ async def record(
         [_encode({PAYMENT_METHOD_KEY: str(charge.method_id)}).decode() for charge in charges],
     )
     announcements = [(WEBHOOKS_CHANNEL, tenant[1])] if queued else []  # the deliverers' payload: the schema
-    return announcements + ([(OUTBOX_CHANNEL, notify_payload(*tenant))] if charged else [])
+    return announcements + (outbox if charged or resuming else [])
+
+
+async def _resumes(driver: Any, resumed: list[tuple[int, int]]) -> bool:
+    """Queue the ``subscription.resume`` rows of ``resumed`` (none: no statement); whether any was."""
+    if not resumed:
+        return False
+    written = await driver.fetchval(_RESUMES, [id_ for id_, _ in resumed], [account for _, account in resumed])
+    return bool(written)

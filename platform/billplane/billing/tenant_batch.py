@@ -4,7 +4,8 @@ What the billing run does for each tenant, and a test clock's step for its custo
 caller's transaction: four statements after the lock whatever the number of subscriptions (plans,
 pending prorations when there are any, the writes, the events and charges), plus one for the tiers
 of tiered plans, one per metered subscription for its usage, and one releasing the credits of
-those that ended (``customer_credit``). The outcome says what to announce
+those that ended (``customer_credit``), and one queueing the provider resumes of mirrored
+subscriptions that resumed, when any did (``recording``). The outcome says what to announce
 to the workers (``announcing``).
 """
 
@@ -32,5 +33,7 @@ async def bill_locked(session: AsyncSession, locked: Locked, now: datetime, *, t
         # No traceback: the message says which subscription of which tenant, and why.
         logger.error("billing: subscription %s of %s left due and unbilled: %s", subscription_id, tenant[1], reason)
     chosen = charges(outcome.invoices, tenant[1])
-    outcome.announcements = await record(driver, outcome.events, chosen, tenant, endpoints=locked.endpoints)
+    outcome.announcements = await record(
+        driver, outcome.events, chosen, tenant, endpoints=locked.endpoints, resumed=outcome.resumed
+    )
     return outcome
