@@ -11,10 +11,8 @@ first bills that period, as the run would (``catching_up``), then applies to the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import msgspec
 from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,9 +28,10 @@ from billplane.events.emit import emit
 from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice, InvoiceLine
 from billplane.plugins.contract import Capability
-from billplane.pricing import LineDraft, Period, PlanPricing, PricingError, change_preview, remaining_time
+from billplane.pricing import Period, PlanPricing, PricingError, remaining_time
 from billplane.subscriptions import change_rules, transitions
 from billplane.subscriptions.catching_up import CatchUp, caught_up, due
+from billplane.subscriptions.changes import Change, billed_basis, keep_billed, prorated_at, proration_lines
 from billplane.subscriptions.invoicing import advance_lines, last_usage, subscription_invoice, take_pending
 from billplane.subscriptions.models import SUBSCRIPTION_STATUSES, Subscription
 from billplane.subscriptions.periods import add_interval
@@ -46,20 +45,6 @@ from billplane.subscriptions.schemas import (
     SubscriptionUpdate,
 )
 from billplane.sync.service import SyncService
-
-
-@dataclass(frozen=True, slots=True)
-class _Change:
-    """A plan or quantity change, checked: the plans from and to, the new quantity, and whether
-    billplane prorates it now (``create_prorations``, past a trial, a subscription it bills)."""
-
-    current: Plan
-    new: Plan
-    quantity: int
-    prorated: bool
-    period: Period | None  # the current one (None: not set yet)
-    billed: tuple[Plan, int]  # what the period was billed at: a proration credits its unused time
-    at: datetime  # when it prorates from: now, or the proration_date asked
 
 
 class SubscriptionService:
@@ -182,7 +167,8 @@ class SubscriptionService:
             else:
                 if change.prorated:
                     await self._add_prorations(subscription, change)
-                self._keep_billed(subscription, change)
+                billed_here = not self.mirror.bills_subscriptions(subscription.provider)
+                keep_billed(subscription, change, billed_here=billed_here)
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.plan_changed_at = change.at
                 subscription.pending_plan_id = subscription.pending_quantity = None
@@ -192,7 +178,7 @@ class SubscriptionService:
                 await self.mirror.subscription_changed(subscription, kind)
         return await self._emitted("subscription.updated", subscription)
 
-    async def _checked(self, subscription: Subscription, data: SubscriptionUpdate) -> _Change | None:
+    async def _checked(self, subscription: Subscription, data: SubscriptionUpdate) -> Change | None:
         """The plan or quantity change ``data`` asks for, checked as the change and its preview
         both check it (422 naming the field, 409 for a state that cannot change); None when
         neither changes."""
@@ -225,64 +211,12 @@ class SubscriptionService:
             and not self.mirror.bills_subscriptions(subscription.provider)
             and period is not None
         )
-        billed = await self._billed(subscription, current)
+        billed = await billed_basis(self.repository, subscription, current)
         if prorated and period is not None:
             for plan in (billed[0], new):
                 change_rules.check_period_prorated(plan, period, subscription.billing_cycle_anchor, data.proration)
-        return _Change(current, new, quantity, prorated, period, billed, await self._prorated_at(subscription, data))
-
-    async def _prorated_at(self, subscription: Subscription, data: SubscriptionUpdate) -> datetime:
-        """When a change prorates from: now, or the ``proration_date`` asked (Stripe's), so that a
-        PATCH applies exactly what its preview showed. Not after now (a proration of time to come
-        would be billed again by the next change), not before the period or its last change of
-        plan or quantity (that time was prorated at other prices already), nor before a resume that
-        billed the rest of the period (the time before it was never paid for)."""
-        now = await self._now(subscription)
-        start, end = subscription.current_period_start, subscription.current_period_end
-        if start is not None and end is not None:
-            now = min(max(now, start), end)
-        asked = data.proration_date
-        if isinstance(asked, msgspec.UnsetType):
-            return now
-        if data.proration != "create_prorations":
-            raise InvalidFieldError("proration_date", "only a change made with create_prorations is prorated")
-        checked_time(asked, "proration_date")
-        earliest = now if start is None else start
-        if subscription.plan_changed_at is not None:
-            earliest = max(earliest, subscription.plan_changed_at)
-        if start is not None:
-            resumed = await self.repository.rest_billed_from(subscription.id, start)
-            earliest = earliest if resumed is None else max(earliest, resumed)
-        if not earliest <= asked <= now:
-            raise InvalidFieldError(
-                "proration_date",
-                f"must fall between {earliest.isoformat()} (the period's start, its last change of plan or "
-                f"quantity, or the resume that billed the rest of it) and now ({now.isoformat()})",
-            )
-        return asked
-
-    async def _billed(self, subscription: Subscription, current: Plan) -> tuple[Plan, int]:
-        """The plan and quantity the current period was billed at: those a change without
-        proration left behind in this period, else the subscription's own."""
-        plan_id, quantity = subscription.billed_plan_id, subscription.billed_quantity
-        if plan_id is None or quantity is None or subscription.billed_period_start != subscription.current_period_start:
-            return current, subscription.quantity
-        billed = current if plan_id == current.id else await self.repository.plan(plan_id)
-        return (current, subscription.quantity) if billed is None else (billed, quantity)
-
-    def _keep_billed(self, subscription: Subscription, change: _Change) -> None:
-        """Remember what the current period was billed at before a change that bills nothing now,
-        or forget it after one that billed the rest of the period at the new plan and quantity."""
-        if change.prorated:
-            subscription.billed_plan_id = subscription.billed_quantity = subscription.billed_period_start = None
-        elif (
-            change.period is not None
-            and subscription.status != "trialing"  # a trial's period billed nothing
-            and not self.mirror.bills_subscriptions(subscription.provider)
-        ):
-            # After an earlier change of the period, change.billed is what that one kept: kept again.
-            subscription.billed_plan_id, subscription.billed_quantity = change.billed[0].id, change.billed[1]
-            subscription.billed_period_start = change.period.start
+        at = await prorated_at(self.repository, subscription, data, await self._now(subscription))
+        return Change(current, new, quantity, prorated, period, billed, at)
 
     async def _check_amount(self, subscription: Subscription, plan_id: int, quantity: int, field: str) -> None:
         """A 422 naming ``field`` when a period of ``plan_id`` at ``quantity`` comes to more than an
@@ -295,10 +229,11 @@ class SubscriptionService:
             plan, Period(start, add_interval(start, plan.billing_interval, plan.interval_count)), quantity, field=field
         )
 
-    async def _add_prorations(self, subscription: Subscription, change: _Change) -> None:
-        """Credit the unused time of the old plan and quantity and charge the rest of the period at
-        the new ones, as pending invoice items: the next invoice takes them (docs/concepts/subscriptions.md)."""
-        self.repository.add_items(subscription, _proration_lines(change))
+    async def _add_prorations(self, subscription: Subscription, change: Change) -> None:
+        """Credit the unused time of what the period was billed at and charge the rest of it at the
+        new plan and quantity, as pending invoice items: the next invoice takes them
+        (docs/concepts/subscriptions.md)."""
+        self.repository.add_items(subscription, proration_lines(change))
 
     async def preview(self, subscription_id: int, data: SubscriptionUpdate) -> InvoicePreview:
         """What ``update`` with ``data`` would bill, computed the same way; nothing is written. A
@@ -480,23 +415,3 @@ class SubscriptionService:
         await self.session.refresh(subscription)  # timestamps the database set
         await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
         return subscription
-
-
-def _proration_lines(change: _Change) -> tuple[LineDraft, ...]:
-    """The credit for the unused time of what the period was billed at and the charge for the rest of
-    it at the new plan and quantity, from when the change prorates."""
-    period = change.period
-    if period is None:
-        return ()
-    try:
-        return change_preview(
-            PlanPricing.of(change.billed[0]),
-            PlanPricing.of(change.new),
-            period,
-            change.at,
-            "create_prorations",
-            current_quantity=change.billed[1],
-            new_quantity=change.quantity,
-        ).lines
-    except PricingError as exc:
-        raise InvalidFieldError("plan_id", str(exc)) from exc
