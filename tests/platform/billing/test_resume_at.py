@@ -65,6 +65,16 @@ async def _pause(client: Client, setup: Setup, subscription: int, resume_at: dat
     assert paused.status_code == 200, paused.text
 
 
+async def paused_until_an_hour_ago(client: Client, worker: Runtime, setup: Setup, subscription: int) -> None:
+    """Paused two hours ago, within its period, until an hour ago: no run has resumed it yet."""
+    await _pause(client, setup, subscription, await database_now(worker) + timedelta(hours=1))
+    await execute(
+        worker, setup.tenant,
+        "UPDATE subscriptions SET current_period_start = now() - interval '3 hours', "
+        "paused_at = now() - interval '2 hours', resume_at = now() - interval '1 hour'",
+    )  # fmt: skip
+
+
 async def _shown(client: Client, setup: Setup, subscription: int) -> dict[str, Any]:
     shown = await client.get(f"/v1/subscriptions/{subscription}", headers=setup.tenant.headers)
     assert shown.status_code == 200, shown.text
@@ -238,12 +248,7 @@ async def test_a_change_after_resume_at_first_resumes_the_subscription(
     """Every change first bills what is due (``catching_up``): a passed ``resume_at`` too."""
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "resch")
     subscription = await subscribe_through_api(client, setup, trial_days=0)
-    await _pause(client, setup, subscription, await database_now(worker) + timedelta(hours=1))
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = now() - interval '3 hours', "
-        "paused_at = now() - interval '2 hours', resume_at = now() - interval '1 hour'",
-    )  # fmt: skip
+    await paused_until_an_hour_ago(client, worker, setup, subscription)
 
     changed = await client.patch(
         f"/v1/subscriptions/{subscription}", json={"metadata": {"seen": "yes"}}, headers=setup.tenant.headers

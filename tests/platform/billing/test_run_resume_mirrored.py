@@ -20,7 +20,7 @@ from billplane.billing.run import BillingRun
 from billplane.plugins import ProviderSubscription
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
-from tests.platform.billing.test_resume_at import _pause
+from tests.platform.billing.test_resume_at import _pause, paused_until_an_hour_ago
 from tests.platform.billing_seed import insert
 from tests.platform.dunning.helpers import Client, Setup, database_now, execute, on_a_clock, one, sandbox_customer
 from tests.platform.dunning.helpers import subscribe as subscribe_through_api
@@ -187,13 +187,8 @@ async def test_a_request_that_catches_up_past_resume_at_queues_the_resume_with_i
 ) -> None:
     setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, "rsmreq")
     subscription, provider_id = await _mirrored(client, worker, setup)
-    await _pause(client, setup, subscription, await database_now(worker) + timedelta(hours=1))
+    await paused_until_an_hour_ago(client, worker, setup, subscription)
     await drain(worker)
-    await execute(
-        worker, setup.tenant,
-        "UPDATE subscriptions SET current_period_start = now() - interval '3 hours', "
-        "paused_at = now() - interval '2 hours', resume_at = now() - interval '1 hour'",
-    )  # fmt: skip
 
     changed = await client.patch(
         f"/v1/subscriptions/{subscription}", json={"metadata": {"seen": "yes"}}, headers=setup.tenant.headers
