@@ -18,7 +18,8 @@ from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from billplane.api.auth import KeyCache, provide_principal
-from billplane.api.problems import EXCEPTION_HANDLERS, document_problems
+from billplane.api.openapi_problems import document_problems
+from billplane.api.problems import EXCEPTION_HANDLERS
 from billplane.api.responses import CapturingResponse
 from billplane.api.sessions import provide_tenant_session
 from billplane.billing.routes import ROUTES as BILLING_ROUTES
@@ -70,7 +71,7 @@ class ProblemDocumentedOpenAPI(OpenAPI):
     Litestar describes a 400 of its own shape on every operation that takes input and nothing else,
     and marks every request body required; routes cannot say otherwise but one by one. The rendered
     document (what `/schema/openapi.json` serves and the docs are built from) is completed here
-    instead: ``billplane.api.problems.document_problems``.
+    instead: ``billplane.api.openapi_problems.document_problems``.
     """
 
     def to_schema(self) -> dict[str, Any]:

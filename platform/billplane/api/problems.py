@@ -4,32 +4,25 @@ Each problem has ``type`` (about:blank: the status says it all), ``title``, ``st
 a machine-readable ``code`` and, for invalid input, ``errors``: entries naming a field at fault with
 its path and the reason.
 
-``document_problems`` describes them in the OpenAPI document, where Litestar would describe a 400
-of its own shape (``status_code``, ``detail``, ``extra``) that the API never sends.
+``openapi_problems.document_problems`` describes them in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST,
-    HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
-    HTTP_500_INTERNAL_SERVER_ERROR,
-)
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("billplane.api")
 
-_CODES = {
+CODES = {
     400: "bad_request",
     401: "unauthenticated",
     403: "forbidden",
@@ -105,7 +98,7 @@ def problem(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "code": _CODES.get(status, "error"),
+        "code": CODES.get(status, "error"),
     }
     if errors:
         body["errors"] = errors
@@ -154,141 +147,3 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http_handler,
     Exception: _unexpected_handler,
 }
-
-
-# The OpenAPI document: what `problem` sends, and which operation can answer which status.
-PROBLEM_SCHEMA = "ProblemDetails"
-FIELD_ERROR_SCHEMA = "ProblemFieldError"
-_BODY_METHODS = ("post", "put", "patch")
-_MENTIONED_STATUS = re.compile(r"\b([45]\d\d)\b")
-# Statuses only some routes answer, documented where the route's description names them (the others
-# follow from the route's key, path and method: a description may name them for another reason).
-_NAMED_STATUSES = frozenset({409, 413, 502, 503})
-_SCHEMAS: dict[str, dict[str, Any]] = {
-    PROBLEM_SCHEMA: {
-        "type": "object",
-        "description": "An error (RFC 9457), sent as `application/problem+json`.",
-        "required": ["type", "title", "status", "detail", "code"],
-        "properties": {
-            "type": {"const": "about:blank", "description": "Always `about:blank`: the status says it all."},
-            "title": {"type": "string", "description": "The status's phrase."},
-            "status": {"type": "integer", "description": "The HTTP status."},
-            "detail": {"type": "string", "description": "What went wrong, for a person."},
-            "code": {"enum": [*_CODES.values(), "error"], "description": "What went wrong, for a program."},
-            "errors": {
-                "type": "array",
-                "items": {"$ref": f"#/components/schemas/{FIELD_ERROR_SCHEMA}"},
-                "description": "Invalid input only: the field or fields at fault (see the API conventions).",
-            },
-        },
-        "examples": [
-            {
-                "type": "about:blank",
-                "title": "Unprocessable Entity",
-                "status": 422,
-                "detail": "invalid fields: slug",
-                "code": "validation_error",
-                "errors": [{"field": "slug", "source": "body", "message": "Expected `str` matching regex ..."}],
-            }
-        ],
-    },
-    FIELD_ERROR_SCHEMA: {
-        "type": "object",
-        "description": "A field at fault in a problem's `errors`.",
-        "required": ["field", "message"],
-        "properties": {
-            "field": {"type": "string", "description": "Its path (`lines[0].quantity`), or `$` for the whole body."},
-            "message": {"type": "string", "description": "Why it is refused."},
-            "source": {"type": "string", "description": "Where it was sent: `body`, `query`, `path` or `header`."},
-        },
-    },
-}
-_MEANINGS = {
-    400: "The body is not JSON.",
-    401: "No, malformed, unknown or revoked key (with `WWW-Authenticate: Bearer`).",
-    403: "The tenant is suspended, or the API key's scopes do not allow this request.",
-    404: "No such object (another tenant's is indistinguishable from none).",
-    409: "A conflict: a duplicate, or a state or rule that refuses the change (see the description).",
-    413: "The body is over 1 MiB.",
-    422: "A field or query parameter missing, unknown, of the wrong type or out of range; `errors` names it.",
-    429: "Over the tenant's request rate limit: wait `Retry-After` seconds.",
-    502: "A provider's plugin failed with an error of its own: nothing was changed.",
-    503: "The database (`/health`) or the provider cannot be reached now (`Retry-After` when it said).",
-}
-_IN_FLIGHT = " On a POST, also an `Idempotency-Key` whose first request is still in flight."
-_HEADERS = {
-    401: {"WWW-Authenticate": {"description": '`Bearer realm="billplane"`', "schema": {"type": "string"}}},
-    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
-}
-
-
-def document_problems(document: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI ``document`` (a rendered one, changed in place) with every operation's errors
-    described as problem details, and optional request bodies marked so.
-
-    Each operation lists what it can answer: 401, 422 (and 403 and 429 for a tenant key) where a key
-    is needed, 404 where the path names an object, 400 where a body is read, 409 for a POST or PATCH
-    (a DELETE where its description names it), 503 for the routes that take no key, and 413, 502 and
-    503 where its description names them. Litestar's own error responses, of a shape the API never sends, are dropped.
-    """
-    schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(_SCHEMAS)
-    for path, methods in document.get("paths", {}).items():
-        for method, operation in methods.items():
-            if isinstance(operation, dict) and "responses" in operation:
-                _document_operation(path, method, operation)
-    return document
-
-
-def _document_operation(path: str, method: str, operation: dict[str, Any]) -> None:
-    responses: dict[str, Any] = operation["responses"]
-    for litestar_error in [key for key, response in responses.items() if _is_litestar_error(key, response)]:
-        del responses[litestar_error]
-    for status in sorted(_statuses(path, method, operation)):
-        meaning = _meaning(status, method, operation)
-        response: dict[str, Any] = {
-            "description": meaning,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{PROBLEM_SCHEMA}"}}},
-        }
-        if status in _HEADERS:
-            response["headers"] = _HEADERS[status]
-        responses.setdefault(str(status), response)
-    body = operation.get("requestBody")
-    if body and all(_accepts_null(media.get("schema") or {}) for media in (body.get("content") or {}).values()):
-        body["required"] = False  # `X | None = None`: left out, it is the defaults
-
-
-def _meaning(status: int, method: str, operation: Mapping[str, Any]) -> str:
-    if status == HTTP_400_BAD_REQUEST and not operation.get("security"):  # a provider's webhook: its own rules
-        return "The body is refused (see the description)."
-    return _MEANINGS[status] + (_IN_FLIGHT if status == HTTP_409_CONFLICT and method == "post" else "")
-
-
-def _is_litestar_error(status: str, response: Mapping[str, Any]) -> bool:
-    return status[:1] in {"4", "5"} and PROBLEM_JSON not in (response.get("content") or {})
-
-
-def _statuses(path: str, method: str, operation: Mapping[str, Any]) -> set[int]:
-    keys = {name for requirement in operation.get("security") or [] for name in requirement}
-    description = str(operation.get("description") or "")
-    statuses = {int(status) for status in _MENTIONED_STATUS.findall(description)} & _NAMED_STATUSES
-    if keys:
-        statuses |= {401, 422}
-    if "apiKey" in keys:
-        statuses |= {403, 429}
-    if not keys:
-        statuses.add(503)
-    if "{" in path:
-        statuses.add(404)
-    if method in _BODY_METHODS:
-        statuses.add(400)
-    if keys and method in {"post", "patch"}:
-        statuses.add(409)
-    return statuses
-
-
-def _accepts_null(schema: Mapping[str, Any]) -> bool:
-    kinds = schema.get("type")
-    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
-        return True
-    return any(_accepts_null(part) for key in ("oneOf", "anyOf") for part in schema.get(key) or [])

@@ -167,7 +167,7 @@ def _request_body(body: Schema) -> list[str]:
 
 def _responses(responses: Schema) -> list[str]:
     # Errors included: the document describes each as the problem details the API sends
-    # (billplane.api.problems.document_problems).
+    # (billplane.api.openapi_problems.document_problems).
     lines = ["| status | meaning | body |", "| --- | --- | --- |"]
     for status, response in sorted(responses.items()):
         content = response.get("content") or {}
