@@ -206,6 +206,10 @@ class FakeAdapter:
         await self._call("cancel_subscription", idempotency_key, data)
         return ProviderSubscription(provider_id=provider_subscription_id, status="canceled")
 
+    async def undo_cancel(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        await self._call("undo_cancel", idempotency_key, {"provider_id": provider_subscription_id})
+        return ProviderSubscription(provider_id=provider_subscription_id, status="active")
+
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         await self._call("pause_subscription", idempotency_key, {"provider_id": provider_subscription_id})
         return ProviderSubscription(provider_id=provider_subscription_id, status="paused")

@@ -89,13 +89,18 @@ async def _new_subscription(client: Client, tenant: CreatedTenant) -> tuple[str,
     return "/v1/subscriptions", {"customer_id": customer.json()["id"], "plan_id": created.json()["id"]}
 
 
-def _subscription_action(action: str, body: dict[str, Any], *, paused: bool = False) -> Sample:
+def _subscription_action(
+    action: str, body: dict[str, Any], *, first: tuple[str, dict[str, Any]] | None = None
+) -> Sample:
+    """``action`` on a new subscription, after the action ``first`` (its path and body) if given."""
+
     async def sample(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         path, create = await _new_subscription(client, tenant)
         subscription = await client.post(path, json=create, headers=tenant.headers)
         url = f"/v1/subscriptions/{subscription.json()['id']}"
-        if paused:
-            assert (await client.post(f"{url}/pause", json={}, headers=tenant.headers)).status_code == 200
+        if first is not None:
+            step, step_body = first
+            assert (await client.post(f"{url}/{step}", json=step_body, headers=tenant.headers)).status_code == 200
         return f"{url}/{action}", body
 
     return sample
@@ -135,7 +140,10 @@ def _samples() -> dict[str, Sample]:
         "/v1/subscriptions": _new_subscription,
         "/v1/subscriptions/{subscription_id:int}/cancel": _subscription_action("cancel", {"at_period_end": True}),
         "/v1/subscriptions/{subscription_id:int}/pause": _subscription_action("pause", {}),
-        "/v1/subscriptions/{subscription_id:int}/resume": _subscription_action("resume", {}, paused=True),
+        "/v1/subscriptions/{subscription_id:int}/resume": _subscription_action("resume", {}, first=("pause", {})),
+        "/v1/subscriptions/{subscription_id:int}/undo-cancel": _subscription_action(
+            "undo-cancel", {}, first=("cancel", {"at_period_end": True})
+        ),
         "/v1/subscriptions/{subscription_id:int}/preview": _subscription_action("preview", {"quantity": 3}),
         "/v1/webhook-endpoints": _new_webhook_endpoint,
         "/v1/webhook-endpoints/{endpoint_id:int}/replay": lambda c, t: _webhook_endpoint_action(c, t, "replay"),

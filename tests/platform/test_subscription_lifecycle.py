@@ -136,8 +136,9 @@ ACTIONS = {
     "cancel": ("POST", "/cancel", {}),
     "pause": ("POST", "/pause", {}),
     "resume": ("POST", "/resume", None),
+    "undo_cancel": ("POST", "/undo-cancel", None),
 }
-AFTER = {"change": None, "cancel": "canceled", "pause": "paused", "resume": "active"}
+AFTER = {"change": None, "cancel": "canceled", "pause": "paused", "resume": "active", "undo_cancel": None}
 
 
 @pytest.mark.parametrize("status", SUBSCRIPTION_STATUSES)
@@ -149,7 +150,13 @@ async def test_every_transition_is_allowed_or_refused_by_the_table(
     ids = await seeded(runtime, tenant)
     async with runtime.database.tenant_session(tenant.schema) as session:
         subscription = await insert(
-            session, "subscriptions", customer_id=ids["customer"], plan_id=ids["seats"], status=status, quantity=2
+            session,
+            "subscriptions",
+            customer_id=ids["customer"],
+            plan_id=ids["seats"],
+            status=status,
+            quantity=2,
+            cancel_at_period_end=action == "undo_cancel",  # what it takes back
         )
     method, suffix, body = ACTIONS[action]
     response = await client.request(method, f"{PATH}/{subscription}{suffix}", json=body, headers=tenant.headers)
@@ -161,7 +168,7 @@ async def test_every_transition_is_allowed_or_refused_by_the_table(
         assert len(await events_of(runtime, tenant)) == 1
     else:
         assert response.status_code == 409, response.text
-        assert response.json()["detail"].startswith(f"a {status} subscription cannot {action}")
+        assert response.json()["detail"].startswith(f"a {status} subscription cannot {action.replace('_', ' ')}")
         assert (shown["status"], shown["quantity"]) == (status, 2)  # nothing written
         assert await events_of(runtime, tenant) == []
 
@@ -183,6 +190,13 @@ async def test_changes_now_or_at_period_end_and_cancel_at_period_end(
     assert (now.json()["quantity"], now.json()["pending_plan_id"], now.json()["pending_quantity"]) == (4, None, None)
     ending = await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
     assert (ending.json()["status"], ending.json()["cancel_at_period_end"]) == ("active", True)
+    taken_back = await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    assert (taken_back.status_code, taken_back.json()["cancel_at_period_end"]) == (200, False), taken_back.text
+    again = await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"subscription {created.json()['id']} has no cancellation to take back"
+    assert (await events_of(runtime, tenant))[-2:] == ["subscription.updated", "subscription.updated"]
+    await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
     past = datetime.fromisoformat(ending.json()["current_period_start"]) - timedelta(days=1)
     paused = await client.post(f"{url}/pause", json={"resume_at": past.isoformat()}, headers=tenant.headers)
     assert paused.status_code == 422
@@ -215,6 +229,25 @@ async def test_each_change_reaches_the_provider_through_the_outbox(
         await client.post(f"{url}/{step}", json=body, headers=tenant.headers)
         await drain(worker)
         assert fake.calls[-1][0] == f"{step}_subscription"
+    assert fake.payloads[shown["provider_subscription_id"]]["at_period_end"] is True
+    await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    await drain(worker)
+    assert fake.calls[-1][0] == "undo_cancel"
+    # Scheduled again and taken back again before the worker ran: the rows send the latest state,
+    # so the cancellation is sent to no one and the provider is told to keep it.
+    await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
+    await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    calls = len(fake.calls)
+    await drain(worker)
+    assert [method for method, _ in fake.calls[calls:]] == ["undo_cancel"]
+    # Taken back and scheduled again: the cancellation is sent, the taking back is not.
+    await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
+    await drain(worker)
+    await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
+    calls = len(fake.calls)
+    await drain(worker)
+    assert [method for method, _ in fake.calls[calls:]] == ["cancel_subscription"]
 
     shown = (await client.get(url, headers=tenant.headers)).json()
     assert (shown["sync_status"], shown["provider_account_id"], shown["status"]) == ("synced", 801, "active")

@@ -13,6 +13,7 @@ from billplane.plugins.amounts import minor_unit_exponent
 from billplane.plugins.contract import (
     AdapterContext,
     BillingInterval,
+    CancelUndoAdapter,
     Capability,
     ChargeRequest,
     ChargeResult,
@@ -60,6 +61,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 __all__ = [
     "AdapterContext",
     "BillingInterval",
+    "CancelUndoAdapter",
     "Capability",
     "ChargeRequest",
     "ChargeResult",

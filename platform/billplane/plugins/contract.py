@@ -48,6 +48,8 @@ class Capability(StrEnum):
     REFUND_STATUS = "refund_status"
     # ``find_refund``: asks whether a refund billplane could not confirm reached the provider.
     REFUND_LOOKUP = "refund_lookup"
+    # ``undo_cancel``: takes back a cancellation scheduled for the period's end.
+    UNDO_CANCEL = "undo_cancel"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -447,6 +449,19 @@ class RefundLookupAdapter(Protocol):
         minutes old. Match ``request.refund_id`` (carry it in the refund's metadata) or the
         idempotency key among the payment's refunds, never the amount alone. Raise
         ``RetryableProviderError`` when the provider cannot be reached: billplane asks again later.
+        """
+
+
+@runtime_checkable
+class CancelUndoAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``undo_cancel`` capability."""
+
+    async def undo_cancel(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        """Take back a cancellation at the period's end: the subscription renews as before.
+
+        Asked after ``cancel_subscription(at_period_end=True)``, and also when that call never
+        ran (both queued, the tenant changed its mind first): a subscription with no cancellation
+        scheduled is left as it is, not an error. Never asked about one that has ended.
         """
 
 

@@ -105,6 +105,15 @@ class SubscriptionController(Controller):
         """
         return Subscription.of(await subscriptions.cancel(subscription_id, data or SubscriptionCancel()))
 
+    @post("/{subscription_id:int}/undo-cancel", operation_id="undoSubscriptionCancel", status_code=200)
+    async def undo_subscription_cancel(
+        self, subscription_id: FromPath[int], subscriptions: NamedDependency[SubscriptionService]
+    ) -> Subscription:
+        """Take back a cancellation at the period's end (`cancel_at_period_end` back to false): the
+        subscription renews as before. 409 when none is scheduled, for an ended subscription, and
+        for a provider account that cannot take a cancellation back (PayPal)."""
+        return Subscription.of(await subscriptions.undo_cancel(subscription_id))
+
     @post("/{subscription_id:int}/pause", operation_id="pauseSubscription", status_code=200)
     async def pause_subscription(
         self,

@@ -315,6 +315,20 @@ class SubscriptionService:
             await release_credits(await driver_of(self.session), [subscription.id])
         return subscription
 
+    async def undo_cancel(self, subscription_id: int) -> Subscription:
+        """Take back a cancellation scheduled for the period's end: it renews as before."""
+        subscription = await self._locked(subscription_id)
+        transitions.check("undo_cancel", subscription.status)
+        if not subscription.cancel_at_period_end:
+            raise ConflictError(f"subscription {subscription_id} has no cancellation to take back")
+        if subscription.provider_account_id is not None:
+            await self.mirror.refuse_without_capability(
+                subscription.provider_account_id, Capability.UNDO_CANCEL, "take back the cancellation of"
+            )
+        subscription.cancel_at_period_end = False
+        await self.mirror.subscription_changed(subscription, "subscription.undo_cancel")
+        return await self._emitted("subscription.updated", subscription)
+
     async def _taken(self, invoice: Invoice, items: list[InvoiceItem]) -> None:
         for item in items:
             item.invoice_id = invoice.id

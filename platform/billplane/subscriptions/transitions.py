@@ -14,10 +14,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "cancel": frozenset({"trialing", "active", "past_due", "paused", "unpaid", "incomplete"}),
     "pause": frozenset({"trialing", "active", "past_due"}),
     "resume": frozenset({"paused"}),
+    # Where a cancellation at the period's end can be scheduled, and so taken back.
+    "undo_cancel": frozenset({"trialing", "active", "past_due", "paused", "unpaid"}),
 }
 
 
 def check(action: str, status: str) -> None:
     if status not in ALLOWED[action]:
         allowed = ", ".join(sorted(ALLOWED[action]))
-        raise ConflictError(f"a {status} subscription cannot {action}: only {allowed} ones can")
+        raise ConflictError(f"a {status} subscription cannot {action.replace('_', ' ')}: only {allowed} ones can")

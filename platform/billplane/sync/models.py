@@ -28,6 +28,7 @@ OUTBOX_KINDS = (
     "customer.delete",
     "subscription.create",
     "subscription.cancel",
+    "subscription.undo_cancel",
     "subscription.update",
     "subscription.update_unprorated",
     "subscription.pause",

@@ -1,7 +1,7 @@
 """Outbox operations that mirror a subscription's lifecycle to its provider: change, pause,
-resume, cancel. Each waits for the subscription's create to have run, then sends the state as it
-is when the row runs (a pause taken back before its row ran pauses nothing), so rows that queue up
-converge on the latest state.
+resume, cancel and taking a cancellation back. Each waits for the subscription's create to have
+run, then sends the state as it is when the row runs (a pause taken back before its row ran
+pauses nothing), so rows that queue up converge on the latest state.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.plugins.contract import ProrationPolicy, SubscriptionChange
+from billplane.plugins.contract import CancelUndoAdapter, ProrationPolicy, SubscriptionChange
+from billplane.plugins.errors import UnsupportedOperationError
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.attempt import Attempt, NotReadyError
@@ -113,10 +114,28 @@ async def cancel_subscription(attempt: Attempt) -> None:
     return None
 
 
+async def undo_cancel(attempt: Attempt) -> None:
+    """Take back a cancellation at the period's end, unless it was scheduled again (or the
+    subscription ended) before this ran: the ``subscription.cancel`` row queued then sends that."""
+    subscription = await _mirrored(attempt)
+    if subscription is None or subscription.provider_subscription_id is None:
+        return await _skip(attempt)
+    if subscription.cancel_at_period_end or subscription.status in {"canceled", "incomplete_expired"}:
+        return await _skip(attempt)
+    adapter = attempt.account.adapter
+    if not isinstance(adapter, CancelUndoAdapter):  # the API refuses this for such a provider
+        raise UnsupportedOperationError("undo_cancel", f"{attempt.account.provider} cannot take back a cancellation")
+    await adapter.undo_cancel(subscription.provider_subscription_id, idempotency_key=attempt.key())
+    async with attempt.finish():
+        pass
+    return None
+
+
 OPERATIONS: dict[str, Operation] = {
     "subscription.update": _update("immediate"),
     "subscription.update_unprorated": _update("none"),
     "subscription.pause": pause_subscription,
     "subscription.resume": resume_subscription,
     "subscription.cancel": cancel_subscription,
+    "subscription.undo_cancel": undo_cancel,
 }

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from billplane.plugins import (
+    CancelUndoAdapter,
     Capability,
     ChargeResult,
     PaymentLookupAdapter,
@@ -181,6 +182,25 @@ class SubscriptionChecks:
             "cancel_subscription",
         )
         assert now.status == "canceled", f"a subscription canceled now is 'canceled', not {now.status!r}"
+
+    @pytest.mark.anyio
+    async def test_undo_cancel(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.UNDO_CANCEL)
+        assert isinstance(adapter, CancelUndoAdapter), "with the undo_cancel capability, define undo_cancel"
+        assert inspect.iscoroutinefunction(adapter.undo_cancel), "undo_cancel must be a coroutine function"
+        data = samples.subscription(
+            await _customer(adapter, new_key), await _price(adapter, provider_plugin, new_key, currency)
+        )
+        sub = _subscription(await adapter.create_subscription(data, idempotency_key=new_key()), "create_subscription")
+        # Never scheduled (both rows queued, the tenant changed its mind first): left as it is.
+        kept = _subscription(await adapter.undo_cancel(sub.provider_id, idempotency_key=new_key()), "undo_cancel")
+        assert (kept.status, kept.cancel_at_period_end) == (sub.status, False), "undo_cancel changed a subscription"
+        await adapter.cancel_subscription(sub.provider_id, at_period_end=True, idempotency_key=new_key())
+        undone = _subscription(await adapter.undo_cancel(sub.provider_id, idempotency_key=new_key()), "undo_cancel")
+        assert not undone.cancel_at_period_end, "undo_cancel left the cancellation at the period end"
+        assert undone.status == sub.status, f"a subscription kept is {sub.status!r}, not {undone.status!r}"
 
     @pytest.mark.anyio
     async def test_pause_and_resume(

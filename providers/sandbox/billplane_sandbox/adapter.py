@@ -141,6 +141,10 @@ class SandboxAdapter:
             return state(self._account, provider_subscription_id, cancel_at_period_end=True)
         return state(self._account, provider_subscription_id, canceled=True)
 
+    async def undo_cancel(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        self._authorize(idempotency_key)
+        return state(self._account, provider_subscription_id)
+
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         self._authorize(idempotency_key)
         return state(self._account, provider_subscription_id, status="paused")

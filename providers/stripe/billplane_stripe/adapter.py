@@ -229,6 +229,13 @@ class StripeAdapter:
             canceled = await self._client.v1.subscriptions.cancel_async(provider_subscription_id)
         return subscriptions.to_provider(_plain(canceled))
 
+    async def undo_cancel(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
+        async with stripe_errors():
+            updated = await self._client.v1.subscriptions.update_async(
+                provider_subscription_id, {"cancel_at_period_end": False}, _options(idempotency_key)
+            )
+        return subscriptions.to_provider(_plain(updated))
+
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         # void: invoices of the paused period are voided, so nothing is owed for it on resume.
         params: Params = {"pause_collection": {"behavior": "void"}}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
@@ -107,3 +108,28 @@ async def test_metered_and_package_plans_are_refused_on_a_paypal_account(
         [error] = refused.json()["errors"]
         assert error["field"] == "plan_id"
         assert f"paypal accounts cannot bill {model} plans" in error["message"]
+
+
+async def test_a_cancellation_sent_to_paypal_cannot_be_taken_back(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    # PayPal has no cancellation at the period's end: the adapter cancels at once (the paid period
+    # stays paid), so there is nothing to take back.
+    tenant = await create_tenant(client, admin_headers, "paypalundo")
+    connected = await connect(client, tenant)
+    assert connected.status_code == 201, connected.text
+    subscription = await seed(worker, tenant, "per_seat")
+    async with worker.database.tenant_session(tenant.schema) as session:
+        await session.execute(
+            text(
+                "UPDATE subscriptions SET status = 'active', cancel_at_period_end = true, provider = 'paypal', "
+                "provider_account_id = :account, provider_subscription_id = 'I-UNDO' WHERE id = :id"
+            ).bindparams(account=connected.json()["id"], id=subscription)
+        )
+    url = f"/v1/subscriptions/{subscription}"
+    before = (await client.get("/v1/events", headers=tenant.headers)).json()["data"]
+    refused = await client.post(f"{url}/undo-cancel", headers=tenant.headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == "paypal accounts cannot take back the cancellation of a subscription"
+    assert (await client.get(url, headers=tenant.headers)).json()["cancel_at_period_end"] is True
+    assert (await client.get("/v1/events", headers=tenant.headers)).json()["data"] == before

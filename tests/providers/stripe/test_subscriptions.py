@@ -93,11 +93,14 @@ async def test_period_end_changes_are_unsupported_and_send_nothing(
     assert len(fake_stripe.requests) == sent
 
 
-async def test_cancel_at_period_end_then_now(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
+async def test_cancel_at_period_end_taken_back_then_now(stripe_adapter: StripeAdapter, fake_stripe: FakeStripe) -> None:
     sub = await helpers.subscription(stripe_adapter)
     later = await stripe_adapter.cancel_subscription(sub, at_period_end=True, idempotency_key=helpers.key())
     assert fake_stripe.last("POST", SUB).params == {"cancel_at_period_end": "true"}
     assert (later.status, later.cancel_at_period_end) == ("active", True)
+    kept = await stripe_adapter.undo_cancel(sub, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", SUB).params == {"cancel_at_period_end": "false"}
+    assert (kept.status, kept.cancel_at_period_end) == ("active", False)
     now = await stripe_adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=helpers.key())
     assert fake_stripe.last("DELETE", SUB).path == f"/v1/subscriptions/{sub}"
     assert now.status == "canceled"
