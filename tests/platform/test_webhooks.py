@@ -123,6 +123,28 @@ async def test_a_verified_event_is_stored_once_and_applied_in_a_job(
     assert row["applied_at"] is not None
 
 
+async def test_a_canceled_subscription_is_never_brought_back_by_the_provider(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # Canceled here, its cancellation not sent yet: the provider's next word still says active.
+    # Taken, it would undo the cancellation, and the cancel row, sending the state of its time,
+    # would then cancel nothing: the provider would bill on.
+    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 504)
+    canceled = await client.post(f"/v1/subscriptions/{subscription}/cancel", headers=tenant.headers)
+    assert canceled.status_code == 200, canceled.text
+    later = T0 + timedelta(days=400)
+    live = event("evt_1", "subscription.updated", "sub_1", later, **subscription_state("active"))
+    await deliver(client, account, [live])
+    await drain(worker)
+
+    assert await status_of(worker, tenant, subscription) == "canceled"
+    [row] = await stored(worker, tenant)
+    assert (row["status"], row["detail"]) == (
+        "ignored",
+        "the subscription is canceled: a provider's word cannot restart it",
+    )
+
+
 async def test_older_events_do_not_roll_an_object_back_and_replays_are_no_ops(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -83,6 +83,11 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         # The customer approved too late: billplane already gave up and canceled it at the provider.
         return "ignored", "the subscription expired before it started"
     state = event.subscription
+    if subscription.status == "canceled" and state is not None and state.status != "canceled":
+        # Ended for good, here or at the provider. A provider still showing it live has not taken
+        # billplane's cancellation yet (its row is queued); undone here, that row would cancel
+        # nothing, and the provider would go on billing.
+        return "ignored", "the subscription is canceled: a provider's word cannot restart it"
     provider_bills = events.bills_subscriptions(row.provider)
     before = SubscriptionView.of(subscription)
     if state is not None:
