@@ -86,6 +86,24 @@ async def test_a_provider_invoice_is_mirrored_and_a_decline_keeps_it_open(
     assert await rows(worker, tenant, "SELECT status FROM payments") == [{"status": "succeeded"}]
 
 
+async def test_an_invoice_paid_never_goes_back_to_open_on_an_event_of_the_same_second(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # Stripe's event times are whole seconds: an invoice finalized and paid in one request has two
+    # events of the same second, which may arrive in either order.
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 603)
+    await deliver(client, account, [event("evt_2", "invoice.paid", "in_1", T0, **invoice("paid", paid=1500))])
+    await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
+    await drain(worker)
+    [mirrored] = await rows(worker, tenant, "SELECT status, amount_paid FROM invoices")
+    assert mirrored == {"status": "paid", "amount_paid": 1500}
+    outcomes = {row["event_id"]: (row["status"], row["detail"]) for row in await stored(worker, tenant)}
+    assert outcomes["evt_1"] == ("ignored", "the invoice is paid already: a provider's invoice never goes back to open")
+    assert [row["type"] for row in await rows(worker, tenant, "SELECT type FROM events ORDER BY id")][-1] == (
+        "invoice.paid"
+    )
+
+
 async def test_objects_billplane_does_not_know_are_stored_acknowledged_and_reported(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

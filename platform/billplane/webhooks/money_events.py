@@ -76,6 +76,9 @@ async def invoice_changed(events: EventRepository, row: StoredEvent, event: Prov
         events.add(invoice)
     elif stale(invoice, event):
         return "ignored", "older than the last event applied to this invoice"
+    elif provider_state.invoice_goes_back(invoice.status, state.status):
+        back = f"the invoice is {invoice.status} already: a provider's invoice never goes back to {state.status}"
+        return "ignored", back
     else:
         before = InvoiceView.of(invoice)
     provider_state.record_invoice(invoice, state, event.occurred_at)

@@ -74,6 +74,19 @@ def record_created(row: Subscription, created: ProviderSubscription, *, provider
     record_subscription(row, created, provider_bills=provider_bills)
 
 
+# How far along its life an invoice is. A provider's invoice only moves forward (Stripe: draft,
+# open, then paid, void or uncollectible, and an uncollectible one can still be paid or voided).
+_INVOICE_STAGE = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
+
+
+def invoice_goes_back(current: str, reported: str) -> bool:
+    """Whether ``reported`` would move an invoice that is ``current`` back: older news that a
+    watermark of whole seconds could not tell apart (two events of one second, in either order)."""
+    if current == reported:
+        return False
+    return _INVOICE_STAGE.get(reported, 0) <= _INVOICE_STAGE.get(current, 0)
+
+
 def record_invoice(row: Invoice, state: ProviderInvoice, at: datetime) -> None:
     """``number`` stays billplane's own (gapless, per tenant); the provider's number is not copied."""
     row.status = state.status
