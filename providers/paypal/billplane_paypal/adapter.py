@@ -1,8 +1,11 @@
 """billplane's adapter contract over PayPal's REST API (Subscriptions v1, Payments v2, webhooks).
 
-Every POST carries billplane's idempotency key as ``PayPal-Request-Id``: PayPal answers a repeated
-id with the first call's result (it keeps ids for at least 72 hours), so the sync engine's
-retries never create a second plan, subscription, capture or refund.
+Every POST carries billplane's idempotency key as ``PayPal-Request-Id``. PayPal's specs declare the
+header, and so a replay of the first call's answer (ids kept 72 hours), only for creating products,
+plans and subscriptions, a subscription's capture and a capture's refund: the sync engine's retries
+never create a second one of those. Suspend, activate and cancel are not replayed: a retry of one
+that worked is refused, and is done once a read shows the subscription in the state asked for.
+Revise names the plan and quantity wanted, so sending it again is the same revision.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from billplane_paypal.money import to_minor, to_value
 # verify-webhook-signature runs while PayPal waits for billplane's answer: fail fast (billplane
 # then answers 503 and PayPal delivers again) rather than let PayPal time out.
 VERIFY_TIMEOUT = 5.0
+# The PayPal statuses in which each state change has nothing left to do.
+_SUSPENDED = frozenset({"SUSPENDED"})
+_ACTIVE = frozenset({"ACTIVE"})
 _FINISHED = frozenset({"CANCELLED", "EXPIRED"})
 # A Payments v2 capture's status; PENDING (an eCheck clearing, a review) waits.
 _CAPTURE_STATUSES: dict[str, ChargeStatus] = {
@@ -122,9 +128,11 @@ class PayPalAdapter:
         created = await self._client.call("POST", "/v1/billing/plans", request_id=idempotency_key, body=body)
         return ProviderRef(provider_id=str(created["id"]))
 
+    async def _read_subscription(self, provider_subscription_id: str) -> Json:
+        return await self._client.call("GET", f"/v1/billing/subscriptions/{_id(provider_subscription_id)}")
+
     async def _get_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
-        body = await self._client.call("GET", f"/v1/billing/subscriptions/{_id(provider_subscription_id)}")
-        return subscriptions.from_paypal(body)
+        return subscriptions.from_paypal(await self._read_subscription(provider_subscription_id))
 
     async def create_subscription(
         self, subscription: SubscriptionData, *, idempotency_key: str
@@ -152,13 +160,28 @@ class PayPalAdapter:
         consent = subscriptions.approve_link(revised)
         return msgspec.structs.replace(current, next_action=consent) if consent is not None else current
 
-    async def _transition(self, provider_subscription_id: str, action: str, reason: str, idempotency_key: str) -> None:
-        await self._client.call(
-            "POST",
-            f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/{action}",
-            request_id=idempotency_key,
-            body={"reason": reason},
-        )
+    async def _transition(
+        self, provider_subscription_id: str, action: str, reason: str, idempotency_key: str, *, done: frozenset[str]
+    ) -> ProviderSubscription:
+        """Suspend, activate or cancel; a subscription already in a ``done`` status is what was asked."""
+        try:
+            await self._client.call(
+                "POST",
+                f"/v1/billing/subscriptions/{_id(provider_subscription_id)}/{action}",
+                request_id=idempotency_key,
+                body={"reason": reason},
+            )
+        except RetryableProviderError:
+            raise
+        except ProviderError:
+            # PayPal replays no answer for these calls, so a retry of one that worked (its answer
+            # lost) is refused as SUBSCRIPTION_STATUS_INVALID. The refusal alone does not say the
+            # state was reached (a closed account, a cancelled subscription): the subscription does.
+            body = await self._read_subscription(provider_subscription_id)
+            if body.get("status") not in done:
+                raise
+            return subscriptions.from_paypal(body)
+        return await self._get_subscription(provider_subscription_id)
 
     async def cancel_subscription(
         self,
@@ -169,24 +192,21 @@ class PayPalAdapter:
     ) -> ProviderSubscription:
         # PayPal has no scheduled cancellation. Its cancel stops all future billing at once and
         # refunds nothing, so the period already paid stays paid: at_period_end is the same call.
-        try:
-            await self._transition(provider_subscription_id, "cancel", "Cancelled in billplane", idempotency_key)
-        except RetryableProviderError:
-            raise
-        except ProviderError:
-            current = await self._get_subscription(provider_subscription_id)
-            if current.status != "canceled":
-                raise
-            return current  # already cancelled or expired: what was asked
-        return await self._get_subscription(provider_subscription_id)
+        return await self._transition(
+            provider_subscription_id, "cancel", "Cancelled in billplane", idempotency_key, done=_FINISHED
+        )
 
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
-        await self._transition(provider_subscription_id, "suspend", "Paused in billplane", idempotency_key)
-        return await self._get_subscription(provider_subscription_id)
+        return await self._transition(
+            provider_subscription_id, "suspend", "Paused in billplane", idempotency_key, done=_SUSPENDED
+        )
 
     async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
-        await self._transition(provider_subscription_id, "activate", "Resumed in billplane", idempotency_key)
-        return await self._get_subscription(provider_subscription_id)
+        # ACTIVE only: a SUSPENDED subscription PayPal refuses to activate (its payment failure
+        # threshold reached) stays an error the tenant must see.
+        return await self._transition(
+            provider_subscription_id, "activate", "Resumed in billplane", idempotency_key, done=_ACTIVE
+        )
 
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         """Capture a subscription's outstanding balance. On PayPal the stored payment method is the

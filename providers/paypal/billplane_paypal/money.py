@@ -58,7 +58,9 @@ def to_value(minor: int | Decimal, currency: str) -> str:
 
     Whole minor units always get exactly PayPal's decimals for the currency (1000 USD -> ``"10.00"``,
     150000 HUF -> ``"1500"``), and one PayPal cannot write (150050 HUF: half a forint) is refused;
-    a fractional tier price keeps the extra digits it needs (``Decimal("0.5")`` USD -> ``"0.005"``).
+    a fractional tier price keeps the extra digits it needs (``Decimal("0.5")`` USD -> ``"0.005"``)
+    in a currency PayPal writes with decimals, and is refused in one it writes without (HUF, JPY,
+    TWD: ``Decimal(150)`` HUF, 1.50 Ft, like 150050).
     """
     places = exponent(currency)
     major = Decimal(minor).scaleb(-minor_unit_exponent(currency))
@@ -66,7 +68,9 @@ def to_value(minor: int | Decimal, currency: str) -> str:
     exact = major.quantize(quantum)
     if exact == major:
         return format(exact, "f")
-    if not isinstance(minor, Decimal):
+    # Extra digits are only a longer decimal fraction where PayPal takes one at all: for a currency
+    # it takes without decimals they would be a decimal point PayPal refuses or misreads.
+    if not isinstance(minor, Decimal) or places == 0:
         raise ProviderError(
             f"PayPal writes {currency.upper()} with {places} decimals: {major} {currency.upper()} cannot be sent",
             code="AMOUNT_NOT_SUPPORTED",

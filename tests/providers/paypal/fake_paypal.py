@@ -1,12 +1,14 @@
 """A stateful fake of PayPal's REST API on a loopback port, refereed by PayPal's own specs.
 
 It keeps tokens, products, plans, subscriptions, captures and refunds in memory, answers with
-PayPal-shaped bodies and errors, replays a repeated ``PayPal-Request-Id``, and logs every request.
+PayPal-shaped bodies and errors, replays a repeated ``PayPal-Request-Id`` on the operations whose
+spec declares that header (and only there, as PayPal does), and logs every request.
 Each request is checked against the vendored OpenAPI documents (``spec_check.py``): a violation is
 recorded (the tests' fixture fails on it) and answered 400 as PayPal would. ``/v1/oauth2/token``
 is not in those documents and is modelled on PayPal's OAuth2 docs.
 
-Test hooks: ``fail_next`` (429/5xx with Retry-After, or a delay for timeouts), ``approve`` (the
+Test hooks: ``fail_next`` (429/5xx with Retry-After, or a delay for timeouts), ``lose_next_answer``
+(the request takes effect but its answer is lost), ``approve`` (the
 customer approves a subscription or a revision), ``auto_approve``, ``declining`` (captures of a
 subscription are declined), ``clearing`` (captures of a subscription are ``PENDING`` until
 ``settle_capture``), ``refunds_clearing`` (refunds of a capture are ``PENDING`` until
@@ -104,12 +106,14 @@ class Logged:
 
 @dataclass
 class Fault:
-    """Answer the next request whose path starts with ``prefix`` with ``status``, after ``delay`` s."""
+    """Answer the next request whose path starts with ``prefix`` with ``status``, after ``delay`` s;
+    with ``applied`` (and a status), only once the request has taken effect: its answer is lost."""
 
     prefix: str
     status: int | None
     delay: float = 0.0
     retry_after: str | None = None
+    applied: bool = False
 
 
 @dataclass
@@ -143,6 +147,12 @@ class FakePayPal:
     def fail_next(self, prefix: str, status: int | None, *, delay: float = 0.0, retry_after: str | None = None) -> None:
         with self.lock:
             self.faults.append(Fault(prefix, status, delay, retry_after))
+
+    def lose_next_answer(self, prefix: str) -> None:
+        """The next request whose path starts with ``prefix`` takes effect at PayPal, but its answer
+        never reaches the caller (a gateway timeout or a dropped connection): the caller sees a 502."""
+        with self.lock:
+            self.faults.append(Fault(prefix, 502, applied=True))
 
     def settle_capture(self, capture_id: str, status: str) -> None:
         """What PayPal does when a ``PENDING`` capture clears (``COMPLETED``) or does not (``DECLINED``)."""
@@ -206,12 +216,20 @@ class FakePayPal:
             fault = next((f for f in self.faults if path.startswith(f.prefix)), None)
             if fault is not None:
                 self.faults.remove(fault)
-        if fault is not None:
-            time.sleep(fault.delay)  # outside the lock: other requests go on
-            if fault.status is not None:
-                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                status, reply, _ = error(fault.status, "INTERNAL_SERVER_ERROR", "An internal server error occurred.")
-                return status, reply, extra
+        if fault is None:
+            return self._answer(method, path, query, headers, body)
+        if fault.applied:
+            self._answer(method, path, query, headers, body)
+        time.sleep(fault.delay)  # outside the lock: other requests go on
+        if fault.status is None:
+            return self._answer(method, path, query, headers, body)
+        extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        status, lost, _ = error(fault.status, "INTERNAL_SERVER_ERROR", "An internal server error occurred.")
+        return status, lost, extra
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+    ) -> Reply:
         if path == "/v1/oauth2/token":
             return self._token(method, headers, body)
         problems = _CHECKER.check(method, path, query, headers, body)
@@ -224,19 +242,23 @@ class FakePayPal:
                 "Request is not well-formed, syntactically incorrect, or violates schema.",
                 *["INVALID_PARAMETER_SYNTAX"] * len(problems),
             )
+        # PayPal accepts the header on every call, but replays only where an operation declares it:
+        # a fake replaying more would hide a retry that real PayPal refuses.
+        operation = _CHECKER.find(method, path)
+        replays = operation is not None and "paypal-request-id" in operation.declared("header")
         with self.lock:
-            return self._authorized(method, path, headers, body)
+            return self._authorized(method, path, headers, body, replays=replays)
 
-    def _authorized(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _authorized(self, method: str, path: str, headers: dict[str, str], body: bytes, *, replays: bool) -> Reply:
         token = headers.get("authorization", "").removeprefix("Bearer ")
         if self.tokens.get(token, 0.0) < time.monotonic():
             return 401, {"error": "invalid_token", "error_description": "Access Token not found in cache"}, {}
-        request_id = headers.get("paypal-request-id")
-        if method == "POST" and request_id and (method, path, request_id) in self.replies:
+        request_id = headers.get("paypal-request-id") if replays else None
+        if request_id and (method, path, request_id) in self.replies:
             return self.replies[method, path, request_id]
         data = json.loads(body) if body else {}
         reply = self._route(method, path, data, body)
-        if method == "POST" and request_id and reply[0] < 500:  # PayPal keeps final answers, not failures
+        if request_id and reply[0] < 500:  # PayPal keeps final answers, not failures
             self.replies[method, path, request_id] = reply
         return reply
 

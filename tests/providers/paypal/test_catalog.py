@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from billplane_paypal.catalog import plan_body
 
-from billplane.plugins import PriceData, ProductData, TierData, UnsupportedOperationError
+from billplane.plugins import PriceData, ProductData, ProviderError, TierData, UnsupportedOperationError
 from billplane.plugins.contract import PricingModel
 from tests.providers.paypal.conftest import MakeAdapter
 from tests.providers.paypal.fake_paypal import FakePayPal
@@ -77,6 +77,19 @@ def test_yen_tiers_have_no_decimals() -> None:
     tiers = [TierData(up_to=5, unit_amount=Decimal(1200)), TierData(up_to=None, unit_amount=Decimal(900))]
     scheme = _regular(plan_body(_price("volume", currency="JPY", tiers=tiers), name="JP"))["pricing_scheme"]
     assert [tier["amount"]["value"] for tier in scheme["tiers"]] == ["1200", "900"]
+
+
+async def test_a_tier_price_in_part_of_a_forint_is_refused_before_any_call(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    """150 HUF minor units are 1.50 Ft, which PayPal (no decimals for HUF) cannot be sent."""
+    tiers = [TierData(up_to=5, unit_amount=Decimal(150000)), TierData(up_to=None, unit_amount=Decimal(150))]
+    adapter = make_adapter()
+    before = len(paypal.log)
+    with pytest.raises(ProviderError, match="cannot be sent") as refused:
+        await adapter.ensure_price(_price("tiered", currency="HUF", tiers=tiers), idempotency_key="huf-tiers")
+    assert refused.value.code == "AMOUNT_NOT_SUPPORTED"
+    assert len(paypal.log) == before
 
 
 def test_a_trial_is_a_free_trial_cycle_before_the_regular_one() -> None:

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 from billplane_paypal import tokens
+from billplane_paypal.client import PayPalClient
 from billplane_paypal.credentials import LIVE_API, SANDBOX_API, PayPalCredentials, api_base
 
 from billplane.plugins import (
@@ -19,8 +20,8 @@ from billplane.plugins import (
     SubscriptionData,
 )
 from billplane.testing import samples
-from tests.providers.paypal.conftest import MakeAdapter, new_client_id
-from tests.providers.paypal.fake_paypal import FakePayPal
+from tests.providers.paypal.conftest import WEBHOOK_ID, MakeAdapter, new_client_id
+from tests.providers.paypal.fake_paypal import GOOD_SECRET, FakePayPal
 
 
 class Clock:
@@ -82,6 +83,22 @@ async def test_the_same_request_id_returns_the_first_object(make_adapter: MakeAd
     again = await adapter.ensure_product(ProductData(product_id=1, name="A"), idempotency_key="same")
     other = await adapter.ensure_product(ProductData(product_id=1, name="A"), idempotency_key="other")
     assert first == again != other
+
+
+async def test_a_request_id_is_replayed_only_where_paypals_spec_declares_it(paypal: FakePayPal) -> None:
+    """The spec declares PayPal-Request-Id for creating products, plans and subscriptions, for a
+    subscription's capture and for a capture's refund; suspend, activate, revise and cancel accept it
+    (a common header) but promise no replay, so the fake must not replay them either."""
+    credentials = PayPalCredentials(client_id=new_client_id(), client_secret=GOOD_SECRET, webhook_id=WEBHOOK_ID)
+    client = PayPalClient(paypal.base_url, credentials)
+    product = {"name": "replayed", "type": "SERVICE"}
+    first = await client.call("POST", "/v1/catalogs/products", request_id="replay-product", body=product)
+    assert await client.call("POST", "/v1/catalogs/products", request_id="replay-product", body=product) == first
+    suspend = f"/v1/billing/subscriptions/{paypal.seed_active_subscription()}/suspend"
+    await client.call("POST", suspend, request_id="replay-suspend", body={"reason": "first"})
+    with pytest.raises(ProviderError) as refused:
+        await client.call("POST", suspend, request_id="replay-suspend", body={"reason": "first"})
+    assert refused.value.code == "SUBSCRIPTION_STATUS_INVALID"
 
 
 async def test_concurrent_calls_fetch_one_token(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:

@@ -42,18 +42,30 @@ def test_paypal_values_to_minor_units(value: str, currency: str, minor: int) -> 
         (Decimal("0.5"), "USD", "0.005"),  # a fractional tier price keeps its digits
         (Decimal("12.25"), "USD", "0.1225"),
         (Decimal(100), "USD", "1.00"),
-        (Decimal("2.5"), "JPY", "2.5"),
+        (Decimal(3), "JPY", "3"),
         (150000, "HUF", "1500"),  # 1,500.00 Ft: PayPal writes whole forints
         (-700, "TWD", "-7"),
-        (Decimal(150), "HUF", "1.5"),  # a fractional tier price still keeps its digits
+        (Decimal(150000), "HUF", "1500"),  # a tier price in whole forints, as an integer would be
     ],
 )
 def test_minor_units_to_paypal_values(minor: int | Decimal, currency: str, value: str) -> None:
     assert to_value(minor, currency) == value
 
 
-@pytest.mark.parametrize(("minor", "currency"), [(150050, "HUF"), (1, "HUF"), (99, "TWD")])
-def test_an_amount_paypal_cannot_write_is_refused_not_rounded(minor: int, currency: str) -> None:
+@pytest.mark.parametrize(
+    ("minor", "currency"),
+    [
+        (150050, "HUF"),
+        (1, "HUF"),
+        (99, "TWD"),
+        # A tier unit price (Decimal) in a currency PayPal writes without decimals: no extra digits.
+        (Decimal(150), "HUF"),
+        (Decimal("150000.5"), "HUF"),
+        (Decimal(99), "TWD"),
+        (Decimal("2.5"), "JPY"),
+    ],
+)
+def test_an_amount_paypal_cannot_write_is_refused_not_rounded(minor: int | Decimal, currency: str) -> None:
     with pytest.raises(ProviderError, match="cannot be sent") as refused:
         to_value(minor, currency)
     assert refused.value.code == "AMOUNT_NOT_SUPPORTED"

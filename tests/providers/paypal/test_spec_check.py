@@ -37,6 +37,33 @@ def test_all_four_specs_are_loaded() -> None:
     } <= templates
 
 
+def test_paypal_promises_a_replay_only_for_creates_captures_and_refunds() -> None:
+    """Which of the POSTs the adapter sends PayPal replays for a repeated PayPal-Request-Id: the
+    adapter's retry safety (adapter.py's docstring) rests on this list."""
+    sent = [
+        "/v1/catalogs/products",
+        "/v1/billing/plans",
+        "/v1/billing/subscriptions",
+        "/v1/billing/subscriptions/I-1/revise",
+        "/v1/billing/subscriptions/I-1/suspend",
+        "/v1/billing/subscriptions/I-1/activate",
+        "/v1/billing/subscriptions/I-1/cancel",
+        "/v1/billing/subscriptions/I-1/capture",
+        "/v2/payments/captures/C-1/refund",
+        "/v1/notifications/verify-webhook-signature",
+    ]
+    operations = [CHECKER.find("POST", path) for path in sent]
+    replayed = {op.template for op in operations if op is not None and "paypal-request-id" in op.declared("header")}
+    assert None not in operations
+    assert replayed == {
+        "/v1/catalogs/products",
+        "/v1/billing/plans",
+        "/v1/billing/subscriptions",
+        "/v1/billing/subscriptions/{id}/capture",
+        "/v2/payments/captures/{capture_id}/refund",
+    }
+
+
 def test_a_conforming_request_passes() -> None:
     assert _check("POST", "/v1/billing/plans", PLAN, **{"PayPal-Request-Id": "k"}) == []
 

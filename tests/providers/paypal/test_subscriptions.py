@@ -13,7 +13,9 @@ from billplane.plugins import (
     PriceData,
     ProductData,
     ProviderError,
+    ProviderSubscription,
     RefundRequest,
+    RetryableProviderError,
     SubscriptionChange,
     SubscriptionData,
     UnsupportedOperationError,
@@ -152,6 +154,79 @@ async def test_pausing_a_subscription_not_yet_approved_is_paypals_refusal(make_a
     with pytest.raises(ProviderError) as caught:
         await adapter.pause_subscription(created.provider_id, idempotency_key="pending-p")
     assert caught.value.code == "SUBSCRIPTION_STATUS_INVALID"
+
+
+async def _move(adapter: PayPalAdapter, operation: str, sub: str, key: str) -> ProviderSubscription:
+    if operation == "pause":
+        return await adapter.pause_subscription(sub, idempotency_key=key)
+    if operation == "resume":
+        return await adapter.resume_subscription(sub, idempotency_key=key)
+    return await adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=key)
+
+
+# billplane's operation -> PayPal's action, the PayPal status it leaves, billplane's status.
+_MOVES = {
+    "pause": ("suspend", "SUSPENDED", "paused"),
+    "resume": ("activate", "ACTIVE", "active"),
+    "cancel": ("cancel", "CANCELLED", "canceled"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(_MOVES))
+async def test_a_state_change_whose_answer_was_lost_is_done_when_retried(
+    make_adapter: MakeAdapter, paypal: FakePayPal, operation: str
+) -> None:
+    """PayPal replays none of these (its spec declares no PayPal-Request-Id for them): the sync
+    engine's retry is refused (SUBSCRIPTION_STATUS_INVALID) precisely because the first call worked."""
+    action, paypal_status, status = _MOVES[operation]
+    adapter = make_adapter()
+    sub = paypal.seed_active_subscription()
+    if operation == "resume":
+        await adapter.pause_subscription(sub, idempotency_key=f"{sub}-before")
+    paypal.lose_next_answer(f"/v1/billing/subscriptions/{sub}/{action}")
+    with pytest.raises(RetryableProviderError):
+        await _move(adapter, operation, sub, f"{sub}-{operation}")
+    assert paypal.subscriptions[sub]["status"] == paypal_status
+    retried = await _move(adapter, operation, sub, f"{sub}-{operation}")
+    assert retried.status == status
+
+
+async def test_pausing_a_paused_or_resuming_an_active_subscription_is_no_error(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    """A sync run again by hand (a new key) asks for the state the subscription is already in."""
+    adapter = make_adapter()
+    sub = paypal.seed_active_subscription()
+    assert (await adapter.resume_subscription(sub, idempotency_key=f"{sub}-r1")).status == "active"
+    await adapter.pause_subscription(sub, idempotency_key=f"{sub}-p1")
+    assert (await adapter.pause_subscription(sub, idempotency_key=f"{sub}-p2")).status == "paused"
+    assert paypal.subscriptions[sub]["status"] == "SUSPENDED"
+
+
+@pytest.mark.parametrize("operation", ["pause", "resume"])
+async def test_a_refusal_of_a_state_not_reached_is_still_an_error(
+    make_adapter: MakeAdapter, paypal: FakePayPal, operation: str
+) -> None:
+    adapter = make_adapter()
+    sub = paypal.seed_active_subscription()
+    await adapter.cancel_subscription(sub, at_period_end=False, idempotency_key=f"{sub}-c")
+    with pytest.raises(ProviderError) as caught:
+        await _move(adapter, operation, sub, f"{sub}-{operation}")
+    assert caught.value.code == "SUBSCRIPTION_STATUS_INVALID"
+
+
+async def test_a_revision_whose_answer_was_lost_is_sent_again(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
+    """PayPal replays no revise either, but a revision names the plan and quantity wanted: sent
+    again, it is the same revision, with its consent link."""
+    adapter = make_adapter()
+    sub = paypal.seed_active_subscription()
+    paypal.lose_next_answer(f"/v1/billing/subscriptions/{sub}/revise")
+    with pytest.raises(RetryableProviderError):
+        await adapter.update_subscription(sub, SubscriptionChange(quantity=4), idempotency_key=f"{sub}-rev")
+    revised = await adapter.update_subscription(sub, SubscriptionChange(quantity=4), idempotency_key=f"{sub}-rev")
+    assert revised.next_action is not None
+    paypal.approve(sub)
+    assert paypal.subscriptions[sub]["quantity"] == "4"
 
 
 async def test_a_charge_captures_the_outstanding_balance_and_a_refund_returns_part(
