@@ -154,8 +154,8 @@ def test_the_kit_reports_every_broken_rule(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == len(EXPECTED_FAILURES)
     assert outcomes["passed"] > 0  # the rules the broken provider keeps still pass
-    # subscriptions, pause, usage, payment_lookup, payment_status, refund_lookup, refund_status and
-    # undo_cancel: not declared
+    # Not declared, so skipped: subscriptions, pause, usage, payment_lookup, payment_status,
+    # refund_lookup, refund_status and undo_cancel.
     assert outcomes["skipped"] == 9
     output = result.stdout.str()
     for reason in (
