@@ -190,6 +190,16 @@ async def test_changes_now_or_at_period_end_and_cancel_at_period_end(
     assert (now.json()["quantity"], now.json()["pending_plan_id"], now.json()["pending_quantity"]) == (4, None, None)
     ending = await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
     assert (ending.json()["status"], ending.json()["cancel_at_period_end"]) == ("active", True)
+    # Asked again, with the values it has: nothing changes, so no event (docs/reference/event-types.md).
+    written = len(await events_of(runtime, tenant))
+    for method, suffix, body in (
+        ("POST", "/cancel", {"at_period_end": True}),
+        ("PATCH", "", {}),
+        ("PATCH", "", {"quantity": 4, "metadata": {}}),
+    ):
+        same = await client.request(method, f"{url}{suffix}", json=body, headers=tenant.headers)
+        assert same.status_code == 200, same.text
+    assert len(await events_of(runtime, tenant)) == written
     taken_back = await client.post(f"{url}/undo-cancel", headers=tenant.headers)
     assert (taken_back.status_code, taken_back.json()["cancel_at_period_end"]) == (200, False), taken_back.text
     again = await client.post(f"{url}/undo-cancel", headers=tenant.headers)

@@ -12,6 +12,7 @@ from billplane.billing.models import BillingSettings
 from billplane.billing.settings_repository import SettingsRepository
 from billplane.billing.settings_schemas import MAX_RETRIES, MAX_RETRY_DAY, BillingSettingsUpdate
 from billplane.billing.settings_schemas import BillingSettings as SettingsView
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 
 RETRY_DAYS = "dunning_retry_days"
@@ -42,10 +43,13 @@ class SettingsService:
         if RETRY_DAYS in changes:
             checked_retry_days(changes[RETRY_DAYS])
         row = await self.repository.locked()
+        before = SettingsView.of(row)
         if RETRY_DAYS in changes:
             row.dunning_retry_days = changes[RETRY_DAYS]
         if "dunning_final_action" in changes:
             row.dunning_final_action = changes["dunning_final_action"]
+        if not changed(before, SettingsView.of(row)):
+            return row  # the values it has already: nothing to write, no event
         row.updated_at = func.now()
         await self.session.flush()
         await self.session.refresh(row)

@@ -13,6 +13,7 @@ from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_time
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.events.models import WebhookEndpoint as EndpointRow
 from billplane.events.options import WebhookOptions
@@ -102,6 +103,7 @@ class EndpointService:
 
     async def update(self, endpoint_id: int, data: WebhookEndpointUpdate) -> EndpointRow:
         endpoint = await self.get(endpoint_id)
+        before = WebhookEndpoint.of(endpoint)
         changes = data.changes()
         if "url" in changes:
             endpoint.url = self._checked_url(changes["url"])
@@ -118,7 +120,8 @@ class EndpointService:
             endpoint.status, endpoint.disabled_reason = "disabled", DISABLED_BY_TENANT
             await self.repository.fail_pending(endpoint.id, "the endpoint was disabled")
         endpoint = await self.repository.update(endpoint)
-        await self._emit(types.ENDPOINT_UPDATED, endpoint)
+        if changed(before, WebhookEndpoint.of(endpoint)):  # the values it had already: no event
+            await self._emit(types.ENDPOINT_UPDATED, endpoint)
         return endpoint
 
     async def delete(self, endpoint_id: int) -> None:

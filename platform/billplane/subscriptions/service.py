@@ -24,6 +24,7 @@ from billplane.billing.customer_credit import release_credits
 from billplane.billing.driver import driver_of
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice, InvoiceLine
@@ -155,6 +156,7 @@ class SubscriptionService:
 
     async def update(self, subscription_id: int, data: SubscriptionUpdate) -> Subscription:
         subscription = await self._locked(subscription_id)
+        before = SubscriptionView.of(subscription)
         changes = data.changes()
         if "metadata" in changes:
             subscription.metadata_ = changes["metadata"]
@@ -176,7 +178,7 @@ class SubscriptionService:
                 asked = data.proration == "create_prorations" and subscription.status != "trialing"
                 kind = "subscription.update" if asked else "subscription.update_unprorated"
                 await self.mirror.subscription_changed(subscription, kind)
-        return await self._emitted("subscription.updated", subscription)
+        return await self._emitted("subscription.updated", subscription, unless_as=before)
 
     async def _checked(self, subscription: Subscription, data: SubscriptionUpdate) -> Change | None:
         """The plan or quantity change ``data`` asks for, checked as the change and its preview
@@ -293,6 +295,8 @@ class SubscriptionService:
                     "invoice_now",
                     "a cancellation at the period end invoices the last usage then; invoice_now ends it now",
                 )
+            if subscription.cancel_at_period_end:
+                return subscription  # scheduled already (its row sent it, or will): nothing changes
             subscription.cancel_at_period_end = True
             event = "subscription.updated"
         else:  # an incomplete one has no period worth keeping: it ends now
@@ -424,8 +428,14 @@ class SubscriptionService:
         customer = await self.repository.live_customer(subscription.customer_id)
         return await customer_now(self.session, None if customer is None else customer.test_clock_id)
 
-    async def _emitted(self, event: str, subscription: Subscription) -> Subscription:
+    async def _emitted(
+        self, event: str, subscription: Subscription, *, unless_as: SubscriptionView | None = None
+    ) -> Subscription:
+        """``event`` for ``subscription``; none when the API shows it as ``unless_as`` (a request
+        sending the values it has already changed nothing)."""
         await self.session.flush()
         await self.session.refresh(subscription)  # timestamps the database set
-        await emit(self.session, event, "subscription", subscription.id, SubscriptionView.of(subscription))
+        after = SubscriptionView.of(subscription)
+        if unless_as is None or changed(unless_as, after):
+            await emit(self.session, event, "subscription", subscription.id, after)
         return subscription

@@ -47,6 +47,10 @@ async def test_patch_changes_the_fields_sent_and_records_an_event(
     shown = (await client.get(URL, headers=tenant.headers)).json()
     assert (shown["dunning_retry_days"], shown["dunning_final_action"]) == ([1, 2, 10, 60], "mark_unpaid")
     assert await types(runtime, tenant, "billing_settings") == ["billing_settings.updated"] * 2
+    # The values it has already: nothing changed, no event.
+    same = await client.patch(URL, json={"dunning_final_action": "mark_unpaid"}, headers=tenant.headers)
+    assert same.status_code == 200, same.text
+    assert await types(runtime, tenant, "billing_settings") == ["billing_settings.updated"] * 2
 
 
 async def test_an_empty_schedule_is_accepted(client: Client, admin_headers: dict[str, str]) -> None:

@@ -88,6 +88,8 @@ async def test_update_and_delete(client: Client, tenant: CreatedTenant, runtime:
     enabled = await client.patch(path, json={"status": "enabled"}, headers=tenant.headers)
     assert enabled.json()["status"] == "enabled"
     assert enabled.json()["disabled_reason"] is None
+    same = await client.patch(path, json={"status": "enabled", "url": body["url"]}, headers=tenant.headers)
+    assert same.status_code == 200, same.text  # what it has already: no event (below)
     assert (await client.delete(path, headers=tenant.headers)).status_code == 204
     assert (await client.get(path, headers=tenant.headers)).status_code == 404
     await events_listable(runtime.settings.database.url)
