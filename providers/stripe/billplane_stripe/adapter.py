@@ -283,7 +283,9 @@ class StripeAdapter:
                 if not request.provider_customer_id:
                     raise ProviderError("a charge needs a payment method or a customer", code="no_payment_method")
                 method = await self._default_payment_method(request.provider_customer_id)
-            params = payments.payment_intent_params(request, method, request.provider_customer_id)
+            params = payments.payment_intent_params(
+                request, method, request.provider_customer_id, tenant_id=self._context.tenant_id
+            )
             intent = await self._client.v1.payment_intents.create_async(_sdk(params), _options(idempotency_key))
             return payments.charge_from_payment_intent(_plain(intent))
         except stripe.CardError as error:
@@ -313,7 +315,10 @@ class StripeAdapter:
                 params["customer"] = request.provider_customer_id
             listed = await self._client.v1.payment_intents.list_async(_sdk(params))
             found = [_plain(intent) async for intent in listed.auto_paging_iter()]
-        return payments.best_match([intent for intent in found if payments.is_charge_of(intent, request)])
+        tenant_id = self._context.tenant_id
+        return payments.best_match(
+            [intent for intent in found if payments.is_charge_of(intent, request, tenant_id=tenant_id)]
+        )
 
     async def charge_status(self, provider_payment_id: str) -> ChargeResult | None:
         """A PaymentIntent (``pi_``) or an invoice's payment (``in_``, the id billplane keeps for an
@@ -355,7 +360,7 @@ class StripeAdapter:
     async def refund(self, request: RefundRequest, *, idempotency_key: str) -> RefundResult:
         async with stripe_errors():
             created = await self._client.v1.refunds.create_async(
-                _sdk(payments.refund_params(request)),
+                _sdk(payments.refund_params(request, tenant_id=self._context.tenant_id)),
                 _options(idempotency_key),
             )
         return payments.refund_result(_plain(created))
@@ -378,7 +383,7 @@ class StripeAdapter:
         async with stripe_errors():
             listed = await self._client.v1.refunds.list_async(_sdk(params))
             found = [_plain(refund) async for refund in listed.auto_paging_iter()]
-        return payments.matching_refund(found, request)
+        return payments.matching_refund(found, request, tenant_id=self._context.tenant_id)
 
     async def _retrieve_refunded_payment(self, request: RefundRequest, *, by_charge: bool) -> None:
         """Raise ``ProviderError`` (code ``refund_lookup_unknown_payment``) unless this account has
@@ -433,4 +438,4 @@ class StripeAdapter:
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
         secrets = [s for s in (self._context.webhook_secret, self._context.previous_webhook_secret) if s]
         event = webhooks.verify(body, headers, secrets)
-        return webhooks.normalize(event)
+        return webhooks.normalize(event, tenant_id=self._context.tenant_id)

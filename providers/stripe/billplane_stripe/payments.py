@@ -38,6 +38,9 @@ _REFUND_STATUSES: dict[str, RefundStatus] = {
 }
 _INVOICE_STATUSES: set[str] = {"draft", "open", "paid", "void", "uncollectible"}
 _REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+# One Stripe account may serve several billplane tenants, whose payment and refund ids overlap, and
+# a charge made without a customer has nothing else to tell them apart: the tenant id says whose.
+_TENANT_KEY = "billplane_tenant_id"
 
 
 def _id(value: object) -> str | None:
@@ -55,14 +58,32 @@ def _upper(value: object) -> str | None:
     return value.upper() if isinstance(value, str) else None
 
 
-def payment_intent_params(request: ChargeRequest, payment_method: str, customer: str | None) -> dict[str, Any]:
+def _tenant_metadata(tenant_id: int | None) -> dict[str, str]:
+    # None: a caller that does not give the tenant (an adapter from before it was written).
+    return {} if tenant_id is None else {_TENANT_KEY: str(tenant_id)}
+
+
+def _of_tenant(metadata: object, tenant_id: int | None) -> bool:
+    """Whether the metadata billplane wrote may be ``tenant_id``'s: the tenant id in it, if any,
+    is that one (``tenant_id`` None checks nothing). An object without one was made before
+    billplane wrote it, and is judged by the rest as it was then: taking such a charge for none
+    would have dunning charge the customer again."""
+    if tenant_id is None or not isinstance(metadata, Mapping):
+        return True
+    written = metadata.get(_TENANT_KEY)
+    return written is None or written == str(tenant_id)
+
+
+def payment_intent_params(
+    request: ChargeRequest, payment_method: str, customer: str | None, *, tenant_id: int | None = None
+) -> dict[str, Any]:
     params: dict[str, Any] = {
         "amount": to_stripe(request.amount, request.currency),
         "currency": request.currency.lower(),
         "payment_method": payment_method,
         "confirm": True,
         "off_session": True,
-        "metadata": {"billplane_payment_id": str(request.payment_id)},
+        "metadata": {"billplane_payment_id": str(request.payment_id), **_tenant_metadata(tenant_id)},
     }
     if customer:
         params["customer"] = customer
@@ -77,7 +98,9 @@ def failure_code(error: Mapping[str, Any]) -> str | None:
     return str(code) if code else None
 
 
-def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
+def charge_from_payment_intent(intent: Mapping[str, Any], *, tenant_id: int | None = None) -> ChargeResult:
+    """billplane's view of a PaymentIntent; it names billplane's payment only when it may be
+    ``tenant_id``'s (a webhook of a shared account reaches every tenant's endpoint)."""
     raw = str(intent.get("status"))
     status: ChargeStatus = _CHARGE_STATUSES.get(raw, "failed")
     last_error = intent.get("last_payment_error")
@@ -95,13 +118,15 @@ def charge_from_payment_intent(intent: Mapping[str, Any]) -> ChargeResult:
         currency=currency,
         provider_customer_id=_id(intent.get("customer")),
         provider_invoice_id=_id(intent.get("invoice")),
-        billplane_payment_id=_billplane_id(intent.get("metadata"), "billplane_payment_id"),
+        billplane_payment_id=_billplane_id(intent.get("metadata"), "billplane_payment_id", tenant_id),
     )
 
 
-def _billplane_id(metadata: object, key: str) -> int | None:
+def _billplane_id(metadata: object, key: str, tenant_id: int | None) -> int | None:
     """The payment (or refund) id ``payment_intent_params`` (``refund_params``) put in the metadata
-    under ``key``; anything else is not ours."""
+    under ``key``; anything else, or another tenant's, is not ours."""
+    if not _of_tenant(metadata, tenant_id):
+        return None
     value = metadata.get(key) if isinstance(metadata, Mapping) else None
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         return None
@@ -120,17 +145,19 @@ def _sent_amount(request: ChargeRequest) -> int | None:
         return None
 
 
-def is_charge_of(intent: Mapping[str, Any], request: ChargeRequest) -> bool:
+def is_charge_of(intent: Mapping[str, Any], request: ChargeRequest, *, tenant_id: int | None = None) -> bool:
     """Whether a listed PaymentIntent is the one ``payment_intent_params(request, ...)`` created.
 
-    The billplane payment id in its metadata says so; amount, currency and customer must agree
-    too, because one Stripe account may serve several billplane tenants (whose payment ids
-    overlap), and each tenant's customers are its own.
+    The billplane payment id in its metadata says so; the tenant id there, when written, must be
+    ``tenant_id``, and amount, currency and customer must agree too, because one Stripe account
+    may serve several billplane tenants (whose payment ids overlap), and each tenant's customers
+    are its own, but a charge without a customer has none to compare.
     """
     metadata = intent.get("metadata")
     return (
         isinstance(metadata, Mapping)
         and metadata.get("billplane_payment_id") == str(request.payment_id)
+        and _of_tenant(metadata, tenant_id)
         and _int(intent.get("amount")) == _sent_amount(request)
         and str(intent.get("currency")).lower() == request.currency.lower()
         and _id(intent.get("customer")) == (request.provider_customer_id or None)
@@ -206,13 +233,13 @@ def _refund_target(provider_payment_id: str) -> str | None:
     return "payment_intent" if provider_payment_id.startswith("pi_") else None
 
 
-def refund_params(request: RefundRequest) -> dict[str, Any]:
+def refund_params(request: RefundRequest, *, tenant_id: int | None = None) -> dict[str, Any]:
     # An id of another kind is sent as a PaymentIntent all the same: Stripe's refusal says why.
     target = _refund_target(request.provider_payment_id) or "payment_intent"
     params: dict[str, Any] = {
         target: request.provider_payment_id,
         "amount": to_stripe(request.amount, request.currency),
-        "metadata": {"billplane_refund_id": str(request.refund_id)},
+        "metadata": {"billplane_refund_id": str(request.refund_id), **_tenant_metadata(tenant_id)},
     }
     if request.reason in _REFUND_REASONS:
         params["reason"] = request.reason
@@ -221,7 +248,8 @@ def refund_params(request: RefundRequest) -> dict[str, Any]:
     return params
 
 
-def refund_result(refund: Mapping[str, Any]) -> RefundResult:
+def refund_result(refund: Mapping[str, Any], *, tenant_id: int | None = None) -> RefundResult:
+    """billplane's view of a Refund; it names billplane's refund only when it may be ``tenant_id``'s."""
     status = _REFUND_STATUSES.get(str(refund.get("status")), "pending")
     reason = refund.get("failure_reason")
     currency = _upper(refund.get("currency"))
@@ -232,7 +260,7 @@ def refund_result(refund: Mapping[str, Any]) -> RefundResult:
         provider_payment_id=_id(refund.get("payment_intent")) or _id(refund.get("charge")),
         amount=from_stripe(_int(refund.get("amount")), currency),
         currency=currency,
-        billplane_refund_id=_billplane_id(refund.get("metadata"), "billplane_refund_id"),
+        billplane_refund_id=_billplane_id(refund.get("metadata"), "billplane_refund_id", tenant_id),
     )
 
 
@@ -261,14 +289,21 @@ def refund_list_params(request: RefundRequest, created_after: datetime) -> dict[
     }
 
 
-def is_refund_of(refund: Mapping[str, Any], request: RefundRequest) -> bool:
+def is_refund_of(refund: Mapping[str, Any], request: RefundRequest, *, tenant_id: int | None = None) -> bool:
     """Whether a listed refund of the payment is the one ``refund_params(request)`` created: its
-    metadata names billplane's refund (the list is already the payment's, so its tenant's)."""
+    metadata names billplane's refund, and the tenant id there, when written, is ``tenant_id``
+    (the list is already the payment's, so its tenant's; the tenant id makes sure of it)."""
     metadata = refund.get("metadata")
-    return isinstance(metadata, Mapping) and metadata.get("billplane_refund_id") == str(request.refund_id)
+    return (
+        isinstance(metadata, Mapping)
+        and metadata.get("billplane_refund_id") == str(request.refund_id)
+        and _of_tenant(metadata, tenant_id)
+    )
 
 
-def matching_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest) -> RefundResult | None:
+def matching_refund(
+    refunds: Iterable[Mapping[str, Any]], request: RefundRequest, *, tenant_id: int | None = None
+) -> RefundResult | None:
     """The request's refund among the payment's, None when none carries its id.
 
     billplane sends a refund once (one outbox row, one idempotency key), so several matches are
@@ -280,7 +315,7 @@ def matching_refund(refunds: Iterable[Mapping[str, Any]], request: RefundRequest
     whichever billplane took, the other's money went back or is on its way too, so the tenant
     must look rather than billplane guess.
     """
-    matches = [refund for refund in refunds if is_refund_of(refund, request)]
+    matches = [refund for refund in refunds if is_refund_of(refund, request, tenant_id=tenant_id)]
     standing = [refund for refund in matches if refund_result(refund).status != "failed"]
     if len(standing) > 1:
         ids = ", ".join(str(refund.get("id")) for refund in standing)

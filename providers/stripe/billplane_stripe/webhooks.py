@@ -13,7 +13,15 @@ from typing import Any
 
 import stripe
 
-from billplane.plugins import EventType, ProviderEvent, WebhookVerificationError
+from billplane.plugins import (
+    ChargeResult,
+    EventType,
+    ProviderEvent,
+    ProviderInvoice,
+    ProviderSubscription,
+    RefundResult,
+    WebhookVerificationError,
+)
 from billplane_stripe import payments, subscriptions
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -85,9 +93,11 @@ def _occurred_at(event: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(created, UTC)
 
 
-def _event(event: Mapping[str, Any], type_: EventType, obj: Mapping[str, Any], **payload: Any) -> ProviderEvent:
+def _event(
+    event: Mapping[str, Any], type_: EventType, obj: Mapping[str, Any], *, event_id: str | None = None, **payload: Any
+) -> ProviderEvent:
     return ProviderEvent(
-        event_id=str(event["id"]),
+        event_id=event_id or str(event["id"]),
         type=type_,
         occurred_at=_occurred_at(event),
         provider_object_id=str(obj["id"]),
@@ -96,42 +106,67 @@ def _event(event: Mapping[str, Any], type_: EventType, obj: Mapping[str, Any], *
     )
 
 
-def _refunds_of_charge(event: Mapping[str, Any], charge: Mapping[str, Any]) -> list[ProviderEvent]:
+def _refunds_of_charge(
+    event: Mapping[str, Any], charge: Mapping[str, Any], tenant_id: int | None
+) -> list[ProviderEvent]:
     refunds = charge.get("refunds")
     data = refunds.get("data") if isinstance(refunds, Mapping) else None
     found: list[ProviderEvent] = []
     for refund in data if isinstance(data, list) else []:
         if isinstance(refund, Mapping) and refund.get("id"):
-            result = payments.refund_result(refund)
-            found.append(_event(event, "refund.updated", refund, refund=result))
+            result = payments.refund_result(refund, tenant_id=tenant_id)
+            # billplane stores one event per account and event id, so refunds sharing the delivery's
+            # id would keep only the first; derived from both ids, a redelivery is still dropped.
+            event_id = f"{event['id']}:{refund['id']}"
+            found.append(_event(event, "refund.updated", refund, event_id=event_id, refund=result))
     return found
 
 
-_Builder = Callable[[Mapping[str, Any], Mapping[str, Any]], list[ProviderEvent]]
+# (event, its object, the tenant receiving it): a shared Stripe account sends every tenant's
+# endpoint every event, so payments and refunds name billplane's ids only for their own tenant.
+_Builder = Callable[[Mapping[str, Any], Mapping[str, Any], int | None], list[ProviderEvent]]
+_Convert = Callable[[Mapping[str, Any], int | None], Any]
 
 
-def _one(type_: EventType, field: str, convert: Callable[[Mapping[str, Any]], object]) -> _Builder:
-    return lambda event, obj: [_event(event, type_, obj, **{field: convert(obj)})]
+def _one(type_: EventType, field: str, convert: _Convert) -> _Builder:
+    return lambda event, obj, tenant_id: [_event(event, type_, obj, **{field: convert(obj, tenant_id)})]
 
 
 def _customer(type_: EventType) -> _Builder:
-    return lambda event, obj: [_event(event, type_, obj)]
+    return lambda event, obj, _tenant_id: [_event(event, type_, obj)]
+
+
+def _subscription(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderSubscription:
+    return subscriptions.to_provider(obj)
+
+
+def _invoice(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderInvoice:
+    return payments.provider_invoice(obj)
+
+
+def _payment(obj: Mapping[str, Any], tenant_id: int | None) -> ChargeResult:
+    return payments.charge_from_payment_intent(obj, tenant_id=tenant_id)
+
+
+def _refund(obj: Mapping[str, Any], tenant_id: int | None) -> RefundResult:
+    return payments.refund_result(obj, tenant_id=tenant_id)
 
 
 _BUILDERS: dict[str, _Builder] = {
     **{kind: _customer(type_) for kind, type_ in _CUSTOMER.items()},
-    **{kind: _one(type_, "subscription", subscriptions.to_provider) for kind, type_ in _SUBSCRIPTION.items()},
-    **{kind: _one(type_, "invoice", payments.provider_invoice) for kind, type_ in _INVOICE.items()},
-    **{kind: _one(type_, "payment", payments.charge_from_payment_intent) for kind, type_ in _PAYMENT.items()},
-    **{kind: _one("refund.updated", "refund", payments.refund_result) for kind in _REFUND_OBJECT},
+    **{kind: _one(type_, "subscription", _subscription) for kind, type_ in _SUBSCRIPTION.items()},
+    **{kind: _one(type_, "invoice", _invoice) for kind, type_ in _INVOICE.items()},
+    **{kind: _one(type_, "payment", _payment) for kind, type_ in _PAYMENT.items()},
+    **{kind: _one("refund.updated", "refund", _refund) for kind in _REFUND_OBJECT},
     "charge.refunded": _refunds_of_charge,
 }
 # The Stripe event types billplane applies (docs/providers/stripe.md lists them).
 MAPPED = frozenset(_BUILDERS)
 
 
-def normalize(event: Mapping[str, Any]) -> list[ProviderEvent]:
-    """billplane's events for one verified Stripe event; empty for a type billplane does not apply."""
+def normalize(event: Mapping[str, Any], *, tenant_id: int | None = None) -> list[ProviderEvent]:
+    """billplane's events for one verified Stripe event, as received by ``tenant_id``'s endpoint;
+    empty for a type billplane does not apply."""
     builder = _BUILDERS.get(str(event.get("type")))
     if builder is None:
         return []
@@ -139,6 +174,6 @@ def normalize(event: Mapping[str, Any]) -> list[ProviderEvent]:
     if not isinstance(obj, Mapping) or not isinstance(obj.get("id"), str) or not isinstance(event.get("id"), str):
         raise WebhookVerificationError("the webhook event has no object id", code="malformed_body")
     try:
-        return builder(event, obj)
+        return builder(event, obj, tenant_id)
     except (KeyError, TypeError, ValueError) as error:
         raise WebhookVerificationError(f"the {event['type']} event is malformed", code="malformed_body") from error

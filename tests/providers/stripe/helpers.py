@@ -19,6 +19,9 @@ from billplane.plugins import (
     TierData,
 )
 
+# What the adapter adds to the metadata of a PaymentIntent or Refund (conftest's TENANT_ID).
+TENANT_METADATA = {"billplane_tenant_id": "7"}
+
 _run = uuid.uuid4().hex[:8]
 _counter = itertools.count(1)
 

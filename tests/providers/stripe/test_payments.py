@@ -34,7 +34,7 @@ async def test_one_off_charge_is_a_confirmed_off_session_payment_intent(
         "off_session": "true",
         "customer": customer,
         "description": "setup fee",
-        "metadata": {"billplane_payment_id": "21"},
+        "metadata": {"billplane_payment_id": "21", **helpers.TENANT_METADATA},
     }
     assert result.status == "succeeded"
     assert result.provider_payment_id in fake_stripe.store.payment_intents
@@ -59,6 +59,32 @@ async def test_no_default_method_is_an_error_not_a_charge(
         await stripe_adapter.charge(_charge(provider_customer_id=customer), idempotency_key=helpers.key())
     assert caught.value.code == "no_default_payment_method"
     assert not fake_stripe.store.payment_intents
+
+
+async def test_a_ugx_charge_goes_in_hundredths_and_reads_back_in_shillings(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    # ISO 4217 counts UGX in whole shillings; Stripe in hundredths ("to charge 5 UGX, provide 500").
+    request = ChargeRequest(payment_id=22, amount=50000, currency="UGX", payment_method=resources.SUCCEEDS)
+    result = await stripe_adapter.charge(request, idempotency_key=helpers.key())
+    assert fake_stripe.last("POST", "/v1/payment_intents").params["amount"] == "5000000"
+    assert (result.amount, result.currency) == (50000, "UGX")
+
+
+@pytest.mark.parametrize("currency", ["KWD", "BHD", "JOD", "OMR", "TND"])
+async def test_a_three_decimal_amount_stripe_would_refuse_is_refused_before_any_call(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe, currency: str
+) -> None:
+    # Stripe wants the last of the three decimals to be 0; sent anyway, it fails on every retry.
+    request = ChargeRequest(payment_id=23, amount=5125, currency=currency, payment_method=resources.SUCCEEDS)
+    with pytest.raises(ProviderError) as caught:
+        await stripe_adapter.charge(request, idempotency_key=helpers.key())
+    assert caught.value.code == "amount_not_supported"
+    refund = RefundRequest(refund_id=8, provider_payment_id="pi_1", amount=5125, currency=currency)
+    with pytest.raises(ProviderError) as refused:
+        await stripe_adapter.refund(refund, idempotency_key=helpers.key())
+    assert refused.value.code == "amount_not_supported"
+    assert not fake_stripe.requests
 
 
 async def test_a_decline_is_failed_with_the_decline_code(
@@ -124,7 +150,7 @@ async def test_partial_then_full_refund(stripe_adapter: StripeAdapter, fake_stri
         "payment_intent": payment,
         "amount": "1000",
         "reason": "duplicate",
-        "metadata": {"billplane_refund_id": "4"},
+        "metadata": {"billplane_refund_id": "4", **helpers.TENANT_METADATA},
     }
     assert (partial.status, partial.amount, partial.currency, partial.provider_payment_id) == (
         "succeeded",
@@ -140,6 +166,7 @@ async def test_partial_then_full_refund(stripe_adapter: StripeAdapter, fake_stri
     assert fake_stripe.last("POST", "/v1/refunds").params["metadata"] == {
         "billplane_refund_id": "5",
         "billplane_reason": "went elsewhere",
+        **helpers.TENANT_METADATA,
     }
 
 

@@ -250,6 +250,25 @@ async def test_charge_refunded_maps_each_refund(stripe_adapter: StripeAdapter) -
     assert (event.refund.status, event.refund.amount, event.refund.provider_payment_id) == ("succeeded", 500, "pi_9")
 
 
+async def test_each_refund_of_a_charge_refunded_has_its_own_event_id_again_on_redelivery(
+    stripe_adapter: StripeAdapter,
+) -> None:
+    # billplane stores one row per (account, event id): refunds sharing the delivery's id would
+    # keep only the first. A redelivery must give the same ids, so that it is still dropped.
+    refunds = [
+        objects.fixture("refund", id=f"re_{n}", amount=100 * n, payment_intent="pi_9", status="succeeded")
+        for n in (1, 2)
+    ]
+    charge = objects.fixture("charge", id="ch_9", refunds={"object": "list", "data": refunds})
+    headers, body, payload = _signed("charge.refunded", charge)
+    first = await stripe_adapter.parse_webhook(headers, body)
+    again = await stripe_adapter.parse_webhook(headers, body)
+    assert [event.provider_object_id for event in first] == ["re_1", "re_2"]
+    assert len({event.event_id for event in first}) == 2
+    assert [event.event_id for event in again] == [event.event_id for event in first]
+    assert all(event.event_id.startswith(payload["id"]) for event in first)  # still names Stripe's event
+
+
 async def test_charge_refunded_without_its_refunds_yields_nothing(stripe_adapter: StripeAdapter) -> None:
     charge = objects.fixture("charge", id="ch_9")
     charge.pop("refunds", None)
