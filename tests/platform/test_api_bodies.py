@@ -128,6 +128,14 @@ async def test_a_route_without_a_body_refuses_one(
     not_json = await client.post(f"{endpoint}/rotate-secret", content=b"{nope", headers=tenant.headers)
     assert not_json.status_code == 400, not_json.text
 
+    # A DELETE takes none either: a body there is a mistake (a condition the route never reads).
+    deleted = await client.request("DELETE", endpoint, json={"if_unused": True}, headers=tenant.headers)
+    assert deleted.status_code == 422, deleted.text
+    assert [field for field, _ in _errors(deleted)] == ["if_unused"]
+    assert (await client.get(endpoint, headers=tenant.headers)).status_code == 200  # not deleted
+    empty = {**tenant.headers, "Content-Type": "application/json"}
+    assert (await client.request("DELETE", endpoint, content=b"{}", headers=empty)).status_code == 204
+
 
 def _tenant_operations(document: dict[str, object]) -> list[tuple[str, str]]:
     paths: dict[str, dict[str, dict[str, object]]] = document["paths"]  # type: ignore[assignment]

@@ -44,7 +44,8 @@ from litestar.typing import FieldDefinition
 
 from billplane.api.problems import FieldErrors, InvalidFieldError
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# DELETE takes no body anywhere, so one sent is refused as on any route without one.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Litestar's reserved keyword arguments: filled by the framework, never from the query string.
 _RESERVED = frozenset({"request", "socket", "state", "scope", "headers", "cookies", "query", "data", "body"})
 _FLOAT = "a JSON float is never accepted: send an integer (or a decimal string where one is taken)"
