@@ -8,6 +8,7 @@ talks to the same provider as the test.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -267,6 +268,17 @@ class _Registration:
 
 def register_fakes(host: PluginHost, state: FakeState | None, names: tuple[str, ...] = (PROVIDER,)) -> None:
     host.add_plugin(_Registration([fake_plugin(state, name) for name in names]), "tests-fake-providers")
+
+
+# A fake provider that bills the subscriptions it holds, as Stripe and PayPal do: their periods,
+# quantities and statuses are its word (``provider_state``), and billplane's billing run skips them.
+BILLED = "billed"
+
+
+def register_billed_fake(host: PluginHost, state: FakeState | None) -> None:
+    if BILLED not in host.names():
+        plugin = dataclasses.replace(fake_plugin(state, BILLED), bills_subscriptions=True)
+        host.add_plugin(_Registration([plugin]), "tests-billed-fake-provider")
 
 
 @dataclass(frozen=True)

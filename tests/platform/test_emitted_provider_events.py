@@ -18,7 +18,7 @@ from billplane.customers import provider_ids
 from billplane.runtime import Runtime
 from tests.conftest import create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import AccountRow, StaticAccounts, drain
+from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain
 from tests.platform.test_emitted_customers_and_catalog import listed, shown, types_of
 from tests.platform.test_provider_billing_events import invoice
 from tests.platform.test_webhooks import T0, Client, deliver, event, stored, tenant_with_subscription
@@ -31,7 +31,10 @@ def state(status: str, **more: Any) -> dict[str, Any]:
 async def test_a_providers_subscription_changes_are_events_named_after_the_status_entered(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 801)
+    # A provider that bills it: its statuses are its word (billplane's own, for one it bills).
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 801, billed=FakeState()
+    )
     path = f"/v1/subscriptions/{subscription}"
 
     await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", T0, **state("past_due"))])

@@ -243,7 +243,9 @@ async def test_a_refund_never_confirmed_and_failed_without_the_providers_word_co
 async def test_a_subscription_waiting_for_approval_shows_its_next_action_until_it_starts(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 604)
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 604, status="incomplete"
+    )
     waiting = {
         "subscription": {
             "provider_id": "sub_1",

@@ -215,28 +215,31 @@ async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay
     shared_id = "sbx_sub_same_everywhere"  # the same provider id at both accounts: the account decides
     my_subscription = await subscription_at(worker, mine, my_account, shared_id)
     their_subscription = await subscription_at(worker, theirs, their_account, shared_id)
-    subscriptions = "SELECT status, provider_event_at FROM subscriptions WHERE id = :id"
+    # The sandbox does not bill its subscriptions, so of its word billplane takes the end, not a
+    # dunning status (its own): a cancellation at the period end shows the pipeline.
+    subscriptions = "SELECT cancel_at_period_end, provider_event_at FROM subscriptions WHERE id = :id"
     stored = "SELECT event_id, type, status, detail, raw_body, applied_at FROM provider_events ORDER BY id"
 
-    past_due = events.sign(events.subscription_updated(shared_id, "past_due", occurred_at=T0), my_secret)
-    first = await post_webhook(client, my_account, past_due)
+    ending = events.subscription_updated(shared_id, "active", cancel_at_period_end=True, occurred_at=T0)
+    ending_webhook = events.sign(ending, my_secret)
+    first = await post_webhook(client, my_account, ending_webhook)
     assert (first.status_code, first.json()) == (200, {"received": 1, "duplicates": 0})
     [received] = await rows(worker, mine, stored)
-    assert (received["status"], received["raw_body"]) == ("received", past_due.body)
+    assert (received["status"], received["raw_body"]) == ("received", ending_webhook.body)
     assert await rows(worker, mine, subscriptions, id=my_subscription) == [
-        {"status": "active", "provider_event_at": None}
+        {"cancel_at_period_end": False, "provider_event_at": None}
     ]
 
     await queued_for(worker, mine, 1, "billplane.apply_event")
     await drain(worker, sweep=False)
     assert await rows(worker, mine, subscriptions, id=my_subscription) == [
-        {"status": "past_due", "provider_event_at": T0}
+        {"cancel_at_period_end": True, "provider_event_at": T0}
     ]
     [applied] = await rows(worker, mine, stored)
     assert (applied["status"], applied["detail"]) == ("applied", None)
 
     # The same delivery again: a 200 duplicate that stores and changes nothing.
-    duplicate = await post_webhook(client, my_account, past_due)
+    duplicate = await post_webhook(client, my_account, ending_webhook)
     assert (duplicate.status_code, duplicate.json()) == (200, {"received": 0, "duplicates": 1})
     await drain(worker)
     assert await rows(worker, mine, stored) == [applied]
@@ -248,7 +251,7 @@ async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay
     assert (await post_webhook(client, my_account, late)).json() == {"received": 1, "duplicates": 0}
     await drain(worker)
     assert await rows(worker, mine, subscriptions, id=my_subscription) == [
-        {"status": "past_due", "provider_event_at": T0}
+        {"cancel_at_period_end": True, "provider_event_at": T0}
     ]
     ignored = (await rows(worker, mine, stored))[-1]
     assert (ignored["event_id"], ignored["status"]) == (json.loads(late.body)["id"], "ignored")
@@ -256,7 +259,7 @@ async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay
 
     # Tampered: the body changed after signing, a signature from another secret, my event at their account.
     canceled = events.sign(events.subscription_canceled(shared_id, occurred_at=T0 + timedelta(hours=1)), my_secret)
-    forged_body = events.SignedWebhook(past_due.headers, past_due.body.replace(b"past_due", b"canceled"))
+    forged_body = events.SignedWebhook(ending_webhook.headers, ending_webhook.body.replace(b'"active"', b'"canceled"'))
     wrong_secret = events.sign(events.subscription_canceled(shared_id), "whsec_someone_else")
     for account_id, webhook in [(my_account, forged_body), (my_account, wrong_secret), (their_account, canceled)]:
         refused = await post_webhook(client, account_id, webhook)
@@ -265,13 +268,13 @@ async def test_signed_sandbox_webhooks_are_stored_once_applied_in_order_and_stay
     await drain(worker)
     assert len(await rows(worker, mine, stored)) == 2
     assert await rows(worker, mine, subscriptions, id=my_subscription) == [
-        {"status": "past_due", "provider_event_at": T0}
+        {"cancel_at_period_end": True, "provider_event_at": T0}
     ]
 
     # Their subscription has the same provider id, at their own account: nothing reached it.
     assert await rows(worker, theirs, stored) == []
     assert await rows(worker, theirs, subscriptions, id=their_subscription) == [
-        {"status": "active", "provider_event_at": None}
+        {"cancel_at_period_end": False, "provider_event_at": None}
     ]
 
 
@@ -331,15 +334,15 @@ async def test_only_a_provider_that_bills_the_subscription_moves_its_period(
         await drain(worker)
         return await rows(worker, tenant, periods)
 
-    # The sandbox does not bill its subscriptions: billplane does, by its own period.
+    # The sandbox does not bill its subscriptions: billplane does, by its own period and dunning.
     assert await moved("past_due", T0) == [
-        {"status": "past_due", "current_period_start": local[0], "current_period_end": local[1]}
+        {"status": "active", "current_period_start": local[0], "current_period_end": local[1]}
     ]
     host = PluginHost(["sandbox"])  # now one that bills them, as Stripe and PayPal do: its period is taken
     host.register(dataclasses.replace(PLUGIN, bills_subscriptions=True))
     worker.plugins = host
-    assert await moved("active", T0 + timedelta(minutes=1)) == [
-        {"status": "active", "current_period_start": later[0], "current_period_end": later[1]}
+    assert await moved("past_due", T0 + timedelta(minutes=1)) == [
+        {"status": "past_due", "current_period_start": later[0], "current_period_end": later[1]}
     ]
 
 

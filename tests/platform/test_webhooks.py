@@ -16,11 +16,15 @@ from billplane.webhooks.apply import EventApplier
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert, subscribed
 from tests.platform.sync_fakes import (
+    BILLED,
+    PROVIDER,
     SIGNATURE_HEADER,
     AccountRow,
+    FakeState,
     StaticAccounts,
     clear_jobs,
     drain,
+    register_billed_fake,
     register_fakes,
     sign,
     wait_for_jobs,
@@ -80,13 +84,30 @@ async def stored(runtime: Runtime, tenant: CreatedTenant) -> list[dict[str, Any]
 
 
 async def tenant_with_subscription(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, runtime: Runtime, account_id: int
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    runtime: Runtime,
+    account_id: int,
+    *,
+    billed: FakeState | None = None,
+    status: str = "active",
 ) -> tuple[CreatedTenant, AccountRow, int]:
+    """A tenant with a subscription ``sub_1`` at an account of the fake provider; with ``billed``,
+    of the fake that bills its subscriptions (whose status is its word, not billplane's), its
+    calls recorded there."""
     tenant = await create_tenant(client, admin_headers, "hook")
-    account = accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    provider = PROVIDER
+    if billed is not None:
+        for host in (accounts.host, runtime.plugins):  # the app's, and the worker's that applies events
+            register_billed_fake(host, billed)
+        provider = BILLED
+    account = accounts.add(
+        AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema, provider=provider)
+    )
     async with runtime.database.tenant_session(tenant.schema) as session:
         _, subscription = await subscribed(
-            session, provider="fake", provider_account_id=account.id, provider_subscription_id="sub_1"
+            session, status=status, provider=provider, provider_account_id=account.id, provider_subscription_id="sub_1"
         )
     return tenant, account, subscription
 
@@ -100,7 +121,9 @@ async def status_of(runtime: Runtime, tenant: CreatedTenant, subscription: int) 
 async def test_a_verified_event_is_stored_once_and_applied_in_a_job(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 501)
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 501, billed=FakeState()
+    )
     events = [event("evt_1", "subscription.updated", "sub_1", T0, **subscription_state("past_due"))]
 
     first = await deliver(client, account, events)
@@ -148,7 +171,9 @@ async def test_a_canceled_subscription_is_never_brought_back_by_the_provider(
 async def test_older_events_do_not_roll_an_object_back_and_replays_are_no_ops(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 502)
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 502, billed=FakeState()
+    )
     newer = event("evt_2", "subscription.updated", "sub_1", T0 + timedelta(minutes=5), **subscription_state("past_due"))
     older = event("evt_1", "subscription.updated", "sub_1", T0, **subscription_state("active"))
     await deliver(client, account, [newer])

@@ -190,6 +190,13 @@ class SubscriptionService:
         if (plan_id, quantity) == (subscription.plan_id, subscription.quantity):
             return None
         transitions.check("change", subscription.status)
+        if data.proration == "at_period_end" and self.mirror.bills_subscriptions(subscription.provider):
+            # Kept as pending here, it would wait for a billing run, which never bills it.
+            raise InvalidFieldError(
+                "proration",
+                f"{subscription.provider} bills this subscription: a change at the period end cannot wait here "
+                "for its period end; make it now (create_prorations or none)",
+            )
         current = await self.repository.plan(subscription.plan_id)
         if current is None:  # a foreign key: never
             raise ConflictError(f"subscription {subscription.id} has no plan")

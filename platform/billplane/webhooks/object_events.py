@@ -77,33 +77,77 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     subscription = await events.subscription(row.provider_account_id, event.provider_object_id)
     if subscription is None:
         return "ignored", "no local subscription has this provider id at this account"
-    if stale(subscription, event):
-        return "ignored", "older than the last event applied to this subscription"
-    if subscription.status == "incomplete_expired":
-        # The customer approved too late: billplane already gave up and canceled it at the provider.
-        return "ignored", "the subscription expired before it started"
     state = event.subscription
-    if subscription.status == "canceled" and state is not None and state.status != "canceled":
-        # Ended for good, here or at the provider. A provider still showing it live has not taken
-        # billplane's cancellation yet (its row is queued); undone here, that row would cancel
-        # nothing, and the provider would go on billing.
-        return "ignored", "the subscription is canceled: a provider's word cannot restart it"
+    ends = event.type == "subscription.canceled" or (state is not None and state.status == "canceled")
     provider_bills = events.bills_subscriptions(row.provider)
+    # A provider that does not bill the subscription knows nothing of billplane's billing: of its
+    # statuses only the end, and the start of one waiting for the customer, are news here.
+    takes_status = provider_bills or ends or subscription.status == "incomplete"
+    why_not = await _not_taken(events, subscription, row, event, ends=ends, takes_status=takes_status)
+    if why_not is not None:
+        return "ignored", why_not
     before = SubscriptionView.of(subscription)
     if state is not None:
-        provider_state.record_subscription(subscription, state, provider_bills=provider_bills)
-    elif event.type == "subscription.canceled":
+        provider_state.record_subscription(subscription, state, provider_bills=provider_bills, status=takes_status)
+    else:  # a cancellation without the subscription's state (``_not_taken``): billplane knows what it means
         subscription.status = "canceled"
         subscription.canceled_at = event.occurred_at
         subscription.next_action_type = subscription.next_action_url = None
-    else:
-        return "ignored", "the event carries no subscription state"
     subscription.provider_event_at = event.occurred_at
     await subscription_emitted(events.session, subscription, before)
     if subscription.status in ENDED_STATUSES and not provider_bills:
         await events.session.flush()
         await release_credits(await driver_of(events.session), [subscription.id])
     return "applied", None
+
+
+async def _not_taken(
+    events: EventRepository,
+    subscription: Subscription,
+    row: StoredEvent,
+    event: ProviderEvent,
+    *,
+    ends: bool,
+    takes_status: bool,
+) -> str | None:
+    """Why the provider's ``event`` changes nothing of ``subscription`` (None: it is taken)."""
+    state = event.subscription
+    if state is None and event.type != "subscription.canceled":
+        return "the event carries no subscription state"
+    if stale(subscription, event):
+        return "older than the last event applied to this subscription"
+    if subscription.status == "incomplete_expired":
+        # The customer approved too late: billplane already gave up and canceled it at the provider.
+        return "the subscription expired before it started"
+    if subscription.status == "canceled" and not ends:
+        # Ended for good, here or at the provider. A provider still showing it live has not taken
+        # billplane's cancellation yet (its row is queued); undone here, that row would cancel
+        # nothing, and the provider would go on billing.
+        return "the subscription is canceled: a provider's word cannot restart it"
+    if ends:  # an end at the provider is news whatever billplane asked of it before
+        return None
+    why_not = await _before_local_change(events, subscription, row, event)
+    # Without its status, an event that does not move cancel_at_period_end says nothing new.
+    same_flag = state is not None and state.cancel_at_period_end == subscription.cancel_at_period_end
+    if why_not is None and not takes_status and same_flag:
+        why_not = "billplane bills this subscription: its status is billplane's"
+    return why_not
+
+
+async def _before_local_change(
+    events: EventRepository, subscription: Subscription, row: StoredEvent, event: ProviderEvent
+) -> str | None:
+    """Why ``event`` cannot be taken while billplane's own change to the subscription is on its way
+    to the provider, or when it happened before that change was made: the provider's state then
+    lacks the change, and taken here it would undo it (the queued row, sending the state of its
+    time, would then send nothing, or the old value). The provider's event after it took the
+    change brings its news, this one's included. None: it can be taken."""
+    pending, made = await events.change_sent(subscription.id, row.provider_account_id)
+    if pending:
+        return "billplane's change to it is not at the provider yet: its next event will show it"
+    if made is not None and event.occurred_at < made:
+        return "older than billplane's last change to it, which the provider had not taken then"
+    return None
 
 
 async def customer_deleted(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:

@@ -14,14 +14,18 @@ from billplane.plugins.contract import ProviderInvoice, ProviderSubscription
 from billplane.subscriptions.models import Subscription
 
 
-def record_subscription(row: Subscription, state: ProviderSubscription, *, provider_bills: bool) -> None:
+def record_subscription(
+    row: Subscription, state: ProviderSubscription, *, provider_bills: bool, status: bool = True
+) -> None:
     """``provider_bills``: whether the provider invoices the subscription (Stripe, PayPal). Only
     then are its period, trial end and quantity taken: for a provider that does not, billplane
     bills the subscription by its own, and a provider's period that moved forward would leave the
-    time between the two period ends unbilled (one that moved back would bill some twice)."""
-    row.status = state.status
+    time between the two period ends unbilled (one that moved back would bill some twice).
+    ``status``: whether its status is taken too (not, for such a provider, a dunning status)."""
+    if status:
+        row.status = state.status
+        row.canceled_at = state.canceled_at
     row.cancel_at_period_end = state.cancel_at_period_end
-    row.canceled_at = state.canceled_at
     if provider_bills:
         _take_billing_times(row, state)
     # A next action only means something while the customer has not acted yet.
@@ -44,7 +48,7 @@ def _take_billing_times(row: Subscription, state: ProviderSubscription) -> None:
         row.current_period_end = state.current_period_end
     if state.trial_end is not None:
         row.trial_end = state.trial_end
-    if state.quantity is not None:
+    if state.quantity is not None and state.quantity >= 1:  # Stripe allows 0 seats; billplane's start at 1
         row.quantity = state.quantity
 
 

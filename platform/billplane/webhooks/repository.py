@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,7 @@ from billplane.invoices.models import Invoice
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.plugins.contract import ProviderEvent, RefundResult
 from billplane.subscriptions.models import Subscription
+from billplane.sync.models import OutboxEntry
 from billplane.webhooks.models import StoredEvent
 
 
@@ -87,6 +90,23 @@ class EventRepository:
             .with_for_update()
         )
         return (await self.session.execute(query)).scalars().first()
+
+    async def change_sent(self, subscription_id: int, account_id: int) -> tuple[bool, datetime | None]:
+        """(whether a change billplane made to the subscription is still queued for this account,
+        when the latest one that was sent was made). The create is not counted: no provider event
+        can name a subscription before it. A change that gave up (``failed``) never reached the
+        provider, whose word then stands."""
+        query = select(
+            func.bool_or(OutboxEntry.status == "pending"),
+            func.max(OutboxEntry.created_at).filter(OutboxEntry.status == "done"),
+        ).where(
+            OutboxEntry.object_id == subscription_id,
+            OutboxEntry.provider_account_id == account_id,
+            OutboxEntry.kind.startswith("subscription."),
+            OutboxEntry.kind != "subscription.create",
+        )
+        pending, made = (await self.session.execute(query)).one()
+        return bool(pending), made
 
     async def customer_at(self, account_id: int, provider_customer_id: str) -> Customer | None:
         query = (

@@ -1,0 +1,198 @@
+"""A provider's word against billplane's own changes to a mirrored subscription.
+
+A change made here (pause, resume, cancel at the period end and its undoing, a plan or quantity
+change) is queued for the provider and sent by a worker; each row sends the subscription as it is
+when the row runs. A provider event that still shows the provider's state from before the change
+must not undo it here: the row would then send nothing, or the old value, and the provider would
+go on billing as before. And where billplane bills a subscription itself, its status (dunning's
+`past_due` and `unpaid`) is billplane's, not the provider's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from billplane.billing.run import BillingRun
+from billplane.runtime import Runtime
+from billplane.sync.refs import EventRef
+from billplane.webhooks.apply import EventApplier
+from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert, subscribed
+from tests.platform.sync_fakes import BILLED, AccountRow, FakeState, StaticAccounts, drain
+from tests.platform.test_provider_billing_events import rows
+from tests.platform.test_webhooks import Client, deliver, event, stored, tenant_with_subscription
+
+NOT_SENT = "billplane's change to it is not at the provider yet: its next event will show it"
+OLDER = "older than billplane's last change to it, which the provider had not taken then"
+
+
+def state(status: str, **more: Any) -> dict[str, Any]:
+    return {"subscription": {"provider_id": "sub_1", "status": status} | more}
+
+
+async def applied_now(worker: Runtime, tenant: CreatedTenant, event_id: str, billed: frozenset[str]) -> str:
+    """Apply the stored event at once, before the queued outbox row runs (jobs run in any order)."""
+    async with worker.database.tenant_session(tenant.schema) as session:
+        row = await session.scalar(text("SELECT id FROM provider_events WHERE event_id = :e"), {"e": event_id})
+    return await EventApplier(worker.database, billed).apply(EventRef(tenant.id, tenant.schema, int(row)))
+
+
+async def subscription(worker: Runtime, tenant: CreatedTenant, subscription_id: int) -> dict[str, Any]:
+    [row] = await rows(worker, tenant, f"SELECT * FROM subscriptions WHERE id = {subscription_id}")
+    return row
+
+
+def sent(fake: FakeState) -> list[str]:
+    return [method for method, _ in fake.calls]
+
+
+# (what the tenant does first, sent before the change; the change; the provider's state from before it)
+CHANGES = {
+    "cancel at the period end": (None, ("cancel", {"at_period_end": True}), state("active")),
+    "pause": (None, ("pause", {}), state("active")),
+    "resume": (("pause", {}), ("resume", None), state("paused")),
+    "undo cancel": (
+        ("cancel", {"at_period_end": True}),
+        ("undo-cancel", None),
+        state("active", cancel_at_period_end=True),
+    ),
+}
+SENT = {"cancel at the period end": "cancel_subscription", "pause": "pause_subscription"}
+SENT |= {"resume": "resume_subscription", "undo cancel": "undo_cancel"}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+async def test_a_provider_event_does_not_undo_a_change_still_queued_for_it(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    *,
+    fake: FakeState,
+    change: str,
+) -> None:
+    account_id = 901 + sorted(CHANGES).index(change)  # one per case: the accounts outlive a test
+    tenant, account, subscription_id = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, account_id
+    )
+    url = f"/v1/subscriptions/{subscription_id}"
+    first, (action, body), before = CHANGES[change]
+    if first is not None:
+        assert (await client.post(f"{url}/{first[0]}", json=first[1], headers=tenant.headers)).status_code == 200
+        await drain(worker)  # sent; the provider's word about it comes late, below
+    occurred = datetime.now(UTC) - timedelta(seconds=1)
+    assert (await client.post(f"{url}/{action}", json=body, headers=tenant.headers)).status_code == 200
+    made = await subscription(worker, tenant, subscription_id)
+    wanted = {key: made[key] for key in ("status", "cancel_at_period_end")}
+
+    await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", occurred, **before)])
+    assert await applied_now(worker, tenant, "evt_1", frozenset()) == "ignored"
+    await drain(worker)
+    shown = await subscription(worker, tenant, subscription_id)
+    assert {key: shown[key] for key in wanted} == wanted
+    assert sent(fake)[-1] == SENT[change]
+    # The same news delivered again after the change was sent: older than it, still ignored.
+    await deliver(client, account, [event("evt_2", "subscription.updated", "sub_1", occurred, **before)])
+    await drain(worker)
+    shown = await subscription(worker, tenant, subscription_id)
+    assert {key: shown[key] for key in wanted} == wanted
+    outcomes = {row["event_id"]: (row["status"], row["detail"]) for row in await stored(worker, tenant)}
+    assert outcomes["evt_1"] == ("ignored", NOT_SENT)
+    assert outcomes["evt_2"] == ("ignored", OLDER)
+
+    # News after the change reached the provider is the provider's, and taken.
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    await deliver(client, account, [event("evt_3", "subscription.canceled", "sub_1", later, **state("canceled"))])
+    await drain(worker)
+    assert (await subscription(worker, tenant, subscription_id))["status"] == "canceled"
+
+
+async def test_a_quantity_change_reaches_a_provider_that_bills_it_despite_older_news(
+    client: Client,
+    admin_headers: dict[str, str],
+    accounts: StaticAccounts,
+    worker: Runtime,
+    fake: FakeState,
+) -> None:
+    tenant, account, subscription_id = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 911, billed=fake
+    )
+    occurred = datetime.now(UTC) - timedelta(seconds=30)
+    changed = await client.patch(f"/v1/subscriptions/{subscription_id}", json={"quantity": 5}, headers=tenant.headers)
+    assert changed.json()["quantity"] == 5, changed.text
+    older = state("active", quantity=1)
+    await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", occurred, **older)])
+    assert await applied_now(worker, tenant, "evt_1", frozenset({BILLED})) == "ignored"
+    await drain(worker)
+    assert (await subscription(worker, tenant, subscription_id))["quantity"] == 5
+    assert fake.payloads["sub_1"]["quantity"] == 5  # the provider was sent the change, not the old quantity
+
+
+async def test_an_unpaid_subscription_billplane_bills_stays_unpaid_whatever_its_provider_says(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # The provider (the sandbox, here its fake) does not bill it: billplane's dunning made it unpaid.
+    # Taken as active, the next billing run would bill every period that ended while it was unpaid.
+    tenant = await create_tenant(client, admin_headers, "dunned")
+    account = accounts.add(AccountRow(id=921, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    now = datetime.now(UTC)
+    start, end = now - timedelta(days=95), now - timedelta(days=65)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer, subscription_id = await subscribed(
+            session, status="unpaid", provider="fake", provider_account_id=account.id,
+            provider_subscription_id="sub_1", current_period_start=start, current_period_end=end,
+            billing_cycle_anchor=start,
+        )  # fmt: skip
+        await insert(
+            session, "invoices", customer_id=customer, subscription_id=subscription_id, status="open",
+            currency="USD", subtotal=1000, total=1000, number="INV-1", attempt_count=4, period_start=start,
+            period_end=end,
+        )  # fmt: skip
+    for event_id, status in (("evt_1", "active"), ("evt_2", "past_due")):
+        await deliver(client, account, [event(event_id, "subscription.updated", "sub_1", now, **state(status))])
+        await drain(worker)
+    await BillingRun(worker.database, None).run()
+
+    assert (await subscription(worker, tenant, subscription_id))["status"] == "unpaid"
+    assert await rows(worker, tenant, "SELECT number FROM invoices") == [{"number": "INV-1"}]
+    outcomes = {row["event_id"]: (row["status"], row["detail"]) for row in await stored(worker, tenant)}
+    assert outcomes["evt_1"] == ("ignored", "billplane bills this subscription: its status is billplane's")
+    # The end of it at the provider is taken, as ever.
+    later = now + timedelta(seconds=1)
+    await deliver(client, account, [event("evt_3", "subscription.canceled", "sub_1", later, **state("canceled"))])
+    await drain(worker)
+    assert (await subscription(worker, tenant, subscription_id))["status"] == "canceled"
+
+
+async def test_a_change_at_the_period_end_is_refused_where_the_provider_bills(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # The provider bills its periods, so no billing run here applies a pending change at their end.
+    tenant, _, subscription_id = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 912, billed=FakeState()
+    )
+    body = {"quantity": 5, "proration": "at_period_end"}
+    refused = await client.patch(f"/v1/subscriptions/{subscription_id}", json=body, headers=tenant.headers)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "proration"
+    assert (await subscription(worker, tenant, subscription_id))["pending_quantity"] is None
+
+
+async def test_a_quantity_the_database_refuses_is_not_taken_and_the_rest_is(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # Stripe allows items of quantity 0; billplane's quantities are 1 and more.
+    tenant, account, subscription_id = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 913, billed=FakeState()
+    )
+    ended = state("canceled", quantity=0)
+    await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", datetime.now(UTC), **ended)])
+    await drain(worker)
+    assert [(row["status"], row["detail"]) for row in await stored(worker, tenant)] == [("applied", None)]
+    shown = await subscription(worker, tenant, subscription_id)
+    assert (shown["status"], shown["quantity"]) == ("canceled", 1)
