@@ -4,6 +4,12 @@ Events of one object can arrive in any order and more than once. Each event row 
 a row lock and only while ``received``. Every event is kept: one that changes nothing (stale, an
 object billplane does not know, a type it does not act on) is marked ``ignored`` with the reason,
 which ``GET /v1/provider-events`` shows the tenant.
+
+An event the database refuses whatever the attempt (a value it cannot hold, a check it fails) is
+ignored too, naming what refused it: left ``received``, the sweep would re-apply it every minute
+for ever, and a tenant's oldest 100 such events would keep every newer one from being applied. A
+unique violation is not one of them: it is how two events racing to record the same invoice,
+payment or refund resolve, and the loser must stay ``received`` to be applied again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+from sqlalchemy.exc import DBAPIError
 
 from billplane.db.job_owner import still_owned
 from billplane.plugins.contract import ProviderEvent
@@ -24,6 +31,29 @@ from billplane.webhooks.repository import EventRepository
 from billplane_tenants import Database
 
 logger = logging.getLogger("billplane.webhooks")
+
+UNIQUE_VIOLATION = "23505"
+# PostgreSQL's names of the SQLSTATEs of classes 22 (data exception) and 23 (integrity constraint
+# violation) an event's data is likeliest to cause; any other is named by its code alone.
+_CONDITIONS = {
+    "22000": "data_exception",
+    "22001": "string_data_right_truncation",
+    "22003": "numeric_value_out_of_range",
+    "22004": "null_value_not_allowed",
+    "22007": "invalid_datetime_format",
+    "22008": "datetime_field_overflow",
+    "22012": "division_by_zero",
+    "22021": "character_not_in_repertoire",
+    "22023": "invalid_parameter_value",
+    "22P02": "invalid_text_representation",
+    "22P05": "untranslatable_character",
+    "23000": "integrity_constraint_violation",
+    "23001": "restrict_violation",
+    "23502": "not_null_violation",
+    "23503": "foreign_key_violation",
+    "23514": "check_violation",
+    "23P01": "exclusion_violation",
+}
 
 APPLIERS: dict[str, Applier] = {
     "subscription.updated": object_events.subscription_changed,
@@ -44,6 +74,29 @@ async def _not_handled(_events: EventRepository, row: StoredEvent, _event: Provi
     return "ignored", f"billplane does not act on {row.type} events"
 
 
+def refusal(exc: DBAPIError) -> str | None:
+    """What in the database refuses the event's data whatever the attempt, named without any of its
+    values (they may be a customer's personal data); None for an error that may pass: a unique
+    violation (a race lost), a lost connection, a deadlock, anything else."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None  # asyncpg's own error, under SQLAlchemy's
+    code = _said(exc.orig, "sqlstate") or _said(cause, "sqlstate")
+    if code is None or code[:2] not in {"22", "23"} or code == UNIQUE_VIOLATION:
+        return None
+    name = _CONDITIONS.get(code)
+    words = f"{name} (SQLSTATE {code})" if name else f"SQLSTATE {code}"
+    # Names of the schema's objects, never of data: asyncpg reports them apart from its message.
+    constraint, column, table = (_said(cause, field) for field in ("constraint_name", "column_name", "table_name"))
+    where = f"constraint {constraint}" if constraint else f"column {column}" if column else None
+    if table is not None:
+        where = f"{where} of table {table}" if where else f"table {table}"
+    return f"{words}, {where}" if where else words
+
+
+def _said(error: BaseException | None, attribute: str) -> str | None:
+    value = getattr(error, attribute, None)
+    return value if isinstance(value, str) and value else None
+
+
 @dataclass(slots=True)
 class EventApplier:
     database: Database
@@ -52,7 +105,19 @@ class EventApplier:
     provider_billed: frozenset[str] = frozenset()
 
     async def apply(self, ref: EventRef) -> str:
-        """Apply one stored event; returns applied, ignored, or skipped (already handled)."""
+        """Apply one stored event; returns applied, ignored, or skipped (already handled). A database
+        error that applying again would meet again ignores the event (``refusal``); any other
+        error is raised, and the event stays ``received``, for the sweep to apply it again."""
+        try:
+            return await self._apply(ref)
+        except DBAPIError as exc:
+            refused = refusal(exc)
+            if refused is None:
+                raise
+        # Outside the handler: the failed transaction, and all the event's work, is rolled back.
+        return await self._refused(ref, f"could not be applied: {refused}")
+
+    async def _apply(self, ref: EventRef) -> str:
         async with self.database.tenant_session(ref.schema) as session:
             if not await still_owned(session, ref.tenant_id, ref.schema):
                 logger.warning(
@@ -69,3 +134,18 @@ class EventApplier:
         if status == "ignored":
             logger.info("%s event %s of %s ignored: %s", row.provider, row.event_id, ref.schema, detail)
         return status
+
+    async def _refused(self, ref: EventRef, detail: str) -> str:
+        """Mark the event ``ignored`` with ``detail``, in a transaction of its own: the lock was
+        released with the failed one, so another job may have handled the event since."""
+        async with self.database.tenant_session(ref.schema) as session:
+            if not await still_owned(session, ref.tenant_id, ref.schema):
+                return "skipped"
+            row = await EventRepository(session).lock(ref.event_id)
+            if row is None or row.status != "received":
+                return "skipped"
+            row.status, row.detail, row.applied_at = "ignored", detail, datetime.now(UTC)
+            provider, event_id = row.provider, row.event_id
+        # Not the error itself: its message and parameters carry the event's values.
+        logger.warning("%s event %s of %s ignored: %s", provider, event_id, ref.schema, detail)
+        return "ignored"

@@ -21,7 +21,7 @@ from billplane.invoices.failures import PaymentFailure, payment_failed
 from billplane.invoices.models import Invoice
 from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.money.currencies import EXPONENTS
-from billplane.payments import reconcile, settlement
+from billplane.payments import attention, reconcile, settlement
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
@@ -29,6 +29,10 @@ from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.object_events import Outcome, stale
 from billplane.webhooks.repository import EventRepository
+
+# PostgreSQL's bigint, what every amount column is: no payment, so no refund, is more.
+_LARGEST_AMOUNT = 2**63 - 1
+_CHECK_IT = ": not applied; check the refund at the provider"
 
 
 def is_currency(code: str | None) -> bool:
@@ -185,26 +189,39 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
     result = event.refund
     if result is None:
         return "ignored", "the event carries no refund"
+    if result.amount is not None and result.amount > _LARGEST_AMOUNT:
+        # Looked up by it (refund_reported), the database would refuse it on every attempt.
+        return "ignored", "the refund's amount is more than any payment can be: check the refund at the provider"
     refund = await events.refund(row.provider_account_id, result.provider_refund_id)
     if refund is not None:
         return await _known_refund(events, refund, result)
     unanswered = await events.refund_reported(row.provider_account_id, result)
     if unanswered is not None:  # billplane's own refund, whose answer was lost: settle it, not a second one
-        if unanswered.status == "pending":
-            await refund_settled(
-                events.session, unanswered, result.status, result.provider_refund_id,
-                failure_message=result.failure_message,
-            )  # fmt: skip
-            return "applied", None
-        return await _overruling(events, unanswered, result)
+        return await _answer_lost(events, unanswered, result)
     return await _new_refund(events, row, result)
+
+
+async def _answer_lost(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
+    other = _unlike(refund, result)  # it agrees on the amount already
+    if other is not None:
+        return "ignored", f"{other} it names is {_money(refund.amount, refund.currency)}{_CHECK_IT}"
+    if refund.status == "pending":
+        await refund_settled(
+            events.session, refund, result.status, result.provider_refund_id, failure_message=result.failure_message
+        )
+        return "applied", None
+    return await _overruling(events, refund, result)
 
 
 async def _known_refund(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
     """A refund billplane holds by the provider's id. A failed one gives back the amount its payment
     counted as refunded when it was made. Beyond pending, only the provider's word about money that
     moved changes it: a refund that failed after it succeeded (Stripe: the card was closed since),
-    or one failed without its word (the tenant's, or "no such refund") that it refunded after all."""
+    or one failed without its word (the tenant's, or "no such refund") that it refunded after all.
+    An event that gives the refund another amount or currency is not about this money."""
+    other = _unlike(refund, result)
+    if other is not None:
+        return "ignored", f"{other} with its id is {_money(refund.amount, refund.currency)}{_CHECK_IT}"
     if refund.status == "pending":
         await refund_settled(events.session, refund, result.status, failure_message=result.failure_message)
         return "applied", None
@@ -230,21 +247,38 @@ async def _overruling(events: EventRepository, refund: Refund, result: RefundRes
     return "ignored", "the refund is already failed"
 
 
+def _unlike(refund: Refund, result: RefundResult) -> str | None:
+    """The start of the reason to ignore an event about billplane's ``refund`` that gives it another
+    amount or currency (what the event leaves out contradicts nothing); None when it agrees.
+    Settled on such an event, the refund would stand for money other than what moved."""
+    if result.amount in {None, refund.amount} and result.currency in {None, refund.currency}:
+        return None
+    amount = refund.amount if result.amount is None else result.amount
+    reported = _money(amount, result.currency or refund.currency)
+    return f"the provider reports this refund as {reported}, and billplane's refund {refund.id}"
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{amount} {currency}"
+
+
 async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome:
     if result.provider_payment_id is None or result.amount is None or result.amount <= 0:
         return "ignored", "an unknown refund without its payment and amount"
     if result.currency is not None and not is_currency(result.currency):  # None: its payment's
         return "ignored", f"the refund's currency {result.currency!r} is not an ISO 4217 code"
-    payment = await events.payment(row.provider_account_id, result.provider_payment_id)
-    if payment is None:
-        return "ignored", "the refunded payment is unknown at this account"
+    payment = await _refunded_payment(events, row.provider_account_id, result.provider_payment_id, result.currency)
+    if isinstance(payment, str):
+        return "ignored", payment
+    if payment.status != "succeeded":
+        return await _refund_of_unpaid(events, payment, result, result.amount)
     if result.status != "failed" and payment.refunded_amount + result.amount > payment.amount:
         return "ignored", "the refund would exceed what was paid; check the payment at the provider"
     events.add(
         Refund(
             payment_id=payment.id,
             amount=result.amount,
-            currency=result.currency or payment.currency,
+            currency=payment.currency,
             status=result.status,
             provider_refund_id=result.provider_refund_id,
         )
@@ -252,3 +286,41 @@ async def _new_refund(events: EventRepository, row: StoredEvent, result: RefundR
     if result.status != "failed":
         payment.refunded_amount += result.amount
     return "applied", None
+
+
+async def _refunded_payment(
+    events: EventRepository, account_id: int, provider_payment_id: str, currency: str | None
+) -> Payment | str:
+    """The payment a refund billplane does not know is of, locked; else why it cannot be recorded."""
+    payment = await events.payment(account_id, provider_payment_id)
+    if payment is None:
+        return "the refunded payment is unknown at this account"
+    if currency not in {None, payment.currency}:
+        # Amounts in two currencies do not add up: counted, refunded_amount would mean nothing.
+        mismatch = f"the refund is in {currency} and its payment in {payment.currency}"
+        return f"{mismatch}: not recorded; check the refund at the provider"
+    return payment
+
+
+async def _refund_of_unpaid(events: EventRepository, payment: Payment, result: RefundResult, amount: int) -> Outcome:
+    """A refund of a payment that has not succeeded here is never counted: only money paid can go
+    back. A failed one moved nothing. Any other says money went back, or is on its way, from a
+    charge billplane holds as failed: the tenant must look (the payment's own success may not have
+    reached billplane). A pending payment is not flagged: ``action_required`` would stop billplane
+    asking the provider about it (``payments.reconcile_run``), which is what settles it."""
+    if result.status == "failed":
+        return "ignored", f"a failed refund of a payment that is {payment.status} here: no money moved"
+    if payment.status != "failed":
+        return "ignored", (
+            f"the refunded payment is {payment.status} here, not succeeded: not recorded; check the payment and the "
+            "refund at the provider"
+        )
+    refunded = _money(amount, payment.currency)
+    await attention.flag(
+        events.session,
+        payment,
+        f"the provider reports refund {result.provider_refund_id} of {refunded} of this payment ({result.status}), "
+        "while billplane holds the payment as failed: money may have moved. The refund is not recorded; check the "
+        f"payment and the refund at {payment.provider}.",
+    )
+    return "ignored", f"the refunded payment is failed here: not recorded; payment {payment.id} shows action_required"
