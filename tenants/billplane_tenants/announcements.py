@@ -5,13 +5,20 @@ transaction that makes the change: PostgreSQL delivers it when (and only if) tha
 commits. ``ChangeListener`` keeps one connection of its own LISTENing and tells its callback which
 tenant changed. While it is not listening (starting, reconnecting), callers must not trust a cache
 for longer than their short bound; ``listening`` says which bound applies.
+
+Listening is proved, not assumed: the listener announces a ping of its own on the channel and
+counts as listening only once it hears it back, and again at every heartbeat. Through a
+transaction-mode pooler (PgBouncer) a LISTEN reaches some backend that never hears anything, and a
+half-open connection hears nothing either; a plain query would succeed in both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +31,7 @@ CHANNEL = "billplane_key_changes"
 APPLICATION_NAME = "billplane-keys"
 _HEARTBEAT_SECONDS = 15.0
 _MAX_BACKOFF_SECONDS = 30.0
+_PING = "ping:"  # announcements are tenant ids: a ping is never one
 
 logger = logging.getLogger("billplane.tenants")
 
@@ -45,6 +53,9 @@ class ChangeListener:
         self._on_change = on_change
         self._on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
+        self._pings = itertools.count()
+        self._awaited: str | None = None
+        self._heard = asyncio.Event()
         self.listening = False
 
     def start(self) -> None:
@@ -65,6 +76,10 @@ class ChangeListener:
             self._on_lost()
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(_PING):  # every listener hears every ping: only its own counts
+            if payload == self._awaited:
+                self._heard.set()
+            return
         try:
             self._on_change(int(payload))
         except ValueError:
@@ -79,14 +94,14 @@ class ChangeListener:
                 connection = await asyncpg.connect(self._dsn, server_settings={"application_name": APPLICATION_NAME})
                 connection.add_termination_listener(lambda _connection, event=closed: event.set())
                 await connection.add_listener(CHANNEL, self._notified)
+                await self._echo(connection)
                 self.listening = True
                 backoff = 0.5
                 while not closed.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(closed.wait(), _HEARTBEAT_SECONDS)
                         break
-                    # A partition that never closes the socket would otherwise go unnoticed.
-                    await connection.fetchval("SELECT 1", timeout=_HEARTBEAT_SECONDS)
+                    await self._echo(connection)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -97,3 +112,11 @@ class ChangeListener:
                     connection.terminate()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+
+    async def _echo(self, connection: Any) -> None:
+        """Announce a ping of this listener's own and hear it back within the heartbeat, or raise
+        ``TimeoutError``: the connection hears nothing, and announcements would be missed."""
+        self._awaited = f"{_PING}{os.getpid()}:{id(self)}:{next(self._pings)}"
+        self._heard.clear()
+        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, self._awaited, timeout=_HEARTBEAT_SECONDS)
+        await asyncio.wait_for(self._heard.wait(), _HEARTBEAT_SECONDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -20,7 +21,7 @@ from billplane.app import create_app
 from billplane.runtime import Runtime
 from billplane.settings import Settings
 from billplane_tenants import KeyPrincipal
-from billplane_tenants.announcements import APPLICATION_NAME
+from billplane_tenants.announcements import APPLICATION_NAME, ChangeListener
 from billplane_tenants.keys import derive_pepper
 from tests.conftest import create_tenant
 from tests.other_process import listening_client, patient
@@ -121,3 +122,53 @@ async def test_an_invalidation_heard_during_a_lookup_is_not_undone(
     monkeypatch.setattr(runtime.registry, "resolve_key", real)
 
     assert await cache.resolve(runtime, tenant.key) is None  # not kept: asked again, and refused
+
+
+async def test_a_lookup_that_began_while_not_listening_is_kept_only_briefly(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The listener came back during the lookup: an announcement sent while it was away (a
+    # revocation, a deleted tenant whose slug a new one took) was never heard, so what the lookup
+    # read may already be stale. Kept for the listening lifetime, the key would work for minutes.
+    tenant = await create_tenant(client, admin_headers)
+    cache = KeyCache(derive_pepper(settings.security.secret_key), ttl_seconds=5)
+    listening = False
+    cache.listening = lambda: listening
+    real = runtime.registry.resolve_key
+
+    async def reconnected_meanwhile(session: AsyncSession, key: str) -> KeyPrincipal | None:
+        nonlocal listening
+        principal = await real(session, key)
+        listening = True
+        return principal
+
+    monkeypatch.setattr(runtime.registry, "resolve_key", reconnected_meanwhile)
+    started = asyncio.get_running_loop().time()
+    assert await cache.resolve(runtime, tenant.key) is not None
+    [(expires, _)] = cache._entries.values()  # noqa: SLF001 - the cache's own state is what this test is about
+    assert expires - started <= 5 + 1  # the short bound, not LISTENING_TTL_SECONDS
+
+
+async def test_a_listener_that_hears_nothing_is_not_listening(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through a transaction-mode pooler a LISTEN lands on a backend that never hears anything, and
+    # queries still succeed: only hearing its own ping proves the listener listens.
+    async def listen_nowhere(_connection: object, _channel: str, _callback: object) -> None:
+        return None
+
+    async def working_listens() -> bool:
+        return working.listening
+
+    working = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: None)
+    deaf = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: None)
+    working.start()
+    try:
+        assert await _eventually(working_listens)
+        monkeypatch.setattr(asyncpg.Connection, "add_listener", listen_nowhere)
+        deaf.start()
+        await asyncio.sleep(2)  # the working one heard its ping within a fraction of that
+        assert not deaf.listening
+    finally:
+        await deaf.stop()
+        await working.stop()

@@ -82,6 +82,9 @@ class KeyCache:
         if cached is not None and cached[0] > now:
             return cached[1]
         generation = self._generation
+        # Listening from before the read to after it, or what it read may be news the listener
+        # missed while away (a revocation, a tenant deleted and its slug taken by a new one).
+        heard_throughout = self.listening()
         async with runtime.database.control_session() as session:
             principal = await runtime.registry.resolve_key(session, key)
         if principal is None:
@@ -91,7 +94,7 @@ class KeyCache:
             return principal  # read before the invalidation: answered once, not kept
         if len(self._entries) >= _MAX_CACHED_KEYS:
             self._entries.clear()  # crude but bounded; a refill costs one indexed lookup per key
-        ttl = LISTENING_TTL_SECONDS if self.listening() else self._ttl
+        ttl = LISTENING_TTL_SECONDS if heard_throughout and self.listening() else self._ttl
         self._entries[digest] = (now + ttl, principal)
         return principal
 
