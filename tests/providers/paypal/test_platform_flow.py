@@ -127,9 +127,11 @@ async def test_a_cancellation_sent_to_paypal_cannot_be_taken_back(
             ).bindparams(account=connected.json()["id"], id=subscription)
         )
     url = f"/v1/subscriptions/{subscription}"
-    before = (await client.get("/v1/events", headers=tenant.headers)).json()["data"]
     refused = await client.post(f"{url}/undo-cancel", headers=tenant.headers)
     assert refused.status_code == 409, refused.text
     assert refused.json()["detail"] == "paypal accounts cannot take back the cancellation of a subscription"
     assert (await client.get(url, headers=tenant.headers)).json()["cancel_at_period_end"] is True
-    assert (await client.get("/v1/events", headers=tenant.headers)).json()["data"] == before
+    async with worker.database.tenant_session(tenant.schema) as session:
+        # Read in the table: GET /v1/events lists an event once older transactions have ended.
+        written = await session.scalar(text("SELECT count(*) FROM events WHERE object_type = 'subscription'"))
+    assert written == 0
