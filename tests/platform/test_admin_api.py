@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import create_tenant, unique_slug
+from tests.platform.billing_seed import insert, subscribed
 
 Client = AsyncTestClient[Litestar]
 
@@ -131,6 +132,30 @@ async def test_delete_tenant_drops_its_schema(client: Client, admin_headers: dic
         )
     assert exists == 0
     assert (await client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers)).status_code == 404
+
+
+async def test_a_tenant_holding_money_at_its_providers_is_not_deleted(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    # Its schema gone, a subscription Stripe bills would go on charging, and a pending payment
+    # could be settled no more: refused, as deleting one of its provider accounts would be.
+    tenant = await create_tenant(client, admin_headers)
+    url = f"/v1/admin/tenants/{tenant.slug}"
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        customer = await insert(session, "customers", name="Ada")
+        payment = await insert(session, "payments", customer_id=customer, amount=500, currency="USD", status="pending")
+        _, subscription = await subscribed(session, provider="stripe")
+    refused = await client.delete(url, headers=admin_headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == (
+        f"tenant {tenant.slug!r} cannot be deleted yet: 1 live subscriptions are billed by their provider: cancel "
+        "them first; payments or refunds are still pending at a provider: let them settle, or resolve them"
+    )
+    assert (await client.get("/v1/tenant", headers=tenant.headers)).status_code == 200  # all there
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text("UPDATE payments SET status = 'failed' WHERE id = :id"), {"id": payment})
+        await session.execute(text("UPDATE subscriptions SET status = 'canceled' WHERE id = :id"), {"id": subscription})
+    assert (await client.delete(url, headers=admin_headers)).status_code == 204
 
 
 async def test_issue_and_revoke_keys(client: Client, admin_headers: dict[str, str]) -> None:

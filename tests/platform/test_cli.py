@@ -60,6 +60,21 @@ def test_tenant_lifecycle(run: Invoke) -> None:
     assert slug not in run("tenants", "list").output
 
 
+def test_a_tenant_with_a_pending_payment_is_deleted_only_with_force(run: Invoke, settings: Settings) -> None:
+    slug = unique_slug("clim")
+    assert run("tenants", "create", slug).exit_code == 0
+    schema = f"tenant_{slug}"
+    _sql(settings, f"INSERT INTO {schema}.customers (name) VALUES ('Ada')")
+    payment = "(customer_id, amount, currency, status) VALUES (1, 500, 'USD', 'pending')"
+    _sql(settings, f"INSERT INTO {schema}.payments {payment}")
+    refused = CliRunner().invoke(cli, ["tenants", "delete", slug, "--yes"])
+    assert refused.exit_code != 0
+    assert "payments or refunds are still pending at a provider" in refused.output
+    assert slug in run("tenants", "list").output
+    assert run("tenants", "delete", slug, "--yes", "--force").exit_code == 0
+    assert slug not in run("tenants", "list").output
+
+
 def test_invalid_slug_is_refused(run: Invoke) -> None:
     result = run("tenants", "create", "Robert'); DROP TABLE tenants;--")
     assert result.exit_code != 0

@@ -9,6 +9,7 @@ import click
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.runtime import Runtime
+from billplane.tenancy.deletion import money_left
 from billplane_tenants import InvalidSlugError, RunReport, TenantExistsError, TenantOutcome, TenantPlan
 
 
@@ -79,7 +80,8 @@ def resume(slug: str) -> None:
 @tenants.command("delete")
 @click.argument("slug")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(slug: str, yes: bool) -> None:  # noqa: FBT001 - click passes flags positionally
+@click.option("--force", is_flag=True, help="Delete even while providers bill its subscriptions or money is pending.")
+def delete(slug: str, yes: bool, force: bool) -> None:  # noqa: FBT001 - click passes flags positionally
     """Delete tenant SLUG and drop its schema with all its data."""
     if not yes:
         click.confirm(f"Drop tenant {slug!r} and all of its data?", abort=True)
@@ -89,6 +91,9 @@ def delete(slug: str, yes: bool) -> None:  # noqa: FBT001 - click passes flags p
             tenant = await runtime.registry.get(session, slug)
             if tenant is None:
                 raise click.ClickException(f"no tenant {slug!r}")
+            left = None if force else await money_left(runtime, tenant.schema_name)
+            if left is not None:
+                raise click.ClickException(f"tenant {slug!r} cannot be deleted yet: {left} (or use --force)")
             await runtime.registry.delete(session, tenant)
         click.echo(f"deleted tenant {slug}")
 

@@ -10,11 +10,13 @@ from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, FieldErrors, InvalidFieldError
 from billplane.api.scopes import invalid
 from billplane.runtime import Runtime
+from billplane.tenancy.deletion import money_left
 from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
 
 
 class TenantAdminService:
     def __init__(self, runtime: Runtime, session: AsyncSession, key_cache: KeyCache) -> None:
+        self._runtime = runtime
         self._registry = runtime.registry
         self._session = session
         self._keys = key_cache
@@ -50,7 +52,12 @@ class TenantAdminService:
         return tenant
 
     async def delete(self, slug: str) -> None:
+        """409 while the tenant holds money at its providers (``deletion``): the CLI's
+        ``tenants delete --force`` deletes it anyway."""
         tenant = await self.get(slug)
+        left = await money_left(self._runtime, tenant.schema_name)
+        if left is not None:
+            raise ConflictError(f"tenant {slug!r} cannot be deleted yet: {left}")
         await self._registry.delete(self._session, tenant)
         self._keys.invalidate_tenant(tenant.id)
 
