@@ -57,11 +57,15 @@ def test_migrations_run_and_finish_before_the_deployments_roll_out(tmp_path: Pat
     assert steps[3][:3] == ["get", "job", "billplane-migrate"]
     assert _applied_kinds(calls[4]) == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
     assert _applied_kinds(calls[5]) == ["Deployment", "PodDisruptionBudget"]
-    assert [step[:3] for step in steps[6:]] == [
+    assert [step[:3] for step in steps[6:8]] == [
         ["rollout", "status", "deployment/billplane-api"],
         ["rollout", "status", "deployment/billplane-worker"],
     ]
-    for call in (calls[2], calls[4], calls[5]):  # every workload runs the image asked for
+    # Then again, for the tenants the previous version's pods created during the rollout.
+    assert steps[8][:3] == ["delete", "job", "billplane-migrate"]
+    assert _applied_kinds(calls[9]) == ["Job"]
+    assert [step[:3] for step in steps[10:]] == [["get", "job", "billplane-migrate"]]
+    for call in (calls[2], calls[4], calls[5], calls[9]):  # every workload runs the image asked for
         images = [
             container["image"]
             for doc in yaml.safe_load_all(str(call["stdin"]))
