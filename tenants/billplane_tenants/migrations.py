@@ -272,7 +272,20 @@ class TenantMigrator:
             context.run_migrations()
 
     def _record(self, connection: Connection, run_id: int, outcomes: list[tuple[TenantPlan, TenantOutcome]]) -> None:
-        """Write a batch of outcomes to the control schema in one transaction."""
+        """Write a batch of outcomes to the control schema in one transaction; a tenant deleted
+        since it was planned has no row to record them on, and is left out."""
+        if not outcomes:
+            return
+        with connection.begin():
+            # Locked against a deletion until these records commit (KEY SHARE: updates may go on).
+            wanted = [plan.tenant_id for plan, _ in outcomes]
+            locked = select(Tenant.id).where(Tenant.id.in_(wanted)).with_for_update(key_share=True)
+            live = set(connection.execute(locked).scalars())
+            self._record_rows(connection, run_id, [(plan, done) for plan, done in outcomes if plan.tenant_id in live])
+
+    def _record_rows(
+        self, connection: Connection, run_id: int, outcomes: list[tuple[TenantPlan, TenantOutcome]]
+    ) -> None:
         if not outcomes:
             return
         rows = [
@@ -285,29 +298,28 @@ class TenantMigrator:
             }
             for plan, outcome in outcomes
         ]
-        with connection.begin():
-            connection.execute(
-                update(Tenant)
-                .where(Tenant.id == bindparam("b_tenant"))
-                .values(
-                    schema_revision=bindparam("b_to_revision"),
-                    migration_status=bindparam("b_status"),
-                    migration_error=bindparam("b_error"),
-                    migrated_at=func.now(),
-                ),
-                rows,
-            )
-            connection.execute(
-                insert(TenantMigration).values(
-                    run_id=run_id,
-                    tenant_id=bindparam("b_tenant"),
-                    from_revision=bindparam("b_from_revision"),
-                    to_revision=bindparam("b_to_revision"),
-                    status=bindparam("b_status"),
-                    error=bindparam("b_error"),
-                ),
-                rows,
-            )
+        connection.execute(
+            update(Tenant)
+            .where(Tenant.id == bindparam("b_tenant"))
+            .values(
+                schema_revision=bindparam("b_to_revision"),
+                migration_status=bindparam("b_status"),
+                migration_error=bindparam("b_error"),
+                migrated_at=func.now(),
+            ),
+            rows,
+        )
+        connection.execute(
+            insert(TenantMigration).values(
+                run_id=run_id,
+                tenant_id=bindparam("b_tenant"),
+                from_revision=bindparam("b_from_revision"),
+                to_revision=bindparam("b_to_revision"),
+                status=bindparam("b_status"),
+                error=bindparam("b_error"),
+            ),
+            rows,
+        )
 
 
 def _render_offline(scripts: ScriptDirectory, current: str | None, head: str) -> str | None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from billplane.audit.models import AuditEvent
 from billplane.db.paths import tenant_scripts
 from billplane.runtime import Runtime
-from billplane_tenants import TenantMigrator
+from billplane_tenants import TenantMigrator, TenantOutcome, TenantPlan
 from tests.conftest import unique_slug
 
 NEW_REVISION = '''"""add a note column and an index"""
@@ -183,3 +183,32 @@ async def test_a_stale_plan_changes_nothing(runtime: Runtime, migrator: TenantMi
     assert outcome.error is not None
     assert "no longer at the planned revision" in outcome.error
     assert "note" not in await _columns(runtime, slug)
+
+
+async def test_a_tenant_deleted_during_the_run_does_not_stop_it(
+    runtime: Runtime, migrator: TenantMigrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator may delete a tenant while a long run goes on: its outcome is no longer recorded
+    (its control row is gone), the others' are, and the run finishes."""
+    gone, kept = await _tenants(runtime, 2)
+    upgrade = migrator._upgrade_one  # noqa: SLF001 - the step after which the tenant goes
+
+    def upgraded_then_deleted(connection: Connection, plan: TenantPlan) -> TenantOutcome:
+        outcome = upgrade(connection, plan)
+        if plan.slug == gone:
+            with connection.begin():
+                connection.execute(text("DELETE FROM control.tenants WHERE slug = :slug"), {"slug": gone})
+        return outcome
+
+    monkeypatch.setattr(migrator, "_upgrade_one", upgraded_then_deleted)
+    report = await migrator.migrate([gone, kept])
+    assert [outcome.slug for outcome in report.upgraded] == [gone, kept]
+    assert await _control_status(runtime, kept) == ("tenant_9001", "ok", None)
+    async with runtime.database.control_session() as session:
+        recorded = await session.scalar(
+            text("SELECT count(*) FROM control.tenant_migrations WHERE run_id = :run"), {"run": report.run_id}
+        )
+        finished = await session.scalar(
+            text("SELECT finished_at IS NOT NULL FROM control.migration_runs WHERE id = :run"), {"run": report.run_id}
+        )
+    assert (recorded, finished) == (1, True)
