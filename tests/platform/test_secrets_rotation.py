@@ -366,3 +366,23 @@ def _opened(settings: Settings, tenant: CreatedTenant) -> dict[int, str]:
             return {row.id: vault.open(tenant.id, row.id, row.secret_key_id, row.secret_ciphertext) for row in rows}
 
     return _with_runtime(settings, work)
+
+
+def test_a_tenant_whose_endpoints_cannot_be_read_fails_the_rotation(
+    own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Skipped silently, its endpoints would stay sealed under the old key, and the operator, told
+    # "0 failed", would remove it: their secrets could be opened no more.
+    rotating = _settings(own_database, "k3", "k2")
+    tenant, _ = _create_endpoints(_settings(own_database, "k2"), 1, "https://hooks.example.com/in")
+
+    async def break_it(runtime: Runtime) -> None:
+        async with runtime.database.transaction() as connection:
+            await connection.execute(
+                text(f'ALTER TABLE "{tenant.schema}".webhook_endpoints RENAME COLUMN secret_key_id TO key_id_was')
+            )
+
+    _with_runtime(rotating, break_it)
+    result = _rotate_cli(monkeypatch, rotating)
+    assert result.exit_code == 1, result.output
+    assert f"FAILED tenant {tenant.slug}: its webhook endpoints could not be read" in result.stderr

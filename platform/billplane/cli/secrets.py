@@ -31,7 +31,8 @@ def rotate_command(batch_size: int) -> None:
     not change. Idempotent and resumable: what is already under the current key is left alone,
     each batch commits on its own, and a rerun continues where a stopped run ended. Once it
     reports no failures, the older keys can be removed from BILLPLANE_ENCRYPTION_KEYS. Exits 1 if
-    an account or endpoint could not be opened (its key is not configured).
+    an account or endpoint could not be opened (its key is not configured), or a tenant's endpoints
+    could not be read.
     """
 
     async def work(runtime: Runtime) -> tuple[RotationReport, EndpointRotationReport]:
@@ -54,7 +55,11 @@ def rotate_command(batch_size: int) -> None:
     )
     for slug, endpoint_id, reason in endpoints.failed:
         click.echo(f"  FAILED webhook endpoint {endpoint_id} of tenant {slug}: {reason}", err=True)
-    sys.exit(1 if report.failed or endpoints.failed else 0)
+    for slug in endpoints.unread:
+        click.echo(
+            f"  FAILED tenant {slug}: its webhook endpoints could not be read (see the log); run again", err=True
+        )
+    sys.exit(1 if report.failed or endpoints.failed or endpoints.unread else 0)
 
 
 def _summary(key_id: str, what: str, rotated: Counter[str], already_current: int, failed: int) -> str:

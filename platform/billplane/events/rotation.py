@@ -37,6 +37,8 @@ class EndpointRotationReport:
     already_current: int = 0
     # (tenant slug, endpoint id, reason) for each endpoint whose secret could not be opened.
     failed: list[tuple[str, int, str]] = field(default_factory=list)
+    # Slugs of the tenants whose endpoints could not be read at all: none of them was re-sealed.
+    unread: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,13 @@ async def rotate_endpoints(
     tenants = await _every_tenant(database)
     by_schema = {tenant.schema: tenant for tenant in tenants}
     params = {"current": current}
+    unread: list[str] = []
     for group in batches([tenant.schema for tenant in tenants]):
-        counts = await ids_by_schema(database, group, table=_TABLE, part=_count_current, params=params)
+        counts = await ids_by_schema(database, group, table=_TABLE, part=_count_current, params=params, failed=unread)
         report.already_current += sum(sum(values) for values in counts.values())
-        waiting = await ids_by_schema(database, group, table=_TABLE, part=_under_other_keys, params=params)
+        waiting = await ids_by_schema(
+            database, group, table=_TABLE, part=_under_other_keys, params=params, failed=unread
+        )
         for schema in group:
             ids = waiting.get(schema, [])
             for start in range(0, len(ids), batch_size):
@@ -84,6 +89,7 @@ async def rotate_endpoints(
                 await _reseal(database, vault, by_schema[schema], chunk, report)
                 if on_batch is not None:
                     on_batch(len(chunk))
+    report.unread = sorted({by_schema[schema].slug for schema in unread})
     return report
 
 
