@@ -546,6 +546,26 @@ async def test_a_plan_a_subscription_moves_to_at_period_end_is_in_use(
     assert (await client.get(path, headers=tenant.headers)).json() == upgrade
 
 
+async def test_a_plan_a_period_was_billed_at_is_in_use(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """After a change made without proration, the period is still the one billed at the old plan
+    (``billed_plan_id``): a later prorated change credits its unused time at that plan's price,
+    which must be the price that was paid."""
+    tenant, product_id = await _setup(client, admin_headers)
+    billed = await _create(client, tenant, product_id, FLAT)
+    other = await _create(client, tenant, product_id, FLAT | {"amount": 2999})
+    customer = (await client.post("/v1/customers", json={}, headers=tenant.headers)).json()
+    columns = "customer_id, plan_id, billed_plan_id, status"
+    changed = f"INSERT INTO subscriptions ({columns}) VALUES (:c, :p, :b, 'active')"
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(text(changed), {"c": customer["id"], "p": other["id"], "b": billed["id"]})
+
+    repriced = await client.patch(f"/v1/plans/{billed['id']}", json={"amount": 100000}, headers=tenant.headers)
+    assert repriced.status_code == 409, repriced.text
+    assert repriced.json()["detail"] == "the plan is in use; create a new plan instead"
+
+
 def _subscribe_slowly(dsn: str, schema: str, customer_id: int, plan_id: int, inserted: threading.Event) -> None:
     """In its own thread and connection: insert a subscription, then wait a second before committing."""
 

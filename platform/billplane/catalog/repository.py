@@ -73,10 +73,15 @@ class PlanRepository(TenantRepository[Plan]):
         return await self.page(*where, after=after, limit=limit)
 
     async def has_subscriptions(self, plan_id: int) -> bool:
-        """Any subscription, in any state, ever made on the plan, or moving to it at its period's
-        end (``pending_plan_id``): that one is billed at the plan's price from then on."""
+        """Any subscription, in any state, on the plan, moving to it at its period's end
+        (``pending_plan_id``: billed at the plan's price from then on), or whose current period was
+        billed at it (``billed_plan_id``: a later proration credits its unused time at that price)."""
         subscriptions = select(Subscription.id).where(
-            or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id)
+            or_(
+                Subscription.plan_id == plan_id,
+                Subscription.pending_plan_id == plan_id,
+                Subscription.billed_plan_id == plan_id,
+            )
         )
         return bool(await self.session.scalar(select(exists(subscriptions))))
 
