@@ -8,8 +8,11 @@ for longer than their short bound; ``listening`` says which bound applies.
 
 Listening is proved, not assumed: the listener announces a ping of its own on the channel and
 counts as listening only once it hears it back, and again at every heartbeat. Through a
-transaction-mode pooler (PgBouncer) a LISTEN reaches some backend that never hears anything, and a
-half-open connection hears nothing either; a plain query would succeed in both.
+transaction-mode pooler (PgBouncer) a LISTEN reaches some backend whose notifications never reach
+the listener, and a half-open connection hears nothing either; a plain query would succeed in both.
+The ping is sent the way real announcements arrive, from another connection: PostgreSQL delivers a
+session's own NOTIFY back to it, so a ping sent on the listening connection could land, through
+the pooler, on the very backend that ran the LISTEN and be heard while no one else's would be.
 """
 
 from __future__ import annotations
@@ -94,14 +97,14 @@ class ChangeListener:
                 connection = await asyncpg.connect(self._dsn, server_settings={"application_name": APPLICATION_NAME})
                 connection.add_termination_listener(lambda _connection, event=closed: event.set())
                 await connection.add_listener(CHANNEL, self._notified)
-                await self._echo(connection)
+                await self._echo(closed)
                 self.listening = True
                 backoff = 0.5
                 while not closed.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(closed.wait(), _HEARTBEAT_SECONDS)
                         break
-                    await self._echo(connection)
+                    await self._echo(closed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -113,10 +116,31 @@ class ChangeListener:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
 
-    async def _echo(self, connection: Any) -> None:
-        """Announce a ping of this listener's own and hear it back within the heartbeat, or raise
-        ``TimeoutError``: the connection hears nothing, and announcements would be missed."""
+    async def _echo(self, closed: asyncio.Event) -> None:
+        """Announce a ping of this listener's own from another connection and hear it back within the
+        heartbeat, or raise: the listening connection hears nothing, and announcements would be missed.
+
+        The sender is a fresh connection per ping rather than one kept open: at one per heartbeat
+        its cost is negligible, and every process would otherwise hold a second idle connection
+        against ``max_connections`` with its own loss to watch for.
+        """
         self._awaited = f"{_PING}{os.getpid()}:{id(self)}:{next(self._pings)}"
         self._heard.clear()
-        await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, self._awaited, timeout=_HEARTBEAT_SECONDS)
-        await asyncio.wait_for(self._heard.wait(), _HEARTBEAT_SECONDS)
+        async with asyncio.timeout(_HEARTBEAT_SECONDS):
+            sender = await asyncpg.connect(self._dsn, server_settings={"application_name": APPLICATION_NAME})
+            try:
+                await sender.execute("SELECT pg_notify($1, $2)", CHANNEL, self._awaited)
+            except BaseException:
+                sender.terminate()  # a graceful close could hang on the connection that just failed
+                raise
+            await sender.close()  # within the timeout: if it hangs, the cancellation aborts it
+            # Sent elsewhere, the ping cannot fail with the listening connection: its loss ends the wait.
+            waits = [asyncio.ensure_future(event.wait()) for event in (self._heard, closed)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+        if not self._heard.is_set():
+            msg = "the listening connection closed before its ping was heard"
+            raise ConnectionResetError(msg)

@@ -7,6 +7,7 @@ it hears nothing, so only the announcement can make it refuse the key in time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -20,7 +21,7 @@ from billplane.api.auth import KeyCache
 from billplane.app import create_app
 from billplane.runtime import Runtime
 from billplane.settings import Settings
-from billplane_tenants import KeyPrincipal
+from billplane_tenants import KeyPrincipal, announcements
 from billplane_tenants.announcements import APPLICATION_NAME, ChangeListener
 from billplane_tenants.keys import derive_pepper
 from tests.conftest import create_tenant
@@ -149,26 +150,86 @@ async def test_a_lookup_that_began_while_not_listening_is_kept_only_briefly(
     assert expires - started <= 5 + 1  # the short bound, not LISTENING_TTL_SECONDS
 
 
+def _timed_out(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(
+        record.getMessage() == "key-change listener lost its connection (TimeoutError); retrying"
+        for record in caplog.records
+    )
+
+
 async def test_a_listener_that_hears_nothing_is_not_listening(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Through a transaction-mode pooler a LISTEN lands on a backend that never hears anything, and
-    # queries still succeed: only hearing its own ping proves the listener listens.
+    # Through a transaction-mode pooler a LISTEN lands on a backend whose notifications never reach
+    # the listener, and queries still succeed: only hearing its own ping proves the listener listens.
+    # A heartbeat this short lets the ping really go unheard within the test, not merely late.
+    monkeypatch.setattr(announcements, "_HEARTBEAT_SECONDS", 1.0)
+    listens = 0
+
     async def listen_nowhere(_connection: object, _channel: str, _callback: object) -> None:
-        return None
+        nonlocal listens
+        listens += 1
 
     async def working_listens() -> bool:
         return working.listening
 
+    async def deaf_retried() -> bool:
+        return listens >= 2 and _timed_out(caplog)
+
+    deaf_lost: list[None] = []
     working = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: None)
-    deaf = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: None)
+    deaf = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: deaf_lost.append(None))
+    caplog.set_level(logging.WARNING, logger="billplane.tenants")
     working.start()
     try:
         assert await _eventually(working_listens)
         monkeypatch.setattr(asyncpg.Connection, "add_listener", listen_nowhere)
         deaf.start()
-        await asyncio.sleep(2)  # the working one heard its ping within a fraction of that
+        # Its ping went unheard within the heartbeat, and it connected again.
+        assert await _eventually(deaf_retried, within=10)
         assert not deaf.listening
+        assert not deaf_lost  # it never counted as listening, even for a moment
+        assert working.listening  # under the same heartbeat, hearing the deaf one's pings too
     finally:
         await deaf.stop()
         await working.stop()
+    # Every listener hears every other's pings: they are not announcements to warn about.
+    assert not [record for record in caplog.records if "malformed" in record.getMessage()]
+
+
+async def test_a_listener_that_hears_only_its_own_notifications_is_not_listening(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Through a transaction-mode pooler, a ping sent on the listening connection can run on the very
+    # backend that ran the LISTEN, and PostgreSQL tells a session of its own NOTIFY; what other
+    # processes announce, on other backends, never reaches the listener. That ping proves nothing.
+    monkeypatch.setattr(announcements, "_HEARTBEAT_SECONDS", 1.0)
+    real_add_listener = asyncpg.Connection.add_listener
+    listens = 0
+
+    async def hear_only_itself(connection: asyncpg.Connection, channel: str, callback: Callable[..., None]) -> None:
+        nonlocal listens
+        listens += 1
+
+        def own_only(notified: object, pid: int, notified_channel: str, payload: str) -> None:
+            if pid == connection.get_server_pid():
+                callback(notified, pid, notified_channel, payload)
+
+        await real_add_listener(connection, channel, own_only)
+
+    lost: list[None] = []
+    listener = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: lost.append(None))
+    caplog.set_level(logging.WARNING, logger="billplane.tenants")
+    monkeypatch.setattr(asyncpg.Connection, "add_listener", hear_only_itself)
+
+    async def settled() -> bool:
+        return listener.listening or bool(lost) or (listens >= 2 and _timed_out(caplog))
+
+    listener.start()
+    try:
+        assert await _eventually(settled, within=10)
+        assert not listener.listening
+        assert not lost  # it never counted as listening, even for a moment
+        assert listens >= 2  # its ping went unheard within the heartbeat, and it connected again
+    finally:
+        await listener.stop()
