@@ -17,6 +17,7 @@ from billplane.subscriptions.transitions import ALLOWED
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain
+from tests.platform.test_webhooks import tenant_with_subscription
 
 Client = AsyncTestClient[Litestar]
 PATH = "/v1/subscriptions"
@@ -213,6 +214,62 @@ async def test_changes_now_or_at_period_end_and_cancel_at_period_end(
     assert paused.json()["errors"][0]["field"] == "resume_at"
 
 
+async def test_changes_at_the_period_end_add_up_and_sending_the_current_values_takes_them_back(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "subsched")
+    ids = await seeded(runtime, tenant)
+    body = {"customer_id": ids["customer"], "plan_id": ids["seats"], "quantity": 5}
+    url = f"{PATH}/{(await client.post(PATH, json=body, headers=tenant.headers)).json()['id']}"
+
+    async def scheduled(change: dict[str, Any]) -> tuple[Any, Any]:
+        response = await client.patch(url, json=change | {"proration": "at_period_end"}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        return response.json()["pending_plan_id"], response.json()["pending_quantity"]
+
+    assert await scheduled({"plan_id": ids["bigger"]}) == (ids["bigger"], None)
+    # A quantity sent next keeps the plan scheduled: the period's end bills 3 x Bigger.
+    assert await scheduled({"quantity": 3}) == (ids["bigger"], 3)
+    preview = await client.post(
+        f"{url}/preview", json={"quantity": 3, "proration": "at_period_end"}, headers=tenant.headers
+    )
+    assert preview.json()["next_period_total"] == 3 * 2000, preview.text
+    # The values it has now take the scheduled change back, and the preview shows that too.
+    assert await scheduled({"plan_id": ids["seats"], "quantity": 5}) == (None, None)
+    preview = await client.post(
+        f"{url}/preview", json={"quantity": 5, "proration": "at_period_end"}, headers=tenant.headers
+    )
+    assert preview.json()["next_period_total"] == 5 * 1000, preview.text
+
+
+async def test_a_provider_that_bills_the_subscription_takes_any_change_now(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # billplane's rules for its own billing (usage billed at the period's end, prorations within
+    # one billing period) are not the provider's: a change at the period's end is refused there
+    # (no billing run here applies it), so leaving a metered plan must be possible now.
+    tenant, _, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 961, billed=FakeState()
+    )
+    async with worker.database.tenant_session(tenant.schema) as session:
+        metered = await insert(
+            session, "plans", product_id=1, name="Calls", pricing_model="metered", amount=5, currency="USD",
+            billing_interval="month", usage_aggregation="sum",
+        )  # fmt: skip
+        yearly = await insert(
+            session, "plans", product_id=1, name="Yearly", pricing_model="flat", amount=9000, currency="USD",
+            billing_interval="year",
+        )  # fmt: skip
+        await session.execute(text("UPDATE subscriptions SET plan_id = :p"), {"p": metered})
+    url = f"{PATH}/{subscription}"
+    changed = await client.patch(url, json={"plan_id": yearly}, headers=tenant.headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["plan_id"] == yearly
+    later = await client.patch(url, json={"quantity": 2, "proration": "at_period_end"}, headers=tenant.headers)
+    assert later.status_code == 422, later.text
+    assert later.json()["errors"][0]["field"] == "proration"
+
+
 async def test_each_change_reaches_the_provider_through_the_outbox(
     client: Client,
     admin_headers: dict[str, str],
@@ -258,6 +315,16 @@ async def test_each_change_reaches_the_provider_through_the_outbox(
     calls = len(fake.calls)
     await drain(worker)
     assert [method for method, _ in fake.calls[calls:]] == ["cancel_subscription"]
+    # Asked again: no event (nothing changes), but sent again (its row might have failed).
+    async with worker.database.tenant_session(tenant.schema) as session:
+        written = await session.scalar(text("SELECT count(*) FROM events"))
+    again = await client.post(f"{url}/cancel", json={"at_period_end": True}, headers=tenant.headers)
+    assert again.status_code == 200, again.text
+    calls = len(fake.calls)
+    await drain(worker)
+    assert [method for method, _ in fake.calls[calls:]] == ["cancel_subscription"]
+    async with worker.database.tenant_session(tenant.schema) as session:
+        assert await session.scalar(text("SELECT count(*) FROM events")) == written
 
     shown = (await client.get(url, headers=tenant.headers)).json()
     assert (shown["sync_status"], shown["provider_account_id"], shown["status"]) == ("synced", 801, "active")

@@ -161,6 +161,9 @@ class SubscriptionService:
         if "metadata" in changes:
             subscription.metadata_ = changes["metadata"]
         change = await self._checked(subscription, data)
+        if change is None and data.proration == "at_period_end" and {"plan_id", "quantity"} & changes.keys():
+            # Back to what it has now: nothing is left to change at the period's end.
+            subscription.pending_plan_id = subscription.pending_quantity = None
         if change is not None:
             plan_id, quantity = change.new.id, change.quantity
             if data.proration == "at_period_end":
@@ -185,8 +188,7 @@ class SubscriptionService:
         both check it (422 naming the field, 409 for a state that cannot change); None when
         neither changes."""
         changes = data.changes()
-        plan_id = changes.get("plan_id", subscription.plan_id)
-        quantity = changes.get("quantity", subscription.quantity)
+        plan_id, quantity = _target(subscription, data)
         if (plan_id, quantity) == (subscription.plan_id, subscription.quantity):
             return None
         transitions.check("change", subscription.status)
@@ -206,7 +208,8 @@ class SubscriptionService:
         if plan_id != current.id:
             currency = await self.repository.billing_currencies(subscription.customer_id, other_than=subscription.id)
             new = await self._plan(plan_id, currency=currency | {current.currency})
-            if subscription.status != "trialing":
+            # billplane's own billing rules; a provider that bills the subscription has its own.
+            if subscription.status != "trialing" and not self.mirror.bills_subscriptions(subscription.provider):
                 change_rules.check_same_period(current, new, data.proration)
                 change_rules.check_usage_kept(current, new, data.proration)
             if subscription.provider_account_id is not None:
@@ -303,7 +306,12 @@ class SubscriptionService:
                     "a cancellation at the period end invoices the last usage then; invoice_now ends it now",
                 )
             if subscription.cancel_at_period_end:
-                return subscription  # scheduled already (its row sent it, or will): nothing changes
+                # Scheduled already: nothing changes, so no event; the row is queued again all the
+                # same, as a cancellation whose row failed is then sent again.
+                await self.mirror.subscription_changed(subscription, "subscription.cancel")
+                await self.session.flush()
+                await self.session.refresh(subscription)  # timestamps the database set
+                return subscription
             subscription.cancel_at_period_end = True
             event = "subscription.updated"
         else:  # an incomplete one has no period worth keeping: it ends now
@@ -446,3 +454,14 @@ class SubscriptionService:
         if unless_as is None or changed(unless_as, after):
             await emit(self.session, event, "subscription", subscription.id, after)
         return subscription
+
+
+def _target(subscription: Subscription, data: SubscriptionUpdate) -> tuple[int, int]:
+    """The plan and quantity ``data`` asks for. A change at the period's end adds to the one
+    scheduled already: what it leaves out keeps its scheduled value (a quantity sent after a plan
+    was scheduled moves to that plan), not its current one."""
+    changes = data.changes()
+    scheduled = data.proration == "at_period_end"
+    plan_id = (scheduled and subscription.pending_plan_id) or subscription.plan_id
+    quantity = (scheduled and subscription.pending_quantity) or subscription.quantity
+    return changes.get("plan_id", plan_id), changes.get("quantity", quantity)
