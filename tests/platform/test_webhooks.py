@@ -262,3 +262,23 @@ async def test_an_event_lands_only_in_its_accounts_tenant(
     assert len(await stored(worker, mine)) == 1
     assert await stored(worker, theirs) == []
     assert await status_of(worker, theirs, their_subscription) == "active"
+
+
+async def test_a_provider_that_does_not_bill_sets_no_next_action_on_a_live_subscription(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # Its status is not taken (billplane bills the subscription), so neither is an approval link
+    # that only means something while the subscription waits for the customer.
+    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 505)
+    waiting = {
+        "subscription": {
+            "provider_id": "sub_1",
+            "status": "incomplete",
+            "cancel_at_period_end": True,  # news it takes: so the event is applied, the rest not
+            "next_action": {"type": "redirect", "url": "https://approve.example/sub_1"},
+        }
+    }
+    await deliver(client, account, [event("evt_1", "subscription.updated", "sub_1", T0, **waiting)])
+    await drain(worker)
+    shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
+    assert (shown["status"], shown["cancel_at_period_end"], shown["next_action"]) == ("active", True, None)

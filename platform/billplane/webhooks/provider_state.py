@@ -22,16 +22,16 @@ def record_subscription(
     bills the subscription by its own, and a provider's period that moved forward would leave the
     time between the two period ends unbilled (one that moved back would bill some twice).
     ``status``: whether its status is taken too (not, for such a provider, a dunning status)."""
-    if status:
-        row.status = state.status
-        row.canceled_at = state.canceled_at
     row.cancel_at_period_end = state.cancel_at_period_end
     if provider_bills:
         _take_billing_times(row, state)
-    # A next action only means something while the customer has not acted yet.
-    action = state.next_action if state.status == "incomplete" else None
-    row.next_action_type = None if action is None else action.type
-    row.next_action_url = None if action is None else action.url
+    if status:
+        row.status = state.status
+        row.canceled_at = state.canceled_at
+        # A next action only means something while the customer has not acted yet.
+        action = state.next_action if state.status == "incomplete" else None
+        row.next_action_type = None if action is None else action.type
+        row.next_action_url = None if action is None else action.url
 
 
 def _take_billing_times(row: Subscription, state: ProviderSubscription) -> None:
