@@ -149,7 +149,7 @@ async def test_a_tenant_holding_money_at_its_providers_is_not_deleted(
     assert refused.status_code == 409, refused.text
     assert refused.json()["detail"] == (
         f"tenant {tenant.slug!r} cannot be deleted yet: 1 live subscriptions are billed by their provider: cancel "
-        "them first; payments or refunds are still pending at a provider: let them settle, or resolve them"
+        "them first; payments or refunds are still pending: let them settle, or resolve them"
     )
     assert (await client.get("/v1/tenant", headers=tenant.headers)).status_code == 200  # all there
     async with runtime.database.tenant_session(tenant.schema) as session:

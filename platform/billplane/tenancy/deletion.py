@@ -2,9 +2,10 @@
 
 Deleting a tenant drops its schema: billplane then forgets every subscription a provider bills on
 its behalf (Stripe, PayPal), which go on charging customers, and every payment or refund still
-pending, which nothing could settle any more (their webhooks find no account). The same rules
-refuse deleting one provider account (``provider_accounts.service``); a tenant is refused while
-any of its accounts would be.
+pending, which nothing could settle any more (their webhooks find no account). Deleting one
+provider account is refused on rules of the same kind (``provider_accounts.service``), stricter
+for subscriptions (any live one uses the account, the sandbox's included): a whole tenant leaving
+takes its subscriptions billed here with it, and only the provider's billing outlives it.
 """
 
 from __future__ import annotations
@@ -29,5 +30,5 @@ async def money_left(runtime: Runtime, schema: str) -> str | None:
     if subscriptions:
         reasons.append(f"{subscriptions} live subscriptions are billed by their provider: cancel them first")
     if in_flight:
-        reasons.append("payments or refunds are still pending at a provider: let them settle, or resolve them")
+        reasons.append("payments or refunds are still pending: let them settle, or resolve them")
     return "; ".join(reasons) or None
