@@ -4,8 +4,10 @@ An event the database refuses on every attempt (a value it cannot hold, a check 
 ignored with the reason instead of staying ``received`` for ever: the sweep takes each tenant's
 oldest 100 ``received`` events, so enough of them would starve every newer one. A unique
 violation is how two events racing to record the same object resolve: the loser stays
-``received`` and is applied again. A refund is counted only against a payment that succeeded, in
-its currency, and an event about billplane's own refund must agree with it.
+``received`` and is applied again. A unique violation is not retried for ever either: one
+a day old is no race. A refund is counted only against a payment that succeeded, in its currency
+(one of a payment still pending waits for its outcome, up to a day), and an event about
+billplane's own refund must agree with it.
 """
 
 from __future__ import annotations
@@ -156,6 +158,38 @@ async def test_a_unique_violation_leaves_the_event_received_to_be_applied_again(
     ]
 
 
+async def test_a_unique_violation_a_day_old_is_ignored_naming_the_constraint(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """One provider refund id reported at two accounts of one tenant: no retry resolves it."""
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 705)
+    other = accounts.add(AccountRow(id=706, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    await paid_at_provider(worker, tenant, account.id)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        customer = await session.scalar(text("SELECT id FROM customers"))
+        theirs = await insert(
+            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
+            provider="fake", provider_account_id=other.id, provider_payment_id="pi_8", refunded_amount=100,
+        )  # fmt: skip
+        await insert(
+            session, "refunds", payment_id=theirs, amount=100, currency="USD", status="succeeded",
+            provider_refund_id="re_1",
+        )  # fmt: skip
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
+    await rows(worker, tenant, "UPDATE provider_events SET received_at = now() - interval '25 hours' RETURNING id")
+    await drain(worker)
+
+    reason = (
+        "could not be applied in a day of attempts: unique_violation (SQLSTATE 23505), constraint "
+        "uq_refunds_provider_refund_id of table refunds"
+    )
+    assert (await _outcomes(worker, tenant))["evt_1"] == ("ignored", reason)
+    assert await rows(worker, tenant, "SELECT refunded_amount FROM payments WHERE provider_payment_id = 'pi_7'") == [
+        {"refunded_amount": 0}
+    ]
+    assert await _unapplied_refs(worker, tenant) == []
+
+
 # Defect B: refunds that do not fit their payment.
 
 
@@ -219,14 +253,12 @@ async def test_a_failed_refund_of_a_failed_payment_is_ignored_quietly(
     )
 
 
-@pytest.mark.parametrize("payment_status", ["pending", "canceled"])
-async def test_a_refund_of_a_payment_that_has_not_succeeded_is_ignored(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, payment_status: str
+async def test_a_refund_of_a_canceled_payment_is_ignored(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    """A pending payment is not flagged: ``action_required`` would stop billplane asking the
-    provider about it. A canceled one gave way to another payment that records its charge."""
+    """A canceled payment gave way to another payment that records its charge."""
     tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 714)
-    await _payment_row(worker, tenant, account.id, status=payment_status)
+    await _payment_row(worker, tenant, account.id, status="canceled")
     await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
     await drain(worker)
 
@@ -235,10 +267,57 @@ async def test_a_refund_of_a_payment_that_has_not_succeeded_is_ignored(
         {"refunded_amount": 0, "action_required": None}
     ]
     reason = (
-        f"the refunded payment is {payment_status} here, not succeeded: not recorded; check the payment and the "
-        "refund at the provider"
+        "the refunded payment is canceled here, not succeeded: not recorded; check the payment and the refund at the "
+        "provider"
     )
     assert (await _outcomes(worker, tenant))["evt_1"] == ("ignored", reason)
+
+
+async def test_a_refund_reported_before_its_payments_success_is_counted_once_it_succeeds(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """Events arrive in any order: the refund waits (received) while its payment is pending here.
+    Not flagged meanwhile: ``action_required`` would stop billplane asking the provider about
+    the payment, which is what settles it."""
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 718)
+    await _payment_row(worker, tenant, account.id, status="pending")
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
+    await drain(worker)
+    assert (await _outcomes(worker, tenant))["evt_1"] == ("received", None)
+    assert await rows(worker, tenant, "SELECT action_required FROM payments") == [{"action_required": None}]
+
+    await deliver(client, account, [event("evt_2", "payment.succeeded", "pi_7", T0, **_renewal("pi_7", 1000))])
+    await drain(worker)
+    await drain(worker)  # the refund again, by the sweep, if it came before the payment's success
+
+    assert await _outcomes(worker, tenant) == {"evt_1": ("applied", None), "evt_2": ("applied", None)}
+    assert await rows(worker, tenant, "SELECT amount, status, provider_refund_id FROM refunds") == [
+        {"amount": 300, "status": "succeeded", "provider_refund_id": "re_1"}
+    ]
+    assert await rows(worker, tenant, "SELECT status, refunded_amount FROM payments") == [
+        {"status": "succeeded", "refunded_amount": 300}
+    ]
+
+
+async def test_a_refund_whose_payment_is_still_pending_after_a_day_is_ignored(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 719)
+    await _payment_row(worker, tenant, account.id, status="pending")
+    await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
+    await rows(worker, tenant, "UPDATE provider_events SET received_at = now() - interval '25 hours' RETURNING id")
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id FROM refunds") == []
+    assert await rows(worker, tenant, "SELECT refunded_amount, action_required FROM payments") == [
+        {"refunded_amount": 0, "action_required": None}
+    ]
+    reason = (
+        "not applied after a day of waiting: the refunded payment is still pending here: check it and the refund "
+        "at the provider"
+    )
+    assert (await _outcomes(worker, tenant))["evt_1"] == ("ignored", reason)
+    assert await _unapplied_refs(worker, tenant) == []
 
 
 async def _own_refund(runtime: Runtime, tenant: CreatedTenant, account: int, **columns: Any) -> int:

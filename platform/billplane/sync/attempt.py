@@ -39,7 +39,8 @@ class Attempt:
 
     @asynccontextmanager
     async def finish(self, *, called: bool = True) -> AsyncIterator[AsyncSession]:
-        """The one transaction that records the provider's answer and marks the row done.
+        """The one transaction that records the provider's answer and marks the row done;
+        ``called=False`` for a row that found nothing to send (its ``calls`` stay as they were).
 
         A crash before it commits leaves the row pending (its lease runs out, it is retried
         with the same idempotency key, the provider answers with the object it already made).
@@ -49,6 +50,6 @@ class Attempt:
         async with self.database.tenant_session(self.ref.schema) as session:
             yield session
             outbox = OutboxRepository(session)
-            await outbox.finish(self.row)
+            await outbox.finish(self.row, called=called)
             await outbox.refresh_object(self.row.object_type, self.row.object_id)
         self.finished = True

@@ -63,8 +63,11 @@ class OutboxEntry(TenantBase):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Charge calls started for the row, counted before each call is made (``payment.charge``): a
-    # worker that dies mid-call leaves its trace here, as no failure is counted in ``attempts``.
+    # Provider calls made for the row. A charge's or a refund's are counted before each call is
+    # made (``payment.charge``, ``refund.create``): a worker that dies mid-call leaves its trace
+    # here, as no failure is counted in ``attempts``. Another row that ``Attempt.finish``
+    # marks done after calling its provider shows at least 1; one done without a call, 0: for a
+    # subscription's change, one the provider never heard of (``EventRepository.change_sent``).
     # tenant_0008 as the table's last column: sort_order keeps create_all's order the same.
     calls: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=100)
 

@@ -161,8 +161,14 @@ class OutboxRepository:
         )
         return int((await self.session.execute(statement)).scalar_one())
 
-    async def finish(self, row: OutboxEntry) -> None:
-        await self._set(row.id, status="done", done_at=func.now(), last_error=None)
+    async def finish(self, row: OutboxEntry, *, called: bool = False) -> None:
+        """Mark ``row`` done; ``called``: the provider was called for it, which ``calls`` then
+        shows (at least 1: a charge or refund counted its calls before making them). A row done
+        without a call is a change the provider never heard of (``EventRepository.change_sent``)."""
+        values: dict[str, object] = {"status": "done", "done_at": func.now(), "last_error": None}
+        if called:
+            values["calls"] = func.greatest(OutboxEntry.calls, 1)
+        await self._set(row.id, **values)
 
     async def retry_later(self, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> datetime:
         """Give the row back for another attempt in ``delay`` seconds; returns when that is."""

@@ -5,18 +5,21 @@ a row lock and only while ``received``. Every event is kept: one that changes no
 object billplane does not know, a type it does not act on) is marked ``ignored`` with the reason,
 which ``GET /v1/provider-events`` shows the tenant.
 
-An event the database refuses whatever the attempt (a value it cannot hold, a check it fails) is
-ignored too, naming what refused it: left ``received``, the sweep would re-apply it every minute
-for ever, and a tenant's oldest 100 such events would keep every newer one from being applied. A
-unique violation is not one of them: it is how two events racing to record the same invoice,
-payment or refund resolve, and the loser must stay ``received`` to be applied again.
+An event that cannot be applied yet (billplane's own change to its subscription is still queued
+for the provider, the payment it refunds is still pending) is deferred: it stays ``received``, and
+the sweep applies it again. An event the database refuses whatever the attempt (a value it cannot
+hold, a check it fails) is ignored, naming what refused it. A unique violation is how two events
+racing to record the same invoice, payment or refund resolve: the loser stays ``received`` to be
+applied again. Neither waits longer than ``WAIT_LIMIT`` (then it is ignored, with its reason):
+left ``received``, the sweep would re-apply it every minute for ever, and a tenant's oldest 100
+such events would keep every newer one from being applied.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +35,10 @@ from billplane_tenants import Database
 
 logger = logging.getLogger("billplane.webhooks")
 
+# How long an event may wait (deferred, or a unique violation applied again): past it, what it
+# waits for is taken not to come (a row stuck pending, a payment never settled, a violation that
+# is no race, such as one provider refund id at two accounts of one tenant).
+WAIT_LIMIT = timedelta(days=1)
 UNIQUE_VIOLATION = "23505"
 # PostgreSQL's names of the SQLSTATEs of classes 22 (data exception) and 23 (integrity constraint
 # violation) an event's data is likeliest to cause; any other is named by its code alone.
@@ -51,6 +58,7 @@ _CONDITIONS = {
     "23001": "restrict_violation",
     "23502": "not_null_violation",
     "23503": "foreign_key_violation",
+    "23505": "unique_violation",
     "23514": "check_violation",
     "23P01": "exclusion_violation",
 }
@@ -74,13 +82,13 @@ async def _not_handled(_events: EventRepository, row: StoredEvent, _event: Provi
     return "ignored", f"billplane does not act on {row.type} events"
 
 
-def refusal(exc: DBAPIError) -> str | None:
-    """What in the database refuses the event's data whatever the attempt, named without any of its
-    values (they may be a customer's personal data); None for an error that may pass: a unique
-    violation (a race lost), a lost connection, a deadlock, anything else."""
+def refusal(exc: DBAPIError) -> tuple[str, str] | None:
+    """(SQLSTATE, words) of what in the database refuses the event's data, named without any of
+    its values (they may be a customer's personal data); None for an error outside classes 22 and
+    23, which may pass: a lost connection, a deadlock, anything else."""
     cause = exc.orig.__cause__ if exc.orig is not None else None  # asyncpg's own error, under SQLAlchemy's
     code = _said(exc.orig, "sqlstate") or _said(cause, "sqlstate")
-    if code is None or code[:2] not in {"22", "23"} or code == UNIQUE_VIOLATION:
+    if code is None or code[:2] not in {"22", "23"}:
         return None
     name = _CONDITIONS.get(code)
     words = f"{name} (SQLSTATE {code})" if name else f"SQLSTATE {code}"
@@ -89,7 +97,7 @@ def refusal(exc: DBAPIError) -> str | None:
     where = f"constraint {constraint}" if constraint else f"column {column}" if column else None
     if table is not None:
         where = f"{where} of table {table}" if where else f"table {table}"
-    return f"{words}, {where}" if where else words
+    return code, f"{words}, {where}" if where else words
 
 
 def _said(error: BaseException | None, attribute: str) -> str | None:
@@ -105,17 +113,27 @@ class EventApplier:
     provider_billed: frozenset[str] = frozenset()
 
     async def apply(self, ref: EventRef) -> str:
-        """Apply one stored event; returns applied, ignored, or skipped (already handled). A database
-        error that applying again would meet again ignores the event (``refusal``); any other
-        error is raised, and the event stays ``received``, for the sweep to apply it again."""
+        """Apply one stored event; returns applied, ignored, deferred (left ``received``, for the
+        sweep to apply again) or skipped (already handled). A database error that applying again
+        would meet again ignores the event (``refusal``), and so does a unique violation once the
+        event is ``WAIT_LIMIT`` old; any other error is raised, and the event stays ``received``,
+        for the sweep to apply it again."""
         try:
             return await self._apply(ref)
         except DBAPIError as exc:
             refused = refusal(exc)
             if refused is None:
                 raise
+            error = exc
         # Outside the handler: the failed transaction, and all the event's work, is rolled back.
-        return await self._refused(ref, f"could not be applied: {refused}")
+        code, words = refused
+        # A unique violation is a race lost, as a rule: applied again, the event finds the winner's row.
+        race = code == UNIQUE_VIOLATION
+        detail = f"could not be applied in a day of attempts: {words}" if race else f"could not be applied: {words}"
+        outcome = await self._refused(ref, detail, waited=race)
+        if outcome is None:
+            raise error
+        return outcome
 
     async def _apply(self, ref: EventRef) -> str:
         async with self.database.tenant_session(ref.schema) as session:
@@ -129,23 +147,40 @@ class EventApplier:
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops
             event = msgspec.convert(row.event, ProviderEvent)
-            status, detail = await APPLIERS.get(row.type, _not_handled)(events, row, event)
-            row.status, row.detail, row.applied_at = status, detail, datetime.now(UTC)
-        if status == "ignored":
-            logger.info("%s event %s of %s ignored: %s", row.provider, row.event_id, ref.schema, detail)
+            status, detail = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
+            if status != "deferred":  # a deferred event stays as it is: received
+                row.status, row.detail, row.applied_at = status, detail, datetime.now(UTC)
+        if status in {"ignored", "deferred"}:
+            logger.info("%s event %s of %s %s: %s", row.provider, row.event_id, ref.schema, status, detail)
         return status
 
-    async def _refused(self, ref: EventRef, detail: str) -> str:
+    async def _refused(self, ref: EventRef, detail: str, *, waited: bool = False) -> str | None:
         """Mark the event ``ignored`` with ``detail``, in a transaction of its own: the lock was
-        released with the failed one, so another job may have handled the event since."""
+        released with the failed one, so another job may have handled the event since. With
+        ``waited``, only once the event is ``WAIT_LIMIT`` old (None, and nothing marked, before)."""
         async with self.database.tenant_session(ref.schema) as session:
             if not await still_owned(session, ref.tenant_id, ref.schema):
                 return "skipped"
             row = await EventRepository(session).lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"
+            if waited and not _waited(row):
+                return None
             row.status, row.detail, row.applied_at = "ignored", detail, datetime.now(UTC)
             provider, event_id = row.provider, row.event_id
         # Not the error itself: its message and parameters carry the event's values.
         logger.warning("%s event %s of %s ignored: %s", provider, event_id, ref.schema, detail)
         return "ignored"
+
+
+def _waited(row: StoredEvent) -> bool:
+    return datetime.now(UTC) - row.received_at >= WAIT_LIMIT
+
+
+def _unless_waited(row: StoredEvent, status: str, detail: str | None) -> Outcome:
+    """The applier's outcome; an event deferred that has waited ``WAIT_LIMIT`` is ignored instead:
+    what it waits for is taken not to come, and left ``received`` it would be applied every
+    minute for ever."""
+    if status == "deferred" and _waited(row):
+        return "ignored", f"not applied after a day of waiting: {detail}"
+    return status, detail

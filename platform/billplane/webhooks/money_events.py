@@ -304,12 +304,16 @@ async def _refunded_payment(
 
 async def _refund_of_unpaid(events: EventRepository, payment: Payment, result: RefundResult, amount: int) -> Outcome:
     """A refund of a payment that has not succeeded here is never counted: only money paid can go
-    back. A failed one moved nothing. Any other says money went back, or is on its way, from a
-    charge billplane holds as failed: the tenant must look (the payment's own success may not have
-    reached billplane). A pending payment is not flagged: ``action_required`` would stop billplane
-    asking the provider about it (``payments.reconcile_run``), which is what settles it."""
+    back. A failed one moved nothing. One of a pending payment waits (deferred): events arrive in
+    any order, and the payment's success, after which the refund is counted, may come next;
+    ignored, the refund would be lost. Any other says money went back, or is on its way, from a
+    charge billplane holds as failed: the tenant must look (the payment's own success may not
+    have reached billplane). A pending payment is not flagged: ``action_required`` would stop
+    billplane asking the provider about it (``payments.reconcile_run``), which is what settles it."""
     if result.status == "failed":
         return "ignored", f"a failed refund of a payment that is {payment.status} here: no money moved"
+    if payment.status == "pending":
+        return "deferred", "the refunded payment is still pending here: check it and the refund at the provider"
     if payment.status != "failed":
         return "ignored", (
             f"the refunded payment is {payment.status} here, not succeeded: not recorded; check the payment and the "

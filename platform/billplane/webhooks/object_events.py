@@ -1,7 +1,8 @@
 """Appliers for events about customers and subscriptions.
 
-Each returns (applied | ignored, why). An event older than the newest one already applied to its
-object (the object's ``provider_event_at`` watermark) is ignored, never allowed to roll it back.
+Each returns (applied | ignored | deferred, why). An event older than the newest one already
+applied to its object (the object's ``provider_event_at`` watermark) is ignored, never allowed to
+roll it back. A deferred one stays ``received``, to be applied again later (``apply``).
 What an applied event changes in the object as the API shows it is an event of billplane's own
 (``emit``, in the same transaction); a provider repeating what billplane shows already emits none.
 """
@@ -28,7 +29,7 @@ from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.repository import EventRepository
 
-Outcome = tuple[str, str | None]  # (applied | ignored, why)
+Outcome = tuple[str, str | None]  # (applied | ignored | deferred, why)
 Applier = Callable[[EventRepository, StoredEvent, ProviderEvent], Awaitable[Outcome]]
 
 
@@ -83,9 +84,9 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     # A provider that does not bill the subscription knows nothing of billplane's billing: of its
     # statuses only the end, and the start of one waiting for the customer, are news here.
     takes_status = provider_bills or ends or subscription.status == "incomplete"
-    why_not = await _not_taken(events, subscription, row, event, ends=ends, takes_status=takes_status)
-    if why_not is not None:
-        return "ignored", why_not
+    not_now = await _not_taken(events, subscription, row, event, ends=ends, takes_status=takes_status)
+    if not_now is not None:
+        return not_now
     before = SubscriptionView.of(subscription)
     if state is not None:
         provider_state.record_subscription(subscription, state, provider_bills=provider_bills, status=takes_status)
@@ -109,10 +110,27 @@ async def _not_taken(
     *,
     ends: bool,
     takes_status: bool,
-) -> str | None:
-    """Why the provider's ``event`` changes nothing of ``subscription`` (None: it is taken)."""
+) -> Outcome | None:
+    """Why the provider's ``event`` changes nothing of ``subscription``, for good (ignored) or
+    not yet (deferred); None: it is taken."""
+    why_not = _no_news(subscription, event, ends=ends)
+    if why_not is not None:
+        return "ignored", why_not
+    if ends:  # an end at the provider is news whatever billplane asked of it before
+        return None
+    held = await _before_local_change(events, subscription, row, event)
+    if held is not None:
+        return held
+    # Without its status, an event that does not move cancel_at_period_end says nothing new.
     state = event.subscription
-    if state is None and event.type != "subscription.canceled":
+    if not takes_status and state is not None and state.cancel_at_period_end == subscription.cancel_at_period_end:
+        return "ignored", "billplane bills this subscription: its status is billplane's"
+    return None
+
+
+def _no_news(subscription: Subscription, event: ProviderEvent, *, ends: bool) -> str | None:
+    """Why ``event`` can never change ``subscription``, whatever billplane does next."""
+    if event.subscription is None and event.type != "subscription.canceled":
         return "the event carries no subscription state"
     if stale(subscription, event):
         return "older than the last event applied to this subscription"
@@ -124,29 +142,27 @@ async def _not_taken(
         # billplane's cancellation yet (its row is queued); undone here, that row would cancel
         # nothing, and the provider would go on billing.
         return "the subscription is canceled: a provider's word cannot restart it"
-    if ends:  # an end at the provider is news whatever billplane asked of it before
-        return None
-    why_not = await _before_local_change(events, subscription, row, event)
-    # Without its status, an event that does not move cancel_at_period_end says nothing new.
-    same_flag = state is not None and state.cancel_at_period_end == subscription.cancel_at_period_end
-    if why_not is None and not takes_status and same_flag:
-        why_not = "billplane bills this subscription: its status is billplane's"
-    return why_not
+    return None
 
 
 async def _before_local_change(
     events: EventRepository, subscription: Subscription, row: StoredEvent, event: ProviderEvent
-) -> str | None:
-    """Why ``event`` cannot be taken while billplane's own change to the subscription is on its way
-    to the provider, or when it happened before that change was made: the provider's state then
-    lacks the change, and taken here it would undo it (the queued row, sending the state of its
-    time, would then send nothing, or the old value). The provider's event after it took the
-    change brings its news, this one's included. None: it can be taken."""
+) -> Outcome | None:
+    """What becomes of ``event`` while billplane's own change to the subscription is on its way to
+    the provider, or when it happened before that change was made: the provider's state then may
+    lack the change, and taken here it would undo it (the queued row, sending the state of its
+    time, would then send nothing, or the old value). None: it can be taken.
+
+    While the change is queued the event waits (deferred), not dropped: the provider may send
+    nothing after it (a change that sends nothing, a resume of what was never paused there), and
+    news it carries (a ``past_due``) would be lost. Applied again once the change is sent, the
+    watermark and the time of that change decide. One older than the change is ignored: the
+    provider's events after it took the change carry its whole state, this one's news included."""
     pending, made = await events.change_sent(subscription.id, row.provider_account_id)
     if pending:
-        return "billplane's change to it is not at the provider yet: its next event will show it"
+        return "deferred", "billplane's change to it is not at the provider yet"
     if made is not None and event.occurred_at < made:
-        return "older than billplane's last change to it, which the provider had not taken then"
+        return "ignored", "older than billplane's last change to it, which the provider had not taken then"
     return None
 
 

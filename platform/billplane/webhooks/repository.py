@@ -93,12 +93,15 @@ class EventRepository:
 
     async def change_sent(self, subscription_id: int, account_id: int) -> tuple[bool, datetime | None]:
         """(whether a change billplane made to the subscription is still queued for this account,
-        when the latest one that was sent was made). The create is not counted: no provider event
-        can name a subscription before it. A change that gave up (``failed``) never reached the
-        provider, whose word then stands."""
+        when the latest one that reached the provider was made, to the whole second). The create
+        is not counted: no provider event can name a subscription before it. A change that gave up
+        (``failed``), or that its row found nothing to send for (no provider call: ``calls`` 0),
+        never reached the provider, whose word then stands. Whole seconds: Stripe's event times
+        are, so its own event about the change, in the second the change was made, is not older."""
+        sent = and_(OutboxEntry.status == "done", OutboxEntry.calls > 0)
         query = select(
             func.bool_or(OutboxEntry.status == "pending"),
-            func.max(OutboxEntry.created_at).filter(OutboxEntry.status == "done"),
+            func.date_trunc("second", func.max(OutboxEntry.created_at).filter(sent)),
         ).where(
             OutboxEntry.object_id == subscription_id,
             OutboxEntry.provider_account_id == account_id,
