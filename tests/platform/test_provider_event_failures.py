@@ -122,14 +122,14 @@ async def test_an_event_failing_a_check_is_ignored_naming_the_constraint_not_the
     assert await _event_types(worker, tenant) == []
 
 
-async def test_a_unique_violation_leaves_the_event_received_to_be_applied_again(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
-) -> None:
-    """How two events racing to record the same refund resolve: the loser's insert fails on the
-    unique index and its event is applied again later. Here the other row is another account's
-    refund with the same provider id (the index is per tenant)."""
-    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 703)
-    other = accounts.add(AccountRow(id=704, tenant_id=tenant.id, tenant_schema=tenant.schema))
+async def _refund_id_taken_at_another_account(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, account_id: int
+) -> CreatedTenant:
+    """A tenant whose account ``account_id`` reports refund re_1 of its payment pi_7, while another
+    account of the tenant (``account_id + 1``) holds a refund with that provider id: the refunds'
+    unique index is per tenant, so recording it fails."""
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, account_id)
+    other = accounts.add(AccountRow(id=account_id + 1, tenant_id=tenant.id, tenant_schema=tenant.schema))
     await paid_at_provider(worker, tenant, account.id)
     async with worker.database.tenant_session(tenant.schema) as session:
         customer = await session.scalar(text("SELECT id FROM customers"))
@@ -142,6 +142,16 @@ async def test_a_unique_violation_leaves_the_event_received_to_be_applied_again(
             provider_refund_id="re_1",
         )  # fmt: skip
     await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
+    return tenant
+
+
+async def test_a_unique_violation_leaves_the_event_received_to_be_applied_again(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """How two events racing to record the same refund resolve: the loser's insert fails on the
+    unique index and its event is applied again later. Here the other row is another account's
+    refund with the same provider id (the index is per tenant)."""
+    tenant = await _refund_id_taken_at_another_account(client, admin_headers, accounts, worker, 703)
     async with worker.database.tenant_session(tenant.schema) as session:
         event_id = await session.scalar(text("SELECT id FROM provider_events WHERE event_id = 'evt_1'"))
     ref = EventRef(tenant.id, tenant.schema, int(event_id))
@@ -162,20 +172,7 @@ async def test_a_unique_violation_a_day_old_is_ignored_naming_the_constraint(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
     """One provider refund id reported at two accounts of one tenant: no retry resolves it."""
-    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 705)
-    other = accounts.add(AccountRow(id=706, tenant_id=tenant.id, tenant_schema=tenant.schema))
-    await paid_at_provider(worker, tenant, account.id)
-    async with worker.database.tenant_session(tenant.schema) as session:
-        customer = await session.scalar(text("SELECT id FROM customers"))
-        theirs = await insert(
-            session, "payments", customer_id=customer, amount=1000, currency="USD", status="succeeded",
-            provider="fake", provider_account_id=other.id, provider_payment_id="pi_8", refunded_amount=100,
-        )  # fmt: skip
-        await insert(
-            session, "refunds", payment_id=theirs, amount=100, currency="USD", status="succeeded",
-            provider_refund_id="re_1",
-        )  # fmt: skip
-    await deliver(client, account, [event("evt_1", "refund.updated", "re_1", T0, **_refund("re_1", 300, "USD"))])
+    tenant = await _refund_id_taken_at_another_account(client, admin_headers, accounts, worker, 705)
     await rows(worker, tenant, "UPDATE provider_events SET received_at = now() - interval '25 hours' RETURNING id")
     await drain(worker)
 
