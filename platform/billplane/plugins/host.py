@@ -75,6 +75,10 @@ class PluginHost:
     def plugins(self) -> list[ProviderPlugin]:
         return [self._providers[name] for name in self.names()]
 
+    def billers(self) -> frozenset[str]:
+        """Installed providers that bill the subscriptions they hold (Stripe, PayPal)."""
+        return frozenset(name for name, provider in self._providers.items() if provider.bills_subscriptions)
+
     def options(self, name: str) -> dict[str, str]:
         """Operator settings for one provider: ``BILLPLANE_PROVIDER_<NAME>_<KEY>`` -> ``{key: value}``."""
         prefix = f"{OPTION_PREFIX}{name.upper()}_"

@@ -84,11 +84,7 @@ class SubscriptionService:
     def _catch_up(self) -> CatchUp:
         """How the billing run would bill this tenant (``BillingRun``'s provider_billed and defaults)."""
         writer, plugins = self.mirror.writer, self.mirror.plugins
-        billed = (
-            frozenset(name for name in plugins.names() if plugins.get(name).bills_subscriptions)
-            if plugins is not None
-            else frozenset[str]()
-        )
+        billed = plugins.billers() if plugins is not None else frozenset[str]()
         return CatchUp((writer.tenant_id, writer.schema), billed, defaults=writer.accounts is not None)
 
     async def _plan(self, plan_id: int, *, currency: set[str]) -> Plan:
@@ -192,7 +188,11 @@ class SubscriptionService:
         if (plan_id, quantity) == (subscription.plan_id, subscription.quantity):
             return None
         transitions.check("change", subscription.status)
-        if data.proration == "at_period_end" and self.mirror.bills_subscriptions(subscription.provider):
+        provider_bills = self.mirror.bills_subscriptions(subscription.provider)
+        # billplane's own billing rules: nothing was charged for a trial yet (nothing to credit or
+        # prorate), and a provider that bills the subscription prorates by its own (Stripe, PayPal).
+        own_rules = subscription.status != "trialing" and not provider_bills
+        if data.proration == "at_period_end" and provider_bills:
             # Kept as pending here, it would wait for a billing run, which never bills it.
             raise InvalidFieldError(
                 "proration",
@@ -208,21 +208,13 @@ class SubscriptionService:
         if plan_id != current.id:
             currency = await self.repository.billing_currencies(subscription.customer_id, other_than=subscription.id)
             new = await self._plan(plan_id, currency=currency | {current.currency})
-            # billplane's own billing rules; a provider that bills the subscription has its own.
-            if subscription.status != "trialing" and not self.mirror.bills_subscriptions(subscription.provider):
+            if own_rules:
                 change_rules.check_same_period(current, new, data.proration)
                 change_rules.check_usage_kept(current, new, data.proration)
             if subscription.provider_account_id is not None:
                 await self.mirror.refuse_unsupported_plan(subscription.provider_account_id, plan_id)
         await self._check_amount(subscription, plan_id, quantity, "quantity" if "quantity" in changes else "plan_id")
-        # Nothing was charged for a trial: there is nothing to credit or to prorate. A provider that
-        # bills the subscription prorates on its own invoices (Stripe, PayPal).
-        prorated = (
-            data.proration == "create_prorations"
-            and subscription.status != "trialing"
-            and not self.mirror.bills_subscriptions(subscription.provider)
-            and period is not None
-        )
+        prorated = data.proration == "create_prorations" and own_rules and period is not None
         billed = await billed_basis(self.repository, subscription, current)
         if prorated and period is not None:
             for plan in (billed[0], new):

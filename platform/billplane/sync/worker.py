@@ -24,7 +24,7 @@ from billplane.webhooks.apply import EventApplier
 
 def provider_billed(runtime: Runtime) -> frozenset[str]:
     """Installed providers that bill the subscriptions they hold (Stripe, PayPal)."""
-    return frozenset(name for name in runtime.plugins.names() if runtime.plugins.get(name).bills_subscriptions)
+    return runtime.plugins.billers()
 
 
 def worker_services(runtime: Runtime) -> WorkerServices:

@@ -19,7 +19,7 @@ from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 
 async def money_left(runtime: Runtime, schema: str) -> str | None:
     """Why the tenant of ``schema`` cannot be deleted now, or None."""
-    billing = [name for name in runtime.plugins.names() if runtime.plugins.get(name).bills_subscriptions]
+    billing = runtime.plugins.billers()
     billed = select(func.count()).where(Subscription.provider.in_(billing), Subscription.status.in_(LIVE_STATUSES))
     payments = select(Payment.id).where(Payment.status == "pending")
     refunds = select(Refund.id).where(Refund.status == "pending")
