@@ -61,6 +61,17 @@ _PREFIXES = {"ensure_customer": "cus", "ensure_product": "prod", "ensure_price":
 FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
 
 
+async def as_worker(runtime: Any) -> Any:
+    """The test's runtime, ready to drain with: no job left by an earlier test, and a row waiting
+    for another (a subscription's create for its customer's) looked at again at once, not in 5 s,
+    so that a drain runs it before it returns. With the production wait, a create that lost the
+    race to its customer's ran during a later drain, and its provider id landed as a
+    subscription.updated after whatever the test did next."""
+    runtime.sync_options = dataclasses.replace(runtime.sync_options, not_ready_delay=0.0)
+    await clear_jobs(runtime)
+    return runtime
+
+
 class FakeCredentials(msgspec.Struct, forbid_unknown_fields=True):
     api_key: str
     server: str | None = None  # a loopback URL: talk to a FakeServer instead of in-memory state

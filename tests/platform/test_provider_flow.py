@@ -37,7 +37,7 @@ from billplane.runtime import Runtime
 from billplane.settings import Settings
 from tests.conftest import ADMIN_KEY, CreatedTenant, create_tenant, unique_slug
 from tests.platform.billing_seed import insert, subscribed
-from tests.platform.sync_fakes import clear_jobs, drain, wait_for_jobs
+from tests.platform.sync_fakes import as_worker, clear_jobs, drain, wait_for_jobs
 
 Client = AsyncTestClient[Litestar]
 ACCOUNTS = "/v1/provider-accounts"
@@ -48,8 +48,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
     """A runtime on the test's loop that runs the real worker, with the real `DatabaseAccountSource`."""
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
 
 
 def counting_host(calls: list[str]) -> PluginHost:

@@ -13,13 +13,12 @@ from billplane.billing.run import BillingRun
 from billplane.runtime import Runtime
 from tests.conftest import create_tenant
 from tests.platform.invoices.helpers import Client, connect_sandbox, customer, payment_method, rows
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import as_worker, drain
 
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
 
 
 OUTCOMES = {SUCCEEDS: ("paid", "succeeded", None), DECLINED: ("open", "failed", "card_declined")}

@@ -186,7 +186,9 @@ async def test_one_advance_past_resume_at_and_a_period_end_resumes_first_then_cr
         ("subscription_cycle", SEAT * SEATS, MAR_1, datetime(2031, 4, 1, tzinfo=UTC)),
     ]
     assert (rest["finalized_at"], march["finalized_at"]) == (FEB_10, MAR_1)
-    assert (await types(worker, setup.tenant, "subscription"))[1:] == [
+    assert await types(worker, setup.tenant, "subscription") == [
+        "subscription.created",
+        "subscription.updated",  # the sandbox's id recorded
         "subscription.paused",
         "subscription.updated",  # Feb 1, still paused: nothing billed in advance
         "subscription.resumed",  # Feb 10

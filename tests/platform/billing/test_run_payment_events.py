@@ -16,13 +16,12 @@ from tests.conftest import create_tenant
 from tests.platform.billing.test_billing_run import DAY, Client, subscribe
 from tests.platform.billing.test_run_charges import daily_plan
 from tests.platform.invoices.helpers import connect_sandbox, customer, payment_method, rows
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import as_worker, drain
 
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
 
 
 async def test_each_charge_of_a_run_has_its_payment_created_event(

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
-from tests.platform.sync_fakes import clear_jobs
+from tests.platform.sync_fakes import as_worker
 
 # The reconciliation job reads every tenant of the database, and earlier tests leave payments and
 # refunds waiting (a charge that gave up, a charge or refund pending at the sandbox). They are
@@ -33,7 +33,7 @@ _PARK_LEFTOVER_PAYMENTS = text(
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
+    await as_worker(runtime)
     async with runtime.database.transaction() as connection:
         await connection.execute(_PARK_LEFTOVER_PAYMENTS)
     return runtime

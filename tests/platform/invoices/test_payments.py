@@ -26,13 +26,12 @@ from tests.platform.invoices.helpers import (
     payment_method,
     rows,
 )
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import as_worker, drain
 
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
 
 
 async def open_invoice(

@@ -12,13 +12,12 @@ from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.invoices.helpers import Client, act, event_types, rows
 from tests.platform.invoices.test_payments import open_invoice, payments_of
-from tests.platform.sync_fakes import clear_jobs, drain
+from tests.platform.sync_fakes import as_worker, drain
 
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
 
 
 async def paid_payment(client: Client, runtime: Runtime, tenant: CreatedTenant, token: str, amount: int) -> int:

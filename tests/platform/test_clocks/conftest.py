@@ -1,14 +1,13 @@
-"""The dunning tests use the real sandbox provider (its plugin is installed) and the real worker."""
+"""The test clock tests use the real sandbox provider (its plugin is installed) and the real worker."""
 
 from __future__ import annotations
 
 import pytest
 
 from billplane.runtime import Runtime
-from tests.platform.sync_fakes import clear_jobs
+from tests.platform.sync_fakes import as_worker
 
 
 @pytest.fixture
 async def worker(runtime: Runtime) -> Runtime:
-    await clear_jobs(runtime)
-    return runtime
+    return await as_worker(runtime)
