@@ -198,7 +198,7 @@ class PayPalAdapter:
 
     async def pause_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         return await self._transition(
-            provider_subscription_id, "suspend", "Paused in billplane", idempotency_key, done=_SUSPENDED
+            provider_subscription_id, "suspend", subscriptions.PAUSE_REASON, idempotency_key, done=_SUSPENDED
         )
 
     async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
@@ -310,7 +310,23 @@ class PayPalAdapter:
             raise WebhookVerificationError(f"PayPal refused to verify the webhook: {exc.message}") from None
         if answer.get("verification_status") != "SUCCESS":
             raise WebhookVerificationError("PayPal did not verify the webhook's signature")
-        return events.normalize(body, self._tenant_id)
+        found = events.normalize(body, self._tenant_id)
+        return [*found, *[state for event in found if (state := await self._after_sale(event)) is not None]]
+
+    async def _after_sale(self, event: ProviderEvent) -> ProviderEvent | None:
+        """The subscription's state after a completed sale of it. A sale that recovers a failed
+        cycle resets PayPal's failed-payment count, and PayPal sends no subscription event for
+        that: without this read the subscription would stay past_due for good."""
+        payment = event.payment
+        if payment is None or payment.status != "succeeded" or payment.provider_subscription_id is None:
+            return None
+        try:
+            resource = await self._read_subscription(payment.provider_subscription_id)
+        except RetryableProviderError:
+            raise  # billplane answers 503 and PayPal delivers again
+        except ProviderError:
+            return None  # not readable with this account: the payment still counts
+        return events.subscription_after(resource, event)
 
 
 def _charge_result(transaction: Json, subscription: str, idempotency_key: str) -> ChargeResult:

@@ -58,6 +58,20 @@ def _subscription_event(envelope: _Envelope, occurred_at: datetime) -> ProviderE
     )
 
 
+def subscription_after(resource: Json, payment: ProviderEvent) -> ProviderEvent:
+    """The subscription as read after ``payment``'s sale, dated by the sale: an event of the
+    subscription newer than the sale still wins over it."""
+    subscription = from_paypal(resource)
+    return ProviderEvent(
+        event_id=f"{payment.event_id}:subscription",  # the same for every delivery of the sale
+        type="subscription.canceled" if subscription.status == "canceled" else "subscription.updated",
+        occurred_at=payment.occurred_at,
+        provider_object_id=subscription.provider_id,
+        provider_type=payment.provider_type,
+        subscription=subscription,
+    )
+
+
 def _v1_amount(resource: Json) -> tuple[int, str]:
     amount = resource["amount"]
     currency = str(amount["currency"]).upper()

@@ -19,6 +19,10 @@ from billplane_paypal.money import to_minor
 DEFAULT_RETURN_URL = "https://example.com/billplane/paypal/approved"
 DEFAULT_CANCEL_URL = "https://example.com/billplane/paypal/cancelled"
 
+# The reason billplane gives PayPal when it pauses a subscription: PayPal keeps it as the
+# subscription's status_change_note, which tells billplane's suspension from PayPal's own.
+PAUSE_REASON = "Paused in billplane"
+
 _STATUSES: dict[str, SubscriptionStatus] = {
     "APPROVAL_PENDING": "incomplete",
     "APPROVED": "incomplete",  # approved but not yet started by PayPal
@@ -77,6 +81,10 @@ def parse_time(value: object) -> datetime | None:
 
 def _status(body: Mapping[str, Any], billing: Mapping[str, Any]) -> SubscriptionStatus:
     status = _STATUSES.get(str(body.get("status")), "incomplete")
+    if status == "paused" and _failed_payments(billing) and body.get("status_change_note") != PAUSE_REASON:
+        # PayPal suspends a subscription whose failed payments reached the plan's threshold: it
+        # bills no more until the balance is paid, which is billplane's unpaid, not a pause.
+        return "unpaid"
     if status != "active":
         return status
     balance = billing.get("outstanding_balance")
@@ -87,6 +95,12 @@ def _status(body: Mapping[str, Any], billing: Mapping[str, Any]) -> Subscription
         if cycle.get("tenure_type") == "TRIAL" and cycle.get("cycles_completed", 0) < cycle.get("total_cycles", 0):
             return "trialing"
     return status
+
+
+def _failed_payments(billing: Mapping[str, Any]) -> bool:
+    """PayPal counts consecutive failed payments and resets the count at a successful one."""
+    count = billing.get("failed_payments_count")
+    return isinstance(count, int) and count > 0
 
 
 def _quantity(value: object) -> int | None:

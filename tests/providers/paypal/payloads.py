@@ -78,7 +78,9 @@ def subscription_event(
     return _envelope(event_type, "subscription", resource, at, "2.0")
 
 
-def sale_completed(*, total: str = "30.00", currency: str = "USD", at: datetime | None = None) -> Json:
+def sale_completed(
+    *, total: str = "30.00", currency: str = "USD", at: datetime | None = None, subscription_id: str = SUBSCRIPTION_ID
+) -> Json:
     resource = {
         "id": SALE_ID,
         "state": "completed",
@@ -86,7 +88,7 @@ def sale_completed(*, total: str = "30.00", currency: str = "USD", at: datetime 
         "payment_mode": "INSTANT_TRANSFER",
         "protection_eligibility": "ELIGIBLE",
         "transaction_fee": {"value": "1.17", "currency": currency},
-        "billing_agreement_id": SUBSCRIPTION_ID,
+        "billing_agreement_id": subscription_id,
         "create_time": "2026-11-20T10:00:05Z",
         "update_time": "2026-11-20T10:00:05Z",
         "links": [{"href": f"https://api.paypal.com/v1/payments/sale/{SALE_ID}", "rel": "self", "method": "GET"}],

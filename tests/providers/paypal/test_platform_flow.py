@@ -96,6 +96,53 @@ async def test_the_approval_link_is_shown_until_paypals_webhook_starts_the_subsc
     assert (shown["status"], shown["next_action"]) == ("active", None)
 
 
+async def deliver(client: Client, account_id: int, event: dict[str, Any]) -> None:
+    body = json.dumps(event).encode()
+    headers = {name.lower(): value for name, value in sign_webhook(WEBHOOK_ID, body, datetime.now(UTC)).items()}
+    delivered = await client.post(f"/v1/webhooks/paypal/{account_id}", content=body, headers=headers)
+    assert delivered.status_code == 200, delivered.text
+
+
+async def test_a_payment_that_recovers_a_failed_cycle_makes_the_subscription_active_again(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "paypalrecover")
+    account_id = (await connect(client, tenant)).json()["id"]
+    subscription = await seed(worker, tenant, "per_seat")
+    await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+    await drain(worker)
+    url = f"/v1/subscriptions/{subscription}"
+    provider_id = (await client.get(url, headers=tenant.headers)).json()["provider_subscription_id"]
+
+    async def paypal_says(event_type: str, status: str, *, outstanding: str) -> None:
+        event = payloads.subscription_event(
+            event_type, status, outstanding=outstanding, subscription_id=provider_id, at=datetime.now(UTC)
+        )
+        with paypal.lock:  # what a read of the subscription at PayPal shows from now on
+            paypal.subscriptions[provider_id].update(
+                status=status, billing_info=event["resource"]["billing_info"], status_change_note=None
+            )
+        await deliver(client, account_id, event)
+        await drain(worker)
+
+    await paypal_says("BILLING.SUBSCRIPTION.ACTIVATED", "ACTIVE", outstanding="0.00")
+    await paypal_says("BILLING.SUBSCRIPTION.PAYMENT.FAILED", "ACTIVE", outstanding="30.00")
+    assert (await client.get(url, headers=tenant.headers)).json()["status"] == "past_due"
+
+    # PayPal's retry is paid: its balance and count of failures go back to 0, and it sends the sale.
+    with paypal.lock:
+        paypal.subscriptions[provider_id]["billing_info"].update(
+            outstanding_balance={"currency_code": "USD", "value": "0.00"}, failed_payments_count=0
+        )
+    await deliver(client, account_id, payloads.sale_completed(subscription_id=provider_id, at=datetime.now(UTC)))
+    await drain(worker)
+    assert (await client.get(url, headers=tenant.headers)).json()["status"] == "active"
+
+    # Failures up to the plan's threshold: PayPal suspends it and bills no more.
+    await paypal_says("BILLING.SUBSCRIPTION.SUSPENDED", "SUSPENDED", outstanding="30.00")
+    assert (await client.get(url, headers=tenant.headers)).json()["status"] == "unpaid"
+
+
 async def test_metered_and_package_plans_are_refused_on_a_paypal_account(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:

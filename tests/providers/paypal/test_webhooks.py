@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +168,62 @@ async def test_an_active_subscription_with_an_unpaid_balance_is_past_due(make_ad
     mapped = await _one(make_adapter, event)
     assert mapped.subscription is not None
     assert mapped.subscription.status == "past_due"
+
+
+@pytest.mark.parametrize(("note", "status"), [(None, "unpaid"), ("Paused in billplane", "paused")])
+async def test_a_subscription_paypal_suspended_for_failed_payments_is_unpaid(
+    make_adapter: MakeAdapter, note: str | None, status: str
+) -> None:
+    # PayPal suspends at the plan's failure threshold, and bills no more until the balance is
+    # paid; billplane's own suspension (its reason kept as the note) stays a pause.
+    event = payloads.subscription_event("BILLING.SUBSCRIPTION.SUSPENDED", "SUSPENDED", outstanding="30.00")
+    if note is not None:
+        event["resource"]["status_change_note"] = note
+    mapped = await _one(make_adapter, event)
+    assert mapped.subscription is not None
+    assert mapped.subscription.status == status
+
+
+def _held_by_paypal(paypal: FakePayPal, *, outstanding: str) -> str:
+    """A new subscription PayPal holds (the fake lives for the session), ``outstanding`` left to pay."""
+    subscription_id = f"I-{uuid.uuid4().hex[:12].upper()}"
+    resource = payloads.subscription_event(
+        "BILLING.SUBSCRIPTION.UPDATED", "ACTIVE", outstanding=outstanding, subscription_id=subscription_id
+    )
+    with paypal.lock:
+        paypal.subscriptions[subscription_id] = resource["resource"]
+    return subscription_id
+
+
+@pytest.mark.parametrize(("outstanding", "status"), [("0.00", "active"), ("30.00", "past_due")])
+async def test_a_completed_sale_brings_the_subscriptions_state_as_paypal_has_it_after(
+    make_adapter: MakeAdapter, paypal: FakePayPal, outstanding: str, status: str
+) -> None:
+    # PayPal sends no subscription event when a payment recovers a failed cycle: its count of
+    # failed payments resets, which only a read of the subscription shows.
+    held = _held_by_paypal(paypal, outstanding=outstanding)
+    sale = payloads.sale_completed(at=datetime(2026, 11, 27, 8, 0, tzinfo=UTC), subscription_id=held)
+    headers, body = _delivery(sale)
+    payment, after = await make_adapter().parse_webhook(headers, body)
+    assert payment.type == "payment.succeeded"
+    assert (after.type, after.event_id, after.occurred_at) == (
+        "subscription.updated",
+        f"{sale['id']}:subscription",
+        payment.occurred_at,
+    )
+    assert after.provider_object_id == held
+    assert after.subscription is not None
+    assert after.subscription.status == status
+
+
+async def test_a_sale_whose_subscription_cannot_be_read_is_delivered_again(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    held = _held_by_paypal(paypal, outstanding="0.00")
+    paypal.fail_next(f"/v1/billing/subscriptions/{held}", 503)
+    headers, body = _delivery(payloads.sale_completed(subscription_id=held))
+    with pytest.raises(RetryableProviderError):
+        await make_adapter().parse_webhook(headers, body)
 
 
 async def test_an_activated_subscription_in_its_trial_is_trialing(make_adapter: MakeAdapter) -> None:
