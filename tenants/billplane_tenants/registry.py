@@ -109,7 +109,13 @@ class TenantRegistry:
         return tenant
 
     async def delete(self, session: AsyncSession, tenant: Tenant) -> None:
-        """Drop the tenant's schema and its control rows, in the caller's transaction."""
+        """Drop the tenant's schema and its control rows, in the caller's transaction.
+
+        The tenant's row is locked first: work queued for the tenant holds it (KEY SHARE) in each
+        of its transactions, so the deletion waits for those running, and any that begin after
+        it find the tenant gone, even once a new tenant has its slug and so its schema's name.
+        """
+        await session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
         await self.provisioner.drop_schema(await session.connection(), tenant.schema_name)
         await announce_change(session, tenant.id)
         await session.delete(tenant)

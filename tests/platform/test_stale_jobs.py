@@ -1,10 +1,14 @@
 """A job a deleted tenant left queued never works on the rows of a new tenant given the same slug
-(and so the same schema name, its row ids starting again at 1): it is dropped."""
+(and so the same schema name, its row ids starting again at 1): it is dropped, and so is the
+answer of a provider call that was in flight when the tenant went."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
+from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -16,7 +20,7 @@ from billplane.sync.refs import EventRef, OutboxRef
 from billplane.sync.worker import worker_services
 from tests.conftest import unique_slug
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import clear_jobs
+from tests.platform.sync_fakes import AccountRow, FakeAdapter, StaticAccounts, clear_jobs
 
 Client = AsyncTestClient[Litestar]
 ROWS = (
@@ -83,3 +87,42 @@ async def test_a_deleted_tenants_jobs_leave_the_new_tenants_rows_alone(
     # event is about an object billplane does not know.
     assert await run_as(new_id) == ["failed", "failed", "ignored"]
     assert await rows() == {"outbox": "failed/1", "delivery": "failed/0", "event": "ignored"}
+
+
+async def test_a_provider_answer_that_arrives_after_its_tenant_went_is_not_recorded_in_the_new_tenant(
+    client: Client,
+    admin_headers: dict[str, str],
+    worker: Runtime,
+    accounts: StaticAccounts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slug = unique_slug("inflight")
+    schema = f"tenant_{slug}"
+    old_id, _ = await _tenant(client, admin_headers, slug)
+    account = accounts.add(AccountRow(id=700_000 + secrets.randbelow(100_000), tenant_id=old_id, tenant_schema=schema))
+
+    async def customer_to_create() -> tuple[int, int]:
+        async with worker.database.tenant_session(schema) as session:
+            customer = await insert(session, "customers", name="Ada")
+            kind = "customer.ensure"
+            return customer, await insert(
+                session, "outbox", kind=kind, object_id=customer, provider_account_id=account.id
+            )
+
+    customer, outbox = await customer_to_create()
+    ensure = FakeAdapter.ensure_customer
+
+    async def tenant_replaced_meanwhile(self: FakeAdapter, *args: Any, **kwargs: Any) -> Any:
+        created = await ensure(self, *args, **kwargs)
+        assert (await client.delete(f"/v1/admin/tenants/{slug}", headers=admin_headers)).status_code == 204
+        await _tenant(client, admin_headers, slug)
+        assert await customer_to_create() == (customer, outbox)  # the same ids, in the new tenant
+        return created
+
+    monkeypatch.setattr(FakeAdapter, "ensure_customer", tenant_replaced_meanwhile)
+
+    assert await worker_services(worker).performer.perform(OutboxRef(old_id, schema, outbox)) == "skipped"
+    async with worker.database.tenant_session(schema) as session:
+        mapped = await session.scalar(text("SELECT count(*) FROM provider_customers"))
+        row = (await session.execute(text("SELECT status, attempts FROM outbox WHERE id = :id"), {"id": outbox})).one()
+    assert (mapped, tuple(row)) == (0, ("pending", 0))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from billplane.db.job_owner import still_owned
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.events import types
 from billplane.events.deliveries import Claimed, DeliveryRepository
 from billplane.events.emit import emit
@@ -65,7 +65,13 @@ class WebhookDeliverer:
 
     async def deliver(self, ref: DeliveryRef) -> str:
         """Attempt the delivery once: delivered, retry, failed, disabled (the endpoint) or skipped."""
-        outcome = await self._deliver(ref)
+        try:
+            outcome = await self._deliver(ref)
+        except TenantGoneError:
+            logger.warning(
+                "webhook job %s of %s dropped: tenant %s is gone", ref.delivery_id, ref.schema, ref.tenant_id
+            )
+            return "skipped"
         webhook_delivery(outcome)
         if outcome != "skipped":  # a skipped job changed nothing, so nothing new became due
             await self._top_up(ref)
@@ -78,17 +84,12 @@ class WebhookDeliverer:
             logger.exception("could not queue the next webhook deliveries of %s", ref.schema)
 
     async def _deliver(self, ref: DeliveryRef) -> str:
-        async with self.database.tenant_session(ref.schema) as session:
-            if not await still_owned(session, ref.tenant_id, ref.schema):
-                logger.warning(
-                    "webhook job %s of %s dropped: tenant %s is gone", ref.delivery_id, ref.schema, ref.tenant_id
-                )
-                return "skipped"
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             claimed = await DeliveryRepository(session).claim(ref.delivery_id, lease_seconds=self.options.lease_seconds)
         if claimed is None:  # done, not due, held by another worker, or behind an earlier delivery
             return "skipped"
         if claimed.endpoint_status != "enabled":
-            async with self.database.tenant_session(ref.schema) as session:
+            async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
                 await DeliveryRepository(session).fail_one(claimed, "the endpoint is disabled")
             await self._ring_next(ref, claimed)
             return "failed"
@@ -104,7 +105,7 @@ class WebhookDeliverer:
             headers = signed_headers(secret, msg_id, int(time.time()), body)
             outcome = await post(claimed.url, body, headers, self.options)
         if outcome.delivered and outcome.status_code is not None:
-            async with self.database.tenant_session(ref.schema) as session:
+            async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
                 recorded = await DeliveryRepository(session).succeeded(claimed, outcome.status_code)
             if not recorded:
                 _dropped(ref, claimed, f"HTTP {outcome.status_code}")
@@ -119,7 +120,7 @@ class WebhookDeliverer:
         delay = 0.0 if final else self.options.retry_schedule[attempts - 1]
         error = outcome.error or f"HTTP {outcome.status_code}"
         disabled = False
-        async with self.database.tenant_session(ref.schema) as session:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             deliveries = DeliveryRepository(session)
             recorded = await deliveries.failed(
                 claimed, status_code=outcome.status_code, error=error, delay=delay, final=final
@@ -152,7 +153,7 @@ class WebhookDeliverer:
 
     async def _ring_next(self, ref: DeliveryRef, claimed: Claimed) -> None:
         """The next delivery about the same object to the same endpoint may run now."""
-        async with self.database.tenant_session(ref.schema) as session:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             following = await DeliveryRepository(session).next_for_object(claimed)
         if following is not None:
             await defer(self.queue, DeliveryRef(ref.tenant_id, ref.schema, following))

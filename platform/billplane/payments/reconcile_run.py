@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 
 from billplane.db import tenant_scan
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.payments import pending_charges
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment
@@ -106,6 +107,8 @@ class PaymentReconciliation:
                 for payment_id in ids:  # one payment's failure does not hold back the tenant's others
                     try:
                         await self._act(report, (tenants[schema], schema), payment_id)
+                    except TenantGoneError:
+                        break  # deleted since the scan: nothing of it is left to settle
                     except Exception:
                         logger.exception("payment reconciliation: payment %s of %s failed; retried", payment_id, schema)
                         failures += 1
@@ -126,8 +129,8 @@ class PaymentReconciliation:
         return report
 
     async def _act(self, report: ReconcileReport, tenant: tuple[int, str], payment_id: int) -> None:
-        tenant_id, schema = tenant
-        async with self.database.tenant_session(schema) as session:
+        tenant_id = tenant[0]
+        async with owned_session(self.database, *tenant) as session:
             payment = await session.get(Payment, payment_id)
             now: datetime = (await session.execute(text("SELECT now()"))).scalar_one()
             if payment is None or payment.action_required is not None:
@@ -146,22 +149,22 @@ class PaymentReconciliation:
         tenant_id, schema = tenant
         payment_id = stuck.payment_id
         if not self.lookup.can_look_up(stuck.provider):
-            async with self.database.tenant_session(schema) as session:
+            async with owned_session(self.database, *tenant) as session:
                 report.action_required += await require_action(session, payment_id, cannot_ask(stuck.provider))
             return
         try:
             found = await self.lookup.find(stuck, tenant_id)
         except AccountGoneError:  # nobody can ask through it any more: the tenant settles it (/resolve)
-            async with self.database.tenant_session(schema) as session:
+            async with owned_session(self.database, *tenant) as session:
                 report.action_required += await require_action(session, payment_id, account_gone(stuck))
             return
         except ProviderError as exc:  # unreachable again, or refused: never guess, ask next run
             logger.warning("payment %s of %s: the provider could not be asked: %s", payment_id, schema, exc.message)
             report.unanswered += 1
-            async with self.database.tenant_session(schema) as session:
+            async with owned_session(self.database, *tenant) as session:
                 await mark_asked(session, payment_id)  # to the back of the tenant's queue: see _due_sql
             return
-        async with self.database.tenant_session(schema) as session:
+        async with owned_session(self.database, *tenant) as session:
             recorded = await record_lookup(session, payment_id, found)
         report.settled += recorded == "settled"
         report.action_required += recorded == "action_required"
@@ -172,7 +175,7 @@ class PaymentReconciliation:
         answer = await self._ask(report, charge, tenant)
         after = self.pending.flag_after
         recorded: Recorded
-        async with self.database.tenant_session(tenant[1]) as session:
+        async with owned_session(self.database, *tenant) as session:
             if isinstance(answer, _NoAnswer) and answer.account_gone:  # nobody can ask through it: shown now
                 flagged = await pending_charges.require_action(session, charge, answer.why)
                 recorded = "action_required" if flagged else "unchanged"

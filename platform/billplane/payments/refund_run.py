@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 
 from billplane.db import tenant_scan
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.payments import lost_refunds, pending_refunds
 from billplane.payments.lookup import AccountGoneError, PaymentLookup
 from billplane.payments.models import Payment, Refund
@@ -85,6 +86,8 @@ class RefundReconciliation:
                 for refund_id in ids:
                     try:
                         await self._act(report, (tenants[schema], schema), refund_id)
+                    except TenantGoneError:
+                        break  # deleted since the scan: nothing of it is left to settle
                     except Exception:
                         logger.exception("refund reconciliation: refund %s of %s failed; retried", refund_id, schema)
                         failures += 1
@@ -101,8 +104,7 @@ class RefundReconciliation:
         return report
 
     async def _act(self, report: RefundReport, tenant: tuple[int, str], refund_id: int) -> None:
-        schema = tenant[1]
-        async with self.database.tenant_session(schema) as session:
+        async with owned_session(self.database, *tenant) as session:
             refund = await session.get(Refund, refund_id)
             now: datetime = (await session.execute(text("SELECT now()"))).scalar_one()
             if refund is None or refund.action_required is not None:
@@ -123,7 +125,7 @@ class RefundReconciliation:
         """A refund the provider holds as pending: how it stands now."""
         answer = await self._ask(report, held, tenant)
         after = self.pending.flag_after
-        async with self.database.tenant_session(tenant[1]) as session:
+        async with owned_session(self.database, *tenant) as session:
             if isinstance(answer, _NoAnswer) and answer.show_now:
                 return await pending_refunds.require_action(session, held, answer.why)
             if isinstance(answer, _NoAnswer):
@@ -134,13 +136,13 @@ class RefundReconciliation:
         self, report: RefundReport, tenant: tuple[int, str], held: HeldRefund, now: datetime
     ) -> Recorded:
         """A refund never confirmed: whether the provider made it, where it can be asked."""
-        tenant_id, schema = tenant
-        async with self.database.tenant_session(schema) as session:
+        tenant_id = tenant[0]
+        async with owned_session(self.database, *tenant) as session:
             lost = await lost_refunds.lost_refund(session, tenant_id, held, settle_after=self.settle_after, now=now)
         if isinstance(lost, lost_refunds.NotLost):
             return "unchanged"  # retried, or settled, since the scan
         answer = await self._ask(report, lost, tenant)
-        async with self.database.tenant_session(schema) as session:
+        async with owned_session(self.database, *tenant) as session:
             if isinstance(answer, _NoAnswer) and (answer.show_now or not self.lookup.capable(lost)):
                 why = answer.why if answer.show_now else pending_refunds.never_confirmed(held, lost.last_error)
                 return await pending_refunds.require_action(session, held, why)

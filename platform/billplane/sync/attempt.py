@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.db.job_owner import owned_session
 from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.sync import faults
 from billplane.sync.models import OutboxEntry
@@ -34,7 +35,7 @@ class Attempt:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A short transaction before (or between) provider calls; never held across one."""
-        async with self.database.tenant_session(self.ref.schema) as session:
+        async with owned_session(self.database, self.ref.tenant_id, self.ref.schema) as session:
             yield session
 
     @asynccontextmanager
@@ -47,7 +48,7 @@ class Attempt:
         """
         if called:
             faults.checkpoint(faults.AFTER_PROVIDER_CALL)
-        async with self.database.tenant_session(self.ref.schema) as session:
+        async with owned_session(self.database, self.ref.tenant_id, self.ref.schema) as session:
             yield session
             outbox = OutboxRepository(session)
             await outbox.finish(self.row, called=called)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from billplane.db.job_owner import still_owned
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.observability.metrics import sync_failure
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
@@ -38,12 +38,14 @@ class OutboxPerformer:
 
     async def perform(self, ref: OutboxRef) -> str:
         """Attempt the row once; returns what happened: done, retry, waiting, failed or skipped."""
-        async with self.database.tenant_session(ref.schema) as session:
-            if not await still_owned(session, ref.tenant_id, ref.schema):
-                logger.warning(
-                    "outbox job %s of %s dropped: tenant %s is gone", ref.outbox_id, ref.schema, ref.tenant_id
-                )
-                return "skipped"
+        try:
+            return await self._perform(ref)
+        except TenantGoneError:
+            logger.warning("outbox job %s of %s dropped: tenant %s is gone", ref.outbox_id, ref.schema, ref.tenant_id)
+            return "skipped"
+
+    async def _perform(self, ref: OutboxRef) -> str:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             row = await OutboxRepository(session).claim(ref.outbox_id, lease_seconds=self.options.lease_seconds)
         if row is None:  # done, failed, not due (another worker holds it), or behind an older row
             return "skipped"
@@ -73,6 +75,8 @@ class OutboxPerformer:
             error = provider_failure(exc, secrets)
             await self._fail(ref, row, error)
             outcome = "failed"
+        except TenantGoneError:
+            raise  # the tenant went during the call: nothing of its answer is recorded
         except Exception as exc:  # a bug or a network error the adapter did not classify: retry, bounded
             error = unexpected_failure(exc, secrets)  # its type, not its text (which may hold a credential)
             # The traceback stays in the log: every record is scrubbed (billplane.observability.records).
@@ -107,7 +111,7 @@ class OutboxPerformer:
         return "retry"
 
     async def _later(self, ref: OutboxRef, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> None:
-        async with self.database.tenant_session(ref.schema) as session:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             outbox = OutboxRepository(session)
             at = await outbox.retry_later(row, delay=delay, error=error, count=count)
             await outbox.refresh_object(row.object_type, row.object_id)
@@ -117,14 +121,14 @@ class OutboxPerformer:
             logger.exception("could not schedule the retry of outbox row %s of %s", row.id, ref.schema)
 
     async def _fail(self, ref: OutboxRef, row: OutboxEntry, error: str) -> None:
-        async with self.database.tenant_session(ref.schema) as session:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             outbox = OutboxRepository(session)
             await outbox.fail(row, error)
             await outbox.refresh_object(row.object_type, row.object_id)
 
     async def _ring_next(self, ref: OutboxRef, row: OutboxEntry) -> None:
         """Rows of the same object queued behind this one may run now."""
-        async with self.database.tenant_session(ref.schema) as session:
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             following = await OutboxRepository(session).next_for_object(row)
         for outbox_id in following:  # deferred before this job ends, so a draining worker sees it
             await self.queue.defer(OutboxRef(ref.tenant_id, ref.schema, outbox_id))

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from sqlalchemy.exc import DBAPIError
 
-from billplane.db.job_owner import still_owned
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.plugins.contract import ProviderEvent
 from billplane.sync.refs import EventRef
 from billplane.webhooks import money_events, object_events
@@ -119,6 +119,15 @@ class EventApplier:
         event is ``WAIT_LIMIT`` old; any other error is raised, and the event stays ``received``,
         for the sweep to apply it again."""
         try:
+            return await self._apply_or_refuse(ref)
+        except TenantGoneError:
+            logger.warning(
+                "provider event job %s of %s dropped: tenant %s is gone", ref.event_id, ref.schema, ref.tenant_id
+            )
+            return "skipped"
+
+    async def _apply_or_refuse(self, ref: EventRef) -> str:
+        try:
             return await self._apply(ref)
         except DBAPIError as exc:
             refused = refusal(exc)
@@ -136,12 +145,7 @@ class EventApplier:
         return outcome
 
     async def _apply(self, ref: EventRef) -> str:
-        async with self.database.tenant_session(ref.schema) as session:
-            if not await still_owned(session, ref.tenant_id, ref.schema):
-                logger.warning(
-                    "provider event job %s of %s dropped: tenant %s is gone", ref.event_id, ref.schema, ref.tenant_id
-                )
-                return "skipped"
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             events = EventRepository(session, self.provider_billed)
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
@@ -158,9 +162,7 @@ class EventApplier:
         """Mark the event ``ignored`` with ``detail``, in a transaction of its own: the lock was
         released with the failed one, so another job may have handled the event since. With
         ``waited``, only once the event is ``WAIT_LIMIT`` old (None, and nothing marked, before)."""
-        async with self.database.tenant_session(ref.schema) as session:
-            if not await still_owned(session, ref.tenant_id, ref.schema):
-                return "skipped"
+        async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
             row = await EventRepository(session).lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"

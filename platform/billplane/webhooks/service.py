@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
 
+from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.db.mixins import MAX_ID
+from billplane.plugins.contract import ProviderEvent
 from billplane.plugins.errors import RetryableProviderError, WebhookVerificationError
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
 from billplane.sync.doorbell import ring_after_commit
@@ -56,7 +58,13 @@ class WebhookReceiver:
             # the event again later, which a 400 would not.
             logger.warning("webhook for %s account %s not verified yet: %s", account.provider, account.id, exc.message)
             raise ServiceUnavailableException(f"the webhook could not be verified now: {exc.message}") from exc
-        async with self.database.tenant_session(account.tenant_schema) as session:
+        try:
+            return await self._store(account, events, body)
+        except TenantGoneError:  # deleted since its account was resolved: as if it never was
+            raise NotFoundException(f"no {account.provider} webhook endpoint for account {account.id}") from None
+
+    async def _store(self, account: ResolvedAccount, events: list[ProviderEvent], body: bytes) -> WebhookReceipt:
+        async with owned_session(self.database, account.tenant_id, account.tenant_schema) as session:
             new, duplicates = await EventRepository(session).store(account.provider, account.id, events, body)
             refs = [EventRef(account.tenant_id, account.tenant_schema, event_id) for event_id in new]
             ring_after_commit(session, self.queue, refs)
