@@ -48,6 +48,7 @@ from billplane.plugins import (
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.masking import secret_strings
 from billplane.provider_accounts.resolved import ResolvedAccount
+from billplane.runtime import Runtime
 from billplane.sync.options import SyncOptions
 
 PROVIDER = "fake"
@@ -61,7 +62,7 @@ _PREFIXES = {"ensure_customer": "cus", "ensure_product": "prod", "ensure_price":
 FAST = SyncOptions(base_delay=0.01, max_delay=0.05, not_ready_delay=0.0, lease_seconds=30.0, max_attempts=3)
 
 
-async def as_worker(runtime: Any) -> Any:
+async def as_worker(runtime: Runtime) -> Runtime:
     """The test's runtime, ready to drain with: no job left by an earlier test, and a row waiting
     for another (a subscription's create for its customer's) looked at again at once, not in 5 s,
     so that a drain runs it before it returns. With the production wait, a create that lost the
