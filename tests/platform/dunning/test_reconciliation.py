@@ -460,3 +460,37 @@ async def test_a_refusal_of_a_first_call_fails_the_payment_at_once(
 
     assert (payment["status"], payment["failure_message"]) == ("failed", "invalid API key")
     assert (charge["status"], charge["calls"]) == ("done", 1)
+
+
+@pytest.mark.parametrize(("hours", "charged"), [(19, True), (21, False)])
+async def test_a_charge_that_may_have_been_made_is_not_sent_again_once_its_key_may_be_forgotten(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, *, hours: int, charged: bool
+) -> None:
+    # A worker died during the call and the row waited (a suspended tenant, a fleet down): Stripe
+    # keeps an idempotency key 24 hours, and after that the same key makes a second charge.
+    calls: list[str] = []
+    setup = await sandbox_customer(client, admin_headers, worker, SUCCEEDS, prefix="reckey")
+    worker.plugins = sandbox_host(charge=lambda _request, _result: calls.append("charge"), tenant_id=setup.tenant.id)
+    subscription = await subscribe(client, setup)
+    await period_ends(worker, setup, subscription)
+    await execute(
+        worker, setup.tenant,
+        "UPDATE outbox SET calls = 1, created_at = now() - make_interval(hours => :hours) "
+        "WHERE kind = 'payment.charge'",
+        hours=hours,
+    )  # fmt: skip
+    await drain(worker)
+
+    payment = await one(worker, setup.tenant, PAYMENT)
+    charge = await one(worker, setup.tenant, "SELECT status, last_error FROM outbox WHERE kind = 'payment.charge'")
+    if charged:  # the provider still knows the key: sent again, it answers with the first charge
+        assert (calls, payment["status"], charge["status"]) == (["charge"], "succeeded", "done")
+        return
+    assert (calls, payment["status"], payment["provider_payment_id"]) == ([], "pending", None)
+    assert charge["status"] == "failed"
+    assert "not sent again: reconciliation asks the provider" in charge["last_error"]
+    stuck = Stuck(setup, subscription, (await one(worker, setup.tenant, INVOICE))["id"], payment["id"])
+    await age(worker, stuck)
+    # The sandbox never saw the charge: reconciliation fails the payment, and dunning takes over.
+    assert (await reconciliation(worker).run()).settled == 1
+    assert (await one(worker, setup.tenant, PAYMENT))["status"] == "failed"

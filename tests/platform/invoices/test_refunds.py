@@ -114,6 +114,36 @@ async def test_a_refund_the_provider_refuses_fails_and_gives_its_amount_back(
     assert await event_types(worker, tenant, "refund", created.json()["id"]) == ["refund.created", "refund.failed"]
 
 
+@pytest.mark.parametrize(("hours", "sent"), [(19, True), (21, False)])
+async def test_a_refund_that_may_have_been_made_is_not_sent_again_once_its_key_may_be_forgotten(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, *, hours: int, sent: bool
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    paid = await paid_payment(client, worker, tenant, payment_methods.SUCCEEDS, 700)
+    created = await refund(client, tenant, payment_id=paid, amount=300)
+    # A call that ended without an answer, long ago: the provider may have forgotten its key, and
+    # the same key would then refund a second time.
+    await rows(
+        worker, tenant,
+        "UPDATE outbox SET calls = 1, created_at = now() - make_interval(hours => :hours) "
+        "WHERE kind = 'refund.create' RETURNING id",
+        hours=hours,
+    )  # fmt: skip
+    await drain(worker)
+
+    shown = await payment(client, tenant, paid)
+    [row] = await rows(worker, tenant, "SELECT status, last_error FROM outbox WHERE kind = 'refund.create'")
+    if sent:
+        assert (shown["refunds"][0]["status"], row["status"]) == ("succeeded", "done")
+        return
+    # Still reserved, and pending until the provider's word settles it (or the tenant does).
+    assert (shown["refunded_amount"], shown["refunds"][0]["status"]) == (300, "pending")
+    assert shown["refunds"][0]["provider_refund_id"] is None
+    assert row["status"] == "failed"
+    assert "not sent again" in row["last_error"]
+    assert await event_types(worker, tenant, "refund", created.json()["id"]) == ["refund.created"]
+
+
 async def test_a_refusal_after_a_call_that_lost_its_answer_keeps_the_refund_pending(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
