@@ -182,19 +182,33 @@ async def _final_action(session: AsyncSession, invoice: Invoice, subscription: S
                 other.next_payment_attempt_at = None  # open for the tenant to collect; not retried
                 await _invoice_changed(session, other, "invoice.updated")
         return
+    await _cancel(session, invoice, subscription)
+    await _uncollectible(session, invoice)
+    for other in await _dunned_with(session, subscription, invoice):
+        await _uncollectible(session, other)
+
+
+async def _cancel(session: AsyncSession, invoice: Invoice, subscription: Subscription) -> None:
     now = await _now(session, invoice.customer_id)
-    subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", now, now
-    subscription.cancel_at_period_end = False
     subscription.pending_plan_id = subscription.pending_quantity = None
+    end = subscription.current_period_end
+    if end is not None and end <= now:
+        # Its period ended before the billing run crossed it (the last retry falls near a period
+        # end). Canceled now, that period's usage and pending charges would never be billed: the
+        # run ends it at the boundary instead, billing them, as a cancellation at the period end.
+        subscription.cancel_at_period_end = True
+        event = "subscription.updated"
+    else:
+        subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", now, now
+        subscription.cancel_at_period_end = False
+        event = "subscription.canceled"
     if subscription.provider_account_id is not None:
         # Mirrored like a cancel through the API; no job queue here, so the sweep picks the row up.
         subscription.sync_status = "pending"
         await OutboxRepository(session).add("subscription.cancel", subscription.id, [subscription.provider_account_id])
-    await _changed(session, subscription, "subscription.canceled")
-    await release_credits(await driver_of(session), [subscription.id])  # dunned here: billed here
-    await _uncollectible(session, invoice)
-    for other in await _dunned_with(session, subscription, invoice):
-        await _uncollectible(session, other)
+    await _changed(session, subscription, event)
+    if event == "subscription.canceled":
+        await release_credits(await driver_of(session), [subscription.id])  # dunned here: billed here
 
 
 async def _dunned_with(session: AsyncSession, subscription: Subscription, invoice: Invoice) -> list[Invoice]:

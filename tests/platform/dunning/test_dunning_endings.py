@@ -329,3 +329,39 @@ async def _advance(client: Client, worker: Runtime, setup: Setup, clock: int, to
     assert moved.status_code == 202, moved.text
     await worker_services(worker).clocks.run()  # what the worker's periodic job runs
     await drain(worker)
+
+
+async def test_a_cancel_after_the_period_ended_bills_the_ended_periods_usage_first(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The last retry often falls near a period end (weekly plans: 3 + 5 + 7 days). Canceled at
+    once, a period that ended before the billing run crossed it was never billed: the run ends the
+    subscription at that boundary instead, and bills the period's usage."""
+    setup = await sandbox_customer(client, admin_headers, worker, DECLINED, "endusage")
+    await _settings(client, setup, [], "cancel")
+    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
+    setup = Setup(setup.tenant, setup.account, setup.customer, setup.method, metered)
+    subscription = await subscribe(client, setup, trial_days=0)
+    await drain(worker)
+    assert (await _use(client, setup, subscription, units=4, at=await database_now(worker), key="u1")) == 1
+    await execute(worker, setup.tenant, "UPDATE usage_records SET timestamp = timestamp - interval '1 day'")
+    await period_ends(worker, setup, subscription)  # invoices the 4 units; its charge not made yet
+    period = await one(worker, setup.tenant, PERIOD, id=subscription)
+    used_at = period["current_period_start"] + timedelta(seconds=5)
+    assert await _use(client, setup, subscription, units=7, at=used_at, key="u2") == 1
+    ended = await database_now(worker)  # the new period ends too, before the run comes to it
+    await execute(worker, setup.tenant, "UPDATE subscriptions SET current_period_end = :at WHERE id = :id",
+                  at=ended, id=subscription)  # fmt: skip
+
+    await drain(worker)  # declined, no retry left: the final action
+    waiting = "SELECT status, cancel_at_period_end FROM subscriptions WHERE id = :id"
+    assert tuple((await one(worker, setup.tenant, waiting, id=subscription)).values()) == ("active", True)
+    await BillingRun(worker.database, worker.accounts).run()
+
+    shown = await one(worker, setup.tenant, "SELECT status, ended_at FROM subscriptions WHERE id = :id",
+                      id=subscription)  # fmt: skip
+    assert (shown["status"], shown["ended_at"]) == ("canceled", ended)
+    first, last = await rows(worker, setup.tenant, BILLED)
+    assert (first["status"], first["total"]) == ("uncollectible", 4 * 5)
+    assert (last["total"], last["period_start"]) == (7 * 5, ended)
+    assert (await event_types(worker, setup.tenant, "subscription", subscription))[-1] == "subscription.canceled"
