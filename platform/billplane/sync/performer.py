@@ -115,6 +115,8 @@ class OutboxPerformer:
             outbox = OutboxRepository(session)
             at = await outbox.retry_later(row, delay=delay, error=error, count=count)
             await outbox.refresh_object(row.object_type, row.object_id)
+        if at is None:  # finished meanwhile by an attempt that claimed it after this one's lease
+            return
         try:
             await self.queue.defer(ref, at=at, lock=False)
         except Exception:  # the row is due at `at` anyway: the sweep defers it then

@@ -170,8 +170,9 @@ class OutboxRepository:
             values["calls"] = func.greatest(OutboxEntry.calls, 1)
         await self._set(row.id, **values)
 
-    async def retry_later(self, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> datetime:
-        """Give the row back for another attempt in ``delay`` seconds; returns when that is."""
+    async def retry_later(self, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> datetime | None:
+        """Give the row back for another attempt in ``delay`` seconds; returns when that is, or None
+        when the row is no longer pending (``fail``)."""
         values: dict[str, object] = {
             "next_attempt_at": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
             "last_error": None if error is None else _stored(error),
@@ -179,18 +180,22 @@ class OutboxRepository:
         if count:
             values["attempts"] = OutboxEntry.attempts + 1
         statement = (
-            update(OutboxEntry).where(OutboxEntry.id == row.id).values(values).returning(OutboxEntry.next_attempt_at)
+            update(OutboxEntry)
+            .where(OutboxEntry.id == row.id, OutboxEntry.status == "pending")
+            .values(values)
+            .returning(OutboxEntry.next_attempt_at)
         )
-        return (await self.session.execute(statement.execution_options(synchronize_session=False))).scalar_one()
+        return (await self.session.execute(statement.execution_options(synchronize_session=False))).scalar_one_or_none()
 
     async def fail(self, row: OutboxEntry, error: str) -> None:
-        await self._set(
-            row.id,
-            status="failed",
-            done_at=func.now(),
-            last_error=_stored(error),
-            attempts=OutboxEntry.attempts + 1,
+        """Only a pending row: an attempt that outlived its lease must not undo the outcome of the
+        attempt that claimed the row after it (its answer recorded, the row done)."""
+        statement = (
+            update(OutboxEntry)
+            .where(OutboxEntry.id == row.id, OutboxEntry.status == "pending")
+            .values(status="failed", done_at=func.now(), last_error=_stored(error), attempts=OutboxEntry.attempts + 1)
         )
+        await self.session.execute(statement.execution_options(synchronize_session=False))
 
     async def _set(self, outbox_id: int, **values: object) -> None:
         statement = update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(values)
