@@ -13,7 +13,13 @@ from billplane.api.auth import principal_of, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.api.sessions import READ_ONE
 from billplane.db.mixins import MAX_ID
-from billplane.usage.schemas import UsageBatchBody, UsageBatchResult, UsageRecord, UsageSummary
+from billplane.usage.schemas import (
+    UsageBatchBody,
+    UsageBatchResult,
+    UsageRecord,
+    UsageSummary,
+    cut_to_microseconds,
+)
 from billplane.usage.service import UsageService
 
 
@@ -37,7 +43,7 @@ class UsageRecordController(Controller):
 
     @post("/", operation_id="createUsageRecords", status_code=201)
     async def create_usage_records(
-        self, data: UsageBatchBody, usage: NamedDependency[UsageService]
+        self, request: Request[Any, Any, Any], data: UsageBatchBody, usage: NamedDependency[UsageService]
     ) -> UsageBatchResult:
         """Report up to 1,000 usage records of metered subscriptions at once.
 
@@ -48,9 +54,9 @@ class UsageRecordController(Controller):
         counted twice) or `refused` with the `field` at fault and the `reason` (no such subscription,
         a plan that is not metered, a canceled or ended subscription, a `timestamp` outside the
         subscription's open period or in the future). A malformed body (or more than 1,000 records)
-        is a 422 and nothing is stored.
+        is a 422 and nothing is stored. Timestamps are kept to the microsecond: finer digits are cut.
         """
-        return await usage.ingest(data)
+        return await usage.ingest(cut_to_microseconds(await request.body(), data))
 
     @get("/", operation_id="listUsageRecords", opt=READ_ONE)
     async def list_usage_records(

@@ -24,12 +24,23 @@ Key = tuple[int, str]  # (subscription_id, client_event_id): what makes a record
 
 _PENDING = aliased(Plan, name="pending_plan")  # the plan a change at the period's end moves to
 
-# The subscriptions a batch names, with what the rules need, in one query whatever the batch.
-# Share-locked: a billing run that holds one (FOR UPDATE) is summing its ended period's usage, so
-# the batch waits for it and then checks its records against the new period. Read without the
-# lock, a record of the ended period was accepted after the run had summed it (its insert waited
-# on the foreign key only), and no invoice ever counted it. A batch that locks first makes the
-# run skip that subscription (SKIP LOCKED) until the batch has committed.
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+
+# The subscriptions a batch names, share-locked first, in their own statement. A billing run that
+# holds one (FOR UPDATE) is summing its ended period's usage, so the batch waits for it and then
+# checks its records against the new period. Read without the lock, a record of the ended period
+# was accepted after the run had summed it (its insert waited on the foreign key only), and no
+# invoice ever counted it. A batch that locks first makes the run skip that subscription (SKIP
+# LOCKED) until the batch has committed. In order of id: two batches lock in the same order.
+_LOCK = (
+    select(Subscription.id).where(Subscription.id == any_(_IDS)).order_by(Subscription.id).with_for_update(read=True)
+)
+
+# What the rules need of the locked subscriptions, in one query whatever the batch. Not locking:
+# after a wait, PostgreSQL re-checks a locking statement on the changed subscription row only,
+# joined to the plan and clock rows it read before the wait, so a plan change made the row drop
+# out ("no such subscription") and a clock advance left the old time. Run after the lock, with a
+# snapshot of its own (read committed), it sees what the change committed.
 _METERS = (
     select(
         Subscription.id,
@@ -48,8 +59,7 @@ _METERS = (
     .outerjoin(_PENDING, _PENDING.id == Subscription.pending_plan_id)
     .join(Customer, Customer.id == Subscription.customer_id)
     .outerjoin(TestClock, TestClock.id == Customer.test_clock_id)
-    .where(Subscription.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-    .with_for_update(read=True, of=Subscription)
+    .where(Subscription.id == any_(_IDS))
 )
 
 # The whole batch in one statement: the records, their outbox rows for providers that bill usage,
@@ -141,7 +151,10 @@ class UsageRepository:
         self.session = session
 
     async def meters(self, subscription_ids: Iterable[int]) -> list[Row[Any]]:
-        return list(await self.session.execute(_METERS, {"ids": sorted(set(subscription_ids))}))
+        """The subscriptions among ``subscription_ids``, share-locked until the transaction ends."""
+        params = {"ids": sorted(set(subscription_ids))}
+        await self.session.execute(_LOCK, params)
+        return list(await self.session.execute(_METERS, params))
 
     async def account_providers(self, tenant_id: int, account_ids: Iterable[int]) -> dict[int, str]:
         """Provider names of the tenant's live accounts among ``account_ids`` (a subscription not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ class UsageRecordCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # Units used (API calls, GB); for `max` and `last` plans a reading of the meter.
     quantity: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
     # When the usage happened, with a UTC offset; it must fall in the subscription's open period.
+    # Kept to the microsecond: finer digits are cut (toward the past).
     timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
     # The tenant's id for the event: a record with a subscription and client_event_id already
     # seen is not stored again (a retried batch is safe).
@@ -28,6 +30,36 @@ class UsageRecordCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
 class UsageBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     records: Annotated[list[UsageRecordCreate], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class _Stamped(msgspec.Struct):
+    timestamp: str
+
+
+class _Stamps(msgspec.Struct):
+    records: list[_Stamped]
+
+
+_STAMPS = msgspec.json.Decoder(_Stamps)
+_DATETIME = msgspec.json.Decoder(Annotated[datetime, msgspec.Meta(tz=True)])
+# RFC 3339 has one dot, before the fraction of a second (msgspec takes no comma there).
+_FRACTION = re.compile(r"\.([0-9]*)")
+_MICROSECOND_DIGITS = 6
+
+
+def cut_to_microseconds(body: bytes, batch: UsageBatch) -> UsageBatch:
+    """``batch``, decoded from ``body``, with each timestamp sent finer than a microsecond cut to
+    the microsecond at or before it. msgspec rounds those to the nearest microsecond, which moved a
+    record sent 100 ns before its period's end to the end itself, out of the period. Refusing them
+    would refuse every client that sends nanoseconds (Go's RFC3339Nano); cut toward the past, a
+    record stays in the period it was sent in. The text sent is read again: the decoded datetime
+    no longer tells."""
+    for record, stamped in zip(batch.records, _STAMPS.decode(body).records, strict=True):
+        fraction = _FRACTION.search(stamped.timestamp)
+        if fraction is not None and len(fraction.group(1)) > _MICROSECOND_DIGITS:
+            cut = stamped.timestamp[: fraction.start(1) + _MICROSECOND_DIGITS] + stamped.timestamp[fraction.end(1) :]
+            record.timestamp = _DATETIME.decode(msgspec.json.encode(cut))
+    return batch
 
 
 Result = Literal["accepted", "duplicate", "refused"]

@@ -1,8 +1,8 @@
 """Usage ingestion and reads. Never commits: the request owns the transaction.
 
-A batch costs a fixed number of statements whatever its size: one to load the subscriptions it
-names, one to store its records (with their outbox rows), and one more only when some records
-turn out to be duplicates or are refused (to tell a retried record from a new one).
+A batch costs a fixed number of statements whatever its size: two to lock and then load the
+subscriptions it names, one to store its records (with their outbox rows), and one more only when
+some records turn out to be duplicates or are refused (to tell a retried record from a new one).
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class UsageService:
                 first[key] = index
         new = await self._insert(records, first, meters) if first else {}
         conflicted = [key for key in first if key not in new]
+        # A refused record whose event this batch stored is no retry: it keeps its own refusal.
+        retried = {index: key for index, key in retried.items() if key not in new}
         stored = await self.repository.stored([*conflicted, *retried.values()]) if conflicted or retried else {}
         for key, index in first.items():
             status = "accepted" if key in new else "duplicate"
