@@ -15,7 +15,7 @@ from billplane.db.repository import TenantRepository
 from billplane.invoices.models import Invoice
 from billplane.payments.models import PaymentMethod
 from billplane.pricing import LineDraft
-from billplane.subscriptions.models import LIVE_STATUSES, Subscription
+from billplane.subscriptions.models import LIVE_STATUSES, Subscription, UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +60,15 @@ class SubscriptionRepository(TenantRepository[Subscription]):
         )
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def invoiced_here(self, subscription_id: int) -> bool:
-        """Whether billplane has issued an invoice of the subscription (not one mirrored from a provider)."""
+    async def billed_here(self, subscription_id: int) -> bool:
+        """Whether billplane bills the subscription: it issued an invoice of it (not one mirrored
+        from a provider), or holds usage reported for it (a metered plan is invoiced only at its
+        period's end, from usage billplane keeps, which no provider was told of)."""
         issued = select(Invoice.id).where(
             Invoice.subscription_id == subscription_id, Invoice.provider_invoice_id.is_(None)
         )
-        return bool(await self.session.scalar(select(exists(issued))))
+        used = select(UsageRecord.id).where(UsageRecord.subscription_id == subscription_id)
+        return bool(await self.session.scalar(select(exists(issued) | exists(used))))
 
     async def rest_billed_from(self, subscription_id: int, period_start: datetime) -> datetime | None:
         """When the current period (from ``period_start``) was billed from, if not from its start: a

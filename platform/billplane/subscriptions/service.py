@@ -411,13 +411,13 @@ class SubscriptionService:
         if subscription.provider_account_id is None and self.sync_service is not None:
             account = await self.mirror.account_for_new_subscription(None)
             provider = None if account is None else await self.mirror.provider_of(account)
-            if self.mirror.bills_subscriptions(provider) and await self.repository.invoiced_here(subscription.id):
-                # Mirrored there, it would be billed there from now on, for a period billplane has
-                # billed already: the customer would pay twice.
+            if self.mirror.bills_subscriptions(provider) and await self.repository.billed_here(subscription.id):
+                # Mirrored there, it would be billed there from now on: for a period billplane has
+                # billed already (the customer would pay twice), and never for the usage billplane holds.
                 raise ConflictError(
-                    f"billplane invoices this subscription, and {provider} bills the subscriptions it holds: "
-                    f"mirroring it to account {account} would charge the customer twice. Cancel it and create "
-                    "a new one (it then goes to that account)"
+                    f"billplane bills this subscription, and {provider} bills the subscriptions it holds: "
+                    f"mirrored to account {account}, its current period would be billed twice or its usage "
+                    "never. Cancel it and create a new one (it then goes to that account)"
                 )
         if self.sync_service is not None:
             await self.sync_service.sync_subscription(subscription)

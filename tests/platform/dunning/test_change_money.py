@@ -123,6 +123,38 @@ async def test_a_subscription_billed_here_is_not_mirrored_to_a_provider_that_bil
     assert await rows(worker, tenant, "SELECT id FROM outbox WHERE kind = 'subscription.create'") == []
 
 
+async def test_a_metered_subscription_with_usage_here_is_not_mirrored_to_a_provider_that_bills_its_own(
+    client: Client, admin_headers: dict[str, str], app: Litestar, worker: Runtime
+) -> None:
+    # No invoice yet (a metered plan is invoiced at its period's end), but usage billplane holds:
+    # mirrored, the provider would bill the subscription from then on and that usage never.
+    tenant = await create_tenant(client, admin_headers, "chsyncm")
+    ada = await customer(client, tenant)
+    product = (await client.post("/v1/products", json={"name": "API"}, headers=tenant.headers)).json()
+    body = {"product_id": product["id"], "name": "Calls", "pricing_model": "metered", "amount": 5,
+            "usage_aggregation": "sum", "currency": "USD", "billing_interval": "month"}  # fmt: skip
+    plan = (await client.post("/v1/plans", json=body, headers=tenant.headers)).json()
+    created = await client.post(
+        "/v1/subscriptions", json={"customer_id": ada, "plan_id": plan["id"]}, headers=tenant.headers
+    )
+    subscription = created.json()["id"]
+    record = {"subscription_id": subscription, "quantity": 3, "client_event_id": "u1",
+              "timestamp": (await database_now(worker)).isoformat()}  # fmt: skip
+    used = await client.post("/v1/usage-records", json={"records": [record]}, headers=tenant.headers)
+    assert used.json()["accepted"] == 1, used.text
+    assert await rows(worker, tenant, INVOICES) == []
+    await connect_sandbox(client, tenant)
+    host = PluginHost(["sandbox"])
+    host.register(dataclasses.replace(PLUGIN, bills_subscriptions=True))
+    app.state.runtime.plugins = host
+
+    refused = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
+
+    assert refused.status_code == 409, refused.text
+    assert "billplane bills this subscription" in refused.json()["detail"]
+    assert await rows(worker, tenant, "SELECT id FROM outbox WHERE kind = 'subscription.create'") == []
+
+
 async def test_invoice_now_bills_usage_stamped_a_little_ahead(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
