@@ -103,6 +103,11 @@ class ClockAdvancer:
             if await _charges(session, clock_id):
                 return None  # a charge of the last step is not settled yet
             target = await repository.target(clock_id)
+            # What is due at the clock's time already (an unpaid subscription paid after its period
+            # ended restarts its cycle at that moment, ``dunning``): billed here, its next period
+            # end is the next step. Left for the next due time, every boundary up to it was billed
+            # there at once.
+            await self._bill(session, tenant, clock_id, clock.frozen_time)
             due = await _next_due(session, clock_id, clock.frozen_time, self.provider_billed)
             now = target if target is None or due is None else min(due, target)
             if now is None or now < clock.frozen_time:
@@ -111,13 +116,16 @@ class ClockAdvancer:
             await session.flush()
             await self._bill(session, tenant, clock_id, now)
             await self._retry(session, tenant, clock_id, now)
-            finished = target is None or now >= target
+            charges = await _charges(session, clock_id)
+            # Ready once the target's charges are settled too, in a step of its own after they
+            # run: a client that waits for test_clock.ready reads the invoices as they end up.
+            finished = (target is None or now >= target) and not charges
             if finished:
                 clock.status = "ready"
                 await session.flush()
                 await session.refresh(clock)
                 await emit(session, "test_clock.ready", "test_clock", clock.id, ClockView.of(clock))
-            return _Step(charges=await _charges(session, clock_id), finished=finished)
+            return _Step(charges=charges, finished=finished)
 
     def _services(self) -> dict[str, Any]:
         return {"queue": self.queue, "accounts": self.accounts, "defaults": self.defaults}

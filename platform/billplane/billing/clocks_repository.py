@@ -44,6 +44,19 @@ class ClockRepository(TenantRepository[TestClock]):
         query = select(Customer.id).where(Customer.test_clock_id == clock_id, Customer.deleted_at.is_(None))
         return bool(await self.session.scalar(select(exists(query))))
 
+    async def stop_retries(self, clock_id: int) -> list[Invoice]:
+        """The clock's customers' open invoices, their dunning retries dropped: scheduled on the
+        clock's time, they would all fall due at once on real time (or years ahead of it)."""
+        customers = select(Customer.id).where(Customer.test_clock_id == clock_id)
+        statement = (
+            update(Invoice)
+            .where(Invoice.customer_id.in_(customers), Invoice.next_payment_attempt_at.is_not(None))
+            .values(next_payment_attempt_at=None)
+            .returning(Invoice)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
     async def release_deleted_customers(self, clock_id: int) -> None:
         await self.session.execute(
             update(Customer).where(Customer.test_clock_id == clock_id).values(test_clock_id=None)

@@ -27,6 +27,7 @@ from billplane.billing.clocks_schemas import TestClock as ClockView
 from billplane.billing.clocks_schemas import TestClockAdvance, TestClockAttach, TestClockCreate
 from billplane.billing.models import TestClock
 from billplane.events.emit import emit
+from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.subscriptions.periods import add_interval
 from billplane.sync.channel import CLOCKS_CHANNEL
 
@@ -60,6 +61,8 @@ class ClockService:
         self._refuse_advancing(clock, "delete")
         if await self.repository.live_customers(clock.id):
             raise ConflictError("customers are attached to this clock: delete them first (their data lives on it)")
+        for invoice in await self.repository.stop_retries(clock.id):  # open for the tenant to void or collect
+            await emit(self.session, "invoice.updated", "invoice", invoice.id, InvoiceView.of(invoice))
         await self.repository.release_deleted_customers(clock.id)
         await emit(self.session, "test_clock.deleted", "test_clock", clock.id, ClockView.of(clock))
         await self.session.delete(clock)
