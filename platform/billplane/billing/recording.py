@@ -29,7 +29,7 @@ from billplane.billing.announcing import Announcement
 from billplane.billing.collection import Charge
 from billplane.billing.cycle import Event
 from billplane.customers.repository import json_time
-from billplane.events.emit import WEBHOOKS_CHANNEL
+from billplane.events.emit import ENABLED_ENDPOINTS, WEBHOOKS_CHANNEL
 from billplane.events.types import MATCHES_SQL
 from billplane.payments.operations import PAYMENT_METHOD_KEY
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
@@ -73,9 +73,10 @@ _EVENTS = (
     f"UNION ALL SELECT 1, id, 'payment.created', 'payment', id, {_CREATED_PAYMENT} FROM p"
     ") AS every_event(k, n, t, o, i, d) ORDER BY k, n RETURNING id, type), "
 )
+# The endpoints as emit reads them (ENABLED_ENDPOINTS: locked once, an endpoint deleted meanwhile skipped).
 _FAN_OUT = (
-    "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
-    f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} ORDER BY e.id "
+    f"{ENABLED_ENDPOINTS}, queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
+    f"SELECT w.id, e.id FROM e JOIN w ON {MATCHES_SQL} ORDER BY e.id "
     "RETURNING 1) "
 )
 # A tenant without an enabled endpoint has nothing to fan out to: the statement then leaves

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
-    and_,
     bindparam,
     case,
     exists,
@@ -100,12 +99,18 @@ def _with_event(new: CTE) -> Label[int]:
         .returning(events.c.id, events.c.type)
         .cte("created_event")
     )
-    e, w = event.alias("e"), cast("Table", WebhookEndpoint.__table__).alias("w")
-    fanned = (
-        select(w.c.id, e.c.id)
-        .select_from(e)
-        .join(w, and_(w.c.status == "enabled", text(MATCHES_SQL)))  # MATCHES_SQL names them e and w
+    endpoints = cast("Table", WebhookEndpoint.__table__)
+    # The endpoints as emit reads them (billplane.events.emit.ENABLED_ENDPOINTS): locked, so that
+    # one whose delete commits meanwhile is skipped instead of failing the create.
+    w = (
+        select(endpoints.c.id, endpoints.c.enabled_events)
+        .where(endpoints.c.status == "enabled")
+        .with_for_update(read=True, key_share=True)
+        .cte("w")
+        .prefix_with("MATERIALIZED")
     )
+    e = event.alias("e")
+    fanned = select(w.c.id, e.c.id).select_from(e).join(w, text(MATCHES_SQL))  # MATCHES_SQL names them e and w
     queued = insert(deliveries).from_select(["endpoint_id", "event_id"], fanned).returning(deliveries.c.id)
     queued_cte = queued.cte("delivered")
     notified = (

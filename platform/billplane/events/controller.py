@@ -89,7 +89,8 @@ class EventController(Controller):
         """List events, oldest first: by type, by object (`object_type` and `object_id`) or by creation time.
 
         An event is listed once every transaction that began writing before it has ended, so
-        following `next_cursor` never misses one that commits late (ADR 0007).
+        following `next_cursor` never misses one that commits late (ADR 0007). One object's
+        events (`object_type` and `object_id`) are listed in id order as soon as they commit.
         """
         if object_id is not None and object_type is None:
             raise InvalidFieldError("object_type", "is required with object_id", source="query")

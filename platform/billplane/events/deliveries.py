@@ -35,6 +35,27 @@ def no_earlier_pending(qualifier: str = "") -> str:
 
 NO_EARLIER_PENDING = no_earlier_pending()
 
+
+def replay_lock(endpoint_id: str) -> str:
+    """SQL: the advisory lock key of the replays to endpoint ``endpoint_id`` (SQL) of this tenant.
+
+    A replay holds it exclusively while it queues (``EndpointRepository.replay``); a claim tries it
+    shared. One bigint hashed from the schema and the endpoint: the two-int4 keys of the other
+    advisory locks are another key space, and a collision only makes a claim skip (or a replay
+    wait) for nothing.
+    """
+    return f"hashtextextended('billplane webhook replay ' || current_schema() || ' ' || ({endpoint_id})::text, 0)"
+
+
+# Run before the claim, as its own statement: while a replay of the endpoint queues older events,
+# a claim would not see them (they are not committed) and would send a newer event first. Not
+# granted, the claim takes nothing; the replay's notification at its commit queues the delivery
+# again (behind the replayed events of its object). Granted, the lock holds a replay back until
+# the claim commits, and the claim's UPDATE, a statement of its own, sees every committed replay.
+_NOT_REPLAYING = text(
+    f"SELECT pg_try_advisory_xact_lock_shared({replay_lock('d.endpoint_id')}) FROM webhook_deliveries d "
+    "WHERE d.id = :delivery_id"
+)
 _CLAIM = text(
     "UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => :lease) "
     "FROM events e, webhook_endpoints w "
@@ -112,7 +133,10 @@ class DeliveryRepository:
         self.session = session
 
     async def claim(self, delivery_id: int, *, lease_seconds: float) -> Claimed | None:
-        """The delivery, now leased to this worker; None if done, not due, held, or behind an earlier one."""
+        """The delivery, now leased to this worker; None if done, not due, held, behind an earlier
+        one, or its endpoint is being replayed to."""
+        if not await self.session.scalar(_NOT_REPLAYING, {"delivery_id": delivery_id}):
+            return None
         row = (await self.session.execute(_CLAIM, {"delivery_id": delivery_id, "lease": lease_seconds})).one_or_none()
         return None if row is None else Claimed(**row._asdict())
 

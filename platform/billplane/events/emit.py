@@ -25,12 +25,22 @@ from billplane.events.types import MATCHES_SQL
 
 WEBHOOKS_CHANNEL = "billplane_webhooks"
 
+# The fan-out's endpoints, as a CTE named ``w`` (the fan-outs of the billing run and of a new
+# customer use it too). Locked FOR KEY SHARE: an endpoint whose delete commits while the statement
+# runs (its snapshot still shows it) is waited for, then skipped. A plain read queued a delivery
+# for it anyway, whose foreign key check then failed the writer's whole transaction. The lock
+# waits for nothing else: not for the worker's updates of the endpoint, nor for other writers.
+# MATERIALIZED: locked once per statement, however many events it writes.
+ENABLED_ENDPOINTS = (
+    "w AS MATERIALIZED (SELECT id, enabled_events FROM webhook_endpoints WHERE status = 'enabled' FOR KEY SHARE)"
+)
+
 # The notification names the schema only; workers check it against the tenants table.
 _EMIT = text(
     "WITH e AS (INSERT INTO events (type, object_type, object_id, data) "
-    "VALUES (:type, :object_type, :object_id, :data) RETURNING id, type), "
+    f"VALUES (:type, :object_type, :object_id, :data) RETURNING id, type), {ENABLED_ENDPOINTS}, "
     "queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
-    f"SELECT w.id, e.id FROM e JOIN webhook_endpoints w ON w.status = 'enabled' AND {MATCHES_SQL} "
+    f"SELECT w.id, e.id FROM e JOIN w ON {MATCHES_SQL} "
     "RETURNING 1) "
     f"SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued"
 ).bindparams(bindparam("data", type_=JSONB))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records, record_columns
+from billplane.events.deliveries import replay_lock
 from billplane.events.emit import WEBHOOKS_CHANNEL
 from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
 from billplane.events.types import MATCHES_SQL
@@ -24,11 +25,12 @@ _EVENT = select(*record_columns(Event)).where(Event.id == bindparam("event_id"))
 _ENDED = Event.tx < func.pg_snapshot_xmin(func.pg_current_snapshot())
 
 # New pending deliveries to one endpoint for every event since a time that it subscribes to,
-# skipping events whose delivery to it waits for its turn (pending and due); one notification if
-# any was queued. A pending delivery that is not due is in flight (leased) or waiting for a retry:
+# skipping events whose delivery to it waits for its turn (pending and due); one notification,
+# even when nothing was queued: a claim skipped while the replay ran (``_REPLAYING``) is queued
+# again by it. A pending delivery that is not due is in flight (leased) or waiting for a retry:
 # its event is queued again, behind the replayed older events of its object, so an older event
 # can never arrive after it as the last word about that object. statement_timestamp(), not now():
-# the transaction may have begun before a concurrent replay it waited for (the endpoint's lock)
+# the transaction may have begun before a concurrent replay it waited for (``_REPLAYING``)
 # queued its rows.
 _REPLAY = text(
     "WITH queued AS (INSERT INTO webhook_deliveries (endpoint_id, event_id) "
@@ -37,15 +39,25 @@ _REPLAY = text(
     "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = w.id AND d.event_id = e.id "
     "AND d.status = 'pending' AND d.next_attempt_at <= statement_timestamp()) "
     "ORDER BY e.id RETURNING 1), "
-    f"notified AS (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema()) FROM (SELECT 1 FROM queued LIMIT 1) q) "
+    f"notified AS (SELECT pg_notify('{WEBHOOKS_CHANNEL}', current_schema())) "
     "SELECT (SELECT count(*) FROM queued) AS queued, (SELECT count(*) FROM notified) AS notified"
 )
 
 
+# A replay queues under this exclusive lock, held until it commits: replays of one endpoint run one
+# at a time (each sees what the one before queued), and no delivery to the endpoint is claimed
+# meanwhile (``billplane.events.deliveries``). Not the endpoint's row: the worker updates it when
+# it records each attempt, and every fan-out locks it (FOR KEY SHARE).
+_REPLAYING = text(
+    f"SELECT pg_advisory_xact_lock({replay_lock('w.id')}) FROM webhook_endpoints w WHERE w.id = :endpoint_id"
+)
+
+
 # Creating a webhook endpoint takes this transaction-scoped lock, keyed by the tenant, before it
-# counts the tenant's endpoints. There is no row to lock instead: FOR UPDATE on the existing
-# endpoints does not stop two transactions from each inserting a new one (and a tenant with none
-# has nothing to lock), and a table lock would also stall the worker's updates of the endpoints.
+# counts the tenant's endpoints (deleting one takes it too: ``EndpointService.delete``). There is
+# no row to lock instead: FOR UPDATE on the existing endpoints does not stop two transactions from
+# each inserting a new one (and a tenant with none has nothing to lock), and a table lock would
+# also stall the worker's updates of the endpoints.
 # pg_advisory_xact_lock(int, int): billplane_tenants.migrations uses namespace 0x6270.
 _CREATING_ENDPOINT = text("SELECT pg_advisory_xact_lock(:namespace, :key)")
 _CREATING_NAMESPACE = 0x6277
@@ -79,8 +91,15 @@ class EventReads:
         the order it happened. Across objects the two orders can differ: a transaction that took
         its id early (locking rows), then waited for another, writes its event after the
         other's with a lower tx (ADR 0007).
+
+        One object's list is not cut at the snapshot's xmin: that cut is a final prefix of the
+        (tx, id) order only, and in id order it can show an event while hiding an earlier one
+        (written by a transaction that took its id after a still running one), which a cursor
+        would then skip for good. The lock is what makes the id order final: an event of the
+        object still being written comes after every committed one.
         """
-        where: list[ColumnElement[bool]] = [_ENDED]
+        one_object = filters.object_id is not None
+        where: list[ColumnElement[bool]] = [] if one_object else [_ENDED]
         if filters.type is not None:
             if filters.type.endswith(".*"):
                 where.append(Event.type.startswith(filters.type[:-1], autoescape=True))
@@ -94,7 +113,6 @@ class EventReads:
             where.append(Event.created_at >= filters.created_gte)
         if filters.created_lt is not None:
             where.append(Event.created_at < filters.created_lt)
-        one_object = filters.object_id is not None
         key: tuple[Any, ...] = (Event.id,) if one_object else (Event.tx, Event.id)
         if after is None:
             query = select(*record_columns(Event)).where(*where).order_by(*key).limit(limit + 1)
@@ -137,12 +155,12 @@ class EndpointRepository(TenantRepository[WebhookEndpoint]):
             .values(status="failed", last_error=reason)
         )
 
-    async def creating(self, tenant_id: int) -> None:
-        """Serialize endpoint creations of this tenant until the transaction ends, so that a count
-        taken now stays true until this transaction's insert commits (READ COMMITTED: the waiter's
-        next statement sees what the first committed)."""
+    async def one_at_a_time(self, tenant_id: int) -> None:
+        """Serialize endpoint creations (and deletions) of this tenant until the transaction ends,
+        so that a count taken now stays true until this transaction's insert commits (READ
+        COMMITTED: the waiter's next statement sees what the first committed)."""
         # The key is an int4: a tenant id beyond that range shares a lock with another tenant's,
-        # which only makes their creations wait for each other.
+        # which only makes their creations and deletions wait for each other.
         parameters = {"namespace": _CREATING_NAMESPACE, "key": tenant_id & _INT4}
         await self.session.execute(_CREATING_ENDPOINT, parameters)
 
@@ -151,19 +169,26 @@ class EndpointRepository(TenantRepository[WebhookEndpoint]):
         return int(await self.session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0)
 
     async def locked(self, endpoint_id: int) -> WebhookEndpoint | None:
-        """The endpoint, its row locked until the transaction ends (fresh from the database)."""
+        """The endpoint, fresh from the database, kept from being deleted until the transaction ends.
+
+        FOR KEY SHARE only: the worker's updates of the endpoint (each attempt's outcome) and the
+        fan-outs of events go on while a replay runs; replays exclude each other with their own
+        lock (``replay``)."""
         if not 1 <= endpoint_id <= MAX_ID:
             return None
         query = (
             select(WebhookEndpoint)
             .where(WebhookEndpoint.id == endpoint_id)
-            .with_for_update()
+            .with_for_update(read=True, key_share=True)
             .execution_options(populate_existing=True)
         )
         return (await self.session.scalars(query)).one_or_none()
 
     async def replay(self, endpoint_id: int, since: datetime) -> int:
-        """Queue the replay; the caller holds the endpoint's lock (``locked``), so two replays do
-        not both see an event as not yet queued and queue it twice."""
-        row = (await self.session.execute(_REPLAY, {"endpoint_id": endpoint_id, "since": since})).one()
+        """Queue the replay of an endpoint the caller holds (``locked``). Under the replay lock,
+        taken first: a second replay waits for this one to commit, so the two do not both see an
+        event as not yet queued and queue it twice."""
+        parameters = {"endpoint_id": endpoint_id}
+        await self.session.execute(_REPLAYING, parameters)
+        row = (await self.session.execute(_REPLAY, {**parameters, "since": since})).one()
         return int(row.queued)

@@ -74,7 +74,7 @@ class EndpointService:
         url = self._checked_url(data.url)
         # Held until the request commits: a concurrent create of this tenant counts after this
         # one's endpoint exists, so two creates at the limit minus one cannot both pass.
-        await self.repository.creating(self.tenant_id)
+        await self.repository.one_at_a_time(self.tenant_id)
         if await self.repository.total() >= self.options.max_endpoints:
             raise ConflictError(
                 f"a tenant has at most {self.options.max_endpoints} webhook endpoints, disabled ones included: "
@@ -126,6 +126,10 @@ class EndpointService:
 
     async def delete(self, endpoint_id: int) -> None:
         """Delete the endpoint and its delivery history (the events stay)."""
+        # Deletes of one tenant run one at a time. Two at once would each hold its own endpoint's
+        # row and then, fanning its webhook_endpoint.deleted event out, wait for the other's: a
+        # deadlock (every fan-out locks the endpoints it reads, billplane.events.emit).
+        await self.repository.one_at_a_time(self.tenant_id)
         endpoint = await self.get(endpoint_id)
         shown = WebhookEndpoint.of(endpoint)
         await self.repository.delete(endpoint.id)
@@ -141,8 +145,9 @@ class EndpointService:
         return endpoint, secret
 
     async def replay(self, endpoint_id: int, since: datetime | None) -> int:
-        # Locked first: a concurrent replay of this endpoint waits for this one to commit, then
-        # finds what it queued (the check that skips waiting events sees committed rows only).
+        # Held (not deleted meanwhile) and fresh; the replay itself takes the lock that makes a
+        # concurrent replay of this endpoint wait for this one to commit, then find what it queued
+        # (the check that skips waiting events sees committed rows only).
         endpoint = await self.repository.locked(endpoint_id)
         if endpoint is None:
             raise NotFoundException(f"no webhook endpoint {endpoint_id}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from billplane.events.emit import emit
+from billplane.events.jobs import DELIVER
 from billplane.events.models import WebhookDelivery
 from billplane.events.options import WebhookOptions
 from billplane.events.worker import webhook_services
@@ -40,3 +41,17 @@ async def drain(runtime: Runtime, tenant: CreatedTenant, options: WebhookOptions
         if not refs:
             await asyncio.sleep(0.005)
     return outcomes
+
+
+async def deliver_jobs(runtime: Runtime, tenant: CreatedTenant) -> list[int]:
+    """The deliveries of this tenant that have a job (the catch-up sweep also queues other tests' leftovers)."""
+    async with runtime.database.transaction() as connection:
+        await connection.execute(text("SELECT set_config('search_path', 'billplane_jobs', true)"))
+        rows = await connection.execute(
+            text(
+                "SELECT (args->>'delivery_id')::bigint FROM procrastinate_jobs "
+                "WHERE task_name = :task AND args->>'schema' = :schema"
+            ),
+            {"task": DELIVER, "schema": tenant.schema},
+        )
+        return [int(value) for value in rows.scalars()]

@@ -3,8 +3,10 @@ writers commit in."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
@@ -13,6 +15,7 @@ from billplane.api.pagination import encode_cursor
 from billplane.events.emit import emit
 from billplane.events.models import Event
 from billplane.runtime import Runtime
+from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant
 from tests.platform.events.helpers import emit_event
 from tests.platform.listable import events_listable
@@ -20,11 +23,14 @@ from tests.platform.listable import events_listable
 Client = AsyncTestClient[Litestar]
 
 
-async def tail(client: Client, tenant: CreatedTenant, cursor: str | None, seen: list[int]) -> str | None:
+async def tail(
+    client: Client, tenant: CreatedTenant, cursor: str | None, seen: list[int], *, only: dict[str, Any] | None = None
+) -> str | None:
     """One poll by a client that tails the list one event per page: it follows ``next_cursor`` to
-    the last page and adds the events it had not seen; the cursor to poll from next time."""
+    the last page and adds the events it had not seen; the cursor to poll from next time.
+    ``only``: the list's filters."""
     while True:
-        params: dict[str, Any] = {"limit": 1} | ({} if cursor is None else {"cursor": cursor})
+        params: dict[str, Any] = {"limit": 1, **(only or {})} | ({} if cursor is None else {"cursor": cursor})
         response = await client.get("/v1/events", params=params, headers=tenant.headers)
         assert response.status_code == 200, response.text
         page = response.json()
@@ -99,6 +105,58 @@ async def test_one_objects_events_list_in_the_order_of_its_changes(
     # Across objects the list follows the writing transactions: the waiting one began first.
     every = await client.get("/v1/events", headers=tenant.headers)
     assert [event["id"] for event in every.json()["data"]] == [second, first]
+
+
+async def ended_past(database_url: str, xid: int, *, within: float = 30.0) -> None:
+    """Wait until every transaction with an id up to ``xid`` has ended, in the whole cluster: the
+    suite's other workers may hold one open for a while."""
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while int(await connection.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")) <= xid:
+            assert loop.time() < deadline, f"a transaction up to {xid} is still open after {within} s"
+            await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+
+
+async def test_one_objects_list_shows_an_earlier_change_committed_after_a_running_transaction_began(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    # W1 and W2 take their transaction ids, then B (any transaction of the server), then C writes
+    # the object's first change and commits, then W1 and W2 the next two. While B runs, the
+    # snapshot's xmin sits between the Ws' ids and C's: a list filtered by xmin would show the
+    # second and third changes and hide the first, and the client's cursor, past the second once
+    # it has read the third, would never come back to the first.
+    only = {"object_type": "customer", "object_id": 7}
+    seen: list[int] = []
+    url = runtime.settings.database.url
+    running = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with (
+            runtime.database.tenant_session(tenant.schema) as first,
+            runtime.database.tenant_session(tenant.schema) as second,
+        ):
+            for waited in (first, second):
+                waited_id = int(str(await waited.scalar(select(func.pg_current_xact_id()))))
+            blocker = running.transaction()
+            await blocker.start()
+            await running.fetchval("SELECT pg_current_xact_id()")
+            await emit_event(runtime, tenant, "customer.updated", 7, name="first")
+            for name, waited in (("second", first), ("third", second)):
+                await emit(waited, "customer.updated", "customer", 7, {"id": 7, "name": name})
+                await waited.commit()
+        await ended_past(url, waited_id)  # only B is left before C: the order the scenario needs
+        cursor = await tail(client, tenant, None, seen, only=only)
+        while_running = list(seen)
+        await blocker.rollback()
+    finally:
+        await running.close()  # never leave B open: it would hold back other tests' lists
+    await events_listable(url)
+    await tail(client, tenant, cursor, seen, only=only)
+    assert seen == await ids(runtime, tenant)
+    assert while_running == seen  # one object's events are not held back by unrelated transactions
 
 
 async def test_a_cursor_naming_no_event_is_refused(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:

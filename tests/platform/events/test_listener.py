@@ -7,29 +7,13 @@ import contextlib
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
 
-from billplane.events.jobs import DELIVER
 from billplane.events.worker import delivery_listener, webhook_services
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST
-from tests.platform.events.helpers import emit_event
+from tests.platform.events.helpers import deliver_jobs, emit_event
 from tests.platform.sync_fakes import clear_jobs
-
-
-async def _deliver_jobs(runtime: Runtime, tenant: CreatedTenant) -> list[int]:
-    """This tenant's delivery jobs (the catch-up sweep also queues other tests' leftovers)."""
-    async with runtime.database.transaction() as connection:
-        await connection.execute(text("SELECT set_config('search_path', 'billplane_jobs', true)"))
-        rows = await connection.execute(
-            text(
-                "SELECT (args->>'delivery_id')::bigint FROM procrastinate_jobs "
-                "WHERE task_name = :task AND args->>'schema' = :schema"
-            ),
-            {"task": DELIVER, "schema": tenant.schema},
-        )
-        return [int(value) for value in rows.scalars()]
 
 
 async def test_a_notified_delivery_is_queued_at_once(
@@ -42,13 +26,13 @@ async def test_a_notified_delivery_is_queued_at_once(
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.listening.wait(), 10)
-        assert await _deliver_jobs(runtime, tenant) == []
+        assert await deliver_jobs(runtime, tenant) == []
         await emit_event(runtime, tenant, "invoice.paid", 1)
         for _ in range(200):
-            if await _deliver_jobs(runtime, tenant):
+            if await deliver_jobs(runtime, tenant):
                 break
             await asyncio.sleep(0.025)
-        assert len(await _deliver_jobs(runtime, tenant)) == 1
+        assert len(await deliver_jobs(runtime, tenant)) == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
