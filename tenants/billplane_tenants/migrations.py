@@ -279,7 +279,7 @@ class TenantMigrator:
         with connection.begin():
             # Locked against a deletion until these records commit (KEY SHARE: updates may go on).
             wanted = [plan.tenant_id for plan, _ in outcomes]
-            locked = select(Tenant.id).where(Tenant.id.in_(wanted)).with_for_update(key_share=True)
+            locked = select(Tenant.id).where(Tenant.id.in_(wanted)).with_for_update(read=True, key_share=True)
             live = set(connection.execute(locked).scalars())
             self._record_rows(connection, run_id, [(plan, done) for plan, done in outcomes if plan.tenant_id in live])
 

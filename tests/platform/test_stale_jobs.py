@@ -4,6 +4,7 @@ answer of a provider call that was in flight when the tenant went."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from billplane.db.job_owner import owned_session
 from billplane.events.jobs import DeliveryRef
 from billplane.events.worker import webhook_services
 from billplane.runtime import Runtime
@@ -126,3 +128,18 @@ async def test_a_provider_answer_that_arrives_after_its_tenant_went_is_not_recor
         mapped = await session.scalar(text("SELECT count(*) FROM provider_customers"))
         row = (await session.execute(text("SELECT status, attempts FROM outbox WHERE id = :id"), {"id": outbox})).one()
     assert (mapped, tuple(row)) == (0, ("pending", 0))
+
+
+async def test_two_transactions_holding_one_tenant_run_at_once(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    # The hold keeps the tenant from being deleted, and nothing else: a stronger lock than KEY
+    # SHARE would run every job and webhook of the tenant one at a time.
+    slug = unique_slug("hold")
+    tenant_id, _ = await _tenant(client, admin_headers, slug)
+    schema = f"tenant_{slug}"
+    async with owned_session(runtime.database, tenant_id, schema):
+        second = owned_session(runtime.database, tenant_id, schema)
+        async with asyncio.timeout(10):  # a wait for the first to end would never end: it is held here
+            async with second as session:
+                assert await session.scalar(text("SELECT count(*) FROM customers")) == 0

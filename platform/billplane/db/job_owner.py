@@ -25,7 +25,7 @@ from billplane_tenants import Database, Tenant
 _HOLD = (
     select(Tenant.id)
     .where(Tenant.id == bindparam("tenant_id"), Tenant.schema_name == bindparam("schema"))
-    .with_for_update(key_share=True)
+    .with_for_update(read=True, key_share=True)
 )
 
 
