@@ -108,6 +108,8 @@ class ClockAdvancer:
             # end is the next step. Left for the next due time, every boundary up to it was billed
             # there at once.
             await self._bill(session, tenant, clock_id, clock.frozen_time)
+            if charges := await _charges(session, clock_id):
+                return _Step(charges=charges, finished=False)  # settled at this time, before it moves
             due = await _next_due(session, clock_id, clock.frozen_time, self.provider_billed)
             now = target if target is None or due is None else min(due, target)
             if now is None or now < clock.frozen_time:

@@ -9,8 +9,6 @@ payment or refund as failed with its reason; transient errors are retried by the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,27 +21,10 @@ from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from billplane.plugins.errors import ProviderError, RetryableProviderError
 from billplane.sync.attempt import Attempt
-from billplane.sync.models import OutboxEntry
 from billplane.sync.repository import OutboxRepository
 
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
-# Providers keep an idempotency key for a limited time (Stripe 24 hours, PayPal 72): sent again
-# after that, a charge or refund is made a second time. The retry limit bounds only failed
-# attempts, not the time a row waits (a lease that ran out after a crash, a suspended tenant, a
-# Retry-After), so a row that may have called already is not sent again once it is this old.
-KEY_LIFETIME = timedelta(hours=20)
-
-
-def _key_may_have_expired(row: OutboxEntry) -> None:
-    """Raised instead of calling: the row fails, its payment or refund stays pending, and
-    reconciliation asks the provider whether the earlier call moved money."""
-    if (row.calls or row.attempts) and datetime.now(UTC) - row.created_at >= KEY_LIFETIME:
-        hours = int(KEY_LIFETIME.total_seconds() // 3600)
-        raise ProviderError(
-            f"an earlier call, more than {hours} hours ago, may have been made; providers forget its "
-            "idempotency key, so it is not sent again: reconciliation asks the provider"
-        )
 
 
 async def charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
@@ -79,7 +60,7 @@ async def charge_payment(attempt: Attempt) -> None:
     async with attempt.read() as session:
         payment = await session.get(Payment, attempt.row.object_id)
         if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
-            _key_may_have_expired(attempt.row)
+            attempt.refuse_forgotten_key()
             request = await charge_request(session, payment, attempt.account.id)
             # Committed before the call: a worker that dies during it leaves the count behind.
             called_before += await OutboxRepository(session).count_call(attempt.row)
@@ -131,7 +112,7 @@ async def send_refund(attempt: Attempt) -> None:
         if refund is not None and refund.status == "pending" and refund.provider_refund_id is None:
             payment = await session.get(Payment, refund.payment_id)
             if payment is not None and payment.provider_payment_id is not None:
-                _key_may_have_expired(attempt.row)
+                attempt.refuse_forgotten_key()
                 request = refund_request(refund, payment.provider_payment_id)
                 # Committed before the call: a worker that dies during it leaves the count behind.
                 called_before += await OutboxRepository(session).count_call(attempt.row)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db.job_owner import owned_session
+from billplane.plugins.errors import ProviderError
 from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.sync import faults
 from billplane.sync.models import OutboxEntry
 from billplane.sync.refs import OutboxRef, idempotency_key
 from billplane.sync.repository import OutboxRepository
 from billplane_tenants import Database
+
+# Providers keep an idempotency key for a limited time (Stripe 24 hours, PayPal 72): sent again
+# after that, a charge, a refund or a usage report is made a second time. The retry limit bounds
+# only failed attempts, not the time a row waits (a lease that ran out after a crash, a suspended
+# tenant, a Retry-After), so a row that may have called already is not sent again once this old.
+KEY_LIFETIME = timedelta(hours=20)
 
 
 class NotReadyError(Exception):
@@ -31,6 +39,18 @@ class Attempt:
 
     def key(self, step: str | None = None) -> str:
         return idempotency_key(self.ref.tenant_id, self.row.id, step)
+
+    def refuse_forgotten_key(self) -> None:
+        """Raised instead of calling again a row that may have called already (a call counted, or
+        an attempt that ended without an answer) more than ``KEY_LIFETIME`` ago: the row fails,
+        and what it was for is asked about (reconciliation) or shown, never made twice."""
+        row = self.row
+        if (row.calls or row.attempts) and datetime.now(UTC) - row.created_at >= KEY_LIFETIME:
+            hours = int(KEY_LIFETIME.total_seconds() // 3600)
+            raise ProviderError(
+                f"an earlier call, more than {hours} hours ago, may have been made; providers forget its "
+                "idempotency key, so it is not sent again: reconciliation asks the provider"
+            )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

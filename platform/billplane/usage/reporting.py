@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.customers.models import ProviderCustomer
+from billplane.db.job_owner import owned_session
 from billplane.plugins.contract import UsageReport
 from billplane.plugins.errors import ProviderError
 from billplane.subscriptions.models import Subscription, UsageRecord
@@ -76,6 +77,7 @@ async def _report(attempt: Attempt) -> UsageReport | None:
 async def report_usage(attempt: Attempt) -> None:
     report = await _report(attempt)
     if report is not None:
+        attempt.refuse_forgotten_key()  # Stripe keeps a meter event's identifier about 24 hours
         await attempt.account.adapter.report_usage(report, idempotency_key=attempt.key())
     await _finish(attempt, called=report is not None)
 
@@ -85,6 +87,6 @@ async def _finish(attempt: Attempt, *, called: bool) -> None:
     (``OutboxRepository.refresh_object`` knows customers and subscriptions only)."""
     if called:
         faults.checkpoint(faults.AFTER_PROVIDER_CALL)
-    async with attempt.database.tenant_session(attempt.ref.schema) as session:
+    async with owned_session(attempt.database, attempt.ref.tenant_id, attempt.ref.schema) as session:
         await OutboxRepository(session).finish(attempt.row)
     attempt.finished = True

@@ -57,10 +57,11 @@ async def test_a_subscription_due_at_the_clocks_time_is_billed_there_then_bounda
 
     billed = await rows(
         worker, setup.tenant,
-        "SELECT period_start, finalized_at FROM invoices WHERE period_start >= :at ORDER BY id", at=recovered,
+        "SELECT period_start, finalized_at, paid_at FROM invoices WHERE period_start >= :at ORDER BY id", at=recovered,
     )  # fmt: skip
     starts = [recovered, *(datetime(2030, month, 24, 9, tzinfo=UTC) for month in (3, 4, 5))]
-    assert [(row["period_start"], row["finalized_at"]) for row in billed] == [(at, at) for at in starts]
+    # Each invoiced, and its charge made, at its own boundary.
+    assert [tuple(row.values()) for row in billed] == [(at, at, at) for at in starts]
 
 
 async def test_deleting_a_clock_stops_the_retries_of_its_deleted_customers_invoices(

@@ -173,3 +173,27 @@ async def test_a_report_the_provider_refuses_is_failed_with_its_error(
 
     reports = [row for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"]
     assert [(row[3], row[4]) for row in reports] == [("failed", "meter is archived (fake_error)")]
+
+
+async def test_a_report_that_may_have_been_made_is_not_sent_again_once_its_key_may_be_forgotten(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    # An attempt that ended without an answer, long ago: Stripe keeps a meter event's identifier
+    # about 24 hours, after which the same report counts the usage twice.
+    seed = await metered_tenant(client, admin_headers, worker)
+    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
+    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
+    await mirror(worker, accounts, seed.tenant, sub)
+    await drain(worker)
+    await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
+    async with worker.database.tenant_session(seed.tenant.schema) as session:
+        await session.execute(
+            text("UPDATE outbox SET attempts = 1, created_at = now() - interval '21 hours' WHERE kind = 'usage.report'")
+        )
+
+    await drain(worker)
+
+    assert fake.created("report_usage") == []
+    [report] = [row for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"]
+    assert report[3] == "failed"
+    assert "not sent again" in (report[4] or "")
