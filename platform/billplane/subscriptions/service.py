@@ -406,8 +406,12 @@ class SubscriptionService:
             await self._issue(*subscription_invoice(subscription, "subscription_update", (now, period.end), lines, []))
 
     async def sync(self, subscription_id: int) -> Subscription:
-        """Mirror the subscription to its provider account (or the tenant's default one) again, now."""
-        subscription = await self.get(subscription_id)
+        """Mirror the subscription to its provider account (or the tenant's default one) again, now.
+        Locked: a usage batch storing records of it (FOR SHARE) either commits first, and counts
+        as billed here, or waits, and then finds the subscription mirrored."""
+        subscription = await self.repository.locked(subscription_id)
+        if subscription is None:
+            raise NotFoundException(f"no subscription {subscription_id}")
         if subscription.provider_account_id is None and self.sync_service is not None:
             account = await self.mirror.account_for_new_subscription(None)
             provider = None if account is None else await self.mirror.provider_of(account)

@@ -54,10 +54,10 @@ class WebhookReceiver:
             logger.warning("webhook for %s account %s did not verify: %s", account.provider, account.id, exc.message)
             raise WebhookRejectedError(f"the webhook did not verify: {exc.message}") from exc
         except RetryableProviderError as exc:
-            # The provider's verification service is unreachable: a 5xx makes the provider deliver
-            # the event again later, which a 400 would not.
-            logger.warning("webhook for %s account %s not verified yet: %s", account.provider, account.id, exc.message)
-            raise ServiceUnavailableException(f"the webhook could not be verified now: {exc.message}") from exc
+            # The provider is unreachable (to verify the webhook, or to read what it names): a 5xx
+            # makes the provider deliver the event again later, which a 400 would not.
+            logger.warning("webhook for %s account %s not taken yet: %s", account.provider, account.id, exc.message)
+            raise ServiceUnavailableException(f"the webhook could not be taken now: {exc.message}") from exc
         try:
             return await self._store(account, events, body)
         except TenantGoneError:  # deleted since its account was resolved: as if it never was
