@@ -61,3 +61,17 @@ async def metered_tenant(client: Client, admin_headers: dict[str, str], runtime:
             for name, (plan, status, extra) in subscribed.items()
         }
     return Metered(tenant, customer, plans, subscriptions)
+
+
+async def clocked_subscription(runtime: Runtime, seed: Metered, frozen_time: datetime) -> tuple[int, int]:
+    """A new test clock frozen at ``frozen_time`` and a subscription to the ``sum`` plan of a new
+    customer on it, five days into its period: (clock, subscription)."""
+    async with runtime.database.tenant_session(seed.tenant.schema) as session:
+        clock = await insert(session, "test_clocks", frozen_time=frozen_time)
+        customer = await insert(session, "customers", name="Clocked", test_clock_id=clock)
+        subscription = await insert(
+            session, "subscriptions", customer_id=customer, plan_id=seed.plans["sum"], status="active",
+            current_period_start=frozen_time - timedelta(days=5),
+            current_period_end=frozen_time + timedelta(days=25),
+        )  # fmt: skip
+    return clock, subscription

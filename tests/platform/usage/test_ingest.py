@@ -15,7 +15,7 @@ from billplane.usage.schemas import UsageBatch, UsageBatchResult
 from billplane.usage.service import UsageService
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.usage.seed import END, NOW, START, Metered, metered_tenant, record
+from tests.platform.usage.seed import END, NOW, START, Metered, clocked_subscription, metered_tenant, record
 
 Client = AsyncTestClient[Litestar]
 URL = "/v1/usage-records"
@@ -160,13 +160,7 @@ async def test_a_test_clock_customer_reports_at_the_clock_time(
 ) -> None:
     seed = await metered_tenant(client, admin_headers, runtime)
     later = NOW + timedelta(days=60)
-    async with runtime.database.tenant_session(seed.tenant.schema) as session:
-        clock = await insert(session, "test_clocks", frozen_time=later)
-        customer = await insert(session, "customers", name="Clocked", test_clock_id=clock)
-        sub = await insert(
-            session, "subscriptions", customer_id=customer, plan_id=seed.plans["sum"], status="active",
-            current_period_start=later - timedelta(days=5), current_period_end=later + timedelta(days=25),
-        )  # fmt: skip
+    _, sub = await clocked_subscription(runtime, seed, later)
 
     body = await post(
         client,

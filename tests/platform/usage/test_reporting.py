@@ -23,7 +23,7 @@ from billplane.sync.writer import OutboxWriter
 from tests.conftest import CreatedTenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain, fake_plugin
-from tests.platform.usage.seed import END, NOW, START, metered_tenant, record
+from tests.platform.usage.seed import END, NOW, START, Metered, metered_tenant, record
 
 Client = AsyncTestClient[Litestar]
 NO_USAGE = "fake_nousage"
@@ -79,14 +79,23 @@ async def outbox(runtime: Runtime, tenant: CreatedTenant) -> list[tuple[str, int
         return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
 
-async def test_accepted_usage_is_reported_to_the_subscriptions_provider(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
-) -> None:
+async def mirrored_on_sum(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> tuple[Metered, int, int]:
+    """A metered tenant whose ``sum`` subscription is mirrored to a fake account that meters:
+    (the tenant's seed, the account, the subscription)."""
     seed = await metered_tenant(client, admin_headers, worker)
     account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
     sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
     await mirror(worker, accounts, seed.tenant, sub)
     await drain(worker)
+    return seed, account, sub
+
+
+async def test_accepted_usage_is_reported_to_the_subscriptions_provider(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed, account, sub = await mirrored_on_sum(client, admin_headers, accounts, worker)
     shown = (await client.get(f"/v1/subscriptions/{sub}", headers=seed.tenant.headers)).json()
     assert (shown["provider"], shown["sync_status"]) == ("fake", "synced")
 
@@ -161,11 +170,7 @@ async def test_nothing_is_queued_for_a_provider_that_does_not_meter_or_for_unmir
 async def test_a_report_the_provider_refuses_is_failed_with_its_error(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:
-    seed = await metered_tenant(client, admin_headers, worker)
-    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
-    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
-    await mirror(worker, accounts, seed.tenant, sub)
-    await drain(worker)
+    seed, _, sub = await mirrored_on_sum(client, admin_headers, accounts, worker)
     fake.failures.append(("permanent", "meter is archived"))
 
     await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
@@ -180,11 +185,7 @@ async def test_a_report_that_may_have_been_made_is_not_sent_again_once_its_key_m
 ) -> None:
     # An attempt that ended without an answer, long ago: Stripe keeps a meter event's identifier
     # about 24 hours, after which the same report counts the usage twice.
-    seed = await metered_tenant(client, admin_headers, worker)
-    account = accounts.add(AccountRow(id=account_id(), tenant_id=seed.tenant.id, tenant_schema=seed.tenant.schema)).id
-    sub = await metered_subscription(worker, seed.tenant, seed.customer, seed.plans["sum"], account)
-    await mirror(worker, accounts, seed.tenant, sub)
-    await drain(worker)
+    seed, _, sub = await mirrored_on_sum(client, admin_headers, accounts, worker)
     await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
     async with worker.database.tenant_session(seed.tenant.schema) as session:
         await session.execute(

@@ -18,8 +18,7 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from billplane.usage.schemas import UsageBatch, UsageOutcome
 from billplane.usage.service import UsageService
-from tests.platform.billing_seed import insert
-from tests.platform.usage.seed import NOW, Metered, metered_tenant, record
+from tests.platform.usage.seed import NOW, Metered, clocked_subscription, metered_tenant, record
 
 Client = AsyncTestClient[Litestar]
 
@@ -96,13 +95,7 @@ async def test_a_batch_waiting_on_a_clock_advance_reads_the_advanced_clock(
 ) -> None:
     seed = await metered_tenant(client, admin_headers, runtime)
     later = NOW + timedelta(days=60)
-    async with runtime.database.tenant_session(seed.tenant.schema) as session:
-        clock = await insert(session, "test_clocks", frozen_time=later)
-        customer = await insert(session, "customers", name="Clocked", test_clock_id=clock)
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer, plan_id=seed.plans["sum"], status="active",
-            current_period_start=later - timedelta(days=5), current_period_end=later + timedelta(days=25),
-        )  # fmt: skip
+    clock, subscription = await clocked_subscription(runtime, seed, later)
     advanced: datetime = later + timedelta(days=30)
 
     # An advance as the clock's run makes it: the clock moves on and its subscription with it.
