@@ -257,14 +257,7 @@ async def test_usage_recorded_in_the_period_that_ended_while_unpaid_is_billed_af
 ) -> None:
     """Usage stamped within the open period is taken while unpaid (``usage.rules``): the recovery
     does not drop it, and bills no period that ended while unpaid."""
-    setup = await sandbox_customer(client, admin_headers, worker, DECLINED, "rec")
-    await _settings(client, setup, [], "mark_unpaid")
-    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
-    setup = Setup(setup.tenant, setup.account, setup.customer, setup.method, metered)
-    subscription = await subscribe(client, setup, trial_days=0)
-    await drain(worker)
-    assert (await _use(client, setup, subscription, units=4, at=await database_now(worker), key="u1")) == 1
-    await execute(worker, setup.tenant, "UPDATE usage_records SET timestamp = timestamp - interval '1 day'")
+    setup, subscription = await _metered_with_usage(client, admin_headers, worker, "rec", "mark_unpaid")
     await _renews(worker, setup, subscription)  # the 4 units, declined: unpaid
     assert await subscription_status(worker, setup, subscription) == "unpaid"
     [invoice] = await rows(worker, setup.tenant, BILLED)  # nothing billed in advance at creation
@@ -288,6 +281,22 @@ async def test_usage_recorded_in_the_period_that_ended_while_unpaid_is_billed_af
     [_, renewal] = await rows(worker, setup.tenant, BILLED)  # one invoice, from the recovery on
     assert renewal["total"] == 7 * 5
     assert renewal["period_start"] > period["current_period_end"]
+
+
+async def _metered_with_usage(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, prefix: str, action: str
+) -> tuple[Setup, int]:
+    """A subscription to a metered plan (5 a unit) whose card declines, no retry, the final
+    ``action``, and 4 units used a day ago in its open period."""
+    setup = await sandbox_customer(client, admin_headers, worker, DECLINED, prefix)
+    await _settings(client, setup, [], action)
+    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
+    setup = Setup(setup.tenant, setup.account, setup.customer, setup.method, metered)
+    subscription = await subscribe(client, setup, trial_days=0)
+    await drain(worker)
+    assert (await _use(client, setup, subscription, units=4, at=await database_now(worker), key="u1")) == 1
+    await execute(worker, setup.tenant, "UPDATE usage_records SET timestamp = timestamp - interval '1 day'")
+    return setup, subscription
 
 
 async def _use(client: Client, setup: Setup, subscription: int, *, units: int, at: datetime, key: str) -> int:
@@ -337,14 +346,7 @@ async def test_a_cancel_after_the_period_ended_bills_the_ended_periods_usage_fir
     """The last retry often falls near a period end (weekly plans: 3 + 5 + 7 days). Canceled at
     once, a period that ended before the billing run crossed it was never billed: the run ends the
     subscription at that boundary instead, and bills the period's usage."""
-    setup = await sandbox_customer(client, admin_headers, worker, DECLINED, "endusage")
-    await _settings(client, setup, [], "cancel")
-    metered = await another_plan(client, setup, pricing_model="metered", amount=5, usage_aggregation="sum")
-    setup = Setup(setup.tenant, setup.account, setup.customer, setup.method, metered)
-    subscription = await subscribe(client, setup, trial_days=0)
-    await drain(worker)
-    assert (await _use(client, setup, subscription, units=4, at=await database_now(worker), key="u1")) == 1
-    await execute(worker, setup.tenant, "UPDATE usage_records SET timestamp = timestamp - interval '1 day'")
+    setup, subscription = await _metered_with_usage(client, admin_headers, worker, "endusage", "cancel")
     await period_ends(worker, setup, subscription)  # invoices the 4 units; its charge not made yet
     period = await one(worker, setup.tenant, PERIOD, id=subscription)
     used_at = period["current_period_start"] + timedelta(seconds=5)
