@@ -60,7 +60,7 @@ async def charge_payment(attempt: Attempt) -> None:
     async with attempt.read() as session:
         payment = await session.get(Payment, attempt.row.object_id)
         if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
-            attempt.refuse_forgotten_key()
+            attempt.refuse_forgotten_key(then="reconciliation asks the provider")
             request = await charge_request(session, payment, attempt.account.id)
             # Committed before the call: a worker that dies during it leaves the count behind.
             called_before += await OutboxRepository(session).count_call(attempt.row)
@@ -112,7 +112,7 @@ async def send_refund(attempt: Attempt) -> None:
         if refund is not None and refund.status == "pending" and refund.provider_refund_id is None:
             payment = await session.get(Payment, refund.payment_id)
             if payment is not None and payment.provider_payment_id is not None:
-                attempt.refuse_forgotten_key()
+                attempt.refuse_forgotten_key(then="reconciliation asks the provider")
                 request = refund_request(refund, payment.provider_payment_id)
                 # Committed before the call: a worker that dies during it leaves the count behind.
                 called_before += await OutboxRepository(session).count_call(attempt.row)

@@ -40,16 +40,16 @@ class Attempt:
     def key(self, step: str | None = None) -> str:
         return idempotency_key(self.ref.tenant_id, self.row.id, step)
 
-    def refuse_forgotten_key(self) -> None:
+    def refuse_forgotten_key(self, *, then: str) -> None:
         """Raised instead of calling again a row that may have called already (a call counted, or
         an attempt that ended without an answer) more than ``KEY_LIFETIME`` ago: the row fails,
-        and what it was for is asked about (reconciliation) or shown, never made twice."""
+        and what it was for is never made twice. ``then``: what happens instead, for its error."""
         row = self.row
         if (row.calls or row.attempts) and datetime.now(UTC) - row.created_at >= KEY_LIFETIME:
             hours = int(KEY_LIFETIME.total_seconds() // 3600)
             raise ProviderError(
                 f"an earlier call, more than {hours} hours ago, may have been made; providers forget its "
-                "idempotency key, so it is not sent again: reconciliation asks the provider"
+                f"idempotency key, so it is not sent again: {then}"
             )
 
     @asynccontextmanager

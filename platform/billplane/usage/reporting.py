@@ -77,7 +77,8 @@ async def _report(attempt: Attempt) -> UsageReport | None:
 async def report_usage(attempt: Attempt) -> None:
     report = await _report(attempt)
     if report is not None:
-        attempt.refuse_forgotten_key()  # Stripe keeps a meter event's identifier about 24 hours
+        # Stripe keeps a meter event's identifier about 24 hours.
+        attempt.refuse_forgotten_key(then="the record may not have been reported; it is not counted twice")
         await attempt.account.adapter.report_usage(report, idempotency_key=attempt.key())
     await _finish(attempt, called=report is not None)
 
