@@ -144,6 +144,14 @@ class EndpointReads:
         return await page_records(self.session, WebhookDelivery, *where, after=after, limit=limit)
 
 
+# The endpoint's waiting deliveries of events its filter no longer takes (it was narrowed).
+_UNSUBSCRIBED = text(
+    "UPDATE webhook_deliveries d SET status = 'failed', last_error = :reason FROM events e, webhook_endpoints w "
+    "WHERE d.endpoint_id = :endpoint_id AND d.status = 'pending' AND e.id = d.event_id AND w.id = d.endpoint_id "
+    f"AND NOT {MATCHES_SQL}"
+)
+
+
 class EndpointRepository(TenantRepository[WebhookEndpoint]):
     model_type = WebhookEndpoint
 
@@ -154,6 +162,12 @@ class EndpointRepository(TenantRepository[WebhookEndpoint]):
             .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
             .values(status="failed", last_error=reason)
         )
+
+    async def fail_unsubscribed(self, endpoint_id: int, reason: str) -> None:
+        """Its waiting deliveries of events the endpoint's (flushed) filter no longer takes fail:
+        retried, a receiver that refuses them would count failures toward disabling it for
+        events it unsubscribed from."""
+        await self.session.execute(_UNSUBSCRIBED, {"endpoint_id": endpoint_id, "reason": reason})
 
     async def one_at_a_time(self, tenant_id: int) -> None:
         """Serialize endpoint creations (and deletions) of this tenant until the transaction ends,

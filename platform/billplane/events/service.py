@@ -120,6 +120,8 @@ class EndpointService:
             endpoint.status, endpoint.disabled_reason = "disabled", DISABLED_BY_TENANT
             await self.repository.fail_pending(endpoint.id, "the endpoint was disabled")
         endpoint = await self.repository.update(endpoint)
+        if "enabled_events" in changes and endpoint.status == "enabled":
+            await self.repository.fail_unsubscribed(endpoint.id, "the endpoint no longer subscribes to this event")
         if changed(before, WebhookEndpoint.of(endpoint)):  # the values it had already: no event
             await self._emit(types.ENDPOINT_UPDATED, endpoint)
         return endpoint

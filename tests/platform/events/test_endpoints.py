@@ -102,6 +102,30 @@ async def test_update_and_delete(client: Client, tenant: CreatedTenant, runtime:
     ]
 
 
+async def test_narrowing_the_filter_fails_the_waiting_deliveries_it_no_longer_takes(
+    client: Client, tenant: CreatedTenant, runtime: Runtime
+) -> None:
+    created = await _create(client, tenant, enabled_events=["invoice.*", "customer.*"])
+    await emit_event(runtime, tenant, "customer.updated", 1)
+    await emit_event(runtime, tenant, "invoice.paid", 2)
+
+    narrowed = {"enabled_events": ["invoice.*"]}
+    patched = await client.patch(f"/v1/webhook-endpoints/{created['id']}", json=narrowed, headers=tenant.headers)
+
+    assert patched.status_code == 200, patched.text
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        found = await session.execute(
+            select(Event.type, WebhookDelivery.status, WebhookDelivery.last_error)
+            .join(Event, Event.id == WebhookDelivery.event_id)
+            .order_by(WebhookDelivery.id)
+        )
+        deliveries = [tuple(row) for row in found]
+    assert deliveries == [
+        ("customer.updated", "failed", "the endpoint no longer subscribes to this event"),
+        ("invoice.paid", "pending", None),
+    ]
+
+
 FORBIDDEN_URLS = [
     "http://hooks.example.com/h",  # not https
     "ftp://hooks.example.com/h",
