@@ -31,9 +31,8 @@ WEBHOOKS_CHANNEL = "billplane_webhooks"
 # for it anyway, whose foreign key check then failed the writer's whole transaction. The lock
 # waits for nothing else: not for the worker's updates of the endpoint, nor for other writers.
 # MATERIALIZED: locked once per statement, however many events it writes.
-ENABLED_ENDPOINTS = (
-    "w AS MATERIALIZED (SELECT id, enabled_events FROM webhook_endpoints WHERE status = 'enabled' FOR KEY SHARE)"
-)
+ENABLED_ENDPOINTS_SELECT = "SELECT id, enabled_events FROM webhook_endpoints WHERE status = 'enabled' FOR KEY SHARE"
+ENABLED_ENDPOINTS = f"w AS MATERIALIZED ({ENABLED_ENDPOINTS_SELECT})"
 
 # The notification names the schema only; workers check it against the tenants table.
 _EMIT = text(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from billplane.events.emit import emit
 from billplane.events.jobs import DELIVER
@@ -20,6 +20,12 @@ async def emit_event(runtime: Runtime, tenant: CreatedTenant, type_: str, object
     object_type = type_.split(".", 1)[0]
     async with runtime.database.tenant_session(tenant.schema) as session:
         await emit(session, type_, object_type, object_id, {"id": object_id, **data})
+
+
+async def fail_deliveries(runtime: Runtime, tenant: CreatedTenant) -> None:
+    """Every delivery of the tenant failed: no later sweep of another test sends them."""
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        await session.execute(update(WebhookDelivery).values(status="failed"))
 
 
 async def pending(runtime: Runtime, tenant: CreatedTenant) -> int:

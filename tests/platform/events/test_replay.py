@@ -20,7 +20,7 @@ from billplane.events.worker import webhook_services
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST, LOCAL
-from tests.platform.events.helpers import drain, emit_event, pending
+from tests.platform.events.helpers import drain, emit_event, fail_deliveries, pending
 from tests.platform.events.receiver import Receiver
 
 Client = AsyncTestClient[Litestar]
@@ -56,8 +56,7 @@ async def test_concurrent_replays_queue_each_event_once(
     assert waited
     assert await second == 0
     assert await pending(runtime, tenant) == 2
-    async with runtime.database.tenant_session(tenant.schema) as session:  # no later sweep may send them
-        await session.execute(update(WebhookDelivery).values(status="failed"))
+    await fail_deliveries(runtime, tenant)
 
 
 async def test_a_replay_queues_an_event_in_flight_again_behind_the_older_ones(
@@ -115,5 +114,4 @@ async def test_a_replay_reaches_back_30_days_at_most(client: Client, tenant: Cre
     shorter = await client.post(path, json={"since": (now - timedelta(days=8)).isoformat()}, headers=tenant.headers)
     assert shorter.status_code == 422, shorter.text
     assert await pending(runtime, tenant) == 1
-    async with runtime.database.tenant_session(tenant.schema) as session:  # no later sweep may send them
-        await session.execute(update(WebhookDelivery).values(status="failed"))
+    await fail_deliveries(runtime, tenant)

@@ -11,18 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.events.deliveries import DeliveryRepository
-from billplane.events.models import WebhookDelivery
 from billplane.events.service import EndpointService
 from billplane.events.vault import EndpointVault
 from billplane.events.worker import delivery_listener, webhook_services
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST, LOCAL
-from tests.platform.events.helpers import deliver_jobs, drain, emit_event
+from tests.platform.events.helpers import deliver_jobs, drain, emit_event, fail_deliveries
 from tests.platform.events.receiver import Receiver
 from tests.platform.sync_fakes import clear_jobs
 
@@ -50,11 +48,6 @@ async def _until(condition: Callable[[], object], *, within: float = 10.0) -> No
 
 def _since() -> datetime:
     return datetime.now(UTC) - timedelta(hours=1)
-
-
-async def _nothing_left(runtime: Runtime, tenant: CreatedTenant) -> None:
-    async with runtime.database.tenant_session(tenant.schema) as session:  # no later sweep may send them
-        await session.execute(update(WebhookDelivery).values(status="failed"))
 
 
 async def test_a_delivery_due_while_a_replay_runs_goes_after_the_replayed_older_event(
@@ -95,7 +88,7 @@ async def test_an_attempt_records_its_outcome_while_a_replay_of_its_endpoint_run
         # A long replay that held this back would stall every attempt to the endpoint past its lease.
         async with asyncio.timeout(5), runtime.database.tenant_session(tenant.schema) as recording:
             assert await DeliveryRepository(recording).succeeded(in_flight, 204)
-    await _nothing_left(runtime, tenant)
+    await fail_deliveries(runtime, tenant)
 
 
 async def test_a_delivery_skipped_for_a_replay_that_queued_nothing_is_queued_again_at_its_commit(
@@ -126,4 +119,4 @@ async def test_a_delivery_skipped_for_a_replay_that_queued_nothing_is_queued_aga
         with contextlib.suppress(asyncio.CancelledError):
             await listening
         await clear_jobs(runtime)
-        await _nothing_left(runtime, tenant)
+        await fail_deliveries(runtime, tenant)
