@@ -11,6 +11,7 @@ from typing import cast as typed
 from sqlalchemy import (
     CTE,
     BigInteger,
+    ColumnElement,
     Label,
     Table,
     Text,
@@ -44,6 +45,16 @@ def _stored(error: str) -> str:
     """An attempt's error as ``last_error`` keeps it (``last_sync_error`` shows it to the tenant's keys):
     shortened, and scrubbed of every secret this process knows, under the performer's own scrubbing."""
     return redact(error)[:_ERROR_LIMIT]
+
+
+def _held(row: OutboxEntry) -> tuple[ColumnElement[bool], ...]:
+    """The row is still this attempt's: pending, with the lease its claim set (``next_attempt_at``).
+
+    An attempt that outlived its lease must not undo the outcome of the attempt that claimed the
+    row after it: fail the row it is working on, or move its lease (shorter, and a third attempt
+    calls at once beside it). A manual sync (``wake``) also ends the lease: the row is due now.
+    """
+    return OutboxEntry.id == row.id, OutboxEntry.status == "pending", OutboxEntry.next_attempt_at == row.next_attempt_at
 
 
 def _same_object(kind: str) -> str:
@@ -172,27 +183,21 @@ class OutboxRepository:
 
     async def retry_later(self, row: OutboxEntry, *, delay: float, error: str | None, count: bool) -> datetime | None:
         """Give the row back for another attempt in ``delay`` seconds; returns when that is, or None
-        when the row is no longer pending (``fail``)."""
+        when this attempt no longer holds the row (``_held``)."""
         values: dict[str, object] = {
             "next_attempt_at": func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay),
             "last_error": None if error is None else _stored(error),
         }
         if count:
             values["attempts"] = OutboxEntry.attempts + 1
-        statement = (
-            update(OutboxEntry)
-            .where(OutboxEntry.id == row.id, OutboxEntry.status == "pending")
-            .values(values)
-            .returning(OutboxEntry.next_attempt_at)
-        )
+        statement = update(OutboxEntry).where(*_held(row)).values(values).returning(OutboxEntry.next_attempt_at)
         return (await self.session.execute(statement.execution_options(synchronize_session=False))).scalar_one_or_none()
 
     async def fail(self, row: OutboxEntry, error: str) -> None:
-        """Only a pending row: an attempt that outlived its lease must not undo the outcome of the
-        attempt that claimed the row after it (its answer recorded, the row done)."""
+        """Only while this attempt holds the row (``_held``)."""
         statement = (
             update(OutboxEntry)
-            .where(OutboxEntry.id == row.id, OutboxEntry.status == "pending")
+            .where(*_held(row))
             .values(status="failed", done_at=func.now(), last_error=_stored(error), attempts=OutboxEntry.attempts + 1)
         )
         await self.session.execute(statement.execution_options(synchronize_session=False))
