@@ -33,7 +33,11 @@ async def _subscription_create_pending(session: AsyncSession, subscription_id: i
 
 
 async def _report(attempt: Attempt) -> UsageReport | None:
-    """What to send, None if the record is gone; raises while the provider lacks the subscription."""
+    """What to send, None if the record is gone; raises while the provider lacks the subscription.
+
+    The call about to be made is counted in the same transaction, committed before it: a worker
+    that dies during the call leaves the count, which ``refuse_forgotten_key`` reads when the row
+    comes back (Stripe keeps a meter event's identifier about 24 hours)."""
     account = attempt.account
     async with attempt.read() as session:
         query = (
@@ -61,8 +65,10 @@ async def _report(attempt: Attempt) -> UsageReport | None:
                 ProviderPlan.plan_id == subscription.plan_id, ProviderPlan.provider_account_id == account.id
             )
         )
-    if customer is None or price is None:
-        raise ProviderError("the subscription's customer or price is not at this provider account")
+        if customer is None or price is None:
+            raise ProviderError("the subscription's customer or price is not at this provider account")
+        attempt.refuse_forgotten_key(then="the record may not have been reported; it is not counted twice")
+        await OutboxRepository(session).count_call(attempt.row)
     return UsageReport(
         usage_record_id=record.id,
         plan_id=subscription.plan_id,
@@ -77,8 +83,6 @@ async def _report(attempt: Attempt) -> UsageReport | None:
 async def report_usage(attempt: Attempt) -> None:
     report = await _report(attempt)
     if report is not None:
-        # Stripe keeps a meter event's identifier about 24 hours.
-        attempt.refuse_forgotten_key(then="the record may not have been reported; it is not counted twice")
         await attempt.account.adapter.report_usage(report, idempotency_key=attempt.key())
     await _finish(attempt, called=report is not None)
 

@@ -198,3 +198,19 @@ async def test_a_report_that_may_have_been_made_is_not_sent_again_once_its_key_m
     [report] = [row for row in await outbox(worker, seed.tenant) if row[0] == "usage.report"]
     assert report[3] == "failed"
     assert "not sent again" in (report[4] or "")
+
+
+async def test_a_report_counts_its_call_before_making_it(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    # Counted only after an answer, a call whose worker died during it left no trace, and the row
+    # was sent again however late, past the time the provider keeps its key.
+    seed, _, sub = await mirrored_on_sum(client, admin_headers, accounts, worker)
+    fake.failures.append(("retryable", "read timeout", 600))
+
+    await client.post("/v1/usage-records", json={"records": [record(sub, "a")]}, headers=seed.tenant.headers)
+    await drain(worker)
+
+    async with worker.database.tenant_session(seed.tenant.schema) as session:
+        counts = (await session.execute(text("SELECT status, calls FROM outbox WHERE kind = 'usage.report'"))).all()
+    assert [tuple(row) for row in counts] == [("pending", 1)]
