@@ -32,7 +32,7 @@ def worker_services(runtime: Runtime) -> WorkerServices:
     performer = OutboxPerformer(runtime.database, runtime.accounts, runtime.jobs, options)
     return WorkerServices(
         performer=performer,
-        applier=EventApplier(runtime.database, provider_billed(runtime)),
+        applier=EventApplier(runtime.database, provider_billed(runtime), defaults=runtime.accounts is not None),
         sweeper=Sweeper(runtime.database, runtime.jobs, options),
         billing=BillingRun(runtime.database, runtime.accounts, provider_billed=provider_billed(runtime)),
         dunning=DunningRun(runtime.database, runtime.jobs, runtime.accounts),

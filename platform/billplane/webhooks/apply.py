@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.plugins.contract import ProviderEvent
+from billplane.subscriptions.catching_up import CatchUp
 from billplane.sync.refs import EventRef
 from billplane.webhooks import money_events, object_events
 from billplane.webhooks.models import StoredEvent
@@ -111,6 +112,8 @@ class EventApplier:
     # Providers that bill the subscriptions they hold (ProviderPlugin.bills_subscriptions): their
     # events set a subscription's period; others' do not (``provider_state``).
     provider_billed: frozenset[str] = frozenset()
+    # Whether the process resolves provider accounts, as the billing run's ``defaults``.
+    defaults: bool = False
 
     async def apply(self, ref: EventRef) -> str:
         """Apply one stored event; returns applied, ignored, deferred (left ``received``, for the
@@ -146,7 +149,8 @@ class EventApplier:
 
     async def _apply(self, ref: EventRef) -> str:
         async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
-            events = EventRepository(session, self.provider_billed)
+            terms = CatchUp((ref.tenant_id, ref.schema), self.provider_billed, defaults=self.defaults)
+            events = EventRepository(session, self.provider_billed, terms)
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops

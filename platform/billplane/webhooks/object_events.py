@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.billing.clock import customer_now
 from billplane.billing.customer_credit import release_credits
 from billplane.billing.driver import driver_of
 from billplane.customers.models import Customer
@@ -23,6 +25,7 @@ from billplane.events import types
 from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.plugins.contract import ProviderEvent
+from billplane.subscriptions.catching_up import caught_up
 from billplane.subscriptions.models import ENDED_STATUSES, Subscription
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.webhooks import provider_state
@@ -87,6 +90,11 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
     not_now = await _not_taken(events, subscription, row, event, ends=ends, takes_status=takes_status)
     if not_now is not None:
         return not_now
+    if ends and not provider_bills:
+        subscription = await _billed_until(events, subscription, event.occurred_at)
+        if subscription.status in ENDED_STATUSES:  # ended by its own period end, now billed
+            subscription.provider_event_at = event.occurred_at
+            return "applied", "it had ended at its period end, before the provider's cancellation"
     before = SubscriptionView.of(subscription)
     if state is not None:
         provider_state.record_subscription(subscription, state, provider_bills=provider_bills, status=takes_status)
@@ -100,6 +108,18 @@ async def subscription_changed(events: EventRepository, row: StoredEvent, event:
         await events.session.flush()
         await release_credits(await driver_of(events.session), [subscription.id])
     return "applied", None
+
+
+async def _billed_until(events: EventRepository, subscription: Subscription, canceled_at: datetime) -> Subscription:
+    """A subscription billplane bills, canceled at the provider: every period that ended before
+    the cancellation is billed first, as the API's cancel does (``catching_up``). Ended now
+    as it stands, its ended period would never be billed: the run only moves live subscriptions.
+    Up to when the provider canceled, not to now: an event applied late bills no period after it."""
+    if events.catch_up is None:
+        return subscription
+    clock = await events.session.scalar(select(Customer.test_clock_id).where(Customer.id == subscription.customer_id))
+    until = min(canceled_at, await customer_now(events.session, clock))
+    return await caught_up(events.session, subscription, until, events.catch_up, ending=True)
 
 
 async def _not_taken(

@@ -15,6 +15,7 @@ from billplane.db.mixins import MAX_ID
 from billplane.invoices.models import Invoice
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.plugins.contract import ProviderEvent, RefundResult
+from billplane.subscriptions.catching_up import CatchUp
 from billplane.subscriptions.models import Subscription
 from billplane.sync.models import OutboxEntry
 from billplane.webhooks.models import StoredEvent
@@ -24,9 +25,13 @@ class EventRepository:
     """SQL of the stored provider events and the rows they change; ``provider_billed`` names the
     providers that invoice their subscriptions themselves, whose periods an event may set."""
 
-    def __init__(self, session: AsyncSession, provider_billed: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, session: AsyncSession, provider_billed: frozenset[str] = frozenset(), catch_up: CatchUp | None = None
+    ) -> None:
         self.session = session
         self.provider_billed = provider_billed
+        # How the billing run bills this tenant, for an event that must bill an ended period first.
+        self.catch_up = catch_up
 
     def bills_subscriptions(self, provider: str) -> bool:
         return provider in self.provider_billed
