@@ -286,14 +286,35 @@ class StripeAdapter:
             params = payments.payment_intent_params(
                 request, method, request.provider_customer_id, tenant_id=self._context.tenant_id
             )
-            intent = await self._client.v1.payment_intents.create_async(_sdk(params), _options(idempotency_key))
-            return payments.charge_from_payment_intent(_plain(intent))
+            intent = _plain(await self._client.v1.payment_intents.create_async(_sdk(params), _options(idempotency_key)))
+            if intent.get("status") in payments.WAITING_ON_CUSTOMER:
+                return await self._abandon(intent, idempotency_key)
+            return payments.charge_from_payment_intent(intent)
         except stripe.CardError as error:
             # The invoice stays open and billplane's dunning takes over from the failed payment.
             fallback = request.provider_invoice_id or f"declined:{idempotency_key}"
             return payments.declined(error_body(error), request, fallback)
         except stripe.StripeError as error:
             raise translate(error) from error
+
+    async def _abandon(self, intent: dict[str, Any], idempotency_key: str) -> ChargeResult:
+        """Cancel a PaymentIntent left waiting on the customer, whom an off-session charge cannot
+        ask: recorded failed, dunning charges again, and this one must not move money after that.
+
+        Any error but "no longer cancelable" raises, so that the outbox retries (the create then
+        replays this same intent) rather than record failed a payment that may still succeed.
+        """
+        try:
+            canceled = await self._client.v1.payment_intents.cancel_async(
+                intent["id"], {"cancellation_reason": "abandoned"}, _options(idempotency_key, "cancel")
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":
+                raise
+            # The customer completed it, or it was canceled, meanwhile: that is the outcome.
+            current = await self._client.v1.payment_intents.retrieve_async(intent["id"])
+            return payments.charge_from_payment_intent(_plain(current))
+        return payments.abandoned(_plain(canceled), str(intent["status"]))
 
     async def find_payment(
         self, request: ChargeRequest, *, idempotency_key: str, created_after: datetime

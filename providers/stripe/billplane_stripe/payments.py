@@ -22,12 +22,17 @@ from billplane.plugins import (
 from billplane_stripe.amounts import from_stripe, to_stripe
 from billplane_stripe.subscriptions import timestamp
 
-# With off_session=true Stripe answers a payment that needs the customer with a card error, so
-# requires_action is rare; it still means the money did not move.
+# With off_session=true Stripe mostly answers a payment that needs the customer with a card error,
+# but some payment methods leave the PaymentIntent waiting on them even so.
+WAITING_ON_CUSTOMER = frozenset({"requires_action", "requires_confirmation"})
+# A PaymentIntent waiting on the customer is pending, not failed: they may still complete it, and
+# a failed payment is charged again by dunning. `charge` cancels the ones it makes; one found later
+# (its cancel never got through) stays pending until it settles or the tenant resolves it.
 _CHARGE_STATUSES: dict[str, ChargeStatus] = {
     "succeeded": "succeeded",
     "processing": "pending",
     "requires_capture": "pending",
+    **dict.fromkeys(WAITING_ON_CUSTOMER, "pending"),
 }
 _REFUND_STATUSES: dict[str, RefundStatus] = {
     "succeeded": "succeeded",
@@ -107,7 +112,7 @@ def charge_from_payment_intent(intent: Mapping[str, Any], *, tenant_id: int | No
     error = last_error if isinstance(last_error, Mapping) else {}
     code = failure_code(error) if status == "failed" else None
     if status == "failed" and code is None:
-        code = raw  # requires_payment_method / requires_action / canceled: still a reason
+        code = raw  # requires_payment_method / canceled: still a reason
     currency = _upper(intent.get("currency"))
     return ChargeResult(
         provider_payment_id=str(intent["id"]),
@@ -206,6 +211,17 @@ def charge_from_invoice(invoice: Mapping[str, Any]) -> ChargeResult:
         provider_customer_id=_id(invoice.get("customer")),
         provider_invoice_id=str(invoice["id"]),
         provider_subscription_id=invoice_subscription(invoice),
+    )
+
+
+def abandoned(canceled: Mapping[str, Any], waited: str) -> ChargeResult:
+    """The PaymentIntent ``charge`` canceled because it waited on the customer (status ``waited``)."""
+    return msgspec.structs.replace(
+        charge_from_payment_intent(canceled),
+        status="failed",
+        failure_code=waited,
+        failure_message=f"the payment needed the customer's action ({waited}), which an off-session charge "
+        "cannot ask for: billplane canceled the PaymentIntent at Stripe",
     )
 
 

@@ -18,6 +18,10 @@ SUCCEEDS = "pm_card_visa"
 # A US bank account: its PaymentIntent stays `processing` until the test settles it
 # (`settle_processing`), as an ACH debit does for days at Stripe.
 PROCESSING = "pm_usBankAccount"
+# Fake-only (Stripe has no such test method): a payment method whose confirmation needs a
+# redirect (3DS, a bank's page) that Stripe leaves at `requires_action` even off-session, rather
+# than answer with a card error; the test completes it with `complete_action`.
+REQUIRES_ACTION = "pm_card_fake_requiresAction"
 # Cards whose charges succeed (the refund cards of `refunds` among them).
 _SUCCEEDING = {SUCCEEDS, PENDING_REFUND, REFUND_FAILS}
 DECLINES = {
@@ -400,7 +404,7 @@ def _payment_method(store: Store, params: Params) -> str:
         method = store.customer(params["customer"])["invoice_settings"].get("default_payment_method")
     if method is None:
         raise invalid("You must provide a payment method.", code="payment_method_required", param="payment_method")
-    if method not in _SUCCEEDING | {PROCESSING} and method not in DECLINES:
+    if method not in _SUCCEEDING | {PROCESSING, REQUIRES_ACTION} and method not in DECLINES:
         raise missing("PaymentMethod", method, "payment_method")
     return str(method)
 
@@ -418,6 +422,7 @@ def _intent(
         created=now(),
         canceled_at=None,
         last_payment_error=None,
+        next_action=None,
         **{"metadata": {}, **extra},
     )
     intent["client_secret"] = f"{intent['id']}_secret_fake"
@@ -432,6 +437,14 @@ def _intent(
         )
     if method == PROCESSING:
         intent.update(status="processing", amount_received=0, latest_charge=new_id("py"))
+    elif method == REQUIRES_ACTION:
+        redirect = {"url": f"https://hooks.stripe.com/redirect/authenticate/{intent['id']}", "return_url": None}
+        intent.update(
+            status="requires_action",
+            amount_received=0,
+            latest_charge=None,
+            next_action={"type": "redirect_to_url", "redirect_to_url": redirect},
+        )
     else:
         intent.update(status="succeeded", amount_received=amount, latest_charge=new_id("ch"))
     store.payment_intents[intent["id"]] = intent
@@ -452,6 +465,33 @@ def settle_processing(store: Store, intent_id: str, *, succeeded: bool) -> None:
             "message": "The debit failed.",
         }
         intent.update(status="requires_payment_method", last_payment_error=error)
+
+
+def complete_action(store: Store, intent_id: str) -> None:
+    """What Stripe does when the customer completes a `requires_action` PaymentIntent's redirect."""
+    intent = store.payment_intents[intent_id]
+    if intent["status"] != "requires_action":
+        raise ValueError(f"{intent_id} is {intent['status']}, not requires_action")
+    intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=new_id("ch"), next_action=None)
+
+
+_CANCELABLE = {"requires_payment_method", "requires_capture", "requires_confirmation", "requires_action", "processing"}
+
+
+def cancel_payment_intent(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    intent = retrieve_payment_intent(store, path, params)
+    if intent["status"] not in _CANCELABLE:
+        message = (
+            f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}. Only a "
+            f"PaymentIntent with one of the following statuses may be canceled: {', '.join(sorted(_CANCELABLE))}."
+        )
+        raise StripeFailure(
+            400, "invalid_request_error", message, code="payment_intent_unexpected_state", payment_intent=intent
+        )
+    intent.update(
+        status="canceled", canceled_at=now(), cancellation_reason=params.get("cancellation_reason"), next_action=None
+    )
+    return intent
 
 
 def create_payment_intent(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
@@ -479,6 +519,9 @@ def pay_invoice(store: Store, path: dict[str, str], params: Params) -> dict[str,
         raise invalid("Invoice is already paid.", code="invoice_not_open")
     method = _payment_method(store, {"customer": invoice["customer"], **params})
     intent = _intent(store, invoice["amount_due"], invoice["currency"], invoice["customer"], method)
+    if intent["status"] == "requires_action":  # the invoice stays open, waiting on the customer
+        message = "This payment requires authentication by the customer."
+        raise StripeFailure(402, "card_error", message, code="authentication_required", payment_intent=intent)
     invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
     payment = {"object": "invoice_payment", "payment": {"type": "payment_intent", "payment_intent": intent["id"]}}
     invoice["_payments"] = [payment]
@@ -570,6 +613,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/payment_intents"): create_payment_intent,
     ("GET", "/v1/payment_intents"): list_payment_intents,
     ("GET", "/v1/payment_intents/{intent}"): retrieve_payment_intent,
+    ("POST", "/v1/payment_intents/{intent}/cancel"): cancel_payment_intent,
     ("GET", "/v1/charges/{charge}"): retrieve_charge,
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
