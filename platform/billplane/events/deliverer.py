@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
@@ -27,7 +28,7 @@ from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.events import types
 from billplane.events.deliveries import Claimed, DeliveryRepository
 from billplane.events.emit import emit
-from billplane.events.jobs import DeliveryRef, defer
+from billplane.events.jobs import SWEEP_SECONDS, DeliveryRef, defer
 from billplane.events.models import WebhookEndpoint
 from billplane.events.options import WebhookOptions
 from billplane.events.schemas import WebhookEndpoint as EndpointShown
@@ -132,13 +133,21 @@ class WebhookDeliverer:
             if final and failures >= self.options.max_attempts:
                 disabled = await self._disable(deliveries, claimed, failures, error)
         if not final:
-            try:
-                await defer(self.queue, ref, at=due_at, lock=False)
-            except Exception:  # the delivery is due at `due_at` anyway: the sweep queues it then
-                logger.exception("could not schedule the retry of webhook delivery %s of %s", claimed.id, ref.schema)
+            if delay < SWEEP_SECONDS:
+                await self._retry_job(ref, claimed, due_at)
+            # A later one is left to the sweep and the top-ups, which queue at most a page of the
+            # tenant's due deliveries at a time. Deferred one by one, a burst's retries (a receiver
+            # down during a billing run) would come due as a wave no bound holds, ahead of every
+            # other tenant's newer jobs. It costs the retry at most a sweep's interval.
             return "retry"
         await self._ring_next(ref, claimed)
         return "disabled" if disabled else "failed"
+
+    async def _retry_job(self, ref: DeliveryRef, claimed: Claimed, due_at: datetime) -> None:
+        try:
+            await defer(self.queue, ref, at=due_at, lock=False)
+        except Exception:  # the delivery is due at `due_at` anyway: the sweep queues it then
+            logger.exception("could not schedule the retry of webhook delivery %s of %s", claimed.id, ref.schema)
 
     async def _disable(self, deliveries: DeliveryRepository, claimed: Claimed, failures: int, error: str) -> bool:
         reason = f"{failures} delivery attempts in a row failed; the last: {error}"[:500]

@@ -27,6 +27,8 @@ logger = logging.getLogger("billplane.webhooks")
 DELIVER = "billplane.deliver_webhook"
 SWEEP = "billplane.sweep_webhooks"
 CONTEXT_KEY = "billplane_webhooks"
+# How often the sweep runs (its cron, below).
+SWEEP_SECONDS = 60.0
 _WAITING_LOCKS = "SELECT queueing_lock FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(locks)s)"
 
 
