@@ -13,11 +13,10 @@ Creates do not come here: their single INSERT statement notifies the workers its
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from billplane.sync.queue import JobQueue
 from billplane.sync.refs import JobRef
@@ -31,12 +30,22 @@ def ring_after_commit(session: AsyncSession, queue: JobQueue, refs: Iterable[Job
     pending.append((queue, list(refs)))
 
 
+# SQLAlchemy sends after_commit and after_rollback for savepoints too. Released, a savepoint's rows
+# are not committed yet: a job rung then could run before they are visible, find nothing and end.
+# Rolled back, it must not drop what the transaction rang before it (creating a subscription charges
+# its first invoice in a savepoint). A job rung inside a savepoint that rolled back stays: it finds
+# no row and ends, which costs a query, never a change.
+
+
 @event.listens_for(ScopedSession, "after_commit")
 def _ring(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     for queue, refs in session.info.pop(_PENDING, []):
         queue.ring(refs)
 
 
-@event.listens_for(ScopedSession, "after_rollback")
-def _forget(session: Session, *_: Any) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(ScopedSession, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction ended without a commit ringing its jobs
+        session.info.pop(_PENDING, None)
