@@ -156,3 +156,19 @@ def test_idempotency_purge_removes_only_expired_records(run: Invoke, settings: S
             await runtime.close()
 
     assert asyncio.run(remaining()) == ["young"]
+
+
+def test_dev_refuses_a_port_in_use_before_starting_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Started anyway, the server failed to bind after the embedded database had started, and
+    # the process hung with that database running.
+    monkeypatch.setenv("BILLPLANE_HOME", str(tmp_path / "home"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("BILLPLANE_PORT", str(port))
+        result = CliRunner().invoke(cli, ["dev"])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "BILLPLANE_PORT" in result.output
+    assert not (tmp_path / "home").exists()  # no database was started

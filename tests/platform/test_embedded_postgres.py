@@ -310,3 +310,24 @@ def test_binaries_the_server_account_cannot_reach(data_dir: Path, monkeypatch: p
     with EmbeddedPostgres(data_dir) as pg:
         assert _query(pg.url, "SELECT 1") == 1
         assert any(f"from {real}" in note for note in pg.notes)
+
+
+def test_make_run_stops_at_exit_a_server_it_took_over(base_dir: Path, request: pytest.FixtureRequest) -> None:
+    # `billplane dev` registered the stop only for a server it started itself: one taken over
+    # from a billplane process that died (a hang killed with SIGKILL) kept running after Ctrl-C.
+    home = base_dir / request.node.name / "home"
+    home.mkdir(parents=True)
+    data_dir = home / "postgres"
+    EmbeddedPostgres(data_dir).start()
+    try:
+        (data_dir / "owner.pid").write_text(str(_dead_pid()))
+        code = "from pathlib import Path; from billplane.cli.devenv import DevEnvironment as D; "
+        code += "print(D.at(Path.cwd()).start_database(stop_at_exit=True))"
+        started = subprocess.run(  # noqa: S603 - our own interpreter
+            [sys.executable, "-c", code], env=os.environ | {"BILLPLANE_HOME": str(home)},
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "left running" in started.stdout
+        assert _postmaster_pid(data_dir) is None
+    finally:
+        EmbeddedPostgres(data_dir).stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from billplane.cli.main import cli
 from billplane.runtime import Runtime
 from billplane.settings import Settings
 from billplane.sync.faults import AFTER_PROVIDER_CALL, FAULT_ENV
-from tests.conftest import SECRET_KEY, create_tenant
+from tests.conftest import ADMIN_KEY, SECRET_KEY, create_tenant
 from tests.platform.sync_fakes import AccountRow, FakeServer, FakeState, StaticAccounts, clear_jobs, register_fakes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,3 +128,20 @@ def test_billplane_worker_once_runs_due_jobs_and_exits(database_url: str, monkey
 def test_billplane_run_has_a_no_worker_switch() -> None:
     result = CliRunner().invoke(cli, ["run", "--help"])
     assert "--no-worker" in result.output
+
+
+def test_billplane_run_exits_when_it_cannot_bind(database_url: str) -> None:
+    # The in-process worker opens the job queue's pool as the server starts; stopped mid-way by the
+    # failed bind, the pool's tasks were left to the event loop, which waited for them for ever.
+    env = os.environ | {"BILLPLANE_DATABASE_URL": database_url, "BILLPLANE_SECRET_KEY": SECRET_KEY}
+    env |= {"BILLPLANE_ADMIN_KEY": ADMIN_KEY, "BILLPLANE_LOG_FORMAT": "text"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(  # noqa: S603 - our own interpreter and entry point
+            [sys.executable, "-c", "from billplane.cli.main import cli; cli()", "run", "--port", port],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "address already in use" in result.stderr + result.stdout

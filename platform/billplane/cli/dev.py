@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import click
@@ -24,15 +25,23 @@ WEBHOOK_ENTRY = "demo_sandbox_webhook_secret"  # where dev-secrets.json keeps it
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="BILLPLANE_HOST")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), envvar="BILLPLANE_PORT")
 def dev(host: str, port: int) -> None:
     """Start billplane for development.
 
     With no BILLPLANE_DATABASE_URL, an embedded PostgreSQL keeps its data in .billplane/ (stopped
     again on Ctrl-C). Upgrades every schema, creates the `demo` tenant on first start and prints
-    the URL and keys.
+    the URL and keys. The address also comes from BILLPLANE_HOST and BILLPLANE_PORT
+    (`BILLPLANE_PORT=8001 make run`).
     """
+    # Before anything starts: a server that cannot bind leaves the database it started running.
+    taken = port_in_use(host, port)
+    if taken is not None:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({taken}): stop what uses it, or choose another port "
+            "with --port or BILLPLANE_PORT (BILLPLANE_PORT=8001 make run)"
+        )
     environment = DevEnvironment.at(Path.cwd())
     external_url = os.environ.get("BILLPLANE_DATABASE_URL")
     if external_url is None:
@@ -84,6 +93,18 @@ Stop with Ctrl-C.
         access_log=False,  # billplane's own access line replaces uvicorn's
         log_config=None,
     )
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (the OS's words), or None if it can now."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 async def _prepare(runtime: Runtime, environment: DevEnvironment) -> str:

@@ -23,6 +23,7 @@ class DevEnvironment:
         self.postgres_dir = home / "postgres"
         self.postgres = EmbeddedPostgres(self.postgres_dir)
         self._secrets_file = home / "dev-secrets.json"
+        self._stops_at_exit = False
 
     @classmethod
     def at(cls, cwd: Path) -> DevEnvironment:
@@ -65,10 +66,12 @@ class DevEnvironment:
 
     def start_database(self, *, stop_at_exit: bool) -> list[str]:
         """Start the embedded server; return the notes it has for the operator."""
-        already_running = (self.postgres_dir / "pgdata" / "postmaster.pid").exists()
         self.postgres.start()
-        if stop_at_exit and not already_running:
+        # Also a server taken over from a billplane process that died; not one another live
+        # process started (it stops it), and only once for this process.
+        if stop_at_exit and self.postgres.owns_server and not self._stops_at_exit:
             atexit.register(self.postgres.stop)
+            self._stops_at_exit = True
         return self.postgres.notes
 
     def environment(self, database_url: str | None = None) -> dict[str, str]:

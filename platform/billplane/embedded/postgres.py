@@ -447,6 +447,12 @@ class EmbeddedPostgres:
         return self._port
 
     @property
+    def owns_server(self) -> bool:
+        """Whether this object started the running server, or took it over from a billplane
+        process that died: then it is this one's to stop."""
+        return self._owns_server
+
+    @property
     def notes(self) -> list[str]:
         """Lines worth showing to whoever started billplane (which user runs the server, reuse...)."""
         return list(self._notes)

@@ -87,7 +87,14 @@ class JobQueue:
     async def open(self) -> None:
         async with self._open_lock:
             if not self._opened:
-                await self.app.open_async()
+                try:
+                    await self.app.open_async()
+                except BaseException:
+                    # Cancelled (a shutdown while the in-process worker starts) or failed mid-way,
+                    # the pool's tasks are left running: nothing would close them, and the event
+                    # loop waits for them for ever at exit (a server that could not bind hung).
+                    await asyncio.shield(self.app.close_async())
+                    raise
                 self._opened = True
 
     async def close(self) -> None:
