@@ -13,6 +13,7 @@ from billplane.cli.context import run_with_runtime
 from billplane.cli.devenv import DevEnvironment
 from billplane.db.paths import control_scripts
 from billplane.embedded.postgres import EmbeddedPostgresError
+from billplane.events.options import ALLOW_HTTP_LOOPBACK_VARIABLE
 from billplane.runtime import Runtime
 from billplane.settings import SettingsError, load_settings
 from billplane_tenants import Tenant
@@ -83,6 +84,9 @@ Stop with Ctrl-C.
     # The sandbox settles pending payments with signed webhooks to this very server, through the
     # real inbound path, unless the developer pointed it elsewhere.
     os.environ.setdefault("BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL", base)
+    # A developer's webhook receiver runs on this machine too: http to loopback is allowed here
+    # (never by default elsewhere), unless the developer said otherwise.
+    os.environ.setdefault(ALLOW_HTTP_LOOPBACK_VARIABLE, "1")
     # With the in-process sync worker, as `billplane run` does by default.
     uvicorn.run(
         create_app(settings, worker=True),

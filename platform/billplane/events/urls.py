@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import idna
 
+from billplane.events.options import ALLOW_HTTP_LOOPBACK_VARIABLE
+
 MAX_URL_LENGTH = 2048
 MAX_HOST_LENGTH = 253
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
@@ -108,6 +110,10 @@ def check_url(url: str, *, allow_http_loopback: bool) -> str:
         _check_name(_sent_host(url))
     loopback = (address is not None and _is_loopback(address)) or host.lower() in _LOCAL_NAMES
     if parts.scheme == "http" and not (allow_http_loopback and loopback):
+        if loopback:  # a developer's local receiver: say how the operator allows it
+            raise ForbiddenURLError(
+                f"must use https (http to a loopback address needs {ALLOW_HTTP_LOOPBACK_VARIABLE}=1)"
+            )
         raise ForbiddenURLError("must use https")
     _check_host(host, address, allow_loopback=allow_http_loopback and loopback)
     return url

@@ -22,6 +22,14 @@ def test_loopback_only_with_the_setting(url: str) -> None:
         check_url(url, allow_http_loopback=False)
 
 
+def test_a_refused_http_loopback_url_names_the_setting_that_allows_it() -> None:
+    with pytest.raises(ForbiddenURLError, match="BILLPLANE_WEBHOOKS_ALLOW_HTTP_LOOPBACK"):
+        check_url("http://127.0.0.1:8139/hook", allow_http_loopback=False)
+    with pytest.raises(ForbiddenURLError) as public:
+        check_url("http://hooks.example.com/h", allow_http_loopback=False)
+    assert str(public.value) == "must use https"
+
+
 @pytest.mark.parametrize(
     "url",
     [
