@@ -118,3 +118,18 @@ async def test_an_external_id_taken_by_a_concurrent_request_is_a_conflict(
         await update
     shown = (await client.get(f"/v1/customers/{ada}", headers=tenant.headers)).json()
     assert shown["external_id"] is None
+
+
+async def test_a_value_refused_by_a_pattern_is_told_in_words(client: Client, admin_headers: dict[str, str]) -> None:
+    # msgspec's own text quotes the regular expression, with doubled backslashes.
+    tenant = await create_tenant(client, admin_headers, "words")
+    customer = await client.post("/v1/customers", json={"name": "Ada", "email": "nope"}, headers=tenant.headers)
+    assert customer.status_code == 422
+    assert customer.json()["errors"][0]["field"] == "email"
+    assert customer.json()["errors"][0]["message"] == "must be an email address, such as ada@example.com"
+    created = await client.post("/v1/admin/tenants", json={"slug": "Acme-Inc", "name": "Acme"}, headers=admin_headers)
+    assert created.status_code == 422
+    [error] = created.json()["errors"]
+    assert error["field"] == "slug"
+    assert "no capitals or hyphens" in error["message"]
+    assert "regex" not in error["message"]

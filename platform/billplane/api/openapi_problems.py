@@ -49,7 +49,13 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
                 "status": 422,
                 "detail": "invalid fields: slug",
                 "code": "validation_error",
-                "errors": [{"field": "slug", "source": "body", "message": "Expected `str` matching regex ..."}],
+                "errors": [
+                    {
+                        "field": "slug",
+                        "source": "body",
+                        "message": "must be a lowercase letter, then 1-39 of a-z, 0-9 and _ (no capitals or hyphens)",
+                    }
+                ],
             }
         ],
     },

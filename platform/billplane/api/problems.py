@@ -19,6 +19,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
+from billplane.api.pattern_words import in_words
+
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger("billplane.api")
 
@@ -119,7 +121,7 @@ def _field_errors(extra: Any) -> list[dict[str, str]]:
             field = named.group(1) if field in {"$", ""} else f"{field}.{named.group(1)}"
         source = item.get("source", "body")
         source = getattr(source, "value", source)  # Litestar reports query errors with an enum
-        errors.append({"field": field, "source": str(source), "message": message})
+        errors.append({"field": field, "source": str(source), "message": in_words(message)})
     return errors
 
 

@@ -10,6 +10,7 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import BodyKwarg
 
+from billplane.api.pattern_words import worded
 from billplane.api.problems import InvalidFieldError
 from billplane.money.currencies import UnknownCurrencyError, normalize_currency
 
@@ -29,11 +30,19 @@ Metadata = Annotated[
 Amount = Annotated[int, msgspec.Meta(ge=0, le=999_999_999_999, description="Integer minor units.", examples=[1999])]
 CurrencyCode = Annotated[
     str,
-    msgspec.Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code, any case; stored upper-case.", examples=["USD"]),
+    msgspec.Meta(
+        pattern=worded("^[A-Za-z]{3}$", "must be a three-letter ISO 4217 currency code, such as USD"),
+        description="ISO 4217 code, any case; stored upper-case.",
+        examples=["USD"],
+    ),
 ]
 Email = Annotated[
     str,
-    msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", examples=["ada@example.com"]),
+    msgspec.Meta(
+        max_length=320,
+        pattern=worded(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "must be an email address, such as ada@example.com"),
+        examples=["ada@example.com"],
+    ),
 ]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 LongText = Annotated[str, msgspec.Meta(max_length=5000)]

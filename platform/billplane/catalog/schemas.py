@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from billplane.api.pattern_words import worded
 from billplane.api.types import Amount, CurrencyCode, LongText, Metadata, Patch, ShortText, example_body
 from billplane.catalog.models import Plan as PlanRow
 from billplane.catalog.models import PlanFeature as PlanFeatureRow
@@ -32,7 +33,9 @@ RowId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 DecimalAmount = Annotated[
     str,
     msgspec.Meta(
-        pattern=DECIMAL_PATTERN,
+        pattern=worded(
+            DECIMAL_PATTERN, 'must be a decimal number in a string, such as "0.125" (up to 12 decimal places)'
+        ),
         description="Non-negative decimal string of minor units, up to 12 decimal places.",
         examples=["0.125"],
     ),

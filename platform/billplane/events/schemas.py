@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from sqlalchemy import Row
 
+from billplane.api.pattern_words import worded
 from billplane.api.types import LongText, Metadata, Patch, example_body
 from billplane.events.models import Event as EventRow
 from billplane.events.models import WebhookDelivery as DeliveryRow
@@ -17,7 +18,10 @@ EventPattern = Annotated[
     str,
     msgspec.Meta(
         max_length=100,
-        pattern=r"^(\*|[a-z_]+(\.[a-z_]+)*\.\*|[a-z_]+(\.[a-z_]+)+)$",
+        pattern=worded(
+            r"^(\*|[a-z_]+(\.[a-z_]+)*\.\*|[a-z_]+(\.[a-z_]+)+)$",
+            "must be an event type (invoice.paid), every type under a prefix (invoice.*), or *",
+        ),
         description="An event type (`invoice.paid`), every type under a prefix (`invoice.*`), or `*`.",
     ),
 ]

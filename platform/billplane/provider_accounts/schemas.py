@@ -7,12 +7,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from billplane.api.pattern_words import worded
 from billplane.api.types import Patch, ShortText, example_body
 from billplane.provider_accounts.models import ProviderAccount as ProviderAccountRow
 
 Mode = Literal["test", "live"]
 ProviderName = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{1,31}$", description="An installed provider.", examples=["sandbox"])
+    str,
+    msgspec.Meta(
+        pattern=worded(r"^[a-z][a-z0-9_]{1,31}$", "must be the name of an installed provider, such as sandbox"),
+        description="An installed provider.",
+        examples=["sandbox"],
+    ),
 ]
 Credentials = Annotated[
     dict[str, Any],

@@ -7,13 +7,16 @@ from typing import Annotated
 
 import msgspec
 
+from billplane.api.pattern_words import worded
 from billplane.api.types import Patch, example_body
 from billplane_tenants import SLUG_PATTERN, ApiKey, IssuedKey, Tenant
 
 Slug = Annotated[
     str,
     msgspec.Meta(
-        pattern=SLUG_PATTERN,
+        pattern=worded(
+            SLUG_PATTERN, "must be a lowercase letter, then 1-39 of a-z, 0-9 and _ (no capitals or hyphens)"
+        ),
         description="Lowercase letter, then 1-39 of a-z, 0-9 and _. Names the tenant's schema; cannot change.",
         examples=["acme"],
     ),
