@@ -352,6 +352,9 @@ async def test_a_preview_shows_the_prorations_and_the_next_invoice_and_writes_no
     assert preview["total"] == credit["amount"] + charge["amount"]
     assert (preview["next_period_total"], preview["currency"]) == (4000, "USD")
     assert preview["next_period_start"] == created["current_period_end"]
+    # Unit prices as invoice lines show them: an integer when whole, the exact decimal always.
+    [next_line] = preview["next_period_lines"]
+    assert (next_line["unit_amount"], next_line["unit_amount_decimal"]) == (1000, "1000")
 
     later = await client.post(
         f"{url}/preview", json={"plan_id": ids["bigger"], "proration": "at_period_end"}, headers=tenant.headers

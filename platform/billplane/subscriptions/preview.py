@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 import msgspec
 
+from billplane.money.decimals import decimal_text, whole_or_none
 from billplane.pricing import LineDraft, Period, PlanPricing, change_preview, period_lines, total
 from billplane.subscriptions.periods import period_end
 
@@ -14,8 +14,10 @@ from billplane.subscriptions.periods import period_end
 class PreviewLine(msgspec.Struct, kw_only=True):
     description: str
     quantity: int
-    # Minor units per unit, as a decimal string (tier prices may be fractional).
-    unit_amount: Decimal
+    # Minor units per unit, as invoice lines show them: an integer only when whole (tier prices
+    # may be fractional); `unit_amount_decimal` is always set and exact.
+    unit_amount: int | None
+    unit_amount_decimal: str
     tier: int | None
     amount: int
     period_start: datetime
@@ -27,7 +29,8 @@ class PreviewLine(msgspec.Struct, kw_only=True):
         return cls(
             description=line.description,
             quantity=line.quantity,
-            unit_amount=line.unit_amount,
+            unit_amount=whole_or_none(line.unit_amount),
+            unit_amount_decimal=decimal_text(line.unit_amount),
             tier=line.tier,
             amount=line.amount,
             period_start=line.period_start,
