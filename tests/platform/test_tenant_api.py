@@ -42,3 +42,13 @@ async def test_suspended_tenant_gets_403_until_resumed(client: Client, admin_hea
     assert response.json()["code"] == "forbidden"
     await client.post(f"/v1/admin/tenants/{tenant.slug}/resume", headers=admin_headers)
     assert (await client.get("/v1/tenant", headers=tenant.headers)).status_code == 200
+
+
+async def test_the_operator_key_on_a_tenant_route_is_told_what_it_is(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    refused = await client.get("/v1/tenant", headers=admin_headers)
+    assert refused.status_code == 401
+    assert "operator (admin) key" in refused.json()["detail"]
+    unknown = await client.get("/v1/tenant", headers={"Authorization": "Bearer bpk_nope"})
+    assert unknown.json()["detail"] == "unknown or revoked API key"

@@ -59,6 +59,9 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _handler: Base
 LISTENING_TTL_SECONDS = 300.0
 
 
+OPERATOR_KEY_HERE = "this is the operator (admin) key, for /v1/admin only: use a tenant's API key here"
+
+
 class KeyCache:
     def __init__(self, pepper: bytes, ttl_seconds: float) -> None:
         self._pepper = pepper
@@ -114,8 +117,12 @@ async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
         return principal
     key = bearer_token(request)
     cache: KeyCache = request.app.state.key_cache
-    principal = await cache.resolve(runtime_of(request), key)
+    runtime = runtime_of(request)
+    principal = await cache.resolve(runtime, key)
     if principal is None:
+        if hmac.compare_digest(key.encode(), runtime.settings.security.admin_key.encode()):
+            # Whoever sends it holds it already; the usual first mistake after `make run`.
+            raise NotAuthorizedException(OPERATOR_KEY_HERE, headers=_CHALLENGE)
         raise NotAuthorizedException("unknown or revoked API key", headers=_CHALLENGE)
     if principal.status != "active":
         raise PermissionDeniedException("this tenant is suspended")
