@@ -36,7 +36,7 @@ class ItemService:
         currency = checked_currency(data.currency)
         if data.amount == 0:
             raise InvalidFieldError("amount", "must not be 0: a charge is positive, a credit negative")
-        if await CustomerRepository(session=self.session).get_live(data.customer_id) is None:
+        if await CustomerRepository(session=self.session).get_live(data.customer_id, locked=True) is None:
             raise InvalidFieldError("customer_id", f"no customer {data.customer_id}")
         if data.subscription_id is not None:
             await self._check_subscription(data.subscription_id, data.customer_id, currency)

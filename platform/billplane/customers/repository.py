@@ -160,6 +160,19 @@ async def create_customer(session: AsyncSession, values: Mapping[str, Any], outb
     return row
 
 
+def locked_live(query: Select[Customer]) -> Select[Customer]:
+    """``query`` of one customer, locking its row (``FOR NO KEY UPDATE``) and reading it again
+    after waiting for the lock.
+
+    What a request checks of a customer before writing for it (no live subscription before a
+    delete; the currency it is billed in before a subscription, an item or an invoice) holds only
+    while nobody else writes for the customer: every such request takes this lock first. Not
+    ``FOR UPDATE``: the foreign keys of rows that merely point at the customer (``KEY SHARE``) do
+    not wait for it.
+    """
+    return query.with_for_update(key_share=True).execution_options(populate_existing=True)
+
+
 async def live_customer(rows: RowReader, customer_id: int) -> RowRecord | None:
     """A live customer as a read-only row, or None: one statement on the driver (``RowReader``)."""
     if not 1 <= customer_id <= MAX_ID:
@@ -206,10 +219,14 @@ class CustomerRepository(TenantRepository[Customer]):
                 raise ExternalIdTakenError(wanted) from exc
             raise
 
-    async def get_live(self, customer_id: int) -> Customer | None:
+    async def get_live(self, customer_id: int, *, locked: bool = False) -> Customer | None:
+        """The customer unless deleted; ``locked``: its row held to the end of the transaction
+        (``locked_live``), read again after the wait."""
         if not 1 <= customer_id <= MAX_ID:
             return None
         query = select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
+        if locked:
+            query = locked_live(query)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def get_by_email(self, email: str) -> list[Customer]:

@@ -96,8 +96,11 @@ class CustomerService:
         return customer
 
     async def delete(self, customer_id: int) -> None:
-        """Delete a customer without live subscriptions; its invoices and payments keep pointing at it."""
-        customer = await self.get(customer_id)
+        """Delete a customer without live subscriptions; its invoices and payments keep pointing at it.
+        Locked first: a subscription created meanwhile is seen (``repository.locked_live``)."""
+        customer = await self.repository.get_live(customer_id, locked=True)
+        if customer is None:
+            raise NotFoundException(f"no customer {customer_id}")
         if await self.repository.has_live_subscriptions(customer_id):
             raise ConflictError("the customer has live subscriptions: cancel them first")
         shown = CustomerView.of(customer)  # the event's data: the customer as last shown

@@ -46,7 +46,7 @@ class InvoiceLifecycle:
 
     async def create(self, data: InvoiceCreate) -> Invoice:
         currency = checked_currency(data.currency)
-        if await CustomerRepository(session=self.session).get_live(data.customer_id) is None:
+        if await CustomerRepository(session=self.session).get_live(data.customer_id, locked=True) is None:
             # Another tenant's customer looks exactly like one that does not exist.
             raise InvalidFieldError("customer_id", f"no customer {data.customer_id}")
         lines = line_rows(data.lines, currency) if data.lines else []

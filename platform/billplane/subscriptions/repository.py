@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 from billplane.billing.models import InvoiceItem
 from billplane.catalog.models import Plan
 from billplane.customers.models import Customer
+from billplane.customers.repository import locked_live
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
 from billplane.invoices.models import Invoice
@@ -39,14 +40,20 @@ class SubscriptionRepository(TenantRepository[Subscription]):
         return await self.page(*where, after=after, limit=limit)
 
     async def locked(self, subscription_id: int) -> Subscription | None:
-        """The subscription, locked for this transaction: two changes of one subscription queue up."""
+        """The subscription, locked for this transaction: two changes of one subscription queue up.
+        Read again after the wait, even when the session has it already (the preview read it
+        first): a billing run may have moved it on meanwhile."""
         if not 1 <= subscription_id <= MAX_ID:
             return None
         query = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        query = query.execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
-    async def live_customer(self, customer_id: int) -> Customer | None:
+    async def live_customer(self, customer_id: int, *, locked: bool = False) -> Customer | None:
+        """``locked``: for a create, which checks the customer first (``locked_live``)."""
         query = select(Customer).where(Customer.id == customer_id, Customer.deleted_at.is_(None))
+        if locked:
+            query = locked_live(query)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def plan(self, plan_id: int) -> Plan | None:

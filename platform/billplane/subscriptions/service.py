@@ -101,7 +101,7 @@ class SubscriptionService:
         return plan
 
     async def create(self, data: SubscriptionCreate) -> Subscription:
-        customer = await self.repository.live_customer(data.customer_id)
+        customer = await self.repository.live_customer(data.customer_id, locked=True)
         if customer is None:
             raise InvalidFieldError("customer_id", f"no customer {data.customer_id}")
         plan = await self._plan(data.plan_id, currency=await self.repository.billing_currencies(customer.id))
