@@ -50,6 +50,9 @@ class Capability(StrEnum):
     REFUND_LOOKUP = "refund_lookup"
     # ``undo_cancel``: takes back a cancellation scheduled for the period's end.
     UNDO_CANCEL = "undo_cancel"
+    # ``attach_payment_method``: a payment method the provider already holds (a token its own
+    # client-side form made), made chargeable off-session for one customer.
+    PAYMENT_METHODS = "payment_methods"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,6 +139,18 @@ class SubscriptionChange(msgspec.Struct, frozen=True, kw_only=True):
     provider_price_id: str | None = None
     quantity: int | None = None
     proration: ProrationPolicy = "immediate"
+
+
+class ProviderPaymentMethod(msgspec.Struct, frozen=True, kw_only=True):
+    """What billplane keeps of a payment method: never a card number, only what identifies it to
+    a person (``type`` such as ``card`` or ``sepa_debit``, brand, last 4 digits, expiry)."""
+
+    provider_payment_method_id: str
+    type: str = "card"
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
 
 
 class NextAction(msgspec.Struct, frozen=True, kw_only=True):
@@ -462,6 +477,23 @@ class CancelUndoAdapter(Protocol):
         Asked after ``cancel_subscription(at_period_end=True)``, and also when that call never
         ran (both queued, the tenant changed its mind first): a subscription with no cancellation
         scheduled is left as it is, not an error. Never asked about one that has ended.
+        """
+
+
+class PaymentMethodAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``payment_methods`` capability."""
+
+    async def attach_payment_method(
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> ProviderPaymentMethod:
+        """The payment method ``token`` names at the provider (made by the provider's own
+        client-side form: billplane never sees card numbers), ready for off-session charges of
+        the customer ``provider_customer_id`` (None: the customer is not at this account yet).
+
+        Attach it to that customer where the provider needs it; a method attached to it already
+        is no error (a retry). Raise ``ProviderError`` for a token the provider does not know, one
+        that belongs to another customer, or a provider that needs the customer and got None;
+        ``RetryableProviderError`` when the provider could not be asked.
         """
 
 

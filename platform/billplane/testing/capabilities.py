@@ -54,6 +54,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.SUBSCRIPTIONS: frozenset({Capability.CUSTOMERS, Capability.CATALOG}),
     Capability.PAUSE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.UNDO_CANCEL: frozenset({Capability.SUBSCRIPTIONS}),
+    Capability.PAYMENT_METHODS: frozenset({Capability.CHARGES}),
     Capability.REFUNDS: frozenset({Capability.CHARGES}),
     Capability.USAGE: frozenset({Capability.SUBSCRIPTIONS}),
     Capability.PAYMENT_LOOKUP: frozenset({Capability.CHARGES}),
