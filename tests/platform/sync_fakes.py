@@ -260,7 +260,7 @@ def fake_plugin(state: FakeState | None, name: str = PROVIDER) -> ProviderPlugin
         version="0",
         description="In-memory (or loopback) fake provider for tests",
         # No payment_lookup: the fake keeps no charges to look up.
-        capabilities=frozenset(Capability) - {Capability.PAYMENT_LOOKUP},
+        capabilities=frozenset(Capability) - {Capability.PAYMENT_LOOKUP, Capability.PAYMENT_METHODS},
         pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),
         credentials_type=FakeCredentials,
         create_adapter=lambda context: FakeAdapter(context, state),

@@ -38,6 +38,9 @@ PROVIDER_ACCOUNT_CREATED = "provider_account.created"
 PROVIDER_ACCOUNT_UPDATED = "provider_account.updated"
 PROVIDER_ACCOUNT_DELETED = "provider_account.deleted"
 PROVIDER_ACCOUNT_OBJECT = "provider_account"
+PAYMENT_METHOD_ATTACHED = "payment_method.attached"
+PAYMENT_METHOD_DETACHED = "payment_method.detached"
+PAYMENT_METHOD_OBJECT = "payment_method"
 
 # The type of a subscription's change that billplane did not make itself through its own action
 # (a provider's webhook, the provider's answer to the create call, the expiry of an incomplete

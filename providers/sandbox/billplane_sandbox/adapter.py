@@ -25,6 +25,7 @@ from billplane.plugins import (
     ProductData,
     ProviderError,
     ProviderEvent,
+    ProviderPaymentMethod,
     ProviderRef,
     ProviderSubscription,
     RefundRequest,
@@ -152,6 +153,22 @@ class SandboxAdapter:
     async def resume_subscription(self, provider_subscription_id: str, *, idempotency_key: str) -> ProviderSubscription:
         self._authorize(idempotency_key)
         return state(self._account, provider_subscription_id)
+
+    async def attach_payment_method(
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> ProviderPaymentMethod:
+        """Any of the sandbox's test payment methods, for any customer: the sandbox keeps no
+        methods of its own, each token's outcome is known in advance (``payment_methods``)."""
+        self._authorize(idempotency_key)
+        if provider_customer_id is not None:
+            parse_id(self._account, "cus", provider_customer_id)
+        if token not in PAYMENT_METHODS:
+            known = ", ".join(sorted(PAYMENT_METHODS))
+            raise ProviderError(
+                f"no such payment method: {token!r}; the sandbox's test payment methods are {known}",
+                code="resource_missing",
+            )
+        return ProviderPaymentMethod(provider_payment_method_id=token, type="card", brand="sandbox")
 
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         self._authorize(idempotency_key)

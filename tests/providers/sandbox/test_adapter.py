@@ -17,6 +17,7 @@ from billplane.plugins import (
     ChargeRequest,
     CustomerData,
     InvalidCredentialsError,
+    PaymentMethodAdapter,
     PriceData,
     ProductData,
     ProviderAdapter,
@@ -265,3 +266,17 @@ async def test_refund_rules(make_adapter: MakeAdapter) -> None:
             await refund(payment, amount, currency)
     with pytest.raises(ProviderError, match="no such payment"):
         await refund(paid, 10, on=make_adapter(account_id=99))
+
+
+async def test_any_test_payment_method_attaches_and_an_unknown_token_is_refused(make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter()
+    assert isinstance(adapter, PaymentMethodAdapter)
+    customer = await adapter.ensure_customer(CUSTOMER, idempotency_key="customer")
+    attached = await adapter.attach_payment_method(
+        payment_methods.DECLINED, customer.provider_id, idempotency_key="attach"
+    )
+    assert (attached.provider_payment_method_id, attached.type) == (payment_methods.DECLINED, "card")
+    with pytest.raises(ProviderError) as unknown:
+        await adapter.attach_payment_method("pm_card_visa", customer.provider_id, idempotency_key="attach-2")
+    assert unknown.value.code == "resource_missing"
+    assert payment_methods.SUCCEEDS in str(unknown.value)  # says which tokens exist

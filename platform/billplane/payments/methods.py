@@ -1,0 +1,207 @@
+"""A customer's payment methods: registered from a provider's token, listed, detached.
+
+billplane never sees card data: the tenant's front end collects it with the provider's own form
+(Stripe.js, say), which answers with a token, and the tenant registers that token here. The
+provider is asked to make it chargeable off-session for the customer (``attach_payment_method``,
+the ``payment_methods`` capability), and billplane keeps what identifies it to a person: type,
+brand, last 4 digits, expiry.
+
+The customer's row is locked first (``locked_live``), as for every write for a customer, and
+stays locked while the provider is asked (one short call, on a rare request): two registrations
+of one customer never race over its default. The provider's call carries a key derived from the
+account, the customer and the token, so a request retried after a lost answer attaches once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billplane.api.problems import InvalidFieldError
+from billplane.customers.models import Customer, ProviderCustomer
+from billplane.customers.repository import CustomerRepository
+from billplane.db.mixins import MAX_ID
+from billplane.events import types
+from billplane.events.emit import emit
+from billplane.payments.method_schemas import PaymentMethod as PaymentMethodView
+from billplane.payments.method_schemas import PaymentMethodAttach
+from billplane.payments.models import PaymentMethod
+from billplane.plugins.contract import Capability, PaymentMethodAdapter, ProviderPaymentMethod
+from billplane.plugins.errors import ProviderError, RetryableProviderError, UnknownProviderError
+from billplane.plugins.host import PluginHost
+from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
+from billplane.subscriptions.models import ENDED_STATUSES, Subscription
+from billplane.subscriptions.schemas import Subscription as SubscriptionView
+from billplane.sync.failure_text import provider_failure
+
+
+@dataclass(slots=True)
+class PaymentMethods:
+    session: AsyncSession
+    tenant_id: int
+    accounts: AccountSource | None
+    plugins: PluginHost
+
+    async def attach(self, customer_id: int, data: PaymentMethodAttach) -> PaymentMethod:
+        customer = await self._customer(customer_id, locked=True)
+        account = await self._account(data.provider_account_id)
+        adapter = self._adapter(account)
+        existing = await self._registered(account.id, data.token)
+        if existing is not None and existing.customer_id != customer.id:
+            raise InvalidFieldError("token", "this payment method is registered for another customer")
+        details = await self._attached(adapter, account, customer.id, data.token)
+        method = existing or PaymentMethod(
+            customer_id=customer.id,
+            provider=account.provider,
+            provider_account_id=account.id,
+            provider_payment_method_id=details.provider_payment_method_id,
+        )
+        method.type, method.brand, method.last4 = details.type, details.brand, _last4(details.last4)
+        method.exp_month, method.exp_year = _month(details.exp_month), details.exp_year
+        method.detached_at = None
+        if data.default:
+            await self._clear_default(customer.id, account.id)
+            method.is_default = True
+        self.session.add(method)
+        await self.session.flush()
+        await self.session.refresh(method)
+        await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, _shown(method))
+        return method
+
+    async def page(self, customer_id: int, *, after: int | None, limit: int) -> list[PaymentMethod]:
+        """Attached methods, oldest first, fetched ``limit + 1`` (``page_of``)."""
+        await self._customer(customer_id)
+        query = select(PaymentMethod).where(
+            PaymentMethod.customer_id == customer_id, PaymentMethod.detached_at.is_(None)
+        )
+        if after is not None:
+            query = query.where(PaymentMethod.id > after)
+        return list((await self.session.execute(query.order_by(PaymentMethod.id).limit(limit + 1))).scalars())
+
+    async def detach(self, customer_id: int, method_id: int) -> None:
+        """billplane stops charging it; at the provider it stays as it is. A live subscription that
+        named it is charged with the customer's default method at its account from then on."""
+        await self._customer(customer_id, locked=True)
+        method = await self._attached_method(customer_id, method_id)
+        shown = _shown(method)
+        method.detached_at = datetime.now(UTC)
+        method.is_default = False
+        pinned = select(Subscription).where(
+            Subscription.payment_method_id == method.id, Subscription.status.not_in(ENDED_STATUSES)
+        )
+        for subscription in (await self.session.execute(pinned.with_for_update())).scalars():
+            subscription.payment_method_id = None
+            await self.session.flush()
+            await self.session.refresh(subscription)  # updated_at, as the database set it
+            await emit(
+                self.session,
+                types.SUBSCRIPTION_UPDATED,
+                types.SUBSCRIPTION_OBJECT,
+                subscription.id,
+                SubscriptionView.of(subscription),
+            )
+        await self.session.flush()
+        await emit(self.session, types.PAYMENT_METHOD_DETACHED, types.PAYMENT_METHOD_OBJECT, method.id, shown)
+
+    async def _customer(self, customer_id: int, *, locked: bool = False) -> Customer:
+        customer = await CustomerRepository(session=self.session).get_live(customer_id, locked=locked)
+        if customer is None:  # another tenant's id looks exactly like an id that never existed
+            raise NotFoundException(f"no customer {customer_id}")
+        return customer
+
+    async def _attached_method(self, customer_id: int, method_id: int) -> PaymentMethod:
+        query = select(PaymentMethod).where(
+            PaymentMethod.id == method_id,
+            PaymentMethod.customer_id == customer_id,
+            PaymentMethod.detached_at.is_(None),
+        )
+        found = None if not 1 <= method_id <= MAX_ID else (await self.session.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise NotFoundException(f"customer {customer_id} has no payment method {method_id}")
+        return found
+
+    async def _account(self, account_id: int | None) -> ResolvedAccount:
+        if self.accounts is None:
+            raise ServiceUnavailableException("this process resolves no provider accounts")
+        if account_id is None:
+            defaults = await self.accounts.default_account_ids(self.session, self.tenant_id)
+            if not defaults:
+                raise InvalidFieldError("provider_account_id", "the tenant has no default provider account: name one")
+            account_id = defaults[0]
+        account = await self.accounts.account(account_id)
+        if account is None or account.tenant_id != self.tenant_id:
+            raise InvalidFieldError("provider_account_id", f"no provider account {account_id}")
+        return account
+
+    def _adapter(self, account: ResolvedAccount) -> PaymentMethodAdapter:
+        try:
+            plugin = self.plugins.get(account.provider)
+        except UnknownProviderError as exc:
+            raise InvalidFieldError("provider_account_id", f"the {account.provider} provider is not installed") from exc
+        adapter = account.adapter
+        if Capability.PAYMENT_METHODS not in plugin.capabilities or not isinstance(adapter, PaymentMethodAdapter):
+            raise InvalidFieldError(
+                "provider_account_id",
+                f"the {account.provider} provider cannot register payment methods (payment_methods capability)",
+            )
+        return adapter
+
+    async def _registered(self, account_id: int, token: str) -> PaymentMethod | None:
+        query = select(PaymentMethod).where(
+            PaymentMethod.provider_account_id == account_id, PaymentMethod.provider_payment_method_id == token
+        )
+        return (await self.session.execute(query.with_for_update())).scalar_one_or_none()
+
+    async def _attached(
+        self, adapter: PaymentMethodAdapter, account: ResolvedAccount, customer_id: int, token: str
+    ) -> ProviderPaymentMethod:
+        provider_customer = await self.session.scalar(
+            select(ProviderCustomer.provider_customer_id).where(
+                ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account.id
+            )
+        )
+        digest = hashlib.sha256(f"{account.id}:{customer_id}:{token}".encode()).hexdigest()[:32]
+        key = f"billplane-{self.tenant_id}-pm-{digest}"
+        try:
+            details = await adapter.attach_payment_method(token, provider_customer, idempotency_key=key)
+        except RetryableProviderError as exc:
+            failure = provider_failure(exc, account.secrets)
+            raise ServiceUnavailableException(
+                f"the provider could not be asked, nothing was registered: {failure}"
+            ) from exc
+        except ProviderError as exc:
+            raise InvalidFieldError("token", provider_failure(exc, account.secrets)) from exc
+        if details.provider_payment_method_id != token:
+            raise InvalidFieldError("token", "the provider answered for another payment method")
+        return details
+
+    async def _clear_default(self, customer_id: int, account_id: int) -> None:
+        statement = (
+            update(PaymentMethod)
+            .where(
+                PaymentMethod.customer_id == customer_id,
+                PaymentMethod.provider_account_id == account_id,
+                PaymentMethod.is_default.is_(True),
+            )
+            .values(is_default=False)
+            .execution_options(synchronize_session="fetch")
+        )
+        await self.session.execute(statement)
+
+
+def _shown(method: PaymentMethod) -> PaymentMethodView:
+    return PaymentMethodView.of(method)
+
+
+def _last4(value: str | None) -> str | None:
+    # The table takes four digits or nothing: a provider's other shapes are not kept.
+    return value if value is not None and len(value) == 4 and value.isdigit() else None  # noqa: PLR2004
+
+
+def _month(value: int | None) -> int | None:
+    return value if value is not None and 1 <= value <= 12 else None  # noqa: PLR2004
