@@ -480,6 +480,7 @@ class CancelUndoAdapter(Protocol):
         """
 
 
+@runtime_checkable
 class PaymentMethodAdapter(Protocol):
     """What an adapter adds when its plugin declares the ``payment_methods`` capability."""
 
