@@ -18,6 +18,7 @@ from billplane.plugins import (
     ProductData,
     ProviderError,
     ProviderEvent,
+    ProviderPaymentMethod,
     ProviderRef,
     ProviderSubscription,
     RefundRequest,
@@ -26,7 +27,7 @@ from billplane.plugins import (
     SubscriptionData,
     UsageReport,
 )
-from billplane_stripe import catalog, payments, subscriptions, webhooks
+from billplane_stripe import catalog, payment_methods, payments, subscriptions, webhooks
 from billplane_stripe import usage as meter_events
 from billplane_stripe.client import build_client
 from billplane_stripe.credentials import StripeCredentials, key_problem
@@ -253,6 +254,57 @@ class StripeAdapter:
                 provider_subscription_id, {"pause_collection": ""}, _options(idempotency_key)
             )
         return subscriptions.to_provider(_plain(updated))
+
+    # -- payment methods -------------------------------------------------------------------
+
+    async def attach_payment_method(
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> ProviderPaymentMethod:
+        """Attach the PaymentMethod ``token`` (made by Stripe.js, Elements or the Dashboard) to the
+        customer, so that off-session charges may use it.
+
+        It is retrieved first, and attached only when it belongs to no customer yet: one attached
+        to this customer already (a retry, under any key) is answered as it is, and one of another
+        customer is refused here rather than by an attach whose error Stripe does not document.
+        """
+        if not token.strip():
+            raise ProviderError("a payment method token is required", code="payment_method_required")
+        if provider_customer_id is None:
+            # Stripe keeps a reusable payment method only on a customer of its own.
+            raise ProviderError(
+                f"payment method {token!r} cannot be attached yet: the customer is not at this Stripe "
+                "account; sync the customer to Stripe first, then register the payment method again",
+                code="customer_not_synced",
+            )
+        found = await self._retrieve_payment_method(token)
+        owner = payment_methods.owner(found)
+        if owner == provider_customer_id:
+            return payment_methods.to_provider(found)
+        if owner is not None:
+            # The other customer's id stays out: one Stripe account may serve several tenants.
+            raise ProviderError(
+                f"payment method {token!r} is attached to another Stripe customer; a payment method "
+                "belongs to one customer only: collect the payment details again for this customer",
+                code="payment_method_of_another_customer",
+            )
+        async with stripe_errors():
+            attached = await self._client.v1.payment_methods.attach_async(
+                token, {"customer": provider_customer_id}, _options(idempotency_key)
+            )
+        return payment_methods.to_provider(_plain(attached))
+
+    async def _retrieve_payment_method(self, token: str) -> dict[str, Any]:
+        try:
+            async with stripe_errors():
+                return _plain(await self._client.v1.payment_methods.retrieve_async(token))
+        except ProviderError as error:
+            if error.code == "resource_missing":
+                raise ProviderError(
+                    f"this Stripe account has no payment method {token!r} ({error.message}); was it made "
+                    "with this account's publishable key, in the same mode (test or live)?",
+                    code="resource_missing",
+                ) from error
+            raise
 
     # -- money -----------------------------------------------------------------------------
 

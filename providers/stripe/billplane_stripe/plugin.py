@@ -19,8 +19,30 @@ def create_adapter(context: AdapterContext) -> ProviderAdapter:
 PLUGIN = ProviderPlugin(
     name="stripe",
     version=version("billplane-stripe"),
-    description="Stripe: customers, products and prices, subscriptions, metered usage, payments, refunds, webhooks.",
-    capabilities=frozenset(Capability),
+    description=(
+        "Stripe: customers, products and prices, subscriptions, metered usage, payment methods, payments, refunds, "
+        "webhooks."
+    ),
+    # Listed one by one, not frozenset(Capability): a capability added to billplane later must not
+    # be declared here before the adapter implements it.
+    capabilities=frozenset(
+        {
+            Capability.CUSTOMERS,
+            Capability.CATALOG,
+            Capability.SUBSCRIPTIONS,
+            Capability.PAUSE,
+            Capability.CHARGES,
+            Capability.REFUNDS,
+            Capability.WEBHOOKS,
+            Capability.USAGE,
+            Capability.PAYMENT_LOOKUP,
+            Capability.PAYMENT_STATUS,
+            Capability.REFUND_STATUS,
+            Capability.REFUND_LOOKUP,
+            Capability.UNDO_CANCEL,
+            Capability.PAYMENT_METHODS,
+        }
+    ),
     pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),
     credentials_type=StripeCredentials,
     create_adapter=create_adapter,

@@ -22,11 +22,24 @@ PROCESSING = "pm_usBankAccount"
 # redirect (3DS, a bank's page) that Stripe leaves at `requires_action` even off-session, rather
 # than answer with a card error; the test completes it with `complete_action`.
 REQUIRES_ACTION = "pm_card_fake_requiresAction"
+MASTERCARD = "pm_card_mastercard"
 # Cards whose charges succeed (the refund cards of `refunds` among them).
-_SUCCEEDING = {SUCCEEDS, PENDING_REFUND, REFUND_FAILS}
+_SUCCEEDING = {SUCCEEDS, MASTERCARD, PENDING_REFUND, REFUND_FAILS}
 DECLINES = {
     "pm_card_chargeDeclined": "generic_decline",
     "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
+# Brand and last 4 digits of the test card behind each test card payment method, after Stripe's
+# testing page (the fake-only REQUIRES_ACTION borrows its "always authenticate" card). The expiry
+# is the page's own example of a valid date, 12/34.
+_CARDS = {
+    SUCCEEDS: ("visa", "4242"),
+    MASTERCARD: ("mastercard", "4444"),
+    PENDING_REFUND: ("visa", "7726"),
+    REFUND_FAILS: ("visa", "5126"),
+    REQUIRES_ACTION: ("visa", "3184"),
+    "pm_card_chargeDeclined": ("visa", "0002"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995"),
 }
 MONTH = 30 * 24 * 3600
 
@@ -53,6 +66,9 @@ class Store:
         self.invoices: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        # Built on first use from the test payment method ids, so that their `customer` is this
+        # account's own state: attaching one in a test leaves the next test's unattached.
+        self.payment_methods: dict[str, dict[str, Any]] = {}
         self.duplicate_identifier_error = False  # answer a repeated meter event identifier with an error
 
     # -- test helpers ----------------------------------------------------------------------
@@ -96,6 +112,14 @@ class Store:
         if price is None:
             raise missing("price", price_id, param)
         return price
+
+    def payment_method(self, method_id: str, param: str = "payment_method") -> dict[str, Any]:
+        method = self.payment_methods.get(method_id)
+        if method is None:
+            if method_id not in _CARDS and method_id != PROCESSING:
+                raise missing("PaymentMethod", method_id, param)
+            method = self.payment_methods[method_id] = _test_payment_method(method_id)
+        return method
 
     def subscription(self, subscription_id: str) -> dict[str, Any]:
         subscription = self.subscriptions.get(subscription_id)
@@ -398,6 +422,57 @@ def cancel_subscription(store: Store, path: dict[str, str], _params: Params) -> 
 # -- payments --------------------------------------------------------------------------------
 
 
+def _test_payment_method(method_id: str) -> dict[str, Any]:
+    method = fixture("payment_method", id=method_id, customer=None, created=now(), metadata={})
+    if method_id == PROCESSING:
+        del method["card"]  # Stripe sends only the details of the method's own type
+        method.update(
+            type="us_bank_account",
+            us_bank_account={
+                "account_holder_type": "individual",
+                "account_type": "checking",
+                "bank_name": "STRIPE TEST BANK",
+                "financial_connections_account": None,
+                "fingerprint": "fakeUsBankAccount",
+                "last4": "6789",
+                "networks": {"preferred": "ach", "supported": ["ach"]},
+                "routing_number": "110000000",
+                "status_details": {},
+            },
+        )
+        return method
+    brand, last4 = _CARDS[method_id]
+    method["card"].update(
+        brand=brand,
+        display_brand=brand,
+        last4=last4,
+        exp_month=12,
+        exp_year=2034,
+        fingerprint=f"fakeCard{last4}",
+        networks={"available": [brand], "preferred": None},
+        wallet=None,
+    )
+    return method
+
+
+def retrieve_payment_method(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    return store.payment_method(path["payment_method"])
+
+
+def attach_payment_method(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    method = store.payment_method(path["payment_method"])
+    customer = params.get("customer")
+    if not customer:
+        raise invalid("Missing required param: customer.", code="parameter_missing", param="customer")
+    store.customer(customer)
+    if method["customer"] not in {None, customer}:
+        # Stripe moves no payment method between customers. It answers 400 invalid_request_error;
+        # its error code is not documented, so the fake sends none rather than invent one.
+        raise invalid("The payment method you provided has already been attached to a customer.")
+    method["customer"] = customer
+    return method
+
+
 def _payment_method(store: Store, params: Params) -> str:
     method = params.get("payment_method")
     if method is None and params.get("customer"):
@@ -614,6 +689,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/v1/payment_intents"): list_payment_intents,
     ("GET", "/v1/payment_intents/{intent}"): retrieve_payment_intent,
     ("POST", "/v1/payment_intents/{intent}/cancel"): cancel_payment_intent,
+    ("GET", "/v1/payment_methods/{payment_method}"): retrieve_payment_method,
+    ("POST", "/v1/payment_methods/{payment_method}/attach"): attach_payment_method,
     ("GET", "/v1/charges/{charge}"): retrieve_charge,
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
