@@ -120,7 +120,8 @@ async def authenticate(request: Request[Any, Any, Any]) -> KeyPrincipal:
     runtime = runtime_of(request)
     principal = await cache.resolve(runtime, key)
     if principal is None:
-        if hmac.compare_digest(key.encode(), runtime.settings.security.admin_key.encode()):
+        admin_key = runtime.settings.security.admin_key
+        if admin_key is not None and hmac.compare_digest(key.encode(), admin_key.encode()):
             # Whoever sends it holds it already; the usual first mistake after `make run`.
             raise NotAuthorizedException(OPERATOR_KEY_HERE, headers=_CHALLENGE)
         raise NotAuthorizedException("unknown or revoked API key", headers=_CHALLENGE)
