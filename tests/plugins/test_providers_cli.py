@@ -35,7 +35,8 @@ def test_the_sandbox_is_listed_with_what_it_can_do() -> None:
         "payment_status,",
         "refund_status,",
         "refund_lookup,",
-        "undo_cancel",
+        "undo_cancel,",
+        "payment_methods",
     ]
     assert lines[at + 2] == "  pricing models: flat, per_seat, tiered, volume, package, metered"
     assert any(line.startswith("stripe ") for line in lines)

@@ -22,7 +22,7 @@ from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.api.problems import InvalidFieldError
+from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.customers.repository import CustomerRepository
 from billplane.db.mixins import MAX_ID
@@ -31,7 +31,7 @@ from billplane.events.emit import emit
 from billplane.payments.method_schemas import PaymentMethod as PaymentMethodView
 from billplane.payments.method_schemas import PaymentMethodAttach
 from billplane.payments.models import PaymentMethod
-from billplane.plugins.contract import Capability, PaymentMethodAdapter, ProviderPaymentMethod
+from billplane.plugins.contract import CUSTOMER_NOT_SYNCED, Capability, PaymentMethodAdapter, ProviderPaymentMethod
 from billplane.plugins.errors import ProviderError, RetryableProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
@@ -51,10 +51,10 @@ class PaymentMethods:
         customer = await self._customer(customer_id, locked=True)
         account = await self._account(data.provider_account_id)
         adapter = self._adapter(account)
-        existing = await self._registered(account.id, data.token)
-        if existing is not None and existing.customer_id != customer.id:
-            raise InvalidFieldError("token", "this payment method is registered for another customer")
+        existing = await self._registered(account.id, data.token, customer.id)
         details = await self._attached(adapter, account, customer.id, data.token)
+        if details.provider_payment_method_id != data.token:  # the provider's own id for a shorthand token
+            existing = await self._registered(account.id, details.provider_payment_method_id, customer.id)
         method = existing or PaymentMethod(
             customer_id=customer.id,
             provider=account.provider,
@@ -151,11 +151,16 @@ class PaymentMethods:
             )
         return adapter
 
-    async def _registered(self, account_id: int, token: str) -> PaymentMethod | None:
+    async def _registered(self, account_id: int, token: str, customer_id: int) -> PaymentMethod | None:
+        """The customer's row of ``token`` at the account, if registered before (a retry, or one
+        detached since); a 422 if it is another customer's."""
         query = select(PaymentMethod).where(
             PaymentMethod.provider_account_id == account_id, PaymentMethod.provider_payment_method_id == token
         )
-        return (await self.session.execute(query.with_for_update())).scalar_one_or_none()
+        found = (await self.session.execute(query.with_for_update())).scalar_one_or_none()
+        if found is not None and found.customer_id != customer_id:
+            raise InvalidFieldError("token", "this payment method is registered for another customer")
+        return found
 
     async def _attached(
         self, adapter: PaymentMethodAdapter, account: ResolvedAccount, customer_id: int, token: str
@@ -175,9 +180,12 @@ class PaymentMethods:
                 f"the provider could not be asked, nothing was registered: {failure}"
             ) from exc
         except ProviderError as exc:
+            if exc.code == CUSTOMER_NOT_SYNCED:
+                raise ConflictError(
+                    f"customer {customer_id} is not at provider account {account.id} yet: wait for its sync "
+                    f"(sync_status), or hurry it with POST /v1/customers/{customer_id}/sync, then register again"
+                ) from exc
             raise InvalidFieldError("token", provider_failure(exc, account.secrets)) from exc
-        if details.provider_payment_method_id != token:
-            raise InvalidFieldError("token", "the provider answered for another payment method")
         return details
 
     async def _clear_default(self, customer_id: int, account_id: int) -> None:

@@ -11,6 +11,7 @@ import pluggy
 
 from billplane.plugins.amounts import minor_unit_exponent
 from billplane.plugins.contract import (
+    CUSTOMER_NOT_SYNCED,
     AdapterContext,
     BillingInterval,
     CancelUndoAdapter,
@@ -61,6 +62,7 @@ from billplane.plugins.hookspecs import PROJECT
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 __all__ = [
+    "CUSTOMER_NOT_SYNCED",
     "AdapterContext",
     "BillingInterval",
     "CancelUndoAdapter",

@@ -480,6 +480,10 @@ class CancelUndoAdapter(Protocol):
         """
 
 
+# The ProviderError code of ``attach_payment_method`` for a customer the provider needs but does not have yet.
+CUSTOMER_NOT_SYNCED = "customer_not_synced"
+
+
 @runtime_checkable
 class PaymentMethodAdapter(Protocol):
     """What an adapter adds when its plugin declares the ``payment_methods`` capability."""
@@ -492,8 +496,11 @@ class PaymentMethodAdapter(Protocol):
         the customer ``provider_customer_id`` (None: the customer is not at this account yet).
 
         Attach it to that customer where the provider needs it; a method attached to it already
-        is no error (a retry). Raise ``ProviderError`` for a token the provider does not know, one
-        that belongs to another customer, or a provider that needs the customer and got None;
+        is no error (a retry). The answer's id is the one charges use (a provider may give a
+        shorthand test token an id of its own). Raise ``ProviderError`` for a token the provider
+        does not know or one that belongs to another customer, and with the code
+        ``CUSTOMER_NOT_SYNCED`` when the provider needs the customer and got None (billplane then
+        answers 409: the customer's sync has not reached the provider yet);
         ``RetryableProviderError`` when the provider could not be asked.
         """
 

@@ -18,8 +18,10 @@ from billplane.plugins import (
     Capability,
     ChargeResult,
     PaymentLookupAdapter,
+    PaymentMethodAdapter,
     PaymentStatusAdapter,
     ProviderAdapter,
+    ProviderPaymentMethod,
     ProviderPlugin,
     ProviderRef,
     ProviderSubscription,
@@ -284,6 +286,28 @@ class PaymentChecks:
         other = await adapter.charge(request, idempotency_key=new_key())
         assert first.provider_payment_id == again.provider_payment_id, "the same key must not charge twice"
         assert first.provider_payment_id != other.provider_payment_id, "a different key must make a new charge"
+
+    @pytest.mark.anyio
+    async def test_attach_payment_method(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        currency: str,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.PAYMENT_METHODS)
+        assert isinstance(adapter, PaymentMethodAdapter), "with payment_methods, define attach_payment_method"
+        customer = await _customer(adapter, new_key) if Capability.CUSTOMERS in provider_plugin.capabilities else None
+        key = new_key()
+        attached = await adapter.attach_payment_method(succeeding_payment_method, customer, idempotency_key=key)
+        assert isinstance(attached, ProviderPaymentMethod), "attach_payment_method must return a ProviderPaymentMethod"
+        assert attached.provider_payment_method_id, "attach_payment_method returned an empty id"
+        again = await adapter.attach_payment_method(succeeding_payment_method, customer, idempotency_key=key)
+        assert again == attached, "attaching the same method again (a retry) must answer the same"
+        request = samples.charge(attached.provider_payment_method_id, currency, customer)
+        charged = await adapter.charge(request, idempotency_key=new_key())
+        assert charged.status == "succeeded", "a charge with the attached method must succeed"
 
     @pytest.mark.anyio
     async def test_decline_is_a_failed_result(

@@ -9,6 +9,7 @@ from typing import Any
 import stripe
 
 from billplane.plugins import (
+    CUSTOMER_NOT_SYNCED,
     AdapterContext,
     ChargeRequest,
     ChargeResult,
@@ -274,7 +275,7 @@ class StripeAdapter:
             raise ProviderError(
                 f"payment method {token!r} cannot be attached yet: the customer is not at this Stripe "
                 "account; sync the customer to Stripe first, then register the payment method again",
-                code="customer_not_synced",
+                code=CUSTOMER_NOT_SYNCED,
             )
         found = await self._retrieve_payment_method(token)
         owner = payment_methods.owner(found)

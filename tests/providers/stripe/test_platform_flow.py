@@ -154,3 +154,24 @@ async def test_every_refund_of_one_charge_refunded_is_stored_and_a_redelivery_is
             )
         ).scalars()
         assert list(stored) == ["re_two_1", "re_two_2"]
+
+
+async def test_a_payment_method_registers_once_the_customer_is_at_stripe(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripepm")
+    assert (await connect(client, tenant)).status_code == 201
+    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
+    url = f"/v1/customers/{customer_id}/payment-methods"
+
+    # Not at Stripe yet (its sync is queued): Stripe keeps payment methods on its own customers.
+    early = await client.post(url, json={"token": "pm_card_visa"}, headers=tenant.headers)
+    assert early.status_code == 409, early.text
+    assert "POST /v1/customers" in early.json()["detail"]
+    await drain(worker)
+    registered = await client.post(url, json={"token": "pm_card_visa"}, headers=tenant.headers)
+    assert registered.status_code == 201, registered.text
+    method = registered.json()
+    assert (method["provider"], method["type"], method["brand"], method["last4"]) == ("stripe", "card", "visa", "4242")
+    [mapping] = (await client.get(f"/v1/customers/{customer_id}", headers=tenant.headers)).json()["provider_ids"]
+    assert fake_stripe.store.payment_methods[method["provider_payment_method_id"]]["customer"] == mapping["id"]
