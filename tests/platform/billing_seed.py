@@ -220,6 +220,16 @@ async def their_payment(client: Client, theirs: CreatedTenant) -> str:
         return str(paid)
 
 
+async def their_payment_method(client: Client, theirs: CreatedTenant) -> str:
+    async with _their_session(client, theirs) as session:
+        customer = await insert(session, "customers", name=theirs.slug)
+        method = await insert(
+            session, "payment_methods", customer_id=customer, provider="sandbox", provider_account_id=1,
+            provider_payment_method_id=f"pm_sandbox_succeeds.{theirs.slug}", is_default=True,
+        )  # fmt: skip
+        return str(method)
+
+
 async def their_refund(client: Client, theirs: CreatedTenant) -> str:
     """A refund shown to its tenant as waiting for them: one another tenant could otherwise resolve."""
     async with _their_session(client, theirs) as session:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
+from billplane.cli.dev import is_loopback_host
 from billplane.cli.main import cli
 from billplane.runtime import Runtime
 from billplane.settings import Settings
@@ -172,3 +173,15 @@ def test_dev_refuses_a_port_in_use_before_starting_anything(tmp_path: Path, monk
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "BILLPLANE_PORT" in result.output
     assert not (tmp_path / "home").exists()  # no database was started
+
+
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - a host value under test, not a bind
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), (EVERY_INTERFACE, False), ("192.168.1.5", False)],
+)
+def test_dev_allows_local_webhook_receivers_only_on_a_loopback_address(host: str, *, local: bool) -> None:
+    # Reached by others, a dev server's tenants could point deliveries at its machine's services.
+    assert is_loopback_host(host) is local

@@ -16,9 +16,10 @@ import pytest
 from billplane_sandbox import payment_methods
 
 from billplane.runtime import Runtime
+from tests.conftest import create_tenant
 from tests.platform.concurrently import WAIT, held, in_thread
 from tests.platform.dunning.helpers import Client, Setup, execute, sandbox_customer, subscribe
-from tests.platform.invoices.helpers import rows
+from tests.platform.invoices.helpers import connect_sandbox, customer, rows
 from tests.platform.sync_fakes import as_worker
 
 # Held, the tenant's invoice counter stops a request that numbers an invoice, after its checks.
@@ -108,3 +109,33 @@ async def test_a_preview_waiting_for_a_billing_run_reads_the_subscription_it_lef
         worker, setup.tenant, f"SELECT current_period_end FROM subscriptions WHERE id = {subscription}"
     )
     assert shown.json()["next_period_start"] == after["current_period_end"].isoformat().replace("+00:00", "Z")
+
+
+async def test_a_subscriptions_sync_and_an_item_for_it_do_not_deadlock(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, database_url: str
+) -> None:
+    # The sync locked the subscription, then wrote the customer (its sync status, when it queued
+    # the customer's create at the provider too); an item locked the customer, then the
+    # subscription. Every subscription change now takes the customer's row first.
+    tenant = await create_tenant(client, admin_headers, "lockdead")
+    headers = tenant.headers
+    ada = await customer(client, tenant)
+    product = (await client.post("/v1/products", json={"name": "API"}, headers=headers)).json()
+    plan = {"product_id": product["id"], "name": "Pro", "pricing_model": "flat", "amount": 1000}
+    plan |= {"currency": "USD", "billing_interval": "month", "trial_period_days": 30}
+    plan_id = (await client.post("/v1/plans", json=plan, headers=headers)).json()["id"]
+    created = await client.post("/v1/subscriptions", json={"customer_id": ada, "plan_id": plan_id}, headers=headers)
+    subscription = created.json()["id"]
+    await connect_sandbox(client, tenant)  # after it: the sync has the subscription and its customer to mirror
+    item = {"customer_id": ada, "subscription_id": subscription, "amount": 500, "currency": "USD"}
+    item |= {"description": "Setup"}
+    # The outbox held: the sync stops between its two locks, the item's create takes its first.
+    async with held(database_url, tenant.schema, "LOCK TABLE outbox IN EXCLUSIVE MODE"):
+        syncing = in_thread(client.post(f"/v1/subscriptions/{subscription}/sync", headers=headers))
+        await asyncio.sleep(WAIT)
+        adding = in_thread(client.post("/v1/invoice-items", json=item, headers=headers))
+        await asyncio.sleep(WAIT)
+    synced, added = await syncing, await adding
+
+    assert synced.status_code == 202, synced.text
+    assert added.status_code == 201, added.text

@@ -29,6 +29,7 @@ from tests.platform.billing_seed import (
     their_invoice,
     their_invoice_item,
     their_payment,
+    their_payment_method,
     their_provider_event,
     their_refund,
     their_subscription,
@@ -105,11 +106,19 @@ PATH_SAMPLES: dict[str, Callable[[Client, CreatedTenant], Awaitable[str]]] = {
     "item_id": their_invoice_item,
     "payment_id": their_payment,
     "refund_id": their_refund,
+    "method_id": their_payment_method,
     "account_id": _their_provider_account,
     "provider_event_id": their_provider_event,
     "endpoint_id": _their_webhook_endpoint,
     "event_id": _their_event,
     "clock_id": their_clock,
+}
+
+
+# Valid bodies for routes whose required fields are checked before the objects they name: with
+# `{}`, a 422 would answer before the 404 the test expects.
+BODIES: dict[tuple[str, str], dict[str, object]] = {
+    ("POST", "/v1/customers/{customer_id:int}/payment-methods"): {"token": "pm_sandbox_succeeds"},
 }
 
 
@@ -171,6 +180,7 @@ async def test_tenant_route_never_crosses_tenants(
     before = await _content(runtime, theirs)
 
     body: dict[str, object] | None = {} if http_method in {"POST", "PUT", "PATCH"} else None
+    body = BODIES.get((http_method, path), body)
     response = await client.request(http_method, target, headers=mine.headers, json=body)
 
     assert response.status_code < 500, response.text

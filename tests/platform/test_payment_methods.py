@@ -6,15 +6,17 @@ could never charge an invoice, nor run the three-month test-clock demo, without 
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
 from billplane_sandbox import payment_methods
+from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.invoices.helpers import Client, connect_sandbox, customer, rows
-from tests.platform.sync_fakes import AccountRow, StaticAccounts, as_worker, drain
+from tests.platform.sync_fakes import as_worker, drain
 
 PATH = "/v1/customers/{}/payment-methods"
 
@@ -54,8 +56,8 @@ async def test_a_registered_token_is_the_customers_default_and_pays_its_first_in
     created = await attach(client, tenant, ada, payment_methods.SUCCEEDS)
     assert created.status_code == 201, created.text
     method = created.json()
-    shown = (method["provider"], method["provider_account_id"], method["provider_payment_method_id"])
-    assert shown == ("sandbox", account, payment_methods.SUCCEEDS)
+    assert (method["provider"], method["provider_account_id"]) == ("sandbox", account)
+    assert method["provider_payment_method_id"].startswith(f"{payment_methods.SUCCEEDS}.")  # Ada's own
     assert (method["type"], method["is_default"]) == ("card", True)
     assert await listed(client, tenant, ada) == [method]
     assert await event_types(worker, tenant, "payment_method") == ["payment_method.attached"]
@@ -101,13 +103,17 @@ async def test_what_the_provider_refuses_is_a_422_naming_the_token_and_writes_no
     assert await event_types(worker, tenant, "payment_method") == []
 
 
-async def test_a_token_of_another_customer_or_an_unknown_customer_is_refused(
+async def test_a_method_of_another_customer_or_an_unknown_customer_is_refused(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     tenant, _, ada = await sandbox_tenant(client, admin_headers, "pmwho")
     bob = await customer(client, tenant, "Bob")
-    assert (await attach(client, tenant, ada, payment_methods.SUCCEEDS)).status_code == 201
-    taken = await attach(client, tenant, bob, payment_methods.SUCCEEDS)
+    mine = (await attach(client, tenant, ada, payment_methods.SUCCEEDS)).json()
+    theirs = (await attach(client, tenant, bob, payment_methods.SUCCEEDS)).json()  # Bob's own id for it
+    assert theirs["provider_payment_method_id"] != mine["provider_payment_method_id"]
+    # A method the provider answers with that billplane holds for another customer.
+    await rows(worker, tenant, f"UPDATE payment_methods SET customer_id = {bob} WHERE id = {mine['id']} RETURNING id")
+    taken = await attach(client, tenant, ada, payment_methods.SUCCEEDS)
     assert taken.status_code == 422
     assert taken.json()["errors"][0]["field"] == "token"
     other = await create_tenant(client, admin_headers, "pmwho")
@@ -118,12 +124,22 @@ async def test_a_token_of_another_customer_or_an_unknown_customer_is_refused(
 
 
 async def test_a_provider_without_the_capability_is_refused(
-    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts
+    client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "pmcap")
-    account = accounts.add(AccountRow(id=8901, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    # PayPal keeps its own payment methods (its subscriptions are paid at PayPal). Its secrets are
+    # never opened: the capability is checked first.
+    account = 10_000_000 + secrets.randbelow(10_000_000)
+    async with worker.database.transaction() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO control.provider_accounts (id, tenant_id, provider, mode, credentials_ciphertext,"
+                " credentials_key_id) VALUES (:id, :tenant, 'paypal', 'test', '\\x00', 'k1')"
+            ),
+            {"id": account, "tenant": tenant.id},
+        )
     ada = await customer(client, tenant)
-    refused = await attach(client, tenant, ada, "tok_1", provider_account_id=account.id)
+    refused = await attach(client, tenant, ada, "tok_1", provider_account_id=account)
     assert refused.status_code == 422
     [error] = refused.json()["errors"]
     assert error["field"] == "provider_account_id"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -85,8 +86,10 @@ Stop with Ctrl-C.
     # real inbound path, unless the developer pointed it elsewhere.
     os.environ.setdefault("BILLPLANE_PROVIDER_SANDBOX_WEBHOOK_URL", base)
     # A developer's webhook receiver runs on this machine too: http to loopback is allowed here
-    # (never by default elsewhere), unless the developer said otherwise.
-    os.environ.setdefault(ALLOW_HTTP_LOOPBACK_VARIABLE, "1")
+    # (never by default elsewhere), unless the developer said otherwise. Not on a server others
+    # reach: any of its tenants could then point deliveries at this machine's own services.
+    if is_loopback_host(host):
+        os.environ.setdefault(ALLOW_HTTP_LOOPBACK_VARIABLE, "1")
     # With the in-process sync worker, as `billplane run` does by default.
     uvicorn.run(
         create_app(settings, worker=True),
@@ -99,10 +102,22 @@ Stop with Ctrl-C.
     )
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether only this machine reaches a server listening on ``host``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def port_in_use(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be listened on (the OS's words), or None if it can now."""
+    # The address family uvicorn binds: IPv6 only for a host written with a colon.
+    wanted = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, wanted, socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             probe.bind(address)

@@ -6,10 +6,12 @@ provider is asked to make it chargeable off-session for the customer (``attach_p
 the ``payment_methods`` capability), and billplane keeps what identifies it to a person: type,
 brand, last 4 digits, expiry.
 
-The customer's row is locked first (``locked_live``), as for every write for a customer, and
-stays locked while the provider is asked (one short call, on a rare request): two registrations
-of one customer never race over its default. The provider's call carries a key derived from the
-account, the customer and the token, so a request retried after a lost answer attaches once.
+The provider is asked before anything is locked: a slow provider holds no row another request
+waits for. Then the customer's row is locked (``locked_live``, as every write for a customer),
+checked again, and the method written. The call carries a key derived from the account, the
+customer (and its id at the provider) and the token, so a request retried after a lost answer
+attaches once. The account is read through the request's own session, never a second connection
+(a burst of registrations could otherwise hold every connection and wait for one more).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
@@ -34,42 +37,52 @@ from billplane.payments.models import PaymentMethod
 from billplane.plugins.contract import CUSTOMER_NOT_SYNCED, Capability, PaymentMethodAdapter, ProviderPaymentMethod
 from billplane.plugins.errors import ProviderError, RetryableProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
-from billplane.provider_accounts.resolved import AccountSource, ResolvedAccount
+from billplane.provider_accounts.masking import secret_strings
+from billplane.provider_accounts.repository import ProviderAccountRepository
+from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError
 from billplane.subscriptions.models import ENDED_STATUSES, Subscription
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.failure_text import provider_failure
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """A provider account of the tenant, ready to ask: its row's facts and an adapter."""
+
+    id: int
+    provider: str
+    adapter: PaymentMethodAdapter
+    secrets: tuple[str, ...]
 
 
 @dataclass(slots=True)
 class PaymentMethods:
     session: AsyncSession
     tenant_id: int
-    accounts: AccountSource | None
     plugins: PluginHost
+    vault: AccountVault
 
     async def attach(self, customer_id: int, data: PaymentMethodAttach) -> PaymentMethod:
-        customer = await self._customer(customer_id, locked=True)
+        await self._customer(customer_id)
         account = await self._account(data.provider_account_id)
-        adapter = self._adapter(account)
-        existing = await self._registered(account.id, data.token, customer.id)
-        details = await self._attached(adapter, account, customer.id, data.token)
-        if details.provider_payment_method_id != data.token:  # the provider's own id for a shorthand token
-            existing = await self._registered(account.id, details.provider_payment_method_id, customer.id)
-        method = existing or PaymentMethod(
-            customer_id=customer.id,
-            provider=account.provider,
-            provider_account_id=account.id,
-            provider_payment_method_id=details.provider_payment_method_id,
-        )
+        await self._registered(account.id, data.token, customer_id)  # another customer's: refused before any call
+        details = await self._attached(account, customer_id, data.token)
+        await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
+        method = await self._registered(account.id, details.provider_payment_method_id, customer_id)
+        if method is None:
+            method = PaymentMethod(
+                customer_id=customer_id,
+                provider=account.provider,
+                provider_account_id=account.id,
+                provider_payment_method_id=details.provider_payment_method_id,
+            )
         method.type, method.brand, method.last4 = details.type, details.brand, _last4(details.last4)
         method.exp_month, method.exp_year = _month(details.exp_month), details.exp_year
         method.detached_at = None
         if data.default:
-            await self._clear_default(customer.id, account.id)
+            await self._clear_default(customer_id, account.id)
             method.is_default = True
-        self.session.add(method)
-        await self.session.flush()
-        await self.session.refresh(method)
+        await self._saved(method)
         await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, _shown(method))
         return method
 
@@ -125,31 +138,36 @@ class PaymentMethods:
             raise NotFoundException(f"customer {customer_id} has no payment method {method_id}")
         return found
 
-    async def _account(self, account_id: int | None) -> ResolvedAccount:
-        if self.accounts is None:
-            raise ServiceUnavailableException("this process resolves no provider accounts")
+    async def _account(self, account_id: int | None) -> _Account:
+        """The tenant's account (its default if None), checked before its secrets are opened."""
+        accounts = ProviderAccountRepository(self.session, self.tenant_id)
         if account_id is None:
-            defaults = await self.accounts.default_account_ids(self.session, self.tenant_id)
+            defaults = await accounts.default_ids()
             if not defaults:
                 raise InvalidFieldError("provider_account_id", "the tenant has no default provider account: name one")
             account_id = defaults[0]
-        account = await self.accounts.account(account_id)
-        if account is None or account.tenant_id != self.tenant_id:
+        row = await accounts.get_live(account_id)
+        if row is None:
             raise InvalidFieldError("provider_account_id", f"no provider account {account_id}")
-        return account
-
-    def _adapter(self, account: ResolvedAccount) -> PaymentMethodAdapter:
         try:
-            plugin = self.plugins.get(account.provider)
+            plugin = self.plugins.get(row.provider)
         except UnknownProviderError as exc:
-            raise InvalidFieldError("provider_account_id", f"the {account.provider} provider is not installed") from exc
-        adapter = account.adapter
-        if Capability.PAYMENT_METHODS not in plugin.capabilities or not isinstance(adapter, PaymentMethodAdapter):
+            raise InvalidFieldError("provider_account_id", f"the {row.provider} provider is not installed") from exc
+        if Capability.PAYMENT_METHODS not in plugin.capabilities:
             raise InvalidFieldError(
                 "provider_account_id",
-                f"the {account.provider} provider cannot register payment methods (payment_methods capability)",
+                f"the {row.provider} provider cannot register payment methods (payment_methods capability)",
             )
-        return adapter
+        try:
+            opened = self.vault.open(row)
+        except CredentialsUnavailableError as exc:
+            raise ConflictError(f"provider account {row.id}'s credentials cannot be read: send them again") from exc
+        adapter = self.plugins.adapter(
+            row.provider, tenant_id=self.tenant_id, account_id=row.id, mode=row.mode, credentials=opened.credentials
+        )
+        if not isinstance(adapter, PaymentMethodAdapter):
+            raise InvalidFieldError("provider_account_id", f"the {row.provider} provider has no attach_payment_method")
+        return _Account(row.id, row.provider, adapter, tuple(secret_strings(opened.credentials)))
 
     async def _registered(self, account_id: int, token: str, customer_id: int) -> PaymentMethod | None:
         """The customer's row of ``token`` at the account, if registered before (a retry, or one
@@ -162,18 +180,18 @@ class PaymentMethods:
             raise InvalidFieldError("token", "this payment method is registered for another customer")
         return found
 
-    async def _attached(
-        self, adapter: PaymentMethodAdapter, account: ResolvedAccount, customer_id: int, token: str
-    ) -> ProviderPaymentMethod:
+    async def _attached(self, account: _Account, customer_id: int, token: str) -> ProviderPaymentMethod:
         provider_customer = await self.session.scalar(
             select(ProviderCustomer.provider_customer_id).where(
                 ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account.id
             )
         )
-        digest = hashlib.sha256(f"{account.id}:{customer_id}:{token}".encode()).hexdigest()[:32]
-        key = f"billplane-{self.tenant_id}-pm-{digest}"
+        # The customer's id at the provider too: re-created there, the same key with another
+        # customer would be refused as a different request.
+        digest = hashlib.sha256(f"{account.id}:{customer_id}:{provider_customer}:{token}".encode()).hexdigest()
+        key = f"billplane-{self.tenant_id}-pm-{digest[:32]}"
         try:
-            details = await adapter.attach_payment_method(token, provider_customer, idempotency_key=key)
+            details = await account.adapter.attach_payment_method(token, provider_customer, idempotency_key=key)
         except RetryableProviderError as exc:
             failure = provider_failure(exc, account.secrets)
             raise ServiceUnavailableException(
@@ -187,6 +205,17 @@ class PaymentMethods:
                 ) from exc
             raise InvalidFieldError("token", provider_failure(exc, account.secrets)) from exc
         return details
+
+    async def _saved(self, method: PaymentMethod) -> None:
+        """Flushed in a savepoint: the same token registered at once for another customer (who
+        holds another row lock) loses the race on the unique key, a 422 as if registered first."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(method)
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise InvalidFieldError("token", "this payment method is registered for another customer") from exc
+        await self.session.refresh(method)
 
     async def _clear_default(self, customer_id: int, account_id: int) -> None:
         statement = (

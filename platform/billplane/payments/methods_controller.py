@@ -13,6 +13,7 @@ from billplane.api.auth import runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
 from billplane.payments.method_schemas import PaymentMethod, PaymentMethodAttachBody
 from billplane.payments.methods import PaymentMethods
+from billplane.provider_accounts.vault import AccountVault
 from billplane_tenants import KeyPrincipal
 
 
@@ -22,7 +23,9 @@ async def provide_payment_methods(
     principal: NamedDependency[KeyPrincipal],
 ) -> PaymentMethods:
     runtime = runtime_of(request)
-    return PaymentMethods(tenant_session, principal.tenant_id, runtime.accounts, runtime.plugins)
+    return PaymentMethods(
+        tenant_session, principal.tenant_id, runtime.plugins, AccountVault.from_settings(runtime.settings)
+    )
 
 
 class PaymentMethodController(Controller):

@@ -42,9 +42,17 @@ class SubscriptionRepository(TenantRepository[Subscription]):
     async def locked(self, subscription_id: int) -> Subscription | None:
         """The subscription, locked for this transaction: two changes of one subscription queue up.
         Read again after the wait, even when the session has it already (the preview read it
-        first): a billing run may have moved it on meanwhile."""
+        first): a billing run may have moved it on meanwhile.
+
+        Its customer's row is locked first (``locked_live``'s lock): a change may write the
+        customer (its sync status), and requests that write for a customer lock it before the
+        subscription (an invoice item for it). In the other order the two deadlocked."""
         if not 1 <= subscription_id <= MAX_ID:
             return None
+        customer = await self.session.scalar(select(Subscription.customer_id).where(Subscription.id == subscription_id))
+        if customer is None:
+            return None
+        await self.session.execute(locked_live(select(Customer).where(Customer.id == customer)))
         query = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
         query = query.execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one_or_none()

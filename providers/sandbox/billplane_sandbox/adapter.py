@@ -42,7 +42,13 @@ from billplane_sandbox.credentials import SandboxCredentials, key_problem
 from billplane_sandbox.ids import make_id, parse_id
 from billplane_sandbox.ledger import LEDGER, REFUNDS, Charge, Refund
 from billplane_sandbox.ledger import now as ledger_now
-from billplane_sandbox.payment_methods import BY_CODE, PAYMENT_METHODS, SandboxPaymentMethod
+from billplane_sandbox.payment_methods import (
+    ATTACHED_SEPARATOR,
+    BY_CODE,
+    PAYMENT_METHODS,
+    SandboxPaymentMethod,
+    method_of,
+)
 from billplane_sandbox.signing import verify
 from billplane_sandbox.subscriptions import interval_param, price_interval, state, subscription_params
 from billplane_sandbox.wire import decode, normalize
@@ -157,18 +163,21 @@ class SandboxAdapter:
     async def attach_payment_method(
         self, token: str, provider_customer_id: str | None, *, idempotency_key: str
     ) -> ProviderPaymentMethod:
-        """Any of the sandbox's test payment methods, for any customer: the sandbox keeps no
-        methods of its own, each token's outcome is known in advance (``payment_methods``)."""
+        """Any of the sandbox's test payment methods, for any customer, under an id of the
+        customer's own (``ATTACHED_SEPARATOR``); the same answer for the same customer and key."""
         self._authorize(idempotency_key)
         if provider_customer_id is not None:
             parse_id(self._account, "cus", provider_customer_id)
-        if token not in PAYMENT_METHODS:
+        if ATTACHED_SEPARATOR in token or token not in PAYMENT_METHODS:
             known = ", ".join(sorted(PAYMENT_METHODS))
             raise ProviderError(
                 f"no such payment method: {token!r}; the sandbox's test payment methods are {known}",
                 code="resource_missing",
             )
-        return ProviderPaymentMethod(provider_payment_method_id=token, type="card", brand="sandbox")
+        owner = provider_customer_id or idempotency_key
+        suffix = hashlib.sha256(f"{self._account}:{owner}".encode()).hexdigest()[:12]
+        attached = f"{token}{ATTACHED_SEPARATOR}{suffix}"
+        return ProviderPaymentMethod(provider_payment_method_id=attached, type="card", brand="sandbox")
 
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         self._authorize(idempotency_key)
@@ -177,7 +186,7 @@ class SandboxAdapter:
                 "the sandbox keeps no default payment methods: name one of its test payment methods",
                 code="payment_method_required",
             )
-        method = PAYMENT_METHODS.get(request.payment_method)
+        method = method_of(request.payment_method)
         if method is None:
             known = ", ".join(sorted(PAYMENT_METHODS))
             raise ProviderError(
@@ -209,7 +218,7 @@ class SandboxAdapter:
         self._authorize()
         found = LEDGER.find(self._account, request.payment_id, idempotency_key, created_after.timestamp())
         if found is None:
-            lost = PAYMENT_METHODS.get(request.payment_method or "")
+            lost = method_of(request.payment_method)
             # The token says the charge was made and only its answer lost: any process can tell,
             # also one whose ledger never saw the charge (an API and workers in separate processes).
             if lost is not None and lost.network == "answer_lost":

@@ -109,3 +109,14 @@ PAYMENT_METHODS: dict[str, SandboxPaymentMethod] = {
     )
 }
 BY_CODE = {method.code: method for method in PAYMENT_METHODS.values()}
+
+# A test token attached to a customer gets an id of its own, "<token>.<suffix>", as a real
+# processor's payment method belongs to one customer: two customers can each hold every token.
+ATTACHED_SEPARATOR = "."
+
+
+def method_of(payment_method: str | None) -> SandboxPaymentMethod | None:
+    """The test payment method a token, or an id ``attach_payment_method`` gave, stands for."""
+    if payment_method is None:
+        return None
+    return PAYMENT_METHODS.get(payment_method.split(ATTACHED_SEPARATOR, 1)[0])

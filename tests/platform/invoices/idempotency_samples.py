@@ -141,7 +141,14 @@ async def _refund_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict
     return f"/v1/refunds/{held}/sync", {}
 
 
+async def _payment_method(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    await connect_sandbox(client, tenant)
+    ada = await customer(client, tenant)
+    return f"/v1/customers/{ada}/payment-methods", {"token": payment_methods.SUCCEEDS}
+
+
 INVOICE_SAMPLES: dict[str, Sample] = {
+    "/v1/customers/{customer_id:int}/payment-methods": _payment_method,
     "/v1/invoices": _new_invoice,
     "/v1/invoice-items": _new_item,
     "/v1/invoices/{invoice_id:int}/lines": _lines,

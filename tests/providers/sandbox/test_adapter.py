@@ -275,7 +275,22 @@ async def test_any_test_payment_method_attaches_and_an_unknown_token_is_refused(
     attached = await adapter.attach_payment_method(
         payment_methods.DECLINED, customer.provider_id, idempotency_key="attach"
     )
-    assert (attached.provider_payment_method_id, attached.type) == (payment_methods.DECLINED, "card")
+    assert attached.provider_payment_method_id.startswith(f"{payment_methods.DECLINED}.")
+    assert attached.type == "card"
+    # The same again (a retry); another customer holds the same token under an id of its own.
+    again = await adapter.attach_payment_method(payment_methods.DECLINED, customer.provider_id, idempotency_key="x")
+    assert again == attached
+    other = await adapter.ensure_customer(
+        msgspec.structs.replace(CUSTOMER, customer_id=8), idempotency_key="customer-8"
+    )
+    theirs = await adapter.attach_payment_method(payment_methods.DECLINED, other.provider_id, idempotency_key="y")
+    assert theirs.provider_payment_method_id != attached.provider_payment_method_id
+    # Charged, the attached id behaves as its token.
+    request = ChargeRequest(
+        payment_id=41, amount=500, currency="USD", payment_method=attached.provider_payment_method_id
+    )
+    declined = await adapter.charge(request, idempotency_key="charge-41")
+    assert (declined.status, declined.failure_code) == ("failed", "card_declined")
     with pytest.raises(ProviderError) as unknown:
         await adapter.attach_payment_method("pm_card_visa", customer.provider_id, idempotency_key="attach-2")
     assert unknown.value.code == "resource_missing"
