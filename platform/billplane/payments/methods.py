@@ -68,7 +68,7 @@ class PaymentMethods:
         await self._registered(account.id, data.token, customer_id)  # another customer's: refused before any call
         details = await self._attached(account, customer_id, data.token)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
-        method = await self._registered(account.id, details.provider_payment_method_id, customer_id)
+        method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
         if method is None:
             method = PaymentMethod(
                 customer_id=customer_id,
@@ -169,13 +169,18 @@ class PaymentMethods:
             raise InvalidFieldError("provider_account_id", f"the {row.provider} provider has no attach_payment_method")
         return _Account(row.id, row.provider, adapter, tuple(secret_strings(opened.credentials)))
 
-    async def _registered(self, account_id: int, token: str, customer_id: int) -> PaymentMethod | None:
+    async def _registered(
+        self, account_id: int, token: str, customer_id: int, *, locked: bool = False
+    ) -> PaymentMethod | None:
         """The customer's row of ``token`` at the account, if registered before (a retry, or one
-        detached since); a 422 if it is another customer's."""
+        detached since); a 422 if it is another customer's. ``locked`` only after the provider
+        call: no row is held while it is asked."""
         query = select(PaymentMethod).where(
             PaymentMethod.provider_account_id == account_id, PaymentMethod.provider_payment_method_id == token
         )
-        found = (await self.session.execute(query.with_for_update())).scalar_one_or_none()
+        if locked:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        found = (await self.session.execute(query)).scalar_one_or_none()
         if found is not None and found.customer_id != customer_id:
             raise InvalidFieldError("token", "this payment method is registered for another customer")
         return found
