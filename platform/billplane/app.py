@@ -129,6 +129,17 @@ def _report_worker_exit(task: asyncio.Task[None]) -> None:
         logger.error("the in-process sync worker stopped", exc_info=task.exception())
 
 
+# Pooled connections tenant requests may not hold: some read the control plane on a second one
+# while they hold their own (a provider account's credentials, a tenant's default accounts), and a
+# pool held entirely by such requests would leave each waiting for one more until its timeout.
+NESTED_RESERVE = 1
+
+
+def gate_size(settings: Settings) -> int:
+    """How many tenant requests hold a connection at once (``api.sessions``)."""
+    return max(1, settings.database.pool_size + settings.database.max_overflow - NESTED_RESERVE)
+
+
 def create_app(settings: Settings | None = None, *, worker: bool = False) -> Litestar:
     """The API; with ``worker=True`` also a sync worker in this process (``billplane run``)."""
     settings = settings or get_settings()
@@ -160,7 +171,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
                 "runtime": runtime,
                 "key_cache": key_cache,
                 "rate_limits": RateLimits(settings.rate_limit),
-                "connection_gate": asyncio.Semaphore(settings.database.pool_size + settings.database.max_overflow),
+                "connection_gate": asyncio.Semaphore(gate_size(settings)),
             }
         ),
         on_startup=[changes.start, *([in_process.start] if in_process else [])],

@@ -9,9 +9,10 @@ JSON floats, NUL characters, unknown query parameters and unwanted or missing bo
 through one of these or ``billplane.api.auth.provide_principal``, which refuse them alike.
 
 Tenant requests take a pooled connection in the order they asked: ``connection_gate`` (the app's
-``asyncio.Semaphore`` the size of the pool, first come first served) admits them before the pool
-does. The pool's own queue lets a newcomer take a freed connection ahead of tasks already waiting,
-which sent them to the back of the line (p99 in the hundreds of ms under load; docs/performance.md).
+``asyncio.Semaphore``, first come first served, one smaller than the pool: ``app.gate_size``)
+admits them before the pool does. The pool's own queue lets a newcomer take a freed connection
+ahead of tasks already waiting, which sent them to the back of the line (p99 in the hundreds of ms
+under load; docs/performance.md).
 """
 
 from __future__ import annotations
