@@ -66,7 +66,7 @@ class PaymentMethods:
         await self._customer(customer_id)
         account = await self._account(data.provider_account_id)
         await self._registered(account.id, data.token, customer_id)  # another customer's: refused before any call
-        details = await self._attached(account, customer_id, data.token)
+        details = await self._attached(account, customer_id, data.token, default=data.default)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
         if method is None:
@@ -185,7 +185,9 @@ class PaymentMethods:
             raise InvalidFieldError("token", "this payment method is registered for another customer")
         return found
 
-    async def _attached(self, account: _Account, customer_id: int, token: str) -> ProviderPaymentMethod:
+    async def _attached(
+        self, account: _Account, customer_id: int, token: str, *, default: bool
+    ) -> ProviderPaymentMethod:
         provider_customer = await self.session.scalar(
             select(ProviderCustomer.provider_customer_id).where(
                 ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account.id
@@ -196,7 +198,9 @@ class PaymentMethods:
         digest = hashlib.sha256(f"{account.id}:{customer_id}:{provider_customer}:{token}".encode()).hexdigest()
         key = f"billplane-{self.tenant_id}-pm-{digest[:32]}"
         try:
-            details = await account.adapter.attach_payment_method(token, provider_customer, idempotency_key=key)
+            details = await account.adapter.attach_payment_method(
+                token, provider_customer, idempotency_key=key, default=default
+            )
         except RetryableProviderError as exc:
             failure = provider_failure(exc, account.secrets)
             raise ServiceUnavailableException(

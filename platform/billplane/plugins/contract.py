@@ -489,11 +489,14 @@ class PaymentMethodAdapter(Protocol):
     """What an adapter adds when its plugin declares the ``payment_methods`` capability."""
 
     async def attach_payment_method(
-        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str, default: bool = False
     ) -> ProviderPaymentMethod:
         """The payment method ``token`` names at the provider (made by the provider's own
         client-side form: billplane never sees card numbers), ready for off-session charges of
         the customer ``provider_customer_id`` (None: the customer is not at this account yet).
+        ``default``: also the customer's default at the provider, where the provider keeps one,
+        so that what the provider charges by itself (the invoices of the subscriptions it bills)
+        is charged to it too.
 
         Attach it to that customer where the provider needs it; a method attached to it already
         is no error (a retry). The answer's id is the one charges use (a provider may give a

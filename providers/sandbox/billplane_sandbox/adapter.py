@@ -161,10 +161,12 @@ class SandboxAdapter:
         return state(self._account, provider_subscription_id)
 
     async def attach_payment_method(
-        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str, default: bool = False
     ) -> ProviderPaymentMethod:
         """Any of the sandbox's test payment methods, for any customer, under an id of the
-        customer's own (``ATTACHED_SEPARATOR``); the same answer for the same customer and key."""
+        customer's own (``ATTACHED_SEPARATOR``); the same answer for the same customer and key.
+        ``default`` changes nothing: the sandbox keeps no default methods (each charge names one)."""
+        del default
         self._authorize(idempotency_key)
         if provider_customer_id is not None:
             parse_id(self._account, "cus", provider_customer_id)

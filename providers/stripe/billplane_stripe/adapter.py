@@ -259,15 +259,28 @@ class StripeAdapter:
     # -- payment methods -------------------------------------------------------------------
 
     async def attach_payment_method(
-        self, token: str, provider_customer_id: str | None, *, idempotency_key: str
+        self, token: str, provider_customer_id: str | None, *, idempotency_key: str, default: bool = False
     ) -> ProviderPaymentMethod:
         """Attach the PaymentMethod ``token`` (made by Stripe.js, Elements or the Dashboard) to the
-        customer, so that off-session charges may use it.
+        customer, so that off-session charges may use it; ``default``: also as the customer's
+        ``invoice_settings.default_payment_method``, which Stripe's own invoices charge.
 
         It is retrieved first, and attached only when it belongs to no customer yet: one attached
         to this customer already (a retry, under any key) is answered as it is, and one of another
         customer is refused here rather than by an attach whose error Stripe does not document.
         """
+        method = await self._attach(token, provider_customer_id, idempotency_key)
+        if default and provider_customer_id is not None:
+            settings = {"invoice_settings": {"default_payment_method": method.provider_payment_method_id}}
+            async with stripe_errors():
+                await self._client.v1.customers.update_async(
+                    provider_customer_id, _sdk(settings), _options(idempotency_key, "default")
+                )
+        return method
+
+    async def _attach(
+        self, token: str, provider_customer_id: str | None, idempotency_key: str
+    ) -> ProviderPaymentMethod:
         if not token.strip():
             raise ProviderError("a payment method token is required", code="payment_method_required")
         if provider_customer_id is None:

@@ -237,3 +237,23 @@ async def test_the_fake_moves_no_method_between_customers_and_knows_no_other_ids
 
     assert (moved.value.http_status, fake_stripe.store.payment_methods[VISA]["customer"]) == (400, owner.id)
     assert (unknown.value.http_status, unknown.value.code) == (404, "resource_missing")
+
+
+async def test_as_default_it_is_the_stripe_customers_default_too(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    # Stripe pays the invoices it issues (the subscriptions it bills) with its own default.
+    customer = await helpers.customer(stripe_adapter)
+    key = helpers.key()
+
+    await stripe_adapter.attach_payment_method(VISA, customer, idempotency_key=key, default=True)
+
+    assert fake_stripe.store.customers[customer]["invoice_settings"]["default_payment_method"] == VISA
+    update = fake_stripe.last("POST", "/v1/customers/{customer}")
+    assert (update.params, update.idempotency_key) == (
+        {"invoice_settings": {"default_payment_method": VISA}},
+        f"{key}:default",
+    )
+    other = await helpers.customer(stripe_adapter)
+    await stripe_adapter.attach_payment_method("pm_card_mastercard", other, idempotency_key=helpers.key())
+    assert fake_stripe.store.customers[other]["invoice_settings"].get("default_payment_method") is None

@@ -175,3 +175,6 @@ async def test_a_payment_method_registers_once_the_customer_is_at_stripe(
     assert (method["provider"], method["type"], method["brand"], method["last4"]) == ("stripe", "card", "visa", "4242")
     [mapping] = (await client.get(f"/v1/customers/{customer_id}", headers=tenant.headers)).json()["provider_ids"]
     assert fake_stripe.store.payment_methods[method["provider_payment_method_id"]]["customer"] == mapping["id"]
+    # billplane's default is Stripe's too: Stripe charges the invoices it issues with its own.
+    settings = fake_stripe.store.customers[mapping["id"]]["invoice_settings"]
+    assert settings["default_payment_method"] == method["provider_payment_method_id"]
