@@ -88,6 +88,18 @@ async def test_a_second_default_replaces_the_first_and_a_retry_registers_once(
     spare = await attach(client, tenant, ada, payment_methods.INSUFFICIENT_FUNDS, default=False)
     assert spare.json()["is_default"] is False
     assert [row["is_default"] for row in await listed(client, tenant, ada)] == [False, True, False]
+    # The method that stopped being the default says so: a client keeping each object's latest
+    # event would otherwise hold two defaults.
+    changes = await rows(
+        worker, tenant, "SELECT type, object_id, data->>'is_default' AS is_default FROM events "
+        "WHERE object_type = 'payment_method' ORDER BY id",
+    )  # fmt: skip
+    assert [(row["type"], row["object_id"], row["is_default"]) for row in changes] == [
+        ("payment_method.attached", first["id"], "true"),
+        ("payment_method.updated", first["id"], "false"),
+        ("payment_method.attached", second["id"], "true"),
+        ("payment_method.attached", spare.json()["id"], "false"),
+    ]
 
 
 async def test_what_the_provider_refuses_is_a_422_naming_the_token_and_writes_nothing(

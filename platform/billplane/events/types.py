@@ -39,6 +39,7 @@ PROVIDER_ACCOUNT_UPDATED = "provider_account.updated"
 PROVIDER_ACCOUNT_DELETED = "provider_account.deleted"
 PROVIDER_ACCOUNT_OBJECT = "provider_account"
 PAYMENT_METHOD_ATTACHED = "payment_method.attached"
+PAYMENT_METHOD_UPDATED = "payment_method.updated"
 PAYMENT_METHOD_DETACHED = "payment_method.detached"
 PAYMENT_METHOD_OBJECT = "payment_method"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from billplane.customers.models import Customer, ProviderCustomer
 from billplane.customers.repository import CustomerRepository
 from billplane.db.mixins import MAX_ID
 from billplane.events import types
+from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.payments.method_schemas import PaymentMethod as PaymentMethodView
 from billplane.payments.method_schemas import PaymentMethodAttach
@@ -69,6 +70,8 @@ class PaymentMethods:
         details = await self._attached(account, customer_id, data.token, default=data.default)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
+        # As the API showed it (None: not attached): a retry that changes nothing emits nothing.
+        before = None if method is None or method.detached_at is not None else _shown(method)
         if method is None:
             method = PaymentMethod(
                 customer_id=customer_id,
@@ -80,10 +83,14 @@ class PaymentMethods:
         method.exp_month, method.exp_year = _month(details.exp_month), details.exp_year
         method.detached_at = None
         if data.default:
-            await self._clear_default(customer_id, account.id)
+            await self._clear_default(customer_id, account.id, keeping=method.id)
             method.is_default = True
         await self._saved(method)
-        await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, _shown(method))
+        after = _shown(method)
+        if before is None:
+            await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, after)
+        elif changed(before, after):
+            await emit(self.session, types.PAYMENT_METHOD_UPDATED, types.PAYMENT_METHOD_OBJECT, method.id, after)
         return method
 
     async def page(self, customer_id: int, *, after: int | None, limit: int) -> list[PaymentMethod]:
@@ -226,18 +233,23 @@ class PaymentMethods:
             raise InvalidFieldError("token", "this payment method is registered for another customer") from exc
         await self.session.refresh(method)
 
-    async def _clear_default(self, customer_id: int, account_id: int) -> None:
-        statement = (
-            update(PaymentMethod)
-            .where(
-                PaymentMethod.customer_id == customer_id,
-                PaymentMethod.provider_account_id == account_id,
-                PaymentMethod.is_default.is_(True),
-            )
-            .values(is_default=False)
-            .execution_options(synchronize_session="fetch")
+    async def _clear_default(self, customer_id: int, account_id: int, *, keeping: int | None) -> None:
+        """The customer's other default at the account is one no more: ``payment_method.updated``
+        (a client keeping each object's latest event would otherwise hold two defaults)."""
+        query = select(PaymentMethod).where(
+            PaymentMethod.customer_id == customer_id,
+            PaymentMethod.provider_account_id == account_id,
+            PaymentMethod.is_default.is_(True),
         )
-        await self.session.execute(statement)
+        if keeping is not None:
+            query = query.where(PaymentMethod.id != keeping)
+        for former in (await self.session.execute(query.with_for_update())).scalars():
+            former.is_default = False
+            await self.session.flush()
+            await self.session.refresh(former)  # updated_at, as the database set it
+            await emit(
+                self.session, types.PAYMENT_METHOD_UPDATED, types.PAYMENT_METHOD_OBJECT, former.id, _shown(former)
+            )
 
 
 def _shown(method: PaymentMethod) -> PaymentMethodView:
