@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from billplane.cli.dev import is_loopback_host
+from billplane.cli.devenv import DevEnvironment
 from billplane.cli.main import cli
 from billplane.runtime import Runtime
 from billplane.settings import Settings
@@ -185,3 +187,18 @@ EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 - a host value under test, not a bind
 def test_dev_allows_local_webhook_receivers_only_on_a_loopback_address(host: str, *, local: bool) -> None:
     # Reached by others, a dev server's tenants could point deliveries at its machine's services.
     assert is_loopback_host(host) is local
+
+
+def test_the_embedded_database_is_stopped_deaf_to_a_second_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uv run forwards the terminal's SIGINT again: arriving during pg_ctl stop, it interrupted it.
+    environment = DevEnvironment(tmp_path)
+    during: list[object] = []
+    monkeypatch.setattr(environment.postgres, "stop", lambda: during.append(signal.getsignal(signal.SIGINT)))
+    before = signal.getsignal(signal.SIGINT)
+
+    environment.stop_database()
+
+    assert during == [signal.SIG_IGN]
+    assert signal.getsignal(signal.SIGINT) is before

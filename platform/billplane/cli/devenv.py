@@ -10,6 +10,7 @@ import atexit
 import json
 import os
 import secrets
+import signal
 from pathlib import Path
 
 from billplane.embedded.postgres import EmbeddedPostgres
@@ -70,9 +71,19 @@ class DevEnvironment:
         # Also a server taken over from a billplane process that died; not one another live
         # process started (it stops it), and only once for this process.
         if stop_at_exit and self.postgres.owns_server and not self._stops_at_exit:
-            atexit.register(self.postgres.stop)
+            atexit.register(self.stop_database)
             self._stops_at_exit = True
         return self.postgres.notes
+
+    def stop_database(self) -> None:
+        """Stop the embedded server at exit, deaf to Ctrl-C meanwhile: ``uv run`` forwards the
+        terminal's SIGINT a second time, which interrupted ``pg_ctl stop`` half way (a traceback,
+        and ``owner.pid`` left naming a dead process)."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.postgres.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def environment(self, database_url: str | None = None) -> dict[str, str]:
         """Environment variables that point billplane at this checkout's database and keys."""
