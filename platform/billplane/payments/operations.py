@@ -25,6 +25,9 @@ from billplane.sync.repository import OutboxRepository
 
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
+# And the provider's customer its charge was first sent for: a retry sends, and reconciliation asks
+# about, the same one, even if the customer was created again at the provider since (a new id).
+PROVIDER_CUSTOMER_KEY = "provider_customer_id"
 
 
 async def charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
@@ -35,7 +38,7 @@ async def charge_request(session: AsyncSession, payment: Payment, account_id: in
         token = await session.scalar(
             select(PaymentMethod.provider_payment_method_id).where(PaymentMethod.id == int(method_id))
         )
-    customer = await session.scalar(
+    customer = payment.metadata_.get(PROVIDER_CUSTOMER_KEY) or await session.scalar(
         select(ProviderCustomer.provider_customer_id).where(
             ProviderCustomer.customer_id == payment.customer_id, ProviderCustomer.provider_account_id == account_id
         )
@@ -62,6 +65,8 @@ async def charge_payment(attempt: Attempt) -> None:
         if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
             attempt.refuse_forgotten_key(then="reconciliation asks the provider")
             request = await charge_request(session, payment, attempt.account.id)
+            if request.provider_customer_id and PROVIDER_CUSTOMER_KEY not in payment.metadata_:
+                payment.metadata_ = {**payment.metadata_, PROVIDER_CUSTOMER_KEY: request.provider_customer_id}
             # Committed before the call: a worker that dies during it leaves the count behind.
             called_before += await OutboxRepository(session).count_call(attempt.row)
     if request is None:  # settled or charged already (a duplicate job, a webhook first): nothing to do

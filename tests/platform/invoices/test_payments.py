@@ -11,6 +11,8 @@ from billplane_sandbox import events, payment_methods
 from billplane_sandbox.adapter import SandboxAdapter
 from billplane_sandbox.plugin import PLUGIN
 
+from billplane.payments.models import Payment
+from billplane.payments.operations import charge_request
 from billplane.plugins import AdapterContext, ChargeRequest, ChargeResult, ProviderAdapter
 from billplane.plugins.host import PluginHost
 from billplane.runtime import Runtime
@@ -260,3 +262,27 @@ async def test_a_charge_whose_answer_was_lost_is_retried_with_the_same_key(
     [payment] = await payments_of(client, tenant, invoice["id"])
     assert payment["status"] == "succeeded"
     assert (await invoice_of(client, tenant, invoice["id"]))["status"] == "paid"
+
+
+async def test_a_charge_keeps_the_provider_customer_it_was_sent_for(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    # Rebuilt from the customer's mapping of the day, a retry after the customer was created
+    # again at the provider sent another customer under the same key, and reconciliation asked
+    # for the charge under the new one: not found, the payment failed, and dunning charged again.
+    tenant = await create_tenant(client, admin_headers, "paycus")
+    account, invoice = await open_invoice(client, worker, tenant, payment_methods.UNREACHABLE, 300)
+    worker.sync_options = dataclasses.replace(worker.sync_options, base_delay=60.0)
+    await drain(worker)  # the customer reaches the sandbox first
+    assert (await act(client, tenant, invoice["id"], "pay")).status_code == 202
+    await drain(worker)
+    [sent_for] = await rows(worker, tenant, "SELECT provider_customer_id FROM provider_customers")
+    [payment] = await payments_of(client, tenant, invoice["id"])
+    assert payment["status"] == "pending"
+
+    await rows(worker, tenant, "UPDATE provider_customers SET provider_customer_id = 'cus_again' RETURNING 1")
+    async with worker.database.tenant_session(tenant.schema) as session:
+        row = await session.get(Payment, payment["id"])
+        assert row is not None
+        request = await charge_request(session, row, account)
+    assert request.provider_customer_id == sent_for["provider_customer_id"]
