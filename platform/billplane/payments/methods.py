@@ -71,7 +71,7 @@ class PaymentMethods:
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
         # As the API showed it (None: not attached): a retry that changes nothing emits nothing.
-        before = None if method is None or method.detached_at is not None else _shown(method)
+        before = None if method is None or method.detached_at is not None else PaymentMethodView.of(method)
         if method is None:
             method = PaymentMethod(
                 customer_id=customer_id,
@@ -86,7 +86,7 @@ class PaymentMethods:
             await self._clear_default(customer_id, account.id, keeping=method.id)
             method.is_default = True
         await self._saved(method)
-        after = _shown(method)
+        after = PaymentMethodView.of(method)
         if before is None:
             await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, after)
         elif changed(before, after):
@@ -108,7 +108,7 @@ class PaymentMethods:
         named it is charged with the customer's default method at its account from then on."""
         await self._customer(customer_id, locked=True)
         method = await self._attached_method(customer_id, method_id)
-        shown = _shown(method)
+        shown = PaymentMethodView.of(method)
         method.detached_at = datetime.now(UTC)
         method.is_default = False
         pinned = select(Subscription).where(
@@ -248,12 +248,12 @@ class PaymentMethods:
             await self.session.flush()
             await self.session.refresh(former)  # updated_at, as the database set it
             await emit(
-                self.session, types.PAYMENT_METHOD_UPDATED, types.PAYMENT_METHOD_OBJECT, former.id, _shown(former)
+                self.session,
+                types.PAYMENT_METHOD_UPDATED,
+                types.PAYMENT_METHOD_OBJECT,
+                former.id,
+                PaymentMethodView.of(former),
             )
-
-
-def _shown(method: PaymentMethod) -> PaymentMethodView:
-    return PaymentMethodView.of(method)
 
 
 def _last4(value: str | None) -> str | None:

@@ -49,10 +49,10 @@ class SubscriptionRepository(TenantRepository[Subscription]):
         subscription (an invoice item for it). In the other order the two deadlocked."""
         if not 1 <= subscription_id <= MAX_ID:
             return None
-        customer = await self.session.scalar(select(Subscription.customer_id).where(Subscription.id == subscription_id))
-        if customer is None:
-            return None
-        await self.session.execute(locked_live(select(Customer).where(Customer.id == customer)))
+        of_subscription = select(Subscription.customer_id).where(Subscription.id == subscription_id)
+        await self.session.execute(
+            locked_live(select(Customer).where(Customer.id == of_subscription.scalar_subquery()))
+        )
         query = select(Subscription).where(Subscription.id == subscription_id).with_for_update()
         query = query.execution_options(populate_existing=True)
         return (await self.session.execute(query)).scalar_one_or_none()

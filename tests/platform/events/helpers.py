@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text, update
 
 from billplane.events.emit import emit
@@ -61,3 +63,11 @@ async def deliver_jobs(runtime: Runtime, tenant: CreatedTenant) -> list[int]:
             {"task": DELIVER, "schema": tenant.schema},
         )
         return [int(value) for value in rows.scalars()]
+
+
+async def invoice_endpoint(client: AsyncTestClient[Litestar], tenant: CreatedTenant, url: str) -> int:
+    """A webhook endpoint at ``url`` taking every invoice event; its id."""
+    body = {"url": url, "enabled_events": ["invoice.*"]}
+    response = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])

@@ -20,23 +20,16 @@ from billplane.events.worker import webhook_services
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST, LOCAL
-from tests.platform.events.helpers import drain, emit_event, fail_deliveries, pending
+from tests.platform.events.helpers import drain, emit_event, fail_deliveries, invoice_endpoint, pending
 from tests.platform.events.receiver import Receiver
 
 Client = AsyncTestClient[Litestar]
 
 
-async def _endpoint(client: Client, tenant: CreatedTenant, url: str) -> int:
-    body = {"url": url, "enabled_events": ["invoice.*"]}
-    response = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
-
-
 async def test_concurrent_replays_queue_each_event_once(
     client: Client, tenant: CreatedTenant, runtime: Runtime
 ) -> None:
-    endpoint_id = await _endpoint(client, tenant, "https://hooks.example.com/h")
+    endpoint_id = await invoice_endpoint(client, tenant, "https://hooks.example.com/h")
     await emit_event(runtime, tenant, "invoice.paid", 1)
     await emit_event(runtime, tenant, "invoice.paid", 2)
     async with runtime.database.tenant_session(tenant.schema) as session:
@@ -62,7 +55,7 @@ async def test_concurrent_replays_queue_each_event_once(
 async def test_a_replay_queues_an_event_in_flight_again_behind_the_older_ones(
     client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver
 ) -> None:
-    endpoint_id = await _endpoint(client, tenant, hooks.url)
+    endpoint_id = await invoice_endpoint(client, tenant, hooks.url)
     await emit_event(runtime, tenant, "invoice.created", 1)
     await drain(runtime, tenant, FAST)
     await emit_event(runtime, tenant, "invoice.paid", 1)
@@ -89,7 +82,7 @@ async def test_a_replay_queues_an_event_in_flight_again_behind_the_older_ones(
 
 
 async def test_a_replay_reaches_back_30_days_at_most(client: Client, tenant: CreatedTenant, runtime: Runtime) -> None:
-    endpoint_id = await _endpoint(client, tenant, "https://hooks.example.com/h")
+    endpoint_id = await invoice_endpoint(client, tenant, "https://hooks.example.com/h")
     await emit_event(runtime, tenant, "invoice.paid", 1)
     await emit_event(runtime, tenant, "invoice.paid", 2)
     async with runtime.database.tenant_session(tenant.schema) as session:

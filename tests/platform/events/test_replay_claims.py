@@ -20,18 +20,11 @@ from billplane.events.worker import delivery_listener, webhook_services
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST, LOCAL
-from tests.platform.events.helpers import deliver_jobs, drain, emit_event, fail_deliveries
+from tests.platform.events.helpers import deliver_jobs, drain, emit_event, fail_deliveries, invoice_endpoint
 from tests.platform.events.receiver import Receiver
 from tests.platform.sync_fakes import clear_jobs
 
 Client = AsyncTestClient[Litestar]
-
-
-async def _endpoint(client: Client, tenant: CreatedTenant, url: str) -> int:
-    body = {"url": url, "enabled_events": ["invoice.*"]}
-    response = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 def _service(runtime: Runtime, tenant: CreatedTenant, session: AsyncSession) -> EndpointService:
@@ -53,7 +46,7 @@ def _since() -> datetime:
 async def test_a_delivery_due_while_a_replay_runs_goes_after_the_replayed_older_event(
     client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver
 ) -> None:
-    endpoint_id = await _endpoint(client, tenant, hooks.url)
+    endpoint_id = await invoice_endpoint(client, tenant, hooks.url)
     await emit_event(runtime, tenant, "invoice.created", 1)
     await drain(runtime, tenant, FAST)
     await emit_event(runtime, tenant, "invoice.paid", 1)  # due: waiting for its turn, a replay skips it
@@ -77,7 +70,7 @@ async def test_a_delivery_due_while_a_replay_runs_goes_after_the_replayed_older_
 async def test_an_attempt_records_its_outcome_while_a_replay_of_its_endpoint_runs(
     client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver
 ) -> None:
-    endpoint_id = await _endpoint(client, tenant, hooks.url)
+    endpoint_id = await invoice_endpoint(client, tenant, hooks.url)
     await emit_event(runtime, tenant, "invoice.paid", 1)
     [due] = await webhook_services(runtime, FAST).sweeper.due([(tenant.id, tenant.schema)])
     async with runtime.database.tenant_session(tenant.schema) as session:
@@ -94,7 +87,7 @@ async def test_an_attempt_records_its_outcome_while_a_replay_of_its_endpoint_run
 async def test_a_delivery_skipped_for_a_replay_that_queued_nothing_is_queued_again_at_its_commit(
     client: Client, tenant: CreatedTenant, runtime: Runtime, hooks: Receiver
 ) -> None:
-    endpoint_id = await _endpoint(client, tenant, hooks.url)
+    endpoint_id = await invoice_endpoint(client, tenant, hooks.url)
     await emit_event(runtime, tenant, "invoice.paid", 1)  # due: the replay skips it, and queues nothing
     services = webhook_services(runtime, FAST)
     [due] = await services.sweeper.due([(tenant.id, tenant.schema)])
