@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
@@ -21,6 +20,7 @@ from billplane.api.auth import KeyCache, provide_principal
 from billplane.api.openapi_problems import document_problems
 from billplane.api.problems import EXCEPTION_HANDLERS
 from billplane.api.responses import CapturingResponse
+from billplane.api.schema_pages import SelfHostedSwaggerPlugin
 from billplane.api.sessions import provide_tenant_session
 from billplane.billing.routes import ROUTES as BILLING_ROUTES
 from billplane.catalog.routes import ROUTES as CATALOG_ROUTES
@@ -88,13 +88,15 @@ class BillplaneOpenAPIConfig(OpenAPIConfig):
 
 def openapi_config() -> OpenAPIConfig:
     bearer = "Authorization: Bearer <key>"
+    path = "/schema"
     return BillplaneOpenAPIConfig(
         title="billplane",
         version=version("billplane"),
         description="Multi-tenant billing platform. Tenant routes take a tenant API key; /v1/admin the operator key.",
-        path="/schema",
+        path=path,
         use_handler_docstrings=True,
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        # Swagger UI at /schema and /schema/swagger, loading nothing from another host (api.schema_pages).
+        render_plugins=[SelfHostedSwaggerPlugin(path)],
         components=Components(
             security_schemes={
                 "apiKey": SecurityScheme(type="http", scheme="bearer", description=f"Tenant API key. {bearer}"),

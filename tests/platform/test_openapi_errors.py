@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
 
 from billplane.docsgen.openapi_pages import operations, pages, tag_slug
-from tests.conftest import create_tenant
+from tests.conftest import create_tenant, unique_slug
 
 PROBLEM = "application/problem+json"
 REF = {"$ref": "#/components/schemas/ProblemDetails"}
@@ -26,6 +28,24 @@ OPTIONAL_BODIES = {
     "cancelSubscription",
     "pauseSubscription",
     "replayWebhookEndpoint",
+}
+# PATCHes and DELETEs that can answer 409 of their own (a duplicate `external_id`, secrets that cannot be
+# read, money still at a provider, a plan or subscription in a state that refuses it), and some that cannot.
+CONFLICTING = {
+    "updateCustomer",
+    "updateProviderAccount",
+    "updatePlan",
+    "updateSubscription",
+    "adminDeleteTenant",
+    "deleteCustomer",
+}
+NEVER_CONFLICTING = {
+    "adminUpdateTenant",
+    "updateProduct",
+    "updateWebhookEndpoint",
+    "updateBillingSettings",
+    "deleteWebhookEndpoint",
+    "adminRevokeApiKey",
 }
 
 
@@ -66,16 +86,45 @@ async def test_each_operation_lists_what_its_route_answers(document: dict[str, A
             assert "404" in errors, where
         else:
             assert "404" not in errors, where
-        if keys and operation.method in {"post", "patch"}:
-            assert {"400", "409"} <= errors, where
+        if operation.method in {"post", "patch"}:
+            assert "400" in errors, where
+        if keys and operation.method == "post":  # every POST takes an Idempotency-Key: 409 while it is in flight
+            assert "409" in errors, where
         if operation.method == "get":
             assert "400" not in errors, where
     by_id = {operation.operation_id: operation.spec for operation in operations(document)}
     assert "409" in by_id["deleteCustomer"]["responses"]
     assert "409" not in by_id["getCustomer"]["responses"]
+    # A PATCH or DELETE answers 409 only where its route refuses a change so, said or not in its description.
+    for conflicting in CONFLICTING:
+        assert "409" in by_id[conflicting]["responses"], conflicting
+    for never in NEVER_CONFLICTING:
+        assert "409" not in by_id[never]["responses"], never
     assert "503" in by_id["health"]["responses"]
     assert {"400", "404", "503"} <= set(by_id["receiveProviderWebhook"]["responses"])
     assert "401" not in by_id["receiveProviderWebhook"]["responses"]
+
+
+async def test_a_patch_takes_no_idempotency_key_so_lists_no_409_of_it(
+    client: AsyncTestClient[Litestar], admin_headers: dict[str, str], database_url: str, document: dict[str, Any]
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "oas")
+    product = (await client.post("/v1/products", json={"name": "P"}, headers=tenant.headers)).json()
+    key = unique_slug("key")
+    # The key's lock held as by a first request still in flight (billplane.idempotency.store.begin).
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    holder = await asyncpg.connect(dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", f"{tenant.schema}:{key}")
+        headers = tenant.headers | {"Idempotency-Key": key}
+        posted = await client.post("/v1/products", json={"name": "Q"}, headers=headers)
+        patched = await client.patch(f"/v1/products/{product['id']}", json={"name": "R"}, headers=headers)
+    finally:
+        await holder.close()
+    assert (posted.status_code, patched.status_code) == (409, 200), patched.text
+    by_id = {operation.operation_id: operation.spec for operation in operations(document)}
+    assert "409" in by_id["createProduct"]["responses"]
+    assert "409" not in by_id["updateProduct"]["responses"]
 
 
 async def test_optional_bodies_are_not_required(document: dict[str, Any]) -> None:

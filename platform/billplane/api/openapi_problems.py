@@ -25,6 +25,16 @@ _MENTIONED_STATUS = re.compile(r"\b([45]\d\d)\b")
 # Statuses only some routes answer, documented where the route's description names them (the others
 # follow from the route's key, path and method: a description may name them for another reason).
 _NAMED_STATUSES = frozenset({409, 413, 502, 503})
+# Routes other than a POST that refuse a change with 409 although their description does not say so,
+# with what it means there. A POST answers 409 wherever it takes a key: its `Idempotency-Key` still in
+# flight (billplane.idempotency.store); a PATCH or DELETE takes none, so answers only its route's own.
+_UNNAMED_CONFLICTS = {
+    "adminDeleteTenant": "The tenant still holds money at a provider: a live subscription it bills, or a "
+    "payment or refund pending.",
+    "updateCustomer": "`external_id` is another customer's.",
+    "updateProviderAccount": "The stored secrets cannot be read (send both `credentials` and `webhook_secret`), "
+    "or another default account of this provider was made at the same time.",
+}
 _SCHEMAS: dict[str, dict[str, Any]] = {
     PROBLEM_SCHEMA: {
         "type": "object",
@@ -94,9 +104,10 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     described as problem details, and optional request bodies marked so.
 
     Each operation lists what it can answer: 401, 422 (and 403 and 429 for a tenant key) where a key
-    is needed, 404 where the path names an object, 400 where a body is read, 409 for a POST or PATCH
-    (a DELETE where its description names it), 503 for the routes that take no key, and 413, 502 and
-    503 where its description names them. Litestar's own error responses, of a shape the API never sends, are dropped.
+    is needed, 404 where the path names an object, 400 where a body is read, 409 for a POST (its
+    `Idempotency-Key`) and where the route refuses a change so, 503 for the routes that take no key,
+    and 413, 502 and 503 where its description names them. Litestar's own error responses, of a shape
+    the API never sends, are dropped.
     """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_SCHEMAS)
@@ -128,6 +139,8 @@ def _document_operation(path: str, method: str, operation: dict[str, Any]) -> No
 def _meaning(status: int, method: str, operation: Mapping[str, Any]) -> str:
     if status == HTTP_400_BAD_REQUEST and not operation.get("security"):  # a provider's webhook: its own rules
         return "The body is refused (see the description)."
+    if status == HTTP_409_CONFLICT and operation.get("operationId") in _UNNAMED_CONFLICTS:
+        return _UNNAMED_CONFLICTS[operation["operationId"]]
     return _MEANINGS[status] + (_IN_FLIGHT if status == HTTP_409_CONFLICT and method == "post" else "")
 
 
@@ -149,7 +162,7 @@ def _statuses(path: str, method: str, operation: Mapping[str, Any]) -> set[int]:
         statuses.add(404)
     if method in _BODY_METHODS:
         statuses.add(400)
-    if keys and method in {"post", "patch"}:
+    if (keys and method == "post") or operation.get("operationId") in _UNNAMED_CONFLICTS:
         statuses.add(409)
     return statuses
 
