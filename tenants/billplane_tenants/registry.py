@@ -132,8 +132,11 @@ class TenantRegistry:
         await session.refresh(row)
         return IssuedKey(id=row.id, prefix=row.prefix, key=key, created_at=row.created_at, scopes=tuple(row.scopes))
 
-    async def keys(self, session: AsyncSession, tenant: Tenant) -> list[ApiKey]:
-        query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id)
+    async def keys(self, session: AsyncSession, tenant: Tenant, *, after_id: int | None, limit: int) -> list[ApiKey]:
+        """``tenant``'s keys in id order after ``after_id`` (keyset pagination, as ``page``)."""
+        query = select(ApiKey).where(ApiKey.tenant_id == tenant.id).order_by(ApiKey.id).limit(limit)
+        if after_id is not None:
+            query = query.where(ApiKey.id > after_id)
         return list((await session.execute(query)).scalars())
 
     async def revoke_key(self, session: AsyncSession, tenant: Tenant, key_id: int) -> ApiKey | None:

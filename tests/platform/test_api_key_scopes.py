@@ -101,5 +101,5 @@ async def test_keys_are_issued_with_checked_scopes(client: Client, admin_headers
     assert [error["field"] for error in bad.json()["errors"]] == ["scopes[1]", "scopes[2]"]
     assert (default.status_code, default.json()["scopes"]) == (201, ["*"])
     assert twice.json()["scopes"] == ["plans:read"]
-    listed = (await client.get(path, headers=admin_headers)).json()
+    listed = (await client.get(path, headers=admin_headers)).json()["data"]
     assert [key["scopes"] for key in listed] == [["*"], ["*"], ["plans:read"]]  # the first key, then the two issued

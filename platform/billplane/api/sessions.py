@@ -6,7 +6,9 @@ marked ``opt=READ_ONE`` runs its one SELECT outside a transaction instead (nothi
 apply Idempotency-Key to POSTs (billplane.idempotency.store), in that same transaction, and refuse
 JSON floats, NUL characters, unknown query parameters and unwanted or missing bodies
 (billplane.api.strict_json) once the caller is authenticated. Every tenant route authenticates
-through one of these or ``billplane.api.auth.provide_principal``, which refuse them alike.
+through one of these or ``billplane.api.auth.provide_principal``, which refuse them alike. A route
+marked ``opt=HOLDS_TENANT`` (it writes control rows naming the tenant) holds the tenant's row
+before anything else (``billplane.tenancy.holding``).
 
 Tenant requests take a pooled connection in the order they asked: ``connection_gate`` (the app's
 ``asyncio.Semaphore``, first come first served, one smaller than the pool: ``app.gate_size``)
@@ -29,6 +31,7 @@ from billplane.api.responses import CAPTURE_STATE_KEY
 from billplane.api.strict_json import refuse_bad_input, refuse_bad_parameters, refuse_body_mismatch
 from billplane.idempotency import store
 from billplane.idempotency.models import AdminIdempotencyKey, IdempotencyKey
+from billplane.tenancy.holding import TENANT_HOLD, hold_tenant
 from billplane_tenants.database import RowReader
 
 ADMIN_SCOPE = "admin"
@@ -75,6 +78,8 @@ async def provide_tenant_session(request: Request[Any, Any, Any]) -> AsyncGenera
         return
     await refuse_bad_input(request)
     async with gate, database.tenant_session(principal.schema_name) as session:
+        if request.route_handler.opt.get(TENANT_HOLD):  # before the Idempotency-Key's table
+            await hold_tenant(session, principal)
         pending = await store.begin(session, IdempotencyKey, principal.schema_name, request, runtime_of(request).sealer)
         await refuse_body_mismatch(request)
         yield session

@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane_tenants import Database, Tenant
 
-_HOLD = (
+# The tenant row (by id and schema), KEY SHARE locked; also taken by requests that write control rows
+# (``billplane.tenancy.holding``).
+TENANT_HOLD_QUERY = (
     select(Tenant.id)
     .where(Tenant.id == bindparam("tenant_id"), Tenant.schema_name == bindparam("schema"))
     .with_for_update(read=True, key_share=True)
@@ -40,6 +42,6 @@ class TenantGoneError(Exception):
 async def owned_session(database: Database, tenant_id: int, schema: str) -> AsyncIterator[AsyncSession]:
     """One transaction in ``schema`` that holds tenant ``tenant_id``; ``TenantGoneError`` if it is gone."""
     async with database.tenant_session(schema) as session:
-        if await session.scalar(_HOLD, {"tenant_id": tenant_id, "schema": schema}) is None:
+        if await session.scalar(TENANT_HOLD_QUERY, {"tenant_id": tenant_id, "schema": schema}) is None:
             raise TenantGoneError(tenant_id, schema)
         yield session

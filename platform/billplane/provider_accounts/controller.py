@@ -16,6 +16,7 @@ from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.schemas import ProviderAccount, ProviderAccountCreateBody, ProviderAccountUpdateBody
 from billplane.provider_accounts.service import ProviderAccountService
 from billplane.provider_accounts.vault import AccountVault
+from billplane.tenancy.holding import HOLDS_TENANT
 from billplane_tenants import KeyPrincipal
 
 
@@ -42,13 +43,15 @@ async def provide_provider_account_service(
     )
 
 
+# Every write holds the tenant's row first (HOLDS_TENANT, ``billplane.tenancy.holding``): an account
+# names its tenant, and the tenant's deletion locks that row before it drops the schema.
 class ProviderAccountController(Controller):
     path = "/v1/provider-accounts"
     tags = ["provider accounts"]
     security = [{"apiKey": []}]
     dependencies = {"accounts": Provide(provide_provider_account_service)}
 
-    @post("/", operation_id="createProviderAccount", status_code=201)
+    @post("/", operation_id="createProviderAccount", status_code=201, opt=HOLDS_TENANT)
     async def create_provider_account(
         self, data: ProviderAccountCreateBody, accounts: NamedDependency[ProviderAccountService]
     ) -> ProviderAccount:
@@ -63,7 +66,7 @@ class ProviderAccountController(Controller):
         """One account by id; 404 if it does not exist, was deleted, or belongs to another tenant."""
         return ProviderAccount.of(await accounts.get(account_id))
 
-    @patch("/{account_id:int}", operation_id="updateProviderAccount")
+    @patch("/{account_id:int}", operation_id="updateProviderAccount", opt=HOLDS_TENANT)
     async def update_provider_account(
         self,
         account_id: FromPath[int],
@@ -74,14 +77,14 @@ class ProviderAccountController(Controller):
         credentials (validated and checked again) or the webhook secret (`null` removes it)."""
         return ProviderAccount.of(await accounts.update(account_id, data))
 
-    @delete("/{account_id:int}", operation_id="deleteProviderAccount", status_code=204)
+    @delete("/{account_id:int}", operation_id="deleteProviderAccount", status_code=204, opt=HOLDS_TENANT)
     async def delete_provider_account(
         self, account_id: FromPath[int], accounts: NamedDependency[ProviderAccountService]
     ) -> None:
         """Delete an account and erase its stored secrets: 409 while live subscriptions use it."""
         await accounts.delete(account_id)
 
-    @post("/{account_id:int}/check", operation_id="checkProviderAccount", status_code=200)
+    @post("/{account_id:int}/check", operation_id="checkProviderAccount", status_code=200, opt=HOLDS_TENANT)
     async def check_provider_account(
         self, account_id: FromPath[int], accounts: NamedDependency[ProviderAccountService]
     ) -> ProviderAccount:

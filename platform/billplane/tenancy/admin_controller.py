@@ -101,9 +101,17 @@ class TenantAdminController(Controller):
         return IssuedKeyOut.of(await service.issue_key(slug, (data or ApiKeyCreate()).scopes))
 
     @get("/{slug:str}/api-keys", operation_id="adminListApiKeys")
-    async def list_api_keys(self, slug: FromPath[str], service: NamedDependency[TenantAdminService]) -> list[ApiKeyOut]:
-        """The tenant's keys by prefix, with revocation times; never the keys themselves."""
-        return [ApiKeyOut.of(key) for key in await service.keys(slug)]
+    async def list_api_keys(
+        self,
+        slug: FromPath[str],
+        service: NamedDependency[TenantAdminService],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> Page[ApiKeyOut]:
+        """The tenant's keys by prefix, with scopes and revocation times, oldest first, one cursor page at
+        a time; never the keys themselves."""
+        keys, next_cursor = await service.key_page(slug, decode_cursor(cursor), limit)
+        return Page(data=[ApiKeyOut.of(key) for key in keys], next_cursor=next_cursor)
 
     @delete("/{slug:str}/api-keys/{key_id:int}", operation_id="adminRevokeApiKey", status_code=204)
     async def revoke_api_key(

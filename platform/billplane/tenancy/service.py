@@ -70,8 +70,10 @@ class TenantAdminService:
         unique = list(dict.fromkeys(scopes))  # in the order given, each once
         return await self._registry.issue_key(self._session, await self.get(slug), unique)
 
-    async def keys(self, slug: str) -> list[ApiKey]:
-        return await self._registry.keys(self._session, await self.get(slug))
+    async def key_page(self, slug: str, after_id: int | None, limit: int) -> tuple[list[ApiKey], str | None]:
+        tenant = await self.get(slug)
+        keys = await self._registry.keys(self._session, tenant, after_id=after_id, limit=limit + 1)
+        return page_of(keys, limit)
 
     async def revoke_key(self, slug: str, key_id: int) -> None:
         tenant = await self.get(slug)
