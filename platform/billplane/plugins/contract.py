@@ -51,7 +51,8 @@ class Capability(StrEnum):
     # ``undo_cancel``: takes back a cancellation scheduled for the period's end.
     UNDO_CANCEL = "undo_cancel"
     # ``attach_payment_method``: a payment method the provider already holds (a token its own
-    # client-side form made), made chargeable off-session for one customer.
+    # client-side form made), made chargeable off-session for one customer; ``detach_payment_method``:
+    # no longer (both on ``PaymentMethodAdapter``).
     PAYMENT_METHODS = "payment_methods"
 
 
@@ -151,6 +152,9 @@ class ProviderPaymentMethod(msgspec.Struct, frozen=True, kw_only=True):
     last4: str | None = None
     exp_month: int | None = None
     exp_year: int | None = None
+    # In a ``payment_method.*`` event: the customer it is attached to at the provider (None once
+    # detached). Left None in ``attach_payment_method``'s answer, whose customer billplane named.
+    provider_customer_id: str | None = None
 
 
 class NextAction(msgspec.Struct, frozen=True, kw_only=True):
@@ -289,6 +293,9 @@ EventType = Literal[
     "payment.succeeded",
     "payment.failed",
     "refund.updated",
+    "payment_method.attached",
+    "payment_method.updated",
+    "payment_method.detached",
 ]
 
 
@@ -299,7 +306,9 @@ class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``occurred_at`` orders events per object: one older than what was already applied to that
     object is ignored. The payload matching the type is set: ``subscription`` for
     ``subscription.*``, ``invoice`` for ``invoice.*``, ``payment`` for ``payment.*``, ``refund``
-    for ``refund.*``. ``provider_type`` is the provider's own name for the event, kept for people.
+    for ``refund.*``, ``payment_method`` for ``payment_method.*`` (a method attached to a customer
+    at the provider itself, such as in Stripe's Dashboard, its details changed, or detached there).
+    ``provider_type`` is the provider's own name for the event, kept for people.
     """
 
     event_id: str
@@ -311,6 +320,7 @@ class ProviderEvent(msgspec.Struct, frozen=True, kw_only=True):
     invoice: ProviderInvoice | None = None
     payment: ChargeResult | None = None
     refund: RefundResult | None = None
+    payment_method: ProviderPaymentMethod | None = None
 
 
 @runtime_checkable
@@ -505,6 +515,21 @@ class PaymentMethodAdapter(Protocol):
         ``CUSTOMER_NOT_SYNCED`` when the provider needs the customer and got None (billplane then
         answers 409: the customer's sync has not reached the provider yet);
         ``RetryableProviderError`` when the provider could not be asked.
+        """
+
+    async def detach_payment_method(
+        self, provider_payment_method_id: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> None:
+        """The provider stops charging the method for the customer ``provider_customer_id``: detach
+        it there, where the provider attaches methods, so that it is no longer the customer's
+        default there either (and what the provider bills by itself is not charged to it).
+
+        A method already detached, unknown to the provider, or attached to another customer is no
+        error (a retry, or nothing of this customer's to detach): leave it as it is. None for
+        ``provider_customer_id``: the customer is not at this account (its sync never reached it),
+        so nothing of its is there to detach. Raise
+        ``ProviderError`` when the provider refuses (billplane then detaches nothing and answers
+        409), ``RetryableProviderError`` when it could not be asked (503).
         """
 
 

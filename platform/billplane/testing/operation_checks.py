@@ -297,7 +297,9 @@ class PaymentChecks:
         succeeding_payment_method: str,
     ) -> None:
         require(provider_plugin, Capability.PAYMENT_METHODS)
-        assert isinstance(adapter, PaymentMethodAdapter), "with payment_methods, define attach_payment_method"
+        assert isinstance(adapter, PaymentMethodAdapter), (
+            "with payment_methods, define attach_payment_method and detach_payment_method"
+        )
         customer = await _customer(adapter, new_key) if Capability.CUSTOMERS in provider_plugin.capabilities else None
         key = new_key()
         attached = await adapter.attach_payment_method(succeeding_payment_method, customer, idempotency_key=key)
@@ -308,6 +310,30 @@ class PaymentChecks:
         request = samples.charge(attached.provider_payment_method_id, currency, customer)
         charged = await adapter.charge(request, idempotency_key=new_key())
         assert charged.status == "succeeded", "a charge with the attached method must succeed"
+
+    @pytest.mark.anyio
+    async def test_detach_payment_method(
+        self,
+        provider_plugin: ProviderPlugin,
+        adapter: ProviderAdapter,
+        new_key: NewKey,
+        succeeding_payment_method: str,
+    ) -> None:
+        require(provider_plugin, Capability.PAYMENT_METHODS)
+        assert isinstance(adapter, PaymentMethodAdapter), (
+            "with payment_methods, define attach_payment_method and detach_payment_method"
+        )
+        assert inspect.iscoroutinefunction(adapter.detach_payment_method), (
+            "detach_payment_method must be a coroutine function"
+        )
+        customer = await _customer(adapter, new_key) if Capability.CUSTOMERS in provider_plugin.capabilities else None
+        attached = await adapter.attach_payment_method(succeeding_payment_method, customer, idempotency_key=new_key())
+        method = attached.provider_payment_method_id
+        key = new_key()
+        await adapter.detach_payment_method(method, customer, idempotency_key=key)
+        # A retry (its answer lost), then billplane's own second detach: both find it detached already.
+        await adapter.detach_payment_method(method, customer, idempotency_key=key)
+        await adapter.detach_payment_method(method, customer, idempotency_key=new_key())
 
     @pytest.mark.anyio
     async def test_decline_is_a_failed_result(

@@ -181,6 +181,21 @@ class SandboxAdapter:
         attached = f"{token}{ATTACHED_SEPARATOR}{suffix}"
         return ProviderPaymentMethod(provider_payment_method_id=attached, type="card", brand="sandbox")
 
+    async def detach_payment_method(
+        self, provider_payment_method_id: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> None:
+        """Nothing to undo: the sandbox keeps no attachments (an attached id is computed from the
+        token and the customer, ``attach_payment_method``), so every detach succeeds, a retry, a
+        method of another customer and an id the sandbox never gave alike, as the contract has it.
+        The key and customer are checked as ``attach_payment_method`` checks them; a detached id
+        still charges as its token does, the sandbox having nothing to refuse it by.
+        """
+        self._authorize(idempotency_key)
+        if provider_customer_id is not None:
+            parse_id(self._account, "cus", provider_customer_id)
+        if not provider_payment_method_id.strip():
+            raise ProviderError("a payment method id is required", code="payment_method_required")
+
     async def charge(self, request: ChargeRequest, *, idempotency_key: str) -> ChargeResult:
         self._authorize(idempotency_key)
         if request.payment_method is None:

@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from billplane.plugins.contract import RefundStatus, SubscriptionStatus
 from billplane_sandbox.signing import sign_headers
-from billplane_sandbox.wire import CustomerObject, PaymentObject, RefundObject, SandboxEvent, SubscriptionObject, encode
+from billplane_sandbox.wire import (
+    CustomerObject,
+    PaymentMethodObject,
+    PaymentObject,
+    RefundObject,
+    SandboxEvent,
+    SubscriptionObject,
+    encode,
+)
 
 
 class SignedWebhook(NamedTuple):
@@ -112,3 +120,75 @@ def customer_deleted(
 ) -> SandboxEvent:
     data = CustomerObject(id=customer_id)
     return SandboxEvent(id=_event_id(event_id), type="customer.deleted", created=_when(occurred_at), data=data)
+
+
+class CardDetails(NamedTuple):
+    """What a payment method event tells of a card: the brand ``attach_payment_method`` answers by
+    default; set the rest to show a changed expiry, say."""
+
+    brand: str | None = "sandbox"
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+def _payment_method(
+    type_: Literal["payment_method.attached", "payment_method.updated", "payment_method.detached"],
+    method_id: str,
+    customer_id: str | None,
+    *,
+    card: CardDetails | None,
+    event_id: str | None,
+    occurred_at: datetime | None,
+) -> SandboxEvent:
+    details = card or CardDetails()
+    data = PaymentMethodObject(
+        id=method_id,
+        customer=customer_id,
+        brand=details.brand,
+        last4=details.last4,
+        exp_month=details.exp_month,
+        exp_year=details.exp_year,
+    )
+    return SandboxEvent(id=_event_id(event_id), type=type_, created=_when(occurred_at), data=data)
+
+
+def payment_method_attached(
+    method_id: str,
+    customer_id: str,
+    *,
+    card: CardDetails | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> SandboxEvent:
+    """For example: method X was attached to customer Y at the provider itself, not through billplane."""
+    return _payment_method(
+        "payment_method.attached", method_id, customer_id, card=card, event_id=event_id, occurred_at=occurred_at
+    )
+
+
+def payment_method_updated(
+    method_id: str,
+    customer_id: str,
+    *,
+    card: CardDetails | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> SandboxEvent:
+    """For example: method X of customer Y now expires in 12/2031 (``card=CardDetails(exp_month=12, ...)``)."""
+    return _payment_method(
+        "payment_method.updated", method_id, customer_id, card=card, event_id=event_id, occurred_at=occurred_at
+    )
+
+
+def payment_method_detached(
+    method_id: str,
+    *,
+    card: CardDetails | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> SandboxEvent:
+    """Method X was detached at the provider: of no customer now, as a provider sends it."""
+    return _payment_method(
+        "payment_method.detached", method_id, None, card=card, event_id=event_id, occurred_at=occurred_at
+    )

@@ -1,7 +1,8 @@
 """The sandbox's webhook body (one event per message) and its translation to billplane's ``ProviderEvent``.
 
 The ``data`` object names its kind in ``object``; its kind must match the event's type, and every
-status must be one billplane knows: a body that does not fit is refused whole.
+status must be one billplane knows (and a payment method's customer null in
+``payment_method.detached`` only): a body that does not fit is refused whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from typing import Annotated
 
 import msgspec
 
-from billplane.plugins import ChargeResult, ProviderEvent, ProviderSubscription, RefundResult, WebhookVerificationError
+from billplane.plugins import (
+    ChargeResult,
+    ProviderEvent,
+    ProviderPaymentMethod,
+    ProviderSubscription,
+    RefundResult,
+    WebhookVerificationError,
+)
 from billplane.plugins.contract import ChargeStatus, EventType, RefundStatus, SubscriptionStatus
 
 
@@ -42,7 +50,19 @@ class CustomerObject(_Object, frozen=True, kw_only=True, tag="customer"):
     pass
 
 
-EventObject = SubscriptionObject | PaymentObject | RefundObject | CustomerObject
+class PaymentMethodObject(_Object, frozen=True, kw_only=True, tag="payment_method"):
+    """What identifies a method to a person, never anything that could pay with it; ``customer``
+    is the one it is attached to, None in ``payment_method.detached`` only."""
+
+    customer: str | None
+    type: str = "card"
+    brand: str | None = None
+    last4: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")] | None = None
+    exp_month: Annotated[int, msgspec.Meta(ge=1, le=12)] | None = None
+    exp_year: Annotated[int, msgspec.Meta(ge=2000, le=9999)] | None = None
+
+
+EventObject = SubscriptionObject | PaymentObject | RefundObject | CustomerObject | PaymentMethodObject
 
 
 class SandboxEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,12 +84,23 @@ def decode(body: bytes) -> SandboxEvent:
     kind = event.data.__struct_config__.tag  # "subscription" for a SubscriptionObject
     if kind != event.type.partition(".")[0]:
         raise WebhookVerificationError(f"malformed webhook body: a {event.type} event cannot carry a {kind}")
+    if isinstance(event.data, PaymentMethodObject):
+        _check_customer(event.type, event.data)
     return event
+
+
+def _check_customer(type_: EventType, method: PaymentMethodObject) -> None:
+    """A detached method is of no customer; an attached or updated one names its customer."""
+    detached = type_ == "payment_method.detached"
+    if detached and method.customer is not None:
+        raise WebhookVerificationError(f"malformed webhook body: a {type_} event's customer must be null")
+    if not detached and method.customer is None:
+        raise WebhookVerificationError(f"malformed webhook body: a {type_} event must name the customer")
 
 
 def normalize(event: SandboxEvent) -> ProviderEvent:
     data = event.data
-    subscription, payment, refund = None, None, None
+    subscription, payment, refund, method = None, None, None, None
     match data:
         case SubscriptionObject():
             subscription = ProviderSubscription(
@@ -89,6 +120,16 @@ def normalize(event: SandboxEvent) -> ProviderEvent:
             )
         case RefundObject():
             refund = RefundResult(provider_refund_id=data.id, status=data.status, failure_message=data.failure_message)
+        case PaymentMethodObject():
+            method = ProviderPaymentMethod(
+                provider_payment_method_id=data.id,
+                type=data.type,
+                brand=data.brand,
+                last4=data.last4,
+                exp_month=data.exp_month,
+                exp_year=data.exp_year,
+                provider_customer_id=data.customer,
+            )
     return ProviderEvent(
         event_id=event.id,
         type=event.type,
@@ -97,4 +138,5 @@ def normalize(event: SandboxEvent) -> ProviderEvent:
         subscription=subscription,
         payment=payment,
         refund=refund,
+        payment_method=method,
     )

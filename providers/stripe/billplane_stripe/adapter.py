@@ -307,6 +307,57 @@ class StripeAdapter:
             )
         return payment_methods.to_provider(_plain(attached))
 
+    async def detach_payment_method(
+        self, provider_payment_method_id: str, provider_customer_id: str | None, *, idempotency_key: str
+    ) -> None:
+        """Detach the PaymentMethod from the customer (``POST /v1/payment_methods/{id}/detach``),
+        and see that it is no longer the customer's ``invoice_settings.default_payment_method``,
+        which Stripe's own invoices charge.
+
+        It is retrieved first: one of another customer, or unknown to this account, is left as it
+        is. One of no customer is detached already (a retry, or a detach in the Dashboard), so only
+        the default is seen to. Stripe's reference does not say that a detach clears the
+        customer's default, so the customer is read after the detach and the default cleared when
+        it still names the method: a retry whose detach went through, and whose clearing did not,
+        clears it then.
+        """
+        method_id = provider_payment_method_id
+        if not method_id.strip():
+            raise ProviderError("a payment method id is required", code="payment_method_required")
+        if provider_customer_id is None:
+            return  # the customer is not at Stripe: no method of its to detach
+        found = await self._payment_method_if_any(method_id)
+        owner = payment_methods.owner(found) if found is not None else None
+        if found is None or owner not in {None, provider_customer_id}:
+            return
+        async with stripe_errors():
+            if owner == provider_customer_id:
+                await self._client.v1.payment_methods.detach_async(method_id, options=_options(idempotency_key))
+            await self._clear_default(provider_customer_id, method_id, idempotency_key)
+
+    async def _payment_method_if_any(self, method_id: str) -> dict[str, Any] | None:
+        """The PaymentMethod, or None when this account has none with this id."""
+        try:
+            async with stripe_errors():
+                return _plain(await self._client.v1.payment_methods.retrieve_async(method_id))
+        except ProviderError as error:
+            if error.code == "resource_missing":
+                return None
+            raise
+
+    async def _clear_default(self, customer_id: str, method_id: str, idempotency_key: str) -> None:
+        """Clear the customer's ``invoice_settings.default_payment_method`` if it is ``method_id``."""
+        try:
+            customer = _plain(await self._client.v1.customers.retrieve_async(customer_id))
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                return  # a customer this account does not know has no default to clear
+            raise
+        if payment_methods.customer_default(customer) != method_id:
+            return  # another default, none, or Stripe cleared it with the detach
+        settings: Params = {"invoice_settings": {"default_payment_method": ""}}  # "" clears it
+        await self._client.v1.customers.update_async(customer_id, _sdk(settings), _options(idempotency_key, "default"))
+
     async def _retrieve_payment_method(self, token: str) -> dict[str, Any]:
         try:
             async with stripe_errors():
@@ -324,11 +375,8 @@ class StripeAdapter:
 
     async def _default_payment_method(self, customer_id: str) -> str:
         customer = _plain(await self._client.v1.customers.retrieve_async(customer_id))
-        settings = customer.get("invoice_settings")
-        method = settings.get("default_payment_method") if isinstance(settings, Mapping) else None
-        if isinstance(method, Mapping):
-            method = method.get("id")
-        if not isinstance(method, str) or not method:
+        method = payment_methods.customer_default(customer)
+        if method is None:
             raise ProviderError(
                 "the Stripe customer has no default payment method (invoice_settings.default_payment_method)",
                 code="no_default_payment_method",

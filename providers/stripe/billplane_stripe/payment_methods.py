@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from billplane.plugins import ProviderPaymentMethod
 
 # Payment method types whose details carry the account's last 4 digits (and nothing else billplane keeps).
@@ -45,3 +47,19 @@ def to_provider(obj: Mapping[str, Any]) -> ProviderPaymentMethod:
         )
     last4 = _text(details.get("last4")) if kind in _LAST4_ONLY else None
     return ProviderPaymentMethod(provider_payment_method_id=method_id, type=kind, last4=last4)
+
+
+def in_event(obj: Mapping[str, Any]) -> ProviderPaymentMethod:
+    """The method of a ``payment_method.*`` webhook, with the customer it is attached to now: None
+    in ``payment_method.detached``, whose former customer is only in ``previous_attributes``."""
+    return msgspec.structs.replace(to_provider(obj), provider_customer_id=owner(obj))
+
+
+def customer_default(customer: Mapping[str, Any]) -> str | None:
+    """The id of the customer's ``invoice_settings.default_payment_method`` (expanded or not),
+    what Stripe's own invoices charge; None for none, and for a deleted customer."""
+    settings = customer.get("invoice_settings")
+    method = settings.get("default_payment_method") if isinstance(settings, Mapping) else None
+    if isinstance(method, Mapping):
+        method = method.get("id")
+    return _text(method)

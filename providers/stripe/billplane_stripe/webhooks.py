@@ -18,11 +18,12 @@ from billplane.plugins import (
     EventType,
     ProviderEvent,
     ProviderInvoice,
+    ProviderPaymentMethod,
     ProviderSubscription,
     RefundResult,
     WebhookVerificationError,
 )
-from billplane_stripe import payments, subscriptions
+from billplane_stripe import payment_methods, payments, subscriptions
 
 SIGNATURE_HEADER = "stripe-signature"
 TOLERANCE_SECONDS = 300  # Stripe's own default: a replay older than five minutes is refused
@@ -50,6 +51,14 @@ _INVOICE: dict[str, EventType] = {
 _PAYMENT: dict[str, EventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
+}
+# A method attached, changed or detached at Stripe itself (the Dashboard, Checkout, the customer
+# portal, or the card network's own update of an expiry: automatically_updated).
+_PAYMENT_METHOD: dict[str, EventType] = {
+    "payment_method.attached": "payment_method.attached",
+    "payment_method.updated": "payment_method.updated",
+    "payment_method.automatically_updated": "payment_method.updated",
+    "payment_method.detached": "payment_method.detached",
 }
 # charge.refunded carries its refunds only in API versions before 2022-11-15; the refund events
 # carry the Refund itself in every version.
@@ -152,11 +161,17 @@ def _refund(obj: Mapping[str, Any], tenant_id: int | None) -> RefundResult:
     return payments.refund_result(obj, tenant_id=tenant_id)
 
 
+def _payment_method(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderPaymentMethod:
+    # Brand, last 4 digits and expiry only: never the fingerprint, billing details or wallet.
+    return payment_methods.in_event(obj)
+
+
 _BUILDERS: dict[str, _Builder] = {
     **{kind: _customer(type_) for kind, type_ in _CUSTOMER.items()},
     **{kind: _one(type_, "subscription", _subscription) for kind, type_ in _SUBSCRIPTION.items()},
     **{kind: _one(type_, "invoice", _invoice) for kind, type_ in _INVOICE.items()},
     **{kind: _one(type_, "payment", _payment) for kind, type_ in _PAYMENT.items()},
+    **{kind: _one(type_, "payment_method", _payment_method) for kind, type_ in _PAYMENT_METHOD.items()},
     **{kind: _one("refund.updated", "refund", _refund) for kind in _REFUND_OBJECT},
     "charge.refunded": _refunds_of_charge,
 }

@@ -295,3 +295,38 @@ async def test_any_test_payment_method_attaches_and_an_unknown_token_is_refused(
         await adapter.attach_payment_method("pm_card_visa", customer.provider_id, idempotency_key="attach-2")
     assert unknown.value.code == "resource_missing"
     assert payment_methods.SUCCEEDS in str(unknown.value)  # says which tokens exist
+
+
+async def test_any_method_detaches_and_bad_ids_are_refused(make_adapter: MakeAdapter) -> None:
+    # The sandbox keeps no attachments: a detach, again, of another customer's method or of an id
+    # it never gave succeeds; the key and customer are checked as for an attach.
+    adapter = make_adapter()
+    assert isinstance(adapter, PaymentMethodAdapter)
+    customer = (await adapter.ensure_customer(CUSTOMER, idempotency_key="customer")).provider_id
+    attached = await adapter.attach_payment_method(payment_methods.SUCCEEDS, customer, idempotency_key="attach")
+    method = attached.provider_payment_method_id
+    other = await adapter.ensure_customer(msgspec.structs.replace(CUSTOMER, customer_id=8), idempotency_key="c-8")
+    for method_id, customer_id, key in (
+        (method, customer, "detach"),
+        (method, customer, "detach"),  # a retry
+        (method, customer, "detach-again"),
+        (method, other.provider_id, "detach-other"),
+        ("pm_card_visa", customer, "detach-unknown"),
+        (method, None, "detach-no-customer"),
+    ):
+        await adapter.detach_payment_method(method_id, customer_id, idempotency_key=key)
+    for method_id, customer_id, key, code in (
+        (method, "sbx_cus_forged_0000", "detach-forged", "resource_missing"),
+        (method, customer, " ", "invalid_request"),
+        (" ", customer, "detach-blank", "payment_method_required"),
+    ):
+        with pytest.raises(ProviderError) as refused:
+            await adapter.detach_payment_method(method_id, customer_id, idempotency_key=key)
+        assert refused.value.code == code
+    another_account, bad_key = make_adapter(account_id=99), make_adapter(api_key="sk_live_x")
+    assert isinstance(another_account, PaymentMethodAdapter)
+    assert isinstance(bad_key, PaymentMethodAdapter)
+    with pytest.raises(ProviderError, match="no such customer"):
+        await another_account.detach_payment_method(method, customer, idempotency_key="detach")
+    with pytest.raises(InvalidCredentialsError):
+        await bad_key.detach_payment_method(method, customer, idempotency_key="detach")

@@ -16,6 +16,7 @@ from billplane.plugins import (
     ChargeResult,
     ProviderAdapter,
     ProviderEvent,
+    ProviderPaymentMethod,
     ProviderSubscription,
     RefundResult,
     WebhookVerificationError,
@@ -24,7 +25,7 @@ from tests.providers.sandbox.conftest import WEBHOOK_SECRET, MakeAdapter
 
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 START, END = WHEN, WHEN + timedelta(days=31)
-Payload = ProviderSubscription | ChargeResult | RefundResult | None
+Payload = ProviderSubscription | ChargeResult | RefundResult | ProviderPaymentMethod | None
 
 
 def parse(adapter: ProviderAdapter, headers: Mapping[str, str], body: bytes) -> list[ProviderEvent]:
@@ -67,6 +68,32 @@ def parse(adapter: ProviderAdapter, headers: Mapping[str, str], body: bytes) -> 
         ),
         (events.customer_updated("sbx_cus_1", occurred_at=WHEN), None),
         (events.customer_deleted("sbx_cus_1", occurred_at=WHEN), None),
+        (
+            events.payment_method_attached("pm_sandbox_succeeds.abc", "sbx_cus_1", occurred_at=WHEN),
+            ProviderPaymentMethod(
+                provider_payment_method_id="pm_sandbox_succeeds.abc", brand="sandbox", provider_customer_id="sbx_cus_1"
+            ),
+        ),
+        (
+            events.payment_method_updated(
+                "pm_sandbox_succeeds.abc",
+                "sbx_cus_1",
+                card=events.CardDetails(brand="visa", last4="4242", exp_month=12, exp_year=2031),
+                occurred_at=WHEN,
+            ),
+            ProviderPaymentMethod(
+                provider_payment_method_id="pm_sandbox_succeeds.abc",
+                brand="visa",
+                last4="4242",
+                exp_month=12,
+                exp_year=2031,
+                provider_customer_id="sbx_cus_1",
+            ),
+        ),
+        (
+            events.payment_method_detached("pm_sandbox_succeeds.abc", occurred_at=WHEN),
+            ProviderPaymentMethod(provider_payment_method_id="pm_sandbox_succeeds.abc", brand="sandbox"),
+        ),
     ],
     ids=lambda value: getattr(value, "type", ""),
 )
@@ -79,6 +106,7 @@ def test_every_event_kind_is_normalized(make_adapter: MakeAdapter, event: Sandbo
     assert parsed.subscription == (payload if isinstance(payload, ProviderSubscription) else None)
     assert parsed.payment == (payload if isinstance(payload, ChargeResult) else None)
     assert parsed.refund == (payload if isinstance(payload, RefundResult) else None)
+    assert parsed.payment_method == (payload if isinstance(payload, ProviderPaymentMethod) else None)
 
 
 def test_event_ids_are_new_unless_given() -> None:
@@ -122,12 +150,13 @@ def _signed(body: bytes, msg_id: str = "evt_1") -> dict[str, str]:
     }
 
 
-def _event(type_: str, created: str, data: dict[str, str]) -> bytes:
+def _event(type_: str, created: str, data: Mapping[str, object]) -> bytes:
     return msgspec.json.encode({"id": "evt_1", "type": type_, "created": created, "data": data})
 
 
 UTC_NOON = "2025-01-01T12:00:00Z"
 PAYMENT = {"object": "payment", "id": "p", "status": "succeeded"}
+METHOD = {"object": "payment_method", "id": "pm", "customer": "sbx_cus_1"}
 
 
 @pytest.mark.parametrize(
@@ -139,6 +168,12 @@ PAYMENT = {"object": "payment", "id": "p", "status": "succeeded"}
         (_event("payment.succeeded", "2025-01-01T12:00:00", PAYMENT), "malformed"),  # no time zone
         (_event("payment.succeeded", UTC_NOON, {**PAYMENT, "object": "refund"}), "cannot carry a refund"),
         (_event("payment.succeeded", UTC_NOON, {**PAYMENT, "status": "on_fire"}), "malformed"),
+        (_event("payment_method.detached", UTC_NOON, METHOD), "customer must be null"),
+        (_event("payment_method.attached", UTC_NOON, {**METHOD, "customer": None}), "must name the customer"),
+        (_event("payment_method.updated", UTC_NOON, {**METHOD, "customer": None}), "must name the customer"),
+        (_event("payment_method.updated", UTC_NOON, {**METHOD, "exp_month": 13}), "malformed"),
+        (_event("payment_method.updated", UTC_NOON, {**METHOD, "last4": "4242424242424242"}), "malformed"),
+        (_event("payment.succeeded", UTC_NOON, METHOD), "cannot carry a payment_method"),
     ],
 )
 def test_a_signed_but_malformed_body_is_refused(make_adapter: MakeAdapter, body: bytes, message: str) -> None:

@@ -6,11 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from billplane_stripe.adapter import StripeAdapter
 from billplane_stripe.webhooks import MAPPED
 
-from billplane.plugins import ProviderEvent, WebhookVerificationError
+from billplane.plugins import ProviderEvent, ProviderPaymentMethod, WebhookVerificationError
 from tests.providers.stripe.conftest import PREVIOUS_WEBHOOK_SECRET, WEBHOOK_SECRET, MakeAdapter
 from tests.providers.stripe.fake_stripe import events, objects
 
@@ -301,6 +302,68 @@ async def test_a_refund_event_names_the_billplane_refund_it_carries(stripe_adapt
     assert (named.refund.billplane_refund_id, unnamed.refund.billplane_refund_id) == (42, None)
 
 
+def _method(customer: str | None) -> dict[str, Any]:
+    # Stripe's example card: fingerprint, billing details and wallet included, none of which billplane keeps.
+    return objects.fixture("payment_method", id="pm_9", customer=customer)
+
+
+CARD = ProviderPaymentMethod(
+    provider_payment_method_id="pm_9", type="card", brand="visa", last4="4242", exp_month=8, exp_year=2030
+)
+
+
+@pytest.mark.parametrize(
+    ("stripe_type", "billplane_type"),
+    [
+        ("payment_method.attached", "payment_method.attached"),
+        ("payment_method.updated", "payment_method.updated"),
+        ("payment_method.automatically_updated", "payment_method.updated"),
+    ],
+)
+async def test_payment_method_events_name_the_customer(
+    stripe_adapter: StripeAdapter, stripe_type: str, billplane_type: str
+) -> None:
+    (event,) = await _parse(stripe_adapter, stripe_type, _method("cus_9"))
+    assert (event.type, event.provider_object_id, event.provider_type) == (billplane_type, "pm_9", stripe_type)
+    assert event.payment_method == msgspec.structs.replace(CARD, provider_customer_id="cus_9")
+    assert (event.subscription, event.invoice, event.payment, event.refund) == (None, None, None, None)
+
+
+async def test_an_expanded_customer_is_read_by_its_id(stripe_adapter: StripeAdapter) -> None:
+    method = {**_method(None), "customer": objects.fixture("customer", id="cus_9")}
+    (event,) = await _parse(stripe_adapter, "payment_method.updated", method)
+    assert event.payment_method is not None
+    assert event.payment_method.provider_customer_id == "cus_9"
+
+
+async def test_a_detached_method_names_no_customer(stripe_adapter: StripeAdapter) -> None:
+    # Stripe sends the method as it is now, of no customer; the former one only in previous_attributes.
+    at = now()
+    payload = events.event(
+        "payment_method.detached", _method(None), created=int(at.timestamp()), previous_attributes={"customer": "cus_9"}
+    )
+    headers, body = events.sign(payload, [WEBHOOK_SECRET], at)
+    (event,) = await stripe_adapter.parse_webhook(_headers(headers), body)
+    assert (event.type, event.provider_object_id) == ("payment_method.detached", "pm_9")
+    assert event.payment_method == CARD
+    assert event.payment_method.provider_customer_id is None
+
+
+@pytest.mark.parametrize(
+    "stripe_type",
+    ["payment_method.attached", "payment_method.updated", "payment_method.automatically_updated"],
+)
+async def test_a_payment_method_event_carries_nothing_that_could_pay(
+    stripe_adapter: StripeAdapter, stripe_type: str
+) -> None:
+    method = _method("cus_9")
+    (event,) = await _parse(stripe_adapter, stripe_type, method)
+    encoded = msgspec.json.encode(event).decode()
+    details = method["billing_details"]
+    kept_out = (method["card"]["fingerprint"], method["card"]["funding"], details["email"], details["phone"])
+    assert all(value and value not in encoded for value in (*kept_out, details["address"]["line1"]))
+
+
 async def test_unmapped_types_are_left_out(stripe_adapter: StripeAdapter) -> None:
     assert await _parse(stripe_adapter, "plan.created", objects.fixture("plan")) == []
     assert "plan.created" not in MAPPED
@@ -320,4 +383,8 @@ def test_every_event_type_of_the_brief_is_mapped() -> None:
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
         "charge.refunded",
+        "payment_method.attached",
+        "payment_method.updated",
+        "payment_method.automatically_updated",
+        "payment_method.detached",
     } <= MAPPED

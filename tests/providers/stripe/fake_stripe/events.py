@@ -11,10 +11,14 @@ from typing import Any
 from .objects import fixture, new_id
 
 
-def event(type_: str, obj: dict[str, Any], *, created: int) -> dict[str, Any]:
-    return fixture(
-        "event", id=new_id("evt"), type=type_, created=created, data={"object": obj}, api_version="2026-10-28.endive"
-    )
+def event(
+    type_: str, obj: dict[str, Any], *, created: int, previous_attributes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``previous_attributes``: what an ``*.updated`` or ``payment_method.detached`` event says changed."""
+    data: dict[str, Any] = {"object": obj}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
+    return fixture("event", id=new_id("evt"), type=type_, created=created, data=data, api_version="2026-10-28.endive")
 
 
 def signature(body: bytes, secret: str, timestamp: int) -> str:

@@ -70,6 +70,11 @@ class Store:
         # account's own state: attaching one in a test leaves the next test's unattached.
         self.payment_methods: dict[str, dict[str, Any]] = {}
         self.duplicate_identifier_error = False  # answer a repeated meter event identifier with an error
+        # Stripe's reference does not say whether detaching the customer's default payment method
+        # clears `invoice_settings.default_payment_method`: the fake leaves it unless told to.
+        self.detach_clears_default = False
+        # Detached for good: Stripe neither attaches nor charges such a PaymentMethod again.
+        self.detached: set[str] = set()
 
     # -- test helpers ----------------------------------------------------------------------
 
@@ -142,9 +147,9 @@ def _apply_customer(customer: dict[str, Any], params: Params) -> None:
     if "metadata" in params:
         customer["metadata"] = {**customer.get("metadata", {}), **(params["metadata"] or {})}
     settings = params.get("invoice_settings") or {}
-    method = settings.get("default_payment_method") or params.get("payment_method")
-    if method:
-        customer["invoice_settings"] = {**customer["invoice_settings"], "default_payment_method": method}
+    method = settings.get("default_payment_method", params.get("payment_method"))
+    if method is not None:  # "" clears it, as Stripe clears a field
+        customer["invoice_settings"] = {**customer["invoice_settings"], "default_payment_method": method or None}
 
 
 def create_customer(store: Store, _path: dict[str, str], params: Params) -> dict[str, Any]:
@@ -465,11 +470,34 @@ def attach_payment_method(store: Store, path: dict[str, str], params: Params) ->
     if not customer:
         raise invalid("Missing required param: customer.", code="parameter_missing", param="customer")
     store.customer(customer)
+    if method["id"] in store.detached:
+        raise invalid(_USED_UP)
     if method["customer"] not in {None, customer}:
         # Stripe moves no payment method between customers. It answers 400 invalid_request_error;
         # its error code is not documented, so the fake sends none rather than invent one.
         raise invalid("The payment method you provided has already been attached to a customer.")
     method["customer"] = customer
+    return method
+
+
+_USED_UP = (
+    "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared with "
+    "a connected account without Customer attachment, or was detached from a Customer. It may not be used again."
+)
+
+
+def detach_payment_method(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    method = store.payment_method(path["payment_method"])
+    customer_id = method["customer"]
+    if customer_id is None:
+        # Stripe answers 400 invalid_request_error; as for the attach, with no documented code.
+        raise invalid("The payment method you provided is not attached to a customer so detachment is impossible.")
+    method["customer"] = None
+    store.detached.add(method["id"])
+    customer = store.customers.get(customer_id) or {}
+    settings = customer.get("invoice_settings") or {}
+    if store.detach_clears_default and settings.get("default_payment_method") == method["id"]:
+        customer["invoice_settings"] = {**settings, "default_payment_method": None}
     return method
 
 
@@ -479,6 +507,8 @@ def _payment_method(store: Store, params: Params) -> str:
         method = store.customer(params["customer"])["invoice_settings"].get("default_payment_method")
     if method is None:
         raise invalid("You must provide a payment method.", code="payment_method_required", param="payment_method")
+    if method in store.detached:
+        raise invalid(_USED_UP, param="payment_method")
     if method not in _SUCCEEDING | {PROCESSING, REQUIRES_ACTION} and method not in DECLINES:
         raise missing("PaymentMethod", method, "payment_method")
     return str(method)
@@ -691,6 +721,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/payment_intents/{intent}/cancel"): cancel_payment_intent,
     ("GET", "/v1/payment_methods/{payment_method}"): retrieve_payment_method,
     ("POST", "/v1/payment_methods/{payment_method}/attach"): attach_payment_method,
+    ("POST", "/v1/payment_methods/{payment_method}/detach"): detach_payment_method,
     ("GET", "/v1/charges/{charge}"): retrieve_charge,
     ("GET", "/v1/invoices/{invoice}"): retrieve_invoice,
     ("POST", "/v1/invoices/{invoice}/pay"): pay_invoice,
