@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.invoices.helpers import Client, connect_sandbox, customer, rows
+from tests.platform.invoices.helpers import Client, act, connect_sandbox, customer, draft, rows
 from tests.platform.sync_fakes import as_worker, drain
 
 PATH = "/v1/customers/{}/payment-methods"
@@ -182,3 +182,36 @@ async def test_detaching_stops_charging_it_and_a_subscription_that_named_it_fall
         "payment_method.detached"
     ]
     assert (await event_types(worker, tenant, "subscription"))[-1] == "subscription.updated"
+
+
+async def test_a_charge_queued_before_its_method_was_detached_goes_to_the_default_or_fails_unsent(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant, _, ada = await sandbox_tenant(client, admin_headers, "pmqueued")
+    kept = (await attach(client, tenant, ada, payment_methods.SUCCEEDS)).json()
+    named = (await attach(client, tenant, ada, payment_methods.DECLINED, default=False)).json()
+    invoice = await draft(client, tenant, ada, 700)
+    assert (await act(client, tenant, invoice["id"], "finalize")).status_code == 200
+    paid = await act(client, tenant, invoice["id"], "pay", payment_method_id=named["id"])
+    assert paid.status_code in {200, 202}, paid.text
+    # Detached while its charge waits for the worker: the charge goes to the default instead.
+    assert (await client.delete(f"{PATH.format(ada)}/{named['id']}", headers=tenant.headers)).status_code == 204
+    await drain(worker)
+    [payment] = (await client.get("/v1/payments", headers=tenant.headers)).json()["data"]
+    assert (payment["status"], payment["metadata"]["payment_method_id"]) == ("succeeded", str(kept["id"]))
+    assert (await client.get(f"/v1/invoices/{invoice['id']}", headers=tenant.headers)).json()["status"] == "paid"
+
+    # With no other method to take, it fails without reaching the provider.
+    second = await draft(client, tenant, ada, 300)
+    assert (await act(client, tenant, second["id"], "finalize")).status_code == 200
+    assert (await act(client, tenant, second["id"], "pay")).status_code in {200, 202}
+    assert (await client.delete(f"{PATH.format(ada)}/{kept['id']}", headers=tenant.headers)).status_code == 204
+    await drain(worker)
+    found = await rows(
+        worker, tenant, "SELECT p.status, p.failure_code, p.provider_payment_id, o.calls FROM payments p "
+        "JOIN outbox o ON o.object_id = p.id AND o.kind = 'payment.charge' WHERE p.invoice_id = :id",
+        id=second["id"],
+    )  # fmt: skip
+    assert found == [
+        {"status": "failed", "failure_code": "payment_method_detached", "provider_payment_id": None, "calls": 0}
+    ]

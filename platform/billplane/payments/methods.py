@@ -10,8 +10,9 @@ The provider is asked before anything is locked: a slow provider holds no row an
 waits for. Then the customer's row is locked (``locked_live``, as every write for a customer),
 checked again, and the method written. The call carries a key derived from the account, the
 customer (and its id at the provider) and the token, so a request retried after a lost answer
-attaches once. The account is read through the request's own session, never a second connection
-(a burst of registrations could otherwise hold every connection and wait for one more).
+attaches once. A detach asks the provider first the same way, then detaches here. The account is
+read through the request's own session, never a second connection (a burst of registrations could
+otherwise hold every connection and wait for one more).
 """
 
 from __future__ import annotations
@@ -29,20 +30,16 @@ from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.customers.repository import CustomerRepository
 from billplane.db.mixins import MAX_ID
-from billplane.events import types
-from billplane.events.changes import changed
-from billplane.events.emit import emit
-from billplane.payments.method_schemas import PaymentMethod as PaymentMethodView
+from billplane.payments import method_changes
 from billplane.payments.method_schemas import PaymentMethodAttach
 from billplane.payments.models import PaymentMethod
 from billplane.plugins.contract import CUSTOMER_NOT_SYNCED, Capability, PaymentMethodAdapter, ProviderPaymentMethod
 from billplane.plugins.errors import ProviderError, RetryableProviderError, UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.masking import secret_strings
+from billplane.provider_accounts.models import ProviderAccount
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError
-from billplane.subscriptions.models import ENDED_STATUSES, Subscription
-from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.failure_text import provider_failure
 
 
@@ -67,11 +64,11 @@ class PaymentMethods:
         await self._customer(customer_id)
         account = await self._account(data.provider_account_id)
         await self._registered(account.id, data.token, customer_id)  # another customer's: refused before any call
+        asked_at = datetime.now(UTC)
         details = await self._attached(account, customer_id, data.token, default=data.default)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
-        # As the API showed it (None: not attached): a retry that changes nothing emits nothing.
-        before = None if method is None or method.detached_at is not None else PaymentMethodView.of(method)
+        before = method_changes.shown(method)  # None: not attached; a retry that changes nothing emits nothing
         if method is None:
             method = PaymentMethod(
                 customer_id=customer_id,
@@ -79,18 +76,15 @@ class PaymentMethods:
                 provider_account_id=account.id,
                 provider_payment_method_id=details.provider_payment_method_id,
             )
-        method.type, method.brand, method.last4 = details.type, details.brand, _last4(details.last4)
-        method.exp_month, method.exp_year = _month(details.exp_month), details.exp_year
+        method_changes.described(method, details)
         method.detached_at = None
+        # Attached at the provider now: its events from before (a detach delivered late) are stale.
+        method_changes.watermarked(method, asked_at)
         if data.default:
-            await self._clear_default(customer_id, account.id, keeping=method.id)
+            await method_changes.cleared_default(self.session, customer_id, account.id, keeping=method.id)
             method.is_default = True
         await self._saved(method)
-        after = PaymentMethodView.of(method)
-        if before is None:
-            await emit(self.session, types.PAYMENT_METHOD_ATTACHED, types.PAYMENT_METHOD_OBJECT, method.id, after)
-        elif changed(before, after):
-            await emit(self.session, types.PAYMENT_METHOD_UPDATED, types.PAYMENT_METHOD_OBJECT, method.id, after)
+        await method_changes.announced(self.session, method, before)
         return method
 
     async def page(self, customer_id: int, *, after: int | None, limit: int) -> list[PaymentMethod]:
@@ -104,29 +98,17 @@ class PaymentMethods:
         return list((await self.session.execute(query.order_by(PaymentMethod.id).limit(limit + 1))).scalars())
 
     async def detach(self, customer_id: int, method_id: int) -> None:
-        """billplane stops charging it; at the provider it stays as it is. A live subscription that
-        named it is charged with the customer's default method at its account from then on."""
-        await self._customer(customer_id, locked=True)
+        """billplane stops charging it, and the provider is asked to detach it first (Stripe: it is
+        then no longer the customer's default there). A provider that refuses leaves it attached
+        (409); one that cannot be asked, too (503). Its account deleted, it is detached here only."""
+        await self._customer(customer_id)
         method = await self._attached_method(customer_id, method_id)
-        shown = PaymentMethodView.of(method)
-        method.detached_at = datetime.now(UTC)
-        method.is_default = False
-        pinned = select(Subscription).where(
-            Subscription.payment_method_id == method.id, Subscription.status.not_in(ENDED_STATUSES)
-        )
-        for subscription in (await self.session.execute(pinned.with_for_update())).scalars():
-            subscription.payment_method_id = None
-            await self.session.flush()
-            await self.session.refresh(subscription)  # updated_at, as the database set it
-            await emit(
-                self.session,
-                types.SUBSCRIPTION_UPDATED,
-                types.SUBSCRIPTION_OBJECT,
-                subscription.id,
-                SubscriptionView.of(subscription),
-            )
-        await self.session.flush()
-        await emit(self.session, types.PAYMENT_METHOD_DETACHED, types.PAYMENT_METHOD_OBJECT, method.id, shown)
+        asked_at = datetime.now(UTC)
+        await self._detached_at_provider(method)
+        await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
+        method = await self._attached_method(customer_id, method_id, locked=True)  # detached meanwhile: 404
+        method_changes.watermarked(method, asked_at)
+        await method_changes.detached(self.session, method)
 
     async def _customer(self, customer_id: int, *, locked: bool = False) -> Customer:
         customer = await CustomerRepository(session=self.session).get_live(customer_id, locked=locked)
@@ -134,12 +116,14 @@ class PaymentMethods:
             raise NotFoundException(f"no customer {customer_id}")
         return customer
 
-    async def _attached_method(self, customer_id: int, method_id: int) -> PaymentMethod:
+    async def _attached_method(self, customer_id: int, method_id: int, *, locked: bool = False) -> PaymentMethod:
         query = select(PaymentMethod).where(
             PaymentMethod.id == method_id,
             PaymentMethod.customer_id == customer_id,
             PaymentMethod.detached_at.is_(None),
         )
+        if locked:
+            query = query.with_for_update().execution_options(populate_existing=True)
         found = None if not 1 <= method_id <= MAX_ID else (await self.session.execute(query)).scalar_one_or_none()
         if found is None:
             raise NotFoundException(f"customer {customer_id} has no payment method {method_id}")
@@ -165,6 +149,13 @@ class PaymentMethods:
                 "provider_account_id",
                 f"the {row.provider} provider cannot register payment methods (payment_methods capability)",
             )
+        account = self._opened(row)
+        if account is None:
+            raise InvalidFieldError("provider_account_id", f"the {row.provider} provider has no attach_payment_method")
+        return account
+
+    def _opened(self, row: ProviderAccount) -> _Account | None:
+        """An adapter for the account (None: its plugin has no ``PaymentMethodAdapter``)."""
         try:
             opened = self.vault.open(row)
         except CredentialsUnavailableError as exc:
@@ -173,8 +164,47 @@ class PaymentMethods:
             row.provider, tenant_id=self.tenant_id, account_id=row.id, mode=row.mode, credentials=opened.credentials
         )
         if not isinstance(adapter, PaymentMethodAdapter):
-            raise InvalidFieldError("provider_account_id", f"the {row.provider} provider has no attach_payment_method")
+            return None
         return _Account(row.id, row.provider, adapter, tuple(secret_strings(opened.credentials)))
+
+    async def _detached_at_provider(self, method: PaymentMethod) -> None:
+        """Ask the method's provider to detach it, before anything is locked. Nothing to ask when
+        its account is deleted or its provider no longer installed or able: nothing can charge it
+        through billplane then, and billplane detaches it alone."""
+        row = await ProviderAccountRepository(self.session, self.tenant_id).get_live(method.provider_account_id)
+        if row is None or not self._can_detach(row.provider):
+            return
+        account = self._opened(row)
+        if account is None:
+            return
+        provider_customer = await self._provider_customer(method.customer_id, account.id)
+        digest = hashlib.sha256(f"{account.id}:{method.id}:{method.provider_payment_method_id}".encode()).hexdigest()
+        key = f"billplane-{self.tenant_id}-pmd-{digest[:32]}"
+        try:
+            await account.adapter.detach_payment_method(
+                method.provider_payment_method_id, provider_customer, idempotency_key=key
+            )
+        except RetryableProviderError as exc:
+            failure = provider_failure(exc, account.secrets)
+            raise ServiceUnavailableException(
+                f"the provider could not be asked, nothing was detached: {failure}"
+            ) from exc
+        except ProviderError as exc:
+            failure = provider_failure(exc, account.secrets)
+            raise ConflictError(f"the provider refused to detach it, nothing was detached: {failure}") from exc
+
+    def _can_detach(self, provider: str) -> bool:
+        try:
+            return Capability.PAYMENT_METHODS in self.plugins.get(provider).capabilities
+        except UnknownProviderError:
+            return False
+
+    async def _provider_customer(self, customer_id: int, account_id: int) -> str | None:
+        return await self.session.scalar(
+            select(ProviderCustomer.provider_customer_id).where(
+                ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account_id
+            )
+        )
 
     async def _registered(
         self, account_id: int, token: str, customer_id: int, *, locked: bool = False
@@ -195,11 +225,7 @@ class PaymentMethods:
     async def _attached(
         self, account: _Account, customer_id: int, token: str, *, default: bool
     ) -> ProviderPaymentMethod:
-        provider_customer = await self.session.scalar(
-            select(ProviderCustomer.provider_customer_id).where(
-                ProviderCustomer.customer_id == customer_id, ProviderCustomer.provider_account_id == account.id
-            )
-        )
+        provider_customer = await self._provider_customer(customer_id, account.id)
         # The customer's id at the provider too: re-created there, the same key with another
         # customer would be refused as a different request.
         digest = hashlib.sha256(f"{account.id}:{customer_id}:{provider_customer}:{token}".encode()).hexdigest()
@@ -232,34 +258,3 @@ class PaymentMethods:
         except IntegrityError as exc:
             raise InvalidFieldError("token", "this payment method is registered for another customer") from exc
         await self.session.refresh(method)
-
-    async def _clear_default(self, customer_id: int, account_id: int, *, keeping: int | None) -> None:
-        """The customer's other default at the account is one no more: ``payment_method.updated``
-        (a client keeping each object's latest event would otherwise hold two defaults)."""
-        query = select(PaymentMethod).where(
-            PaymentMethod.customer_id == customer_id,
-            PaymentMethod.provider_account_id == account_id,
-            PaymentMethod.is_default.is_(True),
-        )
-        if keeping is not None:
-            query = query.where(PaymentMethod.id != keeping)
-        for former in (await self.session.execute(query.with_for_update())).scalars():
-            former.is_default = False
-            await self.session.flush()
-            await self.session.refresh(former)  # updated_at, as the database set it
-            await emit(
-                self.session,
-                types.PAYMENT_METHOD_UPDATED,
-                types.PAYMENT_METHOD_OBJECT,
-                former.id,
-                PaymentMethodView.of(former),
-            )
-
-
-def _last4(value: str | None) -> str | None:
-    # The table takes four digits or nothing: a provider's other shapes are not kept.
-    return value if value is not None and len(value) == 4 and value.isdigit() else None  # noqa: PLR2004
-
-
-def _month(value: int | None) -> int | None:
-    return value if value is not None and 1 <= value <= 12 else None  # noqa: PLR2004

@@ -62,6 +62,8 @@ class PaymentMethodController(Controller):
     async def detach_payment_method(
         self, customer_id: FromPath[int], method_id: FromPath[int], methods: NamedDependency[PaymentMethods]
     ) -> None:
-        """Stop charging it (it stays at the provider). A live subscription that named it is charged
-        with the customer's default method at its account from then on."""
+        """Detach it at the provider, then stop charging it. A live subscription that named it is
+        charged with the customer's default method at its account from then on, and so is a charge
+        queued with it and not sent yet. 409 when the provider refuses to detach it, 503 when the
+        provider cannot be asked: nothing is detached then."""
         await methods.detach(customer_id, method_id)

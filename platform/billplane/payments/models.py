@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
 
+_ADDED_BY_0013 = 10  # appended by tenant_0013: provisioned tables keep the migrated column order
+
 PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 # failure_code of a payment or refund the tenant settled failed by hand (/resolve): their word, not the provider's.
@@ -138,3 +140,6 @@ class PaymentMethod(IdMixin, TimestampsMixin, TenantBase):
     exp_year: Mapped[int | None] = mapped_column(Integer)
     is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
     detached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The newest provider event applied to it, or billplane's own attach or detach at the provider:
+    # an older event, delivered late, is stale (``billplane.webhooks.method_events``).
+    provider_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0013)

@@ -20,6 +20,7 @@ from billplane.payments.refund_settlement import refund_answered, refund_settled
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from billplane.plugins.errors import ProviderError, RetryableProviderError
+from billplane.subscriptions.models import Subscription
 from billplane.sync.attempt import Attempt
 from billplane.sync.repository import OutboxRepository
 
@@ -28,6 +29,8 @@ PAYMENT_METHOD_KEY = "payment_method_id"
 # And the provider's customer its charge was first sent for: a retry sends, and reconciliation asks
 # about, the same one, even if the customer was created again at the provider since (a new id).
 PROVIDER_CUSTOMER_KEY = "provider_customer_id"
+# The failure code of a charge whose method was detached before it was sent, with no other to take.
+PAYMENT_METHOD_DETACHED = "payment_method_detached"
 
 
 async def charge_request(session: AsyncSession, payment: Payment, account_id: int) -> ChargeRequest:
@@ -58,19 +61,11 @@ async def charge_request(session: AsyncSession, payment: Payment, account_id: in
 
 async def charge_payment(attempt: Attempt) -> None:
     """``payment.charge``: charge a pending payment that has not reached the provider yet."""
-    request = None
-    called_before = attempt.row.attempts  # an attempt that ended without an answer, counted
-    async with attempt.read() as session:
-        payment = await session.get(Payment, attempt.row.object_id)
-        if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
-            attempt.refuse_forgotten_key(then="reconciliation asks the provider")
-            request = await charge_request(session, payment, attempt.account.id)
-            if request.provider_customer_id and PROVIDER_CUSTOMER_KEY not in payment.metadata_:
-                payment.metadata_ = {**payment.metadata_, PROVIDER_CUSTOMER_KEY: request.provider_customer_id}
-            # Committed before the call: a worker that dies during it leaves the count behind.
-            called_before += await OutboxRepository(session).count_call(attempt.row)
-    if request is None:  # settled or charged already (a duplicate job, a webhook first): nothing to do
-        async with attempt.finish(called=False):
+    request, unchargeable, called_before = await _to_send(attempt)
+    if request is None:  # settled or charged already (a duplicate job, a webhook first), or unchargeable
+        async with attempt.finish(called=False) as session:
+            if unchargeable is not None:
+                await _settled_unsent(session, attempt.row.object_id, unchargeable)
             return
     outcome: ChargeResult | ProviderError
     try:
@@ -95,6 +90,65 @@ async def charge_payment(attempt: Attempt) -> None:
             return
         locked.provider_payment_id = outcome.provider_payment_id
         await settlement.payment_settled(session, locked, outcome.status, outcome.failure_code, outcome.failure_message)
+
+
+async def _to_send(attempt: Attempt) -> tuple[ChargeRequest | None, str | None, int]:
+    """(what to send, or None; why it cannot be sent, or None; the calls that may have been made
+    before), with the call counted, in a transaction committed before the call."""
+    request = None
+    unchargeable = None  # a charge never sent whose method was detached, with no other to take
+    called_before = attempt.row.attempts  # an attempt that ended without an answer, counted
+    async with attempt.read() as session:
+        payment = await session.get(Payment, attempt.row.object_id)
+        if payment is not None and payment.status == "pending" and payment.provider_payment_id is None:
+            attempt.refuse_forgotten_key(then="reconciliation asks the provider")
+            if not (attempt.row.calls or attempt.row.attempts):
+                unchargeable = await _method_moved_if_detached(session, payment, attempt.account.id)
+            if unchargeable is None:
+                request = await charge_request(session, payment, attempt.account.id)
+                if request.provider_customer_id and PROVIDER_CUSTOMER_KEY not in payment.metadata_:
+                    payment.metadata_ = {**payment.metadata_, PROVIDER_CUSTOMER_KEY: request.provider_customer_id}
+                # Committed before the call: a worker that dies during it leaves the count behind.
+                called_before += await OutboxRepository(session).count_call(attempt.row)
+    return request, unchargeable, called_before
+
+
+async def _method_moved_if_detached(session: AsyncSession, payment: Payment, account_id: int) -> str | None:
+    """A charge never sent whose payment method was detached since it was queued goes to the method
+    a charge queued now would take: the subscription's, else the customer's default at the
+    account. Only before its first call: once called, a retry must send what was sent (the same
+    idempotency key), and reconciliation asks about it. Returns why it cannot be charged (no such
+    method), or None."""
+    method_id = payment.metadata_.get(PAYMENT_METHOD_KEY)
+    if method_id is None:
+        return None
+    method = await session.get(PaymentMethod, int(method_id))
+    if method is not None and method.detached_at is None:
+        return None
+    methods = PaymentRepository(session=session)
+    pinned = None
+    if payment.invoice_id is not None:
+        pinned = await session.scalar(
+            select(Subscription.payment_method_id)
+            .join(Invoice, Invoice.subscription_id == Subscription.id)
+            .where(Invoice.id == payment.invoice_id)
+        )
+    replacement = None if pinned is None else await methods.usable_method(pinned, payment.customer_id)
+    if replacement is None or replacement.provider_account_id != account_id:
+        replacement = await methods.default_method(payment.customer_id, account_id)
+    if replacement is None:
+        return (
+            f"payment method {method_id} was detached before the charge was sent, and the customer has no "
+            f"default payment method at provider account {account_id} to charge instead"
+        )
+    payment.metadata_ = {**payment.metadata_, PAYMENT_METHOD_KEY: str(replacement.id)}
+    return None
+
+
+async def _settled_unsent(session: AsyncSession, payment_id: int, why: str) -> None:
+    locked = await PaymentRepository(session=session).lock(payment_id)
+    if locked is not None and locked.status == "pending":
+        await settlement.payment_settled(session, locked, "failed", PAYMENT_METHOD_DETACHED, why)
 
 
 def refund_request(refund: Refund, provider_payment_id: str) -> RefundRequest:

@@ -28,7 +28,7 @@ from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.plugins.contract import ProviderEvent
 from billplane.subscriptions.catching_up import CatchUp
 from billplane.sync.refs import EventRef
-from billplane.webhooks import money_events, object_events
+from billplane.webhooks import method_events, money_events, object_events
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.object_events import Applier, Outcome
 from billplane.webhooks.repository import EventRepository
@@ -76,6 +76,9 @@ APPLIERS: dict[str, Applier] = {
     "payment.succeeded": money_events.payment_settled,
     "payment.failed": money_events.payment_settled,
     "refund.updated": money_events.refund_changed,
+    "payment_method.attached": method_events.method_attached,
+    "payment_method.updated": method_events.method_updated,
+    "payment_method.detached": method_events.method_detached,
 }
 
 
