@@ -9,6 +9,10 @@ commits, the step's charges are performed here and now through the outbox (the s
 idempotency keys the worker would use), so that a failure is settled, and its retry scheduled, on
 the step's time before the clock moves on. A charge whose outbox row is still pending (a transient
 provider error) holds the clock until it is done; the next run goes on from there.
+
+No step charges a live-mode account: the rule the advance request checked (``clocks_service``)
+is checked again at the end of each step, over the accounts of the charges it wrote too. A step
+that breaks it is rolled back whole, and the advance stops there (``test_clock.advance_failed``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.announcing import announce
-from billplane.billing.clocks_repository import ClockRepository
+from billplane.billing.clocks_repository import FAILED_EVENT, ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
+from billplane.billing.clocks_schemas import TestClockAdvanceFailed
 from billplane.billing.driver import driver_of
-from billplane.billing.dunning_retry import retry
+from billplane.billing.dunning_retry import never_attempted, retry
 from billplane.billing.locked import TURNING, lock_due
+from billplane.billing.models import TestClock
 from billplane.billing.tenant_batch import bill_locked
 from billplane.customers.models import Customer
 from billplane.db import tenant_scan
@@ -51,6 +57,14 @@ _MAX_STEPS = 1000  # per clock per run: the next run goes on
 class _Step:
     charges: list[int]
     finished: bool
+
+
+class _LiveAccountError(Exception):
+    """A step found a live-mode account its clock's customers would be charged through."""
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
 
 
 @dataclass(slots=True)
@@ -95,6 +109,13 @@ class ClockAdvancer:
         return steps
 
     async def _step(self, tenant: tuple[int, str], clock_id: int) -> _Step | None:
+        try:
+            return await self._stepped(tenant, clock_id)
+        except _LiveAccountError as live:
+            await self._stop(tenant, clock_id, live.account_id)
+            return None
+
+    async def _stepped(self, tenant: tuple[int, str], clock_id: int) -> _Step | None:
         async with self.database.tenant_session(tenant[1]) as session:
             repository = ClockRepository(session=session)
             clock = await repository.lock(clock_id, skip_locked=True)
@@ -103,31 +124,61 @@ class ClockAdvancer:
             if await _charges(session, clock_id):
                 return None  # a charge of the last step is not settled yet
             target = await repository.target(clock_id)
-            # What is due at the clock's time already (an unpaid subscription paid after its period
-            # ended restarts its cycle at that moment, ``dunning``): billed here, its next period
-            # end is the next step. Left for the next due time, every boundary up to it was billed
-            # there at once.
-            await self._bill(session, tenant, clock_id, clock.frozen_time)
-            if charges := await _charges(session, clock_id):
-                return _Step(charges=charges, finished=False)  # settled at this time, before it moves
-            due = await _next_due(session, clock_id, clock.frozen_time, self.provider_billed)
-            now = target if target is None or due is None else min(due, target)
-            if now is None or now < clock.frozen_time:
-                now = clock.frozen_time  # no target recorded (or behind): stop where it is
-            clock.frozen_time = now
-            await session.flush()
-            await self._bill(session, tenant, clock_id, now)
-            await self._retry(session, tenant, clock_id, now)
-            charges = await _charges(session, clock_id)
-            # Ready once the target's charges are settled too, in a step of its own after they
-            # run: a client that waits for test_clock.ready reads the invoices as they end up.
-            finished = (target is None or now >= target) and not charges
-            if finished:
+            step = await self._moved(session, tenant, clock, target)
+            # The advance was allowed when asked, but an account may have gone live for the clock's
+            # customers since (a live account made the default, or one they became known at),
+            # even while this step ran: checked last, with the accounts of the charges it wrote.
+            # Any live one rolls the whole step back, so none of its charges is ever made.
+            if live := await repository.live_accounts(tenant[0], clock_id):
+                raise _LiveAccountError(live[0])
+            if step.finished:
                 clock.status = "ready"
                 await session.flush()
                 await session.refresh(clock)
                 await emit(session, "test_clock.ready", "test_clock", clock.id, ClockView.of(clock))
-            return _Step(charges=charges, finished=finished)
+            return step
+
+    async def _moved(
+        self, session: AsyncSession, tenant: tuple[int, str], clock: TestClock, target: datetime | None
+    ) -> _Step:
+        # What is due at the clock's time already (an unpaid subscription paid after its period
+        # ended restarts its cycle at that moment, ``dunning``): billed here, its next period
+        # end is the next step. Left for the next due time, every boundary up to it was billed
+        # there at once.
+        await self._bill(session, tenant, clock.id, clock.frozen_time)
+        if charges := await _charges(session, clock.id):
+            return _Step(charges=charges, finished=False)  # settled at this time, before it moves
+        due = await _next_due(session, clock.id, clock.frozen_time, self.provider_billed)
+        now = target if target is None or due is None else min(due, target)
+        if now is None or now < clock.frozen_time:
+            now = clock.frozen_time  # no target recorded (or behind): stop where it is
+        clock.frozen_time = now
+        await session.flush()
+        await self._bill(session, tenant, clock.id, now)
+        await self._retry(session, tenant, clock.id, now)
+        charges = await _charges(session, clock.id)
+        # Ready once the target's charges are settled too, in a step of its own after they
+        # run: a client that waits for test_clock.ready reads the invoices as they end up.
+        return _Step(charges=charges, finished=(target is None or now >= target) and not charges)
+
+    async def _stop(self, tenant: tuple[int, str], clock_id: int, account_id: int) -> None:
+        """End the advance where the clock stands (the last step that went through), ``ready``
+        again, with ``test_clock.advance_failed`` saying why: retried, every step would fail the
+        same, and an ``advancing`` clock can be neither advanced again nor deleted."""
+        reason = f"the clock's customers would be charged through live-mode provider account {account_id}"
+        async with self.database.tenant_session(tenant[1]) as session:
+            repository = ClockRepository(session=session)
+            clock = await repository.lock(clock_id, skip_locked=True)
+            if clock is None or clock.status != "advancing":
+                return  # stopped by another worker, whose step found the same
+            target = await repository.target(clock_id)
+            clock.status = "ready"
+            await session.flush()
+            await session.refresh(clock)
+            data = TestClockAdvanceFailed(test_clock=ClockView.of(clock), advancing_to=target, reason=reason)
+            await emit(session, FAILED_EVENT, "test_clock", clock.id, data)
+            stopped_at = clock.frozen_time
+        logger.warning("test clock %s of %s stopped at %s: %s", clock_id, tenant[1], stopped_at.isoformat(), reason)
 
     def _services(self) -> dict[str, Any]:
         return {"queue": self.queue, "accounts": self.accounts, "defaults": self.defaults}
@@ -148,20 +199,13 @@ class ClockAdvancer:
 
     async def _retry(self, session: AsyncSession, tenant: tuple[int, str], clock_id: int, now: datetime) -> None:
         """The retries due, and the first attempts of invoices the step's billing could not charge."""
-        never_attempted = and_(
-            Invoice.next_payment_attempt_at.is_(None),
-            Invoice.attempt_count == 0,
-            Invoice.subscription_id.is_not(None),
-            Invoice.provider_invoice_id.is_(None),
-            ~exists().where(Payment.invoice_id == Invoice.id),
-        )
         query = (
             select(Invoice.id)
             .join(Customer, Customer.id == Invoice.customer_id)
             .where(
                 Customer.test_clock_id == clock_id,
                 Invoice.status == "open",
-                or_(Invoice.next_payment_attempt_at <= now, never_attempted),
+                or_(Invoice.next_payment_attempt_at <= now, never_attempted()),
             )
             .order_by(Invoice.next_payment_attempt_at.nulls_first(), Invoice.id)
         )

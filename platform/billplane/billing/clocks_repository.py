@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, union, update
 
+from billplane.billing.dunning_retry import never_attempted
 from billplane.billing.models import TestClock
 from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository
 from billplane.events.models import Event
 from billplane.invoices.models import Invoice
+from billplane.payments.models import Payment
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import Subscription
 
 ADVANCING_EVENT = "test_clock.advancing"
+FAILED_EVENT = "test_clock.advance_failed"
 TARGET_KEY = "advancing_to"
 
 
@@ -43,6 +46,16 @@ class ClockRepository(TenantRepository[TestClock]):
     async def live_customers(self, clock_id: int) -> bool:
         query = select(Customer.id).where(Customer.test_clock_id == clock_id, Customer.deleted_at.is_(None))
         return bool(await self.session.scalar(select(exists(query))))
+
+    async def never_attempted(self, clock_id: int) -> list[int]:
+        """The clock's customers' open invoices whose first attempt is due (``dunning_retry``)."""
+        query = (
+            select(Invoice.id)
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .where(Customer.test_clock_id == clock_id, Invoice.status == "open", never_attempted())
+            .order_by(Invoice.id)
+        )
+        return list(await self.session.scalars(query))
 
     async def stop_retries(self, clock_id: int) -> list[Invoice]:
         """The clock's customers' open invoices, their dunning retries dropped: scheduled on the
@@ -82,10 +95,21 @@ class ClockRepository(TenantRepository[TestClock]):
         return list(await self.session.scalars(query.order_by(ProviderAccount.id)))
 
     async def clock_accounts(self, clock_id: int) -> list[int]:
-        """Accounts the clock's customers are known at or subscribe through."""
+        """Accounts the clock's customers are known at, subscribe through, or have a charge pending
+        through (written by a step, not made yet: the account it goes through, whatever chose it)."""
         customers = select(Customer.provider_ids).where(Customer.test_clock_id == clock_id)
         ids = {int(ref["provider_account_id"]) for refs in await self.session.scalars(customers) for ref in refs}
         subscribed = select(Subscription.provider_account_id).join(Customer, Customer.id == Subscription.customer_id)
         subscribed = subscribed.where(Customer.test_clock_id == clock_id, Subscription.provider_account_id.is_not(None))
-        ids |= {int(account) for account in await self.session.scalars(subscribed) if account is not None}
+        charged = select(Payment.provider_account_id).join(Customer, Customer.id == Payment.customer_id)
+        charged = charged.where(
+            Customer.test_clock_id == clock_id, Payment.status == "pending", Payment.provider_account_id.is_not(None)
+        )
+        accounts = await self.session.scalars(union(subscribed, charged))
+        ids |= {int(account) for account in accounts if account is not None}
         return sorted(ids)
+
+    async def live_accounts(self, tenant_id: int, clock_id: int) -> list[int]:
+        """The live-mode accounts the clock's customers would be charged through: checked when an
+        advance is asked, and again at each of its steps."""
+        return await self.live_mode_accounts(tenant_id, await self.clock_accounts(clock_id))

@@ -37,6 +37,16 @@ class TestClock(msgspec.Struct, kw_only=True):
         )
 
 
+class TestClockAdvanceFailed(msgspec.Struct, kw_only=True):
+    """The data of ``test_clock.advance_failed``: an advance stopped before its target."""
+
+    # The clock as it stopped: ready again, frozen at the last step that went through.
+    test_clock: TestClock
+    # The target it did not reach.
+    advancing_to: datetime | None
+    reason: str
+
+
 class TestClockCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     frozen_time: datetime
     name: ShortText | None = None

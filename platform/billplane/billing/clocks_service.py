@@ -3,8 +3,9 @@
 A clock is allowed for every tenant; what keeps it to test-mode data is the rule that none of the
 provider accounts its customers would be charged through (the tenant's default accounts, the
 accounts they are known at or subscribe through) is in live mode, checked when a customer is
-attached and again at each advance. A customer is attached for good, and only before it has any
-subscription or invoice: its history then lives on the clock's time from the start.
+attached, again when an advance is asked, and by the worker at each of its steps. A customer is
+attached for good, and only before it has any subscription or invoice: its history then lives on
+the clock's time from the start.
 
 The advance itself runs in the worker (``clocks_advance``): the request only records where it
 stops (the ``test_clock.advancing`` event), marks the clock ``advancing`` and notifies the
@@ -25,6 +26,7 @@ from billplane.api.types import checked_time
 from billplane.billing.clocks_repository import ADVANCING_EVENT, ClockRepository
 from billplane.billing.clocks_schemas import TestClock as ClockView
 from billplane.billing.clocks_schemas import TestClockAdvance, TestClockAttach, TestClockCreate
+from billplane.billing.dunning import charge_refused
 from billplane.billing.models import TestClock
 from billplane.events.emit import emit
 from billplane.invoices.schemas import Invoice as InvoiceView
@@ -61,7 +63,16 @@ class ClockService:
         self._refuse_advancing(clock, "delete")
         if await self.repository.live_customers(clock.id):
             raise ConflictError("customers are attached to this clock: delete them first (their data lives on it)")
-        for invoice in await self.repository.stop_retries(clock.id):  # open for the tenant to void or collect
+        # Nothing of the clock is charged on real time once it is gone. A first attempt still due
+        # (a charge that could not be made when issued, no step since) is refused here, as a step
+        # records a charge that cannot be made: left, real-time dunning would make it, then retry.
+        # Then every retry is dropped: on the clock's dates, they would all fall due at once. What
+        # is open stays open, for the tenant to void or collect.
+        for invoice_id in await self.repository.never_attempted(clock.id):
+            await charge_refused(
+                self.session, invoice_id, f"test clock {clock.id} was deleted before this invoice's first attempt"
+            )
+        for invoice in await self.repository.stop_retries(clock.id):
             await emit(self.session, "invoice.updated", "invoice", invoice.id, InvoiceView.of(invoice))
         await self.repository.release_deleted_customers(clock.id)
         await emit(self.session, "test_clock.deleted", "test_clock", clock.id, ClockView.of(clock))
@@ -104,7 +115,7 @@ class ClockService:
             raise InvalidFieldError("to", f"must be after the clock's frozen_time ({clock.frozen_time.isoformat()})")
         if to > add_interval(clock.frozen_time, "year", MAX_ADVANCE_YEARS):
             raise InvalidFieldError("to", f"at most {MAX_ADVANCE_YEARS} years after the clock's frozen_time")
-        live = await self.repository.live_mode_accounts(self.tenant_id, await self.repository.clock_accounts(clock.id))
+        live = await self.repository.live_accounts(self.tenant_id, clock.id)
         if live:
             raise ConflictError(f"the clock's customers would be charged through live-mode provider account {live[0]}")
         clock.status = "advancing"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from litestar.exceptions import HTTPException
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.dunning import charge_refused
@@ -17,6 +17,7 @@ from billplane.invoices.lifecycle import InvoiceLifecycle
 from billplane.invoices.models import Invoice
 from billplane.invoices.repository import InvoiceRepository
 from billplane.invoices.schemas import InvoicePay
+from billplane.payments.models import Payment
 from billplane.provider_accounts.resolved import AccountSource
 from billplane.sync.accounts import DefaultAccountCache
 from billplane.sync.queue import JobQueue
@@ -36,6 +37,19 @@ def due(invoice: Invoice, now: datetime) -> bool:
     if invoice.next_payment_attempt_at is not None:
         return invoice.next_payment_attempt_at <= now
     return invoice.attempt_count == 0 and invoice.subscription_id is not None and invoice.provider_invoice_id is None
+
+
+def never_attempted() -> ColumnElement[bool]:
+    """``due``'s never attempted invoices, in SQL, with no payment of any kind (an attempt made by
+    hand is an attempt): what a clock's step charges for the first time, and what deleting a
+    clock settles (``clocks_service``)."""
+    return and_(
+        Invoice.next_payment_attempt_at.is_(None),
+        Invoice.attempt_count == 0,
+        Invoice.subscription_id.is_not(None),
+        Invoice.provider_invoice_id.is_(None),
+        ~exists().where(Payment.invoice_id == Invoice.id),
+    )
 
 
 async def retry(
