@@ -34,7 +34,7 @@ from billplane.customers.models import Customer
 from billplane.db.mixins import MAX_ID
 from billplane.db.repository import TenantRepository, page_records
 from billplane.events import types
-from billplane.events.emit import ENABLED_ENDPOINTS_SELECT, WEBHOOKS_CHANNEL
+from billplane.events.emit import WEBHOOKS_CHANNEL, endpoints_taking
 from billplane.events.models import Event, WebhookDelivery, WebhookEndpoint
 from billplane.events.types import MATCHES_SQL
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
@@ -100,9 +100,9 @@ def _with_event(new: CTE) -> Label[int]:
         .cte("created_event")
     )
     endpoints = cast("Table", WebhookEndpoint.__table__)
-    # The endpoints as emit reads them: locked, so that one whose delete commits meanwhile is
-    # skipped instead of failing the create.
-    read = text(ENABLED_ENDPOINTS_SELECT).columns(endpoints.c.id, endpoints.c.enabled_events)
+    # The endpoints as emit reads them: those taking the event, locked, so that one whose delete
+    # commits meanwhile is skipped instead of failing the create.
+    read = text(endpoints_taking(event.name)).columns(endpoints.c.id, endpoints.c.enabled_events)
     w = read.cte("w").prefix_with("MATERIALIZED")
     e = event.alias("e")
     fanned = select(w.c.id, e.c.id).select_from(e).join(w, text(MATCHES_SQL))  # MATCHES_SQL names them e and w

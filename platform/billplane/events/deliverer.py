@@ -26,7 +26,7 @@ import msgspec
 
 from billplane.db.job_owner import TenantGoneError, owned_session
 from billplane.events import types
-from billplane.events.deliveries import Claimed, DeliveryRepository
+from billplane.events.deliveries import UNSUBSCRIBED, Claimed, DeliveryRepository
 from billplane.events.emit import emit
 from billplane.events.jobs import SWEEP_SECONDS, DeliveryRef, defer
 from billplane.events.models import WebhookEndpoint
@@ -89,9 +89,10 @@ class WebhookDeliverer:
             claimed = await DeliveryRepository(session).claim(ref.delivery_id, lease_seconds=self.options.lease_seconds)
         if claimed is None:  # done, not due, held by another worker, or behind an earlier delivery
             return "skipped"
-        if claimed.endpoint_status != "enabled":
+        unsendable = _unsendable(claimed)
+        if unsendable is not None:
             async with owned_session(self.database, ref.tenant_id, ref.schema) as session:
-                await DeliveryRepository(session).fail_one(claimed, "the endpoint is disabled")
+                await DeliveryRepository(session).fail_one(claimed, unsendable)
             await self._ring_next(ref, claimed)
             return "failed"
         try:
@@ -166,6 +167,15 @@ class WebhookDeliverer:
             following = await DeliveryRepository(session).next_for_object(claimed)
         if following is not None:
             await defer(self.queue, DeliveryRef(ref.tenant_id, ref.schema, following))
+
+
+def _unsendable(claimed: Claimed) -> str | None:
+    """Why the delivery fails without an attempt (not counted against the endpoint), if it does."""
+    if claimed.endpoint_status != "enabled":
+        return "the endpoint is disabled"
+    if not claimed.subscribed:
+        return UNSUBSCRIBED
+    return None
 
 
 def _dropped(ref: DeliveryRef, claimed: Claimed, outcome: str) -> None:

@@ -19,6 +19,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.events.types import MATCHES_SQL
+
+UNSUBSCRIBED = "the endpoint no longer subscribes to this event"
+
 
 def no_earlier_pending(qualifier: str = "") -> str:
     """SQL: no delivery of an earlier event about the same object to the same endpoint is pending.
@@ -56,6 +60,9 @@ _NOT_REPLAYING = text(
     f"SELECT pg_try_advisory_xact_lock_shared({replay_lock('d.endpoint_id')}) FROM webhook_deliveries d "
     "WHERE d.id = :delivery_id"
 )
+# ``subscribed``: whether the endpoint still takes the event. A narrowing of its filter fails the
+# waiting deliveries it sees, not one queued by a writer that fanned out on the filter before and
+# committed after it (the fan-out's lock waits for deletes only): that one is failed here instead.
 _CLAIM = text(
     "UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => :lease) "
     "FROM events e, webhook_endpoints w "
@@ -63,27 +70,39 @@ _CLAIM = text(
     f"AND e.id = d.event_id AND w.id = d.endpoint_id AND {NO_EARLIER_PENDING} "
     "RETURNING d.id, d.attempts, d.endpoint_id, e.id AS event_id, e.tx, e.type, e.object_type, e.object_id, "
     "e.data, e.created_at, w.url, w.status AS endpoint_status, w.secret_ciphertext, w.secret_key_id, "
-    "d.next_attempt_at AS leased_until"
+    f"d.next_attempt_at AS leased_until, {MATCHES_SQL} AS subscribed"
 )
+# An attempt's outcome is recorded under the endpoint's row lock, taken before the delivery's
+# (the delivery's update reads the locked row, ``held``): the order of every transaction that
+# changes an endpoint and its deliveries. Deleting an endpoint locks its row, then its deliveries
+# (the cascade); disabling or narrowing it (a PATCH, ``disable_endpoint`` below) updates its row,
+# then fails its waiting deliveries. Delivery first, a recording waited for the endpoint while
+# holding what such a change needed next: a deadlock, one of the two aborted. Granted after a
+# delete committed, the lock finds no row, and nothing is recorded: the delivery went with its
+# endpoint, as its history does. NO KEY UPDATE, what the update of the endpoint takes anyway:
+# the fan-outs (FOR KEY SHARE) do not wait for it.
+_HELD = "held AS (SELECT id FROM webhook_endpoints WHERE id = :endpoint_id FOR NO KEY UPDATE)"
 # Only while this claim holds the row. Not only while pending: a 2xx after the endpoint was
 # disabled mid-attempt still reached the receiver, and the row says so.
 _SUCCEEDED = text(
-    "WITH d AS (UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1, "
-    "last_status_code = :status_code, last_error = NULL, delivered_at = now() "
-    "WHERE id = :delivery_id AND next_attempt_at = :leased_until RETURNING endpoint_id) "
+    f"WITH {_HELD}, d AS (UPDATE webhook_deliveries d SET status = 'succeeded', attempts = d.attempts + 1, "
+    "last_status_code = :status_code, last_error = NULL, delivered_at = now() FROM held "
+    "WHERE d.id = :delivery_id AND d.endpoint_id = held.id AND d.next_attempt_at = :leased_until "
+    "RETURNING d.endpoint_id) "
     "UPDATE webhook_endpoints w SET consecutive_failures = 0 FROM d WHERE w.id = d.endpoint_id RETURNING w.id"
 )
 # A failure counts against the endpoint; the delivery waits `delay` or, out of attempts, fails.
 _FAILED = text(
-    "WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = :status_code, "
-    "last_error = :error, status = CASE WHEN :final THEN 'failed' ELSE 'pending' END, "
-    "next_attempt_at = now() + make_interval(secs => :delay) "
-    "WHERE id = :delivery_id AND status = 'pending' AND next_attempt_at = :leased_until "
-    "RETURNING endpoint_id, next_attempt_at) "
+    f"WITH {_HELD}, d AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
+    "last_status_code = :status_code, last_error = :error, "
+    "status = CASE WHEN :final THEN 'failed' ELSE 'pending' END, "
+    "next_attempt_at = now() + make_interval(secs => :delay) FROM held "
+    "WHERE d.id = :delivery_id AND d.endpoint_id = held.id AND d.status = 'pending' "
+    "AND d.next_attempt_at = :leased_until RETURNING d.endpoint_id, d.next_attempt_at) "
     "UPDATE webhook_endpoints w SET consecutive_failures = w.consecutive_failures + 1 FROM d "
     "WHERE w.id = d.endpoint_id RETURNING w.consecutive_failures, d.next_attempt_at"
 )
-_FAIL_DISABLED = text(
+_FAIL_ONE = text(
     "UPDATE webhook_deliveries SET status = 'failed', last_error = :error "
     "WHERE id = :delivery_id AND status = 'pending' AND next_attempt_at = :leased_until"
 )
@@ -126,6 +145,8 @@ class Claimed:
     secret_key_id: str
     # The lease's end as the claim set it: the token that says this claim still holds the row.
     leased_until: datetime
+    # Whether the endpoint takes the event's type now (its filter may have been narrowed since).
+    subscribed: bool
 
 
 class DeliveryRepository:
@@ -141,18 +162,25 @@ class DeliveryRepository:
         return None if row is None else Claimed(**row._asdict())
 
     async def succeeded(self, claimed: Claimed, status_code: int) -> bool:
-        """Record a 2xx; False if this claim no longer holds the delivery (nothing recorded)."""
-        parameters = {"delivery_id": claimed.id, "leased_until": claimed.leased_until, "status_code": status_code}
+        """Record a 2xx; False if this claim no longer holds the delivery, or its endpoint was
+        deleted meanwhile (nothing recorded)."""
+        parameters = {
+            "delivery_id": claimed.id,
+            "endpoint_id": claimed.endpoint_id,
+            "leased_until": claimed.leased_until,
+            "status_code": status_code,
+        }
         return (await self.session.execute(_SUCCEEDED, parameters)).first() is not None
 
     async def failed(
         self, claimed: Claimed, *, status_code: int | None, error: str | None, delay: float, final: bool
     ) -> tuple[int, datetime] | None:
         """(the endpoint's failures in a row, when the delivery is due again), or None if nothing was
-        recorded: the delivery is no longer pending (the endpoint was disabled meanwhile) or this
-        claim no longer holds it."""
+        recorded: the delivery is no longer pending (the endpoint was disabled meanwhile), is gone
+        with its deleted endpoint, or this claim no longer holds it."""
         parameters = {
             "delivery_id": claimed.id,
+            "endpoint_id": claimed.endpoint_id,
             "leased_until": claimed.leased_until,
             "status_code": status_code,
             "error": error,
@@ -164,7 +192,7 @@ class DeliveryRepository:
 
     async def fail_one(self, claimed: Claimed, error: str) -> None:
         parameters = {"delivery_id": claimed.id, "leased_until": claimed.leased_until, "error": error}
-        await self.session.execute(_FAIL_DISABLED, parameters)
+        await self.session.execute(_FAIL_ONE, parameters)
 
     async def disable_endpoint(self, endpoint_id: int, reason: str) -> bool:
         """Disable an enabled endpoint and fail what waits for it; False if it was not enabled."""

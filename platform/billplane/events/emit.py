@@ -25,14 +25,31 @@ from billplane.events.types import MATCHES_SQL
 
 WEBHOOKS_CHANNEL = "billplane_webhooks"
 
-# The fan-out's endpoints, as a CTE named ``w`` (the fan-outs of the billing run and of a new
-# customer use it too). Locked FOR KEY SHARE: an endpoint whose delete commits while the statement
-# runs (its snapshot still shows it) is waited for, then skipped. A plain read queued a delivery
-# for it anyway, whose foreign key check then failed the writer's whole transaction. The lock
-# waits for nothing else: not for the worker's updates of the endpoint, nor for other writers.
-# MATERIALIZED: locked once per statement, however many events it writes.
-ENABLED_ENDPOINTS_SELECT = "SELECT id, enabled_events FROM webhook_endpoints WHERE status = 'enabled' FOR KEY SHARE"
-ENABLED_ENDPOINTS = f"w AS MATERIALIZED ({ENABLED_ENDPOINTS_SELECT})"
+
+def endpoints_taking(events: str) -> str:
+    """SQL: the enabled endpoints (``id``, ``enabled_events``) that take at least one event of
+    ``events`` (an earlier CTE of the statement, with a ``type`` column), locked FOR KEY SHARE.
+
+    The lock: an endpoint whose delete commits while the statement runs (its snapshot still shows
+    it) is waited for, then skipped. A plain read queued a delivery for it anyway, whose foreign
+    key check then failed the writer's whole transaction. It is for the deliveries' foreign key,
+    so it covers the endpoints the statement queues deliveries to and no other: deleting an
+    endpoint that takes none of the events does not wait for the writer (a billing run's batch).
+    It waits for nothing but a delete: not for the worker's updates of the endpoint, nor for other
+    writers, nor for a change of its filter (which endpoints take the events is read from the
+    statement's snapshot, as a plain read would; a narrowing that overlapped the writer is caught
+    when the delivery is claimed, ``Claimed.subscribed``). The distinct types first: an endpoint
+    that takes none of a billing run's thousands of events is checked against a few types.
+    """
+    return (
+        "SELECT w.id, w.enabled_events FROM webhook_endpoints w WHERE w.status = 'enabled' "
+        f"AND EXISTS (SELECT FROM (SELECT DISTINCT type FROM {events}) AS e WHERE {MATCHES_SQL}) FOR KEY SHARE OF w"
+    )
+
+
+# The fan-out's endpoints, as a CTE named ``w`` of the events of CTE ``e`` (the billing run's
+# fan-out uses it too). MATERIALIZED: locked once per statement, however many events it writes.
+ENABLED_ENDPOINTS = f"w AS MATERIALIZED ({endpoints_taking('e')})"
 
 # The notification names the schema only; workers check it against the tenants table.
 _EMIT = text(

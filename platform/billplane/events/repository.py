@@ -47,7 +47,7 @@ _REPLAY = text(
 # A replay queues under this exclusive lock, held until it commits: replays of one endpoint run one
 # at a time (each sees what the one before queued), and no delivery to the endpoint is claimed
 # meanwhile (``billplane.events.deliveries``). Not the endpoint's row: the worker updates it when
-# it records each attempt, and every fan-out locks it (FOR KEY SHARE).
+# it records each attempt, and every fan-out of an event it takes locks it (FOR KEY SHARE).
 _REPLAYING = text(
     f"SELECT pg_advisory_xact_lock({replay_lock('w.id')}) FROM webhook_endpoints w WHERE w.id = :endpoint_id"
 )

@@ -102,7 +102,8 @@ async def _reseal(
             select(WebhookEndpoint)
             .where(WebhookEndpoint.id.in_(ids), WebhookEndpoint.secret_key_id != current)
             .order_by(WebhookEndpoint.id)
-            .with_for_update()
+            # NO KEY UPDATE: the fan-outs' KEY SHARE locks neither wait for a rotation nor hold it.
+            .with_for_update(key_share=True)
         )
         for endpoint in (await session.scalars(query)).all():
             old_key_id = endpoint.secret_key_id

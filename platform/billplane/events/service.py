@@ -14,6 +14,7 @@ from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_time
 from billplane.events import types
 from billplane.events.changes import changed
+from billplane.events.deliveries import UNSUBSCRIBED
 from billplane.events.emit import emit
 from billplane.events.models import WebhookEndpoint as EndpointRow
 from billplane.events.options import WebhookOptions
@@ -114,14 +115,18 @@ class EndpointService:
         if "metadata" in changes:
             endpoint.metadata_ = changes["metadata"]
         status = changes.get("status")
+        disabling = status == "disabled" and endpoint.status != "disabled"
         if status == "enabled" and endpoint.status != "enabled":
             endpoint.status, endpoint.disabled_reason, endpoint.consecutive_failures = "enabled", None, 0
-        elif status == "disabled" and endpoint.status != "disabled":
+        elif disabling:
             endpoint.status, endpoint.disabled_reason = "disabled", DISABLED_BY_TENANT
-            await self.repository.fail_pending(endpoint.id, "the endpoint was disabled")
+        # The endpoint's row first, then its deliveries': the order of the worker recording an
+        # attempt (billplane.events.deliveries), which would otherwise deadlock with this change.
         endpoint = await self.repository.update(endpoint)
+        if disabling:
+            await self.repository.fail_pending(endpoint.id, "the endpoint was disabled")
         if "enabled_events" in changes and endpoint.status == "enabled":
-            await self.repository.fail_unsubscribed(endpoint.id, "the endpoint no longer subscribes to this event")
+            await self.repository.fail_unsubscribed(endpoint.id, UNSUBSCRIBED)
         if changed(before, WebhookEndpoint.of(endpoint)):  # the values it had already: no event
             await self._emit(types.ENDPOINT_UPDATED, endpoint)
         return endpoint
@@ -130,10 +135,13 @@ class EndpointService:
         """Delete the endpoint and its delivery history (the events stay)."""
         # Deletes of one tenant run one at a time. Two at once would each hold its own endpoint's
         # row and then, fanning its webhook_endpoint.deleted event out, wait for the other's: a
-        # deadlock (every fan-out locks the endpoints it reads, billplane.events.emit).
+        # deadlock (every fan-out locks the endpoints its events go to, billplane.events.emit).
         await self.repository.one_at_a_time(self.tenant_id)
         endpoint = await self.get(endpoint_id)
         shown = WebhookEndpoint.of(endpoint)
+        # The endpoint's row, then its deliveries' (the cascade): the worker records an attempt in
+        # that order too, so an attempt on it either committed before (and goes with the history)
+        # or finds it gone and records nothing.
         await self.repository.delete(endpoint.id)
         await emit(self.session, types.ENDPOINT_DELETED, types.ENDPOINT_OBJECT, endpoint_id, shown)
 

@@ -2,7 +2,8 @@
 
 A type is ``<object>.<change>`` (``invoice.paid``). An endpoint's ``enabled_events`` lists exact
 types, ``<prefix>.*`` (every type under that prefix: ``invoice.*``) or ``*``; an empty list means
-every type. ``MATCHES_SQL`` is the same rule in SQL, for the fan-out in ``emit`` and for replays.
+every type. ``MATCHES_SQL`` is the same rule in SQL, for the fan-out in ``emit``, for replays and
+for the worker's claim.
 """
 
 from __future__ import annotations
