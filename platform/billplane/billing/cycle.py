@@ -49,7 +49,7 @@ from billplane.pricing import (
 from billplane.pricing.credits import attachable
 from billplane.pricing.models import TIERED_MODELS
 from billplane.subscriptions.models import Subscription
-from billplane.subscriptions.periods import period_end
+from billplane.subscriptions.periods import period_end, usage_start
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 
 _MAX_CATCH_UP = 1000  # boundaries per subscription per run: a daily plan down for years stops here
@@ -270,7 +270,8 @@ async def _cross(batch: _Batch, subscription: LockedSubscription) -> None:
     was_paused = subscription.status == "paused"
     # A trial's usage is free; a pause stops the subscription's price, not what was used. Told by
     # the dates, not the status: a trialing subscription may pause, and its trial ends all the same.
-    billable = _after_trial(subscription, ended)
+    # Nor is the time before a change made the plan metered billed again by its usage.
+    billable = _billable(subscription, ended)
     usage = None if billable is None else await _usage(batch, subscription, ended_plan, billable)
     if subscription.cancel_at_period_end:
         subscription.status, subscription.canceled_at, subscription.ended_at = "canceled", boundary, boundary
@@ -346,17 +347,14 @@ async def _plan(batch: _Batch, plan_id: int) -> BilledPlan:
     return plan
 
 
-def _after_trial(subscription: LockedSubscription, period: Period) -> Period | None:
-    """The part of ``period`` whose usage is billed: what is after the trial's end (None: all of it is
-    the trial's), whatever the status says. A trial's period ends at ``trial_end`` (the period the
-    subscription is created with, and the boundaries from there), so a period is the trial's or
-    not; one that straddled ``trial_end`` would bill only what follows it."""
-    trial_end = subscription.trial_end
-    if trial_end is None or trial_end <= period.start:
-        return period
-    if period.end <= trial_end:
-        return None
-    return Period(trial_end, period.end)
+def _billable(subscription: LockedSubscription, period: Period) -> Period | None:
+    """The part of ``period`` whose usage is billed (None: none of it): what is after the trial's
+    end, whatever the status says, and after ``metered_since`` (``periods.usage_start``). A trial's
+    period ends at ``trial_end`` (the period the subscription is created with, and the boundaries
+    from there), so a period is the trial's or not; one that straddled ``trial_end`` would bill
+    only what follows it. Read from the locked row: no statement more."""
+    start = usage_start(period.start, trial_end=subscription.trial_end, metered_since=subscription.metered_since)
+    return Period(start, period.end) if start < period.end else None
 
 
 async def _usage(batch: _Batch, subscription: LockedSubscription, plan: BilledPlan, period: Period) -> list[LineDraft]:

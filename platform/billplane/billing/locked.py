@@ -70,6 +70,7 @@ class LockedSubscription:
     billed_period_start: datetime | None
     plan_changed_at: datetime | None
     billing_cycle_anchor: datetime | None
+    metered_since: datetime | None
     sync_status: str
     last_sync_error: str | None
     synced_at: datetime | None

@@ -19,6 +19,7 @@ charges at most once.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
@@ -36,6 +37,7 @@ from billplane.pricing import LineDraft, Period, PlanPricing, PricingError, Usag
 from billplane.pricing import total as lines_total
 from billplane.pricing.credits import attachable
 from billplane.subscriptions.models import Subscription, UsageRecord
+from billplane.subscriptions.periods import usage_start
 
 
 def advance_lines(plan: Plan, period: Period, quantity: int, *, field: str = "quantity") -> list[LineDraft]:
@@ -55,16 +57,20 @@ async def last_usage(
     session: AsyncSession, subscription: Subscription, plan: Plan, now: datetime
 ) -> tuple[list[LineDraft], list[InvoiceItem]]:
     """What canceling ``subscription`` at ``now`` leaves owed: the metered usage of its current
-    period up to ``now`` (a trial's is free) and its pending invoice items the invoice can take,
-    locked. A 422 naming ``invoice_now`` when that comes to more than an invoice may hold."""
+    period up to ``now`` (a trial's is free), or up to the period's end when that has passed (an
+    ``unpaid`` or ``incomplete`` subscription, which the billing run does not move on: nothing
+    else bills that period), and its pending invoice items the invoice can take, locked. A 422
+    naming ``invoice_now`` when that comes to more than an invoice may hold."""
     start, end = subscription.current_period_start, subscription.current_period_end
     lines: list[LineDraft] = []
     # The part of the period before the trial's end is free, whatever the status says now (a
-    # subscription paused during its trial is ``paused``, its trial usage still free).
-    trial_end = subscription.trial_end
-    if start is not None and trial_end is not None and trial_end > start:
-        start = trial_end
-    if plan.pricing_model == "metered" and start is not None and end is not None and start < now < end:
+    # subscription paused during its trial is ``paused``, its trial usage still free), and the part
+    # before a change made the plan metered was the plan before's (``periods.usage_start``).
+    if start is not None:
+        start = usage_start(start, trial_end=subscription.trial_end, metered_since=subscription.metered_since)
+    # From the period's very start on (``start <= now``): a test clock stops exactly there, with
+    # usage stamped then or a little ahead of it, which nothing else would bill after this.
+    if plan.pricing_model == "metered" and start is not None and end is not None and start <= now and start < end:
         # Read to the period's end: ingestion takes a record stamped a little ahead of its clock
         # (usage.rules.CLOCK_SKEW), and after the cancellation nothing else will bill it.
         whole = Period(start, end)
@@ -79,7 +85,10 @@ async def last_usage(
             .order_by(UsageRecord.timestamp, UsageRecord.id)  # as the billing run reads them ("last")
         )
         values = [UsageValue(timestamp, quantity) for timestamp, quantity in await session.execute(query)]
-        lines = period_lines(pricing, Period(start, now), usage=metered_usage(pricing, values, whole))
+        # Priced over the whole period (a metered line's amount is its usage's, whatever the span)
+        # and shown as the span billed, [start, now]: empty when canceled at the period's start.
+        usage = metered_usage(pricing, values, whole)
+        lines = [replace(line, period_end=min(now, end)) for line in period_lines(pricing, whole, usage=usage)]
     taken = await take_pending(session, subscription, plan.currency, lines)
     amount = lines_total(lines) + sum(item.amount for item in taken)
     _check_limit(amount, lines, "invoice_now", f"subscription {subscription.id}'s last usage")

@@ -14,6 +14,7 @@ from billplane.sync.columns import SyncStateMixin
 _ADDED_BY_0004 = 20  # after tenant_0003's sync columns, as the migration appends them
 _ADDED_BY_0005 = 30
 _ADDED_BY_0012 = 40  # after the sync and timestamp columns
+_ADDED_BY_0014 = 50
 
 # incomplete_expired: left incomplete (an approval that never came) past the expiry window.
 SUBSCRIPTION_STATUSES = (
@@ -79,6 +80,12 @@ class Subscription(IdMixin, TimestampsMixin, MetadataMixin, SyncStateMixin, Tena
     # on a shorter month's last day returns to its day (Jan 31, Feb 28, Mar 31). None: older rows,
     # whose periods count from the previous boundary, as they did.
     billing_cycle_anchor: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0012)
+    # When a change made at once moved it from a plan that does not meter to a metered one: the time
+    # before was the old plan's (paid in advance, its unused rest credited), so the period's usage
+    # counts from here. Not plan_changed_at: a later change of quantity, or to another metered plan,
+    # moves that, and the usage before such a change is still billed. Stale (the period's start
+    # counts) once the period starts after it.
+    metered_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), sort_order=_ADDED_BY_0014)
 
 
 class UsageRecord(IdMixin, TenantBase):

@@ -36,3 +36,12 @@ def period_end(start: datetime, interval: str, count: int, anchor: datetime | No
     if start.day != calendar.monthrange(start.year, start.month)[1] or anchor.day <= start.day:
         return end
     return end.replace(day=min(anchor.day, calendar.monthrange(end.year, end.month)[1]))
+
+
+def usage_start(start: datetime, *, trial_end: datetime | None, metered_since: datetime | None) -> datetime:
+    """Where the usage a period starting at ``start`` bills begins: after its trial (a trial's usage
+    is free, whatever the status says) and from when a change made the plan metered (the time
+    before was the plan before's, paid in advance: ``Subscription.metered_since``). Either, before
+    ``start``, belongs to an earlier period and is ``start``. At or after the period's end: the
+    period bills no usage."""
+    return max([start, *(moment for moment in (trial_end, metered_since) if moment is not None)])

@@ -170,6 +170,9 @@ class SubscriptionService:
                     await self._add_prorations(subscription, change)
                 billed_here = not self.mirror.bills_subscriptions(subscription.provider)
                 keep_billed(subscription, change, billed_here=billed_here)
+                if change.current.pricing_model != "metered" and change.new.pricing_model == "metered":
+                    # Its usage counts from here: the time before was the old plan's, paid for.
+                    subscription.metered_since = change.at
                 subscription.plan_id, subscription.quantity = plan_id, quantity
                 subscription.plan_changed_at = change.at
                 subscription.pending_plan_id = subscription.pending_quantity = None

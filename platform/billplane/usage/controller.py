@@ -52,9 +52,10 @@ class UsageRecordController(Controller):
         `accepted` (stored now, with its `id`), `duplicate` (a record with the same subscription and
         `client_event_id` was stored before, by an earlier request or earlier in this batch: not
         counted twice) or `refused` with the `field` at fault and the `reason` (no such subscription,
-        a plan that is not metered, a canceled or ended subscription, a `timestamp` outside the
-        subscription's open period or in the future). A malformed body (or more than 1,000 records)
-        is a 422 and nothing is stored. Timestamps are kept to the microsecond: finer digits are cut.
+        a plan that is not metered, a canceled, ended or incomplete subscription, a `timestamp`
+        outside the subscription's open period, before a change made its plan metered, or in the
+        future). A malformed body (or more than 1,000 records) is a 422 and nothing is stored.
+        Timestamps are kept to the microsecond: finer digits are cut.
         """
         return await usage.ingest(cut_to_microseconds(await request.body(), data))
 
@@ -84,6 +85,7 @@ class SubscriptionUsageController(Controller):
     async def get_subscription_usage(
         self, subscription_id: FromPath[int], usage: NamedDependency[UsageService]
     ) -> UsageSummary:
-        """A metered subscription's usage in its current period, aggregated as its plan says
-        (`sum`, `max` or `last`); 404 for a subscription of another tenant, 422 if not metered."""
+        """A metered subscription's usage in its current period (from the change that made its plan
+        metered, if one did in this period), aggregated as its plan says (`sum`, `max` or `last`);
+        404 for a subscription of another tenant, 422 if not metered."""
         return await usage.summary(subscription_id)

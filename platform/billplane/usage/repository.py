@@ -54,6 +54,7 @@ _METERS = (
         TestClock.frozen_time.label("clock_time"),
         Subscription.cancel_at_period_end,
         _PENDING.pricing_model.label("pending_pricing_model"),
+        Subscription.metered_since,
     )
     .join(Plan, Plan.id == Subscription.plan_id)
     .outerjoin(_PENDING, _PENDING.id == Subscription.pending_plan_id)
@@ -108,7 +109,10 @@ def _in_period(start: Any, end: Any) -> ColumnElement[bool]:
 
 
 def _summary_statement() -> Any:
-    in_period = _in_period(Subscription.current_period_start, Subscription.current_period_end)
+    # From when the plan became metered, if a change made it so in this period (greatest() skips a
+    # NULL): the usage the period's invoice will bill (``periods.usage_start``).
+    counted_from = func.greatest(Subscription.current_period_start, Subscription.metered_since)
+    in_period = _in_period(counted_from, Subscription.current_period_end)
     totals = (
         select(
             func.coalesce(func.sum(UsageRecord.quantity), 0).label("total"),

@@ -12,6 +12,13 @@ from billplane.subscriptions.models import ENDED_STATUSES
 # taken as "now", anything later is refused (it would be counted in a period not yet open).
 CLOCK_SKEW = timedelta(minutes=5)
 
+# An incomplete subscription waits for its customer (a first payment, an approval) and may never
+# start (``incomplete_expired``): a record of it would wait for an invoice that may never come.
+_INCOMPLETE = "it takes usage once the customer has completed it (a first payment, an approval)"
+# An unpaid one keeps its open period, whose usage is billed when the open invoice is paid (the
+# period then ends, ``billing.dunning``) or by ``invoice_now``; the next period starts only then.
+_UNPAID = "the subscription is unpaid: its next period starts once its open invoice is paid"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Meter:
@@ -30,6 +37,8 @@ class Meter:
     # Whether the period after the open one is billed here, metered: the subscription does not
     # end with the open period, and no change to a plan that is not metered waits for its end.
     renews_metered: bool = False
+    # When a change made the plan metered (``Subscription.metered_since``); None: never.
+    metered_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +60,33 @@ def refusal(meter: Meter | None, timestamp: datetime) -> Refusal | None:
     if meter.period_start is None or meter.period_end is None:
         return Refusal("subscription_id", "the subscription has no open period")
     refused = _outside_period(meter.now, meter.period_start, meter.period_end, timestamp)
-    if refused is not None and _awaiting_the_run(meter, meter.period_end, timestamp):
+    if refused is None:
+        return _before_metered(meter, timestamp)
+    return _outside(meter, meter.period_end, timestamp, refused)
+
+
+def _outside(meter: Meter, end: datetime, timestamp: datetime, refused: Refusal) -> Refusal | None:
+    """Why a record outside the open period is refused (``refused``), if it is: one of the next
+    period is taken while that period waits for the run (``_awaiting_the_run``), and the refusal
+    of an unpaid subscription's says why no next period opens."""
+    if _awaiting_the_run(meter, end, timestamp):
         return None
+    if meter.status == "unpaid" and meter.report_to is None and end <= timestamp <= meter.now + CLOCK_SKEW:
+        return Refusal(refused.field, f"{refused.reason}; {_UNPAID}")
     return refused
+
+
+def _before_metered(meter: Meter, timestamp: datetime) -> Refusal | None:
+    """Why a record in the open period is refused: stamped before a change made the plan metered
+    in it (a ``metered_since`` of an earlier period is before its start). That time was the plan
+    before's, paid in advance, and no invoice bills usage stamped there."""
+    since = meter.metered_since
+    if since is None or timestamp >= since:
+        return None
+    return Refusal(
+        "timestamp",
+        f"before the subscription's plan became metered ({since.isoformat()}): the plan before billed that time",
+    )
 
 
 def _closed(meter: Meter) -> Refusal | None:
@@ -64,6 +97,9 @@ def _closed(meter: Meter) -> Refusal | None:
         return Refusal("subscription_id", "the subscription has ended: it takes no more usage")
     if meter.pricing_model != "metered":
         return Refusal("subscription_id", f"the subscription's plan is not metered ({meter.pricing_model})")
+    if meter.status == "incomplete" and meter.report_to is None:
+        # A provider that bills the usage bills it by its own rules for the state: reported there.
+        return Refusal("subscription_id", f"the subscription is incomplete: {_INCOMPLETE}")
     return None
 
 

@@ -98,6 +98,7 @@ class UsageService:
                 now=row.clock_time or now,
                 report_to=self._report_to(row, providers),
                 renews_metered=not row.cancel_at_period_end and row.pending_pricing_model in {None, "metered"},
+                metered_since=row.metered_since,
             )
             for row in rows
         }

@@ -25,9 +25,31 @@ def test_a_record_in_the_open_period_is_accepted() -> None:
     assert refusal(OPEN, NOW) is None
 
 
-@pytest.mark.parametrize("status", ["trialing", "active", "past_due", "paused", "unpaid", "incomplete"])
+@pytest.mark.parametrize("status", ["trialing", "active", "past_due", "paused", "unpaid"])
 def test_live_states_take_usage(status: str) -> None:
     assert refusal(replace(OPEN, status=status), NOW) is None
+
+
+def test_an_incomplete_subscription_takes_usage_only_where_a_provider_bills_it() -> None:
+    refused = refusal(replace(OPEN, status="incomplete"), NOW)
+    assert refused is not None
+    assert (refused.field, refused.reason.startswith("the subscription is incomplete: ")) == ("subscription_id", True)
+    assert refusal(replace(OPEN, status="incomplete", report_to=7), NOW) is None  # billed there, by its rules
+
+
+def test_a_record_before_the_plan_became_metered_in_the_period_is_refused() -> None:
+    switch = datetime(2025, 1, 10, tzinfo=UTC)
+    switched = replace(OPEN, metered_since=switch)
+    assert refusal(switched, switch) is None
+    before = refusal(switched, switch - timedelta(microseconds=1))
+    assert before is not None
+    assert (before.field, before.reason.startswith("before the subscription's plan became metered")) == (
+        "timestamp",
+        True,
+    )
+    # A switch in an earlier period: the open period's usage counts from its start.
+    earlier = replace(OPEN, metered_since=datetime(2024, 12, 20, tzinfo=UTC))
+    assert refusal(earlier, datetime(2025, 1, 1, tzinfo=UTC)) is None
 
 
 def test_the_period_start_is_in_and_its_end_is_out() -> None:
@@ -77,7 +99,6 @@ def test_a_record_of_the_next_period_is_taken_while_the_ended_one_awaits_the_run
     "meter",
     [
         replace(ENDED, renews_metered=False),  # ends with the period, or moves to a plan not metered
-        replace(ENDED, status="unpaid"),  # the run does not move it on
         replace(ENDED, report_to=7),  # the provider bills the usage, in its own periods
         replace(ENDED, now=datetime(2025, 1, 31, 23, 58, tzinfo=UTC)),  # not ended: the client's clock runs ahead
     ],
@@ -86,3 +107,13 @@ def test_a_record_after_the_open_period_is_refused_unless_the_next_one_will_bill
     refused = refusal(meter, datetime(2025, 2, 1, tzinfo=UTC))
     assert refused is not None
     assert (refused.field, refused.reason.startswith("after the open period")) == ("timestamp", True)
+
+
+def test_an_unpaid_subscriptions_record_after_its_period_says_why_no_next_period_opens() -> None:
+    refused = refusal(replace(ENDED, status="unpaid"), datetime(2025, 2, 1, tzinfo=UTC))  # the run does not move it on
+    assert refused is not None
+    assert refused.field == "timestamp"
+    assert refused.reason == (
+        "after the open period, which ends 2025-02-01T00:00:00+00:00; "
+        "the subscription is unpaid: its next period starts once its open invoice is paid"
+    )
