@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from billplane.app import create_app
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
 from tests.conftest import CreatedTenant, create_tenant, unique_slug
-from tests.platform.billing_seed import their_subscription
+from tests.platform.billing_seed import their_provider_event, their_subscription
 from tests.platform.invoices.idempotency_samples import INVOICE_SAMPLES
 from tests.platform.provider_accounts_fake import FakeProvider, good_body
 from tests.platform.test_clocks.samples import CLOCK_SAMPLES
@@ -117,6 +117,11 @@ async def _webhook_endpoint_action(client: Client, tenant: CreatedTenant, action
     return f"/v1/webhook-endpoints/{endpoint.json()['id']}/{action}", {}
 
 
+async def _reapply_provider_event(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    # An ignored event of the tenant's own: the only kind a reapply takes.
+    return f"/v1/provider-events/{await their_provider_event(client, tenant)}/reapply", {}
+
+
 def _samples() -> dict[str, Sample]:
     async def action(name: str, _client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
         return f"/v1/admin/tenants/{tenant.slug}/{name}", {}
@@ -150,6 +155,7 @@ def _samples() -> dict[str, Sample]:
         "/v1/webhook-endpoints/{endpoint_id:int}/rotate-secret": lambda c, t: _webhook_endpoint_action(
             c, t, "rotate-secret"
         ),
+        "/v1/provider-events/{provider_event_id:int}/reapply": _reapply_provider_event,
         **INVOICE_SAMPLES,
         **CLOCK_SAMPLES,
     }

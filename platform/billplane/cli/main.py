@@ -8,6 +8,7 @@ from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.cli.dev import dev
 from billplane.cli.idempotency import idempotency
 from billplane.cli.migrate import migrate
+from billplane.cli.provider_events import provider_events
 from billplane.cli.providers import providers
 from billplane.cli.secrets import secrets
 from billplane.cli.tenants import tenants
@@ -90,6 +91,7 @@ cli.add_command(dev)
 cli.add_command(tenants)
 cli.add_command(idempotency)
 cli.add_command(providers)
+cli.add_command(provider_events)
 cli.add_command(secrets)
 cli.add_command(worker)
 cli.add_command(migrate)

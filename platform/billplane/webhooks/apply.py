@@ -13,6 +13,9 @@ racing to record the same invoice, payment or refund resolve: the loser stays ``
 applied again. Neither waits longer than ``WAIT_LIMIT`` (then it is ignored, with its reason):
 left ``received``, the sweep would re-apply it every minute for ever, and a tenant's oldest 100
 such events would keep every newer one from being applied.
+
+An ignored event is applied again only on request, once its cause is gone
+(``billplane.webhooks.service.reapply``): it is ``received`` again, and its wait counts from then.
 """
 
 from __future__ import annotations
@@ -160,7 +163,8 @@ class EventApplier:
             event = msgspec.convert(row.event, ProviderEvent)
             status, detail = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
             if status != "deferred":  # a deferred event stays as it is: received
-                row.status, row.detail, row.applied_at = status, detail, datetime.now(UTC)
+                # A reapplied event's detail says so (and why it was ignored), unless there is news.
+                row.status, row.detail, row.applied_at = status, detail or row.detail, datetime.now(UTC)
         if status in {"ignored", "deferred"}:
             logger.info("%s event %s of %s %s: %s", row.provider, row.event_id, ref.schema, status, detail)
         return status
@@ -183,7 +187,9 @@ class EventApplier:
 
 
 def _waited(row: StoredEvent) -> bool:
-    return datetime.now(UTC) - row.received_at >= WAIT_LIMIT
+    """Whether ``row`` has waited ``WAIT_LIMIT`` since it arrived, or since it was last reapplied:
+    what it waits for may only have been put right then."""
+    return datetime.now(UTC) - (row.reapplied_at or row.received_at) >= WAIT_LIMIT
 
 
 def _unless_waited(row: StoredEvent, status: str, detail: str | None) -> Outcome:

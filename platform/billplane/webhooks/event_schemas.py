@@ -21,11 +21,14 @@ class ProviderEventRecord(msgspec.Struct, kw_only=True):
     provider_object_id: str
     occurred_at: datetime
     # received (not applied yet), applied, or ignored with the reason in `detail`: stale, an object
-    # billplane does not know, or a type it does not act on.
+    # billplane does not know, or a type it does not act on. One reapplied says so in `detail`.
     status: str
     detail: str | None
     received_at: datetime
     applied_at: datetime | None
+    # When it was last set back from ignored to be applied again (POST .../reapply); its day of
+    # waiting counts from then. None: never.
+    reapplied_at: datetime | None
 
     @classmethod
     def of(cls, row: StoredEvent) -> ProviderEventRecord:
@@ -43,4 +46,5 @@ class ProviderEventRecord(msgspec.Struct, kw_only=True):
             detail=row.detail,
             received_at=row.received_at,
             applied_at=row.applied_at,
+            reapplied_at=row.reapplied_at,
         )

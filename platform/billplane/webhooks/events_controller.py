@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.api.auth import principal_of, runtime_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor, page_of
 from billplane.api.problems import InvalidFieldError
 from billplane.db.mixins import MAX_ID
+from billplane.sync.refs import EventRef
 from billplane.webhooks.event_schemas import ProviderEventRecord
 from billplane.webhooks.models import EVENT_STATUSES
 from billplane.webhooks.repository import EventRepository
+from billplane.webhooks.service import reapply
 
 
 class ProviderEventController(Controller):
@@ -32,6 +35,30 @@ class ProviderEventController(Controller):
         if row is None:
             raise NotFoundException(f"no provider event {provider_event_id}")
         return ProviderEventRecord.of(row)
+
+    @post("/{provider_event_id:int}/reapply", operation_id="reapplyProviderEvent", status_code=202)
+    async def reapply_provider_event(
+        self,
+        request: Request[Any, Any, Any],
+        provider_event_id: FromPath[int],
+        tenant_session: NamedDependency[AsyncSession],
+    ) -> ProviderEventRecord:
+        """Apply an ignored event again, once what kept it from being applied is put right (202).
+
+        For an event the database refused (its `detail` says `could not be applied: ...`, fixed
+        by a later release) or that waited a day for what it needed (a payment since settled by
+        hand). It is `received` again, `detail` saying it was reapplied and why it had been
+        ignored, and applied in the background as a new event is: `applied`, or `ignored` again
+        with the reason. It may wait again, a day from `reapplied_at` (`received_at` stays when
+        it arrived). Applying is safe to repeat: the watermark and the state of what it names
+        decide, as for any event. 409 unless the event is `ignored` (a `received` one is still
+        to be applied, an `applied` one is done); 404 if it does not exist or belongs to another
+        tenant.
+        """
+        principal = principal_of(request)
+        ref = EventRef(principal.tenant_id, principal.schema_name, provider_event_id)
+        by = f"through the API (key {principal.key_id})"
+        return ProviderEventRecord.of(await reapply(tenant_session, runtime_of(request).jobs, ref, by=by))
 
     @get("/", operation_id="listProviderEvents")
     async def list_provider_events(

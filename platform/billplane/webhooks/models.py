@@ -23,7 +23,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from billplane.db.base import TenantBase
 
 # received: stored, not applied yet; applied: changed local state; ignored: nothing to change
-# (stale, unknown object, a type billplane does not act on), with the reason in `detail`.
+# (stale, unknown object, a type billplane does not act on, refused by the database, waited too
+# long), with the reason in `detail`. Only an ignored event may be set back to received, on request
+# (``billplane.webhooks.service.reapply``).
 EVENT_STATUSES = ("received", "applied", "ignored")
 
 
@@ -51,3 +53,6 @@ class StoredEvent(TenantBase):
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When it was last set back from ignored to received (tenant_0015): its wait (``WAIT_LIMIT``)
+    # counts from then. received_at stays when it arrived.
+    reapplied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -81,7 +81,10 @@ class EventRepository:
         return list((await self.session.execute(query)).scalars())
 
     async def lock(self, event_id: int) -> StoredEvent | None:
-        """The stored event, locked: two jobs for one event apply it once."""
+        """The stored event, locked: two jobs for one event apply it once, and a reapply
+        (``billplane.webhooks.service.reapply``) never meets a job half-way."""
+        if not 1 <= event_id <= MAX_ID:  # a path's id beyond bigint names nothing
+            return None
         query = select(StoredEvent).where(StoredEvent.id == event_id).with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
