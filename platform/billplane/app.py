@@ -147,7 +147,9 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
     settings = settings or get_settings()
     runtime = Runtime.from_settings(settings)
     key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
-    changes = ChangeListener(settings.database.url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear)
+    changes = ChangeListener(
+        settings.database.listening_url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear
+    )
     key_cache.listening = lambda: changes.listening
     in_process = InProcessWorker(runtime) if worker else None
     observability = Observability.from_settings(settings)

@@ -44,7 +44,7 @@ class Runtime:
         migrator = TenantMigrator(database, provisioner.scripts)
         sealer = ResponseSealer(settings.security.secret_key)
         plugins = PluginHost.discover(settings.providers.allowlist)
-        jobs = JobQueue(settings.database.url)
+        jobs = JobQueue(settings.database.listening_url)  # procrastinate's worker LISTENs
         runtime = cls(settings, database, provisioner, registry, migrator, sealer, plugins, jobs)
         # Imported here: the account source needs this module's Runtime type.
         from billplane.provider_accounts.source import DatabaseAccountSource  # noqa: PLC0415

@@ -24,10 +24,18 @@ class SettingsError(ValueError):
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
     url: str
+    # For the connections that LISTEN (and procrastinate's, which does too): a session needs a
+    # session, so behind a transaction-mode pooler they go to PostgreSQL or a session-mode pooler.
+    listen_url: str | None = None
     # A fixed pool: overflow connections are closed on return, and reopening one costs more than
     # a request (the HTTP benchmark saw 30-160 reconnects a run with 5 + 5 under 32 clients).
     pool_size: int = 10
     max_overflow: int = 0
+
+    @property
+    def listening_url(self) -> str:
+        """Where the connections that LISTEN go: ``listen_url``, else ``url``."""
+        return self.listen_url or self.url
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +140,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 # Environment variable -> (group, field). The configuration reference in docs/ lists the same.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "BILLPLANE_DATABASE_URL": ("database", "url"),
+    "BILLPLANE_DATABASE_LISTEN_URL": ("database", "listen_url"),
     "BILLPLANE_DB_POOL_SIZE": ("database", "pool_size"),
     "BILLPLANE_DB_MAX_OVERFLOW": ("database", "max_overflow"),
     "BILLPLANE_HOST": ("server", "host"),
@@ -195,7 +204,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, serving: bool = T
 
 
 def _convert(field: str, raw: str) -> object:
-    if field == "url":
+    if field in {"url", "listen_url"}:
         return normalize_url(raw)
     if field in _INTEGERS:
         return int(raw)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -233,3 +234,21 @@ async def test_a_listener_that_hears_only_its_own_notifications_is_not_listening
         assert listens >= 2  # its ping went unheard within the heartbeat, and it connected again
     finally:
         await listener.stop()
+
+
+async def test_the_listener_connects_where_the_listen_url_says(
+    client: Client, settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    # Requests go to the database URL, the listener to BILLPLANE_DATABASE_LISTEN_URL: here a port
+    # nobody listens on, so this process never hears the revocation and trusts its cache (60 s).
+    patient_settings = patient(settings)
+    unreachable = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
+    database = msgspec.structs.replace(patient_settings.database, listen_url=unreachable)
+    deaf = msgspec.structs.replace(patient_settings, database=database)
+    tenant = await create_tenant(client, admin_headers)
+    async with AsyncTestClient(app=create_app(deaf)) as other:
+        assert (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 200
+        path = f"/v1/admin/tenants/{tenant.slug}/api-keys/{tenant.key_id}"
+        assert (await client.delete(path, headers=admin_headers)).status_code == 204
+        await asyncio.sleep(1.0)  # a listening process refuses it within this (the tests above)
+        assert (await other.get("/v1/tenant", headers=tenant.headers)).status_code == 200

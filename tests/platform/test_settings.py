@@ -82,3 +82,12 @@ def test_durations_have_defaults_and_bounds() -> None:
         with pytest.raises(SettingsError) as caught:
             load_settings(GOOD | {name: bad})
         assert name in str(caught.value), (name, bad)
+
+
+def test_the_listening_connections_have_a_url_of_their_own_or_the_databases() -> None:
+    assert load_settings(GOOD).database.listening_url == "postgresql+asyncpg://u:p@db:5432/billing"
+    direct = load_settings(GOOD | {"BILLPLANE_DATABASE_LISTEN_URL": "postgres://u:q@db-direct:5432/billing"})
+    assert direct.database.listening_url == "postgresql+asyncpg://u:q@db-direct:5432/billing"
+    assert direct.database.url == "postgresql+asyncpg://u:p@db:5432/billing"
+    with pytest.raises(SettingsError, match="PostgreSQL"):
+        load_settings(GOOD | {"BILLPLANE_DATABASE_LISTEN_URL": "mysql://u@h/db"})

@@ -42,6 +42,14 @@ VARIABLES: tuple[Variable, ...] = (
         default="required (`make run`: the embedded server)",
     ),
     Variable(
+        "BILLPLANE_DATABASE_LISTEN_URL",
+        "Where the connections that `LISTEN` go (API-key changes in API processes, outbox and delivery "
+        "announcements and procrastinate's job queue in workers): PostgreSQL itself or a session-mode pooler, "
+        "when `BILLPLANE_DATABASE_URL` is a transaction-mode pooler, through which `LISTEN` hears nothing. "
+        "See [scaling](scaling.md).",
+        default="that of `BILLPLANE_DATABASE_URL`",
+    ),
+    Variable(
         "BILLPLANE_SECRET_KEY",
         "At least 32 characters. API-key digests are keyed with a pepper derived from it: changing it "
         "invalidates every tenant API key and every stored `Idempotency-Key` response, and makes provider "

@@ -22,4 +22,4 @@ def webhook_services(runtime: Runtime, options: WebhookOptions | None = None) ->
 
 
 def delivery_listener(runtime: Runtime, services: WebhookServices) -> DeliveryListener:
-    return DeliveryListener(asyncpg_dsn(runtime.database.url), services.sweeper)
+    return DeliveryListener(asyncpg_dsn(runtime.settings.database.listening_url), services.sweeper)

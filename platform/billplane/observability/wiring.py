@@ -32,6 +32,7 @@ def configured_secrets(settings: Settings) -> list[str]:
             found.append(entry.strip())
             found.append(entry.partition(":")[2].strip())
     found.append(make_url(settings.database.url).password)
+    found.append(make_url(settings.database.listening_url).password)
     return [value for value in found if value]
 
 

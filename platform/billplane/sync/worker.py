@@ -64,7 +64,7 @@ async def run_worker(
     listening: asyncio.Task[None] | None = None
     hearing: asyncio.Task[None] | None = None
     if wait:
-        listener = OutboxListener(asyncpg_dsn(runtime.database.url), services.sweeper, runtime.jobs)
+        listener = OutboxListener(asyncpg_dsn(runtime.settings.database.listening_url), services.sweeper, runtime.jobs)
         listening = asyncio.create_task(listener.run(), name=f"{name}-outbox-listener")
         hearing = asyncio.create_task(delivery_listener(runtime, webhooks).run(), name=f"{name}-webhooks-listener")
     try:
