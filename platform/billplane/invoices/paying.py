@@ -12,9 +12,12 @@ customer's, still attached, and at that account.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.problems import ConflictError, InvalidFieldError
+from billplane.billing.clock import live_account_for_clock
+from billplane.customers.models import Customer
 from billplane.events.emit import emit
 from billplane.invoices.models import Invoice
 from billplane.payments.models import Payment, PaymentMethod
@@ -39,6 +42,9 @@ async def charge_invoice(
     account = await ProviderAccountRepository(session, writer.tenant_id).get_live(account_id)
     if account is None:
         raise ConflictError(f"provider account {account_id} no longer exists: connect an account to charge through")
+    clock = await session.scalar(select(Customer.test_clock_id).where(Customer.id == invoice.customer_id))
+    if live := await live_account_for_clock(session, writer.tenant_id, clock, account.id):
+        raise ConflictError(f"the invoice would be charged through {live}")
     method = await _payment_method(session, invoice, subscription, account_id, payment_method_id)
     payment = Payment(
         customer_id=invoice.customer_id,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, InvalidFieldError
 from billplane.api.types import checked_time
-from billplane.billing.clock import customer_now
+from billplane.billing.clock import customer_now, live_account_for_clock
 from billplane.billing.customer_credit import release_credits
 from billplane.billing.driver import driver_of
 from billplane.billing.models import InvoiceItem
@@ -114,6 +114,9 @@ class SubscriptionService:
         account = await self.mirror.account_for_new_subscription(data.provider_account_id)
         if account is not None:
             await self.mirror.refuse_unsupported_plan(account, plan.id)
+            tenant_id = self.mirror.writer.tenant_id
+            if live := await live_account_for_clock(self.session, tenant_id, customer.test_clock_id, account):
+                raise InvalidFieldError("provider_account_id", live)
         now = await customer_now(self.session, customer.test_clock_id)
         trial_days = plan.trial_period_days if data.trial_period_days is None else data.trial_period_days
         trial_end = now + timedelta(days=trial_days) if trial_days else None

@@ -16,6 +16,7 @@ from billplane_sandbox.payment_methods import SUCCEEDS
 
 from billplane.runtime import Runtime
 from billplane.sync.worker import worker_services
+from tests.platform.billing_seed import insert
 from tests.platform.concurrently import held
 from tests.platform.dunning.helpers import Client, Setup, another_plan, on_a_clock, subscribe
 from tests.platform.invoices.helpers import payment_method, rows
@@ -68,11 +69,18 @@ async def test_a_live_account_attached_during_an_advance_stops_it_at_the_step_th
         # The weekly renewals (Jan 22 to Feb 12) go through; the step to Feb 15 waits, mid-way.
         advancing = asyncio.ensure_future(worker_services(worker).clocks.run())
         await _waited_on(connection)
-        # Meanwhile the clock's customer subscribes through the live account (on a day's trial:
-        # nothing is charged when subscribing; its trial ends on the clock's Feb 13).
-        body = {"customer_id": setup.customer, "plan_id": weekly, "provider_account_id": live, "trial_period_days": 1}
-        subscribed = await client.post("/v1/subscriptions", json=body, headers=headers)
-        assert subscribed.status_code == 201, subscribed.text
+        # Meanwhile a subscription of the clock's customer through the live account appears (on a
+        # day's trial, ending on the clock's Feb 13). The API refuses to create one now
+        # (test_a_clock_customer_is_not_subscribed_or_charged_through_a_live_account): written as
+        # one made before it did.
+        async with worker.database.tenant_session(setup.tenant.schema) as session:
+            trial_end = datetime(2030, 2, 13, 9, tzinfo=UTC)
+            await insert(
+                session, "subscriptions", customer_id=setup.customer, plan_id=weekly, status="trialing",
+                trial_start=trial_end - timedelta(days=1), trial_end=trial_end,
+                current_period_start=trial_end - timedelta(days=1), current_period_end=trial_end,
+                billing_cycle_anchor=trial_end, provider="sandbox", provider_account_id=live,
+            )  # fmt: skip
     await advancing
     await drain(worker)
 
@@ -96,3 +104,32 @@ async def test_a_live_account_attached_during_an_advance_stops_it_at_the_step_th
     assert await worker_services(worker).clocks.run() == 0
     again = await client.post(f"{URL}/{clock}/advance", json={"to": target.isoformat()}, headers=headers)
     assert again.status_code == 409, again.text
+
+
+async def test_a_clock_customer_is_not_subscribed_or_charged_through_a_live_account(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    setup, _ = await on_a_clock(client, admin_headers, worker, SUCCEEDS, frozen_time=T0, prefix="clklivereq")
+    headers = setup.tenant.headers
+    live = await _live_account(client, setup)
+    weekly = await another_plan(client, setup, pricing_model="flat", amount=500, billing_interval="week")
+    body = {"customer_id": setup.customer, "plan_id": weekly, "provider_account_id": live, "trial_period_days": 0}
+    refused = await client.post("/v1/subscriptions", json=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "provider_account_id"
+    assert "live mode" in refused.json()["errors"][0]["message"]
+
+    # An invoice of hers, paid when the live account has become the tenant's default.
+    lines = [{"description": "setup", "unit_amount": 900}]
+    invoice = await client.post(
+        "/v1/invoices", json={"customer_id": setup.customer, "currency": "USD", "lines": lines}, headers=headers
+    )
+    assert invoice.status_code == 201, invoice.text
+    invoice_id = invoice.json()["id"]
+    assert (await client.post(f"/v1/invoices/{invoice_id}/finalize", headers=headers)).status_code == 200
+    made_default = await client.patch(f"/v1/provider-accounts/{live}", json={"is_default": True}, headers=headers)
+    assert made_default.status_code == 200, made_default.text
+    paid = await client.post(f"/v1/invoices/{invoice_id}/pay", headers=headers)
+    assert paid.status_code == 409, paid.text
+    assert "live mode" in paid.json()["detail"]
+    assert await rows(worker, setup.tenant, "SELECT id FROM payments WHERE invoice_id = :id", id=invoice_id) == []
