@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.billing_seed import insert
 from tests.platform.concurrently import WAIT, held, in_thread
 from tests.platform.invoices.helpers import SANDBOX_KEY, connect_sandbox
 
@@ -111,3 +112,23 @@ async def test_an_account_created_once_the_deletion_began_is_refused_as_the_dele
     assert created.status_code == 401, created.text
     assert created.json()["detail"] == "unknown or revoked API key"
     assert await accounts_left(runtime, tenant) == []
+
+
+async def test_a_payment_written_while_the_deletion_checks_for_money_stops_the_deletion(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, database_url: str
+) -> None:
+    # The deletion asked whether the tenant held money (a pending payment, a subscription its
+    # provider bills) before it locked anything: a payment committed between that question and
+    # the schema's drop was dropped with it, its charge in flight at the provider.
+    tenant = await create_tenant(client, admin_headers, "dellockmoney")
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        ada = await insert(session, "customers", name="Ada")
+    pending = f"INSERT INTO payments (customer_id, status, amount, currency) VALUES ({ada}, 'pending', 500, 'USD')"
+    async with held(database_url, tenant.schema, pending):
+        deletion = in_thread(client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers))
+        await asyncio.sleep(WAIT)  # asking, while the payment is not committed yet
+    deleted = await deletion
+
+    assert deleted.status_code == 409, deleted.text
+    assert "pending" in deleted.json()["detail"]
+    assert (await client.get(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers)).status_code == 200
