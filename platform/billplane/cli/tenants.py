@@ -9,7 +9,7 @@ import click
 
 from billplane.cli.context import run_with_runtime, settings_for_cli
 from billplane.runtime import Runtime
-from billplane.tenancy.deletion import hold_money, money_left
+from billplane.tenancy.deletion import money_left
 from billplane_tenants import InvalidSlugError, RunReport, TenantExistsError, TenantOutcome, TenantPlan
 
 
@@ -91,10 +91,7 @@ def delete(slug: str, yes: bool, force: bool) -> None:  # noqa: FBT001 - click p
             tenant = await runtime.registry.get(session, slug)
             if tenant is None:
                 raise click.ClickException(f"no tenant {slug!r}")
-            left = None
-            if not force:
-                await hold_money(session, tenant)
-                left = await money_left(runtime, tenant.schema_name)
+            left = None if force else await money_left(session, runtime.plugins, tenant)
             if left is not None:
                 raise click.ClickException(f"tenant {slug!r} cannot be deleted yet: {left} (or use --force)")
             await runtime.registry.delete(session, tenant)

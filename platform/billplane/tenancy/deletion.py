@@ -7,11 +7,10 @@ provider account is refused on rules of the same kind (``provider_accounts.servi
 for subscriptions (any live one uses the account, the sandbox's included): a whole tenant leaving
 takes its subscriptions billed here with it, and only the provider's billing outlives it.
 
-The question is asked once nothing can change its answer before the schema goes (``hold_money``):
-the tenant's row locked first (queued work takes it before any of the tenant's tables, so it
-waits), then its subscriptions, payments and refunds locked against writes (SHARE, which waits for
-the requests writing them to end, and lets them read). Asked before, a payment committed between
-the question and the drop was dropped with the schema, its charge in flight at the provider.
+The question is asked in the deletion's own transaction, once nothing can change its answer
+before the schema goes (``money_left``). Asked before, from another transaction, a payment
+committed between the answer and the drop was dropped with the schema, its charge in flight at
+the provider.
 """
 
 from __future__ import annotations
@@ -20,30 +19,29 @@ from sqlalchemy import exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.payments.models import Payment, Refund
-from billplane.runtime import Runtime
+from billplane.plugins.host import PluginHost
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
 from billplane_tenants import Tenant
-from billplane_tenants.naming import quoted_schema
+
+_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
 
 
-async def hold_money(session: AsyncSession, tenant: Tenant) -> None:
-    """In the deletion's transaction: the tenant's row, then its tables of money, locked against
-    writes until the schema is dropped (or the deletion refused), so that ``money_left`` stays true."""
+async def money_left(session: AsyncSession, plugins: PluginHost, tenant: Tenant) -> str | None:
+    """Why ``tenant`` cannot be deleted now, or None; asked in the deletion's transaction
+    (``session``), which holds the answer true until the schema is dropped or the deletion refused:
+    the tenant's row locked first (queued work takes it before any of the tenant's tables, so it
+    waits), then its subscriptions, payments and refunds locked whole (ACCESS EXCLUSIVE, as the
+    drop locks them: it waits for the transactions using them to end, and no write comes after)."""
     await session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
-    schema = quoted_schema(tenant.schema_name)
-    tables = ", ".join(f"{schema}.{table}" for table in ("subscriptions", "payments", "refunds"))
-    await session.execute(text(f"LOCK TABLE {tables} IN SHARE MODE"))
-
-
-async def money_left(runtime: Runtime, schema: str) -> str | None:
-    """Why the tenant of ``schema`` cannot be deleted now, or None."""
-    billing = runtime.plugins.billers()
+    # Its tables by name, here only: control tables name their schema (``billplane_tenants.control``).
+    await session.execute(_SEARCH_PATH, {"schema": tenant.schema_name})
+    await session.execute(text("LOCK TABLE subscriptions, payments, refunds IN ACCESS EXCLUSIVE MODE"))
+    billing = plugins.billers()
     billed = select(func.count()).where(Subscription.provider.in_(billing), Subscription.status.in_(LIVE_STATUSES))
     payments = select(Payment.id).where(Payment.status == "pending")
     refunds = select(Refund.id).where(Refund.status == "pending")
-    async with runtime.database.tenant_session(schema) as session:
-        subscriptions = int(await session.scalar(billed) or 0)
-        in_flight = bool(await session.scalar(select(exists(payments) | exists(refunds))))
+    subscriptions = int(await session.scalar(billed) or 0)
+    in_flight = bool(await session.scalar(select(exists(payments) | exists(refunds))))
     reasons = []
     if subscriptions:
         reasons.append(f"{subscriptions} live subscriptions are billed by their provider: cancel them first")

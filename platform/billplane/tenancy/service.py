@@ -10,7 +10,7 @@ from billplane.api.pagination import page_of
 from billplane.api.problems import ConflictError, FieldErrors, InvalidFieldError
 from billplane.api.scopes import invalid
 from billplane.runtime import Runtime
-from billplane.tenancy.deletion import hold_money, money_left
+from billplane.tenancy.deletion import money_left
 from billplane_tenants import ApiKey, InvalidSlugError, IssuedKey, Tenant, TenantExistsError
 
 
@@ -55,8 +55,7 @@ class TenantAdminService:
         """409 while the tenant holds money at its providers (``deletion``): the CLI's
         ``tenants delete --force`` deletes it anyway."""
         tenant = await self.get(slug)
-        await hold_money(self._session, tenant)
-        left = await money_left(self._runtime, tenant.schema_name)
+        left = await money_left(self._session, self._runtime.plugins, tenant)
         if left is not None:
             raise ConflictError(f"tenant {slug!r} cannot be deleted yet: {left}")
         await self._registry.delete(self._session, tenant)
