@@ -2,7 +2,8 @@
 
 A provider that bills a subscription itself (Stripe) issues its own invoices and collects them:
 billplane mirrors each invoice once per (account, provider invoice id) and records payments and
-refunds it did not start, when the event says whose they are. Settled money only moves forward:
+refunds it did not start, when the event says whose they are. A refund an event does not name may
+still be billplane's own, whose answer was lost (``_unnamed_refund``). Settled money only moves forward:
 a succeeded payment never goes back to failed, whatever order events arrive in. A succeeded refund
 does only when the provider fails it later (Stripe: the card was closed since), which no earlier
 event can undo: a failed refund is final, unless its "failed" was the tenant's word
@@ -13,6 +14,7 @@ billplane issued for it (``billplane.payments.settlement``).
 from __future__ import annotations
 
 import msgspec
+from sqlalchemy import and_, exists, or_, select
 
 from billplane.events import types
 from billplane.events.changes import changed
@@ -25,6 +27,7 @@ from billplane.payments import attention, reconcile, settlement
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
+from billplane.sync.models import OutboxEntry
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
 from billplane.webhooks.object_events import Outcome, stale
@@ -198,7 +201,76 @@ async def refund_changed(events: EventRepository, row: StoredEvent, event: Provi
     unanswered = await events.refund_reported(row.provider_account_id, result)
     if unanswered is not None:  # billplane's own refund, whose answer was lost: settle it, not a second one
         return await _answer_lost(events, unanswered, result)
+    if result.billplane_refund_id is None:
+        unnamed = await _unnamed_refund(events, row, result)
+        if unnamed is not None:
+            return unnamed
     return await _new_refund(events, row, result)
+
+
+async def _unnamed_refund(events: EventRepository, row: StoredEvent, result: RefundResult) -> Outcome | None:
+    """A refund the event does not name (PayPal's ``PAYMENT.SALE.REFUNDED`` has no field for the
+    ``invoice_id`` billplane sends) may still be billplane's own, whose every answer was lost:
+    recorded as a new one, its money would count twice on the payment. It is the one unanswered
+    refund of that payment and amount (``_unanswered``) when there is exactly one. With several,
+    which one it is would be a guess: none is settled from it, and the payment is shown to the
+    tenant. None when there is none: the event's refund is one of its own (a dashboard's)."""
+    candidates = await _unanswered(events, row.provider_account_id, result)
+    if not candidates:
+        return None
+    if len(candidates) == 1:
+        return await _answer_lost(events, candidates[0], result)
+    ids = ", ".join(str(refund.id) for refund in candidates)
+    payment = await events.session.get(Payment, candidates[0].payment_id, with_for_update=True, populate_existing=True)
+    if payment is None:  # the foreign key keeps it
+        raise LookupError(f"refund {candidates[0].id} has no payment {candidates[0].payment_id}")
+    refunded = _money(candidates[0].amount, candidates[0].currency)
+    await attention.flag(
+        events.session,
+        payment,
+        f"the provider reports refund {result.provider_refund_id} of {refunded} of this payment ({result.status}) "
+        f"without naming billplane's refund, and billplane's refunds {ids} of that amount were sent without an "
+        f"answer: it may be any of them, so none is settled from it. Check them at {payment.provider} and resolve "
+        "them (POST /v1/refunds/{id}/resolve).",
+    )
+    return "ignored", (
+        f"it may be any of billplane's unanswered refunds {ids} of that amount: not applied; payment {payment.id} "
+        "shows action_required"
+    )
+
+
+async def _unanswered(events: EventRepository, account_id: int, result: RefundResult) -> list[Refund]:
+    """billplane's refunds of the event's payment and amount that were sent (a call counted on their
+    ``refund.create`` row) and never answered (no provider id): pending, or failed without the
+    provider's word (``refund_reported``'s). A refund never sent cannot be the one reported. Locked."""
+    if result.provider_payment_id is None or result.amount is None:
+        return []
+    sent = exists().where(
+        OutboxEntry.kind == "refund.create",
+        OutboxEntry.object_id == Refund.id,
+        OutboxEntry.provider_account_id == account_id,
+        OutboxEntry.calls > 0,
+    )
+    query = (
+        select(Refund)
+        .join(Payment, Payment.id == Refund.payment_id)
+        .where(
+            Payment.provider_account_id == account_id,
+            Payment.provider_payment_id == result.provider_payment_id,
+            Refund.provider_refund_id.is_(None),
+            Refund.amount == result.amount,
+            or_(
+                Refund.status == "pending",
+                and_(Refund.status == "failed", Refund.failure_code.in_(WITHOUT_PROVIDERS_WORD)),
+            ),
+            sent,
+        )
+        .order_by(Refund.id)
+        .with_for_update(of=Refund)
+    )
+    if result.currency is not None:
+        query = query.where(Refund.currency == result.currency)
+    return list((await events.session.execute(query)).scalars())
 
 
 async def _answer_lost(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:

@@ -1,11 +1,13 @@
 """billplane's adapter contract over PayPal's REST API (Subscriptions v1, Payments v2, webhooks).
 
-Every POST carries billplane's idempotency key as ``PayPal-Request-Id``. PayPal's specs declare the
-header, and so a replay of the first call's answer (ids kept 72 hours), only for creating products,
-plans and subscriptions, a subscription's capture and a capture's refund: the sync engine's retries
-never create a second one of those. Suspend, activate and cancel are not replayed: a retry of one
-that worked is refused, and is done once a read shows the subscription in the state asked for.
-Revise names the plan and quantity wanted, so sending it again is the same revision.
+Every POST carries billplane's idempotency key as ``PayPal-Request-Id``, except a subscription's
+create, which carries one id per billplane subscription (``create_subscription``). PayPal's specs
+declare the header, and so a replay of the first call's answer (ids kept 72 hours), only for
+creating products, plans and subscriptions, a subscription's capture and a capture's refund: the
+sync engine's retries never create a second one of those. Suspend, activate and cancel are not
+replayed: a retry of one that worked is refused, and is done once a read shows the subscription in
+the state asked for. Revise names the plan and quantity wanted, so sending it again is the same
+revision.
 """
 
 from __future__ import annotations
@@ -135,14 +137,33 @@ class PayPalAdapter:
         return subscriptions.from_paypal(await self._read_subscription(provider_subscription_id))
 
     async def create_subscription(
-        self, subscription: SubscriptionData, *, idempotency_key: str
+        self,
+        subscription: SubscriptionData,
+        *,
+        idempotency_key: str,  # noqa: ARG002 - one request id per subscription instead (below)
     ) -> ProviderSubscription:
+        """Start the subscription, unless an earlier call already did.
+
+        A create whose every answer was lost may have made it, and a manual sync then sends a new
+        row with a new key. PayPal cannot find the first by anything billplane sent, but replays
+        it: every create of one billplane subscription carries the same ``PayPal-Request-Id``
+        (``subscriptions.request_id``), so the answer is the first subscription, not a second one
+        the customer could approve too. One that differs from what is asked now is refused.
+        """
+        body = subscriptions.create_body(subscription, self._options)
         created = await self._client.call(
             "POST",
             "/v1/billing/subscriptions",
-            request_id=idempotency_key,
-            body=subscriptions.create_body(subscription, self._options),
+            request_id=subscriptions.request_id(self._tenant_id, subscription.subscription_id),
+            body=body,
         )
+        if differs := subscriptions.differs(created, body):
+            raise ProviderError(
+                f"PayPal already has subscription {created.get('id')} for billplane subscription "
+                f"{subscription.subscription_id}, made by an earlier call whose answer was lost, and it differs from "
+                f"this one ({differs}): cancel it at PayPal, then cancel this subscription and create it again",
+                code="subscription_differs",
+            )
         # The create answer is the subscription waiting for approval, with its approve link.
         return subscriptions.from_paypal(created)
 

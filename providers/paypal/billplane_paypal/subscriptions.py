@@ -42,6 +42,27 @@ def _application_context(return_url: str | None, cancel_url: str | None, options
     }
 
 
+def request_id(tenant_id: int, subscription_id: int) -> str:
+    """The ``PayPal-Request-Id`` of every create of one billplane subscription, whichever outbox row
+    sends it. PayPal cannot list or search subscriptions, so a create whose answers were all lost
+    cannot be looked up; under this id PayPal answers a later create (a manual sync's new row, with
+    a new key) with the subscription the first one made, for the 72 hours it keeps the id. The
+    tenant's id is part of it: tenants' subscription ids overlap, and two may share a PayPal app."""
+    return f"billplane-{tenant_id}-subscription-{subscription_id}"
+
+
+def differs(created: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    """How the subscription PayPal answered a create with differs from the one ``body`` asks for:
+    an earlier create's, replayed, made before the billplane subscription changed its plan or
+    quantity (or by another billplane sharing the PayPal app). What the answer leaves out
+    contradicts nothing."""
+    for field in ("custom_id", "plan_id", "quantity"):
+        found = created.get(field)
+        if found is not None and str(found) != str(body[field]):
+            return f"{field} {found}, not {body[field]}"
+    return None
+
+
 def create_body(subscription: SubscriptionData, options: Mapping[str, str]) -> dict[str, Any]:
     """``POST /v1/billing/subscriptions``. ``trial_end`` is not sent: a PayPal trial is the plan's
     TRIAL cycle (see catalog.py), and a start time on top of it would lengthen it."""

@@ -1,4 +1,5 @@
-"""The fake PayPal (one per test process) and adapters built through billplane's plugin host."""
+"""The fake PayPal (one per test process), adapters built through billplane's plugin host, and a
+worker that calls the fake (the tests of billplane with the PayPal plugin end to end)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from billplane_paypal.adapter import PayPalAdapter
 
 from billplane.plugins import ProviderAdapter
 from billplane.plugins.host import PluginHost
+from billplane.runtime import Runtime
+from tests.platform.sync_fakes import FAST, clear_jobs
 from tests.providers.paypal.fake_paypal import GOOD_SECRET, FakePayPal, serve
 
 WEBHOOK_ID = "1JE4291016473214C"
@@ -50,6 +53,15 @@ def paypal(paypal_server: FakePayPal) -> Iterator[FakePayPal]:
         if e.method == "POST" and e.path != "/v1/oauth2/token" and not e.headers.get("paypal-request-id")
     ]
     assert not bare, f"POSTs without PayPal-Request-Id: {bare}"
+
+
+@pytest.fixture
+async def worker(runtime: Runtime, paypal: FakePayPal, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    """The test's runtime as a worker that calls the fake PayPal (the platform flow tests)."""
+    monkeypatch.setenv("BILLPLANE_PROVIDER_PAYPAL_API_BASE", paypal.base_url)
+    runtime.sync_options = FAST  # a subscription waiting for its customer looks again at once
+    await clear_jobs(runtime)
+    return runtime
 
 
 def new_client_id() -> str:

@@ -2,7 +2,8 @@
 
 It keeps tokens, products, plans, subscriptions, captures and refunds in memory, answers with
 PayPal-shaped bodies and errors, replays a repeated ``PayPal-Request-Id`` on the operations whose
-spec declares that header (and only there, as PayPal does), and logs every request.
+spec declares that header (and only there, as PayPal does; to the app that sent it first only), and
+logs every request.
 Each request is checked against the vendored OpenAPI documents (``spec_check.py``): a violation is
 recorded (the tests' fixture fails on it) and answered 400 as PayPal would. ``/v1/oauth2/token``
 is not in those documents and is modelled on PayPal's OAuth2 docs.
@@ -122,6 +123,7 @@ class FakePayPal:
     log: list[Logged] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     tokens: dict[str, float] = field(default_factory=dict)
+    token_apps: dict[str, str] = field(default_factory=dict)  # token -> the client id it was issued to
     token_fetches: dict[str, int] = field(default_factory=dict)
     token_expires_in: int = 32400
     products: dict[str, Json] = field(default_factory=dict)
@@ -131,7 +133,9 @@ class FakePayPal:
     transactions: dict[str, Json] = field(default_factory=dict)
     refunds: dict[str, Json] = field(default_factory=dict)
     refunded_captures: dict[str, str] = field(default_factory=dict)  # refund id -> capture id
-    replies: dict[tuple[str, str, str], Reply] = field(default_factory=dict)
+    # (app, method, path, PayPal-Request-Id) -> the first answer: a request id is its caller's, and
+    # PayPal never replays one app's answer to another (each test's adapter is an app of its own).
+    replies: dict[tuple[str, str, str, str], Reply] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     declining: set[str] = field(default_factory=set)
     clearing: set[str] = field(default_factory=set)
@@ -203,6 +207,24 @@ class FakePayPal:
             self._approve(sub_id)
         return sub_id
 
+    def bill_cycle(self, subscription_id: str, *, value: str = "30.00", currency: str = "USD") -> str:
+        """PayPal bills a cycle of the subscription: a completed sale, refundable by its id like a
+        capture (``POST /v2/payments/captures/{id}/refund``); its ``PAYMENT.SALE.COMPLETED`` is the
+        test's to deliver."""
+        sale_id = secrets.token_hex(9).upper()
+        amount = {"currency_code": currency, "value": value}
+        with self.lock:
+            if subscription_id not in self.subscriptions:
+                raise KeyError(subscription_id)
+            self.transactions[sale_id] = {
+                "id": sale_id,
+                "status": "COMPLETED",
+                "amount_with_breakdown": {"gross_amount": amount, "net_amount": amount},
+                "time": _now(),
+                "refunded": "0",
+            }
+        return sale_id
+
     def posts(self) -> list[Logged]:
         return [entry for entry in self.log if entry.method == "POST"]
 
@@ -254,12 +276,13 @@ class FakePayPal:
         if self.tokens.get(token, 0.0) < time.monotonic():
             return 401, {"error": "invalid_token", "error_description": "Access Token not found in cache"}, {}
         request_id = headers.get("paypal-request-id") if replays else None
-        if request_id and (method, path, request_id) in self.replies:
-            return self.replies[method, path, request_id]
+        stored = (self.token_apps.get(token, ""), method, path, request_id or "")
+        if request_id and stored in self.replies:
+            return self.replies[stored]
         data = json.loads(body) if body else {}
         reply = self._route(method, path, data, body)
         if request_id and reply[0] < 500:  # PayPal keeps final answers, not failures
-            self.replies[method, path, request_id] = reply
+            self.replies[stored] = reply
         return reply
 
     def _route(self, method: str, path: str, data: Json, raw: bytes) -> Reply:  # noqa: PLR0911 - one per route
@@ -299,6 +322,7 @@ class FakePayPal:
         token = "A21AA" + secrets.token_urlsafe(24)
         with self.lock:
             self.tokens[token] = time.monotonic() + self.token_expires_in
+            self.token_apps[token] = client_id
             self.token_fetches[client_id] = self.token_fetches.get(client_id, 0) + 1
         reply = {
             "scope": "https://uri.paypal.com/services/subscriptions",

@@ -79,10 +79,15 @@ def subscription_event(
 
 
 def sale_completed(
-    *, total: str = "30.00", currency: str = "USD", at: datetime | None = None, subscription_id: str = SUBSCRIPTION_ID
+    *,
+    total: str = "30.00",
+    currency: str = "USD",
+    at: datetime | None = None,
+    subscription_id: str = SUBSCRIPTION_ID,
+    sale_id: str = SALE_ID,
 ) -> Json:
     resource = {
-        "id": SALE_ID,
+        "id": sale_id,
         "state": "completed",
         "amount": {"total": total, "currency": currency, "details": {"subtotal": total}},
         "payment_mode": "INSTANT_TRANSFER",
@@ -91,25 +96,33 @@ def sale_completed(
         "billing_agreement_id": subscription_id,
         "create_time": "2026-11-20T10:00:05Z",
         "update_time": "2026-11-20T10:00:05Z",
-        "links": [{"href": f"https://api.paypal.com/v1/payments/sale/{SALE_ID}", "rel": "self", "method": "GET"}],
+        "links": [{"href": f"https://api.paypal.com/v1/payments/sale/{sale_id}", "rel": "self", "method": "GET"}],
     }
     return _envelope("PAYMENT.SALE.COMPLETED", "sale", resource, at, "1.0")
 
 
 def sale_refunded(
-    event_type: str = "PAYMENT.SALE.REFUNDED", *, total: str = "5.00", currency: str = "USD", at: datetime | None = None
+    event_type: str = "PAYMENT.SALE.REFUNDED",
+    *,
+    total: str = "5.00",
+    currency: str = "USD",
+    at: datetime | None = None,
+    sale_id: str = SALE_ID,
+    refund_id: str = "1JU08902781691411",
 ) -> Json:
+    """A refund of a sale, in the shape of PayPal's sample: nothing in it names the refund's
+    ``invoice_id`` (billplane's refund), which PayPal's specs give the sale refund no field for."""
     resource = {
-        "id": "1JU08902781691411",
+        "id": refund_id,
         "state": "completed",
         "amount": {"total": total, "currency": currency},
-        "sale_id": SALE_ID,
+        "sale_id": sale_id,
         "parent_payment": "PAY-5YK922393D847794YKER7MUI",
         "create_time": "2026-11-21T08:00:00Z",
         "update_time": "2026-11-21T08:00:00Z",
         "links": [
-            {"href": "https://api.paypal.com/v1/payments/refund/1JU08902781691411", "rel": "self", "method": "GET"},
-            {"href": f"https://api.paypal.com/v1/payments/sale/{SALE_ID}", "rel": "sale", "method": "GET"},
+            {"href": f"https://api.paypal.com/v1/payments/refund/{refund_id}", "rel": "self", "method": "GET"},
+            {"href": f"https://api.paypal.com/v1/payments/sale/{sale_id}", "rel": "sale", "method": "GET"},
         ],
     }
     if event_type == "PAYMENT.SALE.REVERSED":

@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -16,21 +15,13 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import FAST, clear_jobs, drain
+from tests.platform.sync_fakes import drain
 from tests.providers.paypal import payloads
 from tests.providers.paypal.conftest import WEBHOOK_ID, new_client_id
 from tests.providers.paypal.fake_paypal import GOOD_SECRET, FakePayPal, sign_webhook
 
 Client = AsyncTestClient[Litestar]
 EXTRA: dict[str, dict[str, Any]] = {"metered": {"usage_aggregation": "sum"}, "package": {"package_size": 100}}
-
-
-@pytest.fixture
-async def worker(runtime: Runtime, paypal: FakePayPal, monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    monkeypatch.setenv("BILLPLANE_PROVIDER_PAYPAL_API_BASE", paypal.base_url)
-    runtime.sync_options = FAST  # a subscription waiting for its customer looks again at once
-    await clear_jobs(runtime)
-    return runtime
 
 
 async def connect(client: Client, tenant: CreatedTenant, secret: str = GOOD_SECRET) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import msgspec
 import pytest
 from billplane_paypal.adapter import PayPalAdapter
 
@@ -138,6 +139,50 @@ async def test_cancel_stops_billing_at_paypal_and_again_is_no_error(
         created.provider_id, at_period_end=False, idempotency_key=f"c2-{at_period_end}"
     )
     assert again.status == "canceled"
+
+
+async def test_a_create_sent_again_under_a_new_key_is_answered_with_the_subscription_the_first_made(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    """A manual sync after a create that gave up sends a new outbox row's key: PayPal cannot be
+    searched for the first subscription, but its request id (one per billplane subscription)
+    replays it. Another tenant's subscription of the same id on the same PayPal app is its own."""
+    app = new_client_id()
+    adapter = make_adapter(tenant_id=3, client_id=app)
+    plan = await _plan(adapter)
+    before = set(paypal.subscriptions)
+    paypal.lose_next_answer("/v1/billing/subscriptions")
+    with pytest.raises(RetryableProviderError):
+        await adapter.create_subscription(_data(plan), idempotency_key="row-1")
+    [made] = set(paypal.subscriptions) - before
+
+    again = await adapter.create_subscription(_data(plan), idempotency_key="row-2")
+    assert again.provider_id == made
+    assert set(paypal.subscriptions) - before == {made}
+    assert again.next_action is not None
+    assert [entry.headers["paypal-request-id"] for entry in paypal.posts()[-2:]] == ["billplane-3-subscription-42"] * 2
+
+    another_tenant = make_adapter(tenant_id=4, client_id=app)
+    theirs = await another_tenant.create_subscription(_data(plan), idempotency_key="row-1")
+    assert theirs.provider_id not in {made, *before}
+
+
+async def test_a_create_replayed_for_a_subscription_changed_since_is_refused(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    """The first create's subscription bills 3 seats; the billplane subscription has 5 now: PayPal
+    answers with the first, which must not be taken for this one (as Stripe's adapter refuses)."""
+    adapter = make_adapter()
+    plan = await _plan(adapter)
+    paypal.lose_next_answer("/v1/billing/subscriptions")
+    with pytest.raises(RetryableProviderError):
+        await adapter.create_subscription(_data(plan), idempotency_key="row-1")
+    changed = msgspec.structs.replace(_data(plan), quantity=5)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.create_subscription(changed, idempotency_key="row-2")
+    assert caught.value.code == "subscription_differs"
+    assert "quantity 3, not 5" in caught.value.message
+    assert not isinstance(caught.value, RetryableProviderError)
 
 
 async def test_an_approval_that_never_comes_can_be_cancelled(make_adapter: MakeAdapter, paypal: FakePayPal) -> None:
