@@ -120,7 +120,9 @@ async def _invoice_id(runtime: Runtime, schema: str) -> int:
 async def test_a_provider_issued_invoice_has_the_events_billplanes_own_invoices_have(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 803)
+    tenant, account, _ = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 803, billed=FakeState()
+    )
 
     await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open", total=1500))])
     await drain(worker)

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import UNREACHABLE_HEADER, StaticAccounts, drain
+from tests.platform.sync_fakes import UNREACHABLE_HEADER, FakeState, StaticAccounts, drain
 from tests.platform.test_webhooks import (
     T0,
     Client,
@@ -44,7 +44,10 @@ async def rows(runtime: Runtime, tenant: CreatedTenant, query: str) -> list[dict
 async def test_a_provider_invoice_is_mirrored_and_a_decline_keeps_it_open(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:
-    tenant, account, subscription = await tenant_with_subscription(client, admin_headers, accounts, worker, 601)
+    # A provider that bills its subscriptions (Stripe): one that does not sends no invoice of theirs.
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 601, billed=FakeState()
+    )
     declined = invoice("open", provider_payment_id="pi_1", failure_code="insufficient_funds", failure_message="No.")
     await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
     await deliver(client, account, [event("evt_2", "invoice.payment_failed", "in_1", T0 + timedelta(1), **declined)])
@@ -53,7 +56,7 @@ async def test_a_provider_invoice_is_mirrored_and_a_decline_keeps_it_open(
     [mirrored] = await rows(worker, tenant, "SELECT * FROM invoices")
     assert (mirrored["subscription_id"], mirrored["status"], mirrored["total"]) == (subscription, "open", 1500)
     assert (mirrored["provider"], mirrored["provider_account_id"], mirrored["provider_invoice_id"]) == (
-        "fake",
+        "billed",
         account.id,
         "in_1",
     )
@@ -91,7 +94,9 @@ async def test_an_invoice_paid_never_goes_back_to_open_on_an_event_of_the_same_s
 ) -> None:
     # Stripe's event times are whole seconds: an invoice finalized and paid in one request has two
     # events of the same second, which may arrive in either order.
-    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 603)
+    tenant, account, _ = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 603, billed=FakeState()
+    )
     await deliver(client, account, [event("evt_2", "invoice.paid", "in_1", T0, **invoice("paid", paid=1500))])
     await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
     await drain(worker)
@@ -434,3 +439,20 @@ async def test_a_charge_settled_failed_that_clears_after_its_invoice_was_voided_
     [payment] = await rows(worker, tenant, "SELECT status, action_required FROM payments")
     assert payment["status"] == "succeeded"
     assert "it owed 0" in payment["action_required"]  # the money that moved, for the tenant to refund
+
+
+async def test_an_invoice_of_a_provider_that_does_not_bill_subscriptions_is_not_mirrored(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    # billplane invoices the periods of this provider's subscription itself: a copy of the
+    # provider's invoice for it would bill the period twice.
+    tenant, account, _ = await tenant_with_subscription(client, admin_headers, accounts, worker, 612)
+    await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT id FROM invoices") == []
+    [stored_event] = await rows(worker, tenant, "SELECT status, detail FROM provider_events")
+    assert stored_event == {
+        "status": "ignored",
+        "detail": "the fake provider does not bill subscriptions: billplane invoices them",
+    }

@@ -26,7 +26,7 @@ from billplane.money.currencies import EXPONENTS
 from billplane.payments import attention, reconcile, settlement
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
-from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, RefundResult
+from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, ProviderInvoice, RefundResult
 from billplane.sync.models import OutboxEntry
 from billplane.webhooks import provider_state
 from billplane.webhooks.models import StoredEvent
@@ -58,6 +58,30 @@ async def _owner(
     return None
 
 
+async def _new_mirror(
+    events: EventRepository, row: StoredEvent, provider_invoice_id: str, state: ProviderInvoice
+) -> Invoice | Outcome:
+    """The local copy of a provider's invoice seen for the first time, added; or why there is none."""
+    account = row.provider_account_id
+    owner = await _owner(events, account, state.provider_subscription_id, state.provider_customer_id)
+    if owner is None:
+        return "ignored", "the invoice's subscription and customer are unknown at this account"
+    if owner[1] is not None and not events.bills_subscriptions(row.provider):
+        # billplane invoices this provider's subscriptions itself: mirrored, a period would be billed twice.
+        return "ignored", f"the {row.provider} provider does not bill subscriptions: billplane invoices them"
+    invoice = Invoice(
+        customer_id=owner[0],
+        subscription_id=owner[1],
+        currency=state.currency,
+        status=state.status,
+        provider=row.provider,
+        provider_account_id=account,
+        provider_invoice_id=provider_invoice_id,
+    )
+    events.add(invoice)
+    return invoice
+
+
 async def invoice_changed(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
     state = event.invoice
     if state is None:
@@ -68,19 +92,10 @@ async def invoice_changed(events: EventRepository, row: StoredEvent, event: Prov
     invoice = await events.invoice(account, event.provider_object_id)
     before: InvoiceView | None = None  # as the API showed it; None: mirrored now
     if invoice is None:
-        owner = await _owner(events, account, state.provider_subscription_id, state.provider_customer_id)
-        if owner is None:
-            return "ignored", "the invoice's subscription and customer are unknown at this account"
-        invoice = Invoice(
-            customer_id=owner[0],
-            subscription_id=owner[1],
-            currency=state.currency,
-            status=state.status,
-            provider=row.provider,
-            provider_account_id=account,
-            provider_invoice_id=event.provider_object_id,
-        )
-        events.add(invoice)
+        mirror = await _new_mirror(events, row, event.provider_object_id, state)
+        if isinstance(mirror, tuple):
+            return mirror
+        invoice = mirror
     elif stale(invoice, event):
         return "ignored", "older than the last event applied to this invoice"
     elif provider_state.invoice_goes_back(invoice.status, state.status):
