@@ -173,3 +173,21 @@ async def test_the_reference_pages_show_the_errors(document: dict[str, Any]) -> 
         ), status
     cancel = reference[f"{tag_slug('subscriptions')}.md"].split("{ #cancelSubscription }", 1)[1]
     assert "optional: left out, the defaults" in cancel.split("\n## ", 1)[0]
+
+
+async def test_every_post_with_a_key_documents_the_idempotency_key_header(document: dict[str, Any]) -> None:
+    posts = [
+        (path, operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if method == "post"
+    ]
+    for path, operation in posts:
+        headers = [p for p in operation.get("parameters", []) if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+        if operation.get("security"):
+            assert len(headers) == 1, path
+            assert headers[0]["required"] is False
+            assert headers[0]["schema"]["maxLength"] == 255  # the store's limit
+        else:  # a provider's webhook: signed by the provider, never retried with a key of the API's
+            assert headers == [], path
+    assert any(not operation.get("security") for _, operation in posts)

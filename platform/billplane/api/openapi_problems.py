@@ -16,6 +16,7 @@ from typing import Any
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_409_CONFLICT
 
 from billplane.api.problems import CODES, PROBLEM_JSON
+from billplane.idempotency.store import HEADER as IDEMPOTENCY_HEADER
 
 # What `problem` sends, and which operation can answer which status.
 PROBLEM_SCHEMA = "ProblemDetails"
@@ -99,6 +100,16 @@ _HEADERS = {
 }
 
 
+_IDEMPOTENCY_KEY: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes the POST safe to retry: the same key and request get the first response again "
+    "(`Idempotent-Replayed: true`); the same key with another request is a 422; while the first runs, a 409.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+
+
 def document_problems(document: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI ``document`` (a rendered one, changed in place) with every operation's errors
     described as problem details, and optional request bodies marked so.
@@ -119,6 +130,10 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    if method == "post" and operation.get("security"):  # read by billplane.idempotency.store, not by the route
+        parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+        if not any(parameter.get("name") == IDEMPOTENCY_HEADER for parameter in parameters):
+            parameters.append(_IDEMPOTENCY_KEY)
     responses: dict[str, Any] = operation["responses"]
     for litestar_error in [key for key, response in responses.items() if _is_litestar_error(key, response)]:
         del responses[litestar_error]
