@@ -57,37 +57,41 @@ async def method_attached(events: EventRepository, row: StoredEvent, event: Prov
 
 
 async def method_updated(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
-    details = event.payment_method
-    if details is None:
-        return "ignored", _NO_METHOD
-    method = await _known(events, row.provider_account_id, details.provider_payment_method_id)
-    if method is None:
-        return "ignored", "no local payment method has this provider id at this account"
-    if method_changes.stale(method, event.occurred_at):
-        return "ignored", "older than the last event applied to this payment method"
+    method = await _current(events, row, event)
+    if isinstance(method, tuple):
+        return method
     if method.detached_at is not None:
         method_changes.watermarked(method, event.occurred_at)
         return "ignored", "the payment method is detached"
     before = method_changes.shown(method)
-    _described(method, details, event)
+    assert event.payment_method is not None  # noqa: S101 - _current checked it
+    _described(method, event.payment_method, event)
     await method_changes.announced(events.session, method, before)
     return "applied", None
 
 
 async def method_detached(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:
-    details = event.payment_method
-    if details is None:
-        return "ignored", _NO_METHOD
-    method = await _known(events, row.provider_account_id, details.provider_payment_method_id)
-    if method is None:
-        return "ignored", "no local payment method has this provider id at this account"
-    if method_changes.stale(method, event.occurred_at):
-        return "ignored", "older than the last event applied to this payment method"
+    method = await _current(events, row, event)
+    if isinstance(method, tuple):
+        return method
     method_changes.watermarked(method, event.occurred_at)
     if method.detached_at is not None:
         return "applied", "it was detached already"
     await method_changes.detached(events.session, method)
     return "applied", None
+
+
+async def _current(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> PaymentMethod | Outcome:
+    """The known method the event is about, locked, unless the event is older than what it shows;
+    else why the event changes nothing."""
+    if event.payment_method is None:
+        return "ignored", _NO_METHOD
+    method = await _known(events, row.provider_account_id, event.payment_method.provider_payment_method_id)
+    if method is None:
+        return "ignored", "no local payment method has this provider id at this account"
+    if method_changes.stale(method, event.occurred_at):
+        return "ignored", "older than the last event applied to this payment method"
+    return method
 
 
 def _described(method: PaymentMethod, details: ProviderPaymentMethod, event: ProviderEvent) -> None:
