@@ -3,8 +3,11 @@
 At each boundary up to "now" (several, when catching up after downtime), in order: a scheduled
 cancellation ends it; a pause whose ``resume_at`` is the boundary ends; a pending change applies; a
 trial that ended turns ``active``; then the new period is billed in advance, with the ended period's
-metered usage in arrears. Each period is invoiced at most once: the invoice insert leaves out every
-(subscription, period start) billed already, and ``uq_invoices_subscription_cycle`` stays the guard.
+metered usage in arrears. An ``unpaid`` subscription (dunning's ``mark_unpaid``) is moved only to
+end: set to cancel at its period's end, it is canceled there like any other (its period's usage
+billed, its credits released); otherwise its billing stays stopped (``locked.MOVED``). Each period
+is invoiced at most once: the invoice insert leaves out every (subscription, period start) billed
+already, and ``uq_invoices_subscription_cycle`` stays the guard.
 
 A pause whose ``resume_at`` falls within a period ends at ``resume_at``, before that period's end
 (the steps go in time order): as ``POST .../resume`` would have then, the subscription is back to
@@ -32,7 +35,7 @@ from billplane.billing.announcing import Announcement
 from billplane.billing.credit_split import split_credit
 from billplane.billing.customer_credit import release_credits
 from billplane.billing.invoicing import CYCLE, UPDATE, Draft, Finalized, PendingItem, write_finalized
-from billplane.billing.locked import TURNING, Locked, LockedSubscription
+from billplane.billing.locked import Locked, LockedSubscription, moved
 from billplane.db.mixins import MAX_ID
 from billplane.invoices.lines import MAX_AMOUNT
 from billplane.pricing import (
@@ -170,7 +173,7 @@ async def advance_all(driver: Any, locked: Locked, now: datetime) -> Outcome:
             for s in batch.crossed.values()
             if s.id in batch.resumed and s.provider_account_id is not None
         ]
-    # Those that ended here (only turning ones are locked) leave their credits to their customers.
+    # Those that ended here (only moved ones are locked, none ended before) leave their credits to their customers.
     await release_credits(driver, [s.id for s in batch.crossed.values() if s.status == "canceled"])
     # In the order drafting then finalizing emitted them: the boundaries' events, then each invoice's
     # finalization in id order.
@@ -191,7 +194,7 @@ async def _cross_all(batch: _Batch, subscription: LockedSubscription, now: datet
     that period's end; each period end."""
     crossed = 0
     while (
-        subscription.status in TURNING
+        moved(subscription.status, cancel_at_period_end=subscription.cancel_at_period_end)
         and subscription.current_period_start is not None
         and subscription.current_period_end is not None
         and crossed < _MAX_CATCH_UP

@@ -15,8 +15,10 @@ their retries stop (``mark_unpaid``), unless a payment of theirs is in flight: t
 outcome settles them (a failure then finds the subscription canceled or unpaid, ``_final_action``
 and ``schedule``). A later successful payment of the subscription's last failing invoice makes a
 past_due or unpaid subscription active again (an unpaid one whose period ended meanwhile starts a
-new one at the recovery, ``_billing_resumes``); ``release``, when the tenant voids it or marks it
-uncollectible, does the same for a past_due one.
+new one at the recovery, ``_billing_resumes``, unless it was set to cancel at that period's end);
+``release``, when the tenant voids it or marks it uncollectible, does the same for a past_due one.
+An unpaid subscription is not billed again, but it still ends: set to cancel at its period's end,
+the billing run cancels it there (``billing.locked.MOVED``).
 
 Times are the customer's (``customer_now``): a customer on a test clock is dunned on its clock.
 Invoices without a subscription (manual ones) are not dunned.
@@ -157,10 +159,12 @@ async def _billing_resumes(session: AsyncSession, subscription: Subscription) ->
     which first bills what is due) crosses that boundary and bills [now, now + interval) in
     advance. Its start stays: the crossing bills the ended period's metered usage in arrears, and
     usage is taken while unpaid only within that period (``usage.rules``), so none is lost and
-    none after it is billed. Recovered within its period, nothing changes but the status."""
+    none after it is billed. Recovered within its period, nothing changes but the status. Set to
+    cancel at its period's end, it ended there, whether or not the run has come to it yet: no new
+    cycle starts, and the run ends it at that boundary (``billing.locked.MOVED``)."""
     now = await _now(session, subscription.customer_id)
     end = subscription.current_period_end
-    if end is not None and end <= now:
+    if end is not None and end <= now and not subscription.cancel_at_period_end:
         subscription.current_period_end = subscription.billing_cycle_anchor = now  # a new cycle from now
 
 

@@ -27,11 +27,21 @@ from billplane.subscriptions.models import Subscription
 
 # States whose periods still turn over (paused ones turn over without invoices).
 TURNING = ("trialing", "active", "past_due", "paused")
+# SQL: subscription ``s`` is one the run moves: a turning one, or an unpaid one set to cancel at its
+# period's end. Dunning's ``mark_unpaid`` stopped its billing, not its end: at that boundary it is
+# canceled as any scheduled cancellation is (``cycle``), its last period's usage billed and its
+# credits released; left out, it stayed unpaid with the cancellation pending for ever.
+MOVED = f"(s.status IN {TURNING!r} OR (s.status = 'unpaid' AND s.cancel_at_period_end))"
+
+
+def moved(status: str, *, cancel_at_period_end: bool) -> bool:
+    """Whether the run moves a subscription in ``status`` (``MOVED``, in Python)."""
+    return status in TURNING or (status == "unpaid" and cancel_at_period_end)
 
 
 def due_by(at: str) -> str:
-    """SQL: subscription ``s`` (a turning one) has something due by ``at``: its period ended, or it
-    is paused until a ``resume_at`` that has come (``cycle``: it resumes then)."""
+    """SQL: subscription ``s`` (a moved one, ``MOVED``) has something due by ``at``: its period
+    ended, or it is paused until a ``resume_at`` that has come (``cycle``: it resumes then)."""
     return f"(s.current_period_end <= {at} OR (s.status = 'paused' AND s.resume_at <= {at}))"
 
 
@@ -142,7 +152,7 @@ def _lock_sql(*, by_clock: bool) -> str:
         "WHERE m.customer_id = s.customer_id AND m.detached_at IS NULL AND CASE WHEN s.payment_method_id IS NULL "
         "THEN m.is_default AND m.provider_account_id = a.id ELSE m.id = s.payment_method_id END "
         "ORDER BY m.id DESC LIMIT 1) m ON true "
-        f"WHERE {chosen} AND s.status IN {TURNING!r} "
+        f"WHERE {chosen} AND {MOVED} "
         f"AND {due_by('coalesce($3::timestamptz, now())')} "
         "AND (s.provider IS NULL OR s.provider <> ALL($4::text[])) "
         "ORDER BY s.id FOR UPDATE OF s"

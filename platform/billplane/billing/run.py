@@ -1,5 +1,5 @@
 """The billing run: every subscription whose period ended, or whose pause reached its ``resume_at``,
-in every active tenant, moved on.
+in every active tenant, moved on (an unpaid one only when it is set to cancel then: ``locked.MOVED``).
 
 One read per batch of tenant schemas finds the due subscriptions (as the sync sweep finds due
 rows); each tenant's are then advanced together in one transaction of that tenant, locked with
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from billplane.billing.announcing import Announcer
-from billplane.billing.locked import FIRST_DUE, TURNING, due_by, lock_due
+from billplane.billing.locked import FIRST_DUE, MOVED, due_by, lock_due
 from billplane.billing.tenant_batch import bill_locked
 from billplane.db import tenant_scan
 from billplane.provider_accounts.resolved import AccountSource
@@ -97,7 +97,7 @@ class BillingRun:
             # A row per schema with its ids in an array: a run of 1,000 tenants read 100,000 rows.
             return (
                 f"(SELECT '{schema}' AS s, array_agg(d.id) FROM (SELECT s.id FROM {name}.subscriptions s "
-                f"JOIN {name}.customers c ON c.id = s.customer_id WHERE s.status IN {TURNING!r} "
+                f"JOIN {name}.customers c ON c.id = s.customer_id WHERE {MOVED} "
                 f"AND {due_by('now()')} AND c.test_clock_id IS NULL "
                 "AND (s.provider IS NULL OR s.provider <> ALL(CAST(:billed AS text[]))) "
                 f"ORDER BY {FIRST_DUE} LIMIT {_PER_TENANT}) d HAVING count(*) > 0)"

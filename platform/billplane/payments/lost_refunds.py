@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.payments import attention
 from billplane.payments.models import Payment, Refund
 from billplane.payments.operations import refund_request
-from billplane.payments.pending_refunds import HeldRefund, LostRefund, latest_refund_row, locked_if_waiting
+from billplane.payments.pending_refunds import (
+    HeldRefund,
+    LostRefund,
+    latest_refund_row,
+    locked_for_answer,
+    locked_if_waiting,
+    overrule,
+)
 from billplane.payments.reconcile import CLOCK_MARGIN, UNREACHABLE_CODE, Recorded, too_early
 from billplane.payments.refund_settlement import refund_answered, refund_settled, unlike
 from billplane.plugins.contract import RefundResult
@@ -71,12 +78,16 @@ async def lost_refund(
 async def record_found(session: AsyncSession, held: HeldRefund, found: RefundResult | None) -> Recorded:
     """Record what the provider answered, as the worker would have recorded the refund call's answer.
 
-    ``unchanged``: the refund was settled (or confirmed) meanwhile, and nothing is recorded. A
+    ``unchanged``: the refund was settled (or confirmed) meanwhile, and nothing is recorded; but a
+    refund failed since without the provider's word (the tenant resolved it ``failed`` while the
+    provider was asked) takes the answer as its webhook would (``pending_refunds.overrule``). A
     refund found that says it is another (another of billplane's refunds, another payment, another
     amount or currency) is not taken as this one: the tenant is shown it."""
-    locked = await locked_if_waiting(session, held)
+    locked = await locked_for_answer(session, held)
     if locked is None:
         return "unchanged"
+    if locked.status != "pending":
+        return await overrule(session, locked, found)
     if found is None:
         await refund_settled(session, locked, "failed", failure_code=UNREACHABLE_CODE, failure_message=NOT_MADE_MESSAGE)
         return "settled"

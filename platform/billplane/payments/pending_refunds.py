@@ -19,7 +19,9 @@ billplane shows it on its way. The reconciliation job (``billplane.payments.refu
 
 The tenant settles a shown refund with ``POST /v1/refunds/{id}/resolve`` after checking at the
 provider; the provider's webhook still settles it whenever it comes. Each step re-reads the refund
-under its row lock: the webhook may have settled it meanwhile.
+under its row lock: the webhook may have settled it meanwhile. One the tenant resolved ``failed``
+while the provider was being asked still takes the provider's answer, by the webhook's rule
+(``overrule``): the money may have gone back after all.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.payments import attention
-from billplane.payments.models import Payment, Refund
+from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
 from billplane.payments.reconcile import Recorded
-from billplane.payments.refund_settlement import refund_settled
+from billplane.payments.refund_settlement import overruling, refund_settled, unlike
 from billplane.payments.repository import PaymentRepository
 from billplane.plugins.contract import RefundRequest, RefundResult
 from billplane.sync.models import OutboxEntry
@@ -85,13 +87,52 @@ async def locked_if_waiting(session: AsyncSession, held: HeldRefund) -> Refund |
     return locked
 
 
+async def locked_for_answer(session: AsyncSession, held: HeldRefund) -> Refund | None:
+    """The refund, locked, if the provider's answer about it is still to record: waiting as it was
+    read (``locked_if_waiting``), or failed since without the provider's word (the tenant resolved
+    it ``failed`` while the provider was being asked, or another asking found "no such refund"),
+    which that answer overrules as its webhook's would (``overrule``). None when anything else
+    settled it meanwhile (the webhook, the worker, the provider's own word)."""
+    locked = await PaymentRepository(session=session).lock_refund(held.refund_id)
+    if locked is None or locked.provider_refund_id != held.provider_refund_id:
+        return None
+    if locked.status == "pending" or (locked.status == "failed" and locked.failure_code in WITHOUT_PROVIDERS_WORD):
+        return locked
+    return None
+
+
+async def overrule(session: AsyncSession, locked: Refund, found: RefundResult | None) -> Recorded:
+    """The provider's answer about a refund failed without its word since it was read, recorded by
+    the webhook's rule (``refund_settlement.overruling``): ``succeeded`` counts the refund again if
+    its payment has room for it, else it stays failed and is shown to the tenant (the customer got
+    more back than was paid); ``failed`` makes the failure the provider's, final. Before 2026-11-29
+    the answer was dropped, and only a webhook still counted the money that went back.
+
+    Nothing settled (pending, none found), or a refund that says it is another (another refund,
+    payment or amount), or one another refund records (from its webhook, counted there): the
+    failure stands."""
+    if found is None or found.status == "pending":
+        return "unchanged"
+    payment = await session.get(Payment, locked.payment_id)
+    if unlike(found, locked, payment) is not None:
+        return "unchanged"
+    if await PaymentRepository(session=session).other_refund(found.provider_refund_id, than=locked.id) is not None:
+        return "unchanged"
+    await overruling(session, locked, found)
+    return "settled" if locked.action_required is None else "action_required"
+
+
 async def record_answer(
     session: AsyncSession, held: HeldRefund, found: RefundResult | None, *, now: datetime, flag_after: timedelta
 ) -> Recorded:
-    """A settled answer, as the webhook would have recorded it; anything else, that it waits."""
-    locked = await locked_if_waiting(session, held)
+    """A settled answer, as the webhook would have recorded it; anything else, that it waits. A
+    refund the tenant resolved ``failed`` while the provider was asked takes the answer as its
+    webhook would (``overrule``)."""
+    locked = await locked_for_answer(session, held)
     if locked is None:
         return "unchanged"
+    if locked.status != "pending":
+        return await overrule(session, locked, found)
     if found is not None and found.status != "pending":
         await refund_settled(session, locked, found.status, failure_message=found.failure_message)
         return "settled"

@@ -98,6 +98,22 @@ async def failure_confirmed(
     await session.flush()
 
 
+async def overruling(session: AsyncSession, refund: Refund, result: RefundResult) -> tuple[str, str | None]:
+    """The provider's word about a refund failed without it (resolved failed by the tenant, or "no
+    such refund" when asked): ``succeeded``, the money went back after all; ``failed``, the failure
+    is the provider's, and final (events arrive in any order: an older "succeeded" must not reopen
+    it). Whoever brings it: its webhook (``webhooks.money_events``), or the reconciliation job and
+    ``POST /v1/refunds/{id}/sync`` that asked while the tenant resolved it (``pending_refunds``).
+    Says whether it was applied, and why not, as a webhook's outcome."""
+    if result.status == "succeeded":
+        await refund_cleared(session, refund, result.provider_refund_id)
+        return "applied", None
+    if result.status == "failed":
+        await failure_confirmed(session, refund, result.provider_refund_id, result.failure_message)
+        return "applied", None
+    return "ignored", "the refund is already failed"
+
+
 async def _locked_payment(session: AsyncSession, refund: Refund) -> Payment:
     payment = await session.get(Payment, refund.payment_id, with_for_update=True, populate_existing=True)
     if payment is None:  # the foreign key keeps it

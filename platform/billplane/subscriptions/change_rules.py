@@ -8,7 +8,7 @@ from datetime import datetime
 from billplane.api.problems import InvalidFieldError
 from billplane.catalog.models import Plan
 from billplane.pricing import Period
-from billplane.subscriptions.periods import period_end
+from billplane.subscriptions.periods import period_end, same_length
 
 
 def check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
@@ -24,10 +24,11 @@ def check_usage_kept(current: Plan, new: Plan, proration: str) -> None:
 
 def check_same_period(current: Plan, new: Plan, proration: str) -> None:
     """A change prorated now prices the rest of the current period at the new plan: only sound when
-    the new plan bills the same period (a month's share of a yearly price is no price at all)."""
-    if proration == "create_prorations" and (current.billing_interval, current.interval_count) != (
-        new.billing_interval,
-        new.interval_count,
+    the new plan bills the same period (a month's share of a yearly price is no price at all).
+    Periods the same length by definition are the same period, whatever their unit: a year and 12
+    months, a week and 7 days (``periods.same_length``)."""
+    if proration == "create_prorations" and same_length(current.billing_interval, current.interval_count) != (
+        same_length(new.billing_interval, new.interval_count)
     ):
         raise InvalidFieldError(
             "proration",

@@ -25,7 +25,7 @@ from billplane.invoices.schemas import Invoice as InvoiceView
 from billplane.money.currencies import EXPONENTS
 from billplane.payments import attention, reconcile, settlement
 from billplane.payments.models import WITHOUT_PROVIDERS_WORD, Payment, Refund
-from billplane.payments.refund_settlement import failure_confirmed, refund_cleared, refund_settled
+from billplane.payments.refund_settlement import overruling, refund_settled
 from billplane.plugins.contract import ChargeResult, ChargeStatus, ProviderEvent, ProviderInvoice, RefundResult
 from billplane.sync.models import OutboxEntry
 from billplane.webhooks import provider_state
@@ -297,7 +297,7 @@ async def _answer_lost(events: EventRepository, refund: Refund, result: RefundRe
             events.session, refund, result.status, result.provider_refund_id, failure_message=result.failure_message
         )
         return "applied", None
-    return await _overruling(events, refund, result)
+    return await overruling(events.session, refund, result)
 
 
 async def _known_refund(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
@@ -316,22 +316,8 @@ async def _known_refund(events: EventRepository, refund: Refund, result: RefundR
         await refund_settled(events.session, refund, "failed", failure_message=result.failure_message)
         return "applied", None
     if refund.status == "failed" and refund.failure_code in WITHOUT_PROVIDERS_WORD:
-        return await _overruling(events, refund, result)
+        return await overruling(events.session, refund, result)
     return "ignored", f"the refund is already {refund.status}"
-
-
-async def _overruling(events: EventRepository, refund: Refund, result: RefundResult) -> Outcome:
-    """The provider's word about a refund failed without it (resolved failed by the tenant, or "no
-    such refund" when asked): ``succeeded``, the money went back after all; ``failed``, the failure
-    is the provider's, and final (events arrive in any order: an older "succeeded" must not reopen
-    it)."""
-    if result.status == "succeeded":
-        await refund_cleared(events.session, refund, result.provider_refund_id)
-        return "applied", None
-    if result.status == "failed":
-        await failure_confirmed(events.session, refund, result.provider_refund_id, result.failure_message)
-        return "applied", None
-    return "ignored", "the refund is already failed"
 
 
 def _unlike(refund: Refund, result: RefundResult) -> str | None:
