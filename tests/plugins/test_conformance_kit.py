@@ -83,7 +83,7 @@ PLUGIN = ProviderPlugin(
     version="0.0.1",
     description="Fails the kit on purpose.",
     capabilities=frozenset({Capability.CUSTOMERS, Capability.CATALOG, Capability.CHARGES, Capability.REFUNDS,
-                            Capability.WEBHOOKS}),
+                            Capability.WEBHOOKS, Capability.CATALOG_UPDATES}),  # declared, not implemented
     pricing_models=frozenset({"flat", "volume"}),
     credentials_type=Credentials,
     create_adapter=BrokenAdapter,
@@ -136,6 +136,7 @@ EXPECTED_FAILURES = {
     "test_price_of_each_pricing_model[package]",
     "test_price_of_each_pricing_model[metered]",
     "test_price_of_each_pricing_model[per_seat]",
+    "test_catalog_updates",
     "test_decline_is_a_failed_result",
     "test_refund",
     "test_valid_webhook_is_accepted",
@@ -164,6 +165,7 @@ def test_the_kit_reports_every_broken_rule(pytester: pytest.Pytester) -> None:
         "the same idempotency key must return the same customer",
         "secret_fields ['password'] are not fields of Credentials",
         "volume prices are broken",
+        "with the catalog_updates capability, define update_product and set_price_active",
     ):
         assert reason in output
 

@@ -36,7 +36,8 @@ def test_the_sandbox_is_listed_with_what_it_can_do() -> None:
         "refund_status,",
         "refund_lookup,",
         "undo_cancel,",
-        "payment_methods",
+        "payment_methods,",
+        "catalog_updates",
     ]
     assert lines[at + 2] == "  pricing models: flat, per_seat, tiered, volume, package, metered"
     assert any(line.startswith("stripe ") for line in lines)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billplane.api.auth import principal_of
 from billplane.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_cursor
 from billplane.catalog.repository import PlanFilters, PlanRepository, ProductFilters, ProductRepository
 from billplane.catalog.schemas import (
@@ -21,14 +22,28 @@ from billplane.catalog.schemas import (
 )
 from billplane.catalog.service import PlanService, ProductService
 from billplane.db.mixins import MAX_ID
+from billplane.sync.dependencies import sync_service_for
 
 
-async def provide_product_service(tenant_session: NamedDependency[AsyncSession]) -> ProductService:
-    return ProductService(ProductRepository(session=tenant_session))
+# The sync service is built only when an edit asks for it (a PATCH): reads and the other writes
+# need neither it nor the principal dependency.
+async def provide_product_service(
+    request: Request[Any, Any, Any], tenant_session: NamedDependency[AsyncSession]
+) -> ProductService:
+    return ProductService(
+        ProductRepository(session=tenant_session),
+        lambda: sync_service_for(request, tenant_session, principal_of(request)),
+    )
 
 
-async def provide_plan_service(tenant_session: NamedDependency[AsyncSession]) -> PlanService:
-    return PlanService(PlanRepository(session=tenant_session), ProductRepository(session=tenant_session))
+async def provide_plan_service(
+    request: Request[Any, Any, Any], tenant_session: NamedDependency[AsyncSession]
+) -> PlanService:
+    return PlanService(
+        PlanRepository(session=tenant_session),
+        ProductRepository(session=tenant_session),
+        lambda: sync_service_for(request, tenant_session, principal_of(request)),
+    )
 
 
 class ProductController(Controller):
@@ -54,7 +69,11 @@ class ProductController(Controller):
         data: ProductUpdateBody,
         products: NamedDependency[ProductService],
     ) -> Product:
-        """Change the fields sent. `active=false` archives the product: its plans keep working, no new ones."""
+        """Change the fields sent. `active=false` archives the product: its plans keep working, no new ones.
+
+        A change of `name`, `description` or `active` is mirrored to the provider accounts that have
+        the product (`sync_status`).
+        """
         return Product.of(await products.update(product_id, data))
 
     @delete("/{product_id:int}", operation_id="deleteProduct", status_code=204)
@@ -107,7 +126,9 @@ class PlanController(Controller):
     ) -> Plan:
         """Change the fields sent. Price fields change only while no subscription uses the plan or is
         scheduled to move to it at its period's end (else 409: create a new plan instead); any change to
-        them re-checks the whole price. `tiers` is replaced whole.
+        them re-checks the whole price. `tiers` is replaced whole. Archiving (`active=false`), and
+        making the plan active again, is mirrored to the provider accounts that have its price
+        (`sync_status`).
         """
         return Plan.of(await plans.update(plan_id, data))
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billplane.db.base import TenantBase
 from billplane.db.mixins import IdMixin, MetadataMixin, TimestampsMixin
+from billplane.sync.columns import SyncStatusMixin
 
 PRICING_MODELS = ("flat", "per_seat", "tiered", "volume", "package", "metered")
 BILLING_INTERVALS = ("day", "week", "month", "year")
@@ -19,7 +20,10 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(value) for value in values)})"
 
 
-class Product(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
+class Product(IdMixin, TimestampsMixin, MetadataMixin, SyncStatusMixin, TenantBase):
+    """What a tenant sells. Its sync state is that of its edits' mirroring (``product.update``
+    outbox rows): the product itself reaches a provider with the first subscription that needs it."""
+
     __tablename__ = "products"
 
     name: Mapped[str] = mapped_column(Text)
@@ -27,8 +31,10 @@ class Product(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
     active: Mapped[bool] = mapped_column(Boolean, server_default="true")
 
 
-class Plan(IdMixin, TimestampsMixin, MetadataMixin, TenantBase):
-    """A price for a product: pricing model, amount or tiers, currency and billing interval."""
+class Plan(IdMixin, TimestampsMixin, MetadataMixin, SyncStatusMixin, TenantBase):
+    """A price for a product: pricing model, amount or tiers, currency and billing interval.
+
+    Its sync state is that of its archiving's mirroring (``plan.update`` outbox rows)."""
 
     __tablename__ = "plans"
     __table_args__ = (

@@ -72,6 +72,12 @@ class Product(msgspec.Struct, kw_only=True):
     description: str | None
     active: bool
     metadata: dict[str, str]
+    # Mirroring its edits (name, description, active) to the provider accounts that have it: none
+    # (no edit to mirror), pending, synced, or failed with the provider's message in last_sync_error
+    # (the next such edit is mirrored again).
+    sync_status: str
+    last_sync_error: str | None
+    synced_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -83,6 +89,9 @@ class Product(msgspec.Struct, kw_only=True):
             description=row.description,
             active=row.active,
             metadata=row.metadata_,
+            sync_status=row.sync_status,
+            last_sync_error=row.last_sync_error,
+            synced_at=row.synced_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -193,6 +202,11 @@ class Plan(msgspec.Struct, kw_only=True):
     metadata: dict[str, str]
     tiers: list[PricingTier]
     features: list[PlanFeature]
+    # Mirroring its archiving (active) to the provider accounts that have its price: none, pending,
+    # synced, or failed with the provider's message.
+    sync_status: str
+    last_sync_error: str | None
+    synced_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -215,6 +229,9 @@ class Plan(msgspec.Struct, kw_only=True):
             metadata=row.metadata_,
             tiers=[PricingTier.of(tier) for tier in row.tiers],
             features=[PlanFeature.of(feature) for feature in row.features],
+            sync_status=row.sync_status,
+            last_sync_error=row.last_sync_error,
+            synced_at=row.synced_at,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

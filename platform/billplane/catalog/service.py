@@ -1,10 +1,13 @@
-"""Product and plan rules. Never commits: the request owns the transaction, so a change and its
-event (``product.created``, ``.updated``, ``.deleted``, the same for plans) commit together or not
-at all. Archiving is an update (``active`` false), as the API makes it a PATCH."""
+"""Product and plan rules. Never commits: the request owns the transaction, so a change, its
+event (``product.created``, ``.updated``, ``.deleted``, the same for plans) and the outbox rows
+that mirror it to providers commit together or not at all. Archiving is an update (``active``
+false), as the API makes it a PATCH."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import cached_property
 from typing import cast
 
 from litestar.exceptions import NotFoundException
@@ -35,11 +38,17 @@ from billplane.events import types
 from billplane.events.changes import changed
 from billplane.events.emit import emit
 from billplane.money.decimals import decimal_text
+from billplane.sync.service import SyncService
 
 
 class ProductService:
-    def __init__(self, repository: ProductRepository) -> None:
+    def __init__(self, repository: ProductRepository, sync: Callable[[], SyncService]) -> None:
         self.repository = repository
+        self._sync = sync
+
+    @cached_property
+    def sync_service(self) -> SyncService:
+        return self._sync()  # built on first use: reads never need it
 
     async def create(self, data: ProductCreate) -> Product:
         product = Product(name=data.name, description=data.description, active=data.active, metadata_=data.metadata)
@@ -57,8 +66,10 @@ class ProductService:
         """`active=false` archives: existing plans keep working, new plans cannot be made on it."""
         product = await self.get(product_id)
         before = ProductView.of(product)
-        for field, value in data.changes().items():
+        changes = data.changes()
+        for field, value in changes.items():
             setattr(product, "metadata_" if field == "metadata" else field, value)
+        await self.sync_service.product_changed(product, _changed_fields(before, changes))
         product = await self.repository.update(product)
         shown = ProductView.of(product)
         if changed(before, shown):  # else: no change, no event
@@ -83,9 +94,16 @@ class ProductService:
 
 
 class PlanService:
-    def __init__(self, repository: PlanRepository, products: ProductRepository) -> None:
+    def __init__(
+        self, repository: PlanRepository, products: ProductRepository, sync: Callable[[], SyncService]
+    ) -> None:
         self.repository = repository
         self.products = products
+        self._sync = sync
+
+    @cached_property
+    def sync_service(self) -> SyncService:
+        return self._sync()
 
     async def create(self, data: PlanCreate) -> Plan:
         errors = FieldErrors()
@@ -147,9 +165,10 @@ class PlanService:
                 _set_terms(plan, terms)
                 if terms.tiers != current.tiers:
                     await self.repository.replace_tiers(plan, _tier_rows(terms.tiers))
-        for field, value in changes.items():
-            if field not in TERM_FIELDS:
-                setattr(plan, "metadata_" if field == "metadata" else field, value)
+        others = {field: value for field, value in changes.items() if field not in TERM_FIELDS}
+        for field, value in others.items():
+            setattr(plan, "metadata_" if field == "metadata" else field, value)
+        await self.sync_service.plan_changed(plan, _changed_fields(before, others))
         plan = await self.repository.update(plan)
         shown = PlanView.of(plan)
         if changed(before, shown):  # else: no change, no event
@@ -172,6 +191,11 @@ class PlanService:
 
     async def _emit(self, type_: str, plan_id: int, shown: PlanView) -> None:
         await emit(_session_of(self.repository), type_, types.PLAN_OBJECT, plan_id, shown)
+
+
+def _changed_fields(before: ProductView | PlanView, changes: dict[str, object]) -> set[str]:
+    """The fields a PATCH gave another value than they had (sending the same value changes nothing)."""
+    return {field for field, value in changes.items() if getattr(before, field) != value}
 
 
 def _session_of(repository: ProductRepository | PlanRepository) -> AsyncSession:

@@ -54,6 +54,10 @@ class Capability(StrEnum):
     # client-side form made), made chargeable off-session for one customer; ``detach_payment_method``:
     # no longer (both on ``PaymentMethodAdapter``).
     PAYMENT_METHODS = "payment_methods"
+    # ``update_product``: a product renamed, described or archived in billplane, as the provider
+    # shows it; ``set_price_active``: a plan archived (or made active again), so that the provider
+    # starts no new subscription on its price (both on ``CatalogUpdateAdapter``).
+    CATALOG_UPDATES = "catalog_updates"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -530,6 +534,36 @@ class PaymentMethodAdapter(Protocol):
         so nothing of its is there to detach. Raise
         ``ProviderError`` when the provider refuses (billplane then detaches nothing and answers
         409), ``RetryableProviderError`` when it could not be asked (503).
+        """
+
+
+@runtime_checkable
+class CatalogUpdateAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``catalog_updates`` capability.
+
+    ``ensure_product`` and ``ensure_price`` create a product and a price the first time a
+    subscription needs them at an account; these mirror the tenant's later edits to the objects
+    made then. billplane calls them only for accounts that have the object, each time with the
+    state as it is when the call is made, so a retry or a later call converges on the latest edit.
+    """
+
+    async def update_product(self, provider_product_id: str, product: ProductData, *, idempotency_key: str) -> None:
+        """Make the provider's product show ``product`` as it is now: its ``name``, its
+        ``description`` (``None`` clears it) and ``active`` (archived when False).
+
+        Send what the provider lets change and leave the rest as it is (say which fields your
+        provider keeps in its documentation: PayPal's product names cannot change). The same state
+        sent again (a retry) is no error. A product the provider no longer has raises
+        ``ProviderError``; ``RetryableProviderError`` when the provider could not be asked.
+        """
+
+    async def set_price_active(self, provider_price_id: str, *, active: bool, idempotency_key: str) -> None:
+        """Archive the price (``active=False``: the provider starts no new subscription on it, and
+        those it holds go on as before) or make it available again (``active=True``).
+
+        A price already in the state asked for is no error (a retry, or a call whose answer was
+        lost). billplane deactivates a price only once no create or change of a subscription on
+        it is waiting to be sent to this account.
         """
 
 

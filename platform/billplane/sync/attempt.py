@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +13,9 @@ from billplane.db.job_owner import owned_session
 from billplane.plugins.errors import ProviderError
 from billplane.provider_accounts.resolved import ResolvedAccount
 from billplane.sync import faults
+from billplane.sync.doorbell import ring_after_commit
 from billplane.sync.models import OutboxEntry
+from billplane.sync.queue import JobQueue
 from billplane.sync.refs import OutboxRef, idempotency_key
 from billplane.sync.repository import OutboxRepository
 from billplane_tenants import Database
@@ -35,10 +37,19 @@ class Attempt:
     row: OutboxEntry
     account: ResolvedAccount
     database: Database
+    # Where jobs of rows the attempt queues are deferred (``ring``); None: the sweep finds them.
+    queue: JobQueue | None = None
     finished: bool = False
 
     def key(self, step: str | None = None) -> str:
         return idempotency_key(self.ref.tenant_id, self.row.id, step)
+
+    def ring(self, session: AsyncSession, rows: Iterable[OutboxEntry]) -> None:
+        """Defer the jobs of rows this attempt queued in ``session`` once it commits, as a request's
+        writer does (``billplane.sync.doorbell``); a process that dies first leaves them to the sweep."""
+        refs = [OutboxRef(self.ref.tenant_id, self.ref.schema, row.id) for row in rows]
+        if refs and self.queue is not None:
+            ring_after_commit(session, self.queue, refs)
 
     def refuse_forgotten_key(self, *, then: str) -> None:
         """Raised instead of calling again a row that may have called already (a call counted, or

@@ -36,6 +36,8 @@ OUTBOX_KINDS = (
     "usage.report",
     "payment.charge",
     "refund.create",
+    "product.update",
+    "plan.update",
 )
 
 

@@ -20,12 +20,13 @@ from billplane.catalog.models import Plan, Product
 from billplane.customers import provider_ids
 from billplane.customers.models import Customer, ProviderCustomer
 from billplane.customers.schemas import Customer as CustomerView
-from billplane.plugins.contract import CustomerData, PriceData, ProductData, SubscriptionData, TierData
+from billplane.plugins.contract import CustomerData, PriceData, SubscriptionData, TierData
 from billplane.plugins.errors import ProviderError
 from billplane.subscriptions.models import ENDED_STATUSES as ENDED
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
 from billplane.sync.attempt import Attempt, NotReadyError
+from billplane.sync.catalog_edits import missed_edits, product_data
 from billplane.sync.models import OutboxEntry, ProviderPlan
 from billplane.sync.repository import OutboxRepository
 from billplane.webhooks import provider_state
@@ -133,12 +134,11 @@ async def provider_price(attempt: Attempt, plan_id: int) -> str:
             .where(Plan.product_id == plan.product_id, ProviderPlan.provider_account_id == account.id)
             .limit(1)
         )
+    sent = None  # the product as this attempt made it at the account
     if sibling is None:
         assert product is not None  # plans.product_id is a foreign key  # noqa: S101
-        data = ProductData(
-            product_id=product.id, name=product.name, description=product.description, active=product.active
-        )
-        sibling = (await account.adapter.ensure_product(data, idempotency_key=attempt.key("product"))).provider_id
+        sent = product_data(product)
+        sibling = (await account.adapter.ensure_product(sent, idempotency_key=attempt.key("product"))).provider_id
     price = await account.adapter.ensure_price(_price_data(plan, sibling), idempotency_key=attempt.key("price"))
     async with attempt.read() as session:
         values = {
@@ -149,7 +149,10 @@ async def provider_price(attempt: Attempt, plan_id: int) -> str:
             "provider_price_id": price.provider_id,
         }
         statement = insert(ProviderPlan).values(values)
-        await session.execute(statement.on_conflict_do_nothing(index_elements=["plan_id", "provider_account_id"]))
+        statement = statement.on_conflict_do_nothing(index_elements=["plan_id", "provider_account_id"])
+        if (await session.execute(statement.returning(ProviderPlan.id))).first() is not None:
+            # Made from what was read before the calls: edits committed since went nowhere.
+            await missed_edits(session, attempt, plan_id, sent)
         stored = await session.scalar(
             select(ProviderPlan.provider_price_id).where(
                 ProviderPlan.plan_id == plan_id, ProviderPlan.provider_account_id == account.id

@@ -60,7 +60,8 @@ class OutboxPerformer:
         try:
             account = await self._account(ref, row)
             provider, secrets = account.provider, account.secrets
-            await _operation(row.kind)(Attempt(ref=ref, row=row, account=account, database=self.database))
+            attempt = Attempt(ref=ref, row=row, account=account, database=self.database, queue=self.queue)
+            await _operation(row.kind)(attempt)
         except NotReadyError as exc:
             await self._later(ref, row, delay=self.options.not_ready_delay, error=str(exc), count=False)
             return "waiting"

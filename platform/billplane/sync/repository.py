@@ -1,4 +1,4 @@
-"""All SQL for the outbox and for the sync state it drives on customers and subscriptions."""
+"""All SQL for the outbox and for the sync state it drives on the objects billplane mirrors."""
 
 from __future__ import annotations
 
@@ -31,13 +31,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningInsert
 
+from billplane.catalog.models import Plan, Product
 from billplane.customers.models import Customer
 from billplane.observability.redaction import redact
 from billplane.subscriptions.models import Subscription
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.models import OUTBOX_KINDS, OutboxEntry
 
-OBJECT_MODELS: dict[str, type[Customer | Subscription]] = {"customer": Customer, "subscription": Subscription}
+# The objects whose sync state (``sync_status``, ...) is derived from their outbox rows.
+OBJECT_MODELS: dict[str, type[Customer | Subscription | Product | Plan]] = {
+    "customer": Customer,
+    "subscription": Subscription,
+    "product": Product,
+    "plan": Plan,
+}
 _ERROR_LIMIT = 2000
 
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from billplane.api.problems import ConflictError, InvalidFieldError
-from billplane.catalog.models import Plan
+from billplane.catalog.models import Plan, Product
 from billplane.customers.models import Customer
 from billplane.plugins.contract import Capability
 from billplane.plugins.errors import UnknownProviderError
 from billplane.plugins.host import PluginHost
 from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.subscriptions.models import Subscription
+from billplane.sync import provider_plans
+from billplane.sync.catalog_edits import MIRRORED_PLAN_FIELDS, MIRRORED_PRODUCT_FIELDS
 from billplane.sync.writer import OutboxWriter
+
+# (account id, provider) of the accounts that have a catalog object (``provider_plans``).
+AccountsOf = Callable[[AsyncSession, int], Awaitable[list[tuple[int, str]]]]
 
 # Customer fields a provider mirrors; a change of external_id alone needs no provider call.
 MIRRORED_CUSTOMER_FIELDS = frozenset({"email", "name", "metadata"})
@@ -67,6 +75,40 @@ class SyncService:
         if queued:
             customer.sync_status = "pending"
         return queued
+
+    async def product_changed(self, product: Product, fields: set[str]) -> None:
+        """After a product's edit (``fields``: those whose value changed): a ``product.update`` row
+        for each account that has it, when what providers show of it changed. An account without it
+        gets nothing now, and the product as it is when a subscription first needs it there."""
+        if fields & MIRRORED_PRODUCT_FIELDS:
+            await self._catalog_changed("product.update", product, provider_plans.product_accounts)
+
+    async def plan_changed(self, plan: Plan, fields: set[str]) -> None:
+        """After a plan's edit: a ``plan.update`` row for each account that has its price, when it
+        was archived or made active again."""
+        if fields & MIRRORED_PLAN_FIELDS:
+            await self._catalog_changed("plan.update", plan, provider_plans.plan_accounts)
+
+    async def _catalog_changed(self, kind: str, changed: Product | Plan, accounts_of: AccountsOf) -> None:
+        session = self.writer.session
+        # The edit's UPDATE first, the accounts second: a job recording a new account for this
+        # object locks the row before it reads it (``catalog_edits.missed_edits``), so an account
+        # this read cannot see yet is one whose job waits for this edit and queues it itself.
+        await session.flush()
+        accounts = [account for account, provider in await accounts_of(session, changed.id) if self._edits(provider)]
+        if accounts:
+            changed.sync_status = "pending"
+            await self.writer.write(kind, changed.id, accounts)
+
+    def _edits(self, provider: str) -> bool:
+        """Whether ``provider``'s accounts mirror catalog edits (``catalog_updates``); billplane asks no
+        adapter for what its plugin did not declare. Without a plugin host, every one is asked."""
+        if self.plugins is None:
+            return True
+        try:
+            return Capability.CATALOG_UPDATES in self.plugins.get(provider).capabilities
+        except UnknownProviderError:
+            return False
 
     async def sync_subscription(self, subscription: Subscription) -> bool:
         """Mirror a subscription to its account (or the tenant's default): the service-level entry

@@ -61,6 +61,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.PAYMENT_STATUS: frozenset({Capability.CHARGES}),
     Capability.REFUND_STATUS: frozenset({Capability.REFUNDS}),
     Capability.REFUND_LOOKUP: frozenset({Capability.REFUNDS}),
+    Capability.CATALOG_UPDATES: frozenset({Capability.CATALOG}),
 }
 
 

@@ -16,11 +16,13 @@ import pytest
 from billplane.plugins import (
     CancelUndoAdapter,
     Capability,
+    CatalogUpdateAdapter,
     ChargeResult,
     PaymentLookupAdapter,
     PaymentMethodAdapter,
     PaymentStatusAdapter,
     ProviderAdapter,
+    ProviderError,
     ProviderPaymentMethod,
     ProviderPlugin,
     ProviderRef,
@@ -135,6 +137,38 @@ class CatalogChecks:
         other = _ref(await adapter.ensure_price(price, idempotency_key=new_key()), "ensure_price")
         assert first == again, "the same idempotency key must return the same price"
         assert first != other, "a different idempotency key must create a different price"
+
+    @pytest.mark.anyio
+    async def test_catalog_updates(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.CATALOG_UPDATES)
+        assert isinstance(adapter, CatalogUpdateAdapter), (
+            "with the catalog_updates capability, define update_product and set_price_active"
+        )
+        assert inspect.iscoroutinefunction(adapter.update_product), "update_product must be a coroutine function"
+        assert inspect.iscoroutinefunction(adapter.set_price_active), "set_price_active must be a coroutine function"
+        product = _ref(await adapter.ensure_product(samples.product(), idempotency_key=new_key()), "ensure_product")
+        price = _ref(
+            await adapter.ensure_price(
+                samples.price(_first_model(provider_plugin), product, currency), idempotency_key=new_key()
+            ),
+            "ensure_price",
+        )
+        edited = msgspec.structs.replace(samples.product(), name="Conformance product, renamed", description=None)
+        key = new_key()
+        await adapter.update_product(product, edited, idempotency_key=key)
+        await adapter.update_product(product, edited, idempotency_key=key)  # a retry
+        archived = msgspec.structs.replace(edited, active=False)
+        await adapter.update_product(product, archived, idempotency_key=new_key())
+        await adapter.update_product(product, archived, idempotency_key=new_key())  # the same state again
+        # Each state asked for twice under new keys: the second finds it done (a call whose answer was lost).
+        for active in (False, False, True, True):
+            await adapter.set_price_active(price, active=active, idempotency_key=new_key())
+        with pytest.raises(ProviderError):
+            await adapter.update_product(f"{product}0", edited, idempotency_key=new_key())
+        with pytest.raises(ProviderError):
+            await adapter.set_price_active(f"{price}0", active=False, idempotency_key=new_key())
 
 
 class SubscriptionChecks:

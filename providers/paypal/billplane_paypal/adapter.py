@@ -130,6 +130,34 @@ class PayPalAdapter:
         created = await self._client.call("POST", "/v1/billing/plans", request_id=idempotency_key, body=body)
         return ProviderRef(provider_id=str(created["id"]))
 
+    async def update_product(self, provider_product_id: str, product: ProductData, *, idempotency_key: str) -> None:
+        """The description, the one thing billplane mirrors that PayPal lets change: a catalog
+        product's PATCH takes no name (nor any active state), so a rename stays in billplane.
+
+        The product is read first and patched only where it differs, so a retry after a PATCH
+        that went through (PayPal replays no PATCH answer) sends nothing.
+        """
+        path = f"/v1/catalogs/products/{_id(provider_product_id)}"
+        patch = catalog.description_patch((await self._client.call("GET", path)).get("description"), product)
+        if patch:
+            await self._client.call("PATCH", path, request_id=idempotency_key, body=patch)
+
+    async def set_price_active(self, provider_price_id: str, *, active: bool, idempotency_key: str) -> None:
+        """Deactivate the billing plan (PayPal then starts no subscription on it; those it has go on),
+        or activate it again."""
+        path = f"/v1/billing/plans/{_id(provider_price_id)}"
+        try:
+            await self._client.call(
+                "POST", f"{path}/{'activate' if active else 'deactivate'}", request_id=idempotency_key
+            )
+        except RetryableProviderError:
+            raise
+        except ProviderError:
+            # PayPal replays no answer for these, and refuses a plan already in the state asked for
+            # (PLAN_STATUS_INVALID): a retry of a call that worked. The plan says whether it is done.
+            if (await self._client.call("GET", path)).get("status") != ("ACTIVE" if active else "INACTIVE"):
+                raise
+
     async def _read_subscription(self, provider_subscription_id: str) -> Json:
         return await self._client.call("GET", f"/v1/billing/subscriptions/{_id(provider_subscription_id)}")
 

@@ -33,6 +33,18 @@ def product_body(product: ProductData) -> dict[str, Any]:
     return body
 
 
+def description_patch(current: object, product: ProductData) -> list[dict[str, Any]]:
+    """The ``PATCH /v1/catalogs/products/{id}`` body that gives a product with the description
+    ``current`` billplane's (cut to PayPal's 256 characters, as ``product_body`` cuts it); empty
+    when it has it already. PayPal takes no empty description: billplane's cleared one is removed."""
+    wanted = (product.description or "")[:256] or None
+    if wanted == (current or None):
+        return []
+    if wanted is None:
+        return [{"op": "remove", "path": "/description"}]
+    return [{"op": "replace" if current else "add", "path": "/description", "value": wanted}]
+
+
 def _money(minor: Any, currency: str) -> dict[str, str]:
     return {"currency_code": currency.upper(), "value": to_value(minor, currency)}
 

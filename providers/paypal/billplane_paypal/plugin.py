@@ -34,6 +34,7 @@ PLUGIN = ProviderPlugin(
             Capability.WEBHOOKS,
             Capability.PAYMENT_STATUS,
             Capability.REFUND_STATUS,
+            Capability.CATALOG_UPDATES,  # descriptions and plans' status only (adapter.update_product)
         }
     ),
     pricing_models=PRICING_MODELS,

@@ -118,6 +118,20 @@ class SandboxAdapter:
         interval = interval_param(price.billing_interval, price.interval_count)
         return ProviderRef(provider_id=make_id(self._account, "price", idempotency_key, interval))
 
+    # The sandbox keeps no catalog: an edit is accepted once its ids are this account's, and changes
+    # nothing a later call could see (a price made inactive still takes subscriptions here).
+
+    async def update_product(self, provider_product_id: str, product: ProductData, *, idempotency_key: str) -> None:
+        self._authorize(idempotency_key)
+        parse_id(self._account, "prod", provider_product_id)
+        if not product.name.strip():
+            raise ProviderError("a product needs a name", code="invalid_request")
+
+    async def set_price_active(self, provider_price_id: str, *, active: bool, idempotency_key: str) -> None:
+        del active  # nothing to keep it in
+        self._authorize(idempotency_key)
+        parse_id(self._account, "price", provider_price_id)
+
     async def create_subscription(
         self, subscription: SubscriptionData, *, idempotency_key: str
     ) -> ProviderSubscription:

@@ -123,6 +123,19 @@ class StripeAdapter:
             created = await self._client.v1.products.create_async(_sdk(params), _options(idempotency_key))
         return ProviderRef(provider_id=created.id)
 
+    async def update_product(self, provider_product_id: str, product: ProductData, *, idempotency_key: str) -> None:
+        """Name, description and ``active`` as billplane has them now: the name is what Stripe's
+        invoices and receipts show for the subscriptions it bills."""
+        async with stripe_errors():
+            await self._client.v1.products.update_async(
+                provider_product_id, _sdk(catalog.product_update_params(product)), _options(idempotency_key)
+            )
+
+    async def set_price_active(self, provider_price_id: str, *, active: bool, idempotency_key: str) -> None:
+        """An archived price (``active=false``) starts no new subscription; those that have it renew as before."""
+        async with stripe_errors():
+            await self._client.v1.prices.update_async(provider_price_id, {"active": active}, _options(idempotency_key))
+
     async def _meter(self, price: PriceData, idempotency_key: str) -> str:
         """The plan's Billing Meter: found by its event name, or created."""
         params = catalog.meter_params(self._context.tenant_id, price)
@@ -209,6 +222,10 @@ class StripeAdapter:
             quantity = change.quantity if change.quantity is not None else item.get("quantity") or 1
             metered = await self._price_is_metered(price_id)
             item_change = {"id": item["id"], **subscriptions.item_params(price_id, quantity, metered=metered)}
+            if price_id == str(item["price"]["id"]):
+                # Kept, not chosen again: Stripe takes only an active price for an item's `price`, and
+                # a plan archived in billplane (its price archived here) keeps its subscriptions.
+                del item_change["price"]
             updated = await self._client.v1.subscriptions.update_async(
                 provider_subscription_id,
                 _sdk({"items": [item_change], "proration_behavior": behavior}),

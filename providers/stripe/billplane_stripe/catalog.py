@@ -5,13 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billplane.plugins import PriceData, ProviderError, TierData, UnsupportedOperationError
+from billplane.plugins import PriceData, ProductData, ProviderError, TierData, UnsupportedOperationError
 from billplane_stripe.amounts import to_stripe, unit_to_stripe
 
 # A Billing Meter aggregates events by one of these; Stripe meters have no maximum.
 _FORMULAS = {"sum": "sum", "last": "last"}
 CUSTOMER_KEY = "stripe_customer_id"
 VALUE_KEY = "value"
+
+
+def product_update_params(product: ProductData) -> dict[str, Any]:
+    """The ``POST /v1/products/{id}`` parameters that make a product show billplane's as it is now."""
+    # "" clears a description billplane cleared (Stripe's way of unsetting a field).
+    return {"name": product.name, "description": product.description or "", "active": product.active}
 
 
 def meter_event_name(tenant_id: int, plan_id: int) -> str:

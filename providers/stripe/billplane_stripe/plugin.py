@@ -41,6 +41,7 @@ PLUGIN = ProviderPlugin(
             Capability.REFUND_LOOKUP,
             Capability.UNDO_CANCEL,
             Capability.PAYMENT_METHODS,
+            Capability.CATALOG_UPDATES,
         }
     ),
     pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),

@@ -52,6 +52,8 @@ _SIGNING_KEY = secrets.token_bytes(32)  # the fake's stand-in for PayPal's priva
 Json = dict[str, Any]
 Reply = tuple[int, Json | None, dict[str, str]]
 _CHECKER = SpecChecker.load()
+# What the spec's "Update product" lists as patchable (the name is not).
+_PATCHABLE_PRODUCT_FIELDS = frozenset({"description", "category", "image_url", "home_url"})
 
 
 def _now() -> str:
@@ -287,11 +289,9 @@ class FakePayPal:
 
     def _route(self, method: str, path: str, data: Json, raw: bytes) -> Reply:  # noqa: PLR0911 - one per route
         parts = path.strip("/").split("/")
+        if parts[:2] in (["v1", "catalogs"], ["v1", "billing"]) and parts[2:3] in (["products"], ["plans"]):
+            return self._catalog_route(method, parts, data)
         match method, parts:
-            case "POST", ["v1", "catalogs", "products"]:
-                return self._create_product(data)
-            case "POST", ["v1", "billing", "plans"]:
-                return self._create_plan(data)
             case "POST", ["v1", "billing", "subscriptions"]:
                 return self._create_subscription(data)
             case "GET", ["v1", "billing", "subscriptions", sub_id]:
@@ -308,6 +308,24 @@ class FakePayPal:
                 return 200, {"id": webhook_id, "url": url, "event_types": [{"name": "*"}]}, {}
             case "POST", ["v1", "notifications", "verify-webhook-signature"]:
                 return self._verify(data, raw)
+        return error(404, "NOT_FOUND", "The fake does not implement this operation.")
+
+    def _catalog_route(self, method: str, parts: list[str], data: Json) -> Reply:  # noqa: PLR0911 - one per route
+        match method, parts:
+            case "POST", ["v1", "catalogs", "products"]:
+                return self._create_product(data)
+            case "GET", ["v1", "catalogs", "products", product_id]:
+                product = self.products.get(product_id)
+                return (200, json.loads(json.dumps(product)), {}) if product else _not_found("product")
+            case "PATCH", ["v1", "catalogs", "products", product_id]:
+                return self._patch_product(product_id, data)
+            case "POST", ["v1", "billing", "plans"]:
+                return self._create_plan(data)
+            case "GET", ["v1", "billing", "plans", plan_id]:
+                plan = self.plans.get(plan_id)
+                return (200, json.loads(json.dumps(plan)), {}) if plan else _not_found("plan")
+            case "POST", ["v1", "billing", "plans", plan_id, "activate" | "deactivate" as action]:
+                return self._plan_status(plan_id, action)
         return error(404, "NOT_FOUND", "The fake does not implement this operation.")
 
     # -- OAuth2 ----------------------------------------------------------------------------------
@@ -341,12 +359,57 @@ class FakePayPal:
         self.products[product["id"]] = product
         return 201, product, {}
 
+    def _patch_product(self, product_id: str, patch: Any) -> Reply:
+        """What the spec says a product's PATCH takes: add, replace or remove of its description,
+        category, image_url and home_url. Its name cannot change."""
+        product = self.products.get(product_id)
+        if product is None:
+            return _not_found("product")
+        changed = dict(product)
+        for operation in patch:
+            field = str(operation.get("path", "")).removeprefix("/")
+            if field not in _PATCHABLE_PRODUCT_FIELDS:
+                return error(400, "INVALID_REQUEST", "The specified field cannot be patched.", "INVALID_PATCH_PATH")
+            op = operation["op"]
+            # JSON Patch (RFC 6902): replace and remove need the field to be there.
+            if op not in {"add", "replace", "remove"} or (op != "add" and field not in changed):
+                return error(
+                    400, "INVALID_REQUEST", "The patch operation is not supported.", "UNSUPPORTED_PATCH_OPERATION"
+                )
+            if op == "remove":
+                del changed[field]
+            else:
+                changed[field] = operation["value"]
+        self.products[product_id] = {**changed, "update_time": _now()}
+        return 204, None, {}
+
     def _create_plan(self, data: Json) -> Reply:
         if str(data["product_id"]) not in self.products:
             return _not_found("product")
-        plan = {**data, "id": "P-" + secrets.token_hex(12).upper(), "create_time": _now(), "update_time": _now()}
+        plan = {
+            "status": "ACTIVE",
+            **data,
+            "id": "P-" + secrets.token_hex(12).upper(),
+            "create_time": _now(),
+            "update_time": _now(),
+        }
         self.plans[plan["id"]] = plan
         return 201, plan, {}
+
+    def _plan_status(self, plan_id: str, action: str) -> Reply:
+        """Activate (a CREATED or INACTIVE plan) or deactivate (an ACTIVE one); PLAN_STATUS_INVALID
+        otherwise, as the spec says, so also for a plan already in the state asked for."""
+        plan = self.plans.get(plan_id)
+        if plan is None:
+            return _not_found("plan")
+        allowed, after = ({"CREATED", "INACTIVE"}, "ACTIVE") if action == "activate" else ({"ACTIVE"}, "INACTIVE")
+        if plan["status"] not in allowed:
+            reason = (
+                "The requested action could not be performed, semantically incorrect, or failed business validation."
+            )
+            return error(422, "UNPROCESSABLE_ENTITY", reason, "PLAN_STATUS_INVALID")
+        plan.update(status=after, update_time=_now())
+        return 204, None, {}
 
     # -- subscriptions ---------------------------------------------------------------------------
 
@@ -360,6 +423,9 @@ class FakePayPal:
     def _create_subscription(self, data: Json) -> Reply:
         if str(data["plan_id"]) not in self.plans:
             return _not_found("plan")
+        if self.plans[str(data["plan_id"])]["status"] != "ACTIVE":  # the spec's PLAN_STATUS_INVALID
+            reason = "Invalid plan status for subscription creation; plan status should be active."
+            return error(422, "UNPROCESSABLE_ENTITY", reason, "PLAN_STATUS_INVALID")
         sub_id = "I-" + secrets.token_hex(6).upper()
         now = _now()
         sub = {

@@ -199,6 +199,32 @@ def create_product(store: Store, _path: dict[str, str], params: Params) -> dict[
     return product
 
 
+def _product(store: Store, product_id: str) -> dict[str, Any]:
+    product = store.products.get(product_id)
+    if product is None:
+        raise missing("product", product_id)
+    return product
+
+
+def update_product(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    product = _product(store, path["id"])
+    if "name" in params and not params["name"]:
+        raise invalid("You cannot set a product's name to an empty string.", param="name")
+    for field in ("name", "description"):
+        if field in params:
+            product[field] = params[field] or None  # "" unsets, as Stripe does
+    if "active" in params:
+        product["active"] = _bool(params["active"])
+    if "metadata" in params:
+        product["metadata"] = {**product["metadata"], **(params["metadata"] or {})}
+    product["updated"] = now()
+    return product
+
+
+def retrieve_product(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
+    return _product(store, path["id"])
+
+
 def _check_price(store: Store, params: Params) -> None:
     if params.get("product") not in store.products:
         raise missing("product", str(params.get("product")), "product")
@@ -230,6 +256,7 @@ def create_price(store: Store, _path: dict[str, str], params: Params) -> dict[st
         product=params["product"],
         currency=params["currency"],
         created=now(),
+        active=params.get("active", "true") == "true",
         metadata=params.get("metadata") or {},
         billing_scheme=params.get("billing_scheme", "per_unit"),
         tiers_mode=params.get("tiers_mode"),
@@ -252,6 +279,15 @@ def create_price(store: Store, _path: dict[str, str], params: Params) -> dict[st
 
 def retrieve_price(store: Store, path: dict[str, str], _params: Params) -> dict[str, Any]:
     return store.price(path["price"])
+
+
+def update_price(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
+    price = store.price(path["price"])
+    if "active" in params:
+        price["active"] = _bool(params["active"])
+    if "metadata" in params:
+        price["metadata"] = {**price["metadata"], **(params["metadata"] or {})}
+    return price
 
 
 # -- meters ----------------------------------------------------------------------------------
@@ -321,8 +357,19 @@ def create_meter_event(store: Store, _path: dict[str, str], params: Params) -> d
 # -- subscriptions ---------------------------------------------------------------------------
 
 
-def _item(store: Store, subscription_id: str, spec: Params, start: int) -> dict[str, Any]:
-    price = store.price(str(spec.get("price")), "items[0][price]")
+def _item(
+    store: Store, subscription_id: str, spec: Params, start: int, kept: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A subscription item as ``spec`` asks; ``kept``: the price of the item it changes, for a spec
+    that names none."""
+    if kept is not None and "price" not in spec:
+        price = kept
+    else:
+        price = store.price(str(spec.get("price")), "items[0][price]")
+        if not price["active"]:  # Stripe's answer; the item's own price kept (not named) is fine
+            raise invalid(
+                "The price specified is inactive. This field only accepts active prices.", param="items[0][price]"
+            )
     metered = price["recurring"]["usage_type"] == "metered"
     if metered and "quantity" in spec:
         raise invalid("Quantity should not be specified where usage_type is `metered`.", param="items[0][quantity]")
@@ -404,7 +451,7 @@ def update_subscription(store: Store, path: dict[str, str], params: Params) -> d
         current = next((i for i in subscription["items"]["data"] if i["id"] == change.get("id")), None)
         if current is None:
             raise invalid("The subscription item does not belong to this subscription.", param="items[0][id]")
-        replaced = _item(store, subscription["id"], change, current["current_period_start"])
+        replaced = _item(store, subscription["id"], change, current["current_period_start"], current["price"])
         current.update(price=replaced["price"], quantity=replaced["quantity"])
     if "cancel_at_period_end" in params:
         subscription["cancel_at_period_end"] = _bool(params["cancel_at_period_end"])
@@ -705,8 +752,11 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/customers/{customer}"): update_customer,
     ("DELETE", "/v1/customers/{customer}"): delete_customer,
     ("POST", "/v1/products"): create_product,
+    ("GET", "/v1/products/{id}"): retrieve_product,
+    ("POST", "/v1/products/{id}"): update_product,
     ("POST", "/v1/prices"): create_price,
     ("GET", "/v1/prices/{price}"): retrieve_price,
+    ("POST", "/v1/prices/{price}"): update_price,
     ("POST", "/v1/billing/meters"): create_meter,
     ("GET", "/v1/billing/meters"): list_meters,
     ("POST", "/v1/billing/meter_events"): create_meter_event,
