@@ -16,6 +16,7 @@ from billplane.db.mixins import MAX_ID
 from billplane.payments.models import Payment, Refund
 from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
+from billplane.sync.unsent import unsent_subscription_changes
 from billplane_tenants import Tenant
 
 _NEXT_ID = text("SELECT nextval(pg_get_serial_sequence('control.provider_accounts', 'id'))")
@@ -109,6 +110,10 @@ class ProviderAccountRepository:
             Subscription.provider_account_id == account_id, Subscription.status.in_(LIVE_STATUSES)
         )
         return bool(await self.session.scalar(select(exists(live))))
+
+    async def changes_unsent(self, account_id: int) -> bool:
+        """Whether a subscription change (a cancellation, say) has not reached the account's provider."""
+        return bool(await self.session.scalar(select(exists(unsent_subscription_changes(account_id)))))
 
     async def money_in_flight(self, account_id: int) -> bool:
         """Whether a payment or refund through the account is still pending: its worker, its

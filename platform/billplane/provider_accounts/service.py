@@ -28,6 +28,7 @@ from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.schemas import ProviderAccount as ProviderAccountView
 from billplane.provider_accounts.schemas import ProviderAccountCreate, ProviderAccountUpdate
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError, OpenedSecrets
+from billplane.sync.unsent import UNSENT_CHANGES
 from billplane_tenants.database import TENANT_SCHEMA_KEY
 
 _DEFAULT_INDEX = "uq_provider_accounts_default"
@@ -203,6 +204,8 @@ class ProviderAccountService:
         account = await self.get(account_id, for_update=True)
         if await self.repository.used_by_live_subscriptions(account.id):
             raise ConflictError("live subscriptions use this account: cancel or move them first")
+        if await self.repository.changes_unsent(account.id):
+            raise ConflictError(f"through this account, {UNSENT_CHANGES}")
         if await self.repository.money_in_flight(account.id):
             # Gone, the account could settle them no more: the payment, and its invoice, would stay pending.
             raise ConflictError(

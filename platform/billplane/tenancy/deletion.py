@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billplane.payments.models import Payment, Refund
 from billplane.plugins.host import PluginHost
 from billplane.subscriptions.models import LIVE_STATUSES, Subscription
+from billplane.sync.unsent import UNSENT_CHANGES, unsent_subscription_changes
 from billplane_tenants import Tenant
 
 _SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
@@ -45,6 +46,8 @@ async def money_left(session: AsyncSession, plugins: PluginHost, tenant: Tenant)
     reasons = []
     if subscriptions:
         reasons.append(f"{subscriptions} live subscriptions are billed by their provider: cancel them first")
+    if await session.scalar(select(exists(unsent_subscription_changes()))):
+        reasons.append(UNSENT_CHANGES)
     if in_flight:
         reasons.append("payments or refunds are still pending: let them settle, or resolve them")
     return "; ".join(reasons) or None
