@@ -63,9 +63,9 @@ class PaymentMethods:
     async def attach(self, customer_id: int, data: PaymentMethodAttach) -> PaymentMethod:
         await self._customer(customer_id)
         account = await self._account(data.provider_account_id)
-        await self._registered(account.id, data.token, customer_id)  # another customer's: refused before any call
-        asked_at = datetime.now(UTC)
-        details = await self._attached(account, customer_id, data.token, default=data.default)
+        earlier = await self._registered(account.id, data.token, customer_id)  # another customer's: refused now
+        asked_at = _whole_second()
+        details = await self._attached(account, customer_id, data.token, default=data.default, earlier=earlier)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._registered(account.id, details.provider_payment_method_id, customer_id, locked=True)
         before = method_changes.shown(method)  # None: not attached; a retry that changes nothing emits nothing
@@ -103,7 +103,7 @@ class PaymentMethods:
         (409); one that cannot be asked, too (503). Its account deleted, it is detached here only."""
         await self._customer(customer_id)
         method = await self._attached_method(customer_id, method_id)
-        asked_at = datetime.now(UTC)
+        asked_at = _whole_second()
         await self._detached_at_provider(method)
         await self._customer(customer_id, locked=True)  # deleted meanwhile: 404, nothing written
         method = await self._attached_method(customer_id, method_id, locked=True)  # detached meanwhile: 404
@@ -187,7 +187,8 @@ class PaymentMethods:
         except RetryableProviderError as exc:
             failure = provider_failure(exc, account.secrets)
             raise ServiceUnavailableException(
-                f"the provider could not be asked, nothing was detached: {failure}"
+                f"the provider could not be asked (or did not answer in full), billplane detached nothing: "
+                f"send the DELETE again: {failure}"
             ) from exc
         except ProviderError as exc:
             failure = provider_failure(exc, account.secrets)
@@ -223,13 +224,10 @@ class PaymentMethods:
         return found
 
     async def _attached(
-        self, account: _Account, customer_id: int, token: str, *, default: bool
+        self, account: _Account, customer_id: int, token: str, *, default: bool, earlier: PaymentMethod | None
     ) -> ProviderPaymentMethod:
         provider_customer = await self._provider_customer(customer_id, account.id)
-        # The customer's id at the provider too: re-created there, the same key with another
-        # customer would be refused as a different request.
-        digest = hashlib.sha256(f"{account.id}:{customer_id}:{provider_customer}:{token}".encode()).hexdigest()
-        key = f"billplane-{self.tenant_id}-pm-{digest[:32]}"
+        key = self._attach_key(account.id, customer_id, provider_customer, token, earlier)
         try:
             details = await account.adapter.attach_payment_method(
                 token, provider_customer, idempotency_key=key, default=default
@@ -248,6 +246,26 @@ class PaymentMethods:
             raise InvalidFieldError("token", provider_failure(exc, account.secrets)) from exc
         return details
 
+    def _attach_key(
+        self,
+        account_id: int,
+        customer_id: int,
+        provider_customer: str | None,
+        token: str,
+        earlier: PaymentMethod | None,
+    ) -> str:
+        """The same for a retry of this request, another for a request that asks something else
+        of the provider: a provider replays what it answered a key (Stripe, for a day), and a
+        replayed attach is not made again. So the key names, with the token, the customer's id at
+        the provider (re-created there, the same key with another customer would be refused) and
+        when billplane last detached the method (registered again after a detach, it must be
+        attached again, not replayed as attached: Stripe then refuses a method it detached). The
+        default's own step is the adapter's to key (Stripe's names the default it replaces)."""
+        detached = earlier.detached_at.isoformat() if earlier is not None and earlier.detached_at else None
+        facts = [account_id, customer_id, provider_customer, token, detached]
+        digest = hashlib.sha256(":".join(str(fact) for fact in facts).encode()).hexdigest()
+        return f"billplane-{self.tenant_id}-pm-{digest[:32]}"
+
     async def _saved(self, method: PaymentMethod) -> None:
         """Flushed in a savepoint: the same token registered at once for another customer (who
         holds another row lock) loses the race on the unique key, a 422 as if registered first."""
@@ -258,3 +276,10 @@ class PaymentMethods:
         except IntegrityError as exc:
             raise InvalidFieldError("token", "this payment method is registered for another customer") from exc
         await self.session.refresh(method)
+
+
+def _whole_second() -> datetime:
+    """Now, to the second before: the watermark of billplane's own attach or detach, compared with
+    the provider's event times (Stripe's are whole seconds, of its own clock). Cut down, an event
+    the provider sends in the same second, after the change, is not taken for an older one."""
+    return datetime.now(UTC).replace(microsecond=0)

@@ -288,12 +288,23 @@ class StripeAdapter:
         """
         method = await self._attach(token, provider_customer_id, idempotency_key)
         if default and provider_customer_id is not None:
-            settings = {"invoice_settings": {"default_payment_method": method.provider_payment_method_id}}
-            async with stripe_errors():
-                await self._client.v1.customers.update_async(
-                    provider_customer_id, _sdk(settings), _options(idempotency_key, "default")
-                )
+            await self._make_default(provider_customer_id, method.provider_payment_method_id, idempotency_key)
         return method
+
+    async def _make_default(self, customer_id: str, method_id: str, idempotency_key: str) -> None:
+        """The customer's ``invoice_settings.default_payment_method`` set to the method, unless it
+        is already. The update's key names the default it replaces: Stripe replays what it answered
+        a key for a day, so with the attach's key alone, a method made the default again after
+        another (A, B, then A) replayed A's first update, and B stayed Stripe's default."""
+        async with stripe_errors():
+            customer = _plain(await self._client.v1.customers.retrieve_async(customer_id))
+            current = payment_methods.customer_default(customer)
+            if current == method_id:
+                return  # a retry whose update went through, or the default already
+            settings = {"invoice_settings": {"default_payment_method": method_id}}
+            await self._client.v1.customers.update_async(
+                customer_id, _sdk(settings), _options(idempotency_key, f"default-after-{current or 'none'}")
+            )
 
     async def _attach(
         self, token: str, provider_customer_id: str | None, idempotency_key: str

@@ -255,10 +255,21 @@ async def test_as_default_it_is_the_stripe_customers_default_too(
 
     assert fake_stripe.store.customers[customer]["invoice_settings"]["default_payment_method"] == VISA
     update = fake_stripe.last("POST", "/v1/customers/{customer}")
+    # Its key names the default it replaces: made the default again after another, it is set again.
     assert (update.params, update.idempotency_key) == (
         {"invoice_settings": {"default_payment_method": VISA}},
-        f"{key}:default",
+        f"{key}:default-after-none",
     )
+    updates = len(fake_stripe.requests)
+    await stripe_adapter.attach_payment_method(VISA, customer, idempotency_key=key, default=True)  # a retry
+    assert [r.method for r in fake_stripe.requests[updates:]] == ["GET", "GET"]  # nothing to set again
+    await stripe_adapter.attach_payment_method(
+        "pm_card_chargeDeclined", customer, idempotency_key=helpers.key(), default=True
+    )
+    await stripe_adapter.attach_payment_method(VISA, customer, idempotency_key=key, default=True)
+    assert fake_stripe.store.customers[customer]["invoice_settings"]["default_payment_method"] == VISA
+    again = fake_stripe.last("POST", "/v1/customers/{customer}")
+    assert again.idempotency_key == f"{key}:default-after-pm_card_chargeDeclined"
     other = await helpers.customer(stripe_adapter)
     await stripe_adapter.attach_payment_method("pm_card_mastercard", other, idempotency_key=helpers.key())
     assert fake_stripe.store.customers[other]["invoice_settings"].get("default_payment_method") is None

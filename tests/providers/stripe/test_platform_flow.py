@@ -178,3 +178,32 @@ async def test_a_payment_method_registers_once_the_customer_is_at_stripe(
     # billplane's default is Stripe's too: Stripe charges the invoices it issues with its own.
     settings = fake_stripe.store.customers[mapping["id"]]["invoice_settings"]
     assert settings["default_payment_method"] == method["provider_payment_method_id"]
+
+
+async def test_what_is_asked_of_stripe_again_is_made_again_not_replayed(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    # Stripe replays what it answered a key for a day: a key that named only the token replayed
+    # the first attach and default, whatever had happened since.
+    tenant = await create_tenant(client, admin_headers, "stripepmagain")
+    assert (await connect(client, tenant)).status_code == 201
+    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
+    await drain(worker)
+    url = f"/v1/customers/{customer_id}/payment-methods"
+    [mapping] = (await client.get(f"/v1/customers/{customer_id}", headers=tenant.headers)).json()["provider_ids"]
+
+    # Visa the default, then Mastercard, then Visa again: Stripe's default follows billplane's.
+    for token in ("pm_card_visa", "pm_card_mastercard", "pm_card_visa"):
+        made = await client.post(url, json={"token": token}, headers=tenant.headers)
+        assert (made.status_code, made.json()["is_default"]) == (201, True), made.text
+        assert fake_stripe.store.customers[mapping["id"]]["invoice_settings"]["default_payment_method"] == token
+
+    # Detached (at Stripe too), then registered again: Stripe refuses a method it detached, and
+    # billplane does not show it attached.
+    [visa] = [m for m in (await client.get(url, headers=tenant.headers)).json()["data"] if m["is_default"]]
+    assert (await client.delete(f"{url}/{visa['id']}", headers=tenant.headers)).status_code == 204
+    again = await client.post(url, json={"token": "pm_card_visa"}, headers=tenant.headers)
+    assert again.status_code == 422, again.text
+    assert again.json()["errors"][0]["field"] == "token"
+    shown = [m["provider_payment_method_id"] for m in (await client.get(url, headers=tenant.headers)).json()["data"]]
+    assert shown == ["pm_card_mastercard"]
