@@ -13,8 +13,9 @@ from billplane.runtime import Runtime
 from billplane.sync.unsent import UNSENT_CHANGES
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
+from tests.platform.sync_fakes import drain
 from tests.providers.stripe.fake_stripe.server import FakeStripe
-from tests.providers.stripe.test_platform_flow import Client, connect, drain
+from tests.providers.stripe.test_platform_flow import Client, connect
 from tests.providers.stripe.test_platform_flow import worker as worker  # noqa: PLC0414 - the fixture
 
 
