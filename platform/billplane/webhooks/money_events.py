@@ -228,29 +228,19 @@ async def _unnamed_refund(events: EventRepository, row: StoredEvent, result: Ref
     ``invoice_id`` billplane sends) may still be billplane's own, whose every answer was lost:
     recorded as a new one, its money would count twice on the payment. It is the one unanswered
     refund of that payment and amount (``_unanswered``) when there is exactly one. With several,
-    which one it is would be a guess: none is settled from it, and the payment is shown to the
-    tenant. None when there is none: the event's refund is one of its own (a dashboard's)."""
+    which one it is would be a guess: the event waits (deferred) until their answers come, or the
+    tenant resolves them (``POST /v1/refunds/{id}/resolve``: they are shown to the tenant as any
+    refund nothing settled is), and then finds one, or none. None when there is none: the event's
+    refund is one of its own (a dashboard's)."""
     candidates = await _unanswered(events, row.provider_account_id, result)
     if not candidates:
         return None
     if len(candidates) == 1:
         return await _answer_lost(events, candidates[0], result)
     ids = ", ".join(str(refund.id) for refund in candidates)
-    payment = await events.session.get(Payment, candidates[0].payment_id, with_for_update=True, populate_existing=True)
-    if payment is None:  # the foreign key keeps it
-        raise LookupError(f"refund {candidates[0].id} has no payment {candidates[0].payment_id}")
-    refunded = _money(candidates[0].amount, candidates[0].currency)
-    await attention.flag(
-        events.session,
-        payment,
-        f"the provider reports refund {result.provider_refund_id} of {refunded} of this payment ({result.status}) "
-        f"without naming billplane's refund, and billplane's refunds {ids} of that amount were sent without an "
-        f"answer: it may be any of them, so none is settled from it. Check them at {payment.provider} and resolve "
-        "them (POST /v1/refunds/{id}/resolve).",
-    )
-    return "ignored", (
-        f"it may be any of billplane's unanswered refunds {ids} of that amount: not applied; payment {payment.id} "
-        "shows action_required"
+    return (
+        "deferred",
+        f"it may be any of billplane's unanswered refunds {ids} of that amount: it waits for their answers",
     )
 
 
