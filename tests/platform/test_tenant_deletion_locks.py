@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from billplane_sandbox import payment_methods
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -24,7 +25,8 @@ from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.concurrently import WAIT, held, in_thread
-from tests.platform.invoices.helpers import SANDBOX_KEY, connect_sandbox
+from tests.platform.invoices.helpers import SANDBOX_KEY, act, connect_sandbox
+from tests.platform.invoices.test_payments import open_invoice
 
 Client = AsyncTestClient[Litestar]
 ACCOUNTS = "/v1/provider-accounts"
@@ -132,3 +134,25 @@ async def test_a_payment_written_while_the_deletion_checks_for_money_stops_the_d
     assert deleted.status_code == 409, deleted.text
     assert "pending" in deleted.json()["detail"]
     assert (await client.get(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers)).status_code == 200
+
+
+async def test_a_deadlock_with_the_deletion_is_a_503_to_send_again_not_a_500(
+    client: Client, admin_headers: dict[str, str], runtime: Runtime, database_url: str
+) -> None:
+    # A request that locked an invoice (a table the drop takes later) and then writes a payment
+    # (a table the deletion locks first): PostgreSQL ends one of the two. Rolled back whole, it is
+    # safe to send again, and says so.
+    tenant = await create_tenant(client, admin_headers, "dellockrace")
+    _, invoice = await open_invoice(client, runtime, tenant, payment_methods.SUCCEEDS, 1500)
+    async with held(database_url, tenant.schema, f"SELECT 1 FROM invoices WHERE id = {invoice['id']} FOR UPDATE"):
+        pay = in_thread(act(client, tenant, invoice["id"], "pay"))
+        await asyncio.sleep(WAIT)  # the invoice read, waiting for its row
+        deletion = in_thread(client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers))
+        await asyncio.sleep(WAIT)
+    paid, deleted = await pay, await deletion
+
+    statuses = sorted([paid.status_code, deleted.status_code])
+    assert 500 not in statuses, (paid.text, deleted.text)
+    [lost] = [response for response in (paid, deleted) if response.status_code == 503]
+    assert lost.headers["retry-after"] == "1"
+    assert "send it again" in lost.json()["detail"]

@@ -16,7 +16,11 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from litestar.types import ExceptionHandlersMap
 
 from billplane.api.pattern_words import in_words
@@ -139,9 +143,27 @@ def _http_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Respo
 
 
 def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if _lost_a_race(exc):
+        # PostgreSQL chose this request's transaction to end a deadlock (or a serialization
+        # conflict): it was rolled back whole, so sent again it runs as if for the first time.
+        logger.warning("%s %s rolled back by PostgreSQL: %s", request.method, request.url.path, type(exc).__name__)
+        detail = "a request running at the same time held what this one needed; nothing was changed: send it again"
+        return problem(HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "1"})
     # The client learns nothing about internals; the log has the traceback.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(HTTP_500_INTERNAL_SERVER_ERROR, "an unexpected error occurred")
+
+
+# deadlock_detected, serialization_failure: the transaction lost a race, and was rolled back.
+_RACE_LOST = frozenset({"40P01", "40001"})
+
+
+def _lost_a_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL ending the transaction to resolve a conflict with another (as
+    SQLAlchemy wraps asyncpg's error: its ``orig``, and the asyncpg error under that)."""
+    original = getattr(exc, "orig", None)
+    errors = (original, getattr(original, "__cause__", None))
+    return any(getattr(error, "sqlstate", None) in _RACE_LOST for error in errors)
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
