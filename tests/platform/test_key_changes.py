@@ -16,6 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.api.auth import KeyCache
@@ -36,6 +37,15 @@ async def other(settings: Settings) -> AsyncIterator[Client]:
     """A second API process on the same database, with a cache that would keep a key for 60 s."""
     async with listening_client(create_app(patient(settings))) as client:
         yield client
+
+
+def _no_tls(settings: Settings) -> str:
+    """The database URL without asyncpg's TLS probe (``sslmode=prefer``, its default): with the
+    heartbeat cut to a second, a slow machine can time a ping's connect out during the probe, and
+    asyncpg then reports "unexpected connection_lost() call" from a callback, which the test runner
+    fails the test on (MagicStack/asyncpg#1211). The listener's own behaviour is the same."""
+    url = make_url(settings.database.url).update_query_dict({"sslmode": "disable"})
+    return url.render_as_string(hide_password=False)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], *, within: float = 3.0) -> bool:
@@ -178,8 +188,8 @@ async def test_a_listener_that_hears_nothing_is_not_listening(
         return listens >= 2 and _timed_out(caplog)
 
     deaf_lost: list[None] = []
-    working = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: None)
-    deaf = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: deaf_lost.append(None))
+    working = ChangeListener(_no_tls(settings), on_change=lambda _tenant: None, on_lost=lambda: None)
+    deaf = ChangeListener(_no_tls(settings), on_change=lambda _tenant: None, on_lost=lambda: deaf_lost.append(None))
     caplog.set_level(logging.WARNING, logger="billplane.tenants")
     working.start()
     try:
@@ -219,7 +229,7 @@ async def test_a_listener_that_hears_only_its_own_notifications_is_not_listening
         await real_add_listener(connection, channel, own_only)
 
     lost: list[None] = []
-    listener = ChangeListener(settings.database.url, on_change=lambda _tenant: None, on_lost=lambda: lost.append(None))
+    listener = ChangeListener(_no_tls(settings), on_change=lambda _tenant: None, on_lost=lambda: lost.append(None))
     caplog.set_level(logging.WARNING, logger="billplane.tenants")
     monkeypatch.setattr(asyncpg.Connection, "add_listener", hear_only_itself)
 
