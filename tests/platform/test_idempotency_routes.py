@@ -70,6 +70,19 @@ async def _customer_sync(client: Client, tenant: CreatedTenant) -> tuple[str, di
     return f"/v1/customers/{customer.json()['id']}/sync", {}
 
 
+async def _product_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    product = await client.post("/v1/products", json={"name": "Idem"}, headers=tenant.headers)
+    assert product.status_code == 201, product.text
+    return f"/v1/products/{product.json()['id']}/sync", {}
+
+
+async def _plan_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
+    path, body = await _new_plan(client, tenant)
+    plan = await client.post(path, json=body, headers=tenant.headers)
+    assert plan.status_code == 201, plan.text
+    return f"/v1/plans/{plan.json()['id']}/sync", {}
+
+
 async def _subscription_sync(client: Client, tenant: CreatedTenant) -> tuple[str, dict[str, Any]]:
     return f"/v1/subscriptions/{await their_subscription(client, tenant)}/sync", {}
 
@@ -140,6 +153,8 @@ def _samples() -> dict[str, Sample]:
         "/v1/provider-accounts": _new_provider_account,
         "/v1/provider-accounts/{account_id:int}/check": _check_provider_account,
         "/v1/customers/{customer_id:int}/sync": _customer_sync,
+        "/v1/products/{product_id:int}/sync": _product_sync,
+        "/v1/plans/{plan_id:int}/sync": _plan_sync,
         "/v1/subscriptions/{subscription_id:int}/sync": _subscription_sync,
         "/v1/usage-records": _usage_records,
         "/v1/subscriptions": _new_subscription,

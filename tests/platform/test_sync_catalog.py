@@ -287,6 +287,30 @@ async def test_a_failed_rename_shows_on_the_product_and_the_next_edit_is_mirrore
     assert (after["sync_status"], after["last_sync_error"]) == ("synced", None)
 
 
+async def test_a_product_or_plan_whose_mirror_failed_is_sent_again_by_its_sync_route(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed = await seeded(client, admin_headers, accounts, worker)
+    fake.failures += [("permanent", "no such product")]
+    await patch(client, seed, "products", {"name": "API Pro"})
+    await drain(worker)
+    assert (await shown(client, seed, "products"))["sync_status"] == "failed"
+
+    synced = await client.post(f"/v1/products/{seed.product}/sync", headers=seed.tenant.headers)
+    assert (synced.status_code, synced.json()["sync_status"]) == (202, "pending"), synced.text
+    await drain(worker)
+    first, second = await outbox(worker, seed.tenant, "product.update")
+    assert (first["status"], second["status"]) == ("failed", "done")  # a new row, with a key of its own
+    assert fake.payloads[provider_id(fake, "ensure_product")]["name"] == "API Pro"
+    assert (await shown(client, seed, "products"))["sync_status"] == "synced"
+
+    plan = await client.post(f"/v1/plans/{seed.plan}/sync", headers=seed.tenant.headers)
+    assert plan.status_code == 202, plan.text
+    await drain(worker)
+    [resent] = await outbox(worker, seed.tenant, "plan.update")
+    assert resent["status"] == "done"
+
+
 async def test_an_archive_waits_for_a_subscription_create_on_its_price(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:

@@ -76,6 +76,13 @@ class ProductController(Controller):
         """
         return Product.of(await products.update(product_id, data))
 
+    @post("/{product_id:int}/sync", operation_id="syncProduct", status_code=202)
+    async def sync_product(self, product_id: FromPath[int], products: NamedDependency[ProductService]) -> Product:
+        """Send the product as it is (name, description, active) to every provider account that has
+        it again, now: after a failed mirror, say (`sync_status` `failed`). An account that does not
+        have it gets it when a subscription first needs it there. Answers at once (202)."""
+        return Product.of(await products.sync(product_id))
+
     @delete("/{product_id:int}", operation_id="deleteProduct", status_code=204)
     async def delete_product(self, product_id: FromPath[int], products: NamedDependency[ProductService]) -> None:
         """Delete a product that no plan names; otherwise 409: archive it instead."""
@@ -131,6 +138,12 @@ class PlanController(Controller):
         (`sync_status`).
         """
         return Plan.of(await plans.update(plan_id, data))
+
+    @post("/{plan_id:int}/sync", operation_id="syncPlan", status_code=202)
+    async def sync_plan(self, plan_id: FromPath[int], plans: NamedDependency[PlanService]) -> Plan:
+        """Send the plan's price, active or archived as the plan is, to every provider account that has
+        it again, now: after a failed mirror, say (`sync_status` `failed`). Answers at once (202)."""
+        return Plan.of(await plans.sync(plan_id))
 
     @delete("/{plan_id:int}", operation_id="deletePlan", status_code=204)
     async def delete_plan(self, plan_id: FromPath[int], plans: NamedDependency[PlanService]) -> None:

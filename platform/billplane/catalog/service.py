@@ -92,6 +92,12 @@ class ProductService:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
         return page_of(rows, limit)
 
+    async def sync(self, product_id: int) -> Product:
+        """Send the product as it is to every account that has it again (``POST .../sync``)."""
+        product = await self.get(product_id)
+        await self.sync_service.resend_product(product)
+        return await self.repository.update(product)
+
 
 class PlanService:
     def __init__(
@@ -188,6 +194,12 @@ class PlanService:
     async def page(self, filters: PlanFilters, *, after: int | None, limit: int) -> tuple[list[Plan], str | None]:
         rows = await self.repository.page_filtered(filters, after=after, limit=limit)
         return page_of(rows, limit)
+
+    async def sync(self, plan_id: int) -> Plan:
+        """Send the plan's price, active or not, to every account that has it again (``POST .../sync``)."""
+        plan = await self.get(plan_id)
+        await self.sync_service.resend_plan(plan)
+        return await self.repository.update(plan)
 
     async def _emit(self, type_: str, plan_id: int, shown: PlanView) -> None:
         await emit(_session_of(self.repository), type_, types.PLAN_OBJECT, plan_id, shown)

@@ -89,7 +89,16 @@ class SyncService:
         if fields & MIRRORED_PLAN_FIELDS:
             await self._catalog_changed("plan.update", plan, provider_plans.plan_accounts)
 
-    async def _catalog_changed(self, kind: str, changed: Product | Plan, accounts_of: AccountsOf) -> None:
+    async def resend_product(self, product: Product) -> bool:
+        """A manual sync: the product as it is, to every account that has it (after a failed row,
+        say). Returns whether anything was queued."""
+        return await self._catalog_changed("product.update", product, provider_plans.product_accounts)
+
+    async def resend_plan(self, plan: Plan) -> bool:
+        """A manual sync of the plan's price (active or not) to every account that has it."""
+        return await self._catalog_changed("plan.update", plan, provider_plans.plan_accounts)
+
+    async def _catalog_changed(self, kind: str, changed: Product | Plan, accounts_of: AccountsOf) -> bool:
         session = self.writer.session
         # The edit's UPDATE first, the accounts second: a job recording a new account for this
         # object locks the row before it reads it (``catalog_edits.missed_edits``), so an account
@@ -99,6 +108,7 @@ class SyncService:
         if accounts:
             changed.sync_status = "pending"
             await self.writer.write(kind, changed.id, accounts)
+        return bool(accounts)
 
     def _edits(self, provider: str) -> bool:
         """Whether ``provider``'s accounts mirror catalog edits (``catalog_updates``); billplane asks no
