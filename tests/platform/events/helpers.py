@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text, update
@@ -15,6 +16,7 @@ from billplane.events.models import WebhookDelivery
 from billplane.events.options import WebhookOptions
 from billplane.events.worker import webhook_services
 from billplane.runtime import Runtime
+from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant
 
 
@@ -71,3 +73,19 @@ async def invoice_endpoint(client: AsyncTestClient[Litestar], tenant: CreatedTen
     response = await client.post("/v1/webhook-endpoints", json=body, headers=tenant.headers)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
+
+
+_BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))"
+
+
+async def blocks(runtime: Runtime, pid: int, *, within: float = 10.0) -> None:
+    """Wait until a transaction waits for backend ``pid``'s locks."""
+    connection = await asyncpg.connect(asyncpg_dsn(runtime.settings.database.url))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not await connection.fetchval(_BLOCKED_BY, pid):
+            assert loop.time() < deadline, f"nothing waited for backend {pid} within {within} s"
+            await asyncio.sleep(0.01)
+    finally:
+        await connection.close()

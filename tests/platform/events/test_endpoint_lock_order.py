@@ -15,7 +15,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -28,17 +27,15 @@ from billplane.events.schemas import WebhookEndpointUpdate
 from billplane.events.service import EndpointService
 from billplane.events.vault import EndpointVault
 from billplane.runtime import Runtime
-from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant
 from tests.platform.concurrently import held
 from tests.platform.events.conftest import LOCAL
-from tests.platform.events.helpers import emit_event, invoice_endpoint
+from tests.platform.events.helpers import blocks, emit_event, invoice_endpoint
 
 Client = AsyncTestClient[Litestar]
 T = TypeVar("T")
 Change = Callable[[EndpointService, int], Awaitable[Any]]
 Record = Callable[[DeliveryRepository, Claimed], Awaitable[Any]]
-_BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))"
 
 
 async def _deleted(service: EndpointService, endpoint_id: int) -> None:
@@ -70,19 +67,6 @@ async def _claimed(runtime: Runtime, tenant: CreatedTenant) -> Claimed:
     return claimed
 
 
-async def _blocks(runtime: Runtime, pid: int, *, within: float = 10.0) -> None:
-    """Wait until a transaction waits for backend ``pid``'s locks."""
-    connection = await asyncpg.connect(asyncpg_dsn(runtime.settings.database.url))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not await connection.fetchval(_BLOCKED_BY, pid):
-            assert loop.time() < deadline, f"nothing waited for backend {pid} within {within} s"
-            await asyncio.sleep(0.01)
-    finally:
-        await connection.close()
-
-
 async def _in_transaction(
     runtime: Runtime, tenant: CreatedTenant, pid: asyncio.Future[int], work: Callable[[AsyncSession], Awaitable[T]]
 ) -> T:
@@ -110,11 +94,11 @@ async def test_an_attempt_recorded_while_its_endpoint_changes_does_not_deadlock(
         changing = asyncio.create_task(
             _in_transaction(runtime, tenant, changing_pid, lambda s: change(_service(runtime, tenant, s), endpoint_id))
         )
-        await _blocks(runtime, other.get_server_pid())
+        await blocks(runtime, other.get_server_pid())
         recording = asyncio.create_task(
             _in_transaction(runtime, tenant, loop.create_future(), lambda s: record(DeliveryRepository(s), claimed))
         )
-        await _blocks(runtime, await changing_pid)  # the attempt queued behind the change
+        await blocks(runtime, await changing_pid)  # the attempt queued behind the change
     async with asyncio.timeout(30):
         _, recorded = await asyncio.gather(changing, recording)
 

@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -25,15 +24,13 @@ from billplane.events.models import Event, WebhookDelivery
 from billplane.events.service import EndpointService
 from billplane.events.vault import EndpointVault
 from billplane.runtime import Runtime
-from billplane.sync.listener import asyncpg_dsn
 from billplane.sync.repository import queued_insert_params
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import LOCAL
-from tests.platform.events.helpers import emit_event
+from tests.platform.events.helpers import blocks, emit_event
 
 Client = AsyncTestClient[Litestar]
 Writer = Callable[[Runtime, CreatedTenant], Coroutine[Any, Any, None]]
-_BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))"
 
 
 async def _endpoint(client: Client, tenant: CreatedTenant, *, events: str = "*") -> int:
@@ -49,19 +46,6 @@ def _service(runtime: Runtime, tenant: CreatedTenant, session: Any) -> EndpointS
 
 async def _pid(session: Any) -> int:
     return int(await session.scalar(select(func.pg_backend_pid())))
-
-
-async def _blocks(runtime: Runtime, pid: int, *, within: float = 10.0) -> None:
-    """Wait until a transaction waits for backend ``pid``'s locks."""
-    connection = await asyncpg.connect(asyncpg_dsn(runtime.settings.database.url))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not await connection.fetchval(_BLOCKED_BY, pid):
-            assert loop.time() < deadline, f"nothing waited for backend {pid} within {within} s"
-            await asyncio.sleep(0.01)
-    finally:
-        await connection.close()
 
 
 async def _emitted(runtime: Runtime, tenant: CreatedTenant) -> None:
@@ -99,7 +83,7 @@ async def test_a_writer_that_read_the_endpoint_before_its_delete_committed_skips
         writing = asyncio.create_task(write(runtime, tenant))
         # Its statement began before the delete committed, and waits for it: a foreign key check
         # that found the row gone then failed the writer's whole transaction.
-        await _blocks(runtime, await _pid(deleting))
+        await blocks(runtime, await _pid(deleting))
     await writing
     deliveries = await _deliveries(runtime, tenant)
     written = [endpoint for endpoint, type_ in deliveries if not type_.startswith("webhook_endpoint.")]
@@ -118,7 +102,7 @@ async def test_a_delete_waits_for_a_writer_that_queued_a_delivery_to_the_endpoin
     async with runtime.database.tenant_session(tenant.schema) as writing:
         await emit(writing, "invoice.created", "invoice", 1, {"id": 1})
         deleting = asyncio.create_task(delete())
-        await _blocks(runtime, await _pid(writing))
+        await blocks(runtime, await _pid(writing))
         # The writer fans out to the endpoint again while the delete waits for it: it holds the
         # endpoint's lock already, so it neither waits for the delete nor skips the endpoint.
         count = select(func.count()).select_from(WebhookDelivery)

@@ -9,7 +9,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -25,16 +24,14 @@ from billplane.events.schemas import WebhookEndpointUpdate
 from billplane.events.service import EndpointService
 from billplane.events.vault import EndpointVault
 from billplane.runtime import Runtime
-from billplane.sync.listener import asyncpg_dsn
 from tests.conftest import CreatedTenant
 from tests.platform.events.conftest import FAST, LOCAL
-from tests.platform.events.helpers import drain, invoice_endpoint
+from tests.platform.events.helpers import blocks, drain, invoice_endpoint
 from tests.platform.events.receiver import Receiver
 
 Client = AsyncTestClient[Litestar]
 # A writer's transaction, left open: it wrote an invoice event and fanned it out.
 Writing = Callable[[Runtime, CreatedTenant], AbstractAsyncContextManager[AsyncSession]]
-_BLOCKED_BY = "SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))"
 # Long enough for any delete that waits for nothing; one that waits for the writer never ends in it.
 _GUARD = 5.0
 
@@ -71,19 +68,6 @@ async def _delete(runtime: Runtime, tenant: CreatedTenant, endpoint_id: int) -> 
         await _service(runtime, tenant, session).delete(endpoint_id)
 
 
-async def _blocks(runtime: Runtime, pid: int, *, within: float = 10.0) -> None:
-    """Wait until a transaction waits for backend ``pid``'s locks."""
-    connection = await asyncpg.connect(asyncpg_dsn(runtime.settings.database.url))
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not await connection.fetchval(_BLOCKED_BY, pid):
-            assert loop.time() < deadline, f"nothing waited for backend {pid} within {within} s"
-            await asyncio.sleep(0.01)
-    finally:
-        await connection.close()
-
-
 async def _deliveries(runtime: Runtime, tenant: CreatedTenant) -> list[int]:
     async with runtime.database.tenant_session(tenant.schema) as session:
         query = select(WebhookDelivery.endpoint_id).order_by(WebhookDelivery.id)
@@ -101,7 +85,7 @@ async def test_a_fan_out_holds_only_the_endpoints_its_events_go_to(
             await _delete(runtime, tenant, other)
         # The one it goes to is: its delete waits for the writer, then takes what it queued along.
         deleting = asyncio.create_task(_delete(runtime, tenant, taking))
-        await _blocks(runtime, int(await writer.scalar(select(func.pg_backend_pid())) or 0))
+        await blocks(runtime, int(await writer.scalar(select(func.pg_backend_pid())) or 0))
         assert await writer.scalar(select(func.count()).where(WebhookDelivery.endpoint_id == taking)) == 1
     await deleting
     assert await _deliveries(runtime, tenant) == []
