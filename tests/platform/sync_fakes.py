@@ -15,7 +15,7 @@ import json
 import threading
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -343,6 +343,9 @@ class StaticAccounts:
 
     async def default_account_ids(self, _session: Any, tenant_id: int) -> tuple[int, ...]:
         return tuple(account.id for account in await self.default_accounts(tenant_id))
+
+    async def live_account_ids(self, _session: Any, tenant_id: int, account_ids: Sequence[int]) -> set[int]:
+        return {id_ for id_ in account_ids if id_ in self.rows and self.rows[id_].tenant_id == tenant_id}
 
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         self.default_lookups += 1

@@ -128,6 +128,20 @@ async def test_stored_credentials_that_no_longer_fit_the_provider_are_unavailabl
     assert "good_fits_today_1234" not in str(caught.value)
 
 
+async def test_live_account_ids_leave_out_deleted_accounts_and_other_tenants(
+    client: Client, admin_headers: dict[str, str], fake: FakeProvider, runtime: Runtime
+) -> None:
+    tenant, other = await create_tenant(client, admin_headers), await create_tenant(client, admin_headers)
+    kept, gone = (await _account(client, tenant))["id"], (await _account(client, tenant))["id"]
+    theirs = (await _account(client, other))["id"]
+    assert (await client.delete(f"{PATH}/{gone}", headers=tenant.headers)).status_code == 204
+
+    source = DatabaseAccountSource(runtime)
+    async with runtime.database.tenant_session(tenant.schema) as session:
+        live = await source.live_account_ids(session, tenant.id, [kept, gone, theirs, 999_999])
+    assert live == {kept}
+
+
 async def test_deleting_a_tenant_deletes_its_accounts(
     client: Client, admin_headers: dict[str, str], fake: FakeProvider, runtime: Runtime
 ) -> None:

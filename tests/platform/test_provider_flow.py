@@ -158,6 +158,30 @@ async def test_a_connected_sandbox_account_mirrors_a_customer_once(
     assert mirrored == [{"provider_customer_id": provider_id["id"]}]
 
 
+async def test_rows_at_a_deleted_account_no_longer_decide_a_status_nor_are_sent_again(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "flow")
+    account = await connect_sandbox(client, tenant, "whsec_gone_0123456789")
+    created = await client.post("/v1/customers", json={"email": "ada@example.com"}, headers=tenant.headers)
+    path = f"/v1/customers/{created.json()['id']}"
+    async with worker.database.tenant_session(tenant.schema) as session:  # its create failed there
+        await session.execute(text("UPDATE outbox SET status = 'failed', last_error = 'no such account'"))
+        await session.execute(text("UPDATE customers SET sync_status = 'failed', last_sync_error = 'no such account'"))
+
+    deleted = await client.delete(f"{ACCOUNTS}/{account['id']}", headers=tenant.headers)
+    assert deleted.status_code == 204, deleted.text
+    shown = (await client.get(path, headers=tenant.headers)).json()
+    assert (shown["sync_status"], shown["last_sync_error"]) == ("none", None)
+
+    assert (await client.post(f"{path}/sync", headers=tenant.headers)).status_code == 202
+    assert (await client.patch(path, json={"name": "Ada"}, headers=tenant.headers)).status_code == 200
+    assert await rows(worker, tenant, "SELECT kind, status FROM outbox") == [
+        {"kind": "customer.ensure", "status": "failed"}
+    ]
+    assert (await client.get(path, headers=tenant.headers)).json()["sync_status"] == "none"
+
+
 async def test_a_customer_deleted_at_the_sandbox_is_created_there_again_by_a_manual_sync(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:

@@ -311,6 +311,31 @@ async def test_a_product_or_plan_whose_mirror_failed_is_sent_again_by_its_sync_r
     assert resent["status"] == "done"
 
 
+async def test_an_account_deleted_gets_no_more_edits_and_its_failures_are_not_sent_again(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    seed = await seeded(client, admin_headers, accounts, worker)
+    fake.failures += [("permanent", "no such product")]
+    await patch(client, seed, "products", {"name": "API Pro"})
+    await drain(worker)
+    accounts.rows.pop(101)  # the only account with the product (and the customer) is deleted
+
+    await patch(client, seed, "products", {"name": "API Max"})
+    await patch(client, seed, "plans", {"active": False})
+    async with worker.database.tenant_session(seed.tenant.schema) as session:
+        customer = await session.scalar(text("SELECT customer_id FROM subscriptions"))
+    assert await outbox(worker, seed.tenant, "customer.ensure") != []  # it was made at 101 too
+    renamed = await client.patch(f"/v1/customers/{customer}", json={"name": "Renamed"}, headers=seed.tenant.headers)
+    assert renamed.status_code == 200, renamed.text
+    synced = await client.post(f"/v1/products/{seed.product}/sync", headers=seed.tenant.headers)
+    assert synced.status_code == 202, synced.text
+
+    [failed] = await outbox(worker, seed.tenant, "product.update")  # the row from before the delete, alone
+    assert failed["status"] == "failed"
+    assert await outbox(worker, seed.tenant, "plan.update") == []
+    assert await outbox(worker, seed.tenant, "customer.update") == []
+
+
 async def test_an_archive_waits_for_a_subscription_create_on_its_price(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:

@@ -7,6 +7,7 @@ to the tenant's schema; control tables are schema-qualified, so the same transac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, exists, func, select, text, update
@@ -67,6 +68,15 @@ class ProviderAccountRepository:
             _LIVE,
         )
         return await self.session.scalar(query)
+
+    async def live_ids(self, account_ids: Sequence[int]) -> set[int]:
+        """Those of ``account_ids`` that are the tenant's and not deleted."""
+        if not account_ids:
+            return set()
+        query = select(ProviderAccount.id).where(
+            ProviderAccount.tenant_id == self.tenant_id, ProviderAccount.id.in_(account_ids), _LIVE
+        )
+        return set(await self.session.scalars(query))
 
     async def default_ids(self) -> tuple[int, ...]:
         """Ids of the tenant's default accounts (one per provider), in id order."""

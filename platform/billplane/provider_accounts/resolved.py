@@ -7,6 +7,7 @@ credentials (never a process-global API key).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,3 +46,6 @@ class AccountSource(Protocol):
         A request asks this while it holds its own connection: taking a second one from a fixed
         pool could deadlock under load, and building adapters would be wasted work.
         """
+
+    async def live_account_ids(self, session: AsyncSession, tenant_id: int, account_ids: Sequence[int]) -> set[int]:
+        """Those of ``account_ids`` that are the tenant's and not deleted, read through the caller's session."""

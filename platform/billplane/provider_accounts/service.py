@@ -28,6 +28,7 @@ from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.provider_accounts.schemas import ProviderAccount as ProviderAccountView
 from billplane.provider_accounts.schemas import ProviderAccountCreate, ProviderAccountUpdate
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError, OpenedSecrets
+from billplane.sync.repository import OutboxRepository
 from billplane.sync.unsent import UNSENT_CHANGES
 from billplane_tenants.database import TENANT_SCHEMA_KEY
 
@@ -213,6 +214,8 @@ class ProviderAccountService:
             )
         shown = ProviderAccountView.of(account)  # the event's data: the account as last shown
         await self.repository.mark_deleted(account)
+        if self.repository.session.info.get(TENANT_SCHEMA_KEY) is not None:
+            await OutboxRepository(self.repository.session).refresh_left_at(account.id)
         await self._emit(types.PROVIDER_ACCOUNT_DELETED, account.id, shown)
 
     async def _changed(self, account: ProviderAccount, before: ProviderAccountView) -> None:

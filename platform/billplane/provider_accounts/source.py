@@ -7,6 +7,7 @@ the account's secrets and builds a new adapter from that one tenant's credential
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import cast
 
 import msgspec
@@ -42,6 +43,9 @@ class DatabaseAccountSource:
 
     async def default_account_ids(self, session: AsyncSession, tenant_id: int) -> tuple[int, ...]:
         return await ProviderAccountRepository(session, tenant_id).default_ids()
+
+    async def live_account_ids(self, session: AsyncSession, tenant_id: int, account_ids: Sequence[int]) -> set[int]:
+        return await ProviderAccountRepository(session, tenant_id).live_ids(account_ids)
 
     async def default_accounts(self, tenant_id: int) -> list[ResolvedAccount]:
         """The tenant's default account of each provider, skipping (and logging) providers not installed here.

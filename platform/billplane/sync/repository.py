@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from billplane.catalog.models import Plan, Product
 from billplane.customers.models import Customer
 from billplane.observability.redaction import redact
+from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import Subscription
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.models import OUTBOX_KINDS, OutboxEntry
@@ -46,6 +47,12 @@ OBJECT_MODELS: dict[str, type[Customer | Subscription | Product | Plan]] = {
     "plan": Plan,
 }
 _ERROR_LIMIT = 2000
+# Rows at a deleted account stop counting: its control row is kept, marked deleted (tenant tables
+# name its id), and nothing there can be done any more. An object's status is then its other
+# accounts', and no sync sends them again.
+_AT_DELETED_ACCOUNT = exists().where(
+    ProviderAccount.id == OutboxEntry.provider_account_id, ProviderAccount.status == "deleted"
+)
 
 
 def _stored(error: str) -> str:
@@ -232,7 +239,7 @@ class OutboxRepository:
         """
         query = (
             select(OutboxEntry)
-            .where(OutboxEntry.object_id == object_id, OutboxEntry.kind.like(f"{object_type}.%"))
+            .where(OutboxEntry.object_id == object_id, OutboxEntry.kind.like(f"{object_type}.%"), ~_AT_DELETED_ACCOUNT)
             .order_by(OutboxEntry.kind, OutboxEntry.provider_account_id, OutboxEntry.id.desc())
             .ext(distinct_on(OutboxEntry.kind, OutboxEntry.provider_account_id))
         )
@@ -259,6 +266,16 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def refresh_left_at(self, account_id: int) -> None:
+        """Derive again the status of every object with a row left pending or failed at
+        ``account_id``, once the account is deleted: those rows no longer count."""
+        query = select(OutboxEntry.kind, OutboxEntry.object_id).where(
+            OutboxEntry.provider_account_id == account_id, OutboxEntry.status.in_(("pending", "failed"))
+        )
+        objects = {(kind.partition(".")[0], object_id) for kind, object_id in await self.session.execute(query)}
+        for object_type, object_id in sorted(objects):
+            await self.refresh_object(object_type, object_id)
 
     async def refresh_object(self, object_type: str, object_id: int) -> None:
         """Derive the object's sync_status, last_sync_error and synced_at from its outbox rows."""

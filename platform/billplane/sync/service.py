@@ -53,9 +53,10 @@ class SyncService:
                 for row in await self.outbox.pending_for_object("customer", customer.id)
                 if row.kind == "customer.ensure"
             }
-        if accounts:
+        live = await self.writer.live(sorted(accounts))
+        if live:
             customer.sync_status = "pending"
-            await self.writer.write(kind, customer.id, sorted(accounts))
+            await self.writer.write(kind, customer.id, live)
 
     async def sync_customer(self, customer: Customer) -> bool:
         """A manual sync: retry what failed, hurry what waits, and create it where it is missing.
@@ -105,6 +106,7 @@ class SyncService:
         # this read cannot see yet is one whose job waits for this edit and queues it itself.
         await session.flush()
         accounts = [account for account, provider in await accounts_of(session, changed.id) if self._edits(provider)]
+        accounts = await self.writer.live(accounts)
         if accounts:
             changed.sync_status = "pending"
             await self.writer.write(kind, changed.id, accounts)
@@ -220,6 +222,8 @@ class SyncService:
 
     async def _retry_failed(self, object_type: str, object_id: int) -> bool:
         failed = await self.outbox.failed_for_object(object_type, object_id)
+        live = set(await self.writer.live(row.provider_account_id for row in failed))
+        failed = [row for row in failed if row.provider_account_id in live]
         woken = await self.outbox.wake(object_type, object_id)
         self.writer.ring(woken)
         for row in failed:

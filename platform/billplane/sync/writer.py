@@ -37,6 +37,16 @@ class OutboxWriter:
     async def default_account_ids(self) -> tuple[int, ...]:
         return await self.defaults.ids(self.accounts, self.session, self.tenant_id)
 
+    async def live(self, account_ids: Iterable[int]) -> list[int]:
+        """``account_ids`` without the deleted accounts, in their order. An object's mapping to an
+        account outlives the account's deletion; a row sent there would only fail, and show the
+        object failed. Without an account source, nothing is left out."""
+        wanted = list(account_ids)
+        if self.accounts is None or not wanted:
+            return wanted
+        live = await self.accounts.live_account_ids(self.session, self.tenant_id, wanted)
+        return [account for account in wanted if account in live]
+
     async def insert_params(self) -> dict[str, Any]:
         """Parameters of an INSERT wrapped by ``with_outbox_rows``: its rows go to the default accounts."""
         return queued_insert_params(self.tenant_id, self.schema, await self.default_account_ids())
