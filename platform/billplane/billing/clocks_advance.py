@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.announcing import announce
@@ -213,13 +213,19 @@ class ClockAdvancer:
             await retry(session, invoice_id, now, tenant=tenant, **self._services())
 
 
+def _moved() -> ColumnElement[bool]:
+    """``locked.MOVED`` for the ORM: the subscriptions whose period end the run acts on."""
+    unpaid_canceling = and_(Subscription.status == "unpaid", Subscription.cancel_at_period_end)
+    return or_(Subscription.status.in_(TURNING), unpaid_canceling)
+
+
 async def _next_due(
     session: AsyncSession, clock_id: int, after: datetime, provider_billed: frozenset[str]
 ) -> datetime | None:
     """The first moment after ``after`` when something is due for the clock's customers: a period
-    end, a paused subscription's ``resume_at`` (it resumes then, ``cycle``), a retry. Those of
-    subscriptions a provider bills (``provider_billed``) are not: the lock leaves them to it, so a
-    step there would bill nothing."""
+    end (an unpaid subscription's too, when it is set to cancel there), a paused subscription's
+    ``resume_at`` (it resumes then, ``cycle``), a retry. Those of subscriptions a provider bills
+    (``provider_billed``) are not: the lock leaves them to it, so a step there would bill nothing."""
     clocked = (
         Customer.test_clock_id == clock_id,
         or_(Subscription.provider.is_(None), Subscription.provider.not_in(sorted(provider_billed))),
@@ -227,7 +233,7 @@ async def _next_due(
     period_end = (
         select(func.min(Subscription.current_period_end))
         .join(Customer, Customer.id == Subscription.customer_id)
-        .where(*clocked, Subscription.status.in_(TURNING), Subscription.current_period_end > after)
+        .where(*clocked, _moved(), Subscription.current_period_end > after)
         .scalar_subquery()
     )
     resume_at = (

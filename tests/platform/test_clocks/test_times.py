@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from billplane_sandbox.payment_methods import SUCCEEDS
+from sqlalchemy import text
 
 from billplane.billing.invoicing import DAYS_UNTIL_DUE
 from billplane.runtime import Runtime
@@ -68,3 +69,30 @@ async def test_a_renewal_on_the_clock_is_paid_at_the_clock_time(
     assert (invoice["status"], invoice["period_start"], invoice["paid_at"]) == ("paid", renewal, renewal)
     # Finalized by the clock's billing step: on the clock's time too, due the usual days later.
     assert (invoice["finalized_at"], invoice["due_at"]) == (renewal, renewal + timedelta(days=DAYS_UNTIL_DUE))
+
+
+async def test_an_unpaid_subscription_set_to_cancel_ends_at_its_period_end_on_the_clock(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """The clock stops at its period end, which the run acts on (``locked.MOVED``), and does not
+    jump to the target: its end, and its last invoice (the item left for it), are dated there.
+    Before, the step went to the target and the invoice was finalized and paid there."""
+    setup, clock = await on_a_clock(client, admin_headers, worker, SUCCEEDS, frozen_time=T0, prefix="clk")
+    subscription = await subscribe(client, setup, trial_days=0)
+    await drain(worker)
+    item = {"customer_id": setup.customer, "subscription_id": subscription, "amount": 300, "currency": "USD"}
+    added = await client.post("/v1/invoice-items", json=item | {"description": "x"}, headers=setup.tenant.headers)
+    assert added.status_code == 201, added.text
+    async with worker.database.tenant_session(setup.tenant.schema) as session:
+        await session.execute(text("UPDATE subscriptions SET status = 'unpaid', cancel_at_period_end = true"))
+
+    to = {"to": _at(T0 + timedelta(days=40))}
+    assert (await client.post(f"{URL}/{clock}/advance", json=to, headers=setup.tenant.headers)).status_code == 202
+    await worker_services(worker).clocks.run()
+    await drain(worker)
+
+    period_end = datetime(2031, 4, 10, 12, tzinfo=UTC)
+    [ended] = await rows(worker, setup.tenant, f"SELECT * FROM subscriptions WHERE id = {subscription}")
+    last = (await rows(worker, setup.tenant, "SELECT * FROM invoices ORDER BY id"))[-1]
+    assert (last["total"], last["finalized_at"], last["paid_at"]) == (300, period_end, period_end)
+    assert (ended["status"], ended["ended_at"]) == ("canceled", period_end), ended
