@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.billing.announcing import announce
@@ -31,7 +31,7 @@ from billplane.billing.clocks_schemas import TestClock as ClockView
 from billplane.billing.clocks_schemas import TestClockAdvanceFailed
 from billplane.billing.driver import driver_of
 from billplane.billing.dunning_retry import never_attempted, retry
-from billplane.billing.locked import TURNING, lock_due
+from billplane.billing.locked import lock_due, moved_clause
 from billplane.billing.models import TestClock
 from billplane.billing.tenant_batch import bill_locked
 from billplane.customers.models import Customer
@@ -213,12 +213,6 @@ class ClockAdvancer:
             await retry(session, invoice_id, now, tenant=tenant, **self._services())
 
 
-def _moved() -> ColumnElement[bool]:
-    """``locked.MOVED`` for the ORM: the subscriptions whose period end the run acts on."""
-    unpaid_canceling = and_(Subscription.status == "unpaid", Subscription.cancel_at_period_end)
-    return or_(Subscription.status.in_(TURNING), unpaid_canceling)
-
-
 async def _next_due(
     session: AsyncSession, clock_id: int, after: datetime, provider_billed: frozenset[str]
 ) -> datetime | None:
@@ -233,7 +227,7 @@ async def _next_due(
     period_end = (
         select(func.min(Subscription.current_period_end))
         .join(Customer, Customer.id == Subscription.customer_id)
-        .where(*clocked, _moved(), Subscription.current_period_end > after)
+        .where(*clocked, moved_clause(), Subscription.current_period_end > after)
         .scalar_subquery()
     )
     resume_at = (

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
@@ -37,6 +38,13 @@ MOVED = f"(s.status IN {TURNING!r} OR (s.status = 'unpaid' AND s.cancel_at_perio
 def moved(status: str, *, cancel_at_period_end: bool) -> bool:
     """Whether the run moves a subscription in ``status`` (``MOVED``, in Python)."""
     return status in TURNING or (status == "unpaid" and cancel_at_period_end)
+
+
+def moved_clause() -> ColumnElement[bool]:
+    """``MOVED`` for the ORM."""
+    return or_(
+        Subscription.status.in_(TURNING), and_(Subscription.status == "unpaid", Subscription.cancel_at_period_end)
+    )
 
 
 def due_by(at: str) -> str:
