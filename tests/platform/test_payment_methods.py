@@ -188,18 +188,34 @@ async def test_a_charge_queued_before_its_method_was_detached_goes_to_the_defaul
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
     tenant, _, ada = await sandbox_tenant(client, admin_headers, "pmqueued")
-    kept = (await attach(client, tenant, ada, payment_methods.SUCCEEDS)).json()
-    named = (await attach(client, tenant, ada, payment_methods.DECLINED, default=False)).json()
+    first = (await attach(client, tenant, ada, payment_methods.DECLINED)).json()  # the default
     invoice = await draft(client, tenant, ada, 700)
     assert (await act(client, tenant, invoice["id"], "finalize")).status_code == 200
-    paid = await act(client, tenant, invoice["id"], "pay", payment_method_id=named["id"])
+    paid = await act(client, tenant, invoice["id"], "pay")
     assert paid.status_code in {200, 202}, paid.text
+    kept = (await attach(client, tenant, ada, payment_methods.SUCCEEDS, default=True)).json()
     # Detached while its charge waits for the worker: the charge goes to the default instead.
-    assert (await client.delete(f"{PATH.format(ada)}/{named['id']}", headers=tenant.headers)).status_code == 204
+    assert (await client.delete(f"{PATH.format(ada)}/{first['id']}", headers=tenant.headers)).status_code == 204
     await drain(worker)
     [payment] = (await client.get("/v1/payments", headers=tenant.headers)).json()["data"]
     assert (payment["status"], payment["metadata"]["payment_method_id"]) == ("succeeded", str(kept["id"]))
     assert (await client.get(f"/v1/invoices/{invoice['id']}", headers=tenant.headers)).json()["status"] == "paid"
+
+    # A method the tenant named on /pay is not replaced: the charge fails unsent, default or not.
+    named = (await attach(client, tenant, ada, payment_methods.SUCCEEDS, default=False)).json()
+    chosen = await draft(client, tenant, ada, 500)
+    assert (await act(client, tenant, chosen["id"], "finalize")).status_code == 200
+    assert (await act(client, tenant, chosen["id"], "pay", payment_method_id=named["id"])).status_code in {200, 202}
+    assert (await client.delete(f"{PATH.format(ada)}/{named['id']}", headers=tenant.headers)).status_code == 204
+    await drain(worker)
+    [failed] = await rows(
+        worker,
+        tenant,
+        "SELECT status, failure_code, failure_message FROM payments WHERE invoice_id = :id",
+        id=chosen["id"],
+    )
+    assert (failed["status"], failed["failure_code"]) == ("failed", "payment_method_detached")
+    assert "named for this charge" in failed["failure_message"]
 
     # With no other method to take, it fails without reaching the provider.
     second = await draft(client, tenant, ada, 300)

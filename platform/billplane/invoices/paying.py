@@ -21,7 +21,7 @@ from billplane.customers.models import Customer
 from billplane.events.emit import emit
 from billplane.invoices.models import Invoice
 from billplane.payments.models import Payment, PaymentMethod
-from billplane.payments.operations import PAYMENT_METHOD_KEY
+from billplane.payments.operations import PAYMENT_METHOD_KEY, PAYMENT_METHOD_NAMED_KEY
 from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import Payment as PaymentView
 from billplane.provider_accounts.repository import ProviderAccountRepository
@@ -46,6 +46,7 @@ async def charge_invoice(
     if live := await live_account_for_clock(session, writer.tenant_id, clock, account.id):
         raise ConflictError(f"the invoice would be charged through {live}")
     method = await _payment_method(session, invoice, subscription, account_id, payment_method_id)
+    named = payment_method_id is not None
     payment = Payment(
         customer_id=invoice.customer_id,
         invoice_id=invoice.id,
@@ -55,7 +56,7 @@ async def charge_invoice(
         provider=account.provider,
         provider_account_id=account.id,
         refunded_amount=0,
-        metadata_={PAYMENT_METHOD_KEY: str(method.id)},
+        metadata_={PAYMENT_METHOD_KEY: str(method.id)} | ({PAYMENT_METHOD_NAMED_KEY: "true"} if named else {}),
     )
     session.add(payment)
     await session.flush()

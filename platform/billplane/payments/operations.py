@@ -26,6 +26,9 @@ from billplane.sync.repository import OutboxRepository
 
 # Where a payment keeps the billplane id of the payment method it charges (payments have no column for it).
 PAYMENT_METHOD_KEY = "payment_method_id"
+# Set ("true") when the tenant named that method on ``/pay``: a charge never sent whose named method
+# was detached fails, instead of going to another the tenant did not choose.
+PAYMENT_METHOD_NAMED_KEY = "payment_method_named"
 # And the provider's customer its charge was first sent for: a retry sends, and reconciliation asks
 # about, the same one, even if the customer was created again at the provider since (a new id).
 PROVIDER_CUSTOMER_KEY = "provider_customer_id"
@@ -116,15 +119,17 @@ async def _to_send(attempt: Attempt) -> tuple[ChargeRequest | None, str | None, 
 async def _method_moved_if_detached(session: AsyncSession, payment: Payment, account_id: int) -> str | None:
     """A charge never sent whose payment method was detached since it was queued goes to the method
     a charge queued now would take: the subscription's, else the customer's default at the
-    account. Only before its first call: once called, a retry must send what was sent (the same
-    idempotency key), and reconciliation asks about it. Returns why it cannot be charged (no such
-    method), or None."""
+    account; unless the tenant named the method on ``/pay``. Only before its first call: once
+    called, a retry must send what was sent (the same idempotency key), and reconciliation asks
+    about it. Returns why it cannot be charged (the method was named, or there is no other), or None."""
     method_id = payment.metadata_.get(PAYMENT_METHOD_KEY)
     if method_id is None:
         return None
     method = await session.get(PaymentMethod, int(method_id))
     if method is not None and method.detached_at is None:
         return None
+    if payment.metadata_.get(PAYMENT_METHOD_NAMED_KEY) == "true":
+        return f"payment method {method_id}, named for this charge, was detached before the charge was sent"
     methods = PaymentRepository(session=session)
     pinned = None
     if payment.invoice_id is not None:
