@@ -159,6 +159,20 @@ async def test_a_reapplied_event_waits_a_day_again_from_the_reapply(
     ]
 
 
+async def test_a_stored_event_that_cannot_be_read_is_ignored_with_the_field_at_fault(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    """Its job raised before, at every sweep, for ever (the event stayed received)."""
+    tenant = await create_tenant(client, admin_headers, "reap")
+    event_id = int(await their_provider_event(client, tenant))  # stored without occurred_at
+    assert (await client.post(_path(event_id), headers=tenant.headers)).status_code == 202
+    await drain(worker)
+
+    shown = await _shown(client, tenant, event_id)
+    assert shown["status"] == "ignored"
+    assert shown["detail"] == "the stored event cannot be read: Object missing required field `occurred_at`"
+
+
 async def test_a_received_or_applied_event_is_not_reapplied(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -160,8 +160,13 @@ class EventApplier:
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops
-            event = msgspec.convert(row.event, ProviderEvent)
-            status, detail = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
+            try:
+                event = msgspec.convert(row.event, ProviderEvent)
+            except msgspec.ValidationError as exc:  # stored by another version, or by hand: no attempt reads it
+                # msgspec names the field at fault, never its value (a customer's personal data).
+                status, detail = "ignored", f"the stored event cannot be read: {exc}"
+            else:
+                status, detail = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
             if status != "deferred":  # a deferred event stays as it is: received
                 # A reapplied event's detail says so (and why it was ignored), unless there is news.
                 row.status, row.detail, row.applied_at = status, detail or row.detail, datetime.now(UTC)
