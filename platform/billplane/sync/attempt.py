@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
+import msgspec
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billplane.db.job_owner import owned_session
@@ -25,6 +28,9 @@ from billplane_tenants import Database
 # only failed attempts, not the time a row waits (a lease that ran out after a crash, a suspended
 # tenant, a Retry-After), so a row that may have called already is not sent again once this old.
 KEY_LIFETIME = timedelta(hours=20)
+
+
+Sent = TypeVar("Sent", bound=msgspec.Struct)
 
 
 class NotReadyError(Exception):
@@ -62,6 +68,20 @@ class Attempt:
                 f"an earlier call, more than {hours} hours ago, may have been made; providers forget its "
                 f"idempotency key, so it is not sent again: {then}"
             )
+
+    async def pinned(self, session: AsyncSession, step: str, current: Sent) -> Sent:
+        """What the row sends for ``step``: ``current`` at its first attempt, recorded in
+        ``session`` (a ``read`` transaction, committed before the call); at every later attempt,
+        what was recorded. A provider replays a key's first answer only for the parameters it was
+        first used with (Stripe refuses others), and an answer lost leaves the object made there.
+        An edit between two attempts reaches the provider as it would have after a first attempt
+        that answered: through the row the edit queued, or ``missed_edits``."""
+        sent = await session.scalar(select(OutboxEntry.sent).where(OutboxEntry.id == self.row.id)) or {}
+        if step in sent:
+            return msgspec.convert(sent[step], type(current))
+        recorded = {**sent, step: msgspec.to_builtins(current)}
+        await session.execute(update(OutboxEntry).where(OutboxEntry.id == self.row.id).values(sent=recorded))
+        return current
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

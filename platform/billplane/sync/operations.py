@@ -62,10 +62,14 @@ async def ensure_customer(attempt: Attempt) -> None:
     async with attempt.read() as session:
         customer = await session.get(Customer, attempt.row.object_id)
         known = await provider_customer_id(session, attempt.row.object_id, attempt.account.id)
-    if customer is None or customer.deleted_at is not None or known is not None:
+        if customer is None or customer.deleted_at is not None or known is not None:
+            data = None
+        else:  # an edit since the first attempt follows in its own customer.update row
+            data = await attempt.pinned(session, "customer", _customer_data(customer))
+    if customer is None or data is None:
         async with attempt.finish(called=False):
             return
-    created = await attempt.account.adapter.ensure_customer(_customer_data(customer), idempotency_key=attempt.key())
+    created = await attempt.account.adapter.ensure_customer(data, idempotency_key=attempt.key())
     async with attempt.finish() as session:
         await _record_customer(session, attempt, customer.id, created.provider_id)
 
@@ -134,10 +138,12 @@ async def provider_price(attempt: Attempt, plan_id: int) -> str:
             .where(Plan.product_id == plan.product_id, ProviderPlan.provider_account_id == account.id)
             .limit(1)
         )
-    sent = None  # the product as this attempt made it at the account
+        sent = None  # the product as this row makes it at the account (as its first attempt did)
+        if sibling is None:
+            assert product is not None  # plans.product_id is a foreign key  # noqa: S101
+            sent = await attempt.pinned(session, "product", product_data(product))
     if sibling is None:
-        assert product is not None  # plans.product_id is a foreign key  # noqa: S101
-        sent = product_data(product)
+        assert sent is not None  # noqa: S101 - set with it above
         sibling = (await account.adapter.ensure_product(sent, idempotency_key=attempt.key("product"))).provider_id
     price = await account.adapter.ensure_price(_price_data(plan, sibling), idempotency_key=attempt.key("price"))
     async with attempt.read() as session:
@@ -201,6 +207,8 @@ async def create_subscription(attempt: Attempt) -> None:
         trial_end=subscription.trial_end,
         metadata={str(key): str(value) for key, value in subscription.metadata_.items()},
     )
+    async with attempt.read() as session:  # a change since the first attempt follows in its own row
+        data = await attempt.pinned(session, "subscription", data)
     created = await attempt.account.adapter.create_subscription(data, idempotency_key=attempt.key())
     async with attempt.finish() as session:
         # Locked, as it is now (not as read before the call): the answer is recorded on, and its

@@ -3,12 +3,16 @@ real worker against the fake Stripe (which checks every request against Stripe's
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
+from billplane.sync.options import SyncOptions
+from billplane.sync.sweep import Sweeper
+from billplane.sync.worker import run_worker
 from tests.conftest import create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import FAST, clear_jobs, drain
@@ -82,3 +86,56 @@ async def test_a_renamed_product_and_an_archived_plan_reach_stripe(
     async with worker.database.tenant_session(tenant.schema) as session:
         statuses = (await session.execute(text("SELECT DISTINCT status FROM outbox"))).scalars().all()
     assert statuses == ["done"]
+
+
+async def test_a_rename_between_two_attempts_of_a_subscriptions_create_is_no_idempotency_error(
+    client: Client,
+    admin_headers: dict[str, str],
+    worker: Runtime,
+    fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stripe made the product at the first attempt, whose answer was lost; the tenant renamed it
+    before the retry. The retry sends what the first attempt sent (Stripe replays a key only for
+    the same parameters: with the new name it answered idempotency_error, and the create failed),
+    then the rename follows as an edit."""
+    tenant = await create_tenant(client, admin_headers, "stripecat")
+    account = (await connect(client, tenant)).json()["id"]
+    headers = tenant.headers
+    product = (await client.post("/v1/products", json={"name": "API"}, headers=headers)).json()
+    body = {"product_id": product["id"], "name": "Team", "pricing_model": "flat", "amount": 1200, "currency": "USD"}
+    plan = (await client.post("/v1/plans", json=body | {"billing_interval": "month"}, headers=headers)).json()
+    customer = (await client.post("/v1/customers", json={"email": "ada@example.com"}, headers=headers)).json()
+    await drain(worker)  # the customer is at Stripe
+    async with worker.database.tenant_session(tenant.schema) as session:
+        subscription = await insert(
+            session, "subscriptions", customer_id=customer["id"], plan_id=plan["id"], status="active", quantity=1,
+            provider_account_id=account,
+        )  # fmt: skip
+    worker.sync_options = SyncOptions(base_delay=1.0, max_delay=1.0, not_ready_delay=0.0, max_attempts=8)
+    monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_TIMEOUT", "0.5")
+    fake_stripe.delay_next(1.2, path="/v1/products")  # Stripe makes it after the client has given up
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=headers)).status_code == 202
+
+    # The sweep defers the row's job (the request's doorbell may not have yet), then the first
+    # attempt; its retry is due in a second.
+    await Sweeper(worker.database, worker.jobs, worker.sync_options, grace_seconds=0).sweep()
+    await run_worker(worker, wait=False)
+    with anyio.fail_after(5):
+        while not fake_stripe.store.products:  # noqa: ASYNC110 - the fake answers in a thread of its own
+            await anyio.sleep(0.05)
+    renamed = await client.patch(f"/v1/products/{product['id']}", json={"name": "API Pro"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    await drain(worker, soon=3.0)
+
+    [made] = fake_stripe.store.products.values()
+    assert made["name"] == "API Pro"  # the rename, sent after the create by its own row
+    [at_stripe] = fake_stripe.store.subscriptions.values()
+    assert at_stripe["items"]["data"][0]["price"]["product"] == made["id"]
+    async with worker.database.tenant_session(tenant.schema) as session:
+        rows = (await session.execute(text("SELECT kind, status, last_error FROM outbox ORDER BY id"))).all()
+    assert [(kind, status) for kind, status, _ in rows] == [
+        ("customer.ensure", "done"),
+        ("subscription.create", "done"),
+        ("product.update", "done"),
+    ], rows

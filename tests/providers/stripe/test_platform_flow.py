@@ -7,12 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
+from billplane.sync.options import SyncOptions
+from billplane.sync.sweep import Sweeper
+from billplane.sync.worker import run_worker
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import FAST, clear_jobs, drain
@@ -207,3 +211,38 @@ async def test_what_is_asked_of_stripe_again_is_made_again_not_replayed(
     assert again.json()["errors"][0]["field"] == "token"
     shown = [m["provider_payment_method_id"] for m in (await client.get(url, headers=tenant.headers)).json()["data"]]
     assert shown == ["pm_card_mastercard"]
+
+
+async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once_and_then_updated(
+    client: Client,
+    admin_headers: dict[str, str],
+    worker: Runtime,
+    fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stripe made the customer at the first attempt, whose answer was lost; the tenant changed its
+    email before the retry. The retry sends what the first attempt sent, and gets that customer
+    back (with the new email, Stripe answered idempotency_error: the create failed, and a manual
+    sync would have made a second customer); the email follows in the PATCH's own row."""
+    tenant = await create_tenant(client, admin_headers, "stripecus")
+    assert (await connect(client, tenant)).status_code == 201
+    worker.sync_options = SyncOptions(base_delay=1.0, max_delay=1.0, not_ready_delay=0.0, max_attempts=8)
+    monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_TIMEOUT", "0.5")
+    fake_stripe.delay_next(1.2, path="/v1/customers")  # Stripe makes it after the client has given up
+    created = await client.post("/v1/customers", json={"email": "ada@example.com"}, headers=tenant.headers)
+    path = f"/v1/customers/{created.json()['id']}"
+
+    # A create rings no job itself: the sweep defers it, then the first attempt; its retry is due in a second.
+    await Sweeper(worker.database, worker.jobs, worker.sync_options, grace_seconds=0).sweep()
+    await run_worker(worker, wait=False)
+    with anyio.fail_after(5):
+        while not fake_stripe.store.customers:  # noqa: ASYNC110 - the fake answers in a thread of its own
+            await anyio.sleep(0.05)
+    edited = await client.patch(path, json={"email": "ada@example.org"}, headers=tenant.headers)
+    assert edited.status_code == 200, edited.text
+    await drain(worker, soon=3.0)
+
+    [made] = fake_stripe.store.customers.values()
+    assert made["email"] == "ada@example.org"
+    shown = (await client.get(path, headers=tenant.headers)).json()
+    assert (shown["sync_status"], [ref["id"] for ref in shown["provider_ids"]]) == ("synced", [made["id"]])
