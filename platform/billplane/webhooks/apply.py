@@ -160,6 +160,7 @@ class EventApplier:
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops
+            detail: str | None
             try:
                 event = msgspec.convert(row.event, ProviderEvent)
             except msgspec.ValidationError as exc:  # stored by another version, or by hand: no attempt reads it
