@@ -13,6 +13,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -98,6 +99,28 @@ def database_url(server_url: str, worker_id: str) -> Iterator[str]:
     asyncio.run(upgrade())
     yield url
     asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _suspend_created_since(url: str, since: datetime) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await connection.execute(
+            "UPDATE control.tenants SET status = 'suspended' WHERE status = 'active' AND created_at >= $1", since
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _tenants_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test's tenants are suspended once it has ended. The periodic scans the next tests run (the
+    sweep of every ``drain``, billing runs, dunning) read every active tenant of the worker's
+    database, and over a whole run that went from milliseconds to most of a second a scan. A
+    tenant made by a module's fixture, before its first test began, stays active."""
+    started = datetime.now(UTC)
+    yield
+    if "database_url" in request.fixturenames:
+        asyncio.run(_suspend_created_since(request.getfixturevalue("database_url"), started))
 
 
 @pytest.fixture
