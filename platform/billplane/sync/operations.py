@@ -141,7 +141,8 @@ async def provider_price(attempt: Attempt, plan_id: int) -> str:
         sent = None  # the product as this row makes it at the account (as its first attempt did)
         if sibling is None:
             assert product is not None  # plans.product_id is a foreign key  # noqa: S101
-            sent = await attempt.pinned(session, "product", product_data(product))
+            # Per product: a retry of a subscription's change may need another plan's product.
+            sent = await attempt.pinned(session, f"product {product.id}", product_data(product))
     if sibling is None:
         assert sent is not None  # noqa: S101 - set with it above
         sibling = (await account.adapter.ensure_product(sent, idempotency_key=attempt.key("product"))).provider_id
