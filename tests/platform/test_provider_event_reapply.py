@@ -17,13 +17,16 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]  # asyncpg 0.32 ships no type hints
+import msgspec
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from billplane.cli.main import cli
+from billplane.plugins.contract import ProviderEvent
 from billplane.runtime import Runtime
+from billplane.webhooks.apply import _at
 from tests.conftest import SECRET_KEY, CreatedTenant, create_tenant, unique_slug
 from tests.platform.billing_seed import insert, their_provider_event
 from tests.platform.concurrently import WAIT, held, in_thread
@@ -159,18 +162,25 @@ async def test_a_reapplied_event_waits_a_day_again_from_the_reapply(
     ]
 
 
-async def test_a_stored_event_that_cannot_be_read_is_ignored_with_the_field_at_fault(
+async def test_a_stored_event_this_billplane_cannot_read_waits_a_day_then_is_ignored(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
-    """Its job raised before, at every sweep, for ever (the event stayed received)."""
+    """One stored by a newer billplane (a rolling upgrade) waits for a worker that reads it, then is
+    ignored, naming the field at fault and never its value. Its job raised before, at every sweep,
+    for ever (the event stayed received)."""
     tenant = await create_tenant(client, admin_headers, "reap")
     event_id = int(await their_provider_event(client, tenant))  # stored without occurred_at
     assert (await client.post(_path(event_id), headers=tenant.headers)).status_code == 202
     await drain(worker)
+    assert (await _shown(client, tenant, event_id))["status"] == "received"
 
+    await _execute(worker, tenant, "UPDATE provider_events SET reapplied_at = now() - interval '25 hours'")
+    await drain(worker)
     shown = await _shown(client, tenant, event_id)
-    assert shown["status"] == "ignored"
-    assert shown["detail"] == "the stored event cannot be read: Object missing required field `occurred_at`"
+    assert (shown["status"], shown["detail"]) == (
+        "ignored",
+        "not applied after a day of waiting: this billplane cannot read the stored event ($.occurred_at)",
+    )
 
 
 async def test_a_received_or_applied_event_is_not_reapplied(
@@ -322,3 +332,10 @@ def test_the_operator_reapplies_an_ignored_event(run: Invoke, database_url: str)
     nobody = run("provider-events", "reapply", "--tenant", unique_slug("none"), str(event_id))
     assert nobody.exit_code == 1
     assert "no tenant" in nobody.output
+
+
+def test_an_unreadable_event_is_told_by_its_field_never_its_value() -> None:
+    with pytest.raises(msgspec.ValidationError) as caught:
+        msgspec.convert({"event_id": "evt_1", "type": "ada@example.com"}, ProviderEvent)
+    assert "ada@example.com" in str(caught.value)  # msgspec's own words quote it
+    assert _at(caught.value) == "$.type holds a value of another type or form"

@@ -21,6 +21,7 @@ An ignored event is applied again only on request, once its cause is gone
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -160,14 +161,16 @@ class EventApplier:
             row = await events.lock(ref.event_id)
             if row is None or row.status != "received":
                 return "skipped"  # replayed or duplicated jobs are no-ops
-            detail: str | None
             try:
                 event = msgspec.convert(row.event, ProviderEvent)
-            except msgspec.ValidationError as exc:  # stored by another version, or by hand: no attempt reads it
-                # msgspec names the field at fault, never its value (a customer's personal data).
-                status, detail = "ignored", f"the stored event cannot be read: {exc}"
+            except msgspec.ValidationError as exc:
+                # Stored by a newer billplane (a rolling upgrade: a newer worker reads it) or by hand:
+                # it waits as a deferred event does, then is ignored, and can be reapplied.
+                outcome = _unless_waited(row, "deferred", f"this billplane cannot read the stored event ({_at(exc)})")
+                logger.warning("%s event %s of %s: %s", row.provider, row.event_id, ref.schema, outcome[1])
             else:
-                status, detail = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
+                outcome = _unless_waited(row, *await APPLIERS.get(row.type, _not_handled)(events, row, event))
+            status, detail = outcome
             if status != "deferred":  # a deferred event stays as it is: received
                 # A reapplied event's detail says so (and why it was ignored), unless there is news.
                 row.status, row.detail, row.applied_at = status, detail or row.detail, datetime.now(UTC)
@@ -190,6 +193,18 @@ class EventApplier:
         # Not the error itself: its message and parameters carry the event's values.
         logger.warning("%s event %s of %s ignored: %s", provider, event_id, ref.schema, detail)
         return "ignored"
+
+
+def _at(error: msgspec.ValidationError) -> str:
+    """Where the stored event fails to decode: the field, never its value (msgspec's message
+    quotes a value it refuses, which may be a customer's personal data)."""
+    text = str(error)
+    if missing := re.search(r"missing required field `([^`]+)`", text):
+        field = missing.group(1)
+        place = re.search(r" - at `([^`]+)`$", text)
+        return f"{place.group(1)}.{field}" if place else f"$.{field}"
+    place = re.search(r" - at `([^`]+)`$", text)
+    return f"{place.group(1)} holds a value of another type or form" if place else "its shape"
 
 
 def _waited(row: StoredEvent) -> bool:
