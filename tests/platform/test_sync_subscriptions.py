@@ -66,6 +66,7 @@ async def test_the_service_mirrors_customer_plan_and_subscription(
 
     async with worker.database.tenant_session(tenant.schema) as session:
         rows = (await session.execute(text("SELECT id, kind, status FROM outbox ORDER BY id"))).all()
+        plan, product = (await session.execute(text("SELECT id, product_id FROM plans"))).one()
     assert [(kind, status) for _, kind, status in rows] == [
         ("customer.ensure", "done"),
         ("subscription.create", "done"),
@@ -73,8 +74,8 @@ async def test_the_service_mirrors_customer_plan_and_subscription(
     sub_row = rows[1][0]
     assert sorted(fake.calls) == sorted([
         ("ensure_customer", f"billplane-{tenant.id}-{rows[0][0]}"),
-        ("ensure_product", f"billplane-{tenant.id}-{sub_row}-product"),
-        ("ensure_price", f"billplane-{tenant.id}-{sub_row}-price"),
+        ("ensure_product", f"billplane-{tenant.id}-{sub_row}-product-{product}"),
+        ("ensure_price", f"billplane-{tenant.id}-{sub_row}-price-{plan}"),
         ("create_subscription", f"billplane-{tenant.id}-{sub_row}"),
     ])  # fmt: skip
     shown = (await client.get(f"/v1/subscriptions/{subscription_id}", headers=tenant.headers)).json()
@@ -108,3 +109,29 @@ async def test_a_failed_subscription_is_retried_by_the_manual_route(
     shown = (await client.get(f"/v1/subscriptions/{subscription_id}", headers=tenant.headers)).json()
     assert (shown["sync_status"], shown["last_sync_error"]) == ("synced", None)
     assert shown["provider_subscription_id"] is not None
+
+
+async def test_a_change_while_the_create_of_a_subscription_synced_after_it_was_made_is_pending_follows_it(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    """Made before the tenant had an account, the subscription has none until its create (queued by
+    the sync) records it. A change meanwhile queued no row: a create retried sends what its first
+    attempt sent, so the provider would have kept the old quantity for good."""
+    tenant, subscription_id = await seeded(client, admin_headers, accounts, worker)
+    assert (await client.post(f"/v1/subscriptions/{subscription_id}/sync", headers=tenant.headers)).status_code == 202
+    changed = await client.patch(
+        f"/v1/subscriptions/{subscription_id}", json={"quantity": 3, "proration": "none"}, headers=tenant.headers
+    )
+    assert changed.status_code == 200, changed.text
+
+    await drain(worker)
+
+    async with worker.database.tenant_session(tenant.schema) as session:
+        rows = (await session.execute(text("SELECT kind, provider_account_id, status FROM outbox ORDER BY id"))).all()
+        [provider_id] = (await session.execute(text("SELECT provider_subscription_id FROM subscriptions"))).one()
+    assert [tuple(row) for row in rows] == [
+        ("customer.ensure", 601, "done"),
+        ("subscription.create", 601, "done"),
+        ("subscription.update_unprorated", 601, "done"),
+    ]
+    assert fake.payloads[provider_id]["quantity"] == 3

@@ -74,8 +74,9 @@ class OutboxEntry(TenantBase):
     # subscription's change, one the provider never heard of (``EventRepository.change_sent``).
     # tenant_0008 as the table's last column: sort_order keeps create_all's order the same.
     calls: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=100)
-    # What the row's first attempt sent, by step ("customer", "product <id>", "subscription"), for its
-    # retries to send the same (``Attempt.pinned``). tenant_0017, after ``calls``.
+    # What the row's first attempt sent, by step ("customer", "product <id>", "price <plan id>",
+    # "subscription"), for its retries to send the same (``Attempt.pinned``). tenant_0017, after
+    # ``calls``.
     sent: Mapped[dict[str, Any] | None] = mapped_column(JSONB, sort_order=101)
 
     @property

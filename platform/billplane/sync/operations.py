@@ -141,18 +141,22 @@ async def provider_price(attempt: Attempt, plan_id: int) -> str:
         sent = None  # the product as this row makes it at the account (as its first attempt did)
         if sibling is None:
             assert product is not None  # plans.product_id is a foreign key  # noqa: S101
-            # Per product: a retry of a subscription's change may need another plan's product.
             sent = await attempt.pinned(session, f"product {product.id}", product_data(product))
+    # Keys and pins per product and per plan: a retry of a subscription's change may need another
+    # plan (so maybe another product) than its first attempt did, and must not get its objects.
     if sibling is None:
         assert sent is not None  # noqa: S101 - set with it above
-        sibling = (await account.adapter.ensure_product(sent, idempotency_key=attempt.key("product"))).provider_id
-    price = await account.adapter.ensure_price(_price_data(plan, sibling), idempotency_key=attempt.key("price"))
+        key = attempt.key(f"product-{sent.product_id}")
+        sibling = (await account.adapter.ensure_product(sent, idempotency_key=key)).provider_id
+    async with attempt.read() as session:  # the price as the first attempt sent it, product included
+        wanted = await attempt.pinned(session, f"price {plan_id}", _price_data(plan, sibling))
+    price = await account.adapter.ensure_price(wanted, idempotency_key=attempt.key(f"price-{plan_id}"))
     async with attempt.read() as session:
         values = {
             "plan_id": plan_id,
             "provider": account.provider,
             "provider_account_id": account.id,
-            "provider_product_id": sibling,
+            "provider_product_id": wanted.provider_product_id,
             "provider_price_id": price.provider_id,
         }
         statement = insert(ProviderPlan).values(values)
