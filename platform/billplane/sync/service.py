@@ -156,11 +156,20 @@ class SyncService:
     async def subscription_changed(self, subscription: Subscription, kind: str) -> None:
         """Queue ``kind`` (subscription.update, .pause, .resume, .cancel) for the subscription's
         account; a subscription not mirrored anywhere needs none. Each row sends the state current
-        when it runs."""
-        if subscription.provider_account_id is None:
-            return
+        when it runs.
+
+        One made before the tenant had an account, and synced since, has no account yet while its
+        create is pending (the create records it): the change goes to the create's account, after
+        it. A create retried sends what its first attempt sent, so the change must follow."""
+        account = subscription.provider_account_id
+        if account is None:
+            pending = await self.outbox.pending_for_object("subscription", subscription.id)
+            creates = [row.provider_account_id for row in pending if row.kind == "subscription.create"]
+            if not creates:
+                return
+            account = creates[0]
         subscription.sync_status = "pending"
-        await self.writer.write(kind, subscription.id, [subscription.provider_account_id])
+        await self.writer.write(kind, subscription.id, [account])
 
     async def account_for_new_subscription(self, requested: int | None) -> int | None:
         """The account a new subscription is mirrored to: the one asked for (422 unless it is the
