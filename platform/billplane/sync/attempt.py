@@ -76,7 +76,10 @@ class Attempt:
         first used with (Stripe refuses others), and an answer lost leaves the object made there.
         An edit between two attempts reaches the provider as it would have after a first attempt
         that answered: through the row the edit queued, or ``missed_edits``."""
-        sent = await session.scalar(select(OutboxEntry.sent).where(OutboxEntry.id == self.row.id)) or {}
+        # Locked: an attempt that outlived its lease and the one that claimed the row since must
+        # not each record a different first.
+        query = select(OutboxEntry.sent).where(OutboxEntry.id == self.row.id).with_for_update()
+        sent = await session.scalar(query) or {}
         if step in sent:
             return msgspec.convert(sent[step], type(current))
         recorded = {**sent, step: msgspec.to_builtins(current)}

@@ -189,8 +189,9 @@ class OutboxRepository:
     async def finish(self, row: OutboxEntry, *, called: bool = False) -> None:
         """Mark ``row`` done; ``called``: the provider was called for it, which ``calls`` then
         shows (at least 1: a charge or refund counted its calls before making them). A row done
-        without a call is a change the provider never heard of (``EventRepository.change_sent``)."""
-        values: dict[str, object] = {"status": "done", "done_at": func.now(), "last_error": None}
+        without a call is a change the provider never heard of (``EventRepository.change_sent``).
+        What its attempts sent (``sent``: a customer's email and name, say) is not kept past then."""
+        values: dict[str, object] = {"status": "done", "done_at": func.now(), "last_error": None, "sent": None}
         if called:
             values["calls"] = func.greatest(OutboxEntry.calls, 1)
         await self._set(row.id, **values)
@@ -208,11 +209,18 @@ class OutboxRepository:
         return (await self.session.execute(statement.execution_options(synchronize_session=False))).scalar_one_or_none()
 
     async def fail(self, row: OutboxEntry, error: str) -> None:
-        """Only while this attempt holds the row (``_held``)."""
+        """Only while this attempt holds the row (``_held``). A failed row is sent again as a new row:
+        what it sent is not kept."""
         statement = (
             update(OutboxEntry)
             .where(*_held(row))
-            .values(status="failed", done_at=func.now(), last_error=_stored(error), attempts=OutboxEntry.attempts + 1)
+            .values(
+                status="failed",
+                done_at=func.now(),
+                last_error=_stored(error),
+                attempts=OutboxEntry.attempts + 1,
+                sent=None,
+            )
         )
         await self.session.execute(statement.execution_options(synchronize_session=False))
 

@@ -246,3 +246,8 @@ async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once
     assert made["email"] == "ada@example.org"
     shown = (await client.get(path, headers=tenant.headers)).json()
     assert (shown["sync_status"], [ref["id"] for ref in shown["provider_ids"]]) == ("synced", [made["id"]])
+    async with worker.database.tenant_session(tenant.schema) as session:  # the email is not kept there
+        assert (await session.execute(text("SELECT kind, sent FROM outbox ORDER BY id"))).all() == [
+            ("customer.ensure", None),
+            ("customer.update", None),
+        ]
