@@ -135,3 +135,18 @@ async def test_a_change_while_the_create_of_a_subscription_synced_after_it_was_m
         ("subscription.update_unprorated", 601, "done"),
     ]
     assert fake.payloads[provider_id]["quantity"] == 3
+
+
+async def test_a_subscription_whose_account_was_deleted_is_not_sent_there_by_a_sync(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    tenant, subscription_id = await seeded(client, admin_headers, accounts, worker)
+    async with worker.database.tenant_session(tenant.schema) as session:
+        await session.execute(text("UPDATE subscriptions SET provider_account_id = 601, status = 'canceled'"))
+    accounts.rows.pop(601)  # deleted: an ended subscription may keep naming it
+
+    synced = await client.post(f"/v1/subscriptions/{subscription_id}/sync", headers=tenant.headers)
+
+    assert synced.status_code == 202, synced.text
+    async with worker.database.tenant_session(tenant.schema) as session:
+        assert (await session.execute(text("SELECT kind FROM outbox"))).all() == []

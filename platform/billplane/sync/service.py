@@ -141,6 +141,8 @@ class SyncService:
             if not defaults:
                 return False
             account = defaults[0]
+        elif not await self.writer.live([account]):
+            return False  # its account was deleted (it has ended: a live one keeps its account)
         await self.refuse_unsupported_plan(account, subscription.plan_id)
         # The provider subscription needs the customer there first: queue that too if nobody has.
         customer = await self.writer.session.get(Customer, subscription.customer_id)
