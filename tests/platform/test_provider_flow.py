@@ -165,19 +165,26 @@ async def test_rows_at_a_deleted_account_no_longer_decide_a_status_nor_are_sent_
     account = await connect_sandbox(client, tenant, "whsec_gone_0123456789")
     created = await client.post("/v1/customers", json={"email": "ada@example.com"}, headers=tenant.headers)
     path = f"/v1/customers/{created.json()['id']}"
-    async with worker.database.tenant_session(tenant.schema) as session:  # its create failed there
-        await session.execute(text("UPDATE outbox SET status = 'failed', last_error = 'no such account'"))
-        await session.execute(text("UPDATE customers SET sync_status = 'failed', last_sync_error = 'no such account'"))
+    await drain(worker)  # made at the sandbox, then an update failed there
+    async with worker.database.tenant_session(tenant.schema) as session:
+        await insert(
+            session, "outbox", kind="customer.update", object_id=created.json()["id"],
+            provider_account_id=account["id"], status="failed", last_error="no such customer",
+        )  # fmt: skip
+        await session.execute(text("UPDATE customers SET sync_status = 'failed', last_sync_error = 'no such customer'"))
 
     deleted = await client.delete(f"{ACCOUNTS}/{account['id']}", headers=tenant.headers)
     assert deleted.status_code == 204, deleted.text
     shown = (await client.get(path, headers=tenant.headers)).json()
     assert (shown["sync_status"], shown["last_sync_error"]) == ("none", None)
+    assert [ref["provider_account_id"] for ref in shown["provider_ids"]] == [account["id"]]  # still named
 
-    assert (await client.post(f"{path}/sync", headers=tenant.headers)).status_code == 202
+    # Neither an edit (its provider_ids name the account) nor a manual sync sends anything there.
     assert (await client.patch(path, json={"name": "Ada"}, headers=tenant.headers)).status_code == 200
-    assert await rows(worker, tenant, "SELECT kind, status FROM outbox") == [
-        {"kind": "customer.ensure", "status": "failed"}
+    assert (await client.post(f"{path}/sync", headers=tenant.headers)).status_code == 202
+    assert await rows(worker, tenant, "SELECT kind, status FROM outbox ORDER BY id") == [
+        {"kind": "customer.ensure", "status": "done"},
+        {"kind": "customer.update", "status": "failed"},
     ]
     assert (await client.get(path, headers=tenant.headers)).json()["sync_status"] == "none"
 

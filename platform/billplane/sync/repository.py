@@ -49,7 +49,8 @@ OBJECT_MODELS: dict[str, type[Customer | Subscription | Product | Plan]] = {
 _ERROR_LIMIT = 2000
 # Rows at a deleted account stop counting: its control row is kept, marked deleted (tenant tables
 # name its id), and nothing there can be done any more. An object's status is then its other
-# accounts', and no sync sends them again.
+# accounts', and no sync sends them again. Told by a row marked deleted, not by the lack of a live
+# one: an account no control row knows is the account source's to refuse (``OutboxWriter.live``).
 _AT_DELETED_ACCOUNT = exists().where(
     ProviderAccount.id == OutboxEntry.provider_account_id, ProviderAccount.status == "deleted"
 )

@@ -232,9 +232,7 @@ class SyncService:
             )
 
     async def _retry_failed(self, object_type: str, object_id: int) -> bool:
-        failed = await self.outbox.failed_for_object(object_type, object_id)
-        live = set(await self.writer.live(row.provider_account_id for row in failed))
-        failed = [row for row in failed if row.provider_account_id in live]
+        failed = await self.outbox.failed_for_object(object_type, object_id)  # none at a deleted account
         woken = await self.outbox.wake(object_type, object_id)
         self.writer.ring(woken)
         for row in failed:
