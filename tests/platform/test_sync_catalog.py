@@ -174,6 +174,17 @@ async def shown(client: Client, seed: Seeded, what: str) -> dict[str, Any]:
     return found
 
 
+async def renamed_in_vain(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> Seeded:
+    """``seeded``, then the product renamed "API Pro" and its mirror failed at account 101."""
+    seed = await seeded(client, admin_headers, accounts, worker)
+    fake.failures += [("permanent", "no such product")]
+    await patch(client, seed, "products", {"name": "API Pro"})
+    await drain(worker)
+    return seed
+
+
 async def test_a_rename_reaches_only_the_accounts_that_have_the_product(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:
@@ -290,10 +301,7 @@ async def test_a_failed_rename_shows_on_the_product_and_the_next_edit_is_mirrore
 async def test_a_product_or_plan_whose_mirror_failed_is_sent_again_by_its_sync_route(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:
-    seed = await seeded(client, admin_headers, accounts, worker)
-    fake.failures += [("permanent", "no such product")]
-    await patch(client, seed, "products", {"name": "API Pro"})
-    await drain(worker)
+    seed = await renamed_in_vain(client, admin_headers, accounts, worker, fake)
     assert (await shown(client, seed, "products"))["sync_status"] == "failed"
 
     synced = await client.post(f"/v1/products/{seed.product}/sync", headers=seed.tenant.headers)
@@ -314,10 +322,7 @@ async def test_a_product_or_plan_whose_mirror_failed_is_sent_again_by_its_sync_r
 async def test_an_account_deleted_gets_no_more_edits(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
 ) -> None:
-    seed = await seeded(client, admin_headers, accounts, worker)
-    fake.failures += [("permanent", "no such product")]
-    await patch(client, seed, "products", {"name": "API Pro"})
-    await drain(worker)
+    seed = await renamed_in_vain(client, admin_headers, accounts, worker, fake)
     accounts.rows.pop(101)  # the only account with the product (and the customer) is deleted
 
     await patch(client, seed, "products", {"name": "API Max"})

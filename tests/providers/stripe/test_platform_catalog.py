@@ -3,19 +3,16 @@ real worker against the fake Stripe (which checks every request against Stripe's
 
 from __future__ import annotations
 
-import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
-from billplane.sync.options import SyncOptions
-from billplane.sync.sweep import Sweeper
-from billplane.sync.worker import run_worker
 from tests.conftest import create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import FAST, clear_jobs, drain
+from tests.providers.stripe.answer_lost import first_attempt, stripe_slow_once
 from tests.providers.stripe.fake_stripe.server import FakeStripe
 from tests.providers.stripe.test_platform_flow import connect
 
@@ -112,18 +109,10 @@ async def test_a_rename_between_two_attempts_of_a_subscriptions_create_is_no_ide
             session, "subscriptions", customer_id=customer["id"], plan_id=plan["id"], status="active", quantity=1,
             provider_account_id=account,
         )  # fmt: skip
-    worker.sync_options = SyncOptions(base_delay=1.0, max_delay=1.0, not_ready_delay=0.0, max_attempts=8)
-    monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_TIMEOUT", "0.5")
-    fake_stripe.delay_next(1.2, path="/v1/products")  # Stripe makes it after the client has given up
+    stripe_slow_once(worker, fake_stripe, monkeypatch, "/v1/products")
     assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=headers)).status_code == 202
 
-    # The sweep defers the row's job (the request's doorbell may not have yet), then the first
-    # attempt; its retry is due in a second.
-    await Sweeper(worker.database, worker.jobs, worker.sync_options, grace_seconds=0).sweep()
-    await run_worker(worker, wait=False)
-    with anyio.fail_after(5):
-        while not fake_stripe.store.products:  # noqa: ASYNC110 - the fake answers in a thread of its own
-            await anyio.sleep(0.05)
+    await first_attempt(worker, fake_stripe.store.products)
     renamed = await client.patch(f"/v1/products/{product['id']}", json={"name": "API Pro"}, headers=headers)
     assert renamed.status_code == 200, renamed.text
     await drain(worker, soon=3.0)

@@ -7,19 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
 from billplane.runtime import Runtime
-from billplane.sync.options import SyncOptions
-from billplane.sync.sweep import Sweeper
-from billplane.sync.worker import run_worker
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import FAST, clear_jobs, drain
+from tests.providers.stripe.answer_lost import first_attempt, stripe_slow_once
 from tests.providers.stripe.conftest import SECRET_KEY, WEBHOOK_SECRET
 from tests.providers.stripe.fake_stripe import events, objects
 from tests.providers.stripe.fake_stripe.server import FakeStripe
@@ -226,18 +223,11 @@ async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once
     sync would have made a second customer); the email follows in the PATCH's own row."""
     tenant = await create_tenant(client, admin_headers, "stripecus")
     assert (await connect(client, tenant)).status_code == 201
-    worker.sync_options = SyncOptions(base_delay=1.0, max_delay=1.0, not_ready_delay=0.0, max_attempts=8)
-    monkeypatch.setenv("BILLPLANE_PROVIDER_STRIPE_TIMEOUT", "0.5")
-    fake_stripe.delay_next(1.2, path="/v1/customers")  # Stripe makes it after the client has given up
+    stripe_slow_once(worker, fake_stripe, monkeypatch, "/v1/customers")
     created = await client.post("/v1/customers", json={"email": "ada@example.com"}, headers=tenant.headers)
     path = f"/v1/customers/{created.json()['id']}"
 
-    # A create rings no job itself: the sweep defers it, then the first attempt; its retry is due in a second.
-    await Sweeper(worker.database, worker.jobs, worker.sync_options, grace_seconds=0).sweep()
-    await run_worker(worker, wait=False)
-    with anyio.fail_after(5):
-        while not fake_stripe.store.customers:  # noqa: ASYNC110 - the fake answers in a thread of its own
-            await anyio.sleep(0.05)
+    await first_attempt(worker, fake_stripe.store.customers)
     edited = await client.patch(path, json={"email": "ada@example.org"}, headers=tenant.headers)
     assert edited.status_code == 200, edited.text
     await drain(worker, soon=3.0)
