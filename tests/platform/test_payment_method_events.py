@@ -106,6 +106,27 @@ async def test_a_method_attached_at_the_provider_is_learnt_changed_and_detached(
     assert ("subscription.updated", subscription) in await events_of(worker, tenant, "subscription")
 
 
+async def test_an_attach_of_the_same_second_as_its_detach_is_older_news(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """Stripe's timestamps are whole seconds and its deliveries come in any order; it never attaches
+    a PaymentMethod it detached. Before, the attach delivered second attached it again."""
+    tenant, account, ada, _ = await with_provider_customer(client, admin_headers, accounts, worker, 864)
+    at = T0 + timedelta(1)
+    await deliver(client, account, [event("evt_a", "payment_method.attached", CARD, T0, **method())])
+    await drain(worker)
+    await deliver(client, account, [event("evt_d", "payment_method.detached", CARD, at, **method(at=None))])
+    await drain(worker)
+    await deliver(client, account, [event("evt_a2", "payment_method.attached", CARD, at, **method())])
+    await drain(worker)
+
+    assert await methods_of(client, tenant, ada) == []
+    assert (await outcomes(worker, tenant))["evt_a2"] == (
+        "ignored",
+        "detached in the same second: a detached payment method is not attached again",
+    )
+
+
 async def test_what_the_provider_reports_for_nobody_billplane_knows_changes_nothing(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -196,6 +196,29 @@ async def test_older_events_do_not_roll_an_object_back_and_replays_are_no_ops(
     assert await EventApplier(worker.database).apply(EventRef(tenant.id, tenant.schema, int(evt_2))) == "skipped"
 
 
+async def test_a_started_subscription_does_not_go_back_to_incomplete_on_an_event_of_the_same_second(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """Stripe's created (incomplete) and updated (active) events of one second, delivered in reverse.
+    Before, the created one was taken, and billplane's expiry would have canceled the subscription."""
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 506, billed=FakeState(), status="incomplete"
+    )
+    started = event("evt_2", "subscription.updated", "sub_1", T0, **subscription_state("active"))
+    created = event("evt_1", "subscription.updated", "sub_1", T0, **subscription_state("incomplete"))
+    await deliver(client, account, [started])
+    await drain(worker)
+    await deliver(client, account, [created])
+    await drain(worker)
+
+    assert await status_of(worker, tenant, subscription) == "active"
+    rows = {row["event_id"]: row for row in await stored(worker, tenant)}
+    assert (rows["evt_1"]["status"], rows["evt_1"]["detail"]) == (
+        "ignored",
+        "a subscription that has started does not go back to incomplete: older news",
+    )
+
+
 async def test_a_customer_deleted_at_the_provider_loses_its_provider_id(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -36,11 +36,8 @@ async def method_attached(events: EventRepository, row: StoredEvent, event: Prov
     if customer is None:
         return "ignored", "no live local customer has this provider id at this account"
     method = await _method(events, row.provider_account_id, details.provider_payment_method_id)
-    if method is not None and method_changes.stale(method, event.occurred_at):
-        return "ignored", "older than the last event applied to this payment method"
-    if method is not None and method.customer_id != customer.id:
-        # Moved between customers at the provider: billplane keeps a method with one customer.
-        return "ignored", "the payment method is registered for another customer"
+    if method is not None and (why_not := _not_attached_again(method, customer, event)):
+        return "ignored", why_not
     before = method_changes.shown(method)
     if method is None:
         method = PaymentMethod(
@@ -54,6 +51,20 @@ async def method_attached(events: EventRepository, row: StoredEvent, event: Prov
     method.detached_at = None
     await method_changes.announced(events.session, method, before)
     return "applied", None
+
+
+def _not_attached_again(method: PaymentMethod, customer: Customer, event: ProviderEvent) -> str | None:
+    """Why the provider's attach of a method billplane knows changes nothing; None: it is taken."""
+    if method_changes.stale(method, event.occurred_at):
+        return "older than the last event applied to this payment method"
+    if method.detached_at is not None and event.occurred_at == method.provider_event_at:
+        # Two events of one second, in either order: the detach is the later (Stripe never
+        # attaches a PaymentMethod it detached). Taken, billplane would charge a detached method.
+        return "detached in the same second: a detached payment method is not attached again"
+    if method.customer_id != customer.id:
+        # Moved between customers at the provider: billplane keeps a method with one customer.
+        return "the payment method is registered for another customer"
+    return None
 
 
 async def method_updated(events: EventRepository, row: StoredEvent, event: ProviderEvent) -> Outcome:

@@ -133,7 +133,7 @@ async def _not_taken(
 ) -> Outcome | None:
     """Why the provider's ``event`` changes nothing of ``subscription``, for good (ignored) or
     not yet (deferred); None: it is taken."""
-    why_not = _no_news(subscription, event, ends=ends)
+    why_not = _no_news(subscription, event, ends=ends, takes_status=takes_status)
     if why_not is not None:
         return "ignored", why_not
     if ends:  # an end at the provider is news whatever billplane asked of it before
@@ -148,7 +148,7 @@ async def _not_taken(
     return None
 
 
-def _no_news(subscription: Subscription, event: ProviderEvent, *, ends: bool) -> str | None:
+def _no_news(subscription: Subscription, event: ProviderEvent, *, ends: bool, takes_status: bool) -> str | None:
     """Why ``event`` can never change ``subscription``, whatever billplane does next."""
     if event.subscription is None and event.type != "subscription.canceled":
         return "the event carries no subscription state"
@@ -162,6 +162,12 @@ def _no_news(subscription: Subscription, event: ProviderEvent, *, ends: bool) ->
         # billplane's cancellation yet (its row is queued); undone here, that row would cancel
         # nothing, and the provider would go on billing.
         return "the subscription is canceled: a provider's word cannot restart it"
+    reported = None if event.subscription is None else event.subscription.status
+    if takes_status and reported == "incomplete" != subscription.status:
+        # A provider's subscription starts incomplete and never goes back (Stripe, PayPal). Taken,
+        # an older event of the same second (a watermark of whole seconds cannot order them) would
+        # leave it incomplete, and billplane's expiry would cancel a paying subscription.
+        return "a subscription that has started does not go back to incomplete: older news"
     return None
 
 
