@@ -141,6 +141,25 @@ async def paid_at_provider(runtime: Runtime, tenant: CreatedTenant, account: int
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", ["invoice.voided", "invoice.marked_uncollectible"])
+async def test_an_invoice_voided_or_written_off_at_the_provider_is_no_longer_open_here(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, kind: str
+) -> None:
+    """Before, only finalized, paid and failed invoices were learnt: one voided at Stripe (its
+    Dashboard, its dunning's last step, a pause) stayed open here, its amount shown as due."""
+    status = "void" if kind == "invoice.voided" else "uncollectible"
+    tenant, account, _ = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 607, billed=FakeState()
+    )
+    await deliver(client, account, [event("evt_1", "invoice.finalized", "in_1", T0, **invoice("open"))])
+    await deliver(client, account, [event("evt_2", kind, "in_1", T0 + timedelta(1), **invoice(status))])
+    await drain(worker)
+
+    assert await rows(worker, tenant, "SELECT status FROM invoices") == [{"status": status}]
+    emitted = await rows(worker, tenant, "SELECT type FROM events WHERE object_type = 'invoice' ORDER BY id")
+    assert [row["type"] for row in emitted] == ["invoice.created", "invoice.finalized", kind]
+
+
 async def test_refunds_made_at_the_provider_are_recorded_up_to_the_amount_paid(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

@@ -294,6 +294,8 @@ EventType = Literal[
     "invoice.finalized",
     "invoice.paid",
     "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
     "payment.succeeded",
     "payment.failed",
     "refund.updated",

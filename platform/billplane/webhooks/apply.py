@@ -77,6 +77,8 @@ APPLIERS: dict[str, Applier] = {
     "invoice.finalized": money_events.invoice_changed,
     "invoice.paid": money_events.invoice_changed,
     "invoice.payment_failed": money_events.invoice_changed,
+    "invoice.voided": money_events.invoice_changed,
+    "invoice.marked_uncollectible": money_events.invoice_changed,
     "payment.succeeded": money_events.payment_settled,
     "payment.failed": money_events.payment_settled,
     "refund.updated": money_events.refund_changed,

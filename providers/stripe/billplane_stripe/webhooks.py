@@ -47,6 +47,10 @@ _INVOICE: dict[str, EventType] = {
     "invoice.finalized": "invoice.finalized",
     "invoice.paid": "invoice.paid",
     "invoice.payment_failed": "invoice.payment_failed",
+    # Voided or written off at Stripe (its Dashboard, its own dunning's last step, a pause that
+    # voids the paused time's invoices): the mirror would stay open, its amount shown as due.
+    "invoice.voided": "invoice.voided",
+    "invoice.marked_uncollectible": "invoice.marked_uncollectible",
 }
 _PAYMENT: dict[str, EventType] = {
     "payment_intent.succeeded": "payment.succeeded",

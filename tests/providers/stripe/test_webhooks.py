@@ -165,12 +165,15 @@ async def test_subscription_events(
     assert event.subscription.current_period_end == datetime.fromtimestamp(1_802_592_000, UTC)
 
 
-@pytest.mark.parametrize("stripe_type", ["invoice.finalized", "invoice.paid", "invoice.payment_failed"])
+_INVOICE_STATUS = {"invoice.paid": "paid", "invoice.voided": "void", "invoice.marked_uncollectible": "uncollectible"}
+
+
+@pytest.mark.parametrize("stripe_type", ["invoice.finalized", *_INVOICE_STATUS, "invoice.payment_failed"])
 async def test_invoice_events(stripe_adapter: StripeAdapter, stripe_type: str) -> None:
     invoice = objects.fixture(
         "invoice",
         id="in_9",
-        status="paid" if stripe_type == "invoice.paid" else "open",
+        status=_INVOICE_STATUS.get(stripe_type, "open"),
         total=4200,
         amount_due=4200,
         amount_paid=4200 if stripe_type == "invoice.paid" else 0,
@@ -186,7 +189,7 @@ async def test_invoice_events(stripe_adapter: StripeAdapter, stripe_type: str) -
     assert event.invoice.provider_subscription_id == "sub_9"
     assert event.invoice.provider_payment_id == "pi_9"
     assert event.invoice.provider_customer_id == invoice["customer"]
-    assert event.invoice.status == ("paid" if stripe_type == "invoice.paid" else "open")
+    assert event.invoice.status == _INVOICE_STATUS.get(stripe_type, "open")
 
 
 async def test_an_older_invoice_shape_names_its_subscription_and_payment(stripe_adapter: StripeAdapter) -> None:
