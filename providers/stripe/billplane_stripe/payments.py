@@ -354,17 +354,32 @@ def _of_request(found: RefundResult, request: RefundRequest) -> RefundResult:
     return msgspec.structs.replace(found, provider_payment_id=request.provider_payment_id)
 
 
-def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice:
+def provider_invoice(invoice: Mapping[str, Any]) -> ProviderInvoice | None:
+    """The invoice as billplane mirrors it; None when its amounts cannot be read (one no whole
+    number of minor units holds, from before Stripe refused them): an amount read as 0 would show
+    the invoice free, and record a failed payment of 0 that no refund could then be taken from."""
     raw = str(invoice.get("status"))
     status: InvoiceStatus = raw if raw in _INVOICE_STATUSES else "open"  # type: ignore[assignment]
     currency = _upper(invoice.get("currency"))
+    total = from_stripe(_int(invoice.get("total")), currency)
+    paid = from_stripe(_int(invoice.get("amount_paid")), currency)
+    remaining = from_stripe(_int(invoice.get("amount_remaining")), currency)
+    due = from_stripe(_int(invoice.get("amount_due")), currency)
+    if total is None or paid is None:
+        return None
+    # What it no longer owes: paid, or covered by the customer's balance at Stripe, which Stripe's
+    # amount_paid leaves out (billplane shows total - amount_paid as still due). Not for a voided
+    # or written-off invoice: what it no longer asks for was not settled.
+    settled = paid
+    if remaining is not None and status in {"open", "paid"}:
+        settled = min(max(total - remaining, paid), total)
     return ProviderInvoice(
         provider_id=str(invoice["id"]),
         status=status,
         currency=currency or "",
-        total=from_stripe(_int(invoice.get("total")), currency) or 0,
-        amount_paid=from_stripe(_int(invoice.get("amount_paid")), currency) or 0,
-        amount_due=from_stripe(_int(invoice.get("amount_due")), currency) or 0,
+        total=total,
+        amount_paid=settled,
+        amount_due=due if due is not None else max(total - paid, 0),
         provider_customer_id=_id(invoice.get("customer")),
         provider_subscription_id=invoice_subscription(invoice),
         provider_payment_id=invoice_payment_intent(invoice),

@@ -153,7 +153,7 @@ def _subscription(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderSub
     return subscriptions.to_provider(obj)
 
 
-def _invoice(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderInvoice:
+def _invoice(obj: Mapping[str, Any], _tenant_id: int | None) -> ProviderInvoice | None:
     return payments.provider_invoice(obj)
 
 

@@ -199,6 +199,28 @@ async def test_an_older_invoice_shape_names_its_subscription_and_payment(stripe_
     assert (event.invoice.provider_subscription_id, event.invoice.provider_payment_id) == ("sub_8", "pi_8")
 
 
+async def test_an_invoice_paid_partly_from_the_customers_balance_owes_nothing(stripe_adapter: StripeAdapter) -> None:
+    """Stripe's amount_paid leaves out the customer's balance applied: 300 of 1000 came from it.
+    billplane shows total - amount_paid as due, so it showed 300 still owed on a paid invoice."""
+    paid = {"total": 1000, "amount_due": 700, "amount_paid": 700, "amount_remaining": 0}
+    invoice = objects.fixture("invoice", id="in_7", status="paid", currency="usd", **paid)
+    (event,) = await _parse(stripe_adapter, "invoice.paid", invoice)
+    assert event.invoice is not None
+    assert (event.invoice.total, event.invoice.amount_paid, event.invoice.amount_due) == (1000, 1000, 700)
+
+    voided = objects.fixture("invoice", id="in_6", status="void", currency="usd", total=1000, amount_paid=0)
+    (event,) = await _parse(stripe_adapter, "invoice.voided", voided | {"amount_remaining": 0})
+    assert event.invoice is not None
+    assert event.invoice.amount_paid == 0  # what a void invoice no longer asks for was not paid
+
+
+async def test_an_invoice_whose_amounts_cannot_be_read_carries_no_invoice(stripe_adapter: StripeAdapter) -> None:
+    """An ISK amount no whole krona holds (from before Stripe refused them) is not read as 0."""
+    invoice = objects.fixture("invoice", id="in_5", status="open", currency="isk", total=150050, amount_paid=0)
+    (event,) = await _parse(stripe_adapter, "invoice.finalized", invoice)
+    assert (event.type, event.invoice) == ("invoice.finalized", None)
+
+
 async def test_payment_succeeded(stripe_adapter: StripeAdapter) -> None:
     (event,) = await _parse(stripe_adapter, "payment_intent.succeeded", _intent(status="succeeded", invoice="in_9"))
     assert event.type == "payment.succeeded"
