@@ -114,12 +114,16 @@ def charge_from_payment_intent(intent: Mapping[str, Any], *, tenant_id: int | No
     if status == "failed" and code is None:
         code = raw  # requires_payment_method / canceled: still a reason
     currency = _upper(intent.get("currency"))
+    # What moved, once it succeeded: less than asked when only part of it was captured. (Stripe's
+    # published fixture shows a succeeded intent with 0 received, which no capture leaves.)
+    received = _int(intent.get("amount_received")) if status == "succeeded" else None
+    received = received or None
     return ChargeResult(
         provider_payment_id=str(intent["id"]),
         status=status,
         failure_code=code,
         failure_message=str(error["message"]) if status == "failed" and error.get("message") else None,
-        amount=from_stripe(_int(intent.get("amount")), currency),
+        amount=from_stripe(received if received is not None else _int(intent.get("amount")), currency),
         currency=currency,
         provider_customer_id=_id(intent.get("customer")),
         provider_invoice_id=_id(intent.get("invoice")),

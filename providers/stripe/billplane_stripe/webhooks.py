@@ -55,6 +55,9 @@ _INVOICE: dict[str, EventType] = {
 _PAYMENT: dict[str, EventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
+    # Canceled at Stripe (the Dashboard, or left waiting on the customer): a billplane payment
+    # still pending for it fails now (code "canceled"), instead of when reconciliation asks.
+    "payment_intent.canceled": "payment.failed",
 }
 # A method attached, changed or detached at Stripe itself (the Dashboard, Checkout, the customer
 # portal, or the card network's own update of an expiry: automatically_updated).

@@ -230,6 +230,21 @@ async def test_payment_succeeded(stripe_adapter: StripeAdapter) -> None:
     assert event.payment.billplane_payment_id is None  # a PaymentIntent billplane did not create
 
 
+async def test_a_payment_partly_captured_is_what_was_received(stripe_adapter: StripeAdapter) -> None:
+    (event,) = await _parse(
+        stripe_adapter, "payment_intent.succeeded", _intent(status="succeeded", amount_received=3000)
+    )
+    assert event.payment is not None
+    assert event.payment.amount == 3000
+
+
+async def test_a_payment_intent_canceled_at_stripe_is_a_failed_payment(stripe_adapter: StripeAdapter) -> None:
+    (event,) = await _parse(stripe_adapter, "payment_intent.canceled", _intent(status="canceled"))
+    assert event.type == "payment.failed"
+    assert event.payment is not None
+    assert (event.payment.status, event.payment.failure_code) == ("failed", "canceled")
+
+
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
