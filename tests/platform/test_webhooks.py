@@ -219,6 +219,29 @@ async def test_a_started_subscription_does_not_go_back_to_incomplete_on_an_event
     )
 
 
+async def test_a_failed_payment_of_the_suspensions_second_does_not_undo_it(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
+) -> None:
+    """PayPal's last failed payment (its subscription still ACTIVE: past_due) and the suspension
+    it causes (unpaid), in one second, delivered in reverse. Before, past_due was taken last."""
+    tenant, account, subscription = await tenant_with_subscription(
+        client, admin_headers, accounts, worker, 507, billed=FakeState(), status="past_due"
+    )
+    await deliver(
+        client, account, [event("evt_2", "subscription.updated", "sub_1", T0, **subscription_state("unpaid"))]
+    )
+    await drain(worker)
+    failed = event("evt_1", "subscription.updated", "sub_1", T0, **subscription_state("past_due"))
+    await deliver(client, account, [failed])
+    await drain(worker)
+
+    assert await status_of(worker, tenant, subscription) == "unpaid"
+    rows = {row["event_id"]: row for row in await stored(worker, tenant)}
+    assert (
+        rows["evt_1"]["detail"] == "a failed payment of the same second as the subscription's suspension is older news"
+    )
+
+
 async def test_a_customer_deleted_at_the_provider_loses_its_provider_id(
     client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime
 ) -> None:

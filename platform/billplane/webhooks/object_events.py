@@ -162,12 +162,27 @@ def _no_news(subscription: Subscription, event: ProviderEvent, *, ends: bool, ta
         # billplane's cancellation yet (its row is queued); undone here, that row would cancel
         # nothing, and the provider would go on billing.
         return "the subscription is canceled: a provider's word cannot restart it"
+    return _older_news(subscription, event) if takes_status else None
+
+
+def _older_news(subscription: Subscription, event: ProviderEvent) -> str | None:
+    """Why a status ``event`` reports is older news than ``subscription``'s, though no older by the
+    watermark: providers date events to the whole second, so two of one second (in either order)
+    are told apart by what can follow what."""
     reported = None if event.subscription is None else event.subscription.status
-    if takes_status and reported == "incomplete" != subscription.status:
+    if reported == "incomplete" != subscription.status:
         # A provider's subscription starts incomplete and never goes back (Stripe, PayPal). Taken,
-        # an older event of the same second (a watermark of whole seconds cannot order them) would
-        # leave it incomplete, and billplane's expiry would cancel a paying subscription.
+        # an older event would leave it incomplete, and billplane's expiry would cancel a paying
+        # subscription.
         return "a subscription that has started does not go back to incomplete: older news"
+    if (
+        reported == "past_due"
+        and subscription.status == "unpaid"
+        and event.occurred_at == subscription.provider_event_at
+    ):
+        # PayPal's last failed payment and the suspension it causes, in one second: taken after the
+        # suspension, the failure would show past_due (still served) what PayPal stopped billing.
+        return "a failed payment of the same second as the subscription's suspension is older news"
     return None
 
 
