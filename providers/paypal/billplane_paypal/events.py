@@ -98,6 +98,23 @@ def _sale_completed(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent
     return _payment(envelope, occurred_at, payment)
 
 
+def _sale_denied(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
+    """SALE.DENIED: a sale PayPal held pending (an eCheck) was refused. A billplane payment still
+    pending for it fails now, instead of waiting for reconciliation to ask."""
+    sale = envelope.resource
+    amount, currency = _v1_amount(sale)
+    payment = ChargeResult(
+        provider_payment_id=str(sale["id"]),
+        status="failed",
+        failure_code="denied",
+        failure_message="PayPal denied the payment",
+        amount=amount,
+        currency=currency,
+        provider_subscription_id=sale.get("billing_agreement_id"),
+    )
+    return _payment(envelope, occurred_at, payment)
+
+
 def _capture_completed(envelope: _Envelope, occurred_at: datetime) -> ProviderEvent:
     capture = envelope.resource
     amount, currency = _v2_amount(capture)
@@ -114,7 +131,7 @@ def _capture_completed(envelope: _Envelope, occurred_at: datetime) -> ProviderEv
 def _payment(envelope: _Envelope, occurred_at: datetime, payment: ChargeResult) -> ProviderEvent:
     return ProviderEvent(
         event_id=envelope.id,
-        type="payment.succeeded",
+        type="payment.failed" if payment.status == "failed" else "payment.succeeded",
         occurred_at=occurred_at,
         provider_object_id=payment.provider_payment_id,
         provider_type=envelope.event_type,
@@ -159,6 +176,7 @@ def _refund(envelope: _Envelope, occurred_at: datetime, refund: RefundResult) ->
 _MAPPERS: dict[str, Callable[[_Envelope, datetime], ProviderEvent]] = {
     **dict.fromkeys(_SUBSCRIPTION_CANCELED | _SUBSCRIPTION_UPDATED, _subscription_event),
     "PAYMENT.SALE.COMPLETED": _sale_completed,
+    "PAYMENT.SALE.DENIED": _sale_denied,
     "PAYMENT.SALE.REFUNDED": _sale_refund,
     "PAYMENT.SALE.REVERSED": _sale_refund,
     "PAYMENT.CAPTURE.COMPLETED": _capture_completed,

@@ -247,6 +247,15 @@ async def test_a_completed_sale_is_a_payment_of_the_subscription(
     assert mapped.payment.provider_subscription_id == payloads.SUBSCRIPTION_ID
 
 
+async def test_a_denied_sale_is_a_failed_payment(make_adapter: MakeAdapter) -> None:
+    event = payloads.sale_completed()
+    event["event_type"], event["resource"]["state"] = "PAYMENT.SALE.DENIED", "denied"
+    mapped = await _one(make_adapter, event)
+    assert (mapped.type, mapped.provider_object_id) == ("payment.failed", payloads.SALE_ID)
+    assert mapped.payment is not None
+    assert (mapped.payment.status, mapped.payment.failure_code, mapped.payment.amount) == ("failed", "denied", 3000)
+
+
 @pytest.mark.parametrize(
     ("event_type", "total"), [("PAYMENT.SALE.REFUNDED", "5.00"), ("PAYMENT.SALE.REVERSED", "-30.00")]
 )
