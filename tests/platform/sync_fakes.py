@@ -268,7 +268,9 @@ def fake_plugin(state: FakeState | None, name: str = PROVIDER) -> ProviderPlugin
     )
 
 
-class _Registration:
+class Registration:
+    """A pluggy registration of ``plugins`` for a plugin host (``PluginHost.add_plugin``)."""
+
     def __init__(self, plugins: list[ProviderPlugin]) -> None:
         self.plugins = plugins
 
@@ -279,7 +281,7 @@ class _Registration:
 
 
 def register_fakes(host: PluginHost, state: FakeState | None, names: tuple[str, ...] = (PROVIDER,)) -> None:
-    host.add_plugin(_Registration([fake_plugin(state, name) for name in names]), "tests-fake-providers")
+    host.add_plugin(Registration([fake_plugin(state, name) for name in names]), "tests-fake-providers")
 
 
 # A fake provider that bills the subscriptions it holds, as Stripe and PayPal do: their periods,
@@ -290,7 +292,7 @@ BILLED = "billed"
 def register_billed_fake(host: PluginHost, state: FakeState | None) -> None:
     if BILLED not in host.names():
         plugin = dataclasses.replace(fake_plugin(state, BILLED), bills_subscriptions=True)
-        host.add_plugin(_Registration([plugin]), "tests-billed-fake-provider")
+        host.add_plugin(Registration([plugin]), "tests-billed-fake-provider")
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,21 @@ from billplane.plugins import (
     Capability,
     PriceData,
     ProductData,
-    ProviderPlugin,
     ProviderRef,
-    hookimpl,
 )
 from billplane.runtime import Runtime
 from tests.conftest import CreatedTenant, create_tenant
 from tests.platform.billing_seed import insert, subscribed
 from tests.platform.concurrently import WAIT, held
-from tests.platform.sync_fakes import FAST, AccountRow, FakeAdapter, FakeState, StaticAccounts, clear_jobs, drain
+from tests.platform.sync_fakes import (
+    FAST,
+    AccountRow,
+    FakeAdapter,
+    FakeState,
+    Registration,
+    StaticAccounts,
+    drain,
+)
 from tests.platform.sync_fakes import fake_plugin as plain_fake_plugin
 
 Client = AsyncTestClient[Litestar]
@@ -68,16 +74,6 @@ class CatalogFakeAdapter(FakeAdapter):
         await self._call("set_price_active", idempotency_key, {"provider_id": provider_price_id, "active": active})
 
 
-class _Registration:
-    def __init__(self, plugins: list[ProviderPlugin]) -> None:
-        self.plugins = plugins
-
-    @hookimpl
-    def billplane_register_providers(self, register: Any) -> None:
-        for plugin in self.plugins:
-            register(plugin)
-
-
 @pytest.fixture
 def gate() -> Gate:
     return Gate()
@@ -92,18 +88,10 @@ def accounts(app: Litestar, fake: FakeState, gate: Gate) -> StaticAccounts:
     )
     plain = plain_fake_plugin(fake, NO_EDITS)
     plain = dataclasses.replace(plain, capabilities=plain.capabilities - {Capability.CATALOG_UPDATES})
-    app_runtime.plugins.add_plugin(_Registration([editing, plain]), "tests-catalog-fakes")
+    app_runtime.plugins.add_plugin(Registration([editing, plain]), "tests-catalog-fakes")
     accounts = StaticAccounts(app_runtime.plugins)
     app_runtime.accounts = accounts
     return accounts
-
-
-@pytest.fixture
-async def worker(runtime: Runtime, accounts: StaticAccounts) -> Runtime:
-    runtime.accounts = accounts
-    runtime.sync_options = FAST
-    await clear_jobs(runtime)
-    return runtime
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
-from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
-from billplane.plugins import Capability, ProviderPlugin, hookimpl
+from billplane.plugins import Capability
 from billplane.runtime import Runtime
 from billplane.subscriptions.models import Subscription
 from billplane.sync.accounts import DefaultAccountCache
@@ -22,20 +21,11 @@ from billplane.sync.service import SyncService
 from billplane.sync.writer import OutboxWriter
 from tests.conftest import CreatedTenant
 from tests.platform.billing_seed import insert
-from tests.platform.sync_fakes import AccountRow, FakeState, StaticAccounts, drain, fake_plugin
+from tests.platform.sync_fakes import AccountRow, FakeState, Registration, StaticAccounts, drain, fake_plugin
 from tests.platform.usage.seed import END, NOW, START, Metered, metered_tenant, record
 
 Client = AsyncTestClient[Litestar]
 NO_USAGE = "fake_nousage"
-
-
-class _Registration:
-    def __init__(self, plugin: ProviderPlugin) -> None:
-        self.plugin = plugin
-
-    @hookimpl
-    def billplane_register_providers(self, register: Any) -> None:
-        register(self.plugin)
 
 
 def account_id() -> int:
@@ -153,7 +143,7 @@ async def test_nothing_is_queued_for_a_provider_that_does_not_meter_or_for_unmir
     client: Client, admin_headers: dict[str, str], app: Litestar, accounts: StaticAccounts, worker: Runtime
 ) -> None:
     no_usage = replace(fake_plugin(None, NO_USAGE), capabilities=frozenset(Capability) - {Capability.USAGE})
-    app.state.runtime.plugins.add_plugin(_Registration(no_usage), "tests-fake-no-usage")
+    app.state.runtime.plugins.add_plugin(Registration([no_usage]), "tests-fake-no-usage")
     seed = await metered_tenant(client, admin_headers, worker)
     account = account_id()
     await control_account(worker, seed.tenant, account, NO_USAGE)
