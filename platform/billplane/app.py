@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib.metadata import version
 from typing import Any
 
@@ -142,16 +142,73 @@ def gate_size(settings: Settings) -> int:
     return max(1, settings.database.pool_size + settings.database.max_overflow - NESTED_RESERVE)
 
 
+@dataclass(slots=True)
+class Services:
+    """What an app holds from its startup to its shutdown: its state, built fresh for each app."""
+
+    runtime: Runtime
+    key_cache: KeyCache
+    changes: ChangeListener
+    in_process: InProcessWorker | None
+
+    @classmethod
+    def build(cls, settings: Settings, *, worker: bool) -> Services:
+        runtime = Runtime.from_settings(settings)
+        key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
+        changes = ChangeListener(
+            settings.database.listening_url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear
+        )
+        key_cache.listening = lambda: changes.listening
+        return cls(runtime, key_cache, changes, InProcessWorker(runtime) if worker else None)
+
+    def state(self) -> State:
+        settings = self.runtime.settings
+        return State(
+            {
+                SERVICES_STATE_KEY: self,
+                "runtime": self.runtime,
+                "key_cache": self.key_cache,
+                "rate_limits": RateLimits(settings.rate_limit),
+                "connection_gate": asyncio.Semaphore(gate_size(settings)),
+            }
+        )
+
+    async def start(self) -> None:
+        self.changes.start()
+        if self.in_process is not None:
+            await self.in_process.start()
+
+    async def stop(self) -> None:
+        await self.changes.stop()
+        if self.in_process is not None:
+            await self.in_process.stop()
+        await self.runtime.close()
+
+
+SERVICES_STATE_KEY = "services"
+
+
+async def _start_services(app: Litestar) -> None:
+    await app.state[SERVICES_STATE_KEY].start()
+
+
+async def _stop_services(app: Litestar) -> None:
+    await app.state[SERVICES_STATE_KEY].stop()
+
+
+def renew_state(app: Litestar, settings: Settings, *, worker: bool = False) -> None:
+    """Replace ``app``'s whole state with new services (a runtime, key cache, rate limits...).
+
+    ``create_app`` gives its app its first; the test suite gives one app of each settings new ones
+    before each test, as building an app's routes costs a fifth of a second. Call it only while
+    the app is not started: the old services are dropped, not stopped.
+    """
+    app.state = Services.build(settings, worker=worker).state()
+
+
 def create_app(settings: Settings | None = None, *, worker: bool = False) -> Litestar:
     """The API; with ``worker=True`` also a sync worker in this process (``billplane run``)."""
     settings = settings or get_settings()
-    runtime = Runtime.from_settings(settings)
-    key_cache = KeyCache(derive_pepper(settings.security.secret_key), settings.security.auth_cache_seconds)
-    changes = ChangeListener(
-        settings.database.listening_url, on_change=key_cache.invalidate_tenant, on_lost=key_cache.clear
-    )
-    key_cache.listening = lambda: changes.listening
-    in_process = InProcessWorker(runtime) if worker else None
     observability = Observability.from_settings(settings)
     app = Litestar(
         route_handlers=[
@@ -170,22 +227,15 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         response_class=CapturingResponse,
         before_send=[add_rate_limit_headers],
         openapi_config=openapi_config(),
-        state=State(
-            {
-                "runtime": runtime,
-                "key_cache": key_cache,
-                "rate_limits": RateLimits(settings.rate_limit),
-                "connection_gate": asyncio.Semaphore(gate_size(settings)),
-            }
-        ),
-        on_startup=[changes.start, *([in_process.start] if in_process else [])],
-        on_shutdown=[changes.stop, *([in_process.stop] if in_process else []), runtime.close],
+        on_startup=[_start_services],
+        on_shutdown=[_stop_services],
         request_max_body_size=MAX_BODY_BYTES,
         # Logging is the process's business (billplane.observability.logs): Litestar's default
         # config would replace the root handler with its own text format on every app created.
         logging_config=None,
     )
     observability.attach(app)
+    renew_state(app, settings, worker=worker)
     return app
 
 

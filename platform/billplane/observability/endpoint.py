@@ -12,7 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from billplane.observability.metrics import exposition
 from billplane.observability.queue_metrics import queue_snapshot
 
-TOKEN_STATE_KEY = "metrics_token"  # noqa: S105 - the name of a state entry, not a token
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billplane-metrics"'}
 
 
@@ -24,7 +23,8 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     no business of a tenant or of anyone else who can reach the API port.
     """
     runtime = request.app.state.runtime
-    token: str | None = request.app.state.get(TOKEN_STATE_KEY) or runtime.settings.security.admin_key
+    settings = runtime.settings
+    token: str | None = settings.observability.metrics_token or settings.security.admin_key
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if token is None or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise NotAuthorizedException(

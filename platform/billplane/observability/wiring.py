@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.engine import make_url
 
-from billplane.observability.endpoint import TOKEN_STATE_KEY, metrics
+from billplane.observability.endpoint import metrics
 from billplane.observability.metrics import RequestMetrics
 from billplane.observability.middleware import ObservedApp
 from billplane.observability.records import install_record_factory
@@ -19,7 +19,6 @@ from billplane.observability.tracing import NotInstalledError, request_tracer
 from billplane.settings import Settings
 
 logger = logging.getLogger("billplane.observability")
-STATE_KEY = "observability"
 
 
 def configured_secrets(settings: Settings) -> list[str]:
@@ -59,6 +58,4 @@ class Observability:
 
     def attach(self, app: Litestar) -> None:
         """Wrap the app's whole ASGI handler (outside routing, see middleware.py)."""
-        app.state[STATE_KEY] = self
-        app.state[TOKEN_STATE_KEY] = self.settings.observability.metrics_token
         app.asgi_handler = ObservedApp(app.asgi_handler, self.metrics, self.tracer)
