@@ -3,15 +3,13 @@ renews its state before each test, so nothing of one test may reach the next thr
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from litestar.testing import AsyncTestClient
 
 from billplane.app import SERVICES_STATE_KEY, create_app, renew_state
 from billplane.events.controller import OPTIONS_STATE_KEY
 from billplane.events.options import WebhookOptions
 from billplane.settings import Settings
+from tests.other_process import listening_client
 
 
 async def test_a_renewed_app_keeps_nothing_of_its_old_state_and_serves_with_the_new(settings: Settings) -> None:
@@ -30,11 +28,8 @@ async def test_a_renewed_app_keeps_nothing_of_its_old_state_and_serves_with_the_
     assert app.state.key_cache is not old.key_cache
     assert app.state.connection_gate is not None
     assert OPTIONS_STATE_KEY not in app.state
-    async with AsyncTestClient(app) as client:
-        assert (await client.get("/health")).status_code == 200
-        # The startup hook started the new services: their listener hears its own ping.
-        deadline = time.monotonic() + 10
-        while not new.changes.listening and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+    # The startup hook started the new services (their listener hears its own ping) ...
+    async with listening_client(app) as client:
         assert new.changes.listening
-    assert not new.changes.listening  # and the shutdown hook stopped them
+        assert (await client.get("/health")).status_code == 200
+    assert not new.changes.listening  # ... and the shutdown hook stopped them
