@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import _admin_execute
+from tests.conftest import _admin_execute, drop_database
 
 
 @pytest.fixture
@@ -18,4 +18,4 @@ def empty_database_url(server_url: str) -> Iterator[str]:
     name = f"billplane_deploy_{secrets.token_hex(4)}"
     asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
     yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(server_url, name)
