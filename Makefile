@@ -5,6 +5,10 @@ UV = $(PYTHON) -m uv
 CHECKED = platform tenants tests bench migrations providers docs/examples docs/gen
 EXAMPLE = docs/examples/billplane-example-provider
 
+# This machine sets PYTHONDONTWRITEBYTECODE: each Python process then compiles every module it
+# imports (2 s of a test suite's worker, a server, a CLI call). The caches are git-ignored.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test lint typecheck pytest docs sync uv clean
 
 uv:
