@@ -99,13 +99,21 @@ class PayPalAdapter:
         try:
             # A webhook id of another app (or a typo) would make every delivery fail verification
             # later, silently: refuse it now, while the tenant is connecting.
-            await self._client.call("GET", f"/v1/notifications/webhooks/{_id(self._webhook_id)}")
+            webhook = await self._client.call("GET", f"/v1/notifications/webhooks/{_id(self._webhook_id)}")
         except RetryableProviderError:
             raise
         except ProviderError as exc:
             raise InvalidCredentialsError(
                 f"PayPal knows no webhook {self._webhook_id!r} for this app: {exc.message}", code=exc.code
             ) from None
+        # So would a webhook that leaves out an event billplane learns from: the payments it made,
+        # refunds, a subscription PayPal suspended or canceled would never reach it.
+        if missing := events.missing_event_types(webhook):
+            raise InvalidCredentialsError(
+                f"PayPal webhook {self._webhook_id!r} is not subscribed to {', '.join(missing)}: billplane "
+                "learns payments, refunds and subscription changes from them; add them (or '*') to the webhook",
+                code="webhook_event_types",
+            )
 
     # PayPal has no customer object: the payer is whoever approves the subscription. A customer is a
     # local reference, made from the idempotency key so that a retry returns the same one.

@@ -183,6 +183,20 @@ _MAPPERS: dict[str, Callable[[_Envelope, datetime], ProviderEvent]] = {
     "PAYMENT.CAPTURE.REFUNDED": _capture_refund,
 }
 EVENT_TYPES = frozenset(_MAPPERS)
+# A resumed subscription is also told by BILLING.SUBSCRIPTION.UPDATED (docs/providers/paypal.md).
+OPTIONAL_EVENT_TYPES = frozenset({"BILLING.SUBSCRIPTION.RE-ACTIVATED"})
+
+
+def missing_event_types(webhook: Mapping[str, Any]) -> list[str]:
+    """The event types billplane needs that a PayPal webhook (as ``GET`` answers it) is not
+    subscribed to, sorted; none when it takes every type (``*``)."""
+    listed = webhook.get("event_types")
+    names = (
+        {str(entry.get("name")) for entry in listed if isinstance(entry, Mapping)}
+        if isinstance(listed, list)
+        else set()
+    )
+    return [] if "*" in names else sorted(EVENT_TYPES - OPTIONAL_EVENT_TYPES - names)
 
 
 def normalize(body: bytes, tenant_id: int | None = None) -> list[ProviderEvent]:

@@ -143,6 +143,7 @@ class FakePayPal:
     clearing: set[str] = field(default_factory=set)
     refunds_clearing: set[str] = field(default_factory=set)
     webhooks: set[str] = field(default_factory=set)
+    webhook_event_types: list[str] = field(default_factory=lambda: ["*"])  # every webhook's subscription
     empty_captures: bool = False  # answer a capture's 202 with no body, as PayPal's spec allows
     unique_invoice_ids: bool = False
     auto_approve: bool = False
@@ -305,7 +306,8 @@ class FakePayPal:
                 if webhook_id not in self.webhooks:
                     return _not_found("webhook")
                 url = "https://billplane.example/v1/webhooks/paypal/7"
-                return 200, {"id": webhook_id, "url": url, "event_types": [{"name": "*"}]}, {}
+                event_types = [{"name": name} for name in self.webhook_event_types]
+                return 200, {"id": webhook_id, "url": url, "event_types": event_types}, {}
             case "POST", ["v1", "notifications", "verify-webhook-signature"]:
                 return self._verify(data, raw)
         return error(404, "NOT_FOUND", "The fake does not implement this operation.")

@@ -9,6 +9,7 @@ import pytest
 from billplane_paypal import tokens
 from billplane_paypal.client import PayPalClient
 from billplane_paypal.credentials import LIVE_API, SANDBOX_API, PayPalCredentials, api_base
+from billplane_paypal.events import EVENT_TYPES
 
 from billplane.plugins import (
     CustomerData,
@@ -222,6 +223,20 @@ async def test_a_webhook_id_paypal_does_not_know_fails_the_check(make_adapter: M
         await make_adapter(webhook_id="WH-TYPO").check_credentials()
     assert caught.value.code == "INVALID_RESOURCE_ID"
     await make_adapter().check_credentials()  # the fixture's webhook id is known
+
+
+async def test_a_webhook_not_subscribed_to_every_event_billplane_reads_fails_the_check(
+    make_adapter: MakeAdapter, paypal: FakePayPal
+) -> None:
+    paypal.webhook_event_types = sorted(EVENT_TYPES - {"PAYMENT.SALE.COMPLETED", "PAYMENT.SALE.REFUNDED"})
+    with pytest.raises(InvalidCredentialsError) as caught:
+        await make_adapter().check_credentials()
+    assert caught.value.code == "webhook_event_types"
+    assert "not subscribed to PAYMENT.SALE.COMPLETED, PAYMENT.SALE.REFUNDED:" in caught.value.message
+    paypal.webhook_event_types = [*sorted(EVENT_TYPES), "CHECKOUT.ORDER.APPROVED"]  # every one, and more
+    await make_adapter().check_credentials()
+    paypal.webhook_event_types = sorted(EVENT_TYPES - {"BILLING.SUBSCRIPTION.RE-ACTIVATED"})  # the optional one
+    await make_adapter().check_credentials()
 
 
 async def test_an_unreachable_paypal_during_the_check_is_retryable(

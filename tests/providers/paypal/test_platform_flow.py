@@ -52,6 +52,20 @@ async def test_a_wrong_client_secret_is_refused_with_paypals_message(
     assert (await client.get("/v1/provider-accounts", headers=tenant.headers)).json()["data"] == []
 
 
+async def test_a_webhook_missing_an_event_billplane_needs_is_refused_naming_it(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "paypalhook")
+    paypal.webhook_event_types = ["BILLING.SUBSCRIPTION.ACTIVATED", "PAYMENT.SALE.COMPLETED"]
+    refused = await connect(client, tenant)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == "credentials"
+    assert "not subscribed to BILLING.SUBSCRIPTION.CANCELLED, " in error["message"]
+    assert "PAYMENT.SALE.COMPLETED" not in error["message"]
+    assert (await client.get("/v1/provider-accounts", headers=tenant.headers)).json()["data"] == []
+
+
 async def test_the_approval_link_is_shown_until_paypals_webhook_starts_the_subscription(
     client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal
 ) -> None:
