@@ -197,12 +197,18 @@ async def _stop_services(app: Litestar) -> None:
 
 
 def renew_state(app: Litestar, settings: Settings, *, worker: bool = False) -> None:
-    """Replace ``app``'s whole state with new services (a runtime, key cache, rate limits...).
+    """Replace ``app``'s whole state with new services (a runtime, key cache, rate limits...) and
+    its request metrics (the tenants they name) with new ones.
 
     ``create_app`` gives its app its first; the test suite gives one app of each settings new ones
     before each test, as building an app's routes costs a fifth of a second. Call it only while
     the app is not started: the old services are dropped, not stopped.
     """
+    _give_state(app, settings, Observability.from_settings(settings), worker=worker)
+
+
+def _give_state(app: Litestar, settings: Settings, observability: Observability, *, worker: bool) -> None:
+    observability.attach(app)
     app.state = Services.build(settings, worker=worker).state()
 
 
@@ -234,8 +240,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Lit
         # config would replace the root handler with its own text format on every app created.
         logging_config=None,
     )
-    observability.attach(app)
-    renew_state(app, settings, worker=worker)
+    _give_state(app, settings, observability, worker=worker)
     return app
 
 

@@ -3,12 +3,19 @@ renews its state before each test, so nothing of one test may reach the next thr
 
 from __future__ import annotations
 
+from typing import cast
+
+import msgspec
 from litestar.testing import AsyncTestClient
 
 from billplane.app import SERVICES_STATE_KEY, create_app, renew_state
 from billplane.events.controller import OPTIONS_STATE_KEY
 from billplane.events.options import WebhookOptions
-from billplane.settings import Settings
+from billplane.observability.middleware import ObservedApp
+from billplane.settings import ObservabilitySettings, Settings
+from tests.conftest import create_tenant
+from tests.observability.conftest import scrape, value
+from tests.observability.test_metrics import TENANTS
 from tests.other_process import listening_client
 
 
@@ -33,3 +40,23 @@ async def test_a_renewed_app_keeps_nothing_of_its_old_state_and_serves_with_the_
         assert new.changes.listening
         assert (await client.get("/health")).status_code == 200
     assert not new.changes.listening  # ... and the shutdown hook stopped them
+
+
+async def test_a_renewed_app_names_tenants_in_its_metrics_afresh(
+    settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    bounded = msgspec.structs.replace(settings, observability=ObservabilitySettings(metrics_tenant_labels=1))
+    app = create_app(bounded)
+    async with AsyncTestClient(app) as client:
+        first = await create_tenant(client, admin_headers, "named")
+        assert (await client.get("/v1/tenant", headers=first.headers)).status_code == 200
+    renew_state(app, bounded)
+    async with AsyncTestClient(app) as client:
+        second = await create_tenant(client, admin_headers, "named")
+        before = await scrape(client)
+        assert (await client.get("/v1/tenant", headers=second.headers)).status_code == 200
+        after = await scrape(client)
+    # The one label the old metrics had given is the new ones' to give again, and the new
+    # metrics wrap the app alone (twice wrapped, each request would count twice).
+    assert value(after, TENANTS, tenant=second.slug) - value(before, TENANTS, tenant=second.slug) == 1
+    assert not isinstance(cast("ObservedApp", app.asgi_handler).app, ObservedApp)

@@ -57,5 +57,8 @@ class Observability:
         return [metrics] if self.settings.observability.metrics_enabled else []
 
     def attach(self, app: Litestar) -> None:
-        """Wrap the app's whole ASGI handler (outside routing, see middleware.py)."""
-        app.asgi_handler = ObservedApp(app.asgi_handler, self.metrics, self.tracer)
+        """Wrap the app's whole ASGI handler (outside routing, see middleware.py), instead of the
+        observability attached before, if any (``billplane.app.renew_state``)."""
+        handler = app.asgi_handler
+        inner = handler.app if isinstance(handler, ObservedApp) else handler
+        app.asgi_handler = ObservedApp(inner, self.metrics, self.tracer)
