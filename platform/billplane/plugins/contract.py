@@ -58,6 +58,9 @@ class Capability(StrEnum):
     # shows it; ``set_price_active``: a plan archived (or made active again), so that the provider
     # starts no new subscription on its price (both on ``CatalogUpdateAdapter``).
     CATALOG_UPDATES = "catalog_updates"
+    # ``update_subscription_metadata``: a subscription's metadata edited in billplane, as the
+    # provider shows it (on ``SubscriptionMetadataAdapter``).
+    SUBSCRIPTION_METADATA = "subscription_metadata"
 
 
 class AdapterContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -566,6 +569,26 @@ class CatalogUpdateAdapter(Protocol):
         A price already in the state asked for is no error (a retry, or a call whose answer was
         lost). billplane deactivates a price only once no create or change of a subscription on
         it is waiting to be sent to this account.
+        """
+
+
+@runtime_checkable
+class SubscriptionMetadataAdapter(Protocol):
+    """What an adapter adds when its plugin declares the ``subscription_metadata`` capability.
+
+    ``create_subscription`` sends the subscription's metadata as it is then; this mirrors the
+    tenant's later edits, each time with the metadata as it is when the call is made.
+    """
+
+    async def update_subscription_metadata(
+        self, provider_subscription_id: str, metadata: dict[str, str], *, idempotency_key: str
+    ) -> None:
+        """Make the provider's subscription carry ``metadata`` as the tenant's metadata: keys the
+        tenant has no longer are removed, and keys that are not the tenant's (the provider's own,
+        those the adapter set itself such as billplane's ids) stay.
+
+        The same metadata sent again (a retry) is no error. A subscription the provider no longer
+        has raises ``ProviderError``; ``RetryableProviderError`` when it could not be asked.
         """
 
 

@@ -157,8 +157,9 @@ class SubscriptionService:
         subscription = await self._locked(subscription_id)
         before = SubscriptionView.of(subscription)
         changes = data.changes()
-        if "metadata" in changes:
+        if "metadata" in changes and changes["metadata"] != subscription.metadata_:
             subscription.metadata_ = changes["metadata"]
+            await self.mirror.subscription_metadata_changed(subscription)
         change = await self._checked(subscription, data)
         if change is None and data.proration == "at_period_end" and {"plan_id", "quantity"} & changes.keys():
             # Back to what it has now: nothing is left to change at the period's end.

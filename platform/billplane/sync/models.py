@@ -33,6 +33,7 @@ OUTBOX_KINDS = (
     "subscription.undo_cancel",
     "subscription.update",
     "subscription.update_unprorated",
+    "subscription.metadata",
     "subscription.pause",
     "subscription.resume",
     "usage.report",

@@ -105,20 +105,21 @@ class SyncService:
         # object locks the row before it reads it (``catalog_edits.missed_edits``), so an account
         # this read cannot see yet is one whose job waits for this edit and queues it itself.
         await session.flush()
-        accounts = [account for account, provider in await accounts_of(session, changed.id) if self._edits(provider)]
+        mirrored = await accounts_of(session, changed.id)
+        accounts = [account for account, provider in mirrored if self._declares(provider, Capability.CATALOG_UPDATES)]
         accounts = await self.writer.live(accounts)
         if accounts:
             changed.sync_status = "pending"
             await self.writer.write(kind, changed.id, accounts)
         return bool(accounts)
 
-    def _edits(self, provider: str) -> bool:
-        """Whether ``provider``'s accounts mirror catalog edits (``catalog_updates``); billplane asks no
-        adapter for what its plugin did not declare. Without a plugin host, every one is asked."""
+    def _declares(self, provider: str, capability: Capability) -> bool:
+        """Whether ``provider``'s plugin declares ``capability`` (catalog or metadata edits); billplane
+        asks no adapter for what its plugin did not declare. Without a plugin host, every one is asked."""
         if self.plugins is None:
             return True
         try:
-            return Capability.CATALOG_UPDATES in self.plugins.get(provider).capabilities
+            return capability in self.plugins.get(provider).capabilities
         except UnknownProviderError:
             return False
 
@@ -163,15 +164,33 @@ class SyncService:
         One made before the tenant had an account, and synced since, has no account yet while its
         create is pending (the create records it): the change goes to the create's account, after
         it. A create retried sends what its first attempt sent, so the change must follow."""
+        account = await self._subscription_account(subscription)
+        if account is None:
+            return
+        subscription.sync_status = "pending"
+        await self.writer.write(kind, subscription.id, [account])
+
+    async def subscription_metadata_changed(self, subscription: Subscription) -> None:
+        """Queue the tenant's edit of a subscription's metadata for its account (as
+        ``subscription_changed``), when its provider mirrors such edits (``subscription_metadata``);
+        another provider keeps the metadata its create sent. An ended subscription's too: Stripe
+        takes a canceled subscription's metadata."""
+        account = await self._subscription_account(subscription)
+        if account is None:
+            return
+        provider = await self.provider_of(account)
+        if provider is None or not self._declares(provider, Capability.SUBSCRIPTION_METADATA):
+            return
+        subscription.sync_status = "pending"
+        await self.writer.write("subscription.metadata", subscription.id, [account])
+
+    async def _subscription_account(self, subscription: Subscription) -> int | None:
         account = subscription.provider_account_id
         if account is None:
             pending = await self.outbox.pending_for_object("subscription", subscription.id)
             creates = [row.provider_account_id for row in pending if row.kind == "subscription.create"]
-            if not creates:
-                return
-            account = creates[0]
-        subscription.sync_status = "pending"
-        await self.writer.write(kind, subscription.id, [account])
+            account = creates[0] if creates else None
+        return account
 
     async def account_for_new_subscription(self, requested: int | None) -> int | None:
         """The account a new subscription is mirrored to: the one asked for (422 unless it is the

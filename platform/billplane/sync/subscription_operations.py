@@ -1,5 +1,5 @@
 """Outbox operations that mirror a subscription's lifecycle to its provider: change, pause,
-resume, cancel and taking a cancellation back. Each waits for the subscription's create to have
+resume, cancel, taking a cancellation back, and its metadata. Each waits for the subscription's create to have
 run, then sends the state as it is when the row runs (a pause taken back before its row ran
 pauses nothing), so rows that queue up converge on the latest state.
 """
@@ -9,7 +9,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.plugins.contract import CancelUndoAdapter, ProrationPolicy, SubscriptionChange
+from billplane.plugins.contract import (
+    CancelUndoAdapter,
+    ProrationPolicy,
+    SubscriptionChange,
+    SubscriptionMetadataAdapter,
+)
 from billplane.plugins.errors import UnsupportedOperationError
 from billplane.subscriptions.models import Subscription
 from billplane.subscriptions.schemas import Subscription as SubscriptionView
@@ -131,9 +136,28 @@ async def undo_cancel(attempt: Attempt) -> None:
     return None
 
 
+async def update_metadata(attempt: Attempt) -> None:
+    """Send the subscription's metadata as it is now (rows queued by several edits send the last)."""
+    subscription = await _mirrored(attempt)
+    if subscription is None or subscription.provider_subscription_id is None:
+        return await _skip(attempt)
+    adapter = attempt.account.adapter
+    if not isinstance(adapter, SubscriptionMetadataAdapter):  # such an account gets no row
+        raise UnsupportedOperationError(
+            "subscription_metadata", f"{attempt.account.provider} keeps no subscription metadata"
+        )
+    await adapter.update_subscription_metadata(
+        subscription.provider_subscription_id, dict(subscription.metadata_), idempotency_key=attempt.key()
+    )
+    async with attempt.finish():
+        pass
+    return None
+
+
 OPERATIONS: dict[str, Operation] = {
     "subscription.update": _update("immediate"),
     "subscription.update_unprorated": _update("none"),
+    "subscription.metadata": update_metadata,
     "subscription.pause": pause_subscription,
     "subscription.resume": resume_subscription,
     "subscription.cancel": cancel_subscription,

@@ -62,6 +62,7 @@ REQUIRES: dict[Capability, frozenset[Capability]] = {
     Capability.REFUND_STATUS: frozenset({Capability.REFUNDS}),
     Capability.REFUND_LOOKUP: frozenset({Capability.REFUNDS}),
     Capability.CATALOG_UPDATES: frozenset({Capability.CATALOG}),
+    Capability.SUBSCRIPTION_METADATA: frozenset({Capability.SUBSCRIPTIONS}),
 }
 
 

@@ -31,6 +31,7 @@ from billplane.plugins import (
     RefundResult,
     RefundStatusAdapter,
     SubscriptionChange,
+    SubscriptionMetadataAdapter,
     UnsupportedOperationError,
 )
 from billplane.plugins.contract import PricingModel, SubscriptionStatus
@@ -218,6 +219,32 @@ class SubscriptionChecks:
             "cancel_subscription",
         )
         assert now.status == "canceled", f"a subscription canceled now is 'canceled', not {now.status!r}"
+
+    @pytest.mark.anyio
+    async def test_subscription_metadata(
+        self, provider_plugin: ProviderPlugin, adapter: ProviderAdapter, new_key: NewKey, currency: str
+    ) -> None:
+        require(provider_plugin, Capability.SUBSCRIPTION_METADATA)
+        assert isinstance(adapter, SubscriptionMetadataAdapter), (
+            "with the subscription_metadata capability, define update_subscription_metadata"
+        )
+        assert inspect.iscoroutinefunction(adapter.update_subscription_metadata), (
+            "update_subscription_metadata must be a coroutine function"
+        )
+        data = msgspec.structs.replace(
+            samples.subscription(
+                await _customer(adapter, new_key), await _price(adapter, provider_plugin, new_key, currency)
+            ),
+            metadata={"plan_tier": "gold", "region": "eu"},
+        )
+        sub = _subscription(await adapter.create_subscription(data, idempotency_key=new_key()), "create_subscription")
+        key = new_key()
+        edited = {"plan_tier": "platinum", "seats_note": "two more in March"}
+        await adapter.update_subscription_metadata(sub.provider_id, edited, idempotency_key=key)
+        await adapter.update_subscription_metadata(sub.provider_id, edited, idempotency_key=key)  # a retry
+        await adapter.update_subscription_metadata(sub.provider_id, {}, idempotency_key=new_key())
+        with pytest.raises(ProviderError):
+            await adapter.update_subscription_metadata(f"{sub.provider_id}0", edited, idempotency_key=new_key())
 
     @pytest.mark.anyio
     async def test_undo_cancel(

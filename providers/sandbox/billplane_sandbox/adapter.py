@@ -154,6 +154,13 @@ class SandboxAdapter:
             _check_quantity(change.quantity)
         return state(self._account, provider_subscription_id, interval=interval)
 
+    async def update_subscription_metadata(
+        self, provider_subscription_id: str, metadata: dict[str, str], *, idempotency_key: str
+    ) -> None:
+        del metadata  # nothing to keep it in
+        self._authorize(idempotency_key)
+        parse_id(self._account, "sub", provider_subscription_id)
+
     async def cancel_subscription(
         self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
     ) -> ProviderSubscription:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -232,6 +234,24 @@ class StripeAdapter:
                 _options(idempotency_key),
             )
         return subscriptions.to_provider(_plain(updated))
+
+    async def update_subscription_metadata(
+        self, provider_subscription_id: str, metadata: dict[str, str], *, idempotency_key: str
+    ) -> None:
+        """The tenant's metadata, as billplane has it now: keys it no longer has are removed,
+        whoever set them at Stripe; billplane's own ids stay."""
+        async with stripe_errors():
+            current = _plain(await self._client.v1.subscriptions.retrieve_async(provider_subscription_id))
+            changes = subscriptions.metadata_changes(current.get("metadata"), metadata)
+            if not changes:
+                return  # already so (a retry whose first call was made)
+            # What is sent depends on what Stripe has, so a retry after a lost answer sends other
+            # parameters, which Stripe refuses under the first key (idempotency_error). Setting
+            # metadata is idempotent in itself: each set of parameters has a key of its own.
+            digest = hashlib.sha256(json.dumps(changes, sort_keys=True).encode()).hexdigest()[:16]
+            await self._client.v1.subscriptions.update_async(
+                provider_subscription_id, _sdk({"metadata": changes}), _options(idempotency_key, digest)
+            )
 
     async def cancel_subscription(
         self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str

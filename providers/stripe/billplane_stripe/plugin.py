@@ -42,6 +42,7 @@ PLUGIN = ProviderPlugin(
             Capability.UNDO_CANCEL,
             Capability.PAYMENT_METHODS,
             Capability.CATALOG_UPDATES,
+            Capability.SUBSCRIPTION_METADATA,
         }
     ),
     pricing_models=frozenset({"flat", "per_seat", "tiered", "volume", "package", "metered"}),

@@ -86,6 +86,20 @@ def proration_behavior(policy: ProrationPolicy) -> str:
 _ENDED = {"canceled", "incomplete_expired"}
 
 
+# Keys create_subscription adds beside the tenant's metadata (is_created_for reads them).
+OWN_METADATA = ("billplane_subscription_id", "billplane_tenant_id")
+
+
+def metadata_changes(current: object, wanted: Mapping[str, str]) -> dict[str, str]:
+    """What to send so that a subscription's metadata at Stripe is ``wanted`` beside billplane's
+    own keys: the keys whose value differs, and ``""`` (Stripe's way to remove a key) for each
+    other key it has. Empty when it is already so."""
+    have = {str(key): str(value) for key, value in current.items()} if isinstance(current, Mapping) else {}
+    changes = {key: value for key, value in wanted.items() if key not in OWN_METADATA and have.get(key) != value}
+    changes |= {key: "" for key in have if key not in wanted and key not in OWN_METADATA}
+    return changes
+
+
 def is_created_for(subscription: Mapping[str, Any], subscription_id: int, tenant_id: int) -> bool:
     """Whether a listed subscription is one ``create_subscription`` made for this billplane
     subscription of this tenant (one Stripe account may serve several tenants, whose ids overlap),

@@ -241,3 +241,43 @@ async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once
             ("customer.ensure", None),
             ("customer.update", None),
         ]
+
+
+async def test_a_subscriptions_metadata_edited_in_billplane_reaches_stripe(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripemeta")
+    assert (await connect(client, tenant)).status_code == 201
+    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
+    async with worker.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
+            currency="USD", billing_interval="month",
+        )  # fmt: skip
+        subscription = await insert(
+            session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active",
+            metadata={"tier": "gold", "region": "eu"},
+        )  # fmt: skip
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+    url = f"/v1/subscriptions/{subscription}"
+    at_stripe = fake_stripe.store.subscriptions[
+        (await client.get(url, headers=tenant.headers)).json()["provider_subscription_id"]
+    ]
+    assert (at_stripe["metadata"]["tier"], at_stripe["metadata"]["region"]) == ("gold", "eu")
+
+    edited = await client.patch(url, json={"metadata": {"tier": "platinum"}}, headers=tenant.headers)
+    assert (edited.status_code, edited.json()["sync_status"]) == (200, "pending"), edited.text
+    await drain(worker)
+    assert at_stripe["metadata"] == {
+        "tier": "platinum", "billplane_subscription_id": str(subscription), "billplane_tenant_id": str(tenant.id),
+    }  # fmt: skip
+    assert (await client.get(url, headers=tenant.headers)).json()["sync_status"] == "synced"
+
+    # The same metadata again is no edit: nothing is queued.
+    again = await client.patch(url, json={"metadata": {"tier": "platinum"}}, headers=tenant.headers)
+    assert (again.status_code, again.json()["sync_status"]) == (200, "synced"), again.text
+    async with worker.database.tenant_session(tenant.schema) as session:
+        rows = await session.scalar(text("SELECT count(*) FROM outbox WHERE kind = 'subscription.metadata'"))
+    assert rows == 1

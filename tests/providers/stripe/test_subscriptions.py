@@ -204,3 +204,36 @@ async def test_a_subscription_found_that_differs_from_the_create_is_refused_not_
         assert refused.value.code == "subscription_differs"
         assert first.provider_id in refused.value.message
     assert len(fake_stripe.store.subscriptions) == 1
+
+
+async def test_metadata_is_the_tenants_as_billplane_has_it_now(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    data = SubscriptionData(
+        subscription_id=9,
+        provider_customer_id=await helpers.customer(stripe_adapter),
+        provider_price_id=await helpers.price(stripe_adapter),
+        metadata={"tier": "gold", "region": "eu"},
+    )
+    sub = (await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())).provider_id
+    fake_stripe.store.subscriptions[sub]["metadata"]["set_in_dashboard"] = "x"  # not the tenant's in billplane
+
+    key = helpers.key()
+    await stripe_adapter.update_subscription_metadata(sub, {"tier": "platinum", "note": "n"}, idempotency_key=key)
+    assert fake_stripe.last("POST", SUB).params == {
+        "metadata": {"tier": "platinum", "note": "n", "region": "", "set_in_dashboard": ""}
+    }
+    ids = {"billplane_subscription_id": "9", "billplane_tenant_id": "7"}
+    assert fake_stripe.store.subscriptions[sub]["metadata"] == {"tier": "platinum", "note": "n", **ids}
+
+    # The row's retry after a lost answer: nothing is left to send, and nothing is sent.
+    posts = len(fake_stripe.posts())
+    await stripe_adapter.update_subscription_metadata(sub, {"tier": "platinum", "note": "n"}, idempotency_key=key)
+    assert len(fake_stripe.posts()) == posts
+    # A retry that sends a later edit (each attempt sends the metadata as it is then) under the
+    # same row's key is no idempotency error: its parameters have a key of their own.
+    await stripe_adapter.update_subscription_metadata(sub, {"tier": "silver"}, idempotency_key=key)
+    assert fake_stripe.store.subscriptions[sub]["metadata"] == {"tier": "silver", **ids}
+    # billplane's own ids stay whatever the tenant's metadata says.
+    await stripe_adapter.update_subscription_metadata(sub, {"billplane_tenant_id": "8"}, idempotency_key=helpers.key())
+    assert fake_stripe.store.subscriptions[sub]["metadata"] == ids

@@ -44,6 +44,14 @@ _CARDS = {
 MONTH = 30 * 24 * 3600
 
 
+def merged_metadata(current: dict[str, Any], sent: object) -> dict[str, Any]:
+    """Stripe's metadata update: the keys sent are set, those sent as "" removed, and metadata sent
+    as "" removes every key."""
+    if not isinstance(sent, dict):
+        return {}
+    return {key: value for key, value in {**current, **sent}.items() if value != ""}
+
+
 def _bool(value: object) -> bool:
     return value == "true"
 
@@ -145,7 +153,7 @@ def _apply_customer(customer: dict[str, Any], params: Params) -> None:
         if field in params:
             customer[field] = params[field] or None
     if "metadata" in params:
-        customer["metadata"] = {**customer.get("metadata", {}), **(params["metadata"] or {})}
+        customer["metadata"] = merged_metadata(customer.get("metadata", {}), params["metadata"])
     settings = params.get("invoice_settings") or {}
     method = settings.get("default_payment_method", params.get("payment_method"))
     if method is not None:  # "" clears it, as Stripe clears a field
@@ -216,7 +224,7 @@ def update_product(store: Store, path: dict[str, str], params: Params) -> dict[s
     if "active" in params:
         product["active"] = _bool(params["active"])
     if "metadata" in params:
-        product["metadata"] = {**product["metadata"], **(params["metadata"] or {})}
+        product["metadata"] = merged_metadata(product["metadata"], params["metadata"])
     product["updated"] = now()
     return product
 
@@ -286,7 +294,7 @@ def update_price(store: Store, path: dict[str, str], params: Params) -> dict[str
     if "active" in params:
         price["active"] = _bool(params["active"])
     if "metadata" in params:
-        price["metadata"] = {**price["metadata"], **(params["metadata"] or {})}
+        price["metadata"] = merged_metadata(price["metadata"], params["metadata"])
     return price
 
 
@@ -445,7 +453,7 @@ def retrieve_subscription(store: Store, path: dict[str, str], _params: Params) -
 
 def update_subscription(store: Store, path: dict[str, str], params: Params) -> dict[str, Any]:
     subscription = store.subscription(path["subscription_exposed_id"])
-    if subscription["status"] == "canceled":
+    if subscription["status"] == "canceled" and set(params) - {"metadata", "cancellation_details"}:
         raise invalid("A canceled subscription can only update its cancellation_details and metadata.")
     for change in params.get("items") or []:
         current = next((i for i in subscription["items"]["data"] if i["id"] == change.get("id")), None)
@@ -459,7 +467,7 @@ def update_subscription(store: Store, path: dict[str, str], params: Params) -> d
         pause = params["pause_collection"]
         subscription["pause_collection"] = {"behavior": pause["behavior"], "resumes_at": None} if pause else None
     if "metadata" in params:
-        subscription["metadata"] = {**subscription["metadata"], **(params["metadata"] or {})}
+        subscription["metadata"] = merged_metadata(subscription["metadata"], params["metadata"])
     return subscription
 
 
