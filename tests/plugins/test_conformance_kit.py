@@ -156,8 +156,9 @@ def test_the_kit_reports_every_broken_rule(pytester: pytest.Pytester) -> None:
     assert outcomes["failed"] == len(EXPECTED_FAILURES)
     assert outcomes["passed"] > 0  # the rules the broken provider keeps still pass
     # Not declared, so skipped: subscriptions, pause, usage, payment_lookup, payment_status,
-    # refund_lookup, refund_status, undo_cancel and payment_methods (attach and detach).
-    assert outcomes["skipped"] == 11
+    # refund_lookup, refund_status, undo_cancel, payment_methods (attach and detach) and
+    # subscription_metadata.
+    assert outcomes["skipped"] == 12
     output = result.stdout.str()
     for reason in (
         "pause_subscription returned instead of raising",

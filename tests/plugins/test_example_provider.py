@@ -35,11 +35,12 @@ def test_the_example_passes_the_kit() -> None:
     )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert "billplane.testing: 43 conformance checks collected" in output
+    assert "billplane.testing: 44 conformance checks collected" in output
     summary = re.search(r"(\d+) passed, (\d+) skipped", output)
     assert summary is not None, output
     assert int(summary[1]) >= 32  # 31 kit checks and its own test
     # Skipped: subscriptions, pause, usage, payment_lookup, payment_status, refund_lookup,
-    # refund_status, undo_cancel, payment_methods' attach and detach, and catalog_updates.
-    assert int(summary[2]) == 12
+    # refund_status, undo_cancel, payment_methods' attach and detach, catalog_updates and
+    # subscription_metadata.
+    assert int(summary[2]) == 13
     assert "does not declare the subscriptions capability" in output

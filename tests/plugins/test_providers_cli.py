@@ -37,7 +37,8 @@ def test_the_sandbox_is_listed_with_what_it_can_do() -> None:
         "refund_lookup,",
         "undo_cancel,",
         "payment_methods,",
-        "catalog_updates",
+        "catalog_updates,",
+        "subscription_metadata",
     ]
     assert lines[at + 2] == "  pricing models: flat, per_seat, tiered, volume, package, metered"
     assert any(line.startswith("stripe ") for line in lines)

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -53,10 +54,11 @@ async def test_a_wrong_client_secret_is_refused_with_paypals_message(
 
 
 async def test_a_webhook_missing_an_event_billplane_needs_is_refused_naming_it(
-    client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal
+    client: Client, admin_headers: dict[str, str], worker: Runtime, paypal: FakePayPal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "paypalhook")
-    paypal.webhook_event_types = ["BILLING.SUBSCRIPTION.ACTIVATED", "PAYMENT.SALE.COMPLETED"]
+    # The fake serves the module's other tests: put back after this one.
+    monkeypatch.setattr(paypal, "webhook_event_types", ["BILLING.SUBSCRIPTION.ACTIVATED", "PAYMENT.SALE.COMPLETED"])
     refused = await connect(client, tenant)
     assert refused.status_code == 422, refused.text
     [error] = refused.json()["errors"]
