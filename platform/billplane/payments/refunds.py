@@ -19,6 +19,7 @@ from billplane.payments.models import Refund
 from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import Refund as RefundView
 from billplane.payments.schemas import RefundCreate
+from billplane.provider_accounts.repository import ProviderAccountRepository
 from billplane.sync.writer import OutboxWriter
 
 
@@ -40,6 +41,13 @@ class RefundService:
             raise ConflictError(f"only a succeeded payment can be refunded; this one is {payment.status}")
         if payment.provider_account_id is None or payment.provider_payment_id is None:
             raise ConflictError("this payment was not made through a provider: there is nothing to refund there")
+        accounts = ProviderAccountRepository(self.session, self.writer.tenant_id)
+        if await accounts.get_live(payment.provider_account_id) is None:
+            # Its refund could never be sent: it would wait, its amount reserved, for the tenant.
+            raise ConflictError(
+                f"provider account {payment.provider_account_id}, which took this payment, was deleted: "
+                "refund it at the provider itself"
+            )
         refundable = payment.amount - payment.refunded_amount
         amount = refundable if data.amount is None else data.amount
         if amount > refundable or amount == 0:

@@ -97,6 +97,23 @@ async def test_refusals_write_nothing(client: Client, admin_headers: dict[str, s
     assert (await payment(client, other, theirs))["refunded_amount"] == 0
 
 
+async def test_a_payment_whose_account_was_deleted_is_refused_a_refund_and_nothing_is_reserved(
+    client: Client, admin_headers: dict[str, str], worker: Runtime
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    paid = await paid_payment(client, worker, tenant, payment_methods.SUCCEEDS, 1000)
+    [account] = await rows(worker, tenant, "SELECT provider_account_id FROM payments WHERE id = :id", id=paid)
+    deleted = await client.delete(f"/v1/provider-accounts/{account['provider_account_id']}", headers=tenant.headers)
+    assert deleted.status_code == 204, deleted.text
+
+    refused = await refund(client, tenant, payment_id=paid, amount=300)
+    assert refused.status_code == 409, refused.text
+    assert "was deleted: refund it at the provider itself" in refused.json()["detail"]
+    assert await rows(worker, tenant, "SELECT id FROM refunds") == []
+    assert await rows(worker, tenant, "SELECT id FROM outbox WHERE kind = 'refund.create'") == []
+    assert (await payment(client, tenant, paid))["refunded_amount"] == 0
+
+
 async def test_a_refund_the_provider_refuses_fails_and_gives_its_amount_back(
     client: Client, admin_headers: dict[str, str], worker: Runtime
 ) -> None:
