@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import asyncpg
+import psycopg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -117,3 +121,38 @@ async def test_malformed_keys_are_422(client: Client, admin_headers: dict[str, s
             "source": "header",
             "message": "must be 1-255 visible ASCII characters",
         }
+
+
+async def test_purging_expired_keys_passes_over_one_another_request_holds(
+    client: Client, admin_headers: dict[str, str], database_url: str
+) -> None:
+    """A request reusing an expired key deletes its row at once and holds it until it commits.
+    Another request's purge of expired keys must not wait for it: it waited as long as that
+    request ran, and two such requests deadlocked (503)."""
+    held, other = unique_slug("old"), unique_slug("old")
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    # A plain connection, ended by a timer: a request waiting in the app blocks this test's loop.
+    with psycopg.connect(dsn) as holder:
+        holder.execute(
+            "INSERT INTO control.idempotency_keys (key, fingerprint, method, path, response_status, "
+            "response_content_type, response_body, expires_at) "
+            "SELECT k, 'f', 'POST', '/v1/admin/tenants', 201, 'application/json', '', now() - interval '1 day' "
+            "FROM unnest(%s::text[]) AS k",
+            [[held, other]],
+        )
+        holder.commit()
+        holder.execute("DELETE FROM control.idempotency_keys WHERE key = %s", [held])  # a request reusing it
+        release = threading.Timer(5, holder.rollback)
+        release.start()
+        started = time.monotonic()
+        body = {"slug": unique_slug(), "name": "Purging"}
+        made = await client.post(TENANTS, json=body, headers=_with_key(admin_headers, unique_slug("key")))
+        waited = time.monotonic() - started
+        release.cancel()
+        release.join()
+        holder.rollback()
+        left = holder.execute("SELECT key FROM control.idempotency_keys WHERE key = ANY(%s)", [[held, other]])
+        kept = [row[0] for row in left.fetchall()]
+    assert made.status_code == 201, made.text
+    assert waited < 4, f"the purge waited {waited:.1f} s for the expired key another request holds"
+    assert kept == [held]  # the other expired key was purged, the held one passed over

@@ -132,7 +132,15 @@ async def finish(
             expires_at=datetime.now(UTC) + TTL,
         )
     )
-    expired = select(model.id).where(model.expires_at < func.now()).limit(PURGE_BATCH).scalar_subquery()
+    # SKIP LOCKED: an expired row another request holds (it deleted it to reuse its key) is passed
+    # over. Waiting for it held this request as long as that one ran, and two deadlocked.
+    expired = (
+        select(model.id)
+        .where(model.expires_at < func.now())
+        .limit(PURGE_BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     await session.execute(delete(model).where(model.id.in_(expired)))
     await session.flush()
 
