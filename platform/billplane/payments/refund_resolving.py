@@ -17,13 +17,14 @@ an id its own webhook never matches, and that webhook would then count the money
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billplane.api.problems import ConflictError, InvalidFieldError, ServiceUnavailableError
-from billplane.payments.lookup import AccountGoneError, PaymentLookup
+from billplane.api.problems import BadGatewayError, ConflictError, InvalidFieldError, ServiceUnavailableError
+from billplane.payments.lookup import AccountGoneError, PaymentLookup, PluginFailedError
 from billplane.payments.models import RESOLVED_BY_TENANT, Payment, Refund
 from billplane.payments.pending_refunds import HeldRefund, held_refund
 from billplane.payments.refund_settlement import refund_settled, unlike
@@ -31,6 +32,8 @@ from billplane.payments.repository import PaymentRepository
 from billplane.payments.schemas import RefundResolve
 from billplane.plugins.contract import RefundStatus
 from billplane.plugins.errors import ProviderError, RetryableProviderError
+
+logger = logging.getLogger("billplane.payments")
 
 RESOLVED_MESSAGE = "the tenant found that the provider did not refund it; its amount went back to the payment"
 
@@ -121,6 +124,12 @@ class RefundResolution:
             ) from exc
         except ProviderError as exc:
             raise ConflictError(f"{held.provider} did not answer about {provider_refund_id}: {exc.message}") from exc
+        except PluginFailedError as exc:  # the plugin's own bug: 502, as the /sync routes answer it
+            logger.exception("asking %s about refund %s failed in its plugin", held.provider, provider_refund_id)
+            raise BadGatewayError(
+                detail=f"the {held.provider} plugin failed while asking about {provider_refund_id}; nothing was "
+                "changed (see the logs)"
+            ) from exc
         why = "has no refund with that id" if found is None else unlike(found, refund, payment)
         if why is not None:
             raise InvalidFieldError("provider_refund_id", f"{held.provider} {why}")

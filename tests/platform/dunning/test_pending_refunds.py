@@ -176,9 +176,13 @@ async def test_resolve_settles_a_shown_refund_from_what_the_tenant_found(
     assert again.status_code == 409, again.text  # settled: nothing to resolve
 
 
+def _broken(_provider_refund_id: str) -> RefundResult:
+    raise KeyError("a bug of the plugin's own")
+
+
 @pytest.mark.parametrize(
     ("answer", "down", "status"),
-    [(settles("pending"), False, 409), (settles("failed"), False, 409), (None, True, 503)],
+    [(settles("pending"), False, 409), (settles("failed"), False, 409), (None, True, 503), (_broken, False, 502)],
 )
 async def test_resolve_succeeded_waits_for_a_refund_the_provider_has_not_refunded(
     client: Client, admin_headers: dict[str, str], worker: Runtime, answer: Answer | None, *, down: bool, status: int
