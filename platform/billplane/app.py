@@ -179,10 +179,16 @@ class Services:
             await self.in_process.start()
 
     async def stop(self) -> None:
-        await self.changes.stop()
-        if self.in_process is not None:
-            await self.in_process.stop()
-        await self.runtime.close()
+        # Each step whatever the one before raised (a worker task that had died re-raises its
+        # error): the runtime's pools are closed in any case.
+        try:
+            await self.changes.stop()
+        finally:
+            try:
+                if self.in_process is not None:
+                    await self.in_process.stop()
+            finally:
+                await self.runtime.close()
 
 
 SERVICES_STATE_KEY = "services"

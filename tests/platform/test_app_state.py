@@ -3,12 +3,15 @@ renews its state before each test, so nothing of one test may reach the next thr
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
-from billplane.app import SERVICES_STATE_KEY, create_app, renew_state
+from billplane.app import SERVICES_STATE_KEY, Services, create_app, renew_state
 from billplane.events.controller import OPTIONS_STATE_KEY
 from billplane.events.options import WebhookOptions
 from billplane.observability.middleware import ObservedApp
@@ -60,3 +63,20 @@ async def test_a_renewed_app_names_tenants_in_its_metrics_afresh(
     # metrics wrap the app alone (twice wrapped, each request would count twice).
     assert value(after, TENANTS, tenant=second.slug) - value(before, TENANTS, tenant=second.slug) == 1
     assert not isinstance(cast("ObservedApp", app.asgi_handler).app, ObservedApp)
+
+
+async def test_stopping_closes_the_runtime_even_after_the_in_process_worker_died(settings: Settings) -> None:
+    services = Services.build(settings, worker=True)
+    async with services.runtime.database.engine.connect() as connection:  # a pooled connection, kept
+        await connection.execute(text("SELECT 1"))
+    assert services.runtime.database.engine.pool.checkedin() == 1
+
+    async def died() -> None:
+        raise RuntimeError("the worker's own failure")
+
+    assert services.in_process is not None
+    services.in_process.task = asyncio.ensure_future(died())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="the worker's own failure"):
+        await services.stop()
+    assert services.runtime.database.engine.pool.checkedin() == 0  # disposed all the same

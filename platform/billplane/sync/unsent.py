@@ -19,6 +19,11 @@ UNSENT_CHANGES = (
 
 
 def unsent_subscription_changes(account_id: int | None = None) -> Select[int]:
-    """Outbox rows of subscription changes not done (queued, or given up), of one account or all."""
-    query = select(OutboxEntry.id).where(OutboxEntry.kind.startswith("subscription."), OutboxEntry.status != "done")
+    """Outbox rows of subscription changes not done (queued, or given up), of one account or all.
+    A metadata edit is none: the provider bills the same without it."""
+    query = select(OutboxEntry.id).where(
+        OutboxEntry.kind.startswith("subscription."),
+        OutboxEntry.kind != "subscription.metadata",
+        OutboxEntry.status != "done",
+    )
     return query if account_id is None else query.where(OutboxEntry.provider_account_id == account_id)

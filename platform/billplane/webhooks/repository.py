@@ -102,7 +102,9 @@ class EventRepository:
     async def change_sent(self, subscription_id: int, account_id: int) -> tuple[bool, datetime | None]:
         """(whether a change billplane made to the subscription is still queued for this account,
         when the latest one that reached the provider was made, to the whole second). The create
-        is not counted: no provider event can name a subscription before it. A change that gave up
+        is not counted: no provider event can name a subscription before it; nor is a metadata
+        edit, which no provider event undoes (a status held back for it would wait for nothing,
+        and one older than it be ignored). A change that gave up
         (``failed``), or that its row found nothing to send for (no provider call: ``calls`` 0),
         never reached the provider, whose word then stands. Whole seconds: Stripe's event times
         are, so its own event about the change, in the second the change was made, is not older."""
@@ -114,7 +116,7 @@ class EventRepository:
             OutboxEntry.object_id == subscription_id,
             OutboxEntry.provider_account_id == account_id,
             OutboxEntry.kind.startswith("subscription."),
-            OutboxEntry.kind != "subscription.create",
+            OutboxEntry.kind.not_in(("subscription.create", "subscription.metadata")),
         )
         pending, made = (await self.session.execute(query)).one()
         return bool(pending), made

@@ -68,3 +68,19 @@ async def test_an_account_waits_for_the_cancellations_sent_through_it(
     await drain(worker)
     assert fake_stripe.store.subscriptions[at_stripe]["status"] == "canceled"
     assert (await client.delete(f"/v1/provider-accounts/{account}", headers=tenant.headers)).status_code == 204
+
+
+async def test_a_metadata_edit_still_queued_does_not_hold_back_a_deletion(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "delmeta")
+    subscription, account, _ = await canceled_at_billplane_only(client, tenant, worker)
+    await drain(worker)  # the cancellation reaches Stripe
+    edited = await client.patch(
+        f"/v1/subscriptions/{subscription}", json={"metadata": {"note": "closed"}}, headers=tenant.headers
+    )
+    assert (edited.status_code, edited.json()["sync_status"]) == (200, "pending"), edited.text
+
+    # Stripe bills the same without it: nothing is left to wait for.
+    assert (await client.delete(f"/v1/provider-accounts/{account}", headers=tenant.headers)).status_code == 204
+    assert (await client.delete(f"/v1/admin/tenants/{tenant.slug}", headers=admin_headers)).status_code == 204

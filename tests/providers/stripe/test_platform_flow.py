@@ -281,3 +281,38 @@ async def test_a_subscriptions_metadata_edited_in_billplane_reaches_stripe(
     async with worker.database.tenant_session(tenant.schema) as session:
         rows = await session.scalar(text("SELECT count(*) FROM outbox WHERE kind = 'subscription.metadata'"))
     assert rows == 1
+
+
+async def test_stripes_news_of_a_subscription_is_not_held_back_nor_dropped_for_a_metadata_edit(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripemetanews")
+    account_id = (await connect(client, tenant)).json()["id"]
+    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
+    async with worker.database.tenant_session(tenant.schema) as session:
+        product = await insert(session, "products", name="API")
+        plan = await insert(
+            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
+            currency="USD", billing_interval="month",
+        )  # fmt: skip
+        subscription = await insert(session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active")
+    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+    await drain(worker)
+    url = f"/v1/subscriptions/{subscription}"
+    shown = (await client.get(url, headers=tenant.headers)).json()
+    # Stripe's renewal failed a minute ago; its event reaches billplane after a metadata edit.
+    failed_at = int(datetime.now(UTC).timestamp()) - 60
+    state = objects.fixture(
+        "subscription", id=shown["provider_subscription_id"], status="past_due", pause_collection=None,
+        customer=fake_stripe.store.subscriptions[shown["provider_subscription_id"]]["customer"],
+    )  # fmt: skip
+    edited = await client.patch(url, json={"metadata": {"note": "vip"}}, headers=tenant.headers)
+    assert edited.status_code == 200, edited.text
+
+    headers, body = events.sign(
+        events.event("customer.subscription.updated", state, created=failed_at), [WEBHOOK_SECRET], datetime.now(UTC)
+    )
+    assert (await client.post(f"/v1/webhooks/stripe/{account_id}", content=body, headers=headers)).status_code == 200
+    await drain(worker)
+    shown = (await client.get(url, headers=tenant.headers)).json()
+    assert (shown["status"], shown["metadata"], shown["sync_status"]) == ("past_due", {"note": "vip"}, "synced")
