@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from billplane.app import SERVICES_STATE_KEY, Services, create_app, renew_state
 from billplane.events.controller import OPTIONS_STATE_KEY
@@ -65,11 +66,18 @@ async def test_a_renewed_app_names_tenants_in_its_metrics_afresh(
     assert not isinstance(cast("ObservedApp", app.asgi_handler).app, ObservedApp)
 
 
+def _kept(services: Services) -> int:
+    """Connections the runtime's pool keeps: none once it is disposed."""
+    pool = services.runtime.database.engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedin()
+
+
 async def test_stopping_closes_the_runtime_even_after_the_in_process_worker_died(settings: Settings) -> None:
     services = Services.build(settings, worker=True)
     async with services.runtime.database.engine.connect() as connection:  # a pooled connection, kept
         await connection.execute(text("SELECT 1"))
-    assert services.runtime.database.engine.pool.checkedin() == 1
+    assert _kept(services) == 1
 
     async def died() -> None:
         raise RuntimeError("the worker's own failure")
@@ -79,4 +87,4 @@ async def test_stopping_closes_the_runtime_even_after_the_in_process_worker_died
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="the worker's own failure"):
         await services.stop()
-    assert services.runtime.database.engine.pool.checkedin() == 0  # disposed all the same
+    assert _kept(services) == 0  # disposed all the same
