@@ -583,9 +583,9 @@ class SubscriptionMetadataAdapter(Protocol):
     async def update_subscription_metadata(
         self, provider_subscription_id: str, metadata: dict[str, str], *, idempotency_key: str
     ) -> None:
-        """Make the provider's subscription carry ``metadata`` as the tenant's metadata: keys the
-        tenant has no longer are removed, and keys that are not the tenant's (the provider's own,
-        those the adapter set itself such as billplane's ids) stay.
+        """Make the provider's subscription carry ``metadata`` as the tenant's metadata. Keys the
+        adapter set itself (such as billplane's ids) stay; any other key is the tenant's, and one
+        ``metadata`` no longer has is removed, wherever it was set (say so in your documentation).
 
         The same metadata sent again (a retry) is no error. A subscription the provider no longer
         has raises ``ProviderError``; ``RetryableProviderError`` when it could not be asked.

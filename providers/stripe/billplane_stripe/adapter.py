@@ -173,6 +173,7 @@ class StripeAdapter:
         read, never the Search API) and one carrying this billplane subscription's id and tenant,
         and not ended, is the answer.
         """
+        subscriptions.check_metadata_size(subscription.metadata)
         async with stripe_errors():
             earlier = await self._created_earlier(subscription)
             if earlier is not None:
@@ -240,6 +241,7 @@ class StripeAdapter:
     ) -> None:
         """The tenant's metadata, as billplane has it now: keys it no longer has are removed,
         whoever set them at Stripe; billplane's own ids stay."""
+        subscriptions.check_metadata_size(metadata)
         async with stripe_errors():
             current = _plain(await self._client.v1.subscriptions.retrieve_async(provider_subscription_id))
             changes = subscriptions.metadata_changes(current.get("metadata"), metadata)

@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from billplane.plugins import ProrationPolicy, ProviderSubscription, SubscriptionStatus, UnsupportedOperationError
+from billplane.plugins import (
+    ProrationPolicy,
+    ProviderError,
+    ProviderSubscription,
+    SubscriptionStatus,
+    UnsupportedOperationError,
+)
 
 _STATUSES: dict[str, SubscriptionStatus] = {
     "trialing": "trialing",
@@ -88,6 +94,19 @@ _ENDED = {"canceled", "incomplete_expired"}
 
 # Keys create_subscription adds beside the tenant's metadata (is_created_for reads them).
 OWN_METADATA = ("billplane_subscription_id", "billplane_tenant_id")
+MAX_METADATA_KEYS = 50  # Stripe's limit per object
+
+
+def check_metadata_size(metadata: Mapping[str, str]) -> None:
+    """Refuse, before any call, metadata Stripe would refuse beside billplane's own keys."""
+    keys = set(metadata) | set(OWN_METADATA)
+    if len(keys) > MAX_METADATA_KEYS:
+        raise ProviderError(
+            f"Stripe keeps at most {MAX_METADATA_KEYS} metadata keys on a subscription and billplane needs "
+            f"{len(OWN_METADATA)} of them: this subscription's metadata has {len(metadata)} keys; remove "
+            f"{len(keys) - MAX_METADATA_KEYS}",
+            code="metadata_too_large",
+        )
 
 
 def metadata_changes(current: object, wanted: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 from billplane_paypal import tokens
 from billplane_paypal.client import PayPalClient
 from billplane_paypal.credentials import LIVE_API, SANDBOX_API, PayPalCredentials, api_base
-from billplane_paypal.events import EVENT_TYPES
+from billplane_paypal.events import EVENT_TYPES, OPTIONAL_EVENT_TYPES
 
 from billplane.plugins import (
     CustomerData,
@@ -236,7 +236,7 @@ async def test_a_webhook_not_subscribed_to_every_event_billplane_reads_fails_the
     assert "not subscribed to PAYMENT.SALE.COMPLETED, PAYMENT.SALE.REFUNDED:" in caught.value.message
     paypal.webhook_event_types = [*sorted(EVENT_TYPES), "CHECKOUT.ORDER.APPROVED"]  # every one, and more
     await make_adapter().check_credentials()
-    paypal.webhook_event_types = sorted(EVENT_TYPES - {"BILLING.SUBSCRIPTION.RE-ACTIVATED"})  # the optional one
+    paypal.webhook_event_types = sorted(EVENT_TYPES - OPTIONAL_EVENT_TYPES)
     await make_adapter().check_credentials()
 
 

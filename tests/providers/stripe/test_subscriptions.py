@@ -237,3 +237,24 @@ async def test_metadata_is_the_tenants_as_billplane_has_it_now(
     # billplane's own ids stay whatever the tenant's metadata says.
     await stripe_adapter.update_subscription_metadata(sub, {"billplane_tenant_id": "8"}, idempotency_key=helpers.key())
     assert fake_stripe.store.subscriptions[sub]["metadata"] == ids
+
+
+async def test_metadata_stripe_could_not_hold_beside_billplanes_ids_is_refused_before_any_call(
+    stripe_adapter: StripeAdapter, fake_stripe: FakeStripe
+) -> None:
+    sub = await helpers.subscription(stripe_adapter)
+    too_many = {f"k{number}": "v" for number in range(49)}
+    with pytest.raises(ProviderError, match="this subscription's metadata has 49 keys; remove 1") as caught:
+        await stripe_adapter.update_subscription_metadata(sub, too_many, idempotency_key=helpers.key())
+    assert caught.value.code == "metadata_too_large"
+    data = SubscriptionData(
+        subscription_id=10, provider_customer_id=await helpers.customer(stripe_adapter),
+        provider_price_id=await helpers.price(stripe_adapter), metadata=too_many,
+    )  # fmt: skip
+    posts = len(fake_stripe.posts())
+    with pytest.raises(ProviderError, match="at most 50 metadata keys"):
+        await stripe_adapter.create_subscription(data, idempotency_key=helpers.key())
+    assert len(fake_stripe.posts()) == posts
+    del too_many["k0"]  # 48 of the tenant's and billplane's 2: Stripe's 50
+    await stripe_adapter.update_subscription_metadata(sub, too_many, idempotency_key=helpers.key())
+    assert len(fake_stripe.store.subscriptions[sub]["metadata"]) == 50
