@@ -12,10 +12,9 @@ from __future__ import annotations
 from billplane.runtime import Runtime
 from billplane.sync.unsent import UNSENT_CHANGES
 from tests.conftest import CreatedTenant, create_tenant
-from tests.platform.billing_seed import insert
 from tests.platform.sync_fakes import drain
 from tests.providers.stripe.fake_stripe.server import FakeStripe
-from tests.providers.stripe.test_platform_flow import Client, connect
+from tests.providers.stripe.test_platform_flow import Client, connect, mirrored_to_stripe
 from tests.providers.stripe.test_platform_flow import worker as worker  # noqa: PLC0414 - the fixture
 
 
@@ -23,19 +22,7 @@ async def canceled_at_billplane_only(client: Client, tenant: CreatedTenant, runt
     """A subscription at Stripe, canceled in billplane, its cancellation still queued:
     (subscription, its account, its Stripe id)."""
     assert (await connect(client, tenant)).status_code == 201
-    customer = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
-    await drain(runtime)
-    async with runtime.database.tenant_session(tenant.schema) as session:
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
-            currency="USD", billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer, plan_id=plan, status="active", quantity=3
-        )
-    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
-    await drain(runtime)
+    subscription = await mirrored_to_stripe(client, runtime, tenant, quantity=3)
     shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
     canceled = await client.post(f"/v1/subscriptions/{subscription}/cancel", json={}, headers=tenant.headers)
     assert (canceled.status_code, canceled.json()["status"]) == (200, "canceled"), canceled.text

@@ -243,11 +243,9 @@ async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once
         ]
 
 
-async def test_a_subscriptions_metadata_edited_in_billplane_reaches_stripe(
-    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
-) -> None:
-    tenant = await create_tenant(client, admin_headers, "stripemeta")
-    assert (await connect(client, tenant)).status_code == 201
+async def mirrored_to_stripe(client: Client, worker: Runtime, tenant: CreatedTenant, **subscription: object) -> int:
+    """A per-seat subscription of a new customer, mirrored to the tenant's Stripe account: its id.
+    Subscriptions are written by the billing engine; here a row stands in for it."""
     customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
     async with worker.database.tenant_session(tenant.schema) as session:
         product = await insert(session, "products", name="API")
@@ -255,12 +253,20 @@ async def test_a_subscriptions_metadata_edited_in_billplane_reaches_stripe(
             session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
             currency="USD", billing_interval="month",
         )  # fmt: skip
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active",
-            metadata={"tier": "gold", "region": "eu"},
-        )  # fmt: skip
-    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
+        made = await insert(
+            session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active", **subscription
+        )
+    assert (await client.post(f"/v1/subscriptions/{made}/sync", headers=tenant.headers)).status_code == 202
     await drain(worker)
+    return made
+
+
+async def test_a_subscriptions_metadata_edited_in_billplane_reaches_stripe(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, fake_stripe: FakeStripe
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "stripemeta")
+    assert (await connect(client, tenant)).status_code == 201
+    subscription = await mirrored_to_stripe(client, worker, tenant, metadata={"tier": "gold", "region": "eu"})
     url = f"/v1/subscriptions/{subscription}"
     at_stripe = fake_stripe.store.subscriptions[
         (await client.get(url, headers=tenant.headers)).json()["provider_subscription_id"]
@@ -288,16 +294,7 @@ async def test_stripes_news_of_a_subscription_is_not_held_back_nor_dropped_for_a
 ) -> None:
     tenant = await create_tenant(client, admin_headers, "stripemetanews")
     account_id = (await connect(client, tenant)).json()["id"]
-    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
-    async with worker.database.tenant_session(tenant.schema) as session:
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
-            currency="USD", billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active")
-    assert (await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)).status_code == 202
-    await drain(worker)
+    subscription = await mirrored_to_stripe(client, worker, tenant)
     url = f"/v1/subscriptions/{subscription}"
     shown = (await client.get(url, headers=tenant.headers)).json()
     # Stripe's renewal failed a minute ago; its event reaches billplane after a metadata edit.
