@@ -11,6 +11,7 @@ from sqlalchemy import text
 from billplane.runtime import Runtime
 from billplane.sync.sweep import Sweeper
 from tests.conftest import CreatedTenant, create_tenant
+from tests.platform.provider_accounts_fake import FakeProvider, good_body
 from tests.platform.sync_fakes import (
     FAST,
     AccountRow,
@@ -258,3 +259,25 @@ async def test_the_sweep_does_not_queue_a_waiting_job_twice(
     assert await sweeper.sweep() >= 1  # earlier tests' tenants share this database
     assert await sweeper.sweep() == 0  # every job is still waiting: its queueing lock holds
     assert [job["outbox_id"] for job in await wait_for_jobs(worker, 1) if job["schema"] == tenant.schema] == [1]
+
+
+async def test_another_tenants_deleted_account_of_the_same_id_decides_nothing(
+    client: Client, admin_headers: dict[str, str], accounts: StaticAccounts, worker: Runtime, fake: FakeState
+) -> None:
+    """An outbox row's account is its tenant's own: a control row of that id marked deleted but of
+    another tenant (in the test suite, a real account whose id a fake account took) is not it."""
+    other = await create_tenant(client, admin_headers, "syncother")
+    FakeProvider().install(client.app)
+    made = await client.post("/v1/provider-accounts", json=good_body(), headers=other.headers)
+    assert made.status_code == 201, made.text
+    account_id = made.json()["id"]
+    assert (await client.delete(f"/v1/provider-accounts/{account_id}", headers=other.headers)).status_code == 204
+
+    tenant = await create_tenant(client, admin_headers, "sync")
+    accounts.add(AccountRow(id=account_id, tenant_id=tenant.id, tenant_schema=tenant.schema))
+    client.app.state.runtime.default_accounts.invalidate(tenant.id)
+    customer = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()
+    await work(worker)
+
+    shown = (await client.get(f"/v1/customers/{customer['id']}", headers=tenant.headers)).json()
+    assert shown["sync_status"] == "synced"

@@ -38,6 +38,7 @@ from billplane.provider_accounts.models import ProviderAccount
 from billplane.subscriptions.models import Subscription
 from billplane.sync.channel import OUTBOX_CHANNEL, notify_payload
 from billplane.sync.models import OUTBOX_KINDS, OutboxEntry
+from billplane_tenants import Tenant
 
 # The objects whose sync state (``sync_status``, ...) is derived from their outbox rows.
 OBJECT_MODELS: dict[str, type[Customer | Subscription | Product | Plan]] = {
@@ -51,8 +52,11 @@ _ERROR_LIMIT = 2000
 # name its id), and nothing there can be done any more. An object's status is then its other
 # accounts', and no sync sends them again. Told by a row marked deleted, not by the lack of a live
 # one: an account no control row knows is the account source's to refuse (``OutboxWriter.live``).
+# The tenant's own account (whose schema is the session's): another tenant's says nothing here.
 _AT_DELETED_ACCOUNT = exists().where(
-    ProviderAccount.id == OutboxEntry.provider_account_id, ProviderAccount.status == "deleted"
+    ProviderAccount.id == OutboxEntry.provider_account_id,
+    ProviderAccount.status == "deleted",
+    ProviderAccount.tenant_id == select(Tenant.id).where(Tenant.schema_name == func.current_schema()).scalar_subquery(),
 )
 
 
