@@ -39,7 +39,7 @@ async def charge_invoice(
     if invoice.subscription_id is not None:
         subscription = await session.get(Subscription, invoice.subscription_id)
     account_id = await _account_id(writer, subscription)
-    account = await ProviderAccountRepository(session, writer.tenant_id).get_live(account_id)
+    account = await ProviderAccountRepository(session, writer.tenant_id).get_live(account_id, for_share=True)
     if account is None:
         raise ConflictError(f"provider account {account_id} no longer exists: connect an account to charge through")
     clock = await session.scalar(select(Customer.test_clock_id).where(Customer.id == invoice.customer_id))

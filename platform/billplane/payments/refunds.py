@@ -42,7 +42,7 @@ class RefundService:
         if payment.provider_account_id is None or payment.provider_payment_id is None:
             raise ConflictError("this payment was not made through a provider: there is nothing to refund there")
         accounts = ProviderAccountRepository(self.session, self.writer.tenant_id)
-        if await accounts.get_live(payment.provider_account_id) is None:
+        if await accounts.get_live(payment.provider_account_id, for_share=True) is None:
             # Its refund could never be sent: it would wait, its amount reserved, for the tenant.
             raise ConflictError(
                 f"provider account {payment.provider_account_id}, which took this payment, was deleted: "

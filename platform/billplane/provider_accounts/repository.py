@@ -35,7 +35,12 @@ class ProviderAccountRepository:
         """An id for a new account, drawn before the insert: the ciphertexts' associated data names it."""
         return int(await self.session.scalar(_NEXT_ID))
 
-    async def get_live(self, account_id: int, *, for_update: bool = False) -> ProviderAccount | None:
+    async def get_live(
+        self, account_id: int, *, for_update: bool = False, for_share: bool = False
+    ) -> ProviderAccount | None:
+        """The tenant's live account. ``for_share``: held until the caller commits, so that a
+        deletion (which locks the account for update) waits for money the caller sends through
+        it, and one under way makes the caller wait and then find the account gone."""
         if not 1 <= account_id <= MAX_ID:
             return None
         query = select(ProviderAccount).where(
@@ -43,6 +48,8 @@ class ProviderAccountRepository:
         )
         if for_update:
             query = query.with_for_update()
+        elif for_share:
+            query = query.with_for_update(read=True)
         return (await self.session.execute(query)).scalar_one_or_none()
 
     async def page_live(self, *, provider: str | None, after: int | None, limit: int) -> list[ProviderAccount]:

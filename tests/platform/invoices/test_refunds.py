@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import psycopg
 import pytest
 from billplane_sandbox import payment_methods
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from billplane.runtime import Runtime
@@ -111,6 +114,32 @@ async def test_a_payment_whose_account_was_deleted_is_refused_a_refund_and_nothi
     assert "was deleted: refund it at the provider itself" in refused.json()["detail"]
     assert await rows(worker, tenant, "SELECT id FROM refunds") == []
     assert await rows(worker, tenant, "SELECT id FROM outbox WHERE kind = 'refund.create'") == []
+    assert (await payment(client, tenant, paid))["refunded_amount"] == 0
+
+
+async def test_a_refund_made_while_its_account_is_being_deleted_waits_for_the_deletion_and_is_refused(
+    client: Client, admin_headers: dict[str, str], worker: Runtime, database_url: str
+) -> None:
+    tenant = await create_tenant(client, admin_headers, "ref")
+    paid = await paid_payment(client, worker, tenant, payment_methods.SUCCEEDS, 1000)
+    [account] = await rows(worker, tenant, "SELECT provider_account_id FROM payments WHERE id = :id", id=paid)
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    # The account's deletion under way, as DELETE /v1/provider-accounts/{id} makes it: the row
+    # locked, then marked deleted, committed a moment later. A plain connection ended by a timer:
+    # the refund's request, waiting in the app, blocks this test's loop.
+    with psycopg.connect(dsn) as deletion:
+        deletion.execute(
+            "UPDATE control.provider_accounts SET status = 'deleted', deleted_at = now(), is_default = false, "
+            "credentials_ciphertext = NULL, credentials_key_id = NULL WHERE id = %s",
+            [account["provider_account_id"]],
+        )
+        committed = threading.Timer(1, deletion.commit)
+        committed.start()
+        refused = await refund(client, tenant, payment_id=paid, amount=300)
+        committed.join()
+
+    assert refused.status_code == 409, refused.text
+    assert await rows(worker, tenant, "SELECT id FROM refunds") == []
     assert (await payment(client, tenant, paid))["refunded_amount"] == 0
 
 
