@@ -112,10 +112,10 @@ async def _admin_execute(server: str, statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def database_url(server_url: str, worker_id: str) -> Iterator[str]:
-    """A fresh database for this run and worker, with the control schema at head."""
-    name = f"billplane_test_{worker_id}_{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the server, with the control schema at head: its URL. Dropped after."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
@@ -129,6 +129,13 @@ def database_url(server_url: str, worker_id: str) -> Iterator[str]:
     asyncio.run(upgrade())
     yield url
     drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str, worker_id: str) -> Iterator[str]:
+    """A fresh database for this run and worker, with the control schema at head."""
+    with fresh_database(server_url, f"billplane_test_{worker_id}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

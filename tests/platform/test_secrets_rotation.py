@@ -12,14 +12,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
 from billplane.cli.main import cli
-from billplane.db.paths import control_scripts
 from billplane.events.models import WebhookEndpoint
 from billplane.events.rotation import rotate_endpoints
 from billplane.events.schemas import WebhookEndpointCreate
@@ -33,9 +30,7 @@ from billplane.provider_accounts.source import DatabaseAccountSource
 from billplane.provider_accounts.vault import AccountVault, CredentialsUnavailableError
 from billplane.runtime import Runtime
 from billplane.settings import DatabaseSettings, SecuritySettings, Settings
-from billplane_tenants import Database
-from billplane_tenants.migrations import upgrade_control
-from tests.conftest import SECRET_KEY, CreatedTenant, drop_database, unique_slug
+from tests.conftest import SECRET_KEY, CreatedTenant, _admin_execute, fresh_database, unique_slug
 from tests.platform.events.conftest import FAST
 from tests.platform.events.helpers import drain, emit_event
 from tests.platform.events.receiver import receiver
@@ -44,18 +39,6 @@ from tests.platform.provider_accounts_fake import FakeCredentials, FakeProvider
 
 T = TypeVar("T")
 KEYS = {name: f"{name}:{base64.b64encode(secrets.token_bytes(32)).decode()}" for name in ("k1", "k2", "k3", "kx")}
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin(server_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(_dsn(server_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 # Emptied before each test instead of made for each: PostgreSQL checkpoints at every DROP DATABASE,
@@ -77,26 +60,14 @@ END $$
 
 @pytest.fixture(scope="session")
 def _rotation_database(server_url: str) -> Iterator[str]:
-    name = f"billplane_rotation_{secrets.token_hex(4)}"
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-    async def upgrade() -> None:
-        database = Database(url)
-        try:
-            await upgrade_control(database, str(control_scripts()))
-        finally:
-            await database.dispose()
-
-    asyncio.run(upgrade())
-    yield url
-    drop_database(server_url, name)
+    with fresh_database(server_url, "billplane_rotation") as url:
+        yield url
 
 
 @pytest.fixture
 def own_database(_rotation_database: str) -> str:
     """A database holding nothing but this test's rows."""
-    asyncio.run(_admin(_rotation_database, _EMPTY))
+    asyncio.run(_admin_execute(_rotation_database, _EMPTY))
     return _rotation_database
 
 

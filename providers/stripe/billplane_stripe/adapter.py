@@ -186,8 +186,7 @@ class StripeAdapter:
                 ],
                 "metadata": {
                     **subscription.metadata,
-                    "billplane_subscription_id": str(subscription.subscription_id),
-                    "billplane_tenant_id": str(self._context.tenant_id),
+                    **subscriptions.own_metadata(subscription.subscription_id, self._context.tenant_id),
                 },
             }
             if subscription.trial_end is not None:

@@ -92,14 +92,18 @@ def proration_behavior(policy: ProrationPolicy) -> str:
 _ENDED = {"canceled", "incomplete_expired"}
 
 
-# Keys create_subscription adds beside the tenant's metadata (is_created_for reads them).
-OWN_METADATA = ("billplane_subscription_id", "billplane_tenant_id")
+def own_metadata(subscription_id: int, tenant_id: int) -> dict[str, str]:
+    """What create_subscription adds beside the tenant's metadata (is_created_for reads it)."""
+    return {"billplane_subscription_id": str(subscription_id), "billplane_tenant_id": str(tenant_id)}
+
+
+OWN_METADATA = frozenset(own_metadata(0, 0))
 MAX_METADATA_KEYS = 50  # Stripe's limit per object
 
 
 def check_metadata_size(metadata: Mapping[str, str]) -> None:
     """Refuse, before any call, metadata Stripe would refuse beside billplane's own keys."""
-    keys = set(metadata) | set(OWN_METADATA)
+    keys = set(metadata) | OWN_METADATA
     if len(keys) > MAX_METADATA_KEYS:
         raise ProviderError(
             f"Stripe keeps at most {MAX_METADATA_KEYS} metadata keys on a subscription and billplane needs "
@@ -126,8 +130,7 @@ def is_created_for(subscription: Mapping[str, Any], subscription_id: int, tenant
     metadata = subscription.get("metadata")
     return (
         isinstance(metadata, Mapping)
-        and metadata.get("billplane_subscription_id") == str(subscription_id)
-        and metadata.get("billplane_tenant_id") == str(tenant_id)
+        and all(metadata.get(key) == value for key, value in own_metadata(subscription_id, tenant_id).items())
         and subscription.get("status") not in _ENDED
     )
 

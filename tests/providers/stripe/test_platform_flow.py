@@ -75,19 +75,7 @@ async def test_customers_and_subscriptions_reach_stripe_and_its_webhooks_come_ba
     assert mapping["provider"] == "stripe"
     assert fake_stripe.store.customers[mapping["id"]]["email"] == "ada@example.com"
 
-    # Subscriptions are written by the billing engine; here a row stands in for it.
-    async with worker.database.tenant_session(tenant.schema) as session:
-        product = await insert(session, "products", name="API")
-        plan = await insert(
-            session, "plans", product_id=product, name="Team", pricing_model="per_seat", amount=1200,
-            currency="USD", billing_interval="month",
-        )  # fmt: skip
-        subscription = await insert(
-            session, "subscriptions", customer_id=customer_id, plan_id=plan, status="active", quantity=3
-        )
-    synced = await client.post(f"/v1/subscriptions/{subscription}/sync", headers=tenant.headers)
-    assert synced.status_code == 202, synced.text
-    await drain(worker)
+    subscription = await mirrored_to_stripe(client, worker, tenant, customer_id=customer_id, quantity=3)
     shown = (await client.get(f"/v1/subscriptions/{subscription}", headers=tenant.headers)).json()
     assert (shown["provider"], shown["provider_account_id"], shown["sync_status"]) == ("stripe", account_id, "synced")
     at_stripe = fake_stripe.store.subscriptions[shown["provider_subscription_id"]]
@@ -243,10 +231,14 @@ async def test_a_customer_edited_between_two_attempts_of_its_create_is_made_once
         ]
 
 
-async def mirrored_to_stripe(client: Client, worker: Runtime, tenant: CreatedTenant, **subscription: object) -> int:
-    """A per-seat subscription of a new customer, mirrored to the tenant's Stripe account: its id.
-    Subscriptions are written by the billing engine; here a row stands in for it."""
-    customer_id = (await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)).json()["id"]
+async def mirrored_to_stripe(
+    client: Client, worker: Runtime, tenant: CreatedTenant, customer_id: int | None = None, **subscription: object
+) -> int:
+    """A per-seat subscription (of a new customer unless named), mirrored to the tenant's Stripe
+    account: its id. Subscriptions are written by the billing engine; here a row stands in for it."""
+    if customer_id is None:
+        created = await client.post("/v1/customers", json={"name": "Ada"}, headers=tenant.headers)
+        customer_id = created.json()["id"]
     async with worker.database.tenant_session(tenant.schema) as session:
         product = await insert(session, "products", name="API")
         plan = await insert(
